@@ -1,0 +1,209 @@
+import path from 'node:path';
+import { EngineError } from '../common/errors.ts';
+import { KeyedMutex } from '../common/lock.ts';
+import { ContentStore } from '../content/store.ts';
+import { applyLayer } from '../archive/apply.ts';
+import type { Digest } from '../oci/digest.ts';
+import { layerCompression, MediaType } from '../oci/mediatypes.ts';
+import { formatReference, parseReference } from '../oci/reference.ts';
+import { type Descriptor, type ImageConfig, type Manifest, parseImageConfig } from '../oci/types.ts';
+import { chainIds, Snapshotter } from '../snapshots/overlay.ts';
+import { type ImageRecord, ImageStore } from './store.ts';
+
+export interface RegisterOptions {
+  config: Buffer;
+  /** Layer blobs (already in the content store), aligned with the config's diff_ids. */
+  layers: Descriptor[];
+  /** The manifest to keep; when absent keel writes an OCI manifest for the image. */
+  manifest?: { descriptor: Descriptor; bytes: Buffer };
+  /** Normalized names to point at the image. */
+  names?: string[];
+  parent?: Digest;
+  signal?: AbortSignal;
+}
+
+export interface RemoveResult {
+  untagged: string[];
+  deleted: Digest[];
+}
+
+/**
+ * Images: content store + unpacked layers + metadata. Everything that makes
+ * an image (pull, load, import, commit, build) ends in `register`, which
+ * unpacks missing layers and writes the record last.
+ */
+export class ImageService {
+  readonly content: ContentStore;
+  readonly snapshots: Snapshotter;
+  readonly store: ImageStore;
+  private readonly unpackMutex = new KeyedMutex();
+
+  constructor(dataRoot: string) {
+    this.content = new ContentStore(path.join(dataRoot, 'content'));
+    this.snapshots = new Snapshotter(path.join(dataRoot, 'overlay'));
+    this.store = new ImageStore(path.join(dataRoot, 'images'));
+  }
+
+  async init(): Promise<void> {
+    await this.content.init();
+    await this.snapshots.init();
+    await this.store.init();
+    await this.content.cleanIngests();
+  }
+
+  async config(rec: ImageRecord): Promise<ImageConfig> {
+    return parseImageConfig(await this.content.read(rec.id));
+  }
+
+  /** Unpacks a layer blob once per chain ID (concurrent callers share the work). */
+  async unpackLayer(blob: Descriptor, diffId: Digest, chainId: Digest, parent: Digest | null, signal?: AbortSignal): Promise<number> {
+    return this.unpackMutex.run(chainId, async () => {
+      const meta = await this.snapshots.createLayer({ chainId, diffId, parent }, async (dir) => {
+        const compression = layerCompression(blob.mediaType) ?? 'auto';
+        const r = await applyLayer(dir, this.content.openRead(blob.digest), { compression: compression === 'none' ? 'auto' : compression, signal });
+        return { diffId: r.diffId, size: r.size };
+      });
+      return meta.size;
+    });
+  }
+
+  /** Registers an image whose config and layer blobs are in the content store. */
+  async register(opts: RegisterOptions): Promise<ImageRecord> {
+    const config = parseImageConfig(opts.config);
+    const diffIds = config.rootfs.diff_ids;
+    if (diffIds.length !== opts.layers.length) {
+      throw new EngineError('INVALID_ARGUMENT', `image config lists ${diffIds.length} layers (diff_ids) but the manifest has ${opts.layers.length}`);
+    }
+    const configDigest = await this.content.put(opts.config);
+    const chain = chainIds(diffIds);
+    let size = 0;
+    for (let i = 0; i < chain.length; i++) {
+      if (!(await this.content.has(opts.layers[i]!.digest)) && !(await this.snapshots.hasLayer(chain[i]!))) {
+        throw new EngineError('NOT_FOUND', `layer ${opts.layers[i]!.digest} is missing from the content store`);
+      }
+      size += await this.unpackLayer(opts.layers[i]!, diffIds[i]!, chain[i]!, i ? chain[i - 1]! : null, opts.signal);
+    }
+    const manifest = opts.manifest ?? (await this.writeManifest(opts.config, configDigest, opts.layers));
+    if (opts.manifest) await this.content.put(opts.manifest.bytes, { digest: opts.manifest.descriptor.digest });
+    const rec: ImageRecord = {
+      id: configDigest,
+      manifest: manifest.descriptor,
+      layers: opts.layers,
+      chainIds: chain,
+      size,
+      stored: new Date().toISOString(),
+      ...(opts.parent ? { parent: opts.parent } : {}),
+    };
+    await this.store.put(rec, opts.names ?? []);
+    return rec;
+  }
+
+  private async writeManifest(configBytes: Buffer, configDigest: Digest, layers: Descriptor[]): Promise<{ descriptor: Descriptor; bytes: Buffer }> {
+    const m: Manifest = {
+      schemaVersion: 2,
+      mediaType: MediaType.OciManifest,
+      config: { mediaType: MediaType.OciConfig, digest: configDigest, size: configBytes.length },
+      layers: layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size })),
+    };
+    const bytes = Buffer.from(JSON.stringify(m));
+    const digest = await this.content.put(bytes);
+    return { descriptor: { mediaType: MediaType.OciManifest, digest, size: bytes.length }, bytes };
+  }
+
+  /** Points `target` (any name form) at the image `source` resolves to. */
+  async tag(source: string, target: string): Promise<void> {
+    const rec = this.store.resolve(source);
+    const ref = parseReference(target);
+    if (ref.digest) throw new EngineError('INVALID_ARGUMENT', `refusing to create a tag with a digest reference: ${target}`);
+    await this.store.tag(rec.id, formatReference(ref));
+  }
+
+  /**
+   * docker rmi: by name, removes that name (and the image when it was the
+   * last); by ID, removes the image and its names, refusing with several
+   * repositories unless forced. `inUse` says whether a container uses it.
+   */
+  async remove(ref: string, opts: { force?: boolean; noPrune?: boolean; inUse?: (id: Digest) => string | undefined } = {}): Promise<RemoveResult> {
+    const rec = this.store.resolve(ref);
+    const names = this.store.namesOf(rec.id);
+    const byName = !isIdLike(ref, rec.id) && names.length > 0;
+    const result: RemoveResult = { untagged: [], deleted: [] };
+    const user = opts.inUse?.(rec.id);
+    if (byName) {
+      const name = this.nameFor(ref);
+      const tags = names.filter((n) => !n.includes('@'));
+      if (tags.length > 1 || (name && name.includes('@') && tags.length)) {
+        if (name) {
+          await this.store.untag(name);
+          result.untagged.push(name);
+        }
+        return result;
+      }
+    } else if (names.filter((n) => !n.includes('@')).length > 1 && !opts.force) {
+      throw new EngineError('CONFLICT', `conflict: unable to delete ${rec.id.slice(7, 19)} (must be forced) - image is referenced in multiple repositories`);
+    }
+    if (user) {
+      if (!opts.force) {
+        throw new EngineError('CONFLICT', `conflict: unable to ${byName ? `remove repository reference "${ref}"` : `delete ${rec.id.slice(7, 19)}`} (must force) - container ${user.slice(0, 12)} is using its referenced image ${rec.id.slice(7, 19)}`);
+      }
+      // Forced while in use: docker untags and keeps the (now dangling) image.
+      for (const n of names) {
+        await this.store.untag(n);
+        result.untagged.push(n);
+      }
+      return result;
+    }
+    result.untagged.push(...names);
+    await this.store.delete(rec.id);
+    result.deleted.push(rec.id);
+    if (!opts.noPrune) await this.gc();
+    return result;
+  }
+
+  private nameFor(ref: string): string | undefined {
+    try {
+      return formatReference(parseReference(ref));
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * Removes layers and blobs no image references. `keepLayers` are chain IDs
+   * still needed by containers whose images were force-removed.
+   */
+  async gc(keepLayers: Iterable<Digest> = []): Promise<{ layers: number; blobs: number; bytes: number }> {
+    return this.unpackMutex.run('gc', async () => {
+      const liveLayers = new Set<Digest>(keepLayers);
+      const liveBlobs = new Set<Digest>();
+      for (const rec of this.store.list()) {
+        rec.chainIds.forEach((c) => liveLayers.add(c));
+        liveBlobs.add(rec.id);
+        liveBlobs.add(rec.manifest.digest);
+        rec.layers.forEach((l) => liveBlobs.add(l.digest));
+      }
+      let layers = 0;
+      let blobs = 0;
+      let bytes = 0;
+      for (const c of await this.snapshots.listLayers()) {
+        if (liveLayers.has(c)) continue;
+        bytes += (await this.snapshots.layerMeta(c))?.size ?? 0;
+        await this.snapshots.removeLayer(c);
+        layers++;
+      }
+      for (const b of await this.content.list()) {
+        if (liveBlobs.has(b)) continue;
+        bytes += await this.content.size(b).catch(() => 0);
+        await this.content.delete(b);
+        blobs++;
+      }
+      return { layers, blobs, bytes };
+    });
+  }
+}
+
+function isIdLike(ref: string, id: Digest): boolean {
+  const hex = ref.startsWith('sha256:') ? ref.slice(7) : ref;
+  return /^[a-f0-9]+$/.test(hex) && id.slice(7).startsWith(hex);
+}
+

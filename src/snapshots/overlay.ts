@@ -1,0 +1,204 @@
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { EngineError, errnoCode } from '../common/errors.ts';
+import { exec } from '../common/exec.ts';
+import { mkdirp, readJsonIfExists, writeJsonAtomic } from '../common/fs.ts';
+import { type Digest, digestHex, parseDigest, sha256 } from '../oci/digest.ts';
+
+/** A mount described as data (like containerd's), applied by whoever runs the container. */
+export interface Mount {
+  type: string;
+  source: string;
+  target?: string;
+  options: string[];
+}
+
+export interface LayerMeta {
+  chainId: Digest;
+  diffId: Digest;
+  parent: Digest | null;
+  /** Bytes of the uncompressed layer tar. */
+  size: number;
+  created: string;
+}
+
+/**
+ * The overlay snapshotter. Committed layers live read-only in
+ * `layers/<chain-id hex>/diff` (one directory per chain ID, shared by every
+ * image that has it); active snapshots (a container's or a build step's
+ * writable layer) live in `active/<key>/{upper,work}`. Layer directories
+ * appear by an atomic rename only when complete, so a crash never leaves a
+ * half-unpacked layer visible.
+ */
+export class Snapshotter {
+  readonly root: string;
+  readonly layersDir: string;
+  readonly activeDir: string;
+  private readonly tmpDir: string;
+
+  constructor(root: string) {
+    this.root = root;
+    this.layersDir = path.join(root, 'layers');
+    this.activeDir = path.join(root, 'active');
+    this.tmpDir = path.join(root, 'tmp');
+  }
+
+  async init(): Promise<void> {
+    await mkdirp(this.layersDir);
+    await mkdirp(this.activeDir);
+    await mkdirp(this.tmpDir);
+    // Anything in tmp/ is an unpack a crash interrupted.
+    for (const n of await fsp.readdir(this.tmpDir)) await fsp.rm(path.join(this.tmpDir, n), { recursive: true, force: true });
+  }
+
+  layerDir(chainId: Digest): string {
+    return path.join(this.layersDir, digestHex(parseDigest(chainId)), 'diff');
+  }
+
+  async hasLayer(chainId: Digest): Promise<boolean> {
+    return (await this.layerMeta(chainId)) !== undefined;
+  }
+
+  async layerMeta(chainId: Digest): Promise<LayerMeta | undefined> {
+    return readJsonIfExists<LayerMeta>(path.join(this.layersDir, digestHex(parseDigest(chainId)), 'layer.json'));
+  }
+
+  async listLayers(): Promise<Digest[]> {
+    const names = await fsp.readdir(this.layersDir);
+    return names.filter((n) => /^[a-f0-9]{64}$/.test(n)).map((n) => `sha256:${n}` as Digest);
+  }
+
+  /**
+   * Creates a committed layer: `fill` writes the tree into a fresh directory
+   * and returns the layer's diff ID and tar size; the directory is renamed
+   * into place only if `fill` succeeds and the diff ID is the expected one.
+   * When the layer already exists (another pull won the race) it is kept.
+   */
+  async createLayer(
+    expected: { chainId: Digest; diffId?: Digest; parent: Digest | null },
+    fill: (dir: string) => Promise<{ diffId: Digest; size: number }>,
+  ): Promise<LayerMeta> {
+    const existing = await this.layerMeta(expected.chainId);
+    if (existing) return existing;
+    const tmp = path.join(this.tmpDir, randomBytes(8).toString('hex'));
+    const diff = path.join(tmp, 'diff');
+    await fsp.mkdir(diff, { recursive: true, mode: 0o755 });
+    try {
+      const { diffId, size } = await fill(diff);
+      if (expected.diffId && diffId !== expected.diffId) {
+        throw new EngineError('INVALID_ARGUMENT', `layer content does not match its diff_id: expected ${expected.diffId}, got ${diffId}`);
+      }
+      const meta: LayerMeta = { chainId: expected.chainId, diffId, parent: expected.parent, size, created: new Date().toISOString() };
+      await writeJsonAtomic(path.join(tmp, 'layer.json'), meta);
+      try {
+        await fsp.rename(tmp, path.join(this.layersDir, digestHex(expected.chainId)));
+      } catch (e) {
+        if (errnoCode(e) !== 'ENOTEMPTY' && errnoCode(e) !== 'EEXIST') throw e;
+        await fsp.rm(tmp, { recursive: true, force: true });
+      }
+      return meta;
+    } catch (e) {
+      await fsp.rm(tmp, { recursive: true, force: true });
+      throw e;
+    }
+  }
+
+  async removeLayer(chainId: Digest): Promise<void> {
+    const dir = path.join(this.layersDir, digestHex(parseDigest(chainId)));
+    const trash = path.join(this.tmpDir, `rm-${randomBytes(8).toString('hex')}`);
+    // Rename first so a crash mid-delete leaves no half layer under layers/.
+    try {
+      await fsp.rename(dir, trash);
+    } catch (e) {
+      if (errnoCode(e) === 'ENOENT') return;
+      throw e;
+    }
+    await fsp.rm(trash, { recursive: true, force: true });
+  }
+
+  /**
+   * Prepares a writable snapshot over `chain` (chain IDs, bottom layer
+   * first) and returns the overlay mount for it. Paths in lowerdir are
+   * relative to `layers/`, so the mount must run with that working directory
+   * (see mountAt), which keeps the option string short for deep images.
+   */
+  async prepare(key: string, chain: Digest[]): Promise<Mount[]> {
+    const dir = this.activeDirFor(key);
+    await fsp.mkdir(path.join(dir, 'upper'), { recursive: true, mode: 0o755 });
+    await fsp.mkdir(path.join(dir, 'work'), { recursive: true, mode: 0o700 });
+    await writeJsonAtomic(path.join(dir, 'snapshot.json'), { key, chain });
+    return this.mounts(key);
+  }
+
+  async mounts(key: string): Promise<Mount[]> {
+    const dir = this.activeDirFor(key);
+    const rec = await readJsonIfExists<{ chain: Digest[] }>(path.join(dir, 'snapshot.json'));
+    if (!rec) throw new EngineError('NOT_FOUND', `snapshot ${key} does not exist`);
+    // overlayfs needs at least one lowerdir; an image with no layers gets an empty one.
+    const lowers = rec.chain.length ? [...rec.chain].reverse().map((c) => `${digestHex(c)}/diff`) : [];
+    if (!lowers.length) {
+      await fsp.mkdir(path.join(dir, 'empty'), { recursive: true });
+      lowers.push(path.join(dir, 'empty'));
+    }
+    return [{
+      type: 'overlay',
+      source: 'overlay',
+      options: [`lowerdir=${lowers.join(':')}`, `upperdir=${path.join(dir, 'upper')}`, `workdir=${path.join(dir, 'work')}`],
+    }];
+  }
+
+  upperDir(key: string): string {
+    return path.join(this.activeDirFor(key), 'upper');
+  }
+
+  async chainOf(key: string): Promise<Digest[] | undefined> {
+    return (await readJsonIfExists<{ chain: Digest[] }>(path.join(this.activeDirFor(key), 'snapshot.json')))?.chain;
+  }
+
+  /** Mounts a snapshot's overlay at `target` (which must exist). */
+  async mountAt(key: string, target: string): Promise<void> {
+    const [m] = await this.mounts(key);
+    const opts = m!.options.join(',');
+    if (opts.length > 4000) throw new EngineError('INVALID_ARGUMENT', `image has too many layers to mount (${opts.length}-byte overlay options)`);
+    await exec(['mount', '-t', 'overlay', 'overlay', '-o', opts, target], { cwd: this.layersDir });
+  }
+
+  async listActive(): Promise<string[]> {
+    return fsp.readdir(this.activeDir);
+  }
+
+  async remove(key: string): Promise<void> {
+    const dir = this.activeDirFor(key);
+    const trash = path.join(this.tmpDir, `rm-${randomBytes(8).toString('hex')}`);
+    try {
+      await fsp.rename(dir, trash);
+    } catch (e) {
+      if (errnoCode(e) === 'ENOENT') return;
+      throw e;
+    }
+    await fsp.rm(trash, { recursive: true, force: true });
+  }
+
+  private activeDirFor(key: string): string {
+    if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/.test(key)) throw new EngineError('INVALID_ARGUMENT', `invalid snapshot key "${key}"`);
+    return path.join(this.activeDir, key);
+  }
+}
+
+/** Chain ID of a layer stack (OCI image spec): chain(n) = sha256(chain(n-1) + " " + diff(n)). */
+export function chainIds(diffIds: Digest[]): Digest[] {
+  const out: Digest[] = [];
+  for (const d of diffIds) {
+    const prev = out[out.length - 1];
+    out.push(prev ? sha256(`${prev} ${d}`) : d);
+  }
+  return out;
+}
+
+export async function unmount(target: string): Promise<void> {
+  const r = await exec(['umount', target], { allowFailure: true });
+  if (r.code !== 0 && !/not mounted|no mount point|No such file/.test(r.stderr)) {
+    await exec(['umount', '-l', target]);
+  }
+}
