@@ -1,0 +1,203 @@
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import tarStream from 'tar-stream';
+import { EngineError } from '../common/errors.ts';
+import { decompress } from '../archive/compress.ts';
+import { type Digest, parseDigest, sha256 } from '../oci/digest.ts';
+import { isIndexType, MediaType } from '../oci/mediatypes.ts';
+import { formatReference, parseReference } from '../oci/reference.ts';
+import { type Descriptor, hostPlatform, type Index, parseImageDocument, platformMatches } from '../oci/types.ts';
+import type { ImageService } from './service.ts';
+import type { ImageRecord } from './store.ts';
+
+/** Files up to this size are kept in memory while reading an archive; larger ones go to the content store. */
+const SMALL_FILE = 1 << 20;
+/** Bound on all small files of one archive held in memory. */
+const MAX_SMALL_TOTAL = 64 << 20;
+const MAX_ENTRIES = 100_000;
+
+type Entry = { kind: 'mem'; data: Buffer; digest: Digest } | { kind: 'blob'; digest: Digest; size: number };
+
+export interface LoadResult {
+  /** What docker prints: `Loaded image: name:tag` or `Loaded image ID: sha256:…`. */
+  messages: string[];
+  images: ImageRecord[];
+}
+
+/**
+ * Loads a `docker save` archive (manifest.json; also skopeo's
+ * docker-archive) or an OCI image layout archive (index.json), possibly
+ * compressed. Archive entries are read once: small ones into memory, large
+ * ones straight into the content store (layers there are verified against
+ * the config's diff_ids when unpacked). Nothing is registered unless the
+ * whole image checks out.
+ */
+export async function loadArchive(images: ImageService, source: Readable, opts: { signal?: AbortSignal } = {}): Promise<LoadResult> {
+  const files = new Map<string, Entry>();
+  const links = new Map<string, string>();
+  let small = 0;
+  let count = 0;
+  const extract = tarStream.extract();
+  const reading = (async () => {
+    for await (const entry of extract) {
+      if (++count > MAX_ENTRIES) throw new EngineError('INVALID_ARGUMENT', `archive has more than ${MAX_ENTRIES} entries`);
+      const h = entry.header;
+      const name = archivePath(h.name);
+      if (h.type === 'symlink' && name && h.linkname) {
+        links.set(name, archivePath(path.posix.join(path.posix.dirname(name), h.linkname)) ?? '');
+      } else if (h.type === 'file' && name) {
+        const size = h.size ?? 0;
+        if (size <= SMALL_FILE) {
+          small += size;
+          if (small > MAX_SMALL_TOTAL) throw new EngineError('INVALID_ARGUMENT', 'archive has too much metadata (small files over 64 MiB)');
+          const chunks: Buffer[] = [];
+          for await (const c of entry) chunks.push(c as Buffer);
+          const data = Buffer.concat(chunks);
+          files.set(name, { kind: 'mem', data, digest: sha256(data) });
+          continue;
+        }
+        const digest = await images.content.putStream(entry as AsyncIterable<Uint8Array>, { size }, opts.signal);
+        files.set(name, { kind: 'blob', digest, size });
+        continue;
+      }
+      entry.resume();
+    }
+  })();
+  try {
+    await Promise.all([pipeline(decompress(source, 'auto'), extract as unknown as NodeJS.WritableStream, { signal: opts.signal }), reading]);
+  } catch (e) {
+    extract.destroy();
+    await reading.catch(() => {});
+    if (e instanceof EngineError) throw e;
+    throw new EngineError('INVALID_ARGUMENT', `invalid image archive: ${(e as Error).message}`, { cause: e });
+  }
+  const lookup = (name: string): Entry | undefined => {
+    let n: string | undefined = archivePath(name);
+    for (let i = 0; n && i < 8; i++) {
+      const f = files.get(n);
+      if (f) return f;
+      n = links.get(n);
+    }
+    return undefined;
+  };
+  if (files.has('manifest.json')) return loadDockerArchive(images, lookup, opts.signal);
+  if (files.has('index.json')) return loadOciLayout(images, lookup, opts.signal);
+  throw new EngineError('INVALID_ARGUMENT', 'invalid image archive: neither manifest.json (docker save) nor index.json (OCI layout) found');
+}
+
+/** Normalizes an archive member name; undefined for names that climb out or are empty. */
+function archivePath(name: string): string | undefined {
+  const n = path.posix.normalize(name.replace(/^\/+/, ''));
+  if (!n || n === '.' || n.startsWith('../') || n === '..') return undefined;
+  return n.replace(/\/$/, '');
+}
+
+async function bytesOf(images: ImageService, e: Entry, max = 4 << 20): Promise<Buffer> {
+  return e.kind === 'mem' ? e.data : images.content.read(e.digest, max);
+}
+
+async function asBlob(images: ImageService, e: Entry, mediaType: string): Promise<Descriptor> {
+  if (e.kind === 'mem') {
+    await images.content.put(e.data, { digest: e.digest });
+    return { mediaType, digest: e.digest, size: e.data.length };
+  }
+  return { mediaType, digest: e.digest, size: e.size };
+}
+
+async function layerType(images: ImageService, e: Entry): Promise<string> {
+  const head = e.kind === 'mem' ? e.data.subarray(0, 4) : await readHead(images, e.digest);
+  if (head[0] === 0x1f && head[1] === 0x8b) return MediaType.DockerLayerGzip;
+  if (head.readUInt32LE(0) === 0xfd2fb528) return MediaType.OciLayerZstd;
+  return MediaType.DockerLayer;
+}
+
+async function readHead(images: ImageService, d: Digest): Promise<Buffer> {
+  for await (const c of images.content.openRead(d)) return Buffer.concat([c as Buffer, Buffer.alloc(4)]).subarray(0, 4);
+  return Buffer.alloc(4);
+}
+
+interface DockerManifestEntry {
+  Config: string;
+  RepoTags?: string[] | null;
+  Layers: string[];
+}
+
+async function loadDockerArchive(images: ImageService, lookup: (n: string) => Entry | undefined, signal?: AbortSignal): Promise<LoadResult> {
+  let manifest: DockerManifestEntry[];
+  try {
+    manifest = JSON.parse((await bytesOf(images, lookup('manifest.json')!)).toString('utf8'));
+    if (!Array.isArray(manifest)) throw new Error('not a list');
+  } catch (e) {
+    throw new EngineError('INVALID_ARGUMENT', `invalid manifest.json in archive: ${(e as Error).message}`);
+  }
+  const result: LoadResult = { messages: [], images: [] };
+  for (const m of manifest) {
+    if (typeof m?.Config !== 'string' || !Array.isArray(m.Layers)) throw new EngineError('INVALID_ARGUMENT', 'invalid manifest.json in archive: entry needs Config and Layers');
+    const cfg = lookup(m.Config);
+    if (!cfg) throw new EngineError('INVALID_ARGUMENT', `archive is missing the image config ${m.Config}`);
+    const layers: Descriptor[] = [];
+    for (const l of m.Layers) {
+      const e = typeof l === 'string' ? lookup(l) : undefined;
+      if (!e) throw new EngineError('INVALID_ARGUMENT', `archive is missing the layer ${String(l)}`);
+      layers.push(await asBlob(images, e, await layerType(images, e)));
+    }
+    const names = (m.RepoTags ?? []).map((t) => formatReference(parseReference(t)));
+    const rec = await images.register({ config: await bytesOf(images, cfg), layers, names, signal });
+    result.images.push(rec);
+    if (names.length) for (const t of m.RepoTags ?? []) result.messages.push(`Loaded image: ${t}`);
+    else result.messages.push(`Loaded image ID: ${rec.id}`);
+  }
+  return result;
+}
+
+async function loadOciLayout(images: ImageService, lookup: (n: string) => Entry | undefined, signal?: AbortSignal): Promise<LoadResult> {
+  const blob = (d: Digest) => {
+    const e = lookup(`blobs/sha256/${parseDigest(d).slice(7)}`);
+    if (!e) throw new EngineError('INVALID_ARGUMENT', `OCI archive is missing blob ${d}`);
+    if (e.digest !== d) throw new EngineError('INVALID_ARGUMENT', `OCI archive blob ${d} has the wrong content (digest ${e.digest})`);
+    return e;
+  };
+  const doc = parseImageDocument(await bytesOf(images, lookup('index.json')!), MediaType.OciIndex);
+  if (doc.kind !== 'index') throw new EngineError('INVALID_ARGUMENT', 'index.json in OCI archive is not an image index');
+  const result: LoadResult = { messages: [], images: [] };
+  const pick = async (desc: Descriptor, depth: number): Promise<Descriptor | undefined> => {
+    if (depth > 4) throw new EngineError('INVALID_ARGUMENT', 'OCI archive: image indexes nested too deeply');
+    if (!isIndexType(desc.mediaType)) return desc;
+    const inner = parseImageDocument(await bytesOf(images, blob(desc.digest)), desc.mediaType);
+    if (inner.kind !== 'index') throw new EngineError('INVALID_ARGUMENT', `OCI archive: ${desc.digest} is not an index`);
+    const host = hostPlatform();
+    const m = (inner.index as Index).manifests.find((x) => !isIndexType(x.mediaType) && platformMatches(host, x.platform)) ?? (inner.index.manifests.length === 1 ? inner.index.manifests[0] : undefined);
+    return m ? pick(m, depth + 1) : undefined;
+  };
+  for (const top of doc.index.manifests) {
+    const desc = await pick(top, 0);
+    if (!desc) throw new EngineError('INVALID_ARGUMENT', `OCI archive has no image for ${hostPlatform().os}/${hostPlatform().architecture}`);
+    const mBytes = await bytesOf(images, blob(desc.digest));
+    const parsed = parseImageDocument(mBytes, desc.mediaType);
+    if (parsed.kind !== 'manifest') throw new EngineError('INVALID_ARGUMENT', `OCI archive: ${desc.digest} is not a manifest`);
+    const man = parsed.manifest;
+    const layers: Descriptor[] = [];
+    for (const l of man.layers) layers.push(await asBlob(images, blob(l.digest), l.mediaType));
+    const ann = top.annotations ?? {};
+    const refName = ann['io.containerd.image.name'] ?? ann['org.opencontainers.image.ref.name'];
+    const names: string[] = [];
+    if (refName) {
+      try {
+        names.push(formatReference(parseReference(refName)));
+      } catch {
+        // A bare tag such as "1.0" names no repository: load untagged, as docker does.
+      }
+    }
+    const rec = await images.register({
+      config: await bytesOf(images, blob(man.config.digest)),
+      layers,
+      manifest: { descriptor: { mediaType: man.mediaType ?? MediaType.OciManifest, digest: desc.digest, size: mBytes.length }, bytes: mBytes },
+      names,
+      signal,
+    });
+    result.images.push(rec);
+    result.messages.push(names.length ? `Loaded image: ${refName}` : `Loaded image ID: ${rec.id}`);
+  }
+  return result;
+}
