@@ -1,0 +1,89 @@
+import fs from 'node:fs';
+import http from 'node:http';
+import type { Socket } from 'node:net';
+import { EngineError } from '../common/errors.ts';
+import { log } from '../common/log.ts';
+import { type Engine, VERSION } from '../engine/engine.ts';
+import { imageRoutes } from './images.ts';
+import { Router, sendError } from './router.ts';
+import { systemRoutes } from './system.ts';
+
+export const API_VERSION = '1.41';
+export const MIN_API_VERSION = '1.24';
+
+/** Every route module adds its routes here; order matters for catch-alls. */
+export type RouteModule = (r: Router) => void;
+
+export function buildRouter(modules: RouteModule[] = []): Router {
+  const r = new Router();
+  systemRoutes(r);
+  for (const m of modules) m(r);
+  imageRoutes(r);
+  return r;
+}
+
+/**
+ * Serves the Docker Engine API on a unix socket. Requests may carry a
+ * `/v1.NN` prefix (up to 1.41) or none; every answer carries the headers
+ * the docker CLI negotiates with.
+ */
+export function createApiServer(engine: Engine, router: Router): http.Server {
+  const server = http.createServer({ keepAliveTimeout: 5000, requestTimeout: 0 }, (req, res) => {
+    void handle(engine, router, req, res);
+  });
+  server.on('clientError', (_e, socket: Socket) => {
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\n\r\n');
+  });
+  return server;
+}
+
+async function handle(engine: Engine, router: Router, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  res.setHeader('Api-Version', API_VERSION);
+  res.setHeader('Docker-Experimental', 'false');
+  res.setHeader('Ostype', 'linux');
+  res.setHeader('Server', `Keel/${VERSION} (linux)`);
+  const url = new URL(req.url ?? '/', 'http://keel');
+  let pathname = url.pathname;
+  let version = Number(API_VERSION);
+  const m = /^\/v(\d+\.\d+)(\/.*)$/.exec(pathname);
+  if (m) {
+    version = Number(m[1]);
+    pathname = m[2]!;
+    if (version > Number(API_VERSION)) {
+      return sendError(res, new EngineError('INVALID_ARGUMENT', `client version ${m[1]} is too new. Maximum supported API version is ${API_VERSION}`));
+    }
+    if (version < Number(MIN_API_VERSION)) {
+      return sendError(res, new EngineError('INVALID_ARGUMENT', `client version ${m[1]} is too old. Minimum supported API version is ${MIN_API_VERSION}, please upgrade your client to a newer version`));
+    }
+  }
+  const ac = new AbortController();
+  res.on('close', () => ac.abort());
+  const route = router.match(req.method ?? 'GET', pathname);
+  const t0 = performance.now();
+  try {
+    if (!route) throw new EngineError('NOT_FOUND', `page not found`);
+    await route.handler({ req, res, engine, params: route.params, query: url.searchParams, version, signal: ac.signal });
+  } catch (e) {
+    if (!(e instanceof EngineError)) log.error('request failed', { method: req.method, path: pathname, error: (e as Error).stack ?? String(e) });
+    sendError(res, e);
+  } finally {
+    log.debug('request', { method: req.method, path: req.url, status: res.statusCode, ms: Math.round(performance.now() - t0) });
+  }
+}
+
+/** Listens on a unix socket path, replacing a stale socket file; mode 0660. */
+export async function listenUnix(server: http.Server, socketPath: string): Promise<void> {
+  try {
+    fs.unlinkSync(socketPath);
+  } catch {
+    // no stale socket
+  }
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(socketPath, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  fs.chmodSync(socketPath, 0o660);
+}

@@ -1,0 +1,69 @@
+/**
+ * Output formatting in docker's style: tab-aligned tables (3 spaces of
+ * padding), human sizes in decimal units, "2 hours ago", and a subset of Go
+ * templates for --format (`{{.Field}}`, `{{json .}}`, `table …`, `\t`).
+ */
+
+export function table(headers: string[], rows: string[][]): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]! + 3))).join('').trimEnd();
+  return [line(headers), ...rows.map(line)].join('\n') + '\n';
+}
+
+/** docker's units.HumanSize: 3 significant digits, decimal units. */
+export function humanSize(bytes: number): string {
+  const units = ['B', 'kB', 'MB', 'GB', 'TB', 'PB'];
+  let v = bytes;
+  let i = 0;
+  while (v >= 1000 && i < units.length - 1) {
+    v /= 1000;
+    i++;
+  }
+  return `${Number(v.toPrecision(3))}${units[i]}`;
+}
+
+/** docker's units.HumanDuration. */
+export function humanDuration(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 1) return 'Less than a second';
+  if (s === 1) return '1 second';
+  if (s < 60) return `${s} seconds`;
+  const m = Math.round(s / 60);
+  if (m === 1) return 'About a minute';
+  if (m < 60) return `${m} minutes`;
+  const h = Math.round(s / 3600);
+  if (h === 1) return 'About an hour';
+  if (h < 48) return `${h} hours`;
+  if (h < 24 * 7 * 2) return `${Math.round(h / 24)} days`;
+  if (h < 24 * 30 * 2) return `${Math.round(h / 24 / 7)} weeks`;
+  if (h < 24 * 365 * 2) return `${Math.round(h / 24 / 30)} months`;
+  return `${Math.round(h / 24 / 365)} years`;
+}
+
+export function ago(unixSeconds: number): string {
+  return `${humanDuration(Date.now() / 1000 - unixSeconds)} ago`;
+}
+
+type Row = Record<string, unknown>;
+
+/** Renders rows with a docker --format template, or returns undefined for the default table. */
+export function renderTemplate(format: string, rows: Row[]): string {
+  const isTable = format.startsWith('table');
+  const tpl = (isTable ? format.slice(5).trimStart() : format).replace(/\\t/g, '\t').replace(/\\n/g, '\n');
+  const render = (row: Row) =>
+    tpl.replace(/\{\{\s*(json\s+)?\.([\w.]*)\s*\}\}/g, (_m, json: string | undefined, field: string) => {
+      const v = field ? field.split('.').reduce<unknown>((o, k) => (o && typeof o === 'object' ? (o as Row)[k] : undefined), row) : row;
+      if (json) return JSON.stringify(v ?? null);
+      return v === undefined || v === null ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v);
+    });
+  const lines = rows.map(render);
+  if (!isTable) return lines.map((l) => l + '\n').join('');
+  const header = tpl.replace(/\{\{\s*(?:json\s+)?\.([\w.]*)\s*\}\}/g, (_m, f: string) => headerName(f));
+  const cells = [header, ...lines].map((l) => l.split('\t'));
+  return table(cells[0]!, cells.slice(1));
+}
+
+function headerName(field: string): string {
+  const known: Record<string, string> = { ID: 'IMAGE ID', CreatedSince: 'CREATED', CreatedAt: 'CREATED AT', Repository: 'REPOSITORY' };
+  return known[field] ?? field.replace(/([a-z])([A-Z])/g, '$1 $2').toUpperCase();
+}

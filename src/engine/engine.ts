@@ -1,0 +1,225 @@
+import fsp from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { EngineError } from '../common/errors.ts';
+import { mkdirp } from '../common/fs.ts';
+import { RootLock } from '../common/lock.ts';
+import { log } from '../common/log.ts';
+import type { Digest } from '../oci/digest.ts';
+import type { ImageConfig } from '../oci/types.ts';
+import { createLayerImage } from '../images/import.ts';
+import { type LoadResult, loadArchive } from '../images/load.ts';
+import { saveImages } from '../images/save.ts';
+import { type RemoveResult, ImageService } from '../images/service.ts';
+import type { ImageRecord } from '../images/store.ts';
+import { EventBus } from './events.ts';
+import { filterImages, type Filters } from './filters.ts';
+
+export interface EngineOptions {
+  /** Persistent state (default /var/lib/keel). */
+  dataRoot?: string;
+  /** Runtime state: sockets, runc root, conmon dirs (default /run/keel). */
+  execRoot?: string;
+}
+
+/** An image with what docker shows of it. */
+export interface ImageView {
+  record: ImageRecord;
+  config: ImageConfig;
+  repoTags: string[];
+  repoDigests: string[];
+  /** Containers using the image. */
+  containers: number;
+}
+
+export const VERSION = '0.1.0';
+
+/**
+ * The composition root: one Engine owns one state root (exclusive lock) and
+ * exposes the operations front ends call. The daemon serves it over the
+ * Docker API; a program may embed it directly.
+ */
+export class Engine {
+  readonly dataRoot: string;
+  readonly execRoot: string;
+  readonly images: ImageService;
+  readonly events = new EventBus();
+  readonly started = new Date();
+  private lock?: RootLock;
+
+  constructor(opts: EngineOptions = {}) {
+    this.dataRoot = path.resolve(opts.dataRoot ?? '/var/lib/keel');
+    this.execRoot = path.resolve(opts.execRoot ?? '/run/keel');
+    this.images = new ImageService(this.dataRoot);
+  }
+
+  async open(): Promise<void> {
+    await mkdirp(this.dataRoot, 0o700);
+    await fsp.chmod(this.dataRoot, 0o700);
+    await mkdirp(this.execRoot, 0o700);
+    this.lock = RootLock.acquire(path.join(this.dataRoot, 'keel.lock'), `state root ${this.dataRoot}`);
+    try {
+      await this.images.init();
+      const gc = await this.images.gc(this.layersInUse());
+      if (gc.layers || gc.blobs) log.info('removed unreferenced data left by an interrupted operation', gc);
+    } catch (e) {
+      this.lock.release();
+      throw e;
+    }
+  }
+
+  async close(): Promise<void> {
+    this.lock?.release();
+    this.lock = undefined;
+  }
+
+  /** Chain IDs that containers still need even if their image is gone. */
+  private layersInUse(): Digest[] {
+    return [];
+  }
+
+  /** Which container uses an image, if any (docker refuses rmi then). */
+  imageUser(_id: Digest): string | undefined {
+    return undefined;
+  }
+
+  private containersUsing(_id: Digest): number {
+    return 0;
+  }
+
+  // ---- images -------------------------------------------------------------
+
+  async imageView(rec: ImageRecord): Promise<ImageView> {
+    return {
+      record: rec,
+      config: await this.images.config(rec),
+      repoTags: this.images.store.repoTags(rec.id),
+      repoDigests: this.images.store.repoDigests(rec.id),
+      containers: this.containersUsing(rec.id),
+    };
+  }
+
+  async inspectImage(ref: string): Promise<ImageView> {
+    return this.imageView(this.images.store.resolve(ref));
+  }
+
+  async listImages(opts: { all?: boolean; filters?: Filters } = {}): Promise<ImageView[]> {
+    const views = await Promise.all(this.images.store.list().map((r) => this.imageView(r)));
+    return filterImages(views, opts.filters ?? {}, (ref) => this.images.store.tryResolve(ref));
+  }
+
+  async tagImage(source: string, target: string): Promise<void> {
+    const rec = this.images.store.resolve(source);
+    await this.images.tag(source, target);
+    this.events.publish('image', 'tag', rec.id, { name: target });
+  }
+
+  async removeImage(ref: string, opts: { force?: boolean; noPrune?: boolean } = {}): Promise<RemoveResult> {
+    const res = await this.images.remove(ref, { ...opts, inUse: (id) => this.imageUser(id) });
+    for (const n of res.untagged) this.events.publish('image', 'untag', this.images.store.lookupName(n) ?? res.deleted[0] ?? n, { name: n });
+    for (const d of res.deleted) this.events.publish('image', 'delete', d, { name: d });
+    return res;
+  }
+
+  /** `image prune`: dangling images (or all unused with `all`). */
+  async pruneImages(opts: { all?: boolean; filters?: Filters } = {}): Promise<{ deleted: RemoveResult; reclaimed: number }> {
+    const views = await this.listImages({ filters: opts.filters });
+    const deleted: RemoveResult = { untagged: [], deleted: [] };
+    let reclaimed = 0;
+    for (const v of views) {
+      if (v.containers > 0 || this.imageUser(v.record.id)) continue;
+      if (!opts.all && v.repoTags.length > 0) continue;
+      const names = this.images.store.namesOf(v.record.id);
+      await this.images.store.delete(v.record.id);
+      deleted.untagged.push(...names);
+      deleted.deleted.push(v.record.id);
+      this.events.publish('image', 'delete', v.record.id, { name: v.record.id });
+    }
+    if (deleted.deleted.length) reclaimed = (await this.images.gc(this.layersInUse())).bytes;
+    this.events.publish('image', 'prune', '', { reclaimed: String(reclaimed) });
+    return { deleted, reclaimed };
+  }
+
+  async importImage(tar: Readable, opts: { ref?: string; changes?: string[]; message?: string; signal?: AbortSignal }): Promise<ImageRecord> {
+    const rec = await createLayerImage(this.images, {
+      layer: tar,
+      changes: opts.changes,
+      comment: opts.message || 'Imported from -',
+      ref: opts.ref,
+      signal: opts.signal,
+    });
+    this.events.publish('image', 'import', rec.id, { name: rec.id });
+    return rec;
+  }
+
+  async loadImages(tar: Readable, signal?: AbortSignal): Promise<LoadResult> {
+    const res = await loadArchive(this.images, tar, { signal });
+    for (const r of res.images) this.events.publish('image', 'load', r.id, { name: r.id });
+    return res;
+  }
+
+  saveImages(refs: string[], signal?: AbortSignal): Readable {
+    const out = saveImages(this.images, refs, signal);
+    for (const r of refs) this.events.publish('image', 'save', this.images.store.resolve(r).id, { name: r });
+    return out;
+  }
+
+  async imageHistory(ref: string): Promise<{ id: string; created: number; createdBy: string; size: number; comment: string; tags: string[] }[]> {
+    const rec = this.images.store.resolve(ref);
+    const config = await this.images.config(rec);
+    const history = config.history?.length ? config.history : config.rootfs.diff_ids.map(() => ({}) as NonNullable<ImageConfig['history']>[number]);
+    const out = [];
+    let layer = 0;
+    for (const h of history) {
+      let size = 0;
+      if (!h.empty_layer && layer < rec.chainIds.length) {
+        size = (await this.images.snapshots.layerMeta(rec.chainIds[layer]!))?.size ?? 0;
+        layer++;
+      }
+      out.push({
+        id: '<missing>',
+        created: h.created ? Math.floor(Date.parse(h.created) / 1000) : 0,
+        createdBy: h.created_by ?? '',
+        size,
+        comment: h.comment ?? '',
+        tags: [] as string[],
+      });
+    }
+    out.reverse();
+    if (out[0]) {
+      out[0].id = rec.id;
+      out[0].tags = this.images.store.repoTags(rec.id);
+    }
+    return out;
+  }
+
+  // ---- system -------------------------------------------------------------
+
+  async systemDf(): Promise<{ images: (ImageView & { sharedSize: number })[]; layersSize: number }> {
+    const views = await this.listImages();
+    const useCount = new Map<Digest, number>();
+    for (const v of views) for (const c of v.record.chainIds) useCount.set(c, (useCount.get(c) ?? 0) + 1);
+    let layersSize = 0;
+    for (const c of useCount.keys()) layersSize += (await this.images.snapshots.layerMeta(c))?.size ?? 0;
+    const images = [];
+    for (const v of views) {
+      let shared = 0;
+      for (const c of v.record.chainIds) if ((useCount.get(c) ?? 0) > 1) shared += (await this.images.snapshots.layerMeta(c))?.size ?? 0;
+      images.push({ ...v, sharedSize: shared });
+    }
+    return { images, layersSize };
+  }
+
+  info(): { images: number; containers: { total: number; running: number; paused: number; stopped: number }; hostname: string } {
+    return {
+      images: this.images.store.list().length,
+      containers: { total: 0, running: 0, paused: 0, stopped: 0 },
+      hostname: os.hostname(),
+    };
+  }
+}
+
+export function requireRoot(): void {
+  if (process.getuid?.() !== 0) throw new EngineError('FORBIDDEN', 'keel needs root: run it with sudo or as root');
+}
