@@ -74,7 +74,12 @@ export function decodeHeader(b: Uint8Array): RawHeader {
     unsigned += c;
     signed += c > 127 ? c - 256 : c;
   }
-  const want = num(b, 148, 8, 'checksum');
+  let want = -1;
+  try {
+    want = num(b, 148, 8, 'checksum');
+  } catch {
+    // reported below as not-a-tar
+  }
   if (want !== unsigned && want !== signed) throw invalid('not a tar archive (header checksum mismatch): the data is corrupt or in an unsupported format');
   const magic = Buffer.from(b.buffer, b.byteOffset + 257, 6).toString('latin1');
   const flag = String.fromCharCode(b[156]!);
