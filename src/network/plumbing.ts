@@ -1,0 +1,60 @@
+import { linkExists, vethHostBatch, vethInsideBatch, type VethPlan } from './bridge.ts';
+import { createNetns, ipBatch, ipInNetns, removeNetns } from './netns.ts';
+import type { EndpointRecord, SandboxRecord } from './types.ts';
+
+/**
+ * Kernel side of a sandbox: netns + veths. Creating a sandbox with one
+ * endpoint costs two processes (unshare→ip inside, ip on the host);
+ * tearing it down costs two (ip link del, umount).
+ */
+
+export interface EndpointPlumbing {
+  ep: EndpointRecord;
+  bridge: string;
+  defaultRoute: boolean;
+  mtu: number;
+}
+
+function plan(p: EndpointPlumbing): VethPlan {
+  return {
+    hostIf: p.ep.HostIfName, ifName: p.ep.IfName, mac: p.ep.MacAddress,
+    cidr: `${p.ep.IPAddress}/${p.ep.IPPrefixLen}`, gateway: p.ep.Gateway, defaultRoute: p.defaultRoute, mtu: p.mtu,
+  };
+}
+
+/** Sets up the netns (created when sb.OwnNetns) with lo up and the given endpoints. */
+export async function plumbSandbox(sb: SandboxRecord, eps: EndpointPlumbing[]): Promise<void> {
+  const inside = eps.flatMap((p, i) => vethInsideBatch(plan(p), process.pid, i === 0));
+  if (sb.OwnNetns) await createNetns(sb.NetnsPath, inside.length ? inside : ['link set lo up']);
+  else await ipInNetns(sb.NetnsPath, inside.length ? inside : ['link set lo up']);
+  try {
+    await ipBatch(eps.flatMap((p) => vethHostBatch(p.ep.HostIfName, p.bridge)));
+  } catch (e) {
+    await unplumb(sb, eps.map((p) => p.ep)).catch(() => {});
+    throw e;
+  }
+}
+
+/** Adds one endpoint to an existing netns (network connect). */
+export async function plumbEndpoint(netns: string, p: EndpointPlumbing): Promise<void> {
+  await ipInNetns(netns, vethInsideBatch(plan(p), process.pid, false));
+  try {
+    await ipBatch(vethHostBatch(p.ep.HostIfName, p.bridge));
+  } catch (e) {
+    await deleteLinks([p.ep.HostIfName]).catch(() => {});
+    throw e;
+  }
+}
+
+export async function deleteLinks(hostIfs: string[]): Promise<void> {
+  const present: string[] = [];
+  for (const h of hostIfs) if (await linkExists(h)) present.push(h);
+  // Deleting one end of a veth deletes both, so the netns is left with lo only.
+  await ipBatch(present.map((h) => `link del ${h}`), true);
+}
+
+/** Removes the veths and, when keel created it, the netns. Idempotent. */
+export async function unplumb(sb: SandboxRecord, eps: EndpointRecord[]): Promise<void> {
+  await deleteLinks(eps.map((e) => e.HostIfName));
+  if (sb.OwnNetns && sb.NetnsPath) await removeNetns(sb.NetnsPath);
+}
