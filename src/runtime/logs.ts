@@ -1,0 +1,213 @@
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import { errnoCode } from '../common/errors.ts';
+
+/**
+ * conmon's k8s-file log format: one record per line,
+ * `<RFC3339Nano timestamp with offset> <stdout|stderr> <F|P> <bytes>`.
+ * F ends a line, P is a partial chunk of a longer (or unterminated) line:
+ * the reader joins P records into the following F record's output as-is.
+ */
+export interface LogEntry {
+  stream: 'stdout' | 'stderr';
+  /** Nanoseconds since the epoch. */
+  timeNs: bigint;
+  /** The timestamp as conmon wrote it. */
+  time: string;
+  /** The bytes of the record; a full line (F) ends with "\n". */
+  line: Buffer;
+  partial: boolean;
+}
+
+export interface ReadLogOptions {
+  /** Only records at or after this time (Date, or seconds since the epoch with fraction). */
+  since?: Date | number;
+  /** Only records before this time. */
+  until?: Date | number;
+  /** Only the last N complete lines (per the whole log, both streams). */
+  tail?: number;
+  /** Keep reading appended records until the signal aborts. */
+  follow?: boolean;
+  signal?: AbortSignal;
+  /** How often to look for new data when following (ms); fs.watch wakes it sooner. */
+  pollMs?: number;
+}
+
+const RE = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.\d{1,9})?(Z|[+-]\d{2}:\d{2}) (stdout|stderr) ([FP]) /;
+
+/** Parses one record (without its trailing newline); undefined if malformed. */
+export function parseLogLine(raw: Buffer): LogEntry | undefined {
+  const head = raw.subarray(0, 64).toString('latin1');
+  const m = RE.exec(head);
+  if (!m) return undefined;
+  const secs = Date.parse(m[1]! + m[3]!);
+  if (Number.isNaN(secs)) return undefined;
+  const frac = (m[2] ?? '.').slice(1).padEnd(9, '0');
+  const timeNs = BigInt(secs) * 1_000_000n + BigInt(frac);
+  const partial = m[5] === 'P';
+  const body = raw.subarray(m[0].length);
+  return {
+    stream: m[4] as 'stdout' | 'stderr',
+    timeNs,
+    time: m[1]! + (m[2] ?? '') + m[3]!,
+    line: partial ? Buffer.from(body) : Buffer.concat([body, Buffer.from('\n')]),
+    partial,
+  };
+}
+
+function toNs(t: Date | number): bigint {
+  if (t instanceof Date) return BigInt(t.getTime()) * 1_000_000n;
+  const whole = Math.floor(t);
+  return BigInt(whole) * 1_000_000_000n + BigInt(Math.round((t - whole) * 1e9));
+}
+
+/** Splits a buffer into complete records; returns the unterminated rest. */
+function splitRecords(buf: Buffer, out: LogEntry[]): Buffer {
+  let start = 0;
+  for (;;) {
+    const nl = buf.indexOf(10, start);
+    if (nl < 0) break;
+    const e = parseLogLine(buf.subarray(start, nl));
+    if (e) out.push(e);
+    start = nl + 1;
+  }
+  return buf.subarray(start);
+}
+
+/** Keeps the records making up the last `n` lines (a line = P records up to an F). */
+function lastLines(entries: LogEntry[], n: number): LogEntry[] {
+  if (n <= 0) return [];
+  let lines = 0;
+  let i = entries.length;
+  while (i > 0) {
+    const e = entries[i - 1]!;
+    if (!e.partial) {
+      if (lines === n) break;
+      lines++;
+    }
+    i--;
+  }
+  return entries.slice(i);
+}
+
+const CHUNK = 1 << 20;
+
+/**
+ * Reads a k8s-file log as an async stream of records, stdout and stderr kept
+ * apart. With `tail`, only the end of the file is read (backwards in 1 MiB
+ * chunks), so a large log costs little. With `follow`, it waits for more
+ * records until `signal` aborts (rotation by truncation is followed too).
+ */
+export async function* readLog(logPath: string, opts: ReadLogOptions = {}): AsyncGenerator<LogEntry> {
+  const since = opts.since !== undefined ? toNs(opts.since) : undefined;
+  const until = opts.until !== undefined ? toNs(opts.until) : undefined;
+  const keep = (e: LogEntry) => (since === undefined || e.timeNs >= since) && (until === undefined || e.timeNs < until);
+  let fh: fsp.FileHandle;
+  try {
+    fh = await fsp.open(logPath, 'r');
+  } catch (e) {
+    if (errnoCode(e) === 'ENOENT' && !opts.follow) return;
+    if (errnoCode(e) !== 'ENOENT') throw e;
+    const waited = await waitForFile(logPath, opts);
+    if (!waited) return;
+    fh = waited;
+  }
+  try {
+    let size = (await fh.stat()).size;
+    let entries: LogEntry[] = [];
+    if (opts.tail !== undefined && opts.tail >= 0) {
+      // Read backwards until enough complete lines are in hand.
+      let pos = size;
+      let acc = Buffer.alloc(0);
+      for (;;) {
+        const from = Math.max(0, pos - CHUNK);
+        const chunk = Buffer.alloc(pos - from);
+        await fh.read(chunk, 0, chunk.length, from);
+        acc = Buffer.concat([chunk, acc]);
+        pos = from;
+        const firstNl = pos === 0 ? -1 : acc.indexOf(10);
+        const parsed: LogEntry[] = [];
+        splitRecords(pos === 0 ? acc : acc.subarray(firstNl + 1), parsed);
+        const filtered = parsed.filter(keep);
+        if (pos === 0 || filtered.filter((e) => !e.partial).length > opts.tail) {
+          entries = lastLines(filtered, opts.tail);
+          break;
+        }
+      }
+    } else {
+      let pos = 0;
+      let rest: Buffer = Buffer.alloc(0);
+      while (pos < size) {
+        const chunk = Buffer.alloc(Math.min(CHUNK, size - pos));
+        const { bytesRead } = await fh.read(chunk, 0, chunk.length, pos);
+        if (bytesRead === 0) break;
+        pos += bytesRead;
+        const batch: LogEntry[] = [];
+        rest = splitRecords(Buffer.concat([rest, chunk.subarray(0, bytesRead)]), batch);
+        for (const e of batch) if (keep(e)) yield e;
+      }
+      size = pos - rest.length;
+    }
+    for (const e of entries) yield e;
+    if (!opts.follow) return;
+    yield* follow(fh, logPath, size, keep, opts);
+  } finally {
+    await fh.close();
+  }
+}
+
+async function waitForFile(logPath: string, opts: ReadLogOptions): Promise<fsp.FileHandle | undefined> {
+  while (!opts.signal?.aborted) {
+    try {
+      return await fsp.open(logPath, 'r');
+    } catch (e) {
+      if (errnoCode(e) !== 'ENOENT') throw e;
+    }
+    await sleep(opts.pollMs ?? 250, opts.signal);
+  }
+  return undefined;
+}
+
+function sleep(ms: number, signal?: AbortSignal, watchPath?: string): Promise<void> {
+  return new Promise((resolve) => {
+    let watcher: fs.FSWatcher | undefined;
+    const done = () => {
+      clearTimeout(t);
+      watcher?.close();
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const t = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+    if (watchPath) {
+      try {
+        watcher = fs.watch(watchPath, done);
+        watcher.on('error', done);
+      } catch {
+        // The poll timer still wakes us.
+      }
+    }
+  });
+}
+
+async function* follow(fh: fsp.FileHandle, logPath: string, start: number, keep: (e: LogEntry) => boolean, opts: ReadLogOptions): AsyncGenerator<LogEntry> {
+  let pos = start;
+  let rest: Buffer = Buffer.alloc(0);
+  const chunk = Buffer.alloc(1 << 16);
+  while (!opts.signal?.aborted) {
+    const { size } = await fh.stat();
+    if (size < pos) {
+      pos = 0; // truncated (log rotation): start over
+      rest = Buffer.alloc(0);
+    }
+    if (size > pos) {
+      const { bytesRead } = await fh.read(chunk, 0, chunk.length, pos);
+      pos += bytesRead;
+      const batch: LogEntry[] = [];
+      rest = splitRecords(Buffer.concat([rest, chunk.subarray(0, bytesRead)]), batch);
+      for (const e of batch) if (keep(e)) yield e;
+      continue;
+    }
+    await sleep(opts.pollMs ?? 1000, opts.signal, logPath);
+  }
+}

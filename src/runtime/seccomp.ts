@@ -1,0 +1,198 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import { EngineError, errnoCode, invalid } from '../common/errors.ts';
+import type { Seccomp, SeccompArg, SeccompSyscall } from './spec-types.ts';
+
+/**
+ * Seccomp profiles in docker's format (the one containers-common ships at
+ * /usr/share/containers/seccomp.json) carry conditions: a rule may apply only
+ * on some architectures, with some capabilities, or on newer kernels. runc
+ * takes only the resolved OCI form, so each container's filter is resolved
+ * here from its own capability set, as moby's profiles/seccomp does.
+ */
+export const DEFAULT_PROFILE_PATH = '/usr/share/containers/seccomp.json';
+const MAX_PROFILE_BYTES = 1 << 20;
+const MAX_RULES = 4096;
+
+interface ProfileRule {
+  name?: string;
+  names?: string[];
+  action: string;
+  errnoRet?: number;
+  args?: SeccompArg[] | null;
+  includes?: { caps?: string[]; arches?: string[]; minKernel?: string };
+  excludes?: { caps?: string[]; arches?: string[]; minKernel?: string };
+}
+
+export interface Profile {
+  defaultAction: string;
+  defaultErrnoRet?: number;
+  architectures?: string[];
+  archMap?: { architecture: string; subArchitectures?: string[] }[];
+  flags?: string[];
+  syscalls?: ProfileRule[];
+}
+
+/** Node's arch → (Go arch name used in profile conditions, native SCMP arch). */
+const ARCHES: Record<string, [string, string]> = {
+  x64: ['amd64', 'SCMP_ARCH_X86_64'],
+  arm64: ['arm64', 'SCMP_ARCH_AARCH64'],
+  arm: ['arm', 'SCMP_ARCH_ARM'],
+  ia32: ['386', 'SCMP_ARCH_X86'],
+  ppc64: ['ppc64le', 'SCMP_ARCH_PPC64LE'],
+  s390x: ['s390x', 'SCMP_ARCH_S390X'],
+  riscv64: ['riscv64', 'SCMP_ARCH_RISCV64'],
+};
+
+export interface ResolveContext {
+  /** Capabilities in the container's bounding set (CAP_ names). */
+  caps: readonly string[];
+  /** Node's process.arch; defaults to this host's. */
+  arch?: string;
+  /** Kernel release such as "6.1.0"; defaults to this host's. */
+  kernel?: string;
+}
+
+const profileCache = new Map<string, { mtimeMs: number; profile: Profile }>();
+
+/** Loads and checks a docker-format (or OCI-format) profile from a file. */
+export function loadProfile(file: string): Profile {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(file);
+  } catch (e) {
+    if (errnoCode(e) === 'ENOENT') {
+      throw new EngineError('UNAVAILABLE', `seccomp profile ${file} does not exist` +
+        (file === DEFAULT_PROFILE_PATH ? ' (install the Debian package golang-github-containers-common)' : ''));
+    }
+    throw e;
+  }
+  const hit = profileCache.get(file);
+  if (hit && hit.mtimeMs === st.mtimeMs) return hit.profile;
+  if (st.size > MAX_PROFILE_BYTES) throw invalid(`seccomp profile ${file} is larger than ${MAX_PROFILE_BYTES} bytes`);
+  const profile = parseProfile(fs.readFileSync(file, 'utf8'), file);
+  profileCache.set(file, { mtimeMs: st.mtimeMs, profile });
+  return profile;
+}
+
+export function parseProfile(text: string, what = 'seccomp profile'): Profile {
+  let p: unknown;
+  try {
+    p = JSON.parse(text);
+  } catch (e) {
+    throw invalid(`${what} is not valid JSON: ${(e as Error).message}`);
+  }
+  if (typeof p !== 'object' || p === null || Array.isArray(p)) throw invalid(`${what} must be a JSON object`);
+  const o = p as Profile;
+  if (typeof o.defaultAction !== 'string' || !o.defaultAction.startsWith('SCMP_ACT_')) throw invalid(`${what} has no valid defaultAction`);
+  if (o.syscalls !== undefined && o.syscalls !== null && !Array.isArray(o.syscalls)) throw invalid(`${what}: "syscalls" must be an array`);
+  if ((o.syscalls?.length ?? 0) > MAX_RULES) throw invalid(`${what} has more than ${MAX_RULES} rules`);
+  for (const r of o.syscalls ?? []) {
+    if (typeof r !== 'object' || r === null || typeof r.action !== 'string') throw invalid(`${what}: every rule needs an "action"`);
+    const names = r.names ?? (r.name ? [r.name] : undefined);
+    if (!Array.isArray(names) || names.some((n) => typeof n !== 'string')) throw invalid(`${what}: every rule needs "names"`);
+  }
+  return o;
+}
+
+function kernelAtLeast(kernel: string, min: string): boolean {
+  const a = kernel.split(/[.-]/).map((x) => parseInt(x, 10) || 0);
+  const b = min.split(/[.-]/).map((x) => parseInt(x, 10) || 0);
+  for (let i = 0; i < Math.max(a.length, b.length); i++) {
+    if ((a[i] ?? 0) !== (b[i] ?? 0)) return (a[i] ?? 0) > (b[i] ?? 0);
+  }
+  return true;
+}
+
+/**
+ * Turns a conditional profile into the OCI `linux.seccomp` for one container:
+ * keeps the native arch and its sub-arches, and only the rules whose
+ * includes all hold (every listed cap present, arch listed, kernel new
+ * enough) and whose excludes none hold (no listed cap present, arch not listed).
+ */
+export function resolveProfile(profile: Profile, ctx: ResolveContext): Seccomp {
+  const [goArch, nativeArch] = ARCHES[ctx.arch ?? process.arch] ?? ['amd64', 'SCMP_ARCH_X86_64'];
+  const kernel = ctx.kernel ?? os.release();
+  const caps = new Set(ctx.caps);
+  let architectures: string[] = [];
+  if (profile.archMap?.length) {
+    for (const a of profile.archMap) {
+      if (a.architecture === nativeArch) architectures.push(a.architecture, ...(a.subArchitectures ?? []));
+    }
+  } else if (profile.architectures?.length) {
+    architectures = [...profile.architectures];
+  }
+  const syscalls: SeccompSyscall[] = [];
+  for (const r of profile.syscalls ?? []) {
+    const inc = r.includes ?? {};
+    const exc = r.excludes ?? {};
+    if (inc.arches?.length && !inc.arches.includes(goArch)) continue;
+    if (exc.arches?.length && exc.arches.includes(goArch)) continue;
+    if (inc.caps?.length && !inc.caps.every((c) => caps.has(c))) continue;
+    if (exc.caps?.length && exc.caps.some((c) => caps.has(c))) continue;
+    if (inc.minKernel && !kernelAtLeast(kernel, inc.minKernel)) continue;
+    if (exc.minKernel && kernelAtLeast(kernel, exc.minKernel)) continue;
+    const names = r.names ?? (r.name ? [r.name] : []);
+    if (names.length === 0) continue;
+    const out: SeccompSyscall = { names: [...names], action: r.action };
+    if (typeof r.errnoRet === 'number') out.errnoRet = r.errnoRet;
+    if (r.args?.length) out.args = r.args.map((a) => ({ index: a.index, value: a.value, valueTwo: a.valueTwo ?? 0, op: a.op }));
+    syscalls.push(out);
+  }
+  const res: Seccomp = { defaultAction: profile.defaultAction, architectures, syscalls };
+  if (typeof profile.defaultErrnoRet === 'number') res.defaultErrnoRet = profile.defaultErrnoRet;
+  if (profile.flags?.length) res.flags = [...profile.flags];
+  return res;
+}
+
+/**
+ * Syscalls Docker's profile allows only with CAP_SYS_ADMIN (or CAP_SYSLOG)
+ * but the 2022 containers-common profile allows to everyone: namespace and
+ * mount creation from inside a container is the usual first step of a
+ * kernel exploit. Without the cap they fail with EPERM, as in Docker.
+ */
+const ADMIN_ONLY = [
+  'mount', 'umount', 'umount2', 'unshare', 'pivot_root', 'mount_setattr', 'open_tree', 'move_mount', 'fsopen',
+  'fsconfig', 'fsmount', 'fspick', 'name_to_handle_at', 'quotactl', 'quotactl_fd', 'setdomainname', 'sethostname',
+];
+/** CLONE_NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET, as in Docker's clone rule. */
+const CLONE_NS_FLAGS = 0x7e020000;
+const EPERM = 1;
+const ENOSYS = 38;
+
+export function tightenLikeDocker(sc: Seccomp, caps: readonly string[], arch = process.arch): Seccomp {
+  const removed = new Set<string>();
+  if (!caps.includes('CAP_SYS_ADMIN')) for (const n of [...ADMIN_ONLY, 'clone', 'clone3']) removed.add(n);
+  if (!caps.includes('CAP_SYSLOG')) removed.add('syslog');
+  if (removed.size === 0) return sc;
+  const syscalls: SeccompSyscall[] = [];
+  for (const r of sc.syscalls ?? []) {
+    if (r.action === 'SCMP_ACT_ALLOW' && !r.args?.length) {
+      const names = r.names.filter((n) => !removed.has(n));
+      if (names.length) syscalls.push({ ...r, names });
+    } else if (r.action === 'SCMP_ACT_ALLOW' && r.names.some((n) => removed.has(n))) {
+      // Conditional allows of a removed syscall are dropped with it.
+      const names = r.names.filter((n) => !removed.has(n));
+      if (names.length) syscalls.push({ ...r, names });
+    } else syscalls.push(r);
+  }
+  const eperm = [...removed].filter((n) => n !== 'clone' && n !== 'clone3');
+  // Drop any earlier conditional ERRNO rule for these names so each name has one unconditional rule.
+  const cleaned = syscalls
+    .map((r) => (r.args?.length ? r : { ...r, names: r.names.filter((n) => !eperm.includes(n)) }))
+    .filter((r) => r.names.length > 0);
+  cleaned.push({ names: eperm, action: 'SCMP_ACT_ERRNO', errnoRet: EPERM });
+  if (removed.has('clone')) {
+    // s390 swaps clone's first two arguments; there Docker allows clone unconditionally.
+    const idx = arch === 's390x' ? 1 : 0;
+    cleaned.push({ names: ['clone'], action: 'SCMP_ACT_ALLOW', args: [{ index: idx, value: CLONE_NS_FLAGS, valueTwo: 0, op: 'SCMP_CMP_MASKED_EQ' }] });
+    // clone3 passes flags in a struct seccomp cannot read: ENOSYS makes libc fall back to clone.
+    cleaned.push({ names: ['clone3'], action: 'SCMP_ACT_ERRNO', errnoRet: ENOSYS });
+  }
+  return { ...sc, syscalls: cleaned };
+}
+
+/** The filter keel gives a container with these caps: Docker's default profile. */
+export function defaultSeccomp(caps: readonly string[], profilePath = DEFAULT_PROFILE_PATH): Seccomp {
+  return tightenLikeDocker(resolveProfile(loadProfile(profilePath), { caps }), caps);
+}
