@@ -49,3 +49,20 @@ export async function collect(r: NodeJS.ReadableStream | undefined): Promise<str
   for await (const c of r) parts.push(Buffer.from(c as Buffer));
   return Buffer.concat(parts).toString('utf8');
 }
+
+import { buildSpec, removeCgroup, type RuntimeSpecOptions } from '../../src/runtime/index.ts';
+
+/** Writes a bundle for `id` with a per-process cgroup parent, returns the bundle dir. */
+export async function prepare(f: Fixture, id: string, o: Partial<RuntimeSpecOptions> & { args: string[] }): Promise<string> {
+  const b = f.bundle(id);
+  await f.driver.writeBundle(b, buildSpec({ rootfs: f.rootfs, cgroupsPath: `${cgroupParent()}/${id}`, ...o }));
+  return b;
+}
+
+export function cgroupParent(): string {
+  return `/keel-test-${process.pid}`;
+}
+
+export async function removeCgroupParent(): Promise<void> {
+  await removeCgroup(cgroupParent());
+}
