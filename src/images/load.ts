@@ -6,7 +6,7 @@ import { EngineError } from '../common/errors.ts';
 import { decompress } from '../archive/compress.ts';
 import { type Digest, parseDigest, sha256 } from '../oci/digest.ts';
 import { isIndexType, MediaType } from '../oci/mediatypes.ts';
-import { formatReference, parseReference } from '../oci/reference.ts';
+import { familiarName, formatReference, parseReference } from '../oci/reference.ts';
 import { type Descriptor, hostPlatform, type Index, parseImageDocument, platformMatches } from '../oci/types.ts';
 import type { ImageService } from './service.ts';
 import type { ImageRecord } from './store.ts';
@@ -145,7 +145,7 @@ async function loadDockerArchive(images: ImageService, lookup: (n: string) => En
     const names = (m.RepoTags ?? []).map((t) => formatReference(parseReference(t)));
     const rec = await images.register({ config: await bytesOf(images, cfg), layers, names, signal });
     result.images.push(rec);
-    if (names.length) for (const t of m.RepoTags ?? []) result.messages.push(`Loaded image: ${t}`);
+    if (names.length) for (const n of names) result.messages.push(`Loaded image: ${familiarName(parseReference(n))}`);
     else result.messages.push(`Loaded image ID: ${rec.id}`);
   }
   return result;
@@ -197,7 +197,7 @@ async function loadOciLayout(images: ImageService, lookup: (n: string) => Entry 
       signal,
     });
     result.images.push(rec);
-    result.messages.push(names.length ? `Loaded image: ${refName}` : `Loaded image ID: ${rec.id}`);
+    result.messages.push(names.length ? `Loaded image: ${familiarName(parseReference(names[0]!))}` : `Loaded image ID: ${rec.id}`);
   }
   return result;
 }

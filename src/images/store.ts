@@ -90,7 +90,7 @@ export class ImageStore {
    */
   resolve(ref: string): ImageRecord {
     const rec = this.tryResolve(ref);
-    if (!rec) throw new EngineError('NOT_FOUND', `No such image: ${ref}`);
+    if (!rec) throw new EngineError('NOT_FOUND', `No such image: ${displayRef(ref)}`);
     return rec;
   }
 
@@ -184,4 +184,13 @@ export class ImageStore {
 export function imageCreated(config: ImageConfig): number {
   const t = config.created ? Date.parse(config.created) : NaN;
   return Number.isFinite(t) ? Math.floor(t / 1000) : 0;
+}
+
+/** How docker names a missing image: `busybox` → `busybox:latest`. */
+function displayRef(ref: string): string {
+  try {
+    return /^(sha256:)?[a-f0-9]{1,64}$/.test(ref) ? ref : familiarName(parseReference(ref));
+  } catch {
+    return ref;
+  }
 }

