@@ -127,7 +127,7 @@ export class NetworkManager {
       const plan = planSubnet(subnet, o.Gateway ?? '', o.IPRange ?? '', others);
       const id = newId();
       const options = { ...(o.Options ?? {}) };
-      const bridgeName = options['com.docker.network.bridge.name'] || `${this.opts.bridgePrefix}${id.slice(0, 12)}`;
+      const bridgeName = options['com.docker.network.bridge.name'] || `${this.opts.bridgePrefix}${id}`.slice(0, 15);
       if (bridgeName.length > 15 || !/^[a-zA-Z0-9_.-]+$/.test(bridgeName)) throw invalid(`invalid bridge name ${bridgeName}`);
       if (this.store.list().some((n) => n.BridgeName === bridgeName)) throw new EngineError('CONFLICT', `bridge name ${bridgeName} is already in use`);
       const rec: NetworkRecord = {
@@ -233,9 +233,9 @@ export class NetworkManager {
     await this.mu.run('state', async () => {
       const hadPorts = sb.Ports.length > 0;
       this.ports.release(sb.ContainerId);
-      for (const netId of Object.keys(sb.Endpoints)) await this.ipam.release(netId, sb.ContainerId);
       this.state.sandboxes.delete(sb.ContainerId);
-      await this.state.save();
+      // Two different files: write them side by side (each write is an fsync).
+      await Promise.all([this.ipam.releaseOwner(sb.ContainerId, Object.keys(sb.Endpoints)), this.state.save()]);
       if (hadPorts) await this.applyRules();
     });
   }

@@ -149,6 +149,16 @@ export class Ipam {
     if (changed) await this.save();
   }
 
+  /** Frees the owner's leases on the given networks with one write. */
+  async releaseOwner(owner: string, networks: string[]): Promise<void> {
+    let changed = false;
+    for (const net of networks) {
+      const leases = this.state.leases[net] ?? {};
+      for (const [ip, o] of Object.entries(leases)) if (o === owner) (delete leases[ip], (changed = true));
+    }
+    if (changed) await this.save();
+  }
+
   /** Frees every lease whose owner is not in `live`; returns how many were freed. */
   async reconcile(live: Set<string>): Promise<number> {
     let n = 0;

@@ -53,8 +53,14 @@ export async function deleteLinks(hostIfs: string[]): Promise<void> {
   await ipBatch(present.map((h) => `link del ${h}`), true);
 }
 
-/** Removes the veths and, when keel created it, the netns. Idempotent. */
+/**
+ * Removes the veths and, when keel created it, the netns. Idempotent.
+ * For keel's own netns only the pin is removed: once the container's
+ * processes are gone the kernel destroys the namespace and both ends of
+ * every veth in it. `ip link del` of a veth measured ~20 ms here (it waits
+ * for an RCU grace period); the unmount ~3 ms.
+ */
 export async function unplumb(sb: SandboxRecord, eps: EndpointRecord[]): Promise<void> {
-  await deleteLinks(eps.map((e) => e.HostIfName));
   if (sb.OwnNetns && sb.NetnsPath) await removeNetns(sb.NetnsPath);
+  else await deleteLinks(eps.map((e) => e.HostIfName));
 }
