@@ -104,8 +104,9 @@ export async function httpdInNs(netns: string, root: string, port: number, body:
   return serveInNs(netns, [BB, 'httpd', '-f', '-p', String(port), '-h', dir]);
 }
 
+/** busybox 1.35's wget crashes with -T here, so the timeout is exec's. */
 export function wgetInNs(netns: string, url: string) {
-  return inNs(netns, [BB, 'wget', '-q', '-O', '-', '-T', '3', url]);
+  return inNs(netns, [BB, 'wget', '-q', '-O', '-', url], 5000);
 }
 
 /** GET from the host with a timeout; resolves with the body or an Error. */
