@@ -123,7 +123,7 @@ export class CredentialStore {
     }
     const entry = cfg.auths?.[key] ?? cfg.auths?.[`https://${key}`] ?? cfg.auths?.[`http://${key}`];
     if (!entry) return undefined;
-    const a = normalizeAuth({ auth: entry.auth, identitytoken: entry.identitytoken, email: entry.email });
+    const { auth: _raw, ...a } = normalizeAuth({ auth: entry.auth, identitytoken: entry.identitytoken });
     return a.username || a.identitytoken ? { ...a, serveraddress: key } : undefined;
   }
 
