@@ -73,8 +73,9 @@ export function connectAttach(socketDir: string, opts: { timeoutMs?: number } = 
       const next = () => {
         if (off >= chunk.length || closed) return cb();
         const n = Math.min(MAX_PACKET, chunk.length - off);
-        sock.write(chunk, off, n, next);
-        off += n;
+        const at = off;
+        off += n; // before write(): its callback may run synchronously
+        sock.write(chunk, at, n, next);
       };
       next();
     },
