@@ -129,8 +129,11 @@ export class DnsServer {
   }
 }
 
-function fail(q: dnsPacket.Packet, rcode: string): Buffer {
-  return dnsPacket.encode({ id: q.id, type: 'response', flags: (q.flags ?? 0) & dnsPacket.RECURSION_DESIRED | dnsPacket.RECURSION_AVAILABLE, rcode, questions: q.questions } as dnsPacket.Packet);
+/** dns-packet takes the rcode from the low bits of `flags` when encoding. */
+const RCODE = { SERVFAIL: 2 } as const;
+
+function fail(q: dnsPacket.Packet, rcode: keyof typeof RCODE): Buffer {
+  return dnsPacket.encode({ id: q.id, type: 'response', flags: ((q.flags ?? 0) & dnsPacket.RECURSION_DESIRED) | dnsPacket.RECURSION_AVAILABLE | RCODE[rcode], questions: q.questions });
 }
 
 function u16(n: number): Buffer {
