@@ -1,4 +1,6 @@
-import { Readable } from 'node:stream';
+import type { IncomingMessage } from 'node:http';
+import { parsePlatform } from '../oci/types.ts';
+import { decodeAuthHeader } from '../registry/index.ts';
 import { pipeline } from 'node:stream/promises';
 import { EngineError } from '../common/errors.ts';
 import { parseFilters } from '../engine/filters.ts';
@@ -49,9 +51,25 @@ export function imageRoutes(r: Router): void {
   r.add('POST', '/images/create', async ({ req, res, engine, query, signal }) => {
     const fromSrc = query.get('fromSrc');
     if (fromSrc === null) {
-      const pull = (engine as unknown as { pullHandler?: (ctx: unknown) => Promise<void> }).pullHandler;
-      if (!pull) throw new EngineError('UNAVAILABLE', 'pulling images is not available in this build');
-      return pull({ req, res, engine, query, signal });
+      const from = query.get('fromImage');
+      if (!from) throw new EngineError('INVALID_ARGUMENT', 'fromImage or fromSrc must be given');
+      const tag = query.get('tag');
+      const ref = tag ? (tag.startsWith('sha256:') ? `${from}@${tag}` : `${from}:${tag}`) : from;
+      const platform = query.get('platform');
+      const out = new JsonStream(res);
+      try {
+        await engine.pullImage(ref, {
+          auth: decodeAuthHeader(header(req, 'x-registry-auth')),
+          platform: platform ? parsePlatform(platform) : undefined,
+          allTags: !tag,
+          signal,
+          onProgress: (m) => out.write(m),
+        });
+      } catch (e) {
+        if (!res.headersSent) throw e;
+        out.fail(e);
+      }
+      return out.end();
     }
     if (fromSrc !== '-') throw new EngineError('INVALID_ARGUMENT', 'import from a URL is not supported: pipe the archive in with "-"');
     const repo = query.get('repo') ?? '';
@@ -60,6 +78,19 @@ export function imageRoutes(r: Router): void {
     const rec = await engine.importImage(req, { ref, changes: query.getAll('changes'), message: query.get('message') ?? undefined, signal });
     const out = new JsonStream(res);
     out.write({ status: rec.id });
+    out.end();
+  });
+
+  r.add('POST', '/images/{name}/push', async ({ req, res, engine, params, query, signal }) => {
+    const tag = query.get('tag');
+    const ref = tag ? `${params[0]}:${tag}` : params[0]!;
+    const out = new JsonStream(res);
+    try {
+      await engine.pushImage(ref, { auth: decodeAuthHeader(header(req, 'x-registry-auth')), allTags: !tag, signal, onProgress: (m) => out.write(m) });
+    } catch (e) {
+      if (!res.headersSent) throw e;
+      out.fail(e);
+    }
     out.end();
   });
 
@@ -92,5 +123,9 @@ export function imageRoutes(r: Router): void {
     const { familiarName, parseReference } = await import('../oci/reference.ts');
     sendJson(res, 200, [...r.untagged.map((u) => ({ Untagged: familiarName(parseReference(u)) })), ...r.deleted.map((d) => ({ Deleted: d }))]);
   });
-  void Readable;
+}
+
+function header(req: IncomingMessage, name: string): string | undefined {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v[0] : v;
 }

@@ -4,7 +4,7 @@ import { VERSION } from '../engine/engine.ts';
 import type { EngineEvent } from '../engine/events.ts';
 import { parseFilters } from '../engine/filters.ts';
 import { encodeImageSummary } from './encode-images.ts';
-import { type Router, sendJson, qInt } from './router.ts';
+import { readJsonBody, type Router, sendJson } from './router.ts';
 import { API_VERSION, MIN_API_VERSION } from './server.ts';
 
 let runcVersion: string | undefined;
@@ -139,7 +139,12 @@ export function systemRoutes(r: Router): void {
     unsubscribe();
     clearTimeout(timer);
   });
-  void qInt;
+
+  r.add('POST', '/auth', async ({ req, res, engine }) => {
+    const body = (await readJsonBody<{ username?: string; password?: string; serveraddress?: string; identitytoken?: string }>(req)) ?? {};
+    const r = await engine.login(body);
+    sendJson(res, 200, { Status: r.status, IdentityToken: r.identityToken ?? '' });
+  });
 }
 
 /** Docker's `since`/`until`: unix seconds (maybe fractional) or an RFC 3339 time. */

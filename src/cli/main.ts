@@ -3,6 +3,7 @@ import { EngineError } from '../common/errors.ts';
 import { ApiClient, DEFAULT_SOCKET, ensureDaemon } from './client.ts';
 import { daemonCommand } from './daemon.ts';
 import { imageCommands } from './commands/images.ts';
+import { registryCommands } from './commands/registry.ts';
 import { systemCommands } from './commands/system.ts';
 
 /** What every command gets: a client for the daemon the user chose. */
@@ -45,6 +46,7 @@ export function buildProgram(): Command {
   };
   program.addCommand(daemonCommand());
   imageCommands(program, ctx);
+  registryCommands(program, ctx);
   systemCommands(program, ctx);
   return program;
 }

@@ -9,6 +9,9 @@ import { log } from '../common/log.ts';
 import type { Digest } from '../oci/digest.ts';
 import type { ImageConfig } from '../oci/types.ts';
 import { createLayerImage } from '../images/import.ts';
+import { type PullOptions, pullImage } from '../images/pull.ts';
+import { type PushOptions, pushImage } from '../images/push.ts';
+import { type AuthConfig, login, RegistryHosts, type RegistryHostsOptions } from '../registry/index.ts';
 import { type LoadResult, loadArchive } from '../images/load.ts';
 import { saveImages } from '../images/save.ts';
 import { type RemoveResult, ImageService } from '../images/service.ts';
@@ -21,6 +24,8 @@ export interface EngineOptions {
   dataRoot?: string;
   /** Runtime state: sockets, runc root, conmon dirs (default /run/keel). */
   execRoot?: string;
+  /** Registry endpoints, mirrors, insecure registries, timeouts. */
+  registries?: RegistryHostsOptions;
 }
 
 /** An image with what docker shows of it. */
@@ -44,6 +49,7 @@ export class Engine {
   readonly dataRoot: string;
   readonly execRoot: string;
   readonly images: ImageService;
+  readonly registries: RegistryHosts;
   readonly events = new EventBus();
   readonly started = new Date();
   private lock?: RootLock;
@@ -52,6 +58,7 @@ export class Engine {
     this.dataRoot = path.resolve(opts.dataRoot ?? '/var/lib/keel');
     this.execRoot = path.resolve(opts.execRoot ?? '/run/keel');
     this.images = new ImageService(this.dataRoot);
+    this.registries = new RegistryHosts(opts.registries);
   }
 
   async open(): Promise<void> {
@@ -139,6 +146,22 @@ export class Engine {
     if (deleted.deleted.length) reclaimed = (await this.images.gc(this.layersInUse())).bytes;
     this.events.publish('image', 'prune', '', { reclaimed: String(reclaimed) });
     return { deleted, reclaimed };
+  }
+
+  /** docker pull; errors before the first progress message mean nothing moved. */
+  async pullImage(ref: string, opts: PullOptions = {}): Promise<ImageRecord> {
+    const rec = await pullImage(this.images, this.registries, ref, opts);
+    this.events.publish('image', 'pull', ref, { name: ref });
+    return rec;
+  }
+
+  async pushImage(ref: string, opts: PushOptions = {}): Promise<void> {
+    await pushImage(this.images, this.registries, ref, opts);
+    this.events.publish('image', 'push', ref, { name: ref });
+  }
+
+  async login(auth: AuthConfig & { serveraddress?: string }): Promise<{ status: string; identityToken?: string }> {
+    return login(this.registries, auth);
   }
 
   async importImage(tar: Readable, opts: { ref?: string; changes?: string[]; message?: string; signal?: AbortSignal }): Promise<ImageRecord> {
