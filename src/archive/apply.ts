@@ -12,9 +12,14 @@
  * - block/char devices in the layer are skipped; only keel makes the 0:0
  *   whiteout devices; xattrs are applied only for security.capability and user.*.
  *
- * Small-file writes use sync fs calls driven by a synchronous tar parser: on
- * a debootstrap rootfs this measured ~4x faster than one promise chain per
- * entry (see the report in the commit history / README of this folder).
+ * Writes use sync fs calls driven by a synchronous tar parser (no promise per
+ * entry); the event loop still turns between input chunks. Measured on this
+ * 2-core VM, a debootstrap minbase bookworm rootfs (204 MB, 6768 entries) into
+ * tmpfs: 0.98 s for the .tar (GNU tar -x: 0.24 s, but no digest; with
+ * sha256sum: 1.7 s) and 1.30 s for the .tar.gz (tar -xzf: 2.2 s). Parsing
+ * alone is ~0.3 s with keel's parser, tar-stream or node-tar alike; keel's
+ * own parser is used because both npm parsers mangle binary PAX xattr values
+ * (file capabilities) and cannot cap PAX headers at 1 MiB with an error.
  */
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';

@@ -49,24 +49,29 @@ export async function* decompressChunks(source: AsyncIterable<Uint8Array>, kind:
     }
   }
   const d = decompressor(chosen);
-  if (!d) {
-    yield* replay();
-    return;
-  }
-  const input = Readable.from(replay(), { objectMode: false });
-  input.on('error', (e) => d.destroy(e));
-  input.pipe(d);
   try {
-    for await (const chunk of d) yield chunk as Buffer;
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code ?? '';
-    if (code.startsWith('Z_') || code.startsWith('ERR_ZSTD') || code === 'ZSTD_error' || /zlib|zstd|incorrect header|unexpected end/i.test(String((e as Error).message))) {
-      throw invalid(`layer is not valid ${chosen} data: ${(e as Error).message}`);
+    if (!d) {
+      yield* replay();
+      return;
     }
-    throw e;
+    const input = Readable.from(replay(), { objectMode: false });
+    input.on('error', (e) => d.destroy(e));
+    input.pipe(d);
+    try {
+      for await (const chunk of d) yield chunk as Buffer;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code ?? '';
+      if (code.startsWith('Z_') || code.startsWith('ERR_ZSTD') || code === 'ZSTD_error' || /zlib|zstd|incorrect header|unexpected end/i.test(String((e as Error).message))) {
+        throw invalid(`layer is not valid ${chosen} data: ${(e as Error).message}`);
+      }
+      throw e;
+    } finally {
+      input.destroy();
+      d.destroy();
+    }
   } finally {
-    input.destroy();
-    d.destroy();
+    // Close the caller's source (e.g. a registry response) when we stop early.
+    await it.return?.();
   }
 }
 
