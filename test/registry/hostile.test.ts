@@ -1,0 +1,250 @@
+import assert from 'node:assert/strict';
+import fsp from 'node:fs/promises';
+import http from 'node:http';
+import path from 'node:path';
+import { after, afterEach, before, beforeEach, test } from 'node:test';
+import type { ImageService } from '../../src/images/service.ts';
+import { pullImage } from '../../src/images/pull.ts';
+import { sha256 } from '../../src/oci/digest.ts';
+import { MediaType } from '../../src/oci/mediatypes.ts';
+import { RegistryHosts, type RegistryHostsOptions } from '../../src/registry/hosts.ts';
+import { buildImage, busyboxLayer, newImageService, readFileIn, type BuiltImage } from './helpers.ts';
+import { type HostileRegistry, serveImage, serveRange, startHostile } from './hostile.ts';
+
+let img: BuiltImage;
+let reg: HostileRegistry;
+let svc: { images: ImageService; cleanup(): Promise<void> };
+let hosts: RegistryHosts;
+const ref = () => `${reg.host}/bad/img:1`;
+const mkHosts = (o: RegistryHostsOptions = {}) => new RegistryHosts({ useCredentialStore: false, retryBaseMs: 5, retryMaxMs: 50, ...o });
+
+before(async () => {
+  img = await buildImage([await busyboxLayer('hostile'), [{ name: 'etc/top', body: 'top\n' }]]);
+});
+
+beforeEach(async () => {
+  reg = await startHostile();
+  serveImage(reg, '1', img);
+  svc = await newImageService();
+  hosts = mkHosts();
+});
+
+afterEach(async () => {
+  hosts.close();
+  await reg.stop();
+  await svc.cleanup();
+});
+
+after(() => {});
+
+/**
+ * Nothing half-made is visible: no image, no unpack in progress, no ingest
+ * (a resumable .partial at most). Other layers that downloaded and verified
+ * completely may stay (as in docker: the next pull says "Already exists");
+ * the faulty layer (layer 0) must not be there.
+ */
+async function assertNothingRegistered(images: ImageService, keepPartial = false): Promise<void> {
+  assert.equal(images.store.list().length, 0);
+  assert.ok(!(await images.snapshots.listLayers()).includes(img.layers[0]!.diffId));
+  assert.ok(!(await images.content.has(img.layers[0]!.desc.digest)));
+  const tmp = await fsp.readdir(path.join(images.snapshots.root, 'tmp'));
+  assert.deepEqual(tmp, []);
+  const ingests = await fsp.readdir(images.content.ingestDir);
+  if (!keepPartial) assert.deepEqual(ingests, []);
+  else assert.ok(ingests.every((n) => n.endsWith('.partial')));
+}
+
+const layer0 = () => img.layers[0]!;
+const blobPath = () => `GET /v2/bad/img/blobs/${layer0().desc.digest}`;
+
+function withManifest(m: object, type = MediaType.OciManifest, tag = '1'): Buffer {
+  const b = Buffer.from(JSON.stringify(m));
+  reg.manifests.set(tag, [b, type]);
+  reg.manifests.set(sha256(b), [b, type]);
+  return b;
+}
+
+test('a layer whose bytes do not match its digest is refused', async () => {
+  const other = Buffer.from(layer0().blob);
+  other[other.length - 20]! ^= 0xff;
+  reg.blobs.set(layer0().desc.digest, other);
+  await assert.rejects(pullImage(svc.images, hosts, ref()), { code: 'INVALID_ARGUMENT', message: /^digest mismatch: expected sha256:/ });
+  await assertNothingRegistered(svc.images);
+});
+
+test('a layer larger than its declared size is refused', async () => {
+  reg.blobs.set(layer0().desc.digest, Buffer.concat([layer0().blob, Buffer.alloc(1000)]));
+  await assert.rejects(pullImage(svc.images, hosts, ref()), { code: 'INVALID_ARGUMENT', message: /larger than its declared size/ });
+  await assertNothingRegistered(svc.images);
+});
+
+test('a blob that is always truncated fails after resumes, with a clear error', async () => {
+  const cut = 100_000;
+  reg.routes.set(blobPath(), (req, res) => {
+    const start = Number(/bytes=(\d+)-/.exec(req.headers.range ?? '')?.[1] ?? 0);
+    res.writeHead(start ? 206 : 200, { 'content-length': layer0().blob.length - start, ...(start ? { 'content-range': `bytes ${start}-${layer0().blob.length - 1}/${layer0().blob.length}` } : {}) });
+    if (start < cut) res.write(layer0().blob.subarray(start, cut));
+    setTimeout(() => res.socket?.destroy(), 5);
+  });
+  await assert.rejects(pullImage(svc.images, hosts, ref()), { code: 'UNAVAILABLE', message: new RegExp(`${layer0().desc.digest}`) });
+  await assertNothingRegistered(svc.images, true);
+  assert.ok(reg.log.filter((l) => l.headers.range === `bytes=${cut}-`).length >= 2, 'resumed with Range');
+});
+
+test('a connection reset mid-blob is resumed with Range and the pull succeeds', async () => {
+  reg.routes.set(blobPath(), (req, res, n) => {
+    if (n > 1) return false;
+    res.writeHead(200, { 'content-length': layer0().blob.length });
+    res.write(layer0().blob.subarray(0, 300_000), () => setTimeout(() => res.socket?.destroy(), 20));
+  });
+  const rec = await pullImage(svc.images, hosts, ref());
+  assert.equal(readFileIn(svc.images, rec.chainIds[0]!, 'etc/marker'), 'hostile\n');
+  assert.ok(reg.log.some((l) => l.path.includes(layer0().desc.digest) && /^bytes=\d+-$/.test(l.headers.range ?? '') && l.headers.range !== 'bytes=0-'));
+});
+
+test('a partial blob left by an earlier failed pull is resumed, then unpacked from the store', async () => {
+  // First pull: 300 kB of the layer arrive, then the registry stalls until the idle timeout.
+  const h0 = mkHosts({ idleTimeoutMs: 300 });
+  reg.routes.set(blobPath(), (_q, res, n) => {
+    if (n > 1) return false;
+    res.writeHead(200, { 'content-length': layer0().blob.length });
+    res.write(layer0().blob.subarray(0, 300_000));
+  });
+  await assert.rejects(pullImage(svc.images, h0, ref()), { code: 'TIMEOUT' });
+  h0.close();
+  await assertNothingRegistered(svc.images, true);
+  const partials = await fsp.readdir(svc.images.content.ingestDir);
+  assert.deepEqual(partials, [`${layer0().desc.digest.slice(7)}.partial`]);
+  reg.log.length = 0;
+  const rec = await pullImage(svc.images, hosts, ref());
+  assert.equal(readFileIn(svc.images, rec.chainIds[0]!, 'etc/marker'), 'hostile\n');
+  const ranges = reg.log.filter((l) => l.path.includes(layer0().desc.digest)).map((l) => l.headers.range);
+  assert.deepEqual(ranges, ['bytes=300000-']);
+  assert.deepEqual(await fsp.readdir(svc.images.content.ingestDir), []);
+});
+
+test('429 and 500 answers are retried', async () => {
+  reg.routes.set('GET /v2/bad/img/manifests/1', (_q, res, n) => {
+    if (n === 1) return void res.writeHead(429, { 'retry-after': '0' }).end();
+    if (n === 2) return void res.writeHead(500).end();
+    return false;
+  });
+  reg.routes.set(blobPath(), (_q, res, n) => (n === 1 ? void res.writeHead(503).end() : false));
+  await pullImage(svc.images, hosts, ref());
+  assert.equal(svc.images.store.list().length, 1);
+});
+
+test('500 forever is an UNAVAILABLE error after the retries', async () => {
+  reg.routes.set('GET /v2/bad/img/manifests/1', (_q, res) => void res.writeHead(500, { 'content-type': 'application/json' }).end('{"errors":[{"code":"UNKNOWN","message":"boom"}]}'));
+  await assert.rejects(pullImage(svc.images, hosts, ref()), { code: 'UNAVAILABLE', message: /unknown: boom/ });
+});
+
+test('a registry that stalls times out with a clear error', async () => {
+  const h = mkHosts({ idleTimeoutMs: 300 });
+  reg.routes.set(blobPath(), (_q, res) => {
+    res.writeHead(200, { 'content-length': layer0().blob.length });
+    res.write(layer0().blob.subarray(0, 1000));
+  });
+  const t0 = Date.now();
+  await assert.rejects(pullImage(svc.images, h, ref()), { code: 'TIMEOUT', message: /sent nothing for 300 ms/ });
+  assert.ok(Date.now() - t0 < 5000);
+  h.close();
+  await assertNothingRegistered(svc.images, true);
+});
+
+test('404 for an unknown tag; 401 with bad credentials', async () => {
+  await assert.rejects(pullImage(svc.images, hosts, `${reg.host}/bad/img:nope`), { code: 'NOT_FOUND', message: `manifest for ${reg.host}/bad/img:nope not found: manifest unknown: manifest unknown` });
+  reg.basicAuth = 'u:p';
+  await assert.rejects(pullImage(svc.images, hosts, ref(), { auth: { username: 'u', password: 'wrong' } }), { code: 'UNAUTHORIZED' });
+  await assertNothingRegistered(svc.images);
+});
+
+test('manifest or config over 4 MiB is refused', async () => {
+  const big = Buffer.alloc(5 << 20, 0x20);
+  reg.manifests.set('big', [big, MediaType.OciManifest]);
+  await assert.rejects(pullImage(svc.images, hosts, `${reg.host}/bad/img:big`), { code: 'INVALID_ARGUMENT', message: /limit/ });
+  const m = JSON.parse(img.manifest.toString());
+  m.config.size = 5 << 20;
+  withManifest(m);
+  await assert.rejects(pullImage(svc.images, hosts, ref()), { code: 'INVALID_ARGUMENT', message: /over the 4194304-byte limit/ });
+  await assertNothingRegistered(svc.images);
+});
+
+test('mediaType disagreeing with Content-Type, and a manifest that is also an index, are refused', async () => {
+  reg.manifests.set('1', [img.manifest, MediaType.DockerManifest]);
+  await assert.rejects(pullImage(svc.images, hosts, ref()), { code: 'INVALID_ARGUMENT', message: /disagrees/ });
+  const m = JSON.parse(img.manifest.toString());
+  withManifest({ ...m, manifests: [] });
+  await assert.rejects(pullImage(svc.images, hosts, ref()), { code: 'INVALID_ARGUMENT', message: /both/ });
+  await assertNothingRegistered(svc.images);
+});
+
+test('malformed digests are refused', async () => {
+  const m = JSON.parse(img.manifest.toString());
+  for (const bad of ['sha256:../../../../etc/passwd', layer0().desc.digest.toUpperCase().replace('SHA256', 'sha256'), 'sha256:abc', `sha512:${'a'.repeat(128)}`]) {
+    withManifest({ ...m, layers: [{ ...m.layers[0], digest: bad }, m.layers[1]] });
+    await assert.rejects(pullImage(svc.images, hosts, ref()), { code: 'INVALID_ARGUMENT', message: /digest/ }, bad);
+  }
+  await assert.rejects(pullImage(svc.images, hosts, `${reg.host}/bad/img@sha256:../..`), { code: 'INVALID_ARGUMENT' });
+  await assertNothingRegistered(svc.images);
+});
+
+test('index entry platform disagreeing with the config, and indexes nested too deep', async () => {
+  const index = (target: Buffer, type: string, platform = { os: 'linux', architecture: 'amd64' }) => ({
+    schemaVersion: 2,
+    mediaType: MediaType.OciIndex,
+    manifests: [{ mediaType: type, digest: sha256(target), size: target.length, platform }],
+  });
+  // The config says amd64; an index claiming arm64 for it is lying.
+  withManifest(index(img.manifest, MediaType.OciManifest, { os: 'linux', architecture: 'arm64' }), MediaType.OciIndex);
+  await assert.rejects(pullImage(svc.images, hosts, ref(), { platform: { os: 'linux', architecture: 'arm64' } }), { code: 'INVALID_ARGUMENT', message: /linux\/amd64 but its index entry says linux\/arm64/ });
+  let inner = withManifest(index(img.manifest, MediaType.OciManifest), MediaType.OciIndex, 'l1');
+  inner = withManifest(index(inner, MediaType.OciIndex), MediaType.OciIndex, 'l2');
+  withManifest(index(inner, MediaType.OciIndex), MediaType.OciIndex, '1');
+  await assert.rejects(pullImage(svc.images, hosts, ref()), { code: 'INVALID_ARGUMENT', message: /deeper than 2/ });
+  // Two levels are fine.
+  withManifest(index(inner, MediaType.OciIndex), MediaType.OciIndex, 'ok');
+  await assertNothingRegistered(svc.images);
+  const rec = await pullImage(svc.images, hosts, `${reg.host}/bad/img:l2`);
+  assert.equal(rec.manifest.digest, img.manifestDigest);
+});
+
+test('a blob redirect to another host gets no Authorization header', async () => {
+  const seen: http.IncomingHttpHeaders[] = [];
+  const cdn = http.createServer((req, res) => {
+    seen.push(req.headers);
+    serveRange(req, res, layer0().blob);
+  });
+  await new Promise<void>((r) => cdn.listen(0, '127.0.0.1', r));
+  const cdnHost = `127.0.0.1:${(cdn.address() as { port: number }).port}`;
+  try {
+    reg.basicAuth = 'u:p';
+    reg.routes.set(blobPath(), (_q, res) => void res.writeHead(307, { location: `http://${cdnHost}/blob/x?sig=1` }).end());
+    const rec = await pullImage(svc.images, hosts, ref(), { auth: { username: 'u', password: 'p' } });
+    assert.equal(rec.layers.length, 2);
+    assert.equal(seen.length, 1);
+    assert.equal(seen[0]!.authorization, undefined);
+    assert.ok(reg.log.some((l) => l.path.includes('/blobs/') && l.headers.authorization?.startsWith('Basic ')));
+  } finally {
+    await new Promise<void>((r) => cdn.close(() => r()));
+  }
+});
+
+test('foreign layer URLs are not fetched: the registry serves the blob', async () => {
+  const seen: string[] = [];
+  const foreign = http.createServer((req, res) => {
+    seen.push(req.url!);
+    res.writeHead(500).end();
+  });
+  await new Promise<void>((r) => foreign.listen(0, '127.0.0.1', r));
+  try {
+    const m = JSON.parse(img.manifest.toString());
+    m.layers[1] = { ...m.layers[1], mediaType: MediaType.OciLayerNondistGzip, urls: [`http://127.0.0.1:${(foreign.address() as { port: number }).port}/layer`] };
+    withManifest(m);
+    const rec = await pullImage(svc.images, hosts, ref());
+    assert.equal(readFileIn(svc.images, rec.chainIds[1]!, 'etc/top'), 'top\n');
+    assert.deepEqual(seen, []);
+  } finally {
+    await new Promise<void>((r) => foreign.close(() => r()));
+  }
+});
