@@ -57,7 +57,7 @@ async function assertNothingRegistered(images: ImageService, keepPartial = false
 const layer0 = () => img.layers[0]!;
 const blobPath = () => `GET /v2/bad/img/blobs/${layer0().desc.digest}`;
 
-function withManifest(m: object, type = MediaType.OciManifest, tag = '1'): Buffer {
+function withManifest(m: object, type: string = MediaType.OciManifest, tag = '1'): Buffer {
   const b = Buffer.from(JSON.stringify(m));
   reg.manifests.set(tag, [b, type]);
   reg.manifests.set(sha256(b), [b, type]);
