@@ -13,8 +13,8 @@ mode=${1:-}
 
 if [ "$(id -u)" != 0 ]; then echo "install.sh: run as root (sudo ./install.sh)" >&2; exit 1; fi
 
-runtime_pkgs=(runc conmon iptables iproute2 util-linux golang-github-containers-common busybox-static attr catatonit)
-test_pkgs=(docker-registry skopeo apache2-utils debootstrap hyperfine tini)
+runtime_pkgs=(runc conmon iptables iproute2 util-linux golang-github-containers-common busybox-static attr tini)
+test_pkgs=(docker-registry skopeo apache2-utils debootstrap hyperfine python3)
 pkgs=("${runtime_pkgs[@]}")
 [ "$mode" = --test-deps ] && pkgs+=("${test_pkgs[@]}")
 
@@ -22,8 +22,8 @@ missing=()
 for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "==> installing Debian packages: ${missing[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  apt-get -o DPkg::Lock::Timeout=600 update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 node_major() { "$1" -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
@@ -38,8 +38,10 @@ if [ -z "$NODE" ] || [ "$(node_major "$NODE")" -lt 24 ]; then
 fi
 export PATH=/usr/local/bin:$PATH
 
-echo "==> installing npm dependencies"
-(cd "$here" && npm ci --silent --no-audit --no-fund >/dev/null)
+if [ ! -f "$here/node_modules/.package-lock.json" ] || [ "$here/package-lock.json" -nt "$here/node_modules/.package-lock.json" ]; then
+  echo "==> installing npm dependencies"
+  (cd "$here" && npm ci --silent --no-audit --no-fund >/dev/null)
+fi
 
 cat > /usr/local/bin/keel <<WRAP
 #!/bin/sh
