@@ -208,7 +208,8 @@ export class NetworkManager {
             sb.Ports = await this.ports.allocate(containerId, sb.ContainerName, reqs, first.ep.IPAddress);
           }
           this.state.sandboxes.set(containerId, sb);
-          await this.state.save();
+          // Leases and sandboxes are separate files: write them side by side.
+          await Promise.all([this.ipam.save(), this.state.save()]);
         });
         await plumbSandbox(sb, plumbs);
         if (sb.Ports.length) await this.mu.run('state', () => this.applyRules());
@@ -250,7 +251,7 @@ export class NetworkManager {
       try {
         p = await this.mu.run('state', async () => {
           const r = await this.newEndpoint(sb, w, Object.keys(sb.Endpoints).length);
-          await this.state.save();
+          await Promise.all([this.ipam.save(), this.state.save()]);
           return r;
         });
         await plumbEndpoint(sb.NetnsPath, p);
@@ -291,7 +292,7 @@ export class NetworkManager {
     if (isDefault && w.aliases?.length) throw invalid('network-scoped alias is supported only for containers in user defined networks');
     const plan = this.plan(n);
     await this.activate(n);
-    const ip = await this.ipam.allocate(n.Id, plan, sb.ContainerId, w.ip);
+    const ip = await this.ipam.allocate(n.Id, plan, sb.ContainerId, w.ip, false);
     const ifNames = new Set(Object.values(sb.Endpoints).map((e) => e.IfName));
     let k = 0;
     while (ifNames.has(`eth${k}`)) k++;

@@ -104,12 +104,13 @@ export class Ipam {
     if (s && s.version === 1 && s.leases) this.state = { version: 1, leases: s.leases, last: s.last ?? {} };
   }
 
-  private async save(): Promise<void> {
+  /** Writes the leases now (after allocate(..., false)). */
+  async save(): Promise<void> {
     await writeJsonAtomic(this.file, this.state);
   }
 
   /** Reserves an address for `owner`: `requested` exactly, or the next free one after the last handed out. */
-  async allocate(network: string, plan: SubnetPlan, owner: string, requested?: string): Promise<string> {
+  async allocate(network: string, plan: SubnetPlan, owner: string, requested?: string, persist = true): Promise<string> {
     const leases = (this.state.leases[network] ??= {});
     const mine = Object.entries(leases).find(([, o]) => o === owner);
     if (mine && (!requested || mine[0] === requested)) return mine[0];
@@ -137,7 +138,7 @@ export class Ipam {
     }
     if (mine) delete leases[mine[0]];
     leases[formatIp(ip)] = owner;
-    await this.save();
+    if (persist) await this.save();
     return formatIp(ip);
   }
 

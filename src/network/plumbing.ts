@@ -1,3 +1,4 @@
+import { exists } from '../common/fs.ts';
 import { linkExists, vethHostBatch, vethInsideBatch, type VethPlan } from './bridge.ts';
 import { createNetns, ipBatch, ipInNetns, removeNetns } from './netns.ts';
 import type { EndpointRecord, SandboxRecord } from './types.ts';
@@ -61,6 +62,9 @@ export async function deleteLinks(hostIfs: string[]): Promise<void> {
  * for an RCU grace period); the unmount ~3 ms.
  */
 export async function unplumb(sb: SandboxRecord, eps: EndpointRecord[]): Promise<void> {
-  if (sb.OwnNetns && sb.NetnsPath) await removeNetns(sb.NetnsPath);
-  else await deleteLinks(eps.map((e) => e.HostIfName));
+  if (sb.OwnNetns && sb.NetnsPath) return removeNetns(sb.NetnsPath);
+  // A netns given as /proc/<pid>/ns/net dies with its process, veths and all:
+  // once the process is gone there is nothing left to delete.
+  if (sb.NetnsPath.startsWith('/proc/') && !(await exists(sb.NetnsPath))) return;
+  await deleteLinks(eps.map((e) => e.HostIfName));
 }
