@@ -27,10 +27,11 @@ export interface PushOptions {
  */
 export async function pushImage(images: ImageService, registries: RegistryHosts, ref: string, opts: PushOptions = {}): Promise<void> {
   const parsed = parseReference(ref, { defaultTag: !opts.allTags });
+  if (opts.allTags && parsed.tag) throw new EngineError('INVALID_ARGUMENT', 'tag can\'t be used with --all-tags/-a');
   if (parsed.digest) throw new EngineError('INVALID_ARGUMENT', `cannot push a digest reference (${ref}): push a tag`);
   const repo = repositoryName(parsed);
   let tags: { tag: string; rec: ImageRecord }[];
-  if (opts.allTags && !parsed.tag) {
+  if (opts.allTags) {
     tags = images.store
       .list()
       .flatMap((rec) => images.store.namesOf(rec.id).filter((n) => n.startsWith(`${repo}:`)).map((n) => ({ tag: n.slice(repo.length + 1), rec })))

@@ -33,8 +33,6 @@ export interface RegistryHostsOptions {
   maxConcurrentUploads?: number;
   /** Blobs larger than this are uploaded in PATCH chunks of this size (default 0: one streamed PUT). */
   uploadChunkSize?: number;
-  /** Download layers from foreign (non-distributable) URLs (default false: only from the registry). */
-  allowForeignUrls?: boolean;
   /** How deep nested indexes may go (default 2: index → index → manifest). */
   maxIndexDepth?: number;
 }
@@ -76,7 +74,6 @@ export class RegistryHosts {
       maxConcurrentDownloads: o.maxConcurrentDownloads ?? 3,
       maxConcurrentUploads: o.maxConcurrentUploads ?? 5,
       uploadChunkSize: o.uploadChunkSize ?? 0,
-      allowForeignUrls: o.allowForeignUrls ?? false,
       maxIndexDepth: o.maxIndexDepth ?? 2,
     };
     this.credentials = new CredentialStore(o.configDir ?? defaultConfigDir());

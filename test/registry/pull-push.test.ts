@@ -125,6 +125,20 @@ test('multi-arch index: platform chosen, index digest recorded, --platform honou
   }
 });
 
+test('a docker.io pull goes through the configured mirror', async () => {
+  const { images, cleanup } = await newImageService();
+  const reg = new RegistryHosts({ useCredentialStore: false, mirrors: { 'docker.io': [`http://${regA.host}`] } });
+  try {
+    const msgs: ProgressMessage[] = [];
+    const rec = await pullImage(images, reg, 'test/bb:1', { onProgress: (m) => msgs.push(m) });
+    assert.deepEqual(images.store.repoTags(rec.id), ['test/bb:1']);
+    assert.equal(msgs.at(-1)!.status, 'Status: Downloaded newer image for test/bb:1');
+  } finally {
+    reg.close();
+    await cleanup();
+  }
+});
+
 test('pull --all-tags pulls every tag', async () => {
   const { images, cleanup } = await newImageService();
   const reg = hosts();
