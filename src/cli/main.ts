@@ -1,4 +1,4 @@
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, Help } from 'commander';
 import { EngineError } from '../common/errors.ts';
 import { ApiClient, DEFAULT_SOCKET, ensureDaemon } from './client.ts';
 import { daemonCommand } from './daemon.ts';
@@ -33,7 +33,13 @@ export function buildProgram(): Command {
     .version('keel version 0.1.0', '-v, --version', 'print version information and quit')
     .enablePositionalOptions()
     .showHelpAfterError('(run with --help for usage)')
-    .configureHelp({ sortSubcommands: true, subcommandTerm: (c) => c.name() });
+    .configureHelp({
+      sortSubcommands: true,
+      subcommandTerm: (c) => c.name(),
+      // Repeatable flags start from an empty list; that is no default worth printing.
+      optionDescription: (o) => new Help().optionDescription(o).replace(' (default: [])', ''),
+    })
+    .exitOverride();
   let cached: ApiClient | undefined;
   const ctx: CliContext = {
     async client() {
@@ -54,7 +60,6 @@ export function buildProgram(): Command {
 /** Docker's exit codes: 125 when the engine fails, else 1 for usage and API errors. */
 export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
-  program.exitOverride();
   try {
     await program.parseAsync(argv, { from: 'user' });
     return Number(process.exitCode ?? 0);
