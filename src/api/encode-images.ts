@@ -39,7 +39,7 @@ export function encodeImageSummary(v: ImageView): Record<string, unknown> {
     Labels: v.config.config?.Labels ?? null,
     ParentId: v.record.parent ?? '',
     RepoDigests: v.repoDigests.length ? v.repoDigests : v.repoTags.length ? null : ['<none>@<none>'],
-    RepoTags: v.repoTags.length ? v.repoTags : null,
+    RepoTags: v.repoTags.length ? v.repoTags : ['<none>:<none>'],
     SharedSize: -1,
     Size: v.record.size,
     VirtualSize: v.record.size,

@@ -20,7 +20,7 @@ interface ImageSummary {
 function imageRows(images: ImageSummary[], digests: boolean, noTrunc: boolean) {
   const rows = [];
   for (const img of images) {
-    const tags = img.RepoTags?.length ? img.RepoTags : ['<none>:<none>'];
+    const tags = img.RepoTags?.length ? img.RepoTags : ['<none>:<none>']; // dockerd sends <none>:<none> itself
     for (const t of tags) {
       const i = t.lastIndexOf(':');
       const repo = t.slice(0, i);
