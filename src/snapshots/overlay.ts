@@ -105,9 +105,12 @@ export class Snapshotter {
   }
 
   async removeLayer(chainId: Digest): Promise<void> {
-    const dir = path.join(this.layersDir, digestHex(parseDigest(chainId)));
+    await this.discard(path.join(this.layersDir, digestHex(parseDigest(chainId))));
+  }
+
+  /** Renames a directory into tmp/ before deleting it, so a crash mid-delete leaves no half tree in place. */
+  private async discard(dir: string): Promise<void> {
     const trash = path.join(this.tmpDir, `rm-${randomBytes(8).toString('hex')}`);
-    // Rename first so a crash mid-delete leaves no half layer under layers/.
     try {
       await fsp.rename(dir, trash);
     } catch (e) {
@@ -169,15 +172,7 @@ export class Snapshotter {
   }
 
   async remove(key: string): Promise<void> {
-    const dir = this.activeDirFor(key);
-    const trash = path.join(this.tmpDir, `rm-${randomBytes(8).toString('hex')}`);
-    try {
-      await fsp.rename(dir, trash);
-    } catch (e) {
-      if (errnoCode(e) === 'ENOENT') return;
-      throw e;
-    }
-    await fsp.rm(trash, { recursive: true, force: true });
+    await this.discard(this.activeDirFor(key));
   }
 
   private activeDirFor(key: string): string {
