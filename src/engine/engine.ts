@@ -16,6 +16,7 @@ import { type LoadResult, loadArchive } from '../images/load.ts';
 import { saveImages } from '../images/save.ts';
 import { type RemoveResult, ImageService } from '../images/service.ts';
 import type { ImageRecord } from '../images/store.ts';
+import { NetworkManager, type NetworkManagerOptions } from '../network/index.ts';
 import { EventBus } from './events.ts';
 import { filterImages, type Filters } from './filters.ts';
 
@@ -26,6 +27,8 @@ export interface EngineOptions {
   execRoot?: string;
   /** Registry endpoints, mirrors, insecure registries, timeouts. */
   registries?: RegistryHostsOptions;
+  /** Default bridge, address pool, iptables chain and device prefixes (tests run daemons side by side with these). */
+  network?: Partial<Omit<NetworkManagerOptions, 'dataDir' | 'runDir' | 'netnsDir'>>;
 }
 
 /** An image with what docker shows of it. */
@@ -50,6 +53,7 @@ export class Engine {
   readonly execRoot: string;
   readonly images: ImageService;
   readonly registries: RegistryHosts;
+  readonly networks: NetworkManager;
   readonly events = new EventBus();
   readonly started = new Date();
   private lock?: RootLock;
@@ -59,6 +63,10 @@ export class Engine {
     this.execRoot = path.resolve(opts.execRoot ?? '/run/keel');
     this.images = new ImageService(this.dataRoot);
     this.registries = new RegistryHosts(opts.registries);
+    this.networks = new NetworkManager({
+      dataDir: path.join(this.dataRoot, 'network'), runDir: path.join(this.execRoot, 'network'), netnsDir: path.join(this.execRoot, 'netns'),
+      ...opts.network,
+    });
   }
 
   async open(): Promise<void> {
@@ -70,6 +78,7 @@ export class Engine {
       await this.images.init();
       const gc = await this.images.gc(this.layersInUse());
       if (gc.layers || gc.blobs) log.info('removed unreferenced data left by an interrupted operation', gc);
+      await this.networks.init();
     } catch (e) {
       this.lock.release();
       throw e;
@@ -77,6 +86,7 @@ export class Engine {
   }
 
   async close(): Promise<void> {
+    this.networks.close();
     this.lock?.release();
     this.lock = undefined;
   }
