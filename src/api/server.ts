@@ -5,6 +5,7 @@ import { EngineError } from '../common/errors.ts';
 import { log } from '../common/log.ts';
 import { type Engine, VERSION } from '../engine/engine.ts';
 import { imageRoutes } from './images.ts';
+import { networkRoutes } from './networks.ts';
 import { Router, sendError } from './router.ts';
 import { systemRoutes } from './system.ts';
 
@@ -18,6 +19,7 @@ export function buildRouter(modules: RouteModule[] = []): Router {
   const r = new Router();
   systemRoutes(r);
   for (const m of modules) m(r);
+  networkRoutes(r);
   imageRoutes(r);
   return r;
 }

@@ -3,6 +3,7 @@ import { EngineError } from '../common/errors.ts';
 import { ApiClient, DEFAULT_SOCKET, ensureDaemon } from './client.ts';
 import { daemonCommand } from './daemon.ts';
 import { imageCommands } from './commands/images.ts';
+import { networkCommands } from './commands/networks.ts';
 import { registryCommands } from './commands/registry.ts';
 import { systemCommands } from './commands/system.ts';
 
@@ -52,6 +53,7 @@ export function buildProgram(): Command {
   };
   program.addCommand(daemonCommand());
   imageCommands(program, ctx);
+  networkCommands(program, ctx);
   registryCommands(program, ctx);
   systemCommands(program, ctx);
   return program;

@@ -16,7 +16,7 @@ import { type LoadResult, loadArchive } from '../images/load.ts';
 import { saveImages } from '../images/save.ts';
 import { type RemoveResult, ImageService } from '../images/service.ts';
 import type { ImageRecord } from '../images/store.ts';
-import { NetworkManager, type NetworkManagerOptions } from '../network/index.ts';
+import { type CreateNetworkOptions, type EndpointOptions, NetworkManager, type NetworkFilters, type NetworkManagerOptions } from '../network/index.ts';
 import { EventBus } from './events.ts';
 import { filterImages, type Filters } from './filters.ts';
 
@@ -44,6 +44,20 @@ export interface ImageView {
 export const VERSION = '0.1.0';
 
 /**
+ * What network connect/disconnect need from the containers layer. A running
+ * container is changed at once (NetworkManager.connect/disconnect); a created
+ * or stopped one only has its record changed, and the network is attached
+ * when it starts.
+ */
+export interface ContainerNetworks {
+  /** Resolves a container reference; throws NOT_FOUND "No such container: <ref>". */
+  find(ref: string): { id: string; name: string };
+  /** Adds the network (by name) with its aliases/ip to the container. */
+  connect(id: string, ep: EndpointOptions): Promise<void>;
+  disconnect(id: string, network: string, force: boolean): Promise<void>;
+}
+
+/**
  * The composition root: one Engine owns one state root (exclusive lock) and
  * exposes the operations front ends call. The daemon serves it over the
  * Docker API; a program may embed it directly.
@@ -54,6 +68,8 @@ export class Engine {
   readonly images: ImageService;
   readonly registries: RegistryHosts;
   readonly networks: NetworkManager;
+  /** The containers layer's side of network connect/disconnect; set where the engine builds its container service. */
+  containerNetworking?: ContainerNetworks;
   readonly events = new EventBus();
   readonly started = new Date();
   private lock?: RootLock;
@@ -225,6 +241,53 @@ export class Engine {
       out[0].tags = this.images.store.repoTags(rec.id);
     }
     return out;
+  }
+
+  // ---- networks -----------------------------------------------------------
+
+  async createNetwork(o: CreateNetworkOptions): Promise<{ Id: string; Warning: string }> {
+    const out = await this.networks.createNetwork(o);
+    this.events.publish('network', 'create', out.Id, { name: o.Name, type: o.Driver || 'bridge' });
+    return out;
+  }
+
+  async removeNetwork(ref: string): Promise<void> {
+    const n = this.networks.store.get(ref);
+    await this.networks.removeNetwork(n.Id);
+    this.events.publish('network', 'destroy', n.Id, { name: n.Name, type: n.Driver });
+  }
+
+  /** `network prune`: user networks without endpoints; returns their names. */
+  async pruneNetworks(filters: NetworkFilters = {}): Promise<string[]> {
+    const before = new Map(this.networks.store.list().map((n) => [n.Name, n]));
+    const gone = await this.networks.prune(filters);
+    for (const name of gone) this.events.publish('network', 'destroy', before.get(name)?.Id ?? name, { name, type: 'bridge' });
+    this.events.publish('network', 'prune', '', { reclaimed: '0' });
+    return gone;
+  }
+
+  /**
+   * `network connect`: a running container gets the endpoint now; a created
+   * one keeps it in its record and gets it at start (docker-compose v1 does
+   * disconnect + connect between create and start).
+   */
+  async connectNetwork(netRef: string, containerRef: string, ep: Omit<EndpointOptions, 'network'>): Promise<void> {
+    const n = this.networks.store.get(netRef);
+    const c = this.containerNetworks().find(containerRef);
+    await this.containerNetworks().connect(c.id, { ...ep, network: n.Name });
+    this.events.publish('network', 'connect', n.Id, { container: c.id, name: n.Name, type: n.Driver });
+  }
+
+  async disconnectNetwork(netRef: string, containerRef: string, force = false): Promise<void> {
+    const n = this.networks.store.get(netRef);
+    const c = this.containerNetworks().find(containerRef);
+    await this.containerNetworks().disconnect(c.id, n.Name, force);
+    this.events.publish('network', 'disconnect', n.Id, { container: c.id, name: n.Name, type: n.Driver });
+  }
+
+  private containerNetworks(): ContainerNetworks {
+    if (!this.containerNetworking) throw new EngineError('UNAVAILABLE', 'containers are not available in this engine');
+    return this.containerNetworking;
   }
 
   // ---- system -------------------------------------------------------------
