@@ -1,0 +1,156 @@
+# Shared helpers for keel's benchmarks. Sourced by bench/run.sh and by every
+# bench script (which run.sh starts as a child with the environment below).
+#
+# Environment set by run.sh (exported):
+#   BENCH_DIR     this folder          BENCH_WORK  temp dir of this run (scripts, logs, bundles)
+#   BENCH_OUT     per-run output dir   (rows.jsonl, hyperfine JSON files)
+#   KEEL          path of bin/keel     KEEL_SOCK   socket of the keel daemon started for this run
+#   DOCKERD_SOCK  dockerd's socket     BENCH_TIMEOUT  upper bound (s) for one hyperfine invocation
+
+set -o pipefail
+
+say() { printf '\033[1m[bench]\033[0m %s\n' "$*" >&2; }
+die() { say "error: $*"; exit 1; }
+
+# Engine CLIs, each pinned to its daemon so no environment leaks between rows.
+dk() { docker -H "unix://$DOCKERD_SOCK" "$@"; }   # docker CLI -> dockerd
+kd() { docker -H "unix://$KEEL_SOCK" "$@"; }      # docker CLI -> keel daemon
+kk() { "$KEEL" -H "unix://$KEEL_SOCK" "$@"; }     # keel CLI   -> keel daemon
+pm() { podman "$@"; }                             # podman (daemonless)
+
+# The command prefixes the benches put in hyperfine command lines (hyperfine
+# runs them with -N, i.e. without a shell, so they must be plain argv words).
+DK="docker -H unix://${DOCKERD_SOCK:-/var/run/docker.sock}"
+KD="docker -H unix://${KEEL_SOCK:-}"
+KK="${KEEL:-} -H unix://${KEEL_SOCK:-}"
+PM="podman"
+
+# ---- cleanup stack: every bench registers what it created; run on EXIT ----
+_BENCH_CLEANUPS=()
+on_exit() { _BENCH_CLEANUPS+=("$1"); }
+_bench_run_cleanups() {
+  local i
+  for ((i = ${#_BENCH_CLEANUPS[@]} - 1; i >= 0; i--)); do
+    eval "${_BENCH_CLEANUPS[$i]}" >/dev/null 2>&1 || true
+  done
+  _BENCH_CLEANUPS=()
+}
+trap _bench_run_cleanups EXIT
+trap 'exit 130' INT TERM
+
+# script NAME BODY: write an executable bash script under the work dir and
+# print its path. Used for hyperfine --prepare and for multi-step commands, so
+# hyperfine itself can run without a shell (-N) and without quoting games.
+script() {
+  local f="$BENCH_WORK/scripts/$1.sh"
+  mkdir -p "$BENCH_WORK/scripts"
+  printf '#!/bin/bash\nset -u\n%s\n' "$2" >"$f"
+  chmod +x "$f"
+  printf '%s' "$f"
+}
+
+# row JSON: append one result row (a JSON object) to this run's rows file.
+row() { printf '%s\n' "$1" >>"$BENCH_OUT/rows.jsonl"; }
+
+# Names are plain words; this keeps file names derived from them safe.
+slug() { printf '%s' "$*" | tr -c 'A-Za-z0-9._-' '_' | cut -c1-80; }
+
+# measure BENCH GROUP ENGINE CLIENT [options] -- COMMAND
+#   options: --runs N  --warmup N  --prepare CMD  --cleanup CMD  --check CMD
+#            --target SECONDS  --note TEXT
+# Runs CMD once as a check (after PREPARE); if that fails the row records
+# "not available (<error>)" and the bench goes on. Otherwise hyperfine times it
+# (-N: no shell, so no shell start-up in the figure) and the row points at
+# hyperfine's JSON export. The whole hyperfine call is bounded by BENCH_TIMEOUT.
+measure() {
+  local bench=$1 group=$2 engine=$3 client=$4
+  shift 4
+  local runs=${BENCH_RUNS:-10} warmup=0 prepare="" cleanup="" check="" target=null note=""
+  while [[ $# -gt 0 && $1 != -- ]]; do
+    case $1 in
+      --runs) runs=$2 ;;
+      --warmup) warmup=$2 ;;
+      --prepare) prepare=$2 ;;
+      --cleanup) cleanup=$2 ;;
+      --check) check=$2 ;;
+      --target) target=$2 ;;
+      --note) note=$2 ;;
+      *) die "measure: unknown option $1" ;;
+    esac
+    shift 2
+  done
+  shift
+  local cmd="$*"
+  local base
+  base="$(slug "$bench-$group-$engine-$client")"
+  local json="$BENCH_OUT/$base.json" errf="$BENCH_WORK/$base.check.err"
+  say "$bench | $group | $engine via $client"
+  [[ -n $prepare ]] && { timeout "${BENCH_TIMEOUT:-600}" bash -c "$prepare" >/dev/null 2>&1 || true; }
+  local rc=0
+  timeout "${BENCH_CHECK_TIMEOUT:-300}" bash -c "${check:-$cmd}" >/dev/null 2>"$errf" || rc=$?
+  if ((rc != 0)); then
+    local err
+    err="$(grep -v '^\s*$' "$errf" | tail -n 2 | tr '\n' ' ' | cut -c1-300)"
+    ((rc == 124)) && err="timed out after ${BENCH_CHECK_TIMEOUT:-300}s $err"
+    [[ -z $err ]] && err="exit status $rc from: ${check:-$cmd}"
+    say "  $engine: not available ($err)"
+    row "$(jq -cn --arg b "$bench" --arg g "$group" --arg e "$engine" --arg c "$client" --arg cmd "$cmd" --arg err "$err" --argjson t "$target" --arg n "$note" \
+      '{bench:$b,group:$g,engine:$e,client:$c,command:$cmd,unit:"s",error:$err,target:$t,note:$n}')"
+    [[ -n $cleanup ]] && { bash -c "$cleanup" >/dev/null 2>&1 || true; }
+    return 0
+  fi
+  local args=(-N --style basic --runs "$runs" --warmup "$warmup" --export-json "$json" --command-name "$engine ($client)")
+  [[ -n $prepare ]] && args+=(--prepare "$prepare")
+  [[ -n $cleanup ]] && args+=(--cleanup "$cleanup")
+  if ! timeout "${BENCH_TIMEOUT:-600}" hyperfine "${args[@]}" "$cmd" >&2 2>"$errf.hf"; then
+    local err
+    err="hyperfine failed: $(grep -v '^\s*$' "$errf.hf" | tail -n 2 | tr '\n' ' ' | cut -c1-300)"
+    say "  $err"
+    cat "$errf.hf" >&2
+    row "$(jq -cn --arg b "$bench" --arg g "$group" --arg e "$engine" --arg c "$client" --arg cmd "$cmd" --arg err "$err" --argjson t "$target" --arg n "$note" \
+      '{bench:$b,group:$g,engine:$e,client:$c,command:$cmd,unit:"s",error:$err,target:$t,note:$n}')"
+    return 0
+  fi
+  row "$(jq -cn --arg b "$bench" --arg g "$group" --arg e "$engine" --arg c "$client" --arg cmd "$cmd" --arg h "$json" --argjson t "$target" --arg n "$note" \
+    '{bench:$b,group:$g,engine:$e,client:$c,command:$cmd,unit:"s",hyperfine:$h,target:$t,note:$n}')"
+}
+
+# value BENCH GROUP ENGINE CLIENT UNIT VALUE [TARGET] [NOTE]: a non-time figure
+# (memory, counts) measured by the bench itself from kernel counters.
+value() {
+  row "$(jq -cn --arg b "$1" --arg g "$2" --arg e "$3" --arg c "$4" --arg u "$5" --argjson v "$6" --argjson t "${7:-null}" --arg n "${8:-}" \
+    '{bench:$b,group:$g,engine:$e,client:$c,unit:$u,value:$v,target:$t,note:$n}')"
+}
+
+# unavailable BENCH GROUP ENGINE CLIENT UNIT ERROR: record a row that could not be measured.
+unavailable() {
+  row "$(jq -cn --arg b "$1" --arg g "$2" --arg e "$3" --arg c "$4" --arg u "$5" --arg err "$6" \
+    '{bench:$b,group:$g,engine:$e,client:$c,unit:$u,error:$err,target:null,note:""}')"
+}
+
+# drop the page cache so the next run reads from disk (cold).
+drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
+
+# wait_for TIMEOUT_S CMD...: poll until CMD succeeds.
+wait_for() {
+  local deadline=$((SECONDS + $1))
+  shift
+  until "$@" >/dev/null 2>&1; do
+    ((SECONDS >= deadline)) && return 1
+    sleep 0.1
+  done
+}
+
+mem_available_kb() { awk '/^MemAvailable:/ {print $2}' /proc/meminfo; }
+
+# pss_kb PID...: summed proportional set size (kB) of the given processes.
+pss_kb() {
+  local total=0 p v
+  for p in "$@"; do
+    v=$(awk '/^Pss:/ {print $2}' "/proc/$p/smaps_rollup" 2>/dev/null || echo 0)
+    total=$((total + ${v:-0}))
+  done
+  echo "$total"
+}
+
+ppid_of() { awk '{print $4}' "/proc/$1/stat" 2>/dev/null; }
