@@ -1,0 +1,153 @@
+/**
+ * Start-time work for a container's mounts, after its rootfs is mounted and
+ * before `runc create`: create missing `-v` host directories, mount option
+ * volumes, resolve every destination inside the rootfs (symlinks scoped to
+ * the rootfs, missing directories created without following anything out),
+ * fill empty volumes from the image (docker's copy-up), and describe the
+ * result as OCI runtime mounts.
+ *
+ * Destinations are handed to runc already resolved, so a symlink in the
+ * image (`/data -> /etc` or `-> ../../..`) can only ever redirect a mount to
+ * another place inside the rootfs. Nothing else runs in the rootfs yet, so
+ * the resolution cannot be raced by the container.
+ */
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { EngineError, invalid } from '../common/errors.ts';
+import { exec } from '../common/exec.ts';
+import { cleanEntryPath, ScopedRoot } from '../archive/resolve.ts';
+import { bindMount, tmpfsMount, type Mount } from '../runtime/index.ts';
+import type { ResolvedMount } from './mounts.ts';
+
+const MAX_SYMLINKS = 255;
+
+/**
+ * Resolves `dest` inside `rootfs` like securejoin: every symlink on the way,
+ * the last component included, is read as if rootfs were `/`. Missing
+ * directories are created (0755); a missing last component becomes a
+ * directory, or an empty file when `asFile`. Returns the resolved path
+ * relative to rootfs ('' for the root itself).
+ */
+export function resolveDestination(rootfs: string, dest: string, opts: { create: boolean; asFile?: boolean } = { create: true }): string | null {
+  const scoped = new ScopedRoot(rootfs);
+  let comps = cleanEntryPath(dest, 'mount destination');
+  for (let links = 0; ; links++) {
+    if (links > MAX_SYMLINKS) throw invalid(`too many levels of symbolic links resolving mount destination ${JSON.stringify(dest)}`);
+    if (comps.length === 0) return '';
+    let parent: string | null;
+    try {
+      parent = scoped.resolveDir(comps.slice(0, -1), opts.create, dest);
+    } catch (e) {
+      throw invalid(`cannot mount on ${JSON.stringify(dest)} in the container: ${(e as Error).message.replace(/^layer entry "[^"]*": /, '')}`);
+    }
+    if (parent === null) return null;
+    const last = comps[comps.length - 1]!;
+    const rel = parent === '' ? last : `${parent}/${last}`;
+    const abs = path.join(rootfs, rel);
+    let st: fs.Stats | undefined;
+    try {
+      st = fs.lstatSync(abs);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
+    if (st?.isSymbolicLink()) {
+      const target = fs.readlinkSync(abs, 'utf8');
+      // Expand the link as if rootfs were '/': absolute targets restart at root, '..' stops there.
+      const base = target.startsWith('/') ? [] : parent.split('/').filter(Boolean);
+      const stack: string[] = [];
+      for (const c of [...base, ...target.split('/')]) {
+        if (c === '' || c === '.') continue;
+        if (c === '..') stack.pop();
+        else stack.push(c);
+      }
+      comps = stack;
+      continue;
+    }
+    if (!st) {
+      if (!opts.create) return null;
+      if (opts.asFile) fs.closeSync(fs.openSync(abs, fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_WRONLY | fs.constants.O_NOFOLLOW, 0o755));
+      else fs.mkdirSync(abs, 0o755);
+    }
+    return rel;
+  }
+}
+
+async function isEmptyDir(p: string): Promise<boolean> {
+  return (await fsp.readdir(p)).length === 0;
+}
+
+/**
+ * docker's copy-up: when the volume at `volumePath` is empty and the image
+ * has a directory at `dest`, copy its content with ownership, modes,
+ * xattrs, links and special files, and give the volume root the
+ * directory's owner and mode. Returns whether anything was copied.
+ */
+export async function copyUp(volumePath: string, rootfs: string, dest: string): Promise<boolean> {
+  const rel = resolveDestination(rootfs, dest, { create: false });
+  if (rel === null) return false;
+  const src = rel === '' ? rootfs : path.join(rootfs, rel);
+  const st = await fsp.lstat(src);
+  if (!st.isDirectory()) return false;
+  if (!(await isEmptyDir(volumePath))) return false;
+  if (!(await isEmptyDir(src))) {
+    // GNU cp -a: no dereference, preserves ownership/mode/timestamps/xattrs/hard links.
+    await exec(['cp', '-a', '--', `${src}/.`, `${volumePath}/`], { timeoutMs: 30 * 60_000 });
+  }
+  await fsp.chown(volumePath, st.uid, st.gid);
+  await fsp.chmod(volumePath, st.mode & 0o7777);
+  return true;
+}
+
+export interface VolumeActivator {
+  activate(name: string, cid: string): Promise<unknown>;
+  deactivate(name: string, cid: string): Promise<void>;
+}
+
+/**
+ * Everything a container's mounts need at start; returns the OCI mounts
+ * to append to the runtime spec (in order). On failure, volumes it
+ * activated are deactivated again.
+ */
+export async function setupMounts(store: VolumeActivator, cid: string, rootfs: string, mounts: ResolvedMount[]): Promise<Mount[]> {
+  const out: Mount[] = [];
+  const activated: string[] = [];
+  try {
+    for (const m of mounts) {
+      let asFile = false;
+      if (m.type === 'bind') {
+        let st = await fsp.stat(m.source).catch(() => undefined);
+        if (!st && m.createSource) {
+          await fsp.mkdir(m.source, { recursive: true, mode: 0o755 });
+          st = await fsp.stat(m.source);
+        }
+        if (!st) throw invalid(`invalid mount config for type "bind": bind source path does not exist: ${m.source}`);
+        asFile = !st.isDirectory();
+      } else if (m.type === 'volume') {
+        await store.activate(m.name!, cid);
+        activated.push(m.name!);
+      }
+      const rel = resolveDestination(rootfs, m.destination, { create: true, asFile });
+      const dest = '/' + rel!;
+      if (m.type === 'volume') {
+        const inImage = await fsp.lstat(path.join(rootfs, rel!));
+        if (!inImage.isDirectory()) throw new EngineError('INVALID_ARGUMENT', `cannot mount volume over existing file, file exists ${path.join(rootfs, rel!)}`);
+        if (m.copyData) await copyUp(m.source, rootfs, dest);
+        out.push(bindMount(m.source, dest, { readonly: m.readonly }));
+      } else if (m.type === 'bind') {
+        out.push(bindMount(m.source, dest, { readonly: m.readonly, propagation: m.propagation || 'rprivate', recursive: !m.nonRecursive }));
+      } else {
+        out.push(tmpfsMount(dest, { options: m.readonly && !(m.tmpfsOptions ?? []).includes('ro') ? [...(m.tmpfsOptions ?? []), 'ro'] : m.tmpfsOptions ?? [] }));
+      }
+    }
+  } catch (e) {
+    for (const n of activated) await store.deactivate(n, cid).catch(() => {});
+    throw e;
+  }
+  return out;
+}
+
+/** After the container stopped: option volumes nobody else runs with are unmounted. */
+export async function teardownMounts(store: VolumeActivator, cid: string, mounts: ResolvedMount[]): Promise<void> {
+  for (const m of mounts) if (m.type === 'volume') await store.deactivate(m.name!, cid);
+}
