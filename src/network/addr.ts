@@ -52,7 +52,14 @@ export function parseCidr(s: string, what = 'CIDR address', strict = true): Cidr
   }
   const prefix = Number(len);
   if (prefix > 32) throw invalid(`invalid ${what}: ${s}`);
-  const addr = parseIp(ip);
+  let addr: number;
+  try {
+    addr = parseIp(ip);
+  } catch (e) {
+    // dockerd names the whole argument ("invalid CIDR address: 10.1.2.300/24"), not just the address part.
+    if (ip.includes(':')) throw e;
+    throw invalid(`invalid ${what}: ${s}`);
+  }
   const base = (addr & maskOf(prefix)) >>> 0;
   if (strict && base !== addr) {
     throw invalid(`invalid ${what}: ${s}: host bits are set; did you mean ${formatIp(base)}/${prefix}?`);

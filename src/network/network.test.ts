@@ -19,6 +19,7 @@ test('addresses and subnets', () => {
   assert.throws(() => parseIp('10.80.0.256'), /invalid IP address/);
   assert.throws(() => parseIp('::1'), /IPv4 only/);
   assert.throws(() => parseCidr('10.80.0.1/16'), /host bits are set; did you mean 10\.80\.0\.0\/16/);
+  assert.throws(() => parseCidr('10.1.2.300/24'), /^EngineError: invalid CIDR address: 10\.1\.2\.300\/24$/);
   assert.equal(macForIp(parseIp('172.17.0.2')), '02:42:ac:11:00:02');
   assert.throws(() => planSubnet('10.1.0.0/16', '', '', ['10.1.2.0/24']), /Pool overlaps with other one on this address space/);
   assert.throws(() => planSubnet('10.1.0.0/16', '10.2.0.1', '', []), /not a usable address/);
