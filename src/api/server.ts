@@ -8,6 +8,7 @@ import { imageRoutes } from './images.ts';
 import { networkRoutes } from './networks.ts';
 import { Router, sendError } from './router.ts';
 import { systemRoutes } from './system.ts';
+import { volumeRoutes } from './volumes.ts';
 
 export const API_VERSION = '1.41';
 export const MIN_API_VERSION = '1.24';
@@ -20,6 +21,7 @@ export function buildRouter(modules: RouteModule[] = []): Router {
   systemRoutes(r);
   for (const m of modules) m(r);
   networkRoutes(r);
+  volumeRoutes(r);
   imageRoutes(r);
   return r;
 }
