@@ -6,6 +6,7 @@ import { imageCommands } from './commands/images.ts';
 import { networkCommands } from './commands/networks.ts';
 import { registryCommands } from './commands/registry.ts';
 import { systemCommands } from './commands/system.ts';
+import { volumeCommands } from './commands/volumes.ts';
 
 /** What every command gets: a client for the daemon the user chose. */
 export interface CliContext {
@@ -56,6 +57,7 @@ export function buildProgram(): Command {
   networkCommands(program, ctx);
   registryCommands(program, ctx);
   systemCommands(program, ctx);
+  volumeCommands(program, ctx);
   return program;
 }
 
