@@ -2,6 +2,7 @@ import { Command, CommanderError, Help } from 'commander';
 import { EngineError } from '../common/errors.ts';
 import { ApiClient, DEFAULT_SOCKET, ensureDaemon } from './client.ts';
 import { daemonCommand } from './daemon.ts';
+import { containerCommands } from './commands/containers.ts';
 import { imageCommands } from './commands/images.ts';
 import { networkCommands } from './commands/networks.ts';
 import { registryCommands } from './commands/registry.ts';
@@ -53,6 +54,7 @@ export function buildProgram(): Command {
     },
   };
   program.addCommand(daemonCommand());
+  containerCommands(program, ctx);
   imageCommands(program, ctx);
   networkCommands(program, ctx);
   registryCommands(program, ctx);

@@ -1,0 +1,125 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import type { Command } from 'commander';
+import { applyLayer, tarDirectory } from '../../archive/index.ts';
+import { EngineError } from '../../common/errors.ts';
+import type { ApiClient } from '../client.ts';
+import { humanSize } from '../format.ts';
+import type { CliContext } from '../main.ts';
+
+interface PathStat {
+  name: string;
+  size: number;
+  mode: number;
+  linkTarget: string;
+}
+
+const GO_MODE_DIR = 2 ** 31;
+
+/** `CONTAINER:PATH` → [container, path]; a local path has no colon before its first slash. */
+export function splitCpArg(arg: string): [string | undefined, string] {
+  if (arg.startsWith('/') || arg.startsWith('.')) return [undefined, arg];
+  const i = arg.indexOf(':');
+  if (i <= 0) return [undefined, arg];
+  return [arg.slice(0, i), arg.slice(i + 1)];
+}
+
+function decodeStat(h: string | string[] | undefined): PathStat | undefined {
+  if (typeof h !== 'string') return undefined;
+  try {
+    return JSON.parse(Buffer.from(h, 'base64').toString()) as PathStat;
+  } catch {
+    return undefined;
+  }
+}
+
+async function statInContainer(client: ApiClient, id: string, p: string): Promise<PathStat | undefined> {
+  try {
+    const res = await client.request('HEAD', `/containers/${encodeURIComponent(id)}/archive`, { query: { path: p } });
+    res.resume();
+    return decodeStat(res.headers['x-docker-container-path-stat']);
+  } catch (e) {
+    if (e instanceof EngineError && e.code === 'NOT_FOUND') return undefined;
+    throw e;
+  }
+}
+
+/** Container → local: the archive is extracted by keel's guarded tar applier into a temp dir beside the target, then renamed in place. */
+async function copyFrom(client: ApiClient, id: string, src: string, dest: string): Promise<void> {
+  const res = await client.request('GET', `/containers/${encodeURIComponent(id)}/archive`, { query: { path: src } });
+  if (dest === '-') return void (await pipeline(res, process.stdout, { end: false }));
+  const stat = decodeStat(res.headers['x-docker-container-path-stat']);
+  const srcIsDir = stat ? (stat.mode & GO_MODE_DIR) !== 0 : false;
+  const contentsOnly = /\/\.$/.test(src);
+  let destStat: fs.Stats | undefined;
+  try {
+    destStat = fs.statSync(dest);
+  } catch {
+    if (dest.endsWith('/')) throw new EngineError('NOT_FOUND', `destination directory "${dest}" must exist`);
+  }
+  if (srcIsDir && destStat && !destStat.isDirectory()) throw new EngineError('INVALID_ARGUMENT', `cannot copy a directory to a file: ${dest}`);
+  const intoDir = destStat?.isDirectory() === true && !contentsOnly;
+  const parent = intoDir ? dest : path.dirname(path.resolve(dest));
+  const tmp = fs.mkdtempSync(path.join(parent, '.keel-cp-'));
+  try {
+    const r = await applyLayer(tmp, res, { compression: 'none', overlayWhiteouts: false });
+    const name = stat?.name ?? path.basename(src);
+    const top = path.join(tmp, name);
+    if (contentsOnly && destStat?.isDirectory()) {
+      for (const e of fs.readdirSync(top)) fs.renameSync(path.join(top, e), path.join(dest, e));
+    } else {
+      const target = intoDir ? path.join(dest, name) : dest;
+      if (fs.existsSync(target) && fs.statSync(target).isDirectory() && srcIsDir) fs.rmSync(target, { recursive: true });
+      fs.renameSync(top, target);
+    }
+    process.stderr.write(`Successfully copied ${humanSize(r.size)} to ${dest}\n`);
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+/** Local → container: a tar of SRC named for where it lands, PUT into the destination directory. */
+async function copyTo(client: ApiClient, id: string, src: string, dest: string, o: { archive?: boolean; followLink?: boolean }): Promise<void> {
+  const put = (dir: string, stream: NodeJS.ReadableStream) =>
+    client.request('PUT', `/containers/${encodeURIComponent(id)}/archive`, { query: { path: dir, noOverwriteDirNonDir: 'true', copyUIDGID: o.archive ? 'true' : undefined }, stream: stream as never });
+  if (src === '-') return void (await put(dest, process.stdin)).resume();
+  let local = path.resolve(src);
+  const lst = fs.lstatSync(local);
+  if (o.followLink && lst.isSymbolicLink()) local = fs.realpathSync(local);
+  const st = fs.statSync(local);
+  const destStat = await statInContainer(client, id, dest);
+  const destIsDir = destStat ? (destStat.mode & GO_MODE_DIR) !== 0 : false;
+  if (!destStat && dest.endsWith('/')) throw new EngineError('NOT_FOUND', `destination directory "${dest}" must exist`);
+  if (st.isDirectory() && destStat && !destIsDir) throw new EngineError('INVALID_ARGUMENT', `cannot copy a directory to a file: ${dest}`);
+  const base = path.basename(local);
+  const newName = destIsDir ? path.basename(src.replace(/\/+$/, '')) || base : path.posix.basename(dest);
+  const dir = destIsDir ? dest : path.posix.dirname(dest);
+  const tar = tarDirectory(path.dirname(local), { include: [base], rename: (p) => newName + p.slice(base.length) });
+  let bytes = 0;
+  tar.on('data', (c: Buffer) => (bytes += c.length));
+  (await put(dir, tar)).resume();
+  process.stderr.write(`Successfully copied ${humanSize(bytes)} to ${id}:${dest}\n`);
+}
+
+export function cpCommands(program: Command, container: Command, ctx: CliContext): void {
+  const cp = async (src: string, dest: string, o: { archive?: boolean; followLink?: boolean; quiet?: boolean }) => {
+    const [sc, sp] = splitCpArg(src);
+    const [dc, dp] = splitCpArg(dest);
+    if (sc && dc) throw new EngineError('INVALID_ARGUMENT', 'copying between containers is not supported');
+    if (!sc && !dc) throw new EngineError('INVALID_ARGUMENT', 'must specify at least one container source');
+    const client = await ctx.client();
+    if (sc) await copyFrom(client, sc, sp, dp);
+    else await copyTo(client, dc!, sp, dp, o);
+  };
+  for (const c of [program.command('cp'), container.command('cp')]) {
+    c.description('Copy files/folders between a container and the local filesystem\n\nUse \'-\' as the source to read a tar archive from stdin and extract it to a\ndirectory destination in a container. Use \'-\' as the destination to stream\na tar archive of a container source to stdout.')
+      .usage('[OPTIONS] CONTAINER:SRC_PATH DEST_PATH|-\n       keel cp [OPTIONS] SRC_PATH|- CONTAINER:DEST_PATH')
+      .argument('<SRC>')
+      .argument('<DEST>')
+      .option('-a, --archive', 'archive mode (copy all uid/gid information)')
+      .option('-L, --follow-link', 'always follow symbol link in SRC_PATH')
+      .option('-q, --quiet', 'suppress progress output during copy')
+      .action(cp);
+  }
+}
