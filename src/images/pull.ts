@@ -266,7 +266,7 @@ async function streamLayer(
     ac.abort(e);
   };
   await images.snapshots.createLayer({ chainId, diffId, parent }, async (dir) => {
-    const pass = new PassThrough({ highWaterMark: 1 << 20 });
+    const pass = new PassThrough({ highWaterMark: 4 << 20 });
     const extract = applyLayer(dir, pass, { compression: compression === 'none' || !compression ? 'auto' : compression, signal: inner });
     const download = (async () => {
       try {

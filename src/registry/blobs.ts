@@ -46,6 +46,25 @@ export async function downloadBlob(client: RepositoryClient, desc: Descriptor, w
       o.sinkDone?.then(done, done);
     });
   };
+  // Bytes go to the sink as they arrive; the store gets them in 1 MiB
+  // batches written in the background, so extraction never waits for a
+  // disk write and the store never waits for extraction.
+  let batch: Buffer[] = [];
+  let batchLen = 0;
+  let pending: Promise<void> = Promise.resolve();
+  const flush = async (): Promise<void> => {
+    await pending;
+    if (!batchLen) return;
+    const b = batch.length === 1 ? batch[0]! : Buffer.concat(batch, batchLen);
+    batch = [];
+    batchLen = 0;
+    pending = w.write(b);
+    pending.catch(() => {}); // observed by the next flush
+  };
+  const settle = async (): Promise<void> => {
+    await flush();
+    await pending;
+  };
   let stalled = 0;
   for (let attempt = 0; ; attempt++) {
     const start = w.offset;
@@ -61,6 +80,7 @@ export async function downloadBlob(client: RepositoryClient, desc: Descriptor, w
           }
         } else skip = start;
       }
+      let received = start;
       for await (const chunk of res) {
         let c = chunk as Buffer;
         if (skip) {
@@ -71,15 +91,23 @@ export async function downloadBlob(client: RepositoryClient, desc: Descriptor, w
           c = c.subarray(skip);
           skip = 0;
         }
-        await w.write(c);
+        received += c.length;
+        if (received > desc.size) throw new EngineError('INVALID_ARGUMENT', `blob ${desc.digest} is larger than its declared size ${desc.size}`);
+        batch.push(c);
+        batchLen += c.length;
+        if (batchLen >= 1 << 20) await flush();
         await feed(c);
-        o.onBytes?.(w.offset);
+        o.onBytes?.(received);
       }
+      await settle();
       if (w.offset < desc.size) {
         throw Object.assign(new Error(`blob ${desc.digest} truncated: got ${w.offset} of ${desc.size} bytes`), { code: 'ECONNRESET', truncated: true });
       }
       return;
     } catch (e) {
+      // Bytes that arrived before the failure were already fed to the sink: store them too, so a
+      // resume continues exactly where the sink stopped.
+      await settle();
       if (o.signal?.aborted) throw new EngineError('CANCELLED', `download of ${desc.digest} was cancelled`, { cause: e });
       stalled = w.offset > start ? 0 : stalled + 1;
       if (!isTransientNetworkError(e) || stalled > MAX_STALLED_ATTEMPTS || attempt >= MAX_ATTEMPTS) {
