@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { EngineError } from '../common/errors.ts';
-import { mkdirp } from '../common/fs.ts';
+import { diskUsage, mkdirp } from '../common/fs.ts';
 import { RootLock } from '../common/lock.ts';
 import { log } from '../common/log.ts';
 import type { Digest } from '../oci/digest.ts';
@@ -17,6 +17,11 @@ import { saveImages } from '../images/save.ts';
 import { type RemoveResult, ImageService } from '../images/service.ts';
 import type { ImageRecord } from '../images/store.ts';
 import { type CreateNetworkOptions, type EndpointOptions, NetworkManager, type NetworkFilters, type NetworkManagerOptions } from '../network/index.ts';
+import { ContainerService } from '../containers/service.ts';
+import { ExecManager } from '../containers/exec.ts';
+import { reconcile } from '../containers/reconcile.ts';
+import { BridgeNetworking, EngineContainerNetworks } from './netattach.ts';
+import { type ContainerRecord, isRunning } from '../containers/types.ts';
 import { EventBus } from './events.ts';
 import { filterImages, type Filters } from './filters.ts';
 
@@ -72,6 +77,8 @@ export class Engine {
   containerNetworking?: ContainerNetworks;
   readonly events = new EventBus();
   readonly started = new Date();
+  readonly containers: ContainerService;
+  readonly execs: ExecManager;
   private lock?: RootLock;
 
   constructor(opts: EngineOptions = {}) {
@@ -83,6 +90,18 @@ export class Engine {
       dataDir: path.join(this.dataRoot, 'network'), runDir: path.join(this.execRoot, 'network'), netnsDir: path.join(this.execRoot, 'netns'),
       ...opts.network,
     });
+    this.containers = new ContainerService({
+      dataRoot: this.dataRoot,
+      execRoot: this.execRoot,
+      images: this.images,
+      networking: new BridgeNetworking(this.networks),
+      events: (action, rec, extra) => {
+        this.events.publish('container', action, rec.id, { ...rec.config.Labels, image: rec.config.Image, name: rec.name, ...extra });
+        if (action === 'destroy') this.execs.forgetContainer(rec.id);
+      },
+    });
+    this.execs = new ExecManager(this.containers);
+    this.containerNetworking = new EngineContainerNetworks(this.networks, this.containers);
   }
 
   async open(): Promise<void> {
@@ -92,9 +111,15 @@ export class Engine {
     this.lock = RootLock.acquire(path.join(this.dataRoot, 'keel.lock'), `state root ${this.dataRoot}`);
     try {
       await this.images.init();
+      await this.containers.store.load();
       const gc = await this.images.gc(this.layersInUse());
       if (gc.layers || gc.blobs) log.info('removed unreferenced data left by an interrupted operation', gc);
       await this.networks.init();
+      const rc = await reconcile(this.containers);
+      if (rc.exited || rc.stale) log.info('containers that stopped while keel was down', rc);
+      // Sandboxes, leases and netns of containers that are gone (daemon crash, host reboot) are released.
+      const nr = await this.networks.reconcile(this.containers.store.list().filter(isRunning).map((c) => c.id));
+      if (nr.sandboxes || nr.leases || nr.netns) log.info('released network resources of containers that are gone', nr);
     } catch (e) {
       this.lock.release();
       throw e;
@@ -102,6 +127,7 @@ export class Engine {
   }
 
   async close(): Promise<void> {
+    this.containers.close();
     this.networks.close();
     this.lock?.release();
     this.lock = undefined;
@@ -109,16 +135,18 @@ export class Engine {
 
   /** Chain IDs that containers still need even if their image is gone. */
   private layersInUse(): Digest[] {
-    return [];
+    const out = new Set<Digest>();
+    for (const c of this.containers.store.list()) for (const l of this.images.store.get(c.imageId)?.chainIds ?? []) out.add(l);
+    return [...out];
   }
 
   /** Which container uses an image, if any (docker refuses rmi then). */
-  imageUser(_id: Digest): string | undefined {
-    return undefined;
+  imageUser(id: Digest): string | undefined {
+    return this.containers.store.list().find((c) => c.imageId === id)?.id;
   }
 
-  private containersUsing(_id: Digest): number {
-    return 0;
+  private containersUsing(id: Digest): number {
+    return this.containers.store.list().filter((c) => c.imageId === id).length;
   }
 
   // ---- images -------------------------------------------------------------
@@ -292,7 +320,7 @@ export class Engine {
 
   // ---- system -------------------------------------------------------------
 
-  async systemDf(): Promise<{ images: (ImageView & { sharedSize: number })[]; layersSize: number }> {
+  async systemDf(): Promise<{ images: (ImageView & { sharedSize: number })[]; layersSize: number; containers: { record: ContainerRecord; sizeRw: number }[] }> {
     const views = await this.listImages();
     const useCount = new Map<Digest, number>();
     for (const v of views) for (const c of v.record.chainIds) useCount.set(c, (useCount.get(c) ?? 0) + 1);
@@ -304,13 +332,20 @@ export class Engine {
       for (const c of v.record.chainIds) if ((useCount.get(c) ?? 0) > 1) shared += (await this.images.snapshots.layerMeta(c))?.size ?? 0;
       images.push({ ...v, sharedSize: shared });
     }
-    return { images, layersSize };
+    const containers = [];
+    for (const c of this.containers.store.list()) containers.push({ record: c, sizeRw: await diskUsage(this.images.snapshots.upperDir(c.id)).catch(() => 0) });
+    return { images, layersSize, containers };
   }
 
   info(): { images: number; containers: { total: number; running: number; paused: number; stopped: number }; hostname: string } {
     return {
       images: this.images.store.list().length,
-      containers: { total: 0, running: 0, paused: 0, stopped: 0 },
+      containers: (() => {
+        const all = this.containers.store.list();
+        const paused = all.filter((c) => c.state.Status === 'paused').length;
+        const running = all.filter((c) => isRunning(c)).length - paused;
+        return { total: all.length, running, paused, stopped: all.length - running - paused };
+      })(),
       hostname: os.hostname(),
     };
   }

@@ -1,0 +1,135 @@
+import fs from 'node:fs';
+import { log } from '../common/log.ts';
+import type { NamespaceMode } from '../runtime/index.ts';
+import type { ContainerRecord, EndpointConfig } from './types.ts';
+
+/** What a container's network gives the runtime spec and inspect. */
+export interface NetworkAttachment {
+  namespace: NamespaceMode;
+  /** Docker's NetworkSettings.Networks entries, keyed by network name. */
+  networks: Record<string, Record<string, unknown>>;
+  /** The container's first address (for /etc/hosts), if any. */
+  ip?: string;
+  /** Extra /etc/hosts lines and resolv.conf nameservers decided by the network layer. */
+  hostsExtra?: string[];
+  nameservers?: string[];
+}
+
+/**
+ * The contract containers/ needs from networking; the engine injects it.
+ * attach() runs before the container's process starts, detach() after it
+ * stopped (also for a container found dead after a daemon restart).
+ */
+export interface ContainerNetworking {
+  attach(rec: ContainerRecord): Promise<NetworkAttachment>;
+  detach(rec: ContainerRecord): Promise<void>;
+}
+
+/** The docker shape of an endpoint without addresses (none, host). */
+export function emptyEndpoint(): Record<string, unknown> {
+  return {
+    IPAMConfig: null, Links: null, Aliases: null, NetworkID: '', EndpointID: '', Gateway: '', IPAddress: '', IPPrefixLen: 0,
+    IPv6Gateway: '', GlobalIPv6Address: '', GlobalIPv6PrefixLen: 0, MacAddress: '', DriverOpts: null,
+  };
+}
+
+/**
+ * The networks a new container joins: its NetworkMode's network with the
+ * request's EndpointsConfig entry for it (aliases, --ip). API 1.41 takes one
+ * network at create; more come with network connect.
+ */
+export function endpointsFromRequest(mode: string, networking: unknown): Record<string, EndpointConfig> {
+  const name = mode === 'default' ? 'bridge' : mode;
+  if (name === 'host' || name === 'none' || name.startsWith('container:')) return {};
+  const all = (networking as { EndpointsConfig?: Record<string, unknown> } | null | undefined)?.EndpointsConfig;
+  const raw = (all && typeof all === 'object' ? (all[name] ?? (mode === 'default' ? all.default : undefined)) : undefined) as Record<string, unknown> | undefined;
+  const cfg: EndpointConfig = {};
+  if (raw && typeof raw === 'object') {
+    if (Array.isArray(raw.Aliases)) cfg.Aliases = raw.Aliases.filter((a): a is string => typeof a === 'string').slice(0, 64);
+    const ip = (raw.IPAMConfig as { IPv4Address?: unknown } | null | undefined)?.IPv4Address;
+    if (typeof ip === 'string' && ip) cfg.IPAMConfig = { IPv4Address: ip };
+    if (typeof raw.MacAddress === 'string' && raw.MacAddress) cfg.MacAddress = raw.MacAddress;
+  }
+  return { [name]: cfg };
+}
+
+/** Docker's name for the mode: "default" means the default bridge. */
+export function networkName(rec: ContainerRecord): string {
+  const m = rec.hostConfig.NetworkMode;
+  return m === 'default' ? 'bridge' : m;
+}
+
+/**
+ * none and host need no network layer: a fresh netns (lo only) or the
+ * host's. Bridge networks are delegated to `bridge` when the engine has a
+ * network manager; without one they fall back to an isolated netns and the
+ * daemon log says so.
+ */
+export class BasicNetworking implements ContainerNetworking {
+  private readonly bridge?: ContainerNetworking;
+  private warned = false;
+
+  constructor(bridge?: ContainerNetworking) {
+    this.bridge = bridge;
+  }
+
+  async attach(rec: ContainerRecord): Promise<NetworkAttachment> {
+    const name = networkName(rec);
+    if (name === 'host') return { namespace: 'host', networks: { host: emptyEndpoint() } };
+    if (name === 'none') return { namespace: 'private', networks: { none: emptyEndpoint() } };
+    if (this.bridge) return this.bridge.attach(rec);
+    if (!this.warned) log.warn('no network manager: containers on bridge networks get an isolated network namespace');
+    this.warned = true;
+    return { namespace: 'private', networks: { [name]: emptyEndpoint() } };
+  }
+
+  async detach(rec: ContainerRecord): Promise<void> {
+    const name = networkName(rec);
+    if (name === 'host' || name === 'none') return;
+    await this.bridge?.detach(rec);
+  }
+}
+
+/** /etc/hosts content for a container. */
+export function hostsContent(rec: ContainerRecord, att: NetworkAttachment): string {
+  if (att.namespace === 'host') {
+    try {
+      return fs.readFileSync('/etc/hosts', 'utf8');
+    } catch {
+      // fall through to the standard file
+    }
+  }
+  const lines = ['127.0.0.1\tlocalhost', '::1\tlocalhost ip6-localhost ip6-loopback', 'fe00::0\tip6-localnet', 'ff00::0\tip6-mcastprefix', 'ff02::1\tip6-allnodes', 'ff02::2\tip6-allrouters'];
+  for (const e of rec.hostConfig.ExtraHosts ?? []) {
+    const i = e.indexOf(':');
+    if (i > 0) lines.push(`${e.slice(i + 1)}\t${e.slice(0, i)}`);
+  }
+  lines.push(...(att.hostsExtra ?? []));
+  if (att.ip) lines.push(`${att.ip}\t${rec.config.Hostname}`);
+  return lines.join('\n') + '\n';
+}
+
+let hostResolv: string | undefined;
+
+/** resolv.conf: --dns or the network's servers, else the host's minus loopback ones (docker's rule). */
+export function resolvContent(rec: ContainerRecord, att: NetworkAttachment): string {
+  hostResolv ??= (() => {
+    try {
+      return fs.readFileSync('/etc/resolv.conf', 'utf8');
+    } catch {
+      return '';
+    }
+  })();
+  if (att.namespace === 'host' && !rec.hostConfig.Dns.length) return hostResolv;
+  const hostLines = hostResolv.split('\n');
+  let servers = rec.hostConfig.Dns.length ? rec.hostConfig.Dns : att.nameservers?.length ? att.nameservers : hostLines
+    .map((l) => /^\s*nameserver\s+(\S+)/.exec(l)?.[1])
+    .filter((s): s is string => !!s && !/^127\.|^::1$/.test(s));
+  if (!servers.length) servers = ['8.8.8.8', '8.8.4.4'];
+  const search = rec.hostConfig.DnsSearch.length ? rec.hostConfig.DnsSearch : hostLines.map((l) => /^\s*search\s+(.+)/.exec(l)?.[1]).filter(Boolean).join(' ').split(/\s+/).filter(Boolean);
+  const options = rec.hostConfig.DnsOptions.length ? rec.hostConfig.DnsOptions : hostLines.map((l) => /^\s*options\s+(.+)/.exec(l)?.[1]).filter(Boolean).join(' ').split(/\s+/).filter(Boolean);
+  let out = servers.map((s) => `nameserver ${s}`).join('\n') + '\n';
+  if (search.length) out += `search ${search.join(' ')}\n`;
+  if (options.length) out += `options ${options.join(' ')}\n`;
+  return out;
+}

@@ -1,0 +1,132 @@
+import { EngineError, conflict, invalid } from '../common/errors.ts';
+import { exec } from '../common/exec.ts';
+import { diskUsage } from '../common/fs.ts';
+import { parseRestartPolicy } from './create.ts';
+import { pruneMatch, type Filters } from './query.ts';
+import type { ContainerService } from './service.ts';
+import { cgroupPids, runcUpdateArgs } from './stats.ts';
+import { isRunning, type HostConfig } from './types.ts';
+
+/**
+ * docker top: `ps <args>` on the host, rows kept when their PID is in the
+ * container's cgroup (what dockerd does). ps_args are passed as separate
+ * argv words, never through a shell.
+ */
+export async function top(svc: ContainerService, ref: string, psArgs = '-ef'): Promise<{ Titles: string[]; Processes: string[][] }> {
+  const rec = svc.find(ref);
+  if (!isRunning(rec)) throw conflict(`Container ${rec.id} is not running`);
+  const args = psArgs.trim().split(/\s+/).filter(Boolean);
+  if (args.length > 32 || args.some((a) => a.length > 256)) throw invalid('ps arguments are too long');
+  const pids = new Set(cgroupPids(svc.cgroupPath(rec.id)));
+  if (!pids.size && rec.state.Pid) pids.add(rec.state.Pid);
+  const r = await exec(['ps', ...args], { allowFailure: true, timeoutMs: 10_000 });
+  if (r.code !== 0) throw invalid(`Error running ps: ${r.stderr.trim() || `exit status ${r.code}`}`);
+  const lines = r.stdout.split('\n').filter((l) => l.trim());
+  const header = lines[0] ?? '';
+  const titles = header.trim().split(/\s+/);
+  const pidCol = titles.indexOf('PID');
+  if (pidCol < 0) throw invalid(`Couldn't find PID field in ps output`);
+  const processes: string[][] = [];
+  for (const line of lines.slice(1)) {
+    const fields = line.trim().split(/\s+/);
+    const pid = Number(fields[pidCol]);
+    if (!pids.has(pid)) continue;
+    // The last column (command) may contain spaces: keep it whole.
+    const row = fields.slice(0, titles.length - 1);
+    row.push(fields.slice(titles.length - 1).join(' '));
+    processes.push(row);
+  }
+  return { Titles: titles, Processes: processes };
+}
+
+export interface UpdateRequest {
+  Memory?: number;
+  MemorySwap?: number;
+  MemoryReservation?: number;
+  NanoCpus?: number;
+  CpuShares?: number;
+  CpuPeriod?: number;
+  CpuQuota?: number;
+  CpusetCpus?: string;
+  CpusetMems?: string;
+  PidsLimit?: number | null;
+  RestartPolicy?: { Name?: string; MaximumRetryCount?: number };
+  [k: string]: unknown;
+}
+
+/** docker update: record the new limits and apply them to a running container with runc update. */
+export async function update(svc: ContainerService, ref: string, u: UpdateRequest): Promise<{ Warnings: string[] }> {
+  const rec = svc.find(ref);
+  await svc.mutex.run(rec.id, async () => {
+    const h: HostConfig = { ...rec.hostConfig };
+    const set = <K extends keyof HostConfig>(k: K, v: unknown) => {
+      if (v === undefined || v === null || v === 0 || v === '') return false;
+      (h as Record<string, unknown>)[k as string] = v;
+      return true;
+    };
+    const n = (v: unknown, what: string) => {
+      if (v === undefined || v === null) return undefined;
+      const x = Number(v);
+      if (!Number.isFinite(x)) throw invalid(`${what} must be a number`);
+      return x;
+    };
+    const memory = n(u.Memory, 'Memory');
+    const swap = n(u.MemorySwap, 'MemorySwap');
+    const nano = n(u.NanoCpus, 'NanoCpus');
+    if (memory && memory < 6 * 1024 * 1024) throw invalid('Minimum memory limit allowed is 6MB');
+    if (nano && (u.CpuQuota || u.CpuPeriod)) throw invalid('Conflicting options: Nano CPUs and CPU Period/Quota cannot both be set');
+    set('Memory', memory);
+    set('MemorySwap', swap);
+    set('MemoryReservation', n(u.MemoryReservation, 'MemoryReservation'));
+    set('NanoCpus', nano);
+    set('CpuShares', n(u.CpuShares, 'CpuShares'));
+    set('CpuPeriod', n(u.CpuPeriod, 'CpuPeriod'));
+    set('CpuQuota', n(u.CpuQuota, 'CpuQuota'));
+    set('CpusetCpus', u.CpusetCpus);
+    set('CpusetMems', u.CpusetMems);
+    if (u.PidsLimit !== undefined && u.PidsLimit !== null && u.PidsLimit !== 0) h.PidsLimit = n(u.PidsLimit, 'PidsLimit')!;
+    if (u.RestartPolicy?.Name) h.RestartPolicy = parseRestartPolicy(u.RestartPolicy as HostConfig['RestartPolicy'], h.AutoRemove);
+    if (memory && h.MemorySwap > 0 && h.MemorySwap < memory) {
+      throw invalid('Memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time');
+    }
+    if (isRunning(rec)) {
+      const args = runcUpdateArgs({
+        memory: memory || undefined,
+        memorySwap: swap || (memory && rec.hostConfig.MemorySwap === 0 ? memory * 2 : undefined),
+        memoryReservation: n(u.MemoryReservation, 'MemoryReservation') || undefined,
+        cpuPeriod: nano ? 100000 : n(u.CpuPeriod, 'CpuPeriod') || undefined,
+        cpuQuota: nano ? Math.round((nano / 1e9) * 100000) : n(u.CpuQuota, 'CpuQuota') || undefined,
+        cpuShares: n(u.CpuShares, 'CpuShares') || undefined,
+        cpusetCpus: u.CpusetCpus || undefined,
+        cpusetMems: u.CpusetMems || undefined,
+        pidsLimit: u.PidsLimit ? Number(u.PidsLimit) : undefined,
+      });
+      if (args.length) {
+        const r = await exec([svc.driver.runcPath, '--root', svc.driver.runc.root, 'update', ...args, rec.id], { allowFailure: true, timeoutMs: 30_000 });
+        if (r.code !== 0) throw new EngineError('INVALID_ARGUMENT', `Cannot update container ${rec.id}: ${r.stderr.trim().replace(/^time=.*?msg="?/, '')}`);
+      }
+    }
+    rec.hostConfig = h;
+    await svc.store.save(rec);
+  });
+  svc.event('update', rec);
+  return { Warnings: [] };
+}
+
+/** docker container prune: removes stopped containers matching the filters. */
+export async function prune(svc: ContainerService, filters: Filters): Promise<{ deleted: string[]; reclaimed: number }> {
+  const deleted: string[] = [];
+  let reclaimed = 0;
+  for (const rec of svc.store.list()) {
+    if (isRunning(rec) || rec.state.Status === 'removing' || !pruneMatch(rec, filters)) continue;
+    const size = await diskUsage(svc.images.snapshots.upperDir(rec.id)).catch(() => 0);
+    try {
+      await svc.remove(rec.id);
+      deleted.push(rec.id);
+      reclaimed += size;
+    } catch {
+      // started or removed meanwhile
+    }
+  }
+  return { deleted, reclaimed };
+}

@@ -1,0 +1,127 @@
+import { EngineError, invalid } from '../common/errors.ts';
+import { networkName } from './network.ts';
+import type { ContainerRecord } from './types.ts';
+
+export type Filters = Record<string, string[]>;
+
+const KNOWN = new Set(['id', 'name', 'label', 'status', 'exited', 'ancestor', 'before', 'since', 'network', 'health', 'volume', 'publish', 'expose', 'is-task', 'isolation']);
+const STATUSES = new Set(['created', 'restarting', 'running', 'removing', 'paused', 'exited', 'dead']);
+
+function labelsMatch(labels: Record<string, string>, wanted: string[] | undefined): boolean {
+  if (!wanted?.length) return true;
+  return wanted.every((w) => {
+    const i = w.indexOf('=');
+    const k = i < 0 ? w : w.slice(0, i);
+    if (!(k in labels)) return false;
+    return i < 0 || labels[k] === w.slice(i + 1);
+  });
+}
+
+export interface ListOptions {
+  all?: boolean;
+  limit?: number;
+  filters?: Filters;
+  /** Resolves an image reference to its ID (ancestor=); undefined if unknown. */
+  resolveImage?: (ref: string) => string | undefined;
+  /** Resolves a container reference (before=/since=). */
+  find?: (ref: string) => ContainerRecord;
+  /** The image name a record shows (for ancestor= by name). */
+}
+
+/** docker ps: newest first, running only unless all, then filters, then limit. */
+export function listContainers(recs: ContainerRecord[], o: ListOptions): ContainerRecord[] {
+  const f = o.filters ?? {};
+  for (const k of Object.keys(f)) if (!KNOWN.has(k)) throw invalid(`invalid filter '${k}'`);
+  for (const s of f.status ?? []) if (!STATUSES.has(s)) throw invalid(`invalid filter 'status=${s}'`);
+  const exited = (f.exited ?? []).map((e) => {
+    const n = Number(e);
+    if (!Number.isInteger(n)) throw invalid(`invalid filter 'exited=${e}'`);
+    return n;
+  });
+  const sorted = [...recs].sort((a, b) => b.created.localeCompare(a.created) || b.id.localeCompare(a.id));
+  const before = f.before?.length ? o.find?.(f.before[0]!) : undefined;
+  const since = f.since?.length ? o.find?.(f.since[0]!) : undefined;
+  const ancestors = (f.ancestor ?? []).map((a) => ({ ref: a, id: o.resolveImage?.(a) }));
+  // An explicit status or exited filter, or a limit, implies all (docker's rule).
+  const all = o.all || (f.status?.length ?? 0) > 0 || exited.length > 0 || (o.limit !== undefined && o.limit > 0) || !!before || !!since;
+  const out: ContainerRecord[] = [];
+  for (const r of sorted) {
+    if (!all && r.state.Status !== 'running' && r.state.Status !== 'paused' && r.state.Status !== 'restarting') continue;
+    if (f.id?.length && !f.id.some((x) => r.id.startsWith(x))) continue;
+    if (f.name?.length && !f.name.some((x) => matchName(r.name, x))) continue;
+    if (!labelsMatch(r.config.Labels, f.label)) continue;
+    if (f.status?.length && !f.status.includes(r.state.Status)) continue;
+    if (exited.length && (r.state.Status !== 'exited' || !exited.includes(r.state.ExitCode))) continue;
+    if (ancestors.length && !ancestors.some((a) => a.id === r.imageId || a.ref === r.config.Image)) continue;
+    if (f.network?.length && !f.network.includes(networkName(r))) continue;
+    if (before && r.created >= before.created) continue;
+    if (since && r.created <= since.created) continue;
+    if (f.volume?.length || f.publish?.length || f.health?.length) continue;
+    out.push(r);
+  }
+  return o.limit !== undefined && o.limit > 0 ? out.slice(0, o.limit) : out;
+}
+
+/** docker's name filter is a regular expression over "/name"; keep it safe by bounding it. */
+function matchName(name: string, pattern: string): boolean {
+  if (pattern.length > 256) throw invalid('name filter is too long');
+  try {
+    return new RegExp(pattern).test(`/${name}`);
+  } catch {
+    return `/${name}`.includes(pattern);
+  }
+}
+
+/** "Up 3 minutes", "Exited (0) 2 seconds ago": docker's human status. */
+export function humanStatus(r: ContainerRecord, now = Date.now()): string {
+  const s = r.state;
+  switch (s.Status) {
+    case 'running':
+      return `Up ${humanDuration(now - Date.parse(s.StartedAt))}`;
+    case 'paused':
+      return `Up ${humanDuration(now - Date.parse(s.StartedAt))} (Paused)`;
+    case 'restarting':
+      return `Restarting (${s.ExitCode}) ${humanDuration(now - Date.parse(s.FinishedAt))} ago`;
+    case 'exited':
+      if (!r.hasBeenStarted && s.FinishedAt.startsWith('0001')) return 'Created';
+      return `Exited (${s.ExitCode}) ${humanDuration(now - Date.parse(s.FinishedAt))} ago`;
+    case 'removing':
+      return 'Removal In Progress';
+    case 'dead':
+      return 'Dead';
+    default:
+      return 'Created';
+  }
+}
+
+/** go-units HumanDuration. */
+export function humanDuration(ms: number): string {
+  const sec = Math.round(ms / 1000);
+  if (sec < 1) return 'Less than a second';
+  if (sec === 1) return '1 second';
+  if (sec < 60) return `${sec} seconds`;
+  const min = Math.round(sec / 60);
+  if (min === 1) return 'About a minute';
+  if (min < 60) return `${min} minutes`;
+  const h = Math.round(sec / 3600);
+  if (h === 1) return 'About an hour';
+  if (h < 48) return `${h} hours`;
+  if (h < 24 * 7 * 2) return `${Math.round(h / 24)} days`;
+  if (h < 24 * 30 * 2) return `${Math.round(h / 24 / 7)} weeks`;
+  if (h < 24 * 365 * 2) return `${Math.round(h / 24 / 30)} months`;
+  return `${Math.round(h / 24 / 365)} years`;
+}
+
+/** prune filters: label, label!, until. */
+export function pruneMatch(r: ContainerRecord, f: Filters): boolean {
+  for (const k of Object.keys(f)) if (!['label', 'label!', 'until'].includes(k)) throw invalid(`invalid filter '${k}'`);
+  if (!labelsMatch(r.config.Labels, f.label)) return false;
+  if (f['label!']?.length && f['label!'].some((w) => labelsMatch(r.config.Labels, [w]))) return false;
+  if (f.until?.length) {
+    const v = f.until[0]!;
+    const t = /^\d+(\.\d+)?$/.test(v) ? Number(v) * 1000 : /^\d+[smh]$/.test(v) ? Date.now() - Number(v.slice(0, -1)) * { s: 1e3, m: 6e4, h: 3.6e6 }[v.slice(-1) as 's' | 'm' | 'h'] : Date.parse(v);
+    if (!Number.isFinite(t)) throw new EngineError('INVALID_ARGUMENT', `invalid filter 'until=${v}'`);
+    if (Date.parse(r.created) >= t) return false;
+  }
+  return true;
+}

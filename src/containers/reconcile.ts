@@ -1,0 +1,85 @@
+import fsp from 'node:fs/promises';
+import { isEngineError } from '../common/errors.ts';
+import { log } from '../common/log.ts';
+import { startOnDaemonStart } from './restart.ts';
+import type { ContainerService } from './service.ts';
+import { isRunning } from './types.ts';
+
+/**
+ * Brings the records in line with reality when the daemon starts. The
+ * truth about a container that was running is, in order: conmon's exit file
+ * (it exited meanwhile: record its real code), runc's state (still running
+ * or paused: watch it again), or nothing at all (the host rebooted and the
+ * exec root is empty: it is exited). Leftovers of interrupted creates and
+ * removals are cleaned up; restart policies are applied last.
+ */
+export async function reconcile(svc: ContainerService): Promise<{ running: number; exited: number; stale: number }> {
+  svc.learnMounts();
+  const counts = { running: 0, exited: 0, stale: 0 };
+  const wasRunning = new Set<string>();
+  for (const rec of svc.store.list()) {
+    if (rec.state.Status === 'removing') {
+      await svc.remove(rec.id, { force: true }).catch((e) => log.warn('finishing an interrupted removal failed', { id: rec.id, error: String(e) }));
+      continue;
+    }
+    if (!isRunning(rec)) {
+      // A rootfs left mounted by a daemon that died between exit and cleanup.
+      await svc.unmount(rec.id).catch(() => {});
+      continue;
+    }
+    wasRunning.add(rec.id);
+    const info = await svc.driver.exitInfo(rec.id).catch(() => undefined);
+    if (info) {
+      await svc.finalizeExit(rec, info);
+      counts.exited++;
+      continue;
+    }
+    let status: string | undefined;
+    try {
+      status = (await svc.driver.state(rec.id)).status;
+    } catch (e) {
+      if (!isEngineError(e, 'NOT_FOUND')) log.warn('runc state failed', { id: rec.id, error: String(e) });
+    }
+    if (status === 'running' || status === 'paused') {
+      rec.state.Status = status;
+      if (!svc.isMounted(rec.id)) log.warn('running container has no rootfs mount in this namespace', { id: rec.id });
+      svc.monitor(rec);
+      counts.running++;
+      continue;
+    }
+    // runc knows nothing (host reboot) or the process is gone without an exit record.
+    await svc.finalizeExit(rec, { exitCode: -1, oomKilled: false, finishedAt: new Date(), recorded: false });
+    rec.state.Error = status ? 'the container stopped while keel was not running and its exit code was lost' : 'the container was not running when keel started (host reboot?)';
+    await svc.store.save(rec).catch(() => {});
+    counts.stale++;
+  }
+  await removeOrphans(svc);
+  for (const rec of svc.store.list()) {
+    if (isRunning(rec)) continue;
+    if (rec.hostConfig.AutoRemove && wasRunning.has(rec.id)) {
+      await svc.remove(rec.id, { force: true }).catch(() => {});
+      continue;
+    }
+    if (rec.hasBeenStarted && startOnDaemonStart(rec.hostConfig.RestartPolicy, rec.manuallyStopped, wasRunning.has(rec.id))) {
+      await svc.start(rec.id).catch((e) => log.warn('restart policy start failed', { id: rec.id, error: String(e) }));
+    }
+  }
+  return counts;
+}
+
+/** Snapshots, runtime dirs and runc containers of IDs that have no record (a create or rm cut short). */
+async function removeOrphans(svc: ContainerService): Promise<void> {
+  const known = (id: string) => !!svc.store.get(id);
+  for (const key of await svc.images.snapshots.listActive().catch(() => [] as string[])) {
+    if (/^[a-f0-9]{64}$/.test(key) && !known(key)) await svc.images.snapshots.remove(key).catch(() => {});
+  }
+  for (const id of await fsp.readdir(svc.driver.stateDir).catch(() => [] as string[])) {
+    if (/^[a-f0-9]{64}$/.test(id) && !known(id)) await svc.driver.delete(id, { force: true }).catch(() => {});
+  }
+  const runDirs = await fsp.readdir(svc.runDir('x').slice(0, -2)).catch(() => [] as string[]);
+  for (const id of runDirs) {
+    if (!/^[a-f0-9]{64}$/.test(id) || known(id)) continue;
+    await svc.unmount(id).catch(() => {});
+    await fsp.rm(svc.runDir(id), { recursive: true, force: true }).catch(() => {});
+  }
+}

@@ -1,0 +1,40 @@
+import type { RestartPolicy } from './types.ts';
+
+export interface ExitContext {
+  policy: RestartPolicy;
+  exitCode: number;
+  /** Restarts so far (since the last manual start). */
+  restartCount: number;
+  /** docker stop / kill by the user. */
+  manuallyStopped: boolean;
+  /** The daemon is shutting down: nothing is restarted then. */
+  shuttingDown?: boolean;
+}
+
+/** Docker's restart manager decision after a container exits. */
+export function shouldRestart(c: ExitContext): boolean {
+  if (c.shuttingDown || c.manuallyStopped) return false;
+  switch (c.policy.Name) {
+    case 'always':
+    case 'unless-stopped':
+      return true;
+    case 'on-failure':
+      return c.exitCode !== 0 && (c.policy.MaximumRetryCount === 0 || c.restartCount < c.policy.MaximumRetryCount);
+    default:
+      return false;
+  }
+}
+
+/** When the daemon starts: which stopped containers it brings back up. */
+export function startOnDaemonStart(policy: RestartPolicy, manuallyStopped: boolean, wasRunning: boolean): boolean {
+  if (policy.Name === 'always') return true;
+  if (policy.Name === 'unless-stopped') return !manuallyStopped;
+  // on-failure containers that were running when the daemon died come back too (docker does this).
+  if (policy.Name === 'on-failure') return wasRunning && !manuallyStopped;
+  return false;
+}
+
+/** Docker's back-off: 100 ms doubling per restart, capped at one minute. */
+export function restartDelayMs(restartCount: number): number {
+  return Math.min(100 * 2 ** Math.min(restartCount, 20), 60_000);
+}

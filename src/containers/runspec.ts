@@ -1,0 +1,127 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { invalid } from '../common/errors.ts';
+import { bindMount, tmpfsMount, type Mount, type NamespaceMode, type RuntimeSpecOptions, type SeccompOption } from '../runtime/index.ts';
+import type { ContainerRecord } from './types.ts';
+import type { ResolvedUser } from './user.ts';
+
+export interface RunInputs {
+  rootfs: string;
+  user: ResolvedUser;
+  cwd: string;
+  netns: NamespaceMode;
+  /** Per-container files bind-mounted over /etc/{hosts,hostname,resolv.conf}. */
+  files: { hosts: string; hostname: string; resolv: string };
+  cgroupsPath: string;
+}
+
+/** Docker's `--tmpfs /run:rw,size=64m` options → an OCI tmpfs mount. */
+export function tmpfsFromOptions(dest: string, opts: string): Mount {
+  const options = opts ? opts.split(',').filter(Boolean) : [];
+  for (const o of options) if (!/^[a-z_]+(=[A-Za-z0-9.:_-]+)?$/.test(o)) throw invalid(`invalid tmpfs option "${o}" for ${dest}`);
+  const m = tmpfsMount(dest, {});
+  m.options = [...new Set(['nosuid', 'nodev', 'noexec', ...options])];
+  if (options.includes('exec')) m.options = m.options.filter((o) => o !== 'noexec');
+  return m;
+}
+
+/** `-v /host:/ctr[:ro]` host binds (named volumes belong to volumes/ and are refused here). */
+function bindFromSpec(spec: string): Mount {
+  const parts = spec.split(':');
+  if (parts.length < 2 || parts.length > 3) throw invalid(`invalid bind mount spec "${spec}": use /host/path:/container/path[:ro]`);
+  const [src, dst, mode = ''] = parts as [string, string, string?];
+  if (!src.startsWith('/')) throw invalid(`named volumes are not supported here ("${src}"): give an absolute host path`);
+  if (!dst.startsWith('/') || dst.split('/').includes('..')) throw invalid(`invalid mount destination "${dst}": it must be an absolute path without '..'`);
+  if (!fs.existsSync(src)) throw invalid(`invalid mount config for type "bind": bind source path does not exist: ${src}`);
+  const flags = mode.split(',').filter(Boolean);
+  return bindMount(src, dst, { readonly: flags.includes('ro') });
+}
+
+function seccompOf(opts: string[]): { seccomp?: SeccompOption; noNewPrivileges: boolean; unmaskPaths: boolean } {
+  let seccomp: SeccompOption | undefined;
+  let nnp = false;
+  let unmask = false;
+  for (const o of opts) {
+    const i = o.search(/[=:]/);
+    const k = i < 0 ? o : o.slice(0, i);
+    const v = i < 0 ? '' : o.slice(i + 1);
+    if (k === 'no-new-privileges') nnp = v === '' || v === 'true';
+    else if (k === 'seccomp') seccomp = v === 'unconfined' ? 'unconfined' : v.trimStart().startsWith('{') ? { profileJson: v } : { profileFile: v };
+    else if (k === 'systempaths' && v === 'unconfined') unmask = true;
+    else if (k === 'apparmor' || k === 'label') continue; // no LSM on these hosts; accepted like dockerd without them
+    else throw invalid(`invalid --security-opt: ${o}`);
+  }
+  return { seccomp, noNewPrivileges: nnp, unmaskPaths: unmask };
+}
+
+function nsMode(mode: string, what: string): NamespaceMode {
+  if (mode === '' || mode === 'private' || mode === 'shareable') return 'private';
+  if (mode === 'host') return 'host';
+  throw invalid(`${what} mode "${mode}" is not supported (use host or private)`);
+}
+
+/** The runtime options for a container's main process. */
+export function runSpecOptions(rec: ContainerRecord, inp: RunInputs): RuntimeSpecOptions {
+  const h = rec.hostConfig;
+  const c = rec.config;
+  const argv = [...(c.Entrypoint ?? []), ...(c.Cmd ?? [])];
+  const env = [...c.Env];
+  if (!env.some((e) => e.startsWith('HOSTNAME='))) env.unshift(`HOSTNAME=${c.Hostname}`);
+  if (!env.some((e) => e.startsWith('HOME='))) env.push(`HOME=${inp.user.home || '/'}`);
+  const hostNet = inp.netns === 'host';
+  const mounts: Mount[] = [
+    bindMount(inp.files.resolv, '/etc/resolv.conf', { recursive: false }),
+    bindMount(inp.files.hostname, '/etc/hostname', { recursive: false }),
+    bindMount(inp.files.hosts, '/etc/hosts', { recursive: false }),
+  ];
+  for (const b of h.Binds ?? []) mounts.push(bindFromSpec(b));
+  for (const [dest, opts] of Object.entries(h.Tmpfs ?? {})) {
+    if (!dest.startsWith('/') || dest.split('/').includes('..')) throw invalid(`invalid tmpfs mount point "${dest}"`);
+    mounts.push(tmpfsFromOptions(path.posix.normalize(dest), opts));
+  }
+  const sec = seccompOf(h.SecurityOpt ?? []);
+  const swappiness = h.MemorySwappiness;
+  const o: RuntimeSpecOptions = {
+    args: argv,
+    env,
+    cwd: inp.cwd,
+    user: { uid: inp.user.uid, gid: inp.user.gid, additionalGids: inp.user.additionalGids },
+    tty: c.Tty,
+    hostname: hostNet || h.UTSMode === 'host' ? undefined : c.Hostname,
+    rootfs: inp.rootfs,
+    readonlyRootfs: h.ReadonlyRootfs,
+    mounts,
+    namespaces: { network: inp.netns, pid: nsMode(h.PidMode, 'pid'), ipc: nsMode(h.IpcMode, 'ipc'), uts: nsMode(h.UTSMode, 'uts') },
+    cgroupsPath: inp.cgroupsPath,
+    resources: {
+      memory: h.Memory || undefined,
+      memorySwap: h.MemorySwap || undefined,
+      memoryReservation: h.MemoryReservation || undefined,
+      memorySwappiness: swappiness !== null && swappiness !== undefined && swappiness >= 0 ? swappiness : undefined,
+      cpus: h.NanoCpus ? h.NanoCpus / 1e9 : undefined,
+      cpuQuota: h.CpuQuota || undefined,
+      cpuPeriod: h.CpuPeriod || undefined,
+      cpuShares: h.CpuShares || undefined,
+      cpusetCpus: h.CpusetCpus || undefined,
+      cpusetMems: h.CpusetMems || undefined,
+      pidsLimit: h.PidsLimit ?? undefined,
+      oomKillDisable: !!h.OomKillDisable,
+      blkioWeight: typeof h.BlkioWeight === 'number' && h.BlkioWeight ? h.BlkioWeight : undefined,
+    },
+    capAdd: h.CapAdd ?? undefined,
+    capDrop: h.CapDrop ?? undefined,
+    privileged: h.Privileged,
+    noNewPrivileges: sec.noNewPrivileges,
+    seccomp: sec.seccomp,
+    unmaskPaths: sec.unmaskPaths,
+    sysctls: h.Sysctls && Object.keys(h.Sysctls).length ? h.Sysctls : undefined,
+    rlimits: h.Ulimits.map((u) => ({ type: u.Name.startsWith('RLIMIT_') ? u.Name : `RLIMIT_${u.Name.toUpperCase()}`, soft: Number(u.Soft), hard: Number(u.Hard) })),
+    init: h.Init ? true : undefined,
+    shmSize: h.ShmSize,
+    devices: h.Devices.map((d) => ({ hostPath: d.PathOnHost, containerPath: d.PathInContainer || undefined, permissions: d.CgroupPermissions || undefined })),
+    oomScoreAdj: h.OomScoreAdj || undefined,
+  };
+  const cs = h.ConsoleSize;
+  if (c.Tty && Array.isArray(cs) && cs[0] > 0 && cs[1] > 0) o.consoleSize = { height: cs[0], width: cs[1] };
+  return o;
+}

@@ -1,0 +1,145 @@
+/**
+ * The container record: one plain JSON document per container at
+ * <data-root>/containers/<id>/config.json. Field names of `config` and
+ * `hostConfig` are Docker's (Config / HostConfig of the Engine API), so the
+ * API layer shows them as they are and clients get back what they sent.
+ */
+import type { Digest } from '../oci/digest.ts';
+
+export type ContainerStatus = 'created' | 'running' | 'paused' | 'restarting' | 'removing' | 'exited' | 'dead';
+
+export interface ContainerConfig {
+  Hostname: string;
+  Domainname: string;
+  User: string;
+  AttachStdin: boolean;
+  AttachStdout: boolean;
+  AttachStderr: boolean;
+  ExposedPorts?: Record<string, object>;
+  Tty: boolean;
+  OpenStdin: boolean;
+  StdinOnce: boolean;
+  Env: string[];
+  Cmd: string[] | null;
+  Image: string;
+  Volumes: Record<string, object> | null;
+  WorkingDir: string;
+  Entrypoint: string[] | null;
+  OnBuild: string[] | null;
+  Labels: Record<string, string>;
+  StopSignal?: string;
+  StopTimeout?: number;
+  Healthcheck?: unknown;
+}
+
+export interface RestartPolicy {
+  Name: '' | 'no' | 'always' | 'unless-stopped' | 'on-failure';
+  MaximumRetryCount: number;
+}
+
+export interface Ulimit {
+  Name: string;
+  Soft: number;
+  Hard: number;
+}
+
+export interface DeviceMapping {
+  PathOnHost: string;
+  PathInContainer: string;
+  CgroupPermissions: string;
+}
+
+/** The HostConfig fields keel acts on; unknown fields from the request are kept as they came. */
+export interface HostConfig {
+  Binds: string[] | null;
+  NetworkMode: string;
+  RestartPolicy: RestartPolicy;
+  AutoRemove: boolean;
+  CapAdd: string[] | null;
+  CapDrop: string[] | null;
+  Privileged: boolean;
+  ReadonlyRootfs: boolean;
+  SecurityOpt: string[] | null;
+  Init?: boolean | null;
+  Tmpfs?: Record<string, string>;
+  Devices: DeviceMapping[];
+  Sysctls?: Record<string, string>;
+  Ulimits: Ulimit[];
+  Memory: number;
+  MemorySwap: number;
+  MemoryReservation: number;
+  MemorySwappiness?: number | null;
+  NanoCpus: number;
+  CpuShares: number;
+  CpuPeriod: number;
+  CpuQuota: number;
+  CpusetCpus: string;
+  CpusetMems: string;
+  PidsLimit?: number | null;
+  OomKillDisable?: boolean | null;
+  OomScoreAdj: number;
+  ShmSize: number;
+  PidMode: string;
+  IpcMode: string;
+  UTSMode: string;
+  ExtraHosts: string[] | null;
+  Dns: string[];
+  DnsSearch: string[];
+  DnsOptions: string[];
+  ConsoleSize?: [number, number];
+  [k: string]: unknown;
+}
+
+export interface ContainerState {
+  Status: ContainerStatus;
+  Pid: number;
+  ExitCode: number;
+  Error: string;
+  StartedAt: string;
+  FinishedAt: string;
+  OOMKilled: boolean;
+}
+
+/** NetworkingConfig.EndpointsConfig entry: what a container asks of one network. */
+export interface EndpointConfig {
+  Aliases?: string[] | null;
+  IPAMConfig?: { IPv4Address?: string } | null;
+  MacAddress?: string;
+}
+
+export interface ContainerRecord {
+  id: string;
+  /** Without docker's leading slash. */
+  name: string;
+  created: string;
+  imageId: Digest;
+  /** Path and Args as docker shows them: entrypoint + cmd, first element split off. */
+  path: string;
+  args: string[];
+  config: ContainerConfig;
+  hostConfig: HostConfig;
+  state: ContainerState;
+  restartCount: number;
+  /** Set by an explicit stop/kill, so unless-stopped / always don't bring it back. */
+  manuallyStopped: boolean;
+  hasBeenStarted: boolean;
+  /**
+   * Networks the container joins when it starts, by network name, with their
+   * endpoint settings (create's NetworkingConfig.EndpointsConfig, then
+   * network connect/disconnect). Absent: just HostConfig.NetworkMode.
+   */
+  endpoints?: Record<string, EndpointConfig>;
+}
+
+/** docker's EndpointSettings input: what the user asked for on one network. */
+export interface EndpointConfig {
+  Aliases?: string[] | null;
+  IPAMConfig?: { IPv4Address?: string } | null;
+  MacAddress?: string;
+}
+
+export const ZERO_TIME = '0001-01-01T00:00:00Z';
+
+export function isRunning(r: ContainerRecord): boolean {
+  return r.state.Status === 'running' || r.state.Status === 'paused' || r.state.Status === 'restarting';
+}
