@@ -35,10 +35,10 @@ test('docker volume create / ls / inspect / rm with dockerd\'s shapes', async ()
   assert.equal(fs.existsSync(v.Mountpoint), false);
   const missing = await d.docker(['volume', 'inspect', 'apires-vol']);
   assert.equal(missing.code, 1);
-  assert.match(missing.stderr, /No such volume: apires-vol/);
+  assert.equal(missing.stderr, 'Error response from daemon: get apires-vol: no such volume\n');
   const rmMissing = await d.docker(['volume', 'rm', 'apires-vol']);
   assert.equal(rmMissing.code, 1);
-  assert.match(rmMissing.stderr, /No such volume: apires-vol/);
+  assert.equal(rmMissing.stderr, 'Error response from daemon: get apires-vol: no such volume\n');
 });
 
 test('labels, options, filters, -q and --format', async () => {
@@ -52,7 +52,7 @@ test('labels, options, filters, -q and --format', async () => {
   assert.deepEqual(l.Labels, { team: 'a', x: '' });
   assert.equal(await ok(['volume', 'ls', '-q', '--filter', 'label=team=a']), 'lab1\n');
   assert.equal(await ok(['volume', 'ls', '-q', '--filter', 'name=tmp']), 'tmp1\n');
-  assert.equal(await ok(['volume', 'ls', '-q', '--filter', 'dangling=true', '--filter', 'name=1']), 'lab1\ntmp1\n');
+  assert.equal(await ok(['volume', 'ls', '-q', '--filter', 'dangling=true', '--filter', 'name=^(lab|tmp)']), 'lab1\ntmp1\n');
   assert.equal(await ok(['volume', 'ls', '--format', '{{.Name}} {{.Driver}}', '--filter', 'label=x']), 'lab1 local\n');
   assert.equal(await ok(['volume', 'inspect', '--format', '{{.Mountpoint}}', 'lab1']), path.join(d.dataRoot, 'volumes/lab1/_data') + '\n');
   const bad = await d.docker(['volume', 'ls', '--filter', 'bogus=1']);
@@ -92,6 +92,6 @@ test('the keel CLI speaks the same endpoints', async () => {
   assert.equal(await k(['volume', 'rm', 'kv1']), 'kv1\n');
   const r = await d.keel(['volume', 'inspect', 'kv1']);
   assert.equal(r.code, 1);
-  assert.match(r.stderr, /Error: No such volume: kv1/);
+  assert.equal(r.stderr, 'Error response from daemon: get kv1: no such volume\n');
   assert.equal(await k(['volume', 'prune', '-f']), 'Total reclaimed space: 0B\n');
 });
