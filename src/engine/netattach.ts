@@ -1,5 +1,5 @@
 import { EngineError, invalid } from '../common/errors.ts';
-import type { ContainerNetworking, NetworkAttachment } from '../containers/network.ts';
+import { type ContainerNetworking, emptyEndpoint, type NetworkAttachment } from '../containers/network.ts';
 import type { ContainerService } from '../containers/service.ts';
 import { type ContainerRecord, type EndpointConfig, isRunning } from '../containers/types.ts';
 import { type EndpointOptions, type NetworkManager, type PortBindings, toEndpointSettings } from '../network/index.ts';
@@ -32,6 +32,9 @@ export class BridgeNetworking implements ContainerNetworking {
   }
 
   async attach(rec: ContainerRecord): Promise<NetworkAttachment> {
+    const mode = rec.hostConfig.NetworkMode;
+    if (mode === 'host') return { namespace: 'host', networks: { host: emptyEndpoint() } };
+    if (mode === 'none') return { namespace: 'private', networks: { none: emptyEndpoint() } };
     const join = joinList(rec);
     const hc = rec.hostConfig;
     const sb = await this.nm.attach(rec.id, {
@@ -49,6 +52,7 @@ export class BridgeNetworking implements ContainerNetworking {
   }
 
   async detach(rec: ContainerRecord): Promise<void> {
+    if (rec.hostConfig.NetworkMode === 'host' || rec.hostConfig.NetworkMode === 'none') return;
     await this.nm.detach(rec.id);
   }
 }
