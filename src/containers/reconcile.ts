@@ -54,6 +54,7 @@ export async function reconcile(svc: ContainerService): Promise<{ running: numbe
     counts.stale++;
   }
   await removeOrphans(svc);
+  await svc.volumes.reconcile(svc.store.list().map((r) => r.id), svc.store.list().filter(isRunning).map((r) => r.id)).catch((e) => log.warn('volume reconcile failed', { error: String(e) }));
   for (const rec of svc.store.list()) {
     if (isRunning(rec)) continue;
     if (rec.hostConfig.AutoRemove && wasRunning.has(rec.id)) {

@@ -13,6 +13,8 @@ export interface RunInputs {
   /** Per-container files bind-mounted over /etc/{hosts,hostname,resolv.conf}. */
   files: { hosts: string; hostname: string; resolv: string };
   cgroupsPath: string;
+  /** Volume, bind and tmpfs mounts from volumes/ setupContainerMounts, in order. */
+  mounts?: Mount[];
 }
 
 /** Docker's `--tmpfs /run:rw,size=64m` options → an OCI tmpfs mount. */
@@ -74,11 +76,7 @@ export function runSpecOptions(rec: ContainerRecord, inp: RunInputs): RuntimeSpe
     bindMount(inp.files.hostname, '/etc/hostname', { recursive: false }),
     bindMount(inp.files.hosts, '/etc/hosts', { recursive: false }),
   ];
-  for (const b of h.Binds ?? []) mounts.push(bindFromSpec(b));
-  for (const [dest, opts] of Object.entries(h.Tmpfs ?? {})) {
-    if (!dest.startsWith('/') || dest.split('/').includes('..')) throw invalid(`invalid tmpfs mount point "${dest}"`);
-    mounts.push(tmpfsFromOptions(path.posix.normalize(dest), opts));
-  }
+  mounts.push(...(inp.mounts ?? []));
   const sec = seccompOf(h.SecurityOpt ?? []);
   const swappiness = h.MemorySwappiness;
   const o: RuntimeSpecOptions = {

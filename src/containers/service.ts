@@ -18,6 +18,7 @@ import { openDirIn } from './scoped.ts';
 import { ContainerStore } from './store.ts';
 import { type ContainerRecord, type EndpointConfig, isRunning, ZERO_TIME } from './types.ts';
 import { resolveUserIn } from './user.ts';
+import { mountInputFrom, type VolumeService, volumeService } from '../volumes/index.ts';
 
 /** How containers/ reports state changes (the engine forwards them to its event bus). */
 export type EventSink = (action: string, rec: ContainerRecord, extra?: Record<string, string>) => void;
@@ -49,6 +50,7 @@ export class ContainerService {
   readonly execRoot: string;
   readonly networking: ContainerNetworking;
   readonly cgroupParent: string;
+  readonly volumes: VolumeService;
   readonly mutex = new KeyedMutex();
   /** exit:<id> (code) and removed:<id> (code) notifications for wait(). */
   readonly bus = new EventEmitter().setMaxListeners(0);
@@ -69,6 +71,7 @@ export class ContainerService {
     this.publish = o.events ?? (() => {});
     this.networking = new BasicNetworking(o.networking);
     this.cgroupParent = o.cgroupParent ?? '/keel';
+    this.volumes = volumeService(o.dataRoot);
   }
 
   runDir(id: string): string {
@@ -139,11 +142,13 @@ export class ContainerService {
       rootfs: '/', user: { uid: 0, gid: 0, additionalGids: [], home: '/' }, cwd: '/', netns: 'private',
       files: { hosts: '/etc/hosts', hostname: '/etc/hostname', resolv: '/etc/resolv.conf' }, cgroupsPath: this.cgroupPath(id),
     }));
-    await this.images.snapshots.prepare(id, image.chainIds);
+    rec.mounts = await this.volumes.prepareContainerMounts(id, mountInputFrom(hostConfig, config.Volumes, (c) => this.find(c).mounts ?? []));
     try {
+      await this.images.snapshots.prepare(id, image.chainIds);
       await this.store.add(rec);
     } catch (e) {
       await this.images.snapshots.remove(id).catch(() => {});
+      await this.volumes.releaseContainerMounts(id, rec.mounts, { removeAnonymous: true }).catch(() => {});
       throw e;
     }
     this.event('create', rec);
@@ -180,6 +185,7 @@ export class ContainerService {
     try {
       await mkdirp(rootfs, 0o700);
       await this.mount(id);
+      const volumeMounts = await this.volumes.setupContainerMounts(id, rootfs, rec.mounts ?? []);
       const user = resolveUserIn(rootfs, rec.config.User, (rec.hostConfig.GroupAdd as string[] | null) ?? []);
       let cwd = '/';
       if (rec.config.WorkingDir) {
@@ -197,7 +203,7 @@ export class ContainerService {
         fsp.writeFile(files.hostname, `${rec.config.Hostname}\n`, { mode: 0o644 }),
         fsp.writeFile(files.resolv, resolvContent(rec, att), { mode: 0o644 }),
       ]);
-      const spec = buildSpec(runSpecOptions(rec, { rootfs, user, cwd, netns: att.namespace, files, cgroupsPath: this.cgroupPath(id) }));
+      const spec = buildSpec(runSpecOptions(rec, { rootfs, user, cwd, netns: att.namespace, files, cgroupsPath: this.cgroupPath(id), mounts: volumeMounts }));
       // Rewritten at every start, so no fsync: a crash just means the next start writes it again.
       await fsp.writeFile(path.join(rd, 'config.json'), specToJson(spec), { mode: 0o600 });
       const c = rec.config;
@@ -212,6 +218,7 @@ export class ContainerService {
       this.failPending(id);
       if (created) await this.driver.delete(id, { force: true }).catch((e2) => log.warn('cleanup after failed start', { id, error: String(e2) }));
       if (netAttached) await this.networking.detach(rec).catch(() => {});
+      await this.volumes.teardownContainerMounts(id, rec.mounts ?? []).catch(() => {});
       await this.unmount(id).catch(() => {});
       rec.state.Error = e instanceof Error ? e.message : String(e);
       if (isEngineError(e, 'COMMAND_NOT_FOUND')) rec.state.ExitCode = 127;
@@ -328,6 +335,7 @@ export class ContainerService {
     await this.networking.detach(rec).catch((e) => log.warn('network detach failed', { id: rec.id, error: String(e) }));
     this.networks.delete(rec.id);
     await this.unmount(rec.id).catch((e) => log.warn('unmount failed', { id: rec.id, error: String(e) }));
+    await this.volumes.teardownContainerMounts(rec.id, rec.mounts ?? []).catch((e) => log.warn('volume teardown failed', { id: rec.id, error: String(e) }));
     if (this.store.get(rec.id)) await this.store.save(rec).catch(() => {});
     if (info.oomKilled) this.event('oom', rec);
     this.event('die', rec, { exitCode: String(code) });
@@ -445,7 +453,7 @@ export class ContainerService {
 
   // ---- remove, rename, wait -------------------------------------------------
 
-  async remove(ref: string, opts: { force?: boolean } = {}): Promise<void> {
+  async remove(ref: string, opts: { force?: boolean; volumes?: boolean } = {}): Promise<void> {
     const rec = this.find(ref);
     await this.mutex.run(rec.id, async () => {
       if (!this.store.get(rec.id)) return;
@@ -465,6 +473,8 @@ export class ContainerService {
       await this.images.snapshots.remove(rec.id);
       await fsp.rm(this.runDir(rec.id), { recursive: true, force: true });
       await this.store.remove(rec);
+      // `rm -v` and --rm delete anonymous volumes; named ones always stay.
+      await this.volumes.releaseContainerMounts(rec.id, rec.mounts ?? [], { removeAnonymous: !!opts.volumes || rec.hostConfig.AutoRemove }).catch((e) => log.warn('releasing volumes failed', { id: rec.id, error: String(e) }));
     });
     this.event('destroy', rec);
     this.bus.emit(`removed:${rec.id}`, rec.state.ExitCode);

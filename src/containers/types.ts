@@ -5,6 +5,7 @@
  * API layer shows them as they are and clients get back what they sent.
  */
 import type { Digest } from '../oci/digest.ts';
+import type { ResolvedMount } from '../volumes/index.ts';
 
 export type ContainerStatus = 'created' | 'running' | 'paused' | 'restarting' | 'removing' | 'exited' | 'dead';
 
@@ -129,6 +130,8 @@ export interface ContainerRecord {
    * network connect/disconnect). Absent: just HostConfig.NetworkMode.
    */
   endpoints?: Record<string, EndpointConfig>;
+  /** Volumes, binds and tmpfs mounts resolved at create (volumes/ prepareContainerMounts). */
+  mounts?: ResolvedMount[];
 }
 
 /** docker's EndpointSettings input: what the user asked for on one network. */

@@ -16,7 +16,7 @@
  *   inspect: mounts.filter((m) => !m.fromTmpfsFlag).map(toDockerMountPoint)
  *   --volumes-from x:ro → parseVolumesFrom('x:ro') → { container, mode }; pass { mounts: thatRecord.mounts, mode }.
  */
-export { VolumeService, volumeService } from './service.ts';
+export { VolumeService, volumeService, mountInputFrom } from './service.ts';
 export type { VolumeFilters, VolumeEventSink, VolumeUsage } from './service.ts';
 export { VolumeStore, validateVolumeName, validateDriverOptions, VOLUME_NAME_PATTERN } from './store.ts';
 export type { VolumeRecord, CreateVolumeOptions } from './store.ts';

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { EngineError, invalid } from '../common/errors.ts';
 import { diskUsage } from '../common/fs.ts';
 import type { Mount } from '../runtime/index.ts';
-import { type MountInput, type ResolvedMount, resolveMounts } from './mounts.ts';
+import { type MountInput, type MountSpec, parseVolumesFrom, type ResolvedMount, resolveMounts } from './mounts.ts';
 import { setupMounts, teardownMounts } from './setup.ts';
 import { type CreateVolumeOptions, type VolumeRecord, VolumeStore } from './store.ts';
 
@@ -224,6 +224,40 @@ export class VolumeService {
     await this.init();
     await this.store.reconcile(new Set(containers), new Set(running));
   }
+}
+
+/**
+ * A container create request's mount fields (HostConfig Binds, Mounts,
+ * Tmpfs, VolumesFrom, VolumeDriver and the merged Config.Volumes — where
+ * the docker CLI also puts `-v /path`) as a checked MountInput.
+ * `mountsOf` returns the mounts of the container a --volumes-from names
+ * (throwing its not-found error).
+ */
+export function mountInputFrom(hc: Record<string, unknown>, volumes: Record<string, unknown> | null | undefined, mountsOf: (container: string) => ResolvedMount[]): MountInput {
+  const list = (v: unknown, what: string): unknown[] => {
+    if (v === undefined || v === null) return [];
+    if (!Array.isArray(v)) throw invalid(`${what} must be a list`);
+    return v;
+  };
+  const strings = (v: unknown, what: string): string[] => list(v, what).map((x) => {
+    if (typeof x !== 'string') throw invalid(`${what} must be a list of strings`);
+    return x;
+  });
+  const tmpfs = hc.Tmpfs;
+  if (tmpfs !== undefined && tmpfs !== null && (typeof tmpfs !== 'object' || Array.isArray(tmpfs) || Object.values(tmpfs).some((o) => typeof o !== 'string'))) {
+    throw invalid('Tmpfs must be an object of mount point → options');
+  }
+  return {
+    binds: strings(hc.Binds, 'Binds'),
+    mounts: list(hc.Mounts, 'Mounts') as MountSpec[],
+    tmpfs: (tmpfs as Record<string, string> | null | undefined) ?? null,
+    imageVolumes: Object.keys(volumes ?? {}),
+    volumeDriver: typeof hc.VolumeDriver === 'string' ? hc.VolumeDriver : '',
+    volumesFrom: strings(hc.VolumesFrom, 'VolumesFrom').map((spec) => {
+      const { container, mode } = parseVolumesFrom(spec);
+      return { mounts: mountsOf(container), mode };
+    }),
+  };
 }
 
 const services = new Map<string, VolumeService>();
