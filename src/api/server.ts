@@ -4,6 +4,7 @@ import type { Socket } from 'node:net';
 import { EngineError } from '../common/errors.ts';
 import { log } from '../common/log.ts';
 import { type Engine, VERSION } from '../engine/engine.ts';
+import { containerRoutes } from './containers.ts';
 import { imageRoutes } from './images.ts';
 import { networkRoutes } from './networks.ts';
 import { Router, sendError } from './router.ts';
@@ -20,6 +21,7 @@ export function buildRouter(modules: RouteModule[] = []): Router {
   const r = new Router();
   systemRoutes(r);
   for (const m of modules) m(r);
+  containerRoutes(r);
   networkRoutes(r);
   volumeRoutes(r);
   imageRoutes(r);
@@ -33,6 +35,16 @@ export function buildRouter(modules: RouteModule[] = []): Router {
  */
 export function createApiServer(engine: Engine, router: Router): http.Server {
   const server = http.createServer({ keepAliveTimeout: 5000, requestTimeout: 0 }, (req, res) => {
+    void handle(engine, router, req, res);
+  });
+  // attach and exec start hijack the connection (101 UPGRADED): route them like any request,
+  // with a response bound to the raw socket for errors sent before the upgrade.
+  server.on('upgrade', (req: http.IncomingMessage, socket: Socket, head: Buffer) => {
+    if (head.length) socket.unshift(head);
+    const res = new http.ServerResponse(req);
+    res.assignSocket(socket);
+    res.shouldKeepAlive = false;
+    res.on('finish', () => socket.end());
     void handle(engine, router, req, res);
   });
   server.on('clientError', (_e, socket: Socket) => {

@@ -1,0 +1,110 @@
+import { pipeline } from 'node:stream/promises';
+import { EngineError } from '../common/errors.ts';
+import { changes, commit, exportRootfs, getArchive, putArchive, statPath } from '../containers/files.ts';
+import { top, update, type UpdateRequest } from '../containers/ops.ts';
+import { sampleStats, type StatsSample } from '../containers/stats.ts';
+import { isRunning } from '../containers/types.ts';
+import { qBool, readJsonBody, type Router, sendJson } from './router.ts';
+
+const statHeader = (s: object) => Buffer.from(JSON.stringify(s)).toString('base64');
+
+/** cp, export, commit, diff, top, stats, update. */
+export function containerFsRoutes(r: Router): void {
+  r.add('HEAD', '/containers/{id}/archive', async ({ res, engine, params, query }) => {
+    const st = await statPath(engine.containers, params[0]!, query.get('path'));
+    res.writeHead(200, { 'X-Docker-Container-Path-Stat': statHeader(st), 'Content-Type': 'application/json' });
+    res.end();
+  });
+
+  r.add('GET', '/containers/{id}/archive', async ({ res, engine, params, query }) => {
+    const { stat, tar } = await getArchive(engine.containers, params[0]!, query.get('path'));
+    res.writeHead(200, { 'X-Docker-Container-Path-Stat': statHeader(stat), 'Content-Type': 'application/x-tar' });
+    await pipeline(tar, res).catch(() => res.destroy());
+  });
+
+  r.add('PUT', '/containers/{id}/archive', async ({ req, res, engine, params, query, signal }) => {
+    try {
+      await putArchive(engine.containers, params[0]!, query.get('path'), req, { noOverwriteDirNonDir: qBool(query, 'noOverwriteDirNonDir'), signal });
+    } catch (e) {
+      req.resume();
+      throw e;
+    }
+    res.writeHead(200, { 'Content-Length': 0 });
+    res.end();
+  });
+
+  r.add('GET', '/containers/{id}/export', async ({ res, engine, params }) => {
+    const tar = await exportRootfs(engine.containers, params[0]!);
+    res.writeHead(200, { 'Content-Type': 'application/x-tar' });
+    await pipeline(tar, res).catch(() => res.destroy());
+  });
+
+  r.add('GET', '/containers/{id}/changes', async ({ res, engine, params }) => {
+    sendJson(res, 200, await changes(engine.containers, params[0]!));
+  });
+
+  r.add('POST', '/commit', async ({ req, res, engine, query }) => {
+    const container = query.get('container');
+    if (!container) throw new EngineError('INVALID_ARGUMENT', 'container must be given: ?container=<name or id>');
+    const body = await readJsonBody<Record<string, unknown>>(req);
+    const repo = query.get('repo') ?? '';
+    const tag = query.get('tag') ?? '';
+    const img = await commit(engine.containers, container, {
+      ref: repo ? (tag ? `${repo}:${tag}` : repo) : undefined,
+      comment: query.get('comment') ?? undefined,
+      author: query.get('author') ?? undefined,
+      changes: query.getAll('changes').flatMap((c) => c.split('\n')).filter(Boolean),
+      pause: qBool(query, 'pause', true),
+      config: body ?? null,
+    });
+    sendJson(res, 201, { Id: img.id });
+  });
+
+  r.add('GET', '/containers/{id}/top', async ({ res, engine, params, query }) => {
+    sendJson(res, 200, await top(engine.containers, params[0]!, query.get('ps_args') || '-ef'));
+  });
+
+  r.add('POST', '/containers/{id}/update', async ({ req, res, engine, params }) => {
+    const body = (await readJsonBody<UpdateRequest>(req)) ?? {};
+    sendJson(res, 200, await update(engine.containers, params[0]!, body));
+  });
+
+  r.add('GET', '/containers/{id}/stats', async ({ res, engine, params, query, signal }) => {
+    const svc = engine.containers;
+    const c = svc.find(params[0]!);
+    const stream = qBool(query, 'stream', true);
+    const oneShot = qBool(query, 'one-shot');
+    const sample = () => sampleStats(svc.cgroupPath(c.id), isRunning(c) ? c.state.Pid : 0);
+    const shape = (cur: StatsSample, pre: StatsSample | undefined) => ({
+      ...cur,
+      preread: pre?.read ?? '0001-01-01T00:00:00Z',
+      precpu_stats: pre?.cpu_stats ?? { cpu_usage: { total_usage: 0, usage_in_kernelmode: 0, usage_in_usermode: 0 }, system_cpu_usage: 0, online_cpus: 0, throttling_data: { periods: 0, throttled_periods: 0, throttled_time: 0 } },
+      name: `/${c.name}`,
+      id: c.id,
+    });
+    res.writeHead(200, { 'Content-Type': 'application/json' });
+    if (!stream) {
+      let pre: StatsSample | undefined;
+      if (!oneShot && isRunning(c)) {
+        // docker's --no-stream shows CPU % over a short interval, so it takes two samples.
+        pre = sample();
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      res.end(JSON.stringify(shape(sample(), pre)) + '\n');
+      return;
+    }
+    res.flushHeaders();
+    let pre: StatsSample | undefined;
+    while (!signal.aborted) {
+      const cur = sample();
+      res.write(JSON.stringify(shape(cur, pre)) + '\n');
+      pre = cur;
+      if (!isRunning(c) && !svc.store.get(c.id)) break;
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, 1000);
+        signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+      });
+    }
+    res.end();
+  });
+}

@@ -1,0 +1,196 @@
+import { EngineError } from '../common/errors.ts';
+import { diskUsage } from '../common/fs.ts';
+import type { CreateRequest } from '../containers/create.ts';
+import { containerLogs, parseTime } from '../containers/logs.ts';
+import { prune } from '../containers/ops.ts';
+import { listContainers } from '../containers/query.ts';
+import type { ContainerRecord } from '../containers/types.ts';
+import type { Engine } from '../engine/engine.ts';
+import { parseFilters } from '../engine/filters.ts';
+import type { LogEntry } from '../runtime/index.ts';
+import { containerFsRoutes } from './containers-fs.ts';
+import { frame, hijack } from './containers-stream.ts';
+import { encodeContainerInspect, encodeContainerSummary } from './encode-containers.ts';
+import { execRoutes } from './exec.ts';
+import { qBool, qInt, readJsonBody, type Router, sendJson, sendNoContent } from './router.ts';
+
+/** Docker's RFC3339Nano in UTC (trailing zeros of the fraction trimmed). */
+export function formatTimeNs(ns: bigint): string {
+  const ms = Number(ns / 1_000_000n);
+  const frac = (ns % 1_000_000_000n).toString().padStart(9, '0').replace(/0+$/, '');
+  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, frac ? `.${frac}Z` : 'Z');
+}
+
+function logChunk(e: LogEntry, timestamps: boolean): Buffer {
+  return timestamps ? Buffer.concat([Buffer.from(`${formatTimeNs(e.timeNs)} `), e.line]) : e.line;
+}
+
+async function sizes(engine: Engine, r: ContainerRecord): Promise<{ rw: number; rootFs: number }> {
+  const rw = await diskUsage(engine.images.snapshots.upperDir(r.id)).catch(() => 0);
+  return { rw, rootFs: rw + (engine.images.store.get(r.imageId)?.size ?? 0) };
+}
+
+function imageName(engine: Engine, r: ContainerRecord): string {
+  // docker shows the name the container was created with while it still points at the same image.
+  const cur = engine.images.store.tryResolve(r.config.Image);
+  return cur && cur.id === r.imageId ? r.config.Image : r.imageId;
+}
+
+/** Container endpoints (registered before the image routes' catch-alls). */
+export function containerRoutes(r: Router): void {
+  r.add('GET', '/containers/json', async ({ res, engine, query }) => {
+    const svc = engine.containers;
+    const recs = listContainers(svc.store.list(), {
+      all: qBool(query, 'all'),
+      limit: qInt(query, 'limit'),
+      filters: parseFilters(query.get('filters')),
+      resolveImage: (ref) => engine.images.store.tryResolve(ref)?.id,
+      find: (ref) => svc.find(ref),
+    });
+    const withSize = qBool(query, 'size');
+    const out = [];
+    for (const c of recs) out.push(encodeContainerSummary(svc, c, imageName(engine, c), withSize ? await sizes(engine, c) : undefined));
+    sendJson(res, 200, out);
+  });
+
+  r.add('POST', '/containers/create', async ({ req, res, engine, query }) => {
+    const body = await readJsonBody<CreateRequest>(req);
+    if (!body) throw new EngineError('INVALID_ARGUMENT', 'config cannot be empty in order to create a container');
+    const name = query.get('name') ?? undefined;
+    const { id, warnings } = await engine.containers.create(body, name);
+    sendJson(res, 201, { Id: id, Warnings: warnings });
+  });
+
+  r.add('POST', '/containers/prune', async ({ res, engine, query }) => {
+    const { deleted, reclaimed } = await prune(engine.containers, parseFilters(query.get('filters')));
+    engine.events.publish('container', 'prune', '', { reclaimed: String(reclaimed) });
+    sendJson(res, 200, { ContainersDeleted: deleted.length ? deleted : null, SpaceReclaimed: reclaimed });
+  });
+
+  r.add('GET', '/containers/{id}/json', async ({ res, engine, params, query }) => {
+    const c = engine.containers.find(params[0]!);
+    const size = qBool(query, 'size') ? await sizes(engine, c) : undefined;
+    sendJson(res, 200, encodeContainerInspect(engine.containers, c, engine.execs.idsOf(c.id), '', size));
+  });
+
+  r.add('POST', '/containers/{id}/start', async ({ res, engine, params }) => {
+    await engine.containers.start(params[0]!);
+    sendNoContent(res);
+  });
+
+  r.add('POST', '/containers/{id}/stop', async ({ res, engine, params, query }) => {
+    await engine.containers.stop(params[0]!, qInt(query, 't'));
+    sendNoContent(res);
+  });
+
+  r.add('POST', '/containers/{id}/restart', async ({ res, engine, params, query }) => {
+    await engine.containers.restart(params[0]!, qInt(query, 't'));
+    sendNoContent(res);
+  });
+
+  r.add('POST', '/containers/{id}/kill', async ({ res, engine, params, query }) => {
+    await engine.containers.kill(params[0]!, query.get('signal') || 'KILL');
+    sendNoContent(res);
+  });
+
+  r.add('POST', '/containers/{id}/pause', async ({ res, engine, params }) => {
+    await engine.containers.pause(params[0]!);
+    sendNoContent(res);
+  });
+
+  r.add('POST', '/containers/{id}/unpause', async ({ res, engine, params }) => {
+    await engine.containers.unpause(params[0]!);
+    sendNoContent(res);
+  });
+
+  r.add('POST', '/containers/{id}/rename', async ({ res, engine, params, query }) => {
+    await engine.containers.rename(params[0]!, query.get('name') ?? '');
+    sendNoContent(res);
+  });
+
+  r.add('DELETE', '/containers/{id}', async ({ res, engine, params, query }) => {
+    await engine.containers.remove(params[0]!, { force: qBool(query, 'force') });
+    sendNoContent(res);
+  });
+
+  r.add('POST', '/containers/{id}/resize', async ({ res, engine, params, query }) => {
+    const c = engine.containers.find(params[0]!);
+    const h = qInt(query, 'h') ?? 0;
+    const w = qInt(query, 'w') ?? 0;
+    if (c.state.Status !== 'running' && c.state.Status !== 'paused') throw new EngineError('CONFLICT', `Container ${c.id} is not running`);
+    if (c.config.Tty) await engine.containers.driver.resize(c.id, { height: h, width: w });
+    res.writeHead(200, { 'Content-Length': 0 });
+    res.end();
+  });
+
+  // The CLI calls start only after it has the headers: send them at once.
+  r.add('POST', '/containers/{id}/wait', async ({ res, engine, params, query, signal }) => {
+    const p = engine.containers.wait(params[0]!, query.get('condition') ?? '', signal);
+    res.writeHead(200, { 'Content-Type': 'application/json' });
+    res.flushHeaders();
+    try {
+      const code = await p;
+      res.end(JSON.stringify({ Error: null, StatusCode: code }) + '\n');
+    } catch (e) {
+      if (!signal.aborted) res.end(JSON.stringify({ Error: { Message: (e as Error).message }, StatusCode: -1 }) + '\n');
+    }
+  });
+
+  r.add('GET', '/containers/{id}/logs', async ({ res, engine, params, query, signal }) => {
+    const c = engine.containers.find(params[0]!);
+    const stdout = qBool(query, 'stdout');
+    const stderr = qBool(query, 'stderr');
+    if (!stdout && !stderr) throw new EngineError('INVALID_ARGUMENT', 'You must choose at least one stream');
+    const tailQ = query.get('tail');
+    const tail = tailQ === null || tailQ === '' || tailQ === 'all' ? undefined : Number(tailQ);
+    if (tail !== undefined && !Number.isInteger(tail)) throw new EngineError('INVALID_ARGUMENT', `invalid value for tail: ${tailQ}`);
+    const timestamps = qBool(query, 'timestamps');
+    const entries = containerLogs(engine.containers, c.id, {
+      stdout, stderr, follow: qBool(query, 'follow'), tail: tail !== undefined && tail >= 0 ? tail : undefined,
+      since: parseTime(query.get('since'), 'since'), until: parseTime(query.get('until'), 'until'), signal,
+    });
+    res.writeHead(200, { 'Content-Type': 'application/vnd.docker.raw-stream' });
+    res.flushHeaders();
+    try {
+      for await (const e of entries) {
+        const data = logChunk(e, timestamps);
+        const ok = res.write(c.config.Tty ? data : frame(e.stream === 'stdout' ? 1 : 2, data));
+        if (!ok) await new Promise((r) => res.once('drain', r));
+      }
+    } catch (e) {
+      if (!signal.aborted) throw e;
+    }
+    res.end();
+  });
+
+  r.add('POST', '/containers/{id}/attach', async ({ req, res, engine, params, query, signal }) => {
+    const svc = engine.containers;
+    const c = svc.find(params[0]!);
+    const wantIn = qBool(query, 'stdin');
+    const wantOut = qBool(query, 'stdout');
+    const wantErr = qBool(query, 'stderr');
+    const h = hijack(req, res, c.config.Tty);
+    if (qBool(query, 'logs')) {
+      for await (const e of containerLogs(svc, c.id, { stdout: wantOut, stderr: wantErr, signal })) h.write(e.stream === 'stdout' ? 1 : 2, e.line);
+    }
+    if (!qBool(query, 'stream')) return h.end();
+    const session = await Promise.race([svc.attach(c), h.closed.then(() => undefined)]);
+    if (!session) return h.end();
+    if (h.isClosed) return session.close();
+    svc.event('attach', c);
+    const outDone = new Promise<void>((r) => session.stdout.on('end', r));
+    const errDone = new Promise<void>((r) => session.stderr.on('end', r));
+    session.stdout.on('data', (b: Buffer) => wantOut && h.write(1, b));
+    session.stderr.on('data', (b: Buffer) => wantErr && h.write(2, b));
+    if (wantIn) {
+      h.input.on('data', (b: Buffer) => session.stdin.write(b));
+      h.input.once('end', () => session.stdin.end());
+    } else h.input.resume();
+    await Promise.race([Promise.all([outDone, errDone]), h.closed]);
+    session.close();
+    h.end();
+  });
+
+  containerFsRoutes(r);
+  execRoutes(r);
+}
