@@ -24,7 +24,7 @@ function imageTar(): string {
   fs.mkdirSync(path.join(rootfs, 'tmp'), { mode: 0o1777 });
   fs.copyFileSync('/bin/busybox', path.join(rootfs, 'bin/busybox'));
   fs.chmodSync(path.join(rootfs, 'bin/busybox'), 0o755);
-  for (const a of ['sh', 'cat', 'ls', 'stat', 'echo', 'touch', 'true']) fs.symlinkSync('busybox', path.join(rootfs, 'bin', a));
+  for (const a of ['sh', 'cat', 'ls', 'stat', 'echo', 'touch', 'true', 'grep', 'cut']) fs.symlinkSync('busybox', path.join(rootfs, 'bin', a));
   fs.writeFileSync(path.join(rootfs, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
   fs.writeFileSync(path.join(rootfs, 'etc/group'), 'root:x:0:\n');
   // The image's VOLUME dir has content with its own owner and modes (copy-up source).
@@ -144,4 +144,18 @@ test('--rm and rm -v remove anonymous volumes, never named ones', async () => {
   for (let i = 0; i < 50 && (await vols.list()).some((v) => !before.has(v.name) && v.anonymous); i++) await new Promise((r) => setTimeout(r, 100));
   assert.deepEqual((await vols.list()).filter((v) => !before.has(v.name)).map((v) => v.name), ['keepme']);
   await vols.remove('keepme');
+});
+
+test('a type=tmpfs volume is mounted for the run and unmounted after the exit', async () => {
+  const vols = (await import('../../src/volumes/index.ts')).volumeService(engine.dataRoot);
+  const { isMountpoint } = await import('../../src/volumes/mount.ts');
+  await vols.create('tmpvol', { options: { type: 'tmpfs', device: 'tmpfs', o: 'size=2m' } });
+  const out = path.join(dir, 'out5');
+  fs.mkdirSync(out);
+  const r = await run('echo y > /d/f && grep " /d " /proc/mounts | cut -d" " -f3 > /out/fs', { Binds: ['tmpvol:/d', `${out}:/out`] });
+  assert.equal(r.code, 0);
+  assert.equal(fs.readFileSync(path.join(out, 'fs'), 'utf8'), 'tmpfs\n');
+  assert.equal(await isMountpoint(vols.mountpoint('tmpvol')), false, 'unmounted once no container runs with it');
+  await engine.containers.remove(r.id);
+  await vols.remove('tmpvol');
 });
