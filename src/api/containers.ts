@@ -109,7 +109,7 @@ export function containerRoutes(r: Router): void {
   });
 
   r.add('DELETE', '/containers/{id}', async ({ res, engine, params, query }) => {
-    await engine.containers.remove(params[0]!, { force: qBool(query, 'force') });
+    await engine.containers.remove(params[0]!, { force: qBool(query, 'force'), volumes: qBool(query, 'v') });
     sendNoContent(res);
   });
 

@@ -4,6 +4,7 @@ import { humanStatus } from '../containers/query.ts';
 import type { ContainerService } from '../containers/service.ts';
 import { type ContainerRecord, isRunning } from '../containers/types.ts';
 import { DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS } from '../runtime/index.ts';
+import { toDockerMountPoint } from '../volumes/index.ts';
 
 function networksOf(svc: ContainerService, r: ContainerRecord): Record<string, unknown> {
   const live = svc.networks.get(r.id);
@@ -67,7 +68,7 @@ export function encodeContainerInspect(svc: ContainerService, r: ContainerRecord
     },
     GraphDriver: { Name: 'overlay2', Data: { UpperDir: upper, WorkDir: path.join(path.dirname(upper), 'work'), MergedDir: svc.rootfs(r.id) } },
     ...(size ? { SizeRw: size.rw, SizeRootFs: size.rootFs } : {}),
-    Mounts: [],
+    Mounts: (r.mounts ?? []).filter((m) => !m.fromTmpfsFlag).map(toDockerMountPoint),
     Config: { ...r.config, Volumes: r.config.Volumes, Env: r.config.Env.length ? r.config.Env : null },
     NetworkSettings: {
       Bridge: '', SandboxID: '', HairpinMode: false, LinkLocalIPv6Address: '', LinkLocalIPv6PrefixLen: 0,
@@ -96,6 +97,6 @@ export function encodeContainerSummary(svc: ContainerService, r: ContainerRecord
     Status: humanStatus(r),
     HostConfig: { NetworkMode: r.hostConfig.NetworkMode },
     NetworkSettings: { Networks: networksOf(svc, r) },
-    Mounts: [],
+    Mounts: (r.mounts ?? []).filter((m) => !m.fromTmpfsFlag).map(toDockerMountPoint),
   };
 }
