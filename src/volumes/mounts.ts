@@ -273,7 +273,7 @@ export function resolveMounts(input: MountInput, opts: { volumePath: (name: stri
     const rw = !(vf.mode ?? 'rw').split(',').includes('ro');
     for (const m of vf.mounts) {
       if (m.type === 'tmpfs') continue;
-      byDest.set(m.destination, { ...m, readonly: m.readonly || !rw, copyData: false, createSource: false });
+      byDest.set(m.destination, { ...m, readonly: m.readonly || !rw, copyData: false, createSource: false, volumeCreate: undefined });
     }
   }
 

@@ -164,15 +164,12 @@ export class VolumeService {
     try {
       for (const m of mounts) {
         if (m.type !== 'volume') continue;
-        const existed = !!(await this.store.get(m.name!));
-        if (!existed) {
-          const rec = await this.create(m.name, { ...m.volumeCreate, anonymous: m.anonymous });
-          m.source = this.store.dataPath(rec.name);
-        } else if (m.volumeCreate?.driver && m.volumeCreate.driver !== 'local') {
-          throw new EngineError('CONFLICT', `create ${m.name}: a volume with the name ${m.name} already exists with driver "local"`);
-        }
-        await this.store.acquire(m.name!, cid);
+        // --volumes-from mounts name volumes that must exist; the others are created when missing.
+        const create = m.volumeCreate ? { ...m.volumeCreate, anonymous: m.anonymous } : undefined;
+        const { record, created } = await this.store.acquire(m.name!, cid, create);
         acquired.push(m);
+        m.source = this.store.dataPath(record.name);
+        if (created) this.events?.('create', record.name, { driver: record.driver });
       }
     } catch (e) {
       await this.releaseContainerMounts(cid, acquired, { removeAnonymous: true }).catch(() => {});

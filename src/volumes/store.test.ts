@@ -134,3 +134,18 @@ test('resolveDestination keeps symlinks inside the rootfs and creates what is mi
   assert.equal(resolveDestination(rootfs, '/nope/deeper', { create: false }), null);
   assert.throws(() => resolveDestination(rootfs, '/file/sub'), /cannot mount on "\/file\/sub" in the container: .*not a directory/);
 });
+
+test('--volumes-from shares the donor\'s volumes and never recreates a missing one', async (t) => {
+  const vols = new VolumeService(tempRoot(t));
+  const donor = await vols.prepareContainerMounts('donor', { binds: ['shared:/s'], imageVolumes: ['/anon'] });
+  const taker = await vols.prepareContainerMounts('taker', { volumesFrom: [{ mounts: donor, mode: 'ro' }] });
+  assert.deepEqual(taker.map((m) => [m.destination, m.readonly, m.copyData]), [['/anon', true, false], ['/s', true, false]]);
+  assert.deepEqual((await vols.inspect('shared')).refs, ['donor', 'taker']);
+  // rm -v of the donor keeps the anonymous volume the taker still uses.
+  await vols.releaseContainerMounts('donor', donor, { removeAnonymous: true });
+  assert.ok(await vols.store.get(donor.find((m) => m.destination === '/anon')!.name!));
+  await vols.releaseContainerMounts('taker', taker, { removeAnonymous: true });
+  await vols.remove('shared');
+  await assert.rejects(vols.prepareContainerMounts('late', { volumesFrom: [{ mounts: donor }] }), /no such volume/);
+  assert.deepEqual(await vols.list(), []);
+});

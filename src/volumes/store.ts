@@ -155,11 +155,20 @@ export class VolumeStore {
    */
   async create(name: string | undefined, opts: CreateVolumeOptions = {}): Promise<{ record: VolumeRecord; created: boolean }> {
     const n = name || newId();
+    this.validateCreate(n, opts);
+    return this.mu.run(n, () => this.createLocked(n, !name || !!opts.anonymous, opts));
+  }
+
+  private validateCreate(n: string, opts: CreateVolumeOptions): void {
     validateVolumeName(n);
     if (opts.driver && opts.driver !== 'local') throw new EngineError('NOT_FOUND', `create ${n}: error looking up volume plugin ${opts.driver}: plugin "${opts.driver}" not found`);
     validateDriverOptions(n, opts.options);
     validateLabels(opts.labels);
-    return this.mu.run(n, async () => {
+  }
+
+  /** Caller holds the volume's mutex. */
+  private async createLocked(n: string, anonymous: boolean, opts: CreateVolumeOptions): Promise<{ record: VolumeRecord; created: boolean }> {
+    {
       const existing = await this.get(n);
       if (existing) return { record: existing, created: false };
       const rec: VolumeRecord = {
@@ -168,7 +177,7 @@ export class VolumeStore {
         createdAt: rfc3339Seconds(new Date()),
         labels: opts.labels && Object.keys(opts.labels).length ? { ...opts.labels } : null,
         options: opts.options && Object.keys(opts.options).length ? { ...opts.options } : null,
-        anonymous: !name || !!opts.anonymous,
+        anonymous,
         refs: [],
         active: [],
       };
@@ -185,7 +194,7 @@ export class VolumeStore {
         throw e;
       }
       return { record: rec, created: true };
-    });
+    }
   }
 
   private async update(name: string, fn: (r: VolumeRecord) => boolean | Promise<boolean>): Promise<VolumeRecord> {
@@ -196,13 +205,22 @@ export class VolumeStore {
     });
   }
 
-  /** Records that container `cid` uses the volume (created if `create` is given and it is missing). */
-  async acquire(name: string, cid: string, create?: CreateVolumeOptions): Promise<VolumeRecord> {
-    if (create) await this.create(name, create);
-    return this.update(name, (r) => {
-      if (r.refs.includes(cid)) return false;
-      r.refs.push(cid);
-      return true;
+  /**
+   * Records that container `cid` uses the volume; with `create`, a missing
+   * volume is created first, in the same critical section (so a concurrent
+   * prune cannot remove it in between).
+   */
+  async acquire(name: string, cid: string, create?: CreateVolumeOptions): Promise<{ record: VolumeRecord; created: boolean }> {
+    if (create) this.validateCreate(name, create);
+    return this.mu.run(name, async () => {
+      let created = false;
+      if (create) created = (await this.createLocked(name, !!create.anonymous, create)).created;
+      const r = await this.inspect(name);
+      if (!r.refs.includes(cid)) {
+        r.refs.push(cid);
+        await writeJsonAtomic(path.join(this.dir(name), RECORD), r);
+      }
+      return { record: r, created };
     });
   }
 
