@@ -139,7 +139,7 @@ test('--volumes-from shares the donor\'s volumes and never recreates a missing o
   const vols = new VolumeService(tempRoot(t));
   const donor = await vols.prepareContainerMounts('donor', { binds: ['shared:/s'], imageVolumes: ['/anon'] });
   const taker = await vols.prepareContainerMounts('taker', { volumesFrom: [{ mounts: donor, mode: 'ro' }] });
-  assert.deepEqual(taker.map((m) => [m.destination, m.readonly, m.copyData]), [['/anon', true, false], ['/s', true, false]]);
+  assert.deepEqual(taker.map((m) => [m.destination, m.readonly, m.copyData]).sort(), [['/anon', true, false], ['/s', true, false]]);
   assert.deepEqual((await vols.inspect('shared')).refs, ['donor', 'taker']);
   // rm -v of the donor keeps the anonymous volume the taker still uses.
   await vols.releaseContainerMounts('donor', donor, { removeAnonymous: true });
