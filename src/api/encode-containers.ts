@@ -7,10 +7,23 @@ import { DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS } from '../runtime/index.t
 import { toDockerMountPoint } from '../volumes/index.ts';
 
 function networksOf(svc: ContainerService, r: ContainerRecord): Record<string, unknown> {
+  const sb = isRunning(r) ? svc.networking.settings?.(r) : undefined;
+  if (sb && Object.keys(sb.networks).length) return sb.networks;
   const live = svc.networks.get(r.id);
   if (live && Object.keys(live).length) return live;
   if (r.endpoints && Object.keys(r.endpoints).length) return Object.fromEntries(Object.keys(r.endpoints).map((n) => [n, { ...emptyEndpoint(), Aliases: r.endpoints![n]!.Aliases ?? null }]));
   return { [networkName(r)]: emptyEndpoint() };
+}
+
+/** ContainerSummary.Ports from NetworkSettings.Ports: published ones with their host side, exposed ones without. */
+function summaryPorts(ports: Record<string, Array<{ HostIp: string; HostPort: string }> | null> | undefined): Record<string, unknown>[] {
+  const out: Record<string, unknown>[] = [];
+  for (const [k, binds] of Object.entries(ports ?? {})) {
+    const [port, type] = k.split('/');
+    if (!binds) out.push({ PrivatePort: Number(port), Type: type });
+    for (const b of binds ?? []) out.push({ IP: b.HostIp, PrivatePort: Number(port), PublicPort: Number(b.HostPort), Type: type });
+  }
+  return out;
 }
 
 /** GET /containers/{id}/json (ContainerInspect). */
@@ -72,7 +85,7 @@ export function encodeContainerInspect(svc: ContainerService, r: ContainerRecord
     Config: { ...r.config, Volumes: r.config.Volumes, Env: r.config.Env.length ? r.config.Env : null },
     NetworkSettings: {
       Bridge: '', SandboxID: '', HairpinMode: false, LinkLocalIPv6Address: '', LinkLocalIPv6PrefixLen: 0,
-      Ports: {}, SandboxKey: '', SecondaryIPAddresses: null, SecondaryIPv6Addresses: null,
+      Ports: (isRunning(r) ? svc.networking.settings?.(r)?.ports : undefined) ?? {}, SandboxKey: (isRunning(r) ? svc.networking.settings?.(r)?.sandboxKey : undefined) ?? '', SecondaryIPAddresses: null, SecondaryIPv6Addresses: null,
       EndpointID: first?.EndpointID ?? '', Gateway: first?.Gateway ?? '', GlobalIPv6Address: '', GlobalIPv6PrefixLen: 0,
       IPAddress: first?.IPAddress ?? '', IPPrefixLen: first?.IPPrefixLen ?? 0, IPv6Gateway: '', MacAddress: first?.MacAddress ?? '',
       Networks: networks,
@@ -90,7 +103,7 @@ export function encodeContainerSummary(svc: ContainerService, r: ContainerRecord
     ImageID: r.imageId,
     Command: [r.path, ...r.args].map((a) => (/\s/.test(a) && r.args.length ? a : a)).join(' '),
     Created: Math.floor(Date.parse(r.created) / 1000),
-    Ports: [],
+    Ports: summaryPorts(isRunning(r) ? svc.networking.settings?.(r)?.ports : undefined),
     ...(size ? { SizeRw: size.rw, SizeRootFs: size.rootFs } : {}),
     Labels: r.config.Labels,
     State: r.state.Status,

@@ -23,6 +23,16 @@ export interface NetworkAttachment {
 export interface ContainerNetworking {
   attach(rec: ContainerRecord): Promise<NetworkAttachment>;
   detach(rec: ContainerRecord): Promise<void>;
+  /** What the network layer holds for a container now (survives daemon restarts); undefined without a sandbox. */
+  settings?(rec: ContainerRecord): LiveNetworkSettings | undefined;
+}
+
+/** docker's NetworkSettings parts that come from the network layer. */
+export interface LiveNetworkSettings {
+  networks: Record<string, Record<string, unknown>>;
+  /** NetworkSettings.Ports: "80/tcp" → [{HostIp, HostPort}] or null when only exposed. */
+  ports: Record<string, Array<{ HostIp: string; HostPort: string }> | null>;
+  sandboxKey: string;
 }
 
 /** The docker shape of an endpoint without addresses (none, host). */
@@ -87,6 +97,10 @@ export class BasicNetworking implements ContainerNetworking {
     const name = networkName(rec);
     if (name === 'host' || name === 'none') return;
     await this.bridge?.detach(rec);
+  }
+
+  settings(rec: ContainerRecord): LiveNetworkSettings | undefined {
+    return this.bridge?.settings?.(rec);
   }
 }
 

@@ -1,8 +1,8 @@
 import { EngineError, invalid } from '../common/errors.ts';
-import { type ContainerNetworking, emptyEndpoint, type NetworkAttachment } from '../containers/network.ts';
+import { type ContainerNetworking, emptyEndpoint, type LiveNetworkSettings, type NetworkAttachment } from '../containers/network.ts';
 import type { ContainerService } from '../containers/service.ts';
 import { type ContainerRecord, type EndpointConfig, isRunning } from '../containers/types.ts';
-import { type EndpointOptions, type NetworkManager, type PortBindings, toEndpointSettings } from '../network/index.ts';
+import { type EndpointOptions, type NetworkManager, type PortBindings, toEndpointSettings, toPortMap } from '../network/index.ts';
 import type { ContainerNetworks } from './engine.ts';
 
 /**
@@ -54,6 +54,16 @@ export class BridgeNetworking implements ContainerNetworking {
   async detach(rec: ContainerRecord): Promise<void> {
     if (rec.hostConfig.NetworkMode === 'host' || rec.hostConfig.NetworkMode === 'none') return;
     await this.nm.detach(rec.id);
+  }
+
+  settings(rec: ContainerRecord): LiveNetworkSettings | undefined {
+    const sb = this.nm.sandbox(rec.id);
+    if (!sb) return undefined;
+    return {
+      networks: Object.fromEntries(Object.values(sb.Endpoints).map((e) => [e.NetworkName, toEndpointSettings(e)])),
+      ports: toPortMap(sb.Ports, Object.keys(rec.config.ExposedPorts ?? {})),
+      sandboxKey: sb.NetnsPath,
+    };
   }
 }
 
