@@ -14,8 +14,9 @@ test('sizes and durations read like the docker CLI', () => {
   assert.equal(humanDuration(3 * 86400), '3 days');
 });
 
-test('tables pad columns by three spaces', () => {
-  assert.equal(table(['A', 'BB'], [['xxx', 'y']]), 'A     BB\nxxx   y\n');
+test('tables pad columns like tabwriter: three spaces, at least ten wide', () => {
+  assert.equal(table(['A', 'BB'], [['xxx', 'y']]), 'A         BB\nxxx       y\n');
+  assert.equal(table(['REPOSITORY', 'TAG'], [['busybox', 'local']]), 'REPOSITORY   TAG\nbusybox      local\n');
 });
 
 test('Go-template subset: fields, json, table', () => {

@@ -4,9 +4,10 @@
  * templates for --format (`{{.Field}}`, `{{json .}}`, `table …`, `\t`).
  */
 
+/** docker's table writer: Go's tabwriter with minwidth 10 and padding 3. */
 export function table(headers: string[], rows: string[][]): string {
-  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]! + 3))).join('').trimEnd();
+  const widths = headers.map((h, i) => Math.max(10, ...[h, ...rows.map((r) => r[i] ?? '')].map((c) => [...c].length + 3)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c + ' '.repeat(widths[i]! - [...c].length))).join('').trimEnd();
   return [line(headers), ...rows.map(line)].join('\n') + '\n';
 }
 

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { EngineError } from '../../common/errors.ts';
 import { filtersFromFlags } from '../../engine/filters.ts';
-import { humanSize, renderTemplate } from '../format.ts';
+import { humanSize, renderTemplate, table } from '../format.ts';
 import { type CliContext, collect } from '../main.ts';
 
 interface Volume {
@@ -24,13 +24,6 @@ function toMap(items: string[]): Record<string, string> | undefined {
     else out[i.slice(0, at)] = i.slice(at + 1);
   }
   return out;
-}
-
-/** docker's table writer: tabwriter with minwidth 10 and padding 3 (format.ts's table() has no minimum). */
-function tabwriter(headers: string[], rows: string[][]): string {
-  const widths = headers.map((h, i) => Math.max(10, h.length + 3, ...rows.map((r) => (r[i] ?? '').length + 3)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('').trimEnd();
-  return [line(headers), ...rows.map(line)].join('\n') + '\n';
 }
 
 async function confirm(question: string): Promise<boolean> {
@@ -81,7 +74,7 @@ export function volumeCommands(program: Command, ctx: CliContext): void {
       const vols = (r.Volumes ?? []).sort((a, b) => a.Name.localeCompare(b.Name));
       if (o.quiet) return void process.stdout.write(vols.map((v) => `${v.Name}\n`).join(''));
       if (o.format) return void process.stdout.write(renderTemplate(o.format, vols.map(row)));
-      process.stdout.write(tabwriter(['DRIVER', 'VOLUME NAME'], vols.map((v) => [v.Driver, v.Name])));
+      process.stdout.write(table(['DRIVER', 'VOLUME NAME'], vols.map((v) => [v.Driver, v.Name])));
     });
 
   volume
