@@ -71,7 +71,7 @@ test('docker-compose up -d, ps, logs, down -v', async () => {
   assert.deepEqual(Object.keys(webNets), ['t_default']);
   assert.ok(webNets.t_default.Aliases.includes('web'));
 
-  const down = await compose(['down', '-v']);
+  const down = await compose(['down', '-v', '-t', '1']);
   assert.equal(down.code, 0, down.stderr);
   assert.match(down.stderr, /Removing network t_default/);
   const nets = await d.docker(['network', 'ls', '--format', '{{.Name}}']);
