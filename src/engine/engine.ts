@@ -94,7 +94,7 @@ export class Engine {
       dataRoot: this.dataRoot,
       execRoot: this.execRoot,
       images: this.images,
-      networking: new BridgeNetworking(this.networks),
+      networking: new BridgeNetworking(this.networks, (action, id, attrs) => this.events.publish('network', action, id, attrs)),
       events: (action, rec, extra) => {
         this.events.publish('container', action, rec.id, { ...rec.config.Labels, image: rec.config.Image, name: rec.name, ...extra });
         if (action === 'destroy') this.execs.forgetContainer(rec.id);

@@ -24,11 +24,17 @@ function endpointOptions(network: string, c: EndpointConfig): EndpointOptions {
   return { network, aliases: c.Aliases ?? undefined, ip: c.IPAMConfig?.IPv4Address || undefined, mac: c.MacAddress || undefined };
 }
 
+/** Publishes a network event (connect/disconnect) with docker's attributes. */
+export type NetworkEventSink = (action: 'connect' | 'disconnect', networkId: string, attrs: Record<string, string>) => void;
+
 export class BridgeNetworking implements ContainerNetworking {
   private readonly nm: NetworkManager;
+  private readonly onEvent: NetworkEventSink;
 
-  constructor(nm: NetworkManager) {
+  /** onEvent: dockerd reports a network connect per network when a container starts, a disconnect when it stops. */
+  constructor(nm: NetworkManager, onEvent: NetworkEventSink = () => {}) {
     this.nm = nm;
+    this.onEvent = onEvent;
   }
 
   async attach(rec: ContainerRecord): Promise<NetworkAttachment> {
@@ -48,12 +54,15 @@ export class BridgeNetworking implements ContainerNetworking {
       exposedPorts: Object.keys(rec.config.ExposedPorts ?? {}),
       dns: hc.Dns ?? [], dnsSearch: hc.DnsSearch ?? [], dnsOptions: hc.DnsOptions ?? [], extraHosts: hc.ExtraHosts ?? [],
     });
+    for (const e of Object.values(sb.Endpoints)) this.onEvent('connect', e.NetworkId, { container: rec.id, name: e.NetworkName, type: 'bridge' });
     return attachment(sb);
   }
 
   async detach(rec: ContainerRecord): Promise<void> {
     if (rec.hostConfig.NetworkMode === 'host' || rec.hostConfig.NetworkMode === 'none') return;
+    const eps = Object.values(this.nm.sandbox(rec.id)?.Endpoints ?? {});
     await this.nm.detach(rec.id);
+    for (const e of eps) this.onEvent('disconnect', e.NetworkId, { container: rec.id, name: e.NetworkName, type: 'bridge' });
   }
 
   settings(rec: ContainerRecord): LiveNetworkSettings | undefined {
