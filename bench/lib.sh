@@ -154,3 +154,67 @@ pss_kb() {
 }
 
 ppid_of() { awk '{print $4}' "/proc/$1/stat" 2>/dev/null; }
+
+# ---- the Debian base image the load and pull benches share ----
+# A minbase bookworm rootfs made once by debootstrap from the Debian mirror and
+# cached as a tar under bench/.cache/ (gitignored): ~200 MB unpacked.
+DEBIAN_ROOTFS_TAR="$BENCH_DIR/.cache/bookworm-minbase.rootfs.tar"
+DEBIAN_IMAGE=keelbench/debian:bookworm
+
+ensure_debian_rootfs() {
+  [[ -s $DEBIAN_ROOTFS_TAR ]] && return 0
+  mkdir -p "$BENCH_DIR/.cache"
+  local d="$BENCH_DIR/.cache/bookworm-minbase.tmp"
+  rm -rf "$d"
+  say "debootstrap --variant=minbase bookworm (once; cached in bench/.cache)"
+  timeout 1200 debootstrap --variant=minbase bookworm "$d" http://deb.debian.org/debian >"$BENCH_LOGS/debootstrap.log" 2>&1 ||
+    { rm -rf "$d"; die "debootstrap failed: see $BENCH_LOGS/debootstrap.log"; }
+  # apt's lists are not part of a base image (as in Debian's official one).
+  rm -rf "$d"/var/lib/apt/lists/* "$d"/var/cache/apt/*.bin
+  tar --numeric-owner --xattrs -C "$d" -cf "$DEBIAN_ROOTFS_TAR.tmp" . && mv "$DEBIAN_ROOTFS_TAR.tmp" "$DEBIAN_ROOTFS_TAR"
+  rm -rf "$d"
+}
+
+# ensure_debian_in_dockerd: import the cached rootfs into dockerd as DEBIAN_IMAGE
+# (removed again on exit when this call imported it).
+ensure_debian_in_dockerd() {
+  ensure_debian_rootfs
+  dk image inspect "$DEBIAN_IMAGE" >/dev/null 2>&1 && return 0
+  dk import --change 'CMD ["bash"]' "$DEBIAN_ROOTFS_TAR" "$DEBIAN_IMAGE" >/dev/null || die "docker import of the Debian rootfs failed"
+  on_exit "dk rmi -f $DEBIAN_IMAGE"
+}
+
+# free_port: an unused TCP port on 127.0.0.1.
+free_port() {
+  local p
+  for _ in $(seq 1 50); do
+    p=$((20000 + RANDOM % 30000))
+    [[ -z $(ss -Hltn "sport = :$p") ]] && { echo "$p"; return 0; }
+  done
+  return 1
+}
+
+# registry_script NAME PORT: write start/stop scripts for a Debian
+# docker-registry on 127.0.0.1:PORT storing under the work dir, and print the
+# path of the start script ("restart from empty": stop, wipe, start, wait).
+# The stop script is "$BENCH_WORK/scripts/registry-NAME-stop.sh".
+registry_script() {
+  local name=$1 port=$2 dir="$BENCH_WORK/registry-$1"
+  mkdir -p "$dir"
+  cat >"$dir/config.yml" <<YAML
+version: 0.1
+log: {level: warn, accesslog: {disabled: true}}
+storage:
+  filesystem: {rootdirectory: $dir/data}
+  delete: {enabled: true}
+http:
+  addr: 127.0.0.1:$port
+YAML
+  script "registry-$name-stop" "[[ -s $dir/pid ]] && { p=\$(cat $dir/pid); kill \$p 2>/dev/null; for i in \$(seq 1 100); do kill -0 \$p 2>/dev/null || break; sleep 0.05; done; kill -9 \$p 2>/dev/null; rm -f $dir/pid; }; exit 0" >/dev/null
+  script "registry-$name-fresh" "bash $BENCH_WORK/scripts/registry-$name-stop.sh
+rm -rf $dir/data
+setsid docker-registry serve $dir/config.yml </dev/null >>$BENCH_LOGS/registry-$name.log 2>&1 &
+echo \$! >$dir/pid
+for i in \$(seq 1 200); do curl -sf http://127.0.0.1:$port/v2/ >/dev/null && exit 0; sleep 0.05; done
+echo 'registry $name did not start' >&2; exit 1"
+}

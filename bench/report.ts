@@ -69,6 +69,11 @@ function fmt(v: number | undefined, unit: string): string {
   return `${v} ${unit}`;
 }
 
+/** Markdown table cells cannot hold a bare pipe or a newline. */
+function cell(s: string): string {
+  return s.replaceAll('|', '\\|').replaceAll('\n', ' ');
+}
+
 function targetCell(r: Figure): string {
   if (r.target === null || r.target === undefined) return '';
   const met = r.median !== undefined && !r.error && r.median <= r.target;
@@ -85,16 +90,16 @@ function table(figures: Figure[]): string {
     const rows = figures.filter((f) => f.bench === bench);
     for (const group of [...new Set(rows.map((r) => r.group))]) {
       for (const r of rows.filter((x) => x.group === group)) {
-        const who = `${r.engine} (${r.client})`;
+        const who = cell(`${r.engine} (${r.client})`);
         if (r.error) {
-          out.push(`| ${group} | ${who} | not available (${r.error.replaceAll('|', '\\|')}) | | | | | ${targetCell(r)} |`);
+          out.push(`| ${cell(group)} | ${who} | not available (${cell(r.error)}) | | | | | ${targetCell(r)} |`);
           continue;
         }
         const spread = r.mean !== undefined ? `${fmt(r.mean, r.unit)} ± ${fmt(r.stddev ?? 0, r.unit)}` : '';
         const range = r.min !== undefined ? `${fmt(r.min, r.unit)}…${fmt(r.max, r.unit)}` : '';
         const ratio = r.keelRatio === undefined ? '' : r.keelRatio === 1 && r.engine === 'keel' ? '1.00 (ref)' : r.keelRatio.toFixed(2);
         const note = r.note ? ` — ${r.note}` : '';
-        out.push(`| ${group}${note} | ${who} | ${fmt(r.median, r.unit)} | ${spread} | ${range} | ${r.runs ?? ''} | ${ratio} | ${targetCell(r)} |`);
+        out.push(`| ${cell(group + note)} | ${who} | ${fmt(r.median, r.unit)} | ${spread} | ${range} | ${r.runs ?? ''} | ${ratio} | ${targetCell(r)} |`);
       }
     }
   }

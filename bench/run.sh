@@ -61,10 +61,26 @@ umount_under() {
   awk -v d="$1/" 'index($5, d) == 1 {print $5}' /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m"; done
 }
 
-# podman raises RLIMIT_NOFILE and RLIMIT_NPROC to 1048576 for root, which fails (EPERM) where the
-# inherited hard limit is lower: give it the limit every other engine inherits.
+# podman asks runc for RLIMIT_NOFILE and RLIMIT_NPROC of 1048576 for root, and
+# runc's prlimit fails (EPERM) where that is above the hard limit podman itself
+# runs with (it lowers its own NPROC: 32768 here). Give podman's containers
+# podman's own hard limits, read from a short-lived podman process.
+podman_limits() {
+  (exec podman system service --time 2 "unix://$BENCH_WORK/podman-probe.sock" >/dev/null 2>&1) &
+  local pid=$! nofile="" nproc=""
+  # podman sets its limits early in its start-up: read them once it serves.
+  wait_for 10 test -S "$BENCH_WORK/podman-probe.sock"
+  nofile=$(awk '/^Max open files/ {print $5}' "/proc/$pid/limits" 2>/dev/null)
+  nproc=$(awk '/^Max processes/ {print $4}' "/proc/$pid/limits" 2>/dev/null)
+  kill "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null
+  [[ $nofile =~ ^[0-9]+$ ]] || nofile=$(ulimit -Hn)
+  [[ $nproc =~ ^[0-9]+$ ]] || nproc=$(ulimit -Hu)
+  printf '[containers]\ndefault_ulimits = ["nofile=%s:%s", "nproc=%s:%s"]\n' "$nofile" "$nofile" "$nproc" "$nproc"
+}
 export CONTAINERS_CONF="$BENCH_WORK/containers.conf"
-printf '[containers]\ndefault_ulimits = ["nofile=%s:%s", "nproc=%s:%s"]\n' "$(ulimit -Hn)" "$(ulimit -Hn)" "$(ulimit -Hu)" "$(ulimit -Hu)" >"$CONTAINERS_CONF"
+podman_limits >"$CONTAINERS_CONF"
+say "podman: $(tail -n 1 "$CONTAINERS_CONF")"
 
 # ---- dockerd: reuse a running one, else start it in the background ----
 if ! dk version >/dev/null 2>&1; then
