@@ -125,3 +125,32 @@ test('-p 127.0.0.1:PORT:80 reaches busybox httpd from the host', async () => {
   await ok(['rm', '-f', 'web']);
   await assert.rejects(get(port, '/passwd'));
 });
+
+test('events: network connect/disconnect for docker network connect and for container start/stop', async () => {
+  const since = Math.floor(Date.now() / 1000) - 1;
+  await ok(['network', 'create', 'evnet']);
+  const id = (await ok(['run', '-d', '--name', 'ev', '--network', 'evnet', 'busybox:local', 'sleep', '300'])).trim();
+  await ok(['rm', '-f', 'ev']);
+  await ok(['network', 'rm', 'evnet']);
+  const ev = await d.docker(['events', '--since', String(since), '--until', String(Math.ceil(Date.now() / 1000) + 1), '--filter', 'type=network', '--filter', 'network=evnet', '--format', '{{.Action}} {{.Actor.Attributes.name}} {{.Actor.Attributes.container}} {{.Actor.Attributes.type}}']);
+  assert.equal(ev.code, 0, ev.stderr);
+  assert.deepEqual(ev.stdout.trim().split('\n'), ['create evnet <no value> bridge', `connect evnet ${id} bridge`, `disconnect evnet ${id} bridge`, 'destroy evnet <no value> bridge']);
+});
+
+test('daemon restart: running containers keep their network and DNS; gone ones release theirs', async () => {
+  await ok(['network', 'create', 'rnet']);
+  await ok(['run', '-d', '--name', 'stays', '--network', 'rnet', '-p', '127.0.0.1::80', 'busybox:local', 'httpd', '-f', '-p', '80', '-h', '/etc']);
+  await ok(['run', '-d', '--name', 'dies', '--network', 'rnet', 'busybox:local', 'sleep', '1']);
+  const port = Number((await ok(['port', 'stays', '80'])).trim().split(':').pop());
+  await d.kill9();
+  await new Promise((r) => setTimeout(r, 1500)); // "dies" exits while the daemon is down
+  await d.start();
+  const [n] = JSON.parse(await ok(['network', 'inspect', 'rnet']));
+  assert.deepEqual((Object.values(n.Containers) as { Name: string }[]).map((c) => c.Name), ['stays']);
+  const ping = await d.docker(['run', '--rm', '--network', 'rnet', 'busybox:local', 'ping', '-c1', '-W2', 'stays']);
+  assert.equal(ping.code, 0, ping.stdout + ping.stderr);
+  const res = await get(port, '/passwd');
+  assert.equal(res.status, 200);
+  await ok(['rm', '-f', 'stays', 'dies']);
+  await ok(['network', 'rm', 'rnet']);
+});
