@@ -154,3 +154,21 @@ test('daemon restart: running containers keep their network and DNS; gone ones r
   await ok(['rm', '-f', 'stays', 'dies']);
   await ok(['network', 'rm', 'rnet']);
 });
+
+test('keel CLI: network connect/disconnect', async () => {
+  await ok(['network', 'create', 'knet']);
+  await ok(['run', '-d', '--name', 'kc', 'busybox:local', 'sleep', '300']);
+  const c = await d.keel(['network', 'connect', '--alias', 'kca', 'knet', 'kc']);
+  assert.equal(c.code, 0, c.stderr);
+  const ping = await d.docker(['run', '--rm', '--network', 'knet', 'busybox:local', 'ping', '-c1', '-W2', 'kca']);
+  assert.equal(ping.code, 0, ping.stdout + ping.stderr);
+  const rm = await d.keel(['network', 'rm', 'knet']);
+  assert.equal(rm.code, 1);
+  assert.match(rm.stderr, /^Error response from daemon: error while removing network: network knet id [0-9a-f]{64} has active endpoints\n$/);
+  const dc = await d.keel(['network', 'disconnect', 'knet', 'kc']);
+  assert.equal(dc.code, 0, dc.stderr);
+  const again = await d.keel(['network', 'disconnect', 'knet', 'kc']);
+  assert.equal(again.code, 1);
+  await ok(['rm', '-f', 'kc']);
+  assert.equal((await d.keel(['network', 'rm', 'knet'])).code, 0);
+});
