@@ -136,7 +136,8 @@ export function resolvContent(rec: ContainerRecord, att: NetworkAttachment): str
   })();
   if (att.namespace === 'host' && !rec.hostConfig.Dns.length) return hostResolv;
   const hostLines = hostResolv.split('\n');
-  let servers = rec.hostConfig.Dns.length ? rec.hostConfig.Dns : att.nameservers?.length ? att.nameservers : hostLines
+  // On a user network the embedded DNS comes first: it resolves container names and forwards the rest to --dns.
+  let servers = att.nameservers?.length ? att.nameservers : rec.hostConfig.Dns.length ? rec.hostConfig.Dns : hostLines
     .map((l) => /^\s*nameserver\s+(\S+)/.exec(l)?.[1])
     .filter((s): s is string => !!s && !/^127\.|^::1$/.test(s));
   if (!servers.length) servers = ['8.8.8.8', '8.8.4.4'];

@@ -54,6 +54,9 @@ test('containers on a user network resolve each other by name and alias', async 
   const ping = await d.docker(['run', '--rm', '--network', 'dnsnet', 'busybox:local', 'ping', '-c1', '-W2', 'srv']);
   assert.equal(ping.code, 0, ping.stdout + ping.stderr);
   assert.match(ping.stdout, /1 packets received/);
+  // --dns makes the embedded DNS forward to that server; container names still resolve.
+  const withDns = await d.docker(['run', '--rm', '--network', 'dnsnet', '--dns', '192.0.2.53', 'busybox:local', 'ping', '-c1', '-W2', 'srv']);
+  assert.equal(withDns.code, 0, withDns.stdout + withDns.stderr);
   const alias = await d.docker(['run', '--rm', '--network', 'dnsnet', 'busybox:local', 'ping', '-c1', '-W2', 'db']);
   assert.equal(alias.code, 0, alias.stdout + alias.stderr);
   const [n] = JSON.parse(await ok(['network', 'inspect', 'dnsnet']));
