@@ -11,6 +11,7 @@
  *    container; the terminal is restored on every path;
  *  - at stdin EOF the write side is half-closed so the container sees EOF.
  */
+import { spawnSync } from 'node:child_process';
 import http from 'node:http';
 import type net from 'node:net';
 import { EngineError } from '../common/errors.ts';
@@ -156,7 +157,13 @@ export function relay(socket: net.Socket, o: RelayOptions): { done: Promise<{ de
   socket.on('close', () => finish(false));
   socket.on('error', () => finish(false));
   if (o.stdin) {
-    if (raw) stdin.setRawMode(true);
+    if (raw) {
+      stdin.setRawMode(true);
+      // libuv's raw mode keeps OPOST (\n → \r\n) on; docker's term.MakeRaw clears it, or every
+      // line the container's terminal already ended with \r\n would arrive as \r\r\n.
+      // setRawMode(false) restores the saved termios, OPOST included.
+      spawnSync('stty', ['-opost'], { stdio: ['inherit', 'ignore', 'ignore'] });
+    }
     stdin.on('data', onInput);
     stdin.on('end', onInputEnd);
     stdin.resume();

@@ -19,7 +19,7 @@ export interface SessionOptions {
   stderr: boolean;
   detachKeys: Buffer;
   detachKeysRaw?: string;
-  /** Forward SIGINT/SIGTERM to the container (non-TTY sessions). */
+  /** Forward SIGINT/SIGTERM to the container. */
   sigProxy: boolean;
   /** wait?condition=removed (run --rm) instead of next-exit. */
   removed?: boolean;
@@ -71,7 +71,8 @@ export async function runSession(client: ApiClient, o: SessionOptions): Promise<
   const session = socket ? relay(socket, { tty: o.tty, stdin: o.stdin, detachKeys: o.detachKeys, onResize: (h, w) => void resize(client, 'containers', o.id, h, w) }) : undefined;
   const signals = ['SIGINT', 'SIGTERM'] as const;
   const forward = (sig: string) => void client.request('POST', `/containers/${o.id}/kill`, { query: { signal: sig } }).then((r) => r.resume(), () => undefined);
-  const proxies = o.sigProxy && !o.tty ? signals.map((s) => [s, () => forward(s)] as const) : [];
+  // docker forwards signals in TTY sessions too (a raw terminal raises none itself; `kill` still can)
+  const proxies = o.sigProxy ? signals.map((s) => [s, () => forward(s)] as const) : [];
   for (const [s, h] of proxies) process.on(s, h);
   try {
     if (o.start) {
@@ -88,6 +89,8 @@ export async function runSession(client: ApiClient, o: SessionOptions): Promise<
     }
     if (o.tty) {
       const size = currentSize();
+      // attaching to a running shell: docker resizes to h+1,w+1 and back so the shell redraws its prompt
+      if (size && !o.start) await resize(client, 'containers', o.id, size[0] + 1, size[1] + 1);
       if (size) await resize(client, 'containers', o.id, size[0], size[1]);
     }
     const ended = session ? await session.done : { detached: false };

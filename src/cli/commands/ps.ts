@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { EngineError } from '../../common/errors.ts';
 import { filtersFromFlags } from '../../engine/filters.ts';
 import type { ApiClient } from '../client.ts';
-import { ago, humanSize, renderTemplate, table } from '../format.ts';
+import { ago, humanSize, renderTemplate } from '../format.ts';
 import { type CliContext, collect } from '../main.ts';
 
 interface Port {
@@ -38,7 +38,7 @@ export function renderRows(format: string, rows: Row[], headers: Record<string, 
   const tpl = format.slice(5).trimStart().replace(/\\t/g, '\t');
   const lines = renderTemplate(tpl, rows).split('\n').slice(0, rows.length);
   const header = tpl.replace(/\{\{\s*(?:json\s+)?\.([\w.]*)\s*\}\}/g, (_m, f: string) => headers[f] ?? f.toUpperCase());
-  return table(header.split('\t'), lines.map((l) => l.split('\t')));
+  return dockerTable(header.split('\t'), lines.map((l) => l.split('\t')));
 }
 
 /** Go's strings ellipsis as the docker CLI uses it (runes, "…"). */
@@ -47,34 +47,48 @@ export function ellipsis(s: string, max: number): string {
   return r.length > max ? r.slice(0, max - 1).join('') + '…' : s;
 }
 
-/** docker's api.DisplayablePorts: sorted, consecutive ports folded into ranges. */
+/** docker's api.DisplayablePorts: ports published on the same number fold into ranges, the rest are listed one by one. */
 export function displayPorts(ports: Port[]): string {
-  const groups = new Map<string, { pub: number; priv: number }[]>();
-  const plain: string[] = [];
-  const sorted = [...ports].sort((a, b) => a.PrivatePort - b.PrivatePort || (a.PublicPort ?? 0) - (b.PublicPort ?? 0) || (a.IP ?? '').localeCompare(b.IP ?? ''));
+  const sorted = [...ports].sort((a, b) => a.PrivatePort - b.PrivatePort || ((a.IP ?? '') < (b.IP ?? '') ? -1 : (a.IP ?? '') > (b.IP ?? '') ? 1 : 0) || (a.PublicPort ?? 0) - (b.PublicPort ?? 0) || (a.Type < b.Type ? -1 : a.Type > b.Type ? 1 : 0));
+  const groups = new Map<string, { first: number; last: number }>();
+  const result: string[] = [];
+  const hostMappings: string[] = [];
+  const form = (key: string, g: { first: number; last: number }) => {
+    const i = key.lastIndexOf('/');
+    const [ip, type] = i >= 0 ? [key.slice(0, i), key.slice(i + 1)] : ['', key];
+    let group = String(g.first);
+    if (g.first !== g.last) group += `-${g.last}`;
+    if (ip) group = `${ip}:${group}->${group}`;
+    return `${group}/${type}`;
+  };
   for (const p of sorted) {
-    if (p.PublicPort === undefined || p.PublicPort === 0) {
-      plain.push(`${p.PrivatePort}/${p.Type}`);
-      continue;
+    let key = p.Type;
+    if (p.IP) {
+      if (p.PublicPort !== p.PrivatePort) {
+        const host = p.IP.includes(':') ? `[${p.IP}]` : p.IP;
+        hostMappings.push(`${host}:${p.PublicPort}->${p.PrivatePort}/${p.Type}`);
+        continue;
+      }
+      key = `${p.IP}/${p.Type}`;
     }
-    const ip = p.IP ? (p.IP.includes(':') ? `[${p.IP}]` : p.IP) : '';
-    const key = `${ip}|${p.Type}`;
-    (groups.get(key) ?? groups.set(key, []).get(key)!).push({ pub: p.PublicPort, priv: p.PrivatePort });
-  }
-  const out: string[] = [];
-  for (const [key, list] of groups) {
-    const [ip, proto] = key.split('|');
-    let i = 0;
-    while (i < list.length) {
-      let j = i;
-      while (j + 1 < list.length && list[j + 1]!.pub === list[j]!.pub + 1 && list[j + 1]!.priv === list[j]!.priv + 1) j++;
-      const pub = i === j ? `${list[i]!.pub}` : `${list[i]!.pub}-${list[j]!.pub}`;
-      const priv = i === j ? `${list[i]!.priv}` : `${list[i]!.priv}-${list[j]!.priv}`;
-      out.push(`${ip ? `${ip}:` : ''}${pub}->${priv}/${proto}`);
-      i = j + 1;
+    const g = groups.get(key);
+    if (!g) groups.set(key, { first: p.PrivatePort, last: p.PrivatePort });
+    else if (p.PrivatePort === g.last + 1) g.last = p.PrivatePort;
+    else {
+      result.push(form(key, g));
+      groups.delete(key);
+      groups.set(key, { first: p.PrivatePort, last: p.PrivatePort });
     }
   }
-  return [...out, ...new Set(plain)].join(', ');
+  for (const [key, g] of groups) result.push(form(key, g));
+  return [...result, ...hostMappings].join(', ');
+}
+
+/** docker's tabwriter (minwidth 10, padding 3) for ps and stats tables. */
+export function dockerTable(headers: string[], rows: string[][], minWidth = 10): string {
+  const widths = headers.map((h, i) => Math.max(minWidth, 3 + Math.max(h.length, ...rows.map((r) => [...(r[i] ?? '')].length))));
+  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c + ' '.repeat(Math.max(0, widths[i]! - [...c].length)))).join('').trimEnd();
+  return [line(headers), ...rows.map(line)].join('\n') + '\n';
 }
 
 const psHeaders = { ID: 'CONTAINER ID', Image: 'IMAGE', Command: 'COMMAND', CreatedAt: 'CREATED AT', RunningFor: 'CREATED', Ports: 'PORTS', State: 'STATE', Status: 'STATUS', Size: 'SIZE', Names: 'NAMES', Labels: 'LABELS', Mounts: 'MOUNTS', Networks: 'NETWORKS', LocalVolumes: 'LOCAL VOLUMES' };
@@ -116,7 +130,7 @@ export function psCommands(program: Command, container: Command, ctx: CliContext
     const rows = list.map((c) => psRow(c, noTrunc));
     if (o.format) return void process.stdout.write(renderRows(o.format, rows, psHeaders));
     const cols = ['ID', 'Image', 'Command', 'RunningFor', 'Status', 'Ports', 'Names', ...(o.size ? ['Size'] : [])];
-    process.stdout.write(table(cols.map((c) => psHeaders[c as keyof typeof psHeaders]), rows.map((r) => cols.map((c) => r[c]!))));
+    process.stdout.write(dockerTable(cols.map((c) => psHeaders[c as keyof typeof psHeaders]), rows.map((r) => cols.map((c) => r[c]!))));
   };
   const opts = (c: Command) =>
     c.option('-a, --all', 'show all containers (default shows just running)')
