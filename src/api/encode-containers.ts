@@ -8,7 +8,7 @@ import { toDockerMountPoint } from '../volumes/index.ts';
 
 function networksOf(svc: ContainerService, r: ContainerRecord): Record<string, unknown> {
   const sb = isRunning(r) ? svc.networking.settings?.(r) : undefined;
-  if (sb && Object.keys(sb.networks).length) return sb.networks;
+  if (sb) return sb.networks; // the network layer's view is the truth while it runs, even with no network left
   const live = svc.networks.get(r.id);
   if (live && Object.keys(live).length) return live;
   if (r.endpoints && Object.keys(r.endpoints).length) return Object.fromEntries(Object.keys(r.endpoints).map((n) => [n, { ...emptyEndpoint(), Aliases: r.endpoints![n]!.Aliases ?? null }]));

@@ -45,8 +45,8 @@ export class BridgeNetworking implements ContainerNetworking {
     const hc = rec.hostConfig;
     const sb = await this.nm.attach(rec.id, {
       containerName: rec.name,
-      // Disconnected from every network (compose does disconnect+connect before start): lo only, as docker.
-      mode: join.length ? 'bridge' : 'none',
+      // Disconnected from every network: lo only, as docker, and `network connect` can still add one.
+      mode: 'bridge',
       networks: join.map(([n, c]) => endpointOptions(n, c)),
       hostname: rec.config.Hostname,
       portBindings: (hc.PortBindings as PortBindings | null | undefined) ?? undefined,

@@ -196,7 +196,8 @@ export class NetworkManager {
         await this.mu.run('state', async () => (this.state.sandboxes.set(containerId, sb), this.state.save()));
         return sb;
       }
-      const wanted = mode === 'none' ? [] : o.networks?.length ? o.networks : [{ network: 'bridge' }];
+      // An explicit empty list is a container disconnected from everything (lo only) that may be connected later.
+      const wanted = mode === 'none' ? [] : o.networks ?? [{ network: 'bridge' }];
       const reqs = portRequests(o.portBindings, !!o.publishAll, o.exposedPorts ?? []);
       const plumbs: EndpointPlumbing[] = [];
       try {

@@ -112,7 +112,7 @@ export interface EndpointOptions {
 export interface AttachOptions {
   containerName: string;
   /**
-   * 'bridge' (default): join `networks` (default: the default bridge);
+   * 'bridge' (default): join `networks` (absent: the default bridge; empty: none yet);
    * 'none': a netns with lo only; 'host': nothing to do;
    * 'container': join `netnsPath` of another container, nothing to program.
    */

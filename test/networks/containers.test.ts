@@ -108,7 +108,15 @@ test('network connect/disconnect on a running container, with --alias and --ip',
   await ok(['start', 'later']);
   const lt = await d.docker(['run', '--rm', '--network', 'cnet', 'busybox:local', 'ping', '-c1', '-W2', 'lt']);
   assert.equal(lt.code, 0, lt.stdout + lt.stderr);
-  await ok(['rm', '-f', 'mover', 'later']);
+  // Disconnected from every network before start: lo only, and connect still works once it runs.
+  await ok(['create', '--name', 'bare', 'busybox:local', 'sleep', '300']);
+  await ok(['network', 'disconnect', 'bridge', 'bare']);
+  await ok(['start', 'bare']);
+  assert.equal((await ok(['inspect', '-f', '{{json .NetworkSettings.Networks}}', 'bare'])).trim(), '{}');
+  await ok(['network', 'connect', '--alias', 'bb', 'cnet', 'bare']);
+  const bb = await d.docker(['run', '--rm', '--network', 'cnet', 'busybox:local', 'ping', '-c1', '-W2', 'bb']);
+  assert.equal(bb.code, 0, bb.stdout + bb.stderr);
+  await ok(['rm', '-f', 'mover', 'later', 'bare']);
   await ok(['network', 'rm', 'cnet']);
 });
 
