@@ -15,7 +15,7 @@ import type { Readable } from 'node:stream';
 import { EngineError } from '../common/errors.ts';
 
 export interface Hijacked {
-  /** Client → container bytes (stdin). */
+  /** Client → container bytes (stdin); paused until the caller adds its listeners. */
   input: Readable;
   write(stream: 1 | 2, data: Buffer): void;
   /** Ends the output (half-close on an upgraded socket). */
@@ -106,7 +106,8 @@ export function hijack(req: IncomingMessage, res: ServerResponse, tty: boolean):
     socket.on('error', () => {});
     // Let the peer half-close (stdin EOF) while we keep writing output.
     (socket as Socket & { allowHalfOpen: boolean }).allowHalfOpen = true;
-    socket.resume();
+    // Stays paused until the caller listens: stdin sent before the container starts must not be lost.
+    socket.pause();
     return {
       input: socket,
       write: (stream, data) => {

@@ -185,6 +185,7 @@ export function containerRoutes(r: Router): void {
     if (wantIn) {
       h.input.on('data', (b: Buffer) => session.stdin.write(b));
       h.input.once('end', () => session.stdin.end());
+      h.input.resume();
     } else h.input.resume();
     await Promise.race([Promise.all([outDone, errDone]), h.closed]);
     session.close();

@@ -43,6 +43,7 @@ export function execRoutes(r: Router): void {
     if (session.stdin) {
       h.input.on('data', (b: Buffer) => session.stdin!.write(b));
       h.input.once('end', () => session.stdin!.end());
+      h.input.resume();
     } else h.input.resume();
     // The CLI reads the exit code from inspect right after the stream ends: record it first.
     await Promise.race([Promise.all([session.exitCode.catch(() => -1), outDone, errDone]), h.closed]);

@@ -331,10 +331,13 @@ export class ContainerService {
   async finalizeExit(rec: ContainerRecord, info: ExitInfo): Promise<void> {
     const code = info.recorded && info.exitCode >= 0 ? info.exitCode : 255;
     rec.state = { ...rec.state, Status: 'exited', Pid: 0, ExitCode: code, FinishedAt: info.finishedAt.toISOString(), OOMKilled: info.oomKilled };
-    await this.driver.delete(rec.id, { force: true }).catch((e) => log.warn('runtime cleanup failed', { id: rec.id, error: String(e) }));
-    await this.networking.detach(rec).catch((e) => log.warn('network detach failed', { id: rec.id, error: String(e) }));
+    // Independent releases: run them side by side (this is on the `run --rm` critical path).
+    await Promise.all([
+      this.driver.delete(rec.id, { force: true }).catch((e) => log.warn('runtime cleanup failed', { id: rec.id, error: String(e) })),
+      this.networking.detach(rec).catch((e) => log.warn('network detach failed', { id: rec.id, error: String(e) })),
+      this.unmount(rec.id).catch((e) => log.warn('unmount failed', { id: rec.id, error: String(e) })),
+    ]);
     this.networks.delete(rec.id);
-    await this.unmount(rec.id).catch((e) => log.warn('unmount failed', { id: rec.id, error: String(e) }));
     await this.volumes.teardownContainerMounts(rec.id, rec.mounts ?? []).catch((e) => log.warn('volume teardown failed', { id: rec.id, error: String(e) }));
     if (this.store.get(rec.id)) await this.store.save(rec).catch(() => {});
     if (info.oomKilled) this.event('oom', rec);
@@ -470,9 +473,7 @@ export class ContainerService {
       rec.state.Status = 'removing';
       if (fs.existsSync(this.driver.containerDir(rec.id))) await this.driver.delete(rec.id, { force: true }).catch(() => {});
       await this.unmount(rec.id);
-      await this.images.snapshots.remove(rec.id);
-      await fsp.rm(this.runDir(rec.id), { recursive: true, force: true });
-      await this.store.remove(rec);
+      await Promise.all([this.images.snapshots.remove(rec.id), fsp.rm(this.runDir(rec.id), { recursive: true, force: true }), this.store.remove(rec)]);
       // `rm -v` and --rm delete anonymous volumes; named ones always stay.
       await this.volumes.releaseContainerMounts(rec.id, rec.mounts ?? [], { removeAnonymous: !!opts.volumes || rec.hostConfig.AutoRemove }).catch((e) => log.warn('releasing volumes failed', { id: rec.id, error: String(e) }));
     });
