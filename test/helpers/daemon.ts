@@ -1,9 +1,11 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { NetworkManager } from '../../src/network/index.ts';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const keelBin = path.join(repoRoot, 'bin/keel');
@@ -33,15 +35,21 @@ export function run(argv: string[], opts: { env?: NodeJS.ProcessEnv; input?: str
 }
 
 /**
- * A keel daemon on its own temporary data root, exec root and socket, so
- * test files run side by side. `keel()` and `docker()` run the two CLIs
- * against it.
+ * A keel daemon on its own temporary data root, exec root and socket, and
+ * its own default bridge, address pool, iptables chains and device prefixes,
+ * so test files run side by side (and beside a real keel, docker or podman).
+ * `keel()` and `docker()` run the two CLIs against it; cleanup() removes
+ * every mount, bridge, veth, netns and rule it left behind.
  */
 export class TestDaemon {
   readonly dir: string;
   readonly dataRoot: string;
   readonly execRoot: string;
   readonly socket: string;
+  /** Distinguishes this daemon's network objects from every other's. */
+  readonly tag = randomBytes(2).toString('hex');
+  readonly octet = 160 + (randomBytes(1)[0]! % 90);
+  readonly prefix = `n${this.tag.slice(0, 3)}`;
   child?: ChildProcess;
   log = '';
 
@@ -52,8 +60,13 @@ export class TestDaemon {
     this.socket = path.join(this.execRoot, 'keel.sock');
   }
 
+  get bridge(): string {
+    return `kn${this.tag}0`;
+  }
+
   async start(extra: string[] = []): Promise<void> {
-    this.child = spawn(process.execPath, [keelBin, 'daemon', '--data-root', this.dataRoot, '--exec-root', this.execRoot, '--log-level', 'debug', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const net = ['--bridge', this.bridge, '--bip', `10.${this.octet}.0.1/24`, '--default-address-pool', `base=10.${this.octet}.128.0/17,size=24`, '--network-prefix', this.prefix];
+    this.child = spawn(process.execPath, [keelBin, 'daemon', '--data-root', this.dataRoot, '--exec-root', this.execRoot, '--log-level', 'debug', ...net, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child.stdout!.on('data', (b) => (this.log += b));
     this.child.stderr!.on('data', (b) => (this.log += b));
     for (let i = 0; i < 400; i++) {
@@ -98,8 +111,21 @@ export class TestDaemon {
     return run(['docker', ...args], { ...opts, env: { DOCKER_HOST: `unix://${this.socket}`, DOCKER_CONFIG: path.join(this.dir, 'docker-config'), ...opts.env } });
   }
 
+  /** Tears down what the daemon's network layer programmed (it keeps it across restarts by design). */
+  async destroyNetworking(): Promise<void> {
+    const nm = new NetworkManager({
+      dataDir: path.join(this.dataRoot, 'network'), runDir: path.join(this.execRoot, 'network'), netnsDir: path.join(this.execRoot, 'netns'),
+      defaultBridge: { bridgeName: this.bridge, subnet: `10.${this.octet}.0.0/24`, gateway: `10.${this.octet}.0.1` },
+      pool: `10.${this.octet}.128.0/17`, poolPrefix: 24, chainPrefix: this.prefix.toUpperCase(), vethPrefix: this.prefix, bridgePrefix: `${this.prefix}-`,
+      dnsPort: 0,
+    });
+    await nm.init().catch(() => {});
+    await nm.destroyAll();
+  }
+
   async cleanup(): Promise<void> {
     await this.stop();
+    await this.destroyNetworking().catch(() => {});
     await run(['sh', '-c', `grep -o ' ${this.dir}[^ ]*' /proc/mounts | sort -r | xargs -r -n1 umount -l`]);
     fs.rmSync(this.dir, { recursive: true, force: true });
   }
