@@ -60,6 +60,8 @@ export async function changes(svc: ContainerService, ref: string): Promise<Chang
     }
   });
   const out: Change[] = [];
+  // Mount points runc makes in the rootfs: docker keeps them in an init layer, so diff never shows them.
+  const hidden = new Set(['dev', 'proc', 'sys', 'etc/hosts', 'etc/hostname', 'etc/resolv.conf', '.dockerenv']);
   const walk = (rel: string) => {
     let names: string[];
     try {
@@ -70,6 +72,7 @@ export async function changes(svc: ContainerService, ref: string): Promise<Chang
     for (const n of names) {
       const r = rel ? `${rel}/${n}` : n;
       const st = fs.lstatSync(path.join(upper, r));
+      if (hidden.has(r) && !inLower(r) && (st.isDirectory() ? fs.readdirSync(path.join(upper, r)).length === 0 : st.size === 0)) continue;
       if (st.isCharacterDevice() && st.rdev === 0) {
         out.push({ Path: `/${r}`, Kind: 2 });
         continue;
@@ -157,7 +160,7 @@ export function goFileMode(st: fs.Stats): number {
   if (st.mode & 0o4000) m |= 2 ** 23;
   if (st.mode & 0o2000) m |= 2 ** 22;
   if (st.mode & 0o1000) m |= 2 ** 20;
-  return m;
+  return m >>> 0;
 }
 
 function checkPath(p: string | null): string {
