@@ -96,11 +96,11 @@ export function humanStatus(r: ContainerRecord, now = Date.now()): string {
 
 /** go-units HumanDuration. */
 export function humanDuration(ms: number): string {
-  const sec = Math.round(ms / 1000);
+  const sec = Math.floor(ms / 1000);
   if (sec < 1) return 'Less than a second';
   if (sec === 1) return '1 second';
   if (sec < 60) return `${sec} seconds`;
-  const min = Math.round(sec / 60);
+  const min = Math.floor(sec / 60);
   if (min === 1) return 'About a minute';
   if (min < 60) return `${min} minutes`;
   const h = Math.round(sec / 3600);
