@@ -25,12 +25,12 @@ function logChunk(e: LogEntry, timestamps: boolean): Buffer {
   return timestamps ? Buffer.concat([Buffer.from(`${formatTimeNs(e.timeNs)} `), e.line]) : e.line;
 }
 
-async function sizes(engine: Engine, r: ContainerRecord): Promise<{ rw: number; rootFs: number }> {
+export async function sizes(engine: Engine, r: ContainerRecord): Promise<{ rw: number; rootFs: number }> {
   const rw = await diskUsage(engine.images.snapshots.upperDir(r.id)).catch(() => 0);
   return { rw, rootFs: rw + (engine.images.store.get(r.imageId)?.size ?? 0) };
 }
 
-function imageName(engine: Engine, r: ContainerRecord): string {
+export function imageName(engine: Engine, r: ContainerRecord): string {
   // docker shows the name the container was created with while it still points at the same image.
   const cur = engine.images.store.tryResolve(r.config.Image);
   return cur && cur.id === r.imageId ? r.config.Image : r.imageId;

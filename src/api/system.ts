@@ -3,7 +3,10 @@ import { exec } from '../common/exec.ts';
 import { VERSION } from '../engine/engine.ts';
 import type { EngineEvent } from '../engine/events.ts';
 import { parseFilters } from '../engine/filters.ts';
+import { imageName, sizes } from './containers.ts';
+import { encodeContainerSummary } from './encode-containers.ts';
 import { encodeImageSummary } from './encode-images.ts';
+import { encodeVolume } from './volumes.ts';
 import { readJsonBody, type Router, sendJson } from './router.ts';
 import { API_VERSION, MIN_API_VERSION } from './server.ts';
 
@@ -112,11 +115,14 @@ export function systemRoutes(r: Router): void {
 
   r.add('GET', '/system/df', async ({ res, engine }) => {
     const df = await engine.systemDf();
+    const containers = [];
+    for (const c of df.containers) containers.push(encodeContainerSummary(engine.containers, c.record, imageName(engine, c.record), await sizes(engine, c.record)));
+    const volumes = await engine.volumes.usage();
     sendJson(res, 200, {
       LayersSize: df.layersSize,
       Images: df.images.map((v) => ({ ...encodeImageSummary(v), SharedSize: v.sharedSize })),
-      Containers: [],
-      Volumes: [],
+      Containers: containers,
+      Volumes: volumes.map((u) => encodeVolume(u.record, engine.volumes.mountpoint(u.record.name), { size: u.size, refCount: u.refCount })),
       BuildCache: [],
     });
   });

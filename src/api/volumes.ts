@@ -4,23 +4,9 @@
  * dockerd 20.10's JSON shapes (shared/reference/docker-api-1.41/vol-*.log).
  */
 import { invalid } from '../common/errors.ts';
-import type { Engine } from '../engine/engine.ts';
 import { parseFilters } from '../engine/filters.ts';
-import { type VolumeRecord, type VolumeService, volumeService } from '../volumes/index.ts';
+import type { VolumeRecord } from '../volumes/index.ts';
 import { qBool, readJsonBody, type Router, sendJson, sendNoContent } from './router.ts';
-
-const wired = new WeakSet<VolumeService>();
-
-/** The engine's volume service (engine.volumes once the engine has one), its events on the engine's bus. */
-export function volumesOf(engine: Engine): VolumeService {
-  const own = (engine as unknown as { volumes?: VolumeService }).volumes;
-  const s = own ?? volumeService(engine.dataRoot);
-  if (!wired.has(s)) {
-    wired.add(s);
-    if (!own) s.setEventSink((action, name, attrs) => engine.events.publish('volume', action, name, attrs));
-  }
-  return s;
-}
 
 /** The Volume object as dockerd shows it; UsageData only for system df. */
 export function encodeVolume(v: VolumeRecord, mountpoint: string, usage?: { size: number; refCount: number }): Record<string, unknown> {
@@ -52,7 +38,7 @@ function stringMap(v: unknown, what: string): Record<string, string> | null {
 
 export function volumeRoutes(r: Router): void {
   r.add('GET', '/volumes', async ({ res, engine, query }) => {
-    const vols = volumesOf(engine);
+    const vols = engine.volumes;
     const list = await vols.list(parseFilters(query.get('filters')));
     sendJson(res, 200, { Volumes: list.map((v) => encodeVolume(v, vols.mountpoint(v.name))), Warnings: null });
   });
@@ -61,7 +47,7 @@ export function volumeRoutes(r: Router): void {
     const body = (await readJsonBody<CreateBody>(req, 1 << 20)) ?? {};
     if (typeof body !== 'object' || Array.isArray(body)) throw invalid('invalid volume create request: expected a JSON object');
     if (body.Name !== undefined && body.Name !== null && typeof body.Name !== 'string') throw invalid('volume Name must be a string');
-    const vols = volumesOf(engine);
+    const vols = engine.volumes;
     const v = await vols.create(body.Name || undefined, {
       driver: body.Driver || 'local',
       options: stringMap(body.DriverOpts, 'DriverOpts'),
@@ -71,18 +57,18 @@ export function volumeRoutes(r: Router): void {
   });
 
   r.add('POST', '/volumes/prune', async ({ res, engine, query }) => {
-    const { deleted, reclaimed } = await volumesOf(engine).prune(parseFilters(query.get('filters')));
+    const { deleted, reclaimed } = await engine.volumes.prune(parseFilters(query.get('filters')));
     sendJson(res, 200, { VolumesDeleted: deleted.length ? deleted : null, SpaceReclaimed: reclaimed });
   });
 
   r.add('GET', '/volumes/{id}', async ({ res, engine, params }) => {
-    const vols = volumesOf(engine);
+    const vols = engine.volumes;
     const v = await vols.inspect(params[0]!);
     sendJson(res, 200, encodeVolume(v, vols.mountpoint(v.name)));
   });
 
   r.add('DELETE', '/volumes/{id}', async ({ res, engine, params, query }) => {
-    await volumesOf(engine).remove(params[0]!, { force: qBool(query, 'force') });
+    await engine.volumes.remove(params[0]!, { force: qBool(query, 'force') });
     sendNoContent(res);
   });
 }

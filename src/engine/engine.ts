@@ -18,6 +18,7 @@ import { type RemoveResult, ImageService } from '../images/service.ts';
 import type { ImageRecord } from '../images/store.ts';
 import { type CreateNetworkOptions, type EndpointOptions, NetworkManager, type NetworkFilters, type NetworkManagerOptions } from '../network/index.ts';
 import { ContainerService } from '../containers/service.ts';
+import type { VolumeService } from '../volumes/index.ts';
 import { ExecManager } from '../containers/exec.ts';
 import { reconcile } from '../containers/reconcile.ts';
 import { BridgeNetworking, EngineContainerNetworks } from './netattach.ts';
@@ -102,6 +103,12 @@ export class Engine {
     });
     this.execs = new ExecManager(this.containers);
     this.containerNetworking = new EngineContainerNetworks(this.networks, this.containers);
+    this.volumes.setEventSink((action, name, attrs) => this.events.publish('volume', action, name, attrs));
+  }
+
+  /** Named and anonymous volumes (the containers layer mounts them). */
+  get volumes(): VolumeService {
+    return this.containers.volumes;
   }
 
   async open(): Promise<void> {
