@@ -64,7 +64,8 @@ export function systemCommands(program: Command, ctx: CliContext): void {
       const client = await ctx.client();
       const df = await client.json<{ LayersSize: number; Images: { Containers: number; Size: number; SharedSize: number; RepoTags: string[] | null; Id: string; Created: number }[]; Containers: { SizeRw?: number; State: string }[]; Volumes: { UsageData?: { Size: number; RefCount: number } }[] }>('GET', '/system/df');
       const activeImages = df.Images.filter((i) => i.Containers > 0);
-      const reclaimImages = df.Images.filter((i) => i.Containers <= 0).reduce((s, i) => s + i.Size - i.SharedSize, 0);
+      // As the docker CLI computes it: what images in use need is not reclaimable.
+      const reclaimImages = df.LayersSize - activeImages.reduce((s, i) => s + i.Size - Math.max(0, i.SharedSize), 0);
       const rows = [
         { Type: 'Images', TotalCount: String(df.Images.length), Active: String(activeImages.length), Size: humanSize(df.LayersSize), Reclaimable: `${humanSize(reclaimImages)} (${df.LayersSize ? Math.round((reclaimImages * 100) / df.LayersSize) : 0}%)` },
         { Type: 'Containers', TotalCount: String(df.Containers.length), Active: String(df.Containers.filter((c) => c.State === 'running').length), Size: humanSize(df.Containers.reduce((s, c) => s + (c.SizeRw ?? 0), 0)), Reclaimable: '0B (0%)' },
