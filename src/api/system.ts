@@ -109,7 +109,7 @@ export function systemRoutes(r: Router): void {
       RuncCommit: { ID: await runc(), Expected: '' },
       InitCommit: { ID: '', Expected: '' },
       SecurityOptions: ['name=seccomp,profile=default'],
-      Warnings: null,
+      Warnings: engine.warnings.length ? engine.warnings : null,
     });
   });
 

@@ -18,6 +18,7 @@ import { type RemoveResult, ImageService } from '../images/service.ts';
 import type { ImageRecord } from '../images/store.ts';
 import { type CreateNetworkOptions, type EndpointOptions, NetworkManager, type NetworkFilters, type NetworkManagerOptions } from '../network/index.ts';
 import { ContainerService } from '../containers/service.ts';
+import { runcAdvisories, runcVersion } from '../runtime/index.ts';
 import type { VolumeService } from '../volumes/index.ts';
 import { ExecManager } from '../containers/exec.ts';
 import { reconcile } from '../containers/reconcile.ts';
@@ -80,6 +81,8 @@ export class Engine {
   readonly started = new Date();
   readonly containers: ContainerService;
   readonly execs: ExecManager;
+  /** Problems with this host's setup, shown by `docker info` (e.g. a runc with known escapes). */
+  readonly warnings: string[] = [];
   private lock?: RootLock;
 
   constructor(opts: EngineOptions = {}) {
@@ -127,6 +130,7 @@ export class Engine {
       // Sandboxes, leases and netns of containers that are gone (daemon crash, host reboot) are released.
       const nr = await this.networks.reconcile(this.containers.store.list().filter(isRunning).map((c) => c.id));
       if (nr.sandboxes || nr.leases || nr.netns) log.info('released network resources of containers that are gone', nr);
+      await this.checkRunc();
     } catch (e) {
       this.lock.release();
       throw e;
@@ -138,6 +142,18 @@ export class Engine {
     this.networks.close();
     this.lock?.release();
     this.lock = undefined;
+  }
+
+  /** Warns, once at startup, about a runc with known container-escape vulnerabilities. */
+  private async checkRunc(): Promise<void> {
+    try {
+      for (const a of runcAdvisories(await runcVersion())) {
+        this.warnings.push(`WARNING: ${a.message}`);
+        log.warn(a.message, { cve: a.cve });
+      }
+    } catch (e) {
+      this.warnings.push(`WARNING: cannot check the runc version: ${(e as Error).message}`);
+    }
   }
 
   /** Chain IDs that containers still need even if their image is gone. */
