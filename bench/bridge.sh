@@ -10,7 +10,9 @@ B=bridge
 RUNS=${BENCH_RUNS:-20}
 RUNS100=${BENCH_RUNS100:-2}
 N=${BENCH_BRIDGE_N:-100}
-NET=keelbench-net
+# A name of this run only: a network an engine failed to remove in an earlier
+# run (dockerd 20.10 can keep a stale endpoint) never blocks this one.
+NET=keelbench-net-$$
 
 G="run --rm busybox:local true (default bridge)"
 measure $B "$G" keel "docker CLI" --runs "$RUNS" --warmup 2 -- $KD run --rm busybox:local true
@@ -21,13 +23,19 @@ G100="start $N × run -d on one user network"
 GREACH="reachable by name from the last (ping -c1 NAME)"
 names=()
 for i in $(seq 1 "$N"); do names+=("keelbench-n-$i"); done
-for e in "keel|docker CLI|$KD" "dockerd|docker CLI|$DK" "podman|podman CLI|$PM"; do
-  IFS='|' read -r engine client cli <<<"$e"
+for e in "keel|docker CLI|$KD|rm -f" "dockerd|docker CLI|$DK|rm -f" "podman|podman CLI|$PM|rm -f -t 0 --ignore"; do
+  # (podman's rm stops at the first missing name unless --ignore, and waits
+  # out the stop timeout, 10 s, unless -t 0)
+  IFS='|' read -r engine client cli rmf <<<"$e"
   tag=$(slug "$engine")
-  teardown=$(script "net-teardown-$tag" "$cli rm -f ${names[*]} keelbench-n-check >/dev/null 2>&1; $cli network rm $NET >/dev/null 2>&1; exit 0")
-  prepare=$(script "net-prepare-$tag" "bash $teardown; $cli network create $NET >/dev/null")
+  # Removal is retried: an engine may release a network's endpoints a moment
+  # after it has removed the containers.
+  teardown=$(script "net-teardown-$tag" "$cli $rmf ${names[*]} >/dev/null 2>&1
+for i in \$(seq 1 50); do $cli network inspect $NET >/dev/null 2>&1 || exit 0; $cli network rm $NET >/dev/null 2>&1 && exit 0; sleep 0.2; done
+echo 'could not remove network $NET' >&2; exit 1")
+  prepare=$(script "net-prepare-$tag" "bash $teardown && $cli network create $NET >/dev/null")
   start=$(script "net-start-$tag" "for i in \$(seq 1 $N); do $cli run -d --network $NET --name keelbench-n-\$i busybox:local sleep 3600 >/dev/null || exit 1; done")
-  check=$(script "net-check-$tag" "$cli run -d --network $NET --name keelbench-n-check busybox:local sleep 3600 >/dev/null || exit 1; $cli rm -f keelbench-n-check >/dev/null")
+  check=$(script "net-check-$tag" "$cli run --rm --network $NET busybox:local true")
   on_exit "bash $teardown"
   measure $B "$G100" "$engine" "$client" --runs "$RUNS100" --prepare "bash $prepare" --check "bash $check" -- bash "$start"
   if [[ -n $(tail -n 1 "$BENCH_OUT/rows.jsonl" | jq -r '.error // empty') ]]; then

@@ -153,6 +153,14 @@ pss_kb() {
   echo "$total"
 }
 
+# memcg_usage_bytes PID: memory.usage_in_bytes of the (v1) memory cgroup PID is in.
+memcg_usage_bytes() {
+  local rel
+  rel=$(awk -F: '$2 == "memory" {print $3}' "/proc/$1/cgroup" 2>/dev/null)
+  [[ -n $rel && -r /sys/fs/cgroup/memory$rel/memory.usage_in_bytes ]] || return 1
+  cat "/sys/fs/cgroup/memory$rel/memory.usage_in_bytes"
+}
+
 ppid_of() { awk '{print $4}' "/proc/$1/stat" 2>/dev/null; }
 
 # ---- the Debian base image the load and pull benches share ----
