@@ -14,17 +14,19 @@ export function daemonCommand(): Command {
     .option('-H, --host <socket>', 'unix socket to listen on (default <exec-root>/keel.sock)')
     .option('-p, --pidfile <file>', 'path of the pid file (default <exec-root>/keel.pid)')
     .option('-l, --log-level <level>', 'logging level: debug, info, warn, error, fatal', 'info')
+    .option('--cgroup-parent <path>', 'parent cgroup of every container (cgroupfs path)', '/keel')
     .option('-b, --bridge <name>', 'Linux bridge of the default network', 'keel0')
     .option('--bip <cidr>', 'default bridge gateway address and prefix (default 10.80.0.1/16)')
     .option('--default-address-pool <pool>', 'pool of user networks without --subnet: base=CIDR,size=N (default base=10.81.0.0/16,size=24)')
     .option('--network-prefix <p>', 'prefix (1-4 lowercase letters/digits) of keel\'s iptables chains (upper-cased), bridges and veths, to run instances side by side')
-    .action(async (o: { dataRoot: string; execRoot: string; host?: string; pidfile?: string; logLevel: string } & DaemonNetworkFlags) => {
+    .action(async (o: { dataRoot: string; execRoot: string; host?: string; pidfile?: string; logLevel: string; cgroupParent: string } & DaemonNetworkFlags) => {
       setLogLevel(o.logLevel);
       if (process.getuid?.() !== 0) throw new EngineError('FORBIDDEN', 'keel daemon needs root: run it with sudo or as root');
       const socketPath = o.host ? o.host.replace(/^unix:\/\//, '') : path.join(o.execRoot, 'keel.sock');
       if (o.host && !o.host.startsWith('unix://') && !o.host.startsWith('/')) throw new EngineError('INVALID_ARGUMENT', `unsupported host "${o.host}": use unix:///path/to.sock`);
       const pidfile = o.pidfile ?? path.join(o.execRoot, 'keel.pid');
-      const engine = new Engine({ dataRoot: o.dataRoot, execRoot: o.execRoot, network: networkOptions(o) });
+      if (!/^\/[a-zA-Z0-9_./-]+$/.test(o.cgroupParent) || o.cgroupParent.includes('..')) throw new EngineError('INVALID_ARGUMENT', `invalid --cgroup-parent ${o.cgroupParent}: expected an absolute cgroupfs path such as /keel`);
+      const engine = new Engine({ dataRoot: o.dataRoot, execRoot: o.execRoot, network: networkOptions(o), cgroupParent: o.cgroupParent });
       await engine.open();
       const server = createApiServer(engine, buildRouter());
       fs.mkdirSync(path.dirname(socketPath), { recursive: true, mode: 0o755 });

@@ -318,7 +318,8 @@ export class ContainerService {
         if (!this.shuttingDown) log.error('waiting for container failed', { id: rec.id, error: String(e) });
         return;
       }
-      await this.finalizeExit(rec, info);
+      if (rec.hostConfig.AutoRemove && !this.shuttingDown) await this.exitAndRemove(rec, info);
+      else await this.finalizeExit(rec, info);
     })();
     this.monitors.set(rec.id, p);
     void p.finally(() => {
@@ -343,6 +344,34 @@ export class ContainerService {
     if (info.oomKilled) this.event('oom', rec);
     this.event('die', rec, { exitCode: String(code) });
     this.bus.emit(`exit:${rec.id}`, code);
+  }
+
+  /**
+   * `--rm`: the container is gone for clients as soon as its exit is known
+   * (record deleted, die and destroy published, `wait` answered), and its
+   * resources are released right after, off the `run --rm` critical path. A
+   * crash in between leaves only ID-keyed leftovers with no record, which
+   * reconcile's orphan sweep removes at the next start.
+   */
+  private async exitAndRemove(rec: ContainerRecord, info: ExitInfo): Promise<void> {
+    const code = info.recorded && info.exitCode >= 0 ? info.exitCode : 255;
+    rec.state = { ...rec.state, Status: 'removing', Pid: 0, ExitCode: code, FinishedAt: info.finishedAt.toISOString(), OOMKilled: info.oomKilled };
+    await this.store.remove(rec);
+    if (info.oomKilled) this.event('oom', rec);
+    this.event('die', rec, { exitCode: String(code) });
+    this.bus.emit(`exit:${rec.id}`, code);
+    this.event('destroy', rec);
+    this.bus.emit(`removed:${rec.id}`, code);
+    const warn = (what: string) => (e: unknown) => log.warn(`${what} failed`, { id: rec.id, error: String(e) });
+    await Promise.all([
+      this.driver.delete(rec.id, { force: true }).catch(warn('runtime cleanup')),
+      this.networking.detach(rec).catch(warn('network detach')),
+      this.unmount(rec.id).catch(warn('unmount')),
+    ]);
+    this.networks.delete(rec.id);
+    await this.volumes.teardownContainerMounts(rec.id, rec.mounts ?? []).catch(warn('volume teardown'));
+    await this.volumes.releaseContainerMounts(rec.id, rec.mounts ?? [], { removeAnonymous: true }).catch(warn('releasing volumes'));
+    await Promise.all([this.images.snapshots.remove(rec.id).catch(warn('snapshot removal')), fsp.rm(this.runDir(rec.id), { recursive: true, force: true }).catch(warn('run dir removal'))]);
   }
 
   /** AutoRemove or the restart policy, once the exit is recorded. */
@@ -458,8 +487,9 @@ export class ContainerService {
 
   async remove(ref: string, opts: { force?: boolean; volumes?: boolean } = {}): Promise<void> {
     const rec = this.find(ref);
+    let removedMeanwhile = false;
     await this.mutex.run(rec.id, async () => {
-      if (!this.store.get(rec.id)) return;
+      if (!this.store.get(rec.id)) return void (removedMeanwhile = true);
       if (rec.state.Status === 'removing') throw conflict(`removal of container ${rec.id} is already in progress`);
       if (isRunning(rec)) {
         if (!opts.force) throw conflict(`You cannot remove a running container ${rec.id}. Stop the container before attempting removal or force remove`);
@@ -467,6 +497,8 @@ export class ContainerService {
         this.event('kill', rec, { signal: '9' });
         await this.signal(rec, 'KILL');
         await this.monitors.get(rec.id);
+        // An --rm container removes itself when it exits.
+        if (!this.store.get(rec.id)) return void (removedMeanwhile = true);
       }
       this.restartPending.delete(rec.id);
       this.failPending(rec.id);
@@ -477,6 +509,7 @@ export class ContainerService {
       // `rm -v` and --rm delete anonymous volumes; named ones always stay.
       await this.volumes.releaseContainerMounts(rec.id, rec.mounts ?? [], { removeAnonymous: !!opts.volumes || rec.hostConfig.AutoRemove }).catch((e) => log.warn('releasing volumes failed', { id: rec.id, error: String(e) }));
     });
+    if (removedMeanwhile) return;
     this.event('destroy', rec);
     this.bus.emit(`removed:${rec.id}`, rec.state.ExitCode);
   }

@@ -36,6 +36,8 @@ export interface EngineOptions {
   registries?: RegistryHostsOptions;
   /** Default bridge, address pool, iptables chain and device prefixes (tests run daemons side by side with these). */
   network?: Partial<Omit<NetworkManagerOptions, 'dataDir' | 'runDir' | 'netnsDir'>>;
+  /** Parent cgroup (cgroupfs path) of every container (default /keel). */
+  cgroupParent?: string;
 }
 
 /** An image with what docker shows of it. */
@@ -98,6 +100,7 @@ export class Engine {
       dataRoot: this.dataRoot,
       execRoot: this.execRoot,
       images: this.images,
+      cgroupParent: opts.cgroupParent,
       networking: new BridgeNetworking(this.networks, (action, id, attrs) => this.events.publish('network', action, id, attrs)),
       events: (action, rec, extra) => {
         this.events.publish('container', action, rec.id, { ...rec.config.Labels, image: rec.config.Image, name: rec.name, ...extra });

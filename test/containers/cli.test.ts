@@ -92,7 +92,7 @@ test('detached container: ps, logs, exec, top, stats, inspect, stop, rm', async 
   assert.equal((await d.docker(['rename', 'web', 'web2'])).code, 0);
   const up = await d.docker(['update', '--memory', '64m', '--pids-limit', '50', 'web2']);
   assert.equal(up.code, 0, up.stderr);
-  assert.equal(fs.readFileSync(`/sys/fs/cgroup/memory/keel/${id}/memory.limit_in_bytes`, 'utf8').trim(), String(64 << 20));
+  assert.equal(fs.readFileSync(`/sys/fs/cgroup/memory${d.cgroupParent}/${id}/memory.limit_in_bytes`, 'utf8').trim(), String(64 << 20));
   assert.equal((await d.docker(['stop', 'web2'])).code, 0);
   assert.equal((await d.docker(['inspect', '-f', '{{.State.ExitCode}}', 'web2'])).stdout.trim(), '0');
   const again = await d.docker(['stop', 'web2']);

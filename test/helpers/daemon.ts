@@ -60,12 +60,17 @@ export class TestDaemon {
     this.socket = path.join(this.execRoot, 'keel.sock');
   }
 
+  /** Containers' cgroups live under this parent, one per test daemon. */
+  get cgroupParent(): string {
+    return `/keel-test-${this.tag}`;
+  }
+
   get bridge(): string {
     return `kn${this.tag}0`;
   }
 
   async start(extra: string[] = []): Promise<void> {
-    const net = ['--bridge', this.bridge, '--bip', `10.${this.octet}.0.1/24`, '--default-address-pool', `base=10.${this.octet}.128.0/17,size=24`, '--network-prefix', this.prefix];
+    const net = ['--cgroup-parent', this.cgroupParent, '--bridge', this.bridge, '--bip', `10.${this.octet}.0.1/24`, '--default-address-pool', `base=10.${this.octet}.128.0/17,size=24`, '--network-prefix', this.prefix];
     this.child = spawn(process.execPath, [keelBin, 'daemon', '--data-root', this.dataRoot, '--exec-root', this.execRoot, '--log-level', 'debug', ...net, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child.stdout!.on('data', (b) => (this.log += b));
     this.child.stderr!.on('data', (b) => (this.log += b));
@@ -127,6 +132,7 @@ export class TestDaemon {
     await this.stop();
     await this.destroyNetworking().catch(() => {});
     await run(['sh', '-c', `grep -o ' ${this.dir}[^ ]*' /proc/mounts | sort -r | xargs -r -n1 umount -l`]);
+    await run(['sh', '-c', `rmdir /sys/fs/cgroup/*${this.cgroupParent} /sys/fs/cgroup/unified${this.cgroupParent} 2>/dev/null; true`]);
     fs.rmSync(this.dir, { recursive: true, force: true });
   }
 }
