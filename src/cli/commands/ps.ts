@@ -119,13 +119,13 @@ function psRow(c: ContainerSummary, noTrunc: boolean): Row {
 }
 
 export function psCommands(program: Command, container: Command, ctx: CliContext): void {
-  const ps = async (o: { all?: boolean; quiet?: boolean; last?: string; latest?: boolean; size?: boolean; filter: string[]; format?: string; noTrunc?: boolean }) => {
+  const ps = async (o: { all?: boolean; quiet?: boolean; last?: string; latest?: boolean; size?: boolean; filter: string[]; format?: string; trunc?: boolean }) => {
     const client = await ctx.client();
     const limit = o.latest ? 1 : o.last !== undefined ? Number(o.last) : undefined;
     const list = await client.json<ContainerSummary[]>('GET', '/containers/json', {
       query: { all: o.all ? 1 : undefined, limit: limit !== undefined && limit > 0 ? limit : undefined, size: o.size ? 1 : undefined, filters: o.filter.length ? JSON.stringify(filtersFromFlags(o.filter)) : undefined },
     });
-    const noTrunc = o.noTrunc === true;
+    const noTrunc = o.trunc === false; // commander maps --no-trunc to trunc=false
     if (o.quiet) return void process.stdout.write(list.map((c) => (noTrunc ? c.Id : c.Id.slice(0, 12)) + '\n').join(''));
     const rows = list.map((c) => psRow(c, noTrunc));
     if (o.format) return void process.stdout.write(renderRows(o.format, rows, psHeaders));
@@ -145,12 +145,12 @@ export function psCommands(program: Command, container: Command, ctx: CliContext
   opts(program.command('ps').description('List containers'));
   opts(container.command('ls').aliases(['ps', 'list']).description('List containers'));
 
-  const stats = async (names: string[], o: { all?: boolean; noStream?: boolean; noTrunc?: boolean; format?: string; stream: boolean }) => {
+  const stats = async (names: string[], o: { all?: boolean; noStream?: boolean; trunc?: boolean; format?: string; stream: boolean }) => {
     const client = await ctx.client();
     const once = o.stream === false;
     for (;;) {
       const targets = names.length ? names.map((n) => ({ id: n, name: n })) : (await client.json<ContainerSummary[]>('GET', '/containers/json', { query: { all: o.all ? 1 : undefined } })).map((c) => ({ id: c.Id, name: c.Names[0]?.replace(/^\//, '') ?? '' }));
-      const rows = await Promise.all(targets.map((t) => statsRow(client, t.id, !!o.noTrunc)));
+      const rows = await Promise.all(targets.map((t) => statsRow(client, t.id, o.trunc === false)));
       const failed = rows.filter((r): r is EngineError => r instanceof EngineError);
       if (failed.length && names.length) throw failed[0]!;
       const ok = rows.filter((r): r is Row => !(r instanceof EngineError));

@@ -72,12 +72,9 @@ export function runCommands(program: Command, ctx: CliContext): Command {
     } catch (e) {
       failRun('create', e);
     }
-    try {
-      const id = await createContainer(ctx, image, req, { pull: o.pull as string, quiet: !!o.quiet, cidfile: o.cidfile as string | undefined });
-      process.stdout.write(`${id}\n`);
-    } catch (e) {
-      failRun('create', e);
-    }
+    // unlike run, a daemon error from create is a plain error: exit 1, no usage hint (as captured from docker 28)
+    const id = await createContainer(ctx, image, req, { pull: o.pull as string, quiet: !!o.quiet, cidfile: o.cidfile as string | undefined });
+    process.stdout.write(`${id}\n`);
   };
   for (const c of [program.command('create'), container.command('create')]) {
     addCreateFlags(c.description('Create a new container').usage('[OPTIONS] IMAGE [COMMAND] [ARG...]').argument('<IMAGE>').argument('[COMMAND...]').passThroughOptions());
