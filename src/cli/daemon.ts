@@ -3,8 +3,7 @@ import path from 'node:path';
 import { Command } from 'commander';
 import { EngineError } from '../common/errors.ts';
 import { log, setLogLevel } from '../common/log.ts';
-import { Engine, type EngineOptions } from '../engine/engine.ts';
-import { buildRouter, createApiServer, listenUnix } from '../api/server.ts';
+import type { EngineOptions } from '../engine/engine.ts';
 
 export function daemonCommand(): Command {
   return new Command('daemon')
@@ -26,6 +25,9 @@ export function daemonCommand(): Command {
       if (o.host && !o.host.startsWith('unix://') && !o.host.startsWith('/')) throw new EngineError('INVALID_ARGUMENT', `unsupported host "${o.host}": use unix:///path/to.sock`);
       const pidfile = o.pidfile ?? path.join(o.execRoot, 'keel.pid');
       if (!/^\/[a-zA-Z0-9_./-]+$/.test(o.cgroupParent) || o.cgroupParent.includes('..')) throw new EngineError('INVALID_ARGUMENT', `invalid --cgroup-parent ${o.cgroupParent}: expected an absolute cgroupfs path such as /keel`);
+      // The engine and API server load only here, so other commands start fast.
+      const { Engine } = await import('../engine/engine.ts');
+      const { buildRouter, createApiServer, listenUnix } = await import('../api/server.ts');
       const engine = new Engine({ dataRoot: o.dataRoot, execRoot: o.execRoot, network: networkOptions(o), cgroupParent: o.cgroupParent });
       await engine.open();
       const server = createApiServer(engine, buildRouter());

@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { EngineError } from '../../common/errors.ts';
 import { formatReference, parseReference } from '../../oci/reference.ts';
-import { CredentialStore, domainOfServerAddress, encodeAuthHeader } from '../../registry/index.ts';
+import { CredentialStore, encodeAuthHeader } from '../../registry/credentials.ts';
+import { domainOfServerAddress } from '../../registry/login.ts';
 import { parseJsonLines, renderProgress } from '../progress.ts';
 import type { CliContext } from '../main.ts';
 
