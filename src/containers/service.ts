@@ -2,17 +2,18 @@ import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { EngineError, conflict, errnoCode, isEngineError } from '../common/errors.ts';
+import { EngineError, conflict, isEngineError } from '../common/errors.ts';
 import { mkdirp } from '../common/fs.ts';
 import { newId, randomName } from '../common/ids.ts';
 import { KeyedMutex } from '../common/lock.ts';
 import { log } from '../common/log.ts';
 import type { ImageService } from '../images/service.ts';
 import { unmount } from '../snapshots/overlay.ts';
-import { type AttachSession, buildSpec, type ExitInfo, RuntimeDriver, signalNumber, specToJson } from '../runtime/index.ts';
+import { type AttachSession, buildSpec, type ExitInfo, RuntimeDriver, specToJson } from '../runtime/index.ts';
 import { commandOf, type CreateRequest, mergeConfig, normalizeHostConfig } from './create.ts';
+import * as exit from './exit.ts';
+import * as lifecycle from './lifecycle.ts';
 import { BasicNetworking, type ContainerNetworking, endpointsFromRequest, hostsContent, resolvContent } from './network.ts';
-import { shouldRestart, restartDelayMs } from './restart.ts';
 import { runSpecOptions } from './runspec.ts';
 import { openDirIn } from './scoped.ts';
 import { ContainerStore } from './store.ts';
@@ -42,6 +43,10 @@ export interface ContainerServiceOptions {
  * serialized by a per-container mutex; exits are handled by a monitor per
  * running container that does not take that mutex, so stop() can hold it
  * while it waits for the exit.
+ *
+ * This class is the facade and holds the state; create, start and attach
+ * live here, exit handling in exit.ts, stop/kill/restart/pause/remove/
+ * rename/wait in lifecycle.ts (functions over the service, like ops.ts).
  */
 export class ContainerService {
   readonly store: ContainerStore;
@@ -62,6 +67,8 @@ export class ContainerService {
   /** Network settings of the current run, for inspect. */
   readonly networks = new Map<string, Record<string, Record<string, unknown>>>();
   private readonly closing = new AbortController();
+  /** Containers whose restart by policy is scheduled (exited, not yet started again). */
+  readonly restartPending = new Set<string>();
 
   constructor(o: ContainerServiceOptions) {
     this.store = new ContainerStore(path.join(o.dataRoot, 'containers'));
@@ -88,6 +95,10 @@ export class ContainerService {
   }
   get shuttingDown(): boolean {
     return this.closing.signal.aborted;
+  }
+  /** Aborted by close(): monitors stop waiting. */
+  get closeSignal(): AbortSignal {
+    return this.closing.signal;
   }
 
   event(action: string, rec: ContainerRecord, extra: Record<string, string> = {}): void {
@@ -175,8 +186,11 @@ export class ContainerService {
     });
   }
 
-  /** Mounts, configures and starts the container's process; on failure undoes all of it. Caller holds the mutex. */
-  private async run(rec: ContainerRecord): Promise<void> {
+  /**
+   * Mounts, configures and starts the container's process; on failure undoes
+   * all of it. Caller holds the mutex (start, restart, the restart policy).
+   */
+  async run(rec: ContainerRecord): Promise<void> {
     const id = rec.id;
     const rd = this.runDir(id);
     const rootfs = this.rootfs(id);
@@ -299,231 +313,57 @@ export class ContainerService {
     }));
   }
 
-  private failPending(id: string): void {
+  /** Answers pending attaches with undefined (start failed, or the container was removed). */
+  failPending(id: string): void {
     const list = this.pending.get(id);
     this.pending.delete(id);
     for (const cb of list ?? []) cb(undefined);
   }
 
-  // ---- exit handling --------------------------------------------------------
-
-  private readonly restartPending = new Set<string>();
+  // ---- exit handling (exit.ts) ----------------------------------------------
 
   monitor(rec: ContainerRecord): void {
-    const p = (async () => {
-      let info: ExitInfo;
-      try {
-        info = await this.driver.wait(rec.id, this.closing.signal);
-      } catch (e) {
-        if (!this.shuttingDown) log.error('waiting for container failed', { id: rec.id, error: String(e) });
-        return;
-      }
-      if (rec.hostConfig.AutoRemove && !this.shuttingDown) await this.exitAndRemove(rec, info);
-      else await this.finalizeExit(rec, info);
-    })();
-    this.monitors.set(rec.id, p);
-    void p.finally(() => {
-      if (this.monitors.get(rec.id) === p) this.monitors.delete(rec.id);
-      if (!this.shuttingDown && this.store.get(rec.id) && rec.state.Status === 'exited') this.afterExit(rec);
-    });
+    exit.monitor(this, rec);
   }
 
   /** Records an exit and releases what the run held: runtime state, network, mount. */
-  async finalizeExit(rec: ContainerRecord, info: ExitInfo): Promise<void> {
-    const code = info.recorded && info.exitCode >= 0 ? info.exitCode : 255;
-    rec.state = { ...rec.state, Status: 'exited', Pid: 0, ExitCode: code, FinishedAt: info.finishedAt.toISOString(), OOMKilled: info.oomKilled };
-    // Independent releases: run them side by side (this is on the `run --rm` critical path).
-    await Promise.all([
-      this.driver.delete(rec.id, { force: true }).catch((e) => log.warn('runtime cleanup failed', { id: rec.id, error: String(e) })),
-      this.networking.detach(rec).catch((e) => log.warn('network detach failed', { id: rec.id, error: String(e) })),
-      this.unmount(rec.id).catch((e) => log.warn('unmount failed', { id: rec.id, error: String(e) })),
-    ]);
-    this.networks.delete(rec.id);
-    await this.volumes.teardownContainerMounts(rec.id, rec.mounts ?? []).catch((e) => log.warn('volume teardown failed', { id: rec.id, error: String(e) }));
-    if (this.store.get(rec.id)) await this.store.save(rec).catch(() => {});
-    if (info.oomKilled) this.event('oom', rec);
-    this.event('die', rec, { exitCode: String(code) });
-    this.bus.emit(`exit:${rec.id}`, code);
+  finalizeExit(rec: ContainerRecord, info: ExitInfo): Promise<void> {
+    return exit.finalizeExit(this, rec, info);
   }
 
-  /**
-   * `--rm`: the container is gone for clients as soon as its exit is known
-   * (record deleted, die and destroy published, `wait` answered), and its
-   * resources are released right after, off the `run --rm` critical path. A
-   * crash in between leaves only ID-keyed leftovers with no record, which
-   * reconcile's orphan sweep removes at the next start.
-   */
-  private async exitAndRemove(rec: ContainerRecord, info: ExitInfo): Promise<void> {
-    const code = info.recorded && info.exitCode >= 0 ? info.exitCode : 255;
-    rec.state = { ...rec.state, Status: 'removing', Pid: 0, ExitCode: code, FinishedAt: info.finishedAt.toISOString(), OOMKilled: info.oomKilled };
-    await this.store.remove(rec);
-    if (info.oomKilled) this.event('oom', rec);
-    this.event('die', rec, { exitCode: String(code) });
-    this.bus.emit(`exit:${rec.id}`, code);
-    this.event('destroy', rec);
-    this.bus.emit(`removed:${rec.id}`, code);
-    const warn = (what: string) => (e: unknown) => log.warn(`${what} failed`, { id: rec.id, error: String(e) });
-    await Promise.all([
-      this.driver.delete(rec.id, { force: true }).catch(warn('runtime cleanup')),
-      this.networking.detach(rec).catch(warn('network detach')),
-      this.unmount(rec.id).catch(warn('unmount')),
-    ]);
-    this.networks.delete(rec.id);
-    await this.volumes.teardownContainerMounts(rec.id, rec.mounts ?? []).catch(warn('volume teardown'));
-    await this.volumes.releaseContainerMounts(rec.id, rec.mounts ?? [], { removeAnonymous: true }).catch(warn('releasing volumes'));
-    await Promise.all([this.images.snapshots.remove(rec.id).catch(warn('snapshot removal')), fsp.rm(this.runDir(rec.id), { recursive: true, force: true }).catch(warn('run dir removal'))]);
+  restartScheduled(id: string): boolean {
+    return this.restartPending.has(id);
   }
 
-  /** AutoRemove or the restart policy, once the exit is recorded. */
-  private afterExit(rec: ContainerRecord): void {
-    if (rec.hostConfig.AutoRemove) {
-      void this.remove(rec.id, { force: true }).catch((e) => log.warn('auto-remove failed', { id: rec.id, error: String(e) }));
-      return;
-    }
-    const ctx = { policy: rec.hostConfig.RestartPolicy, exitCode: rec.state.ExitCode, restartCount: rec.restartCount, manuallyStopped: rec.manuallyStopped };
-    if (!shouldRestart(ctx)) return;
-    this.restartPending.add(rec.id);
-    setTimeout(() => {
-      void this.mutex.run(rec.id, async () => {
-        this.restartPending.delete(rec.id);
-        if (!this.store.get(rec.id) || rec.manuallyStopped || isRunning(rec) || this.shuttingDown) return;
-        rec.restartCount++;
-        await this.run(rec);
-      }).catch((e) => log.warn('restart by policy failed', { id: rec.id, error: String(e) }));
-    }, restartDelayMs(rec.restartCount)).unref();
-  }
-
-  // ---- stop, kill, restart, pause -------------------------------------------
+  // ---- stop, kill, restart, pause, remove, rename, wait (lifecycle.ts) ------
 
   /** Sends the stop signal, then SIGKILL after `timeout` seconds (-1: wait forever). */
-  async stop(ref: string, timeout?: number): Promise<void> {
-    const rec = this.find(ref);
-    await this.mutex.run(rec.id, async () => {
-      if (!isRunning(rec)) {
-        if (this.restartPending.delete(rec.id)) rec.manuallyStopped = true;
-        throw new EngineError('NOT_MODIFIED', 'container already stopped');
-      }
-      await this.stopLocked(rec, timeout);
-    });
-    this.event('stop', rec);
+  stop(ref: string, timeout?: number): Promise<void> {
+    return lifecycle.stop(this, ref, timeout);
   }
 
-  private async stopLocked(rec: ContainerRecord, timeout?: number): Promise<void> {
-    rec.manuallyStopped = true;
-    const t = timeout ?? rec.config.StopTimeout ?? 10;
-    const sig = rec.config.StopSignal || 'SIGTERM';
-    const done = this.monitors.get(rec.id) ?? Promise.resolve();
-    this.event('kill', rec, { signal: String(signalNumber(sig)) });
-    await this.signal(rec, sig);
-    if (t >= 0) {
-      const timedOut = await Promise.race([done.then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), t * 1000).unref())]);
-      if (timedOut) {
-        this.event('kill', rec, { signal: '9' });
-        await this.signal(rec, 'KILL');
-      }
-    }
-    await done;
+  kill(ref: string, sig = 'KILL'): Promise<void> {
+    return lifecycle.kill(this, ref, sig);
   }
 
-  private async signal(rec: ContainerRecord, sig: string | number): Promise<void> {
-    try {
-      await this.driver.kill(rec.id, sig);
-    } catch (e) {
-      // Exited meanwhile: the monitor handles it.
-      if (!isEngineError(e, 'NOT_FOUND') && !/not running|process already finished|container not running/i.test(String(e))) throw e;
-    }
-    if (rec.state.Status === 'paused' && (sig === 'KILL' || sig === 9 || sig === 'SIGKILL' || rec.manuallyStopped)) {
-      await this.driver.resume(rec.id).catch(() => {});
-      rec.state.Status = 'running';
-    }
+  restart(ref: string, timeout?: number): Promise<void> {
+    return lifecycle.restart(this, ref, timeout);
   }
 
-  async kill(ref: string, sig = 'KILL'): Promise<void> {
-    const rec = this.find(ref);
-    const num = signalNumber(sig);
-    await this.mutex.run(rec.id, async () => {
-      if (!isRunning(rec)) throw conflict(`Cannot kill container: ${ref}: Container ${rec.id} is not running`);
-      if (num === 9) rec.manuallyStopped = true;
-      this.event('kill', rec, { signal: String(num) });
-      await this.signal(rec, sig);
-      if (num === 9) await this.monitors.get(rec.id);
-    });
+  pause(ref: string): Promise<void> {
+    return lifecycle.pause(this, ref);
   }
 
-  async restart(ref: string, timeout?: number): Promise<void> {
-    const rec = this.find(ref);
-    await this.mutex.run(rec.id, async () => {
-      if (isRunning(rec)) await this.stopLocked(rec, timeout);
-      rec.manuallyStopped = false;
-      await this.run(rec);
-    });
-    this.event('restart', rec);
+  unpause(ref: string): Promise<void> {
+    return lifecycle.unpause(this, ref);
   }
 
-  async pause(ref: string): Promise<void> {
-    const rec = this.find(ref);
-    await this.mutex.run(rec.id, async () => {
-      if (rec.state.Status === 'paused') throw conflict(`Container ${rec.id} is already paused`);
-      if (rec.state.Status !== 'running') throw conflict(`Container ${rec.id} is not running`);
-      await this.driver.pause(rec.id);
-      rec.state.Status = 'paused';
-      await this.store.save(rec);
-    });
-    this.event('pause', rec);
+  remove(ref: string, opts: { force?: boolean; volumes?: boolean } = {}): Promise<void> {
+    return lifecycle.remove(this, ref, opts);
   }
 
-  async unpause(ref: string): Promise<void> {
-    const rec = this.find(ref);
-    await this.mutex.run(rec.id, async () => {
-      if (rec.state.Status !== 'paused') throw conflict(`Container ${rec.id} is not paused`);
-      await this.driver.resume(rec.id);
-      rec.state.Status = 'running';
-      await this.store.save(rec);
-    });
-    this.event('unpause', rec);
-  }
-
-  // ---- remove, rename, wait -------------------------------------------------
-
-  async remove(ref: string, opts: { force?: boolean; volumes?: boolean } = {}): Promise<void> {
-    const rec = this.find(ref);
-    let removedMeanwhile = false;
-    await this.mutex.run(rec.id, async () => {
-      if (!this.store.get(rec.id)) return void (removedMeanwhile = true);
-      if (rec.state.Status === 'removing') throw conflict(`removal of container ${rec.id} is already in progress`);
-      if (isRunning(rec)) {
-        if (!opts.force) throw conflict(`You cannot remove a running container ${rec.id}. Stop the container before attempting removal or force remove`);
-        rec.manuallyStopped = true;
-        this.event('kill', rec, { signal: '9' });
-        await this.signal(rec, 'KILL');
-        await this.monitors.get(rec.id);
-        // An --rm container removes itself when it exits.
-        if (!this.store.get(rec.id)) return void (removedMeanwhile = true);
-      }
-      this.restartPending.delete(rec.id);
-      this.failPending(rec.id);
-      rec.state.Status = 'removing';
-      if (fs.existsSync(this.driver.containerDir(rec.id))) await this.driver.delete(rec.id, { force: true }).catch(() => {});
-      await this.unmount(rec.id);
-      await Promise.all([this.images.snapshots.remove(rec.id), fsp.rm(this.runDir(rec.id), { recursive: true, force: true }), this.store.remove(rec)]);
-      // `rm -v` and --rm delete anonymous volumes; named ones always stay.
-      await this.volumes.releaseContainerMounts(rec.id, rec.mounts ?? [], { removeAnonymous: !!opts.volumes || rec.hostConfig.AutoRemove }).catch((e) => log.warn('releasing volumes failed', { id: rec.id, error: String(e) }));
-    });
-    if (removedMeanwhile) return;
-    this.event('destroy', rec);
-    this.bus.emit(`removed:${rec.id}`, rec.state.ExitCode);
-  }
-
-  async rename(ref: string, newName: string): Promise<void> {
-    const rec = this.find(ref);
-    const name = newName.replace(/^\//, '');
-    if (!name) throw new EngineError('INVALID_ARGUMENT', 'Neither old nor new names may be empty');
-    await this.mutex.run(rec.id, async () => {
-      const old = rec.name;
-      if (old === name) throw conflict(`Renaming a container with the same name as its current name`);
-      await this.store.rename(rec, name);
-      this.event('rename', rec, { oldName: `/${old}` });
-    });
+  rename(ref: string, newName: string): Promise<void> {
+    return lifecycle.rename(this, ref, newName);
   }
 
   /**
@@ -531,25 +371,6 @@ export class ContainerService {
    * removed. Resolves with the exit code.
    */
   wait(ref: string, condition: string, signal?: AbortSignal): Promise<number> {
-    const rec = this.find(ref);
-    if (!['', 'not-running', 'next-exit', 'removed'].includes(condition)) throw new EngineError('INVALID_ARGUMENT', `invalid condition: "${condition}"`);
-    if ((condition === '' || condition === 'not-running') && !isRunning(rec) && !this.restartPending.has(rec.id)) return Promise.resolve(rec.state.ExitCode);
-    const ev = condition === 'removed' ? `removed:${rec.id}` : `exit:${rec.id}`;
-    return new Promise((resolve, reject) => {
-      const on = (code: number) => {
-        signal?.removeEventListener('abort', abort);
-        resolve(code);
-      };
-      const abort = () => {
-        this.bus.off(ev, on);
-        reject(new EngineError('CANCELLED', 'wait cancelled'));
-      };
-      this.bus.once(ev, on);
-      signal?.addEventListener('abort', abort, { once: true });
-    });
-  }
-
-  restartScheduled(id: string): boolean {
-    return this.restartPending.has(id);
+    return lifecycle.wait(this, ref, condition, signal);
   }
 }

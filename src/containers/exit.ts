@@ -1,0 +1,98 @@
+/**
+ * What happens when a container's process ends: a monitor per running
+ * container waits for conmon's exit record, then the exit is recorded and
+ * the run's resources released (or, for --rm, the container removed), and
+ * finally the restart policy is applied. The monitor does not take the
+ * per-container mutex, so stop() can hold it while it waits for the exit.
+ */
+import fsp from 'node:fs/promises';
+import { log } from '../common/log.ts';
+import type { ExitInfo } from '../runtime/index.ts';
+import { restartDelayMs, shouldRestart } from './restart.ts';
+import type { ContainerService } from './service.ts';
+import { type ContainerRecord, isRunning } from './types.ts';
+
+/** Watches a running container until it exits; svc.monitors holds the promise until the exit is handled. */
+export function monitor(svc: ContainerService, rec: ContainerRecord): void {
+  const p = (async () => {
+    let info: ExitInfo;
+    try {
+      info = await svc.driver.wait(rec.id, svc.closeSignal);
+    } catch (e) {
+      if (!svc.shuttingDown) log.error('waiting for container failed', { id: rec.id, error: String(e) });
+      return;
+    }
+    if (rec.hostConfig.AutoRemove && !svc.shuttingDown) await exitAndRemove(svc, rec, info);
+    else await finalizeExit(svc, rec, info);
+  })();
+  svc.monitors.set(rec.id, p);
+  void p.finally(() => {
+    if (svc.monitors.get(rec.id) === p) svc.monitors.delete(rec.id);
+    if (!svc.shuttingDown && svc.store.get(rec.id) && rec.state.Status === 'exited') afterExit(svc, rec);
+  });
+}
+
+/** Records an exit and releases what the run held: runtime state, network, mount. */
+export async function finalizeExit(svc: ContainerService, rec: ContainerRecord, info: ExitInfo): Promise<void> {
+  const code = info.recorded && info.exitCode >= 0 ? info.exitCode : 255;
+  rec.state = { ...rec.state, Status: 'exited', Pid: 0, ExitCode: code, FinishedAt: info.finishedAt.toISOString(), OOMKilled: info.oomKilled };
+  // Independent releases: run them side by side (this is on the `run --rm` critical path).
+  await Promise.all([
+    svc.driver.delete(rec.id, { force: true }).catch((e) => log.warn('runtime cleanup failed', { id: rec.id, error: String(e) })),
+    svc.networking.detach(rec).catch((e) => log.warn('network detach failed', { id: rec.id, error: String(e) })),
+    svc.unmount(rec.id).catch((e) => log.warn('unmount failed', { id: rec.id, error: String(e) })),
+  ]);
+  svc.networks.delete(rec.id);
+  await svc.volumes.teardownContainerMounts(rec.id, rec.mounts ?? []).catch((e) => log.warn('volume teardown failed', { id: rec.id, error: String(e) }));
+  if (svc.store.get(rec.id)) await svc.store.save(rec).catch(() => {});
+  if (info.oomKilled) svc.event('oom', rec);
+  svc.event('die', rec, { exitCode: String(code) });
+  svc.bus.emit(`exit:${rec.id}`, code);
+}
+
+/**
+ * `--rm`: the container is gone for clients as soon as its exit is known
+ * (record deleted, die and destroy published, `wait` answered), and its
+ * resources are released right after, off the `run --rm` critical path. A
+ * crash in between leaves only ID-keyed leftovers with no record, which
+ * reconcile's orphan sweep removes at the next start.
+ */
+async function exitAndRemove(svc: ContainerService, rec: ContainerRecord, info: ExitInfo): Promise<void> {
+  const code = info.recorded && info.exitCode >= 0 ? info.exitCode : 255;
+  rec.state = { ...rec.state, Status: 'removing', Pid: 0, ExitCode: code, FinishedAt: info.finishedAt.toISOString(), OOMKilled: info.oomKilled };
+  await svc.store.remove(rec);
+  if (info.oomKilled) svc.event('oom', rec);
+  svc.event('die', rec, { exitCode: String(code) });
+  svc.bus.emit(`exit:${rec.id}`, code);
+  svc.event('destroy', rec);
+  svc.bus.emit(`removed:${rec.id}`, code);
+  const warn = (what: string) => (e: unknown) => log.warn(`${what} failed`, { id: rec.id, error: String(e) });
+  await Promise.all([
+    svc.driver.delete(rec.id, { force: true }).catch(warn('runtime cleanup')),
+    svc.networking.detach(rec).catch(warn('network detach')),
+    svc.unmount(rec.id).catch(warn('unmount')),
+  ]);
+  svc.networks.delete(rec.id);
+  await svc.volumes.teardownContainerMounts(rec.id, rec.mounts ?? []).catch(warn('volume teardown'));
+  await svc.volumes.releaseContainerMounts(rec.id, rec.mounts ?? [], { removeAnonymous: true }).catch(warn('releasing volumes'));
+  await Promise.all([svc.images.snapshots.remove(rec.id).catch(warn('snapshot removal')), fsp.rm(svc.runDir(rec.id), { recursive: true, force: true }).catch(warn('run dir removal'))]);
+}
+
+/** AutoRemove or the restart policy, once the exit is recorded. */
+function afterExit(svc: ContainerService, rec: ContainerRecord): void {
+  if (rec.hostConfig.AutoRemove) {
+    void svc.remove(rec.id, { force: true }).catch((e) => log.warn('auto-remove failed', { id: rec.id, error: String(e) }));
+    return;
+  }
+  const ctx = { policy: rec.hostConfig.RestartPolicy, exitCode: rec.state.ExitCode, restartCount: rec.restartCount, manuallyStopped: rec.manuallyStopped };
+  if (!shouldRestart(ctx)) return;
+  svc.restartPending.add(rec.id);
+  setTimeout(() => {
+    void svc.mutex.run(rec.id, async () => {
+      svc.restartPending.delete(rec.id);
+      if (!svc.store.get(rec.id) || rec.manuallyStopped || isRunning(rec) || svc.shuttingDown) return;
+      rec.restartCount++;
+      await svc.run(rec);
+    }).catch((e) => log.warn('restart by policy failed', { id: rec.id, error: String(e) }));
+  }, restartDelayMs(rec.restartCount)).unref();
+}
