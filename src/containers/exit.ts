@@ -52,29 +52,32 @@ export async function finalizeExit(svc: ContainerService, rec: ContainerRecord, 
 
 /**
  * `--rm`: the container is gone for clients as soon as its exit is known
- * (record deleted, die and destroy published, `wait` answered), and its
- * resources are released right after, off the `run --rm` critical path. A
+ * and what others could claim (ports, addresses, volumes) is released
+ * (record deleted, die and destroy published, `wait` answered); its runtime
+ * state, mount and snapshot go right after, off the `run --rm` critical path. A
  * crash in between leaves only ID-keyed leftovers with no record, which
  * reconcile's orphan sweep removes at the next start.
  */
 async function exitAndRemove(svc: ContainerService, rec: ContainerRecord, info: ExitInfo): Promise<void> {
   const code = info.recorded && info.exitCode >= 0 ? info.exitCode : 255;
   rec.state = { ...rec.state, Status: 'removing', Pid: 0, ExitCode: code, FinishedAt: info.finishedAt.toISOString(), OOMKilled: info.oomKilled };
+  const warn = (what: string) => (e: unknown) => log.warn(`${what} failed`, { id: rec.id, error: String(e) });
+  // What another container could ask for next goes first: once `run --rm`
+  // returns, its published ports and addresses are free, its named volumes
+  // no longer in use and its anonymous ones gone.
+  await svc.networking.detach(rec).catch(warn('network detach'));
+  svc.networks.delete(rec.id);
+  if (rec.mounts?.length) {
+    await svc.volumes.teardownContainerMounts(rec.id, rec.mounts).catch(warn('volume teardown'));
+    await svc.volumes.releaseContainerMounts(rec.id, rec.mounts, { removeAnonymous: true }).catch(warn('releasing volumes'));
+  }
   await svc.store.remove(rec);
   if (info.oomKilled) svc.event('oom', rec);
   svc.event('die', rec, { exitCode: String(code) });
   svc.bus.emit(`exit:${rec.id}`, code);
   svc.event('destroy', rec);
   svc.bus.emit(`removed:${rec.id}`, code);
-  const warn = (what: string) => (e: unknown) => log.warn(`${what} failed`, { id: rec.id, error: String(e) });
-  await Promise.all([
-    svc.driver.delete(rec.id, { force: true }).catch(warn('runtime cleanup')),
-    svc.networking.detach(rec).catch(warn('network detach')),
-    svc.unmount(rec.id).catch(warn('unmount')),
-  ]);
-  svc.networks.delete(rec.id);
-  await svc.volumes.teardownContainerMounts(rec.id, rec.mounts ?? []).catch(warn('volume teardown'));
-  await svc.volumes.releaseContainerMounts(rec.id, rec.mounts ?? [], { removeAnonymous: true }).catch(warn('releasing volumes'));
+  await Promise.all([svc.driver.delete(rec.id, { force: true }).catch(warn('runtime cleanup')), svc.unmount(rec.id).catch(warn('unmount'))]);
   await Promise.all([svc.images.snapshots.remove(rec.id).catch(warn('snapshot removal')), fsp.rm(svc.runDir(rec.id), { recursive: true, force: true }).catch(warn('run dir removal'))]);
 }
 
