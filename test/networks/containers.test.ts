@@ -137,6 +137,11 @@ test('-p 127.0.0.1:PORT:80 reaches busybox httpd from the host', async () => {
   await assert.rejects(get(port, '/passwd'));
 });
 
+test('a --rm container frees its published port by the time docker run returns', async () => {
+  const port = await freePort();
+  for (let i = 0; i < 3; i++) await ok(['run', '--rm', '-p', `127.0.0.1:${port}:80`, 'busybox:local', 'true']);
+});
+
 test('events: network connect/disconnect for docker network connect and for container start/stop', async () => {
   const since = Math.floor(Date.now() / 1000) - 1;
   await ok(['network', 'create', 'evnet']);
