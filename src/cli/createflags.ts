@@ -186,7 +186,7 @@ export function buildCreate(image: string, cmd: string[], o: CreateFlags, detach
     RestartPolicy: flag(o, 'restart', parseRestart),
     AutoRemove: autoRemove, VolumeDriver: '', VolumesFrom: o.volumesFrom.length ? o.volumesFrom : null,
     ConsoleSize: o.tty && consoleSize ? consoleSize : [0, 0],
-    CapAdd: o.capAdd.length ? o.capAdd : null, CapDrop: o.capDrop.length ? o.capDrop : null, CgroupnsMode: o.cgroupns ?? '',
+    CapAdd: o.capAdd.length ? o.capAdd.map(capName) : null, CapDrop: o.capDrop.length ? o.capDrop.map(capName) : null, CgroupnsMode: o.cgroupns ?? '',
     Dns: o.dns, DnsOptions: o.dnsOption, DnsSearch: o.dnsSearch, ExtraHosts: o.addHost.length ? each(o, 'addHost', parseAddHost) : null,
     GroupAdd: o.groupAdd.length ? o.groupAdd : null, IpcMode: o.ipc ?? '', Cgroup: '', Links: o.link.length ? o.link : null,
     OomScoreAdj: flag(o, 'oomScoreAdj', parseInteger) ?? 0, PidMode: o.pid ?? '', Privileged: !!o.privileged, PublishAllPorts: !!o.publishAll,
@@ -219,6 +219,12 @@ export function buildCreate(image: string, cmd: string[], o: CreateFlags, detach
     platform: o.platform as string | undefined,
     body: { ...config, HostConfig: hostConfig, NetworkingConfig: { EndpointsConfig: endpoints } },
   };
+}
+
+/** docker 28 sends capabilities as CAP_XXX ("ALL" stays as is). */
+function capName(c: string): string {
+  const u = c.toUpperCase();
+  return u === 'ALL' || u.startsWith('CAP_') ? u : `CAP_${u}`;
 }
 
 function healthcheck(o: CreateFlags): Record<string, unknown> | undefined {
