@@ -1,8 +1,8 @@
+// the archive code loads only when cp runs: it would cost every other command ~50 ms of startup
 import fs from 'node:fs';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
-import { applyLayer, tarDirectory } from '../../archive/index.ts';
 import { EngineError } from '../../common/errors.ts';
 import type { ApiClient } from '../client.ts';
 import { humanSize } from '../format.ts';
@@ -63,6 +63,7 @@ async function copyFrom(client: ApiClient, id: string, src: string, dest: string
   const parent = intoDir ? dest : path.dirname(path.resolve(dest));
   const tmp = fs.mkdtempSync(path.join(parent, '.keel-cp-'));
   try {
+    const { applyLayer } = await import('../../archive/index.ts');
     const r = await applyLayer(tmp, res, { compression: 'none', overlayWhiteouts: false });
     const name = stat?.name ?? path.basename(src);
     const top = path.join(tmp, name);
@@ -95,6 +96,7 @@ async function copyTo(client: ApiClient, id: string, src: string, dest: string, 
   const base = path.basename(local);
   const newName = destIsDir ? path.basename(src.replace(/\/+$/, '')) || base : path.posix.basename(dest);
   const dir = destIsDir ? dest : path.posix.dirname(dest);
+  const { tarDirectory } = await import('../../archive/index.ts');
   const tar = tarDirectory(path.dirname(local), { include: [base], rename: (p) => newName + p.slice(base.length) });
   let bytes = 0;
   tar.on('data', (c: Buffer) => (bytes += c.length));

@@ -8,7 +8,6 @@ import { currentSize } from '../hijack.ts';
 import { type CliContext, ExitError } from '../main.ts';
 import { FlagError, parseDetachKeys } from '../opts.ts';
 import { runSession } from '../session.ts';
-import { pullThroughApi } from './registry.ts';
 
 /** docker's "docker: Error response from daemon: …" + usage hint, exit 125 (or 126/127). */
 export function failRun(cmd: string, e: unknown, status = 125): never {
@@ -36,7 +35,7 @@ function familiar(image: string): string {
 export async function createContainer(ctx: CliContext, image: string, req: CreateRequest, o: { pull?: string; quiet?: boolean; cidfile?: string }): Promise<string> {
   const client = await ctx.client();
   if (o.cidfile && fs.existsSync(o.cidfile)) throw new EngineError('INVALID_ARGUMENT', `container ID file found, make sure the other container isn't running or delete ${o.cidfile}`);
-  const pull = () => pullThroughApi(ctx, image, { platform: req.platform, quiet: o.quiet, out: process.stderr });
+  const pull = async () => (await import('./registry.ts')).pullThroughApi(ctx, image, { platform: req.platform, quiet: o.quiet, out: process.stderr });
   if (o.pull === 'always') await pull();
   const create = () => client.json<{ Id: string; Warnings: string[] | null }>('POST', '/containers/create', { query: { name: req.name, platform: req.platform }, body: req.body });
   let r: { Id: string; Warnings: string[] | null };
