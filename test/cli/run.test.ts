@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { TestDaemon } from '../helpers/daemon.ts';
+import { startRegistry } from '../registry/helpers.ts';
 import { daemonWithBusybox, ok } from './helpers.ts';
 
 let d: TestDaemon;
@@ -97,5 +98,27 @@ describe('keel run', () => {
     assert.equal(r.stdout, 'started\n');
     assert.equal(await ok(d, ['wait', 'sa']), '5\n');
     await ok(d, ['rm', 'sa']);
+  });
+
+  test('a missing image is pulled through the daemon, with progress on stderr', async () => {
+    const reg = await startRegistry();
+    try {
+      const ref = `${reg.host}/cli/bb:1`;
+      await ok(d, ['tag', 'busybox:local', ref]);
+      await ok(d, ['push', ref]);
+      await ok(d, ['rmi', ref]);
+      const r = await d.keel(['run', '--rm', ref, 'echo', 'pulled']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout, 'pulled\n');
+      assert.match(r.stderr, new RegExp(`^Unable to find image '${ref}' locally\n`));
+      assert.match(r.stderr, /Status: Downloaded newer image for /);
+      const again = await d.keel(['run', '--rm', '--pull', 'always', '-q', ref, 'echo', 'again']);
+      assert.equal(again.code, 0, again.stderr);
+      assert.equal(again.stdout, 'again\n');
+      assert.equal(again.stderr, '');
+    } finally {
+      await d.keel(['rmi', '-f', `${reg.host}/cli/bb:1`]);
+      await reg.stop();
+    }
   });
 });
