@@ -60,8 +60,8 @@ describe('keel run -it on a terminal', () => {
 
   test('a terminal is required for -it; -t alone works with pipes', async () => {
     const r = await d.keel(['run', '-it', '--rm', 'busybox:local', 'true']);
-    assert.notEqual(r.code, 0);
-    assert.match(r.stderr, /the input device is not a TTY/);
+    assert.equal(r.code, 1);
+    assert.equal(r.stderr, 'the input device is not a TTY\n');
     const t = await d.keel(['run', '-t', '--rm', 'busybox:local', 'sh', '-c', 'tty; echo err >&2']);
     assert.equal(t.code, 0, t.stderr);
     assert.match(t.stdout, /^\/dev\/pts\/\d+\r\nerr\r\n$/);

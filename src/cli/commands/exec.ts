@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { EngineError } from '../../common/errors.ts';
 import { currentSize, hijack, relay } from '../hijack.ts';
 import { type CliContext, collect, ExitError } from '../main.ts';
 import { envValue, FlagError, parseDetachKeys, readEnvFile } from '../opts.ts';
@@ -25,11 +24,14 @@ export function execCommands(program: Command, container: Command, ctx: CliConte
     try {
       detachKeys = parseDetachKeys(o.detachKeys ?? 'ctrl-p,ctrl-q');
       env = [...o.envFile.flatMap((f) => readEnvFile(f)), ...o.env.map(envValue)];
-      if (o.tty && o.interactive && !o.detach && !process.stdin.isTTY) throw new FlagError('the input device is not a TTY');
     } catch (e) {
       if (!(e instanceof FlagError)) throw e;
       process.stderr.write(`keel: ${e.message}\nSee 'keel exec --help'.\n`);
-      throw new ExitError(e.message.includes('TTY') ? 1 : 125);
+      throw new ExitError(125);
+    }
+    if (o.tty && o.interactive && !o.detach && !process.stdin.isTTY) {
+      process.stderr.write('the input device is not a TTY\n');
+      throw new ExitError(1);
     }
     const client = await ctx.client();
     const tty = !!o.tty;
@@ -69,5 +71,4 @@ export function execCommands(program: Command, container: Command, ctx: CliConte
       .option('-w, --workdir <string>', 'working directory inside the container')
       .action(exec);
   }
-  void EngineError;
 }

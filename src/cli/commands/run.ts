@@ -87,9 +87,12 @@ export function runCommands(program: Command, ctx: CliContext): Command {
       detachKeys = parseDetachKeys(o.detachKeys ?? 'ctrl-p,ctrl-q');
       if (o.detach && o.sigProxy !== undefined && o.sigProxy !== true) throw new FlagError('conflicting options: cannot specify both --detach and --sig-proxy');
       req = buildCreate(image, cmd, o, !!o.detach, !!o.rm, currentSize());
-      if (o.tty && o.interactive && !o.detach && !process.stdin.isTTY) throw new FlagError('the input device is not a TTY');
     } catch (e) {
       failRun('run', e);
+    }
+    if (o.tty && o.interactive && !o.detach && !process.stdin.isTTY) {
+      process.stderr.write('the input device is not a TTY\n');
+      throw new ExitError(1);
     }
     const client = await ctx.client();
     let id: string;
