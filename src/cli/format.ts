@@ -4,9 +4,9 @@
  * templates for --format (`{{.Field}}`, `{{json .}}`, `table …`, `\t`).
  */
 
-/** docker's table writer: Go's tabwriter with minwidth 10 and padding 3. */
-export function table(headers: string[], rows: string[][]): string {
-  const widths = headers.map((h, i) => Math.max(10, ...[h, ...rows.map((r) => r[i] ?? '')].map((c) => [...c].length + 3)));
+/** docker's table writer: Go's tabwriter with minwidth 10 (top uses 20) and padding 3. */
+export function table(headers: string[], rows: string[][], minWidth = 10): string {
+  const widths = headers.map((h, i) => Math.max(minWidth, ...[h, ...rows.map((r) => r[i] ?? '')].map((c) => [...c].length + 3)));
   const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c + ' '.repeat(widths[i]! - [...c].length))).join('').trimEnd();
   return [line(headers), ...rows.map(line)].join('\n') + '\n';
 }

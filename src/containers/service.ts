@@ -221,9 +221,10 @@ export class ContainerService {
       // Rewritten at every start, so no fsync: a crash just means the next start writes it again.
       await fsp.writeFile(path.join(rd, 'config.json'), specToJson(spec), { mode: 0o600 });
       const c = rec.config;
-      const { pid } = await this.driver.create(id, rd, {
-        tty: c.Tty, stdin: c.OpenStdin, leaveStdinOpen: c.OpenStdin && !c.StdinOnce, logPath: this.logPath(id), name: rec.name,
-      });
+      // StdinOnce closes stdin when the attached client leaves, but only without a
+      // TTY: with one, a client leaving (detach keys) is not an EOF (as in dockerd).
+      const leaveStdinOpen = c.OpenStdin && (!c.StdinOnce || c.Tty);
+      const { pid } = await this.driver.create(id, rd, { tty: c.Tty, stdin: c.OpenStdin, leaveStdinOpen, logPath: this.logPath(id), name: rec.name });
       created = true;
       await this.connectPending(id);
       await this.driver.start(id);

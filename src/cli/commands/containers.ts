@@ -2,14 +2,14 @@ import type { Command } from 'commander';
 import { EngineError } from '../../common/errors.ts';
 import { filtersFromFlags } from '../../engine/filters.ts';
 import type { ApiClient } from '../client.ts';
-import { humanSize, renderTemplate } from '../format.ts';
+import { humanSize, renderTemplate, table } from '../format.ts';
 import { type CliContext, collect, ExitError } from '../main.ts';
 import { FlagError, parseCpus, parseDetachKeys, parseInteger, parseMemory, parseMemorySwap, parseRestart } from '../opts.ts';
 import { runSession } from '../session.ts';
 import { cpCommands } from './cp.ts';
 import { execCommands } from './exec.ts';
 import { logsCommands } from './logs.ts';
-import { dockerTable, psCommands } from './ps.ts';
+import { psCommands } from './ps.ts';
 import { containerConfig, runCommands } from './run.ts';
 
 const enc = encodeURIComponent;
@@ -198,7 +198,7 @@ export function containerCommands(program: Command, ctx: CliContext): void {
     c.argument('<CONTAINER>').argument('[ps OPTIONS...]').passThroughOptions().action(async (name: string, psArgs: string[]) => {
       const client = await ctx.client();
       const r = await client.json<{ Titles: string[]; Processes: string[][] }>('GET', `/containers/${enc(name)}/top`, { query: { ps_args: psArgs.length ? psArgs.join(' ') : undefined } });
-      process.stdout.write(dockerTable(r.Titles, r.Processes ?? [], 20));
+      process.stdout.write(table(r.Titles, r.Processes ?? [], 20));
     }),
   );
 

@@ -41,17 +41,18 @@ function imageRows(images: ImageSummary[], digests: boolean, noTrunc: boolean) {
 }
 
 export function imageCommands(program: Command, ctx: CliContext): void {
-  const listAction = async (repo: string | undefined, o: { all?: boolean; quiet?: boolean; filter: string[]; format?: string; digests?: boolean; noTrunc?: boolean }) => {
+  const listAction = async (repo: string | undefined, o: { all?: boolean; quiet?: boolean; filter: string[]; format?: string; digests?: boolean; trunc?: boolean }) => {
     const client = await ctx.client();
     const filters = filtersFromFlags(o.filter);
     if (repo) (filters.reference ??= []).push(repo);
     const images = await client.json<ImageSummary[]>('GET', '/images/json', { query: { all: o.all ? 1 : undefined, filters: JSON.stringify(filters) } });
     if (o.quiet) {
-      const ids = [...new Set(images.map((i) => (o.noTrunc ? i.Id : i.Id.slice(7, 19))))];
+      // One line per listed row, as the docker CLI prints them (an image with two tags twice).
+      const ids = imageRows(images, false, o.trunc === false).map((r) => r.ID);
       process.stdout.write(ids.map((i) => i + '\n').join(''));
       return;
     }
-    const rows = imageRows(images, !!o.digests, !!o.noTrunc);
+    const rows = imageRows(images, !!o.digests, o.trunc === false);
     if (o.format) return void process.stdout.write(renderTemplate(o.format, rows));
     const headers = ['REPOSITORY', 'TAG', ...(o.digests ? ['DIGEST'] : []), 'IMAGE ID', 'CREATED', 'SIZE'];
     process.stdout.write(table(headers, rows.map((r) => [r.Repository, r.Tag, ...(o.digests ? [r.Digest] : []), r.ID, r.CreatedSince, r.Size])));
@@ -90,14 +91,15 @@ export function imageCommands(program: Command, ctx: CliContext): void {
   };
   image.command('inspect').description('Display detailed information on one or more images').argument('<IMAGE...>').option('-f, --format <format>', 'format output using a Go template').action(inspect);
 
-  const history = async (name: string, o: { quiet?: boolean; noTrunc?: boolean; human: boolean; format?: string }) => {
+  const history = async (name: string, o: { quiet?: boolean; trunc?: boolean; human: boolean; format?: string }) => {
+    const noTrunc = o.trunc === false;
     const client = await ctx.client();
     const h = await client.json<{ Id: string; Created: number; CreatedBy: string; Size: number; Comment: string }[]>('GET', `/images/${encodeURIComponent(name)}/history`);
-    if (o.quiet) return void process.stdout.write(h.map((e) => (o.noTrunc ? e.Id : e.Id === '<missing>' ? e.Id : e.Id.slice(7, 19)) + '\n').join(''));
+    if (o.quiet) return void process.stdout.write(h.map((e) => (noTrunc ? e.Id : e.Id === '<missing>' ? e.Id : e.Id.slice(7, 19)) + '\n').join(''));
     const rows = h.map((e) => ({
-      ID: o.noTrunc || e.Id === '<missing>' ? e.Id : e.Id.slice(7, 19),
+      ID: noTrunc || e.Id === '<missing>' ? e.Id : e.Id.slice(7, 19),
       CreatedSince: e.Created ? ago(e.Created) : 'N/A',
-      CreatedBy: o.noTrunc || e.CreatedBy.length <= 45 ? e.CreatedBy : e.CreatedBy.slice(0, 44) + '…',
+      CreatedBy: noTrunc || e.CreatedBy.length <= 45 ? e.CreatedBy : e.CreatedBy.slice(0, 44) + '…',
       Size: o.human ? humanSize(e.Size) : String(e.Size),
       Comment: e.Comment,
     }));

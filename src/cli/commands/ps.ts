@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { EngineError } from '../../common/errors.ts';
 import { filtersFromFlags } from '../../engine/filters.ts';
 import type { ApiClient } from '../client.ts';
-import { ago, humanSize, renderTemplate } from '../format.ts';
+import { ago, humanSize, renderTemplate, table } from '../format.ts';
 import { type CliContext, collect } from '../main.ts';
 
 interface Port {
@@ -38,7 +38,7 @@ export function renderRows(format: string, rows: Row[], headers: Record<string, 
   const tpl = format.slice(5).trimStart().replace(/\\t/g, '\t');
   const lines = renderTemplate(tpl, rows).split('\n').slice(0, rows.length);
   const header = tpl.replace(/\{\{\s*(?:json\s+)?\.([\w.]*)\s*\}\}/g, (_m, f: string) => headers[f] ?? f.toUpperCase());
-  return dockerTable(header.split('\t'), lines.map((l) => l.split('\t')));
+  return table(header.split('\t'), lines.map((l) => l.split('\t')));
 }
 
 /** Go's strings ellipsis as the docker CLI uses it (runes, "…"). */
@@ -84,13 +84,6 @@ export function displayPorts(ports: Port[]): string {
   return [...result, ...hostMappings].join(', ');
 }
 
-/** docker's tabwriter (minwidth 10, padding 3) for ps and stats tables. */
-export function dockerTable(headers: string[], rows: string[][], minWidth = 10): string {
-  const widths = headers.map((h, i) => Math.max(minWidth, 3 + Math.max(h.length, ...rows.map((r) => [...(r[i] ?? '')].length))));
-  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c + ' '.repeat(Math.max(0, widths[i]! - [...c].length)))).join('').trimEnd();
-  return [line(headers), ...rows.map(line)].join('\n') + '\n';
-}
-
 const psHeaders = { ID: 'CONTAINER ID', Image: 'IMAGE', Command: 'COMMAND', CreatedAt: 'CREATED AT', RunningFor: 'CREATED', Ports: 'PORTS', State: 'STATE', Status: 'STATUS', Size: 'SIZE', Names: 'NAMES', Labels: 'LABELS', Mounts: 'MOUNTS', Networks: 'NETWORKS', LocalVolumes: 'LOCAL VOLUMES' };
 
 function goTime(unixSeconds: number): string {
@@ -130,7 +123,7 @@ export function psCommands(program: Command, container: Command, ctx: CliContext
     const rows = list.map((c) => psRow(c, noTrunc));
     if (o.format) return void process.stdout.write(renderRows(o.format, rows, psHeaders));
     const cols = ['ID', 'Image', 'Command', 'RunningFor', 'Status', 'Ports', 'Names', ...(o.size ? ['Size'] : [])];
-    process.stdout.write(dockerTable(cols.map((c) => psHeaders[c as keyof typeof psHeaders]), rows.map((r) => cols.map((c) => r[c]!))));
+    process.stdout.write(table(cols.map((c) => psHeaders[c as keyof typeof psHeaders]), rows.map((r) => cols.map((c) => r[c]!))));
   };
   const opts = (c: Command) =>
     c.option('-a, --all', 'show all containers (default shows just running)')
