@@ -12,7 +12,7 @@
  *  - at stdin EOF the write side is half-closed so the container sees EOF.
  */
 import { spawnSync } from 'node:child_process';
-import http from 'node:http';
+import { http } from './client.ts';
 import type net from 'node:net';
 import { EngineError } from '../common/errors.ts';
 import type { ApiClient } from './client.ts';

@@ -2,7 +2,6 @@ import type { Command } from 'commander';
 import { EngineError } from '../../common/errors.ts';
 import { formatReference, parseReference } from '../../oci/reference.ts';
 import { CredentialStore, encodeAuthHeader } from '../../registry/credentials.ts';
-import { domainOfServerAddress } from '../../registry/login.ts';
 import { parseJsonLines, renderProgress } from '../progress.ts';
 import type { CliContext } from '../main.ts';
 
@@ -86,6 +85,7 @@ export function registryCommands(program: Command, ctx: CliContext): void {
       if (!o.username || !password) throw new EngineError('INVALID_ARGUMENT', 'username and password are required (-u USER --password-stdin)');
       const client = await ctx.client();
       const r = await client.json<{ Status: string; IdentityToken?: string }>('POST', '/auth', { body: { username: o.username, password, serveraddress: server ?? '' } });
+      const { domainOfServerAddress } = await import('../../registry/login.ts');
       const domain = domainOfServerAddress(server);
       await new CredentialStore().store(domain, r.IdentityToken ? { identitytoken: r.IdentityToken } : { username: o.username, password });
       if (o.password) process.stderr.write('WARNING! Using --password via the CLI is insecure. Use --password-stdin.\n');
@@ -97,6 +97,7 @@ export function registryCommands(program: Command, ctx: CliContext): void {
     .description('Log out from a registry')
     .argument('[SERVER]')
     .action(async (server: string | undefined) => {
+      const { domainOfServerAddress } = await import('../../registry/login.ts');
       const domain = domainOfServerAddress(server);
       await new CredentialStore().erase(domain);
       process.stdout.write(`Removing login credentials for ${server ?? 'https://index.docker.io/v1/'}\n`);
