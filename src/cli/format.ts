@@ -1,3 +1,5 @@
+import { humanDuration as humanDurationMs } from '../common/units.ts';
+
 /**
  * Output formatting in docker's style: tab-aligned tables (3 spaces of
  * padding), human sizes in decimal units, "2 hours ago", and a subset of Go
@@ -23,22 +25,9 @@ export function humanSize(bytes: number): string {
   return `${Number(v.toPrecision(3))}${units[i]}`;
 }
 
-/** docker's units.HumanDuration. */
+/** docker's units.HumanDuration, of seconds. */
 export function humanDuration(seconds: number): string {
-  const s = Math.max(0, Math.round(seconds));
-  if (s < 1) return 'Less than a second';
-  if (s === 1) return '1 second';
-  if (s < 60) return `${s} seconds`;
-  const m = Math.round(s / 60);
-  if (m === 1) return 'About a minute';
-  if (m < 60) return `${m} minutes`;
-  const h = Math.round(s / 3600);
-  if (h === 1) return 'About an hour';
-  if (h < 48) return `${h} hours`;
-  if (h < 24 * 7 * 2) return `${Math.round(h / 24)} days`;
-  if (h < 24 * 30 * 2) return `${Math.round(h / 24 / 7)} weeks`;
-  if (h < 24 * 365 * 2) return `${Math.round(h / 24 / 30)} months`;
-  return `${Math.round(h / 24 / 365)} years`;
+  return humanDurationMs(seconds * 1000);
 }
 
 export function ago(unixSeconds: number): string {

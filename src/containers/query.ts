@@ -1,6 +1,9 @@
 import { EngineError, invalid } from '../common/errors.ts';
 import { networkName } from './network.ts';
 import type { ContainerRecord } from './types.ts';
+import { humanDuration } from '../common/units.ts';
+
+export { humanDuration };
 
 export type Filters = Record<string, string[]>;
 
@@ -92,24 +95,6 @@ export function humanStatus(r: ContainerRecord, now = Date.now()): string {
     default:
       return 'Created';
   }
-}
-
-/** go-units HumanDuration. */
-export function humanDuration(ms: number): string {
-  const sec = Math.floor(ms / 1000);
-  if (sec < 1) return 'Less than a second';
-  if (sec === 1) return '1 second';
-  if (sec < 60) return `${sec} seconds`;
-  const min = Math.floor(sec / 60);
-  if (min === 1) return 'About a minute';
-  if (min < 60) return `${min} minutes`;
-  const h = Math.round(sec / 3600);
-  if (h === 1) return 'About an hour';
-  if (h < 48) return `${h} hours`;
-  if (h < 24 * 7 * 2) return `${Math.round(h / 24)} days`;
-  if (h < 24 * 30 * 2) return `${Math.round(h / 24 / 7)} weeks`;
-  if (h < 24 * 365 * 2) return `${Math.round(h / 24 / 30)} months`;
-  return `${Math.round(h / 24 / 365)} years`;
 }
 
 /** prune filters: label, label!, until. */
