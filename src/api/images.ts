@@ -11,7 +11,8 @@ import { JsonStream, qBool, type Router, sendJson } from './router.ts';
 export function imageRoutes(r: Router): void {
   r.add('GET', '/images/json', async ({ res, engine, query }) => {
     const views = await engine.listImages({ all: qBool(query, 'all'), filters: parseFilters(query.get('filters')) });
-    views.sort((a, b) => (b.config.created ?? '').localeCompare(a.config.created ?? ''));
+    // Newest first, like dockerd; the ID breaks ties so the order is stable across restarts.
+    views.sort((a, b) => (b.config.created ?? '').localeCompare(a.config.created ?? '') || a.record.id.localeCompare(b.record.id));
     sendJson(res, 200, views.map(encodeImageSummary));
   });
 
