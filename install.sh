@@ -23,7 +23,8 @@ for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -
 if [ ${#missing[@]} -gt 0 ]; then
   echo "==> installing Debian packages: ${missing[*]}"
   apt-get -o DPkg::Lock::Timeout=600 update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null 2>/tmp/keel-apt.log \
+    || { cat /tmp/keel-apt.log >&2; exit 1; }
 fi
 
 node_major() { "$1" -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
@@ -40,7 +41,9 @@ export PATH=/usr/local/bin:$PATH
 
 if [ ! -f "$here/node_modules/.package-lock.json" ] || [ "$here/package-lock.json" -nt "$here/node_modules/.package-lock.json" ]; then
   echo "==> installing npm dependencies"
-  (cd "$here" && npm ci --silent --no-audit --no-fund >/dev/null)
+  # `npm install`, not `npm ci`: node-unix-socket lists platform packages that
+  # were never published (darwin-arm64), which `npm ci` refuses as a lock mismatch.
+  (cd "$here" && npm install --no-audit --no-fund --loglevel=error >/dev/null)
 fi
 
 cat > /usr/local/bin/keel <<WRAP
