@@ -63,12 +63,6 @@ export async function mkdirp(dir: string, mode = 0o700): Promise<void> {
   await fsp.mkdir(dir, { recursive: true, mode });
 }
 
-/** A fresh directory under `parent` whose name starts with `prefix`. */
-export async function makeTempDir(parent: string, prefix: string): Promise<string> {
-  await mkdirp(parent);
-  return fsp.mkdtemp(path.join(parent, prefix));
-}
-
 /** Total bytes of regular files below `dir` (not following symlinks). */
 export async function diskUsage(dir: string): Promise<number> {
   let total = 0;

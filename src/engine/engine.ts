@@ -376,7 +376,3 @@ export class Engine {
     };
   }
 }
-
-export function requireRoot(): void {
-  if (process.getuid?.() !== 0) throw new EngineError('FORBIDDEN', 'keel needs root: run it with sudo or as root');
-}

@@ -50,7 +50,3 @@ export function layerCompression(t: string): Compression | undefined {
       return undefined;
   }
 }
-
-export function isForeignLayer(t: string): boolean {
-  return t === MediaType.DockerForeignLayer || t.includes('.nondistributable.');
-}
