@@ -129,7 +129,14 @@ export class TestDaemon {
   }
 
   async cleanup(): Promise<void> {
+    // Containers outlive their daemon by design: remove them while it still answers,
+    // then kill whatever a failed test left under this daemon's roots and cgroups.
+    if (await this.ping()) {
+      const ids = (await this.docker(['ps', '-aq'])).stdout.split('\n').filter(Boolean);
+      if (ids.length) await this.docker(['rm', '-f', ...ids]);
+    }
     await this.stop();
+    await run(['sh', '-c', `cat /sys/fs/cgroup/pids${this.cgroupParent}/*/cgroup.procs 2>/dev/null | xargs -r kill -9; pkill -9 -f 'conmon .*${this.dir}'; true`]);
     await this.destroyNetworking().catch(() => {});
     await run(['sh', '-c', `grep -o ' ${this.dir}[^ ]*' /proc/mounts | sort -r | xargs -r -n1 umount -l`]);
     await run(['sh', '-c', `rmdir /sys/fs/cgroup/*${this.cgroupParent} /sys/fs/cgroup/unified${this.cgroupParent} 2>/dev/null; true`]);
