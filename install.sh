@@ -17,6 +17,8 @@ runtime_pkgs=(runc conmon iptables iproute2 util-linux golang-github-containers-
 test_pkgs=(docker-registry skopeo apache2-utils openssl debootstrap hyperfine python3 docker-compose)
 pkgs=("${runtime_pkgs[@]}")
 [ "$mode" = --test-deps ] && pkgs+=("${test_pkgs[@]}")
+# npm fetches Node 24 (and keel's dependencies); a bare Debian has neither.
+command -v npm >/dev/null || pkgs+=(nodejs npm)
 
 missing=()
 for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p"); done
