@@ -1,14 +1,16 @@
 import path from 'node:path';
-import type { Readable } from 'node:stream';
+import { once } from 'node:events';
+import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tarStream from 'tar-stream';
 import { EngineError } from '../common/errors.ts';
+import { applyLayer } from '../archive/apply.ts';
 import { decompress } from '../archive/compress.ts';
 import { type Digest, parseDigest, sha256 } from '../oci/digest.ts';
 import { isIndexType, MediaType } from '../oci/mediatypes.ts';
 import { familiarName, formatReference, parseReference } from '../oci/reference.ts';
 import { type Descriptor, hostPlatform, type Index, parseImageDocument, platformMatches } from '../oci/types.ts';
-import type { ImageService } from './service.ts';
+import type { ImageService, PreApplied } from './service.ts';
 import type { ImageRecord } from './store.ts';
 
 /** Files up to this size are kept in memory while reading an archive; larger ones go to the content store. */
@@ -35,6 +37,7 @@ export interface LoadResult {
  */
 export async function loadArchive(images: ImageService, source: Readable, opts: { signal?: AbortSignal } = {}): Promise<LoadResult> {
   const files = new Map<string, Entry>();
+  const preApplied = new Map<Digest, PreApplied>();
   const links = new Map<string, string>();
   let small = 0;
   let count = 0;
@@ -57,8 +60,9 @@ export async function loadArchive(images: ImageService, source: Readable, opts: 
           files.set(name, { kind: 'mem', data, digest: sha256(data) });
           continue;
         }
-        const digest = await images.content.putStream(entry as AsyncIterable<Uint8Array>, { size }, opts.signal);
+        const { digest, applied } = await storeAndUnpack(images, entry as AsyncIterable<Uint8Array>, size, opts.signal);
         files.set(name, { kind: 'blob', digest, size });
+        if (applied) preApplied.set(digest, applied);
         continue;
       }
       entry.resume();
@@ -69,6 +73,7 @@ export async function loadArchive(images: ImageService, source: Readable, opts: 
   } catch (e) {
     extract.destroy();
     await reading.catch(() => {});
+    for (const p of preApplied.values()) await images.snapshots.discardScratch(p.dir);
     if (e instanceof EngineError) throw e;
     throw new EngineError('INVALID_ARGUMENT', `invalid image archive: ${(e as Error).message}`, { cause: e });
   }
@@ -81,9 +86,58 @@ export async function loadArchive(images: ImageService, source: Readable, opts: 
     }
     return undefined;
   };
-  if (files.has('manifest.json')) return loadDockerArchive(images, lookup, opts.signal);
-  if (files.has('index.json')) return loadOciLayout(images, lookup, opts.signal);
-  throw new EngineError('INVALID_ARGUMENT', 'invalid image archive: neither manifest.json (docker save) nor index.json (OCI layout) found');
+  try {
+    if (files.has('manifest.json')) return await loadDockerArchive(images, lookup, preApplied, opts.signal);
+    if (files.has('index.json')) return await loadOciLayout(images, lookup, preApplied, opts.signal);
+    throw new EngineError('INVALID_ARGUMENT', 'invalid image archive: neither manifest.json (docker save) nor index.json (OCI layout) found');
+  } finally {
+    // Trees of layers that were present already, or did not match a diff_id.
+    for (const p of preApplied.values()) await images.snapshots.discardScratch(p.dir);
+  }
+}
+
+/**
+ * Stores a large archive member as a blob and, at the same time, unpacks it
+ * as a layer into a scratch dir: archive members this size are layers, and
+ * unpacking while reading saves a second pass over the blob. A member that
+ * is not a valid layer just yields no tree (the register step then unpacks
+ * from the blob and reports the real error).
+ */
+async function storeAndUnpack(images: ImageService, entry: AsyncIterable<Uint8Array>, size: number, signal?: AbortSignal): Promise<{ digest: Digest; applied?: PreApplied }> {
+  const toStore = new PassThrough();
+  const toApply = new PassThrough();
+  const scratch = await images.snapshots.scratchDir();
+  let applyFailed = false;
+  const applying = applyLayer(scratch, toApply, { compression: 'auto', signal }).catch(() => {
+    applyFailed = true;
+    toApply.resume(); // keep draining so the blob still gets stored
+    return undefined;
+  });
+  const feeding = (async () => {
+    try {
+      for await (const chunk of entry) {
+        toStore.write(chunk);
+        if (!applyFailed) toApply.write(chunk);
+        // writableNeedDrain, not write()'s result: one side may drain while we wait on the other.
+        if (toStore.writableNeedDrain) await once(toStore, 'drain');
+        if (!applyFailed && toApply.writableNeedDrain) await Promise.race([once(toApply, 'drain'), applying]);
+      }
+      toStore.end();
+      toApply.end();
+    } catch (e) {
+      toStore.destroy(e as Error);
+      toApply.destroy(e as Error);
+    }
+  })();
+  try {
+    const [digest, , applied] = await Promise.all([images.content.putStream(toStore, { size }, signal), feeding, applying]);
+    if (applied) return { digest, applied: { dir: scratch, diffId: applied.diffId, size: applied.size } };
+    await images.snapshots.discardScratch(scratch);
+    return { digest };
+  } catch (e) {
+    await images.snapshots.discardScratch(scratch);
+    throw e;
+  }
 }
 
 /** Normalizes an archive member name; undefined for names that climb out or are empty. */
@@ -123,7 +177,7 @@ interface DockerManifestEntry {
   Layers: string[];
 }
 
-async function loadDockerArchive(images: ImageService, lookup: (n: string) => Entry | undefined, signal?: AbortSignal): Promise<LoadResult> {
+async function loadDockerArchive(images: ImageService, lookup: (n: string) => Entry | undefined, preApplied: Map<Digest, PreApplied>, signal?: AbortSignal): Promise<LoadResult> {
   let manifest: DockerManifestEntry[];
   try {
     manifest = JSON.parse((await bytesOf(images, lookup('manifest.json')!)).toString('utf8'));
@@ -143,7 +197,7 @@ async function loadDockerArchive(images: ImageService, lookup: (n: string) => En
       layers.push(await asBlob(images, e, await layerType(images, e)));
     }
     const names = (m.RepoTags ?? []).map((t) => formatReference(parseReference(t)));
-    const rec = await images.register({ config: await bytesOf(images, cfg), layers, names, signal });
+    const rec = await images.register({ config: await bytesOf(images, cfg), layers, names, signal, preApplied });
     result.images.push(rec);
     if (names.length) for (const n of names) result.messages.push(`Loaded image: ${familiarName(parseReference(n))}`);
     else result.messages.push(`Loaded image ID: ${rec.id}`);
@@ -151,7 +205,7 @@ async function loadDockerArchive(images: ImageService, lookup: (n: string) => En
   return result;
 }
 
-async function loadOciLayout(images: ImageService, lookup: (n: string) => Entry | undefined, signal?: AbortSignal): Promise<LoadResult> {
+async function loadOciLayout(images: ImageService, lookup: (n: string) => Entry | undefined, preApplied: Map<Digest, PreApplied>, signal?: AbortSignal): Promise<LoadResult> {
   const blob = (d: Digest) => {
     const e = lookup(`blobs/sha256/${parseDigest(d).slice(7)}`);
     if (!e) throw new EngineError('INVALID_ARGUMENT', `OCI archive is missing blob ${d}`);
@@ -195,6 +249,7 @@ async function loadOciLayout(images: ImageService, lookup: (n: string) => Entry 
       manifest: { descriptor: { mediaType: man.mediaType ?? MediaType.OciManifest, digest: desc.digest, size: mBytes.length }, bytes: mBytes },
       names,
       signal,
+      preApplied,
     });
     result.images.push(rec);
     result.messages.push(names.length ? `Loaded image: ${familiarName(parseReference(names[0]!))}` : `Loaded image ID: ${rec.id}`);

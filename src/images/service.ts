@@ -1,3 +1,4 @@
+import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { EngineError } from '../common/errors.ts';
 import { KeyedMutex } from '../common/lock.ts';
@@ -20,6 +21,15 @@ export interface RegisterOptions {
   names?: string[];
   parent?: Digest;
   signal?: AbortSignal;
+  /** Layers already unpacked into scratch dirs, by blob digest (see load); adopted when their diff_id matches. */
+  preApplied?: Map<Digest, PreApplied>;
+}
+
+/** A layer blob unpacked into a snapshotter scratch dir before its chain ID was known. */
+export interface PreApplied {
+  dir: string;
+  diffId: Digest;
+  size: number;
 }
 
 export interface RemoveResult {
@@ -56,9 +66,18 @@ export class ImageService {
   }
 
   /** Unpacks a layer blob once per chain ID (concurrent callers share the work). */
-  async unpackLayer(blob: Descriptor, diffId: Digest, chainId: Digest, parent: Digest | null, signal?: AbortSignal): Promise<number> {
+  async unpackLayer(blob: Descriptor, diffId: Digest, chainId: Digest, parent: Digest | null, signal?: AbortSignal, preApplied?: Map<Digest, PreApplied>): Promise<number> {
     return this.unpackMutex.run(chainId, async () => {
       const meta = await this.snapshots.createLayer({ chainId, diffId, parent }, async (dir) => {
+        // A layer diff does not depend on its parents, so a tree unpacked before the chain was known is the same tree.
+        const pre = preApplied?.get(blob.digest);
+        if (pre && pre.diffId === diffId) {
+          preApplied!.delete(blob.digest);
+          await fsp.rmdir(dir);
+          await fsp.rename(pre.dir, dir);
+          await this.snapshots.discardScratch(pre.dir);
+          return { diffId: pre.diffId, size: pre.size };
+        }
         const compression = layerCompression(blob.mediaType) ?? 'auto';
         const r = await applyLayer(dir, this.content.openRead(blob.digest), { compression: compression === 'none' ? 'auto' : compression, signal });
         return { diffId: r.diffId, size: r.size };
@@ -81,7 +100,7 @@ export class ImageService {
       if (!(await this.content.has(opts.layers[i]!.digest)) && !(await this.snapshots.hasLayer(chain[i]!))) {
         throw new EngineError('NOT_FOUND', `layer ${opts.layers[i]!.digest} is missing from the content store`);
       }
-      size += await this.unpackLayer(opts.layers[i]!, diffIds[i]!, chain[i]!, i ? chain[i - 1]! : null, opts.signal);
+      size += await this.unpackLayer(opts.layers[i]!, diffIds[i]!, chain[i]!, i ? chain[i - 1]! : null, opts.signal, opts.preApplied);
     }
     const manifest = opts.manifest ?? (await this.writeManifest(opts.config, configDigest, opts.layers));
     if (opts.manifest) await this.content.put(opts.manifest.bytes, { digest: opts.manifest.descriptor.digest });

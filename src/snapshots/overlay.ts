@@ -104,6 +104,22 @@ export class Snapshotter {
     }
   }
 
+  /**
+   * A fresh directory under tmp/ to unpack a layer into before its chain ID
+   * is known (`docker load` unpacks while it reads the archive); adopt it with
+   * createLayer's fill, or drop it with discardScratch. A crash leaves it in
+   * tmp/, which init() empties.
+   */
+  async scratchDir(): Promise<string> {
+    const dir = path.join(this.tmpDir, `scratch-${randomBytes(8).toString('hex')}`, 'diff');
+    await fsp.mkdir(dir, { recursive: true, mode: 0o755 });
+    return dir;
+  }
+
+  async discardScratch(dir: string): Promise<void> {
+    await fsp.rm(path.dirname(dir), { recursive: true, force: true });
+  }
+
   async removeLayer(chainId: Digest): Promise<void> {
     await this.discard(path.join(this.layersDir, digestHex(parseDigest(chainId))));
   }
