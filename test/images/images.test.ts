@@ -127,6 +127,8 @@ describe('save and load', () => {
     // Same content: the layers are shared on disk, once per chain ID.
     const layers = fs.readdirSync(path.join(d.dataRoot, 'overlay/layers'));
     assert.equal(layers.length, 1);
+    // Layers unpacked while reading, but already present, leave no scratch trees behind.
+    assert.deepEqual(fs.readdirSync(path.join(d.dataRoot, 'overlay/tmp')), []);
   });
 
   test('a hostile layer in an archive registers nothing', async () => {
