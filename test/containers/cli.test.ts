@@ -111,8 +111,9 @@ test('wait, restart, kill -s, restart policy on-failure', async () => {
   assert.equal(w.stdout.trim(), '5');
   const pol = (await d.docker(['run', '-d', ...NET, '--restart', 'on-failure:2', IMG, 'sh', '-c', 'exit 1'])).stdout.trim();
   for (let i = 0; i < 50; i++) {
-    const s = (await d.docker(['inspect', '-f', '{{.RestartCount}} {{.State.Running}}', pol])).stdout.trim();
-    if (s === '2 false') break;
+    // The second restart runs the process once more: wait until that run has exited too.
+    const s = (await d.docker(['inspect', '-f', '{{.RestartCount}} {{.State.Status}}', pol])).stdout.trim();
+    if (s === '2 exited') break;
     await new Promise((res) => setTimeout(res, 100));
   }
   assert.equal((await d.docker(['inspect', '-f', '{{.RestartCount}} {{.State.Status}}', pol])).stdout.trim(), '2 exited');
