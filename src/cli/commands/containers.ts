@@ -4,6 +4,7 @@ import { filtersFromFlags } from '../../engine/filters.ts';
 import type { ApiClient } from '../client.ts';
 import { humanSize, renderTemplate, table } from '../format.ts';
 import { type CliContext, collect, ExitError } from '../main.ts';
+import { confirm } from '../prompt.ts';
 import { FlagError, parseCpus, parseDetachKeys, parseInteger, parseMemory, parseMemorySwap, parseRestart } from '../opts.ts';
 import { runSession } from '../session.ts';
 import { cpCommands } from './cp.ts';
@@ -31,16 +32,6 @@ async function forEach(names: string[], fn: (name: string) => Promise<void>): Pr
 
 async function post(client: ApiClient, path: string, query: Record<string, string | number | undefined> = {}, body?: unknown): Promise<void> {
   (await client.request('POST', path, { query, body })).resume();
-}
-
-/** Reads a y/N answer from the terminal, as docker's prompt does. */
-async function confirm(question: string): Promise<boolean> {
-  process.stdout.write(`${question} [y/N] `);
-  for await (const chunk of process.stdin) {
-    process.stdin.pause();
-    return /^y(es)?$/i.test(String(chunk).trim());
-  }
-  return false;
 }
 
 const simple = (program: Command, container: Command, name: string, desc: string, fn: (c: Command) => Command, aliases: string[] = []) => {

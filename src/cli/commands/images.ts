@@ -5,6 +5,7 @@ import { EngineError } from '../../common/errors.ts';
 import { filtersFromFlags } from '../../engine/filters.ts';
 import { ago, humanSize, renderTemplate, table } from '../format.ts';
 import { type CliContext, collect } from '../main.ts';
+import { confirm } from '../prompt.ts';
 
 interface ImageSummary {
   Id: string;
@@ -143,7 +144,9 @@ export function imageCommands(program: Command, ctx: CliContext): void {
     .option('-a, --all', 'remove all unused images, not just dangling ones')
     .option('-f, --force', 'do not prompt for confirmation')
     .option('--filter <filter>', 'provide filter values (e.g. "until=<timestamp>", "label=<key>=<value>")', collect, [])
-    .action(async (o: { all?: boolean; filter: string[] }) => {
+    .action(async (o: { all?: boolean; force?: boolean; filter: string[] }) => {
+      const what = o.all ? 'all images without at least one container associated to them' : 'all dangling images';
+      if (!o.force && !(await confirm(`WARNING! This will remove ${what}.\nAre you sure you want to continue?`))) return;
       const client = await ctx.client();
       const filters = filtersFromFlags(o.filter);
       filters.dangling = [o.all ? 'false' : 'true'];

@@ -3,6 +3,7 @@ import { EngineError } from '../../common/errors.ts';
 import { filtersFromFlags } from '../../engine/filters.ts';
 import { renderTemplate, table } from '../format.ts';
 import { type CliContext, collect } from '../main.ts';
+import { confirm } from '../prompt.ts';
 
 interface NetworkJson {
   Name: string;
@@ -132,7 +133,8 @@ export function networkCommands(program: Command, ctx: CliContext): void {
     .description('Remove all unused networks')
     .option('-f, --force', 'do not prompt for confirmation')
     .option('--filter <filter>', 'provide filter values (e.g. "until=<timestamp>", "label=<key>=<value>")', collect, [])
-    .action(async (o: { filter: string[] }) => {
+    .action(async (o: { force?: boolean; filter: string[] }) => {
+      if (!o.force && !(await confirm('WARNING! This will remove all custom networks not used by at least one container.\nAre you sure you want to continue?'))) return;
       const client = await ctx.client();
       const r = await client.json<{ NetworksDeleted: string[] | null }>('POST', '/networks/prune', { query: { filters: JSON.stringify(filtersFromFlags(o.filter)) } });
       if (r.NetworksDeleted?.length) process.stdout.write(`Deleted Networks:\n${r.NetworksDeleted.map((n) => `${n}\n`).join('')}`);

@@ -3,6 +3,7 @@ import { EngineError } from '../../common/errors.ts';
 import { filtersFromFlags } from '../../engine/filters.ts';
 import { humanSize, renderTemplate, table } from '../format.ts';
 import { type CliContext, collect } from '../main.ts';
+import { confirm } from '../prompt.ts';
 
 interface Volume {
   Name: string;
@@ -24,15 +25,6 @@ function toMap(items: string[]): Record<string, string> | undefined {
     else out[i.slice(0, at)] = i.slice(at + 1);
   }
   return out;
-}
-
-async function confirm(question: string): Promise<boolean> {
-  process.stdout.write(`${question} [y/N] `);
-  for await (const chunk of process.stdin) {
-    process.stdin.pause();
-    return /^y(es)?$/i.test(String(chunk).trim());
-  }
-  return false;
 }
 
 /** The fields docker's volume --format knows. */
