@@ -50,3 +50,10 @@ test('refuses reading a blob over the limit', async () => {
   const d = await s.put(Buffer.alloc(100));
   await assert.rejects(s.read(d, 10), /over the 10-byte limit/);
 });
+
+test('refuses a stream over maxSize when the size is not known', async () => {
+  const s = await store();
+  await assert.rejects(s.putStream(Readable.from([Buffer.alloc(8), Buffer.alloc(8)]), { maxSize: 10 }), /over|larger than the 10-byte limit/);
+  assert.deepEqual(await s.list(), []);
+  assert.deepEqual(await fsp.readdir(s.ingestDir), []);
+});

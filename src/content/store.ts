@@ -11,6 +11,8 @@ import { type Digest, digestHex, isDigest, parseDigest } from '../oci/digest.ts'
 export interface Expected {
   digest?: Digest;
   size?: number;
+  /** Refuse content larger than this when the exact size is not known (untrusted streams). */
+  maxSize?: number;
 }
 
 /**
@@ -170,6 +172,9 @@ export class BlobWriter {
   async write(chunk: Uint8Array): Promise<void> {
     if (this.expected.size !== undefined && this.offset + chunk.length > this.expected.size) {
       throw new EngineError('INVALID_ARGUMENT', `blob ${this.expected.digest ?? ''} is larger than its declared size ${this.expected.size}`);
+    }
+    if (this.expected.maxSize !== undefined && this.offset + chunk.length > this.expected.maxSize) {
+      throw new EngineError('INVALID_ARGUMENT', `content is larger than the ${this.expected.maxSize}-byte limit: refusing it`);
     }
     this.hash.update(chunk);
     this.offset += chunk.length;

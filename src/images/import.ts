@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import { DEFAULT_MAX_BYTES } from '../archive/apply.ts';
 import { decompress } from '../archive/compress.ts';
 import { EngineError } from '../common/errors.ts';
 import type { Digest } from '../oci/digest.ts';
@@ -36,7 +37,8 @@ export async function createLayerImage(images: ImageService, opts: NewLayerImage
   const baseConfig: ImageConfig | undefined = opts.base ? await images.config(opts.base) : undefined;
   let runConfig = opts.config ?? baseConfig?.config ?? {};
   if (opts.changes?.length) runConfig = applyChanges(runConfig, opts.changes);
-  const diffId: Digest = await images.content.putStream(decompress(opts.layer, 'auto'), {}, opts.signal);
+  // The same bound as any layer: a decompression bomb fails here instead of filling the disk.
+  const diffId: Digest = await images.content.putStream(decompress(opts.layer, 'auto'), { maxSize: DEFAULT_MAX_BYTES }, opts.signal);
   const size = await images.content.size(diffId);
   const now = new Date().toISOString();
   const platform = hostPlatform();

@@ -4,7 +4,7 @@ import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tarStream from 'tar-stream';
 import { EngineError } from '../common/errors.ts';
-import { applyLayer } from '../archive/apply.ts';
+import { applyLayer, DEFAULT_MAX_BYTES } from '../archive/apply.ts';
 import { decompress } from '../archive/compress.ts';
 import { type Digest, parseDigest, sha256 } from '../oci/digest.ts';
 import { isIndexType, MediaType } from '../oci/mediatypes.ts';
@@ -51,6 +51,7 @@ export async function loadArchive(images: ImageService, source: Readable, opts: 
         links.set(name, archivePath(path.posix.join(path.posix.dirname(name), h.linkname)) ?? '');
       } else if (h.type === 'file' && name) {
         const size = h.size ?? 0;
+        if (size > DEFAULT_MAX_BYTES) throw new EngineError('INVALID_ARGUMENT', `archive member ${JSON.stringify(name)} is ${size} bytes, over the ${DEFAULT_MAX_BYTES}-byte layer limit`);
         if (size <= SMALL_FILE) {
           small += size;
           if (small > MAX_SMALL_TOTAL) throw new EngineError('INVALID_ARGUMENT', 'archive has too much metadata (small files over 64 MiB)');
