@@ -16,8 +16,7 @@ export function imageRoutes(r: Router): void {
     sendJson(res, 200, views.map(encodeImageSummary));
   });
 
-  r.add('POST', '/images/load', async ({ req, res, engine, query, signal }) => {
-    const quiet = qBool(query, 'quiet');
+  r.add('POST', '/images/load', async ({ req, res, engine, signal }) => {
     const out = new JsonStream(res);
     let result;
     try {
@@ -29,7 +28,6 @@ export function imageRoutes(r: Router): void {
       throw e;
     }
     for (const m of result.messages) out.write({ stream: `${m}\n` });
-    void quiet;
     out.end();
   });
 

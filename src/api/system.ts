@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import os from 'node:os';
 import { exec } from '../common/exec.ts';
 import { VERSION } from '../engine/engine.ts';
@@ -81,7 +82,7 @@ export function systemRoutes(r: Router): void {
       SystemTime: new Date().toISOString(),
       LoggingDriver: 'k8s-file',
       CgroupDriver: 'cgroupfs',
-      CgroupVersion: (await import('node:fs')).existsSync('/sys/fs/cgroup/cgroup.controllers') ? '2' : '1',
+      CgroupVersion: fs.existsSync('/sys/fs/cgroup/cgroup.controllers') ? '2' : '1',
       NEventsListener: 0,
       KernelVersion: os.release(),
       OperatingSystem: await osName(),
@@ -164,7 +165,7 @@ function qTime(v: string | null): number | undefined {
 
 async function osName(): Promise<string> {
   try {
-    const text = (await import('node:fs')).readFileSync('/etc/os-release', 'utf8');
+    const text = fs.readFileSync('/etc/os-release', 'utf8');
     return /^PRETTY_NAME="?([^"\n]*)"?/m.exec(text)?.[1] ?? 'Linux';
   } catch {
     return 'Linux';
