@@ -101,31 +101,20 @@ export function containerCommands(program: Command, ctx: CliContext): void {
       }),
   );
 
-  simple(program, container, 'stop', 'Stop one or more running containers', (c) =>
-    c.argument('<CONTAINER...>')
-      .option('-s, --signal <string>', 'signal to send to the container')
-      .option('-t, --time <int>', 'seconds to wait before killing the container')
-      .action(async (names: string[], o: { signal?: string; time?: string }) => {
-        const client = await ctx.client();
-        await forEach(names, async (n) => {
-          await post(client, `/containers/${enc(n)}/stop`, { t: o.time, signal: o.signal });
-          process.stdout.write(`${n}\n`);
-        });
-      }),
-  );
-
-  simple(program, container, 'restart', 'Restart one or more containers', (c) =>
-    c.argument('<CONTAINER...>')
-      .option('-s, --signal <string>', 'signal to send to the container')
-      .option('-t, --time <int>', 'seconds to wait before killing the container')
-      .action(async (names: string[], o: { signal?: string; time?: string }) => {
-        const client = await ctx.client();
-        await forEach(names, async (n) => {
-          await post(client, `/containers/${enc(n)}/restart`, { t: o.time, signal: o.signal });
-          process.stdout.write(`${n}\n`);
-        });
-      }),
-  );
+  for (const [verb, desc] of [['stop', 'Stop one or more running containers'], ['restart', 'Restart one or more containers']] as const) {
+    simple(program, container, verb, desc, (c) =>
+      c.argument('<CONTAINER...>')
+        .option('-s, --signal <string>', 'signal to send to the container')
+        .option('-t, --time <int>', 'seconds to wait before killing the container')
+        .action(async (names: string[], o: { signal?: string; time?: string }) => {
+          const client = await ctx.client();
+          await forEach(names, async (n) => {
+            await post(client, `/containers/${enc(n)}/${verb}`, { t: o.time, signal: o.signal });
+            process.stdout.write(`${n}\n`);
+          });
+        }),
+    );
+  }
 
   simple(program, container, 'kill', 'Kill one or more running containers', (c) =>
     c.argument('<CONTAINER...>')
