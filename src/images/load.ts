@@ -31,9 +31,9 @@ export interface LoadResult {
  * Loads a `docker save` archive (manifest.json; also skopeo's
  * docker-archive) or an OCI image layout archive (index.json), possibly
  * compressed. Archive entries are read once: small ones into memory, large
- * ones straight into the content store (layers there are verified against
- * the config's diff_ids when unpacked). Nothing is registered unless the
- * whole image checks out.
+ * ones (layers) into the content store and, at the same time, unpacked into
+ * scratch dirs that register adopts when their diff_id is the config's.
+ * Nothing is registered unless the whole image checks out.
  */
 export async function loadArchive(images: ImageService, source: Readable, opts: { signal?: AbortSignal } = {}): Promise<LoadResult> {
   const files = new Map<string, Entry>();
