@@ -5,6 +5,7 @@ import { conflict, EngineError, errnoCode, isEngineError } from '../common/error
 import { mkdirp, writeFileAtomic } from '../common/fs.ts';
 import { connectAttach, type AttachSession } from './attach.ts';
 import { DEFAULT_CONMON, signalStart, spawnConmon } from './conmon.ts';
+import { startCreated } from './execfifo.ts';
 import { DEFAULT_RUNC, Runc, checkId, cleanRuncError, type RuncState } from './runc.ts';
 import { specToJson } from './spec.ts';
 import type { Spec } from './spec-types.ts';
@@ -151,7 +152,10 @@ export class RuntimeDriver {
   }
 
   async start(id: string): Promise<void> {
-    await this.runc.start(id);
+    checkId(id);
+    const pid = Number(await fsp.readFile(path.join(this.containerDir(id), 'pidfile'), 'utf8').catch(() => '0'));
+    const started = await startCreated(path.join(this.runc.root, id, 'exec.fifo'), () => isAlive(pid));
+    if (!started) await this.runc.start(id);
   }
 
   async state(id: string): Promise<ContainerState> {

@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import os from 'node:os';
+import zlib from 'node:zlib';
 import { EngineError, errnoCode, invalid } from '../common/errors.ts';
 import type { Seccomp, SeccompArg, SeccompSyscall } from './spec-types.ts';
 
@@ -51,6 +52,8 @@ export interface ResolveContext {
   arch?: string;
   /** Kernel release such as "6.1.0"; defaults to this host's. */
   kernel?: string;
+  /** Sub-architectures the kernel cannot run; defaults to this host's (see absentSubArches). */
+  absentArches?: ReadonlySet<string>;
 }
 
 const profileCache = new Map<string, { mtimeMs: number; profile: Profile }>();
@@ -116,8 +119,9 @@ export function resolveProfile(profile: Profile, ctx: ResolveContext): Seccomp {
   const caps = new Set(ctx.caps);
   let architectures: string[] = [];
   if (profile.archMap?.length) {
+    const absent = ctx.absentArches ?? ((ctx.arch ?? process.arch) === process.arch ? absentSubArches() : new Set<string>());
     for (const a of profile.archMap) {
-      if (a.architecture === nativeArch) architectures.push(a.architecture, ...(a.subArchitectures ?? []));
+      if (a.architecture === nativeArch) architectures.push(a.architecture, ...(a.subArchitectures ?? []).filter((s) => !absent.has(s)));
     }
   } else if (profile.architectures?.length) {
     architectures = [...profile.architectures];
@@ -143,6 +147,63 @@ export function resolveProfile(profile: Profile, ctx: ResolveContext): Seccomp {
   if (typeof profile.defaultErrnoRet === 'number') res.defaultErrnoRet = profile.defaultErrnoRet;
   if (profile.flags?.length) res.flags = [...profile.flags];
   return res;
+}
+
+let absentCache: ReadonlySet<string> | undefined;
+
+/**
+ * The sub-architectures whose syscalls this kernel cannot execute at all.
+ * runc (libseccomp) compiles the filter once per listed architecture, ~10 ms
+ * each on these machines, on every container start; a syscall of an ABI the
+ * kernel lacks fails before any handler whatever the filter says, so listing
+ * it buys nothing. Only a kernel config that positively says so counts:
+ * x32 not built in, or Debian's build-time default off without
+ * `syscall.x32=y`; 32-bit x86 built out, or off by default (6.7+) without
+ * `ia32_emulation=true`, or switched off with `ia32_emulation=false`. When the
+ * config cannot be read, every sub-architecture stays.
+ */
+export function absentSubArches(): ReadonlySet<string> {
+  if (absentCache) return absentCache;
+  const config = process.arch === 'x64' ? readKernelConfig() : undefined;
+  let cmdline = '';
+  try {
+    cmdline = fs.readFileSync('/proc/cmdline', 'utf8');
+  } catch {
+    // no /proc/cmdline: boot switches count as unset
+  }
+  absentCache = config ? x86SubArchesAbsent(config, cmdline, os.release()) : new Set();
+  return absentCache;
+}
+
+/** absentSubArches for an x86-64 kernel, from its build config, boot command line and release. */
+export function x86SubArchesAbsent(config: string, cmdline: string, release: string): Set<string> {
+  const absent = new Set<string>();
+  const built = (opt: string) => new RegExp(`^${opt}=y$`, 'm').test(config);
+  const param = (name: string) => new RegExp(`(?:^|\\s)${name.replace('.', '\\.')}=(\\S+)`).exec(cmdline)?.[1];
+  const on = (v: string | undefined) => v !== undefined && /^(1|y|yes|true|on)$/i.test(v);
+  const off = (v: string | undefined) => v !== undefined && /^(0|n|no|false|off)$/i.test(v);
+  if (!built('CONFIG_X86_X32_ABI') || (built('CONFIG_X86_X32_DISABLED') && !on(param('syscall.x32')))) absent.add('SCMP_ARCH_X32');
+  // ia32_emulation= exists from 6.7 on; older kernels ignore it.
+  const ia32 = kernelAtLeast(release, '6.7') ? param('ia32_emulation') : undefined;
+  if (!built('CONFIG_IA32_EMULATION') || off(ia32) || (built('CONFIG_IA32_EMULATION_DEFAULT_DISABLED') && !on(ia32))) absent.add('SCMP_ARCH_X86');
+  return absent;
+}
+
+/** The running kernel's build config (/proc/config.gz or /boot/config-<release>), or undefined. */
+function readKernelConfig(): string | undefined {
+  try {
+    const text = zlib.gunzipSync(fs.readFileSync('/proc/config.gz'), { maxOutputLength: 16 << 20 }).toString('utf8');
+    if (text.includes('CONFIG_')) return text;
+  } catch {
+    // not built with IKCONFIG_PROC: try the distribution's copy
+  }
+  try {
+    const text = fs.readFileSync(`/boot/config-${os.release()}`, 'utf8');
+    if (text.includes('CONFIG_')) return text;
+  } catch {
+    // none readable
+  }
+  return undefined;
 }
 
 /**

@@ -4,7 +4,7 @@ import { capsToMask, DEFAULT_CAPS, resolveCaps } from './caps.ts';
 import { clampRlimits, RLIM_INFINITY, validateSysctls } from './defaults.ts';
 import { parseLogLine } from './logs.ts';
 import { normalizeSignal, runcAdvisories, signalNumber } from './runc.ts';
-import { parseProfile, resolveProfile, tightenLikeDocker } from './seccomp.ts';
+import { parseProfile, resolveProfile, tightenLikeDocker, x86SubArchesAbsent } from './seccomp.ts';
 import { buildSpec, specToJson } from './spec.ts';
 
 const HOST = ['CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_DAC_READ_SEARCH', 'CAP_FOWNER', 'CAP_FSETID', 'CAP_KILL', 'CAP_SETGID',
@@ -45,7 +45,7 @@ const PROFILE = JSON.stringify({
 
 test('seccomp resolution per arch, cap and kernel', () => {
   const p = parseProfile(PROFILE);
-  const plain = resolveProfile(p, { caps: ['CAP_CHOWN'], arch: 'x64', kernel: '6.1.0' });
+  const plain = resolveProfile(p, { caps: ['CAP_CHOWN'], arch: 'x64', kernel: '6.1.0', absentArches: new Set() });
   assert.deepEqual(plain.architectures, ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86', 'SCMP_ARCH_X32']);
   assert.equal(plain.defaultErrnoRet, 38);
   const names = (s: typeof plain) => s.syscalls!.map((r) => `${r.action}:${r.names.join(',')}`);
@@ -54,6 +54,26 @@ test('seccomp resolution per arch, cap and kernel', () => {
   const admin = resolveProfile(p, { caps: ['CAP_SYS_ADMIN', 'CAP_AUDIT_WRITE'], arch: 'arm64', kernel: '4.4.0' });
   assert.deepEqual(admin.architectures, ['SCMP_ARCH_AARCH64', 'SCMP_ARCH_ARM']);
   assert.deepEqual(names(admin), ['SCMP_ACT_ALLOW:read,write,mount,clone,unshare', 'SCMP_ACT_ALLOW:cacheflush', 'SCMP_ACT_ALLOW:bpf']);
+});
+
+test('seccomp lists only the sub-architectures the kernel can run', () => {
+  const p = parseProfile(PROFILE);
+  const noX32 = resolveProfile(p, { caps: [], arch: 'x64', kernel: '6.1.0', absentArches: new Set(['SCMP_ARCH_X32']) });
+  assert.deepEqual(noX32.architectures, ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86']);
+  const cfg = (...lines: string[]) => lines.join('\n') + '\n';
+  const both = cfg('CONFIG_IA32_EMULATION=y', 'CONFIG_X86_X32_ABI=y');
+  assert.deepEqual([...x86SubArchesAbsent(both, 'quiet', '6.1.0')], []);
+  assert.deepEqual([...x86SubArchesAbsent(cfg('CONFIG_IA32_EMULATION=y', '# CONFIG_X86_X32_ABI is not set'), '', '6.18.4')], ['SCMP_ARCH_X32']);
+  // Debian: x32 built in but off unless booted with syscall.x32=y.
+  const debian = cfg('CONFIG_IA32_EMULATION=y', 'CONFIG_X86_X32_ABI=y', 'CONFIG_X86_X32_DISABLED=y');
+  assert.deepEqual([...x86SubArchesAbsent(debian, 'ro quiet', '6.1.0')], ['SCMP_ARCH_X32']);
+  assert.deepEqual([...x86SubArchesAbsent(debian, 'ro syscall.x32=y quiet', '6.1.0')], []);
+  // ia32_emulation= counts from 6.7 on, in either direction.
+  assert.deepEqual([...x86SubArchesAbsent(both, 'ia32_emulation=false', '6.8.0')], ['SCMP_ARCH_X86']);
+  assert.deepEqual([...x86SubArchesAbsent(both, 'ia32_emulation=false', '6.1.0')], []);
+  const dflOff = cfg('CONFIG_IA32_EMULATION=y', 'CONFIG_IA32_EMULATION_DEFAULT_DISABLED=y', 'CONFIG_X86_X32_ABI=y');
+  assert.deepEqual([...x86SubArchesAbsent(dflOff, '', '6.8.0')], ['SCMP_ARCH_X86']);
+  assert.deepEqual([...x86SubArchesAbsent(dflOff, 'ia32_emulation=1', '6.8.0')], []);
 });
 
 test('docker tightening: mount/unshare EPERM and namespace-flag clone filter without CAP_SYS_ADMIN', () => {

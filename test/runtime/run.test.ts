@@ -145,3 +145,30 @@ test('delete removes state, cgroups, mounts and processes', async () => {
   for (const x of ['attach', 'ctl', 'winsz']) assert.equal(fs.existsSync(path.join(b, x)), false, x);
   await assert.rejects(f.driver.state(id), (e: Error & { code?: string }) => e.code === 'NOT_FOUND');
 });
+
+test('start releases a created container once; runc then reports it running, and a second start is refused', async () => {
+  const id = uniqueId('start');
+  const b = await prepare(f, id, { args: ['sleep', '30'] });
+  await f.driver.create(id, b, {});
+  try {
+    assert.equal((await f.driver.state(id)).status, 'created');
+    await f.driver.start(id);
+    assert.equal((await f.driver.state(id)).status, 'running');
+    assert.equal(fs.existsSync(path.join(f.driver.runc.root, id, 'exec.fifo')), false);
+    await assert.rejects(f.driver.start(id), /already running|cannot start/);
+  } finally {
+    await f.driver.delete(id, { force: true });
+  }
+});
+
+test('start of a created container whose init was killed fails, naming the cause', async () => {
+  const id = uniqueId('dead');
+  const b = await prepare(f, id, { args: ['true'] });
+  const { pid } = await f.driver.create(id, b, {});
+  try {
+    process.kill(pid, 'SIGKILL');
+    await assert.rejects(f.driver.start(id), /already dead|cannot start|not running|stopped/);
+  } finally {
+    await f.driver.delete(id, { force: true });
+  }
+});
