@@ -156,14 +156,29 @@ export class ContainerService {
     rec.mounts = await this.volumes.prepareContainerMounts(id, mountInputFrom(hostConfig, config.Volumes, (c) => this.find(c).mounts ?? []));
     try {
       await this.images.snapshots.prepare(id, image.chainIds);
+      await this.populateVolumes(rec);
       await this.store.add(rec);
     } catch (e) {
+      await this.unmount(id).catch(() => {});
       await this.images.snapshots.remove(id).catch(() => {});
       await this.volumes.releaseContainerMounts(id, rec.mounts, { removeAnonymous: true }).catch(() => {});
       throw e;
     }
     this.event('create', rec);
     return { id, warnings: [] };
+  }
+
+  /** docker's copy-up, once, at create: later starts find copyData cleared. */
+  private async populateVolumes(rec: ContainerRecord): Promise<void> {
+    const mounts = (rec.mounts ?? []).filter((m) => m.type === 'volume' && m.copyData);
+    if (!mounts.length) return;
+    await this.mount(rec.id);
+    try {
+      await this.volumes.populateContainerMounts(rec.id, this.rootfs(rec.id), mounts);
+    } finally {
+      await this.unmount(rec.id);
+    }
+    for (const m of mounts) m.copyData = false;
   }
 
   // ---- start ----------------------------------------------------------------

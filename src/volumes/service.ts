@@ -12,7 +12,7 @@ import { EngineError, invalid } from '../common/errors.ts';
 import { diskUsage } from '../common/fs.ts';
 import type { Mount } from '../runtime/index.ts';
 import { type MountInput, type MountSpec, parseVolumesFrom, type ResolvedMount, resolveMounts } from './mounts.ts';
-import { setupMounts, teardownMounts } from './setup.ts';
+import { populateMounts, setupMounts, teardownMounts } from './setup.ts';
 import { type CreateVolumeOptions, type VolumeRecord, VolumeStore } from './store.ts';
 
 /** Docker's list filters, normalized: key → accepted values. */
@@ -194,6 +194,12 @@ export class VolumeService {
         });
       }
     }
+  }
+
+  /** At container create, with its rootfs mounted: docker's copy-up (see populateMounts). */
+  async populateContainerMounts(cid: string, rootfs: string, mounts: ResolvedMount[]): Promise<void> {
+    await this.init();
+    await populateMounts(this.store, cid, rootfs, mounts);
   }
 
   /**

@@ -3,8 +3,8 @@
  * before `runc create`: create missing `-v` host directories, mount option
  * volumes, resolve every destination inside the rootfs (symlinks scoped to
  * the rootfs, missing directories created without following anything out),
- * fill empty volumes from the image (docker's copy-up), and describe the
- * result as OCI runtime mounts.
+ * and describe the result as OCI runtime mounts. Filling empty volumes from
+ * the image (docker's copy-up) happens once, at create (populateMounts).
  *
  * Destinations are handed to runc already resolved, so a symlink in the
  * image (`/data -> /etc` or `-> ../../..`) can only ever redirect a mount to
@@ -145,6 +145,24 @@ export async function setupMounts(store: VolumeActivator, cid: string, rootfs: s
     throw e;
   }
   return out;
+}
+
+/**
+ * docker's copy-up, which it does once, when the container is created: each
+ * volume mount that asks for it is filled from the image when empty. The
+ * caller then clears copyData, so a volume emptied later stays empty at the
+ * next start. Option volumes (tmpfs, ...) are mounted just for the copy.
+ */
+export async function populateMounts(store: VolumeActivator, cid: string, rootfs: string, mounts: ResolvedMount[]): Promise<void> {
+  for (const m of mounts) {
+    if (m.type !== 'volume' || !m.copyData) continue;
+    await store.activate(m.name!, cid);
+    try {
+      await copyUp(m.source, rootfs, m.destination);
+    } finally {
+      await store.deactivate(m.name!, cid);
+    }
+  }
 }
 
 /** After the container stopped: option volumes nobody else runs with are unmounted. */

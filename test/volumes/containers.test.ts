@@ -96,6 +96,25 @@ test('copy-up fills a new volume from the image VOLUME dir with ownership and mo
   for (const c of [r, b, n]) await engine.containers.remove(c.id);
 });
 
+test('copy-up happens once, at create: the volume is filled before start, and a volume emptied later stays empty', async () => {
+  const out = path.join(dir, 'out-once');
+  fs.mkdirSync(out);
+  const { id } = await engine.containers.create({ Image: 'volbox:local', Cmd: ['sh', '-c', 'ls -A /seed >> /out/ls; rm -f /seed/hello'], HostConfig: { NetworkMode: 'none', Binds: ['once1:/seed', `${out}:/out`] } });
+  // Filled when created, like docker (before any start).
+  assert.equal(fs.readFileSync(path.join(dir, 'data/volumes/once1/_data/hello'), 'utf8'), 'from-image\n');
+  assert.deepEqual(fs.readdirSync(path.join(dir, 'run/containers', id, 'rootfs')), [], 'the rootfs is not left mounted by create');
+  for (let i = 0; i < 2; i++) {
+    const exited = engine.containers.wait(id, 'next-exit');
+    await engine.containers.start(id);
+    assert.equal(await exited, 0);
+  }
+  // Before the fix a second start refilled the emptied volume: 'hello\nhello\n'.
+  assert.equal(fs.readFileSync(path.join(out, 'ls'), 'utf8'), 'hello\n', 'the second start found the volume as the first run left it (empty)');
+  await engine.containers.remove(id);
+  const vols = (await import('../../src/volumes/index.ts')).volumeService(engine.dataRoot);
+  await vols.remove('once1');
+});
+
 test('-v /hostdir:/x:ro is read-only inside; --tmpfs and --mount work', async () => {
   const host = path.join(dir, 'ro');
   const out = path.join(dir, 'out3');
