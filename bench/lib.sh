@@ -31,7 +31,8 @@ on_exit() { _BENCH_CLEANUPS+=("$1"); }
 _bench_run_cleanups() {
   local i
   for ((i = ${#_BENCH_CLEANUPS[@]} - 1; i >= 0; i--)); do
-    eval "${_BENCH_CLEANUPS[$i]}" >/dev/null 2>&1 || true
+    # A subshell: a cleanup's own loop variables (`for i in ...`) must not move this loop's index.
+    (eval "${_BENCH_CLEANUPS[$i]}") >/dev/null 2>&1 || true
   done
   _BENCH_CLEANUPS=()
 }
