@@ -115,6 +115,8 @@ export function cpCommands(program: Command, container: Command, ctx: CliContext
     else await copyTo(client, dc!, sp, dp, o);
   };
   for (const c of [program.command('cp'), container.command('cp')]) {
+    // The summary is the one line command lists show; the description is the command's own help.
+    c.summary('Copy files/folders between a container and the local filesystem');
     c.description('Copy files/folders between a container and the local filesystem\n\nUse \'-\' as the source to read a tar archive from stdin and extract it to a\ndirectory destination in a container. Use \'-\' as the destination to stream\na tar archive of a container source to stdout.')
       .usage('[OPTIONS] CONTAINER:SRC_PATH DEST_PATH|-\n       keel cp [OPTIONS] SRC_PATH|- CONTAINER:DEST_PATH')
       .argument('<SRC>')
