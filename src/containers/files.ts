@@ -14,6 +14,7 @@ import { EngineError, invalid } from '../common/errors.ts';
 import { createLayerImage } from '../images/import.ts';
 import type { ImageRecord } from '../images/store.ts';
 import type { ContainerConfig as ImageRunConfig } from '../oci/types.ts';
+import { mountHostView, type HostViewMount } from '../volumes/hostview.ts';
 import type { ContainerService } from './service.ts';
 import { openDirIn, statIn } from './scoped.ts';
 import { type ContainerRecord, isRunning } from './types.ts';
@@ -27,14 +28,55 @@ async function acquireRootfs(svc: ContainerService, rec: ContainerRecord): Promi
   };
 }
 
-/** Runs fn with the container frozen if it runs (and was not paused already). */
+/**
+ * Freezes a running container for file work and returns the thaw. Holds are
+ * counted: cp's archive stream keeps one after the container's mutex is
+ * released, so another cp or a commit may come while it streams; the last
+ * holder resumes, and a new first holder waits for that resume to finish.
+ */
+const freezes = new Map<string, { count: number; paused: Promise<void> }>();
+const thawing = new Map<string, Promise<void>>();
+
+async function freeze(svc: ContainerService, rec: ContainerRecord): Promise<() => Promise<void>> {
+  let h = freezes.get(rec.id);
+  if (!h) {
+    if (rec.state.Status !== 'running') return async () => {};
+    const after = thawing.get(rec.id) ?? Promise.resolve();
+    h = { count: 0, paused: after.then(() => svc.driver.pause(rec.id)) };
+    freezes.set(rec.id, h);
+  }
+  const mine = h;
+  mine.count++;
+  const drop = () => {
+    if (--mine.count > 0) return false;
+    if (freezes.get(rec.id) === mine) freezes.delete(rec.id);
+    return true;
+  };
+  try {
+    await mine.paused;
+  } catch (e) {
+    drop();
+    throw e;
+  }
+  let thawed = false;
+  return async () => {
+    if (thawed) return;
+    thawed = true;
+    if (!drop()) return;
+    const p = svc.driver.resume(rec.id).catch(() => {});
+    thawing.set(rec.id, p);
+    await p;
+    if (thawing.get(rec.id) === p) thawing.delete(rec.id);
+  };
+}
+
+/** Runs fn with the container frozen if it runs. */
 async function frozen<T>(svc: ContainerService, rec: ContainerRecord, fn: () => Promise<T>): Promise<T> {
-  if (rec.state.Status !== 'running') return fn();
-  await svc.driver.pause(rec.id);
+  const thaw = await freeze(svc, rec);
   try {
     return await fn();
   } finally {
-    await svc.driver.resume(rec.id).catch(() => {});
+    await thaw();
   }
 }
 
@@ -140,6 +182,30 @@ export async function exportRootfs(svc: ContainerService, ref: string): Promise<
 
 // ---- cp ---------------------------------------------------------------------
 
+/** What cp sees besides the rootfs: volumes, binds and, once started, the network files keel bind-mounts. */
+function hostView(svc: ContainerService, rec: ContainerRecord): HostViewMount[] {
+  const out: HostViewMount[] = [];
+  for (const m of rec.mounts ?? []) if (m.type !== 'tmpfs' && m.source) out.push({ source: m.source, destination: m.destination, readonly: m.readonly });
+  const dir = svc.store.containerDir(rec.id);
+  if (rec.hasBeenStarted) {
+    for (const [file, destination] of [['hosts', '/etc/hosts'], ['hostname', '/etc/hostname'], ['resolv.conf', '/etc/resolv.conf']] as const) {
+      const source = path.join(dir, file);
+      if (fs.existsSync(source) && !out.some((m) => m.destination === destination)) out.push({ source, destination, readonly: false });
+    }
+  }
+  return out;
+}
+
+/** Runs fn with the container's mounts in place under its rootfs (caller holds the container frozen or stopped). */
+async function withHostView<T>(svc: ContainerService, rec: ContainerRecord, fn: () => Promise<T>): Promise<T> {
+  const undo = await mountHostView(svc.rootfs(rec.id), hostView(svc, rec));
+  try {
+    return await fn();
+  } finally {
+    await undo();
+  }
+}
+
 export interface PathStat {
   name: string;
   size: number;
@@ -176,7 +242,7 @@ export async function statPath(svc: ContainerService, ref: string, p: string | n
   return svc.mutex.run(rec.id, async () => {
     const release = await acquireRootfs(svc, rec);
     try {
-      const s = await frozen(svc, rec, async () => statIn(svc.rootfs(rec.id), want));
+      const s = await frozen(svc, rec, () => withHostView(svc, rec, async () => statIn(svc.rootfs(rec.id), want)));
       if (!s) throw new EngineError('NOT_FOUND', `Could not find the file ${want} in container ${ref}`);
       return { name: path.posix.basename(s.clean) || '/', size: s.stat.size, mode: goFileMode(s.stat), mtime: s.stat.mtime.toISOString(), linkTarget: s.linkTarget };
     } finally {
@@ -198,27 +264,38 @@ export async function getArchive(svc: ContainerService, ref: string, p: string |
     let handedOff = false;
     try {
       const rootfs = svc.rootfs(rec.id);
-      const s = statIn(rootfs, want);
-      if (!s) throw new EngineError('NOT_FOUND', `Could not find the file ${want} in container ${ref}`);
-      const base = path.posix.basename(s.clean);
-      const parent = openDirIn(rootfs, path.posix.dirname(s.clean));
-      const stat = { name: base || '/', size: s.stat.size, mode: goFileMode(s.stat), mtime: s.stat.mtime.toISOString(), linkTarget: s.linkTarget };
-      const wasRunning = rec.state.Status === 'running';
-      if (wasRunning) await svc.driver.pause(rec.id);
-      const tar = base ? tarDirectory(parent.path, { include: [base] }) : tarDirectory(parent.path, { rename: (r) => (r ? `./${r}` : '.') });
-      const out = new PassThrough();
-      tar.on('error', (e) => out.destroy(e));
-      tar.pipe(out);
-      let done = false;
+      const thaw = await freeze(svc, rec);
+      let undoView: (() => Promise<void>) | undefined;
+      let parent: ReturnType<typeof openDirIn> | undefined;
       const finish = async () => {
-        if (done) return;
-        done = true;
-        parent.close();
-        if (wasRunning) await svc.driver.resume(rec.id).catch(() => {});
+        parent?.close();
+        await undoView?.();
+        await thaw();
         await release();
       };
-      out.on('close', () => void finish());
-      out.on('end', () => void finish());
+      let s: ReturnType<typeof statIn>;
+      try {
+        undoView = await mountHostView(rootfs, hostView(svc, rec));
+        s = statIn(rootfs, want);
+        if (!s) throw new EngineError('NOT_FOUND', `Could not find the file ${want} in container ${ref}`);
+        parent = openDirIn(rootfs, path.posix.dirname(s.clean));
+      } catch (e) {
+        handedOff = true; // finish() releases
+        await finish();
+        throw e;
+      }
+      const base = path.posix.basename(s.clean);
+      const stat = { name: base || '/', size: s.stat.size, mode: goFileMode(s.stat), mtime: s.stat.mtime.toISOString(), linkTarget: s.linkTarget };
+      const tar = base ? tarDirectory(parent.path, { include: [base] }) : tarDirectory(parent.path, { rename: (r) => (r ? `./${r}` : '.') });
+      const out = new PassThrough();
+      let finished: Promise<void> | undefined;
+      const finishOnce = () => (finished ??= finish());
+      tar.on('error', (e) => out.destroy(e));
+      // The response ends only once the mounts are undone and the container
+      // runs again, so a client's next request finds it as before.
+      tar.pipe(out, { end: false });
+      tar.on('end', () => void finishOnce().then(() => out.end(), (e) => out.destroy(e)));
+      out.on('close', () => void finishOnce());
       handedOff = true;
       return { stat, tar: out };
     } finally {
@@ -236,17 +313,17 @@ export async function putArchive(svc: ContainerService, ref: string, p: string |
     const release = await acquireRootfs(svc, rec);
     try {
       const rootfs = svc.rootfs(rec.id);
-      const s = statIn(rootfs, want, true);
-      if (!s) throw new EngineError('NOT_FOUND', `Could not find the file ${want} in container ${ref}`);
-      if (!s.stat.isDirectory()) throw invalid(`extraction point is not a directory: ${want}`);
-      await frozen(svc, rec, async () => {
+      await frozen(svc, rec, () => withHostView(svc, rec, async () => {
+        const s = statIn(rootfs, want, true);
+        if (!s) throw new EngineError('NOT_FOUND', `Could not find the file ${want} in container ${ref}`);
+        if (!s.stat.isDirectory()) throw invalid(`extraction point is not a directory: ${want}`);
         const dir = openDirIn(rootfs, want);
         try {
           await applyLayer(dir.path, tar, { overlayWhiteouts: false, compression: 'auto', signal: opts.signal });
         } finally {
           dir.close();
         }
-      });
+      }));
     } finally {
       await release();
     }

@@ -180,7 +180,8 @@ export class Snapshotter {
     const [m] = await this.mounts(key);
     const opts = m!.options.join(',');
     if (opts.length > 4000) throw new EngineError('INVALID_ARGUMENT', `image has too many layers to mount (${opts.length}-byte overlay options)`);
-    await exec(['mount', '-t', 'overlay', 'overlay', '-o', opts, target], { cwd: this.layersDir });
+    // Private: mounts made under it on the host (cp's view of volumes) must not propagate into the container.
+    await exec(['mount', '--make-private', '-t', 'overlay', 'overlay', '-o', opts, target], { cwd: this.layersDir });
   }
 
   async listActive(): Promise<string[]> {

@@ -47,7 +47,7 @@ export interface ResolvedMount {
   driver?: string;
   /** A volume nobody named (image VOLUME, `-v /path`, `--mount type=volume` without source): removed by `rm -v`/`--rm`. */
   anonymous?: boolean;
-  /** Fill an empty volume from the image at the destination on start. */
+  /** Fill an empty volume from the image at the destination: once, at create (cleared after). */
   copyData?: boolean;
   /** `-v /host:/x` creates a missing host directory; `--mount` never does. */
   createSource?: boolean;

@@ -89,3 +89,37 @@ test('--rm removes the anonymous volumes of the image VOLUME and -v /path; named
   assert.match(pruned, new RegExp(`Deleted Volumes:\\n(.*\\n)*${anon}\\n`));
   assert.match(pruned, /stays/);
 });
+
+test('docker cp reads and writes volumes, binds and the network files, running or not; nothing stays mounted', async () => {
+  const host = path.join(d.dir, 'cpbind');
+  fs.mkdirSync(host);
+  fs.writeFileSync(path.join(host, 'b'), 'bound\n');
+  const out = path.join(d.dir, 'cpout');
+  fs.mkdirSync(out);
+  // The usual way to fill a volume: a created (never started) container as the door.
+  const door = (await ok(['create', '--name', 'cp-door', '-v', 'cp-vol:/data', 'busybox:local', 'true'])).trim();
+  fs.writeFileSync(path.join(out, 'in'), 'into-volume\n');
+  await ok(['cp', path.join(out, 'in'), 'cp-door:/data/in']);
+  assert.equal(fs.readFileSync(path.join(d.dataRoot, 'volumes/cp-vol/_data/in'), 'utf8'), 'into-volume\n');
+  await ok(['rm', door]);
+  const id = (await ok(['run', '-d', '--name', 'cp-run', '--network', 'none', '-v', 'cp-vol:/data', '-v', `${host}:/b:ro`, 'busybox:local', 'sh', '-c', 'echo made > /data/made; sleep 100'])).trim();
+  for (let i = 0; i < 50 && !fs.existsSync(path.join(d.dataRoot, 'volumes/cp-vol/_data/made')); i++) await new Promise((r) => setTimeout(r, 50));
+  await ok(['cp', 'cp-run:/data/made', path.join(out, 'made')]);
+  assert.equal(fs.readFileSync(path.join(out, 'made'), 'utf8'), 'made\n');
+  await ok(['cp', 'cp-run:/data', path.join(out, 'datadir')]);
+  assert.deepEqual(fs.readdirSync(path.join(out, 'datadir')).sort(), ['in', 'made']);
+  await ok(['cp', 'cp-run:/b/b', path.join(out, 'b')]);
+  assert.equal(fs.readFileSync(path.join(out, 'b'), 'utf8'), 'bound\n');
+  await ok(['cp', 'cp-run:/etc/hostname', path.join(out, 'hostname')]);
+  assert.equal(fs.readFileSync(path.join(out, 'hostname'), 'utf8'), `${id.slice(0, 12)}\n`);
+  const ro = await d.docker(['cp', path.join(out, 'in'), 'cp-run:/b/']);
+  assert.notEqual(ro.code, 0, 'a read-only bind stays read-only for cp');
+  assert.deepEqual(fs.readdirSync(host), ['b']);
+  // Back to back and side by side: each cp freezes and thaws the container cleanly.
+  await Promise.all([1, 2, 3].map(() => ok(['cp', 'cp-run:/data/made', '-'])));
+  assert.equal((await ok(['inspect', '-f', '{{.State.Status}}', 'cp-run'])).trim(), 'running');
+  const mounts = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(`${id}/rootfs/`));
+  assert.deepEqual(mounts, [], 'no cp mount is left under the rootfs');
+  await ok(['rm', '-f', 'cp-run']);
+  await ok(['volume', 'rm', 'cp-vol']);
+});
