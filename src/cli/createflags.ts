@@ -214,7 +214,7 @@ export function buildCreate(image: string, cmd: string[], o: CreateFlags, detach
   };
   const custom = o.ip || o.networkAlias.length || o.macAddress;
   const endpoints = network === 'default' || custom ? { [network]: endpoint } : {};
-  if (o.networkAlias.length && ['default', 'bridge', 'host', 'none'].includes(network)) throw new FlagError('network-scoped aliases are only supported for user-defined networks');
+  if (o.networkAlias.length && (['default', 'bridge', 'host', 'none'].includes(network) || network.startsWith('container:'))) throw new FlagError('network-scoped aliases are only supported for user-defined networks');
   return {
     name: o.name as string | undefined,
     platform: o.platform as string | undefined,

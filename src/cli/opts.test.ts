@@ -93,7 +93,7 @@ describe('create body', () => {
     assert.deepEqual(ep.net1!.Aliases, ['web']);
   });
 
-  test('--network and --net both set the network mode', () => {
+  test('--network and --net both set the network mode; container:<name> takes no alias', () => {
     for (const flag of ['--network', '--net']) {
       const c = addCreateFlags(new Command()).exitOverride();
       c.parse(['node', 'run', flag, 'container:web'], { from: 'node' });
@@ -101,6 +101,7 @@ describe('create body', () => {
       assert.equal((body.HostConfig as Record<string, unknown>).NetworkMode, 'container:web', flag);
       assert.deepEqual((body.NetworkingConfig as { EndpointsConfig: object }).EndpointsConfig, {});
     }
+    assert.throws(() => buildCreate('img', [], flags({ network: 'container:web', networkAlias: ['a'] }), true, false, undefined), { message: 'network-scoped aliases are only supported for user-defined networks' });
   });
 
   test('flag errors name the flag as docker does', () => {
