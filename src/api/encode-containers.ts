@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { emptyEndpoint, networkName } from '../containers/network.ts';
+import { emptyEndpoint, joinedContainer, networkName } from '../containers/network.ts';
 import { humanStatus } from '../containers/query.ts';
 import type { ContainerService } from '../containers/service.ts';
 import { type ContainerRecord, isRunning } from '../containers/types.ts';
@@ -7,6 +7,7 @@ import { DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS } from '../runtime/index.t
 import { toDockerMountPoint } from '../volumes/index.ts';
 
 function networksOf(svc: ContainerService, r: ContainerRecord): Record<string, unknown> {
+  if (joinedContainer(r.hostConfig.NetworkMode) !== undefined) return {}; // another container's network: none of its own (as docker)
   const sb = isRunning(r) ? svc.networking.settings?.(r) : undefined;
   if (sb) return sb.networks; // the network layer's view is the truth while it runs, even with no network left
   const live = svc.networks.get(r.id);
@@ -29,7 +30,8 @@ function summaryPorts(ports: Record<string, Array<{ HostIp: string; HostPort: st
 /** GET /containers/{id}/json (ContainerInspect). */
 export function encodeContainerInspect(svc: ContainerService, r: ContainerRecord, execIds: string[], imageDir: string, size?: { rw: number; rootFs: number }): Record<string, unknown> {
   const s = r.state;
-  const dir = svc.store.containerDir(r.id);
+  // A container that joined another's network uses that one's files, and shows their paths (as docker).
+  const dir = svc.store.containerDir(r.networkOwner ?? r.id);
   const h = r.hostConfig;
   const priv = h.Privileged;
   const upper = svc.images.snapshots.upperDir(r.id);

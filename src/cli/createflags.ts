@@ -42,7 +42,8 @@ export function addCreateFlags(c: Command): Command {
   c.option('--stop-signal <signal>', 'signal to stop the container');
   c.option('--stop-timeout <int>', 'timeout (in seconds) to stop a container');
   list('--tmpfs <tmpfs>', 'mount a tmpfs directory');
-  c.option('--network, --net <network>', 'connect a container to a network');
+  // commander names the value after the last long flag: --network, as buildCreate reads it.
+  c.option('--net, --network <network>', 'connect a container to a network');
   list('--network-alias <list>', 'add network-scoped alias for the container');
   c.option('--ip <address>', 'IPv4 address (e.g., 172.30.100.104)');
   c.option('--mac-address <string>', 'container MAC address (e.g., 92:d0:c6:0a:29:33)');
@@ -213,7 +214,7 @@ export function buildCreate(image: string, cmd: string[], o: CreateFlags, detach
   };
   const custom = o.ip || o.networkAlias.length || o.macAddress;
   const endpoints = network === 'default' || custom ? { [network]: endpoint } : {};
-  if (o.networkAlias.length && ['default', 'bridge', 'host', 'none'].includes(network)) throw new FlagError('network-scoped aliases are only supported for user-defined networks');
+  if (o.networkAlias.length && (['default', 'bridge', 'host', 'none'].includes(network) || network.startsWith('container:'))) throw new FlagError('network-scoped aliases are only supported for user-defined networks');
   return {
     name: o.name as string | undefined,
     platform: o.platform as string | undefined,

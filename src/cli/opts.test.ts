@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { computeStats, displayPorts, ellipsis } from './commands/ps.ts';
-import { buildCreate, type CreateFlags } from './createflags.ts';
+import { Command } from 'commander';
+import { addCreateFlags, buildCreate, type CreateFlags } from './createflags.ts';
 import { Demuxer, EscapeDetector } from './hijack.ts';
 import { FlagError, parseAddHost, parseCpus, parseDetachKeys, parseDevice, parseDuration, parseMemory, parseMount, parsePublish, parseRestart, parseUlimit, parseVolumes } from './opts.ts';
 import { startErrorStatus } from './session.ts';
@@ -90,6 +91,17 @@ describe('create body', () => {
     assert.deepEqual(hc.CapAdd, ['CAP_NET_ADMIN']);
     const ep = (body.NetworkingConfig as { EndpointsConfig: Record<string, { Aliases: string[] }> }).EndpointsConfig;
     assert.deepEqual(ep.net1!.Aliases, ['web']);
+  });
+
+  test('--network and --net both set the network mode; container:<name> takes no alias', () => {
+    for (const flag of ['--network', '--net']) {
+      const c = addCreateFlags(new Command()).exitOverride();
+      c.parse(['node', 'run', flag, 'container:web'], { from: 'node' });
+      const { body } = buildCreate('img', [], c.opts() as CreateFlags, true, false, undefined);
+      assert.equal((body.HostConfig as Record<string, unknown>).NetworkMode, 'container:web', flag);
+      assert.deepEqual((body.NetworkingConfig as { EndpointsConfig: object }).EndpointsConfig, {});
+    }
+    assert.throws(() => buildCreate('img', [], flags({ network: 'container:web', networkAlias: ['a'] }), true, false, undefined), { message: 'network-scoped aliases are only supported for user-defined networks' });
   });
 
   test('flag errors name the flag as docker does', () => {

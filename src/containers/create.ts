@@ -1,7 +1,9 @@
 import path from 'node:path';
 import { invalid } from '../common/errors.ts';
+import { NAME_PATTERN } from '../common/ids.ts';
 import type { ContainerConfig as ImageRunConfig } from '../oci/types.ts';
-import type { ContainerConfig, HostConfig, RestartPolicy } from './types.ts';
+import { joinedContainer } from './network.ts';
+import type { ContainerConfig, EndpointConfig, HostConfig, RestartPolicy } from './types.ts';
 
 /** What POST /containers/create carries: Config fields at the top, plus HostConfig. */
 export interface CreateRequest extends Partial<Omit<ContainerConfig, 'Env'>> {
@@ -106,12 +108,37 @@ export function normalizeHostConfig(h: Partial<HostConfig> | null | undefined): 
   };
   if (out.Memory < 0 || out.MemoryReservation < 0 || out.NanoCpus < 0 || out.CpuShares < 0) throw invalid('resource limits cannot be negative');
   if (out.NanoCpus && (out.CpuQuota || out.CpuPeriod)) throw invalid('Conflicting options: Nano CPUs and CPU Period/Quota cannot both be set');
-  if (!['default', 'none', 'host', 'bridge'].includes(out.NetworkMode) && !/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(out.NetworkMode)) {
+  const joined = joinedContainer(out.NetworkMode);
+  if (joined === '') throw invalid('Invalid network mode: invalid container format container:<name|id>');
+  if (joined !== undefined && !/^\/?[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(joined)) throw invalid(`invalid network mode "${out.NetworkMode}": "${joined}" is not a container name or ID`);
+  if (joined === undefined && !['default', 'none', 'host', 'bridge'].includes(out.NetworkMode) && !NAME_PATTERN.test(out.NetworkMode)) {
     throw invalid(`invalid network mode "${out.NetworkMode}"`);
   }
-  if (out.NetworkMode.startsWith('container:')) throw invalid('network mode container:<id> is not supported by keel yet');
   if (src.Tmpfs && (typeof src.Tmpfs !== 'object' || Object.keys(src.Tmpfs).some((k) => !k.startsWith('/')))) throw invalid('tmpfs mount points must be absolute paths');
   return out;
+}
+
+const nonEmpty = (v: unknown): boolean => (Array.isArray(v) ? v.length > 0 : !!v && typeof v === 'object' && Object.keys(v).length > 0);
+
+/**
+ * Network mode container:<name|id> takes the other container's network as
+ * it is: what would configure a network of its own is refused, with
+ * dockerd's messages and in its order (runconfig validateNetContainerMode).
+ * ExposedPorts is the request's, not the image's: an image's EXPOSE is fine.
+ */
+export function checkJoinedNetworkOptions(req: CreateRequest, h: HostConfig): void {
+  if (joinedContainer(h.NetworkMode) === undefined) return;
+  const conflicting = (what: string) => invalid(`conflicting options: ${what}`);
+  const endpoints = Object.values((req.NetworkingConfig as { EndpointsConfig?: Record<string, EndpointConfig | null> } | null | undefined)?.EndpointsConfig ?? {});
+  if (req.Hostname) throw conflicting('hostname and the network mode');
+  if (nonEmpty(h.Links)) throw conflicting("container type network can't be used with links. This would result in undefined behavior");
+  if (h.Dns.length) throw conflicting('dns and the network mode');
+  if (h.ExtraHosts?.length) throw conflicting('custom host-to-IP mapping and the network mode');
+  if ((req as { MacAddress?: unknown }).MacAddress || endpoints.some((e) => e?.MacAddress)) throw conflicting('mac-address and the network mode');
+  if (nonEmpty(h.PortBindings) || h.PublishAllPorts) throw conflicting('port publishing and the container type network mode');
+  if (nonEmpty(req.ExposedPorts)) throw conflicting('port exposing and the container type network mode');
+  if (endpoints.some((e) => e?.Aliases?.length)) throw invalid('network-scoped alias is supported only for containers in user defined networks');
+  if (endpoints.some((e) => e?.IPAMConfig?.IPv4Address)) throw invalid('user specified IP address is supported on user defined networks only');
 }
 
 /**

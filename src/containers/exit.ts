@@ -39,7 +39,7 @@ export async function finalizeExit(svc: ContainerService, rec: ContainerRecord, 
   // Independent releases: run them side by side (this is on the `run --rm` critical path).
   await Promise.all([
     svc.driver.delete(rec.id, { force: true }).catch((e) => log.warn('runtime cleanup failed', { id: rec.id, error: String(e) })),
-    svc.networking.detach(rec).catch((e) => log.warn('network detach failed', { id: rec.id, error: String(e) })),
+    svc.detachNetwork(rec).catch((e) => log.warn('network detach failed', { id: rec.id, error: String(e) })),
     svc.unmount(rec.id).catch((e) => log.warn('unmount failed', { id: rec.id, error: String(e) })),
   ]);
   svc.networks.delete(rec.id);
@@ -65,7 +65,7 @@ async function exitAndRemove(svc: ContainerService, rec: ContainerRecord, info: 
   // What another container could ask for next goes first: once `run --rm`
   // returns, its published ports and addresses are free, its named volumes
   // no longer in use and its anonymous ones gone.
-  await svc.networking.detach(rec).catch(warn('network detach'));
+  await svc.detachNetwork(rec).catch(warn('network detach'));
   svc.networks.delete(rec.id);
   if (rec.mounts?.length) {
     await svc.volumes.teardownContainerMounts(rec.id, rec.mounts).catch(warn('volume teardown'));

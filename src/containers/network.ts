@@ -22,7 +22,12 @@ export interface NetworkAttachment {
  */
 export interface ContainerNetworking {
   attach(rec: ContainerRecord): Promise<NetworkAttachment>;
-  detach(rec: ContainerRecord): Promise<void>;
+  /**
+   * shared: containers that joined this one's namespace (network mode
+   * container:) still run in it, so it outlives this container: its links
+   * must be removed, not left to die with the namespace.
+   */
+  detach(rec: ContainerRecord, o?: { shared?: boolean }): Promise<void>;
   /** What the network layer holds for a container now (survives daemon restarts); undefined without a sandbox. */
   settings?(rec: ContainerRecord): LiveNetworkSettings | undefined;
 }
@@ -63,6 +68,15 @@ export function endpointsFromRequest(mode: string, networking: unknown): Record<
   return { [name]: cfg };
 }
 
+/**
+ * The container named by network mode `container:<name|id>` (docker's
+ * `--network container:web`); undefined for every other mode. An empty
+ * string is the malformed `container:`.
+ */
+export function joinedContainer(mode: string): string | undefined {
+  return mode.startsWith('container:') ? mode.slice('container:'.length) : undefined;
+}
+
 /** Docker's name for the mode: "default" means the default bridge. */
 export function networkName(rec: ContainerRecord): string {
   const m = rec.hostConfig.NetworkMode;
@@ -93,10 +107,11 @@ export class BasicNetworking implements ContainerNetworking {
     return { namespace: 'private', networks: { [name]: emptyEndpoint() } };
   }
 
-  async detach(rec: ContainerRecord): Promise<void> {
+  async detach(rec: ContainerRecord, o?: { shared?: boolean }): Promise<void> {
     const name = networkName(rec);
-    if (name === 'host' || name === 'none') return;
-    await this.bridge?.detach(rec);
+    // A container in another's namespace has nothing of its own to release.
+    if (name === 'host' || name === 'none' || joinedContainer(name) !== undefined) return;
+    await this.bridge?.detach(rec, o);
   }
 
   settings(rec: ContainerRecord): LiveNetworkSettings | undefined {

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { invalid } from '../common/errors.ts';
 import { bindMount, tmpfsMount, type Mount, type NamespaceMode, type RuntimeSpecOptions, type SeccompOption } from '../runtime/index.ts';
+import type { NetworkFiles } from './netshare.ts';
 import type { ContainerRecord } from './types.ts';
 import type { ResolvedUser } from './user.ts';
 
@@ -10,8 +11,8 @@ export interface RunInputs {
   user: ResolvedUser;
   cwd: string;
   netns: NamespaceMode;
-  /** Per-container files bind-mounted over /etc/{hosts,hostname,resolv.conf}. */
-  files: { hosts: string; hostname: string; resolv: string };
+  /** Files bind-mounted over /etc/{hosts,hostname,resolv.conf}; one missing is not mounted (see netshare.ts). */
+  files: Partial<NetworkFiles>;
   cgroupsPath: string;
   /** Volume, bind and tmpfs mounts from volumes/ setupContainerMounts, in order. */
   mounts?: Mount[];
@@ -71,11 +72,8 @@ export function runSpecOptions(rec: ContainerRecord, inp: RunInputs): RuntimeSpe
   if (!env.some((e) => e.startsWith('HOSTNAME='))) env.unshift(`HOSTNAME=${c.Hostname}`);
   if (!env.some((e) => e.startsWith('HOME='))) env.push(`HOME=${inp.user.home || '/'}`);
   const hostNet = inp.netns === 'host';
-  const mounts: Mount[] = [
-    bindMount(inp.files.resolv, '/etc/resolv.conf', { recursive: false }),
-    bindMount(inp.files.hostname, '/etc/hostname', { recursive: false }),
-    bindMount(inp.files.hosts, '/etc/hosts', { recursive: false }),
-  ];
+  const etc: Array<[string | undefined, string]> = [[inp.files.resolv, '/etc/resolv.conf'], [inp.files.hostname, '/etc/hostname'], [inp.files.hosts, '/etc/hosts']];
+  const mounts: Mount[] = etc.filter((e): e is [string, string] => !!e[0]).map(([src, dst]) => bindMount(src, dst, { recursive: false }));
   mounts.push(...(inp.mounts ?? []));
   const sec = seccompOf(h.SecurityOpt ?? []);
   const swappiness = h.MemorySwappiness;

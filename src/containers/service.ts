@@ -10,10 +10,11 @@ import { log } from '../common/log.ts';
 import type { ImageService } from '../images/service.ts';
 import { unmount } from '../snapshots/overlay.ts';
 import { type AttachSession, buildSpec, type ExitInfo, RuntimeDriver, specToJson } from '../runtime/index.ts';
-import { commandOf, type CreateRequest, mergeConfig, normalizeHostConfig } from './create.ts';
+import { checkJoinedNetworkOptions, commandOf, type CreateRequest, mergeConfig, normalizeHostConfig } from './create.ts';
 import * as exit from './exit.ts';
 import * as lifecycle from './lifecycle.ts';
-import { BasicNetworking, type ContainerNetworking, endpointsFromRequest, hostsContent, resolvContent } from './network.ts';
+import { BasicNetworking, type ContainerNetworking, endpointsFromRequest, hostsContent, joinedContainer, resolvContent } from './network.ts';
+import { hasJoiners, joinNetwork, networkFiles, type RunNetwork } from './netshare.ts';
 import { runSpecOptions } from './runspec.ts';
 import { openDirIn } from './scoped.ts';
 import { ContainerStore } from './store.ts';
@@ -123,6 +124,11 @@ export class ContainerService {
     const imageConfig = await this.images.config(image);
     const id = newId();
     const hostConfig = normalizeHostConfig(req.HostConfig);
+    checkJoinedNetworkOptions(req, hostConfig);
+    // dockerd names the joined container by ID, so a rename keeps the link; an unknown one is an error at start.
+    const joined = joinedContainer(hostConfig.NetworkMode);
+    const joinedRec = joined ? this.store.tryFind(joined) : undefined;
+    if (joinedRec) hostConfig.NetworkMode = `container:${joinedRec.id}`;
     const config = mergeConfig(req, imageConfig.config, id);
     if (name !== undefined && name !== '') this.store.checkName(name.replace(/^\//, ''));
     let finalName = name ? name.replace(/^\//, '') : randomName();
@@ -137,7 +143,7 @@ export class ContainerService {
     };
     const eps = (req.NetworkingConfig as { EndpointsConfig?: Record<string, EndpointConfig | null> } | null | undefined)?.EndpointsConfig;
     const mode = hostConfig.NetworkMode === 'default' ? 'bridge' : hostConfig.NetworkMode;
-    if (eps && typeof eps === 'object' && mode !== 'host' && mode !== 'none') {
+    if (eps && typeof eps === 'object' && mode !== 'host' && mode !== 'none' && joined === undefined) {
       rec.endpoints = {};
       for (const [k, v] of Object.entries(eps).slice(0, 64)) {
         const e: EndpointConfig = {};
@@ -222,17 +228,10 @@ export class ContainerService {
         cwd = d.clean;
         d.close();
       }
-      const att = await this.networking.attach(rec);
+      // Set first: detach tolerates missing pieces, so it also undoes an attach that failed halfway.
       netAttached = true;
-      this.networks.set(id, att.networks);
-      const dd = this.store.containerDir(id);
-      const files = { hosts: path.join(dd, 'hosts'), hostname: path.join(dd, 'hostname'), resolv: path.join(dd, 'resolv.conf') };
-      await Promise.all([
-        fsp.writeFile(files.hosts, hostsContent(rec, att), { mode: 0o644 }),
-        fsp.writeFile(files.hostname, `${rec.config.Hostname}\n`, { mode: 0o644 }),
-        fsp.writeFile(files.resolv, resolvContent(rec, att), { mode: 0o644 }),
-      ]);
-      const spec = buildSpec(runSpecOptions(rec, { rootfs, user, cwd, netns: att.namespace, files, cgroupsPath: this.cgroupPath(id), mounts: volumeMounts }));
+      const { namespace, files } = joinedContainer(rec.hostConfig.NetworkMode) !== undefined ? joinNetwork(this.store, rec) : await this.attachNetwork(rec);
+      const spec = buildSpec(runSpecOptions(rec, { rootfs, user, cwd, netns: namespace, files, cgroupsPath: this.cgroupPath(id), mounts: volumeMounts }));
       // Rewritten at every start, so no fsync: a crash just means the next start writes it again.
       await fsp.writeFile(path.join(rd, 'config.json'), specToJson(spec), { mode: 0o600 });
       const c = rec.config;
@@ -247,7 +246,7 @@ export class ContainerService {
     } catch (e) {
       this.failPending(id);
       if (created) await this.driver.delete(id, { force: true }).catch((e2) => log.warn('cleanup after failed start', { id, error: String(e2) }));
-      if (netAttached) await this.networking.detach(rec).catch(() => {});
+      if (netAttached) await this.detachNetwork(rec).catch(() => {});
       await this.volumes.teardownContainerMounts(id, rec.mounts ?? []).catch(() => {});
       await this.unmount(id).catch(() => {});
       rec.state.Error = e instanceof Error ? e.message : String(e);
@@ -262,6 +261,24 @@ export class ContainerService {
     await this.store.save(rec);
     this.event('start', rec);
     this.monitor(rec);
+  }
+
+  /** The container's own network for a run, and the files that describe it. */
+  private async attachNetwork(rec: ContainerRecord): Promise<RunNetwork> {
+    const att = await this.networking.attach(rec);
+    this.networks.set(rec.id, att.networks);
+    const files = networkFiles(this.store.containerDir(rec.id));
+    await Promise.all([
+      fsp.writeFile(files.hosts, hostsContent(rec, att), { mode: 0o644 }),
+      fsp.writeFile(files.hostname, `${rec.config.Hostname}\n`, { mode: 0o644 }),
+      fsp.writeFile(files.resolv, resolvContent(rec, att), { mode: 0o644 }),
+    ]);
+    return { namespace: att.namespace, files };
+  }
+
+  /** Releases a run's network. Containers that joined its namespace outlive this run in it. */
+  detachNetwork(rec: ContainerRecord): Promise<void> {
+    return this.networking.detach(rec, { shared: hasJoiners(this.store, rec.id) });
   }
 
   async mount(id: string): Promise<void> {

@@ -132,6 +132,13 @@ export interface ContainerRecord {
   endpoints?: Record<string, EndpointConfig>;
   /** Volumes, binds and tmpfs mounts resolved at create (volumes/ prepareContainerMounts). */
   mounts?: ResolvedMount[];
+  /**
+   * Network mode container:<id>: the container whose network namespace and
+   * /etc/{hosts,hostname,resolv.conf} this one used at its last start (the
+   * end of a chain c → b → a is a). Inspect shows that container's file paths,
+   * and that container's network teardown spares the namespace's other users.
+   */
+  networkOwner?: string;
 }
 
 /** docker's EndpointSettings input: what the user asked for on one network. */

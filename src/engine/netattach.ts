@@ -1,5 +1,5 @@
 import { EngineError, invalid } from '../common/errors.ts';
-import { type ContainerNetworking, emptyEndpoint, type LiveNetworkSettings, type NetworkAttachment } from '../containers/network.ts';
+import { type ContainerNetworking, emptyEndpoint, joinedContainer, type LiveNetworkSettings, type NetworkAttachment } from '../containers/network.ts';
 import type { ContainerService } from '../containers/service.ts';
 import { type ContainerRecord, type EndpointConfig, isRunning } from '../containers/types.ts';
 import { type EndpointOptions, type NetworkManager, type PortBindings, toEndpointSettings, toPortMap } from '../network/index.ts';
@@ -58,10 +58,10 @@ export class BridgeNetworking implements ContainerNetworking {
     return attachment(sb);
   }
 
-  async detach(rec: ContainerRecord): Promise<void> {
+  async detach(rec: ContainerRecord, o: { shared?: boolean } = {}): Promise<void> {
     if (rec.hostConfig.NetworkMode === 'host' || rec.hostConfig.NetworkMode === 'none') return;
     const eps = Object.values(this.nm.sandbox(rec.id)?.Endpoints ?? {});
-    await this.nm.detach(rec.id);
+    await this.nm.detach(rec.id, o);
     for (const e of eps) this.onEvent('disconnect', e.NetworkId, { container: rec.id, name: e.NetworkName, type: 'bridge' });
   }
 
@@ -111,8 +111,9 @@ export class EngineContainerNetworks implements ContainerNetworks {
     await this.containers.mutex.run(id, async () => {
       const rec = this.record(id);
       const mode = rec.hostConfig.NetworkMode;
+      // dockerd's messages (runconfig.ErrConflictSharedNetwork, ErrConflictHostNetwork, ErrConflictNoNetwork).
+      if (joinedContainer(mode) !== undefined) throw new EngineError('FORBIDDEN', 'container sharing network namespace with another container or host cannot be connected to any other network');
       const n = this.nm.store.get(ep.network);
-      // dockerd's messages (runconfig.ErrConflictHostNetwork / ErrConflictNoNetwork).
       if (mode === 'host' || n.Driver === 'host') throw new EngineError('FORBIDDEN', 'container cannot be disconnected from host network or connected to host network');
       if (mode === 'none' || n.Driver === 'null') throw new EngineError('FORBIDDEN', 'container cannot be connected to multiple networks with one of the networks in private (none) mode');
       const eps = { ...(rec.endpoints ?? Object.fromEntries(joinList(rec))) };

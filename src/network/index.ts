@@ -222,16 +222,20 @@ export class NetworkManager {
     });
   }
 
-  /** Removes everything attach/connect added for the container. Missing pieces are fine. */
-  async detach(containerId: string): Promise<void> {
+  /**
+   * Removes everything attach/connect added for the container. Missing
+   * pieces are fine. shared: other processes (containers that joined with
+   * network mode container:) stay in its netns, which then outlives it.
+   */
+  async detach(containerId: string, o: { shared?: boolean } = {}): Promise<void> {
     await this.mu.run(containerId, async () => {
       const sb = this.state.sandboxes.get(containerId);
-      if (sb) await this.teardown(sb);
+      if (sb) await this.teardown(sb, !!o.shared);
     });
   }
 
-  private async teardown(sb: SandboxRecord): Promise<void> {
-    await unplumb(sb, Object.values(sb.Endpoints));
+  private async teardown(sb: SandboxRecord, shared = false): Promise<void> {
+    await unplumb(sb, Object.values(sb.Endpoints), shared);
     await this.mu.run('state', async () => {
       const hadPorts = sb.Ports.length > 0;
       this.ports.release(sb.ContainerId);

@@ -59,10 +59,16 @@ export async function deleteLinks(hostIfs: string[]): Promise<void> {
  * For keel's own netns only the pin is removed: once the container's
  * processes are gone the kernel destroys the namespace and both ends of
  * every veth in it. `ip link del` of a veth measured ~20 ms here (it waits
- * for an RCU grace period); the unmount ~3 ms.
+ * for an RCU grace period); the unmount ~3 ms. A `shared` netns still has
+ * other processes in it, so it lives on: its veths must go explicitly, or
+ * they would keep a released address on the bridge and block the host-side
+ * name the container's next start needs.
  */
-export async function unplumb(sb: SandboxRecord, eps: EndpointRecord[]): Promise<void> {
-  if (sb.OwnNetns && sb.NetnsPath) return removeNetns(sb.NetnsPath);
+export async function unplumb(sb: SandboxRecord, eps: EndpointRecord[], shared = false): Promise<void> {
+  if (sb.OwnNetns && sb.NetnsPath) {
+    if (shared) await deleteLinks(eps.map((e) => e.HostIfName));
+    return removeNetns(sb.NetnsPath);
+  }
   // A netns given as /proc/<pid>/ns/net dies with its process, veths and all:
   // once the process is gone there is nothing left to delete.
   if (sb.NetnsPath.startsWith('/proc/') && !(await exists(sb.NetnsPath))) return;
