@@ -15,6 +15,7 @@ import { createLayerImage } from '../images/import.ts';
 import type { ImageRecord } from '../images/store.ts';
 import type { ContainerConfig as ImageRunConfig } from '../oci/types.ts';
 import { mountHostView, type HostViewMount } from '../volumes/hostview.ts';
+import { networkFiles } from './netshare.ts';
 import type { ContainerService } from './service.ts';
 import { openDirIn, statIn } from './scoped.ts';
 import { type ContainerRecord, isRunning } from './types.ts';
@@ -186,10 +187,10 @@ export async function exportRootfs(svc: ContainerService, ref: string): Promise<
 function hostView(svc: ContainerService, rec: ContainerRecord): HostViewMount[] {
   const out: HostViewMount[] = [];
   for (const m of rec.mounts ?? []) if (m.type !== 'tmpfs' && m.source) out.push({ source: m.source, destination: m.destination, readonly: m.readonly });
-  const dir = svc.store.containerDir(rec.id);
   if (rec.hasBeenStarted) {
-    for (const [file, destination] of [['hosts', '/etc/hosts'], ['hostname', '/etc/hostname'], ['resolv.conf', '/etc/resolv.conf']] as const) {
-      const source = path.join(dir, file);
+    // A container on another's network (container:<id>) has that one's files.
+    const files = networkFiles(svc.store.containerDir(rec.networkOwner ?? rec.id));
+    for (const [source, destination] of [[files.hosts, '/etc/hosts'], [files.hostname, '/etc/hostname'], [files.resolv, '/etc/resolv.conf']] as const) {
       if (fs.existsSync(source) && !out.some((m) => m.destination === destination)) out.push({ source, destination, readonly: false });
     }
   }
