@@ -112,6 +112,7 @@ test('list filters and name/ID lookup', async () => {
   assert.deepEqual(listContainers(all, { filters: { status: ['exited'] } }).map((r) => r.name), ['beta']);
   assert.deepEqual(listContainers(all, { all: true, filters: { label: ['k=v'] } }).map((r) => r.name), ['alpha']);
   assert.deepEqual(listContainers(all, { all: true, filters: { name: ['^/be'] } }).map((r) => r.name), ['beta']);
+  assert.deepEqual(listContainers(all, { all: true, filters: { name: ['^beta$'] } }).map((r) => r.name), ['beta'], 'docker matches the name without its slash too');
   assert.deepEqual(listContainers(all, { filters: { exited: ['1'] } }).map((r) => r.name), ['beta']);
   assert.deepEqual(listContainers(all, { limit: 1 }).map((r) => r.name), ['beta']);
   assert.throws(() => listContainers(all, { filters: { bogus: ['1'] } }), /invalid filter 'bogus'/);

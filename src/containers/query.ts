@@ -65,11 +65,12 @@ export function listContainers(recs: ContainerRecord[], o: ListOptions): Contain
   return o.limit !== undefined && o.limit > 0 ? out.slice(0, o.limit) : out;
 }
 
-/** docker's name filter is a regular expression over "/name"; keep it safe by bounding it. */
+/** docker's name filter is a regular expression over "/name" or "name" (either matches); bounded. */
 function matchName(name: string, pattern: string): boolean {
   if (pattern.length > 256) throw invalid('name filter is too long');
   try {
-    return new RegExp(pattern).test(`/${name}`);
+    const re = new RegExp(pattern);
+    return re.test(`/${name}`) || re.test(name);
   } catch {
     return `/${name}`.includes(pattern);
   }

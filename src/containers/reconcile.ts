@@ -1,6 +1,7 @@
 import fsp from 'node:fs/promises';
 import { isEngineError } from '../common/errors.ts';
 import { log } from '../common/log.ts';
+import { joinedContainer } from './network.ts';
 import { startOnDaemonStart } from './restart.ts';
 import type { ContainerService } from './service.ts';
 import { isRunning } from './types.ts';
@@ -55,7 +56,14 @@ export async function reconcile(svc: ContainerService): Promise<{ running: numbe
   }
   await removeOrphans(svc);
   await svc.volumes.reconcile(svc.store.list().map((r) => r.id), svc.store.list().filter(isRunning).map((r) => r.id)).catch((e) => log.warn('volume reconcile failed', { error: String(e) }));
-  for (const rec of svc.store.list()) {
+  // Containers on another's network (container:<id>) start after it, as far down a chain as it goes.
+  const joinDepth = (ref: string | undefined, depth = 0): number => {
+    const r = ref === undefined ? undefined : svc.store.tryFind(ref);
+    const next = r && joinedContainer(r.hostConfig.NetworkMode);
+    return next === undefined || depth > 16 ? depth : joinDepth(next, depth + 1);
+  };
+  const ordered = svc.store.list().map((rec) => ({ rec, depth: joinDepth(rec.id) })).sort((a, b) => a.depth - b.depth);
+  for (const { rec } of ordered) {
     if (isRunning(rec)) continue;
     if (rec.hostConfig.AutoRemove && wasRunning.has(rec.id)) {
       await svc.remove(rec.id, { force: true }).catch(() => {});

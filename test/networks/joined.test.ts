@@ -263,3 +263,27 @@ test('the target restarts, the daemon is killed, the target is removed: the join
   await ok(['rm', 'side2']);
   assert.deepEqual(await networkFootprint(), base);
 });
+
+test('after the daemon restarts, restart policies start a target before the containers on its network', async () => {
+  const a = await startServer('RT');
+  await ok(['update', '--restart', 'always', 'RT']);
+  const joiners = ['RJ1', 'RJ2', 'RJ3'];
+  for (const j of joiners) await ok(['run', '-d', '--name', j, '--restart', 'always', '--network', 'container:RT', 'busybox:local', 'sleep', '300']);
+  // The daemon dies, then so do the containers (as in a host reboot): the next daemon finds them all exited.
+  const pids = await Promise.all(['RT', ...joiners].map(async (n) => (await inspect(n)).State.Pid as number));
+  await d.kill9();
+  for (const p of pids) process.kill(p, 'SIGKILL');
+  await d.start();
+  // Records are read in directory order; each joiner must still come up after its target, or it fails with 409.
+  for (const n of ['RT', ...joiners]) {
+    let running = false;
+    for (let i = 0; i < 50 && !running; i++) {
+      running = (await inspect(n)).State.Running === true;
+      if (!running) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(running, true, `${n} runs again`);
+  }
+  assert.equal(await ok(['exec', 'RJ1', 'wget', '-qO-', 'http://127.0.0.1:8080/']), 'hello from A\n');
+  assert.equal(await getSoon(a.port), 'hello from A\n');
+  await ok(['rm', '-f', ...joiners, 'RT']);
+});
