@@ -94,38 +94,52 @@ export async function changes(svc: ContainerService, ref: string): Promise<Chang
   const upper = svc.images.snapshots.upperDir(rec.id);
   const image = svc.images.store.get(rec.imageId);
   const lowers = (image?.chainIds ?? []).map((c) => svc.images.snapshots.layerDir(c)).reverse();
-  const inLower = (rel: string) => lowers.some((l) => {
-    try {
-      fs.lstatSync(path.join(l, rel));
-      return true;
-    } catch {
-      return false;
+  // The image's entry for a path: the topmost layer that has it; a whiteout there means the image has none.
+  const lowerStat = (rel: string): fs.Stats | undefined => {
+    for (const l of lowers) {
+      let st: fs.Stats;
+      try {
+        st = fs.lstatSync(path.join(l, rel));
+      } catch {
+        continue;
+      }
+      return st.isCharacterDevice() && st.rdev === 0 ? undefined : st;
     }
-  });
-  const out: Change[] = [];
+    return undefined;
+  };
   // Mount points runc makes in the rootfs: docker keeps them in an init layer, so diff never shows them.
   const hidden = new Set(['dev', 'proc', 'sys', 'etc/hosts', 'etc/hostname', 'etc/resolv.conf', '.dockerenv']);
-  const walk = (rel: string) => {
+  const walk = (rel: string): Change[] => {
     let names: string[];
     try {
       names = fs.readdirSync(path.join(upper, rel)).sort();
     } catch {
-      return;
+      return [];
     }
+    const out: Change[] = [];
     for (const n of names) {
       const r = rel ? `${rel}/${n}` : n;
       const st = fs.lstatSync(path.join(upper, r));
-      if (hidden.has(r) && !inLower(r) && (st.isDirectory() ? fs.readdirSync(path.join(upper, r)).length === 0 : st.size === 0)) continue;
+      const lower = lowerStat(r);
+      if (hidden.has(r) && !lower && (st.isDirectory() ? fs.readdirSync(path.join(upper, r)).length === 0 : st.size === 0)) continue;
       if (st.isCharacterDevice() && st.rdev === 0) {
         out.push({ Path: `/${r}`, Kind: 2 });
         continue;
       }
-      out.push({ Path: `/${r}`, Kind: inLower(r) ? 0 : 1 });
-      if (st.isDirectory()) walk(r);
+      if (!st.isDirectory()) {
+        out.push({ Path: `/${r}`, Kind: lower ? 0 : 1 });
+        continue;
+      }
+      // overlay copies a directory up just to hold a change inside it: like docker, such a
+      // directory counts as changed only when something inside changed or its own owner or mode did.
+      const inside = walk(r);
+      const same = lower?.isDirectory() && lower.mode === st.mode && lower.uid === st.uid && lower.gid === st.gid;
+      if (!same || inside.length) out.push({ Path: `/${r}`, Kind: lower ? 0 : 1 });
+      out.push(...inside);
     }
+    return out;
   };
-  walk('');
-  return out;
+  return walk('');
 }
 
 // ---- commit -----------------------------------------------------------------
