@@ -6,14 +6,13 @@
 import fs from 'node:fs';
 import os from 'node:os';
 
-const ROOT = '/sys/fs/cgroup';
-const unified = (() => {
-  try {
-    return fs.existsSync(`${ROOT}/cgroup.controllers`);
-  } catch {
-    return false;
-  }
-})();
+/** Where cgroupfs is and which layout it has; tests point it at a fixture tree. */
+export interface CgroupFs {
+  root: string;
+  unified: boolean;
+}
+
+const HOST: CgroupFs = { root: '/sys/fs/cgroup', unified: fs.existsSync('/sys/fs/cgroup/cgroup.controllers') };
 
 function read(p: string): string | undefined {
   try {
@@ -96,7 +95,7 @@ export interface StatsSample {
 }
 
 /** One sample of a container's cgroup (`cgroupPath` like /keel/<id>); zeros when it is not running. */
-export function sampleStats(cgroupPath: string, pid: number): StatsSample {
+export function sampleStats(cgroupPath: string, pid: number, cg: CgroupFs = HOST): StatsSample {
   const cpus = os.cpus().length;
   const hostMem = os.totalmem();
   const s: StatsSample = {
@@ -109,8 +108,8 @@ export function sampleStats(cgroupPath: string, pid: number): StatsSample {
     memory_stats: {},
   };
   if (!pid) return s;
-  if (unified) {
-    const d = `${ROOT}${cgroupPath}`;
+  if (cg.unified) {
+    const d = `${cg.root}${cgroupPath}`;
     const cpu = kv(read(`${d}/cpu.stat`));
     s.cpu_stats.cpu_usage = { total_usage: (cpu.usage_usec ?? 0) * 1000, usage_in_kernelmode: (cpu.system_usec ?? 0) * 1000, usage_in_usermode: (cpu.user_usec ?? 0) * 1000 };
     s.cpu_stats.throttling_data = { periods: cpu.nr_periods ?? 0, throttled_periods: cpu.nr_throttled ?? 0, throttled_time: (cpu.throttled_usec ?? 0) * 1000 };
@@ -127,7 +126,7 @@ export function sampleStats(cgroupPath: string, pid: number): StatsSample {
     }
     s.blkio_stats.io_service_bytes_recursive = io;
   } else {
-    const c = (ctl: string, f: string) => `${ROOT}/${ctl}${cgroupPath}/${f}`;
+    const c = (ctl: string, f: string) => `${cg.root}/${ctl}${cgroupPath}/${f}`;
     const percpu = (read(c('cpuacct', 'cpuacct.usage_percpu')) ?? '').trim().split(/\s+/).filter(Boolean).map(Number);
     const cs = kv(read(c('cpuacct', 'cpuacct.stat')));
     const tick = 1e9 / 100;
@@ -152,8 +151,8 @@ export function sampleStats(cgroupPath: string, pid: number): StatsSample {
 }
 
 /** PIDs in the container's cgroup (for top). */
-export function cgroupPids(cgroupPath: string): number[] {
-  const file = unified ? `${ROOT}${cgroupPath}/cgroup.procs` : `${ROOT}/pids${cgroupPath}/cgroup.procs`;
+export function cgroupPids(cgroupPath: string, cg: CgroupFs = HOST): number[] {
+  const file = cg.unified ? `${cg.root}${cgroupPath}/cgroup.procs` : `${cg.root}/pids${cgroupPath}/cgroup.procs`;
   return (read(file) ?? '').split('\n').filter(Boolean).map(Number);
 }
 
