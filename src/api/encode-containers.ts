@@ -54,6 +54,7 @@ export function encodeContainerInspect(svc: ContainerService, r: ContainerRecord
       Error: s.Error,
       StartedAt: s.StartedAt,
       FinishedAt: s.FinishedAt,
+      ...(s.Health ? { Health: s.Health } : {}),
     },
     Image: r.imageId,
     ResolvConfPath: path.join(dir, 'resolv.conf'),

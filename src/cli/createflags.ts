@@ -228,17 +228,23 @@ function capName(c: string): string {
   return u === 'ALL' || u.startsWith('CAP_') ? u : `CAP_${u}`;
 }
 
+/** The docker CLI's health flags: a zero value is no setting; negative ones are refused here, the rest by the daemon. */
 function healthcheck(o: CreateFlags): Record<string, unknown> | undefined {
   const dur = (k: string) => flag(o, k, parseDuration) ?? 0;
-  const retries = flag(o, 'healthRetries', parseInteger) ?? 0;
-  const any = o.healthCmd !== undefined || o.healthInterval || o.healthTimeout || o.healthStartPeriod || o.healthStartInterval || o.healthRetries;
+  const cmd = (o.healthCmd as string | undefined) ?? '';
+  const values = {
+    interval: dur('healthInterval'), timeout: dur('healthTimeout'), retries: flag(o, 'healthRetries', parseInteger) ?? 0,
+    'start-period': dur('healthStartPeriod'), 'start-interval': dur('healthStartInterval'),
+  };
+  const any = cmd !== '' || Object.values(values).some((v) => v !== 0);
   if (o.healthcheck === false) {
     if (any) throw new FlagError('--no-healthcheck conflicts with --health-* options');
     return { Test: ['NONE'] };
   }
   if (!any) return undefined;
+  for (const [k, v] of Object.entries(values)) if (v < 0) throw new FlagError(`--health-${k} cannot be negative`);
   return {
-    Test: o.healthCmd !== undefined ? ['CMD-SHELL', o.healthCmd] : null,
-    Interval: dur('healthInterval'), Timeout: dur('healthTimeout'), StartPeriod: dur('healthStartPeriod'), StartInterval: dur('healthStartInterval'), Retries: retries,
+    Test: cmd ? ['CMD-SHELL', cmd] : null,
+    Interval: values.interval, Timeout: values.timeout, StartPeriod: values['start-period'], StartInterval: values['start-interval'], Retries: values.retries,
   };
 }

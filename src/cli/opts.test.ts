@@ -108,6 +108,26 @@ describe('create body', () => {
     assert.throws(() => buildCreate('img', [], flags({ memory: 'abc' }), false, false, undefined), { message: `invalid argument "abc" for "-m, --memory" flag: invalid size: 'abc'` });
     assert.throws(() => buildCreate('img', [], flags({ healthcheck: false, healthCmd: 'x' }), false, false, undefined), /conflicts/);
   });
+
+  test('health flags: docker\'s request shape and its checks', () => {
+    const hc = (o: Partial<CreateFlags>) => buildCreate('img', [], flags(o), false, false, undefined).body.Healthcheck;
+    assert.deepEqual(hc({ healthCmd: 'test -f /tmp/ok', healthInterval: '200ms', healthRetries: '2' }), {
+      Test: ['CMD-SHELL', 'test -f /tmp/ok'], Interval: 200e6, Timeout: 0, StartPeriod: 0, StartInterval: 0, Retries: 2,
+    });
+    assert.deepEqual(hc({ healthTimeout: '1s' }), { Test: null, Interval: 0, Timeout: 1e9, StartPeriod: 0, StartInterval: 0, Retries: 0 });
+    assert.deepEqual(hc({ healthcheck: false }), { Test: ['NONE'] });
+    assert.equal(hc({}), undefined);
+    // Zero values are no setting, as in docker: no conflict with --no-healthcheck, no Healthcheck sent.
+    assert.equal(hc({ healthInterval: '0s', healthCmd: '' }), undefined);
+    assert.deepEqual(hc({ healthcheck: false, healthRetries: '0' }), { Test: ['NONE'] });
+    assert.throws(() => hc({ healthInterval: '-1s' }), { message: '--health-interval cannot be negative' });
+    assert.throws(() => hc({ healthTimeout: '-1s' }), { message: '--health-timeout cannot be negative' });
+    assert.throws(() => hc({ healthRetries: '-1' }), { message: '--health-retries cannot be negative' });
+    assert.throws(() => hc({ healthStartPeriod: '-1ms' }), { message: '--health-start-period cannot be negative' });
+    assert.throws(() => hc({ healthStartInterval: '-1ms' }), { message: '--health-start-interval cannot be negative' });
+    assert.throws(() => hc({ healthInterval: '5' }), { message: 'invalid argument "5" for "--health-interval" flag: time: missing unit in duration "5"' });
+    assert.throws(() => hc({ healthTimeout: 'soon' }), { message: 'invalid argument "soon" for "--health-timeout" flag: time: invalid duration "soon"' });
+  });
 });
 
 describe('streams and display', () => {

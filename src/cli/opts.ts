@@ -6,6 +6,7 @@
  * print docker's `invalid argument "x" for "-m, --memory" flag: …`.
  */
 import fs from 'node:fs';
+import { parseGoDuration } from '../common/units.ts';
 
 export class FlagError extends Error {}
 
@@ -33,20 +34,13 @@ export function parseInteger(s: string): number {
   return Number(s);
 }
 
-/** Go's time.ParseDuration (h, m, s, ms, us, ns) → nanoseconds. */
+/** Go's time.ParseDuration → nanoseconds, its errors as FlagErrors. */
 export function parseDuration(s: string): number {
-  const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/gy;
-  const unit: Record<string, number> = { ns: 1, us: 1e3, µs: 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };
-  if (s === '0') return 0;
-  let total = 0;
-  let pos = 0;
-  let m: RegExpExecArray | null;
-  while ((m = re.exec(s))) {
-    total += Number(m[1]) * unit[m[2]!]!;
-    pos = re.lastIndex;
+  try {
+    return parseGoDuration(s);
+  } catch (e) {
+    throw new FlagError((e as Error).message);
   }
-  if (pos === 0 || pos !== s.length) throw new FlagError(`time: invalid duration "${s}"`);
-  return Math.round(total);
 }
 
 export interface PortBinding {

@@ -2,6 +2,7 @@ import path from 'node:path';
 import { invalid } from '../common/errors.ts';
 import { NAME_PATTERN } from '../common/ids.ts';
 import type { ContainerConfig as ImageRunConfig } from '../oci/types.ts';
+import { mergeHealthConfig, parseHealthConfig } from './health.ts';
 import { joinedContainer } from './network.ts';
 import type { ContainerConfig, EndpointConfig, HostConfig, RestartPolicy } from './types.ts';
 
@@ -193,6 +194,8 @@ export function mergeConfig(req: CreateRequest, image: ImageRunConfig | undefine
   const stopSignal = typeof req.StopSignal === 'string' && req.StopSignal ? req.StopSignal : img.StopSignal;
   if (stopSignal) cfg.StopSignal = stopSignal;
   if (stopTimeout !== undefined) cfg.StopTimeout = stopTimeout;
+  const health = mergeHealthConfig(parseHealthConfig(req.Healthcheck, true), parseHealthConfig(img.Healthcheck, false));
+  if (health) cfg.Healthcheck = health;
   if (cfg.Hostname.length > 63 || !/^[a-zA-Z0-9]([a-zA-Z0-9.-]*[a-zA-Z0-9])?$/.test(cfg.Hostname)) throw invalid(`invalid hostname format: ${cfg.Hostname}`);
   const argv = [...(entrypoint ?? []), ...(cmd ?? [])];
   if (argv.length === 0) throw invalid('No command specified');

@@ -141,6 +141,11 @@ export class ExecManager {
     for (const [id, e] of this.execs) if (!e.running && (e.started || !this.svc.store.get(e.containerId))) this.execs.delete(id);
   }
 
+  /** Drops one exec (health probes, once their result is taken). */
+  forget(id: string): void {
+    this.execs.delete(id);
+  }
+
   forgetContainer(containerId: string): void {
     for (const [id, e] of this.execs) if (e.containerId === containerId) this.execs.delete(id);
   }

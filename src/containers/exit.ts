@@ -34,6 +34,7 @@ export function monitor(svc: ContainerService, rec: ContainerRecord): void {
 
 /** Records an exit and releases what the run held: runtime state, network, mount. */
 export async function finalizeExit(svc: ContainerService, rec: ContainerRecord, info: ExitInfo): Promise<void> {
+  svc.health.stop(rec.id);
   const code = info.recorded && info.exitCode >= 0 ? info.exitCode : 255;
   rec.state = { ...rec.state, Status: 'exited', Pid: 0, ExitCode: code, FinishedAt: info.finishedAt.toISOString(), OOMKilled: info.oomKilled };
   // Independent releases: run them side by side (this is on the `run --rm` critical path).
@@ -59,6 +60,7 @@ export async function finalizeExit(svc: ContainerService, rec: ContainerRecord, 
  * reconcile's orphan sweep removes at the next start.
  */
 async function exitAndRemove(svc: ContainerService, rec: ContainerRecord, info: ExitInfo): Promise<void> {
+  svc.health.stop(rec.id);
   const code = info.recorded && info.exitCode >= 0 ? info.exitCode : 255;
   rec.state = { ...rec.state, Status: 'removing', Pid: 0, ExitCode: code, FinishedAt: info.finishedAt.toISOString(), OOMKilled: info.oomKilled };
   const warn = (what: string) => (e: unknown) => log.warn(`${what} failed`, { id: rec.id, error: String(e) });

@@ -164,6 +164,7 @@ export async function commit(svc: ContainerService, ref: string, o: CommitOption
     User: c.User || undefined, Env: c.Env, Cmd: c.Cmd, Entrypoint: c.Entrypoint, WorkingDir: c.WorkingDir || undefined,
     Labels: c.Labels, ...(c.ExposedPorts ? { ExposedPorts: c.ExposedPorts } : {}), ...(c.Volumes ? { Volumes: c.Volumes } : {}),
     ...(c.StopSignal ? { StopSignal: c.StopSignal } : {}),
+    ...(c.Healthcheck ? { Healthcheck: c.Healthcheck } : {}),
   };
   for (const [k, v] of Object.entries(o.config ?? {})) {
     if (v === null || v === undefined || v === '' || (Array.isArray(v) && v.length === 0)) continue;

@@ -84,6 +84,7 @@ export async function pause(svc: ContainerService, ref: string): Promise<void> {
     if (rec.state.Status !== 'running') throw conflict(`Container ${rec.id} is not running`);
     await svc.driver.pause(rec.id);
     rec.state.Status = 'paused';
+    svc.health.stop(rec.id);
     await svc.store.save(rec);
   });
   svc.event('pause', rec);
@@ -95,6 +96,7 @@ export async function unpause(svc: ContainerService, ref: string): Promise<void>
     if (rec.state.Status !== 'paused') throw conflict(`Container ${rec.id} is not paused`);
     await svc.driver.resume(rec.id);
     rec.state.Status = 'running';
+    svc.health.resume(rec);
     await svc.store.save(rec);
   });
   svc.event('unpause', rec);

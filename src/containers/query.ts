@@ -1,4 +1,5 @@
 import { EngineError, invalid } from '../common/errors.ts';
+import { HEALTH_FILTER_VALUES, healthSuffix } from './health.ts';
 import { networkName } from './network.ts';
 import type { ContainerRecord } from './types.ts';
 import { humanDuration } from '../common/units.ts';
@@ -36,6 +37,7 @@ export function listContainers(recs: ContainerRecord[], o: ListOptions): Contain
   const f = o.filters ?? {};
   for (const k of Object.keys(f)) if (!KNOWN.has(k)) throw invalid(`invalid filter '${k}'`);
   for (const s of f.status ?? []) if (!STATUSES.has(s)) throw invalid(`invalid filter 'status=${s}'`);
+  for (const h of f.health ?? []) if (!HEALTH_FILTER_VALUES.includes(h)) throw invalid(`Unrecognised filter value for health: ${h}`);
   const exited = (f.exited ?? []).map((e) => {
     const n = Number(e);
     if (!Number.isInteger(n)) throw invalid(`invalid filter 'exited=${e}'`);
@@ -59,7 +61,8 @@ export function listContainers(recs: ContainerRecord[], o: ListOptions): Contain
     if (f.network?.length && !f.network.includes(networkName(r))) continue;
     if (before && r.created >= before.created) continue;
     if (since && r.created <= since.created) continue;
-    if (f.volume?.length || f.publish?.length || f.health?.length) continue;
+    if (f.health?.length && !f.health.includes(r.state.Health?.Status ?? 'none')) continue;
+    if (f.volume?.length || f.publish?.length) continue;
     out.push(r);
   }
   return o.limit !== undefined && o.limit > 0 ? out.slice(0, o.limit) : out;
@@ -81,7 +84,7 @@ export function humanStatus(r: ContainerRecord, now = Date.now()): string {
   const s = r.state;
   switch (s.Status) {
     case 'running':
-      return `Up ${humanDuration(now - Date.parse(s.StartedAt))}`;
+      return `Up ${humanDuration(now - Date.parse(s.StartedAt))}${healthSuffix(s.Health)}`;
     case 'paused':
       return `Up ${humanDuration(now - Date.parse(s.StartedAt))} (Paused)`;
     case 'restarting':

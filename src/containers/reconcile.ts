@@ -45,6 +45,8 @@ export async function reconcile(svc: ContainerService): Promise<{ running: numbe
       rec.state.Status = status;
       if (!svc.isMounted(rec.id)) log.warn('running container has no rootfs mount in this namespace', { id: rec.id });
       svc.monitor(rec);
+      // Probes resume from starting, as after dockerd's restore.
+      svc.health.start(rec);
       counts.running++;
       continue;
     }

@@ -11,7 +11,9 @@ import type { ImageService } from '../images/service.ts';
 import { unmount } from '../snapshots/overlay.ts';
 import { type AttachSession, buildSpec, type ExitInfo, RuntimeDriver, specToJson } from '../runtime/index.ts';
 import { checkJoinedNetworkOptions, commandOf, type CreateRequest, mergeConfig, normalizeHostConfig } from './create.ts';
+import { ExecManager } from './exec.ts';
 import * as exit from './exit.ts';
+import { HealthMonitor } from './health.ts';
 import * as lifecycle from './lifecycle.ts';
 import { BasicNetworking, type ContainerNetworking, endpointsFromRequest, hostsContent, joinedContainer, resolvContent } from './network.ts';
 import { hasJoiners, joinNetwork, networkFiles, type RunNetwork } from './netshare.ts';
@@ -70,6 +72,8 @@ export class ContainerService {
   private readonly closing = new AbortController();
   /** Containers whose restart by policy is scheduled (exited, not yet started again). */
   readonly restartPending = new Set<string>();
+  readonly execs: ExecManager;
+  readonly health: HealthMonitor;
 
   constructor(o: ContainerServiceOptions) {
     this.store = new ContainerStore(path.join(o.dataRoot, 'containers'));
@@ -80,6 +84,8 @@ export class ContainerService {
     this.networking = new BasicNetworking(o.networking);
     this.cgroupParent = o.cgroupParent ?? '/keel';
     this.volumes = volumeService(o.dataRoot);
+    this.execs = new ExecManager(this);
+    this.health = new HealthMonitor(this);
   }
 
   runDir(id: string): string {
@@ -113,6 +119,7 @@ export class ContainerService {
   /** Stops watching containers; they keep running under their conmon. */
   close(): void {
     this.closing.abort();
+    this.health.close();
   }
 
   // ---- create ---------------------------------------------------------------
@@ -242,7 +249,7 @@ export class ContainerService {
       created = true;
       await this.connectPending(id);
       await this.driver.start(id);
-      rec.state = { Status: 'running', Pid: pid, ExitCode: 0, Error: '', StartedAt: new Date().toISOString(), FinishedAt: rec.state.FinishedAt, OOMKilled: false };
+      rec.state = { ...rec.state, Status: 'running', Pid: pid, ExitCode: 0, Error: '', StartedAt: new Date().toISOString(), OOMKilled: false };
     } catch (e) {
       this.failPending(id);
       if (created) await this.driver.delete(id, { force: true }).catch((e2) => log.warn('cleanup after failed start', { id, error: String(e2) }));
@@ -258,6 +265,7 @@ export class ContainerService {
       throw e;
     }
     rec.hasBeenStarted = true;
+    this.health.start(rec);
     await this.store.save(rec);
     this.event('start', rec);
     this.monitor(rec);

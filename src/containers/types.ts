@@ -6,6 +6,7 @@
  */
 import type { Digest } from '../oci/digest.ts';
 import type { ResolvedMount } from '../volumes/index.ts';
+import type { HealthConfig, HealthState } from './health.ts';
 
 export type ContainerStatus = 'created' | 'running' | 'paused' | 'restarting' | 'removing' | 'exited' | 'dead';
 
@@ -30,7 +31,7 @@ export interface ContainerConfig {
   Labels: Record<string, string>;
   StopSignal?: string;
   StopTimeout?: number;
-  Healthcheck?: unknown;
+  Healthcheck?: HealthConfig;
 }
 
 export interface RestartPolicy {
@@ -99,6 +100,8 @@ export interface ContainerState {
   StartedAt: string;
   FinishedAt: string;
   OOMKilled: boolean;
+  /** Only for containers with a health check, once started (health.ts). */
+  Health?: HealthState;
 }
 
 /** NetworkingConfig.EndpointsConfig entry: what a container asks of one network. */

@@ -20,7 +20,7 @@ import { type CreateNetworkOptions, type EndpointOptions, NetworkManager, type N
 import { ContainerService } from '../containers/service.ts';
 import { runcAdvisories, runcVersion } from '../runtime/index.ts';
 import type { VolumeService } from '../volumes/index.ts';
-import { ExecManager } from '../containers/exec.ts';
+import type { ExecManager } from '../containers/exec.ts';
 import { reconcile } from '../containers/reconcile.ts';
 import { BridgeNetworking, EngineContainerNetworks } from './netattach.ts';
 import { type ContainerRecord, isRunning } from '../containers/types.ts';
@@ -107,7 +107,7 @@ export class Engine {
         if (action === 'destroy') this.execs.forgetContainer(rec.id);
       },
     });
-    this.execs = new ExecManager(this.containers);
+    this.execs = this.containers.execs;
     this.containerNetworking = new EngineContainerNetworks(this.networks, this.containers);
     this.volumes.setEventSink((action, name, attrs) => this.events.publish('volume', action, name, attrs));
   }

@@ -31,3 +31,17 @@ test('unsupported or malformed changes are refused with a clear error', () => {
   assert.throws(() => applyChanges({}, ['CMD']), /expected an instruction and its arguments/);
   assert.throws(() => applyChanges({}, ['EXPOSE http']), /invalid port/);
 });
+
+test('HEALTHCHECK change: exec and shell forms, flags, NONE, the builder\'s errors', () => {
+  const shell = applyChanges({}, ['HEALTHCHECK --interval=5s --timeout=2s --start-period=1m --retries=4 CMD test -f /tmp/ok || exit 1']);
+  assert.deepEqual(shell.Healthcheck, { Test: ['CMD-SHELL', 'test -f /tmp/ok || exit 1'], Interval: 5e9, Timeout: 2e9, StartPeriod: 60e9, Retries: 4 });
+  assert.deepEqual(applyChanges({}, ['HEALTHCHECK CMD ["cat", "/x"]']).Healthcheck, { Test: ['CMD', 'cat', '/x'] });
+  assert.deepEqual(applyChanges({}, ['HEALTHCHECK NONE']).Healthcheck, { Test: ['NONE'] });
+  assert.throws(() => applyChanges({}, ['HEALTHCHECK NONE x']), /HEALTHCHECK NONE takes no arguments/);
+  assert.throws(() => applyChanges({}, ['HEALTHCHECK PING x']), /Unknown type "PING" in HEALTHCHECK \(try CMD\)/);
+  assert.throws(() => applyChanges({}, ['HEALTHCHECK CMD']), /Missing command after HEALTHCHECK CMD/);
+  assert.throws(() => applyChanges({}, ['HEALTHCHECK --interval=10us CMD true']), /Interval "interval" cannot be less than 1ms/);
+  assert.throws(() => applyChanges({}, ['HEALTHCHECK --timeout=5 CMD true']), /missing unit in duration "5"/);
+  assert.throws(() => applyChanges({}, ['HEALTHCHECK --retries=0 CMD true']), /--retries must be at least 1 \(not 0\)/);
+  assert.throws(() => applyChanges({}, ['HEALTHCHECK --bogus=1 CMD true']), /unknown flag: --bogus/);
+});

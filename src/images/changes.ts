@@ -1,4 +1,5 @@
 import { EngineError } from '../common/errors.ts';
+import { parseGoDuration } from '../common/units.ts';
 import type { ContainerConfig } from '../oci/types.ts';
 
 /**
@@ -43,11 +44,14 @@ export function applyChanges(config: ContainerConfig, changes: string[]): Contai
       case 'VOLUME':
         for (const v of rest.trim().startsWith('[') ? execForm(rest) : rest.split(/\s+/).filter(Boolean)) c.Volumes = { ...(c.Volumes ?? {}), [v]: {} };
         break;
+      case 'HEALTHCHECK':
+        c.Healthcheck = healthcheck(rest, raw);
+        break;
       case 'ONBUILD':
         c.OnBuild = [...(c.OnBuild ?? []), rest.trim()];
         break;
       default:
-        throw bad(raw, `${instr.toUpperCase()} is not a supported change (use CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, ONBUILD, STOPSIGNAL, USER, VOLUME, WORKDIR)`);
+        throw bad(raw, `${instr.toUpperCase()} is not a supported change (use CMD, ENTRYPOINT, ENV, EXPOSE, HEALTHCHECK, LABEL, ONBUILD, STOPSIGNAL, USER, VOLUME, WORKDIR)`);
     }
   }
   return c;
@@ -57,18 +61,65 @@ function bad(change: string, why: string): EngineError {
   return new EngineError('INVALID_ARGUMENT', `invalid --change "${change}": ${why}`);
 }
 
+/**
+ * `HEALTHCHECK NONE` or `HEALTHCHECK [--interval=D] [--timeout=D]
+ * [--start-period=D] [--start-interval=D] [--retries=N] CMD command`, with
+ * the Dockerfile builder's rules and messages: exec form runs as CMD, shell
+ * form as CMD-SHELL; zero durations mean the defaults.
+ */
+function healthcheck(rest: string, raw: string): NonNullable<ContainerConfig['Healthcheck']> {
+  let t = rest.trim();
+  const flags: Record<string, string> = {};
+  for (let m; (m = /^--([a-z-]+)=(\S*)\s*/.exec(t)); t = t.slice(m[0].length)) {
+    if (!['interval', 'timeout', 'start-period', 'start-interval', 'retries'].includes(m[1]!)) throw bad(raw, `unknown flag: --${m[1]}`);
+    flags[m[1]!] = m[2]!;
+  }
+  const [, type = '', args = ''] = /^(\S+)\s*([\s\S]*)$/.exec(t) ?? [];
+  if (type.toUpperCase() === 'NONE') {
+    if (args || Object.keys(flags).length) throw bad(raw, 'HEALTHCHECK NONE takes no arguments');
+    return { Test: ['NONE'] };
+  }
+  if (type.toUpperCase() !== 'CMD') throw bad(raw, type ? `Unknown type "${type.toUpperCase()}" in HEALTHCHECK (try CMD)` : 'HEALTHCHECK requires at least one argument');
+  const json = jsonArray(args);
+  if (json ? !json.length : !args.trim()) throw bad(raw, 'Missing command after HEALTHCHECK CMD');
+  const out: NonNullable<ContainerConfig['Healthcheck']> = { Test: json ? ['CMD', ...json] : ['CMD-SHELL', args.trim()] };
+  const durations = { interval: 'Interval', timeout: 'Timeout', 'start-period': 'StartPeriod', 'start-interval': 'StartInterval' } as const;
+  for (const [flag, field] of Object.entries(durations)) {
+    if (!flags[flag]) continue;
+    let d: number;
+    try {
+      d = parseGoDuration(flags[flag]!);
+    } catch (e) {
+      throw bad(raw, (e as Error).message);
+    }
+    if (d !== 0 && d < 1e6) throw bad(raw, `Interval "${flag}" cannot be less than 1ms`);
+    if (d) (out as Record<string, unknown>)[field] = d;
+  }
+  if (flags.retries) {
+    const n = Number(flags.retries);
+    if (!/^-?\d+$/.test(flags.retries) || !Number.isSafeInteger(n)) throw bad(raw, `strconv.ParseInt: parsing "${flags.retries}": invalid syntax`);
+    if (n < 1) throw bad(raw, `--retries must be at least 1 (not ${n})`);
+    out.Retries = n;
+  }
+  return out;
+}
+
 /** `["a","b"]` stays as is; anything else is shell form: `/bin/sh -c "…"`. */
 function execForm(s: string): string[] {
+  return jsonArray(s) ?? ['/bin/sh', '-c', s.trim()];
+}
+
+/** A JSON list of strings (exec form), or undefined: docker then treats it as shell form. */
+function jsonArray(s: string): string[] | undefined {
   const t = s.trim();
-  if (t.startsWith('[')) {
-    try {
-      const v = JSON.parse(t);
-      if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return v;
-    } catch {
-      // not JSON: docker then treats it as shell form too
-    }
+  if (!t.startsWith('[')) return undefined;
+  try {
+    const v = JSON.parse(t);
+    if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return v;
+  } catch {
+    // not JSON
   }
-  return ['/bin/sh', '-c', t];
+  return undefined;
 }
 
 /** `k=v k2="v 2"` or the legacy `k v` form. */

@@ -53,6 +53,7 @@ export interface ContainerConfig {
     Interval?: number;
     Timeout?: number;
     StartPeriod?: number;
+    StartInterval?: number;
     Retries?: number;
   };
   OnBuild?: string[] | null;

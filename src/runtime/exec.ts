@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -174,4 +175,54 @@ export async function execCollect(driver: RuntimeDriver, id: string, proc: Proce
   if (opts.input !== undefined) s.stdin?.end(opts.input);
   const exitCode = await s.exitCode;
   return { exitCode, stdout: await out, stderr: await err };
+}
+
+/**
+ * A process's start time (/proc/<pid>/stat field 22, clock ticks since
+ * boot). With the pid it names one process, even after the pid is reused.
+ */
+export function processStartTime(pid: number): string | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * SIGKILLs an exec'd process and everything it started, if `pid` is still
+ * the process that started at `startTime`. Killing only the process would
+ * leave a shell's children holding its output open (a hung health probe).
+ */
+export function killProcessTree(pid: number, startTime: string): void {
+  if (processStartTime(pid) !== startTime) return;
+  const children = new Map<number, number[]>();
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${name}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      const list = children.get(ppid) ?? [];
+      list.push(Number(name));
+      children.set(ppid, list);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const victims: number[] = [];
+  const queue = [pid];
+  while (queue.length && victims.length < 100_000) {
+    const p = queue.shift()!;
+    victims.push(p);
+    queue.push(...(children.get(p) ?? []));
+  }
+  for (const p of victims) {
+    try {
+      process.kill(p, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
 }

@@ -33,7 +33,7 @@ export { DEFAULT_CAPS, ALL_CAPS, hostBoundingSet, resolveCaps, normalizeCap, cap
 export { defaultSeccomp, loadProfile, resolveProfile, DEFAULT_PROFILE_PATH } from './seccomp.ts';
 export { RuntimeDriver, removeCgroup } from './driver.ts';
 export type { RuntimeDriverOptions, CreateOptions, ContainerState, ContainerStatus, ExitInfo } from './driver.ts';
-export { execInContainer, execCollect } from './exec.ts';
+export { execInContainer, execCollect, killProcessTree, processStartTime } from './exec.ts';
 export type { ExecOptions, ExecSession } from './exec.ts';
 export { execProcess } from './process.ts';
 export type { AttachSession } from './attach.ts';
