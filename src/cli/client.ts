@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import type httpTypes from 'node:http';
 import { createRequire } from 'node:module';
@@ -12,8 +11,6 @@ import { EngineError } from '../common/errors.ts';
  * export, undici included, which costs ~25 ms of each CLI start.
  */
 export const http: typeof httpTypes = createRequire(import.meta.url)('node:http');
-
-export const DEFAULT_SOCKET = '/run/keel/keel.sock';
 
 export interface RequestOptions {
   query?: Record<string, string | number | boolean | string[] | undefined>;
@@ -127,6 +124,8 @@ export async function ensureDaemon(client: ApiClient): Promise<void> {
   const keelBin = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bin/keel');
   fs.mkdirSync('/var/lib/keel', { recursive: true, mode: 0o700 });
   const logFd = fs.openSync('/var/lib/keel/daemon.log', 'a', 0o600);
+  // node:child_process only here, when no daemon answers: loading it costs every command ~5 ms
+  const { spawn } = await import('node:child_process');
   const child = spawn(process.execPath, [keelBin, 'daemon'], { detached: true, stdio: ['ignore', logFd, logFd] });
   child.unref();
   fs.closeSync(logFd);
