@@ -24,7 +24,7 @@ export function hijack(client: ApiClient, urlPath: string, opts: { query?: Recor
   const headers: Record<string, string> = { Connection: 'Upgrade', Upgrade: 'tcp', 'Content-Length': String(payload.length), 'Content-Type': opts.body === undefined ? 'text/plain' : 'application/json' };
   const q = qs.toString();
   return new Promise((resolve, reject) => {
-    const req = http.request({ socketPath: client.socketPath, method: 'POST', path: `/v1.41${urlPath}${q ? `?${q}` : ''}`, headers });
+    const req = http.request({ ...client.connection(), method: 'POST', path: `/v1.41${urlPath}${q ? `?${q}` : ''}`, headers });
     req.on('upgrade', (_res, socket, head) => {
       if (head.length) socket.unshift(head);
       resolve(socket);
