@@ -5,7 +5,7 @@
  * so the daemon sees the same request from either CLI.
  */
 import { type Command, Option } from 'commander';
-import { collect } from './main.ts';
+import { collect } from './context.ts';
 import {
   envValue, FlagError, keyValues, parseAddHost, parseCpus, parseDevice, parseDuration, parseInteger, parseMemory, parseMemorySwap, parseMount,
   parsePublish, parseRestart, parseSecurityOpts, parseTmpfs, parseUlimit, parseVolumes, readEnvFile,

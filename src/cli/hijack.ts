@@ -11,7 +11,6 @@
  *    container; the terminal is restored on every path;
  *  - at stdin EOF the write side is half-closed so the container sees EOF.
  */
-import { spawnSync } from 'node:child_process';
 import { http } from './client.ts';
 import type net from 'node:net';
 import { EngineError } from '../common/errors.ts';
@@ -25,7 +24,7 @@ export function hijack(client: ApiClient, urlPath: string, opts: { query?: Recor
   const headers: Record<string, string> = { Connection: 'Upgrade', Upgrade: 'tcp', 'Content-Length': String(payload.length), 'Content-Type': opts.body === undefined ? 'text/plain' : 'application/json' };
   const q = qs.toString();
   return new Promise((resolve, reject) => {
-    const req = http.request({ socketPath: client.socketPath, method: 'POST', path: `/v1.41${urlPath}${q ? `?${q}` : ''}`, headers });
+    const req = http.request({ ...client.connection(), method: 'POST', path: `/v1.41${urlPath}${q ? `?${q}` : ''}`, headers });
     req.on('upgrade', (_res, socket, head) => {
       if (head.length) socket.unshift(head);
       resolve(socket);
@@ -162,7 +161,8 @@ export function relay(socket: net.Socket, o: RelayOptions): { done: Promise<{ de
       // libuv's raw mode keeps OPOST (\n → \r\n) on; docker's term.MakeRaw clears it, or every
       // line the container's terminal already ended with \r\n would arrive as \r\r\n.
       // setRawMode(false) restores the saved termios, OPOST included.
-      spawnSync('stty', ['-opost'], { stdio: ['inherit', 'ignore', 'ignore'] });
+      // node:child_process only here: an import would cost every attached session its ESM facade
+      process.getBuiltinModule('node:child_process').spawnSync('stty', ['-opost'], { stdio: ['inherit', 'ignore', 'ignore'] });
     }
     stdin.on('data', onInput);
     stdin.on('end', onInputEnd);

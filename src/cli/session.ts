@@ -50,6 +50,11 @@ export async function resize(client: ApiClient, kind: 'containers' | 'exec', id:
   }
 }
 
+/** `start -a`/`attach`: the container's Config decides TTY and whether stdin can be attached. */
+export async function containerConfig(client: ApiClient, name: string): Promise<{ Id: string; Config: { Tty: boolean; OpenStdin: boolean }; State: { Running: boolean; Paused: boolean; Restarting: boolean; Status: string } }> {
+  return client.json('GET', `/containers/${encodeURIComponent(name)}/json`);
+}
+
 export async function runSession(client: ApiClient, o: SessionOptions): Promise<SessionResult> {
   const attachAny = o.stdin || o.stdout || o.stderr;
   const attachP: Promise<net.Socket | undefined> = attachAny

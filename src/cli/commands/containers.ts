@@ -3,15 +3,10 @@ import { EngineError } from '../../common/errors.ts';
 import { filtersFromFlags } from '../../engine/filters.ts';
 import type { ApiClient } from '../client.ts';
 import { humanSize, renderTemplate, table } from '../format.ts';
-import { type CliContext, collect, ExitError } from '../main.ts';
+import { type CliContext, collect, ExitError, group } from '../context.ts';
 import { confirm } from '../prompt.ts';
 import { FlagError, parseCpus, parseDetachKeys, parseInteger, parseMemory, parseMemorySwap, parseRestart } from '../opts.ts';
-import { runSession } from '../session.ts';
-import { cpCommands } from './cp.ts';
-import { execCommands } from './exec.ts';
-import { logsCommands } from './logs.ts';
-import { psCommands } from './ps.ts';
-import { containerConfig, runCommands } from './run.ts';
+import { containerConfig, runSession } from '../session.ts';
 
 const enc = encodeURIComponent;
 
@@ -41,12 +36,9 @@ const simple = (program: Command, container: Command, name: string, desc: string
   return out;
 };
 
+/** The container commands that are not run/create, ps/stats, exec, logs/export or cp (each in its own module). */
 export function containerCommands(program: Command, ctx: CliContext): void {
-  const container = runCommands(program, ctx);
-  psCommands(program, container, ctx);
-  execCommands(program, container, ctx);
-  logsCommands(program, container, ctx);
-  cpCommands(program, container, ctx);
+  const container = group(program, 'container');
 
   simple(program, container, 'start', 'Start one or more stopped containers', (c) =>
     c.argument('<CONTAINER...>')

@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import { EngineError } from '../../common/errors.ts';
 import type { ApiClient } from '../client.ts';
 import { humanSize } from '../format.ts';
-import type { CliContext } from '../main.ts';
+import { type CliContext, group } from '../context.ts';
 
 interface PathStat {
   name: string;
@@ -104,7 +104,8 @@ async function copyTo(client: ApiClient, id: string, src: string, dest: string, 
   process.stderr.write(`Successfully copied ${humanSize(bytes)} to ${id}:${dest}\n`);
 }
 
-export function cpCommands(program: Command, container: Command, ctx: CliContext): void {
+export function cpCommands(program: Command, ctx: CliContext): void {
+  const container = group(program, 'container');
   const cp = async (src: string, dest: string, o: { archive?: boolean; followLink?: boolean; quiet?: boolean }) => {
     const [sc, sp] = splitCpArg(src);
     const [dc, dp] = splitCpArg(dest);

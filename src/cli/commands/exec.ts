@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { currentSize, hijack, relay } from '../hijack.ts';
-import { type CliContext, collect, ExitError } from '../main.ts';
+import { type CliContext, collect, ExitError, group } from '../context.ts';
 import { envValue, FlagError, parseDetachKeys, readEnvFile } from '../opts.ts';
 import { resize } from '../session.ts';
 
@@ -17,7 +17,8 @@ interface ExecFlags {
 }
 
 /** `exec`: POST /containers/{id}/exec, then the hijacked /exec/{id}/start, then the exit code from /exec/{id}/json. */
-export function execCommands(program: Command, container: Command, ctx: CliContext): void {
+export function execCommands(program: Command, ctx: CliContext): void {
+  const container = group(program, 'container');
   const exec = async (name: string, cmd: string[], o: ExecFlags) => {
     let detachKeys: Buffer;
     let env: string[];

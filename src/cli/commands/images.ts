@@ -4,7 +4,7 @@ import { type Command, Option } from 'commander';
 import { EngineError } from '../../common/errors.ts';
 import { filtersFromFlags } from '../../engine/filters.ts';
 import { ago, humanSize, renderTemplate, table } from '../format.ts';
-import { type CliContext, collect } from '../main.ts';
+import { type CliContext, collect, group } from '../context.ts';
 import { confirm } from '../prompt.ts';
 
 interface ImageSummary {
@@ -69,7 +69,7 @@ export function imageCommands(program: Command, ctx: CliContext): void {
       .option('--no-trunc', "don't truncate output")
       .action(listAction);
 
-  const image = program.command('image').description('Manage images');
+  const image = group(program, 'image');
   listOptions(program.command('images').description('List images'));
   listOptions(image.command('ls').alias('list').description('List images'));
 

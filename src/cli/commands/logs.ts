@@ -3,7 +3,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
 import { EngineError } from '../../common/errors.ts';
 import { Demuxer } from '../hijack.ts';
-import type { CliContext } from '../main.ts';
+import { type CliContext, group } from '../context.ts';
 import { FlagError, parseDuration } from '../opts.ts';
 
 /**
@@ -23,7 +23,8 @@ export function apiTimestamp(v: string, now = Date.now()): string {
   return (t / 1000).toFixed(9);
 }
 
-export function logsCommands(program: Command, container: Command, ctx: CliContext): void {
+export function logsCommands(program: Command, ctx: CliContext): void {
+  const container = group(program, 'container');
   const logs = async (name: string, o: { follow?: boolean; tail?: string; timestamps?: boolean; since?: string; until?: string; details?: boolean }) => {
     const client = await ctx.client();
     // the CLI decides how to read the stream from the container's Config.Tty, as docker does

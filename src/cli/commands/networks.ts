@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { EngineError } from '../../common/errors.ts';
 import { filtersFromFlags } from '../../engine/filters.ts';
 import { renderTemplate, table } from '../format.ts';
-import { type CliContext, collect } from '../main.ts';
+import { type CliContext, collect, group } from '../context.ts';
 import { confirm } from '../prompt.ts';
 
 interface NetworkJson {
@@ -33,7 +33,7 @@ function keyValues(list: string[], what: string): Record<string, string> {
 
 /** `keel network …`: the docker CLI's network commands, over the Docker API. */
 export function networkCommands(program: Command, ctx: CliContext): void {
-  const network = program.command('network').description('Manage networks');
+  const network = group(program, 'network');
 
   network
     .command('create')

@@ -3,7 +3,7 @@ import { EngineError } from '../../common/errors.ts';
 import { filtersFromFlags } from '../../engine/filters.ts';
 import type { ApiClient } from '../client.ts';
 import { ago, humanSize, renderTemplate, table } from '../format.ts';
-import { type CliContext, collect } from '../main.ts';
+import { type CliContext, collect, group } from '../context.ts';
 
 interface Port {
   IP?: string;
@@ -111,7 +111,8 @@ function psRow(c: ContainerSummary, noTrunc: boolean): Row {
   };
 }
 
-export function psCommands(program: Command, container: Command, ctx: CliContext): void {
+export function psCommands(program: Command, ctx: CliContext): void {
+  const container = group(program, 'container');
   const ps = async (o: { all?: boolean; quiet?: boolean; last?: string; latest?: boolean; size?: boolean; filter: string[]; format?: string; trunc?: boolean }) => {
     const client = await ctx.client();
     const limit = o.latest ? 1 : o.last !== undefined ? Number(o.last) : undefined;

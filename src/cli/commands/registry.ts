@@ -3,7 +3,7 @@ import { EngineError } from '../../common/errors.ts';
 import { formatReference, parseReference } from '../../oci/reference.ts';
 import { CredentialStore, encodeAuthHeader } from '../../registry/credentials.ts';
 import { parseJsonLines, renderProgress } from '../progress.ts';
-import type { CliContext } from '../main.ts';
+import { type CliContext, group } from '../context.ts';
 
 /** X-Registry-Auth for an image's registry from the user's config.json, as the docker CLI sends it. */
 export async function authHeaderFor(ref: string): Promise<Record<string, string>> {
@@ -42,7 +42,7 @@ export function registryCommands(program: Command, ctx: CliContext): void {
     if (o.quiet && !o.allTags) process.stdout.write(`${ref}\n`);
     else if (!o.allTags) process.stdout.write(`${formatReference(parseReference(ref))}\n`);
   };
-  const image = program.commands.find((c) => c.name() === 'image')!;
+  const image = group(program, 'image');
   for (const c of [program.command('pull'), image.command('pull')]) {
     c.description('Download an image from a registry')
       .argument('<NAME[:TAG|@DIGEST]>')

@@ -2,10 +2,9 @@ import fs from 'node:fs';
 import type { Command } from 'commander';
 import { EngineError } from '../../common/errors.ts';
 import { familiarName, parseReference } from '../../oci/reference.ts';
-import type { ApiClient } from '../client.ts';
 import { addCreateFlags, buildCreate, type CreateFlags, type CreateRequest } from '../createflags.ts';
 import { currentSize } from '../hijack.ts';
-import { type CliContext, ExitError } from '../main.ts';
+import { type CliContext, ExitError, group } from '../context.ts';
 import { FlagError, parseDetachKeys } from '../opts.ts';
 import { runSession } from '../session.ts';
 
@@ -61,8 +60,8 @@ interface RunFlags extends CreateFlags {
 
 const bool = (v: string) => !['false', '0', 'no'].includes(v.toLowerCase());
 
-export function runCommands(program: Command, ctx: CliContext): Command {
-  const container = program.command('container').description('Manage containers');
+export function runCommands(program: Command, ctx: CliContext): void {
+  const container = group(program, 'container');
 
   const create = async (image: string, cmd: string[], o: CreateFlags & { rm?: boolean }) => {
     let req: CreateRequest;
@@ -127,14 +126,8 @@ export function runCommands(program: Command, ctx: CliContext): Command {
       .option('--detach-keys <string>', 'override the key sequence for detaching a container')
       .action(run);
   }
-  return container;
 }
 
 export function startStatus(e: EngineError): number {
   return /executable file not found|no such file or directory/.test(e.message) ? 127 : /permission denied|is a directory/.test(e.message) ? 126 : 125;
-}
-
-/** `start -a`/`attach`: the container's Config decides TTY and whether stdin can be attached. */
-export async function containerConfig(client: ApiClient, name: string): Promise<{ Id: string; Config: { Tty: boolean; OpenStdin: boolean }; State: { Running: boolean; Paused: boolean; Restarting: boolean; Status: string } }> {
-  return client.json('GET', `/containers/${encodeURIComponent(name)}/json`);
 }

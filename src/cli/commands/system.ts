@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { filtersFromFlags } from '../../engine/filters.ts';
 import { humanSize, renderTemplate, table } from '../format.ts';
-import { type CliContext, collect } from '../main.ts';
+import { type CliContext, collect, group } from '../context.ts';
 
 export function systemCommands(program: Command, ctx: CliContext): void {
   program
@@ -54,7 +54,7 @@ export function systemCommands(program: Command, ctx: CliContext): void {
       process.stdout.write(lines.join('\n') + '\n');
     });
 
-  const system = program.command('system').description('Manage keel');
+  const system = group(program, 'system');
   system
     .command('df')
     .description('Show disk usage')

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { EngineError } from '../../common/errors.ts';
 import { filtersFromFlags } from '../../engine/filters.ts';
 import { humanSize, renderTemplate, table } from '../format.ts';
-import { type CliContext, collect } from '../main.ts';
+import { type CliContext, collect, group } from '../context.ts';
 import { confirm } from '../prompt.ts';
 
 interface Volume {
@@ -34,7 +34,7 @@ function row(v: Volume): Record<string, unknown> {
 }
 
 export function volumeCommands(program: Command, ctx: CliContext): void {
-  const volume = program.command('volume').description('Manage volumes');
+  const volume = group(program, 'volume');
 
   volume
     .command('create')
