@@ -226,7 +226,7 @@ export class ContainerService {
     let netAttached = false;
     try {
       await mkdirp(rootfs, 0o700);
-      await this.mount(id);
+      await this.mount(id, { volatile: rec.hostConfig.AutoRemove });
       const volumeMounts = await this.volumes.setupContainerMounts(id, rootfs, rec.mounts ?? []);
       const user = resolveUserIn(rootfs, rec.config.User, (rec.hostConfig.GroupAdd as string[] | null) ?? []);
       let cwd = '/';
@@ -289,10 +289,11 @@ export class ContainerService {
     return this.networking.detach(rec, { shared: hasJoiners(this.store, rec.id) });
   }
 
-  async mount(id: string): Promise<void> {
+  /** Mounts the rootfs (no-op when it is); `volatile` for a run whose rootfs is thrown away after it (--rm). */
+  async mount(id: string, o: { volatile?: boolean } = {}): Promise<void> {
     if (this.mounted.has(id)) return;
     await mkdirp(this.rootfs(id), 0o700);
-    await this.images.snapshots.mountAt(id, this.rootfs(id));
+    await this.images.snapshots.mountAt(id, this.rootfs(id), o);
     this.mounted.add(id);
   }
 

@@ -1,4 +1,5 @@
 import fsp from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { EngineError, errnoCode } from '../common/errors.ts';
@@ -175,10 +176,16 @@ export class Snapshotter {
     return (await readJsonIfExists<{ chain: Digest[] }>(path.join(this.activeDirFor(key), 'snapshot.json')))?.chain;
   }
 
-  /** Mounts a snapshot's overlay at `target` (which must exist). */
-  async mountAt(key: string, target: string): Promise<void> {
+  /**
+   * Mounts a snapshot's overlay at `target` (which must exist). `volatile`
+   * (kernel 5.10+) drops every fsync and syncfs the container makes, and the
+   * sync of the whole upper filesystem at unmount, for a snapshot that is
+   * thrown away after one run (`run --rm`, as podman does). Such an upper can
+   * never be mounted again: overlay refuses it.
+   */
+  async mountAt(key: string, target: string, o: { volatile?: boolean } = {}): Promise<void> {
     const [m] = await this.mounts(key);
-    const opts = m!.options.join(',');
+    const opts = [...m!.options, ...(o.volatile && volatileSupported() ? ['volatile'] : [])].join(',');
     if (opts.length > 4000) throw new EngineError('INVALID_ARGUMENT', `image has too many layers to mount (${opts.length}-byte overlay options)`);
     // Private: mounts made under it on the host (cp's view of volumes) must not propagate into the container.
     await exec(['mount', '--make-private', '-t', 'overlay', 'overlay', '-o', opts, target], { cwd: this.layersDir });
@@ -206,6 +213,12 @@ export function chainIds(diffIds: Digest[]): Digest[] {
     out.push(prev ? sha256(`${prev} ${d}`) : d);
   }
   return out;
+}
+
+/** overlay's `volatile` mount option exists from Linux 5.10 on. */
+function volatileSupported(): boolean {
+  const [major = 0, minor = 0] = os.release().split('.').map((x) => parseInt(x, 10) || 0);
+  return major > 5 || (major === 5 && minor >= 10);
 }
 
 export async function unmount(target: string): Promise<void> {
