@@ -1,5 +1,5 @@
 import { PassThrough } from 'node:stream';
-import { applyLayer } from '../archive/apply.ts';
+import { applyLayerOffThread } from '../archive/offthread.ts';
 import { EngineError, isEngineError } from '../common/errors.ts';
 import { KeyedMutex } from '../common/lock.ts';
 import { type Digest, sha256 } from '../oci/digest.ts';
@@ -267,7 +267,7 @@ async function streamLayer(
   };
   await images.snapshots.createLayer({ chainId, diffId, parent }, async (dir) => {
     const pass = new PassThrough({ highWaterMark: 4 << 20 });
-    const extract = applyLayer(dir, pass, { compression: compression === 'none' || !compression ? 'auto' : compression, signal: inner });
+    const extract = applyLayerOffThread(dir, pass, { compression: compression === 'none' || !compression ? 'auto' : compression, signal: inner });
     const download = (async () => {
       try {
         await downloadBlob(r.client, desc, w, { signal: inner, sink: pass, sinkDone: extract, onBytes: report });
