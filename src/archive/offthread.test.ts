@@ -96,6 +96,19 @@ test('a hostile layer fails with the same EngineError as applyLayer, and writes 
   await assert.rejects(applyLayerOffThread(freshDir(), pieces(Buffer.from('not a tar archive at all, just text'.repeat(40)))), (e: unknown) => isEngineError(e, 'INVALID_ARGUMENT'));
 });
 
+test('a layer refused early while much more data is queued fails promptly instead of waiting for acks', async () => {
+  const t = await packTar([{ name: '../escape', body: 'x' }, { name: 'big', body: randomBytes(24 << 20) }]);
+  let yielded = 0;
+  async function* all() {
+    for await (const p of pieces(t, 1 << 20)) {
+      yielded += p.length;
+      yield p;
+    }
+  }
+  await assert.rejects(applyLayerOffThread(freshDir(), all()), (e: unknown) => isEngineError(e, 'INVALID_ARGUMENT'));
+  assert.ok(yielded < t.length, 'the rest of the source is not read once the worker has failed');
+});
+
 test('a failing source rejects with its own error, once the worker has stopped; the worker is reused after', async () => {
   const t = await packTar([{ name: 'a', body: randomBytes(4 << 20) }]);
   const boom = new Error('connection reset');

@@ -88,6 +88,8 @@ export async function applyLayerOffThread(dest: string, source: AsyncIterable<Ui
   let healthy = true;
   const send = (m: ToWorker, transfer?: ArrayBuffer[]) => w.postMessage(m, transfer);
 
+  // Set as soon as the worker has answered for good, before the sender is woken, so it stops waiting for acks.
+  let settled = false;
   const outcome = new Promise<ApplyResult>((resolve, reject) => {
     const onMessage = (m: FromWorker) => {
       if (m.type === 'ack') {
@@ -106,6 +108,7 @@ export async function applyLayerOffThread(dest: string, source: AsyncIterable<Ui
     };
     const onExit = (code: number) => onError(new Error(`worker exited with code ${code}`));
     const cleanup = () => {
+      settled = true;
       w.off('message', onMessage);
       w.off('error', onError);
       w.off('exit', onExit);
@@ -115,11 +118,7 @@ export async function applyLayerOffThread(dest: string, source: AsyncIterable<Ui
     w.on('error', onError);
     w.on('exit', onExit);
   });
-  let settled = false;
-  outcome.then(
-    () => (settled = true),
-    () => (settled = true),
-  );
+  outcome.catch(() => {}); // awaited below, after the feed
   const onAbort = () => send({ type: 'abort' });
   signal?.addEventListener('abort', onAbort, { once: true });
 
