@@ -41,8 +41,9 @@ function lockFor(images: ImageService): KeyedMutex {
  * unknown repo or tag, auth, a hostile manifest or config, no matching
  * platform) throws before the first progress message, so the API can still
  * answer with an HTTP error status. Layers then download in parallel, each
- * streamed through decompression straight into its snapshot directory while
- * the compressed bytes go to the content store; a layer is committed only
+ * streamed through decompression straight into its snapshot directory (on a
+ * worker thread per layer, archive/offthread.ts) while the compressed bytes
+ * go to the content store; a layer is committed only
  * once its blob digest and its diff_id both check out, and the image is
  * registered only when every layer is in place.
  */
