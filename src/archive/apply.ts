@@ -13,7 +13,9 @@
  *   whiteout devices; xattrs are applied only for security.capability and user.*.
  *
  * Writes use sync fs calls driven by a synchronous tar parser (no promise per
- * entry); the event loop still turns between input chunks. Measured on this
+ * entry); the event loop still turns between input chunks. Pulls run this on
+ * a worker thread per layer (offthread.ts), so those sync calls never block
+ * the daemon's event loop and layers apply in parallel. Measured on this
  * 2-core VM, a debootstrap minbase bookworm rootfs (204 MB, 6768 entries) into
  * tmpfs: 0.98 s for the .tar (GNU tar -x: 0.24 s, but no digest; with
  * sha256sum: 1.7 s) and 1.30 s for the .tar.gz (tar -xzf: 2.2 s). Parsing

@@ -38,13 +38,28 @@ const TYPES: Record<string, EntryType> = {
   '3': 'char', '4': 'block', '5': 'dir', '6': 'fifo',
 };
 
-function cstr(buf: Uint8Array, off: number, len: number): Buffer {
-  const b = Buffer.from(buf.buffer, buf.byteOffset + off, len);
-  const z = b.indexOf(0);
-  return z < 0 ? b : b.subarray(0, z);
+/** Length of a NUL-terminated field (the whole field when it has no NUL). */
+function fieldEnd(buf: Uint8Array, off: number, len: number): number {
+  let end = off;
+  const lim = off + len;
+  while (end < lim && buf[end] !== 0) end++;
+  return end;
 }
 
-/** Octal (space/NUL terminated) or GNU base-256 numbers. */
+function text(buf: Uint8Array, off: number, len: number, encoding: 'utf8' | 'latin1'): string {
+  return Buffer.from(buf.buffer, buf.byteOffset + off, fieldEnd(buf, off, len) - off).toString(encoding);
+}
+
+/** Whitespace String.prototype.trim() removes, among latin1 bytes. */
+function isSpace(c: number): boolean {
+  return c === 0x20 || (c >= 0x09 && c <= 0x0d) || c === 0xa0;
+}
+
+/**
+ * Octal (space/NUL terminated, surrounding whitespace allowed) or GNU
+ * base-256 numbers. Parsed from the bytes: a header has seven numeric fields
+ * and a layer thousands of headers, so no string or view is made per field.
+ */
 function num(buf: Uint8Array, off: number, len: number, field: string): number {
   if (buf[off]! & 0x80) {
     if (buf[off] === 0xff) throw invalid(`tar header has a negative ${field}`);
@@ -53,10 +68,20 @@ function num(buf: Uint8Array, off: number, len: number, field: string): number {
     if (!Number.isSafeInteger(v)) throw invalid(`tar header ${field} is too large`);
     return v;
   }
-  const s = cstr(buf, off, len).toString('latin1').trim();
-  if (s === '') return 0;
-  if (!/^[0-7]+$/.test(s)) throw invalid(`tar header has an invalid ${field} field ${JSON.stringify(s)}`);
-  return parseInt(s, 8);
+  let start = off;
+  let end = fieldEnd(buf, off, len);
+  while (start < end && isSpace(buf[start]!)) start++;
+  while (end > start && isSpace(buf[end - 1]!)) end--;
+  let v = 0;
+  for (let i = start; i < end; i++) {
+    const c = buf[i]!;
+    if (c < 0x30 || c > 0x37) {
+      const s = Buffer.from(buf.buffer, buf.byteOffset + start, end - start).toString('latin1');
+      throw invalid(`tar header has an invalid ${field} field ${JSON.stringify(s)}`);
+    }
+    v = v * 8 + (c - 0x30);
+  }
+  return v;
 }
 
 /** True for the all-zero block that marks the end of an archive. */
@@ -65,27 +90,38 @@ export function isZeroBlock(b: Uint8Array): boolean {
   return true;
 }
 
+/** The POSIX magic "ustar\0" at offset 257 (GNU writes "ustar  \0"). */
+function isUstar(b: Uint8Array): boolean {
+  return b[257] === 0x75 && b[258] === 0x73 && b[259] === 0x74 && b[260] === 0x61 && b[261] === 0x72 && b[262] === 0;
+}
+
+/** The header sum with bytes as signed chars (some old writers); only needed when the unsigned sum misses. */
+function signedSum(b: Uint8Array): number {
+  let sum = 8 * 32;
+  for (let i = 0; i < BLOCK; i++) {
+    if (i >= 148 && i < 156) continue;
+    const c = b[i]!;
+    sum += c > 127 ? c - 256 : c;
+  }
+  return sum;
+}
+
 export function decodeHeader(b: Uint8Array): RawHeader {
   // The checksum field counts as spaces; accept both unsigned and signed sums like Go does.
-  let unsigned = 0;
-  let signed = 0;
-  for (let i = 0; i < BLOCK; i++) {
-    const c = i >= 148 && i < 156 ? 32 : b[i]!;
-    unsigned += c;
-    signed += c > 127 ? c - 256 : c;
-  }
+  let unsigned = 8 * 32;
+  for (let i = 0; i < 148; i++) unsigned += b[i]!;
+  for (let i = 156; i < BLOCK; i++) unsigned += b[i]!;
   let want = -1;
   try {
     want = num(b, 148, 8, 'checksum');
   } catch {
     // reported below as not-a-tar
   }
-  if (want !== unsigned && want !== signed) throw invalid('not a tar archive (header checksum mismatch): the data is corrupt or in an unsupported format');
-  const magic = Buffer.from(b.buffer, b.byteOffset + 257, 6).toString('latin1');
+  if (want !== unsigned && want !== signedSum(b)) throw invalid('not a tar archive (header checksum mismatch): the data is corrupt or in an unsupported format');
   const flag = String.fromCharCode(b[156]!);
-  let name = cstr(b, 0, 100).toString('utf8');
+  let name = text(b, 0, 100, 'utf8');
   // Only POSIX ustar has a prefix field; in old GNU headers those bytes hold atime/ctime.
-  if (magic === 'ustar\0' && b[345] !== 0) name = cstr(b, 345, 155).toString('utf8') + '/' + name;
+  if (isUstar(b) && b[345] !== 0) name = text(b, 345, 155, 'utf8') + '/' + name;
   let type = TYPES[flag];
   if (type === 'file' && flag !== '7' && name.endsWith('/')) type = 'dir'; // v7 directories
   return {
@@ -97,7 +133,7 @@ export function decodeHeader(b: Uint8Array): RawHeader {
     gid: num(b, 116, 8, 'gid'),
     size: num(b, 124, 12, 'size'),
     mtime: num(b, 136, 12, 'mtime'),
-    linkname: cstr(b, 157, 100).toString('utf8'),
+    linkname: b[157] === 0 ? '' : text(b, 157, 100, 'utf8'),
     devmajor: num(b, 329, 8, 'devmajor'),
     devminor: num(b, 337, 8, 'devminor'),
   };

@@ -1,5 +1,5 @@
 import { PassThrough } from 'node:stream';
-import { applyLayer } from '../archive/apply.ts';
+import { applyLayerOffThread } from '../archive/offthread.ts';
 import { EngineError, isEngineError } from '../common/errors.ts';
 import { KeyedMutex } from '../common/lock.ts';
 import { type Digest, sha256 } from '../oci/digest.ts';
@@ -41,8 +41,9 @@ function lockFor(images: ImageService): KeyedMutex {
  * unknown repo or tag, auth, a hostile manifest or config, no matching
  * platform) throws before the first progress message, so the API can still
  * answer with an HTTP error status. Layers then download in parallel, each
- * streamed through decompression straight into its snapshot directory while
- * the compressed bytes go to the content store; a layer is committed only
+ * streamed through decompression straight into its snapshot directory (on a
+ * worker thread per layer, archive/offthread.ts) while the compressed bytes
+ * go to the content store; a layer is committed only
  * once its blob digest and its diff_id both check out, and the image is
  * registered only when every layer is in place.
  */
@@ -267,7 +268,7 @@ async function streamLayer(
   };
   await images.snapshots.createLayer({ chainId, diffId, parent }, async (dir) => {
     const pass = new PassThrough({ highWaterMark: 4 << 20 });
-    const extract = applyLayer(dir, pass, { compression: compression === 'none' || !compression ? 'auto' : compression, signal: inner });
+    const extract = applyLayerOffThread(dir, pass, { compression: compression === 'none' || !compression ? 'auto' : compression, signal: inner });
     const download = (async () => {
       try {
         await downloadBlob(r.client, desc, w, { signal: inner, sink: pass, sinkDone: extract, onBytes: report });

@@ -47,18 +47,18 @@ export async function downloadBlob(client: RepositoryClient, desc: Descriptor, w
     });
   };
   // Bytes go to the sink as they arrive; the store gets them in 1 MiB
-  // batches written in the background, so extraction never waits for a
-  // disk write and the store never waits for extraction.
+  // batches written in the background (one writev, no copy), so extraction
+  // never waits for a disk write and the store never waits for extraction.
   let batch: Buffer[] = [];
   let batchLen = 0;
   let pending: Promise<void> = Promise.resolve();
   const flush = async (): Promise<void> => {
     await pending;
     if (!batchLen) return;
-    const b = batch.length === 1 ? batch[0]! : Buffer.concat(batch, batchLen);
+    const b = batch;
     batch = [];
     batchLen = 0;
-    pending = w.write(b);
+    pending = w.writev(b);
     pending.catch(() => {}); // observed by the next flush
   };
   const settle = async (): Promise<void> => {
