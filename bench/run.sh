@@ -64,8 +64,9 @@ umount_under() {
 # podman asks runc for RLIMIT_NOFILE and RLIMIT_NPROC of 1048576 for root, and
 # runc's prlimit fails (EPERM) where that is above the hard limit podman itself
 # runs with (it lowers its own NPROC: 32768 here). Give podman's containers
-# podman's own hard limits, read from a short-lived podman process.
-podman_limits() {
+# podman's own hard limits, read from a short-lived podman process, and pin
+# its runtime (below).
+podman_conf() {
   (exec podman system service --time 2 "unix://$BENCH_WORK/podman-probe.sock" >/dev/null 2>&1) &
   local pid=$! nofile="" nproc=""
   # podman sets its limits early in its start-up: read them once it serves.
@@ -77,10 +78,13 @@ podman_limits() {
   [[ $nofile =~ ^[0-9]+$ ]] || nofile=$(ulimit -Hn)
   [[ $nproc =~ ^[0-9]+$ ]] || nproc=$(ulimit -Hu)
   printf '[containers]\ndefault_ulimits = ["nofile=%s:%s", "nproc=%s:%s"]\n' "$nofile" "$nofile" "$nproc" "$nproc"
+  # podman prefers crun when both are installed, and crun refuses cgroup v1 hybrid hosts like these:
+  # measure podman on runc, the runtime keel and dockerd use.
+  printf '[engine]\nruntime = "runc"\n'
 }
 export CONTAINERS_CONF="$BENCH_WORK/containers.conf"
-podman_limits >"$CONTAINERS_CONF"
-say "podman: $(tail -n 1 "$CONTAINERS_CONF")"
+podman_conf >"$CONTAINERS_CONF"
+say "podman: $(tr "\n" " " <"$CONTAINERS_CONF")"
 
 # ---- dockerd: reuse a running one, else start it in the background ----
 if ! dk version >/dev/null 2>&1; then
