@@ -26,6 +26,9 @@ export function daemonCommand(): Command {
       const pidfile = o.pidfile ?? path.join(o.execRoot, 'keel.pid');
       if (!/^\/[a-zA-Z0-9_./-]+$/.test(o.cgroupParent) || o.cgroupParent.includes('..')) throw new EngineError('INVALID_ARGUMENT', `invalid --cgroup-parent ${o.cgroupParent}: expected an absolute cgroupfs path such as /keel`);
       // The engine and API server load only here, so other commands start fast.
+      const { useSpawnHelper } = await import('../common/exec.ts');
+      // Programs (mount, ip, runc...) start from a small helper, whatever this process's memory (see spawn-helper.ts).
+      useSpawnHelper();
       const { Engine } = await import('../engine/engine.ts');
       const { buildRouter, createApiServer, listenUnix } = await import('../api/server.ts');
       const engine = new Engine({ dataRoot: o.dataRoot, execRoot: o.execRoot, network: networkOptions(o), cgroupParent: o.cgroupParent });

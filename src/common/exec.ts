@@ -1,4 +1,4 @@
-import { spawn, type SpawnOptions } from 'node:child_process';
+import { type ChildProcess, fork, spawn, type SpawnOptions } from 'node:child_process';
 import { EngineError } from './errors.ts';
 
 export interface ExecOptions {
@@ -22,15 +22,36 @@ export interface ExecResult {
   stderr: string;
 }
 
+/** What running a program gave: its exit, or why it could not run. */
+type Outcome =
+  | { code: number | null; signal: NodeJS.Signals | null; stdout: Buffer; stderr: Buffer }
+  | { error: { code?: string; message: string } };
+
 /**
  * Runs a program with an argv array (never through a shell) and captures its
  * output. A non-zero exit throws an EngineError carrying the program's stderr,
- * unless allowFailure is set.
+ * unless allowFailure is set. In the daemon the program is started by the
+ * process helper (useSpawnHelper), elsewhere by this process.
  */
-export function exec(argv: string[], opts: ExecOptions = {}): Promise<ExecResult> {
+export async function exec(argv: string[], opts: ExecOptions = {}): Promise<ExecResult> {
   const [file, ...args] = argv;
   if (!file) throw new EngineError('INVALID_ARGUMENT', 'exec: empty argv');
   const max = opts.maxOutput ?? 16 << 20;
+  const o = wanted ? await viaHelper(startHelper(), file, args, opts, max) : await direct(file, args, opts, max);
+  if ('error' in o) {
+    if (o.error.code === 'ENOENT') throw new EngineError('UNAVAILABLE', `${file} is not installed or not on PATH`);
+    if (o.error.code === 'ABORT_ERR') throw new EngineError('CANCELLED', `${file} was cancelled`);
+    throw new EngineError('INTERNAL', `cannot run ${file}: ${o.error.message}`);
+  }
+  const res: ExecResult = { code: o.code ?? 128, signal: o.signal, stdout: o.stdout.toString('utf8'), stderr: o.stderr.toString('utf8') };
+  if (res.code !== 0 && !opts.allowFailure) {
+    const why = res.stderr.trim() || res.stdout.trim() || (o.signal ? `killed by ${o.signal}` : `exit status ${res.code}`);
+    throw new EngineError('INTERNAL', `${[file, ...args].slice(0, 4).join(' ')}: ${why}`);
+  }
+  return res;
+}
+
+function direct(file: string, args: string[], opts: ExecOptions, max: number): Promise<Outcome> {
   const spawnOpts: SpawnOptions = {
     env: opts.env ?? process.env,
     cwd: opts.cwd,
@@ -38,38 +59,89 @@ export function exec(argv: string[], opts: ExecOptions = {}): Promise<ExecResult
     timeout: opts.timeoutMs,
     stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
   };
-  return new Promise((resolve, reject) => {
+  return new Promise((resolve) => {
     const child = spawn(file, args, spawnOpts);
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     let outLen = 0;
     let errLen = 0;
-    child.stdout!.on('data', (b: Buffer) => {
-      if (outLen < max) out.push(b);
-      outLen += b.length;
-    });
-    child.stderr!.on('data', (b: Buffer) => {
-      if (errLen < max) err.push(b);
-      errLen += b.length;
-    });
-    child.on('error', (e) => {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') reject(new EngineError('UNAVAILABLE', `${file} is not installed or not on PATH`, { cause: e }));
-      else if (code === 'ABORT_ERR') reject(new EngineError('CANCELLED', `${file} was cancelled`, { cause: e }));
-      else reject(new EngineError('INTERNAL', `cannot run ${file}: ${e.message}`, { cause: e }));
-    });
-    child.on('close', (code, signal) => {
-      const res: ExecResult = {
-        code: code ?? 128,
-        signal,
-        stdout: Buffer.concat(out).toString('utf8'),
-        stderr: Buffer.concat(err).toString('utf8'),
-      };
-      if (res.code !== 0 && !opts.allowFailure) {
-        const why = res.stderr.trim() || res.stdout.trim() || (signal ? `killed by ${signal}` : `exit status ${res.code}`);
-        reject(new EngineError('INTERNAL', `${[file, ...args].slice(0, 4).join(' ')}: ${why}`));
-      } else resolve(res);
-    });
+    let settled = false;
+    const settle = (o: Outcome) => {
+      if (!settled) resolve(o);
+      settled = true;
+    };
+    child.stdout!.on('data', (b: Buffer) => (outLen < max && out.push(b), (outLen += b.length)));
+    child.stderr!.on('data', (b: Buffer) => (errLen < max && err.push(b), (errLen += b.length)));
+    child.on('error', (e) => settle({ error: { code: (e as NodeJS.ErrnoException).code, message: e.message } }));
+    child.on('close', (code, signal) => settle({ code, signal, stdout: Buffer.concat(out), stderr: Buffer.concat(err) }));
     if (opts.input !== undefined) child.stdin!.end(opts.input);
+  });
+}
+
+// ---- the process helper (see spawn-helper.ts) ------------------------------
+
+let helper: ChildProcess | undefined;
+let wanted = false;
+const pending = new Map<number, (o: Outcome) => void>();
+let nextId = 1;
+
+/**
+ * From now on exec() starts programs through a small helper process, so the
+ * cost of starting one no longer grows with this process's memory. For the
+ * daemon. A helper that dies is replaced at the next call; the calls it had
+ * in flight fail (whether their programs ran is unknown).
+ */
+export function useSpawnHelper(): void {
+  wanted = true;
+  startHelper();
+}
+
+/** Stops the helper (daemon shutdown); exec() runs programs itself again. */
+export function stopSpawnHelper(): void {
+  wanted = false;
+  helper?.kill();
+  helper = undefined;
+}
+
+function startHelper(): ChildProcess {
+  if (helper) return helper;
+  const h = fork(new URL('./spawn-helper.ts', import.meta.url), [], {
+    serialization: 'advanced',
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+    // None of this process's own flags (inspector, profiling): the helper only needs Node's type stripping.
+    execArgv: [],
+  });
+  helper = h;
+  h.on('message', (m: Outcome & { id: number }) => {
+    const done = pending.get(m.id);
+    pending.delete(m.id);
+    if (!pending.size) h.channel?.unref();
+    done?.(m);
+  });
+  h.on('exit', () => {
+    if (helper === h) helper = undefined;
+    for (const [id, done] of pending) {
+      pending.delete(id);
+      done({ error: { message: 'the process helper exited while it ran the program' } });
+    }
+  });
+  // The helper keeps this process alive only while it runs something for it (see viaHelper).
+  h.unref();
+  h.channel?.unref();
+  return h;
+}
+
+function viaHelper(h: ChildProcess, file: string, args: string[], opts: ExecOptions, max: number): Promise<Outcome> {
+  if (opts.signal?.aborted) return Promise.resolve({ error: { code: 'ABORT_ERR', message: 'aborted' } });
+  const id = nextId++;
+  return new Promise((resolve) => {
+    const onAbort = () => h.send({ cancel: id });
+    pending.set(id, (o) => {
+      opts.signal?.removeEventListener('abort', onAbort);
+      resolve(o);
+    });
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    h.channel?.ref();
+    h.send({ id, file, args, env: opts.env, cwd: opts.cwd, input: opts.input, timeoutMs: opts.timeoutMs, max });
   });
 }
