@@ -20,18 +20,11 @@
 import { invalid } from '../common/errors.ts';
 import { log } from '../common/log.ts';
 import { killProcessTree, processStartTime } from '../runtime/index.ts';
+import type { HealthConfig } from '../oci/types.ts';
 import type { ContainerService } from './service.ts';
 import type { ContainerRecord } from './types.ts';
 
-export interface HealthConfig {
-  Test?: string[];
-  Interval?: number;
-  Timeout?: number;
-  StartPeriod?: number;
-  /** API 1.44: the interval while starting, within StartPeriod (0: Interval, as dockerd 20.10). */
-  StartInterval?: number;
-  Retries?: number;
-}
+export type { HealthConfig };
 
 export type HealthStatus = 'starting' | 'healthy' | 'unhealthy';
 

@@ -38,6 +38,17 @@ export interface Index {
 }
 
 /** The runtime part of an image config (docker's `Config`). */
+/** A health check (Dockerfile HEALTHCHECK; durations in nanoseconds, 0 = the default). */
+export interface HealthConfig {
+  Test?: string[];
+  Interval?: number;
+  Timeout?: number;
+  StartPeriod?: number;
+  /** API 1.44: the interval while starting, within StartPeriod (0: Interval, as dockerd 20.10). */
+  StartInterval?: number;
+  Retries?: number;
+}
+
 export interface ContainerConfig {
   User?: string;
   ExposedPorts?: Record<string, object>;
@@ -48,14 +59,7 @@ export interface ContainerConfig {
   WorkingDir?: string;
   Labels?: Record<string, string>;
   StopSignal?: string;
-  Healthcheck?: {
-    Test?: string[];
-    Interval?: number;
-    Timeout?: number;
-    StartPeriod?: number;
-    StartInterval?: number;
-    Retries?: number;
-  };
+  Healthcheck?: HealthConfig;
   OnBuild?: string[] | null;
   Shell?: string[];
   ArgsEscaped?: boolean;
