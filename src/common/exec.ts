@@ -80,9 +80,14 @@ function direct(file: string, args: string[], opts: ExecOptions, max: number): P
 
 // ---- the process helper (see spawn-helper.ts) ------------------------------
 
-let helper: ChildProcess | undefined;
+interface Helper {
+  proc: ChildProcess;
+  /** Calls in flight, by id: each answer goes to its caller. */
+  pending: Map<number, (o: Outcome) => void>;
+}
+
+let helper: Helper | undefined;
 let wanted = false;
-const pending = new Map<number, (o: Outcome) => void>();
 let nextId = 1;
 
 /**
@@ -96,52 +101,54 @@ export function useSpawnHelper(): void {
   startHelper();
 }
 
-/** Stops the helper (daemon shutdown); exec() runs programs itself again. */
+/** Stops the helper (daemon shutdown, tests); exec() runs programs itself again. */
 export function stopSpawnHelper(): void {
   wanted = false;
-  helper?.kill();
+  helper?.proc.kill();
   helper = undefined;
 }
 
-function startHelper(): ChildProcess {
+function startHelper(): Helper {
   if (helper) return helper;
-  const h = fork(new URL('./spawn-helper.ts', import.meta.url), [], {
+  const proc = fork(new URL('./spawn-helper.ts', import.meta.url), [], {
     serialization: 'advanced',
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
     // None of this process's own flags (inspector, profiling): the helper only needs Node's type stripping.
     execArgv: [],
   });
+  const h: Helper = { proc, pending: new Map() };
   helper = h;
-  h.on('message', (m: Outcome & { id: number }) => {
-    const done = pending.get(m.id);
-    pending.delete(m.id);
-    if (!pending.size) h.channel?.unref();
+  proc.on('message', (m: Outcome & { id: number }) => {
+    const done = h.pending.get(m.id);
+    h.pending.delete(m.id);
+    if (!h.pending.size) proc.channel?.unref();
     done?.(m);
   });
-  h.on('exit', () => {
+  // Gone (exited, or could not start or be written to): its calls in flight fail, the next call starts another.
+  const lost = () => {
     if (helper === h) helper = undefined;
-    for (const [id, done] of pending) {
-      pending.delete(id);
-      done({ error: { message: 'the process helper exited while it ran the program' } });
-    }
-  });
+    for (const done of h.pending.values()) done({ error: { message: 'the process helper exited while it ran the program' } });
+    h.pending.clear();
+  };
+  proc.on('exit', lost);
+  proc.on('error', lost);
   // The helper keeps this process alive only while it runs something for it (see viaHelper).
-  h.unref();
-  h.channel?.unref();
+  proc.unref();
+  proc.channel?.unref();
   return h;
 }
 
-function viaHelper(h: ChildProcess, file: string, args: string[], opts: ExecOptions, max: number): Promise<Outcome> {
+function viaHelper(h: Helper, file: string, args: string[], opts: ExecOptions, max: number): Promise<Outcome> {
   if (opts.signal?.aborted) return Promise.resolve({ error: { code: 'ABORT_ERR', message: 'aborted' } });
   const id = nextId++;
   return new Promise((resolve) => {
-    const onAbort = () => h.send({ cancel: id });
-    pending.set(id, (o) => {
+    const onAbort = () => h.proc.send({ cancel: id });
+    h.pending.set(id, (o) => {
       opts.signal?.removeEventListener('abort', onAbort);
       resolve(o);
     });
     opts.signal?.addEventListener('abort', onAbort, { once: true });
-    h.channel?.ref();
-    h.send({ id, file, args, env: opts.env, cwd: opts.cwd, input: opts.input, timeoutMs: opts.timeoutMs, max });
+    h.proc.channel?.ref();
+    h.proc.send({ id, file, args, env: opts.env, cwd: opts.cwd, input: opts.input, timeoutMs: opts.timeoutMs, max });
   });
 }
