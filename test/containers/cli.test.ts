@@ -11,9 +11,7 @@ const NET = ['--network', 'none'];
 before(async () => {
   d = new TestDaemon('keel-ctr');
   await d.start();
-  const tar = busyboxRootfsTar(d.dir);
-  const r = await d.docker(['import', tar, IMG]);
-  assert.equal(r.code, 0, r.stderr);
+  await d.importBusybox(IMG);
 });
 
 after(async () => {

@@ -1,8 +1,6 @@
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { busyboxRootfsTar, run, TestDaemon } from '../helpers/daemon.ts';
+import { TestDaemon } from '../helpers/daemon.ts';
 
 /**
  * docker-compose v1 `depends_on: condition: service_healthy` (file format
@@ -11,7 +9,6 @@ import { busyboxRootfsTar, run, TestDaemon } from '../helpers/daemon.ts';
  * unhealthy fails `up`.
  */
 const d = new TestDaemon('keel-hcompose');
-const projectDir = path.join(d.dir, 'proj');
 
 const COMPOSE = `version: "2.4"
 services:
@@ -47,19 +44,12 @@ services:
     profiles: ["broken"]
 `;
 
-function compose(args: string[]) {
-  return run(['docker-compose', '-p', 'hc', ...args], {
-    env: { DOCKER_HOST: `unix://${d.socket}`, COMPOSE_FILE: path.join(projectDir, 'docker-compose.yml'), COMPOSE_INTERACTIVE_NO_CLI: '1' },
-    timeoutMs: 120_000,
-  });
-}
+let compose: (args: string[]) => ReturnType<typeof d.docker>;
 
 before(async () => {
   await d.start();
-  const imp = await d.docker(['import', busyboxRootfsTar(d.dir), 'busybox:local']);
-  assert.equal(imp.code, 0, imp.stderr);
-  fs.mkdirSync(projectDir, { recursive: true });
-  fs.writeFileSync(path.join(projectDir, 'docker-compose.yml'), COMPOSE);
+  await d.importBusybox();
+  compose = d.composeProject('hc', COMPOSE);
 });
 after(async () => {
   await compose(['--profile', 'broken', 'down', '-t', '0']).catch(() => {});

@@ -24,11 +24,8 @@ interface Health {
 before(async () => {
   d = new TestDaemon('keel-health');
   await d.start();
-  const tar = busyboxRootfsTar(d.dir);
-  const r = await d.docker(['import', tar, IMG]);
-  assert.equal(r.code, 0, r.stderr);
-  const h = await d.docker(['import', '--change', 'HEALTHCHECK --interval=100ms --retries=1 CMD ["false"]', tar, HC_IMG]);
-  assert.equal(h.code, 0, h.stderr);
+  await d.importBusybox(IMG);
+  await d.importBusybox(HC_IMG, ['HEALTHCHECK --interval=100ms --retries=1 CMD ["false"]']);
 });
 
 after(async () => {

@@ -2,6 +2,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -52,6 +53,7 @@ export class TestDaemon {
   readonly prefix = `n${this.tag.slice(0, 3)}`;
   child?: ChildProcess;
   log = '';
+  private busyboxTar?: string;
 
   constructor(name = 'keel-test') {
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), `${name}-`));
@@ -116,6 +118,22 @@ export class TestDaemon {
     return run(['docker', ...args], { ...opts, env: { DOCKER_HOST: `unix://${this.socket}`, DOCKER_CONFIG: path.join(this.dir, 'docker-config'), ...opts.env } });
   }
 
+  /** Imports the busybox rootfs (busyboxRootfsTar) as `ref`, with docker import's --change lines. */
+  async importBusybox(ref = 'busybox:local', changes: string[] = []): Promise<void> {
+    this.busyboxTar ??= busyboxRootfsTar(this.dir);
+    const r = await this.docker(['import', ...changes.flatMap((c) => ['--change', c]), this.busyboxTar, ref]);
+    if (r.code !== 0) throw new Error(`docker import ${ref} failed: ${r.stderr}`);
+  }
+
+  /** A docker-compose (v1) project against this daemon: writes its compose file, returns the command runner. */
+  composeProject(project: string, yaml: string): (args: string[]) => Promise<RunResult> {
+    const dir = path.join(this.dir, `compose-${project}`);
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, 'docker-compose.yml'), yaml);
+    const env = { DOCKER_HOST: `unix://${this.socket}`, COMPOSE_FILE: path.join(dir, 'docker-compose.yml'), COMPOSE_INTERACTIVE_NO_CLI: '1' };
+    return (args) => run(['docker-compose', '-p', project, ...args], { env, timeoutMs: 120_000 });
+  }
+
   /** Tears down what the daemon's network layer programmed (it keeps it across restarts by design). */
   async destroyNetworking(): Promise<void> {
     const nm = new NetworkManager({
@@ -165,4 +183,16 @@ export function busyboxRootfsTar(dir: string): string {
 function spawnSyncOk(argv: string[]): void {
   const r = spawnSync(argv[0]!, argv.slice(1));
   if (r.status !== 0) throw new Error(`${argv.join(' ')} failed: ${r.stderr}`);
+}
+
+/** A TCP port nobody listens on right now (on any address). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.listen(0, '0.0.0.0', () => {
+      const p = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(p));
+    });
+    s.on('error', reject);
+  });
 }

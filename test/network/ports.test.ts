@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, test } from 'node:test';
 import { parsePortSpecs } from '../../src/network/index.ts';
+import { freePort } from '../helpers/daemon.ts';
 import { cid, harness, hostAddress, httpdInNs, httpGet, wgetInNs, type Harness } from './helpers.ts';
 
 let h: Harness;
@@ -17,14 +18,6 @@ after(async () => {
   await h.cleanup();
 });
 
-/** A host port nobody uses right now. */
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '0.0.0.0', r));
-  const p = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return p;
-}
 
 test('published port: reachable on 127.0.0.1, the host address, and from containers (hairpin); a second claim fails', async () => {
   const hp = await freePort();

@@ -1,8 +1,5 @@
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { busyboxRootfsTar, run } from '../helpers/daemon.ts';
 import { NetDaemon } from './helpers.ts';
 
 /**
@@ -12,7 +9,6 @@ import { NetDaemon } from './helpers.ts';
  * with their aliases, then starts them (compose-up.log).
  */
 const d = new NetDaemon('keel-compose');
-const projectDir = path.join(d.dir, 'proj');
 
 const COMPOSE = `version: "3"
 services:
@@ -28,19 +24,12 @@ volumes:
   data: {}
 `;
 
-function compose(args: string[]) {
-  return run(['docker-compose', '-p', 't', ...args], {
-    env: { DOCKER_HOST: `unix://${d.socket}`, COMPOSE_FILE: path.join(projectDir, 'docker-compose.yml'), COMPOSE_INTERACTIVE_NO_CLI: '1' },
-    timeoutMs: 120_000,
-  });
-}
+let compose: (args: string[]) => ReturnType<typeof d.docker>;
 
 before(async () => {
   await d.start();
-  const imp = await d.docker(['import', busyboxRootfsTar(d.dir), 'busybox:local']);
-  assert.equal(imp.code, 0, imp.stderr);
-  fs.mkdirSync(projectDir, { recursive: true });
-  fs.writeFileSync(path.join(projectDir, 'docker-compose.yml'), COMPOSE);
+  await d.importBusybox();
+  compose = d.composeProject('t', COMPOSE);
 });
 after(async () => {
   await compose(['down', '-v']).catch(() => {});

@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import net from 'node:net';
 import { after, before, test } from 'node:test';
-import { busyboxRootfsTar } from '../helpers/daemon.ts';
+import { freePort } from '../helpers/daemon.ts';
 import { NetDaemon } from './helpers.ts';
 
 /** Containers on keel networks, driven by the real docker CLI: DNS by name, connect/disconnect, published ports. */
@@ -10,8 +9,7 @@ const d = new NetDaemon('keel-netctr');
 
 before(async () => {
   await d.start();
-  const imp = await d.docker(['import', busyboxRootfsTar(d.dir), 'busybox:local']);
-  assert.equal(imp.code, 0, imp.stderr);
+  await d.importBusybox();
 });
 after(async () => {
   const ids = (await d.docker(['ps', '-aq'])).stdout.trim().split('\n').filter(Boolean);
@@ -25,16 +23,6 @@ async function ok(args: string[]): Promise<string> {
   return r.stdout;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-    s.on('error', reject);
-  });
-}
 
 function get(port: number, path: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {

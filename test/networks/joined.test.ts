@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { busyboxRootfsTar, run } from '../helpers/daemon.ts';
+import { freePort, run } from '../helpers/daemon.ts';
 import { NetDaemon } from './helpers.ts';
 
 /**
@@ -16,8 +15,7 @@ const d = new NetDaemon('keel-netjoin');
 
 before(async () => {
   await d.start();
-  const imp = await d.docker(['import', busyboxRootfsTar(d.dir), 'busybox:local']);
-  assert.equal(imp.code, 0, imp.stderr);
+  await d.importBusybox();
 });
 after(async () => {
   await d.cleanup();
@@ -31,16 +29,6 @@ async function ok(args: string[]): Promise<string> {
 
 const inspect = async (ref: string) => JSON.parse(await ok(['inspect', ref]))[0];
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-    s.on('error', reject);
-  });
-}
 
 function get(port: number): Promise<string> {
   return new Promise((resolve, reject) => {
