@@ -142,6 +142,7 @@ export class Engine {
 
   async close(): Promise<void> {
     this.containers.close();
+    await this.networks.releaseSpare().catch((e) => log.warn('removing the spare network sandbox failed', { error: String(e) }));
     this.networks.close();
     this.lock?.release();
     this.lock = undefined;

@@ -14,6 +14,7 @@ import { hostRoutes, Ipam, pickSubnet, planSubnet, type SubnetPlan } from './ipa
 import { listNetns, removeNetns } from './netns.ts';
 import { deleteLinks, plumbEndpoint, plumbSandbox, unplumb, type EndpointPlumbing } from './plumbing.ts';
 import { ephemeralRange, PortAllocator, portRequests } from './ports.ts';
+import { Spare } from './spare.ts';
 import { RuntimeState } from './state.ts';
 import { NetworkStore } from './store.ts';
 import type { AttachOptions, CreateNetworkOptions, EndpointOptions, EndpointRecord, NetworkRecord, SandboxRecord } from './types.ts';
@@ -70,6 +71,7 @@ export class NetworkManager {
   private dns = new Map<string, DnsServer>();
   private jumpsOk = false;
   private hostResolv: HostResolv = { nameservers: [], search: [], options: [] };
+  private readonly spare = new Spare<SandboxRecord>(() => this.makeSpare(), (s) => this.discardSpare(s));
 
   constructor(o: NetworkManagerOptions) {
     this.opts = {
@@ -199,27 +201,99 @@ export class NetworkManager {
       // An explicit empty list is a container disconnected from everything (lo only) that may be connected later.
       const wanted = mode === 'none' ? [] : o.networks ?? [{ network: 'bridge' }];
       const reqs = portRequests(o.portBindings, !!o.publishAll, o.exposedPorts ?? []);
+      const fitsSpare = own && this.fitsSpare(wanted);
+      const spare = fitsSpare ? await this.takeSpare() : undefined;
+      let adopted = false;
       const plumbs: EndpointPlumbing[] = [];
       try {
         await this.mu.run('state', async () => {
-          for (const [i, w] of wanted.entries()) plumbs.push(await this.newEndpoint(sb, w, i));
-          const first = plumbs[0];
+          if (spare) (this.adoptSpare(sb, spare), (adopted = true));
+          else for (const [i, w] of wanted.entries()) plumbs.push(await this.newEndpoint(sb, w, i));
+          const first = Object.values(sb.Endpoints)[0];
           // Ports are published to the first network's address; an internal network publishes nothing (as docker).
-          if (first && reqs.length && !this.store.get(first.ep.NetworkId).Internal) {
-            sb.Ports = await this.ports.allocate(containerId, sb.ContainerName, reqs, first.ep.IPAddress);
+          if (first && reqs.length && !this.store.get(first.NetworkId).Internal) {
+            sb.Ports = await this.ports.allocate(containerId, sb.ContainerName, reqs, first.IPAddress);
           }
           this.state.sandboxes.set(containerId, sb);
           // Leases and sandboxes are separate files: write them side by side.
           await Promise.all([this.ipam.save(), this.state.save()]);
         });
-        await plumbSandbox(sb, plumbs);
+        if (!adopted) await plumbSandbox(sb, plumbs);
         if (sb.Ports.length) await this.mu.run('state', () => this.applyRules());
+        if (fitsSpare) this.spare.refill();
         return sb;
       } catch (e) {
+        if (spare && !adopted) await this.discardSpare(spare).catch(() => {});
         await this.teardown(sb).catch((e2) => log.warn('network attach rollback failed', { container: containerId, error: String(e2) }));
         throw e;
       }
     });
+  }
+
+  // ---- the spare sandbox (see spare.ts) ------------------------------------
+
+  /** Only a plain default-bridge endpoint can be made ahead: no --ip, --mac-address or alias to honour. */
+  private fitsSpare(wanted: EndpointOptions[]): boolean {
+    const w = wanted[0];
+    return wanted.length === 1 && !!w && this.store.find(w.network)?.Name === 'bridge' && !w.ip && !w.mac && !w.aliases?.length;
+  }
+
+  /** The spare, if its host end is still on the bridge (someone may have deleted and re-made the bridge meanwhile). */
+  private async takeSpare(): Promise<SandboxRecord | undefined> {
+    const s = await this.spare.take();
+    if (!s) return undefined;
+    const ep = Object.values(s.Endpoints)[0]!;
+    const master = await fsp.readlink(`/sys/class/net/${ep.HostIfName}/master`).catch(() => '');
+    if (path.basename(master) === this.store.get(ep.NetworkId).BridgeName) return s;
+    void this.discardSpare(s).catch((e) => log.warn('removing a stale spare network sandbox failed', { error: String(e) }));
+    return undefined;
+  }
+
+  /** Gives the spare's netns and endpoint to `sb`. Caller holds 'state'. */
+  private adoptSpare(sb: SandboxRecord, spare: SandboxRecord): void {
+    const [netId, ep] = Object.entries(spare.Endpoints)[0]!;
+    this.ipam.transfer(netId, ep.IPAddress, spare.ContainerId, sb.ContainerId);
+    sb.NetnsPath = spare.NetnsPath;
+    sb.Endpoints[netId] = { ...ep, EndpointId: newId(), ContainerId: sb.ContainerId, ContainerName: sb.ContainerName };
+  }
+
+  private async makeSpare(): Promise<SandboxRecord> {
+    const id = newId();
+    const sb: SandboxRecord = {
+      ContainerId: id, ContainerName: '', Mode: 'bridge', NetnsPath: path.join(this.opts.netnsDir, id), OwnNetns: true,
+      Hostname: '', Dns: [], DnsSearch: [], DnsOptions: [], ExtraHosts: [], Ports: [], Endpoints: {},
+    };
+    const p = await this.mu.run('state', async () => {
+      this.ipam.keepUnsaved(id);
+      try {
+        return await this.newEndpoint(sb, { network: 'bridge' }, 0);
+      } catch (e) {
+        await this.ipam.releaseOwner(id, []);
+        throw e;
+      }
+    });
+    try {
+      await plumbSandbox(sb, [p]);
+    } catch (e) {
+      await this.mu.run('state', () => this.ipam.releaseOwner(id, [p.ep.NetworkId]));
+      throw e;
+    }
+    return sb;
+  }
+
+  private async discardSpare(sb: SandboxRecord): Promise<void> {
+    await removeNetns(sb.NetnsPath);
+    await this.mu.run('state', () => this.ipam.releaseOwner(sb.ContainerId, Object.keys(sb.Endpoints)));
+  }
+
+  /** Waits until the spare being made (if any) is ready: tests count host objects after it. */
+  async settled(): Promise<void> {
+    await this.spare.settle();
+  }
+
+  /** Removes the spare and makes no more (daemon shutdown). */
+  async releaseSpare(): Promise<void> {
+    await this.spare.close();
   }
 
   /**
@@ -401,6 +475,7 @@ export class NetworkManager {
 
   /** Removes every trace of this keel instance from the host (tests, uninstall). */
   async destroyAll(): Promise<void> {
+    await this.spare.close();
     for (const id of [...this.state.sandboxes.keys()]) await this.detach(id);
     await this.mu.run('state', async () => {
       for (const id of [...this.state.active]) {

@@ -94,6 +94,8 @@ export interface Lease {
 export class Ipam {
   readonly file: string;
   private state: LeaseFile = { version: 1, leases: {}, last: {} };
+  /** Owners whose leases stay out of the file (the spare sandbox: after a crash nothing of it should be found). */
+  private readonly unsaved = new Set<string>();
 
   constructor(file: string) {
     this.file = file;
@@ -106,7 +108,14 @@ export class Ipam {
 
   /** Writes the leases now (after allocate(..., false)). */
   async save(): Promise<void> {
-    await writeJsonAtomic(this.file, this.state);
+    if (!this.unsaved.size) return writeJsonAtomic(this.file, this.state);
+    const leases = Object.fromEntries(Object.entries(this.state.leases).map(([net, l]) => [net, Object.fromEntries(Object.entries(l).filter(([, o]) => !this.unsaved.has(o)))]));
+    await writeJsonAtomic(this.file, { ...this.state, leases });
+  }
+
+  /** Keeps `owner`'s leases in memory only, until they are transferred or released. */
+  keepUnsaved(owner: string): void {
+    this.unsaved.add(owner);
   }
 
   /** Reserves an address for `owner`: `requested` exactly, or the next free one after the last handed out. */
@@ -150,8 +159,17 @@ export class Ipam {
     if (changed) await this.save();
   }
 
+  /** Hands `from`'s lease of `ip` to `to` (in memory: the caller saves). */
+  transfer(network: string, ip: string, from: string, to: string): void {
+    const leases = this.state.leases[network];
+    if (leases?.[ip] !== from) throw new EngineError('INTERNAL', `address ${ip} is not leased to ${from.slice(0, 12)}`);
+    leases[ip] = to;
+    this.unsaved.delete(from);
+  }
+
   /** Frees the owner's leases on the given networks with one write. */
   async releaseOwner(owner: string, networks: string[]): Promise<void> {
+    this.unsaved.delete(owner);
     let changed = false;
     for (const net of networks) {
       const leases = this.state.leases[net] ?? {};

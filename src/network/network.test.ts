@@ -56,6 +56,31 @@ test('IPAM: sequential allocation, requested addresses, release, reconcile, pers
   }
 });
 
+test('IPAM: an unsaved lease (the spare sandbox\'s) is held in memory, never written, until transferred', async () => {
+  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'ipam-'));
+  try {
+    const file = path.join(dir, 'leases.json');
+    const ipam = new Ipam(file);
+    const plan = planSubnet('10.5.0.0/29', '', '', []);
+    await ipam.allocate('n', plan, 'a');
+    ipam.keepUnsaved('spare');
+    const ip = await ipam.allocate('n', plan, 'spare');
+    assert.equal(await ipam.allocate('n', plan, 'b'), '10.5.0.4', 'the spare\'s address is taken');
+    const onDisk = async () => {
+      const again = new Ipam(file);
+      await again.load();
+      return again.list().map((l) => `${l.owner}=${l.ip}`).sort();
+    };
+    assert.deepEqual(await onDisk(), ['a=10.5.0.2', 'b=10.5.0.4'], 'a crash now finds no lease of the spare');
+    assert.throws(() => ipam.transfer('n', ip, 'nobody', 'c'), /not leased to/);
+    ipam.transfer('n', ip, 'spare', 'c');
+    await ipam.save();
+    assert.deepEqual(await onDisk(), ['a=10.5.0.2', 'b=10.5.0.4', `c=${ip}`]);
+  } finally {
+    await fsp.rm(dir, { recursive: true, force: true });
+  }
+});
+
 test('-p parsing follows docker', () => {
   assert.deepEqual(parsePortSpecs(['8080:80']).bindings, { '80/tcp': [{ HostIp: '', HostPort: '8080' }] });
   assert.deepEqual(parsePortSpecs(['127.0.0.1::53/udp']).bindings, { '53/udp': [{ HostIp: '127.0.0.1', HostPort: '' }] });

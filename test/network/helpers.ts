@@ -32,13 +32,15 @@ export async function harness(extra: Partial<NetworkManagerOptions> = {}): Promi
     ...extra,
   });
   await nm.init();
-  return {
+  const h: Harness = {
     nm, root, tag, octet,
+    // h.nm: a test may have replaced the manager (a "crash" and restart).
     async cleanup() {
-      await nm.destroyAll();
+      await h.nm.destroyAll();
       await fsp.rm(root, { recursive: true, force: true });
     },
   };
+  return h;
 }
 
 export const cid = () => newId();

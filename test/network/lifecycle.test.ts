@@ -17,6 +17,8 @@ after(async () => {
 
 /** Host objects this harness can own: its links, netns pins, iptables lines, leases (plus host-wide totals, for the log). */
 async function counts() {
+  // The spare sandbox (a netns and a veth made ahead for the default bridge) is one of them: count it once it is made.
+  await h.nm.settled();
   const links = (await exec(['ip', '-o', 'link'])).stdout.trim().split('\n');
   const rules = (await exec(['iptables-save'])).stdout.split('\n').filter((l) => l.startsWith('-A') || l.startsWith(':'));
   const mounts = (await fsp.readFile('/proc/self/mountinfo', 'utf8')).split('\n').filter((l) => l.includes(h.root));
@@ -77,18 +79,58 @@ test('reconcile after a daemon crash frees what dead containers held and keeps t
   const stray = path.join(h.nm.opts.netnsDir, 'stray');
   await fsp.writeFile(stray, '');
   await exec(['unshare', `--net=${stray}`, 'true']);
-  // "Crash": drop the manager without teardown and start a new one on the same roots.
+  // "Crash": drop the manager without teardown (its spare sandbox made) and start a new one on the same roots.
+  await h.nm.settled();
   h.nm.close();
   const nm2 = new NetworkManager({ ...h.nm.opts, defaultBridge: { bridgeName: `kt${h.tag}0`, subnet: `10.${h.octet}.0.0/24` } });
   await nm2.init();
   const r = await nm2.reconcile([live]);
-  assert.deepEqual(r, { sandboxes: 2, leases: 0, netns: 1 });
+  // Two netns files nobody owns: the stray one and the old manager's spare.
+  assert.deepEqual({ sandboxes: r.sandboxes, netns: r.netns }, { sandboxes: 2, netns: 2 });
   assert.deepEqual(nm2.ipam.list().map((l) => l.owner), [live]);
-  assert.deepEqual(await fsp.readdir(h.nm.opts.netnsDir), [live]);
+  assert.deepEqual(await fsp.readdir(h.nm.opts.netnsDir), [path.basename(sl.NetnsPath)]);
   assert.equal(nm2.counts().ports, 1);
   const rules = (await exec(['iptables-save', '-t', 'nat'])).stdout.split('\n').filter((l) => l.includes(`${h.nm.opts.chainPrefix}-DNAT -p`));
   assert.equal(rules.length, 1);
   assert.equal((await inNs(sl.NetnsPath, [BB, 'ping', '-c1', '-W2', Object.values(sl.Endpoints)[0]!.Gateway])).code, 0);
   h.nm = nm2;
   await nm2.detach(live);
+});
+
+test('the spare sandbox: taken by the next default-bridge container, skipped when its veth left the bridge, removed at shutdown', async () => {
+  const spareLinks = async () => {
+    await h.nm.settled();
+    const mine = new Set([...h.nm.state.sandboxes.values()].flatMap((s) => Object.values(s.Endpoints).map((e) => e.HostIfName)));
+    const links = (await exec(['ip', '-o', 'link', 'show', 'master', `kt${h.tag}0`])).stdout.split('\n');
+    return links.map((l) => /^\d+: ([^@:]+)/.exec(l)?.[1]).filter((n): n is string => !!n && !mine.has(n));
+  };
+  const [a, b, c] = [cid(), cid(), cid()];
+  await h.nm.attach(a, { containerName: 'a' });
+  const [spare] = await spareLinks();
+  assert.ok(spare, 'a spare veth is on the bridge after a default-bridge container');
+  // b gets the spare: its netns and veth are the spare's, its lease and endpoint are b's, and it works.
+  const sb = await h.nm.attach(b, { containerName: 'b', portBindings: parsePortSpecs(['80']).bindings });
+  const ep = Object.values(sb.Endpoints)[0]!;
+  assert.equal(ep.HostIfName, spare);
+  assert.notEqual(path.basename(sb.NetnsPath), b);
+  assert.equal(ep.ContainerId, b);
+  assert.deepEqual(h.nm.ipam.list().filter((l) => l.ip === ep.IPAddress).map((l) => l.owner), [b]);
+  assert.equal(sb.Ports[0]?.ContainerIp, ep.IPAddress);
+  assert.equal((await inNs(sb.NetnsPath, [BB, 'ping', '-c1', '-W2', ep.Gateway])).code, 0);
+  // A spare whose veth is no longer on the bridge is thrown away, not handed out.
+  const [stale] = await spareLinks();
+  assert.ok(stale && stale !== spare);
+  await exec(['ip', 'link', 'set', stale, 'nomaster']);
+  const sc = await h.nm.attach(c, { containerName: 'c' });
+  assert.equal(path.basename(sc.NetnsPath), c);
+  assert.equal((await inNs(sc.NetnsPath, [BB, 'ping', '-c1', '-W2', ep.Gateway])).code, 0);
+  for (const id of [a, b, c]) await h.nm.detach(id);
+  // (the kernel removes the veths of unpinned namespaces a moment later)
+  let left = await spareLinks();
+  for (let i = 0; i < 50 && left.length > 1; i++) (await sleep(100), (left = await spareLinks()));
+  assert.equal(left.length, 1);
+  await h.nm.releaseSpare();
+  assert.deepEqual(h.nm.ipam.list(), []);
+  assert.deepEqual(await fsp.readdir(h.nm.opts.netnsDir), []);
+  assert.ok(!(await exec(['ip', 'link', 'show', stale], { allowFailure: true })).stdout.includes(stale), 'the stale spare is gone');
 });
