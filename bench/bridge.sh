@@ -15,7 +15,7 @@ N=${BENCH_BRIDGE_N:-100}
 NET=keelbench-net-$$
 
 G="run --rm busybox:local true (default bridge)"
-measure $B "$G" keel "docker CLI" --runs "$RUNS" --warmup 2 -- $KD run --rm busybox:local true
+measure $B "$G" keel "docker CLI" --runs "$RUNS" --warmup 2 --target 0.120 -- $KD run --rm busybox:local true
 measure $B "$G" dockerd "docker CLI" --runs "$RUNS" --warmup 2 -- $DK run --rm busybox:local true
 measure $B "$G" podman "podman CLI" --runs "$RUNS" --warmup 2 -- $PM run --rm busybox:local true
 

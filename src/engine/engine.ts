@@ -142,7 +142,7 @@ export class Engine {
 
   async close(): Promise<void> {
     this.containers.close();
-    await this.networks.releaseSpare().catch((e) => log.warn('removing the spare network sandbox failed', { error: String(e) }));
+    await this.networks.shutdown().catch((e) => log.warn('network shutdown failed', { error: String(e) }));
     this.networks.close();
     this.lock?.release();
     this.lock = undefined;

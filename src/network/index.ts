@@ -14,7 +14,7 @@ import { hostRoutes, Ipam, pickSubnet, planSubnet, type SubnetPlan } from './ipa
 import { listNetns, removeNetns } from './netns.ts';
 import { deleteLinks, plumbEndpoint, plumbSandbox, unplumb, type EndpointPlumbing } from './plumbing.ts';
 import { ephemeralRange, PortAllocator, portRequests } from './ports.ts';
-import { Spare } from './spare.ts';
+import { SpareSandbox } from './spare.ts';
 import { RuntimeState } from './state.ts';
 import { NetworkStore } from './store.ts';
 import type { AttachOptions, CreateNetworkOptions, EndpointOptions, EndpointRecord, NetworkRecord, SandboxRecord } from './types.ts';
@@ -71,7 +71,9 @@ export class NetworkManager {
   private dns = new Map<string, DnsServer>();
   private jumpsOk = false;
   private hostResolv: HostResolv = { nameservers: [], search: [], options: [] };
-  private readonly spare = new Spare<SandboxRecord>(() => this.makeSpare(), (s) => this.discardSpare(s));
+  private readonly spare: SpareSandbox;
+  /** Unmounts of released netns pins still running, by container id (see teardown). */
+  private readonly unpinning = new Map<string, Promise<void>>();
 
   constructor(o: NetworkManagerOptions) {
     this.opts = {
@@ -85,6 +87,12 @@ export class NetworkManager {
     this.ipam = new Ipam(path.join(o.runDir, 'leases.json'));
     this.state = new RuntimeState(path.join(o.runDir, 'state.json'));
     this.chains = chainNames(this.opts.chainPrefix);
+    this.spare = new SpareSandbox({
+      netnsDir: this.opts.netnsDir, ipam: this.ipam,
+      inState: (fn) => this.mu.run('state', fn),
+      newEndpoint: (sb, w, i) => this.newEndpoint(sb, w, i),
+      bridgeName: (id) => this.store.get(id).BridgeName,
+    });
   }
 
   async init(): Promise<void> {
@@ -183,6 +191,8 @@ export class NetworkManager {
   /** Gives a container its network: netns (created at <netnsDir>/<id> unless given), endpoints, ports. */
   async attach(containerId: string, o: AttachOptions): Promise<SandboxRecord> {
     return this.mu.run(containerId, async () => {
+      // Its previous run's netns file (same path) must be gone first.
+      await this.unpinning.get(containerId);
       if (this.state.sandboxes.has(containerId)) throw new EngineError('CONFLICT', `container ${containerId.slice(0, 12)} already has a network sandbox`);
       const mode = o.mode ?? 'bridge';
       const own = (mode === 'bridge' || mode === 'none') && !o.netnsPath;
@@ -202,12 +212,12 @@ export class NetworkManager {
       const wanted = mode === 'none' ? [] : o.networks ?? [{ network: 'bridge' }];
       const reqs = portRequests(o.portBindings, !!o.publishAll, o.exposedPorts ?? []);
       const fitsSpare = own && this.fitsSpare(wanted);
-      const spare = fitsSpare ? await this.takeSpare() : undefined;
+      const spare = fitsSpare ? await this.spare.take() : undefined;
       let adopted = false;
       const plumbs: EndpointPlumbing[] = [];
       try {
         await this.mu.run('state', async () => {
-          if (spare) (this.adoptSpare(sb, spare), (adopted = true));
+          if (spare) (this.spare.adopt(sb, spare), (adopted = true));
           else for (const [i, w] of wanted.entries()) plumbs.push(await this.newEndpoint(sb, w, i));
           const first = Object.values(sb.Endpoints)[0];
           // Ports are published to the first network's address; an internal network publishes nothing (as docker).
@@ -223,77 +233,27 @@ export class NetworkManager {
         if (fitsSpare) this.spare.refill();
         return sb;
       } catch (e) {
-        if (spare && !adopted) await this.discardSpare(spare).catch(() => {});
+        if (spare && !adopted) await this.spare.discard(spare).catch(() => {});
         await this.teardown(sb).catch((e2) => log.warn('network attach rollback failed', { container: containerId, error: String(e2) }));
         throw e;
       }
     });
   }
 
-  // ---- the spare sandbox (see spare.ts) ------------------------------------
-
-  /** Only a plain default-bridge endpoint can be made ahead: no --ip, --mac-address or alias to honour. */
+  /** Only a plain default-bridge endpoint can be made ahead (spare.ts): no --ip, --mac-address or alias to honour. */
   private fitsSpare(wanted: EndpointOptions[]): boolean {
     const w = wanted[0];
     return wanted.length === 1 && !!w && this.store.find(w.network)?.Name === 'bridge' && !w.ip && !w.mac && !w.aliases?.length;
   }
 
-  /** The spare, if its host end is still on the bridge (someone may have deleted and re-made the bridge meanwhile). */
-  private async takeSpare(): Promise<SandboxRecord | undefined> {
-    const s = await this.spare.take();
-    if (!s) return undefined;
-    const ep = Object.values(s.Endpoints)[0]!;
-    const master = await fsp.readlink(`/sys/class/net/${ep.HostIfName}/master`).catch(() => '');
-    if (path.basename(master) === this.store.get(ep.NetworkId).BridgeName) return s;
-    void this.discardSpare(s).catch((e) => log.warn('removing a stale spare network sandbox failed', { error: String(e) }));
-    return undefined;
-  }
-
-  /** Gives the spare's netns and endpoint to `sb`. Caller holds 'state'. */
-  private adoptSpare(sb: SandboxRecord, spare: SandboxRecord): void {
-    const [netId, ep] = Object.entries(spare.Endpoints)[0]!;
-    this.ipam.transfer(netId, ep.IPAddress, spare.ContainerId, sb.ContainerId);
-    sb.NetnsPath = spare.NetnsPath;
-    sb.Endpoints[netId] = { ...ep, EndpointId: newId(), ContainerId: sb.ContainerId, ContainerName: sb.ContainerName };
-  }
-
-  private async makeSpare(): Promise<SandboxRecord> {
-    const id = newId();
-    const sb: SandboxRecord = {
-      ContainerId: id, ContainerName: '', Mode: 'bridge', NetnsPath: path.join(this.opts.netnsDir, id), OwnNetns: true,
-      Hostname: '', Dns: [], DnsSearch: [], DnsOptions: [], ExtraHosts: [], Ports: [], Endpoints: {},
-    };
-    const p = await this.mu.run('state', async () => {
-      this.ipam.keepUnsaved(id);
-      try {
-        return await this.newEndpoint(sb, { network: 'bridge' }, 0);
-      } catch (e) {
-        await this.ipam.releaseOwner(id, []);
-        throw e;
-      }
-    });
-    try {
-      await plumbSandbox(sb, [p]);
-    } catch (e) {
-      await this.mu.run('state', () => this.ipam.releaseOwner(id, [p.ep.NetworkId]));
-      throw e;
-    }
-    return sb;
-  }
-
-  private async discardSpare(sb: SandboxRecord): Promise<void> {
-    await removeNetns(sb.NetnsPath);
-    await this.mu.run('state', () => this.ipam.releaseOwner(sb.ContainerId, Object.keys(sb.Endpoints)));
-  }
-
-  /** Waits until the spare being made (if any) is ready: tests count host objects after it. */
+  /** Waits until the spare being made (if any) is ready and released namespaces are unpinned: tests count host objects after it. */
   async settled(): Promise<void> {
-    await this.spare.settle();
+    await Promise.all([this.spare.settle(), ...this.unpinning.values()]);
   }
 
-  /** Removes the spare and makes no more (daemon shutdown). */
-  async releaseSpare(): Promise<void> {
-    await this.spare.close();
+  /** Daemon shutdown: removes the spare (and makes no more) and finishes releasing namespaces. */
+  async shutdown(): Promise<void> {
+    await Promise.all([this.spare.close(), ...this.unpinning.values()]);
   }
 
   /**
@@ -308,8 +268,17 @@ export class NetworkManager {
     });
   }
 
+  /**
+   * A netns keel pinned only needs its pin removed: its processes are gone,
+   * so the kernel then destroys it with its veths (asynchronously, as it
+   * always does). That unmount (~5 ms) runs after the state is released, off
+   * the caller's path (`run --rm` answers meanwhile); the container's next
+   * attach, settled() and shutdown wait for it. A crash before it is done
+   * leaves a netns file no sandbox owns: reconcile removes it.
+   */
   private async teardown(sb: SandboxRecord, shared = false): Promise<void> {
-    await unplumb(sb, Object.values(sb.Endpoints), shared);
+    const unpinLater = sb.OwnNetns && !!sb.NetnsPath && !shared;
+    if (!unpinLater) await unplumb(sb, Object.values(sb.Endpoints), shared);
     await this.mu.run('state', async () => {
       const hadPorts = sb.Ports.length > 0;
       this.ports.release(sb.ContainerId);
@@ -318,6 +287,11 @@ export class NetworkManager {
       await Promise.all([this.ipam.releaseOwner(sb.ContainerId, Object.keys(sb.Endpoints)), this.state.save()]);
       if (hadPorts) await this.applyRules();
     });
+    if (!unpinLater) return;
+    const p = removeNetns(sb.NetnsPath)
+      .catch((e) => log.warn('removing a network namespace failed', { container: sb.ContainerId, netns: sb.NetnsPath, error: String(e) }))
+      .finally(() => this.unpinning.delete(sb.ContainerId));
+    this.unpinning.set(sb.ContainerId, p);
   }
 
   /** docker network connect: adds an endpoint (eth1, eth2, ...) to a running container's netns. */
@@ -457,6 +431,7 @@ export class NetworkManager {
     for (const sb of [...this.state.sandboxes.values()]) {
       if (!alive.has(sb.ContainerId)) (await this.detach(sb.ContainerId), sandboxes++);
     }
+    await Promise.all(this.unpinning.values());
     return this.mu.run('state', async () => {
       const leases = await this.ipam.reconcile(new Set(this.state.sandboxes.keys()));
       let netns = 0;
@@ -475,8 +450,8 @@ export class NetworkManager {
 
   /** Removes every trace of this keel instance from the host (tests, uninstall). */
   async destroyAll(): Promise<void> {
-    await this.spare.close();
     for (const id of [...this.state.sandboxes.keys()]) await this.detach(id);
+    await this.shutdown();
     await this.mu.run('state', async () => {
       for (const id of [...this.state.active]) {
         const n = this.store.find(id);

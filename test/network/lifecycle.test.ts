@@ -129,7 +129,7 @@ test('the spare sandbox: taken by the next default-bridge container, skipped whe
   let left = await spareLinks();
   for (let i = 0; i < 50 && left.length > 1; i++) (await sleep(100), (left = await spareLinks()));
   assert.equal(left.length, 1);
-  await h.nm.releaseSpare();
+  await h.nm.shutdown();
   assert.deepEqual(h.nm.ipam.list(), []);
   assert.deepEqual(await fsp.readdir(h.nm.opts.netnsDir), []);
   assert.ok(!(await exec(['ip', 'link', 'show', stale], { allowFailure: true })).stdout.includes(stale), 'the stale spare is gone');
