@@ -45,12 +45,18 @@ function readOr(file: string, dflt: string): string {
   }
 }
 
+/**
+ * A live process, not a zombie. A daemon killed with -9, or conmon (double
+ * forked), is reaped by init or a subreaper, which may take a while (about a
+ * second on these VMs): until then kill(pid, 0) still succeeds.
+ */
 export function isAlive(pid: number): boolean {
   try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return errnoCode(e) === 'EPERM';
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return state !== 'Z' && state !== 'X';
+  } catch {
+    return false;
   }
 }
 

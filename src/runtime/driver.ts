@@ -3,6 +3,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { conflict, EngineError, errnoCode, isEngineError } from '../common/errors.ts';
 import { mkdirp, writeFileAtomic } from '../common/fs.ts';
+import { isAlive } from '../common/lock.ts';
 import { connectAttach, type AttachSession } from './attach.ts';
 import { DEFAULT_CONMON, signalStart, spawnConmon } from './conmon.ts';
 import { startCreated } from './execfifo.ts';
@@ -335,20 +336,6 @@ function classifyCreateError(msg: string): 'COMMAND_NOT_FOUND' | 'CANNOT_EXECUTE
   if (/executable file not found|no such file or directory/i.test(msg) && /exec/i.test(msg)) return 'COMMAND_NOT_FOUND';
   if (/permission denied/i.test(msg) && /exec/i.test(msg)) return 'CANNOT_EXECUTE';
   return 'INTERNAL';
-}
-
-/**
- * A live process, not a zombie: conmon is double-forked, so its parent is
- * init (or a subreaper), which may be slow to reap it.
- */
-export function isAlive(pid: number): boolean {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    return state !== 'Z' && state !== 'X';
-  } catch {
-    return false;
-  }
 }
 
 function isConmon(pid: number): boolean {
