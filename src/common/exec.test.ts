@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
-import { exec, stopSpawnHelper, useSpawnHelper } from './exec.ts';
+import type net from 'node:net';
+import { exec, spawnPiped, stopSpawnHelper, useSpawnHelper } from './exec.ts';
 
 after(() => stopSpawnHelper());
 
@@ -25,6 +26,26 @@ for (const mode of ['directly', 'through the process helper'] as const) {
     // Side by side, each answer reaches its own caller.
     const many = await Promise.all([1, 2, 3, 4, 5].map((n) => exec(['sh', '-c', `sleep 0.0${n}; echo ${n}`])));
     assert.deepEqual(many.map((r) => r.stdout), ['1\n', '2\n', '3\n', '4\n', '5\n']);
+  });
+
+  test(`spawnPiped ${mode}: pipes on fds 2.. reach this process, the exit is reported, a missing program rejects`, async () => {
+    if (mode === 'directly') stopSpawnHelper();
+    else useSpawnHelper();
+    const read = (s: net.Socket) => new Promise<string>((resolve) => {
+      let b = '';
+      s.setEncoding('utf8').on('data', (d) => (b += d)).on('end', () => resolve(b));
+    });
+    // fd 4 in, fd 3 and 2 out, like conmon's start, sync and stderr pipes.
+    const p = await spawnPiped('sh', ['-c', 'read x <&4; echo "sync $x $PWD $Y" >&3; echo oops >&2; exit 7'], { cwd: '/tmp', env: { Y: 'env', PATH: '/usr/bin:/bin' }, pipes: 3 });
+    assert.equal(p.pipes.length, 3);
+    const [err, sync, start] = p.pipes as [net.Socket, net.Socket, net.Socket];
+    const out = read(sync);
+    const errText = read(err);
+    start.end('go\n');
+    assert.equal(await out, 'sync go /tmp env\n');
+    assert.equal(await errText, 'oops\n');
+    assert.deepEqual(await p.exit, { code: 7 });
+    await assert.rejects(spawnPiped('/no/such/program', [], { pipes: 2 }), /cannot run \/no\/such\/program/);
   });
 }
 

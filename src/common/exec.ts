@@ -1,4 +1,5 @@
 import { type ChildProcess, fork, spawn, type SpawnOptions } from 'node:child_process';
+import type net from 'node:net';
 import { EngineError } from './errors.ts';
 
 export interface ExecOptions {
@@ -78,12 +79,71 @@ function direct(file: string, args: string[], opts: ExecOptions, max: number): P
   });
 }
 
+// ---- detached programs with pipes (conmon) ---------------------------------
+
+export interface PipedProcess {
+  /** This process's ends of the program's fds 2, 3, ...: stream sockets. */
+  pipes: net.Socket[];
+  /** When the program's first process exits (conmon's exits right after it daemonizes). */
+  exit: Promise<{ code: number | null; error?: string }>;
+}
+
+/**
+ * Starts a program detached (own session, no stdio of ours) with pipes on
+ * fds 2 .. 2+pipes-1, the way conmon is started. In the daemon the process
+ * helper forks it and passes the pipe ends back (see spawn-helper.ts), so the
+ * fork costs the same whatever this process's memory, and never blocks its
+ * event loop. Rejects when the program cannot be started.
+ */
+export function spawnPiped(file: string, args: string[], o: { cwd?: string; env?: NodeJS.ProcessEnv; pipes: number }): Promise<PipedProcess> {
+  return wanted ? pipedViaHelper(startHelper(), file, args, o) : pipedDirect(file, args, o);
+}
+
+function pipedDirect(file: string, args: string[], o: { cwd?: string; env?: NodeJS.ProcessEnv; pipes: number }): Promise<PipedProcess> {
+  const child = spawn(file, args, { cwd: o.cwd, env: o.env ?? process.env, detached: true, stdio: ['ignore', 'ignore', ...Array<'pipe'>(o.pipes).fill('pipe')] });
+  return new Promise((resolve, reject) => {
+    child.on('error', (e) => reject(new EngineError('UNAVAILABLE', `cannot run ${file}: ${e.message}`)));
+    if (child.pid === undefined) return;
+    const exit = new Promise<{ code: number | null }>((r) => child.on('exit', (code) => r({ code })));
+    child.unref();
+    resolve({ pipes: child.stdio.slice(2) as net.Socket[], exit });
+  });
+}
+
+function pipedViaHelper(h: Helper, file: string, args: string[], o: { cwd?: string; env?: NodeJS.ProcessEnv; pipes: number }): Promise<PipedProcess> {
+  const id = nextId++;
+  return new Promise((resolve, reject) => {
+    const pipes: net.Socket[] = [];
+    let exited!: (x: { code: number | null; error?: string }) => void;
+    const exit = new Promise<{ code: number | null; error?: string }>((r) => (exited = r));
+    h.piped.set(id, {
+      pipe: (fd, sock) => {
+        pipes[fd - 2] = sock;
+        if (pipes.filter(Boolean).length === o.pipes) resolve({ pipes, exit });
+      },
+      end: (code, error) => {
+        h.piped.delete(id);
+        if (!h.pending.size && !h.piped.size) h.proc.channel?.unref();
+        if (pipes.filter(Boolean).length < o.pipes) {
+          for (const p of pipes) p?.destroy();
+          reject(new EngineError('UNAVAILABLE', `cannot run ${file}: ${error ?? `it exited (${code}) before its pipes were set up`}`));
+        }
+        exited(error === undefined ? { code } : { code, error });
+      },
+    });
+    h.proc.channel?.ref();
+    h.proc.send({ piped: id, file, args, env: o.env, cwd: o.cwd, pipes: o.pipes });
+  });
+}
+
 // ---- the process helper (see spawn-helper.ts) ------------------------------
 
 interface Helper {
   proc: ChildProcess;
   /** Calls in flight, by id: each answer goes to its caller. */
   pending: Map<number, (o: Outcome) => void>;
+  /** spawnPiped calls until their program's first process exits: its pipe ends, then its exit. */
+  piped: Map<number, { pipe: (fd: number, sock: net.Socket) => void; end: (code: number | null, error?: string) => void }>;
 }
 
 let helper: Helper | undefined;
@@ -116,12 +176,19 @@ function startHelper(): Helper {
     // None of this process's own flags (inspector, profiling): the helper only needs Node's type stripping.
     execArgv: [],
   });
-  const h: Helper = { proc, pending: new Map() };
+  const h: Helper = { proc, pending: new Map(), piped: new Map() };
   helper = h;
-  proc.on('message', (m: Outcome & { id: number }) => {
+  proc.on('message', (m: Outcome & { id: number; fd?: number; exit?: number | null }, handle?: unknown) => {
+    const p = h.piped.get(m.id);
+    if (p) {
+      if (m.fd !== undefined && handle) p.pipe(m.fd, handle as net.Socket);
+      else if ('error' in m) p.end(null, m.error.message);
+      else p.end(m.exit ?? null);
+      return;
+    }
     const done = h.pending.get(m.id);
     h.pending.delete(m.id);
-    if (!h.pending.size) proc.channel?.unref();
+    if (!h.pending.size && !h.piped.size) proc.channel?.unref();
     done?.(m);
   });
   // Gone (exited, or could not start or be written to): its calls in flight fail, the next call starts another.
@@ -129,6 +196,7 @@ function startHelper(): Helper {
     if (helper === h) helper = undefined;
     for (const done of h.pending.values()) done({ error: { message: 'the process helper exited while it ran the program' } });
     h.pending.clear();
+    for (const p of [...h.piped.values()]) p.end(null, 'the process helper exited while it started the program');
   };
   proc.on('exit', lost);
   proc.on('error', lost);

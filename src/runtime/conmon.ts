@@ -1,7 +1,6 @@
-import { spawn } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
 import { EngineError } from '../common/errors.ts';
-import { exec } from '../common/exec.ts';
+import { exec, spawnPiped } from '../common/exec.ts';
 
 export const DEFAULT_CONMON = '/usr/bin/conmon';
 
@@ -98,8 +97,9 @@ export interface ConmonProcess {
  * Starts conmon detached: its own process group (and session, by its own
  * setsid), no stdio of ours, double-forked by conmon itself (no --sync), so
  * the monitor and the container outlive this process even under kill -9.
+ * In the daemon the process helper forks it (spawnPiped).
  */
-export function spawnConmon(binary: string, args: string[], opts: { cwd: string; attachPipe?: boolean }): ConmonProcess {
+export async function spawnConmon(binary: string, args: string[], opts: { cwd: string; attachPipe?: boolean }): Promise<ConmonProcess> {
   const env: NodeJS.ProcessEnv = {
     PATH: process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
     _OCI_SYNCPIPE: '3',
@@ -107,38 +107,35 @@ export function spawnConmon(binary: string, args: string[], opts: { cwd: string;
   };
   if (opts.attachPipe) env._OCI_ATTACHPIPE = '5';
   if (process.env.XDG_RUNTIME_DIR) env.XDG_RUNTIME_DIR = process.env.XDG_RUNTIME_DIR;
-  // Node's 'pipe' stdio entries are AF_UNIX stream socketpairs; conmon only read()s and write()s them.
-  const stdio: ('ignore' | 'pipe')[] = ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'];
-  if (opts.attachPipe) stdio.push('pipe');
-  const child = spawn(binary, args, { cwd: opts.cwd, env, stdio, detached: true });
-  const stdio3 = child.stdio[3] as Readable;
-  const stdio4 = child.stdio[4] as unknown as Writable;
-  const sync = new LineReader(stdio3);
-  const attach = opts.attachPipe ? new LineReader((child.stdio as unknown as Readable[])[5]!) : undefined;
+  // Pipes on fds 2 (stderr), 3 (sync), 4 (start) and 5 (attach): AF_UNIX stream socketpairs; conmon only read()s and write()s them.
+  const child = await spawnPiped(binary, args, { cwd: opts.cwd, env, pipes: opts.attachPipe ? 4 : 3 });
+  const [errPipe, syncPipe, startPipe, attachPipe] = child.pipes as unknown as [Readable, Readable, Writable, Readable | undefined];
+  const sync = new LineReader(syncPipe);
+  const attach = attachPipe ? new LineReader(attachPipe) : undefined;
   let stderr = '';
-  child.stderr!.setEncoding('utf8');
-  child.stderr!.on('data', (s: string) => {
+  errPipe.setEncoding('utf8');
+  errPipe.on('data', (s: string) => {
     if (stderr.length < 65536) stderr += s;
   });
-  const parentExit = new Promise<{ code: number | null; stderr: string }>((resolve) => {
-    child.on('error', (e) => resolve({ code: -1, stderr: `cannot run ${binary}: ${e.message}` }));
-    child.on('exit', (code) => {
-      // conmon's daemon child still holds stderr open until it switches to /dev/null: do not wait for it.
-      setImmediate(() => resolve({ code, stderr }));
-    });
+  errPipe.on('error', () => {});
+  // conmon's daemon child still holds stderr open until it switches to /dev/null: wait for its end only briefly.
+  const errEnd = new Promise<void>((resolve) => errPipe.once('close', resolve));
+  const parentExit = child.exit.then(async ({ code, error }) => {
+    if (error) return { code: -1, stderr: `cannot run ${binary}: ${error}` };
+    await Promise.race([errEnd, new Promise((r) => setTimeout(r, 100))]);
+    return { code, stderr };
   });
-  stdio4.on('error', () => {});
-  child.unref();
+  startPipe.on('error', () => {});
   return {
     parentExit,
     sync,
-    start: stdio4,
+    start: startPipe,
     attach,
     release() {
       sync.close();
       attach?.close();
-      stdio4.destroy();
-      child.stderr!.destroy();
+      startPipe.destroy();
+      errPipe.destroy();
     },
   };
 }

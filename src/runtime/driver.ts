@@ -5,7 +5,7 @@ import { conflict, EngineError, errnoCode, isEngineError } from '../common/error
 import { mkdirp, writeFileAtomic } from '../common/fs.ts';
 import { isAlive } from '../common/lock.ts';
 import { connectAttach, type AttachSession } from './attach.ts';
-import { DEFAULT_CONMON, signalStart, spawnConmon } from './conmon.ts';
+import { type ConmonProcess, DEFAULT_CONMON, signalStart, spawnConmon } from './conmon.ts';
 import { startCreated } from './execfifo.ts';
 import { DEFAULT_RUNC, Runc, checkId, cleanRuncError, type RuncState } from './runc.ts';
 import { specToJson } from './spec.ts';
@@ -133,8 +133,9 @@ export class RuntimeDriver {
     if (opts.stdin) args.push('-i');
     if (opts.stdin && opts.leaveStdinOpen) args.push('--leave-stdin-open');
     const timeoutMs = opts.timeoutMs ?? 60_000;
-    const cm = spawnConmon(this.conmonPath, args, { cwd: dir });
+    let cm: ConmonProcess | undefined;
     try {
+      cm = await spawnConmon(this.conmonPath, args, { cwd: dir });
       await signalStart(cm).catch(() => {});
       const msg = await cm.sync.next(timeoutMs, `creating container ${id}`);
       if (!msg || msg.data < 0) {
@@ -148,7 +149,7 @@ export class RuntimeDriver {
       await this.cleanup(id, true).catch(() => {});
       throw e;
     } finally {
-      cm.release();
+      cm?.release();
     }
   }
 

@@ -81,7 +81,10 @@ export async function execInContainer(driver: RuntimeDriver, id: string, proc: P
   const attached = !opts.detach;
   if (attached) args.push('--exec-attach');
   const timeoutMs = opts.timeoutMs ?? 60_000;
-  const cm = spawnConmon(driver.conmonPath, args, { cwd: dir, attachPipe: attached });
+  const cm = await spawnConmon(driver.conmonPath, args, { cwd: dir, attachPipe: attached }).catch(async (e: unknown) => {
+    await fsp.rm(dir, { recursive: true, force: true });
+    throw e;
+  });
   const fail = async (e: unknown): Promise<never> => {
     cm.release();
     await fsp.rm(dir, { recursive: true, force: true });
