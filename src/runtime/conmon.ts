@@ -122,7 +122,7 @@ export async function spawnConmon(binary: string, args: string[], opts: { cwd: s
   const errEnd = new Promise<void>((resolve) => errPipe.once('close', resolve));
   const parentExit = child.exit.then(async ({ code, error }) => {
     if (error) return { code: -1, stderr: `cannot run ${binary}: ${error}` };
-    await Promise.race([errEnd, new Promise((r) => setTimeout(r, 100))]);
+    await Promise.race([errEnd, new Promise((r) => setTimeout(r, 100).unref())]);
     return { code, stderr };
   });
   startPipe.on('error', () => {});
