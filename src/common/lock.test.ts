@@ -4,7 +4,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { isAlive, RootLock } from './lock.ts';
+import { RootLock } from './lock.ts';
+import { isAlive } from './proc.ts';
 
 /** A zombie: `sleep 0` backgrounded by a shell that then becomes `sleep 2`, which never reaps it. */
 async function zombie(): Promise<{ pid: number; parent: number; done: () => void }> {

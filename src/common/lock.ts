@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import { EngineError, errnoCode } from './errors.ts';
+import { isAlive } from './proc.ts';
 
 /**
  * An exclusive, process-lifetime lock on a state root: a file holding the
@@ -42,21 +43,6 @@ function readOr(file: string, dflt: string): string {
     return fs.readFileSync(file, 'utf8').trim();
   } catch {
     return dflt;
-  }
-}
-
-/**
- * A live process, not a zombie. A daemon killed with -9, or conmon (double
- * forked), is reaped by init or a subreaper, which may take a while (about a
- * second on these VMs): until then kill(pid, 0) still succeeds.
- */
-export function isAlive(pid: number): boolean {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    return state !== 'Z' && state !== 'X';
-  } catch {
-    return false;
   }
 }
 

@@ -185,7 +185,7 @@ export class NetworkManager {
     return this.state.sandboxes.get(containerId);
   }
 
-  /** Gives a container its network: netns (created at <netnsDir>/<id> unless given), endpoints, ports. */
+  /** Gives a container its network: netns (one made for it at <netnsDir>/<id>, or the spare sandbox's, unless given), endpoints, ports. */
   attach(containerId: string, o: AttachOptions): Promise<SandboxRecord> {
     return this.sandboxes.attach(containerId, o);
   }

@@ -6,7 +6,8 @@ import type { EndpointRecord, SandboxRecord } from './types.ts';
 /**
  * Kernel side of a sandbox: netns + veths. Creating a sandbox with one
  * endpoint costs two processes (unshare→ip inside, ip on the host);
- * tearing it down costs two (ip link del, umount).
+ * tearing down keel's own netns costs one (umount of its pin; the kernel
+ * then removes the veths), a shared one also an `ip link del`.
  */
 
 export interface EndpointPlumbing {

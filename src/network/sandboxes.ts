@@ -73,7 +73,7 @@ export class Sandboxes {
     await Promise.all(this.unpinning.values());
   }
 
-  /** Gives a container its network: netns (created at <netnsDir>/<id> unless given), endpoints, ports. */
+  /** Gives a container its network: netns (one made for it at <netnsDir>/<id>, or the spare sandbox's, unless given), endpoints, ports. */
   async attach(containerId: string, o: AttachOptions): Promise<SandboxRecord> {
     return this.mu.run(containerId, async () => {
       // Its previous run's netns file (same path) must be gone first.

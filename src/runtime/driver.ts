@@ -3,7 +3,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { conflict, EngineError, errnoCode, isEngineError } from '../common/errors.ts';
 import { mkdirp, writeFileAtomic } from '../common/fs.ts';
-import { isAlive } from '../common/lock.ts';
+import { isAlive } from '../common/proc.ts';
 import { connectAttach, type AttachSession } from './attach.ts';
 import { type ConmonProcess, DEFAULT_CONMON, signalStart, spawnConmon } from './conmon.ts';
 import { startCreated } from './execfifo.ts';

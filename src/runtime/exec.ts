@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import type { PassThrough, Writable } from 'node:stream';
 import { EngineError } from '../common/errors.ts';
 import { mkdirp, writeFileAtomic } from '../common/fs.ts';
+import { procStat } from '../common/proc.ts';
 import { connectAttach } from './attach.ts';
 import { signalStart, spawnConmon } from './conmon.ts';
 import type { RuntimeDriver } from './driver.ts';
@@ -185,13 +186,7 @@ export async function execCollect(driver: RuntimeDriver, id: string, proc: Proce
  * boot). With the pid it names one process, even after the pid is reused.
  */
 export function processStartTime(pid: number): string | undefined {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
-  } catch {
-    return undefined;
-  }
+  return procStat(pid)?.[19];
 }
 
 /**
@@ -204,15 +199,10 @@ export function killProcessTree(pid: number, startTime: string): void {
   const children = new Map<number, number[]>();
   for (const name of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${name}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      const list = children.get(ppid) ?? [];
-      list.push(Number(name));
-      children.set(ppid, list);
-    } catch {
-      // gone meanwhile
-    }
+    const ppid = Number(procStat(name)?.[1]); // NaN: gone meanwhile
+    const list = children.get(ppid) ?? [];
+    list.push(Number(name));
+    children.set(ppid, list);
   }
   const victims: number[] = [];
   const queue = [pid];
