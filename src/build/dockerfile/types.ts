@@ -1,0 +1,145 @@
+/**
+ * The Dockerfile as the builder sees it: the contract between the parser
+ * (dockerfile/, pure, no I/O) and the executor (build/). The parser reads the
+ * text into raw instructions (nothing expanded: ARG and ENV values are only
+ * known while a stage runs); the executor asks for each instruction in turn
+ * to be compiled with the variables in scope at that point, and gets a typed
+ * instruction whose words are already expanded where docker expands them.
+ */
+
+/** Parser directives at the top of the file (`# syntax=`, `# escape=`, `# check=`). */
+export interface Directives {
+  /** Accepted and ignored: keel has one frontend. */
+  syntax?: string;
+  /** The escape character: `\` (default) or `` ` ``. */
+  escape: '\\' | '`';
+  /** Accepted and ignored (BuildKit's build checks). */
+  check?: string;
+}
+
+/** Where an instruction is in the file (1-based lines, inclusive). */
+export interface SourceLocation {
+  line: number;
+  endLine: number;
+}
+
+/** A here-document (`<<EOF`, `<<-EOF` strips leading tabs, `<<"EOF"` does not expand). */
+export interface Heredoc {
+  name: string;
+  content: string;
+  /** False when the delimiter was quoted: no variable expansion of the content. */
+  expand: boolean;
+}
+
+/** `--name=value` flags as written, before expansion; a flag may repeat (`--mount`, `--exclude`). */
+export interface RawFlag {
+  name: string;
+  /** undefined for a bare boolean flag (`--link`). */
+  value?: string;
+}
+
+/** One instruction as written, continuation lines joined, comments removed. */
+export interface RawInstruction {
+  /** Upper-cased keyword: RUN, COPY, ... (unknown keywords are a parse error). */
+  keyword: string;
+  /** The instruction's text as written (for error messages, `Step N/M : ...` lines and history). */
+  original: string;
+  flags: RawFlag[];
+  /** The text after the keyword and its flags, continuations joined. */
+  rest: string;
+  /** Set when `rest` is a JSON array of strings (exec form). */
+  json?: string[];
+  heredocs: Heredoc[];
+  loc: SourceLocation;
+}
+
+/** `FROM [--platform=P] image [AS name]`, compiled with the meta ARGs (those before the first FROM). */
+export interface FromSpec {
+  /** An image reference, `scratch`, or the name/index of an earlier stage. */
+  image: string;
+  platform?: string;
+  /** The stage name after AS, lower-cased. */
+  name?: string;
+}
+
+export interface Stage {
+  /** Position among the stages, from 0. */
+  index: number;
+  /** Lower-cased AS name, if any. */
+  name?: string;
+  from: RawInstruction;
+  instructions: RawInstruction[];
+}
+
+export interface Dockerfile {
+  directives: Directives;
+  /** ARG instructions before the first FROM. */
+  metaArgs: RawInstruction[];
+  stages: Stage[];
+}
+
+/** A command: exec form as given, or shell form (the executor prefixes the stage's SHELL). */
+export type Command = { form: 'exec'; args: string[] } | { form: 'shell'; script: string };
+
+/** `RUN --mount=...`. */
+export type RunMount =
+  | { type: 'bind'; target: string; source?: string; from?: string; readwrite: boolean }
+  | { type: 'cache'; target: string; id?: string; sharing: 'shared' | 'private' | 'locked'; from?: string; source?: string; readonly: boolean; mode?: number; uid?: number; gid?: number }
+  | { type: 'tmpfs'; target: string; size?: number }
+  | { type: 'secret'; id?: string; target?: string; env?: string; required: boolean; mode?: number; uid?: number; gid?: number }
+  | { type: 'ssh'; id?: string; target?: string; required: boolean };
+
+export interface CopySpec {
+  /** Sources as written after expansion (globs not yet matched); empty when only heredocs are copied. */
+  sources: string[];
+  dest: string;
+  /** `--from=stage|index|image`. */
+  from?: string;
+  /** `--chown=user[:group]` (names resolved by the executor in the destination rootfs). */
+  chown?: string;
+  /** `--chmod=0755` (octal) or symbolic as BuildKit accepts. */
+  chmod?: string;
+  link: boolean;
+  parents: boolean;
+  exclude: string[];
+  /** ADD only. */
+  checksum?: string;
+  keepGitDir?: boolean;
+  /** `COPY <<EOF /path`: each heredoc becomes a file named after its delimiter. */
+  heredocs: Heredoc[];
+}
+
+export interface HealthcheckSpec {
+  /** `HEALTHCHECK NONE` gives `['NONE']`; otherwise `['CMD', ...]` or `['CMD-SHELL', script]`. */
+  test: string[];
+  /** Nanoseconds; undefined = not given. */
+  interval?: number;
+  timeout?: number;
+  startPeriod?: number;
+  startInterval?: number;
+  retries?: number;
+}
+
+/** A compiled instruction: flags validated, words expanded where docker expands them. */
+export type Instruction =
+  | { kind: 'RUN'; loc: SourceLocation; original: string; command: Command; network?: 'default' | 'none' | 'host'; security?: 'sandbox' | 'insecure'; mounts: RunMount[]; heredocs: Heredoc[] }
+  | { kind: 'CMD' | 'ENTRYPOINT'; loc: SourceLocation; original: string; command: Command }
+  | { kind: 'SHELL'; loc: SourceLocation; original: string; shell: string[] }
+  | ({ kind: 'COPY' | 'ADD'; loc: SourceLocation; original: string } & CopySpec)
+  | { kind: 'ENV' | 'LABEL'; loc: SourceLocation; original: string; pairs: [string, string][] }
+  | { kind: 'ARG'; loc: SourceLocation; original: string; args: { name: string; default?: string }[] }
+  | { kind: 'EXPOSE'; loc: SourceLocation; original: string; ports: string[] }
+  | { kind: 'USER'; loc: SourceLocation; original: string; user: string }
+  | { kind: 'WORKDIR'; loc: SourceLocation; original: string; path: string }
+  | { kind: 'VOLUME'; loc: SourceLocation; original: string; paths: string[] }
+  | { kind: 'STOPSIGNAL'; loc: SourceLocation; original: string; signal: string }
+  | ({ kind: 'HEALTHCHECK'; loc: SourceLocation; original: string } & HealthcheckSpec)
+  | { kind: 'ONBUILD'; loc: SourceLocation; original: string; trigger: string }
+  | { kind: 'MAINTAINER'; loc: SourceLocation; original: string; name: string };
+
+/**
+ * Variables in scope while compiling an instruction: the stage's ENV, then
+ * declared ARGs with their build-arg or default values. Returns undefined
+ * for an unset variable (expands to "" as docker does).
+ */
+export type VarLookup = (name: string) => string | undefined;
