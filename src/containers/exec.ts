@@ -3,7 +3,7 @@ import path from 'node:path';
 import { EngineError, conflict, invalid, isEngineError } from '../common/errors.ts';
 import { newId } from '../common/ids.ts';
 import { log } from '../common/log.ts';
-import { execInContainer, execProcess, type ExecSession, type Spec } from '../runtime/index.ts';
+import { execProcess, type ExecSession, type Spec } from '../runtime/index.ts';
 import { mergeEnv } from './create.ts';
 import type { ContainerService } from './service.ts';
 import type { ContainerRecord } from './types.ts';
@@ -96,7 +96,7 @@ export class ExecManager {
         bounding: base.capabilities?.bounding,
       });
       if (user && !env.some((x) => x.startsWith('HOME='))) proc.env = proc.env.map((x) => (x.startsWith('HOME=') ? `HOME=${user.home}` : x));
-      session = await execInContainer(this.svc.driver, rec.id, proc, {
+      session = await this.svc.driver.exec(rec.id, proc, {
         tty, stdin: !!c.AttachStdin, detach: !!opts.detach, consoleSize: opts.consoleSize, execId: id.slice(0, 12),
       });
     } catch (err) {

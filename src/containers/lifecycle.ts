@@ -4,7 +4,6 @@
  * (wait excepted); the exit itself is handled by the monitor (exit.ts),
  * whose promise in svc.monitors is what stop and kill wait for.
  */
-import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import { EngineError, conflict, isEngineError } from '../common/errors.ts';
 import { log } from '../common/log.ts';
@@ -120,7 +119,7 @@ export async function remove(svc: ContainerService, ref: string, opts: { force?:
     svc.restartPending.delete(rec.id);
     svc.failPending(rec.id);
     rec.state.Status = 'removing';
-    if (fs.existsSync(svc.driver.containerDir(rec.id))) await svc.driver.delete(rec.id, { force: true }).catch(() => {});
+    if (svc.driver.has(rec.id)) await svc.driver.delete(rec.id, { force: true }).catch(() => {});
     await svc.unmount(rec.id);
     await Promise.all([svc.images.snapshots.remove(rec.id), fsp.rm(svc.runDir(rec.id), { recursive: true, force: true }), svc.store.remove(rec)]);
     // `rm -v` and --rm delete anonymous volumes; named ones always stay.

@@ -102,8 +102,9 @@ export async function update(svc: ContainerService, ref: string, u: UpdateReques
         pidsLimit: u.PidsLimit ? Number(u.PidsLimit) : undefined,
       });
       if (args.length) {
-        const r = await exec([svc.driver.runcPath, '--root', svc.driver.runc.root, 'update', ...args, rec.id], { allowFailure: true, timeoutMs: 30_000 });
-        if (r.code !== 0) throw new EngineError('INVALID_ARGUMENT', `Cannot update container ${rec.id}: ${r.stderr.trim().replace(/^time=.*?msg="?/, '')}`);
+        await svc.driver.update(rec.id, args).catch((e: unknown) => {
+          throw new EngineError('INVALID_ARGUMENT', `Cannot update container ${rec.id}: ${(e as Error).message}`);
+        });
       }
     }
     rec.hostConfig = h;

@@ -84,7 +84,7 @@ async function removeOrphans(svc: ContainerService): Promise<void> {
   for (const key of await svc.images.snapshots.listActive().catch(() => [] as string[])) {
     if (/^[a-f0-9]{64}$/.test(key) && !known(key)) await svc.images.snapshots.remove(key).catch(() => {});
   }
-  for (const id of await fsp.readdir(svc.driver.stateDir).catch(() => [] as string[])) {
+  for (const id of await svc.driver.ids().catch(() => [] as string[])) {
     if (/^[a-f0-9]{64}$/.test(id) && !known(id)) await svc.driver.delete(id, { force: true }).catch(() => {});
   }
   const runDirs = await fsp.readdir(svc.runDir('x').slice(0, -2)).catch(() => [] as string[]);

@@ -9,7 +9,7 @@ import { KeyedMutex } from '../common/lock.ts';
 import { log } from '../common/log.ts';
 import type { ImageService } from '../images/service.ts';
 import { unmount } from '../snapshots/overlay.ts';
-import { type AttachSession, buildSpec, type ExitInfo, RuntimeDriver, specToJson } from '../runtime/index.ts';
+import { type AttachSession, buildSpec, type ExitInfo, type OciRuntime, specToJson } from '../runtime/index.ts';
 import { checkJoinedNetworkOptions, commandOf, type CreateRequest, mergeConfig, normalizeHostConfig } from './create.ts';
 import { ExecManager } from './exec.ts';
 import * as exit from './exit.ts';
@@ -22,7 +22,7 @@ import { openDirIn } from './scoped.ts';
 import { ContainerStore } from './store.ts';
 import { type ContainerRecord, type EndpointConfig, isRunning, ZERO_TIME } from './types.ts';
 import { resolveUserIn } from './user.ts';
-import { mountInputFrom, type VolumeService, volumeService } from '../volumes/index.ts';
+import { mountInputFrom, type VolumeService } from '../volumes/index.ts';
 
 /** How containers/ reports state changes (the engine forwards them to its event bus). */
 export type EventSink = (action: string, rec: ContainerRecord, extra?: Record<string, string>) => void;
@@ -31,11 +31,13 @@ export interface ContainerServiceOptions {
   dataRoot: string;
   execRoot: string;
   images: ImageService;
+  /** The OCI runtime that runs the containers (runc + conmon in the engine; a fake in unit tests). */
+  runtime: OciRuntime;
+  /** Named and anonymous volumes, bind and tmpfs mounts. */
+  volumes: VolumeService;
   events?: EventSink;
   /** Bridge and user networks (none and host are handled here). */
   networking?: ContainerNetworking;
-  runcPath?: string;
-  conmonPath?: string;
   /** Parent cgroup (cgroupfs path) of every container: <cgroupParent>/<id>. */
   cgroupParent?: string;
 }
@@ -53,7 +55,7 @@ export interface ContainerServiceOptions {
  */
 export class ContainerService {
   readonly store: ContainerStore;
-  readonly driver: RuntimeDriver;
+  readonly driver: OciRuntime;
   readonly images: ImageService;
   readonly execRoot: string;
   readonly networking: ContainerNetworking;
@@ -79,11 +81,11 @@ export class ContainerService {
     this.store = new ContainerStore(path.join(o.dataRoot, 'containers'));
     this.execRoot = o.execRoot;
     this.images = o.images;
-    this.driver = new RuntimeDriver({ runcRoot: path.join(o.execRoot, 'runc'), stateDir: path.join(o.execRoot, 'conmon'), runcPath: o.runcPath, conmonPath: o.conmonPath });
+    this.driver = o.runtime;
     this.publish = o.events ?? (() => {});
     this.networking = new BasicNetworking(o.networking);
     this.cgroupParent = o.cgroupParent ?? '/keel';
-    this.volumes = volumeService(o.dataRoot);
+    this.volumes = o.volumes;
     this.execs = new ExecManager(this);
     this.health = new HealthMonitor(this);
   }

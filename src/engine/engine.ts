@@ -18,8 +18,8 @@ import { type RemoveResult, ImageService } from '../images/service.ts';
 import type { ImageRecord } from '../images/store.ts';
 import { type CreateNetworkOptions, type EndpointOptions, NetworkManager, type NetworkFilters, type NetworkManagerOptions } from '../network/index.ts';
 import { ContainerService } from '../containers/service.ts';
-import { runcAdvisories, runcVersion } from '../runtime/index.ts';
-import type { VolumeService } from '../volumes/index.ts';
+import { type OciRuntime, RuntimeDriver, runcAdvisories, runcVersion } from '../runtime/index.ts';
+import { type VolumeService, volumeService } from '../volumes/index.ts';
 import type { ExecManager } from '../containers/exec.ts';
 import { reconcile } from '../containers/reconcile.ts';
 import { BridgeNetworking, EngineContainerNetworks } from './netattach.ts';
@@ -38,6 +38,8 @@ export interface EngineOptions {
   network?: Partial<Omit<NetworkManagerOptions, 'dataDir' | 'runDir' | 'netnsDir'>>;
   /** Parent cgroup (cgroupfs path) of every container (default /keel). */
   cgroupParent?: string;
+  /** The OCI runtime (default: runc under conmon, with its state under execRoot); tests pass a fake. */
+  runtime?: OciRuntime;
 }
 
 /** An image with what docker shows of it. */
@@ -83,6 +85,9 @@ export class Engine {
   readonly started = new Date();
   readonly containers: ContainerService;
   readonly execs: ExecManager;
+  /** Named and anonymous volumes (the containers layer mounts them). */
+  readonly volumes: VolumeService;
+  readonly runtime: OciRuntime;
   /** Problems with this host's setup, shown by `docker info` (e.g. a runc with known escapes). */
   readonly warnings: string[] = [];
   private lock?: RootLock;
@@ -96,10 +101,15 @@ export class Engine {
       dataDir: path.join(this.dataRoot, 'network'), runDir: path.join(this.execRoot, 'network'), netnsDir: path.join(this.execRoot, 'netns'),
       ...opts.network,
     });
+    this.volumes = volumeService(this.dataRoot);
+    this.volumes.setEventSink((action, name, attrs) => this.events.publish('volume', action, name, attrs));
+    this.runtime = opts.runtime ?? new RuntimeDriver({ runcRoot: path.join(this.execRoot, 'runc'), stateDir: path.join(this.execRoot, 'conmon') });
     this.containers = new ContainerService({
       dataRoot: this.dataRoot,
       execRoot: this.execRoot,
       images: this.images,
+      runtime: this.runtime,
+      volumes: this.volumes,
       cgroupParent: opts.cgroupParent,
       networking: new BridgeNetworking(this.networks, (action, id, attrs) => this.events.publish('network', action, id, attrs)),
       events: (action, rec, extra) => {
@@ -109,12 +119,6 @@ export class Engine {
     });
     this.execs = this.containers.execs;
     this.containerNetworking = new EngineContainerNetworks(this.networks, this.containers);
-    this.volumes.setEventSink((action, name, attrs) => this.events.publish('volume', action, name, attrs));
-  }
-
-  /** Named and anonymous volumes (the containers layer mounts them). */
-  get volumes(): VolumeService {
-    return this.containers.volumes;
   }
 
   async open(): Promise<void> {

@@ -2,14 +2,17 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { conflict, EngineError, errnoCode, isEngineError } from '../common/errors.ts';
+import { exec } from '../common/exec.ts';
 import { mkdirp, writeFileAtomic } from '../common/fs.ts';
 import { isAlive } from '../common/proc.ts';
 import { connectAttach, type AttachSession } from './attach.ts';
 import { type ConmonProcess, DEFAULT_CONMON, signalStart, spawnConmon } from './conmon.ts';
 import { startCreated } from './execfifo.ts';
 import { DEFAULT_RUNC, Runc, checkId, cleanRuncError, type RuncState } from './runc.ts';
+import { execInContainer, type ExecOptions, type ExecSession } from './exec.ts';
+import type { OciRuntime } from './oci-runtime.ts';
 import { specToJson } from './spec.ts';
-import type { Spec } from './spec-types.ts';
+import type { Process, Spec } from './spec-types.ts';
 
 export interface RuntimeDriverOptions {
   /** runc's --root (state of all containers), e.g. <exec-root>/runc. */
@@ -63,7 +66,7 @@ export interface ExitInfo {
  * does. All state lives in files (runc root, conmon's pid/exit/oom files), so
  * any later process with the same roots can pick containers up again.
  */
-export class RuntimeDriver {
+export class RuntimeDriver implements OciRuntime {
   readonly runc: Runc;
   readonly stateDir: string;
   readonly conmonPath: string;
@@ -82,6 +85,24 @@ export class RuntimeDriver {
   containerDir(id: string): string {
     checkId(id);
     return path.join(this.stateDir, id);
+  }
+
+  has(id: string): boolean {
+    return fs.existsSync(this.containerDir(id));
+  }
+
+  async ids(): Promise<string[]> {
+    return (await fsp.readdir(this.stateDir).catch(() => [] as string[])).filter((n) => n !== 'exits');
+  }
+
+  exec(id: string, proc: Process, opts?: ExecOptions): Promise<ExecSession> {
+    return execInContainer(this, id, proc, opts);
+  }
+
+  async update(id: string, args: string[]): Promise<void> {
+    checkId(id);
+    const r = await exec([this.runcPath, '--root', this.runc.root, 'update', ...args, id], { allowFailure: true, timeoutMs: 30_000 });
+    if (r.code !== 0) throw new EngineError('INVALID_ARGUMENT', r.stderr.trim().replace(/^time=.*?msg="?/, ''));
   }
 
   exitFile(id: string): string {

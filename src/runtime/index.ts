@@ -32,6 +32,7 @@ export { bindMount, tmpfsMount, DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS, va
 export { DEFAULT_CAPS, ALL_CAPS, hostBoundingSet, resolveCaps, normalizeCap, capsToMask } from './caps.ts';
 export { defaultSeccomp, loadProfile, resolveProfile, DEFAULT_PROFILE_PATH } from './seccomp.ts';
 export { RuntimeDriver, removeCgroup } from './driver.ts';
+export type { OciRuntime } from './oci-runtime.ts';
 export type { RuntimeDriverOptions, CreateOptions, ContainerState, ContainerStatus, ExitInfo } from './driver.ts';
 export { execInContainer, execCollect, killProcessTree, processStartTime } from './exec.ts';
 export type { ExecOptions, ExecSession } from './exec.ts';
