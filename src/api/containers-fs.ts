@@ -1,8 +1,7 @@
 import { pipeline } from 'node:stream/promises';
 import { EngineError } from '../common/errors.ts';
-import { changes, commit, exportRootfs, getArchive, putArchive, statPath } from '../containers/files.ts';
-import { top, update, type UpdateRequest } from '../containers/ops.ts';
-import { sampleStats, type StatsSample } from '../containers/stats.ts';
+import type { UpdateRequest } from '../containers/ops.ts';
+import type { StatsSample } from '../containers/stats.ts';
 import { isRunning } from '../containers/types.ts';
 import { qBool, readJsonBody, type Router, sendJson } from './router.ts';
 
@@ -11,20 +10,20 @@ const statHeader = (s: object) => Buffer.from(JSON.stringify(s)).toString('base6
 /** cp, export, commit, diff, top, stats, update. */
 export function containerFsRoutes(r: Router): void {
   r.add('HEAD', '/containers/{id}/archive', async ({ res, engine, params, query }) => {
-    const st = await statPath(engine.containers, params[0]!, query.get('path'));
+    const st = await engine.statContainerPath(params[0]!, query.get('path'));
     res.writeHead(200, { 'X-Docker-Container-Path-Stat': statHeader(st), 'Content-Type': 'application/json' });
     res.end();
   });
 
   r.add('GET', '/containers/{id}/archive', async ({ res, engine, params, query }) => {
-    const { stat, tar } = await getArchive(engine.containers, params[0]!, query.get('path'));
+    const { stat, tar } = await engine.getContainerArchive(params[0]!, query.get('path'));
     res.writeHead(200, { 'X-Docker-Container-Path-Stat': statHeader(stat), 'Content-Type': 'application/x-tar' });
     await pipeline(tar, res).catch(() => res.destroy());
   });
 
   r.add('PUT', '/containers/{id}/archive', async ({ req, res, engine, params, query, signal }) => {
     try {
-      await putArchive(engine.containers, params[0]!, query.get('path'), req, { noOverwriteDirNonDir: qBool(query, 'noOverwriteDirNonDir'), signal });
+      await engine.putContainerArchive(params[0]!, query.get('path'), req, { noOverwriteDirNonDir: qBool(query, 'noOverwriteDirNonDir'), signal });
     } catch (e) {
       req.resume();
       throw e;
@@ -34,13 +33,13 @@ export function containerFsRoutes(r: Router): void {
   });
 
   r.add('GET', '/containers/{id}/export', async ({ res, engine, params }) => {
-    const tar = await exportRootfs(engine.containers, params[0]!);
+    const tar = await engine.exportContainer(params[0]!);
     res.writeHead(200, { 'Content-Type': 'application/x-tar' });
     await pipeline(tar, res).catch(() => res.destroy());
   });
 
   r.add('GET', '/containers/{id}/changes', async ({ res, engine, params }) => {
-    sendJson(res, 200, await changes(engine.containers, params[0]!));
+    sendJson(res, 200, await engine.containerChanges(params[0]!));
   });
 
   r.add('POST', '/commit', async ({ req, res, engine, query }) => {
@@ -49,7 +48,7 @@ export function containerFsRoutes(r: Router): void {
     const body = await readJsonBody<Record<string, unknown>>(req);
     const repo = query.get('repo') ?? '';
     const tag = query.get('tag') ?? '';
-    const img = await commit(engine.containers, container, {
+    const img = await engine.commitContainer(container, {
       ref: repo ? (tag ? `${repo}:${tag}` : repo) : undefined,
       comment: query.get('comment') ?? undefined,
       author: query.get('author') ?? undefined,
@@ -61,20 +60,19 @@ export function containerFsRoutes(r: Router): void {
   });
 
   r.add('GET', '/containers/{id}/top', async ({ res, engine, params, query }) => {
-    sendJson(res, 200, await top(engine.containers, params[0]!, query.get('ps_args') || '-ef'));
+    sendJson(res, 200, await engine.topContainer(params[0]!, query.get('ps_args') || '-ef'));
   });
 
   r.add('POST', '/containers/{id}/update', async ({ req, res, engine, params }) => {
     const body = (await readJsonBody<UpdateRequest>(req)) ?? {};
-    sendJson(res, 200, await update(engine.containers, params[0]!, body));
+    sendJson(res, 200, await engine.updateContainer(params[0]!, body));
   });
 
   r.add('GET', '/containers/{id}/stats', async ({ res, engine, params, query, signal }) => {
-    const svc = engine.containers;
-    const c = svc.find(params[0]!);
+    const c = engine.container(params[0]!);
     const stream = qBool(query, 'stream', true);
     const oneShot = qBool(query, 'one-shot');
-    const sample = () => sampleStats(svc.cgroupPath(c.id), isRunning(c) ? c.state.Pid : 0);
+    const sample = () => engine.containerStats(c);
     const shape = (cur: StatsSample, pre: StatsSample | undefined) => ({
       ...cur,
       preread: pre?.read ?? '0001-01-01T00:00:00Z',
@@ -99,7 +97,7 @@ export function containerFsRoutes(r: Router): void {
       const cur = sample();
       res.write(JSON.stringify(shape(cur, pre)) + '\n');
       pre = cur;
-      if (!isRunning(c) && !svc.store.get(c.id)) break;
+      if (!isRunning(c) && !engine.containerExists(c.id)) break;
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, 1000);
         signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });

@@ -1,11 +1,6 @@
 import { EngineError } from '../common/errors.ts';
-import { diskUsage } from '../common/fs.ts';
 import type { CreateRequest } from '../containers/create.ts';
-import { containerLogs, parseTime } from '../containers/logs.ts';
-import { prune } from '../containers/ops.ts';
-import { listContainers } from '../containers/query.ts';
-import type { ContainerRecord } from '../containers/types.ts';
-import type { Engine } from '../engine/engine.ts';
+import { parseTime } from '../containers/logs.ts';
 import { parseFilters } from '../engine/filters.ts';
 import type { LogEntry } from '../runtime/index.ts';
 import { containerFsRoutes } from './containers-fs.ts';
@@ -25,31 +20,17 @@ function logChunk(e: LogEntry, timestamps: boolean): Buffer {
   return timestamps ? Buffer.concat([Buffer.from(`${formatTimeNs(e.timeNs)} `), e.line]) : e.line;
 }
 
-export async function sizes(engine: Engine, r: ContainerRecord): Promise<{ rw: number; rootFs: number }> {
-  const rw = await diskUsage(engine.images.snapshots.upperDir(r.id)).catch(() => 0);
-  return { rw, rootFs: rw + (engine.images.store.get(r.imageId)?.size ?? 0) };
-}
-
-export function imageName(engine: Engine, r: ContainerRecord): string {
-  // docker shows the name the container was created with while it still points at the same image.
-  const cur = engine.images.store.tryResolve(r.config.Image);
-  return cur && cur.id === r.imageId ? r.config.Image : r.imageId;
-}
-
 /** Container endpoints (registered before the image routes' catch-alls). */
 export function containerRoutes(r: Router): void {
   r.add('GET', '/containers/json', async ({ res, engine, query }) => {
-    const svc = engine.containers;
-    const recs = listContainers(svc.store.list(), {
+    const views = engine.listContainers({
       all: qBool(query, 'all'),
       limit: qInt(query, 'limit'),
       filters: parseFilters(query.get('filters')),
-      resolveImage: (ref) => engine.images.store.tryResolve(ref)?.id,
-      find: (ref) => svc.find(ref),
     });
     const withSize = qBool(query, 'size');
     const out = [];
-    for (const c of recs) out.push(encodeContainerSummary(svc, c, imageName(engine, c), withSize ? await sizes(engine, c) : undefined));
+    for (const v of views) out.push(encodeContainerSummary(v, engine.containerImageName(v.record), withSize ? await engine.containerSizes(v.record) : undefined));
     sendJson(res, 200, out);
   });
 
@@ -57,75 +38,72 @@ export function containerRoutes(r: Router): void {
     const body = await readJsonBody<CreateRequest>(req);
     if (!body) throw new EngineError('INVALID_ARGUMENT', 'config cannot be empty in order to create a container');
     const name = query.get('name') ?? undefined;
-    const { id, warnings } = await engine.containers.create(body, name);
+    const { id, warnings } = await engine.createContainer(body, name);
     sendJson(res, 201, { Id: id, Warnings: warnings });
   });
 
   r.add('POST', '/containers/prune', async ({ res, engine, query }) => {
-    const { deleted, reclaimed } = await prune(engine.containers, parseFilters(query.get('filters')));
-    engine.events.publish('container', 'prune', '', { reclaimed: String(reclaimed) });
+    const { deleted, reclaimed } = await engine.pruneContainers(parseFilters(query.get('filters')));
     sendJson(res, 200, { ContainersDeleted: deleted.length ? deleted : null, SpaceReclaimed: reclaimed });
   });
 
   r.add('GET', '/containers/{id}/json', async ({ res, engine, params, query }) => {
-    const c = engine.containers.find(params[0]!);
-    const size = qBool(query, 'size') ? await sizes(engine, c) : undefined;
-    sendJson(res, 200, encodeContainerInspect(engine.containers, c, engine.execs.idsOf(c.id), '', size));
+    const v = engine.inspectContainer(params[0]!);
+    const size = qBool(query, 'size') ? await engine.containerSizes(v.record) : undefined;
+    sendJson(res, 200, encodeContainerInspect(v, v.execIds, '', size));
   });
 
   r.add('POST', '/containers/{id}/start', async ({ res, engine, params }) => {
-    await engine.containers.start(params[0]!);
+    await engine.startContainer(params[0]!);
     sendNoContent(res);
   });
 
   r.add('POST', '/containers/{id}/stop', async ({ res, engine, params, query }) => {
-    await engine.containers.stop(params[0]!, qInt(query, 't'));
+    await engine.stopContainer(params[0]!, qInt(query, 't'));
     sendNoContent(res);
   });
 
   r.add('POST', '/containers/{id}/restart', async ({ res, engine, params, query }) => {
-    await engine.containers.restart(params[0]!, qInt(query, 't'));
+    await engine.restartContainer(params[0]!, qInt(query, 't'));
     sendNoContent(res);
   });
 
   r.add('POST', '/containers/{id}/kill', async ({ res, engine, params, query }) => {
-    await engine.containers.kill(params[0]!, query.get('signal') || 'KILL');
+    await engine.killContainer(params[0]!, query.get('signal') || 'KILL');
     sendNoContent(res);
   });
 
   r.add('POST', '/containers/{id}/pause', async ({ res, engine, params }) => {
-    await engine.containers.pause(params[0]!);
+    await engine.pauseContainer(params[0]!);
     sendNoContent(res);
   });
 
   r.add('POST', '/containers/{id}/unpause', async ({ res, engine, params }) => {
-    await engine.containers.unpause(params[0]!);
+    await engine.unpauseContainer(params[0]!);
     sendNoContent(res);
   });
 
   r.add('POST', '/containers/{id}/rename', async ({ res, engine, params, query }) => {
-    await engine.containers.rename(params[0]!, query.get('name') ?? '');
+    await engine.renameContainer(params[0]!, query.get('name') ?? '');
     sendNoContent(res);
   });
 
   r.add('DELETE', '/containers/{id}', async ({ res, engine, params, query }) => {
-    await engine.containers.remove(params[0]!, { force: qBool(query, 'force'), volumes: qBool(query, 'v') });
+    await engine.removeContainer(params[0]!, { force: qBool(query, 'force'), volumes: qBool(query, 'v') });
     sendNoContent(res);
   });
 
   r.add('POST', '/containers/{id}/resize', async ({ res, engine, params, query }) => {
-    const c = engine.containers.find(params[0]!);
     const h = qInt(query, 'h') ?? 0;
     const w = qInt(query, 'w') ?? 0;
-    if (c.state.Status !== 'running' && c.state.Status !== 'paused') throw new EngineError('CONFLICT', `Container ${c.id} is not running`);
-    if (c.config.Tty) await engine.containers.driver.resize(c.id, { height: h, width: w });
+    await engine.resizeContainer(params[0]!, { height: h, width: w });
     res.writeHead(200, { 'Content-Length': 0 });
     res.end();
   });
 
   // The CLI calls start only after it has the headers: send them at once.
   r.add('POST', '/containers/{id}/wait', async ({ res, engine, params, query, signal }) => {
-    const p = engine.containers.wait(params[0]!, query.get('condition') ?? '', signal);
+    const p = engine.waitContainer(params[0]!, query.get('condition') ?? '', signal);
     res.writeHead(200, { 'Content-Type': 'application/json' });
     res.flushHeaders();
     try {
@@ -137,7 +115,7 @@ export function containerRoutes(r: Router): void {
   });
 
   r.add('GET', '/containers/{id}/logs', async ({ res, engine, params, query, signal }) => {
-    const c = engine.containers.find(params[0]!);
+    const c = engine.container(params[0]!);
     const stdout = qBool(query, 'stdout');
     const stderr = qBool(query, 'stderr');
     if (!stdout && !stderr) throw new EngineError('INVALID_ARGUMENT', 'You must choose at least one stream');
@@ -145,7 +123,7 @@ export function containerRoutes(r: Router): void {
     const tail = tailQ === null || tailQ === '' || tailQ === 'all' ? undefined : Number(tailQ);
     if (tail !== undefined && !Number.isInteger(tail)) throw new EngineError('INVALID_ARGUMENT', `invalid value for tail: ${tailQ}`);
     const timestamps = qBool(query, 'timestamps');
-    const entries = containerLogs(engine.containers, c.id, {
+    const entries = engine.containerLogs(c.id, {
       stdout, stderr, follow: qBool(query, 'follow'), tail: tail !== undefined && tail >= 0 ? tail : undefined,
       since: parseTime(query.get('since'), 'since'), until: parseTime(query.get('until'), 'until'), signal,
     });
@@ -164,20 +142,17 @@ export function containerRoutes(r: Router): void {
   });
 
   r.add('POST', '/containers/{id}/attach', async ({ req, res, engine, params, query, signal }) => {
-    const svc = engine.containers;
-    const c = svc.find(params[0]!);
+    const c = engine.container(params[0]!);
     const wantIn = qBool(query, 'stdin');
     const wantOut = qBool(query, 'stdout');
     const wantErr = qBool(query, 'stderr');
     const h = hijack(req, res, c.config.Tty);
     if (qBool(query, 'logs')) {
-      for await (const e of containerLogs(svc, c.id, { stdout: wantOut, stderr: wantErr, signal })) h.write(e.stream === 'stdout' ? 1 : 2, e.line);
+      for await (const e of engine.containerLogs(c.id, { stdout: wantOut, stderr: wantErr, signal })) h.write(e.stream === 'stdout' ? 1 : 2, e.line);
     }
     if (!qBool(query, 'stream')) return h.end();
-    const session = await Promise.race([svc.attach(c), h.closed.then(() => undefined)]);
+    const session = await engine.attachContainer(c, h.closed);
     if (!session) return h.end();
-    if (h.isClosed) return session.close();
-    svc.event('attach', c);
     const outDone = new Promise<void>((r) => session.stdout.on('end', r));
     const errDone = new Promise<void>((r) => session.stderr.on('end', r));
     session.stdout.on('data', (b: Buffer) => wantOut && h.write(1, b));

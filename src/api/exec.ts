@@ -8,20 +8,20 @@ export function execRoutes(r: Router): void {
   r.add('POST', '/containers/{id}/exec', async ({ req, res, engine, params }) => {
     const body = await readJsonBody<ExecConfig>(req);
     if (!body) throw new EngineError('INVALID_ARGUMENT', 'exec config must be given');
-    const e = engine.execs.create(params[0]!, body);
+    const e = engine.createExec(params[0]!, body);
     sendJson(res, 201, { Id: e.id });
   });
 
   r.add('POST', '/exec/{id}/start', async ({ req, res, engine, params }) => {
-    const e = engine.execs.get(params[0]!);
+    const e = engine.exec(params[0]!);
     const body = (isUpgrade(req) ? await readUpgradeBody<{ Detach?: boolean; Tty?: boolean; ConsoleSize?: [number, number] }>(req) : await readJsonBody<{ Detach?: boolean; Tty?: boolean; ConsoleSize?: [number, number] }>(req)) ?? {};
     const tty = body.Tty ?? !!e.config.Tty;
     const cs = Array.isArray(body.ConsoleSize) && body.ConsoleSize[0]! > 0 && body.ConsoleSize[1]! > 0 ? { height: body.ConsoleSize[0]!, width: body.ConsoleSize[1]! } : undefined;
     if (e.started) throw new EngineError('CONFLICT', `Error: Exec command ${e.id} has already run`);
-    const c = engine.containers.find(e.containerId);
+    const c = engine.container(e.containerId);
     if (c.state.Status !== 'running') throw new EngineError('CONFLICT', `Container ${c.id} is not running`);
     if (body.Detach) {
-      await engine.execs.start(e.id, { detach: true, tty });
+      await engine.startExec(e.id, { detach: true, tty });
       res.writeHead(200, { 'Content-Length': 0 });
       res.end();
       return;
@@ -29,7 +29,7 @@ export function execRoutes(r: Router): void {
     const h = hijack(req, res, tty);
     let session;
     try {
-      session = await engine.execs.start(e.id, { tty, consoleSize: cs });
+      session = await engine.startExec(e.id, { tty, consoleSize: cs });
     } catch (err) {
       // After the upgrade the only way to report is the stream (dockerd does the same); inspect has the exit code.
       h.write(1, Buffer.from(`OCI runtime exec failed: ${(err as Error).message}\r\n`));
@@ -51,7 +51,7 @@ export function execRoutes(r: Router): void {
   });
 
   r.add('GET', '/exec/{id}/json', ({ res, engine, params }) => {
-    const e = engine.execs.get(params[0]!);
+    const e = engine.exec(params[0]!);
     const cmd = e.config.Cmd ?? [];
     sendJson(res, 200, {
       CanRemove: false,
@@ -69,7 +69,7 @@ export function execRoutes(r: Router): void {
   });
 
   r.add('POST', '/exec/{id}/resize', ({ res, engine, params, query }) => {
-    engine.execs.resize(params[0]!, { height: qInt(query, 'h') ?? 0, width: qInt(query, 'w') ?? 0 });
+    engine.resizeExec(params[0]!, { height: qInt(query, 'h') ?? 0, width: qInt(query, 'w') ?? 0 });
     res.writeHead(200, { 'Content-Length': 0 });
     res.end();
   });

@@ -10,7 +10,7 @@ import { qBool, readJsonBody, type Router, sendJson } from './router.ts';
  */
 export function networkRoutes(r: Router): void {
   r.add('GET', '/networks', ({ res, engine, query }) => {
-    const nets = engine.networks.listNetworks(parseFilters(query.get('filters')));
+    const nets = engine.listNetworks(parseFilters(query.get('filters')));
     // Since API 1.28 the list does not carry the attached containers (swagger: "a smaller representation").
     sendJson(res, 200, nets.map((n) => encodeNetwork(n, [])));
   });
@@ -31,7 +31,7 @@ export function networkRoutes(r: Router): void {
     // Only local networks exist: asking for another scope finds nothing, as dockerd answers.
     if (scope && scope !== 'local') throw new EngineError('NOT_FOUND', `network ${params[0]} not found`);
     void qBool(query, 'verbose');
-    const { network, endpoints } = engine.networks.inspect(params[0]!);
+    const { network, endpoints } = engine.inspectNetwork(params[0]!);
     sendJson(res, 200, encodeNetwork(network, endpoints));
   });
 

@@ -4,7 +4,6 @@ import { exec } from '../common/exec.ts';
 import { VERSION } from '../engine/engine.ts';
 import type { EngineEvent } from '../engine/events.ts';
 import { parseFilters } from '../engine/filters.ts';
-import { imageName, sizes } from './containers.ts';
 import { encodeContainerSummary } from './encode-containers.ts';
 import { encodeImageSummary } from './encode-images.ts';
 import { encodeVolume } from './volumes.ts';
@@ -117,13 +116,13 @@ export function systemRoutes(r: Router): void {
   r.add('GET', '/system/df', async ({ res, engine }) => {
     const df = await engine.systemDf();
     const containers = [];
-    for (const c of df.containers) containers.push(encodeContainerSummary(engine.containers, c.record, imageName(engine, c.record), await sizes(engine, c.record)));
-    const volumes = await engine.volumes.usage();
+    for (const c of df.containers) containers.push(encodeContainerSummary(c.view, engine.containerImageName(c.record), await engine.containerSizes(c.record)));
+    const volumes = await engine.volumeUsage();
     sendJson(res, 200, {
       LayersSize: df.layersSize,
       Images: df.images.map((v) => ({ ...encodeImageSummary(v), SharedSize: v.sharedSize })),
       Containers: containers,
-      Volumes: volumes.map((u) => encodeVolume(u.record, engine.volumes.mountpoint(u.record.name), { size: u.size, refCount: u.refCount })),
+      Volumes: volumes.map((u) => encodeVolume(u.record, engine.volumeMountpoint(u.record.name), { size: u.size, refCount: u.refCount })),
       BuildCache: [],
     });
   });
@@ -133,10 +132,10 @@ export function systemRoutes(r: Router): void {
     res.writeHead(200, { 'Content-Type': 'application/json' });
     res.flushHeaders();
     const send = (e: EngineEvent) => res.write(JSON.stringify(e) + '\n');
-    if (f.since !== undefined) for (const e of engine.events.past(f)) send(e);
+    if (f.since !== undefined) for (const e of engine.pastEvents(f)) send(e);
     const nowS = Date.now() / 1000;
     if (f.until !== undefined && f.until <= nowS) return void res.end();
-    const unsubscribe = engine.events.subscribe(f, send);
+    const unsubscribe = engine.subscribeEvents(f, send);
     const timer = f.until !== undefined ? setTimeout(() => res.end(), (f.until - nowS) * 1000) : undefined;
     await new Promise<void>((resolve) => {
       signal.addEventListener('abort', () => resolve(), { once: true });

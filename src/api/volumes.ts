@@ -38,37 +38,34 @@ function stringMap(v: unknown, what: string): Record<string, string> | null {
 
 export function volumeRoutes(r: Router): void {
   r.add('GET', '/volumes', async ({ res, engine, query }) => {
-    const vols = engine.volumes;
-    const list = await vols.list(parseFilters(query.get('filters')));
-    sendJson(res, 200, { Volumes: list.map((v) => encodeVolume(v, vols.mountpoint(v.name))), Warnings: null });
+    const list = await engine.listVolumes(parseFilters(query.get('filters')));
+    sendJson(res, 200, { Volumes: list.map((v) => encodeVolume(v, engine.volumeMountpoint(v.name))), Warnings: null });
   });
 
   r.add('POST', '/volumes/create', async ({ req, res, engine }) => {
     const body = (await readJsonBody<CreateBody>(req, 1 << 20)) ?? {};
     if (typeof body !== 'object' || Array.isArray(body)) throw invalid('invalid volume create request: expected a JSON object');
     if (body.Name !== undefined && body.Name !== null && typeof body.Name !== 'string') throw invalid('volume Name must be a string');
-    const vols = engine.volumes;
-    const v = await vols.create(body.Name || undefined, {
+    const v = await engine.createVolume(body.Name || undefined, {
       driver: body.Driver || 'local',
       options: stringMap(body.DriverOpts, 'DriverOpts'),
       labels: stringMap(body.Labels, 'Labels'),
     });
-    sendJson(res, 201, encodeVolume(v, vols.mountpoint(v.name)));
+    sendJson(res, 201, encodeVolume(v, engine.volumeMountpoint(v.name)));
   });
 
   r.add('POST', '/volumes/prune', async ({ res, engine, query }) => {
-    const { deleted, reclaimed } = await engine.volumes.prune(parseFilters(query.get('filters')));
+    const { deleted, reclaimed } = await engine.pruneVolumes(parseFilters(query.get('filters')));
     sendJson(res, 200, { VolumesDeleted: deleted.length ? deleted : null, SpaceReclaimed: reclaimed });
   });
 
   r.add('GET', '/volumes/{id}', async ({ res, engine, params }) => {
-    const vols = engine.volumes;
-    const v = await vols.inspect(params[0]!);
-    sendJson(res, 200, encodeVolume(v, vols.mountpoint(v.name)));
+    const v = await engine.inspectVolume(params[0]!);
+    sendJson(res, 200, encodeVolume(v, engine.volumeMountpoint(v.name)));
   });
 
   r.add('DELETE', '/volumes/{id}', async ({ res, engine, params, query }) => {
-    await engine.volumes.remove(params[0]!, { force: qBool(query, 'force') });
+    await engine.removeVolume(params[0]!, { force: qBool(query, 'force') });
     sendNoContent(res);
   });
 }

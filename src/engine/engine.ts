@@ -24,6 +24,18 @@ import type { ExecManager } from '../containers/exec.ts';
 import { reconcile } from '../containers/reconcile.ts';
 import { BridgeNetworking, EngineContainerNetworks } from './netattach.ts';
 import { type ContainerRecord, isRunning } from '../containers/types.ts';
+import type { CreateRequest } from '../containers/create.ts';
+import type { ExecConfig, ExecRecord } from '../containers/exec.ts';
+import { changes, commit, exportRootfs, getArchive, putArchive, statPath } from '../containers/files.ts';
+import { containerLogs } from '../containers/logs.ts';
+import { prune as pruneContainers, top, update } from '../containers/ops.ts';
+import { listContainers } from '../containers/query.ts';
+import { sampleStats, type StatsSample } from '../containers/stats.ts';
+import { type ContainerView, containerView } from '../containers/view.ts';
+import type { AttachSession, ExecSession } from '../runtime/index.ts';
+import type { CreateVolumeOptions, VolumeFilters, VolumeRecord, VolumeUsage } from '../volumes/index.ts';
+import type { NetworkRecord, EndpointRecord } from '../network/index.ts';
+import type { EngineEvent, EventFilter } from './events.ts';
 import { EventBus } from './events.ts';
 import { filterImages, type Filters } from './filters.ts';
 
@@ -53,6 +65,9 @@ export interface ImageView {
 }
 
 export const VERSION = '0.1.0';
+
+/** A function's parameters after the first (the service the engine passes itself). */
+type Rest<F> = F extends (first: never, ...rest: infer R) => unknown ? R : never;
 
 /**
  * What network connect/disconnect need from the containers layer. A running
@@ -178,6 +193,221 @@ export class Engine {
 
   private containersUsing(id: Digest): number {
     return this.containers.store.list().filter((c) => c.imageId === id).length;
+  }
+
+  // ---- containers ---------------------------------------------------------
+
+  /** The container's record (read it, don't change it); NOT_FOUND "No such container: <ref>". */
+  container(ref: string): ContainerRecord {
+    return this.containers.find(ref);
+  }
+
+  containerExists(id: string): boolean {
+    return !!this.containers.store.get(id);
+  }
+
+  /** docker ps: records with what it shows of them. */
+  listContainers(opts: { all?: boolean; limit?: number; filters?: Filters } = {}): ContainerView[] {
+    const recs = listContainers(this.containers.store.list(), {
+      all: opts.all,
+      limit: opts.limit,
+      filters: opts.filters ?? {},
+      resolveImage: (ref) => this.images.store.tryResolve(ref)?.id,
+      find: (ref) => this.containers.find(ref),
+    });
+    return recs.map((c) => containerView(this.containers, c));
+  }
+
+  inspectContainer(ref: string): ContainerView & { execIds: string[] } {
+    const c = this.containers.find(ref);
+    return { ...containerView(this.containers, c), execIds: this.execs.idsOf(c.id) };
+  }
+
+  /** The container's writable layer, and that plus its image. */
+  async containerSizes(r: ContainerRecord): Promise<{ rw: number; rootFs: number }> {
+    // 0 when the upper dir is gone (removed meanwhile): as docker, sizes are best effort.
+    const rw = await diskUsage(this.images.snapshots.upperDir(r.id)).catch(() => 0);
+    return { rw, rootFs: rw + (this.images.store.get(r.imageId)?.size ?? 0) };
+  }
+
+  /** docker shows the name the container was created with while it still points at the same image. */
+  containerImageName(r: ContainerRecord): string {
+    const cur = this.images.store.tryResolve(r.config.Image);
+    return cur && cur.id === r.imageId ? r.config.Image : r.imageId;
+  }
+
+  createContainer(req: CreateRequest, name?: string): Promise<{ id: string; warnings: string[] }> {
+    return this.containers.create(req, name);
+  }
+
+  startContainer(ref: string): Promise<void> {
+    return this.containers.start(ref);
+  }
+
+  stopContainer(ref: string, timeout?: number): Promise<void> {
+    return this.containers.stop(ref, timeout);
+  }
+
+  restartContainer(ref: string, timeout?: number): Promise<void> {
+    return this.containers.restart(ref, timeout);
+  }
+
+  killContainer(ref: string, signal?: string): Promise<void> {
+    return this.containers.kill(ref, signal);
+  }
+
+  pauseContainer(ref: string): Promise<void> {
+    return this.containers.pause(ref);
+  }
+
+  unpauseContainer(ref: string): Promise<void> {
+    return this.containers.unpause(ref);
+  }
+
+  renameContainer(ref: string, name: string): Promise<void> {
+    return this.containers.rename(ref, name);
+  }
+
+  removeContainer(ref: string, opts: { force?: boolean; volumes?: boolean } = {}): Promise<void> {
+    return this.containers.remove(ref, opts);
+  }
+
+  /** Docker's wait conditions (not-running, next-exit, removed); resolves with the exit code. */
+  waitContainer(ref: string, condition: string, signal?: AbortSignal): Promise<number> {
+    return this.containers.wait(ref, condition, signal);
+  }
+
+  /** Window size of a running container's TTY (no-op without one). */
+  async resizeContainer(ref: string, size: { height: number; width: number }): Promise<void> {
+    const c = this.containers.find(ref);
+    if (c.state.Status !== 'running' && c.state.Status !== 'paused') throw new EngineError('CONFLICT', `Container ${c.id} is not running`);
+    if (c.config.Tty) await this.containers.driver.resize(c.id, size);
+  }
+
+  /**
+   * A stdio connection: now if it runs, at its next start if it is created,
+   * undefined if it has exited or the client left (`until` resolved) first.
+   */
+  async attachContainer(rec: ContainerRecord, until?: Promise<void>): Promise<AttachSession | undefined> {
+    let gone = false;
+    const session = await Promise.race([this.containers.attach(rec), ...(until ? [until.then(() => void (gone = true))] : [])]);
+    if (!session) return undefined;
+    if (gone) {
+      session.close();
+      return undefined;
+    }
+    this.containers.event('attach', rec);
+    return session;
+  }
+
+  containerLogs(...a: Rest<typeof containerLogs>): ReturnType<typeof containerLogs> {
+    return containerLogs(this.containers, ...a);
+  }
+
+  /** `container prune`: stopped containers matching the filters. */
+  async pruneContainers(filters: Filters = {}): Promise<{ deleted: string[]; reclaimed: number }> {
+    const out = await pruneContainers(this.containers, filters);
+    this.events.publish('container', 'prune', '', { reclaimed: String(out.reclaimed) });
+    return out;
+  }
+
+  /** One sample of the container's cgroup counters (zeros once it has stopped). */
+  containerStats(r: ContainerRecord): StatsSample {
+    return sampleStats(this.containers.cgroupPath(r.id), isRunning(r) ? r.state.Pid : 0);
+  }
+
+  statContainerPath(...a: Rest<typeof statPath>): ReturnType<typeof statPath> {
+    return statPath(this.containers, ...a);
+  }
+
+  getContainerArchive(...a: Rest<typeof getArchive>): ReturnType<typeof getArchive> {
+    return getArchive(this.containers, ...a);
+  }
+
+  putContainerArchive(...a: Rest<typeof putArchive>): ReturnType<typeof putArchive> {
+    return putArchive(this.containers, ...a);
+  }
+
+  exportContainer(...a: Rest<typeof exportRootfs>): ReturnType<typeof exportRootfs> {
+    return exportRootfs(this.containers, ...a);
+  }
+
+  containerChanges(...a: Rest<typeof changes>): ReturnType<typeof changes> {
+    return changes(this.containers, ...a);
+  }
+
+  commitContainer(...a: Rest<typeof commit>): ReturnType<typeof commit> {
+    return commit(this.containers, ...a);
+  }
+
+  topContainer(...a: Rest<typeof top>): ReturnType<typeof top> {
+    return top(this.containers, ...a);
+  }
+
+  updateContainer(...a: Rest<typeof update>): ReturnType<typeof update> {
+    return update(this.containers, ...a);
+  }
+
+  // ---- exec ---------------------------------------------------------------
+
+  createExec(containerRef: string, config: ExecConfig): ExecRecord {
+    return this.execs.create(containerRef, config);
+  }
+
+  /** The exec instance (read it, don't change it); NOT_FOUND when unknown. */
+  exec(id: string): ExecRecord {
+    return this.execs.get(id);
+  }
+
+  startExec(id: string, opts: { detach?: boolean; tty?: boolean; consoleSize?: { height: number; width: number } }): Promise<ExecSession> {
+    return this.execs.start(id, opts);
+  }
+
+  resizeExec(id: string, size: { height: number; width: number }): void {
+    this.execs.resize(id, size);
+  }
+
+  // ---- volumes ------------------------------------------------------------
+
+  listVolumes(filters: VolumeFilters = {}): Promise<VolumeRecord[]> {
+    return this.volumes.list(filters);
+  }
+
+  createVolume(name: string | undefined, opts: CreateVolumeOptions = {}): Promise<VolumeRecord> {
+    return this.volumes.create(name, opts);
+  }
+
+  inspectVolume(name: string): Promise<VolumeRecord> {
+    return this.volumes.inspect(name);
+  }
+
+  removeVolume(name: string, opts: { force?: boolean } = {}): Promise<void> {
+    return this.volumes.remove(name, opts);
+  }
+
+  pruneVolumes(filters: VolumeFilters = {}): Promise<{ deleted: string[]; reclaimed: number }> {
+    return this.volumes.prune(filters);
+  }
+
+  volumeUsage(): Promise<VolumeUsage[]> {
+    return this.volumes.usage();
+  }
+
+  /** The host folder of a named volume's data. */
+  volumeMountpoint(name: string): string {
+    return this.volumes.mountpoint(name);
+  }
+
+  // ---- events -------------------------------------------------------------
+
+  /** Events still in memory that match the filter (docker events --since). */
+  pastEvents(f: EventFilter): EngineEvent[] {
+    return this.events.past(f);
+  }
+
+  /** Calls `fn` with every new event matching the filter; returns the unsubscribe. */
+  subscribeEvents(f: EventFilter, fn: (e: EngineEvent) => void): () => void {
+    return this.events.subscribe(f, fn);
   }
 
   // ---- images -------------------------------------------------------------
@@ -316,6 +546,14 @@ export class Engine {
     this.events.publish('network', 'destroy', n.Id, { name: n.Name, type: n.Driver });
   }
 
+  listNetworks(filters: NetworkFilters = {}): NetworkRecord[] {
+    return this.networks.listNetworks(filters);
+  }
+
+  inspectNetwork(ref: string): { network: NetworkRecord; endpoints: EndpointRecord[] } {
+    return this.networks.inspect(ref);
+  }
+
   /** `network prune`: user networks without endpoints; returns their names. */
   async pruneNetworks(filters: NetworkFilters = {}): Promise<string[]> {
     const before = new Map(this.networks.store.list().map((n) => [n.Name, n]));
@@ -351,7 +589,7 @@ export class Engine {
 
   // ---- system -------------------------------------------------------------
 
-  async systemDf(): Promise<{ images: (ImageView & { sharedSize: number })[]; layersSize: number; containers: { record: ContainerRecord; sizeRw: number }[] }> {
+  async systemDf(): Promise<{ images: (ImageView & { sharedSize: number })[]; layersSize: number; containers: { record: ContainerRecord; view: ContainerView; sizeRw: number }[] }> {
     const views = await this.listImages();
     const useCount = new Map<Digest, number>();
     for (const v of views) for (const c of v.record.chainIds) useCount.set(c, (useCount.get(c) ?? 0) + 1);
@@ -364,7 +602,7 @@ export class Engine {
       images.push({ ...v, sharedSize: shared });
     }
     const containers = [];
-    for (const c of this.containers.store.list()) containers.push({ record: c, sizeRw: await diskUsage(this.images.snapshots.upperDir(c.id)).catch(() => 0) });
+    for (const c of this.containers.store.list()) containers.push({ record: c, view: containerView(this.containers, c), sizeRw: await diskUsage(this.images.snapshots.upperDir(c.id)).catch(() => 0) });
     return { images, layersSize, containers };
   }
 

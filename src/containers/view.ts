@@ -1,0 +1,53 @@
+import path from 'node:path';
+import { emptyEndpoint, joinedContainer, type LiveNetworkSettings, networkName } from './network.ts';
+import type { ContainerService } from './service.ts';
+import { type ContainerRecord, isRunning } from './types.ts';
+
+/**
+ * What inspect and ps show of a container beyond its record: the live
+ * network view and the paths of its files. Plain data, so front ends
+ * encode it without reaching into the service.
+ */
+export interface ContainerView {
+  record: ContainerRecord;
+  /** NetworkSettings.Networks (network name → endpoint settings). */
+  networks: Record<string, unknown>;
+  /** Published and exposed ports while it runs. */
+  ports?: LiveNetworkSettings['ports'];
+  /** The network namespace path while it runs. */
+  sandboxKey?: string;
+  /** Restarting, or its restart by policy is scheduled. */
+  restarting: boolean;
+  /** The folder of its hosts, hostname and resolv.conf (the network owner's for a container on another's network). */
+  filesDir: string;
+  logPath: string;
+  upperDir: string;
+  workDir: string;
+  rootfs: string;
+}
+
+function networksOf(svc: ContainerService, r: ContainerRecord, live: LiveNetworkSettings | undefined): Record<string, unknown> {
+  if (joinedContainer(r.hostConfig.NetworkMode) !== undefined) return {}; // another container's network: none of its own (as docker)
+  if (live) return live.networks; // the network layer's view is the truth while it runs, even with no network left
+  const current = svc.networks.get(r.id);
+  if (current && Object.keys(current).length) return current;
+  if (r.endpoints && Object.keys(r.endpoints).length) return Object.fromEntries(Object.keys(r.endpoints).map((n) => [n, { ...emptyEndpoint(), Aliases: r.endpoints![n]!.Aliases ?? null }]));
+  return { [networkName(r)]: emptyEndpoint() };
+}
+
+export function containerView(svc: ContainerService, r: ContainerRecord): ContainerView {
+  const live = isRunning(r) ? svc.networking.settings?.(r) : undefined;
+  const upperDir = svc.images.snapshots.upperDir(r.id);
+  return {
+    record: r,
+    networks: networksOf(svc, r, live),
+    ports: live?.ports,
+    sandboxKey: live?.sandboxKey,
+    restarting: r.state.Status === 'restarting' || svc.restartScheduled(r.id),
+    filesDir: svc.store.containerDir(r.networkOwner ?? r.id),
+    logPath: svc.logPath(r.id),
+    upperDir,
+    workDir: path.join(path.dirname(upperDir), 'work'),
+    rootfs: svc.rootfs(r.id),
+  };
+}
