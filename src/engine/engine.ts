@@ -88,7 +88,7 @@ export interface ContainerNetworks {
  * exposes the operations front ends call. The daemon serves it over the
  * Docker API; a program may embed it directly.
  */
-export class Engine {
+export class Engine implements AsyncDisposable {
   readonly dataRoot: string;
   readonly execRoot: string;
   readonly images: ImageService;
@@ -106,6 +106,7 @@ export class Engine {
   /** Problems with this host's setup, shown by `docker info` (e.g. a runc with known escapes). */
   readonly warnings: string[] = [];
   private lock?: RootLock;
+  private closed = false;
 
   constructor(opts: EngineOptions = {}) {
     this.dataRoot = path.resolve(opts.dataRoot ?? '/var/lib/keel');
@@ -160,11 +161,18 @@ export class Engine {
   }
 
   async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
     this.containers.close();
     await this.networks.shutdown().catch((e) => log.warn('network shutdown failed', { error: String(e) }));
     this.networks.close();
     this.lock?.release();
     this.lock = undefined;
+  }
+
+  /** `await using engine = new Engine(...)`: closes it when the scope ends. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
   }
 
   /** Warns, once at startup, about a runc with known container-escape vulnerabilities. */

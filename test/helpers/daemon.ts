@@ -6,6 +6,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { EngineOptions } from '../../src/engine/engine.ts';
 import { NetworkManager } from '../../src/network/index.ts';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -132,6 +133,17 @@ export class TestDaemon {
     fs.writeFileSync(path.join(dir, 'docker-compose.yml'), yaml);
     const env = { DOCKER_HOST: `unix://${this.socket}`, COMPOSE_FILE: path.join(dir, 'docker-compose.yml'), COMPOSE_INTERACTIVE_NO_CLI: '1' };
     return (args) => run(['docker-compose', '-p', project, ...args], { env, timeoutMs: 120_000 });
+  }
+
+  /** The same roots, cgroup parent and network objects for an in-process Engine (instead of the daemon). */
+  engineOptions(): EngineOptions {
+    return {
+      dataRoot: this.dataRoot, execRoot: this.execRoot, cgroupParent: this.cgroupParent,
+      network: {
+        defaultBridge: { bridgeName: this.bridge, subnet: `10.${this.octet}.0.0/24`, gateway: `10.${this.octet}.0.1` },
+        pool: `10.${this.octet}.128.0/17`, poolPrefix: 24, chainPrefix: this.prefix.toUpperCase(), vethPrefix: this.prefix, bridgePrefix: `${this.prefix}-`,
+      },
+    };
   }
 
   /** Tears down what the daemon's network layer programmed (it keeps it across restarts by design). */
