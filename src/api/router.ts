@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { EngineError } from '../common/errors.ts';
+import { EngineError, ERROR_CODE_HEADER } from '../common/errors.ts';
 import type { Engine } from '../engine/engine.ts';
 
 export interface Ctx {
@@ -82,6 +82,12 @@ export function statusOf(e: unknown): number {
       return 403;
     case 'UNAVAILABLE':
       return 503;
+    // A deadline inside the daemon (a registry, runc, conmon that did not answer in time).
+    case 'TIMEOUT':
+      return 504;
+    // Abandoned: the client went away (it never sees this) or the daemon is shutting down.
+    case 'CANCELLED':
+      return 503;
     default:
       return 500;
   }
@@ -94,6 +100,8 @@ export function sendError(res: ServerResponse, e: unknown): void {
     return;
   }
   if (status === 304) return sendNoContent(res, 304);
+  // keel's own code, for keel's CLI (docker clients ignore it): e.g. run's exit status 127 vs 126.
+  if (e instanceof EngineError) res.setHeader(ERROR_CODE_HEADER, e.code);
   sendJson(res, status, { message: e instanceof Error ? e.message : String(e) });
 }
 

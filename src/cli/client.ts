@@ -5,7 +5,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { EngineError } from '../common/errors.ts';
+import { EngineError, ERROR_CODE_HEADER, ERROR_CODES, type ErrorCode } from '../common/errors.ts';
 
 /**
  * node:http loaded through require: its ESM facade evaluates every lazy
@@ -73,8 +73,7 @@ export class ApiClient {
       } catch {
         // plain-text error
       }
-      const code = res.statusCode === 404 ? 'NOT_FOUND' : res.statusCode === 409 ? 'CONFLICT' : res.statusCode === 400 ? 'INVALID_ARGUMENT' : 'INTERNAL';
-      throw new EngineError(code, message || `daemon answered ${res.statusCode}`);
+      throw new EngineError(errorCodeOf(res), message || `daemon answered ${res.statusCode}`);
     }
     return res;
   }
@@ -115,6 +114,20 @@ export async function readAll(res: Readable): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const c of res) chunks.push(c as Buffer);
   return Buffer.concat(chunks).toString('utf8');
+}
+
+/** keel's daemon names the code in a header; for another (dockerd) the status says what it can. */
+function errorCodeOf(res: httpTypes.IncomingMessage): ErrorCode {
+  const h = res.headers[ERROR_CODE_HEADER.toLowerCase()];
+  if (typeof h === 'string' && (ERROR_CODES as string[]).includes(h)) return h as ErrorCode;
+  switch (res.statusCode) {
+    case 404: return 'NOT_FOUND';
+    case 409: return 'CONFLICT';
+    case 400: return 'INVALID_ARGUMENT';
+    case 503: return 'UNAVAILABLE';
+    case 504: return 'TIMEOUT';
+    default: return 'INTERNAL';
+  }
 }
 
 function connectError(e: Error, socketPath: string): EngineError {

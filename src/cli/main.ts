@@ -167,7 +167,18 @@ export async function buildProgram(commands?: string[]): Promise<Command> {
   return program;
 }
 
-/** Docker's exit codes: 125 when the engine fails, else 1 for usage and API errors. */
+/**
+ * Docker's exit codes: 125 when the engine fails, else 1 for usage and API
+ * errors; keel's own for an operation that ran out of time (124, as
+ * timeout(1)) or was cancelled (130, as an interrupted command).
+ */
+export function exitStatusOf(e: EngineError): number {
+  if (e.code === 'TIMEOUT') return 124;
+  if (e.code === 'CANCELLED') return 130;
+  return 1;
+}
+
+/** Runs one keel command line; resolves with its exit status. */
 export async function main(argv: string[]): Promise<number> {
   try {
     try {
@@ -183,7 +194,7 @@ export async function main(argv: string[]): Promise<number> {
     if (e instanceof ExitError) return e.status;
     if (e instanceof EngineError) {
       process.stderr.write(`Error response from daemon: ${e.message}\n`);
-      return 1;
+      return exitStatusOf(e);
     }
     process.stderr.write(`keel: ${(e as Error).stack ?? e}\n`);
     return 1;

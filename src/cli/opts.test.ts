@@ -6,6 +6,7 @@ import { addCreateFlags, buildCreate, type CreateFlags } from './createflags.ts'
 import { Demuxer, EscapeDetector } from './hijack.ts';
 import { FlagError, parseAddHost, parseCpus, parseDetachKeys, parseDevice, parseDuration, parseMemory, parseMount, parsePublish, parseRestart, parseUlimit, parseVolumes } from './opts.ts';
 import { startErrorStatus } from './session.ts';
+import { EngineError, type ErrorCode } from '../common/errors.ts';
 
 describe('flag parsers', () => {
   test('memory sizes are binary, like go-units RAMInBytes', () => {
@@ -172,9 +173,13 @@ describe('streams and display', () => {
   });
 
   test('start errors map to docker run exit codes', () => {
-    assert.equal(startErrorStatus('exec: "nope": executable file not found in $PATH'), 127);
-    assert.equal(startErrorStatus('stat /x: no such file or directory'), 127);
-    assert.equal(startErrorStatus('exec /etc: permission denied'), 126);
-    assert.equal(startErrorStatus('cgroup busted'), 125);
+    const e = (message: string, code: ErrorCode = 'INTERNAL') => new EngineError(code, message);
+    assert.equal(startErrorStatus(e('exec: "nope": executable file not found in $PATH')), 127);
+    assert.equal(startErrorStatus(e('stat /x: no such file or directory')), 127);
+    assert.equal(startErrorStatus(e('exec /etc: permission denied')), 126);
+    assert.equal(startErrorStatus(e('cgroup busted')), 125);
+    // keel's daemon sends the code: it decides, whatever the message says.
+    assert.equal(startErrorStatus(e('cannot create container: runc said so', 'COMMAND_NOT_FOUND')), 127);
+    assert.equal(startErrorStatus(e('cannot create container: runc said so', 'CANNOT_EXECUTE')), 126);
   });
 });

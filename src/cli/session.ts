@@ -34,8 +34,16 @@ export interface SessionResult {
   startError?: EngineError;
 }
 
-/** docker's run exit codes for a failed start (cli/command/container/run.go). */
-export function startErrorStatus(message: string): number {
+/**
+ * docker's run exit codes for a failed start: 127 the command was not
+ * found, 126 it could not be executed, else 125. keel's daemon says which
+ * by the error's code; another daemon only in the message, which is read
+ * as docker's CLI reads it (cli/command/container/run.go).
+ */
+export function startErrorStatus(e: EngineError): number {
+  if (e.code === 'COMMAND_NOT_FOUND') return 127;
+  if (e.code === 'CANNOT_EXECUTE') return 126;
+  const message = e.message;
   if (/executable file not found|no such file or directory|system cannot find the file specified/.test(message)) return 127;
   if (/permission denied|is a directory/.test(message)) return 126;
   return 125;
@@ -89,7 +97,7 @@ export async function runSession(client: ApiClient, o: SessionOptions): Promise<
         session?.stop();
         if (o.removed) await Promise.race([waitBody, new Promise((r) => setTimeout(r, 2000))]);
         waitRes.destroy();
-        return { detached: false, status: startErrorStatus(e.message), startError: e };
+        return { detached: false, status: startErrorStatus(e), startError: e };
       }
     }
     if (o.tty) {

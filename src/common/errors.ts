@@ -18,6 +18,17 @@ export type ErrorCode =
   | 'COMMAND_NOT_FOUND'
   | 'INTERNAL';
 
+/** All codes, to check one that arrives from outside (the API's error header). */
+export const ERROR_CODES: readonly ErrorCode[] = [
+  'NOT_FOUND', 'CONFLICT', 'INVALID_ARGUMENT', 'NOT_MODIFIED', 'UNAUTHORIZED', 'FORBIDDEN', 'UNAVAILABLE', 'TIMEOUT', 'CANCELLED', 'CANNOT_EXECUTE', 'COMMAND_NOT_FOUND', 'INTERNAL',
+];
+
+/**
+ * The HTTP response header in which keel's API sends an error's code beside
+ * docker's `{"message"}` body (docker clients ignore it; keel's CLI reads it).
+ */
+export const ERROR_CODE_HEADER = 'X-Keel-Error-Code';
+
 export class EngineError extends Error {
   readonly code: ErrorCode;
 
@@ -25,6 +36,30 @@ export class EngineError extends Error {
     super(message, options);
     this.name = 'EngineError';
     this.code = code;
+  }
+}
+
+/**
+ * A program run by common/exec.ts that exited non-zero (or was killed): its
+ * argv, exit and output, so callers decide by them instead of by matching
+ * the message. The message is the same as any EngineError's of exec().
+ */
+export class ExecError extends EngineError {
+  readonly argv: readonly string[];
+  /** The exit status; 128 when a signal ended it (see `signal`). */
+  readonly exitCode: number;
+  readonly signal: string | null;
+  readonly stdout: string;
+  readonly stderr: string;
+
+  constructor(message: string, o: { argv: readonly string[]; exitCode: number; signal: string | null; stdout: string; stderr: string }) {
+    super('INTERNAL', message);
+    this.name = 'ExecError';
+    this.argv = o.argv;
+    this.exitCode = o.exitCode;
+    this.signal = o.signal;
+    this.stdout = o.stdout;
+    this.stderr = o.stderr;
   }
 }
 

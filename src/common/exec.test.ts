@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import type net from 'node:net';
+import { ExecError } from './errors.ts';
 import { exec, spawnPiped, stopSpawnHelper, useSpawnHelper } from './exec.ts';
 
 after(() => stopSpawnHelper());
@@ -15,6 +16,7 @@ for (const mode of ['directly', 'through the process helper'] as const) {
     assert.equal((await exec(['sh', '-c', 'pwd; echo "$X"'], { cwd: '/tmp', env: { X: 'from-env', PATH: '/usr/bin:/bin' } })).stdout, '/tmp\nfrom-env\n');
     assert.equal((await exec(['sh', '-c', 'exit 3'], { allowFailure: true })).code, 3);
     await assert.rejects(exec(['sh', '-c', 'echo nope >&2; exit 2']), /sh -c echo nope >&2; exit 2: nope/);
+    await assert.rejects(exec(['sh', '-c', 'echo o; echo e >&2; exit 4']), (e: unknown) => e instanceof ExecError && e.exitCode === 4 && e.stderr === 'e\n' && e.stdout === 'o\n' && e.argv.join(' ') === 'sh -c echo o; echo e >&2; exit 4' && e.code === 'INTERNAL');
     await assert.rejects(exec(['/no/such/program']), (e: Error & { code?: string }) => e.code === 'UNAVAILABLE' && /not installed or not on PATH/.test(e.message));
     assert.equal((await exec(['sh', '-c', 'head -c 100000 /dev/zero'], { maxOutput: 1000 })).stdout.length < 100000, true);
     const slow = await exec(['sleep', '10'], { timeoutMs: 100, allowFailure: true });

@@ -1,6 +1,6 @@
 import { type ChildProcess, fork, spawn, type SpawnOptions } from 'node:child_process';
 import type net from 'node:net';
-import { EngineError } from './errors.ts';
+import { EngineError, ExecError } from './errors.ts';
 
 export interface ExecOptions {
   /** Bytes written to the child's stdin, then closed. */
@@ -30,8 +30,8 @@ type Outcome =
 
 /**
  * Runs a program with an argv array (never through a shell) and captures its
- * output. A non-zero exit throws an EngineError carrying the program's stderr,
- * unless allowFailure is set. In the daemon the program is started by the
+ * output. A non-zero exit throws an ExecError carrying the program's argv,
+ * exit and output, unless allowFailure is set. In the daemon the program is started by the
  * process helper (useSpawnHelper), elsewhere by this process.
  */
 export async function exec(argv: string[], opts: ExecOptions = {}): Promise<ExecResult> {
@@ -47,7 +47,7 @@ export async function exec(argv: string[], opts: ExecOptions = {}): Promise<Exec
   const res: ExecResult = { code: o.code ?? 128, signal: o.signal, stdout: o.stdout.toString('utf8'), stderr: o.stderr.toString('utf8') };
   if (res.code !== 0 && !opts.allowFailure) {
     const why = res.stderr.trim() || res.stdout.trim() || (o.signal ? `killed by ${o.signal}` : `exit status ${res.code}`);
-    throw new EngineError('INTERNAL', `${[file, ...args].slice(0, 4).join(' ')}: ${why}`);
+    throw new ExecError(`${[file, ...args].slice(0, 4).join(' ')}: ${why}`, { argv, exitCode: res.code, signal: res.signal, stdout: res.stdout, stderr: res.stderr });
   }
   return res;
 }

@@ -7,7 +7,7 @@
 import fsp from 'node:fs/promises';
 import { EngineError, conflict, isEngineError } from '../common/errors.ts';
 import { log } from '../common/log.ts';
-import { signalNumber } from '../runtime/index.ts';
+import { isNotRunning, signalNumber } from '../runtime/index.ts';
 import type { ContainerService } from './service.ts';
 import { type ContainerRecord, isRunning } from './types.ts';
 
@@ -46,7 +46,7 @@ async function sendSignal(svc: ContainerService, rec: ContainerRecord, sig: stri
     await svc.driver.kill(rec.id, sig);
   } catch (e) {
     // Exited meanwhile: the monitor handles it.
-    if (!isEngineError(e, 'NOT_FOUND') && !/not running|process already finished|container not running/i.test(String(e))) throw e;
+    if (!isNotRunning(e)) throw e;
   }
   if (rec.state.Status === 'paused' && (sig === 'KILL' || sig === 9 || sig === 'SIGKILL' || rec.manuallyStopped)) {
     await svc.driver.resume(rec.id).catch(() => {});

@@ -1,7 +1,8 @@
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { EngineError, errnoCode } from '../common/errors.ts';
+import { EngineError, errnoCode, ExecError } from '../common/errors.ts';
 import { exec } from '../common/exec.ts';
+import { umount } from '../common/umount.ts';
 import { mkdirp } from '../common/fs.ts';
 
 /**
@@ -46,9 +47,11 @@ export async function ipBatch(batch: string[], allowFailure = false): Promise<st
 
 /** Unpins and deletes a netns file; a missing or unmounted file is fine. */
 export async function removeNetns(file: string): Promise<void> {
-  const r = await exec(['umount', file], { allowFailure: true, timeoutMs: 10_000 });
-  if (r.code !== 0 && !/not mounted|no mount point|No such file/i.test(r.stderr)) {
-    throw new EngineError('INTERNAL', `cannot unmount network namespace ${file}: ${r.stderr.trim()}`);
+  try {
+    await umount(file, { timeoutMs: 10_000 });
+  } catch (e) {
+    if (!(e instanceof ExecError)) throw e;
+    throw new EngineError('INTERNAL', `cannot unmount network namespace ${file}: ${e.stderr.trim()}`);
   }
   await fsp.rm(file, { force: true });
 }

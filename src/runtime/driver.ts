@@ -8,7 +8,7 @@ import { isAlive } from '../common/proc.ts';
 import { connectAttach, type AttachSession } from './attach.ts';
 import { type ConmonProcess, DEFAULT_CONMON, signalStart, spawnConmon } from './conmon.ts';
 import { startCreated } from './execfifo.ts';
-import { DEFAULT_RUNC, Runc, checkId, cleanRuncError, type RuncState } from './runc.ts';
+import { DEFAULT_RUNC, Runc, checkId, cleanRuncError, parseRuncFailure, RuntimeError, type RuncState } from './runc.ts';
 import { execInContainer, type ExecOptions, type ExecSession } from './exec.ts';
 import type { OciRuntime } from './oci-runtime.ts';
 import { specToJson } from './spec.ts';
@@ -162,7 +162,8 @@ export class RuntimeDriver implements OciRuntime {
       if (!msg || msg.data < 0) {
         const parent = await cm.parentExit;
         const why = cleanRuncError(msg?.message ?? '') || parent.stderr.trim() || 'conmon exited without a reason';
-        throw new EngineError(classifyCreateError(why), `cannot create container ${id}: ${why}`);
+        const failure = parseRuncFailure(why);
+        throw new RuntimeError(failure.exec ?? 'INTERNAL', `cannot create container ${id}: ${why}`, failure);
       }
       const conmonPid = Number((await fsp.readFile(path.join(dir, 'conmon.pid'), 'utf8').catch(() => '0')).trim());
       return { pid: msg.data, conmonPid };
@@ -352,12 +353,6 @@ export class RuntimeDriver implements OciRuntime {
     if (bundle) for (const f of ['attach', 'ctl', 'winsz', 'oom']) await fsp.rm(path.join(bundle, f), { force: true });
     if (cgroupsPath) await removeCgroup(cgroupsPath);
   }
-}
-
-function classifyCreateError(msg: string): 'COMMAND_NOT_FOUND' | 'CANNOT_EXECUTE' | 'INTERNAL' {
-  if (/executable file not found|no such file or directory/i.test(msg) && /exec/i.test(msg)) return 'COMMAND_NOT_FOUND';
-  if (/permission denied/i.test(msg) && /exec/i.test(msg)) return 'CANNOT_EXECUTE';
-  return 'INTERNAL';
 }
 
 function isConmon(pid: number): boolean {

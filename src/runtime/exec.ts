@@ -10,7 +10,7 @@ import { connectAttach } from './attach.ts';
 import { signalStart, spawnConmon } from './conmon.ts';
 import type { RuntimeDriver } from './driver.ts';
 import { writeCtl } from './driver.ts';
-import { cleanRuncError } from './runc.ts';
+import { cleanRuncError, parseRuncFailure } from './runc.ts';
 import type { Process } from './spec-types.ts';
 
 export interface ExecOptions {
@@ -113,9 +113,8 @@ export async function execInContainer(driver: RuntimeDriver, id: string, proc: P
   if (!first || first.data < 0) {
     session?.close();
     const why = cleanRuncError(first?.message ?? '') || 'the exec process did not start';
-    const code = /executable file not found|no such file or directory/i.test(why) ? 'COMMAND_NOT_FOUND'
-      : /permission denied/i.test(why) ? 'CANNOT_EXECUTE' : /not running|stopped|paused/i.test(why) ? 'CONFLICT' : 'INTERNAL';
-    return fail(new EngineError(code, `exec in ${id} failed: ${why}`));
+    const f = parseRuncFailure(why);
+    return fail(new EngineError(f.exec ?? (f.inactive ? 'CONFLICT' : 'INTERNAL'), `exec in ${id} failed: ${why}`));
   }
   const pid = first.data;
   if (!attached) {

@@ -40,6 +40,6 @@ export { execProcess } from './process.ts';
 export type { AttachSession } from './attach.ts';
 export { readLog, parseLogLine } from './logs.ts';
 export type { LogEntry, ReadLogOptions } from './logs.ts';
-export { runcVersion, runcAdvisories, normalizeSignal, signalNumber, DEFAULT_RUNC } from './runc.ts';
-export type { RuncVersion } from './runc.ts';
+export { runcVersion, runcAdvisories, normalizeSignal, signalNumber, DEFAULT_RUNC, parseRuncFailure, RuntimeError, isNotRunning } from './runc.ts';
+export type { RuncVersion, RuncFailure } from './runc.ts';
 export { conmonVersion, DEFAULT_CONMON } from './conmon.ts';

@@ -1,4 +1,4 @@
-import { EngineError, notFound } from '../common/errors.ts';
+import { EngineError, type ErrorCode, isEngineError, notFound } from '../common/errors.ts';
 import { exec } from '../common/exec.ts';
 
 /** runc's own view of a container (`runc state`). */
@@ -18,7 +18,6 @@ export function checkId(id: string): void {
   if (!ID_PATTERN.test(id)) throw new EngineError('INVALID_ARGUMENT', `invalid container id "${id}": use letters, digits, _ . - (at most 128)`);
 }
 
-const NOT_EXIST = /does not exist|not found|no such file/i;
 
 /** Thin wrapper over the runc CLI with one --root. Every call is a short-lived runc process. */
 export class Runc {
@@ -33,9 +32,10 @@ export class Runc {
   private async run(args: string[], what: string, id?: string): Promise<string> {
     const res = await exec([this.binary, '--root', this.root, ...args], { allowFailure: true, timeoutMs: 60_000 });
     if (res.code === 0) return res.stdout;
-    const msg = cleanRuncError(res.stderr || res.stdout) || `exit status ${res.code}`;
-    if (id && NOT_EXIST.test(msg)) throw notFound(`no such container in the runtime: ${id}`);
-    throw new EngineError('INTERNAL', `runc ${what} failed: ${msg}`);
+    const failure = parseRuncFailure(res.stderr || res.stdout);
+    const msg = failure.message || `exit status ${res.code}`;
+    if (id && failure.noSuchContainer) throw notFound(`no such container in the runtime: ${id}`);
+    throw new RuntimeError('INTERNAL', `runc ${what} failed: ${msg}`, failure);
   }
 
   async state(id: string): Promise<RuncState> {
@@ -89,6 +89,52 @@ export function cleanRuncError(text: string): string {
     return m ? m[1]!.replace(/\\"/g, '"').replace(/\\\\/g, '\\') : l;
   });
   return msgs.join('; ');
+}
+
+/**
+ * What a runc failure means. runc says it only in text (logrus lines, or
+ * the message conmon relays from runc create/exec): it is read here, once,
+ * and callers decide by these fields.
+ */
+export interface RuncFailure {
+  /** runc's messages without the logrus decoration. */
+  message: string;
+  /** runc has no such container. */
+  noSuchContainer: boolean;
+  /** The container's process has already exited (a signal finds nobody). */
+  notRunning: boolean;
+  /** The container is stopped or paused (nothing can be exec'd in it). */
+  inactive: boolean;
+  /** The process could not be executed: docker's exit codes 127 and 126. */
+  exec?: 'COMMAND_NOT_FOUND' | 'CANNOT_EXECUTE';
+}
+
+export function parseRuncFailure(text: string): RuncFailure {
+  const message = cleanRuncError(text);
+  const isExec = /exec/i.test(message);
+  return {
+    message,
+    noSuchContainer: /does not exist|not found|no such file/i.test(message),
+    notRunning: /not running|process already finished/i.test(message),
+    inactive: /not running|stopped|paused/i.test(message),
+    exec: isExec && /executable file not found|no such file or directory/i.test(message) ? 'COMMAND_NOT_FOUND'
+      : isExec && /permission denied/i.test(message) ? 'CANNOT_EXECUTE' : undefined,
+  };
+}
+
+/** A runc command that failed, with what its failure means. */
+export class RuntimeError extends EngineError {
+  readonly failure: RuncFailure;
+
+  constructor(code: ErrorCode, message: string, failure: RuncFailure) {
+    super(code, message);
+    this.failure = failure;
+  }
+}
+
+/** The container's process was gone when it was signalled (the caller's exit monitor handles it). */
+export function isNotRunning(e: unknown): boolean {
+  return isEngineError(e, 'NOT_FOUND') || (e instanceof RuntimeError && e.failure.notRunning);
 }
 
 const SIGNALS = [

@@ -2,8 +2,9 @@ import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { EngineError, errnoCode } from '../common/errors.ts';
+import { EngineError, errnoCode, ExecError } from '../common/errors.ts';
 import { exec } from '../common/exec.ts';
+import { umount } from '../common/umount.ts';
 import { mkdirp, readJsonIfExists, writeJsonAtomic } from '../common/fs.ts';
 import { type Digest, digestHex, parseDigest, sha256 } from '../oci/digest.ts';
 
@@ -222,8 +223,11 @@ function volatileSupported(): boolean {
 }
 
 export async function unmount(target: string): Promise<void> {
-  const r = await exec(['umount', target], { allowFailure: true });
-  if (r.code !== 0 && !/not mounted|no mount point|No such file/.test(r.stderr)) {
+  try {
+    await umount(target);
+  } catch (e) {
+    // Busy: detach it now, the kernel frees it when the last user leaves.
+    if (!(e instanceof ExecError)) throw e;
     await exec(['umount', '-l', target]);
   }
 }

@@ -6,7 +6,7 @@ import { addCreateFlags, buildCreate, type CreateFlags, type CreateRequest } fro
 import { currentSize } from '../hijack.ts';
 import { type CliContext, ExitError, group } from '../context.ts';
 import { FlagError, parseDetachKeys } from '../opts.ts';
-import { runSession } from '../session.ts';
+import { runSession, startErrorStatus } from '../session.ts';
 
 /** docker's "docker: Error response from daemon: …" + usage hint, exit 125 (or 126/127). */
 export function failRun(cmd: string, e: unknown, status = 125): never {
@@ -104,7 +104,7 @@ export function runCommands(program: Command, ctx: CliContext): void {
       try {
         (await client.request('POST', `/containers/${id}/start`)).resume();
       } catch (e) {
-        failRun('run', e, e instanceof EngineError ? startStatus(e) : 125);
+        failRun('run', e, e instanceof EngineError ? startErrorStatus(e) : 125);
       }
       process.stdout.write(`${id}\n`);
       return;
@@ -126,8 +126,4 @@ export function runCommands(program: Command, ctx: CliContext): void {
       .option('--detach-keys <string>', 'override the key sequence for detaching a container')
       .action(run);
   }
-}
-
-export function startStatus(e: EngineError): number {
-  return /executable file not found|no such file or directory/.test(e.message) ? 127 : /permission denied|is a directory/.test(e.message) ? 126 : 125;
 }
