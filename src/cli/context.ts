@@ -4,11 +4,25 @@
  * modules lazily; see there).
  */
 import type { Command } from 'commander';
+import type { EngineOptions } from '../engine/engine.ts';
 import type { ApiClient } from './client.ts';
 
 /** What every command gets: a client for the daemon the user chose. */
 export interface CliContext {
   client(): Promise<ApiClient>;
+  /**
+   * Runs the daemon (`keel daemon`) until a signal stops it. Given by the
+   * program's entry (bin/keel → src/daemon/), which may import the API
+   * server; cli/ may not (front ends do not import each other).
+   */
+  serveDaemon?: (o: DaemonOptions) => Promise<void>;
+}
+
+/** What `keel daemon`'s flags decide. */
+export interface DaemonOptions {
+  socketPath: string;
+  pidfile: string;
+  engine: EngineOptions;
 }
 
 /** Collects a repeatable option (`-f a -f b`). */

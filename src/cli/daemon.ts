@@ -1,11 +1,11 @@
-import fs from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
 import { EngineError } from '../common/errors.ts';
-import { log, setLogLevel } from '../common/log.ts';
+import { setLogLevel } from '../common/log.ts';
 import type { EngineOptions } from '../engine/engine.ts';
+import type { CliContext } from './context.ts';
 
-export function daemonCommand(): Command {
+export function daemonCommand(ctx: CliContext): Command {
   return new Command('daemon')
     .description('Run the keel daemon: it owns the state root and serves the Docker API')
     .option('--data-root <dir>', 'root of persistent state', '/var/lib/keel')
@@ -25,31 +25,9 @@ export function daemonCommand(): Command {
       if (o.host && !o.host.startsWith('unix://') && !o.host.startsWith('/')) throw new EngineError('INVALID_ARGUMENT', `unsupported host "${o.host}": use unix:///path/to.sock`);
       const pidfile = o.pidfile ?? path.join(o.execRoot, 'keel.pid');
       if (!/^\/[a-zA-Z0-9_./-]+$/.test(o.cgroupParent) || o.cgroupParent.includes('..')) throw new EngineError('INVALID_ARGUMENT', `invalid --cgroup-parent ${o.cgroupParent}: expected an absolute cgroupfs path such as /keel`);
-      // The engine and API server load only here, so other commands start fast.
-      const { useSpawnHelper } = await import('../common/exec.ts');
-      // Programs (mount, ip, runc...) start from a small helper, whatever this process's memory (see spawn-helper.ts).
-      useSpawnHelper();
-      const { Engine } = await import('../engine/engine.ts');
-      const { buildRouter, createApiServer, listenUnix } = await import('../api/server.ts');
-      const engine = new Engine({ dataRoot: o.dataRoot, execRoot: o.execRoot, network: networkOptions(o), cgroupParent: o.cgroupParent });
-      await engine.open();
-      const server = createApiServer(engine, buildRouter());
-      fs.mkdirSync(path.dirname(socketPath), { recursive: true, mode: 0o755 });
-      await listenUnix(server, socketPath);
-      fs.writeFileSync(pidfile, `${process.pid}\n`);
-      log.info('keel daemon listening', { socket: socketPath, dataRoot: engine.dataRoot, execRoot: engine.execRoot });
-      const stop = async (sig: string) => {
-        log.info('shutting down', { signal: sig });
-        server.close();
-        server.closeAllConnections();
-        await engine.close();
-        fs.rmSync(pidfile, { force: true });
-        fs.rmSync(socketPath, { force: true });
-        process.exit(0);
-      };
-      process.once('SIGTERM', () => void stop('SIGTERM'));
-      process.once('SIGINT', () => void stop('SIGINT'));
-      await new Promise(() => {});
+      if (!ctx.serveDaemon) throw new EngineError('UNAVAILABLE', 'this keel program cannot run the daemon: start it with bin/keel daemon');
+      // The engine and API server load only there, so other commands start fast.
+      await ctx.serveDaemon({ socketPath, pidfile, engine: { dataRoot: o.dataRoot, execRoot: o.execRoot, network: networkOptions(o), cgroupParent: o.cgroupParent } });
     });
 }
 

@@ -11,7 +11,7 @@ import { type CliContext, ExitError } from './context.ts';
  */
 type Loader = (program: Command, ctx: CliContext) => Promise<void>;
 
-const daemon: Loader = async (p) => void p.addCommand((await import('./daemon.ts')).daemonCommand());
+const daemon: Loader = async (p, ctx) => void p.addCommand((await import('./daemon.ts')).daemonCommand(ctx));
 const run: Loader = async (p, ctx) => (await import('./commands/run.ts')).runCommands(p, ctx);
 const ps: Loader = async (p, ctx) => (await import('./commands/ps.ts')).psCommands(p, ctx);
 const exec: Loader = async (p, ctx) => (await import('./commands/exec.ts')).execCommands(p, ctx);
@@ -127,7 +127,7 @@ class NotLoaded extends Error {
  * undefined); any other top-level command is a stub with its name and
  * description, enough for `keel --help` and commander's suggestions.
  */
-export async function buildProgram(commands?: string[]): Promise<Command> {
+export async function buildProgram(commands?: string[], hooks: Pick<CliContext, 'serveDaemon'> = {}): Promise<Command> {
   const program = new Command('keel')
     .description('A Docker-compatible container engine.\n\nThe keel CLI talks to the keel daemon over the Docker API on a unix socket;\nwhen none answers on the default socket it starts one.')
     .usage('[OPTIONS] COMMAND')
@@ -145,6 +145,7 @@ export async function buildProgram(commands?: string[]): Promise<Command> {
     .exitOverride();
   let cached: ApiClient | undefined;
   const ctx: CliContext = {
+    serveDaemon: hooks.serveDaemon,
     async client() {
       if (cached) return cached;
       const sock = socketFrom(program.opts().host);
@@ -179,14 +180,14 @@ export function exitStatusOf(e: EngineError): number {
 }
 
 /** Runs one keel command line; resolves with its exit status. */
-export async function main(argv: string[]): Promise<number> {
+export async function main(argv: string[], hooks: Pick<CliContext, 'serveDaemon'> = {}): Promise<number> {
   try {
     try {
-      await (await buildProgram([commandName(argv) ?? ''])).parseAsync(argv, { from: 'user' });
+      await (await buildProgram([commandName(argv) ?? ''], hooks)).parseAsync(argv, { from: 'user' });
     } catch (e) {
       // commandName guessed wrong; nothing ran yet (the global options only), so parse again
       if (!(e instanceof NotLoaded)) throw e;
-      await (await buildProgram([e.command])).parseAsync(argv, { from: 'user' });
+      await (await buildProgram([e.command], hooks)).parseAsync(argv, { from: 'user' });
     }
     return Number(process.exitCode ?? 0);
   } catch (e) {

@@ -45,7 +45,7 @@ export async function finalizeExit(svc: ContainerService, rec: ContainerRecord, 
   ]);
   svc.networks.delete(rec.id);
   await svc.volumes.teardownContainerMounts(rec.id, rec.mounts ?? []).catch((e) => log.warn('volume teardown failed', { id: rec.id, error: String(e) }));
-  if (svc.store.get(rec.id)) await svc.store.save(rec).catch(() => {});
+  if (svc.store.get(rec.id)) await svc.store.save(rec).catch(() => {}); // removed meanwhile: nothing left to record
   if (info.oomKilled) svc.event('oom', rec);
   svc.event('die', rec, { exitCode: String(code) });
   svc.bus.emit(`exit:${rec.id}`, code);

@@ -49,7 +49,7 @@ async function sendSignal(svc: ContainerService, rec: ContainerRecord, sig: stri
     if (!isNotRunning(e)) throw e;
   }
   if (rec.state.Status === 'paused' && (sig === 'KILL' || sig === 9 || sig === 'SIGKILL' || rec.manuallyStopped)) {
-    await svc.driver.resume(rec.id).catch(() => {});
+    await svc.driver.resume(rec.id).catch(() => {}); // the signal went out; a container that exited meanwhile cannot be resumed
     rec.state.Status = 'running';
   }
 }
@@ -119,7 +119,7 @@ export async function remove(svc: ContainerService, ref: string, opts: { force?:
     svc.restartPending.delete(rec.id);
     svc.failPending(rec.id);
     rec.state.Status = 'removing';
-    if (svc.driver.has(rec.id)) await svc.driver.delete(rec.id, { force: true }).catch(() => {});
+    if (svc.driver.has(rec.id)) await svc.driver.delete(rec.id, { force: true }).catch(() => {}); // removal goes on: what runc kept is swept by reconcile at the next start
     await svc.unmount(rec.id);
     await Promise.all([svc.images.snapshots.remove(rec.id), fsp.rm(svc.runDir(rec.id), { recursive: true, force: true }), svc.store.remove(rec)]);
     // `rm -v` and --rm delete anonymous volumes; named ones always stay.

@@ -25,7 +25,7 @@ export async function reconcile(svc: ContainerService): Promise<{ running: numbe
     }
     if (!isRunning(rec)) {
       // A rootfs left mounted by a daemon that died between exit and cleanup.
-      await svc.unmount(rec.id).catch(() => {});
+      await svc.unmount(rec.id).catch(() => {}); // best effort: a mount that stays is found again by the next reconcile
       continue;
     }
     wasRunning.add(rec.id);
@@ -53,7 +53,7 @@ export async function reconcile(svc: ContainerService): Promise<{ running: numbe
     // runc knows nothing (host reboot) or the process is gone without an exit record.
     await svc.finalizeExit(rec, { exitCode: -1, oomKilled: false, finishedAt: new Date(), recorded: false });
     rec.state.Error = status ? 'the container stopped while keel was not running and its exit code was lost' : 'the container was not running when keel started (host reboot?)';
-    await svc.store.save(rec).catch(() => {});
+    await svc.store.save(rec).catch(() => {}); // the state is in memory; the next save or reconcile writes it
     counts.stale++;
   }
   await removeOrphans(svc);
@@ -68,7 +68,7 @@ export async function reconcile(svc: ContainerService): Promise<{ running: numbe
   for (const { rec } of ordered) {
     if (isRunning(rec)) continue;
     if (rec.hostConfig.AutoRemove && wasRunning.has(rec.id)) {
-      await svc.remove(rec.id, { force: true }).catch(() => {});
+      await svc.remove(rec.id, { force: true }).catch(() => {}); // removed by someone else meanwhile, or retried at the next start
       continue;
     }
     if (rec.hasBeenStarted && startOnDaemonStart(rec.hostConfig.RestartPolicy, rec.manuallyStopped, wasRunning.has(rec.id))) {
@@ -82,14 +82,15 @@ export async function reconcile(svc: ContainerService): Promise<{ running: numbe
 async function removeOrphans(svc: ContainerService): Promise<void> {
   const known = (id: string) => !!svc.store.get(id);
   for (const key of await svc.images.snapshots.listActive().catch(() => [] as string[])) {
-    if (/^[a-f0-9]{64}$/.test(key) && !known(key)) await svc.images.snapshots.remove(key).catch(() => {});
+    if (/^[a-f0-9]{64}$/.test(key) && !known(key)) await svc.images.snapshots.remove(key).catch(() => {}); // orphan sweep: what fails stays for the next one
   }
   for (const id of await svc.driver.ids().catch(() => [] as string[])) {
-    if (/^[a-f0-9]{64}$/.test(id) && !known(id)) await svc.driver.delete(id, { force: true }).catch(() => {});
+    if (/^[a-f0-9]{64}$/.test(id) && !known(id)) await svc.driver.delete(id, { force: true }).catch(() => {}); // orphan sweep: what fails stays for the next one
   }
   const runDirs = await fsp.readdir(svc.runDir('x').slice(0, -2)).catch(() => [] as string[]);
   for (const id of runDirs) {
     if (!/^[a-f0-9]{64}$/.test(id) || known(id)) continue;
+    // orphan sweep: what fails stays for the next one
     await svc.unmount(id).catch(() => {});
     await fsp.rm(svc.runDir(id), { recursive: true, force: true }).catch(() => {});
   }

@@ -174,6 +174,7 @@ export class ContainerService {
       await this.populateVolumes(rec);
       await this.store.add(rec);
     } catch (e) {
+      // Undoing a failed create: its own error is the one to report; reconcile sweeps a snapshot without a record.
       await this.unmount(id).catch(() => {});
       await this.images.snapshots.remove(id).catch(() => {});
       await this.volumes.releaseContainerMounts(id, rec.mounts, { removeAnonymous: true }).catch(() => {});
@@ -210,7 +211,7 @@ export class ContainerService {
       try {
         await this.run(rec);
       } catch (e) {
-        if (rec.hostConfig.AutoRemove) void this.remove(rec.id, { force: true }).catch(() => {});
+        if (rec.hostConfig.AutoRemove) void this.remove(rec.id, { force: true }).catch(() => {}); // the start's error is reported; a failed removal leaves an exited container
         throw e;
       }
     });
@@ -255,6 +256,7 @@ export class ContainerService {
     } catch (e) {
       this.failPending(id);
       if (created) await this.driver.delete(id, { force: true }).catch((e2) => log.warn('cleanup after failed start', { id, error: String(e2) }));
+      // Undoing a failed start: its own error is the one to report; reconcile sweeps what stays behind.
       if (netAttached) await this.detachNetwork(rec).catch(() => {});
       await this.volumes.teardownContainerMounts(id, rec.mounts ?? []).catch(() => {});
       await this.unmount(id).catch(() => {});
@@ -263,7 +265,7 @@ export class ContainerService {
       else if (isEngineError(e, 'CANNOT_EXECUTE')) rec.state.ExitCode = 126;
       else rec.state.ExitCode = 128;
       if (rec.hasBeenStarted) rec.state.Status = 'exited';
-      await this.store.save(rec).catch(() => {});
+      await this.store.save(rec).catch(() => {}); // the state is in memory; the next save writes it
       throw e;
     }
     rec.hasBeenStarted = true;

@@ -231,7 +231,7 @@ export class BlobWriter {
   async abort(discard = false): Promise<void> {
     if (!this.done) {
       this.done = true;
-      await this.fh.close().catch(() => {});
+      await this.fh.close().catch(() => {}); // aborting: the write has failed or been abandoned already
     }
     if (discard || !this.file.endsWith('.partial')) await fsp.rm(this.file, { force: true });
   }

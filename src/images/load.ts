@@ -73,7 +73,7 @@ export async function loadArchive(images: ImageService, source: Readable, opts: 
     await Promise.all([pipeline(decompress(source, 'auto'), extract as unknown as NodeJS.WritableStream, { signal: opts.signal }), reading]);
   } catch (e) {
     extract.destroy();
-    await reading.catch(() => {});
+    await reading.catch(() => {}); // the reader's error (if any) is the one thrown below
     for (const p of preApplied.values()) await images.snapshots.discardScratch(p.dir);
     if (e instanceof EngineError) throw e;
     throw new EngineError('INVALID_ARGUMENT', `invalid image archive: ${(e as Error).message}`, { cause: e });

@@ -25,7 +25,7 @@ export async function createNetns(file: string, batch: string[]): Promise<void> 
   try {
     await exec(['unshare', `--net=${file}`, 'ip', '-batch', '-'], { input: batch.join('\n') + '\n', timeoutMs: 10_000 });
   } catch (e) {
-    await removeNetns(file).catch(() => {});
+    await removeNetns(file).catch(() => {}); // undoing a failed setup: its own error is the one to report
     throw new EngineError('INTERNAL', `cannot set up the network namespace: ${(e as Error).message}`, { cause: e });
   }
 }

@@ -32,7 +32,7 @@ export async function plumbSandbox(sb: SandboxRecord, eps: EndpointPlumbing[]): 
   try {
     await ipBatch(eps.flatMap((p) => vethHostBatch(p.ep.HostIfName, p.bridge)));
   } catch (e) {
-    await unplumb(sb, eps.map((p) => p.ep)).catch(() => {});
+    await unplumb(sb, eps.map((p) => p.ep)).catch(() => {}); // undoing a failed plumb: its own error is the one to report
     throw e;
   }
 }
@@ -43,7 +43,7 @@ export async function plumbEndpoint(netns: string, p: EndpointPlumbing): Promise
   try {
     await ipBatch(vethHostBatch(p.ep.HostIfName, p.bridge));
   } catch (e) {
-    await deleteLinks([p.ep.HostIfName]).catch(() => {});
+    await deleteLinks([p.ep.HostIfName]).catch(() => {}); // undoing a failed plumb: its own error is the one to report
     throw e;
   }
 }

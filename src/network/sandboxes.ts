@@ -118,7 +118,7 @@ export class Sandboxes {
         if (fitsSpare) this.spare.refill();
         return sb;
       } catch (e) {
-        if (spare && !adopted) await this.spare.discard(spare).catch(() => {});
+        if (spare && !adopted) await this.spare.discard(spare).catch(() => {}); // undoing a failed attach: its own error is the one to report
         await this.teardown(sb).catch((e2) => log.warn('network attach rollback failed', { container: containerId, error: String(e2) }));
         throw e;
       }
@@ -195,7 +195,7 @@ export class Sandboxes {
         await plumbEndpoint(sb.NetnsPath, p);
         return p.ep;
       } catch (e) {
-        if (p) await this.dropEndpoint(sb, p.ep).catch(() => {});
+        if (p) await this.dropEndpoint(sb, p.ep).catch(() => {}); // undoing a failed connect: its own error is the one to report
         throw e;
       }
     });

@@ -77,7 +77,7 @@ export class SpareSandbox {
     if (this.ready || this.making || this.closed || Date.now() < this.retryAfter) return;
     this.making = this.make().then(
       async (s) => {
-        if (this.closed) await this.discard(s).catch(() => {});
+        if (this.closed) await this.discard(s).catch(() => {}); // closed meanwhile: the namespace is swept at the next reconcile
         else this.ready = s;
       },
       (e) => {

@@ -57,23 +57,7 @@ export function defaultMounts(opts: { privileged: boolean; shmSize: number }): M
   ];
 }
 
-/** A bind mount as docker makes one: recursive, private, optionally read-only. */
-export function bindMount(source: string, destination: string, o: { readonly?: boolean; propagation?: string; recursive?: boolean } = {}): Mount {
-  const options = [o.recursive === false ? 'bind' : 'rbind', o.propagation ?? 'rprivate'];
-  if (o.readonly) options.push('ro');
-  return { destination, type: 'bind', source, options };
-}
-
-/** A tmpfs mount (`--tmpfs /run:size=64m,mode=1777`). */
-export function tmpfsMount(destination: string, o: { size?: number; mode?: number; options?: string[] } = {}): Mount {
-  const options = ['nosuid', 'nodev', 'noexec'];
-  if (o.size) options.push(`size=${o.size}`);
-  if (o.mode !== undefined) options.push(`mode=${o.mode.toString(8)}`);
-  for (const x of o.options ?? []) if (!options.includes(x)) options.push(x);
-  // An explicit exec/suid/dev option overrides the safe default.
-  const filtered = options.filter((x) => !(['noexec', 'nosuid', 'nodev'].includes(x) && options.includes(x.slice(2))));
-  return { destination, type: 'tmpfs', source: 'tmpfs', options: filtered };
-}
+export { bindMount, tmpfsMount } from '../oci/mount.ts';
 
 const IPC_SYSCTLS = new Set([
   'kernel.msgmax', 'kernel.msgmnb', 'kernel.msgmni', 'kernel.sem', 'kernel.shmall', 'kernel.shmmax', 'kernel.shmmni',

@@ -157,7 +157,7 @@ export class RuntimeDriver implements OciRuntime {
     let cm: ConmonProcess | undefined;
     try {
       cm = await spawnConmon(this.conmonPath, args, { cwd: dir });
-      await signalStart(cm).catch(() => {});
+      await signalStart(cm).catch(() => {}); // conmon that died is seen on the sync pipe next
       const msg = await cm.sync.next(timeoutMs, `creating container ${id}`);
       if (!msg || msg.data < 0) {
         const parent = await cm.parentExit;
@@ -168,7 +168,7 @@ export class RuntimeDriver implements OciRuntime {
       const conmonPid = Number((await fsp.readFile(path.join(dir, 'conmon.pid'), 'utf8').catch(() => '0')).trim());
       return { pid: msg.data, conmonPid };
     } catch (e) {
-      await this.cleanup(id, true).catch(() => {});
+      await this.cleanup(id, true).catch(() => {}); // undoing a failed create: its own error is the one to report
       throw e;
     } finally {
       cm?.release();

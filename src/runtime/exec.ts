@@ -91,7 +91,7 @@ export async function execInContainer(driver: RuntimeDriver, id: string, proc: P
     await fsp.rm(dir, { recursive: true, force: true });
     throw e;
   };
-  await signalStart(cm).catch(() => {});
+  await signalStart(cm).catch(() => {}); // conmon that died is seen on the sync pipe next
   let session: Awaited<ReturnType<typeof connectAttach>> | undefined;
   if (attached) {
     const ready = await cm.attach!.next(timeoutMs, `starting exec in ${id}`).catch(fail);
@@ -107,7 +107,7 @@ export async function execInContainer(driver: RuntimeDriver, id: string, proc: P
       }
     }
     session = await connectAttach(dir).catch(fail);
-    await signalStart(cm).catch(() => {});
+    await signalStart(cm).catch(() => {}); // conmon that died is seen on the sync pipe next
   }
   const first = await cm.sync.next(timeoutMs, `starting exec in ${id}`).catch(fail);
   if (!first || first.data < 0) {
@@ -127,7 +127,7 @@ export async function execInContainer(driver: RuntimeDriver, id: string, proc: P
   }
   const exitCode = (async () => {
     const last = await cm.sync.next(0, `running exec in ${id}`);
-    await session!.done.catch(() => {});
+    await session!.done.catch(() => {}); // the exit code comes from the sync pipe; a broken attach only ends the output early
     cm.release();
     await fsp.rm(dir, { recursive: true, force: true });
     if (!last) return -1;

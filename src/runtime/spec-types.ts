@@ -3,6 +3,8 @@
  * 1.1 reads it) that keel writes. Field names and shapes are the wire format:
  * they are serialized as-is into the bundle's config.json.
  */
+import type { Mount } from '../oci/mount.ts';
+
 export interface Spec {
   ociVersion: string;
   process: Process;
@@ -41,12 +43,7 @@ export interface Rlimit {
   soft: number;
 }
 
-export interface Mount {
-  destination: string;
-  type?: string;
-  source?: string;
-  options?: string[];
-}
+export type { Mount };
 
 export interface Namespace {
   type: 'pid' | 'network' | 'mount' | 'ipc' | 'uts' | 'user' | 'cgroup';

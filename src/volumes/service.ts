@@ -10,7 +10,7 @@
 import path from 'node:path';
 import { EngineError, invalid } from '../common/errors.ts';
 import { diskUsage } from '../common/fs.ts';
-import type { Mount } from '../runtime/index.ts';
+import type { Mount } from '../oci/mount.ts';
 import { type MountInput, type MountSpec, parseVolumesFrom, type ResolvedMount, resolveMounts } from './mounts.ts';
 import { populateMounts, setupMounts, teardownMounts } from './setup.ts';
 import { type CreateVolumeOptions, type VolumeRecord, VolumeStore } from './store.ts';
@@ -172,7 +172,7 @@ export class VolumeService {
         if (created) this.events?.('create', record.name, { driver: record.driver });
       }
     } catch (e) {
-      await this.releaseContainerMounts(cid, acquired, { removeAnonymous: true }).catch(() => {});
+      await this.releaseContainerMounts(cid, acquired, { removeAnonymous: true }).catch(() => {}); // undoing a failed prepare: its own error is the one to report
       throw e;
     }
     return mounts;

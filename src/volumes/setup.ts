@@ -17,7 +17,7 @@ import path from 'node:path';
 import { EngineError, invalid } from '../common/errors.ts';
 import { exec } from '../common/exec.ts';
 import { cleanEntryPath, ScopedRoot } from '../archive/resolve.ts';
-import { bindMount, tmpfsMount, type Mount } from '../runtime/index.ts';
+import { bindMount, tmpfsMount, type Mount } from '../oci/mount.ts';
 import type { ResolvedMount } from './mounts.ts';
 
 const MAX_SYMLINKS = 255;
@@ -141,7 +141,7 @@ export async function setupMounts(store: VolumeActivator, cid: string, rootfs: s
       }
     }
   } catch (e) {
-    for (const n of activated) await store.deactivate(n, cid).catch(() => {});
+    for (const n of activated) await store.deactivate(n, cid).catch(() => {}); // undoing a failed setup: its own error is the one to report
     throw e;
   }
   return out;
