@@ -1,0 +1,75 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { cleanPath, ignoreMatcher, parseDockerignore } from './ignore.ts';
+
+test('parseDockerignore: comments only at line start, blanks, cleaning, leading slash, ! with spaces, BOM, CRLF', () => {
+  const text = '\ufeff# comment\n  # not a comment\n\n/abs/path/\n./a/../b//c/\n! keep/me \r\n**/*.log\r\nnode_modules\n!\n/\n';
+  assert.deepEqual(parseDockerignore(text), ['# not a comment', 'abs/path', 'b/c', '!keep/me', '**/*.log', 'node_modules', '!', '/']);
+});
+
+test('cleanPath is Go path.Clean', () => {
+  for (const [i, o] of [['', '.'], ['a/b/../c', 'a/c'], ['/../x', '/x'], ['../../a', '../../a'], ['a//b/./', 'a/b'], ['/', '/'], ['./', '.']]) assert.equal(cleanPath(i!), o, i);
+});
+
+/** One pattern against one path, without parent-directory matching (patternmatcher's own table). */
+const single: [string, string, boolean][] = [
+  ['**', 'file', true], ['**', 'dir/file', true], ['**/', 'file', true], ['**/**', 'dir/file', true],
+  ['dir/**', 'dir/file', true], ['dir/**', 'dir/dir2/file', true], ['**/dir', 'dir', true], ['**/dir2/*', 'dir/dir2/file', true],
+  ['**/dir2/**', 'dir/dir2/dir3/file', true], ['**file', 'file', true], ['**file', 'dir/dir/file', true], ['**/file*.txt', 'dir/dir/file.txt', true],
+  ['**/**/*.txt2', 'dir/dir/file.txt', false], ['**/*.txt', 'file.txt', true], ['a**/*.txt', 'a/dir/dir/file.txt', true],
+  ['a/*.txt', 'a/file.txt', true], ['a[b-d]e', 'ace', true], ['a[b-d]e', 'aae', false], ['a[^b-d]e', 'aze', true],
+  ['.*', '.foo', true], ['.*', 'foo', false], ['abc.def', 'abcdef', false], ['abc?def', 'abcZdef', true], ['abc?def', 'abcdef', false],
+  ['a\\\\', 'a\\', true], ['**/foo/bar', 'foo/bar', true], ['**/foo/bar', 'dir/dir2/foo/bar', true], ['abc/**', 'abc/def', true],
+  ['**/.foo', '.foo', true], ['**/.foo', 'bar.foo', false], ['a(b)c/def', 'a(b)c/def', true], ['a.|)$(}+{bc', 'a.|)$(}+{bc', true],
+  ['dist/*.whl', 'dist/proxy.py-2.4.0rc3.dev36+g08acad9-py3-none-any.whl', true], ['*', 'Dockerfile', true], ['Docker*', 'dockerfile', false],
+];
+
+test('pattern syntax: *, ?, **, classes, escapes, regexp metacharacters literal, case-sensitive', () => {
+  for (const [pattern, path, want] of single) {
+    // a/*.txt must not match a/dir/file.txt itself, but the parent rule makes dir contents follow their directory.
+    assert.equal(ignoreMatcher([pattern])(path, false), want, `${pattern} ~ ${path}`);
+  }
+  assert.equal(ignoreMatcher(['a/*.txt'])('a/dir/file.txt', false), false);
+  assert.equal(ignoreMatcher(['abc/**'])('abc', true), false);
+});
+
+test('directories exclude their contents; ! exceptions are ordered; the last match wins', () => {
+  const m = ignoreMatcher(parseDockerignore('docs\n!docs/README.md\n*.go\n!keep.go\nbuild/\n/tmp\n**/node_modules\n'));
+  assert.equal(m('docs', true), true);
+  assert.equal(m('docs/a/b.txt', false), true);
+  assert.equal(m('docs/README.md', false), false);
+  assert.equal(m('main.go', false), true);
+  assert.equal(m('keep.go', false), false);
+  assert.equal(m('sub/main.go', false), false); // * does not cross /
+  assert.equal(m('build/x/y', false), true);
+  assert.equal(m('tmp/a', false), true);
+  assert.equal(m('x/tmp', false), false);
+  assert.equal(m('a/b/node_modules/c/d.js', false), true);
+  assert.equal(m('Dockerfile', false), false);
+  assert.equal(m('.', true), false);
+  // A later exclusion re-excludes.
+  const n = ignoreMatcher(['**', '!util/docker/web', 'util/docker/web/foo']);
+  assert.equal(n('util/docker/web/foo', false), true);
+  assert.equal(n('util/docker/web/bar', false), false);
+  assert.equal(n('other', false), true);
+});
+
+test('mayContainIncluded tells when an excluded directory can be skipped whole', () => {
+  const none = ignoreMatcher(['node_modules']);
+  assert.equal(none.hasExclusions, false);
+  assert.equal(none.mayContainIncluded('node_modules'), false);
+  const m = ignoreMatcher(['*', '!src/**/*.ts', '!docs/api', '!**/keep']);
+  assert.equal(m.hasExclusions, true);
+  assert.equal(m.mayContainIncluded('src'), true);
+  assert.equal(m.mayContainIncluded('docs'), true);
+  assert.equal(m.mayContainIncluded('vendor'), true); // **/keep may be anywhere
+  const k = ignoreMatcher(['*', '!src/**/*.ts', '!docs/api']);
+  assert.equal(k.mayContainIncluded('vendor'), false);
+  assert.equal(k.mayContainIncluded('docs/other'), false);
+  assert.equal(k.mayContainIncluded('src/a/b'), true);
+});
+
+test('bad patterns are errors', () => {
+  assert.throws(() => ignoreMatcher(['!']), /illegal exclusion pattern/);
+  assert.throws(() => ignoreMatcher(['a[b']), /syntax error in \.dockerignore pattern/);
+});
