@@ -12,10 +12,10 @@
  */
 import { EngineError } from '../../common/errors.ts';
 import { parseGoDuration } from '../../common/units.ts';
-import { parseFlags, type FlagKind } from './flags.ts';
+import { parseFlags, suggest, type FlagKind } from './flags.ts';
 import { expand, expandWords, lex, noVars } from './lex.ts';
 import { parseMount } from './mounts.ts';
-import { LocatedError, parseHeredocWord } from './parser.ts';
+import { INSTRUCTIONS, LocatedError, parseHeredocWord } from './parser.ts';
 import type { Command, FromSpec, Heredoc, Instruction, RawInstruction, RunMount, SourceLocation, VarLookup } from './types.ts';
 
 type Escape = '\\' | '`';
@@ -106,6 +106,11 @@ export function compileInstruction(raw: RawInstruction, vars: VarLookup, escape:
 /** Everything about an instruction that can be judged before its variables are known (the whole file is checked up front). */
 export function checkInstruction(raw: RawInstruction, escape: Escape): void {
   try {
+    if (!INSTRUCTIONS.has(raw.keyword)) {
+      const written = raw.original.trim().split(/[\t\v\f\r ]/, 1)[0]!;
+      const hint = suggest(raw.keyword, [...INSTRUCTIONS]);
+      throw new Error(`unknown instruction: ${written}${hint ? ` (did you mean ${hint}?)` : ''}`);
+    }
     if (raw.keyword === 'FROM') {
       fromArgs(raw);
       parseFlags(raw.flags, FLAGS.FROM!);

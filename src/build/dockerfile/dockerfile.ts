@@ -51,6 +51,17 @@ export function parseDockerfile(text: string, opts: ParseOptions = {}): Dockerfi
 }
 
 /**
+ * One instruction from its text: an ONBUILD trigger (which may carry its
+ * heredocs after a newline), checked like an instruction of a Dockerfile.
+ */
+export function parseInstruction(text: string, escape: '\\' | '`' = '\\'): RawInstruction {
+  const all = readInstructions(text, undefined, escape, 'ONBUILD trigger');
+  if (all.length !== 1) throw new EngineError('INVALID_ARGUMENT', `expected one instruction, found ${all.length} in ${JSON.stringify(text.slice(0, 200))}`);
+  checkInstruction(all[0]!, escape);
+  return all[0]!;
+}
+
+/**
  * The variable names an instruction's text mentions (`$NAME`, `${NAME...}`),
  * including heredocs: a superset of what its expansion reads, for cache keys.
  */

@@ -83,7 +83,10 @@ test('heredocs: several on one line, <<- tab stripping kept for later, quoted de
 });
 
 test('errors name the file and line: unknown instruction, instruction before FROM, empty file, duplicates, bad names, flags', () => {
-  invalid('FROM a\nFOO bar\n', /^app\.Dockerfile:2: unknown instruction: FOO/, 'app.Dockerfile');
+  invalid('FROM a\nFOO bar\n', /^app\.Dockerfile:2: unknown instruction: FOO$/, 'app.Dockerfile');
+  invalid('FROM a\nrunn bar\n', /^Dockerfile:2: unknown instruction: runn \(did you mean RUN\?\)$/);
+  // Reported in file order: the COPY's error comes first.
+  invalid('FROM a\nCOPY\t\n\t\tquux \\\n      bar', /^Dockerfile:2: COPY requires at least two arguments/);
   invalid('RUN x\nFROM a\n', /^Dockerfile:1: no build stage in current context: RUN/);
   invalid('', /cannot be empty/);
   invalid('  \n\n', /cannot be empty/);
@@ -129,4 +132,5 @@ test('parseInstruction reads one trigger, heredocs included', () => {
   assert.equal(r.heredocs[0]!.content, 'echo hi\n');
   assert.equal(parseInstruction('COPY a `\n b', '`').rest, 'a  b');
   assert.throws(() => parseInstruction('RUN a\nRUN b'), /expected one instruction/);
+  assert.throws(() => parseInstruction('COPY --nope a b'), /^EngineError: ONBUILD trigger:1: unknown flag: --nope/);
 });

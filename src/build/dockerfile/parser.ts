@@ -175,8 +175,8 @@ function makeInstruction(src: LineSource, line: string, escape: Escape, startLin
   const trimmed = line.trim();
   if (trimmed === '') fail(file, startLine, 'unknown instruction: (an empty line continued by an escape character)');
   const m = /^([^\t\v\f\r ]+)(?:[\t\v\f\r ]+([\s\S]*))?$/u.exec(trimmed)!;
+  // An unknown keyword is reported when the instructions are checked, in file order (checkInstruction).
   const keyword = m[1]!.toUpperCase();
-  if (!INSTRUCTIONS.has(keyword)) fail(file, startLine, `unknown instruction: ${m[1]}`);
   const { flags, rest: afterFlags } = extractFlags(m[2] ?? '', escape);
   const rest = afterFlags.trim();
   let json: string[] | undefined;
@@ -272,11 +272,4 @@ export function readInstructions(text: string, directives: Directives | undefine
     out.push(makeInstruction(src, parts.join(''), escape(), lineNo, file));
   }
   return out;
-}
-
-/** One instruction from its text (an ONBUILD trigger, which may carry its heredocs after a newline). */
-export function parseInstruction(text: string, escape: Escape = '\\'): RawInstruction {
-  const all = readInstructions(text, undefined, escape, 'ONBUILD');
-  if (all.length !== 1) throw new EngineError('INVALID_ARGUMENT', `expected one instruction, found ${all.length} in ${JSON.stringify(text.slice(0, 200))}`);
-  return all[0]!;
 }
