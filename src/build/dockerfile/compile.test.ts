@@ -58,6 +58,7 @@ test('RUN heredocs: a lone heredoc is the script, otherwise the shell gets line 
   const lone = parseDockerfile('FROM a\nRUN <<-EOF\n\techo $A\n\tEOF\n').stages[0]!.instructions[0]!;
   const r = compileInstruction(lone, lookup, '\\');
   assert.deepEqual(r.kind === 'RUN' && r.command, { form: 'shell', script: 'echo $A\n' });
+  assert.deepEqual(r.kind === 'RUN' && r.heredocs, []); // folded into the command, not to be applied twice
   const stdin = parseDockerfile('FROM a\nRUN python3 <<EOF > /out\nprint(1)\nEOF\n').stages[0]!.instructions[0]!;
   assert.deepEqual((compileInstruction(stdin, lookup, '\\') as { command: unknown }).command, { form: 'shell', script: 'python3 <<EOF > /out\nprint(1)\nEOF' });
   const two = parseDockerfile('FROM a\nRUN cat <<A <<-B\na\nA\n\tb\n\tB\n').stages[0]!.instructions[0]!;

@@ -152,7 +152,8 @@ function build(raw: RawInstruction, escape: Escape, x: Expander, vars: VarLookup
         if (parsed) mounts.push(parsed);
       }
       if (!raw.json && raw.rest === '') throw atLeastOne('RUN');
-      const inst: Instruction = { kind: 'RUN', ...base, command: runCommand(raw), mounts, heredocs: raw.heredocs.map((h) => ({ ...h })) };
+      // The heredocs are folded into `command` (and pipeFile): none is left for the executor to apply again.
+      const inst: Instruction = { kind: 'RUN', ...base, command: runCommand(raw), mounts, heredocs: [] };
       if (f.string('network') !== undefined) inst.network = network;
       if (f.string('security') !== undefined) inst.security = security;
       const pipe = heredocScriptFile(raw);

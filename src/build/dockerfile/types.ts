@@ -130,7 +130,13 @@ export interface HealthcheckSpec {
 
 /** A compiled instruction: flags validated, words expanded where docker expands them. */
 export type Instruction =
-  | { kind: 'RUN'; loc: SourceLocation; original: string; command: Command; network?: 'default' | 'none' | 'host'; security?: 'sandbox' | 'insecure'; mounts: RunMount[]; heredocs: Heredoc[];
+  | { kind: 'RUN'; loc: SourceLocation; original: string; command: Command; network?: 'default' | 'none' | 'host'; security?: 'sandbox' | 'insecure'; mounts: RunMount[];
+      /**
+       * Always empty once compiled: a RUN's heredocs are already part of `command` (a lone `<<EOF` is the
+       * script itself, otherwise the line and its documents go to the shell as written). The raw
+       * instruction keeps them.
+       */
+      heredocs: Heredoc[];
       /**
        * `RUN <<EOF` whose document starts with `#!`: BuildKit writes it to this path (mode 0755, on a
        * read-only mount of its own) and `command` is then exec form `[path]`.
