@@ -97,6 +97,10 @@ test('COPY and ADD: sources and destination expanded, flags, heredocs expanded u
     kind: 'ADD', sources: ['https://example.com/x.tgz'], dest: '/x', link: false, parents: false, exclude: [], heredocs: [], checksum: 'sha256:aa', keepGitDir: true, unpack: false,
   });
   assert.equal((one('COPY --from=build /a /b') as { from?: string }).from, 'build');
+  assert.equal((one('COPY --chmod=u+x,go=r a b') as { chmod?: string }).chmod, 'u+x,go=r');
+  fails('COPY --chmod=17777 a b', /invalid chmod parameter: '17777'. it should be octal/);
+  fails('COPY --chmod=9 a b', /invalid chmod parameter: '9'. it should be octal/);
+  fails('COPY --chmod=rwx a b', /invalid chmod parameter: 'rwx'/);
   fails('COPY --from=$A /a /b', /variable expansion is not supported for --from/);
   fails('ADD --from=x a b', /unknown flag: --from/);
   fails('COPY --checksum=x a b', /unknown flag: --checksum/);

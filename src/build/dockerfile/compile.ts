@@ -200,7 +200,10 @@ function build(raw: RawInstruction, escape: Escape, x: Expander, vars: VarLookup
       flagsOf({});
       const words = splitWs(raw.rest);
       if (words.length === 0) throw atLeastOne('EXPOSE');
-      if (!x) return { kind: 'EXPOSE', ...base, ports: words };
+      if (!x) {
+        for (const w of words) if (!w.includes('$')) parsePort(w);
+        return { kind: 'EXPOSE', ...base, ports: words };
+      }
       const ports = words.sort().flatMap((p) => expandWords(p, vars, escape)).flatMap(parsePort);
       return { kind: 'EXPOSE', ...base, ports: [...new Set(ports)] };
     }
@@ -307,7 +310,10 @@ function copy(raw: RawInstruction, kw: 'COPY' | 'ADD', x: Expander, escape: Esca
   const chown = opt(f.string('chown'));
   if (chown) spec.chown = chown;
   const chmod = opt(f.string('chmod'));
-  if (chmod) spec.chmod = chmod;
+  if (chmod) {
+    if (x) checkChmod(chmod);
+    spec.chmod = chmod;
+  }
   if (kw === 'ADD') {
     const checksum = opt(f.string('checksum'));
     if (checksum) spec.checksum = checksum;
@@ -317,6 +323,16 @@ function copy(raw: RawInstruction, kw: 'COPY' | 'ADD', x: Expander, escape: Esca
     if (unpack !== undefined) spec.unpack = unpack;
   }
   return spec;
+}
+
+/** `--chmod`: octal up to 07777, or chmod(1) symbolic clauses (`u+x,go=r`), as BuildKit accepts. */
+function checkChmod(v: string): void {
+  if (/^[0-7]+$/.test(v)) {
+    if (parseInt(v, 8) > 0o7777) throw new Error(`invalid chmod parameter: '${v}'. it should be octal string and between 0 and 07777`);
+    return;
+  }
+  if (/^[+-]?\d+$/.test(v)) throw new Error(`invalid chmod parameter: '${v}'. it should be octal string and between 0 and 07777`);
+  if (!v.split(',').every((c) => /^[ugoa]*(?:[-+=](?:[rwxXst]*|[ugo]))+$/.test(c))) throw new Error(`invalid chmod parameter: '${v}'`);
 }
 
 function healthcheck(raw: RawInstruction, base: { loc: SourceLocation; original: string }): Instruction {

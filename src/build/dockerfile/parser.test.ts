@@ -112,6 +112,7 @@ test('errors name the file and line: unknown instruction, instruction before FRO
   invalid('FROM a\nCOPY onlyone\n', /COPY requires at least two arguments/);
   invalid('FROM a\nCOPY a <<EOF\nx\nEOF\n', /COPY cannot accept a heredoc as a destination/);
   invalid('FROM a\nUSER\n', /USER requires exactly one argument/);
+  invalid('FROM a\nEXPOSE $P 80/icmp\n', /^Dockerfile:2: invalid port: "80\/icmp": invalid proto: icmp/);
 });
 
 test('size bound and pathological input stay cheap', () => {
