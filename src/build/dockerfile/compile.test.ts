@@ -128,8 +128,16 @@ test('ENV and LABEL: both forms, quotes and escapes, keys expanded too', () => {
 });
 
 test('ARG: several per line, defaults expanded', () => {
-  assert.deepEqual(body(one('ARG X Y=$A Z="a b" EMPTYDEF=')), {
-    kind: 'ARG', args: [{ name: 'X' }, { name: 'Y', default: 'aa' }, { name: 'Z', default: 'a b' }, { name: 'EMPTYDEF', default: '' }],
+  assert.deepEqual(body(one('ARG X Y=$A Z="a b" EMPTYDEF= W=${Y}w $A')), {
+    kind: 'ARG',
+    args: [
+      { name: 'X' },
+      { name: 'Y', default: 'aa', rawDefault: '$A' },
+      { name: 'Z', default: 'a b', rawDefault: '"a b"' },
+      { name: 'EMPTYDEF', default: '', rawDefault: '' },
+      { name: 'W', default: 'aaw', rawDefault: '${Y}w' },
+      { name: '$A' }, // names are not expanded
+    ],
   });
   fails('ARG =x', /ARG names can not be blank/);
 });

@@ -183,16 +183,24 @@ function build(raw: RawInstruction, escape: Escape, x: Expander, vars: VarLookup
       return { kind: kw, ...base, pairs: pairs.map(([k, v]) => [ex(k), ex(v)]) };
     }
     case 'ARG': {
-      // BuildKit never parses ARG's flags: they are ignored.
+      // BuildKit never parses ARG's flags (they are ignored) and never expands its names. A default is
+      // expanded with the variables in scope plus the args declared before it on the same line.
       const words = parseWords(raw.rest, escape);
       if (words.length === 0) throw atLeastOne('ARG');
+      const earlier = new Map<string, string>();
+      const scoped: VarLookup = (n) => (earlier.has(n) ? earlier.get(n) : vars(n));
       return {
         kind: 'ARG',
         ...base,
         args: words.map((w) => {
           const eq = w.indexOf('=');
           if (eq === 0) throw new Error('ARG names can not be blank');
-          return eq < 0 ? { name: ex(w) } : { name: ex(w.slice(0, eq)), default: ex(w.slice(eq + 1)) };
+          if (eq < 0) return { name: w };
+          const name = w.slice(0, eq);
+          const written = w.slice(eq + 1);
+          const value = x ? expand(written, scoped, escape) : written;
+          earlier.set(name, value);
+          return { name, default: value, rawDefault: written };
         }),
       };
     }

@@ -146,7 +146,18 @@ export type Instruction =
   | { kind: 'SHELL'; loc: SourceLocation; original: string; shell: string[] }
   | ({ kind: 'COPY' | 'ADD'; loc: SourceLocation; original: string } & CopySpec)
   | { kind: 'ENV' | 'LABEL'; loc: SourceLocation; original: string; pairs: [string, string][] }
-  | { kind: 'ARG'; loc: SourceLocation; original: string; args: { name: string; default?: string }[] }
+  | {
+      kind: 'ARG';
+      loc: SourceLocation;
+      original: string;
+      /**
+       * `default` is expanded (with the variables in scope and the earlier defaults of the same line);
+       * `rawDefault` is as written: BuildKit expands a default only when no build-arg replaces it, with
+       * the earlier args of the line at their final values, so an exact executor re-expands rawDefault
+       * when an earlier arg of the same line came from a build-arg.
+       */
+      args: { name: string; default?: string; rawDefault?: string }[];
+    }
   | { kind: 'EXPOSE'; loc: SourceLocation; original: string; ports: string[] }
   | { kind: 'USER'; loc: SourceLocation; original: string; user: string }
   | { kind: 'WORKDIR'; loc: SourceLocation; original: string; path: string }
