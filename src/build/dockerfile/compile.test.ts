@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { compileFrom, compileInstruction, parseDockerfile, parseInstruction, usedVariables, type Instruction, type VarLookup } from './index.ts';
 
-const vars: Record<string, string> = { A: 'aa', SP: 'x y', EMPTY: '', DIR: '/app', PORT: '8080', BASE: 'alpine', V: '3.20', PLAT: 'linux/amd64', U: 'app' };
+const vars: Record<string, string> = { A: 'aa', SP: 'x y', EMPTY: '', DIR: '/app', PORT: '8080', BASE: 'alpine', V: '3.20', PLAT: 'linux/amd64', U: 'app', S: 'TERM' };
 const lookup: VarLookup = (n) => vars[n];
 
 /** Compiles the one instruction after a FROM. */
@@ -151,7 +151,9 @@ test('EXPOSE, USER, WORKDIR, VOLUME, STOPSIGNAL, MAINTAINER', () => {
   assert.deepEqual(body(one('VOLUME $DIR /data')), { kind: 'VOLUME', paths: ['/app', '/data'] });
   assert.deepEqual(body(one('VOLUME ["$DIR/x", "/y"]')), { kind: 'VOLUME', paths: ['/app/x', '/y'] });
   fails('VOLUME [""]', /VOLUME specified can not be an empty string/);
-  assert.deepEqual(body(one('STOPSIGNAL SIG$A')), { kind: 'STOPSIGNAL', signal: 'SIGaa' });
+  assert.deepEqual(body(one('STOPSIGNAL SIG$S')), { kind: 'STOPSIGNAL', signal: 'SIGTERM' });
+  assert.deepEqual(body(one('STOPSIGNAL 9')), { kind: 'STOPSIGNAL', signal: '9' });
+  fails('STOPSIGNAL SIGNOPE', /Invalid signal: SIGNOPE/);
   assert.deepEqual(body(one('MAINTAINER Jo $A <jo@x>')), { kind: 'MAINTAINER', name: 'Jo $A <jo@x>' });
   assert.deepEqual(body(one('WORKDIR `$DIR', '`')), { kind: 'WORKDIR', path: '$DIR' });
 });

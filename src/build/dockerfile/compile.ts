@@ -12,6 +12,7 @@
  */
 import { EngineError } from '../../common/errors.ts';
 import { parseGoDuration } from '../../common/units.ts';
+import { normalizeSignal } from '../../runtime/runc.ts';
 import { parseFlags, suggest, type FlagKind } from './flags.ts';
 import { expand, expandWords, lex, noVars } from './lex.ts';
 import { parseMount } from './mounts.ts';
@@ -222,6 +223,13 @@ function build(raw: RawInstruction, escape: Escape, x: Expander, vars: VarLookup
       const v = ex(exactlyOne(raw));
       if (kw === 'USER') return { kind: 'USER', ...base, user: v };
       if (kw === 'WORKDIR') return { kind: 'WORKDIR', ...base, path: v };
+      if (x || !v.includes('$')) {
+        try {
+          normalizeSignal(v);
+        } catch {
+          throw new Error(`Invalid signal: ${v}`);
+        }
+      }
       return { kind: 'STOPSIGNAL', ...base, signal: v };
     }
     case 'VOLUME': {
