@@ -73,3 +73,28 @@ test('bad patterns are errors', () => {
   assert.throws(() => ignoreMatcher(['!']), /illegal exclusion pattern/);
   assert.throws(() => ignoreMatcher(['a[b']), /syntax error in \.dockerignore pattern/);
 });
+
+test('random patterns give a matcher or an EngineError, nothing else', async () => {
+  const { EngineError } = await import('../../common/errors.ts');
+  const toks = ['a', 'b', '/', '*', '**', '?', '[', ']', '^', '-', '\\', '!', '.', '..', '(', ')', '{', '}', '|', '$', '+', ' ', '\n', '#'];
+  let seed = 7;
+  const rnd = (n: number) => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) % n;
+  };
+  for (let i = 0; i < 3000; i++) {
+    let s = '';
+    for (let j = 1 + rnd(20); j > 0; j--) s += toks[rnd(toks.length)];
+    try {
+      const m = ignoreMatcher(parseDockerignore(s));
+      for (const p of ['a', 'a/b', 'b/a/b', '.a', 'a(b', '[a]']) {
+        assert.equal(typeof m(p, false), 'boolean');
+        assert.equal(typeof m.mayContainIncluded(p), 'boolean');
+      }
+    } catch (e) {
+      if (!(e instanceof EngineError)) throw e;
+    }
+  }
+});

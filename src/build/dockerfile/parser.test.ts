@@ -135,3 +135,34 @@ test('parseInstruction reads one trigger, heredocs included', () => {
   assert.throws(() => parseInstruction('RUN a\nRUN b'), /expected one instruction/);
   assert.throws(() => parseInstruction('COPY --nope a b'), /^EngineError: ONBUILD trigger:1: unknown flag: --nope/);
 });
+
+test('random token soup never escapes as anything but an EngineError', async () => {
+  const { EngineError } = await import('../../common/errors.ts');
+  const { compileFrom, compileInstruction } = await import('./index.ts');
+  const toks = ['FROM', 'RUN', 'COPY', 'ADD', 'ENV', 'ARG', 'LABEL', 'ONBUILD', 'HEALTHCHECK', 'CMD', 'SHELL', 'EXPOSE', 'VOLUME', 'USER', ' ', ' ', '\n', '\\', '\\\n', '`', '"', "'", '$', '${', '}', ':-', ':?', '#', '%', '/', '<<', '<<-', 'EOF', '\t', '[', ']', ',', '=', '--mount=', 'type=cache', '--from=', 'a', 'x', '1', 'NONE', 'AS', '\r\n', '# escape=`\n', '--', '*'];
+  let seed = 1;
+  const rnd = (n: number) => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) % n;
+  };
+  const onlyEngineErrors = (f: () => void) => {
+    try {
+      f();
+    } catch (e) {
+      if (!(e instanceof EngineError)) throw e;
+    }
+  };
+  for (let i = 0; i < 3000; i++) {
+    let text = 'FROM a\n';
+    for (let j = 1 + rnd(40); j > 0; j--) text += toks[rnd(toks.length)];
+    onlyEngineErrors(() => {
+      const df = parseDockerfile(text);
+      for (const st of df.stages) {
+        onlyEngineErrors(() => compileFrom(st.from, () => 'v'));
+        for (const r of st.instructions) onlyEngineErrors(() => compileInstruction(r, (n) => (n.length % 2 ? 'v' : undefined), df.directives.escape));
+      }
+    });
+  }
+});
