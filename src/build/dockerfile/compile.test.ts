@@ -190,3 +190,63 @@ test('errors carry file and line; usedVariables lists referenced names', () => {
   assert.deepEqual(usedVariables(r[0]!).sort(), ['DEST_DIR', 'SRC', 'U']);
   assert.deepEqual(usedVariables(r[1]!), ['IN_DOC']);
 });
+
+/**
+ * Outcomes recorded from dockerd 20.10's builder on the same text (FROM scratch, `--build-arg SP="m  n"`),
+ * replayed through a minimal executor: ENV overrides ARG, ARGs take build-args or defaults.
+ */
+test('ENV, LABEL, WORKDIR, USER, EXPOSE, VOLUME, STOPSIGNAL give what dockerd gave', () => {
+  const text = [
+    'FROM scratch',
+    'ARG A=aa',
+    'ARG SP="x  y"',
+    'ARG E=',
+    'ARG P=/usr/local/bin/tool.tar.gz',
+    `ENV E1=$A E2="$A b" E3='$A' E4=\\$A E5=a\\ b E6="a\\"b" E7=\${NOPE:-dflt} E8=\${A:+alt} E9=\${E:-empty}`,
+    'ENV L1 legacy value $A  "q"',
+    'ENV E11="${SP}" E12=${SP} E13="tab\\there" E14=a\\\\b E15="a\\\\b" E16="x\\',
+    'y"',
+    'LABEL "l 1"="v $A" l2=${P:+set}',
+    'LABEL legacy this is $A value',
+    'WORKDIR /w/$A/"q r"',
+    'WORKDIR sub\\ dir',
+    'USER ${A}:${NOPE:-grp}',
+    'EXPOSE 80 ${PORT:-8080} 53/UDP 7000-7001',
+    'VOLUME ["/v/$A", "/v2"]',
+    'VOLUME /v3/$SP',
+    'STOPSIGNAL SIG${NOPE:-TERM}',
+    '',
+  ].join('\n');
+  const df = parseDockerfile(text);
+  const env = new Map<string, string>();
+  const args = new Map<string, string | undefined>();
+  const buildArgs: Record<string, string> = { SP: 'm  n' };
+  const look: VarLookup = (n) => env.get(n) ?? args.get(n);
+  const labels: Record<string, string> = {};
+  const ports = new Set<string>();
+  const volumes: string[] = [];
+  let workdir = '/';
+  let user = '';
+  let signal = '';
+  for (const r of df.stages[0]!.instructions) {
+    const i = compileInstruction(r, look, '\\');
+    if (i.kind === 'ARG') for (const a of i.args) args.set(a.name, a.name in buildArgs ? buildArgs[a.name] : a.default);
+    else if (i.kind === 'ENV') for (const [k, v] of i.pairs) env.set(k, v);
+    else if (i.kind === 'LABEL') for (const [k, v] of i.pairs) labels[k] = v;
+    else if (i.kind === 'WORKDIR') workdir = i.path.startsWith('/') ? i.path : `${workdir}/${i.path}`;
+    else if (i.kind === 'USER') user = i.user;
+    else if (i.kind === 'EXPOSE') i.ports.forEach((p) => ports.add(p));
+    else if (i.kind === 'VOLUME') volumes.push(...i.paths);
+    else if (i.kind === 'STOPSIGNAL') signal = i.signal;
+  }
+  assert.deepEqual(Object.fromEntries(env), {
+    E1: 'aa', E2: 'aa b', E3: '$A', E4: '$A', E5: 'a b', E6: 'a"b', E7: 'dflt', E8: 'alt', E9: 'empty',
+    L1: 'legacy value aa  q', E11: 'm  n', E12: 'm  n', E13: 'tab\\there', E14: 'a\\b', E15: 'a\\b', E16: 'xy',
+  });
+  assert.deepEqual(labels, { 'l 1': 'v aa', l2: 'set', legacy: 'this is aa value' });
+  assert.equal(workdir, '/w/aa/q r/sub dir');
+  assert.equal(user, 'aa:grp');
+  assert.deepEqual([...ports].sort(), ['53/udp', '7000/tcp', '7001/tcp', '80/tcp', '8080/tcp']);
+  assert.deepEqual(volumes, ['/v/aa', '/v2', '/v3/m  n']);
+  assert.equal(signal, 'SIGTERM');
+});
