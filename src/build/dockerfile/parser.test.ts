@@ -111,7 +111,9 @@ test('errors name the file and line: unknown instruction, instruction before FRO
   invalid('FROM a\nENV x\n', /ENV must have two arguments/);
   invalid('FROM a\nCOPY onlyone\n', /COPY requires at least two arguments/);
   invalid('FROM a\nCOPY a <<EOF\nx\nEOF\n', /COPY cannot accept a heredoc as a destination/);
-  invalid('FROM a\nUSER\n', /USER requires exactly one argument/);
+  for (const kw of ['MAINTAINER', 'WORKDIR', 'USER', 'STOPSIGNAL']) invalid(`FROM a\n${kw}\n`, new RegExp(`^Dockerfile:2: ${kw} requires exactly one argument$`));
+  for (const kw of ['ENV', 'LABEL', 'ONBUILD', 'HEALTHCHECK', 'EXPOSE', 'VOLUME', 'ARG', 'RUN', 'SHELL']) invalid(`FROM a\n${kw}\n`, new RegExp(`^Dockerfile:2: ${kw} requires at least one argument$`));
+  for (const kw of ['ADD', 'COPY']) invalid(`FROM a\n${kw} one\n`, new RegExp(`^Dockerfile:2: ${kw} requires at least two arguments, but only one was provided. Destination could not be determined$`));
   invalid('FROM a\nEXPOSE $P 80/icmp\n', /^Dockerfile:2: invalid port: "80\/icmp": invalid proto: icmp/);
 });
 
