@@ -21,6 +21,8 @@ const fails = (line: string, re: RegExp) =>
 test('FROM expands the image and platform with the meta ARGs; the stage name is not expanded', () => {
   const df = parseDockerfile('ARG BASE\nFROM --platform=$PLAT ${BASE}:${V} AS Builder\n');
   assert.deepEqual(compileFrom(df.stages[0]!.from, lookup), { image: 'alpine:3.20', platform: 'linux/amd64', name: 'builder' });
+  const tick = parseDockerfile('# escape=`\nFROM `$x${BASE}\n');
+  assert.equal(compileFrom(tick.stages[0]!.from, lookup).image, '$xalpine');
   const blank = parseDockerfile('FROM $NOPE\n');
   assert.throws(() => compileFrom(blank.stages[0]!.from, lookup), (e: Error) => /^Dockerfile:1: base name \(\$NOPE\) should not be blank/.test(e.message));
 });

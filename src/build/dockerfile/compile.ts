@@ -83,10 +83,11 @@ export function compileFrom(raw: RawInstruction, vars: VarLookup): FromSpec {
   try {
     const { image, name } = fromArgs(raw);
     const flags = parseFlags(raw.flags, FLAGS.FROM!);
-    const spec: FromSpec = { image: expand(image, vars) };
+    const escape = raw.escape ?? '\\';
+    const spec: FromSpec = { image: expand(image, vars, escape) };
     if (spec.image === '') throw new Error(`base name (${image}) should not be blank`);
     const platform = flags.string('platform');
-    if (platform !== undefined && platform !== '') spec.platform = expand(platform, vars);
+    if (platform !== undefined && platform !== '') spec.platform = expand(platform, vars, escape);
     if (name !== undefined) spec.name = name;
     return spec;
   } catch (e) {

@@ -56,6 +56,8 @@ export function parseDockerfile(text: string, opts: ParseOptions = {}): Dockerfi
 /**
  * One instruction from its text: an ONBUILD trigger (which may carry its
  * heredocs after a newline), checked like an instruction of a Dockerfile.
+ * BuildKit parses triggers with the default escape character whatever the
+ * building Dockerfile's directive says, hence the default.
  */
 export function parseInstruction(text: string, escape: '\\' | '`' = '\\'): RawInstruction {
   const all = readInstructions(text, undefined, escape, 'ONBUILD trigger');

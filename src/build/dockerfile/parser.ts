@@ -232,6 +232,7 @@ function makeInstruction(src: LineSource, line: string, escape: Escape, startLin
     heredocs,
     loc: { line: startLine, endLine: src.i },
     file,
+    escape,
   };
   if (json !== undefined) inst.json = json;
   return inst;

@@ -57,6 +57,8 @@ export interface RawInstruction {
   loc: SourceLocation;
   /** The Dockerfile's name as given to parseDockerfile (errors say `${file}:${line}: ...`). */
   file?: string;
+  /** The file's escape character (`# escape=`), used by compileFrom. */
+  escape?: '\\' | '`';
 }
 
 /** `FROM [--platform=P] image [AS name]`, compiled with the meta ARGs (those before the first FROM). */
