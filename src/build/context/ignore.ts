@@ -53,7 +53,8 @@ export function parseDockerignore(text: string): string[] {
 interface Pattern {
   exclusion: boolean;
   cleaned: string;
-  segments: string[];
+  /** Per path segment: undefined for a `**` segment, else its matcher (built once, used per directory walked). */
+  segments: (((seg: string) => boolean) | undefined)[];
   test: (path: string) => boolean;
 }
 
@@ -163,7 +164,8 @@ export function ignoreMatcher(patterns: string[]): IgnoreMatcher {
       p = p.slice(1);
     }
     checkSyntax(p);
-    list.push({ exclusion, cleaned: p, segments: p.split('/'), test: compile(p) });
+    const segments = exclusion ? p.split('/').map((seg) => (seg.includes('**') ? undefined : compile(seg))) : [];
+    list.push({ exclusion, cleaned: p, segments, test: compile(p) });
   }
   const hasExclusions = list.some((p) => p.exclusion);
 
@@ -195,13 +197,13 @@ export function ignoreMatcher(patterns: string[]): IgnoreMatcher {
   return fn;
 }
 
-/** Could a path below `dir` (segments) match a pattern (segments)? Segment-wise, conservative on `**`. */
-function couldMatchBelow(pat: string[], dir: string[]): boolean {
+/** Could a path below `dir` (segments) match a pattern (segment matchers)? Conservative on `**`. */
+function couldMatchBelow(pat: Pattern['segments'], dir: string[]): boolean {
   for (let i = 0; i < dir.length; i++) {
     if (i >= pat.length) return false; // the pattern ends above: it re-includes dir itself, handled by matches()
-    const seg = pat[i]!;
-    if (seg.includes('**')) return true;
-    if (!compile(seg)(dir[i]!)) return false;
+    const seg = pat[i];
+    if (seg === undefined) return true;
+    if (!seg(dir[i]!)) return false;
   }
   return pat.length > dir.length;
 }
