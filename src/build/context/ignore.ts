@@ -172,13 +172,13 @@ export function ignoreMatcher(patterns: string[]): IgnoreMatcher {
   const matches = (relPath: string): boolean => {
     const file = cleanPath(relPath.replace(/^\/+/, ''));
     if (file === '.') return false;
-    const slash = file.lastIndexOf('/');
-    const parents = slash < 0 ? [] : file.slice(0, slash).split('/');
+    // The ancestors `a`, `a/b`, ... once per path, not once per pattern.
+    const ancestors: string[] = [];
+    for (let i = file.indexOf('/'); i >= 0; i = file.indexOf('/', i + 1)) ancestors.push(file.slice(0, i));
     let matched = false;
     for (const pat of list) {
       if (pat.exclusion !== matched) continue; // cannot change the answer
-      let m = pat.test(file);
-      for (let i = 1; !m && i <= parents.length; i++) m = pat.test(parents.slice(0, i).join('/'));
+      const m = pat.test(file) || ancestors.some(pat.test);
       if (m) matched = !pat.exclusion;
     }
     return matched;
