@@ -56,6 +56,11 @@ interface Pattern {
   /** Per path segment: undefined for a `**` segment, else its matcher (built once, used per directory walked). */
   segments: (((seg: string) => boolean) | undefined)[];
   test: (path: string) => boolean;
+  /**
+   * Segments a matching path has, when fixed: without `**` or a [class] (which may match `/`), `*` and
+   * `?` stay inside a segment, so only the path or ancestor of that depth can match.
+   */
+  depth: number | undefined;
 }
 
 const ESCAPE = new Set('.+()|{}$'.split(''));
@@ -165,7 +170,8 @@ export function ignoreMatcher(patterns: string[]): IgnoreMatcher {
     }
     checkSyntax(p);
     const segments = exclusion ? p.split('/').map((seg) => (seg.includes('**') ? undefined : compile(seg))) : [];
-    list.push({ exclusion, cleaned: p, segments, test: compile(p) });
+    const depth = p.includes('**') || p.includes('[') ? undefined : p.split('/').length;
+    list.push({ exclusion, cleaned: p, segments, test: compile(p), depth });
   }
   const hasExclusions = list.some((p) => p.exclusion);
 
@@ -178,7 +184,10 @@ export function ignoreMatcher(patterns: string[]): IgnoreMatcher {
     let matched = false;
     for (const pat of list) {
       if (pat.exclusion !== matched) continue; // cannot change the answer
-      const m = pat.test(file) || ancestors.some(pat.test);
+      let m: boolean;
+      if (pat.depth === undefined) m = pat.test(file) || ancestors.some(pat.test);
+      else if (pat.depth === ancestors.length + 1) m = pat.test(file);
+      else m = pat.depth <= ancestors.length && pat.test(ancestors[pat.depth - 1]!);
       if (m) matched = !pat.exclusion;
     }
     return matched;
