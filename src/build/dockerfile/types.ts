@@ -94,6 +94,7 @@ export type RunMount =
   | { type: 'bind'; target: string; source?: string; from?: string; readwrite: boolean }
   | { type: 'cache'; target: string; id?: string; sharing: 'shared' | 'private' | 'locked'; from?: string; source?: string; readonly: boolean; mode?: number; uid?: number; gid?: number }
   | { type: 'tmpfs'; target: string; size?: number }
+  /** `id` resolved as BuildKit does: id=, else source=, else the target's base name. */
   | { type: 'secret'; id?: string; target?: string; env?: string; required: boolean; mode?: number; uid?: number; gid?: number }
   | { type: 'ssh'; id?: string; target?: string; required: boolean; mode?: number; uid?: number; gid?: number };
 
@@ -160,6 +161,7 @@ export type Instruction =
        */
       args: { name: string; default?: string; rawDefault?: string }[];
     }
+  /** Ports as BuildKit stores them: `80/tcp`, protocol lower-cased, ranges expanded, duplicates removed. */
   | { kind: 'EXPOSE'; loc: SourceLocation; original: string; ports: string[] }
   | { kind: 'USER'; loc: SourceLocation; original: string; user: string }
   | { kind: 'WORKDIR'; loc: SourceLocation; original: string; path: string }
