@@ -89,7 +89,11 @@ export interface Dockerfile {
 /** A command: exec form as given, or shell form (the executor prefixes the stage's SHELL). */
 export type Command = { form: 'exec'; args: string[] } | { form: 'shell'; script: string };
 
-/** `RUN --mount=...`. */
+/**
+ * `RUN --mount=...`, values expanded. `target` is as written: a relative one (or '' when not given) is
+ * joined to the WORKDIR by the executor, and BuildKit refuses a mount whose target ends up `/`.
+ * Read-only by default except cache and tmpfs, as BuildKit.
+ */
 export type RunMount =
   | { type: 'bind'; target: string; source?: string; from?: string; readwrite: boolean }
   | { type: 'cache'; target: string; id?: string; sharing: 'shared' | 'private' | 'locked'; from?: string; source?: string; readonly: boolean; mode?: number; uid?: number; gid?: number }
