@@ -98,3 +98,50 @@ test('random patterns give a matcher or an EngineError, nothing else', async () 
     }
   }
 });
+
+/** Walks a virtual tree as a context tarrer does: excluded directories are entered only when mayContainIncluded says so. */
+function sent(tree: string[], dockerignore: string): string[] {
+  const m = ignoreMatcher(parseDockerignore(dockerignore));
+  const out: string[] = [];
+  const walk = (dir: string) => {
+    const prefix = dir ? `${dir}/` : '';
+    const names = new Set<string>();
+    for (const p of tree) if (p.startsWith(prefix) && p.length > prefix.length) names.add(p.slice(prefix.length).split('/')[0]!);
+    for (const name of [...names].sort()) {
+      const rel = prefix + name;
+      const isDir = tree.some((p) => p.startsWith(`${rel}/`));
+      const excluded = m(rel, isDir);
+      if (!excluded) out.push(isDir ? `${rel}/` : rel);
+      if (isDir && (!excluded || m.mayContainIncluded(rel))) walk(rel);
+    }
+  };
+  walk('');
+  return out.sort();
+}
+
+const TREE = [
+  '.dockerignore', '.env', '.git/objects/o', 'Dockerfile', 'README.md', '[x]', 'a.log', 'build/out.bin', 'docs/README.md',
+  'docs/api/x.md', 'docs/guide/y.md', 'keep.go', 'main.go', 'node_modules/x/i.js', 'q?', 'src/a/b/c.go', 'src/a/b/c_test.go',
+  'src/main.go', 'star*file', 'sub/b.log', 'sub/tmp/t', 'tmp/t', 'vendor/keep/k.txt', 'vendor/v.txt', 'we ird/f g.txt', 'x.tmp',
+];
+
+test('a context walk sends what the docker CLI 28 sent for the same tree and .dockerignore', () => {
+  const ignore = '# comment\n # not a comment\n**/*.log\n!sub/b.log\ndocs\n!docs/api\n!docs/guide/*.md\n*.go\n!keep.go\nsrc/**/*_test.go\nnode_modules/\n/tmp\nvendor/*\n!vendor/keep\n.git\n.env\nwe?ird\nstar\\*file\n[x]\n*.tmp\n';
+  // Recorded from `docker build` (legacy builder) against a server that captured the context tar.
+  assert.deepEqual(sent(TREE, ignore), [
+    '.dockerignore', 'Dockerfile', 'README.md', '[x]', 'build/', 'build/out.bin', 'docs/api/', 'docs/api/x.md', 'docs/guide/y.md', 'keep.go',
+    'q?', 'src/', 'src/a/', 'src/a/b/', 'src/a/b/c.go', 'src/main.go', 'sub/', 'sub/b.log', 'sub/tmp/', 'sub/tmp/t', 'vendor/', 'vendor/keep/', 'vendor/keep/k.txt',
+  ]);
+});
+
+test('an exception with wildcards re-includes files in excluded directories (BuildKit; the docker CLI skips those directories)', () => {
+  const ignore = '**\n!/src\nsrc/**/*_test.go\n!**/keep*\n!docs/**/*.md\ndocs/api\n!docs/api/x.md\n*/tmp\n!we?ird/f\\ g.txt\n! vendor/v.txt   \n';
+  const got = sent([...TREE, 'docs/deep/er/z.md', 'src/a/keepme'], ignore);
+  // The docker CLI sent the same minus docs/deep/er/z.md, docs/guide/y.md and we ird/f g.txt (and plus
+  // Dockerfile and .dockerignore, which it always sends): its walk enters an excluded directory only when
+  // an exception starts with the directory's path, so wildcard exceptions never reach inside.
+  assert.deepEqual(got, [
+    'docs/README.md', 'docs/api/x.md', 'docs/deep/er/z.md', 'docs/guide/y.md', 'keep.go', 'src/', 'src/a/', 'src/a/b/', 'src/a/b/c.go', 'src/a/keepme',
+    'src/main.go', 'vendor/keep/', 'vendor/keep/k.txt', 'vendor/v.txt', 'we ird/f g.txt',
+  ]);
+});
