@@ -15,7 +15,8 @@ export function failRun(cmd: string, e: unknown, status = 125): never {
     throw new ExitError(125);
   }
   if (e instanceof EngineError) {
-    const daemon = ['NOT_FOUND', 'CONFLICT', 'INVALID_ARGUMENT', 'INTERNAL'].includes(e.code);
+    // Every answer of the daemon (not a connection failure) is printed as docker prints an API error.
+    const daemon = ['NOT_FOUND', 'CONFLICT', 'INVALID_ARGUMENT', 'INTERNAL', 'COMMAND_NOT_FOUND', 'CANNOT_EXECUTE', 'TIMEOUT', 'CANCELLED'].includes(e.code);
     process.stderr.write(`keel: ${daemon ? 'Error response from daemon: ' : ''}${e.message}\n\nRun 'keel ${cmd} --help' for more information\n`);
     throw new ExitError(status);
   }
