@@ -13,6 +13,7 @@ import { frame, hijack } from './containers-stream.ts';
 import { encodeContainerInspect, encodeContainerSummary } from './encode-containers.ts';
 import { execRoutes } from './exec.ts';
 import { qBool, qInt, readJsonBody, type Router, sendJson, sendNoContent } from './router.ts';
+import { writeOrWait } from './stream.ts';
 
 /** Docker's RFC3339Nano in UTC (trailing zeros of the fraction trimmed). */
 export function formatTimeNs(ns: bigint): string {
@@ -154,8 +155,7 @@ export function containerRoutes(r: Router): void {
     try {
       for await (const e of entries) {
         const data = logChunk(e, timestamps);
-        const ok = res.write(c.config.Tty ? data : frame(e.stream === 'stdout' ? 1 : 2, data));
-        if (!ok) await new Promise((r) => res.once('drain', r));
+        if (!(await writeOrWait(res, c.config.Tty ? data : frame(e.stream === 'stdout' ? 1 : 2, data), signal))) break;
       }
     } catch (e) {
       if (!signal.aborted) throw e;

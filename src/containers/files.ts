@@ -191,7 +191,7 @@ export async function exportRootfs(svc: ContainerService, ref: string): Promise<
   const tar = tarDirectory(svc.rootfs(rec.id));
   tar.on('error', (e) => out.destroy(e));
   tar.pipe(out);
-  out.on('close', () => void release());
+  out.on('close', () => (tar.destroy(), void release()));
   svc.event('export', rec);
   return out;
 }
@@ -311,7 +311,7 @@ export async function getArchive(svc: ContainerService, ref: string, p: string |
       // runs again, so a client's next request finds it as before.
       tar.pipe(out, { end: false });
       tar.on('end', () => void finishOnce().then(() => out.end(), (e) => out.destroy(e)));
-      out.on('close', () => void finishOnce());
+      out.on('close', () => (tar.destroy(), void finishOnce()));
       handedOff = true;
       return { stat, tar: out };
     } finally {
