@@ -9,11 +9,12 @@ import type { Engine } from '../engine/engine.ts';
 import { parseFilters } from '../engine/filters.ts';
 import type { LogEntry } from '../runtime/index.ts';
 import { containerFsRoutes } from './containers-fs.ts';
-import { frame, hijack } from './containers-stream.ts';
+import { frame, hijack, isUpgrade, readUpgradeBody } from './containers-stream.ts';
 import { encodeContainerInspect, encodeContainerSummary } from './encode-containers.ts';
 import { execRoutes } from './exec.ts';
 import { qBool, qInt, readJsonBody, type Router, sendJson, sendNoContent } from './router.ts';
 import { writeOrWait } from './stream.ts';
+import { pump } from './pump.ts';
 
 /** Docker's RFC3339Nano in UTC (trailing zeros of the fraction trimmed). */
 export function formatTimeNs(ns: bigint): string {
@@ -35,6 +36,23 @@ export function imageName(engine: Engine, r: ContainerRecord): string {
   // docker shows the name the container was created with while it still points at the same image.
   const cur = engine.images.store.tryResolve(r.config.Image);
   return cur && cur.id === r.imageId ? r.config.Image : r.imageId;
+}
+
+/**
+ * A client may send attach's options as a JSON body too (dockerode does:
+ * `{"stream":true,"stdin":true,...}`). That body is not stdin: read it and
+ * drop it, as exec start does, so the container's stdin starts with what the
+ * client types. After an upgrade the body is the first Content-Length bytes
+ * on the socket; on a plain POST it is the body only when it is JSON.
+ */
+async function dropAttachBody(req: import('node:http').IncomingMessage): Promise<void> {
+  if (isUpgrade(req)) {
+    if (Number(req.headers['content-length'] ?? 0) > 0) await readUpgradeBody(req).catch((e: unknown) => {
+      if (!(e instanceof EngineError) || !/invalid JSON/.test(e.message)) throw e;
+    });
+    return;
+  }
+  if (/^application\/json/.test(req.headers['content-type'] ?? '')) await readJsonBody(req).catch(() => undefined);
 }
 
 /** Container endpoints (registered before the image routes' catch-alls). */
@@ -169,25 +187,20 @@ export function containerRoutes(r: Router): void {
     const wantIn = qBool(query, 'stdin');
     const wantOut = qBool(query, 'stdout');
     const wantErr = qBool(query, 'stderr');
+    await dropAttachBody(req);
     const h = hijack(req, res, c.config.Tty);
     if (qBool(query, 'logs')) {
-      for await (const e of containerLogs(svc, c.id, { stdout: wantOut, stderr: wantErr, signal })) h.write(e.stream === 'stdout' ? 1 : 2, e.line);
+      for await (const e of containerLogs(svc, c.id, { stdout: wantOut, stderr: wantErr, signal })) {
+        if (!h.write(e.stream === 'stdout' ? 1 : 2, e.line)) await h.drained();
+        if (h.isClosed) break;
+      }
     }
     if (!qBool(query, 'stream')) return h.end();
     const session = await Promise.race([svc.attach(c), h.closed.then(() => undefined)]);
     if (!session) return h.end();
     if (h.isClosed) return session.close();
     svc.event('attach', c);
-    const outDone = new Promise<void>((r) => session.stdout.on('end', r));
-    const errDone = new Promise<void>((r) => session.stderr.on('end', r));
-    session.stdout.on('data', (b: Buffer) => wantOut && h.write(1, b));
-    session.stderr.on('data', (b: Buffer) => wantErr && h.write(2, b));
-    if (wantIn) {
-      h.input.on('data', (b: Buffer) => session.stdin.write(b));
-      h.input.once('end', () => session.stdin.end());
-      h.input.resume();
-    } else h.input.resume();
-    await Promise.race([Promise.all([outDone, errDone]), h.closed]);
+    await pump(h, { stdout: session.stdout, stderr: session.stderr, wantStdout: wantOut, wantStderr: wantErr, stdin: wantIn ? session.stdin : undefined });
     session.close();
     h.end();
   });
