@@ -4,6 +4,7 @@ import type { Socket } from 'node:net';
 import { EngineError } from '../common/errors.ts';
 import { log } from '../common/log.ts';
 import { type Engine, VERSION } from '../engine/engine.ts';
+import { compatRoutes } from './compat.ts';
 import { containerRoutes } from './containers.ts';
 import { imageRoutes } from './images.ts';
 import { networkRoutes } from './networks.ts';
@@ -20,6 +21,7 @@ export type RouteModule = (r: Router) => void;
 export function buildRouter(modules: RouteModule[] = []): Router {
   const r = new Router();
   systemRoutes(r);
+  compatRoutes(r);
   for (const m of modules) m(r);
   containerRoutes(r);
   networkRoutes(r);

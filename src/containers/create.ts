@@ -116,7 +116,27 @@ export function normalizeHostConfig(h: Partial<HostConfig> | null | undefined): 
     throw invalid(`invalid network mode "${out.NetworkMode}"`);
   }
   if (src.Tmpfs && (typeof src.Tmpfs !== 'object' || Object.keys(src.Tmpfs).some((k) => !k.startsWith('/')))) throw invalid('tmpfs mount points must be absolute paths');
+  checkUnhonouredOptions(out);
   return out;
+}
+
+/**
+ * Options keel cannot honour are refused at create, not accepted and
+ * ignored: a user who asked for an AppArmor profile, an SELinux label or a
+ * user namespace must not get a container without it and believe otherwise.
+ * What is honoured: apparmor=unconfined and label=disable (keel applies no
+ * LSM profile or label), the host user namespace (keel's only one).
+ */
+function checkUnhonouredOptions(h: HostConfig): void {
+  for (const o of h.SecurityOpt ?? []) {
+    const i = o.search(/[=:]/);
+    const k = i < 0 ? o : o.slice(0, i);
+    const v = i < 0 ? '' : o.slice(i + 1);
+    if (k === 'apparmor' && v !== 'unconfined') throw invalid(`--security-opt ${o}: keel does not apply AppArmor profiles (only apparmor=unconfined is accepted)`);
+    if (k === 'label' && v !== 'disable') throw invalid(`--security-opt ${o}: keel does not apply SELinux labels (only label=disable is accepted)`);
+  }
+  const userns = typeof h.UsernsMode === 'string' ? h.UsernsMode : '';
+  if (userns !== '' && userns !== 'host') throw invalid(`--userns=${userns}: keel runs containers in the host user namespace only (use --userns=host or leave it unset)`);
 }
 
 const nonEmpty = (v: unknown): boolean => (Array.isArray(v) ? v.length > 0 : !!v && typeof v === 'object' && Object.keys(v).length > 0);

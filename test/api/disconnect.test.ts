@@ -144,7 +144,7 @@ test('every streaming endpoint survives a client that hangs up early', async (t)
     }],
     ['attach', () => hangUp('POST', `/v1.41/containers/${running}/attach?stream=1&stdout=1&stderr=1`, { headers: { Connection: 'Upgrade', Upgrade: 'tcp' } })],
     ['exec start', async () => {
-      const r = await fetchJson('POST', `/v1.41/containers/${running}/exec`, { Cmd: ['sh', '-c', 'yes | head -c 50000000'], AttachStdout: true, AttachStderr: true });
+      const r = await fetchJson('POST', `/v1.41/containers/${running}/exec`, { Cmd: ['sh', '-c', 'busybox yes | head -c 50000000'], AttachStdout: true, AttachStderr: true });
       const body = Buffer.from(JSON.stringify({ Detach: false, Tty: false }));
       return hangUp('POST', `/v1.41/exec/${r.Id}/start`, { body, headers: { Connection: 'Upgrade', Upgrade: 'tcp', 'Content-Type': 'application/json' } });
     }],

@@ -37,13 +37,13 @@ function stalledClient(path: string, body = ''): Promise<net.Socket> {
   });
 }
 
+/** Peak growth of the daemon's RSS (MiB) while a client holds the stream open for 12 s and reads nothing. */
 async function rssGrowthWhileStalled(path: string, body?: string): Promise<number> {
   const pid = d.child!.pid!;
-  const s = await stalledClient(path, body);
-  await new Promise((r) => setTimeout(r, 1500));
   const start = rssKiB(pid);
+  const s = await stalledClient(path, body);
   let peak = start;
-  for (let i = 0; i < 12; i++) {
+  for (let i = 0; i < 24; i++) {
     await new Promise((r) => setTimeout(r, 500));
     peak = Math.max(peak, rssKiB(pid));
   }
@@ -52,19 +52,19 @@ async function rssGrowthWhileStalled(path: string, body?: string): Promise<numbe
 }
 
 test('attach to a container writing `yes`, a client that never reads: the daemon stays flat', async () => {
-  const id = (await d.docker(['run', '-d', 'bb:1', 'yes'])).stdout.trim();
+  const id = (await d.docker(['run', '-d', 'bb:1', 'busybox', 'yes'])).stdout.trim();
   const growth = await rssGrowthWhileStalled(`/v1.41/containers/${id}/attach?stream=1&stdout=1&stderr=1`);
-  // Unbounded, this is hundreds of MB in 6 s (yes writes faster than that).
-  assert.ok(growth < 64, `daemon RSS grew ${growth.toFixed(0)} MiB`);
+  // Unbounded, this grew ~10 MiB/s here (as fast as conmon relays `yes`).
+  assert.ok(growth < 48, `daemon RSS grew ${growth.toFixed(0)} MiB`);
   assert.ok(await d.ping());
   await d.docker(['rm', '-f', id]);
 });
 
 test('exec of `yes`, a client that never reads: the daemon stays flat', async () => {
   const id = (await d.docker(['run', '-d', 'bb:1', 'sleep', '600'])).stdout.trim();
-  const ex = await docker.getContainer(id).exec({ Cmd: ['yes'], AttachStdout: true, AttachStderr: true });
+  const ex = await docker.getContainer(id).exec({ Cmd: ['busybox', 'yes'], AttachStdout: true, AttachStderr: true });
   const growth = await rssGrowthWhileStalled(`/v1.41/exec/${ex.id}/start`, JSON.stringify({ Detach: false, Tty: false }));
-  assert.ok(growth < 64, `daemon RSS grew ${growth.toFixed(0)} MiB`);
+  assert.ok(growth < 48, `daemon RSS grew ${growth.toFixed(0)} MiB`);
   assert.ok(await d.ping());
   await d.docker(['rm', '-f', id]);
 });
