@@ -189,7 +189,7 @@ export function containerRoutes(r: Router): void {
     const wantErr = qBool(query, 'stderr');
     await dropAttachBody(req);
     const h = hijack(req, res, c.config.Tty);
-    if (qBool(query, 'logs')) {
+    if (qBool(query, 'logs') && svc.logsReadable(c)) {
       for await (const e of containerLogs(svc, c.id, { stdout: wantOut, stderr: wantErr, signal })) {
         if (!h.write(e.stream === 'stdout' ? 1 : 2, e.line)) await h.drained();
         if (h.isClosed) break;

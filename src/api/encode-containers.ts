@@ -1,3 +1,4 @@
+import { type LogConfig, policyOf } from '../containers/logconfig.ts';
 import path from 'node:path';
 import { emptyEndpoint, joinedContainer, networkName } from '../containers/network.ts';
 import { humanStatus } from '../containers/query.ts';
@@ -60,7 +61,7 @@ export function encodeContainerInspect(svc: ContainerService, r: ContainerRecord
     ResolvConfPath: path.join(dir, 'resolv.conf'),
     HostnamePath: path.join(dir, 'hostname'),
     HostsPath: path.join(dir, 'hosts'),
-    LogPath: svc.logPath(r.id),
+    LogPath: policyOf(h.LogConfig as LogConfig | undefined).driver === 'none' ? '' : svc.logPath(r.id),
     Name: `/${r.name}`,
     RestartCount: r.restartCount,
     Driver: 'overlay2',
@@ -71,7 +72,8 @@ export function encodeContainerInspect(svc: ContainerService, r: ContainerRecord
     ExecIDs: execIds.length ? execIds : null,
     HostConfig: {
       ...h,
-      LogConfig: { Type: 'k8s-file', Config: {} },
+      // Records from before drivers were honoured say k8s-file: docker's name for what they are is json-file.
+      LogConfig: { Type: policyOf(h.LogConfig as LogConfig | undefined).driver, Config: (h.LogConfig as LogConfig | undefined)?.Config ?? {} },
       Runtime: 'runc',
       CgroupnsMode: 'host',
       ConsoleSize: h.ConsoleSize ?? [0, 0],

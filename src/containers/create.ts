@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { invalid } from '../common/errors.ts';
+import { normalizeLogConfig } from './logconfig.ts';
 import { NAME_PATTERN } from '../common/ids.ts';
 import type { ContainerConfig as ImageRunConfig } from '../oci/types.ts';
 import { mergeHealthConfig, parseHealthConfig } from './health.ts';
@@ -105,7 +106,7 @@ export function normalizeHostConfig(h: Partial<HostConfig> | null | undefined): 
     Dns: strArray(src.Dns, 'Dns') ?? [],
     DnsSearch: strArray(src.DnsSearch, 'DnsSearch') ?? [],
     DnsOptions: strArray(src.DnsOptions, 'DnsOptions') ?? [],
-    LogConfig: { Type: 'k8s-file', Config: {} },
+    LogConfig: normalizeLogConfig(src.LogConfig),
   };
   if (out.Memory < 0 || out.MemoryReservation < 0 || out.NanoCpus < 0 || out.CpuShares < 0) throw invalid('resource limits cannot be negative');
   if (out.NanoCpus && (out.CpuQuota || out.CpuPeriod)) throw invalid('Conflicting options: Nano CPUs and CPU Period/Quota cannot both be set');
