@@ -48,7 +48,8 @@ test('json-file max-size=1m max-file=2: 20 MB of output stays within 2 MB of fil
   assert.deepEqual(tail.stdout.trim().split('\n').map((l) => l.slice(0, 8)), ['00199998', '00199999']);
   // All of what is kept, in order: the older file's lines then the live one's, ending at the last line.
   const all = (await d.docker(['logs', 'big'])).stdout.trim().split('\n').map((l) => Number(l.slice(0, 8)));
-  assert.ok(all.length > 10_000 && all.length <= 20_000, `${all.length} lines kept`);
+  // The older file is full (~1 MB of k8s-file records, ~7000 lines); the live one holds 0 to 1 MB more.
+  assert.ok(all.length >= 6000 && all.length <= 15_000, `${all.length} lines kept`);
   assert.equal(all.at(-1), 199999);
   for (let i = 1; i < all.length; i++) assert.ok(all[i]! > all[i - 1]!, `lines out of order at ${i}: ${all[i - 1]} then ${all[i]}`);
 });
