@@ -68,8 +68,8 @@ test('pump: stdin gets client input no faster than it takes it; client gone drai
   });
   const c = fakeClient(1 << 20);
   const done = pump(c, { stdout: out, stdin });
-  c.input.write(Buffer.alloc(8));
-  c.input.write(Buffer.alloc(8));
+  (c.input as PassThrough).write(Buffer.alloc(8));
+  (c.input as PassThrough).write(Buffer.alloc(8));
   await new Promise((r) => setImmediate(r));
   assert.equal(c.input.isPaused(), true, 'input paused while stdin is busy');
   release();
