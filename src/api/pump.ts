@@ -57,7 +57,7 @@ export async function pump(client: PumpClient, o: PumpOptions): Promise<'ended' 
     return new Promise<void>((resolve) => {
       s.once('end', resolve);
       s.once('close', resolve);
-      s.once('error', () => resolve());
+      s.on('error', () => resolve());
     });
   });
   pumpInput(client, o.stdin);

@@ -26,3 +26,10 @@ test('LogPolicy: docker units and defaults', () => {
   // Records from before drivers were honoured.
   assert.equal(policyOf({ Type: 'k8s-file', Config: {} }).driver, 'json-file');
 });
+
+test('LogConfig: a daemon default driver and its options, under the container own', () => {
+  const dflt = { Type: 'local', Config: { 'max-size': '5m' } };
+  assert.deepEqual(normalizeLogConfig(undefined, dflt), { Type: 'local', Config: { 'max-size': '5m' } });
+  assert.deepEqual(normalizeLogConfig({ Type: 'local', Config: { 'max-file': '2' } }, dflt), { Type: 'local', Config: { 'max-size': '5m', 'max-file': '2' } });
+  assert.deepEqual(normalizeLogConfig({ Type: 'json-file', Config: {} }, dflt), { Type: 'json-file', Config: {} });
+});

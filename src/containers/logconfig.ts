@@ -50,11 +50,17 @@ export function parseHumanSize(s: string): number {
   return Math.floor(Number(m[1]) * mult);
 }
 
-/** Checks a request's LogConfig and fills docker's default (json-file). */
-export function normalizeLogConfig(lc: unknown): LogConfig {
+/**
+ * Checks a request's LogConfig and fills the default: the daemon's
+ * (`daemonDefault`, from its log-driver/log-opts) or docker's json-file. As
+ * in dockerd, the daemon's options apply to a container of the same driver,
+ * under the container's own.
+ */
+export function normalizeLogConfig(lc: unknown, daemonDefault: LogConfig = { Type: 'json-file', Config: {} }): LogConfig {
   const src = (lc && typeof lc === 'object' ? lc : {}) as Partial<LogConfig>;
-  const type = typeof src.Type === 'string' && src.Type ? src.Type : 'json-file';
+  const type = typeof src.Type === 'string' && src.Type ? src.Type : daemonDefault.Type;
   const config: Record<string, string> = {};
+  if (type === daemonDefault.Type) Object.assign(config, daemonDefault.Config);
   for (const [k, v] of Object.entries(src.Config ?? {})) config[k] = String(v);
   if (!KNOWN.includes(type)) {
     if (OTHER_DOCKER_DRIVERS.includes(type)) throw invalid(`logging driver "${type}" is not supported by keel: use json-file, local or none`);
