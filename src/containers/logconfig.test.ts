@@ -5,6 +5,7 @@ import { normalizeLogConfig, parseHumanSize, policyOf } from './logconfig.ts';
 test('LogConfig: json-file by default, docker driver names, options checked', () => {
   assert.deepEqual(normalizeLogConfig(undefined), { Type: 'json-file', Config: {} });
   assert.deepEqual(normalizeLogConfig({ Type: '', Config: {} }), { Type: 'json-file', Config: {} });
+  assert.deepEqual(normalizeLogConfig({ Type: 'k8s-file', Config: { 'max-size': '1m' } }), { Type: 'json-file', Config: { 'max-size': '1m' } });
   assert.deepEqual(normalizeLogConfig({ Type: 'local', Config: { 'max-size': '1m' } }), { Type: 'local', Config: { 'max-size': '1m' } });
   assert.throws(() => normalizeLogConfig({ Type: 'syslog', Config: {} }), /not supported by keel/);
   assert.throws(() => normalizeLogConfig({ Type: 'nope', Config: {} }), /no log driver named 'nope'/);

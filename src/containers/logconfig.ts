@@ -58,7 +58,9 @@ export function parseHumanSize(s: string): number {
  */
 export function normalizeLogConfig(lc: unknown, daemonDefault: LogConfig = { Type: 'json-file', Config: {} }): LogConfig {
   const src = (lc && typeof lc === 'object' ? lc : {}) as Partial<LogConfig>;
-  const type = typeof src.Type === 'string' && src.Type ? src.Type : daemonDefault.Type;
+  // k8s-file (podman's name for conmon's format, which keel writes) is json-file's contract here.
+  const asked = typeof src.Type === 'string' && src.Type ? src.Type : daemonDefault.Type;
+  const type = asked === 'k8s-file' ? 'json-file' : asked;
   const config: Record<string, string> = {};
   if (type === daemonDefault.Type) Object.assign(config, daemonDefault.Config);
   for (const [k, v] of Object.entries(src.Config ?? {})) config[k] = String(v);
