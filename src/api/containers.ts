@@ -1,6 +1,7 @@
 import { EngineError } from '../common/errors.ts';
 import { diskUsage } from '../common/fs.ts';
 import type { CreateRequest } from '../containers/create.ts';
+import { logsReadable } from '../containers/logconfig.ts';
 import { containerLogs, parseTime } from '../containers/logs.ts';
 import { prune } from '../containers/ops.ts';
 import { listContainers } from '../containers/query.ts';
@@ -189,7 +190,7 @@ export function containerRoutes(r: Router): void {
     const wantErr = qBool(query, 'stderr');
     await dropAttachBody(req);
     const h = hijack(req, res, c.config.Tty);
-    if (qBool(query, 'logs') && svc.logsReadable(c)) {
+    if (qBool(query, 'logs') && logsReadable(c.hostConfig)) {
       for await (const e of containerLogs(svc, c.id, { stdout: wantOut, stderr: wantErr, signal })) {
         if (!h.write(e.stream === 'stdout' ? 1 : 2, e.line)) await h.drained();
         if (h.isClosed) break;

@@ -1,4 +1,4 @@
-import { type LogConfig, policyOf } from '../containers/logconfig.ts';
+import { type LogConfig, logPolicy, logsReadable } from '../containers/logconfig.ts';
 import path from 'node:path';
 import { emptyEndpoint, joinedContainer, networkName } from '../containers/network.ts';
 import { humanStatus } from '../containers/query.ts';
@@ -61,7 +61,7 @@ export function encodeContainerInspect(svc: ContainerService, r: ContainerRecord
     ResolvConfPath: path.join(dir, 'resolv.conf'),
     HostnamePath: path.join(dir, 'hostname'),
     HostsPath: path.join(dir, 'hosts'),
-    LogPath: policyOf(h.LogConfig as LogConfig | undefined).driver === 'none' ? '' : svc.logPath(r.id),
+    LogPath: logsReadable(h) ? svc.logPath(r.id) : '',
     Name: `/${r.name}`,
     RestartCount: r.restartCount,
     Driver: 'overlay2',
@@ -73,7 +73,7 @@ export function encodeContainerInspect(svc: ContainerService, r: ContainerRecord
     HostConfig: {
       ...h,
       // Records from before drivers were honoured say k8s-file: docker's name for what they are is json-file.
-      LogConfig: { Type: policyOf(h.LogConfig as LogConfig | undefined).driver, Config: (h.LogConfig as LogConfig | undefined)?.Config ?? {} },
+      LogConfig: { Type: logPolicy(h).driver, Config: (h.LogConfig as LogConfig | undefined)?.Config ?? {} },
       Runtime: 'runc',
       CgroupnsMode: 'host',
       ConsoleSize: h.ConsoleSize ?? [0, 0],

@@ -94,3 +94,20 @@ export function policyOf(lc: LogConfig | undefined): LogPolicy {
   if (c.compress !== undefined && compress && maxFile < 2 && !local) throw invalid("compress cannot be true when max-file is less than 2");
   return { driver, maxSize, maxFile, compress };
 }
+
+/** The policy of a container (its HostConfig.LogConfig as stored). */
+export function logPolicy(h: { [k: string]: unknown }): LogPolicy {
+  return policyOf(h.LogConfig as LogConfig | undefined);
+}
+
+/** False for the none driver, which keeps no log to read. */
+export function logsReadable(h: { [k: string]: unknown }): boolean {
+  return logPolicy(h).driver !== 'none';
+}
+
+/** conmon's log options for a container: where its k8s-file goes and where it rotates. */
+export function conmonLogOptions(h: { [k: string]: unknown }, logPath: string): { logPath?: string; logSizeMax?: number } {
+  const p = logPolicy(h);
+  if (p.driver === 'none') return {};
+  return { logPath, ...(p.maxSize ? { logSizeMax: p.maxSize } : {}) };
+}

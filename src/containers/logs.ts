@@ -2,8 +2,7 @@ import { EngineError } from '../common/errors.ts';
 import fs from 'node:fs';
 import zlib from 'node:zlib';
 import { lastLines, parseLogStream, readLog, type LogEntry } from '../runtime/logs.ts';
-import type { LogConfig } from './logconfig.ts';
-import { policyOf } from './logconfig.ts';
+import { logsReadable } from './logconfig.ts';
 import { logFiles } from './logrotate.ts';
 import type { ContainerService } from './service.ts';
 import { type ContainerRecord, isRunning } from './types.ts';
@@ -37,7 +36,7 @@ export function parseTime(v: string | null | undefined, what: string): number | 
 export function containerLogs(svc: ContainerService, ref: string, o: LogOptions): AsyncGenerator<LogEntry> {
   // Checked now, not at the first record: the API answers with an error before its headers.
   const rec = svc.find(ref);
-  if (policyOf(rec.hostConfig.LogConfig as LogConfig | undefined).driver === 'none') {
+  if (!logsReadable(rec.hostConfig)) {
     throw new EngineError('INVALID_ARGUMENT', 'configured logging driver does not support reading');
   }
   return records(svc, rec, o);

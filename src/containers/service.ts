@@ -7,7 +7,7 @@ import { mkdirp } from '../common/fs.ts';
 import { newId, randomName } from '../common/ids.ts';
 import { KeyedMutex } from '../common/lock.ts';
 import { log } from '../common/log.ts';
-import { type LogConfig, policyOf } from './logconfig.ts';
+import { conmonLogOptions, logPolicy } from './logconfig.ts';
 import { keepRotatedLogs } from './logrotate.ts';
 import type { ImageService } from '../images/service.ts';
 import { unmount } from '../snapshots/overlay.ts';
@@ -96,13 +96,6 @@ export class ContainerService {
   rootfs(id: string): string {
     return path.join(this.runDir(id), 'rootfs');
   }
-  /** conmon's log options for a container's logging driver (see logconfig.ts). */
-  private logOptions(rec: ContainerRecord): { logPath?: string; logSizeMax?: number } {
-    const p = policyOf(rec.hostConfig.LogConfig as LogConfig | undefined);
-    if (p.driver === 'none') return {};
-    return { logPath: this.logPath(rec.id), ...(p.maxSize ? { logSizeMax: p.maxSize } : {}) };
-  }
-
   logPath(id: string): string {
     return path.join(this.store.containerDir(id), 'container.log');
   }
@@ -254,7 +247,7 @@ export class ContainerService {
       // StdinOnce closes stdin when the attached client leaves, but only without a
       // TTY: with one, a client leaving (detach keys) is not an EOF (as in dockerd).
       const leaveStdinOpen = c.OpenStdin && (!c.StdinOnce || c.Tty);
-      const { pid } = await this.driver.create(id, rd, { tty: c.Tty, stdin: c.OpenStdin, leaveStdinOpen, name: rec.name, ...this.logOptions(rec) });
+      const { pid } = await this.driver.create(id, rd, { tty: c.Tty, stdin: c.OpenStdin, leaveStdinOpen, name: rec.name, ...conmonLogOptions(rec.hostConfig, this.logPath(id)) });
       created = true;
       await this.connectPending(id);
       await this.driver.start(id);
@@ -376,13 +369,7 @@ export class ContainerService {
   monitor(rec: ContainerRecord): void {
     exit.monitor(this, rec);
     // max-file: keep the files conmon rotates away while the container runs.
-    const stopKeeping = keepRotatedLogs(this.logPath(rec.id), policyOf(rec.hostConfig.LogConfig as LogConfig | undefined));
-    this.bus.once(`exit:${rec.id}`, stopKeeping);
-  }
-
-  /** False for the none log driver, which keeps no log to read. */
-  logsReadable(rec: ContainerRecord): boolean {
-    return policyOf(rec.hostConfig.LogConfig as LogConfig | undefined).driver !== 'none';
+    this.bus.once(`exit:${rec.id}`, keepRotatedLogs(this.logPath(rec.id), logPolicy(rec.hostConfig)));
   }
 
   /** Records an exit and releases what the run held: runtime state, network, mount. */
