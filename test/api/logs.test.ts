@@ -83,3 +83,15 @@ test('log driver none keeps nothing; logs refuses as docker does; unknown driver
   assert.equal((await d.docker(['run', '--name', 'dflt', 'bb:1', 'true'])).code, 0);
   assert.equal((await d.docker(['inspect', '-f', '{{.HostConfig.LogConfig.Type}}', 'dflt'])).stdout.trim(), 'json-file');
 });
+
+test('logs -f goes on across rotations', async () => {
+  // 3000 numbered lines in batches, so the 100 kB files rotate a few times while the follower reads.
+  const script = 'i=0; while [ $i -lt 3000 ]; do printf "%08d %091d\\n" $i 0; i=$((i+1)); [ $((i % 300)) = 0 ] && sleep 0.3; done; true';
+  const id = (await d.docker(['run', '-d', '--log-opt', 'max-size=100k', '--log-opt', 'max-file=2', 'bb:1', 'sh', '-c', script])).stdout.trim();
+  const f = await d.docker(['logs', '-f', id]);
+  assert.equal(f.code, 0, f.stderr);
+  const seen = f.stdout.trim().split('\n').map((l) => Number(l.slice(0, 8)));
+  assert.equal(seen.at(-1), 2999);
+  for (let i = 1; i < seen.length; i++) assert.equal(seen[i], seen[i - 1]! + 1, `gap at ${i}: ${seen[i - 1]} then ${seen[i]}`);
+  assert.equal(seen.length, 3000);
+});
