@@ -1,9 +1,9 @@
-import { pipeline } from 'node:stream/promises';
 import { EngineError } from '../common/errors.ts';
 import type { UpdateRequest } from '../containers/ops.ts';
 import type { StatsSample } from '../containers/stats.ts';
 import { isRunning } from '../containers/types.ts';
 import { qBool, readJsonBody, type Router, sendJson } from './router.ts';
+import { sendStream, sleepUnlessGone, writeOrWait } from './stream.ts';
 
 const statHeader = (s: object) => Buffer.from(JSON.stringify(s)).toString('base64');
 
@@ -15,10 +15,9 @@ export function containerFsRoutes(r: Router): void {
     res.end();
   });
 
-  r.add('GET', '/containers/{id}/archive', async ({ res, engine, params, query }) => {
+  r.add('GET', '/containers/{id}/archive', async ({ res, engine, params, query, signal }) => {
     const { stat, tar } = await engine.getContainerArchive(params[0]!, query.get('path'));
-    res.writeHead(200, { 'X-Docker-Container-Path-Stat': statHeader(stat), 'Content-Type': 'application/x-tar' });
-    await pipeline(tar, res).catch(() => res.destroy());
+    await sendStream(res, tar, signal, { 'X-Docker-Container-Path-Stat': statHeader(stat), 'Content-Type': 'application/x-tar' });
   });
 
   r.add('PUT', '/containers/{id}/archive', async ({ req, res, engine, params, query, signal }) => {
@@ -32,10 +31,8 @@ export function containerFsRoutes(r: Router): void {
     res.end();
   });
 
-  r.add('GET', '/containers/{id}/export', async ({ res, engine, params }) => {
-    const tar = await engine.exportContainer(params[0]!);
-    res.writeHead(200, { 'Content-Type': 'application/x-tar' });
-    await pipeline(tar, res).catch(() => res.destroy());
+  r.add('GET', '/containers/{id}/export', async ({ res, engine, params, signal }) => {
+    await sendStream(res, await engine.exportContainer(params[0]!), signal, { 'Content-Type': 'application/x-tar' });
   });
 
   r.add('GET', '/containers/{id}/changes', async ({ res, engine, params }) => {
@@ -95,13 +92,10 @@ export function containerFsRoutes(r: Router): void {
     let pre: StatsSample | undefined;
     while (!signal.aborted) {
       const cur = sample();
-      res.write(JSON.stringify(shape(cur, pre)) + '\n');
+      if (!(await writeOrWait(res, JSON.stringify(shape(cur, pre)) + '\n', signal))) break;
       pre = cur;
       if (!isRunning(c) && !engine.containerExists(c.id)) break;
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, 1000);
-        signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
-      });
+      await sleepUnlessGone(1000, signal);
     }
     res.end();
   });

@@ -11,18 +11,34 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { EngineError } from '../common/errors.ts';
+import type { PumpClient } from './pump.ts';
 
-export interface Hijacked {
+export interface Hijacked extends PumpClient {
   /** Client → container bytes (stdin); paused until the caller adds its listeners. */
   input: Readable;
-  write(stream: 1 | 2, data: Buffer): void;
+  /** Writes one chunk of a stream; false when the client's buffer is full (see drained()). */
+  write(stream: 1 | 2, data: Buffer): boolean;
   /** Ends the output (half-close on an upgraded socket). */
   end(): void;
   /** Resolves when the client has gone away. */
   closed: Promise<void>;
   readonly isClosed: boolean;
+}
+
+/** Resolves on the writable's next 'drain', or when it closes. */
+function drainOf(w: Writable): Promise<void> {
+  if (!w.writableNeedDrain || w.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      w.off('drain', done);
+      w.off('close', done);
+      resolve();
+    };
+    w.on('drain', done);
+    w.on('close', done);
+  });
 }
 
 export function isUpgrade(req: IncomingMessage): boolean {
@@ -110,9 +126,8 @@ export function hijack(req: IncomingMessage, res: ServerResponse, tty: boolean):
     socket.pause();
     return {
       input: socket,
-      write: (stream, data) => {
-        if (!closedFlag && socket.writable) socket.write(multiplex ? frame(stream, data) : data);
-      },
+      write: (stream, data) => (!closedFlag && socket.writable ? socket.write(multiplex ? frame(stream, data) : data) : true),
+      drained: () => drainOf(socket),
       end: () => {
         if (socket.writable) socket.end();
         // A client that never closes its side would keep the socket forever.
@@ -134,9 +149,8 @@ export function hijack(req: IncomingMessage, res: ServerResponse, tty: boolean):
   });
   return {
     input: req,
-    write: (stream, data) => {
-      if (!closedFlag) res.write(multiplex ? frame(stream, data) : data);
-    },
+    write: (stream, data) => (!closedFlag && !res.writableEnded ? res.write(multiplex ? frame(stream, data) : data) : true),
+    drained: () => drainOf(res),
     end: () => res.end(),
     closed,
     get isClosed() {

@@ -1,13 +1,16 @@
 import { EngineError } from '../common/errors.ts';
 import type { CreateRequest } from '../containers/create.ts';
+import { logsReadable } from '../containers/logconfig.ts';
 import { parseTime } from '../containers/logs.ts';
 import { parseFilters } from '../engine/filters.ts';
 import type { LogEntry } from '../runtime/index.ts';
 import { containerFsRoutes } from './containers-fs.ts';
-import { frame, hijack } from './containers-stream.ts';
+import { frame, hijack, isUpgrade, readUpgradeBody } from './containers-stream.ts';
 import { encodeContainerInspect, encodeContainerSummary } from './encode-containers.ts';
 import { execRoutes } from './exec.ts';
 import { qBool, qInt, readJsonBody, type Router, sendJson, sendNoContent } from './router.ts';
+import { writeOrWait } from './stream.ts';
+import { pump } from './pump.ts';
 
 /** Docker's RFC3339Nano in UTC (trailing zeros of the fraction trimmed). */
 export function formatTimeNs(ns: bigint): string {
@@ -132,8 +135,7 @@ export function containerRoutes(r: Router): void {
     try {
       for await (const e of entries) {
         const data = logChunk(e, timestamps);
-        const ok = res.write(c.config.Tty ? data : frame(e.stream === 'stdout' ? 1 : 2, data));
-        if (!ok) await new Promise((r) => res.once('drain', r));
+        if (!(await writeOrWait(res, c.config.Tty ? data : frame(e.stream === 'stdout' ? 1 : 2, data), signal))) break;
       }
     } catch (e) {
       if (!signal.aborted) throw e;
@@ -146,27 +148,40 @@ export function containerRoutes(r: Router): void {
     const wantIn = qBool(query, 'stdin');
     const wantOut = qBool(query, 'stdout');
     const wantErr = qBool(query, 'stderr');
+    await dropAttachBody(req);
     const h = hijack(req, res, c.config.Tty);
-    if (qBool(query, 'logs')) {
-      for await (const e of engine.containerLogs(c.id, { stdout: wantOut, stderr: wantErr, signal })) h.write(e.stream === 'stdout' ? 1 : 2, e.line);
+    if (qBool(query, 'logs') && logsReadable(c.hostConfig)) {
+      for await (const e of engine.containerLogs(c.id, { stdout: wantOut, stderr: wantErr, signal })) {
+        if (!h.write(e.stream === 'stdout' ? 1 : 2, e.line)) await h.drained();
+        if (h.isClosed) break;
+      }
     }
     if (!qBool(query, 'stream')) return h.end();
     const session = await engine.attachContainer(c, h.closed);
     if (!session) return h.end();
-    const outDone = new Promise<void>((r) => session.stdout.on('end', r));
-    const errDone = new Promise<void>((r) => session.stderr.on('end', r));
-    session.stdout.on('data', (b: Buffer) => wantOut && h.write(1, b));
-    session.stderr.on('data', (b: Buffer) => wantErr && h.write(2, b));
-    if (wantIn) {
-      h.input.on('data', (b: Buffer) => session.stdin.write(b));
-      h.input.once('end', () => session.stdin.end());
-      h.input.resume();
-    } else h.input.resume();
-    await Promise.race([Promise.all([outDone, errDone]), h.closed]);
+    if (h.isClosed) return session.close();
+    await pump(h, { stdout: session.stdout, stderr: session.stderr, wantStdout: wantOut, wantStderr: wantErr, stdin: wantIn ? session.stdin : undefined });
     session.close();
     h.end();
   });
 
   containerFsRoutes(r);
   execRoutes(r);
+}
+
+/**
+ * A client may send attach's options as a JSON body too (dockerode does:
+ * `{"stream":true,"stdin":true,...}`). That body is not stdin: read it and
+ * drop it, as exec start does, so the container's stdin starts with what the
+ * client types. After an upgrade the body is the first Content-Length bytes
+ * on the socket; on a plain POST it is the body only when it is JSON.
+ */
+async function dropAttachBody(req: import('node:http').IncomingMessage): Promise<void> {
+  if (isUpgrade(req)) {
+    if (Number(req.headers['content-length'] ?? 0) > 0) await readUpgradeBody(req).catch((e: unknown) => {
+      if (!(e instanceof EngineError) || !/invalid JSON/.test(e.message)) throw e;
+    });
+    return;
+  }
+  if (/^application\/json/.test(req.headers['content-type'] ?? '')) await readJsonBody(req).catch(() => undefined);
 }

@@ -1,3 +1,4 @@
+import { type LogConfig, logPolicy, logsReadable } from '../containers/logconfig.ts';
 import path from 'node:path';
 import { humanStatus } from '../containers/query.ts';
 import { isRunning } from '../containers/types.ts';
@@ -49,7 +50,7 @@ export function encodeContainerInspect(v: ContainerView, execIds: string[], imag
     ResolvConfPath: path.join(dir, 'resolv.conf'),
     HostnamePath: path.join(dir, 'hostname'),
     HostsPath: path.join(dir, 'hosts'),
-    LogPath: v.logPath,
+    LogPath: logsReadable(h) ? v.logPath : '',
     Name: `/${r.name}`,
     RestartCount: r.restartCount,
     Driver: 'overlay2',
@@ -60,7 +61,8 @@ export function encodeContainerInspect(v: ContainerView, execIds: string[], imag
     ExecIDs: execIds.length ? execIds : null,
     HostConfig: {
       ...h,
-      LogConfig: { Type: 'k8s-file', Config: {} },
+      // Records from before drivers were honoured say k8s-file: docker's name for what they are is json-file.
+      LogConfig: { Type: logPolicy(h).driver, Config: (h.LogConfig as LogConfig | undefined)?.Config ?? {} },
       Runtime: 'runc',
       CgroupnsMode: 'host',
       ConsoleSize: h.ConsoleSize ?? [0, 0],

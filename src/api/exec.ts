@@ -2,6 +2,7 @@ import { EngineError } from '../common/errors.ts';
 import type { ExecConfig } from '../containers/exec.ts';
 import { hijack, isUpgrade, readUpgradeBody } from './containers-stream.ts';
 import { qInt, readJsonBody, type Router, sendJson } from './router.ts';
+import { pump } from './pump.ts';
 
 /** docker exec: create, start (hijacked or detached), inspect, resize. */
 export function execRoutes(r: Router): void {
@@ -36,17 +37,10 @@ export function execRoutes(r: Router): void {
       h.end();
       return;
     }
-    const outDone = new Promise<void>((r) => (session.stdout ? session.stdout.on('end', r) : r()));
-    const errDone = new Promise<void>((r) => (session.stderr ? session.stderr.on('end', r) : r()));
-    session.stdout?.on('data', (b: Buffer) => e.config.AttachStdout !== false && h.write(1, b));
-    session.stderr?.on('data', (b: Buffer) => e.config.AttachStderr !== false && h.write(2, b));
-    if (session.stdin) {
-      h.input.on('data', (b: Buffer) => session.stdin!.write(b));
-      h.input.once('end', () => session.stdin!.end());
-      h.input.resume();
-    } else h.input.resume();
     // The CLI reads the exit code from inspect right after the stream ends: record it first.
-    await Promise.race([Promise.all([session.exitCode.catch(() => -1), outDone, errDone]), h.closed]);
+    const exited = session.exitCode.catch(() => -1);
+    const r = await pump(h, { stdout: session.stdout, stderr: session.stderr, wantStdout: e.config.AttachStdout !== false, wantStderr: e.config.AttachStderr !== false, stdin: session.stdin });
+    if (r === 'ended') await Promise.race([exited, h.closed]);
     h.end();
   });
 

@@ -1,11 +1,11 @@
 import type { IncomingMessage } from 'node:http';
 import { parsePlatform } from '../oci/types.ts';
 import { decodeAuthHeader } from '../registry/index.ts';
-import { pipeline } from 'node:stream/promises';
 import { EngineError } from '../common/errors.ts';
 import { parseFilters } from '../engine/filters.ts';
 import { encodeImageInspect, encodeImageSummary } from './encode-images.ts';
 import { JsonStream, qBool, type Router, sendJson } from './router.ts';
+import { sendStream } from './stream.ts';
 
 /** Image endpoints; registered last because `/images/{name}/…` captures slashes. */
 export function imageRoutes(r: Router): void {
@@ -33,9 +33,7 @@ export function imageRoutes(r: Router): void {
 
   r.add('GET', '/images/get', async ({ res, engine, query, signal }) => {
     const names = query.getAll('names');
-    const tar = engine.saveImages(names, signal);
-    res.writeHead(200, { 'Content-Type': 'application/x-tar' });
-    await pipeline(tar, res).catch(() => res.destroy());
+    await sendStream(res, engine.saveImages(names, signal), signal, { 'Content-Type': 'application/x-tar' });
   });
 
   r.add('POST', '/images/prune', async ({ res, engine, query }) => {
@@ -103,9 +101,7 @@ export function imageRoutes(r: Router): void {
   });
 
   r.add('GET', '/images/{name}/get', async ({ res, engine, params, signal }) => {
-    const tar = engine.saveImages([params[0]!], signal);
-    res.writeHead(200, { 'Content-Type': 'application/x-tar' });
-    await pipeline(tar, res).catch(() => res.destroy());
+    await sendStream(res, engine.saveImages([params[0]!], signal), signal, { 'Content-Type': 'application/x-tar' });
   });
 
   r.add('POST', '/images/{name}/tag', async ({ res, engine, params, query }) => {

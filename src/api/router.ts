@@ -42,11 +42,20 @@ export class Router {
       if (!m) continue;
       pathMatched = true;
       if (r.method === method || (method === 'HEAD' && r.method === 'GET')) {
-        return { handler: r.handler, params: m.slice(1).map((p) => decodeURIComponent(p)) };
+        return { handler: r.handler, params: m.slice(1).map(decodeParam) };
       }
     }
     if (pathMatched) return { handler: () => { throw new EngineError('INVALID_ARGUMENT', `method ${method} not allowed on ${path}`); }, params: [] };
     return undefined;
+  }
+}
+
+/** A path segment as the client meant it; a malformed %-escape is the client's error (400), not ours. */
+function decodeParam(p: string): string {
+  try {
+    return decodeURIComponent(p);
+  } catch {
+    throw new EngineError('INVALID_ARGUMENT', `invalid escape in the URL path: ${JSON.stringify(p)}`);
   }
 }
 
@@ -122,6 +131,8 @@ export class JsonStream {
   }
 
   write(msg: object): void {
+    // Progress keeps coming after the client hung up (or after an until-timer ended the body).
+    if (this.res.writableEnded || this.res.destroyed) return;
     this.start();
     this.res.write(JSON.stringify(msg) + '\r\n');
   }
@@ -132,6 +143,7 @@ export class JsonStream {
   }
 
   end(): void {
+    if (this.res.writableEnded || this.res.destroyed) return;
     this.start();
     this.res.end();
   }

@@ -9,6 +9,9 @@ import { encodeImageSummary } from './encode-images.ts';
 import { encodeVolume } from './volumes.ts';
 import { readJsonBody, type Router, sendJson } from './router.ts';
 import { API_VERSION, MIN_API_VERSION } from './server.ts';
+import { clientGone } from './stream.ts';
+
+const EVENTS_BACKLOG = 4 << 20;
 
 let runcVersion: string | undefined;
 async function runc(): Promise<string> {
@@ -66,7 +69,7 @@ export function systemRoutes(r: Router): void {
       Images: i.images,
       Driver: 'overlay2',
       DriverStatus: [['Backing Filesystem', 'extfs'], ['Supports d_type', 'true'], ['Native Overlay Diff', 'true']],
-      Plugins: { Volume: ['local'], Network: ['bridge', 'host', 'none'], Authorization: null, Log: ['k8s-file'] },
+      Plugins: { Volume: ['local'], Network: ['bridge', 'host', 'none'], Authorization: null, Log: ['json-file', 'local', 'none'] },
       MemoryLimit: true,
       SwapLimit: true,
       CpuCfsPeriod: true,
@@ -79,7 +82,7 @@ export function systemRoutes(r: Router): void {
       NFd: 0,
       NGoroutines: 0,
       SystemTime: new Date().toISOString(),
-      LoggingDriver: 'k8s-file',
+      LoggingDriver: 'json-file',
       CgroupDriver: 'cgroupfs',
       CgroupVersion: fs.existsSync('/sys/fs/cgroup/cgroup.controllers') ? '2' : '1',
       NEventsListener: 0,
@@ -127,23 +130,28 @@ export function systemRoutes(r: Router): void {
     });
   });
 
-  r.add('GET', '/events', async ({ req, res, engine, query, signal }) => {
+  r.add('GET', '/events', async ({ res, engine, query, signal }) => {
     const f = { since: qTime(query.get('since')), until: qTime(query.get('until')), filters: parseFilters(query.get('filters')) };
     res.writeHead(200, { 'Content-Type': 'application/json' });
     res.flushHeaders();
-    const send = (e: EngineEvent) => res.write(JSON.stringify(e) + '\n');
+    // Events come from the engine whatever the client does: one that stops reading is
+    // dropped once it has EVENTS_BACKLOG bytes waiting, instead of growing the daemon.
+    const send = (e: EngineEvent) => {
+      if (res.writableEnded || res.destroyed) return;
+      if (res.writableLength > EVENTS_BACKLOG) return void res.destroy();
+      res.write(JSON.stringify(e) + '\n');
+    };
     if (f.since !== undefined) for (const e of engine.pastEvents(f)) send(e);
     const nowS = Date.now() / 1000;
     if (f.until !== undefined && f.until <= nowS) return void res.end();
     const unsubscribe = engine.subscribeEvents(f, send);
     const timer = f.until !== undefined ? setTimeout(() => res.end(), (f.until - nowS) * 1000) : undefined;
-    await new Promise<void>((resolve) => {
-      signal.addEventListener('abort', () => resolve(), { once: true });
-      res.on('finish', () => resolve());
-      req.on('close', () => resolve());
-    });
-    unsubscribe();
-    clearTimeout(timer);
+    try {
+      await Promise.race([clientGone(signal), new Promise((resolve) => res.once('finish', resolve))]);
+    } finally {
+      unsubscribe();
+      clearTimeout(timer);
+    }
   });
 
   r.add('POST', '/auth', async ({ req, res, engine }) => {

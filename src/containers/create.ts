@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { invalid } from '../common/errors.ts';
+import { normalizeLogConfig } from './logconfig.ts';
 import { NAME_PATTERN } from '../common/ids.ts';
 import type { ContainerConfig as ImageRunConfig } from '../oci/types.ts';
 import { mergeHealthConfig, parseHealthConfig } from './health.ts';
@@ -105,7 +106,7 @@ export function normalizeHostConfig(h: Partial<HostConfig> | null | undefined): 
     Dns: strArray(src.Dns, 'Dns') ?? [],
     DnsSearch: strArray(src.DnsSearch, 'DnsSearch') ?? [],
     DnsOptions: strArray(src.DnsOptions, 'DnsOptions') ?? [],
-    LogConfig: { Type: 'k8s-file', Config: {} },
+    LogConfig: normalizeLogConfig(src.LogConfig),
   };
   if (out.Memory < 0 || out.MemoryReservation < 0 || out.NanoCpus < 0 || out.CpuShares < 0) throw invalid('resource limits cannot be negative');
   if (out.NanoCpus && (out.CpuQuota || out.CpuPeriod)) throw invalid('Conflicting options: Nano CPUs and CPU Period/Quota cannot both be set');
@@ -116,7 +117,27 @@ export function normalizeHostConfig(h: Partial<HostConfig> | null | undefined): 
     throw invalid(`invalid network mode "${out.NetworkMode}"`);
   }
   if (src.Tmpfs && (typeof src.Tmpfs !== 'object' || Object.keys(src.Tmpfs).some((k) => !k.startsWith('/')))) throw invalid('tmpfs mount points must be absolute paths');
+  checkUnhonouredOptions(out);
   return out;
+}
+
+/**
+ * Options keel cannot honour are refused at create, not accepted and
+ * ignored: a user who asked for an AppArmor profile, an SELinux label or a
+ * user namespace must not get a container without it and believe otherwise.
+ * What is honoured: apparmor=unconfined and label=disable (keel applies no
+ * LSM profile or label), the host user namespace (keel's only one).
+ */
+function checkUnhonouredOptions(h: HostConfig): void {
+  for (const o of h.SecurityOpt ?? []) {
+    const i = o.search(/[=:]/);
+    const k = i < 0 ? o : o.slice(0, i);
+    const v = i < 0 ? '' : o.slice(i + 1);
+    if (k === 'apparmor' && v !== 'unconfined') throw invalid(`--security-opt ${o}: keel does not apply AppArmor profiles (only apparmor=unconfined is accepted)`);
+    if (k === 'label' && v !== 'disable') throw invalid(`--security-opt ${o}: keel does not apply SELinux labels (only label=disable is accepted)`);
+  }
+  const userns = typeof h.UsernsMode === 'string' ? h.UsernsMode : '';
+  if (userns !== '' && userns !== 'host') throw invalid(`--userns=${userns}: keel runs containers in the host user namespace only (use --userns=host or leave it unset)`);
 }
 
 const nonEmpty = (v: unknown): boolean => (Array.isArray(v) ? v.length > 0 : !!v && typeof v === 'object' && Object.keys(v).length > 0);

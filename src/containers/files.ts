@@ -20,13 +20,35 @@ import type { ContainerService } from './service.ts';
 import { openDirIn, statIn } from './scoped.ts';
 import { type ContainerRecord, isRunning } from './types.ts';
 
-/** Mounts the rootfs of a stopped container for the duration of an operation. */
+/**
+ * Mounts the rootfs of a stopped container for the duration of an operation
+ * (the caller holds the container's mutex). Holds are counted, so a second
+ * cp while a first one streams does not lose the mount under the first.
+ * The release must run under the mutex too: use releaseLater() for one that
+ * runs after the mutex was given back (an archive stream's end), or a start
+ * or another cp in between would have the rootfs unmounted under it.
+ */
+const rootfsHolds = new Map<string, number>();
+
 async function acquireRootfs(svc: ContainerService, rec: ContainerRecord): Promise<() => Promise<void>> {
-  if (svc.isMounted(rec.id)) return async () => {};
-  await svc.mount(rec.id);
+  const held = rootfsHolds.get(rec.id) ?? 0;
+  if (!held && svc.isMounted(rec.id)) return async () => {}; // mounted by a run: not ours to unmount
+  if (!held) await svc.mount(rec.id);
+  rootfsHolds.set(rec.id, held + 1);
+  let released = false;
   return async () => {
+    if (released) return;
+    released = true;
+    const left = (rootfsHolds.get(rec.id) ?? 1) - 1;
+    if (left > 0) return void rootfsHolds.set(rec.id, left);
+    rootfsHolds.delete(rec.id);
     if (!isRunning(rec)) await svc.unmount(rec.id).catch(() => {});
   };
+}
+
+/** A release that runs outside the caller's mutex section: it takes the mutex itself. */
+function releaseLater(svc: ContainerService, rec: ContainerRecord, release: () => Promise<void>): () => Promise<void> {
+  return () => svc.mutex.run(rec.id, release);
 }
 
 /**
@@ -186,12 +208,12 @@ export async function commit(svc: ContainerService, ref: string, o: CommitOption
 /** docker export: a tar of the whole rootfs. */
 export async function exportRootfs(svc: ContainerService, ref: string): Promise<Readable> {
   const rec = svc.find(ref);
-  const release = await svc.mutex.run(rec.id, () => acquireRootfs(svc, rec));
+  const release = releaseLater(svc, rec, await svc.mutex.run(rec.id, () => acquireRootfs(svc, rec)));
   const out = new PassThrough();
   const tar = tarDirectory(svc.rootfs(rec.id));
   tar.on('error', (e) => out.destroy(e));
   tar.pipe(out);
-  out.on('close', () => void release());
+  out.on('close', () => (tar.destroy(), void release()));
   svc.event('export', rec);
   return out;
 }
@@ -283,11 +305,13 @@ export async function getArchive(svc: ContainerService, ref: string, p: string |
       const thaw = await freeze(svc, rec);
       let undoView: (() => Promise<void>) | undefined;
       let parent: ReturnType<typeof openDirIn> | undefined;
+      // Runs at the stream's end, after the mutex was given back (or under it, on an early failure).
+      let underMutex = true;
       const finish = async () => {
         parent?.close();
         await undoView?.();
         await thaw();
-        await release();
+        await (underMutex ? release() : releaseLater(svc, rec, release)());
       };
       let s: ReturnType<typeof statIn>;
       try {
@@ -311,8 +335,9 @@ export async function getArchive(svc: ContainerService, ref: string, p: string |
       // runs again, so a client's next request finds it as before.
       tar.pipe(out, { end: false });
       tar.on('end', () => void finishOnce().then(() => out.end(), (e) => out.destroy(e)));
-      out.on('close', () => void finishOnce());
+      out.on('close', () => (tar.destroy(), void finishOnce()));
       handedOff = true;
+      underMutex = false;
       return { stat, tar: out };
     } finally {
       if (!handedOff) await release();

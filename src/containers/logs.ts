@@ -1,7 +1,11 @@
 import { EngineError } from '../common/errors.ts';
-import { readLog, type LogEntry } from '../runtime/index.ts';
+import fs from 'node:fs';
+import zlib from 'node:zlib';
+import { lastLines, parseLogStream, readLog, type LogEntry } from '../runtime/logs.ts';
+import { logsReadable } from './logconfig.ts';
+import { logFiles } from './logrotate.ts';
 import type { ContainerService } from './service.ts';
-import { isRunning } from './types.ts';
+import { type ContainerRecord, isRunning } from './types.ts';
 
 export interface LogOptions {
   stdout?: boolean;
@@ -29,11 +33,22 @@ export function parseTime(v: string | null | undefined, what: string): number | 
  * the stream ends when the container stops (as docker's does), after the
  * last records written before the exit.
  */
-export async function* containerLogs(svc: ContainerService, ref: string, o: LogOptions): AsyncGenerator<LogEntry> {
+export function containerLogs(svc: ContainerService, ref: string, o: LogOptions): AsyncGenerator<LogEntry> {
+  // Checked now, not at the first record: the API answers with an error before its headers.
   const rec = svc.find(ref);
+  if (!logsReadable(rec.hostConfig)) {
+    throw new EngineError('INVALID_ARGUMENT', 'configured logging driver does not support reading');
+  }
+  return records(svc, rec, o);
+}
+
+async function* records(svc: ContainerService, rec: ContainerRecord, o: LogOptions): AsyncGenerator<LogEntry> {
   const want = (e: LogEntry) => (e.stream === 'stdout' ? o.stdout !== false : o.stderr !== false);
   const file = svc.logPath(rec.id);
   const follow = !!o.follow && isRunning(rec);
+  // Older rotated files first (max-file), then the live one.
+  const older = logFiles(file).slice(0, -1);
+  if (older.length) yield* olderRecords(older, file, o, want);
   if (!follow) {
     for await (const e of readLog(file, { tail: o.tail, since: o.since, until: o.until, signal: o.signal })) if (want(e)) yield e;
     return;
@@ -66,4 +81,43 @@ export async function* containerLogs(svc: ContainerService, ref: string, o: LogO
     svc.bus.off(`exit:${rec.id}`, onExit);
     o.signal?.removeEventListener('abort', stop);
   }
+}
+
+/**
+ * Records of the rotated files (oldest first). With a tail, only what the
+ * live file lacks is taken from them: the live file's lines are counted
+ * first, the rest come from the newest older files (each at most max-size).
+ */
+async function* olderRecords(files: { path: string; gzip: boolean }[], live: string, o: LogOptions, want: (e: LogEntry) => boolean): AsyncGenerator<LogEntry> {
+  const read = (f: { path: string; gzip: boolean }) => {
+    const src = fs.createReadStream(f.path);
+    return parseLogStream(f.gzip ? src.pipe(zlib.createGunzip()).on('error', (e) => src.destroy(e)) : src, { since: o.since, until: o.until });
+  };
+  if (o.tail === undefined) {
+    for (const f of files) {
+      try {
+        for await (const e of read(f)) if (want(e)) yield e;
+      } catch {
+        // rotated away meanwhile
+      }
+    }
+    return;
+  }
+  // How many lines the live file already gives.
+  let have = 0;
+  for await (const e of readLog(live, { tail: o.tail, since: o.since, until: o.until })) if (!e.partial) have++;
+  let need = o.tail - have;
+  const picked: LogEntry[][] = [];
+  for (let i = files.length - 1; i >= 0 && need > 0; i--) {
+    const all: LogEntry[] = [];
+    try {
+      for await (const e of read(files[i]!)) all.push(e);
+    } catch {
+      continue;
+    }
+    const last = lastLines(all, need);
+    need -= last.filter((e) => !e.partial).length;
+    picked.unshift(last);
+  }
+  for (const batch of picked) for (const e of batch) if (want(e)) yield e;
 }

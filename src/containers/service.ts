@@ -7,6 +7,8 @@ import { mkdirp } from '../common/fs.ts';
 import { newId, randomName } from '../common/ids.ts';
 import { KeyedMutex } from '../common/lock.ts';
 import { log } from '../common/log.ts';
+import { conmonLogOptions, logPolicy } from './logconfig.ts';
+import { keepRotatedLogs } from './logrotate.ts';
 import type { ImageService } from '../images/service.ts';
 import { unmount } from '../snapshots/overlay.ts';
 import { type AttachSession, buildSpec, type ExitInfo, type OciRuntime, specToJson } from '../runtime/index.ts';
@@ -248,7 +250,7 @@ export class ContainerService {
       // StdinOnce closes stdin when the attached client leaves, but only without a
       // TTY: with one, a client leaving (detach keys) is not an EOF (as in dockerd).
       const leaveStdinOpen = c.OpenStdin && (!c.StdinOnce || c.Tty);
-      const { pid } = await this.driver.create(id, rd, { tty: c.Tty, stdin: c.OpenStdin, leaveStdinOpen, logPath: this.logPath(id), name: rec.name });
+      const { pid } = await this.driver.create(id, rd, { tty: c.Tty, stdin: c.OpenStdin, leaveStdinOpen, name: rec.name, ...conmonLogOptions(rec.hostConfig, this.logPath(id)) });
       created = true;
       await this.connectPending(id);
       await this.driver.start(id);
@@ -370,6 +372,8 @@ export class ContainerService {
 
   monitor(rec: ContainerRecord): void {
     exit.monitor(this, rec);
+    // max-file: keep the files conmon rotates away while the container runs.
+    this.bus.once(`exit:${rec.id}`, keepRotatedLogs(this.logPath(rec.id), logPolicy(rec.hostConfig)));
   }
 
   /** Records an exit and releases what the run held: runtime state, network, mount. */

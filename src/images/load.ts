@@ -10,6 +10,7 @@ import { type Digest, parseDigest, sha256 } from '../oci/digest.ts';
 import { isIndexType, MediaType } from '../oci/mediatypes.ts';
 import { familiarName, formatReference, parseReference } from '../oci/reference.ts';
 import { type Descriptor, hostPlatform, type Index, parseImageDocument, platformMatches } from '../oci/types.ts';
+import { loadLegacyArchive } from './load-legacy.ts';
 import type { ImageService, PreApplied } from './service.ts';
 import type { ImageRecord } from './store.ts';
 
@@ -20,6 +21,7 @@ const MAX_SMALL_TOTAL = 64 << 20;
 const MAX_ENTRIES = 100_000;
 
 type Entry = { kind: 'mem'; data: Buffer; digest: Digest } | { kind: 'blob'; digest: Digest; size: number };
+export type ArchiveEntry = Entry;
 
 export interface LoadResult {
   /** What docker prints: `Loaded image: name:tag` or `Loaded image ID: sha256:…`. */
@@ -90,7 +92,11 @@ export async function loadArchive(images: ImageService, source: Readable, opts: 
   try {
     if (files.has('manifest.json')) return await loadDockerArchive(images, lookup, preApplied, opts.signal);
     if (files.has('index.json')) return await loadOciLayout(images, lookup, preApplied, opts.signal);
-    throw new EngineError('INVALID_ARGUMENT', 'invalid image archive: neither manifest.json (docker save) nor index.json (OCI layout) found');
+    if (files.has('repositories')) {
+      const helpers = { bytesOf: (e: Entry, max?: number) => bytesOf(images, e, max), asBlob: (e: Entry, t: string) => asBlob(images, e, t), layerType: (e: Entry) => layerType(images, e) };
+      return await loadLegacyArchive(images, lookup, preApplied, helpers, opts.signal);
+    }
+    throw new EngineError('INVALID_ARGUMENT', 'invalid image archive: neither manifest.json (docker save), index.json (OCI layout) nor repositories (legacy docker save) found');
   } finally {
     // Trees of layers that were present already, or did not match a diff_id.
     for (const p of preApplied.values()) await images.snapshots.discardScratch(p.dir);

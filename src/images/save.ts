@@ -64,16 +64,7 @@ export function saveImages(images: ImageService, refs: string[], signal?: AbortS
         if (written.has(name)) continue;
         written.add(name);
         const src = plain ? images.content.openRead(blob.digest) : decompress(images.content.openRead(blob.digest), layerCompression(blob.mediaType) ?? 'auto');
-        await new Promise<void>((res, rej) => {
-          const sink = pack.entry({ name, size, mode: 0o644, mtime: new Date(0) }, (e) => (e ? rej(e) : res()));
-          (async () => {
-            for await (const chunk of src) {
-              signal?.throwIfAborted();
-              if (!sink.write(chunk)) await new Promise<void>((r) => sink.once('drain', () => r()));
-            }
-            sink.end(undefined as never);
-          })().catch(rej);
-        });
+        await writeEntry(pack, { name, size, mode: 0o644, mtime: new Date(0) }, src, signal);
       }
       await add(`blobs/sha256/${digestHex(rec.id)}`, config);
       const manifest: Manifest = {
@@ -105,6 +96,34 @@ export function saveImages(images: ImageService, refs: string[], signal?: AbortS
     pack.finalize();
   })().catch((e) => pack.destroy(e));
   return Readable.from(pack);
+}
+
+/**
+ * Copies `src` into a new tar entry. The pack is destroyed when the client
+ * goes away: the entry's sink then errors (ERR_STREAM_PREMATURE_CLOSE), so it
+ * gets a listener, a wait for 'drain' also ends on that, and the layer's
+ * file is closed on every path.
+ */
+async function writeEntry(pack: tarStream.Pack, header: Parameters<tarStream.Pack["entry"]>[0], src: Readable, signal?: AbortSignal): Promise<void> {
+  let sink!: ReturnType<tarStream.Pack['entry']>;
+  const sinkDone = new Promise<void>((res, rej) => {
+    sink = pack.entry(header, (e) => (e ? rej(e) : res()));
+    sink.on('error', rej);
+    sink.on('close', () => rej(new EngineError('CANCELLED', 'the archive was closed before the layer was written')));
+  });
+  sinkDone.catch(() => {}); // awaited below; an early failure must not count as unhandled meanwhile
+  try {
+    for await (const chunk of src) {
+      signal?.throwIfAborted();
+      if (!sink.write(chunk)) await Promise.race([new Promise<void>((r) => sink.once('drain', () => r())), sinkDone]);
+    }
+    sink.end(undefined as never);
+    await sinkDone;
+  } catch (e) {
+    src.destroy();
+    sink.destroy();
+    throw e;
+  }
 }
 
 function sameName(normalized: string, ref: string): boolean {

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { PassThrough, Writable } from 'node:stream';
 import unixSocket from 'node-unix-socket';
 import { EngineError, errnoCode } from '../common/errors.ts';
+import { log } from '../common/log.ts';
 
 /**
  * conmon's attach socket is AF_UNIX SOCK_SEQPACKET, which node:net cannot
@@ -23,6 +24,14 @@ export interface AttachSession {
 
 const STDOUT_PIPE = 2;
 const STDERR_PIPE = 3;
+/**
+ * Output waiting for a reader that paused (a client whose socket is full).
+ * node-unix-socket reads conmon's packets as they come and cannot stop
+ * (it has no pause), so the pause ends here: past this many bytes per
+ * stream, output is dropped instead of growing the daemon without bound.
+ * A reader that keeps up never comes near it.
+ */
+const MAX_PENDING = 16 << 20;
 /** conmon reads at most 32 KiB - 1 per packet from a client. */
 const MAX_PACKET = 32767;
 
@@ -57,12 +66,18 @@ export function connectAttach(socketDir: string, opts: { timeoutMs?: number } = 
     }
     resolveDone();
   };
+  let dropped = 0;
   sock.on('data', (buf: Buffer) => {
     if (buf.length < 1) return;
     const kind = buf[0];
-    const data = buf.subarray(1);
-    if (kind === STDERR_PIPE) stderr.write(data);
-    else if (kind === STDOUT_PIPE) stdout.write(data);
+    const target = kind === STDERR_PIPE ? stderr : kind === STDOUT_PIPE ? stdout : undefined;
+    if (!target || target.writableEnded) return;
+    if (target.readableLength + target.writableLength > MAX_PENDING) {
+      if (!dropped) log.warn('attach client is not reading: dropping container output beyond the buffer', { socket: sockPath, bufferBytes: MAX_PENDING });
+      dropped += buf.length - 1;
+      return;
+    }
+    target.write(buf.subarray(1));
   });
   sock.on('end', finish);
   sock.on('close', finish);

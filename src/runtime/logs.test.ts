@@ -45,3 +45,33 @@ test('readLog: all, tail (joins partials), since/until, follow', async () => {
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('readLog tail: across 1 MiB chunks, and in bounded memory on a log with no newlines', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'keel-log-'));
+  try {
+    const file = path.join(dir, 'c.log');
+    const lines: string[] = [];
+    for (let i = 0; i < 60_000; i++) lines.push(`2024-05-01T10:00:01.${String(i).padStart(9, '0')}Z stdout F line ${i} ${'x'.repeat(40)}`);
+    fs.writeFileSync(file, lines.join('\n') + '\n');
+    const tail = await all(file, { tail: 3 });
+    assert.deepEqual(tail.map((l) => l.split(' ').slice(0, 2).join(' ')), ['stdout:line 59997', 'stdout:line 59998', 'stdout:line 59999']);
+    // 40 MiB of output without a newline: conmon writes it as partial (P) records.
+    const fd = fs.openSync(file, 'w');
+    const rec = Buffer.from(`2024-05-01T10:00:02.000000000Z stdout P ${'y'.repeat(8192)}\n`);
+    for (let i = 0; i < (40 << 20) / rec.length; i++) fs.writeSync(fd, rec);
+    fs.writeSync(fd, Buffer.from('2024-05-01T10:00:03.000000000Z stdout P the end\n'));
+    fs.closeSync(fd);
+    const before = process.memoryUsage().rss;
+    let bytes = 0;
+    let last = '';
+    for await (const e of readLog(file, { tail: 1 })) {
+      bytes += e.line.length;
+      last = e.line.toString();
+    }
+    assert.equal(last, 'the end');
+    assert.ok(bytes <= 17 << 20, `tail returned ${bytes} bytes`);
+    assert.ok(process.memoryUsage().rss - before < 80 << 20, 'tail of a newline-less log stays bounded');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});

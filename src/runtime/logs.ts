@@ -75,7 +75,7 @@ function splitRecords(buf: Buffer, out: LogEntry[]): Buffer {
 }
 
 /** Keeps the records making up the last `n` lines (a line = P records up to an F). */
-function lastLines(entries: LogEntry[], n: number): LogEntry[] {
+export function lastLines(entries: LogEntry[], n: number): LogEntry[] {
   if (n <= 0) return [];
   let lines = 0;
   let i = entries.length;
@@ -91,6 +91,46 @@ function lastLines(entries: LogEntry[], n: number): LogEntry[] {
 }
 
 const CHUNK = 1 << 20;
+/**
+ * A tail reads backwards at most this much: a log without newlines (one
+ * endless partial line) would otherwise be read whole into memory to find
+ * where its "last line" starts. Past it, the tail starts at the first
+ * record boundary within the bound.
+ */
+export const TAIL_MAX_BYTES = 16 << 20;
+
+/**
+ * The records making up the last `n` lines, read backwards in 1 MiB chunks,
+ * each chunk parsed once, in bounded memory (TAIL_MAX_BYTES).
+ */
+async function readTail(fh: fsp.FileHandle, size: number, n: number, keep: (e: LogEntry) => boolean): Promise<LogEntry[]> {
+  if (n <= 0) return [];
+  let pos = size;
+  let carry: Buffer = Buffer.alloc(0); // the unterminated start of the region read so far
+  const batches: LogEntry[][] = []; // newest first
+  let lines = 0;
+  while (pos > 0 && size - pos < TAIL_MAX_BYTES) {
+    const from = Math.max(0, pos - CHUNK);
+    const chunk = Buffer.alloc(pos - from);
+    await fh.read(chunk, 0, chunk.length, from);
+    pos = from;
+    const data = carry.length ? Buffer.concat([chunk, carry]) : chunk;
+    // Before the first newline is the tail end of a record that starts earlier (unless at offset 0).
+    const cut = pos === 0 ? 0 : data.indexOf(10) + 1;
+    if (pos > 0 && cut === 0) {
+      carry = data;
+      continue;
+    }
+    carry = data.subarray(0, cut);
+    const parsed: LogEntry[] = [];
+    splitRecords(data.subarray(cut), parsed);
+    const kept = parsed.filter(keep);
+    batches.push(kept);
+    lines += kept.filter((e) => !e.partial).length;
+    if (lines > n) break;
+  }
+  return lastLines(batches.reverse().flat(), n);
+}
 
 /**
  * Reads a k8s-file log as an async stream of records, stdout and stderr kept
@@ -116,24 +156,7 @@ export async function* readLog(logPath: string, opts: ReadLogOptions = {}): Asyn
     let size = (await fh.stat()).size;
     let entries: LogEntry[] = [];
     if (opts.tail !== undefined && opts.tail >= 0) {
-      // Read backwards until enough complete lines are in hand.
-      let pos = size;
-      let acc = Buffer.alloc(0);
-      for (;;) {
-        const from = Math.max(0, pos - CHUNK);
-        const chunk = Buffer.alloc(pos - from);
-        await fh.read(chunk, 0, chunk.length, from);
-        acc = Buffer.concat([chunk, acc]);
-        pos = from;
-        const firstNl = pos === 0 ? -1 : acc.indexOf(10);
-        const parsed: LogEntry[] = [];
-        splitRecords(pos === 0 ? acc : acc.subarray(firstNl + 1), parsed);
-        const filtered = parsed.filter(keep);
-        if (pos === 0 || filtered.filter((e) => !e.partial).length > opts.tail) {
-          entries = lastLines(filtered, opts.tail);
-          break;
-        }
-      }
+      entries = await readTail(fh, size, opts.tail, keep);
     } else {
       let pos = 0;
       let rest: Buffer = Buffer.alloc(0);
@@ -194,20 +217,50 @@ async function* follow(fh: fsp.FileHandle, logPath: string, start: number, keep:
   let pos = start;
   let rest: Buffer = Buffer.alloc(0);
   const chunk = Buffer.alloc(1 << 16);
-  while (!opts.signal?.aborted) {
-    const { size } = await fh.stat();
-    if (size < pos) {
-      pos = 0; // truncated (log rotation): start over
-      rest = Buffer.alloc(0);
+  let cur = fh;
+  try {
+    while (!opts.signal?.aborted) {
+      const st = await cur.stat();
+      if (st.size < pos) {
+        pos = 0; // truncated (log rotation): start over
+        rest = Buffer.alloc(0);
+      }
+      if (st.size > pos) {
+        const { bytesRead } = await cur.read(chunk, 0, chunk.length, pos);
+        pos += bytesRead;
+        const batch: LogEntry[] = [];
+        rest = splitRecords(Buffer.concat([rest, chunk.subarray(0, bytesRead)]), batch);
+        for (const e of batch) if (keep(e)) yield e;
+        continue;
+      }
+      // All of this file is read: if a rotation put a new file at the path, go on with that one.
+      const now = await fsp.stat(logPath).catch(() => undefined);
+      if (now && now.ino !== st.ino) {
+        const next = await fsp.open(logPath, 'r').catch(() => undefined);
+        if (next) {
+          if (cur !== fh) await cur.close();
+          cur = next;
+          pos = 0;
+          rest = Buffer.alloc(0);
+          continue;
+        }
+      }
+      await sleep(opts.pollMs ?? 1000, opts.signal, logPath);
     }
-    if (size > pos) {
-      const { bytesRead } = await fh.read(chunk, 0, chunk.length, pos);
-      pos += bytesRead;
-      const batch: LogEntry[] = [];
-      rest = splitRecords(Buffer.concat([rest, chunk.subarray(0, bytesRead)]), batch);
-      for (const e of batch) if (keep(e)) yield e;
-      continue;
-    }
-    await sleep(opts.pollMs ?? 1000, opts.signal, logPath);
+  } finally {
+    if (cur !== fh) await cur.close();
+  }
+}
+
+/** Parses k8s-file records from a stream (a gzipped rotated file, say), filtered by since/until. */
+export async function* parseLogStream(source: AsyncIterable<Buffer | Uint8Array>, opts: Pick<ReadLogOptions, 'since' | 'until'> = {}): AsyncGenerator<LogEntry> {
+  const since = opts.since !== undefined ? toNs(opts.since) : undefined;
+  const until = opts.until !== undefined ? toNs(opts.until) : undefined;
+  let rest: Buffer = Buffer.alloc(0);
+  for await (const c of source) {
+    const batch: LogEntry[] = [];
+    rest = splitRecords(Buffer.concat([rest, Buffer.from(c)]), batch);
+    if (rest.length > TAIL_MAX_BYTES) rest = Buffer.alloc(0); // a record that long is not a record
+    for (const e of batch) if ((since === undefined || e.timeNs >= since) && (until === undefined || e.timeNs < until)) yield e;
   }
 }

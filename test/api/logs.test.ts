@@ -1,0 +1,97 @@
+/**
+ * Logging drivers honoured: max-size/max-file bound the disk whatever the
+ * container writes, rotated files are still read by `docker logs`, the
+ * driver is reported by docker's name, and `none` keeps nothing.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { TestDaemon } from '../helpers/daemon.ts';
+
+const d = new TestDaemon('keel-logs');
+before(async () => {
+  await d.start();
+  await d.importBusybox('bb:1');
+});
+after(() => d.cleanup());
+
+function logDirFiles(id: string): { name: string; size: number; ino: number }[] {
+  const dir = path.join(d.dataRoot, 'containers', id);
+  return fs.readdirSync(dir).filter((n) => n.startsWith('container.log')).map((n) => {
+    const st = fs.statSync(path.join(dir, n));
+    return { name: n, size: st.size, ino: st.ino };
+  });
+}
+
+/** Disk use of the log: distinct inodes only (.keep is a hard link to the live file). */
+function diskUse(files: { size: number; ino: number }[]): number {
+  const seen = new Map<number, number>();
+  for (const f of files) seen.set(f.ino, f.size);
+  return [...seen.values()].reduce((a, b) => a + b, 0);
+}
+
+test('json-file max-size=1m max-file=2: 20 MB of output stays within 2 MB of files, logs still read', async () => {
+  // ~20 MB: 200k lines of 100 bytes, numbered so the end can be checked.
+  const script = 'i=0; while [ $i -lt 200000 ]; do printf "%08d %091d\\n" $i 0; i=$((i+1)); done';
+  const r = await d.docker(['run', '--name', 'big', '--log-opt', 'max-size=1m', '--log-opt', 'max-file=2', 'bb:1', 'sh', '-c', script]);
+  assert.equal(r.code, 0, r.stderr);
+  const id = (await d.docker(['inspect', '-f', '{{.Id}}', 'big'])).stdout.trim();
+  const files = logDirFiles(id);
+  const use = diskUse(files);
+  assert.ok(use <= 2 * 1_000_000 + 64 * 1024, `log files use ${use} bytes: ${JSON.stringify(files)}`);
+  assert.ok(files.some((f) => f.name === 'container.log.1'), `an older file is kept: ${JSON.stringify(files)}`);
+  const cfg = await d.docker(['inspect', '-f', '{{json .HostConfig.LogConfig}}', 'big']);
+  assert.deepEqual(JSON.parse(cfg.stdout), { Type: 'json-file', Config: { 'max-file': '2', 'max-size': '1m' } });
+  const tail = await d.docker(['logs', '--tail', '2', 'big']);
+  assert.equal(tail.code, 0, tail.stderr);
+  assert.deepEqual(tail.stdout.trim().split('\n').map((l) => l.slice(0, 8)), ['00199998', '00199999']);
+  // All of what is kept, in order: the older file's lines then the live one's, ending at the last line.
+  const all = (await d.docker(['logs', 'big'])).stdout.trim().split('\n').map((l) => Number(l.slice(0, 8)));
+  // The older file is full (~1 MB of k8s-file records, ~7000 lines); the live one holds 0 to 1 MB more.
+  assert.ok(all.length >= 6000 && all.length <= 15_000, `${all.length} lines kept`);
+  assert.equal(all.at(-1), 199999);
+  for (let i = 1; i < all.length; i++) assert.ok(all[i]! > all[i - 1]!, `lines out of order at ${i}: ${all[i - 1]} then ${all[i]}`);
+});
+
+test('compress and the local driver: rotated files are gzipped and still read', async () => {
+  const script = 'i=0; while [ $i -lt 60000 ]; do printf "%08d %091d\\n" $i 0; i=$((i+1)); done';
+  const r = await d.docker(['run', '--name', 'loc', '--log-driver', 'local', '--log-opt', 'max-size=1m', '--log-opt', 'max-file=3', 'bb:1', 'sh', '-c', script]);
+  assert.equal(r.code, 0, r.stderr);
+  const id = (await d.docker(['inspect', '-f', '{{.Id}}', 'loc'])).stdout.trim();
+  const files = logDirFiles(id);
+  assert.ok(files.some((f) => /\.gz$/.test(f.name)), `rotated files are compressed: ${JSON.stringify(files)}`);
+  assert.ok(diskUse(files) <= 3 * 1_000_000 + 64 * 1024);
+  assert.equal((await d.docker(['inspect', '-f', '{{.HostConfig.LogConfig.Type}}', 'loc'])).stdout.trim(), 'local');
+  const all = (await d.docker(['logs', 'loc'])).stdout.trim().split('\n').map((l) => Number(l.slice(0, 8)));
+  assert.equal(all.at(-1), 59999);
+  for (let i = 1; i < all.length; i++) assert.ok(all[i]! === all[i - 1]! + 1, `gap at ${i}: ${all[i - 1]} then ${all[i]}`);
+});
+
+test('log driver none keeps nothing; logs refuses as docker does; unknown drivers are refused', async () => {
+  const r = await d.docker(['run', '--name', 'quiet', '--log-driver', 'none', 'bb:1', 'echo', 'hello']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, 'hello\n'); // attached output still arrives
+  const id = (await d.docker(['inspect', '-f', '{{.Id}}', 'quiet'])).stdout.trim();
+  assert.deepEqual(logDirFiles(id), []);
+  const logs = await d.docker(['logs', 'quiet']);
+  assert.notEqual(logs.code, 0);
+  assert.match(logs.stderr, /configured logging driver does not support reading/);
+  const bad = await d.docker(['run', '--log-driver', 'syslog', 'bb:1', 'true']);
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stderr, /logging driver "syslog" is not supported/);
+  assert.equal((await d.docker(['run', '--name', 'dflt', 'bb:1', 'true'])).code, 0);
+  assert.equal((await d.docker(['inspect', '-f', '{{.HostConfig.LogConfig.Type}}', 'dflt'])).stdout.trim(), 'json-file');
+});
+
+test('logs -f goes on across rotations', async () => {
+  // 3000 numbered lines in batches, so the 100 kB files rotate a few times while the follower reads.
+  const script = 'i=0; while [ $i -lt 3000 ]; do printf "%08d %091d\\n" $i 0; i=$((i+1)); [ $((i % 300)) = 0 ] && sleep 0.3; done; true';
+  const id = (await d.docker(['run', '-d', '--log-opt', 'max-size=100k', '--log-opt', 'max-file=2', 'bb:1', 'sh', '-c', script])).stdout.trim();
+  const f = await d.docker(['logs', '-f', id]);
+  assert.equal(f.code, 0, f.stderr);
+  const seen = f.stdout.trim().split('\n').map((l) => Number(l.slice(0, 8)));
+  assert.equal(seen.at(-1), 2999);
+  for (let i = 1; i < seen.length; i++) assert.equal(seen[i], seen[i - 1]! + 1, `gap at ${i}: ${seen[i - 1]} then ${seen[i]}`);
+  assert.equal(seen.length, 3000);
+});
