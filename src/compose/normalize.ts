@@ -247,6 +247,9 @@ function normalizeService(name: string, s: Tree, ctx: NormalizeContext): Service
   if (s.networks !== undefined) svc.networks = serviceNetworks(s.networks);
   else if (!svc.network_mode) svc.networks = { default: null };
   if (svc.network_mode && s.networks !== undefined) throw new EngineError('INVALID_ARGUMENT', `${where}: network_mode and networks cannot be combined`);
+  // a service whose network namespace another service lends it starts after that service
+  const lender = svc.network_mode?.startsWith('service:') ? svc.network_mode.slice(8) : undefined;
+  if (lender && !svc.depends_on[lender]) svc.depends_on[lender] = { condition: 'service_started', restart: true, required: true };
   if (s.healthcheck) svc.healthcheck = healthcheck(s.healthcheck as Tree, `${where}.healthcheck`);
   if (s.restart !== undefined) svc.restart = String(s.restart);
   if (deploy) svc.deploy = deploy;
