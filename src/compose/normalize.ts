@@ -46,19 +46,17 @@ export function normalizeProject(raw: Tree, ctx: NormalizeContext): Project {
     const active = !svc.profiles?.length || ctx.explicit.includes(name) || ctx.profiles.includes('*') || svc.profiles.some((p) => ctx.profiles.includes(p));
     (active ? services : disabled)[name] = svc;
   }
-  // services that an enabled service requires are enabled with it
-  for (let changed = true; changed; ) {
-    changed = false;
-    for (const svc of Object.values(services)) {
-      for (const [dep, d] of Object.entries(svc.depends_on)) {
-        if (d.required && disabled[dep]) {
-          services[dep] = disabled[dep]!;
-          delete disabled[dep];
-          changed = true;
-        }
+  // the dependencies of a service named on the command line are enabled with it (docker compose up web)
+  const pull = (name: string) => {
+    for (const [dep, d] of Object.entries(services[name]?.depends_on ?? {})) {
+      if (d.required && disabled[dep]) {
+        services[dep] = disabled[dep]!;
+        delete disabled[dep];
+        pull(dep);
       }
     }
-  }
+  };
+  ctx.explicit.forEach(pull);
   const networks: Record<string, NetworkConfig> = {};
   for (const [key, n] of Object.entries((raw.networks ?? {}) as Record<string, Tree | null>)) networks[key] = network(key, n ?? {}, ctx.name);
   const usesDefault = Object.values(services).some((s) => s.networks && 'default' in s.networks);
@@ -305,6 +303,9 @@ export function checkDependencies(p: Project): void {
   for (const svc of Object.values(p.services)) {
     for (const [dep, d] of Object.entries(svc.depends_on)) {
       if (p.services[dep]) continue;
+      if (p.disabled[dep] && d.required) {
+        throw new EngineError('INVALID_ARGUMENT', `service "${dep}" was pulled in as a dependency of service "${svc.name}" but is not enabled by the active profiles. You may fix this by adding a common profile to "${dep}" and "${svc.name}"`);
+      }
       if (p.disabled[dep] || !d.required) {
         delete svc.depends_on[dep];
         continue;
