@@ -86,7 +86,14 @@ export function loadProject(opts: LoadOptions = {}): Project {
   if ((merged.services === undefined || merged.services === null) && !merged.include) throw new EngineError('INVALID_ARGUMENT', `no service is defined in ${files.join(', ')}`);
 
   const profiles = opts.profiles?.length ? opts.profiles : (environment.COMPOSE_PROFILES ?? '').split(',').filter(Boolean);
-  const project = normalizeProject(merged, { name, workingDir: projectDir, configFiles: files, environment, profiles, explicit: opts.services ?? [] });
+  let project: Project;
+  try {
+    project = normalizeProject(merged, { name, workingDir: projectDir, configFiles: files, environment, profiles, explicit: opts.services ?? [] });
+  } catch (e) {
+    // a value's file is lost in the merge; name the files it came from
+    if (e instanceof EngineError && e.message.startsWith('services.')) throw new EngineError(e.code, `${files.join(', ')}: ${e.message}`);
+    throw e;
+  }
   checkDependencies(project);
   return project;
 }

@@ -26,6 +26,22 @@ export interface NormalizeContext {
 const str = (v: unknown) => (v === null || v === undefined ? undefined : typeof v === 'boolean' ? String(v) : String(v));
 const strList = (v: unknown): string[] | undefined => (v === undefined || v === null ? undefined : Array.isArray(v) ? v.map(String) : [String(v)]);
 
+/** A boolean that may arrive as a string after interpolation (Go's strconv.ParseBool, as compose-go). */
+function bool(v: unknown, where: string): boolean {
+  if (typeof v === 'boolean') return v;
+  const t = String(v);
+  if (['1', 't', 'T', 'true', 'TRUE', 'True', 'yes', 'y'].includes(t)) return true;
+  if (['0', 'f', 'F', 'false', 'FALSE', 'False', 'no', 'n', ''].includes(t)) return false;
+  throw new EngineError('INVALID_ARGUMENT', `${where}: invalid boolean "${t}"`);
+}
+
+/** A number that may arrive as a string after interpolation. */
+function num(v: unknown, where: string): number {
+  const n = typeof v === 'number' ? v : Number(String(v).trim());
+  if (String(v).trim() === '' || !Number.isFinite(n)) throw new EngineError('INVALID_ARGUMENT', `${where}: invalid number "${v}"`);
+  return n;
+}
+
 function strMap(v: unknown): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, x] of Object.entries(toMap(v))) out[k] = x === null || x === undefined ? '' : String(x);
@@ -157,7 +173,7 @@ function healthcheck(v: Tree, where: string): Healthcheck {
   if (v.test !== undefined) h.test = typeof v.test === 'string' ? ['CMD-SHELL', v.test] : (v.test as unknown[]).map(String);
   if (h.test?.[0] === 'NONE') h.disable = true;
   for (const k of ['interval', 'timeout', 'start_period', 'start_interval'] as const) if (v[k] !== undefined) h[k] = parseDuration(v[k], `${where}.${k}`);
-  if (v.retries !== undefined) h.retries = Number(v.retries);
+  if (v.retries !== undefined) h.retries = num(v.retries, `${where}.retries`);
   return h;
 }
 
@@ -229,7 +245,7 @@ function normalizeService(name: string, s: Tree, ctx: NormalizeContext): Service
     ports: (Array.isArray(s.ports) ? s.ports : []).flatMap((p, i) => parsePort(p, `${where}.ports[${i}]`)),
     volumes: (Array.isArray(s.volumes) ? s.volumes : []).map((v, i) => parseVolume(v, `${where}.volumes[${i}]`)),
     depends_on: dependsOn(s.depends_on),
-    scale: replicas === undefined ? 1 : Number(replicas),
+    scale: replicas === undefined || replicas === null ? 1 : num(replicas, `${where}.${deploy?.replicas !== undefined ? 'deploy.replicas' : 'scale'}`),
     labels: strMap(s.labels),
   };
   if (s.image !== undefined) svc.image = String(s.image);
@@ -257,11 +273,11 @@ function normalizeService(name: string, s: Tree, ctx: NormalizeContext): Service
   if (memRes !== undefined) svc.mem_reservation = parseBytes(memRes, `${where}.mem_reservation`);
   if (s.memswap_limit !== undefined) svc.memswap_limit = s.memswap_limit === -1 ? -1 : parseBytes(s.memswap_limit, `${where}.memswap_limit`);
   const cpus = s.cpus ?? limits.cpus;
-  if (cpus !== undefined) svc.cpus = Number(cpus);
-  if (s.cpu_shares !== undefined) svc.cpu_shares = Number(s.cpu_shares);
+  if (cpus !== undefined) svc.cpus = num(cpus, `${where}.cpus`);
+  if (s.cpu_shares !== undefined) svc.cpu_shares = num(s.cpu_shares, `${where}.cpu_shares`);
   if (s.cpuset !== undefined) svc.cpuset = String(s.cpuset);
   const pids = s.pids_limit ?? limits.pids;
-  if (pids !== undefined) svc.pids_limit = Number(pids);
+  if (pids !== undefined) svc.pids_limit = num(pids, `${where}.pids_limit`);
   for (const k of ['container_name', 'hostname', 'domainname', 'user', 'working_dir', 'stop_signal', 'pull_policy', 'platform', 'ipc', 'pid', 'userns_mode', 'mac_address'] as const) {
     if (s[k] !== undefined && s[k] !== null) svc[k] = String(s[k]);
   }
@@ -273,13 +289,13 @@ function normalizeService(name: string, s: Tree, ctx: NormalizeContext): Service
     const l = strList(s[k]);
     if (l) svc[k] = l;
   }
-  for (const k of ['privileged', 'read_only', 'init', 'stdin_open', 'tty'] as const) if (s[k] !== undefined) svc[k] = !!s[k];
+  for (const k of ['privileged', 'read_only', 'init', 'stdin_open', 'tty'] as const) if (s[k] !== undefined && s[k] !== null) svc[k] = bool(s[k], `${where}.${k}`);
   if (s.stop_grace_period !== undefined) svc.stop_grace_period = parseDuration(s.stop_grace_period, `${where}.stop_grace_period`);
   if (s.sysctls !== undefined) svc.sysctls = strMap(s.sysctls);
   const ul = ulimits(s.ulimits);
   if (ul) svc.ulimits = ul;
   if (s.shm_size !== undefined) svc.shm_size = parseBytes(s.shm_size, `${where}.shm_size`);
-  if (s.oom_score_adj !== undefined) svc.oom_score_adj = Number(s.oom_score_adj);
+  if (s.oom_score_adj !== undefined) svc.oom_score_adj = num(s.oom_score_adj, `${where}.oom_score_adj`);
   if (s.logging) {
     const l = s.logging as Tree;
     svc.logging = { ...(l.driver ? { driver: String(l.driver) } : {}), ...(l.options ? { options: strMap(l.options) } : {}) };
