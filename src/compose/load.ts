@@ -61,7 +61,7 @@ export function loadProject(opts: LoadOptions = {}): Project {
   const osEnv = opts.env ?? process.env;
   const warn = opts.onWarning ?? ((m: string) => process.stderr.write(`WARN[0000] ${m}\n`));
   let files = opts.files?.length ? opts.files : osEnv.COMPOSE_FILE ? osEnv.COMPOSE_FILE.split(osEnv.COMPOSE_PATH_SEPARATOR ?? ':').filter(Boolean) : undefined;
-  files = files ? files.map((f) => path.resolve(cwd, f)) : findComposeFiles(cwd);
+  files = files ? files.map((f) => path.resolve(cwd, f)) : findComposeFiles(opts.projectDirectory ? path.resolve(cwd, opts.projectDirectory) : cwd);
   const projectDir = path.resolve(cwd, opts.projectDirectory ?? path.dirname(files[0]!));
 
   // the OS environment wins over the .env file, as in docker compose
