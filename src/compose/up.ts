@@ -76,6 +76,7 @@ export async function up(b: ComposeBackend, p: Project, r: Reporter, o: UpOption
     } else r.warn(`Found orphan containers ([${orphans.map((c) => c.name).join(' ')}]) for this project. If you removed or renamed this service in your compose file, you can run this command with the --remove-orphans flag to clean it up.`);
   }
   const firstContainer = new Map<string, string>();
+  const recreated = new Set<string>();
   const serviceContainer = (svc: string) => {
     const id = firstContainer.get(svc) ?? existing.find((c) => c.labels[L.SERVICE] === svc)?.id;
     if (!id) throw new EngineError('NOT_FOUND', `service "${svc}" has no container (network_mode: service:${svc})`);
@@ -83,13 +84,18 @@ export async function up(b: ComposeBackend, p: Project, r: Reporter, o: UpOption
   };
   await inDependencyOrder(p, services, async (name) => {
     if (!o.noStart) await waitDependencies(b, p, name, services, r, o.signal);
-    const ids = await convergeService(b, p, name, scale(name), images.get(name)!, existing.filter((c) => c.labels[L.SERVICE] === name), r, { ...o, serviceContainer });
-    if (ids[0]) firstContainer.set(name, ids[0]);
+    // a dependency with `restart: true` that was recreated restarts this service's running containers
+    const restartFor = Object.entries(p.services[name]!.depends_on).some(([dep, c]) => c.restart && recreated.has(dep));
+    const res = await convergeService(b, p, name, scale(name), images.get(name)!, existing.filter((c) => c.labels[L.SERVICE] === name), r, { ...o, serviceContainer, restartKept: restartFor });
+    if (res.ids[0]) firstContainer.set(name, res.ids[0]);
+    if (res.changed) recreated.add(name);
   });
 }
 
 interface ConvergeOptions extends UpOptions {
   serviceContainer: (service: string) => string;
+  /** Restart the running containers that are kept (a dependency was recreated). */
+  restartKept?: boolean;
 }
 
 async function createOne(b: ComposeBackend, p: Project, name: string, n: number, imageId: string, r: Reporter, o: ConvergeOptions): Promise<string> {
@@ -106,8 +112,8 @@ async function createOne(b: ComposeBackend, p: Project, name: string, n: number,
   return id;
 }
 
-/** Converges one service's containers; their ids, by number. */
-async function convergeService(b: ComposeBackend, p: Project, name: string, scale: number, imageId: string, current: ContainerSummary[], r: Reporter, o: ConvergeOptions): Promise<string[]> {
+/** Converges one service's containers: their ids by number, and whether any was created or recreated. */
+async function convergeService(b: ComposeBackend, p: Project, name: string, scale: number, imageId: string, current: ContainerSummary[], r: Reporter, o: ConvergeOptions): Promise<{ ids: string[]; changed: boolean }> {
   const s = p.services[name]!;
   const hash = configHash(s);
   const byNumber = [...current].sort((a, c) => numberOf(a) - numberOf(c));
@@ -152,7 +158,11 @@ async function convergeService(b: ComposeBackend, p: Project, name: string, scal
     } else {
       ids.push(c.id);
       if (!running(c)) toStart.push({ id: c.id, name: c.name });
-      else r.event('Container', c.name, 'Running');
+      else if (o.restartKept && !o.noStart) {
+        r.event('Container', c.name, 'Restarting');
+        await b.restartContainer(c.id, o.timeout);
+        r.event('Container', c.name, 'Started');
+      } else r.event('Container', c.name, 'Running');
     }
   }
   if (!o.noStart) {
@@ -162,7 +172,7 @@ async function convergeService(b: ComposeBackend, p: Project, name: string, scal
       r.event('Container', c.name, 'Started');
     }));
   }
-  return ids;
+  return { ids, changed: toStart.length > 0 && toStart.some((t) => !current.some((c) => c.id === t.id)) };
 }
 
 /** Waits until every dependency of `name` (among the services being brought up) meets its condition. */
