@@ -6,7 +6,6 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { tarDirectory } from '../archive/index.ts';
 import { EngineError, isEngineError } from '../common/errors.ts';
 import type {
   BuildSpec, ComposeBackend, ContainerDetails, ContainerSpec, ContainerState, ContainerSummary, EndpointSpec, ExecSpec, ImageSummary, LogChunk,
@@ -297,6 +296,8 @@ export class ApiComposeBackend implements ComposeBackend {
 
   async build(s: BuildSpec, onProgress: (p: Progress) => void, signal?: AbortSignal): Promise<string> {
     if (!fs.statSync(s.context, { throwIfNoEntry: false })?.isDirectory()) throw new EngineError('INVALID_ARGUMENT', `build context ${s.context} is not a directory`);
+    // the archive code only here: loading it costs every other compose command
+    const { tarDirectory } = await import('../archive/index.ts');
     let dockerfile = s.dockerfile ?? 'Dockerfile';
     let tar = tarDirectory(s.context);
     if (s.dockerfileInline !== undefined) {
