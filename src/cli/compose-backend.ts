@@ -9,7 +9,7 @@ import path from 'node:path';
 import { EngineError, isEngineError } from '../common/errors.ts';
 import type {
   BuildSpec, ComposeBackend, ContainerDetails, ContainerSpec, ContainerState, ContainerSummary, EndpointSpec, ExecSpec, ImageSummary, LogChunk,
-  NetworkSpec, NetworkSummary, Progress, VolumeSpec, VolumeSummary,
+  EngineEvent, NetworkSpec, NetworkSummary, Progress, VolumeSpec, VolumeSummary,
 } from '../compose/backend.ts';
 import { type ApiClient, readAll } from './client.ts';
 import { currentSize, Demuxer, hijack, relay } from './hijack.ts';
@@ -288,6 +288,22 @@ export class ApiComposeBackend implements ComposeBackend {
     const [name, tag] = at > ref.lastIndexOf('/') ? [ref.slice(0, at), ref.slice(at + 1)] : [ref, 'latest'];
     const res = await this.client.request('POST', `/images/${enc(name)}/push`, { query: { tag }, headers: { 'X-Registry-Auth': 'e30=' } });
     await this.progress(res, onProgress, signal);
+  }
+
+  async *events(labels: string[], signal?: AbortSignal): AsyncIterable<EngineEvent> {
+    const res = await this.client.request('GET', '/events', { query: { filters: labelFilters(labels) } });
+    const onAbort = () => res.destroy();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      for await (const m of this.client.jsonLines(res)) {
+        const actor = (m.Actor ?? {}) as { ID?: string; Attributes?: Record<string, string> };
+        yield { timeNano: Number(m.timeNano ?? Number(m.time ?? 0) * 1e9), type: String(m.Type ?? m.type ?? ''), action: String(m.Action ?? m.status ?? ''), id: actor.ID ?? String(m.id ?? ''), attributes: actor.Attributes ?? {} };
+      }
+    } catch (e) {
+      if (!signal?.aborted) throw e;
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
   }
 
   removeImage(ref: string): Promise<void> {

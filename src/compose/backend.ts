@@ -196,6 +196,15 @@ export interface ExecSpec {
   detach?: boolean;
 }
 
+export interface EngineEvent {
+  /** Unix nanoseconds. */
+  timeNano: number;
+  type: string;
+  action: string;
+  id: string;
+  attributes: Record<string, string>;
+}
+
 export interface ComposeBackend {
   /** Containers carrying every `key=value` label (all states). */
   listContainers(labels: string[], opts?: { all?: boolean }): Promise<ContainerSummary[]>;
@@ -236,6 +245,8 @@ export interface ComposeBackend {
   pullImage(ref: string, onProgress: (p: Progress) => void, signal?: AbortSignal): Promise<void>;
   pushImage(ref: string, onProgress: (p: Progress) => void, signal?: AbortSignal): Promise<void>;
   removeImage(ref: string): Promise<void>;
+  /** The engine's events for objects carrying every `key=value` label, until signal aborts. */
+  events(labels: string[], signal?: AbortSignal): AsyncIterable<EngineEvent>;
   /** Builds an image; may throw UNAVAILABLE when the engine cannot build. Returns the image id. */
   build(spec: BuildSpec, onProgress: (p: Progress) => void, signal?: AbortSignal): Promise<string>;
 }

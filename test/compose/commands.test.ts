@@ -74,10 +74,19 @@ test('up --wait --scale, port, exec, run, top, images, ls, stop/start/restart, p
   const restart = await p.compose(['restart', '-t', '1', 'worker']);
   assert.match(restart.stderr, /Container cmds-worker-1 {2}Restarting/);
 
+  const { spawn } = await import('node:child_process');
+  const { keelBin } = await import('../helpers/daemon.ts');
+  const watcher = spawn(process.execPath, [keelBin, '-H', `unix://${d.socket}`, 'compose', 'events', 'web'], { cwd: p.dir });
+  let events = '';
+  watcher.stdout.on('data', (b) => (events += b));
+  await new Promise((r) => setTimeout(r, 1000));
   assert.equal((await p.compose(['pause', 'web'])).code, 0);
   assert.match((await p.compose(['ps', '--format', 'json', 'web'])).stdout, /"State":"paused"/);
   assert.equal((await p.compose(['unpause', 'web'])).code, 0);
   assert.match((await p.compose(['ps', '--format', 'json', 'web'])).stdout, /"State":"running"/);
+  await eventually(async () => /container unpause/.test(events), `events, got: ${events}`);
+  watcher.kill('SIGINT');
+  assert.match(events, /^\d{4}-\d\d-\d\d [\d:.]+ container pause [0-9a-f]{64} \(.*name=cmds-web-1/m);
 
   assert.equal((await p.compose(['kill', 'worker'])).code, 0);
   await eventually(async () => (await names()).length === 1, 'worker killed');

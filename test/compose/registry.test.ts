@@ -39,7 +39,7 @@ test('pull, create, push, and up pulling what is missing', async () => {
   assert.equal((await d.docker(['tag', 'busybox:local', `${reg.host}/mine:2`])).code, 0);
   const push = await p.compose(['push', 'mine']);
   assert.equal(push.code, 0, push.stderr);
-  const tags = await fetch(`http://${reg.host}/v2/mine/tags/list`).then((r) => r.json());
+  const tags = (await fetch(`http://${reg.host}/v2/mine/tags/list`).then((r) => r.json())) as { tags: string[] };
   assert.deepEqual(tags.tags, ['2']);
 
   const create = await p.compose(['create']);

@@ -1,7 +1,7 @@
 /**
  * The compose subcommands besides up/down/ps/logs/config: start, stop,
  * restart, kill, rm, pause, unpause, create, exec, run, build, pull, push,
- * top, port, images, ls, wait, version.
+ * top, port, images, ls, wait, events, version.
  */
 import { randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
@@ -201,6 +201,28 @@ export function composeMoreCommands(compose: Command, cli: ComposeCli, r: Report
     const code = await Promise.race(list.map((c) => b.waitContainer(c.id)));
     if (code) throw new ExitError(code);
   });
+
+  compose.command('events').description('Receive real time events from containers').argument('[SERVICE...]')
+    .option('--json', 'output events as a stream of json objects')
+    .action(cli.act(async (services: string[], o: { json?: boolean }, cmd: Command) => {
+      const t = cli.target(cmd);
+      const b = await cli.backend();
+      const stopEvents = new AbortController();
+      const onSig = () => stopEvents.abort();
+      process.once('SIGINT', onSig);
+      try {
+        for await (const e of b.events(L.projectFilter(t.name), stopEvents.signal)) {
+          const service = e.attributes[L.SERVICE] ?? '';
+          if (e.type !== 'container' || (services.length && !services.includes(service))) continue;
+          const time = new Date(e.timeNano / 1e6).toISOString().replace('T', ' ').replace('Z', '');
+          const attrs = Object.entries(e.attributes).filter(([k]) => !k.startsWith('com.docker.compose.')).map(([k, v]) => `${k}=${v}`).sort();
+          if (o.json) process.stdout.write(`${JSON.stringify({ time: new Date(e.timeNano / 1e6).toISOString(), type: e.type, action: e.action, id: e.id, service, attributes: e.attributes })}\n`);
+          else process.stdout.write(`${time} ${e.type} ${e.action} ${e.id}${attrs.length ? ` (${attrs.join(', ')})` : ''}\n`);
+        }
+      } finally {
+        process.off('SIGINT', onSig);
+      }
+    }));
 
   compose.command('version').description('Show the Docker Compose version information')
     .option('--short', 'shows only the version number').option('-f, --format <format>', 'format the output (pretty|json)', 'pretty')
