@@ -88,6 +88,15 @@ test('up --wait --scale, port, exec, run, top, images, ls, stop/start/restart, p
   watcher.kill('SIGINT');
   assert.match(events, /^\d{4}-\d\d-\d\d [\d:.]+ container pause [0-9a-f]{64} \(.*name=cmds-web-1/m);
 
+  const fs = await import('node:fs');
+  fs.writeFileSync(`${p.dir}/note.txt`, 'copied-in\n');
+  const cpIn = await p.compose(['cp', `${p.dir}/note.txt`, 'worker:/tmp/note.txt']);
+  assert.equal(cpIn.code, 0, cpIn.stderr);
+  assert.equal((await d.docker(['exec', 'cmds-worker-1', 'cat', '/tmp/note.txt'])).stdout, 'copied-in\n');
+  const cpOut = await p.compose(['cp', 'web:/etc/passwd', `${p.dir}/passwd.copy`]);
+  assert.equal(cpOut.code, 0, cpOut.stderr);
+  assert.match(fs.readFileSync(`${p.dir}/passwd.copy`, 'utf8'), /^root:x:0:0/);
+
   assert.equal((await p.compose(['kill', 'worker'])).code, 0);
   await eventually(async () => (await names()).length === 1, 'worker killed');
   const rm = await p.compose(['rm', '-f', 'worker']);

@@ -1,7 +1,7 @@
 /**
  * The compose subcommands besides up/down/ps/logs/config: start, stop,
  * restart, kill, rm, pause, unpause, create, exec, run, build, pull, push,
- * top, port, images, ls, wait, events, version.
+ * top, port, images, ls, wait, events, cp, version.
  */
 import { randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
@@ -119,10 +119,15 @@ export function composeMoreCommands(compose: Command, cli: ComposeCli, r: Report
       await ensureVolumes(b, p, used.volumes, r);
       const imageId = (await ensureImages(b, p, [service], r)).get(service)!;
       const tty = o.TTY && !o.detach && !!process.stdin.isTTY;
+      const lender = s.network_mode?.startsWith('service:') ? s.network_mode.slice(8) : undefined;
+      const lenderId = lender ? (await containersOf(b, { name: p.name, project: p }, [lender])).find((c) => c.state === 'running')?.id : undefined;
       const labels = Object.fromEntries(o.label.map((l) => [l.split('=')[0]!, l.split('=').slice(1).join('=')]));
       const plan = planContainer(p, s, 1, {
         imageId, oneoff: true, name: o.name ?? `${p.name}-${service}-run-${randomBytes(6).toString('hex')}`,
-        serviceContainer: (svc) => svc,
+        serviceContainer: () => {
+          if (!lenderId) throw new EngineError('NOT_FOUND', `service "${service}" uses network_mode ${s.network_mode}, which has no running container`);
+          return lenderId;
+        },
         override: { cmd: command.length ? command : undefined, env: o.env, entrypoint: o.entrypoint ? [o.entrypoint] : undefined, noPorts: !o.servicePorts, tty, openStdin: !o.detach, user: o.user, workingDir: o.workdir, labels },
       });
       const id = await b.createContainer(plan.spec);
@@ -201,6 +206,26 @@ export function composeMoreCommands(compose: Command, cli: ComposeCli, r: Report
     const code = await Promise.race(list.map((c) => b.waitContainer(c.id)));
     if (code) throw new ExitError(code);
   });
+
+  compose.command('cp').description('Copy files/folders between a service container and the local filesystem')
+    .usage('[OPTIONS] SERVICE:SRC_PATH DEST_PATH|-\n       keel compose cp [OPTIONS] SRC_PATH|- SERVICE:DEST_PATH')
+    .argument('<SRC>').argument('<DEST>')
+    .option('-a, --archive', 'archive mode (copy all uid/gid information)')
+    .option('-L, --follow-link', 'always follow symbol link in SRC_PATH')
+    .option('--index <n>', 'index of the container if service has multiple replicas', '1')
+    .action(cli.act(async (src: string, dest: string, o: { archive?: boolean; followLink?: boolean; index: string }, cmd: Command) => {
+      const { copyFrom, copyTo, splitCpArg } = await import('./cp.ts');
+      const [ss, sp] = splitCpArg(src);
+      const [ds, dp] = splitCpArg(dest);
+      if (ss && ds) throw new EngineError('INVALID_ARGUMENT', 'copying between services is not supported');
+      if (!ss && !ds) throw new EngineError('INVALID_ARGUMENT', 'must specify at least one service source: SERVICE:PATH');
+      const b = await cli.backend();
+      const c = (await containersOf(b, cli.target(cmd), [(ss ?? ds)!])).find((x) => numberOf(x) === Number(o.index));
+      if (!c) throw new EngineError('NOT_FOUND', `service "${ss ?? ds}" has no container ${o.index}`);
+      const client = await cli.client();
+      if (ss) await copyFrom(client, c.id, sp, dp);
+      else await copyTo(client, c.id, sp, dp, o);
+    }));
 
   compose.command('events').description('Receive real time events from containers').argument('[SERVICE...]')
     .option('--json', 'output events as a stream of json objects')

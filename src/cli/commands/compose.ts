@@ -37,6 +37,8 @@ export interface ComposeCli {
   /** The project, or only its name (-p / $COMPOSE_PROJECT_NAME) when its files cannot be found (down, ps, logs...). */
   target(cmd: Command, services?: string[]): Target;
   backend(): Promise<ComposeBackend>;
+  /** The API client itself, for what is a front end's own business (cp: the local filesystem). */
+  client: CliContext['client'];
   /** Runs an action, printing its error as docker compose does (no "Error response from daemon"). */
   act<A extends unknown[]>(fn: (...args: A) => Promise<void>): (...args: A) => Promise<void>;
   color(): boolean;
@@ -72,6 +74,7 @@ export function composeCli(ctx: CliContext): ComposeCli {
       }
     },
     backend: async () => new ApiComposeBackend(await ctx.client()),
+    client: () => ctx.client(),
     act: (fn) => async (...args) => {
       try {
         await fn(...args);
