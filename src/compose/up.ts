@@ -208,3 +208,22 @@ export async function waitHealthy(b: ComposeBackend, id: string, name: string, s
     await new Promise((res) => setTimeout(res, delay));
   }
 }
+
+/**
+ * `up --wait`: every container of the services running, and healthy when
+ * it has a healthcheck; a container that exited fails the wait unless it
+ * completed successfully and has no restart policy (a one-shot task).
+ */
+export async function waitProject(b: ComposeBackend, p: Project, services: string[], r: Reporter, deadline = Infinity): Promise<void> {
+  const list = (await projectContainers(b, p.name)).filter((c) => services.includes(c.labels[L.SERVICE] ?? ''));
+  await Promise.all(list.map(async (c) => {
+    r.event('Container', c.name, 'Waiting');
+    const d = await b.inspectContainer(c.id);
+    const checked = d.health !== undefined && d.health !== 'none';
+    if (checked) await waitHealthy(b, c.id, c.name, undefined, deadline);
+    else if (!d.running && !(p.services[c.labels[L.SERVICE] ?? '']?.restart === undefined && d.exitCode === 0)) {
+      throw new EngineError('INVALID_ARGUMENT', `container ${c.name} exited (${d.exitCode})`);
+    }
+    r.event('Container', c.name, checked ? 'Healthy' : 'Running');
+  }));
+}

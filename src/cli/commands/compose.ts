@@ -16,7 +16,7 @@ import { containersOf, down, type Target } from '../../compose/ops.ts';
 import { streamReporter } from '../../compose/reporter.ts';
 import { configHash, projectData } from '../../compose/serialize.ts';
 import type { Project } from '../../compose/types.ts';
-import { selectServices, up, waitHealthy } from '../../compose/up.ts';
+import { selectServices, up, waitProject } from '../../compose/up.ts';
 import { ApiComposeBackend } from '../compose-backend.ts';
 import { type CliContext, collect, ExitError } from '../context.ts';
 import { composeMoreCommands } from './compose-more.ts';
@@ -160,20 +160,7 @@ export function composeCommands(program: Command, ctx: CliContext): void {
       });
       if (!o.start) return;
       const selected = selectServices(p, services, !o.deps);
-      if (o.wait) {
-        const deadline = o.waitTimeout ? Date.now() + intArg(o.waitTimeout) * 1000 : Infinity;
-        const list = await containersOf(b, { name: p.name, project: p }, selected);
-        await Promise.all(list.map(async (c) => {
-          reporter.event('Container', c.name, 'Waiting');
-          const d = await b.inspectContainer(c.id);
-          if (d.health && d.health !== 'none') await waitHealthy(b, c.id, c.name, undefined, deadline);
-          else if (!d.running && !(p.services[c.labels['com.docker.compose.service'] ?? '']?.restart === undefined && d.exitCode === 0)) {
-            throw new EngineError('INVALID_ARGUMENT', `container ${c.name} exited (${d.exitCode})`);
-          }
-          reporter.event('Container', c.name, d.health && d.health !== 'none' ? 'Healthy' : 'Running');
-        }));
-        return;
-      }
+      if (o.wait) return void (await waitProject(b, p, selected, reporter, o.waitTimeout ? Date.now() + intArg(o.waitTimeout) * 1000 : Infinity));
       if (o.detach) return;
       const printer = new LogPrinter(process.stdout, { color: o.color && cli.color(), prefix: o.logPrefix });
       const interrupt = new AbortController();
