@@ -203,3 +203,9 @@ volumes:
   assert.equal(p.volumes.named!.name, 'exact');
   assert.deepEqual(p.services.db!.depends_on, { web: { condition: 'service_started', restart: true, required: true } });
 });
+
+test('COMPOSE_FILE from the environment or the working directory\'s .env', () => {
+  const d = dir({ 'one.yml': 'services:\n  a:\n    image: one\n', 'two.yml': 'services:\n  a:\n    image: two\n', '.env': 'COMPOSE_FILE=one.yml\n' });
+  assert.equal(load(d).services.a!.image, 'one');
+  assert.equal(load(d, { env: { COMPOSE_FILE: `${d}/one.yml:${d}/two.yml` } }).services.a!.image, 'two');
+});

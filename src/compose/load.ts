@@ -60,8 +60,13 @@ export function loadProject(opts: LoadOptions = {}): Project {
   const cwd = opts.cwd ?? process.cwd();
   const osEnv = opts.env ?? process.env;
   const warn = opts.onWarning ?? ((m: string) => process.stderr.write(`WARN[0000] ${m}\n`));
-  let files = opts.files?.length ? opts.files : osEnv.COMPOSE_FILE ? osEnv.COMPOSE_FILE.split(osEnv.COMPOSE_PATH_SEPARATOR ?? ':').filter(Boolean) : undefined;
-  files = files ? files.map((f) => path.resolve(cwd, f)) : findComposeFiles(opts.projectDirectory ? path.resolve(cwd, opts.projectDirectory) : cwd);
+  // COMPOSE_FILE may also come from the .env of the working (or project) directory, as in docker compose
+  const startDir = path.resolve(cwd, opts.projectDirectory ?? '.');
+  const startEnv = opts.files?.length || osEnv.COMPOSE_FILE || !fs.existsSync(path.join(startDir, '.env')) ? {} : parseDotenv(readBounded(path.join(startDir, '.env'), 1 << 20), path.join(startDir, '.env'), (n) => osEnv[n]);
+  const composeFile = osEnv.COMPOSE_FILE ?? startEnv.COMPOSE_FILE;
+  const separator = osEnv.COMPOSE_PATH_SEPARATOR ?? startEnv.COMPOSE_PATH_SEPARATOR ?? ':';
+  let files = opts.files?.length ? opts.files : composeFile ? composeFile.split(separator).filter(Boolean) : undefined;
+  files = files ? files.map((f) => path.resolve(composeFile && !opts.files?.length ? startDir : cwd, f)) : findComposeFiles(startDir);
   const projectDir = path.resolve(cwd, opts.projectDirectory ?? path.dirname(files[0]!));
 
   // the OS environment wins over the .env file, as in docker compose
