@@ -6,6 +6,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import { EngineError, isEngineError } from '../common/errors.ts';
 import type {
   BuildSpec, ComposeBackend, ContainerDetails, ContainerSpec, ContainerState, ContainerSummary, EndpointSpec, ExecSpec, ImageSummary, LogChunk,
@@ -42,6 +43,22 @@ function summary(c: DockerContainer): ContainerSummary {
 function endpointBody(e: EndpointSpec): Record<string, unknown> {
   const ipam = e.ipv4Address || e.ipv6Address ? { IPAMConfig: { ...(e.ipv4Address ? { IPv4Address: e.ipv4Address } : {}), ...(e.ipv6Address ? { IPv6Address: e.ipv6Address } : {}) } } : {};
   return { Aliases: e.aliases ?? null, ...ipam, ...(e.macAddress ? { MacAddress: e.macAddress } : {}) };
+}
+
+/** The tar stream `tar` with one more file appended (re-packed entry by entry, never held in memory). */
+export async function withFile(tar: Readable, name: string, content: string): Promise<Readable> {
+  const tarStream = (await import('tar-stream')).default;
+  const extract = tarStream.extract();
+  const pack = tarStream.pack();
+  extract.on('entry', (header, stream, next) => stream.pipe(pack.entry(header, next)));
+  extract.on('finish', () => {
+    pack.entry({ name, mode: 0o644 }, content);
+    pack.finalize();
+  });
+  extract.on('error', (e) => pack.destroy(e));
+  tar.on('error', (e) => pack.destroy(e));
+  tar.pipe(extract);
+  return Readable.from(pack as AsyncIterable<Buffer>);
 }
 
 export class ApiComposeBackend implements ComposeBackend {
@@ -317,10 +334,9 @@ export class ApiComposeBackend implements ComposeBackend {
     let dockerfile = s.dockerfile ?? 'Dockerfile';
     let tar = tarDirectory(s.context);
     if (s.dockerfileInline !== undefined) {
-      // an inline Dockerfile travels in the context under a name nothing else uses
-      dockerfile = '.keel-compose.Dockerfile';
-      fs.writeFileSync(path.join(s.context, dockerfile), s.dockerfileInline);
-      tar = tarDirectory(s.context);
+      // an inline Dockerfile travels at the end of the context, under a name nothing else uses (as the docker CLI sends a Dockerfile from stdin)
+      dockerfile = `.keel-compose-${process.pid}.Dockerfile`;
+      tar = await withFile(tar, dockerfile, s.dockerfileInline);
     }
     const query: Record<string, string | number | undefined> = {
       dockerfile: path.isAbsolute(dockerfile) ? path.relative(s.context, dockerfile) : dockerfile,
@@ -334,8 +350,6 @@ export class ApiComposeBackend implements ComposeBackend {
     } catch (e) {
       if (isEngineError(e, 'NOT_FOUND')) throw new EngineError('UNAVAILABLE', 'this keel daemon cannot build yet (POST /build answered 404)');
       throw e;
-    } finally {
-      if (s.dockerfileInline !== undefined) fs.rmSync(path.join(s.context, dockerfile), { force: true });
     }
     const aux = await this.progress(res, onProgress, signal);
     const id = aux.map((a) => a.ID).find((x): x is string => typeof x === 'string');
