@@ -23,7 +23,7 @@ test('an inline Dockerfile is appended to the build context tar', async () => {
       });
     });
     await new Promise((res, rej) => {
-      extract.on('finish', res);
+      extract.on('finish', () => res(undefined));
       extract.on('error', rej);
       tar.pipe(extract as unknown as NodeJS.WritableStream);
     });
