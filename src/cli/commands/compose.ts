@@ -157,6 +157,7 @@ export function composeCommands(program: Command, ctx: CliContext): void {
       await up(b, p, reporter, {
         services, noDeps: !o.deps, forceRecreate: o.forceRecreate, noRecreate: !o.recreate, removeOrphans: o.removeOrphans,
         scale: scaleFlags(o.scale), noStart: !o.start, build, noBuild, pull: o.pull as 'always' | undefined, timeout,
+        onProgress: (_svc, pr) => void (pr.stream ? process.stderr.write(pr.stream) : undefined),
       });
       if (!o.start) return;
       const selected = selectServices(p, services, !o.deps);
