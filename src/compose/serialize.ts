@@ -22,6 +22,17 @@ function sorted(v: unknown): unknown {
   return v;
 }
 
+/** The key order docker compose prints these in (compose-go's struct order), where it is not alphabetical. */
+const PORT_KEYS = ['name', 'mode', 'host_ip', 'target', 'published', 'protocol', 'app_protocol'];
+const VOLUME_KEYS = ['type', 'source', 'target', 'read_only', 'consistency', 'bind', 'volume', 'tmpfs'];
+
+function ordered(v: Tree, keys: string[]): Tree {
+  const out: Tree = {};
+  for (const k of keys) if (v[k] !== undefined) out[k] = v[k];
+  for (const k of Object.keys(v)) if (!(k in out)) out[k] = v[k];
+  return out;
+}
+
 /** A service as compose data (no `name`, empty collections left out, durations as strings). */
 export function serviceData(s: Service): Tree {
   const { name: _n, extensions, healthcheck, stop_grace_period, scale, ...rest } = s;
@@ -35,7 +46,10 @@ export function serviceData(s: Service): Tree {
   }
   if (stop_grace_period !== undefined) out.stop_grace_period = formatDuration(stop_grace_period);
   if (scale !== 1) out.scale = scale;
-  return sorted(out) as Tree;
+  const data = sorted(out) as Tree;
+  if (data.ports) data.ports = (data.ports as Tree[]).map((x) => ordered(x, PORT_KEYS));
+  if (data.volumes) data.volumes = (data.volumes as Tree[]).map((x) => ordered(x, VOLUME_KEYS));
+  return data;
 }
 
 /** The whole project as `docker compose config` prints it. */

@@ -92,7 +92,7 @@ test('config prints the normalized project; --services, --volumes, --hash', asyn
   const cfg = await p.compose(['config']);
   assert.equal(cfg.code, 0, cfg.stderr);
   assert.match(cfg.stdout, /^name: cfg$/m);
-  assert.match(cfg.stdout, /ports:\n {6}- mode: ingress\n {8}protocol: tcp\n {8}published: "8080"\n {8}target: 80/);
+  assert.match(cfg.stdout, /ports:\n {6}- mode: ingress\n {8}target: 80\n {8}published: "8080"\n {8}protocol: tcp/);
   assert.match(cfg.stdout, /volumes:\n {2}data:\n {4}name: cfg_data/);
   assert.equal((await p.compose(['config', '--services'])).stdout, 'web\ndb\n');
   assert.equal((await p.compose(['config', '--volumes'])).stdout, 'data\n');
