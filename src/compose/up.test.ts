@@ -184,3 +184,17 @@ test('a service with build and no image is built; --build rebuilds', async () =>
   await up(e.backend(), p, r, { build: true });
   assert.ok(e.calls.includes('build app-api'));
 });
+
+test('a service in another service\'s network namespace is recreated with it', async () => {
+  const e = new FakeEngine();
+  const r = collectingReporter();
+  const y = 'services:\n  net:\n    image: busybox\n    environment: ["V=${V:-1}"]\n  side:\n    image: busybox\n    network_mode: "service:net"\n';
+  await up(e.backend(), project(y), r);
+  const netId = [...e.containers.values()].find((c) => c.name === 'app-net-1')!.id;
+  assert.equal([...e.containers.values()].find((c) => c.name === 'app-side-1')!.spec.host.NetworkMode, `container:${netId}`);
+  e.calls.length = 0;
+  await up(e.backend(), project(y, { V: '2' }), r);
+  const newNet = [...e.containers.values()].find((c) => c.name === 'app-net-1')!.id;
+  assert.notEqual(newNet, netId);
+  assert.equal([...e.containers.values()].find((c) => c.name === 'app-side-1')!.spec.host.NetworkMode, `container:${newNet}`);
+});

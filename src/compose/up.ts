@@ -86,7 +86,12 @@ export async function up(b: ComposeBackend, p: Project, r: Reporter, o: UpOption
     if (!o.noStart) await waitDependencies(b, p, name, services, r, o.signal);
     // a dependency with `restart: true` that was recreated restarts this service's running containers
     const restartFor = Object.entries(p.services[name]!.depends_on).some(([dep, c]) => c.restart && recreated.has(dep));
-    const res = await convergeService(b, p, name, scale(name), images.get(name)!, existing.filter((c) => c.labels[L.SERVICE] === name), r, { ...o, serviceContainer, restartKept: restartFor });
+    // a container in another service's network namespace must be recreated with that service's new container
+    const mode = p.services[name]!.network_mode;
+    const lenderRecreated = mode?.startsWith('service:') && recreated.has(mode.slice(8));
+    const res = await convergeService(b, p, name, scale(name), images.get(name)!, existing.filter((c) => c.labels[L.SERVICE] === name), r, {
+      ...o, serviceContainer, restartKept: restartFor, forceRecreate: o.forceRecreate || lenderRecreated,
+    });
     if (res.ids[0]) firstContainer.set(name, res.ids[0]);
     if (res.changed) recreated.add(name);
   });
