@@ -115,3 +115,21 @@ test('dependency order: dependencies first, independent services in parallel, re
   assert.equal(rev[0], 'a');
   assert.ok(rev.indexOf('b') < rev.indexOf('d'));
 });
+
+test('after a failure nothing new starts, and the first failure is reported once the rest settled', async () => {
+  const p = load(`services:
+  a: {image: x, depends_on: [b]}
+  b: {image: x}
+  c: {image: x}
+`);
+  const ran: string[] = [];
+  let cFinished = false;
+  await assert.rejects(inDependencyOrder(p, ['a', 'b', 'c'], async (n) => {
+    ran.push(n);
+    if (n === 'b') throw new Error('b failed');
+    await new Promise((r) => setTimeout(r, 30));
+    cFinished = true;
+  }), /b failed/);
+  assert.ok(!ran.includes('a'));
+  assert.ok(cFinished);
+});

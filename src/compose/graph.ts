@@ -18,16 +18,24 @@ export async function inDependencyOrder(p: Project, names: string[], fn: (name: 
       else deps.get(n)!.push(d);
     }
   }
+  // after the first failure nothing new starts, and the failure is reported once what is under way has settled
+  let failed = false;
+  let failure: unknown;
   const done = new Map<string, Promise<void>>();
   const run = (n: string): Promise<void> => {
     let pr = done.get(n);
     if (!pr) {
-      pr = Promise.all(deps.get(n)!.map(run)).then(() => fn(n));
+      pr = Promise.all(deps.get(n)!.map(run)).then(() => (failed ? undefined : fn(n))).catch((e: unknown) => {
+        if (!failed) failure = e;
+        failed = true;
+        throw e;
+      });
       done.set(n, pr);
     }
     return pr;
   };
-  await Promise.all(names.map(run));
+  await Promise.allSettled(names.map(run));
+  if (failed) throw failure;
 }
 
 /** The named services plus everything they depend on (transitively). */
