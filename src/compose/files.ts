@@ -47,7 +47,8 @@ function isFile(p: string): boolean {
 export function readBounded(file: string, max = MAX_FILE_BYTES): string {
   let fd: number;
   try {
-    fd = fs.openSync(file, 'r');
+    // `-f -`: the compose file on standard input
+    fd = file === '-' ? 0 : fs.openSync(file, 'r');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     throw new EngineError(code === 'ENOENT' ? 'NOT_FOUND' : 'INVALID_ARGUMENT', `${file}: ${code === 'ENOENT' ? 'no such file or directory' : (e as Error).message}`);
@@ -55,19 +56,27 @@ export function readBounded(file: string, max = MAX_FILE_BYTES): string {
   try {
     const st = fs.fstatSync(fd);
     if (st.isDirectory()) throw new EngineError('INVALID_ARGUMENT', `${file}: is a directory`);
-    if (st.size > max) throw new EngineError('INVALID_ARGUMENT', `${file}: file is too large (${st.size} bytes; a compose file may have at most ${max})`);
-    const buf = Buffer.alloc(Math.min(st.size, max) + 1);
+    if (st.isFile() && st.size > max) throw new EngineError('INVALID_ARGUMENT', `${file}: file is too large (${st.size} bytes; a compose file may have at most ${max})`);
+    // a pipe has no size: room for the limit, and one byte to notice more
+    const buf = Buffer.alloc((st.isFile() ? Math.min(st.size, max) : max) + 1);
     let n = 0;
     // read to EOF rather than trust st.size (a pipe or a growing file)
     for (;;) {
-      const r = fs.readSync(fd, buf, n, buf.length - n, null);
+      let r: number;
+      try {
+        r = fs.readSync(fd, buf, n, buf.length - n, null);
+      } catch (e) {
+        // a non-blocking stdin with nothing yet
+        if ((e as NodeJS.ErrnoException).code === 'EAGAIN') continue;
+        throw e;
+      }
       if (r === 0) break;
       n += r;
       if (n >= buf.length) throw new EngineError('INVALID_ARGUMENT', `${file}: file is too large (a compose file may have at most ${max} bytes)`);
     }
     return buf.subarray(0, n).toString('utf8');
   } finally {
-    fs.closeSync(fd);
+    if (fd !== 0) fs.closeSync(fd);
   }
 }
 

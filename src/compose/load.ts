@@ -66,8 +66,8 @@ export function loadProject(opts: LoadOptions = {}): Project {
   const composeFile = osEnv.COMPOSE_FILE ?? startEnv.COMPOSE_FILE;
   const separator = osEnv.COMPOSE_PATH_SEPARATOR ?? startEnv.COMPOSE_PATH_SEPARATOR ?? ':';
   let files = opts.files?.length ? opts.files : composeFile ? composeFile.split(separator).filter(Boolean) : undefined;
-  files = files ? files.map((f) => path.resolve(composeFile && !opts.files?.length ? startDir : cwd, f)) : findComposeFiles(startDir);
-  const projectDir = path.resolve(cwd, opts.projectDirectory ?? path.dirname(files[0]!));
+  files = files ? files.map((f) => (f === '-' ? f : path.resolve(composeFile && !opts.files?.length ? startDir : cwd, f))) : findComposeFiles(startDir);
+  const projectDir = path.resolve(cwd, opts.projectDirectory ?? (files[0] === '-' ? '.' : path.dirname(files[0]!)));
 
   // the OS environment wins over the .env file, as in docker compose
   const dotenv: Record<string, string> = {};
