@@ -348,7 +348,13 @@ export class ApiComposeBackend implements ComposeBackend {
     try {
       res = await this.client.request('POST', '/build', { query, stream: tar, headers: { 'Content-Type': 'application/x-tar' } });
     } catch (e) {
-      if (isEngineError(e, 'NOT_FOUND')) throw new EngineError('UNAVAILABLE', 'this keel daemon cannot build yet (POST /build answered 404)');
+      // a daemon without /build may answer 404 and close before the context is sent: the write fails
+      // instead; an empty request then learns the status
+      let missing = isEngineError(e, 'NOT_FOUND');
+      if (!missing && /EPIPE|ECONNRESET/.test((e as Error).message)) {
+        missing = await this.client.request('POST', '/build', { headers: { 'Content-Type': 'application/x-tar', 'Content-Length': '0' } }).then((r) => (r.resume(), false), (e2: unknown) => isEngineError(e2, 'NOT_FOUND'));
+      }
+      if (missing) throw new EngineError('UNAVAILABLE', 'this keel daemon cannot build yet (POST /build answered 404)');
       throw e;
     }
     const aux = await this.progress(res, onProgress, signal);
