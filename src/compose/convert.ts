@@ -53,7 +53,7 @@ function mounts(p: Project, s: Service): { binds: string[]; mounts: MountSpec[];
         binds.push(`${v.source}:${v.target}${opts.length ? `:${opts.join(',')}` : ''}`);
       } else out.push({ Type: 'bind', Source: v.source, Target: v.target, ReadOnly: v.read_only, ...(v.bind?.propagation ? { BindOptions: { Propagation: v.bind.propagation } } : {}) });
     } else if (v.type === 'volume') {
-      const source = v.source ? p.volumes[v.source]!.name : undefined;
+      const source = v.source ? (p.volumes[v.source]?.name ?? v.source) : undefined;
       out.push({ Type: 'volume', ...(source ? { Source: source } : {}), Target: v.target, ...(v.read_only ? { ReadOnly: true } : {}), ...(v.volume?.nocopy ? { VolumeOptions: { NoCopy: true } } : {}) });
     } else if (v.type === 'tmpfs') {
       out.push({ Type: 'tmpfs', Target: v.target, ...(v.tmpfs ? { TmpfsOptions: { SizeBytes: v.tmpfs.size, Mode: v.tmpfs.mode } } : {}) });

@@ -55,6 +55,11 @@ test('up --wait --scale, port, exec, run, top, images, ls, stop/start/restart, p
   assert.equal(runOut.stdout.trim(), 'from-run');
   assert.equal((await d.docker(['ps', '-aq', '--filter', 'label=com.docker.compose.oneoff=True'])).stdout.trim(), '');
 
+  const runVol = await p.compose(['run', '--rm', '-T', '-v', `${p.dir}:/host:ro`, 'worker', 'head', '-n', '1', '/host/compose.yaml']);
+  assert.equal(runVol.stdout.trim(), 'services:', runVol.stderr);
+  const running = await p.compose(['ps', '--filter', 'status=running', '--format', '{{.Name}}', 'worker']);
+  assert.equal(running.stdout.trim().split('\n').length, 3);
+
   const top = await p.compose(['top', 'web']);
   assert.match(top.stdout, /cmds-web-1\n.*PID[\s\S]*httpd/);
   const images = await p.compose(['images', '--format', 'json']);

@@ -9,6 +9,7 @@ import { EngineError } from '../../common/errors.ts';
 import { planContainer } from '../../compose/convert.ts';
 import { buildService, ensureImages } from '../../compose/images.ts';
 import * as L from '../../compose/labels.ts';
+import { parsePort, parseVolume } from '../../compose/shorthand.ts';
 import { containersOf, kill, pause, restart, rm, start, stop } from '../../compose/ops.ts';
 import type { Reporter } from '../../compose/reporter.ts';
 import { ensureNetworks, ensureVolumes, usedResources } from '../../compose/resources.ts';
@@ -103,14 +104,22 @@ export function composeMoreCommands(compose: Command, cli: ComposeCli, r: Report
     .option('--entrypoint <cmd>', 'override the entrypoint of the image')
     .option('--no-deps', "don't start linked services")
     .option('--service-ports', "run command with the service's ports enabled and mapped to the host")
+    .option('-p, --publish <port>', "publish a container's port(s) to the host", collect, [])
+    .option('-v, --volume <volume>', 'bind mount a volume', collect, [])
     .option('-T, --no-TTY', 'disable pseudo-TTY allocation (default: auto-detected)')
     .option('-i, --interactive', 'keep STDIN open even if not attached (the default)')
     .option('-u, --user <user>', 'run as specified username or uid')
     .option('-w, --workdir <dir>', 'working directory inside the container')
-    .action(cli.act(async (service: string, command: string[], o: { detach?: boolean; rm?: boolean; env: string[]; label: string[]; name?: string; entrypoint?: string; deps: boolean; servicePorts?: boolean; TTY: boolean; user?: string; workdir?: string }, cmd: Command) => {
+    .action(cli.act(async (service: string, command: string[], o: { detach?: boolean; rm?: boolean; env: string[]; label: string[]; name?: string; entrypoint?: string; deps: boolean; servicePorts?: boolean; publish: string[]; volume: string[]; TTY: boolean; user?: string; workdir?: string }, cmd: Command) => {
       const p = cli.project(cmd, [service]);
-      const s = p.services[service];
-      if (!s) throw new EngineError('NOT_FOUND', `no such service: ${service}`);
+      const base = p.services[service];
+      if (!base) throw new EngineError('NOT_FOUND', `no such service: ${service}`);
+      // -p replaces the service's ports (as --service-ports would publish them); -v adds mounts
+      const s = {
+        ...base,
+        ports: o.publish.length ? o.publish.flatMap((x) => parsePort(x, '--publish')) : base.ports,
+        volumes: [...base.volumes, ...o.volume.map((v) => parseVolume(v.startsWith('.') ? `${p.workingDir}/${v}` : v, '--volume'))],
+      };
       const b = await cli.backend();
       const deps = withDeps(p, service);
       if (o.deps && deps.length) await up(b, p, r, { services: deps });
@@ -128,7 +137,7 @@ export function composeMoreCommands(compose: Command, cli: ComposeCli, r: Report
           if (!lenderId) throw new EngineError('NOT_FOUND', `service "${service}" uses network_mode ${s.network_mode}, which has no running container`);
           return lenderId;
         },
-        override: { cmd: command.length ? command : undefined, env: o.env, entrypoint: o.entrypoint ? [o.entrypoint] : undefined, noPorts: !o.servicePorts, tty, openStdin: !o.detach, user: o.user, workingDir: o.workdir, labels },
+        override: { cmd: command.length ? command : undefined, env: o.env, entrypoint: o.entrypoint ? [o.entrypoint] : undefined, noPorts: !o.servicePorts && !o.publish.length, tty, openStdin: !o.detach, user: o.user, workingDir: o.workdir, labels },
       });
       const id = await b.createContainer(plan.spec);
       for (const n of plan.extraNetworks) await b.connectNetwork(n.name, id, n.endpoint);

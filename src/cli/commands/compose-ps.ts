@@ -23,13 +23,19 @@ export function psCommand(compose: Command, cli: ComposeCli): void {
     .option('-q, --quiet', 'only display IDs')
     .option('--services', 'display services')
     .option('--status <status>', 'filter services by status (paused|restarting|removing|running|dead|created|exited)', collect, [])
+    .option('--filter <filter>', 'filter services by a property (status=running)', collect, [])
     .option('--format <format>', 'format the output: table, json, or a Go template', 'table')
     .option('--no-trunc', "don't truncate output")
-    .action(cli.act(async (services: string[], o: { all?: boolean; quiet?: boolean; services?: boolean; status: string[]; format: string; trunc: boolean }, cmd: Command) => {
+    .action(cli.act(async (services: string[], o: { all?: boolean; quiet?: boolean; services?: boolean; status: string[]; filter: string[]; format: string; trunc: boolean }, cmd: Command) => {
       const t = cli.target(cmd);
       const b = await cli.backend();
       let list: ContainerSummary[] = await containersOf(b, t, services, { all: true, oneoff: !!o.all });
       if (!o.all) list = list.filter((c) => c.state === 'running' || c.state === 'restarting' || c.state === 'paused' || c.state === 'removing');
+      for (const f of o.filter) {
+        const m = /^status=(.+)$/.exec(f);
+        if (!m) throw new EngineError('INVALID_ARGUMENT', `invalid filter "${f}": only status=<state> is supported`);
+        o.status.push(m[1]!);
+      }
       if (o.status.length) list = list.filter((c) => o.status.includes(c.state));
       if (o.quiet) return void process.stdout.write(list.map((c) => `${c.id}\n`).join(''));
       if (o.services) return void process.stdout.write([...new Set(list.map((c) => c.labels[L.SERVICE]))].map((s) => `${s}\n`).join(''));
