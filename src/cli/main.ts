@@ -23,6 +23,7 @@ const registry: Loader = async (p, ctx) => (await import('./commands/registry.ts
 const networks: Loader = async (p, ctx) => (await import('./commands/networks.ts')).networkCommands(p, ctx);
 const volumes: Loader = async (p, ctx) => (await import('./commands/volumes.ts')).volumeCommands(p, ctx);
 const system: Loader = async (p, ctx) => (await import('./commands/system.ts')).systemCommands(p, ctx);
+const compose: Loader = async (p, ctx) => (await import('./commands/compose.ts')).composeCommands(p, ctx);
 
 /** The command groups: created here, filled by the modules that define their subcommands. */
 const GROUPS: Record<string, { description: string; load: Loader[] }> = {
@@ -41,6 +42,7 @@ const GROUPS: Record<string, { description: string; load: Loader[] }> = {
 const COMMANDS: Record<string, [description: string, load: Loader]> = {
   attach: ['Attach local standard input, output, and error streams to a running container', containers],
   commit: ["Create a new image from a container's changes", containers],
+  compose: ['Docker Compose: define and run multi-container applications', compose],
   cp: ['Copy files/folders between a container and the local filesystem', cp],
   create: ['Create a new container', run],
   daemon: ['Run the keel daemon: it owns the state root and serves the Docker API', daemon],

@@ -46,7 +46,7 @@ async function statInContainer(client: ApiClient, id: string, p: string): Promis
 }
 
 /** Container → local: the archive is extracted by keel's guarded tar applier into a temp dir beside the target, then renamed in place. */
-async function copyFrom(client: ApiClient, id: string, src: string, dest: string): Promise<void> {
+export async function copyFrom(client: ApiClient, id: string, src: string, dest: string): Promise<void> {
   const res = await client.request('GET', `/containers/${encodeURIComponent(id)}/archive`, { query: { path: src } });
   if (dest === '-') return void (await pipeline(res, process.stdout, { end: false }));
   const stat = decodeStat(res.headers['x-docker-container-path-stat']);
@@ -81,7 +81,7 @@ async function copyFrom(client: ApiClient, id: string, src: string, dest: string
 }
 
 /** Local → container: a tar of SRC named for where it lands, PUT into the destination directory. */
-async function copyTo(client: ApiClient, id: string, src: string, dest: string, o: { archive?: boolean; followLink?: boolean }): Promise<void> {
+export async function copyTo(client: ApiClient, id: string, src: string, dest: string, o: { archive?: boolean; followLink?: boolean }): Promise<void> {
   const put = (dir: string, stream: NodeJS.ReadableStream) =>
     client.request('PUT', `/containers/${encodeURIComponent(id)}/archive`, { query: { path: dir, noOverwriteDirNonDir: 'true', copyUIDGID: o.archive ? 'true' : undefined }, stream: stream as never });
   if (src === '-') return void (await put(dest, process.stdin)).resume();

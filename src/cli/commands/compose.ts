@@ -1,0 +1,262 @@
+/**
+ * `keel compose` (and the docker CLI plugin, bin/docker-compose): loads
+ * the project (compose/load.ts) and runs the compose operations over the
+ * Docker API (cli/compose-backend.ts). The lifecycle commands are here;
+ * the others (exec, run, top, port, images, ls, pull, push, build...) in
+ * compose-more.ts.
+ */
+import type { Command } from 'commander';
+import { stringify } from 'yaml';
+import { EngineError } from '../../common/errors.ts';
+import type { ComposeBackend } from '../../compose/backend.ts';
+import { attachedUp } from '../../compose/attached.ts';
+import { loadProject, normalizeProjectName } from '../../compose/load.ts';
+import { LogPrinter, shortName } from '../../compose/logs.ts';
+import { containersOf, down, type Target } from '../../compose/ops.ts';
+import { streamReporter } from '../../compose/reporter.ts';
+import { configHash, projectData } from '../../compose/serialize.ts';
+import type { Project } from '../../compose/types.ts';
+import { selectServices, up, waitProject } from '../../compose/up.ts';
+import { ApiComposeBackend } from '../compose-backend.ts';
+import { type CliContext, collect, ExitError } from '../context.ts';
+import { composeMoreCommands } from './compose-more.ts';
+import { psCommand } from './compose-ps.ts';
+
+export interface GlobalFlags {
+  file: string[];
+  projectName?: string;
+  projectDirectory?: string;
+  envFile: string[];
+  profile: string[];
+  ansi: string;
+}
+
+/** What the compose subcommands share: the project, the backend, how to fail like docker compose. */
+export interface ComposeCli {
+  project(cmd: Command, services?: string[]): Project;
+  /** The project, or only its name (-p / $COMPOSE_PROJECT_NAME) when its files cannot be found (down, ps, logs...). */
+  target(cmd: Command, services?: string[]): Target;
+  backend(): Promise<ComposeBackend>;
+  /** The API client itself, for what is a front end's own business (cp: the local filesystem). */
+  client: CliContext['client'];
+  /** Runs an action, printing its error as docker compose does (no "Error response from daemon"). */
+  act<A extends unknown[]>(fn: (...args: A) => Promise<void>): (...args: A) => Promise<void>;
+  color(): boolean;
+}
+
+function globals(cmd: Command): GlobalFlags {
+  let c: Command | null = cmd;
+  while (c && c.name() !== 'compose') c = c.parent;
+  return (c ?? cmd).opts() as GlobalFlags;
+}
+
+export function composeCli(ctx: CliContext): ComposeCli {
+  const load = (cmd: Command, services?: string[]) => {
+    const g = globals(cmd);
+    return loadProject({ files: g.file, projectName: g.projectName, projectDirectory: g.projectDirectory, envFiles: g.envFile, profiles: g.profile, services });
+  };
+  let colorMode = 'auto';
+  return {
+    project: (cmd, services) => {
+      colorMode = globals(cmd).ansi;
+      return load(cmd, services);
+    },
+    target(cmd, services) {
+      const g = globals(cmd);
+      colorMode = g.ansi;
+      const name = g.projectName ?? process.env.COMPOSE_PROJECT_NAME;
+      try {
+        const p = load(cmd, services);
+        return { name: p.name, project: p };
+      } catch (e) {
+        if (name && e instanceof EngineError && e.code === 'NOT_FOUND' && !g.file.length) return { name: normalizeProjectName(name) };
+        throw e;
+      }
+    },
+    backend: async () => new ApiComposeBackend(await ctx.client()),
+    client: () => ctx.client(),
+    act: (fn) => async (...args) => {
+      try {
+        await fn(...args);
+      } catch (e) {
+        if (!(e instanceof EngineError)) throw e;
+        process.stderr.write(`${e.message}\n`);
+        throw new ExitError(1);
+      }
+    },
+    color: () => (colorMode === 'always' ? true : colorMode === 'never' ? false : !!process.stdout.isTTY && !process.env.NO_COLOR),
+  };
+}
+
+const intArg = (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n)) throw new EngineError('INVALID_ARGUMENT', `invalid number "${v}"`);
+  return n;
+};
+
+function scaleFlags(list: string[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const s of list) {
+    const m = /^([^=]+)=(\d+)$/.exec(s);
+    if (!m) throw new EngineError('INVALID_ARGUMENT', `invalid --scale "${s}": use SERVICE=NUM`);
+    out[m[1]!] = Number(m[2]);
+  }
+  return out;
+}
+
+interface UpFlags {
+  // commander names a --no-X flag X (false when given)
+  detach?: boolean; build?: boolean; forceRecreate?: boolean; recreate: boolean; deps: boolean; scale: string[]; wait?: boolean;
+  waitTimeout?: string; removeOrphans?: boolean; abortOnContainerExit?: boolean; exitCodeFrom?: string; timeout?: string; pull?: string; start: boolean;
+  color: boolean; logPrefix: boolean;
+}
+
+export function composeCommands(program: Command, ctx: CliContext): void {
+  const compose = program.command('compose')
+    .description('Docker Compose: define and run multi-container applications')
+    .usage('[OPTIONS] COMMAND')
+    .enablePositionalOptions()
+    .option('-f, --file <file>', 'compose configuration files', collect, [])
+    .option('-p, --project-name <name>', 'project name')
+    .option('--project-directory <dir>', 'specify an alternate working directory (default: the path of the first compose file)')
+    .option('--env-file <file>', 'specify an alternate environment file', collect, [])
+    .option('--profile <profile>', 'specify a profile to enable', collect, [])
+    .option('--ansi <mode>', 'control when to print ANSI control characters ("never"|"always"|"auto")', 'auto')
+    .option('--progress <type>', 'set type of progress output (accepted for compatibility; keel prints plain progress)')
+    .option('--parallel <n>', 'control max parallelism (accepted for compatibility)');
+  const cli = composeCli(ctx);
+  const reporter = streamReporter();
+
+  compose.command('up').description('Create and start containers').argument('[SERVICE...]')
+    .option('-d, --detach', 'detached mode: run containers in the background')
+    .option('--build', 'build images before starting containers')
+    .option('--no-build', "don't build an image, even if it's policy")
+    .option('--pull <policy>', 'pull image before running ("always"|"missing"|"never")')
+    .option('--force-recreate', "recreate containers even if their configuration and image haven't changed")
+    .option('--no-recreate', "if containers already exist, don't recreate them")
+    .option('--no-deps', "don't start linked services")
+    .option('--no-start', "don't start the services after creating them")
+    .option('--scale <SERVICE=NUM>', 'scale SERVICE to NUM instances; overrides the scale setting in the compose file', collect, [])
+    .option('--wait', 'wait for services to be running|healthy; implies detached mode')
+    .option('--wait-timeout <seconds>', 'maximum duration in seconds to wait for the project to be running|healthy')
+    .option('--remove-orphans', 'remove containers for services not defined in the compose file')
+    .option('--abort-on-container-exit', 'stops all containers if any container was stopped; incompatible with -d')
+    .option('--exit-code-from <service>', 'return the exit code of the selected service container; implies --abort-on-container-exit')
+    .option('-t, --timeout <seconds>', 'use this timeout in seconds for container shutdown when attached or when containers are already running')
+    .option('--no-color', 'produce monochrome output')
+    .option('--no-log-prefix', "don't print prefix in logs")
+    .action(cli.act(async (services: string[], o: UpFlags, cmd: Command) => {
+      // --build and --no-build are both defined: build is true, false or unset
+      const noBuild = o.build === false;
+      const build = o.build === true;
+      if (o.detach && (o.abortOnContainerExit || o.exitCodeFrom)) throw new EngineError('INVALID_ARGUMENT', '--abort-on-container-exit and --exit-code-from cannot be combined with --detach');
+      const p = cli.project(cmd, services);
+      const b = await cli.backend();
+      const since = Math.floor(Date.now() / 1000);
+      const timeout = o.timeout !== undefined ? intArg(o.timeout) : undefined;
+      await up(b, p, reporter, {
+        services, noDeps: !o.deps, forceRecreate: o.forceRecreate, noRecreate: !o.recreate, removeOrphans: o.removeOrphans,
+        scale: scaleFlags(o.scale), noStart: !o.start, build, noBuild, pull: o.pull as 'always' | undefined, timeout,
+        onProgress: (_svc, pr) => void (pr.stream ? process.stderr.write(pr.stream) : undefined),
+      });
+      if (!o.start) return;
+      const selected = selectServices(p, services, !o.deps);
+      if (o.wait) return void (await waitProject(b, p, selected, reporter, o.waitTimeout ? Date.now() + intArg(o.waitTimeout) * 1000 : Infinity));
+      if (o.detach) return;
+      const printer = new LogPrinter(process.stdout, { color: o.color && cli.color(), prefix: o.logPrefix });
+      const interrupt = new AbortController();
+      let presses = 0;
+      const onSig = () => {
+        presses++;
+        if (presses === 1) interrupt.abort();
+        else process.exit(130);
+      };
+      process.on('SIGINT', onSig);
+      process.on('SIGTERM', onSig);
+      try {
+        const code = await attachedUp(b, { name: p.name, project: p }, printer, reporter, {
+          services: selected, abortOnExit: o.abortOnContainerExit || !!o.exitCodeFrom, exitCodeFrom: o.exitCodeFrom, timeout, since, interrupt: interrupt.signal,
+          notice: (l) => process.stdout.write(`${l}\n`),
+        });
+        if (code) throw new ExitError(code);
+      } finally {
+        process.off('SIGINT', onSig);
+        process.off('SIGTERM', onSig);
+      }
+    }));
+
+  compose.command('down').description('Stop and remove containers, networks')
+    .option('-v, --volumes', 'remove named volumes declared in the "volumes" section of the compose file and anonymous volumes attached to containers')
+    .option('--remove-orphans', 'remove containers for services not defined in the compose file')
+    .option('--rmi <type>', 'remove images used by services ("local"|"all")')
+    .option('-t, --timeout <seconds>', 'specify a shutdown timeout in seconds')
+    .action(cli.act(async (o: { volumes?: boolean; removeOrphans?: boolean; rmi?: string; timeout?: string }, cmd: Command) => {
+      if (o.rmi && o.rmi !== 'local' && o.rmi !== 'all') throw new EngineError('INVALID_ARGUMENT', `invalid --rmi "${o.rmi}": use local or all`);
+      const t = cli.target(cmd);
+      await down(await cli.backend(), t, reporter, { volumes: o.volumes, removeOrphans: o.removeOrphans, rmi: o.rmi as 'local' | undefined, timeout: o.timeout !== undefined ? intArg(o.timeout) : undefined });
+    }));
+
+  compose.command('logs').description('View output from containers').argument('[SERVICE...]')
+    .option('-f, --follow', 'follow log output')
+    .option('-n, --tail <n>', 'number of lines to show from the end of the logs for each container', 'all')
+    .option('-t, --timestamps', 'show timestamps')
+    .option('--since <ts>', 'show logs since timestamp or relative (e.g. 42m)')
+    .option('--no-color', 'produce monochrome output')
+    .option('--no-log-prefix', "don't print prefix in logs")
+    .action(cli.act(async (services: string[], o: { follow?: boolean; tail: string; timestamps?: boolean; since?: string; color?: boolean; logPrefix?: boolean }, cmd: Command) => {
+      const t = cli.target(cmd);
+      const b = await cli.backend();
+      const list = await containersOf(b, t, services);
+      const printer = new LogPrinter(process.stdout, { color: o.color !== false && cli.color(), prefix: o.logPrefix !== false });
+      printer.register(list.map(shortName));
+      const stopLogs = new AbortController();
+      const onSig = () => stopLogs.abort();
+      process.once('SIGINT', onSig);
+      try {
+        await Promise.all(list.map((c) => printer.follow(b, c, { follow: o.follow, tail: o.tail, timestamps: o.timestamps, since: o.since }, stopLogs.signal)));
+      } finally {
+        process.off('SIGINT', onSig);
+      }
+    }));
+
+  compose.command('config').description('Parse, resolve and render compose file in canonical format').argument('[SERVICE...]')
+    .option('--services', 'print the service names, one per line')
+    .option('--volumes', 'print the volume names, one per line')
+    .option('--networks', 'print the network names, one per line')
+    .option('--profiles', 'print the profile names, one per line')
+    .option('--images', 'print the image names, one per line')
+    .option('--hash <services>', 'print the service config hash, one per line ("*" for all)')
+    .option('--format <format>', 'format the output ("yaml"|"json")', 'yaml')
+    .option('-q, --quiet', 'only validate the configuration, print nothing')
+    .option('-o, --output <file>', 'save to file (default to stdout)')
+    .action(cli.act(async (services: string[], o: { services?: boolean; volumes?: boolean; networks?: boolean; profiles?: boolean; images?: boolean; hash?: string; format: string; quiet?: boolean; output?: string }, cmd: Command) => {
+      const p = cli.project(cmd, services);
+      const names = services.length ? services : Object.keys(p.services);
+      let out: string;
+      if (o.services) out = names.map((n) => `${n}\n`).join('');
+      else if (o.volumes) out = Object.keys(p.volumes).map((n) => `${n}\n`).join('');
+      else if (o.networks) out = Object.keys(p.networks).map((n) => `${n}\n`).join('');
+      else if (o.profiles) out = [...new Set([...Object.values(p.services), ...Object.values(p.disabled)].flatMap((s) => s.profiles ?? []))].sort().map((n) => `${n}\n`).join('');
+      else if (o.images) out = names.map((n) => `${p.services[n]!.image ?? `${p.name}-${n}`}\n`).join('');
+      else if (o.hash !== undefined) {
+        const which = o.hash === '*' ? Object.keys(p.services) : o.hash.split(',');
+        out = which.map((n) => {
+          if (!p.services[n]) throw new EngineError('NOT_FOUND', `no such service: ${n}`);
+          return `${n} ${configHash(p.services[n]!)}\n`;
+        }).join('');
+      } else {
+        const data = projectData(p);
+        if (services.length) data.services = Object.fromEntries(Object.entries(data.services as object).filter(([k]) => services.includes(k)));
+        out = o.format === 'json' ? `${JSON.stringify(data, null, 2)}\n` : stringify(data, { lineWidth: 0, aliasDuplicateObjects: false });
+      }
+      if (o.quiet) return;
+      if (o.output) {
+        const fs = await import('node:fs');
+        fs.writeFileSync(`${o.output}.tmp`, out);
+        fs.renameSync(`${o.output}.tmp`, o.output);
+      } else process.stdout.write(out);
+    }));
+
+  psCommand(compose, cli);
+  composeMoreCommands(compose, cli, reporter);
+}

@@ -1,0 +1,78 @@
+/**
+ * The image each service runs: pulled or built per its pull_policy and
+ * build section, as docker compose decides (an image that is present is
+ * used; a missing one is pulled, or built when the service has `build:`).
+ */
+import { EngineError } from '../common/errors.ts';
+import type { ComposeBackend, Progress } from './backend.ts';
+import type { Reporter } from './reporter.ts';
+import type { Project, Service } from './types.ts';
+
+export interface ImageOptions {
+  /** up --build / compose build: build every service that has a build section. */
+  build?: boolean;
+  /** up --no-build: never build. */
+  noBuild?: boolean;
+  /** up --pull always|missing|never */
+  pull?: 'always' | 'missing' | 'never';
+  signal?: AbortSignal;
+  onProgress?: (service: string, p: Progress) => void;
+}
+
+/** The image name a service's containers are created from (`<project>-<service>` for a build without `image:`). */
+export function imageRef(p: Project, s: Service): string {
+  return s.image ?? `${p.name}-${s.name}`;
+}
+
+export async function buildService(b: ComposeBackend, p: Project, s: Service, r: Reporter, o: ImageOptions): Promise<string> {
+  const bc = s.build!;
+  const ref = imageRef(p, s);
+  r.event('Service', s.name, 'Building');
+  const args: Record<string, string> = {};
+  // an arg without a value takes it from the environment compose runs in, or is left out
+  for (const [k, v] of Object.entries(bc.args ?? {})) {
+    const val = v ?? p.environment[k];
+    if (val !== undefined) args[k] = val;
+  }
+  const id = await b.build({
+    context: bc.context, dockerfile: bc.dockerfile, dockerfileInline: bc.dockerfile_inline, args, target: bc.target, labels: bc.labels,
+    tags: [ref, ...(bc.tags ?? [])], noCache: bc.no_cache, pull: bc.pull, cacheFrom: bc.cache_from, network: bc.network, shmSize: bc.shm_size,
+    extraHosts: bc.extra_hosts ? Object.entries(bc.extra_hosts).flatMap(([h, ips]) => ips.map((ip) => `${h}:${ip}`)) : undefined,
+  }, (pr) => o.onProgress?.(s.name, pr), o.signal);
+  r.event('Service', s.name, 'Built');
+  return id;
+}
+
+async function pull(b: ComposeBackend, s: Service, ref: string, r: Reporter, o: ImageOptions): Promise<void> {
+  r.event('Image', ref, 'Pulling');
+  await b.pullImage(ref, (pr) => o.onProgress?.(s.name, pr), o.signal);
+  r.event('Image', ref, 'Pulled');
+}
+
+/** Makes sure every service's image exists; the image ids by service. */
+export async function ensureImages(b: ComposeBackend, p: Project, services: string[], r: Reporter, o: ImageOptions = {}): Promise<Map<string, string>> {
+  const ids = new Map<string, string>();
+  const toBuild: Service[] = [];
+  await Promise.all(services.map(async (name) => {
+    const s = p.services[name]!;
+    const ref = imageRef(p, s);
+    const policy = o.pull ?? s.pull_policy ?? 'missing';
+    if (s.build && !o.noBuild && (o.build || policy === 'build')) return void toBuild.push(s);
+    let img = policy === 'always' && s.image ? undefined : await b.inspectImage(ref);
+    if (!img) {
+      if (s.build && !o.noBuild && policy !== 'always') return void toBuild.push(s);
+      if (policy === 'never') throw new EngineError('NOT_FOUND', `service "${name}": image ${ref} not found and pull_policy is never`);
+      if (!s.image) throw new EngineError('NOT_FOUND', `service "${name}": image ${ref} not found; build it first (compose build)`);
+      await pull(b, s, ref, r, o);
+      img = await b.inspectImage(ref);
+      if (!img) throw new EngineError('NOT_FOUND', `service "${name}": image ${ref} not found after pulling it`);
+    }
+    ids.set(name, img.id);
+  }));
+  // builds one at a time: each may use the whole machine
+  for (const s of toBuild.sort((a, b) => a.name.localeCompare(b.name))) {
+    const id = await buildService(b, p, s, r, o);
+    ids.set(s.name, id || (await b.inspectImage(imageRef(p, s)))?.id || '');
+  }
+  return ids;
+}

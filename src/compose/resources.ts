@@ -1,0 +1,106 @@
+/**
+ * A project's networks and volumes: created on `up` with compose's labels
+ * when missing, checked when they exist (one created by something else
+ * under the same name is used, with a warning, as docker compose does),
+ * removed on `down` (external ones never).
+ */
+import { EngineError } from '../common/errors.ts';
+import type { ComposeBackend } from './backend.ts';
+import * as L from './labels.ts';
+import type { Reporter } from './reporter.ts';
+import type { Project } from './types.ts';
+
+/** The network and volume keys the given services use (and `default` when they use it). */
+export function usedResources(p: Project, services: string[]): { networks: string[]; volumes: string[] } {
+  const networks = new Set<string>();
+  const volumes = new Set<string>();
+  for (const n of services) {
+    const s = p.services[n]!;
+    for (const k of Object.keys(s.networks ?? {})) networks.add(k);
+    for (const v of s.volumes) if (v.type === 'volume' && v.source) volumes.add(v.source);
+  }
+  return { networks: [...networks], volumes: [...volumes] };
+}
+
+export async function ensureNetworks(b: ComposeBackend, p: Project, keys: string[], r: Reporter): Promise<void> {
+  await Promise.all(keys.map(async (key) => {
+    const n = p.networks[key]!;
+    const found = await b.inspectNetwork(n.name);
+    if (n.external) {
+      if (!found) throw new EngineError('NOT_FOUND', `network ${n.name} declared as external, but could not be found`);
+      return;
+    }
+    if (found) {
+      if (found.labels[L.PROJECT] !== undefined && found.labels[L.PROJECT] !== p.name) {
+        r.warn(`a network with name ${n.name} exists but was not created for project "${p.name}". Set \`external: true\` to use an existing network`);
+      }
+      return;
+    }
+    r.event('Network', n.name, 'Creating');
+    const ipam = n.ipam ? { Driver: n.ipam.driver, Config: (n.ipam.config ?? []).map((c) => ({ Subnet: c.subnet, Gateway: c.gateway, IPRange: c.ip_range, AuxiliaryAddresses: c.aux_addresses })), Options: n.ipam.options } : undefined;
+    try {
+      await b.createNetwork({
+        name: n.name, driver: n.driver, internal: n.internal, attachable: n.attachable, enableIPv6: n.enable_ipv6, options: n.driver_opts, ipam,
+        labels: { ...n.labels, [L.PROJECT]: p.name, [L.NETWORK]: key, [L.VERSION]: L.COMPOSE_VERSION },
+      });
+    } catch (e) {
+      // a concurrent up of the same project created it first
+      if (!(e instanceof EngineError && e.code === 'CONFLICT')) throw e;
+    }
+    r.event('Network', n.name, 'Created');
+  }));
+}
+
+export async function ensureVolumes(b: ComposeBackend, p: Project, keys: string[], r: Reporter): Promise<void> {
+  await Promise.all(keys.map(async (key) => {
+    const v = p.volumes[key]!;
+    const found = await b.inspectVolume(v.name);
+    if (v.external) {
+      if (!found) throw new EngineError('NOT_FOUND', `external volume "${v.name}" not found`);
+      return;
+    }
+    if (found) {
+      if (found.labels[L.PROJECT] !== undefined && found.labels[L.PROJECT] !== p.name) {
+        r.warn(`volume "${v.name}" already exists but was not created for project "${p.name}". Use \`external: true\` to use an existing volume`);
+      }
+      return;
+    }
+    r.event('Volume', v.name, 'Creating');
+    await b.createVolume({ name: v.name, driver: v.driver, driverOpts: v.driver_opts, labels: { ...v.labels, [L.PROJECT]: p.name, [L.VOLUME]: key, [L.VERSION]: L.COMPOSE_VERSION } });
+    r.event('Volume', v.name, 'Created');
+  }));
+}
+
+/** Removes the project's networks (found by label, so a project without its files still cleans up). */
+export async function removeNetworks(b: ComposeBackend, project: string, p: Project | undefined, r: Reporter): Promise<void> {
+  const names = new Set((await b.listNetworks(L.projectFilter(project))).map((n) => n.name));
+  for (const n of Object.values(p?.networks ?? {})) if (!n.external) names.add(n.name);
+  for (const name of names) {
+    const found = await b.inspectNetwork(name);
+    if (!found || (found.labels[L.PROJECT] !== undefined && found.labels[L.PROJECT] !== project)) continue;
+    r.event('Network', name, 'Removing');
+    try {
+      await b.removeNetwork(found.id);
+    } catch (e) {
+      if (!(e instanceof EngineError && e.code === 'NOT_FOUND')) throw e;
+    }
+    r.event('Network', name, 'Removed');
+  }
+}
+
+/** Removes the project's named volumes (`down -v`). */
+export async function removeVolumes(b: ComposeBackend, project: string, p: Project | undefined, r: Reporter): Promise<void> {
+  const names = new Set((await b.listVolumes(L.projectFilter(project))).map((v) => v.name));
+  for (const v of Object.values(p?.volumes ?? {})) if (!v.external) names.add(v.name);
+  for (const name of names) {
+    const found = await b.inspectVolume(name);
+    if (!found || (found.labels[L.PROJECT] !== undefined && found.labels[L.PROJECT] !== project)) continue;
+    r.event('Volume', name, 'Removing');
+    try {
+      await b.removeVolume(name);
+    } catch (e) {
+      if (!(e instanceof EngineError && e.code === 'NOT_FOUND')) throw e;
+    }
+    r.event('Volume', name, 'Removed');
+  }
+}

@@ -1,0 +1,78 @@
+/**
+ * The project back as compose data: what `config` prints (in the shape
+ * docker compose prints it: long forms, absolute paths, durations as Go
+ * strings, keys sorted) and what the config hash is computed from.
+ */
+import { createHash } from 'node:crypto';
+import type { Project, Service } from './types.ts';
+import { formatDuration } from './units.ts';
+
+type Tree = Record<string, unknown>;
+
+function sorted(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(sorted);
+  if (v && typeof v === 'object') {
+    const out: Tree = {};
+    for (const k of Object.keys(v).sort()) {
+      const x = (v as Tree)[k];
+      if (x !== undefined) out[k] = sorted(x);
+    }
+    return out;
+  }
+  return v;
+}
+
+/** The key order docker compose prints these in (compose-go's struct order), where it is not alphabetical. */
+const PORT_KEYS = ['name', 'mode', 'host_ip', 'target', 'published', 'protocol', 'app_protocol'];
+const VOLUME_KEYS = ['type', 'source', 'target', 'read_only', 'consistency', 'bind', 'volume', 'tmpfs'];
+
+function ordered(v: Tree, keys: string[]): Tree {
+  const out: Tree = {};
+  for (const k of keys) if (v[k] !== undefined) out[k] = v[k];
+  for (const k of Object.keys(v)) if (!(k in out)) out[k] = v[k];
+  return out;
+}
+
+/** A service as compose data (no `name`, empty collections left out, durations as strings). */
+export function serviceData(s: Service): Tree {
+  const { name: _n, extensions, healthcheck, stop_grace_period, scale, ...rest } = s;
+  const out: Tree = { ...rest, ...extensions };
+  for (const k of ['environment', 'labels', 'depends_on'] as const) if (!Object.keys(s[k]).length) delete out[k];
+  for (const k of ['ports', 'volumes'] as const) if (!s[k].length) delete out[k];
+  if (healthcheck) {
+    const h: Tree = { ...healthcheck };
+    for (const k of ['interval', 'timeout', 'start_period', 'start_interval'] as const) if (healthcheck[k] !== undefined) h[k] = formatDuration(healthcheck[k]);
+    out.healthcheck = h;
+  }
+  if (stop_grace_period !== undefined) out.stop_grace_period = formatDuration(stop_grace_period);
+  if (scale !== 1) out.scale = scale;
+  const data = sorted(out) as Tree;
+  if (data.ports) data.ports = (data.ports as Tree[]).map((x) => ordered(x, PORT_KEYS));
+  if (data.volumes) data.volumes = (data.volumes as Tree[]).map((x) => ordered(x, VOLUME_KEYS));
+  return data;
+}
+
+/** The whole project as `docker compose config` prints it. */
+export function projectData(p: Project): Tree {
+  const out: Tree = { name: p.name, services: Object.fromEntries(Object.keys(p.services).sort().map((n) => [n, serviceData(p.services[n]!)])) };
+  if (Object.keys(p.networks).length) out.networks = sorted(p.networks);
+  if (Object.keys(p.volumes).length) out.volumes = sorted(p.volumes);
+  if (Object.keys(p.secrets).length) out.secrets = sorted(p.secrets);
+  if (Object.keys(p.configs).length) out.configs = sorted(p.configs);
+  return out;
+}
+
+/**
+ * The service's config hash (label com.docker.compose.config-hash): like
+ * docker compose, a sha256 of the service's configuration without what
+ * does not change its containers (build, pull_policy, scale/replicas).
+ * The bytes hashed are keel's canonical JSON (sorted keys), not compose-go's
+ * struct encoding, so the value differs from docker compose v2's: each tool
+ * recreates the other's containers once, as v1 and v2 do to each other.
+ */
+export function configHash(s: Service): string {
+  const { build: _b, pull_policy: _p, scale: _s, ...rest } = s;
+  const data = serviceData({ ...rest, scale: 1 } as Service);
+  if (data.deploy && typeof data.deploy === 'object') data.deploy = { ...(data.deploy as Tree), replicas: undefined };
+  return createHash('sha256').update(JSON.stringify(sorted(data))).digest('hex');
+}

@@ -1,0 +1,199 @@
+/**
+ * The normalized compose project: every short form expanded, every
+ * duration in nanoseconds, every relative path absolute. The loader
+ * (load.ts) produces it; the reconciler and `config` consume it. It stays
+ * plain data (JSON-serializable) so `config` can print it and the config
+ * hash can be computed from it.
+ */
+
+export interface Project {
+  name: string;
+  workingDir: string;
+  /** Absolute paths of the compose files, in the order given. */
+  configFiles: string[];
+  services: Record<string, Service>;
+  networks: Record<string, NetworkConfig>;
+  volumes: Record<string, VolumeConfig>;
+  secrets: Record<string, FileObject>;
+  configs: Record<string, FileObject>;
+  /** Services defined but left out by their profiles. */
+  disabled: Record<string, Service>;
+  /** The environment the files were interpolated with (used by `run -e` defaults, COMPOSE_* settings). */
+  environment: Record<string, string>;
+}
+
+export interface BuildConfig {
+  context: string;
+  dockerfile?: string;
+  dockerfile_inline?: string;
+  args?: Record<string, string | null>;
+  target?: string;
+  labels?: Record<string, string>;
+  cache_from?: string[];
+  cache_to?: string[];
+  secrets?: ServiceFileRef[];
+  network?: string;
+  no_cache?: boolean;
+  pull?: boolean;
+  tags?: string[];
+  platforms?: string[];
+  shm_size?: number;
+  extra_hosts?: Record<string, string[]>;
+  additional_contexts?: Record<string, string>;
+}
+
+export interface PortConfig {
+  target: number;
+  published?: string;
+  host_ip?: string;
+  protocol: string;
+  mode: string;
+  name?: string;
+  app_protocol?: string;
+}
+
+export interface VolumeMount {
+  type: 'volume' | 'bind' | 'tmpfs' | 'npipe' | 'cluster' | 'image';
+  /** A volume name (project-local), a host path (absolute), or undefined for an anonymous volume or tmpfs. */
+  source?: string;
+  target: string;
+  read_only?: boolean;
+  consistency?: string;
+  bind?: { propagation?: string; create_host_path?: boolean; selinux?: string };
+  volume?: { nocopy?: boolean; subpath?: string };
+  tmpfs?: { size?: number; mode?: number };
+}
+
+export interface DependsOn {
+  condition: 'service_started' | 'service_healthy' | 'service_completed_successfully';
+  restart: boolean;
+  required: boolean;
+}
+
+export interface Healthcheck {
+  test?: string[];
+  interval?: number;
+  timeout?: number;
+  retries?: number;
+  start_period?: number;
+  start_interval?: number;
+  disable?: boolean;
+}
+
+export interface ServiceNetwork {
+  aliases?: string[];
+  ipv4_address?: string;
+  ipv6_address?: string;
+  priority?: number;
+  mac_address?: string;
+}
+
+export interface ServiceFileRef {
+  source: string;
+  target?: string;
+  uid?: string;
+  gid?: string;
+  mode?: number;
+}
+
+export interface Ulimit {
+  soft: number;
+  hard: number;
+}
+
+export interface Service {
+  name: string;
+  image?: string;
+  build?: BuildConfig;
+  command?: string[] | null;
+  entrypoint?: string[] | null;
+  environment: Record<string, string | null>;
+  ports: PortConfig[];
+  expose?: string[];
+  volumes: VolumeMount[];
+  tmpfs?: string[];
+  networks?: Record<string, ServiceNetwork | null>;
+  network_mode?: string;
+  depends_on: Record<string, DependsOn>;
+  healthcheck?: Healthcheck;
+  restart?: string;
+  /** deploy.replicas / scale, 1 when neither is given. */
+  scale: number;
+  deploy?: Record<string, unknown>;
+  mem_limit?: number;
+  mem_reservation?: number;
+  memswap_limit?: number;
+  cpus?: number;
+  cpu_shares?: number;
+  cpuset?: string;
+  pids_limit?: number;
+  labels: Record<string, string>;
+  container_name?: string;
+  hostname?: string;
+  domainname?: string;
+  user?: string;
+  working_dir?: string;
+  extra_hosts?: string[];
+  dns?: string[];
+  dns_search?: string[];
+  dns_opt?: string[];
+  cap_add?: string[];
+  cap_drop?: string[];
+  privileged?: boolean;
+  read_only?: boolean;
+  init?: boolean;
+  stop_signal?: string;
+  stop_grace_period?: number;
+  sysctls?: Record<string, string>;
+  ulimits?: Record<string, Ulimit>;
+  shm_size?: number;
+  stdin_open?: boolean;
+  tty?: boolean;
+  logging?: { driver?: string; options?: Record<string, string> };
+  secrets?: ServiceFileRef[];
+  configs?: ServiceFileRef[];
+  pull_policy?: string;
+  platform?: string;
+  profiles?: string[];
+  devices?: string[];
+  security_opt?: string[];
+  group_add?: string[];
+  ipc?: string;
+  pid?: string;
+  userns_mode?: string;
+  oom_score_adj?: number;
+  mac_address?: string;
+  links?: string[];
+  external_links?: string[];
+  /** Extension keys (`x-*`) kept as given. */
+  extensions?: Record<string, unknown>;
+}
+
+export interface NetworkConfig {
+  /** The engine-side name: `<project>_<key>` unless `name:` or external. */
+  name: string;
+  driver?: string;
+  driver_opts?: Record<string, string>;
+  ipam?: { driver?: string; config?: { subnet?: string; gateway?: string; ip_range?: string; aux_addresses?: Record<string, string> }[]; options?: Record<string, string> };
+  external?: boolean;
+  internal?: boolean;
+  attachable?: boolean;
+  enable_ipv6?: boolean;
+  labels?: Record<string, string>;
+}
+
+export interface VolumeConfig {
+  name: string;
+  driver?: string;
+  driver_opts?: Record<string, string>;
+  external?: boolean;
+  labels?: Record<string, string>;
+}
+
+export interface FileObject {
+  name: string;
+  file?: string;
+  environment?: string;
+  content?: string;
+  external?: boolean;
+}

@@ -1,0 +1,200 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, test } from 'node:test';
+import { EngineError } from '../common/errors.ts';
+import type { ComposeBackend, ContainerDetails, ContainerSpec, ContainerSummary, NetworkSummary, VolumeSummary } from './backend.ts';
+import { loadProject } from './load.ts';
+import { down, stop } from './ops.ts';
+import { collectingReporter } from './reporter.ts';
+import { up } from './up.ts';
+
+/** An engine in memory: enough of the backend for convergence, with every call recorded. */
+class FakeEngine {
+  containers = new Map<string, ContainerSummary & { spec: ContainerSpec; health?: ContainerDetails['health'] }>();
+  networks = new Map<string, NetworkSummary>();
+  volumes = new Map<string, VolumeSummary>();
+  images = new Map<string, string>([['busybox', 'sha256:bb1']]);
+  calls: string[] = [];
+  private n = 0;
+
+  find(id: string) {
+    const c = this.containers.get(id) ?? [...this.containers.values()].find((x) => x.name === id);
+    if (!c) throw new EngineError('NOT_FOUND', `no such container ${id}`);
+    return c;
+  }
+
+  backend(): ComposeBackend {
+    const match = (labels: Record<string, string>, want: string[]) => want.every((w) => {
+      const [k, v] = w.split('=');
+      return v === undefined ? k! in labels : labels[k!] === v;
+    });
+    const self = this;
+    const unsupported = () => Promise.reject(new EngineError('UNAVAILABLE', 'not in the fake'));
+    return {
+      listContainers: async (labels) => [...this.containers.values()].filter((c) => match(c.labels, labels)).map(({ spec: _s, health: _h, ...c }) => ({ ...c })),
+      inspectContainer: async (id) => {
+        const c = this.find(id);
+        return { ...c, running: c.state === 'running', exitCode: 0, health: c.health, tty: false, networks: {} };
+      },
+      createContainer: async (spec) => {
+        if ([...this.containers.values()].some((c) => c.name === spec.name)) throw new EngineError('CONFLICT', `name ${spec.name} in use`);
+        const id = `c${++this.n}`.padEnd(64, '0');
+        this.calls.push(`create ${spec.name}`);
+        this.containers.set(id, { id, name: spec.name, image: spec.image, imageId: this.images.get(spec.image) ?? '', command: '', created: 0, state: 'created', status: '', labels: spec.labels, ports: [], spec, health: spec.healthcheck ? 'healthy' : undefined });
+        return id;
+      },
+      connectNetwork: async (net, id) => void this.calls.push(`connect ${net} ${this.find(id).name}`),
+      startContainer: async (id) => {
+        this.calls.push(`start ${this.find(id).name}`);
+        this.find(id).state = 'running';
+      },
+      stopContainer: async (id) => {
+        this.calls.push(`stop ${this.find(id).name}`);
+        this.find(id).state = 'exited';
+      },
+      restartContainer: async (id) => void this.calls.push(`restart ${this.find(id).name}`),
+      killContainer: async () => {},
+      pauseContainer: async () => {},
+      unpauseContainer: async () => {},
+      removeContainer: async (id) => {
+        this.calls.push(`remove ${this.find(id).name}`);
+        this.containers.delete(this.find(id).id);
+      },
+      renameContainer: async (id, name) => void (this.find(id).name = name),
+      waitContainer: async () => 0,
+      logs: async function* () {},
+      top: async () => ({ titles: [], processes: [] }),
+      exec: unsupported,
+      runAttached: unsupported,
+      listNetworks: async (labels) => [...this.networks.values()].filter((n) => match(n.labels, labels)),
+      inspectNetwork: async (name) => this.networks.get(name),
+      createNetwork: async (s) => {
+        this.calls.push(`network ${s.name}`);
+        this.networks.set(s.name, { id: s.name, name: s.name, driver: 'bridge', labels: s.labels });
+        return s.name;
+      },
+      removeNetwork: async (id) => void this.networks.delete(id),
+      listVolumes: async (labels) => [...this.volumes.values()].filter((v) => match(v.labels, labels)),
+      inspectVolume: async (name) => this.volumes.get(name),
+      createVolume: async (s) => void this.volumes.set(s.name, { name: s.name, driver: 'local', labels: s.labels }),
+      removeVolume: async (name) => void this.volumes.delete(name),
+      inspectImage: async (ref) => (this.images.has(ref) ? { id: this.images.get(ref)!, repoTags: [ref], size: 1, created: 0 } : undefined),
+      pullImage: async (ref) => {
+        self.calls.push(`pull ${ref}`);
+        self.images.set(ref, `sha256:${ref}`);
+      },
+      pushImage: unsupported,
+      removeImage: async (ref) => void this.images.delete(ref),
+      events: async function* () {},
+      build: async (spec) => {
+        self.calls.push(`build ${spec.tags[0]}`);
+        self.images.set(spec.tags[0]!, 'sha256:built');
+        return 'sha256:built';
+      },
+    };
+  }
+
+  names(): string[] {
+    return [...this.containers.values()].map((c) => `${c.name}:${c.state}`).sort();
+  }
+}
+
+const root = fs.mkdtempSync(path.join(os.tmpdir(), 'compose-up-'));
+after(() => fs.rmSync(root, { recursive: true, force: true }));
+function project(yaml: string, env: Record<string, string> = {}) {
+  const d = path.join(root, 'app');
+  fs.mkdirSync(d, { recursive: true });
+  fs.writeFileSync(path.join(d, 'compose.yaml'), yaml);
+  return loadProject({ cwd: d, env, onWarning: () => {} });
+}
+
+const YAML = `services:
+  web:
+    image: busybox
+    environment: ["V=\${V:-1}"]
+    depends_on:
+      db: {condition: service_healthy, restart: true}
+  db:
+    image: busybox
+    healthcheck: {test: ["CMD", "true"]}
+  cache:
+    image: redis
+    scale: 2
+`;
+
+test('up creates, starts in dependency order, and a second up changes nothing', async () => {
+  const e = new FakeEngine();
+  const r = collectingReporter();
+  await up(e.backend(), project(YAML), r);
+  assert.deepEqual(e.names(), ['app-cache-1:running', 'app-cache-2:running', 'app-db-1:running', 'app-web-1:running']);
+  assert.ok(e.calls.includes('pull redis'));
+  assert.ok(e.calls.includes('network app_default'));
+  assert.ok(e.calls.indexOf('start app-db-1') < e.calls.indexOf('create app-web-1'));
+  e.calls.length = 0;
+  await up(e.backend(), project(YAML), r);
+  assert.equal(e.calls.join(), "");
+});
+
+test('a changed service is recreated; its dependents with restart: true restart; scale down removes the highest', async () => {
+  const e = new FakeEngine();
+  const r = collectingReporter();
+  await up(e.backend(), project(YAML), r);
+  e.calls.length = 0;
+  await up(e.backend(), project(YAML.replace('healthcheck: {test: ["CMD", "true"]}', 'healthcheck: {test: ["CMD", "true"], retries: 9}').replace('scale: 2', 'scale: 1')), r);
+  assert.ok(e.calls.includes('create app-db-1'));
+  assert.ok(e.calls.includes('restart app-web-1'));
+  assert.ok(e.calls.includes('remove app-cache-2'));
+  assert.ok(!e.calls.includes('create app-web-1'));
+  assert.deepEqual(e.names(), ['app-cache-1:running', 'app-db-1:running', 'app-web-1:running']);
+  e.calls.length = 0;
+  await up(e.backend(), project(YAML.replace('scale: 2', 'scale: 1').replace('healthcheck: {test: ["CMD", "true"]}', 'healthcheck: {test: ["CMD", "true"], retries: 9}'), { V: '2' }), r, { noRecreate: true });
+  assert.equal(e.calls.join(), "");
+  await up(e.backend(), project(YAML, { V: '2' }), r, { services: ['web'], noDeps: true });
+  assert.deepEqual(e.calls.filter((c) => c.startsWith('create')), ['create app-web-1']);
+});
+
+test('orphans are reported, removed with removeOrphans; down stops in reverse order and removes everything', async () => {
+  const e = new FakeEngine();
+  const r = collectingReporter();
+  await up(e.backend(), project(YAML), r);
+  const smaller = project(YAML.replace(/ {2}cache:\n.*\n.*\n/, ''));
+  await up(e.backend(), smaller, r);
+  assert.match(r.warnings.join('\n'), /Found orphan containers \(\[app-cache-1 app-cache-2\]\)/);
+  await up(e.backend(), smaller, r, { removeOrphans: true });
+  assert.deepEqual(e.names(), ['app-db-1:running', 'app-web-1:running']);
+  e.calls.length = 0;
+  await stop(e.backend(), { name: 'app', project: smaller }, r);
+  assert.deepEqual(e.calls, ['stop app-web-1', 'stop app-db-1']);
+  await down(e.backend(), { name: 'app' }, r, { volumes: true });
+  assert.deepEqual(e.names(), []);
+  assert.equal(e.networks.size, 0);
+});
+
+test('a service with build and no image is built; --build rebuilds', async () => {
+  const e = new FakeEngine();
+  const r = collectingReporter();
+  const p = project('services:\n  api:\n    build: .\n');
+  await up(e.backend(), p, r);
+  assert.ok(e.calls.includes('build app-api'));
+  e.calls.length = 0;
+  await up(e.backend(), p, r);
+  assert.ok(!e.calls.some((c) => c.startsWith('build')));
+  await up(e.backend(), p, r, { build: true });
+  assert.ok(e.calls.includes('build app-api'));
+});
+
+test('a service in another service\'s network namespace is recreated with it', async () => {
+  const e = new FakeEngine();
+  const r = collectingReporter();
+  const y = 'services:\n  net:\n    image: busybox\n    environment: ["V=${V:-1}"]\n  side:\n    image: busybox\n    network_mode: "service:net"\n';
+  await up(e.backend(), project(y), r);
+  const netId = [...e.containers.values()].find((c) => c.name === 'app-net-1')!.id;
+  assert.equal([...e.containers.values()].find((c) => c.name === 'app-side-1')!.spec.host.NetworkMode, `container:${netId}`);
+  e.calls.length = 0;
+  await up(e.backend(), project(y, { V: '2' }), r);
+  const newNet = [...e.containers.values()].find((c) => c.name === 'app-net-1')!.id;
+  assert.notEqual(newNet, netId);
+  assert.equal([...e.containers.values()].find((c) => c.name === 'app-side-1')!.spec.host.NetworkMode, `container:${newNet}`);
+});

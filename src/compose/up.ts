@@ -1,0 +1,234 @@
+/**
+ * `up` (and `create`): bring the engine to the project's state, as docker
+ * compose converges it (pkg/compose/convergence.go):
+ *   networks and volumes → images → per service, in dependency order
+ *   (independent services in parallel): wait for the dependencies'
+ *   conditions, then create what is missing, recreate what changed (config
+ *   hash or image), remove replicas above the scale, start what is not
+ *   running.
+ */
+import { EngineError } from '../common/errors.ts';
+import type { ComposeBackend, ContainerSummary } from './backend.ts';
+import { planContainer } from './convert.ts';
+import { inDependencyOrder, withDependencies } from './graph.ts';
+import { ensureImages, type ImageOptions } from './images.ts';
+import * as L from './labels.ts';
+import type { Reporter } from './reporter.ts';
+import { ensureNetworks, ensureVolumes, usedResources } from './resources.ts';
+import { configHash } from './serialize.ts';
+import type { Project } from './types.ts';
+
+export interface UpOptions extends ImageOptions {
+  services?: string[];
+  noDeps?: boolean;
+  forceRecreate?: boolean;
+  noRecreate?: boolean;
+  removeOrphans?: boolean;
+  /** --scale service=n */
+  scale?: Record<string, number>;
+  /** create only (compose create, up --no-start). */
+  noStart?: boolean;
+  /** Stop timeout (seconds) for recreated containers. */
+  timeout?: number;
+}
+
+export const numberOf = (c: ContainerSummary) => Number(c.labels[L.NUMBER] ?? 0);
+const running = (c: ContainerSummary) => c.state === 'running' || c.state === 'restarting' || c.state === 'paused';
+
+/** The project's service containers (not one-off `run` containers). */
+export async function projectContainers(b: ComposeBackend, project: string, all = true): Promise<ContainerSummary[]> {
+  const list = await b.listContainers(L.projectFilter(project), { all });
+  return list.filter((c) => c.labels[L.ONEOFF] !== 'True');
+}
+
+/** The services `run svc` starts first: everything svc depends on, without svc. */
+export function withDeps(p: Project, name: string): string[] {
+  return withDependencies(p, [name]).filter((n) => n !== name);
+}
+
+/** The services `up svc...` acts on: the named ones with their dependencies (unless --no-deps), else all. */
+export function selectServices(p: Project, names: string[] | undefined, noDeps = false): string[] {
+  for (const n of names ?? []) if (!p.services[n]) throw new EngineError('NOT_FOUND', `no such service: ${n}`);
+  if (!names?.length) return Object.keys(p.services);
+  return noDeps ? names : withDependencies(p, names);
+}
+
+export async function up(b: ComposeBackend, p: Project, r: Reporter, o: UpOptions = {}): Promise<void> {
+  const services = selectServices(p, o.services, o.noDeps);
+  const scale = (name: string) => o.scale?.[name] ?? p.services[name]!.scale;
+  for (const [n, v] of Object.entries(o.scale ?? {})) {
+    if (!p.services[n]) throw new EngineError('NOT_FOUND', `no such service: ${n}`);
+    if (p.services[n]!.container_name && v > 1) throw new EngineError('INVALID_ARGUMENT', `service "${n}": container_name "${p.services[n]!.container_name}" cannot be used with --scale ${v}: container names must be unique`);
+  }
+  const used = usedResources(p, services);
+  await ensureNetworks(b, p, used.networks, r);
+  await ensureVolumes(b, p, used.volumes, r);
+  const images = await ensureImages(b, p, services, r, o);
+  const existing = await projectContainers(b, p.name);
+  const orphans = existing.filter((c) => !p.services[c.labels[L.SERVICE] ?? ''] && !p.disabled[c.labels[L.SERVICE] ?? '']);
+  if (orphans.length) {
+    if (o.removeOrphans) {
+      for (const c of orphans) {
+        r.event('Container', c.name, 'Removing');
+        await b.removeContainer(c.id, { force: true });
+        r.event('Container', c.name, 'Removed');
+      }
+    } else r.warn(`Found orphan containers ([${orphans.map((c) => c.name).join(' ')}]) for this project. If you removed or renamed this service in your compose file, you can run this command with the --remove-orphans flag to clean it up.`);
+  }
+  const firstContainer = new Map<string, string>();
+  const recreated = new Set<string>();
+  const serviceContainer = (svc: string) => {
+    const id = firstContainer.get(svc) ?? existing.find((c) => c.labels[L.SERVICE] === svc)?.id;
+    if (!id) throw new EngineError('NOT_FOUND', `service "${svc}" has no container (network_mode: service:${svc})`);
+    return id;
+  };
+  await inDependencyOrder(p, services, async (name) => {
+    if (!o.noStart) await waitDependencies(b, p, name, services, r, o.signal);
+    // a dependency with `restart: true` that was recreated restarts this service's running containers
+    const restartFor = Object.entries(p.services[name]!.depends_on).some(([dep, c]) => c.restart && recreated.has(dep));
+    // a container in another service's network namespace must be recreated with that service's new container
+    const mode = p.services[name]!.network_mode;
+    const lenderRecreated = mode?.startsWith('service:') && recreated.has(mode.slice(8));
+    const res = await convergeService(b, p, name, scale(name), images.get(name)!, existing.filter((c) => c.labels[L.SERVICE] === name), r, {
+      ...o, serviceContainer, restartKept: restartFor, forceRecreate: o.forceRecreate || lenderRecreated,
+    });
+    if (res.ids[0]) firstContainer.set(name, res.ids[0]);
+    if (res.changed) recreated.add(name);
+  });
+}
+
+interface ConvergeOptions extends UpOptions {
+  serviceContainer: (service: string) => string;
+  /** Restart the running containers that are kept (a dependency was recreated). */
+  restartKept?: boolean;
+}
+
+async function createOne(b: ComposeBackend, p: Project, name: string, n: number, imageId: string, r: Reporter, o: ConvergeOptions): Promise<string> {
+  const plan = planContainer(p, p.services[name]!, n, { imageId, serviceContainer: o.serviceContainer });
+  r.event('Container', plan.spec.name, 'Creating');
+  const id = await b.createContainer(plan.spec);
+  try {
+    for (const net of plan.extraNetworks) await b.connectNetwork(net.name, id, net.endpoint);
+  } catch (e) {
+    await b.removeContainer(id, { force: true }).catch(() => {});
+    throw e;
+  }
+  r.event('Container', plan.spec.name, 'Created');
+  return id;
+}
+
+/** Converges one service's containers: their ids by number, and whether any was created or recreated. */
+async function convergeService(b: ComposeBackend, p: Project, name: string, scale: number, imageId: string, current: ContainerSummary[], r: Reporter, o: ConvergeOptions): Promise<{ ids: string[]; changed: boolean }> {
+  const s = p.services[name]!;
+  const hash = configHash(s);
+  const byNumber = [...current].sort((a, c) => numberOf(a) - numberOf(c));
+  const ids: string[] = [];
+  const toStart: { id: string; name: string }[] = [];
+  // replicas above the scale go first, highest numbers first
+  for (const c of byNumber.filter((x) => numberOf(x) > scale || numberOf(x) < 1).reverse()) {
+    r.event('Container', c.name, 'Stopping');
+    await b.stopContainer(c.id, o.timeout);
+    r.event('Container', c.name, 'Stopped');
+    r.event('Container', c.name, 'Removing');
+    await b.removeContainer(c.id, { force: true });
+    r.event('Container', c.name, 'Removed');
+  }
+  const keep = byNumber.filter((x) => numberOf(x) >= 1 && numberOf(x) <= scale);
+  for (let n = 1; n <= scale; n++) {
+    const c = keep.find((x) => numberOf(x) === n);
+    if (!c) {
+      const id = await createOne(b, p, name, n, imageId, r, o);
+      ids.push(id);
+      toStart.push({ id, name: s.container_name ?? L.containerName(p.name, name, n) });
+      continue;
+    }
+    const diverged = c.labels[L.CONFIG_HASH] !== hash || c.labels[L.IMAGE] !== imageId;
+    if (o.forceRecreate || (diverged && !o.noRecreate)) {
+      r.event('Container', c.name, 'Recreate');
+      await b.stopContainer(c.id, o.timeout);
+      // the old container steps aside under a temporary name, and comes back if its successor cannot be created
+      const aside = `${c.id.slice(0, 12)}_${c.name}`;
+      await b.renameContainer(c.id, aside);
+      let id: string;
+      try {
+        id = await createOne(b, p, name, n, imageId, r, o);
+      } catch (e) {
+        await b.renameContainer(c.id, c.name).catch(() => {});
+        throw e;
+      }
+      await b.removeContainer(c.id, { force: true });
+      r.event('Container', c.name, 'Recreated');
+      ids.push(id);
+      toStart.push({ id, name: c.name });
+    } else {
+      ids.push(c.id);
+      if (!running(c)) toStart.push({ id: c.id, name: c.name });
+      else if (o.restartKept && !o.noStart) {
+        r.event('Container', c.name, 'Restarting');
+        await b.restartContainer(c.id, o.timeout);
+        r.event('Container', c.name, 'Started');
+      } else r.event('Container', c.name, 'Running');
+    }
+  }
+  if (!o.noStart) {
+    await Promise.all(toStart.map(async (c) => {
+      r.event('Container', c.name, 'Starting');
+      await b.startContainer(c.id);
+      r.event('Container', c.name, 'Started');
+    }));
+  }
+  return { ids, changed: toStart.length > 0 && toStart.some((t) => !current.some((c) => c.id === t.id)) };
+}
+
+/** Waits until every dependency of `name` (among the services being brought up) meets its condition. */
+export async function waitDependencies(b: ComposeBackend, p: Project, name: string, services: string[], r: Reporter, signal?: AbortSignal): Promise<void> {
+  const deps = Object.entries(p.services[name]!.depends_on).filter(([d]) => services.includes(d));
+  await Promise.all(deps.map(async ([dep, cond]) => {
+    if (cond.condition === 'service_started') return;
+    const containers = (await b.listContainers(L.serviceFilter(p.name, dep), { all: true })).filter((c) => c.labels[L.ONEOFF] !== 'True');
+    await Promise.all(containers.map(async (c) => {
+      r.event('Container', c.name, 'Waiting');
+      if (cond.condition === 'service_completed_successfully') {
+        const code = await b.waitContainer(c.id, signal);
+        if (code !== 0) throw new EngineError('INVALID_ARGUMENT', `service "${dep}" didn't complete successfully: exit ${code}`);
+        r.event('Container', c.name, 'Exited');
+        return;
+      }
+      await waitHealthy(b, c.id, c.name, signal);
+      r.event('Container', c.name, 'Healthy');
+    }));
+  }));
+}
+
+/** Polls a container's health until healthy; an unhealthy or exited container fails the wait. */
+export async function waitHealthy(b: ComposeBackend, id: string, name: string, signal?: AbortSignal, deadline = Infinity): Promise<void> {
+  for (let delay = 100; ; delay = Math.min(delay * 2, 1000)) {
+    const d = await b.inspectContainer(id);
+    if (d.health === undefined || d.health === 'none') throw new EngineError('INVALID_ARGUMENT', `container ${name} has no healthcheck configured`);
+    if (d.health === 'healthy') return;
+    if (d.health === 'unhealthy') throw new EngineError('INVALID_ARGUMENT', `dependency failed to start: container ${name} is unhealthy`);
+    if (!d.running) throw new EngineError('INVALID_ARGUMENT', `dependency failed to start: container ${name} exited (${d.exitCode})`);
+    if (signal?.aborted) throw new EngineError('CANCELLED', 'cancelled');
+    if (Date.now() > deadline) throw new EngineError('TIMEOUT', `container ${name} did not become healthy in time`);
+    await new Promise((res) => setTimeout(res, delay));
+  }
+}
+
+/**
+ * `up --wait`: every container of the services running, and healthy when
+ * it has a healthcheck; a container that exited fails the wait unless it
+ * completed successfully and has no restart policy (a one-shot task).
+ */
+export async function waitProject(b: ComposeBackend, p: Project, services: string[], r: Reporter, deadline = Infinity): Promise<void> {
+  const list = (await projectContainers(b, p.name)).filter((c) => services.includes(c.labels[L.SERVICE] ?? ''));
+  await Promise.all(list.map(async (c) => {
+    r.event('Container', c.name, 'Waiting');
+    const d = await b.inspectContainer(c.id);
+    const checked = d.health !== undefined && d.health !== 'none';
+    if (checked) await waitHealthy(b, c.id, c.name, undefined, deadline);
+    else if (!d.running && !(p.services[c.labels[L.SERVICE] ?? '']?.restart === undefined && d.exitCode === 0)) {
+      throw new EngineError('INVALID_ARGUMENT', `container ${c.name} exited (${d.exitCode})`);
+    }
+    r.event('Container', c.name, checked ? 'Healthy' : 'Running');
+  }));
+}
