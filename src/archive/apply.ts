@@ -113,11 +113,11 @@ const isRoot = process.getuid?.() === 0;
 const code = (e: unknown) => (e as NodeJS.ErrnoException).code;
 
 /** Errors from the filesystem while applying an entry name it; bad-layer errnos are INVALID_ARGUMENT. */
-function wrap(e: unknown, name: string): EngineError {
-  if (e instanceof EngineError) return e;
+function wrap(e: unknown, name: string, copy: boolean): EngineError {
+  if (e instanceof EngineError) return copy ? new EngineError(e.code, e.message.replace(/^layer entry /, 'archive entry '), { cause: e.cause }) : e;
   const c = code(e) ?? '';
   const why = c === 'EXDEV' || c === 'EBUSY' ? 'a mount point is in the way (nothing is removed across a mount)' : (e as Error).message;
-  const msg = `cannot apply layer entry ${JSON.stringify(name)}: ${why}`;
+  const msg = `cannot ${copy ? 'extract archive' : 'apply layer'} entry ${JSON.stringify(name)}: ${why}`;
   const bad = ['ENOENT', 'EEXIST', 'ENOTDIR', 'EISDIR', 'ELOOP', 'ENAMETOOLONG', 'EINVAL', 'ENOTEMPTY', 'EXDEV', 'EMLINK', 'EBUSY'];
   return new EngineError(bad.includes(c) ? 'INVALID_ARGUMENT' : 'INTERNAL', msg, { cause: e });
 }
@@ -149,7 +149,7 @@ class Applier implements TarSink {
     try {
       this.apply(h);
     } catch (e) {
-      throw wrap(e, h.name);
+      throw wrap(e, h.name, !!this.copy);
     }
   }
 
@@ -160,7 +160,7 @@ class Applier implements TarSink {
       let off = 0;
       while (off < chunk.length) off += fs.writeSync(f.fd, chunk, off, chunk.length - off);
     } catch (e) {
-      throw wrap(e, f.h.name);
+      throw wrap(e, f.h.name, !!this.copy);
     }
   }
 
@@ -172,7 +172,7 @@ class Applier implements TarSink {
       this.meta(f.fd, f.h);
       fs.futimesSync(f.fd, f.h.mtime, f.h.mtime);
     } catch (e) {
-      throw wrap(e, f.h.name);
+      throw wrap(e, f.h.name, !!this.copy);
     } finally {
       fs.closeSync(f.fd);
     }
@@ -249,7 +249,7 @@ class Applier implements TarSink {
       if (code(e) !== 'EEXIST') throw e;
     }
     const old = lstatat(pfd, base);
-    if (this.copy && isDir(old)) throw invalid(`cannot overwrite directory ${JSON.stringify(base)} with non-directory`);
+    if (this.copy && isDir(old)) throw invalid(`cannot overwrite directory ${JSON.stringify(base)} with a non-directory`);
     removeAt(pfd, base);
     this.root.invalidate();
     return make();
@@ -264,7 +264,7 @@ class Applier implements TarSink {
         close(openChild(pfd, base, DIR)); // a directory already: merge into it
       } catch (e2) {
         if (code(e2) !== 'ENOTDIR' && code(e2) !== 'ELOOP') throw e2;
-        if (this.copy?.noOverwriteDirNonDir) throw invalid(`cannot overwrite non-directory ${JSON.stringify(base)} with directory`);
+        if (this.copy?.noOverwriteDirNonDir) throw invalid(`cannot overwrite non-directory ${JSON.stringify(base)} with a directory`);
         unlinkat(pfd, base);
         this.root.invalidate();
         mkdirat(pfd, base, 0o700);
