@@ -242,7 +242,7 @@ class Applier implements TarSink {
    * exists), clearing what is in the way first. In a layer anything in the
    * way goes (a directory with all it holds); in a copy a directory stays.
    */
-  private create<T>(pfd: number, base: string, make: () => T): T {
+  private create<T>(pfd: number, base: string, make: () => T, keep: number[] = []): T {
     try {
       return make();
     } catch (e) {
@@ -251,7 +251,7 @@ class Applier implements TarSink {
     const old = lstatat(pfd, base);
     if (this.copy && isDir(old)) throw invalid(`cannot overwrite directory ${JSON.stringify(base)} with a non-directory`);
     removeAt(pfd, base);
-    this.root.invalidate();
+    this.root.invalidate(pfd, ...keep);
     return make();
   }
 
@@ -266,7 +266,7 @@ class Applier implements TarSink {
         if (code(e2) !== 'ENOTDIR' && code(e2) !== 'ELOOP') throw e2;
         if (this.copy?.noOverwriteDirNonDir) throw invalid(`cannot overwrite non-directory ${JSON.stringify(base)} with a directory`);
         unlinkat(pfd, base);
-        this.root.invalidate();
+        this.root.invalidate(pfd);
         mkdirat(pfd, base, 0o700);
       }
     }
@@ -309,7 +309,7 @@ class Applier implements TarSink {
     const t = lstatat(tpfd, tbase);
     const old = lstatat(dfd, base);
     if (t.ino === old.ino && t.dev === old.dev) return; // a link to itself changes nothing
-    this.create(dfd, base, link);
+    this.create(dfd, base, link, [tpfd]);
   }
 
   /** Owner, mode and xattrs of an entry on its open descriptor. */
@@ -335,7 +335,7 @@ class Applier implements TarSink {
     if (base.startsWith(WH + WH)) return; // aufs bookkeeping (.wh..wh.plnk etc.), as dockerd skips it
     const name = base.slice(WH.length);
     if (name === '' || name === '.' || name === '..') throw invalid(`layer whiteout ${JSON.stringify(h.name)} names ${JSON.stringify(name)}`);
-    if (removeAt(pfd, name)) this.root.invalidate();
+    if (removeAt(pfd, name)) this.root.invalidate(pfd);
     // A later entry of the same name replaces the whiteout device (create() clears it).
     if (this.overlay) mknodat(pfd, name, S_IFCHR, 0);
   }
@@ -349,7 +349,7 @@ class Applier implements TarSink {
       if (this.made!.has(`${st.dev}:${st.ino}/${name}`)) continue;
       removed = removeAt(pfd, name) || removed;
     }
-    if (removed) this.root.invalidate();
+    if (removed) this.root.invalidate(pfd);
   }
 
   finish(): void {

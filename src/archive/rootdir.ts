@@ -52,14 +52,22 @@ export class RootDir {
   }
 
   close(): void {
-    this.invalidate();
+    for (const fd of this.cache.values()) close(fd);
+    this.cache.clear();
     if (this.owned) close(this.fd);
   }
 
-  /** Forgets every cached directory (after the apply removed something). */
-  invalidate(): void {
-    for (const fd of this.cache.values()) close(fd);
-    this.cache.clear();
+  /**
+   * Forgets the cached directories (after the apply removed something), but
+   * those in `keep`: the parents the caller still works in, which a removal
+   * of one of their children leaves as they were.
+   */
+  invalidate(...keep: number[]): void {
+    for (const [k, fd] of this.cache) {
+      if (keep.includes(fd)) continue;
+      close(fd);
+      this.cache.delete(k);
+    }
   }
 
   /** Hands a directory fd the caller opened at lexical path `key` to the cache (which then owns it). */
