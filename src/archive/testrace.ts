@@ -5,7 +5,7 @@
  * a separate process (optionally as another uid, like a host user owning a
  * bind-mount source) until stop(), which returns how many swaps it made.
  *
- * Run directly: node testrace.ts <a> <b>  (loops until SIGTERM, then prints the count).
+ * Run directly: node testrace.ts <a> <b> [<a2> <b2> ...]  (loops until SIGTERM, then prints the count).
  */
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -16,8 +16,9 @@ export interface Swapper {
   stop(): Promise<number>;
 }
 
-export async function startSwapper(a: string, b: string, opts: { uid?: number; gid?: number } = {}): Promise<Swapper> {
-  const child = spawn(process.execPath, [self, a, b], { uid: opts.uid, gid: opts.gid, stdio: ['ignore', 'pipe', 'inherit'] });
+/** Swaps a with b; more pairs (a2, b2, ...) are swapped in turn by the same process. */
+export async function startSwapper(a: string, b: string, opts: { uid?: number; gid?: number; more?: [string, string][] } = {}): Promise<Swapper> {
+  const child = spawn(process.execPath, [self, a, b, ...(opts.more ?? []).flat()], { uid: opts.uid, gid: opts.gid, stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -43,7 +44,9 @@ export async function startSwapper(a: string, b: string, opts: { uid?: number; g
 }
 
 if (process.argv[1] === self) {
-  const [a, b] = process.argv.slice(2);
+  const args = process.argv.slice(2);
+  const pairs: [string, string][] = [];
+  for (let i = 0; i + 1 < args.length; i += 2) pairs.push([args[i]!, args[i + 1]!]);
   const { default: koffi } = await import('koffi');
   const libc = koffi.load('libc.so.6');
   const renameat2 = libc.func('int renameat2(int, str, int, str, uint32)');
@@ -53,18 +56,23 @@ if (process.argv[1] === self) {
   let stopping = false;
   process.on('SIGTERM', () => (stopping = true));
   const burst = () => {
-    for (let i = 0; i < 2000; i++) if (renameat2(AT_FDCWD, a!, AT_FDCWD, b!, RENAME_EXCHANGE) === 0) swaps++;
+    for (let i = 0; i < 2000; i++) {
+      const [a, b] = pairs[i % pairs.length]!;
+      if (renameat2(AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE) === 0) swaps++;
+    }
     if (stopping) {
       process.stdout.write(`swaps ${swaps}\n`, () => process.exit(0));
       return;
     }
     setImmediate(burst);
   };
-  if (renameat2(AT_FDCWD, a!, AT_FDCWD, b!, RENAME_EXCHANGE) !== 0) {
-    process.stderr.write(`renameat2 ${a} ${b}: errno ${koffi.errno()}\n`);
-    process.exit(1);
+  for (const [a, b] of pairs) {
+    if (renameat2(AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE) !== 0) {
+      process.stderr.write(`renameat2 ${a} ${b}: errno ${koffi.errno()}\n`);
+      process.exit(1);
+    }
+    swaps++;
   }
-  swaps++;
   process.stdout.write('started\n');
   burst();
 }
