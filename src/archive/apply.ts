@@ -24,10 +24,15 @@
  *
  * Writes use sync calls driven by a synchronous tar parser (no promise per
  * entry); the event loop still turns between input chunks. Pulls run this on
- * a worker thread per layer (offthread.ts). Measured on this 2-core VM, a
- * debootstrap minbase bookworm rootfs (160 MB tar, 6763 entries) into tmpfs:
- * FIGURES. The descriptor-based apply is no slower than the string-based one
- * it replaced: a cached parent fd saves the per-component lstats it made.
+ * a worker thread per layer (offthread.ts). There is no separate fast path
+ * for keel's own fresh snapshot dirs: the descriptor-based apply measured no
+ * slower than the string-based one it replaced (a cached parent fd, one
+ * O_EXCL create per entry and EEXIST handling replace the per-component
+ * lstats, and mknodat replaces a tar exec for whiteouts and FIFOs). A
+ * debootstrap minbase bookworm rootfs (160 MB tar, 6763 entries) into tmpfs
+ * on this 2-core VM, CPU time (user+sys) medians of 5 paired rounds:
+ * 484 ms against 536 ms for the string-based code (~330 MB/s); wall time at
+ * low load 0.40-0.50 s for both.
  * keel's own parser is used because npm's tar parsers mangle binary PAX
  * xattr values (file capabilities) and cannot cap PAX headers with an error.
  */
