@@ -260,3 +260,45 @@ test('an aborted signal cancels the apply', async () => {
   ac.abort();
   await assert.rejects(apply(dest, await tar([{ name: 'a', body: 'a' }]), { signal: ac.signal }), (e: unknown) => isEngineError(e, 'CANCELLED'));
 });
+
+test('replacements, whiteouts and hardlinks over existing names inside subdirectories (cached parents stay valid)', async () => {
+  const { dest } = sandbox();
+  await apply(dest, await tar([
+    { name: 'p/q/x/', type: 'directory' }, { name: 'p/q/x/child', body: 'c' }, { name: 'p/q/y', body: 'file' }, { name: 'p/q/w', body: 'gone' },
+    { name: 'p/q/t', body: 'target' }, { name: 'p/q/l', body: 'old' },
+  ]));
+  const ov = fs.mkdtempSync(path.join(base, 'ov-'));
+  await apply(ov, await tar([{ name: 'p/q/w', body: 'w' }, { name: 'p/q/after-w', body: 'a' }]));
+  await apply(ov, await tar([{ name: 'p/q/.wh.w' }, { name: 'p/q/after', body: 'after' }]));
+  assert.ok(fs.lstatSync(path.join(ov, 'p/q/w')).isCharacterDevice(), 'an overlay whiteout device');
+  assert.equal(fs.readFileSync(path.join(ov, 'p/q/after'), 'utf8'), 'after');
+  await apply(dest, await tar([
+    { name: 'p/q/x', body: 'now a file' }, { name: 'p/q/x2', body: 'same dir after' },
+    { name: 'p/q/y/', type: 'directory' }, { name: 'p/q/y/z', body: 'z' }, { name: 'p/q/after-y', body: 'y' },
+    { name: 'p/q/l', type: 'link', linkname: 'p/q/t' }, { name: 'p/q/after-l', body: 'l' },
+  ]));
+  assert.equal(fs.readFileSync(path.join(dest, 'p/q/x'), 'utf8'), 'now a file');
+  assert.equal(fs.readFileSync(path.join(dest, 'p/q/x2'), 'utf8'), 'same dir after');
+  assert.equal(fs.readFileSync(path.join(dest, 'p/q/y/z'), 'utf8'), 'z');
+  assert.equal(fs.statSync(path.join(dest, 'p/q/l')).ino, fs.statSync(path.join(dest, 'p/q/t')).ino);
+  assert.equal(fs.readFileSync(path.join(dest, 'p/q/after-l'), 'utf8'), 'l');
+});
+
+test('a copy (docker cp) is not a layer: .wh. names are files, no opaque deletes, no file over a directory', async () => {
+  const { dest } = sandbox();
+  await apply(dest, await tar([{ name: 'd/lower', body: 'l' }, { name: 'f', body: 'f' }, { name: 'g', body: 'g' }]));
+  const copy = { copy: {} };
+  await apply(dest, await tar([{ name: '.wh.f', body: 'w' }, { name: 'd/.wh..wh..opq', body: '' }, { name: 'd/new', body: 'n' }]), copy);
+  assert.deepEqual(fs.readdirSync(dest).sort(), ['.wh.f', 'd', 'f', 'g']);
+  assert.deepEqual(fs.readdirSync(path.join(dest, 'd')).sort(), ['.wh..wh..opq', 'lower', 'new']);
+  await refuses(apply(dest, await tar([{ name: 'd', body: 'file' }]), copy), /cannot overwrite directory "d"/);
+  await refuses(apply(dest, await tar([{ name: 'd', type: 'symlink', linkname: '/' }]), copy), /cannot overwrite directory/);
+  assert.deepEqual(fs.readdirSync(path.join(dest, 'd')).sort(), ['.wh..wh..opq', 'lower', 'new']);
+  await refuses(apply(dest, await tar([{ name: 'f/', type: 'directory' }]), { copy: { noOverwriteDirNonDir: true } }), /cannot overwrite non-directory "f"/);
+  await apply(dest, await tar([{ name: 'g/', type: 'directory' }, { name: 'g/in', body: 'i' }]), copy);
+  assert.equal(fs.readFileSync(path.join(dest, 'g/in'), 'utf8'), 'i');
+  // The destination directory itself keeps its mode (docker skips '.').
+  fs.chmodSync(dest, 0o751);
+  await apply(dest, await tar([{ name: './', type: 'directory', mode: 0o700 }, { name: 'h', body: 'h' }]), copy);
+  assert.equal(fs.statSync(dest).mode & 0o777, 0o751);
+});

@@ -1,18 +1,20 @@
 /**
- * Path resolution scoped to a root directory, the core of the layer-apply
- * guard (like containerd's fs.RootPath / filepath-securejoin).
+ * Entry-name cleaning for archives (cleanEntryPath, used by apply and walk),
+ * and ScopedRoot, a path-string resolver scoped to a root directory (like
+ * containerd's fs.RootPath / filepath-securejoin).
  *
- * Node has no openat(2), so the discipline is: every path keel writes to is
- * `root + components` where each parent component has been lstat'ed and is a
- * real directory (never a symlink). Symlinks met on the way are expanded as if
- * `root` were `/`: absolute targets restart at root and `..` stops at root, so
- * nothing resolves outside. The final component is never followed.
+ * ScopedRoot checks each parent component with lstat and uses the path
+ * later, so it is only sound where nothing else can change the tree between
+ * the check and the use. The archive code no longer uses it: it works on
+ * pinned descriptors with the kernel refusing escapes (rootdir.ts), which
+ * holds whoever writes beside it. It remains for volumes/setup.ts (mount
+ * destinations resolved before the container's first process runs, and
+ * under a frozen container for cp's volume views).
  *
- * Verified directories are cached; every removal keel makes goes through
- * forget(), which drops the removed path and everything below it, so a cached
- * path is always a chain of real directories. Nothing else writes to the
- * destination while a layer is applied (it is a fresh temp dir in keel's
- * root-only store), so the checks cannot be raced.
+ * Symlinks met on the way are expanded as if `root` were `/`: absolute
+ * targets restart at root and `..` stops at root. The final component is
+ * never followed. Verified directories are cached; forget() drops a removed
+ * path and everything below it.
  */
 import fs from 'node:fs';
 import { invalid } from '../common/errors.ts';

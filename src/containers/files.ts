@@ -1,9 +1,14 @@
 /**
  * The container's filesystem from outside: diff (changes), commit, export
- * and cp (archive get/put/stat). Every path a client names is resolved with
- * scoped.ts (fd by fd, symlinks expanded inside the rootfs); a running
- * container is frozen while files move, so nothing in it can swap a
- * directory for a symlink under our feet (podman does the same).
+ * and cp (archive get/put/stat). Two defences, each enough on its own
+ * against the container: the rootfs is pinned by a descriptor and every path
+ * a client names, and every name archive/ walks or writes, is resolved by
+ * the kernel inside it (scoped.ts, archive/rootdir.ts: openat2
+ * RESOLVE_IN_ROOT), so a directory swapped for a symlink can never lead
+ * outside; and a running container is frozen while files move for cp,
+ * export and commit (as podman does), so it cannot swap anything at all.
+ * The descriptors also hold against what freezing cannot stop: a host user
+ * who owns a bind-mount source, or another container sharing a volume.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -17,7 +22,8 @@ import type { ContainerConfig as ImageRunConfig } from '../oci/types.ts';
 import { mountHostView, type HostViewMount } from '../volumes/hostview.ts';
 import { networkFiles } from './netshare.ts';
 import type { ContainerService } from './service.ts';
-import { openDirIn, statIn } from './scoped.ts';
+import { close as closeFd, fdPath, isDir, lstatat, O_DIRECTORY, O_RDONLY, openChild, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFSOCK, type Stat } from '../common/openat2.ts';
+import { openDirAt, resolveAt, statAt } from './scoped.ts';
 import { type ContainerRecord, isRunning } from './types.ts';
 
 /**
@@ -42,6 +48,7 @@ async function acquireRootfs(svc: ContainerService, rec: ContainerRecord): Promi
     const left = (rootfsHolds.get(rec.id) ?? 1) - 1;
     if (left > 0) return void rootfsHolds.set(rec.id, left);
     rootfsHolds.delete(rec.id);
+    // A failed unmount leaves a mount that the next start or rm reuses or undoes.
     if (!isRunning(rec)) await svc.unmount(rec.id).catch(() => {});
   };
 }
@@ -131,37 +138,62 @@ export async function changes(svc: ContainerService, ref: string): Promise<Chang
   };
   // Mount points runc makes in the rootfs: docker keeps them in an init layer, so diff never shows them.
   const hidden = new Set(['dev', 'proc', 'sys', 'etc/hosts', 'etc/hostname', 'etc/resolv.conf', '.dockerenv']);
-  const walk = (rel: string): Change[] => {
-    let names: string[];
-    try {
-      names = fs.readdirSync(path.join(upper, rel)).sort();
-    } catch {
-      return [];
-    }
+  // The upper dir is the container's to change: it is walked by descriptors (a directory swapped
+  // for a symlink is seen as the symlink, never followed), so no host name can appear in the diff.
+  const walk = (dirFd: number, rel: string): Change[] => {
+    const names = fs.readdirSync(fdPath(dirFd)).sort();
     const out: Change[] = [];
     for (const n of names) {
       const r = rel ? `${rel}/${n}` : n;
-      const st = fs.lstatSync(path.join(upper, r));
+      let st: Stat;
+      try {
+        st = lstatat(dirFd, n);
+      } catch {
+        continue; // removed meanwhile
+      }
       const lower = lowerStat(r);
-      if (hidden.has(r) && !lower && (st.isDirectory() ? fs.readdirSync(path.join(upper, r)).length === 0 : st.size === 0)) continue;
-      if (st.isCharacterDevice() && st.rdev === 0) {
-        out.push({ Path: `/${r}`, Kind: 2 });
-        continue;
+      const type = st.mode & S_IFMT;
+      let childFd = -1;
+      try {
+        if (type === S_IFDIR) {
+          try {
+            childFd = openChild(dirFd, n, O_RDONLY | O_DIRECTORY);
+          } catch {
+            continue; // swapped or removed meanwhile
+          }
+        }
+        if (hidden.has(r) && !lower && (childFd >= 0 ? fs.readdirSync(fdPath(childFd)).length === 0 : st.size === 0)) continue;
+        if (type === S_IFCHR && st.rdevMajor === 0 && st.rdevMinor === 0) {
+          out.push({ Path: `/${r}`, Kind: 2 });
+          continue;
+        }
+        if (childFd < 0) {
+          out.push({ Path: `/${r}`, Kind: lower ? 0 : 1 });
+          continue;
+        }
+        // overlay copies a directory up just to hold a change inside it: like docker, such a
+        // directory counts as changed only when something inside changed or its own owner or mode did.
+        const inside = walk(childFd, r);
+        const same = lower?.isDirectory() && (lower.mode & 0o7777) === (st.mode & 0o7777) && lower.uid === st.uid && lower.gid === st.gid;
+        if (!same || inside.length) out.push({ Path: `/${r}`, Kind: lower ? 0 : 1 });
+        out.push(...inside);
+      } finally {
+        if (childFd >= 0) closeFd(childFd);
       }
-      if (!st.isDirectory()) {
-        out.push({ Path: `/${r}`, Kind: lower ? 0 : 1 });
-        continue;
-      }
-      // overlay copies a directory up just to hold a change inside it: like docker, such a
-      // directory counts as changed only when something inside changed or its own owner or mode did.
-      const inside = walk(r);
-      const same = lower?.isDirectory() && lower.mode === st.mode && lower.uid === st.uid && lower.gid === st.gid;
-      if (!same || inside.length) out.push({ Path: `/${r}`, Kind: lower ? 0 : 1 });
-      out.push(...inside);
     }
     return out;
   };
-  return walk('');
+  let upperFd: number;
+  try {
+    upperFd = fs.openSync(upper, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+  } catch {
+    return [];
+  }
+  try {
+    return walk(upperFd, '');
+  } finally {
+    fs.closeSync(upperFd);
+  }
 }
 
 // ---- commit -----------------------------------------------------------------
@@ -205,16 +237,52 @@ export async function commit(svc: ContainerService, ref: string, o: CommitOption
 
 // ---- export -----------------------------------------------------------------
 
-/** docker export: a tar of the whole rootfs. */
+/** docker export: a tar of the whole rootfs, the container frozen (if it runs) until the tar has been read. */
 export async function exportRootfs(svc: ContainerService, ref: string): Promise<Readable> {
   const rec = svc.find(ref);
-  const release = releaseLater(svc, rec, await svc.mutex.run(rec.id, () => acquireRootfs(svc, rec)));
+  return svc.mutex.run(rec.id, async () => {
+    const release = await acquireRootfs(svc, rec);
+    // finish() runs under the mutex on an early failure, and after it was given back once the stream is handed off.
+    let handedOff = false;
+    let thaw: (() => Promise<void>) | undefined;
+    let rootFd = -1;
+    const finish = async () => {
+      if (rootFd >= 0) closeFd(rootFd);
+      rootFd = -1;
+      await thaw?.();
+      await (handedOff ? releaseLater(svc, rec, release)() : release());
+    };
+    let tar: Readable;
+    try {
+      thaw = await freeze(svc, rec);
+      rootFd = fs.openSync(svc.rootfs(rec.id), fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+      tar = tarDirectory({ fd: rootFd });
+    } catch (e) {
+      await finish();
+      throw e;
+    }
+    svc.event('export', rec);
+    handedOff = true;
+    return streamThen(tar, finish);
+  });
+}
+
+/**
+ * The tar as the response body: it ends only once `finish` (unfreeze,
+ * unmount) has run, so a client's next request finds the container as
+ * before; a client that goes early runs finish too.
+ */
+function streamThen(tar: Readable, finish: () => Promise<void>): Readable {
   const out = new PassThrough();
-  const tar = tarDirectory(svc.rootfs(rec.id));
+  let finished: Promise<void> | undefined;
+  const finishOnce = () => (finished ??= finish());
   tar.on('error', (e) => out.destroy(e));
-  tar.pipe(out);
-  out.on('close', () => (tar.destroy(), void release()));
-  svc.event('export', rec);
+  tar.pipe(out, { end: false });
+  tar.on('end', () => void finishOnce().then(() => out.end(), (e) => out.destroy(e)));
+  out.on('close', () => {
+    tar.destroy();
+    void finishOnce();
+  });
   return out;
 }
 
@@ -253,18 +321,33 @@ export interface PathStat {
 }
 
 /** Go's os.FileMode bits, which docker's path stat header carries. */
-export function goFileMode(st: fs.Stats): number {
+export function goFileMode(st: Stat): number {
   let m = st.mode & 0o777;
-  if (st.isDirectory()) m |= 2 ** 31;
-  else if (st.isSymbolicLink()) m |= 2 ** 27;
-  else if (st.isFIFO()) m |= 2 ** 25;
-  else if (st.isSocket()) m |= 2 ** 24;
-  else if (st.isCharacterDevice()) m |= 2 ** 26 + 2 ** 21;
-  else if (st.isBlockDevice()) m |= 2 ** 26;
+  const t = st.mode & S_IFMT;
+  if (t === S_IFDIR) m |= 2 ** 31;
+  else if (t === S_IFLNK) m |= 2 ** 27;
+  else if (t === S_IFIFO) m |= 2 ** 25;
+  else if (t === S_IFSOCK) m |= 2 ** 24;
+  else if (t === S_IFCHR) m |= 2 ** 26 + 2 ** 21;
+  else if (t === S_IFBLK) m |= 2 ** 26;
   if (st.mode & 0o4000) m |= 2 ** 23;
   if (st.mode & 0o2000) m |= 2 ** 22;
   if (st.mode & 0o1000) m |= 2 ** 20;
   return m >>> 0;
+}
+
+function pathStat(name: string, st: Stat, linkTarget: string): PathStat {
+  return { name: name || '/', size: st.size, mode: goFileMode(st), mtime: new Date(st.mtime * 1000 + Math.floor(st.mtimeNsec / 1e6)).toISOString(), linkTarget };
+}
+
+/** Runs fn with the container's rootfs (mounted) pinned by a descriptor. */
+function withRootFd<T>(svc: ContainerService, rec: ContainerRecord, fn: (rootFd: number) => T): T {
+  const fd = fs.openSync(svc.rootfs(rec.id), fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+  try {
+    return fn(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 function checkPath(p: string | null): string {
@@ -280,9 +363,9 @@ export async function statPath(svc: ContainerService, ref: string, p: string | n
   return svc.mutex.run(rec.id, async () => {
     const release = await acquireRootfs(svc, rec);
     try {
-      const s = await frozen(svc, rec, () => withHostView(svc, rec, async () => statIn(svc.rootfs(rec.id), want)));
+      const s = await frozen(svc, rec, () => withHostView(svc, rec, async () => withRootFd(svc, rec, (fd) => statAt(fd, want))));
       if (!s) throw new EngineError('NOT_FOUND', `Could not find the file ${want} in container ${ref}`);
-      return { name: path.posix.basename(s.clean) || '/', size: s.stat.size, mode: goFileMode(s.stat), mtime: s.stat.mtime.toISOString(), linkTarget: s.linkTarget };
+      return pathStat(path.posix.basename(s.clean), s.stat, s.linkTarget);
     } finally {
       await release();
     }
@@ -299,48 +382,33 @@ export async function getArchive(svc: ContainerService, ref: string, p: string |
   const want = checkPath(p);
   return svc.mutex.run(rec.id, async () => {
     const release = await acquireRootfs(svc, rec);
+    // finish() runs under the mutex on an early failure, and after it was given back once the stream is handed off.
     let handedOff = false;
+    let thaw: (() => Promise<void>) | undefined;
+    let undoView: (() => Promise<void>) | undefined;
+    let parentFd = -1;
+    const finish = async () => {
+      if (parentFd >= 0) closeFd(parentFd);
+      parentFd = -1;
+      await undoView?.();
+      await thaw?.();
+      await (handedOff ? releaseLater(svc, rec, release)() : release());
+    };
     try {
-      const rootfs = svc.rootfs(rec.id);
-      const thaw = await freeze(svc, rec);
-      let undoView: (() => Promise<void>) | undefined;
-      let parent: ReturnType<typeof openDirIn> | undefined;
-      // Runs at the stream's end, after the mutex was given back (or under it, on an early failure).
-      let underMutex = true;
-      const finish = async () => {
-        parent?.close();
-        await undoView?.();
-        await thaw();
-        await (underMutex ? release() : releaseLater(svc, rec, release)());
-      };
-      let s: ReturnType<typeof statIn>;
-      try {
-        undoView = await mountHostView(rootfs, hostView(svc, rec));
-        s = statIn(rootfs, want);
-        if (!s) throw new EngineError('NOT_FOUND', `Could not find the file ${want} in container ${ref}`);
-        parent = openDirIn(rootfs, path.posix.dirname(s.clean));
-      } catch (e) {
-        handedOff = true; // finish() releases
-        await finish();
-        throw e;
-      }
-      const base = path.posix.basename(s.clean);
-      const stat = { name: base || '/', size: s.stat.size, mode: goFileMode(s.stat), mtime: s.stat.mtime.toISOString(), linkTarget: s.linkTarget };
-      const tar = base ? tarDirectory(parent.path, { include: [base] }) : tarDirectory(parent.path, { rename: (r) => (r ? `./${r}` : '.') });
-      const out = new PassThrough();
-      let finished: Promise<void> | undefined;
-      const finishOnce = () => (finished ??= finish());
-      tar.on('error', (e) => out.destroy(e));
-      // The response ends only once the mounts are undone and the container
-      // runs again, so a client's next request finds it as before.
-      tar.pipe(out, { end: false });
-      tar.on('end', () => void finishOnce().then(() => out.end(), (e) => out.destroy(e)));
-      out.on('close', () => (tar.destroy(), void finishOnce()));
+      thaw = await freeze(svc, rec);
+      undoView = await mountHostView(svc.rootfs(rec.id), hostView(svc, rec));
+      // The parent is pinned, and the tar is made from it: nothing is resolved again by path later.
+      const r = withRootFd(svc, rec, (rootFd) => resolveAt(rootFd, want));
+      parentFd = r.dirFd;
+      const s = r.name === '' ? statAt(parentFd, '/') : statAt(parentFd, r.name);
+      if (!s) throw new EngineError('NOT_FOUND', `Could not find the file ${want} in container ${ref}`);
+      const stat = pathStat(r.name, s.stat, s.linkTarget);
+      const tar = r.name ? tarDirectory({ fd: parentFd }, { include: [r.name] }) : tarDirectory({ fd: parentFd }, { rename: (x) => (x ? `./${x}` : '.') });
       handedOff = true;
-      underMutex = false;
-      return { stat, tar: out };
-    } finally {
-      if (!handedOff) await release();
+      return { stat, tar: streamThen(tar, finish) };
+    } catch (e) {
+      await finish();
+      throw e;
     }
   });
 }
@@ -355,14 +423,18 @@ export async function putArchive(svc: ContainerService, ref: string, p: string |
     try {
       const rootfs = svc.rootfs(rec.id);
       await frozen(svc, rec, () => withHostView(svc, rec, async () => {
-        const s = statIn(rootfs, want, true);
-        if (!s) throw new EngineError('NOT_FOUND', `Could not find the file ${want} in container ${ref}`);
-        if (!s.stat.isDirectory()) throw invalid(`extraction point is not a directory: ${want}`);
-        const dir = openDirIn(rootfs, want);
+        const rootFd = fs.openSync(svc.rootfs(rec.id), fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+        let dirFd = -1;
         try {
-          await applyLayer(dir.path, tar, { overlayWhiteouts: false, compression: 'auto', signal: opts.signal });
+          const s = statAt(rootFd, want, true);
+          if (!s) throw new EngineError('NOT_FOUND', `Could not find the file ${want} in container ${ref}`);
+          if (!isDir(s.stat)) throw invalid(`extraction point is not a directory: ${want}`);
+          dirFd = openDirAt(rootFd, want);
+          // A copy, not a layer: no whiteouts, nothing replaced across types or mounts (archive/apply.ts).
+          await applyLayer({ fd: dirFd }, tar, { copy: { noOverwriteDirNonDir: opts.noOverwriteDirNonDir }, compression: 'auto', signal: opts.signal });
         } finally {
-          dir.close();
+          if (dirFd >= 0) closeFd(dirFd);
+          closeFd(rootFd);
         }
       }));
     } finally {

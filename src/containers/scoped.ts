@@ -1,193 +1,225 @@
 /**
  * Race-free path resolution inside a container's root filesystem.
  *
- * Node has no openat(2), but `/proc/self/fd/<dirfd>/<name>` resolves `name`
- * relative to the directory the fd holds, whatever has happened to the path
- * since: it is openat in all but name. So we walk one component at a time
- * from an fd on the root, each step opened with O_NOFOLLOW; a symlink met on
- * the way is read through the same fd-relative path and expanded as if the
- * root were `/` (absolute targets restart at the root, `..` stops there).
- * A process in the container that swaps a directory for a symlink between
- * two steps only changes which in-root directory we reach, never gets us out.
+ * The rootfs is opened once and every path a client names is resolved by
+ * the kernel from that descriptor (openat2 RESOLVE_IN_ROOT |
+ * RESOLVE_NO_MAGICLINKS, common/openat2.ts): symlinks are expanded as if the
+ * rootfs were `/`, `..` stops there, and a process in the container that
+ * swaps a directory for a symlink meanwhile only changes which in-root
+ * directory is reached, never gets us out. What is handed on is a
+ * descriptor (a parent directory, a directory to archive or to extract
+ * into), never a path string to be resolved again later.
  */
 import fs from 'node:fs';
 import { EngineError, errnoCode, invalid } from '../common/errors.ts';
+import {
+  close, fdPath, fstat, isDir, isFile, isSymlink, lstatat, mkdirat, O_DIRECTORY, O_NOCTTY, O_NONBLOCK, O_PATH, O_RDONLY, openIn, readlinkat, type Stat,
+} from '../common/openat2.ts';
 
-const MAX_LINKS = 40;
-const { O_RDONLY, O_DIRECTORY, O_NOFOLLOW, O_PATH } = fs.constants as typeof fs.constants & { O_PATH?: number };
-const DIR_FLAGS = O_RDONLY | O_DIRECTORY | O_NOFOLLOW;
+const DIR = O_RDONLY | O_DIRECTORY;
 
-export const fdPath = (fd: number, name?: string) => (name === undefined ? `/proc/self/fd/${fd}` : `/proc/self/fd/${fd}/${name}`);
-
-export interface Resolved {
-  /** An open fd on the parent directory (close it). */
-  dirFd: number;
-  /** Final component ('' for the root itself). */
-  name: string;
-  /** The path inside the root, cleaned (for messages and archive names). */
-  clean: string;
-}
-
-function split(p: string): string[] {
-  return p.split('/').filter((c) => c !== '' && c !== '.');
+/** The components of p, cleaned lexically: `.` dropped, `..` stops at the root. */
+function clean(p: string): string[] {
+  const out: string[] = [];
+  for (const c of p.split('/')) {
+    if (c === '' || c === '.') continue;
+    if (c === '..') out.pop();
+    else out.push(c);
+  }
+  return out;
 }
 
 /**
- * Resolves `p` inside `root` to (parent dir fd, final name). With
- * followFinal, a final symlink is expanded too (scoped); a missing final
- * component is fine (the caller may create it); a missing parent is NOT_FOUND.
+ * Where fd is, as a path inside the root (for names and messages only: the
+ * kernel's own record of the path it resolved, so symlinks are expanded).
  */
-export function resolveIn(root: string, p: string, opts: { followFinal?: boolean } = {}): Resolved {
-  const rootFd = fs.openSync(root, DIR_FLAGS);
-  const stack: number[] = [rootFd];
-  const names: string[] = [];
-  const queue = split(p);
-  let links = 0;
-  const top = () => stack[stack.length - 1]!;
+function inRootPath(rootFd: number, fd: number, fallback: string): string {
   try {
-    while (queue.length) {
-      const c = queue.shift()!;
-      if (c === '..') {
-        if (stack.length > 1) {
-          fs.closeSync(stack.pop()!);
-          names.pop();
-        }
-        continue;
-      }
-      const last = queue.length === 0;
-      let st: fs.Stats | undefined;
-      try {
-        st = fs.lstatSync(fdPath(top(), c));
-      } catch (e) {
-        if (errnoCode(e) !== 'ENOENT') throw e;
-        if (last) return { dirFd: detachTop(stack), name: c, clean: '/' + [...names, c].join('/') };
-        throw new EngineError('NOT_FOUND', `Could not find the file ${'/' + [...names, c, ...queue].join('/')} in container`);
-      }
-      if (st.isSymbolicLink() && (!last || opts.followFinal)) {
-        if (++links > MAX_LINKS) throw invalid(`too many levels of symbolic links in ${p}`);
-        const target = fs.readlinkSync(fdPath(top(), c), 'utf8');
-        if (target.startsWith('/')) {
-          while (stack.length > 1) fs.closeSync(stack.pop()!);
-          names.length = 0;
-        }
-        queue.unshift(...split(target));
-        continue;
-      }
-      if (last) return { dirFd: detachTop(stack), name: c, clean: '/' + [...names, c].join('/') };
-      if (!st.isDirectory()) throw invalid(`${'/' + [...names, c].join('/')} is not a directory`);
-      let fd: number;
-      try {
-        fd = fs.openSync(fdPath(top(), c), DIR_FLAGS);
-      } catch (e) {
-        // Swapped for a symlink or removed since the lstat: look again.
-        if (errnoCode(e) === 'ELOOP' || errnoCode(e) === 'ENOTDIR' || errnoCode(e) === 'ENOENT') {
-          queue.unshift(c);
-          if (++links > MAX_LINKS) throw invalid(`${p} keeps changing while it is resolved`);
-          continue;
-        }
-        throw e;
-      }
-      stack.push(fd);
-      names.push(c);
-    }
-    // p named the root (or resolved to it).
-    return { dirFd: detachTop(stack), name: '', clean: '/' + names.join('/') };
+    const root = fs.readlinkSync(fdPath(rootFd));
+    const here = fs.readlinkSync(fdPath(fd));
+    if (here === root) return '/';
+    if (here.startsWith(root === '/' ? '/' : root + '/')) return root === '/' ? here : here.slice(root.length);
+  } catch {
+    // fall back to the lexical path
+  }
+  return fallback;
+}
+
+const notFound = (p: string) => new EngineError('NOT_FOUND', `Could not find the file ${p} in container`);
+
+/** Runs fn with the rootfs pinned by a descriptor. */
+function withRoot<T>(root: string, fn: (rootFd: number) => T): T {
+  const fd = fs.openSync(root, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+  try {
+    return fn(fd);
   } finally {
-    for (const fd of stack) fs.closeSync(fd);
+    fs.closeSync(fd);
   }
 }
 
-/** Removes the top fd from the stack (so finally does not close it) and returns it. */
-function detachTop(stack: number[]): number {
-  return stack.pop()!;
+export interface Resolved {
+  /** An open directory fd on the parent (close it). */
+  dirFd: number;
+  /** Final component ('' for the root itself: dirFd is then the root). */
+  name: string;
+  /** The path inside the root, cleaned lexically (for messages and archive names). */
+  clean: string;
 }
 
-/** Reads a whole regular file inside root (symlinks followed, scoped); undefined if absent. */
-export function readFileIn(root: string, p: string, max = 4 << 20): Buffer | undefined {
-  let r: Resolved;
+/**
+ * Resolves the parent of `p` inside the root pinned by `rootFd`, to (parent
+ * fd, final name); the final name is not followed. A missing parent is NOT_FOUND.
+ */
+export function resolveAt(rootFd: number, p: string): Resolved {
+  const comps = clean(p);
+  const name = comps.pop() ?? '';
+  const cleanPath = '/' + [...comps, name].filter(Boolean).join('/');
   try {
-    r = resolveIn(root, p, { followFinal: true });
+    return { dirFd: openIn(rootFd, comps.join('/'), DIR), name, clean: cleanPath };
   } catch (e) {
-    if (e instanceof EngineError && e.code === 'NOT_FOUND') return undefined;
+    const c = errnoCode(e);
+    if (c === 'ENOENT') throw notFound(cleanPath);
+    if (c === 'ENOTDIR') throw invalid(`a parent of ${cleanPath} in the container is not a directory`);
+    if (c === 'ELOOP') throw invalid(`too many levels of symbolic links in ${cleanPath}`);
     throw e;
   }
-  try {
+}
+
+/** Reads a whole regular file inside root (symlinks followed, scoped); undefined if absent. Never opens a FIFO or device for reading. */
+export function readFileIn(root: string, p: string, max = 4 << 20): Buffer | undefined {
+  return withRoot(root, (rootFd) => {
     let fd: number;
     try {
-      fd = fs.openSync(fdPath(r.dirFd, r.name), O_RDONLY | O_NOFOLLOW | fs.constants.O_NONBLOCK);
+      fd = openIn(rootFd, clean(p).join('/'), O_RDONLY | O_NONBLOCK | O_NOCTTY);
     } catch (e) {
-      if (errnoCode(e) === 'ENOENT') return undefined;
+      if (['ENOENT', 'ENOTDIR', 'ELOOP', 'EISDIR'].includes(errnoCode(e) ?? '')) return undefined;
       throw e;
     }
     try {
-      const st = fs.fstatSync(fd);
-      if (!st.isFile()) throw invalid(`${p} in the container is not a regular file`);
+      const st = fstat(fd);
+      if (!isFile(st)) throw invalid(`${p} in the container is not a regular file`);
       if (st.size > max) throw invalid(`${p} in the container is over ${max} bytes`);
       const buf = Buffer.alloc(st.size);
-      const n = fs.readSync(fd, buf, 0, st.size, 0);
+      const n = st.size === 0 ? 0 : fs.readSync(fd, buf, 0, st.size, 0);
       return buf.subarray(0, n);
     } finally {
-      fs.closeSync(fd);
+      close(fd);
     }
-  } finally {
-    fs.closeSync(r.dirFd);
-  }
+  });
 }
 
-/** lstat (or stat with follow) of a path inside root; undefined if absent. */
-export function statIn(root: string, p: string, follow = false): { stat: fs.Stats; clean: string; linkTarget: string } | undefined {
+export interface PathInfo {
+  stat: Stat;
+  clean: string;
+  linkTarget: string;
+}
+
+/** lstat (or, with follow, stat) of a path inside the root pinned by rootFd; undefined if absent. */
+export function statAt(rootFd: number, p: string, follow = false): PathInfo | undefined {
+  if (follow) {
+    let fd: number;
+    try {
+      fd = openIn(rootFd, clean(p).join('/'), O_PATH);
+    } catch (e) {
+      if (['ENOENT', 'ENOTDIR'].includes(errnoCode(e) ?? '')) return undefined;
+      throw e;
+    }
+    try {
+      return { stat: fstat(fd), clean: inRootPath(rootFd, fd, '/' + clean(p).join('/')), linkTarget: '' };
+    } finally {
+      close(fd);
+    }
+  }
   let r: Resolved;
   try {
-    r = resolveIn(root, p, { followFinal: follow });
+    r = resolveAt(rootFd, p);
   } catch (e) {
     if (e instanceof EngineError && e.code === 'NOT_FOUND') return undefined;
     throw e;
   }
   try {
-    const st = r.name === '' ? fs.fstatSync(r.dirFd) : fs.lstatSync(fdPath(r.dirFd, r.name));
-    const linkTarget = st.isSymbolicLink() ? fs.readlinkSync(fdPath(r.dirFd, r.name), 'utf8') : '';
-    return { stat: st, clean: r.clean, linkTarget };
+    const st = r.name === '' ? fstat(r.dirFd) : lstatat(r.dirFd, r.name);
+    return { stat: st, clean: r.clean, linkTarget: isSymlink(st) ? readlinkat(r.dirFd, r.name) : '' };
   } catch (e) {
     if (errnoCode(e) === 'ENOENT') return undefined;
     throw e;
   } finally {
-    fs.closeSync(r.dirFd);
+    close(r.dirFd);
   }
 }
 
+/** statAt on a root path. */
+export function statIn(root: string, p: string, follow = false): PathInfo | undefined {
+  return withRoot(root, (fd) => statAt(fd, p, follow));
+}
+
 /**
- * An fd-pinned directory inside root, as a path (/proc/self/fd/N) that the
- * archive code can use as its own root; close() releases it.
+ * Opens the directory `p` (symlinks followed, scoped) inside the root pinned
+ * by rootFd, creating it (and missing parents, 0755) with create.
  */
-export function openDirIn(root: string, p: string, opts: { create?: boolean } = {}): { path: string; clean: string; close(): void } {
-  const r = resolveIn(root, p, { followFinal: true });
-  let fd = r.dirFd;
-  if (r.name !== '') {
+export function openDirAt(rootFd: number, p: string, opts: { create?: boolean } = {}): number {
+  const comps = clean(p);
+  const shown = '/' + comps.join('/');
+  for (let i = 0; ; i++) {
     try {
-      if (opts.create) {
-        try {
-          fs.mkdirSync(fdPath(r.dirFd, r.name), 0o755);
-        } catch (e) {
-          if (errnoCode(e) !== 'EEXIST') throw e;
-        }
-      }
-      fd = fs.openSync(fdPath(r.dirFd, r.name), DIR_FLAGS);
+      return openIn(rootFd, comps.join('/'), DIR);
     } catch (e) {
       const c = errnoCode(e);
-      if (c === 'ENOENT') throw new EngineError('NOT_FOUND', `Could not find the file ${r.clean} in container`);
-      if (c === 'ENOTDIR' || c === 'ELOOP') throw invalid(`${r.clean} in the container is not a directory`);
+      if (c === 'ENOENT' && opts.create && i < 40) {
+        mkdirsAt(rootFd, comps, 0);
+        continue;
+      }
+      if (c === 'ENOENT') throw notFound(shown);
+      if (c === 'ENOTDIR' || c === 'ELOOP') throw invalid(`${shown} in the container is not a directory`);
       throw e;
-    } finally {
-      fs.closeSync(r.dirFd);
     }
   }
-  void O_PATH;
+}
+
+/** Makes the first missing directory of comps (resolved from the root each time, so links stay scoped). */
+function mkdirsAt(rootFd: number, comps: string[], depth: number): void {
+  if (depth > 40) throw invalid(`too many levels of symbolic links in /${comps.join('/')}`);
+  for (let i = 1; i <= comps.length; i++) {
+    let fd: number;
+    try {
+      fd = openIn(rootFd, comps.slice(0, i).join('/'), DIR);
+    } catch (e) {
+      if (errnoCode(e) !== 'ENOENT') throw e;
+      const parent = openIn(rootFd, comps.slice(0, i - 1).join('/'), DIR);
+      try {
+        mkdirat(parent, comps[i - 1]!, 0o755);
+      } catch (e2) {
+        // A dangling symlink in the way: the next openIn follows it and its target gets created instead.
+        if (errnoCode(e2) !== 'EEXIST') throw e2;
+        const st = lstatat(parent, comps[i - 1]!);
+        if (isSymlink(st)) {
+          const target = readlinkat(parent, comps[i - 1]!);
+          const base = target.startsWith('/') ? [] : comps.slice(0, i - 1);
+          mkdirsAt(rootFd, clean([...base, target].join('/')), depth + 1);
+        } else if (!isDir(st)) throw invalid(`/${comps.slice(0, i).join('/')} in the container is not a directory`);
+      } finally {
+        close(parent);
+      }
+      return;
+    }
+    close(fd);
+  }
+}
+
+/** An fd-pinned directory inside root; close() releases it. */
+export function openDirIn(root: string, p: string, opts: { create?: boolean } = {}): { fd: number; clean: string; close(): void } {
+  let shown = '';
+  const fd = withRoot(root, (rootFd) => {
+    const d = openDirAt(rootFd, p, opts);
+    shown = inRootPath(rootFd, d, '/' + clean(p).join('/'));
+    return d;
+  });
   let closed = false;
   return {
-    path: fdPath(fd),
-    clean: r.clean,
+    fd,
+    clean: shown,
     close: () => {
-      if (!closed) fs.closeSync(fd);
+      if (!closed) close(fd);
       closed = true;
     },
   };

@@ -45,39 +45,55 @@ async function statInContainer(client: ApiClient, id: string, p: string): Promis
   }
 }
 
-/** Container → local: the archive is extracted by keel's guarded tar applier into a temp dir beside the target, then renamed in place. */
+/**
+ * Container → local, as the docker CLI does it: the archive is extracted
+ * straight into the destination, merging with what is there (a directory
+ * copied onto an existing one adds to it, replacing only same-named files),
+ * by keel's guarded applier in copy mode (no whiteouts, never a file over a
+ * directory, nothing written outside the destination directory).
+ */
 export async function copyFrom(client: ApiClient, id: string, src: string, dest: string): Promise<void> {
   const res = await client.request('GET', `/containers/${encodeURIComponent(id)}/archive`, { query: { path: src } });
   if (dest === '-') return void (await pipeline(res, process.stdout, { end: false }));
   const stat = decodeStat(res.headers['x-docker-container-path-stat']);
   const srcIsDir = stat ? (stat.mode & GO_MODE_DIR) !== 0 : false;
-  const contentsOnly = /\/\.$/.test(src);
+  const name = stat?.name ?? path.basename(src);
+  const contentsOnly = /\/\.$/.test(src) || name === '/';
   let destStat: fs.Stats | undefined;
   try {
     destStat = fs.statSync(dest);
   } catch {
-    if (dest.endsWith('/')) throw new EngineError('NOT_FOUND', `destination directory "${dest}" must exist`);
-  }
-  if (srcIsDir && destStat && !destStat.isDirectory()) throw new EngineError('INVALID_ARGUMENT', `cannot copy a directory to a file: ${dest}`);
-  const intoDir = destStat?.isDirectory() === true && !contentsOnly;
-  const parent = intoDir ? dest : path.dirname(path.resolve(dest));
-  const tmp = fs.mkdtempSync(path.join(parent, '.keel-cp-'));
-  try {
-    const { applyLayer } = await import('../../archive/index.ts');
-    const r = await applyLayer(tmp, res, { compression: 'none', overlayWhiteouts: false });
-    const name = stat?.name ?? path.basename(src);
-    const top = path.join(tmp, name);
-    if (contentsOnly && destStat?.isDirectory()) {
-      for (const e of fs.readdirSync(top)) fs.renameSync(path.join(top, e), path.join(dest, e));
-    } else {
-      const target = intoDir ? path.join(dest, name) : dest;
-      if (fs.existsSync(target) && fs.statSync(target).isDirectory() && srcIsDir) fs.rmSync(target, { recursive: true });
-      fs.renameSync(top, target);
+    if (dest.endsWith('/')) {
+      res.resume();
+      throw new EngineError('NOT_FOUND', `destination directory "${dest}" must exist`);
     }
-    process.stderr.write(`Successfully copied ${humanSize(r.size)} to ${dest}\n`);
-  } finally {
-    fs.rmSync(tmp, { recursive: true, force: true });
   }
+  if (srcIsDir && destStat && !destStat.isDirectory()) {
+    res.resume();
+    throw new EngineError('INVALID_ARGUMENT', `cannot copy a directory to a file: ${dest}`);
+  }
+  // The archive's entries are named `<name>/...`: where they go, and what their first component becomes.
+  let root: string;
+  let top: string | null;
+  if (destStat?.isDirectory() && !(srcIsDir && contentsOnly)) {
+    root = dest; // into the directory, as <dest>/<name>
+    top = null;
+  } else if (destStat?.isDirectory()) {
+    root = dest; // the directory's contents, merged into dest
+    top = '';
+  } else {
+    root = path.dirname(path.resolve(dest)); // dest is the new name (a new directory, or a file replaced)
+    top = path.basename(dest);
+  }
+  const rename = top === null ? undefined : (n: string) => {
+    const comps = n.split('/').filter((c) => c !== '' && c !== '.');
+    if (name !== '/' && comps[0] === name) comps.shift();
+    else if (name !== '/') return null; // not part of the copied path
+    return [top, ...comps].filter(Boolean).join('/');
+  };
+  const { applyLayer } = await import('../../archive/index.ts');
+  const r = await applyLayer(root, res, { compression: 'none', copy: { noOverwriteDirNonDir: true }, rename });
+  process.stderr.write(`Successfully copied ${humanSize(r.size)} to ${dest}\n`);
 }
 
 /** Local → container: a tar of SRC named for where it lands, PUT into the destination directory. */
