@@ -42,6 +42,8 @@ export interface ApplyOptions {
   signal?: AbortSignal;
   /** When true (default), OCI whiteouts are converted to overlayfs form (char dev 0:0 / opaque xattr). */
   overlayWhiteouts?: boolean;
+  /** When false, `.wh.` names are plain files (a build context is not a layer). Default true. */
+  whiteouts?: boolean;
 }
 
 export interface ApplyResult {
@@ -64,7 +66,7 @@ export async function applyLayer(dest: string, source: Readable | AsyncIterable<
   const maxBytes = opts.maxUncompressedBytes ?? DEFAULT_MAX_BYTES;
   const root = fs.realpathSync(dest);
   if (!fs.statSync(root).isDirectory()) throw invalid(`layer destination ${dest} is not a directory`);
-  const applier = new Applier(root, opts.overlayWhiteouts ?? true, opts.maxEntries ?? DEFAULT_MAX_ENTRIES);
+  const applier = new Applier(root, opts.overlayWhiteouts ?? true, opts.maxEntries ?? DEFAULT_MAX_ENTRIES, opts.whiteouts ?? true);
   const parser = new TarParser(applier, { maxMetaBytes: MAX_PAX_BYTES, maxBytes });
   const hash = createHash('sha256');
   let size = 0;
@@ -107,9 +109,12 @@ class Applier implements TarSink {
   private readonly dirTimes = new Map<string, number>();
   private readonly pending = new Map<string, SpecialNode>();
 
-  constructor(root: string, overlay: boolean, maxEntries: number) {
+  private readonly whiteouts: boolean;
+
+  constructor(root: string, overlay: boolean, maxEntries: number, whiteouts: boolean) {
     this.fs = new ScopedRoot(root);
     this.overlay = overlay;
+    this.whiteouts = whiteouts;
     this.maxEntries = maxEntries;
   }
 
@@ -163,7 +168,7 @@ class Applier implements TarSink {
       return this.dirMeta('', h);
     }
     const base = comps[comps.length - 1]!;
-    if (base.startsWith(WH)) return this.whiteout(h, comps.slice(0, -1), base);
+    if (this.whiteouts && base.startsWith(WH)) return this.whiteout(h, comps.slice(0, -1), base);
     const parent = this.fs.resolveDir(comps.slice(0, -1), true, h.name)!;
     const rel = join(parent, base);
     this.pending.delete(rel); // a later entry wins over a pending whiteout/FIFO of the same name

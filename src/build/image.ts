@@ -1,0 +1,65 @@
+/**
+ * A build step's result is an image, as in docker's legacy builder: each
+ * step's ` ---> <id>` is an image ID, the cache maps step keys to images,
+ * and the next step starts from it. Metadata steps make a new config over
+ * the same layers; RUN and COPY add the upper directory of their snapshot
+ * as one layer (archive/diff.ts turns the upper dir into a layer tar; the
+ * whole tree is never diffed).
+ */
+import { diffLayer } from '../archive/diff.ts';
+import type { ImageService } from '../images/service.ts';
+import type { ImageRecord } from '../images/store.ts';
+import { DEFAULT_MAX_BYTES } from '../archive/apply.ts';
+import { MediaType } from '../oci/mediatypes.ts';
+import { type ContainerConfig, type HistoryEntry, hostPlatform, type ImageConfig } from '../oci/types.ts';
+
+/** The state a stage carries from step to step. */
+export interface StepImage {
+  /** undefined for `FROM scratch` before its first step. */
+  record?: ImageRecord;
+  config: ImageConfig;
+}
+
+export function scratchImage(): StepImage {
+  const p = hostPlatform();
+  return { config: { architecture: p.architecture, os: p.os, config: { Env: [DEFAULT_PATH] }, rootfs: { type: 'layers', diff_ids: [] }, history: [] } };
+}
+
+/** Docker's default PATH for images without one (what the legacy builder sets on scratch). */
+export const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+export async function stepImageOf(images: ImageService, rec: ImageRecord): Promise<StepImage> {
+  return { record: rec, config: await images.config(rec) };
+}
+
+/**
+ * Registers the image a step made: `runConfig` as its config, one history
+ * entry, and the upper dir (if any) as a new layer.
+ */
+export async function commitStep(
+  images: ImageService,
+  parent: StepImage,
+  o: { runConfig: ContainerConfig; createdBy: string; upperDir?: string; signal?: AbortSignal },
+): Promise<ImageRecord> {
+  const now = new Date().toISOString();
+  const base = parent.config;
+  const layers = [...(parent.record?.layers ?? [])];
+  const diffIds = [...base.rootfs.diff_ids];
+  const h: HistoryEntry = { created: now, created_by: o.createdBy };
+  if (o.upperDir) {
+    const diffId = await images.content.putStream(diffLayer(o.upperDir), { maxSize: DEFAULT_MAX_BYTES }, o.signal);
+    const size = await images.content.size(diffId);
+    layers.push({ mediaType: MediaType.OciLayer, digest: diffId, size });
+    diffIds.push(diffId);
+  } else h.empty_layer = true;
+  const config: ImageConfig = {
+    architecture: base.architecture,
+    os: base.os,
+    ...(base.variant ? { variant: base.variant } : {}),
+    created: now,
+    config: o.runConfig,
+    rootfs: { type: 'layers', diff_ids: diffIds },
+    history: [...(base.history ?? []), h],
+  };
+  return images.register({ config: Buffer.from(JSON.stringify(config)), layers, parent: parent.record?.id, signal: o.signal });
+}

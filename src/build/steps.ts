@@ -1,0 +1,149 @@
+/**
+ * Running one compiled instruction of a stage: look the step up in the
+ * cache, else do it (a metadata change, a RUN container, a COPY into a
+ * snapshot) and register the resulting image. Every step prints what
+ * docker's legacy builder prints for it.
+ */
+import { randomBytes } from 'node:crypto';
+import { BuildCache } from './cache.ts';
+import { EngineError } from '../common/errors.ts';
+import type { ImageRecord } from '../images/store.ts';
+import type { Instruction } from './dockerfile/types.ts';
+import { commitStep, stepImageOf } from './image.ts';
+import { applyMeta, argvOf, metaText, nopCreatedBy, shellOf } from './meta.ts';
+import { dropMountStubs, runContainer } from './run.ts';
+import { copyStep } from './copystep.ts';
+import { type BuildSession, envMap, PROXY_ARGS, RunFailedError, type StageState } from './session.ts';
+import { runMounts } from './mounts.ts';
+
+/** Runs one instruction; on return `st.img` is the step's image. */
+export async function runStep(s: BuildSession, st: StageState, inst: Instruction): Promise<void> {
+  s.signal?.throwIfAborted();
+  switch (inst.kind) {
+    case 'RUN':
+      return runInstruction(s, st, inst);
+    case 'COPY':
+    case 'ADD':
+      return copyStep(s, st, inst);
+    case 'ARG':
+      for (const a of inst.args) {
+        let v: string | undefined = a.default;
+        if (s.hasBuildArg(a.name)) {
+          v = s.buildArg(a.name);
+          s.consumed.add(a.name);
+        } else if (a.default === undefined && s.metaArgs.has(a.name)) v = s.metaArgs.get(a.name);
+        st.args.set(a.name, v);
+      }
+      return metaStep(s, st, inst);
+    default:
+      return metaStep(s, st, inst);
+  }
+}
+
+/** Cache lookup: prints docker's ` ---> Using cache` and moves the stage on when the image is still there. */
+export async function fromCache(s: BuildSession, st: StageState, key: string): Promise<boolean> {
+  if (s.req.noCache) return false;
+  const hit = await s.deps.cache.get(key);
+  const rec = hit && s.deps.images.store.get(hit.image);
+  if (!rec) return false;
+  s.say(' ---> Using cache\n');
+  await advance(s, st, rec);
+  return true;
+}
+
+export async function advance(s: BuildSession, st: StageState, rec: ImageRecord): Promise<void> {
+  st.img = await stepImageOf(s.deps.images, rec);
+  s.say(` ---> ${rec.id.slice(7, 19)}\n`);
+}
+
+export function parentId(st: StageState): string {
+  return st.img.record?.id ?? 'scratch';
+}
+
+/** Strips source positions: a key depends on what an instruction does, not where it is written. */
+export function keyOf(inst: Instruction): unknown {
+  const { loc: _loc, original: _orig, ...rest } = inst as Instruction & Record<string, unknown>;
+  return rest;
+}
+
+async function metaStep(s: BuildSession, st: StageState, inst: Instruction): Promise<void> {
+  const key = BuildCache.key([parentId(st), keyOf(inst)]);
+  const r = applyMeta(inst, st.img.config.config ?? {}, st.cmdSet);
+  st.cmdSet = r.cmdSet;
+  if (await fromCache(s, st, key)) return;
+  // The legacy builder commits metadata steps through a container it never starts; it shows as one.
+  const cid = randomBytes(32).toString('hex');
+  s.say(` ---> Running in ${cid.slice(0, 12)}\n`);
+  const rec = await commitStep(s.deps.images, st.img, { runConfig: r.config, createdBy: nopCreatedBy(shellOf(st.img.config.config), metaText(inst)), signal: s.signal });
+  if (r.author) await setAuthor(s, rec, r.author);
+  await s.deps.cache.put(key, rec.id);
+  s.say(`Removing intermediate container ${cid.slice(0, 12)}\n`);
+  await advance(s, st, rec);
+}
+
+async function setAuthor(_s: BuildSession, _rec: ImageRecord, _author: string): Promise<void> {
+  // MAINTAINER is deprecated; its value is kept in history text only.
+}
+
+/** The RUN's environment: the image's ENV, then declared ARGs with values, then proxy args given. */
+function runEnv(s: BuildSession, st: StageState): { env: string[]; argPairs: string[] } {
+  const env = envMap(st.img.config.config?.Env);
+  const argPairs: string[] = [];
+  for (const [k, v] of st.args) if (v !== undefined && !env.has(k)) argPairs.push(`${k}=${v}`);
+  const extra: string[] = [];
+  for (const p of PROXY_ARGS) if (s.hasBuildArg(p) && !st.args.has(p)) extra.push(`${p}=${s.buildArg(p)}`);
+  return { env: [...argPairs, ...extra], argPairs };
+}
+
+async function runInstruction(s: BuildSession, st: StageState, inst: Extract<Instruction, { kind: 'RUN' }>): Promise<void> {
+  const shell = shellOf(st.img.config.config);
+  let argv = argvOf(inst.command, shell);
+  // Heredocs: `RUN <<EOF` runs the document as a script, as BuildKit does.
+  if (inst.heredocs.length && inst.command.form === 'shell') {
+    const h = inst.heredocs[0]!;
+    const first = inst.command.script.trim();
+    if (first === `<<${h.name}` || first === `<<-${h.name}` || first === `<<"${h.name}"` || first === `<<'${h.name}'`) argv = [...shell, h.content];
+    else argv = [...shell, `${inst.command.script}\n${inst.heredocs.map((d) => `${d.content}${d.name}`).join('\n')}`];
+  }
+  const { env, argPairs } = runEnv(s, st);
+  const network = inst.network && inst.network !== 'default' ? inst.network : s.req.networkMode || 'default';
+  const mountKey = inst.mounts.map((m) => (m.type === 'secret' ? { type: 'secret', id: m.id, target: m.target, env: m.env } : m));
+  const key = BuildCache.key([parentId(st), 'RUN', argv, argPairs.sort(), network, mountKey]);
+  if (await fromCache(s, st, key)) return;
+  // docker needs an image to create the container from: scratch gets an empty one.
+  if (!st.img.record) st.img = await stepImageOf(s.deps.images, await commitStep(s.deps.images, st.img, { runConfig: st.img.config.config ?? {}, createdBy: '', signal: s.signal }));
+  const mounts = await runMounts(s, st, inst.mounts);
+  try {
+    const keep = s.req.rm === false;
+    const r = await runContainer(s.deps.containers, {
+      image: st.img.record!.id, argv, env: [...env, ...mounts.env], user: st.img.config.config?.User, workdir: st.img.config.config?.WorkingDir,
+      networkMode: network === 'default' ? 'bridge' : network, extraHosts: s.req.extraHosts, resources: s.req.resources,
+      mounts: mounts.specs, keep, quiet: s.quiet, out: s.out, signal: s.signal,
+    });
+    let released = false;
+    try {
+      if (r.code !== 0) {
+        const text = argv.join(' ');
+        throw new RunFailedError(`The command '${text}' returned a non-zero code: ${r.code}`, r.code);
+      }
+      dropMountStubs(r.upperDir, [...mounts.specs.map((m) => m.Target!), '/etc/hosts', '/etc/resolv.conf', '/etc/hostname'], () => false);
+      const createdBy = `${argPairs.length ? `|${argPairs.length} ${argPairs.join(' ')} ` : ''}${argv.join(' ')}`;
+      const rec = await commitStep(s.deps.images, st.img, { runConfig: st.img.config.config ?? {}, createdBy, upperDir: r.upperDir, signal: s.signal });
+      await s.deps.cache.put(key, rec.id);
+      await r.release();
+      released = true;
+      if (!keep) s.say(`Removing intermediate container ${r.containerId.slice(0, 12)}\n`);
+      await advance(s, st, rec);
+    } finally {
+      // forcerm, or a failure: docker keeps a failed container unless forcerm; keel leaves nothing behind unless rm=false.
+      if (!released) await r.release();
+    }
+  } finally {
+    await mounts.release();
+  }
+}
+
+export function stepError(e: unknown): never {
+  if (e instanceof EngineError) throw e;
+  throw new EngineError('INTERNAL', (e as Error).message ?? String(e), { cause: e });
+}
