@@ -29,6 +29,10 @@ export interface Heredoc {
   content: string;
   /** False when the delimiter was quoted: no variable expansion of the content. */
   expand: boolean;
+  /** `<<-`: leading tabs are stripped from each line (already done in a compiled COPY/ADD heredoc). */
+  chomp?: boolean;
+  /** The file descriptor written before `<<` (`3<<EOF`), 0 when none. */
+  fd?: number;
 }
 
 /** `--name=value` flags as written, before expansion; a flag may repeat (`--mount`, `--exclude`). */
@@ -51,6 +55,8 @@ export interface RawInstruction {
   json?: string[];
   heredocs: Heredoc[];
   loc: SourceLocation;
+  /** The Dockerfile's name as given to parseDockerfile (errors say `${file}:${line}: ...`). */
+  file?: string;
 }
 
 /** `FROM [--platform=P] image [AS name]`, compiled with the meta ARGs (those before the first FROM). */
@@ -87,7 +93,7 @@ export type RunMount =
   | { type: 'cache'; target: string; id?: string; sharing: 'shared' | 'private' | 'locked'; from?: string; source?: string; readonly: boolean; mode?: number; uid?: number; gid?: number }
   | { type: 'tmpfs'; target: string; size?: number }
   | { type: 'secret'; id?: string; target?: string; env?: string; required: boolean; mode?: number; uid?: number; gid?: number }
-  | { type: 'ssh'; id?: string; target?: string; required: boolean };
+  | { type: 'ssh'; id?: string; target?: string; required: boolean; mode?: number; uid?: number; gid?: number };
 
 export interface CopySpec {
   /** Sources as written after expansion (globs not yet matched); empty when only heredocs are copied. */
@@ -105,6 +111,8 @@ export interface CopySpec {
   /** ADD only. */
   checksum?: string;
   keepGitDir?: boolean;
+  /** ADD only: `--unpack[=bool]` when given (BuildKit: force or forbid extracting an archive). */
+  unpack?: boolean;
   /** `COPY <<EOF /path`: each heredoc becomes a file named after its delimiter. */
   heredocs: Heredoc[];
 }
@@ -122,7 +130,12 @@ export interface HealthcheckSpec {
 
 /** A compiled instruction: flags validated, words expanded where docker expands them. */
 export type Instruction =
-  | { kind: 'RUN'; loc: SourceLocation; original: string; command: Command; network?: 'default' | 'none' | 'host'; security?: 'sandbox' | 'insecure'; mounts: RunMount[]; heredocs: Heredoc[] }
+  | { kind: 'RUN'; loc: SourceLocation; original: string; command: Command; network?: 'default' | 'none' | 'host'; security?: 'sandbox' | 'insecure'; mounts: RunMount[]; heredocs: Heredoc[];
+      /**
+       * `RUN <<EOF` whose document starts with `#!`: BuildKit writes it to this path (mode 0755, on a
+       * read-only mount of its own) and `command` is then exec form `[path]`.
+       */
+      pipeFile?: { path: string; content: string } }
   | { kind: 'CMD' | 'ENTRYPOINT'; loc: SourceLocation; original: string; command: Command }
   | { kind: 'SHELL'; loc: SourceLocation; original: string; shell: string[] }
   | ({ kind: 'COPY' | 'ADD'; loc: SourceLocation; original: string } & CopySpec)

@@ -1,0 +1,65 @@
+/**
+ * A whole Dockerfile: directives, meta ARGs, stages. Every instruction is
+ * checked here (keywords, flags, argument counts, JSON forms, stage names) so
+ * that a syntax error stops the build before anything runs, as BuildKit does.
+ */
+import { EngineError } from '../../common/errors.ts';
+import { checkInstruction } from './compile.ts';
+import { DEFAULT_MAX_DOCKERFILE_BYTES, LocatedError, readInstructions } from './parser.ts';
+import type { Directives, Dockerfile, RawInstruction, Stage } from './types.ts';
+
+export interface ParseOptions {
+  /** The file's name in error messages (default `Dockerfile`). */
+  file?: string;
+  /** Refuse a larger text (default 4 MiB, counted in UTF-16 units ≈ bytes for a Dockerfile). */
+  maxBytes?: number;
+}
+
+export function parseDockerfile(text: string, opts: ParseOptions = {}): Dockerfile {
+  const file = opts.file ?? 'Dockerfile';
+  const max = opts.maxBytes ?? DEFAULT_MAX_DOCKERFILE_BYTES;
+  if (text.length > max) throw new EngineError('INVALID_ARGUMENT', `${file} is too large: ${text.length} bytes, the limit is ${max}`);
+  if (text.trim() === '') throw new EngineError('INVALID_ARGUMENT', `${file}: the Dockerfile cannot be empty`);
+  const directives: Directives = { escape: '\\' };
+  const all = readInstructions(text, directives, '\\', file);
+  if (all.length === 0) throw new LocatedError(1, 'file with no instructions', file);
+  const metaArgs: RawInstruction[] = [];
+  const stages: Stage[] = [];
+  const names = new Map<string, number>();
+  for (const raw of all) {
+    checkInstruction(raw, directives.escape);
+    if (raw.keyword === 'FROM') {
+      const a = raw.rest.split(/[\t\v\f\r ]+/);
+      const name = a.length === 3 ? a[2]!.toLowerCase() : undefined;
+      if (name !== undefined) {
+        const prev = names.get(name);
+        if (prev !== undefined) throw new LocatedError(raw.loc.line, `duplicate stage name "${name}" (first defined on line ${prev}): stage names must be unique`, file);
+        names.set(name, raw.loc.line);
+      }
+      const stage: Stage = { index: stages.length, from: raw, instructions: [] };
+      if (name !== undefined) stage.name = name;
+      stages.push(stage);
+    } else if (stages.length === 0) {
+      if (raw.keyword !== 'ARG') {
+        throw new LocatedError(raw.loc.line, `no build stage in current context: ${raw.keyword} must come after a FROM (only ARG may come before the first FROM)`, file);
+      }
+      metaArgs.push(raw);
+    } else stages[stages.length - 1]!.instructions.push(raw);
+  }
+  if (stages.length === 0) throw new LocatedError(all[all.length - 1]!.loc.line, 'dockerfile contains no stages to build: add a FROM', file);
+  return { directives, metaArgs, stages };
+}
+
+/**
+ * The variable names an instruction's text mentions (`$NAME`, `${NAME...}`),
+ * including heredocs: a superset of what its expansion reads, for cache keys.
+ */
+export function usedVariables(raw: RawInstruction): string[] {
+  const seen = new Set<string>();
+  const scan = (s: string) => {
+    for (const m of s.matchAll(/\$\{?([\p{L}_][\p{L}\p{Nd}_]*)/gu)) seen.add(m[1]!);
+  };
+  scan(raw.original);
+  for (const h of raw.heredocs) scan(h.content);
+  return [...seen];
+}
