@@ -5,6 +5,8 @@
  * docker's legacy builder prints for it.
  */
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
 import { BuildCache } from './cache.ts';
 import { EngineError } from '../common/errors.ts';
 import type { ImageRecord } from '../images/store.ts';
@@ -15,6 +17,9 @@ import { dropMountStubs, runContainer } from './run.ts';
 import { copyStep } from './copystep.ts';
 import { type BuildSession, envMap, PROXY_ARGS, RunFailedError, type StageState } from './session.ts';
 import { runMounts } from './mounts.ts';
+
+/** What the runtime creates in a rootfs only to mount over it (docker keeps these in an init layer). */
+const RUNTIME_STUBS = ['/etc/hosts', '/etc/resolv.conf', '/etc/hostname', '/dev/pts', '/dev/shm', '/dev/mqueue', '/dev/console', '/dev', '/proc', '/sys'];
 
 /** Runs one instruction; on return `st.img` is the step's image. */
 export async function runStep(s: BuildSession, st: StageState, inst: Instruction): Promise<void> {
@@ -126,7 +131,9 @@ async function runInstruction(s: BuildSession, st: StageState, inst: Extract<Ins
         const text = argv.join(' ');
         throw new RunFailedError(`The command '${text}' returned a non-zero code: ${r.code}`, r.code);
       }
-      dropMountStubs(r.upperDir, [...mounts.specs.map((m) => m.Target!), '/etc/hosts', '/etc/resolv.conf', '/etc/hostname'], () => false);
+      const layers = st.img.record!.chainIds.map((c) => s.deps.images.snapshots.layerDir(c));
+      const below = (p: string) => layers.some((l) => fs.existsSync(path.join(l, p)));
+      dropMountStubs(r.upperDir, [...mounts.specs.map((m) => m.Target!).reverse(), ...RUNTIME_STUBS], below);
       const createdBy = `${argPairs.length ? `|${argPairs.length} ${argPairs.join(' ')} ` : ''}${argv.join(' ')}`;
       const rec = await commitStep(s.deps.images, st.img, { runConfig: st.img.config.config ?? {}, createdBy, upperDir: r.upperDir, signal: s.signal });
       await s.deps.cache.put(key, rec.id);

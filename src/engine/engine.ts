@@ -26,6 +26,9 @@ import { BridgeNetworking, EngineContainerNetworks } from './netattach.ts';
 import { type ContainerRecord, isRunning } from '../containers/types.ts';
 import { EventBus } from './events.ts';
 import { filterImages, type Filters } from './filters.ts';
+import { Builder } from '../build/builder.ts';
+import { frontend } from '../build/frontend.ts';
+import type { BuildOutput, BuildRequest, BuildResult } from '../build/types.ts';
 
 export interface EngineOptions {
   /** Persistent state (default /var/lib/keel). */
@@ -83,6 +86,8 @@ export class Engine {
   readonly started = new Date();
   readonly containers: ContainerService;
   readonly execs: ExecManager;
+  /** Dockerfile builds (src/build): cache, builds in flight, prune. */
+  readonly builder: Builder;
   /** Problems with this host's setup, shown by `docker info` (e.g. a runc with known escapes). */
   readonly warnings: string[] = [];
   private lock?: RootLock;
@@ -110,6 +115,16 @@ export class Engine {
     this.execs = this.containers.execs;
     this.containerNetworking = new EngineContainerNetworks(this.networks, this.containers);
     this.volumes.setEventSink((action, name, attrs) => this.events.publish('volume', action, name, attrs));
+    this.builder = new Builder({
+      dataRoot: this.dataRoot, images: this.images, containers: this.containers, frontend,
+      pull: (ref, o) => this.pullImage(ref, o),
+      tag: (id, ref) => this.tagImage(id, ref),
+    });
+  }
+
+  /** docker build: runs the Dockerfile of the context, streaming docker's build messages to `out`. */
+  build(req: BuildRequest & { buildId?: string }, out: BuildOutput): Promise<BuildResult> {
+    return this.builder.build(req, out);
   }
 
   /** Named and anonymous volumes (the containers layer mounts them). */
@@ -128,6 +143,7 @@ export class Engine {
       const gc = await this.images.gc(this.layersInUse());
       if (gc.layers || gc.blobs) log.info('removed unreferenced data left by an interrupted operation', gc);
       await this.networks.init();
+      await this.builder.init();
       const rc = await reconcile(this.containers);
       if (rc.exited || rc.stale) log.info('containers that stopped while keel was down', rc);
       // Sandboxes, leases and netns of containers that are gone (daemon crash, host reboot) are released.
@@ -193,7 +209,12 @@ export class Engine {
   }
 
   async listImages(opts: { all?: boolean; filters?: Filters } = {}): Promise<ImageView[]> {
-    const views = await Promise.all(this.images.store.list().map((r) => this.imageView(r)));
+    let views = await Promise.all(this.images.store.list().map((r) => this.imageView(r)));
+    // Like docker, untagged parents of other images (a build's intermediate steps) show only with --all.
+    if (!opts.all) {
+      const parents = new Set(views.map((v) => v.record.parent).filter(Boolean));
+      views = views.filter((v) => v.repoTags.length > 0 || !parents.has(v.record.id));
+    }
     return filterImages(views, opts.filters ?? {}, (ref) => this.images.store.tryResolve(ref));
   }
 
