@@ -66,7 +66,7 @@ class DirectiveReader {
     if (this.seen.has(key)) throw new Error(`only one ${key} parser directive can be used`);
     this.seen.add(key);
     if (key === 'escape') {
-      if (value !== '\\' && value !== '`') throw new Error(`invalid escape token '${value}' does not match \` or \\`);
+      if (value !== '\\' && value !== '`') throw new Error(`invalid escape token '${value.slice(0, 40)}' does not match \` or \\`);
       this.d.escape = value;
     } else this.d[key] = value;
     return true;
