@@ -41,6 +41,21 @@ function decodeRegistryConfig(h: string | string[] | undefined): Record<string, 
   }
 }
 
+/** `keel build --secret`: {id: base64 content} in a header, bounded (the daemon never stores it). */
+function decodeSecrets(h: string | string[] | undefined): Record<string, Buffer> | undefined {
+  const v = Array.isArray(h) ? h[0] : h;
+  if (!v) return undefined;
+  if (v.length > 1 << 20) throw invalid('build secrets are larger than 1 MiB');
+  let o: unknown;
+  try {
+    o = JSON.parse(Buffer.from(v, 'base64').toString('utf8'));
+  } catch {
+    throw invalid('invalid X-Keel-Build-Secrets header');
+  }
+  if (!o || typeof o !== 'object' || Array.isArray(o)) throw invalid('invalid X-Keel-Build-Secrets header');
+  return Object.fromEntries(Object.entries(o as Record<string, unknown>).map(([k, x]) => [k, Buffer.from(String(x), 'base64')]));
+}
+
 /** Decodes POST /build's query (moby api/server/router/build newImageBuildOptions). */
 export function buildRequestFrom(req: IncomingMessage, q: URLSearchParams): Omit<BuildRequest, 'context'> & { buildId?: string } {
   if (q.get('version') === '2') throw invalid('BuildKit (version=2) is not supported by keel: build with DOCKER_BUILDKIT=0 (the legacy builder protocol)');
@@ -86,6 +101,7 @@ export function buildRequestFrom(req: IncomingMessage, q: URLSearchParams): Omit
     resources,
     cacheFrom: Array.isArray(cacheFrom) ? cacheFrom.map(String) : undefined,
     auth: decodeRegistryConfig(req.headers['x-registry-config']),
+    secrets: decodeSecrets(req.headers['x-keel-build-secrets']),
     buildId: q.get('buildid') || undefined,
     ...(platform ? { platform } : {}),
   } as Omit<BuildRequest, 'context'> & { buildId?: string; platform?: string };
