@@ -67,7 +67,7 @@ export async function receiveContext(dataRoot: string, body: AsyncIterable<Uint8
     try {
       r = await applyLayer(dir, input, { whiteouts: false, overlayWhiteouts: false, maxUncompressedBytes: max, signal: o.signal });
     } catch (e) {
-      if (e instanceof EngineError && /larger than \d+ bytes/.test(e.message)) throw invalid(`build context is larger than the limit of ${max} bytes`);
+      if (e instanceof EngineError && /larger than \d+ bytes|over the layer size limit/.test(e.message)) throw invalid(`build context is larger than the limit of ${max} bytes`);
       if (e instanceof EngineError && e.code === 'INVALID_ARGUMENT') throw invalid(`invalid build context: ${e.message}`);
       throw e;
     }
