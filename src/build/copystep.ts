@@ -82,7 +82,7 @@ function ownerIn(rootfs: string, chown: string | undefined): Owner | undefined {
 interface Planned {
   entries: PlanEntry[];
   archives: string[];
-  files: { rel: string; data: Buffer; mode: number }[];
+  files: { rel: string; name: string; data: Buffer; mode: number }[];
   digest: string;
 }
 
@@ -93,10 +93,10 @@ export async function copyStep(s: BuildSession, st: StageState, inst: CopyInst):
     const exclude = inst.exclude.length ? s.deps.frontend.ignoreMatcher(inst.exclude) : undefined;
     if (inst.from) {
       src = await mountSourceFrom(s, inst.from);
-      if (exclude) src.root.excluded = exclude;
+      if (exclude) src.root.exclude = exclude;
     } else {
       const ign = s.ignored;
-      src = { root: { dir: s.ctx.dir, isContext: true, excluded: ign || exclude ? (r, d) => !!ign?.(r, d) || !!exclude?.(r, d) : undefined }, release: async () => {} };
+      src = { root: { dir: s.ctx.dir, isContext: true, excluded: s.ignored, exclude }, release: async () => {} };
     }
     const cfg = st.img.config.config ?? {};
     const workdir = cfg.WorkingDir || '/';
@@ -137,7 +137,7 @@ export async function copyStep(s: BuildSession, st: StageState, inst: CopyInst):
       if (destIsDir && !name) throw invalid(`cannot determine a filename from the URL ${u}: give a destination file name`);
       plan.entries.push({ abs: file, dest: name, type: 'file', mode: 0o600, size: got.size, mtime: got.mtime });
     }
-    for (const h of inst.heredocs) plan.files.push({ rel: destIsDir ? h.name : '', data: Buffer.from(h.content), mode: 0o644 });
+    for (const h of inst.heredocs) plan.files.push({ rel: destIsDir ? h.name : '', name: h.name, data: Buffer.from(h.content), mode: 0o644 });
     const hash = createHash('sha256');
     hash.update(planDigest(plan.entries, inst.chown ?? '', chmod));
     for (const a of plan.archives) hash.update(`archive ${planDigest([{ abs: a, dest: '', type: 'file', mode: 0, size: 0, mtime: new Date(0) }], '', 0)}`);
@@ -155,7 +155,7 @@ export async function copyStep(s: BuildSession, st: StageState, inst: CopyInst):
         // A single file onto an existing directory lands inside it.
         copier.copyOne(fileIntoDir && e.dest === '' && e.type === 'file' ? { ...e, dest: singleName } : e);
       }
-      for (const f of plan.files) copier.writeFile(f.rel || (fileIntoDir ? 'heredoc' : ''), f.data, f.mode);
+      for (const f of plan.files) copier.writeFile(f.rel || (fileIntoDir ? f.name : ''), f.data, f.mode);
       for (const a of plan.archives) await copier.extract(a, s.signal);
       await unmount(rootfs.dir);
       const upper = s.deps.images.snapshots.upperDir(rootfs.key);

@@ -21,6 +21,8 @@ export interface SourceRoot {
   isContext: boolean;
   /** .dockerignore (context only) and --exclude: excluded paths look absent. */
   excluded?: (rel: string, isDir: boolean) => boolean;
+  /** --exclude patterns: matched against the full path and the path below the matched source. */
+  exclude?: (rel: string, isDir: boolean) => boolean;
 }
 
 /** One thing to copy: a file, directory, or link, with where it lands (relative to the destination). */
@@ -120,7 +122,8 @@ export function matchSource(root: SourceRoot, src: string): string[] {
     const rel = clean.replace(/\/$/, '');
     const abs = resolveInRoot(root, rel, src);
     if (abs === undefined) return [];
-    if (rel && root.excluded?.(rel, fs.statSync(abs).isDirectory())) return [];
+    const isDir = fs.statSync(abs).isDirectory();
+    if (rel && (root.excluded?.(rel, isDir) || root.exclude?.(rel, isDir))) return [];
     return [rel];
   }
   let cur = [''];
@@ -142,7 +145,9 @@ export function matchSource(root: SourceRoot, src: string): string[] {
   }
   return cur.filter((rel) => {
     const abs = resolveInRoot(root, rel, src);
-    return abs !== undefined && !root.excluded?.(rel, fs.statSync(abs).isDirectory());
+    if (abs === undefined) return false;
+    const isDir = fs.statSync(abs).isDirectory();
+    return !root.excluded?.(rel, isDir) && !root.exclude?.(rel, isDir);
   });
 }
 
@@ -155,21 +160,23 @@ export function walkSource(root: SourceRoot, rel: string, src: string, destBase:
   const st = fs.statSync(abs);
   if (st.isDirectory()) {
     out.push(entry(abs, destBase, st));
-    walkDir(root, abs, rel, destBase, out);
+    walkDir(root, abs, rel, '', destBase, out);
   } else if (st.isFile()) out.push(entry(abs, destBase, st));
   else throw invalid(`${src} is not a regular file or directory`);
 }
 
-function walkDir(root: SourceRoot, absDir: string, relDir: string, destDir: string, out: PlanEntry[]): void {
+function walkDir(root: SourceRoot, absDir: string, relDir: string, below: string, destDir: string, out: PlanEntry[]): void {
   for (const name of fs.readdirSync(absDir).sort()) {
     const abs = path.join(absDir, name);
     const rel = relDir ? `${relDir}/${name}` : name;
+    const sub = below ? `${below}/${name}` : name;
     const st = fs.lstatSync(abs);
     if (root.excluded?.(rel, st.isDirectory())) continue;
+    if (root.exclude && (root.exclude(rel, st.isDirectory()) || root.exclude(sub, st.isDirectory()))) continue;
     const dest = destDir ? `${destDir}/${name}` : name;
     if (st.isDirectory()) {
       out.push(entry(abs, dest, st));
-      walkDir(root, abs, rel, dest, out);
+      walkDir(root, abs, rel, sub, dest, out);
     } else if (st.isFile() || st.isSymbolicLink()) out.push(entry(abs, dest, st));
     // sockets, fifos and devices are not copied
   }

@@ -5,7 +5,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { TestDaemon } from '../helpers/daemon.ts';
-import { leftovers, NOTHING_LEFT, rawBuild, tarOf, writeContext } from './helpers.ts';
+import { leftovers, settledLeftovers, NOTHING_LEFT, rawBuild, tarOf, writeContext } from './helpers.ts';
 
 const d = new TestDaemon('keel-buildbad');
 const LEGACY = { DOCKER_BUILDKIT: '0' };
@@ -27,7 +27,7 @@ describe('bad input to the builder: clear errors, nothing left behind', () => {
     const r = await build('syntax', { Dockerfile: 'FROM busybox:local\nRUN true\nFOO bar\n' });
     assert.equal(r.code, 1);
     assert.match(r.out, /Dockerfile.*3.*unknown instruction: FOO/i);
-    assert.deepEqual(await leftovers(d), NOTHING_LEFT);
+    assert.deepEqual(await settledLeftovers(d), NOTHING_LEFT);
   });
 
   test('an unknown flag is refused', async () => {
@@ -40,7 +40,7 @@ describe('bad input to the builder: clear errors, nothing left behind', () => {
     const r = await build('dotdot', { Dockerfile: 'FROM busybox:local\nCOPY ../x /x\n' });
     assert.notEqual(r.code, 0);
     assert.match(r.out, /outside the build context: \.\.\/x/);
-    assert.deepEqual(await leftovers(d), NOTHING_LEFT);
+    assert.deepEqual(await settledLeftovers(d), NOTHING_LEFT);
   });
 
   test('a symlink leaving the context is an error, and the host file is never read', async () => {
@@ -55,7 +55,7 @@ describe('bad input to the builder: clear errors, nothing left behind', () => {
     assert.notEqual(dir.code, 0);
     const grep = spawnSync('grep', ['-rl', 'HOST-SECRET', path.join(d.dataRoot, 'overlay', 'layers')]);
     assert.equal(grep.stdout.toString(), '');
-    assert.deepEqual(await leftovers(d), NOTHING_LEFT);
+    assert.deepEqual(await settledLeftovers(d), NOTHING_LEFT);
   });
 
   test('a missing source and a missing Dockerfile', async () => {
@@ -81,7 +81,7 @@ t.close()`;
     assert.notEqual(r.code, 0);
     assert.match(r.stdout + r.stderr, /climbs above the root/);
     assert.equal(fs.existsSync(`/tmp/keel-evil-${d.tag}`), false);
-    assert.deepEqual(await leftovers(d), NOTHING_LEFT);
+    assert.deepEqual(await settledLeftovers(d), NOTHING_LEFT);
   });
 
   test('a context with escaping entries is refused', async () => {
@@ -94,7 +94,7 @@ t.close(); sys.stdout.buffer.write(b.getvalue())`;
     const r = await rawBuild(d, tar, 't=evil');
     assert.equal(r.status, 400);
     assert.match(r.lines[0]!, /invalid build context/);
-    assert.deepEqual(await leftovers(d), NOTHING_LEFT);
+    assert.deepEqual(await settledLeftovers(d), NOTHING_LEFT);
   });
 
   test('a client that disconnects mid-RUN cancels the build and leaves nothing', async () => {

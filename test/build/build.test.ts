@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { TestDaemon } from '../helpers/daemon.ts';
-import { leftovers, normalizeIds, NOTHING_LEFT, rawBuild, tarOf, writeContext } from './helpers.ts';
+import { leftovers, settledLeftovers, normalizeIds, NOTHING_LEFT, rawBuild, tarOf, writeContext } from './helpers.ts';
 
 const d = new TestDaemon('keel-build');
 const LEGACY = { DOCKER_BUILDKIT: '0' };
@@ -72,7 +72,7 @@ describe('docker build (legacy protocol) against keel', () => {
     assert.equal(images.match(/<none>/g)?.length, 1);
     const all = (await d.docker(['images', '-a', '--format', '{{.Repository}}:{{.Tag}}'])).stdout;
     assert.ok(all.match(/<none>/g)!.length > 5);
-    assert.deepEqual(await leftovers(d), NOTHING_LEFT);
+    assert.deepEqual(await settledLeftovers(d), NOTHING_LEFT);
   });
 
   test('a rebuild is all cache; editing one file reruns from the first step that reads it', async () => {
@@ -125,7 +125,7 @@ describe('docker build (legacy protocol) against keel', () => {
     assert.match(r.stdout + r.stderr, /to-err/);
     assert.match(r.stderr, /The command '\/bin\/sh -c echo to-out; echo to-err >&2; exit 3' returned a non-zero code: 3/);
     assert.equal((await d.docker(['images', '-q', 'failed:1'])).stdout, '');
-    assert.deepEqual(await leftovers(d), NOTHING_LEFT);
+    assert.deepEqual(await settledLeftovers(d), NOTHING_LEFT);
     const raw = await rawBuild(d, tarOf(ctx), 't=failed');
     const last = raw.messages[raw.messages.length - 1]!;
     assert.deepEqual(last, { errorDetail: { code: 3, message: "The command '/bin/sh -c echo to-out; echo to-err >&2; exit 3' returned a non-zero code: 3" }, error: "The command '/bin/sh -c echo to-out; echo to-err >&2; exit 3' returned a non-zero code: 3" });

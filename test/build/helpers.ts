@@ -71,6 +71,16 @@ export async function leftovers(d: TestDaemon): Promise<{ containers: string[]; 
   };
 }
 
+/** leftovers() once they are gone, or after `ms` (`docker run --rm` removes its container just after it returns). */
+export async function settledLeftovers(d: TestDaemon, ms = 5000): Promise<Awaited<ReturnType<typeof leftovers>>> {
+  let left = await leftovers(d);
+  for (const t0 = Date.now(); Date.now() - t0 < ms && JSON.stringify(left) !== JSON.stringify(NOTHING_LEFT); ) {
+    await new Promise((r) => setTimeout(r, 100));
+    left = await leftovers(d);
+  }
+  return left;
+}
+
 export const NOTHING_LEFT = { containers: [], snapshots: [], buildTmp: [], mounts: [] };
 
 /** Replaces image and container IDs so two streams can be compared. */
