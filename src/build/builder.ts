@@ -4,16 +4,21 @@
  * its buildid), and `builder prune`.
  */
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { diskUsage } from '../common/fs.ts';
 import { BuildCache } from './cache.ts';
-import { cleanContextRoot } from './context.ts';
+import { cleanContextRoot, contextRoot } from './context.ts';
+import { unmount } from '../snapshots/overlay.ts';
 import { build } from './executor.ts';
 import type { BuilderDeps } from './session.ts';
 import type { BuildOutput, BuildRequest, BuildResult } from './types.ts';
 
 export { RunFailedError } from './session.ts';
+
+/** Marks the containers RUN steps make, so a restart removes those a crash left. */
+export const BUILD_LABEL = 'io.keel.build';
 
 export class Builder {
   readonly cache: BuildCache;
@@ -27,7 +32,21 @@ export class Builder {
 
   /** Removes contexts and mount points a crash left behind (call at startup, before any build). */
   async init(): Promise<void> {
+    const tmp = contextRoot(this.deps.dataRoot);
+    let mounts: string[] = [];
+    try {
+      mounts = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4] ?? '').filter((m) => m.startsWith(tmp + '/'));
+    } catch {
+      // no mountinfo: nothing to unmount
+    }
+    for (const m of mounts.sort().reverse()) await unmount(m).catch(() => {});
     await cleanContextRoot(this.deps.dataRoot);
+    // RUN containers of builds a crash interrupted.
+    for (const c of this.deps.containers.store.list()) {
+      if (c.config.Labels?.[BUILD_LABEL] !== undefined) await this.deps.containers.remove(c.id, { force: true, volumes: true }).catch(() => {});
+    }
+    const snaps = this.deps.images.snapshots;
+    for (const k of await snaps.listActive()) if (k.startsWith('build-')) await snaps.remove(k).catch(() => {});
   }
 
   async build(req: BuildRequest & { buildId?: string }, out: BuildOutput): Promise<BuildResult> {

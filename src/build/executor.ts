@@ -99,7 +99,8 @@ async function runBuild(s: BuildSession): Promise<BuildResult> {
   s.say(`Successfully built ${rec.id.slice(7, 19)}\n`);
   const tags: string[] = [];
   for (const t of s.req.tags ?? []) {
-    await s.deps.tag(rec.id, t);
+    // A name that already points at the image is left alone: a no-op rebuild writes nothing.
+    if (s.deps.images.store.tryResolve(t)?.id !== rec.id) await s.deps.tag(rec.id, t);
     tags.push(t);
     s.say(`Successfully tagged ${familiarTagged(t)}\n`);
   }

@@ -28,8 +28,21 @@ export function scratchImage(): StepImage {
 /** Docker's default PATH for images without one (what the legacy builder sets on scratch). */
 export const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
+/** Configs by image ID: immutable (the ID is their digest), and read at every step of a no-op rebuild. */
+const configs = new WeakMap<ImageService, Map<string, ImageConfig>>();
+const MAX_CACHED_CONFIGS = 2000;
+
 export async function stepImageOf(images: ImageService, rec: ImageRecord): Promise<StepImage> {
-  return { record: rec, config: await images.config(rec) };
+  let m = configs.get(images);
+  if (!m) configs.set(images, (m = new Map()));
+  let c = m.get(rec.id);
+  if (!c) {
+    c = await images.config(rec);
+    if (m.size >= MAX_CACHED_CONFIGS) m.delete(m.keys().next().value!);
+    m.set(rec.id, c);
+  }
+  // Callers change copies (structuredClone in applyMeta), never the cached object.
+  return { record: rec, config: c };
 }
 
 /**

@@ -50,6 +50,7 @@ export async function runContainer(containers: ContainerService, o: RunStepOptio
     WorkingDir: o.workdir ?? '',
     AttachStdout: true,
     AttachStderr: true,
+    Labels: { 'io.keel.build': '' },
     HostConfig: {
       NetworkMode: o.networkMode,
       ...(o.extraHosts?.length ? { ExtraHosts: o.extraHosts } : {}),

@@ -143,12 +143,12 @@ export class Engine {
       const gc = await this.images.gc(this.layersInUse());
       if (gc.layers || gc.blobs) log.info('removed unreferenced data left by an interrupted operation', gc);
       await this.networks.init();
-      await this.builder.init();
       const rc = await reconcile(this.containers);
       if (rc.exited || rc.stale) log.info('containers that stopped while keel was down', rc);
       // Sandboxes, leases and netns of containers that are gone (daemon crash, host reboot) are released.
       const nr = await this.networks.reconcile(this.containers.store.list().filter(isRunning).map((c) => c.id));
       if (nr.sandboxes || nr.leases || nr.netns) log.info('released network resources of containers that are gone', nr);
+      await this.builder.init();
       await this.checkRunc();
     } catch (e) {
       this.lock.release();

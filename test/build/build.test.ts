@@ -69,7 +69,7 @@ describe('docker build (legacy protocol) against keel', () => {
     assert.match(hist, /#\(nop\)  CMD \["cat" "out.txt"\]/);
     // Intermediate images show only with -a; the builder stage's result is dangling, as with dockerd.
     const images = (await d.docker(['images', '--format', '{{.Repository}}:{{.Tag}}'])).stdout;
-    assert.equal(images.match(/<none>/g)?.length, 1);
+    assert.equal(images.match(/<none>:<none>/g)?.length, 1, images);
     const all = (await d.docker(['images', '-a', '--format', '{{.Repository}}:{{.Tag}}'])).stdout;
     assert.ok(all.match(/<none>/g)!.length > 5);
     assert.deepEqual(await settledLeftovers(d), NOTHING_LEFT);
