@@ -187,15 +187,7 @@ async function baseImage(s: BuildSession, stage: Stage, image: string): Promise<
     return r;
   }
   let rec = s.req.pull ? undefined : s.deps.images.store.tryResolve(image);
-  if (!rec) {
-    try {
-      rec = await s.deps.pull(image, { auth: s.authFor(image), signal: s.signal, onProgress: (m) => s.out.progress(m) });
-    } catch (e) {
-      const local = s.req.pull ? s.deps.images.store.tryResolve(image) : undefined;
-      if (!local) throw e;
-      rec = local;
-    }
-  }
+  if (!rec) rec = await s.deps.pull(image, { auth: s.authFor(image), signal: s.signal, onProgress: (m) => s.out.progress(m) });
   return stepImageOf(s.deps.images, rec);
 }
 
