@@ -144,7 +144,9 @@ export async function copyStep(s: BuildSession, st: StageState, inst: CopyInst):
     for (const f of plan.files) hash.update(`heredoc ${f.rel} ${createHash('sha256').update(f.data).digest('hex')}`);
     plan.digest = hash.digest('hex');
     const key = BuildCache.key([parentId(st), inst.kind, destAbs, inst.chown ?? '', chmod ?? null, inst.parents, plan.digest]);
-    if (await fromCache(s, st, key)) return;
+    const what = plan.archives.length ? 'multi' : plan.entries.length === 1 && plan.entries[0]!.type === 'file' ? 'file' : 'dir';
+    const createdBy = nopCreatedBy(shellOf(st.img.config.config), `${inst.kind} ${what}:${plan.digest} in ${destAbs} `);
+    if (await fromCache(s, st, key, { createdBy, runConfig: st.img.config.config ?? {}, layer: true })) return;
     const rootfs = await mountImage(s, st.img.record);
     try {
       const owner = ownerIn(rootfs.dir, inst.chown);
@@ -159,8 +161,6 @@ export async function copyStep(s: BuildSession, st: StageState, inst: CopyInst):
       for (const a of plan.archives) await copier.extract(a, s.signal);
       await unmount(rootfs.dir);
       const upper = s.deps.images.snapshots.upperDir(rootfs.key);
-      const what = plan.archives.length ? 'multi' : plan.entries.length === 1 && plan.entries[0]!.type === 'file' ? 'file' : 'dir';
-      const createdBy = nopCreatedBy(shellOf(st.img.config.config), `${inst.kind} ${what}:${plan.digest} in ${destAbs} `);
       const rec = await commitStep(s.deps.images, st.img, { runConfig: st.img.config.config ?? {}, createdBy, upperDir: upper, signal: s.signal });
       await s.deps.cache.put(key, rec.id);
       await advance(s, st, rec);

@@ -17,6 +17,7 @@ import { dropMountStubs, runContainer } from './run.ts';
 import { copyStep } from './copystep.ts';
 import { type BuildSession, envMap, PROXY_ARGS, RunFailedError, type StageState } from './session.ts';
 import { runMounts } from './mounts.ts';
+import { fromCacheSources, type StepIdentity } from './cachefrom.ts';
 
 /** What the runtime creates in a rootfs only to mount over it (docker keeps these in an init layer). */
 const RUNTIME_STUBS = ['/etc/hosts', '/etc/resolv.conf', '/etc/hostname', '/dev/pts', '/dev/shm', '/dev/mqueue', '/dev/console', '/dev', '/proc', '/sys'];
@@ -46,10 +47,14 @@ export async function runStep(s: BuildSession, st: StageState, inst: Instruction
 }
 
 /** Cache lookup: prints docker's ` ---> Using cache` and moves the stage on when the image is still there. */
-export async function fromCache(s: BuildSession, st: StageState, key: string): Promise<boolean> {
+export async function fromCache(s: BuildSession, st: StageState, key: string, step?: StepIdentity): Promise<boolean> {
   if (s.req.noCache) return false;
   const hit = await s.deps.cache.get(key);
-  const rec = hit && s.deps.images.store.get(hit.image);
+  let rec = hit && s.deps.images.store.get(hit.image);
+  if (!rec && step) {
+    rec = await fromCacheSources(s, st, step);
+    if (rec) await s.deps.cache.put(key, rec.id);
+  }
   if (!rec) return false;
   s.say(' ---> Using cache\n');
   await advance(s, st, rec);
@@ -75,11 +80,12 @@ async function metaStep(s: BuildSession, st: StageState, inst: Instruction): Pro
   const key = BuildCache.key([parentId(st), keyOf(inst)]);
   const r = applyMeta(inst, st.img.config.config ?? {}, st.cmdSet);
   st.cmdSet = r.cmdSet;
-  if (await fromCache(s, st, key)) return;
+  const createdBy = nopCreatedBy(shellOf(st.img.config.config), metaText(inst));
+  if (await fromCache(s, st, key, { createdBy, runConfig: r.config, layer: false })) return;
   // The legacy builder commits metadata steps through a container it never starts; it shows as one.
   const cid = randomBytes(32).toString('hex');
   s.say(` ---> Running in ${cid.slice(0, 12)}\n`);
-  const rec = await commitStep(s.deps.images, st.img, { runConfig: r.config, createdBy: nopCreatedBy(shellOf(st.img.config.config), metaText(inst)), signal: s.signal });
+  const rec = await commitStep(s.deps.images, st.img, { runConfig: r.config, createdBy, signal: s.signal });
   if (r.author) await setAuthor(s, rec, r.author);
   await s.deps.cache.put(key, rec.id);
   s.say(`Removing intermediate container ${cid.slice(0, 12)}\n`);
@@ -114,7 +120,8 @@ async function runInstruction(s: BuildSession, st: StageState, inst: Extract<Ins
   const network = inst.network && inst.network !== 'default' ? inst.network : s.req.networkMode || 'default';
   const mountKey = inst.mounts.map((m) => (m.type === 'secret' ? { type: 'secret', id: m.id, target: m.target, env: m.env } : m));
   const key = BuildCache.key([parentId(st), 'RUN', argv, argPairs.sort(), network, mountKey]);
-  if (await fromCache(s, st, key)) return;
+  const createdBy = `${argPairs.length ? `|${argPairs.length} ${argPairs.join(' ')} ` : ''}${argv.join(' ')}`;
+  if (await fromCache(s, st, key, { createdBy, runConfig: st.img.config.config ?? {}, layer: true })) return;
   // docker needs an image to create the container from: scratch gets an empty one.
   if (!st.img.record) st.img = await stepImageOf(s.deps.images, await commitStep(s.deps.images, st.img, { runConfig: st.img.config.config ?? {}, createdBy: '', signal: s.signal }));
   const mounts = await runMounts(s, st, inst.mounts);
@@ -134,7 +141,6 @@ async function runInstruction(s: BuildSession, st: StageState, inst: Extract<Ins
       const layers = st.img.record!.chainIds.map((c) => s.deps.images.snapshots.layerDir(c));
       const below = (p: string) => layers.some((l) => fs.existsSync(path.join(l, p)));
       dropMountStubs(r.upperDir, [...mounts.specs.map((m) => m.Target!).reverse(), ...RUNTIME_STUBS], below);
-      const createdBy = `${argPairs.length ? `|${argPairs.length} ${argPairs.join(' ')} ` : ''}${argv.join(' ')}`;
       const rec = await commitStep(s.deps.images, st.img, { runConfig: st.img.config.config ?? {}, createdBy, upperDir: r.upperDir, signal: s.signal });
       await s.deps.cache.put(key, rec.id);
       await r.release();

@@ -39,4 +39,21 @@ describe('FROM pulls a missing base image', () => {
     assert.notEqual(denied.code, 0);
     assert.match(denied.stdout + denied.stderr, /unauthorized|authentication required|no basic auth/i);
   });
+
+  test('--cache-from: an image named there serves as cache after the local cache is gone (history match, as the legacy builder)', async () => {
+    assert.equal((await d.docker(['login', '-u', 'builder', '--password-stdin', reg.host], { input: 's3cret' })).code, 0);
+    const ctx = writeContext(path.join(d.dir, 'ctx-cachefrom'), { Dockerfile: 'FROM busybox:local\nENV X=1\nRUN echo expensive > /e\nCOPY f /f\nCMD ["cat", "/e", "/f"]\n', f: 'file\n' });
+    const first = await d.docker(['build', '-t', `${reg.host}/app/cached:1`, ctx], { env: LEGACY });
+    assert.equal(first.code, 0, first.stderr);
+    assert.equal((await d.docker(['push', `${reg.host}/app/cached:1`])).code, 0);
+    assert.equal((await d.keel(['builder', 'prune', '-f'])).code, 0);
+    const cold = await d.docker(['build', ctx], { env: LEGACY });
+    assert.doesNotMatch(cold.stdout, /Using cache/);
+    assert.equal((await d.keel(['builder', 'prune', '-f'])).code, 0);
+    const warm = await d.docker(['build', '--cache-from', `${reg.host}/app/cached:1`, '-t', 'fromcache:1', ctx], { env: LEGACY });
+    assert.equal(warm.code, 0, warm.stderr);
+    assert.equal(warm.stdout.match(/ ---> Using cache/g)?.length, 4, warm.stdout);
+    assert.doesNotMatch(warm.stdout, /Running in/);
+    assert.equal((await d.docker(['run', '--rm', 'fromcache:1'])).stdout, 'expensive\nfile\n');
+  });
 });
