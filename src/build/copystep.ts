@@ -55,6 +55,8 @@ export async function mountSourceFrom(s: BuildSession, from: string): Promise<{ 
   const idx = byName ? byName.index : /^\d+$/.test(from) ? Number(from) : undefined;
   let rec: ImageRecord | undefined;
   if (idx !== undefined) {
+    // A --from whose name only a stage's ARG spelled is not known up front: wait for that stage here.
+    if (!s.results.has(idx)) await s.stages.get(idx);
     const img = s.results.get(idx);
     if (!img) throw invalid(`stage ${from} has not been built (a stage can only use earlier stages)`);
     rec = img.record;

@@ -13,6 +13,7 @@ import type { Dockerfile, RawInstruction, Stage } from './dockerfile/types.ts';
 import { scratchImage, stepImageOf, type StepImage } from './image.ts';
 import { BuildSession, type BuilderDeps, type StageState } from './session.ts';
 import { runStep } from './steps.ts';
+import { runStages } from './parallel.ts';
 import type { BuildOutput, BuildRequest, BuildResult } from './types.ts';
 
 export async function build(deps: BuilderDeps, req: BuildRequest, out: BuildOutput): Promise<BuildResult> {
@@ -73,16 +74,10 @@ async function runBuild(s: BuildSession): Promise<BuildResult> {
     if (!t) throw invalid(`failed to reach build target ${s.req.target} in Dockerfile`);
     target = t;
   }
-  const needed = reachable(s, df, target, froms.map((f) => f.image));
-  const run = df.stages.filter((x) => needed.has(x.index));
+  const deps = reachable(s, df, target, froms.map((f) => f.image));
+  const run = df.stages.filter((x) => deps.has(x.index));
   s.total = run.reduce((n, x) => n + 1 + x.instructions.length, 0) + (s.req.labels && Object.keys(s.req.labels).length ? 1 : 0);
-  let last: StageState | undefined;
-  for (const stage of run) {
-    last = await runStage(s, stage, froms[stage.index]!.image);
-    s.results.set(stage.index, last.img);
-    if (stage === target) break;
-  }
-  const st = last!;
+  const st = await runStages(s, run, deps, (sub, stage) => runStage(sub, stage, froms[stage.index]!.image));
   if (s.req.labels && Object.keys(s.req.labels).length) {
     const line = `LABEL ${Object.entries(s.req.labels).map(([k, v]) => `${JSON.stringify(k)}=${JSON.stringify(v)}`).join(' ')}`;
     s.step++;
@@ -111,8 +106,8 @@ function isPredefined(k: string): boolean {
   return /^(HTTP_PROXY|HTTPS_PROXY|FTP_PROXY|NO_PROXY|ALL_PROXY)$/i.test(k) || k in platformArgs();
 }
 
-/** Stages the target needs: itself, the stages its FROM, COPY --from and RUN --mount from= name, recursively. */
-function reachable(s: BuildSession, df: Dockerfile, target: Stage, fromImages: string[]): Set<number> {
+/** Stages the target needs (itself, the stages its FROM, COPY --from and RUN --mount from= name, recursively), each with the stages it uses. */
+function reachable(s: BuildSession, df: Dockerfile, target: Stage, fromImages: string[]): Map<number, number[]> {
   const byRef = (ref: string, before: number): number | undefined => {
     const r = ref.toLowerCase();
     const named = df.stages.find((x) => x.name === r && x.index < before);
@@ -120,15 +115,18 @@ function reachable(s: BuildSession, df: Dockerfile, target: Stage, fromImages: s
     if (/^\d+$/.test(r) && Number(r) < before) return Number(r);
     return undefined;
   };
-  const out = new Set<number>();
+  const out = new Map<number, number[]>();
   const visit = (st: Stage) => {
     if (out.has(st.index)) return;
-    out.add(st.index);
+    const uses: number[] = [];
+    out.set(st.index, uses);
     const refs = [fromImages[st.index]!];
     for (const raw of st.instructions) refs.push(...fromRefs(raw).map((r) => s.deps.frontend.expand(r, s.metaLookup, s.escape)));
     for (const r of refs) {
       const i = byRef(r, st.index);
-      if (i !== undefined) visit(df.stages[i]!);
+      if (i === undefined) continue;
+      uses.push(i);
+      visit(df.stages[i]!);
     }
   };
   visit(target);

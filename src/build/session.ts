@@ -61,6 +61,8 @@ export class BuildSession {
   /** Build args some ARG consumed (the rest get docker's warning). */
   readonly consumed = new Set<string>();
   readonly results = new Map<number, StepImage>();
+  /** Stages running or done, by index (a stage waits for those it uses). */
+  readonly stages = new Map<number, Promise<StageState>>();
   readonly ignored?: (rel: string, isDir: boolean) => boolean;
   step = 0;
   total = 0;

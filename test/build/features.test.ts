@@ -158,4 +158,27 @@ describe('Dockerfile features through keel build', () => {
     assert.equal(await sh('mounts:3', 'cat /seen'), 'run3\n');
     assert.deepEqual(await settledLeftovers(d), NOTHING_LEFT);
   });
+
+  test('independent stages run at the same time; the stream is in stage order; unreachable stages do not run', async () => {
+    const r = await keelBuild('parallel', {
+      Dockerfile: [
+        'FROM busybox:local AS a',
+        'RUN echo "$(date +%s) " > /a; sleep 3; date +%s >> /a',
+        'FROM busybox:local AS b',
+        'RUN echo "$(date +%s) " > /b; sleep 3; date +%s >> /b',
+        'FROM busybox:local AS unused',
+        'RUN exit 1',
+        'FROM busybox:local',
+        'COPY --from=a /a /a',
+        'COPY --from=b /b /b',
+        'CMD ["cat", "/a", "/b"]',
+      ].join('\n') + '\n',
+    }, ['-t', 'parallel']);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    const steps = [...r.stdout.matchAll(/^Step (\d+)\/(\d+) : (.*)$/gm)].map((m) => `${m[1]}/${m[2]} ${m[3]}`);
+    assert.deepEqual(steps.map((x) => x.split(' ')[0]), ['1/8', '2/8', '3/8', '4/8', '5/8', '6/8', '7/8', '8/8']);
+    assert.ok(r.stdout.indexOf('AS a') < r.stdout.indexOf('AS b'));
+    const [a0, a1, b0, b1] = (await d.docker(['run', '--rm', 'parallel'])).stdout.split(/\s+/).filter(Boolean).map(Number);
+    assert.ok(a0! < b1! && b0! < a1!, `the two RUNs overlapped in time: a ${a0}-${a1}, b ${b0}-${b1}`);
+  });
 });
