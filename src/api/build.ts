@@ -111,9 +111,31 @@ export function buildRequestFrom(req: IncomingMessage, q: URLSearchParams): Omit
 class BuildStream implements BuildOutput {
   private readonly res: ServerResponse;
   started = false;
+  /** q=1: dockerd keeps the build's text and sends it only if the build fails. */
+  private readonly quiet: boolean;
+  private held: object[] = [];
+  private heldBytes = 0;
 
-  constructor(res: ServerResponse) {
+  constructor(res: ServerResponse, quiet: boolean) {
     this.res = res;
+    this.quiet = quiet;
+  }
+
+  private hold(o: object, size: number): void {
+    this.held.push(o);
+    this.heldBytes += size;
+    while (this.heldBytes > 1 << 20 && this.held.length > 1) this.heldBytes -= JSON.stringify(this.held.shift()).length;
+  }
+
+  /** The held text, before an error (quiet builds). */
+  flushHeld(): void {
+    const h = this.held;
+    this.held = [];
+    for (const o of h) this.send(o);
+  }
+
+  get holding(): boolean {
+    return this.held.length > 0;
   }
 
   private send(o: unknown): void {
@@ -126,7 +148,13 @@ class BuildStream implements BuildOutput {
   }
 
   stream(text: string): void {
-    this.send({ stream: text });
+    if (this.quiet) this.hold({ stream: text }, text.length);
+    else this.send({ stream: text });
+  }
+
+  /** The image ID line a quiet build ends with. */
+  result(id: string): void {
+    this.send({ stream: `${id}\n` });
   }
 
   aux(value: unknown): void {
@@ -134,7 +162,8 @@ class BuildStream implements BuildOutput {
   }
 
   progress(msg: object): void {
-    this.send(msg);
+    if (this.quiet) this.hold(msg, 100);
+    else this.send(msg);
   }
 
   error(e: unknown): void {
@@ -154,11 +183,13 @@ export function buildRoutes(r: Router): void {
       req.resume();
       throw e;
     }
-    const out = new BuildStream(res);
+    const out = new BuildStream(res, !!opts.quiet);
     try {
-      await engine.build({ ...opts, context: req, signal }, out);
+      const r = await engine.build({ ...opts, quiet: false, context: req, signal }, out);
+      if (opts.quiet) out.result(r.id);
     } catch (e) {
       req.resume();
+      if (out.holding) out.flushHeld();
       if (!out.started) throw e;
       out.error(e);
     }

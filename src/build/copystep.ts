@@ -163,7 +163,7 @@ export async function copyStep(s: BuildSession, st: StageState, inst: CopyInst):
       for (const a of plan.archives) await copier.extract(a, s.signal);
       await unmount(rootfs.dir);
       const upper = s.deps.images.snapshots.upperDir(rootfs.key);
-      const rec = await commitStep(s.deps.images, st.img, { runConfig: st.img.config.config ?? {}, createdBy, upperDir: upper, signal: s.signal });
+      const rec = await commitStep(s.deps.images, st.img, { runConfig: st.img.config.config ?? {}, createdBy, upperDir: upper, adoptUpper: true, signal: s.signal });
       await s.deps.cache.put(key, rec.id);
       await advance(s, st, rec);
     } finally {

@@ -6,8 +6,10 @@
  * as one layer (archive/diff.ts turns the upper dir into a layer tar; the
  * whole tree is never diffed).
  */
+import fsp from 'node:fs/promises';
 import { diffLayer } from '../archive/diff.ts';
-import type { ImageService } from '../images/service.ts';
+import type { Digest } from '../oci/digest.ts';
+import type { ImageService, PreApplied } from '../images/service.ts';
 import type { ImageRecord } from '../images/store.ts';
 import { DEFAULT_MAX_BYTES } from '../archive/apply.ts';
 import { MediaType } from '../oci/mediatypes.ts';
@@ -52,18 +54,27 @@ export async function stepImageOf(images: ImageService, rec: ImageRecord): Promi
 export async function commitStep(
   images: ImageService,
   parent: StepImage,
-  o: { runConfig: ContainerConfig; createdBy: string; upperDir?: string; signal?: AbortSignal },
+  o: { runConfig: ContainerConfig; createdBy: string; upperDir?: string; adoptUpper?: boolean; signal?: AbortSignal },
 ): Promise<ImageRecord> {
   const now = new Date().toISOString();
   const base = parent.config;
   const layers = [...(parent.record?.layers ?? [])];
   const diffIds = [...base.rootfs.diff_ids];
   const h: HistoryEntry = { created: now, created_by: o.createdBy };
+  let preApplied: Map<Digest, PreApplied> | undefined;
   if (o.upperDir) {
     const diffId = await images.content.putStream(diffLayer(o.upperDir), { maxSize: DEFAULT_MAX_BYTES }, o.signal);
     const size = await images.content.size(diffId);
     layers.push({ mediaType: MediaType.OciLayer, digest: diffId, size });
     diffIds.push(diffId);
+    if (o.adoptUpper) {
+      // The upper dir already is the layer in the snapshotter's form (overlay whiteouts and opaque
+      // dirs, as applyLayer writes them): moved into place instead of unpacking the tar again.
+      const scratch = await images.snapshots.scratchDir();
+      await fsp.rmdir(scratch);
+      await fsp.rename(o.upperDir, scratch);
+      preApplied = new Map([[diffId, { dir: scratch, diffId, size }]]);
+    }
   } else h.empty_layer = true;
   const config: ImageConfig = {
     architecture: base.architecture,
@@ -74,5 +85,10 @@ export async function commitStep(
     rootfs: { type: 'layers', diff_ids: diffIds },
     history: [...(base.history ?? []), h],
   };
-  return images.register({ config: Buffer.from(JSON.stringify(config)), layers, parent: parent.record?.id, signal: o.signal });
+  try {
+    return await images.register({ config: Buffer.from(JSON.stringify(config)), layers, parent: parent.record?.id, signal: o.signal, preApplied });
+  } finally {
+    // Not adopted (the layer existed already, or register failed): drop it.
+    for (const p of preApplied?.values() ?? []) await images.snapshots.discardScratch(p.dir);
+  }
 }

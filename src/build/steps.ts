@@ -141,7 +141,7 @@ async function runInstruction(s: BuildSession, st: StageState, inst: Extract<Ins
       const layers = st.img.record!.chainIds.map((c) => s.deps.images.snapshots.layerDir(c));
       const below = (p: string) => layers.some((l) => fs.existsSync(path.join(l, p)));
       dropMountStubs(r.upperDir, [...mounts.specs.map((m) => m.Target!).reverse(), ...RUNTIME_STUBS], below);
-      const rec = await commitStep(s.deps.images, st.img, { runConfig: st.img.config.config ?? {}, createdBy, upperDir: r.upperDir, signal: s.signal });
+      const rec = await commitStep(s.deps.images, st.img, { runConfig: st.img.config.config ?? {}, createdBy, upperDir: r.upperDir, adoptUpper: !keep, signal: s.signal });
       await s.deps.cache.put(key, rec.id);
       await r.release();
       released = true;
