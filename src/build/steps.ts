@@ -88,7 +88,7 @@ async function metaStep(s: BuildSession, st: StageState, inst: Instruction): Pro
   const rec = await commitStep(s.deps.images, st.img, { runConfig: r.config, createdBy, signal: s.signal });
   if (r.author) await setAuthor(s, rec, r.author);
   await s.deps.cache.put(key, rec.id);
-  s.say(`Removing intermediate container ${cid.slice(0, 12)}\n`);
+  if (s.req.rm !== false) s.say(`Removing intermediate container ${cid.slice(0, 12)}\n`);
   await advance(s, st, rec);
 }
 
