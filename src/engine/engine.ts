@@ -233,17 +233,20 @@ export class Engine {
 
   /** `image prune`: dangling images (or all unused with `all`). */
   async pruneImages(opts: { all?: boolean; filters?: Filters } = {}): Promise<{ deleted: RemoveResult; reclaimed: number }> {
-    const views = await this.listImages({ filters: opts.filters });
     const deleted: RemoveResult = { untagged: [], deleted: [] };
     let reclaimed = 0;
-    for (const v of views) {
-      if (v.containers > 0 || this.imageUser(v.record.id)) continue;
-      if (!opts.all && v.repoTags.length > 0) continue;
-      const names = this.images.store.namesOf(v.record.id);
-      await this.images.store.delete(v.record.id);
-      deleted.untagged.push(...names);
-      deleted.deleted.push(v.record.id);
-      this.events.publish('image', 'delete', v.record.id, { name: v.record.id });
+    // Rounds: removing an image makes its (build step) parent dangling, which the next round removes.
+    for (let removed = -1; removed !== deleted.deleted.length; ) {
+      removed = deleted.deleted.length;
+      for (const v of await this.listImages({ filters: opts.filters })) {
+        if (v.containers > 0 || this.imageUser(v.record.id)) continue;
+        if (!opts.all && v.repoTags.length > 0) continue;
+        const names = this.images.store.namesOf(v.record.id);
+        await this.images.store.delete(v.record.id);
+        deleted.untagged.push(...names);
+        deleted.deleted.push(v.record.id);
+        this.events.publish('image', 'delete', v.record.id, { name: v.record.id });
+      }
     }
     if (deleted.deleted.length) reclaimed = (await this.images.gc(this.layersInUse())).bytes;
     this.events.publish('image', 'prune', '', { reclaimed: String(reclaimed) });

@@ -150,4 +150,19 @@ describe('docker build (legacy protocol) against keel', () => {
     assert.equal(missingTarget.status, 400);
     assert.match(missingTarget.lines[0]!, /failed to reach build target nope/);
   });
+
+  test('rmi then image prune removes the intermediate images of a build', async () => {
+    const ctx = writeContext(path.join(d.dir, 'ctx-prune'), { Dockerfile: 'FROM busybox:local\nENV P=1\nRUN echo p > /p\nCMD ["cat", "/p"]\n' });
+    const r = await d.docker(['build', '-t', 'prunable:1', ctx], { env: LEGACY });
+    assert.equal(r.code, 0, r.stderr);
+    const base = (await d.docker(['images', '-q', 'busybox:local'])).stdout.trim();
+    const steps = [...r.stdout.matchAll(/^ ---> ([a-f0-9]{12})$/gm)].map((m) => m[1]!).filter((id) => id !== base);
+    assert.equal(steps.length, 3);
+    assert.equal((await d.docker(['rmi', 'prunable:1'])).code, 0);
+    const prune = await d.docker(['image', 'prune', '-f']);
+    assert.equal(prune.code, 0, prune.stderr);
+    const left = (await d.docker(['images', '-a', '-q'])).stdout;
+    for (const id of steps) assert.ok(!left.includes(id), `${id} is gone`);
+    assert.ok(left.includes(base));
+  });
 });
