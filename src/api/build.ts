@@ -11,6 +11,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { RunFailedError } from '../build/builder.ts';
 import type { BuildOutput, BuildRequest } from '../build/types.ts';
 import { EngineError, invalid } from '../common/errors.ts';
+import { parseReference } from '../oci/reference.ts';
 import type { AuthConfig } from '../registry/index.ts';
 import { qBool, qInt, type Router, sendJson } from './router.ts';
 
@@ -82,6 +83,13 @@ export function buildRequestFrom(req: IncomingMessage, q: URLSearchParams): Omit
   }
   const ulimits = jsonParam<unknown[]>(q, 'ulimits');
   if (Array.isArray(ulimits) && ulimits.length) resources.Ulimits = ulimits;
+  for (const t of q.getAll('t').filter(Boolean)) {
+    try {
+      if (parseReference(t).digest) throw new Error('a digest');
+    } catch {
+      throw invalid(`invalid reference format: ${t} is not a valid repository:tag for -t`);
+    }
+  }
   const platform = q.get('platform') || undefined;
   const extraHosts = q.getAll('extrahosts').flatMap((h) => h.split(/[,\s]+/)).filter(Boolean);
   const network = q.get('networkmode') || undefined;

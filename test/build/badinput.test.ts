@@ -123,4 +123,29 @@ t.close(); sys.stdout.buffer.write(b.getvalue())`;
     assert.equal(spawnSync('pgrep', ['-f', 'sleep 4242']).status, 1);
     assert.equal((await d.docker(['images', '-q', 'cancelled'])).stdout, '');
   });
+
+  test('POST /build/cancel ends a build in flight; a bad tag is refused before anything runs', async () => {
+    const ctx = writeContext(path.join(d.dir, 'cancel-api'), { Dockerfile: 'FROM busybox:local\nRUN echo started; sleep 4343\n' });
+    const building = rawBuild(d, tarOf(ctx), 'buildid=b1&t=cancelled2');
+    for (let i = 0; i < 300 && spawnSync('pgrep', ['-f', 'sleep 4343']).status !== 0; i++) await new Promise((r) => setTimeout(r, 100));
+    const res = await fetchUnix(d, 'POST', '/v1.41/build/cancel?id=b1');
+    assert.equal(res, 200);
+    const r = await building;
+    assert.match(JSON.stringify(r.messages.at(-1)), /cancel/i);
+    assert.deepEqual(await settledLeftovers(d), NOTHING_LEFT);
+    const bad = await rawBuild(d, tarOf(ctx), 't=Bad%20Tag');
+    assert.equal(bad.status, 400);
+    assert.match(bad.lines[0]!, /invalid reference format/);
+  });
 });
+
+function fetchUnix(d: TestDaemon, method: string, p: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ socketPath: d.socket, method, path: p }, (res) => {
+      res.resume();
+      resolve(res.statusCode!);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
