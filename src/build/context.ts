@@ -109,7 +109,7 @@ async function sniff(body: AsyncIterable<Uint8Array>): Promise<{ kind: Kind; str
 }
 
 /** Pipes a stream through `bzip2 -dc` or `xz -dc`. */
-function external(prog: string, input: AsyncIterable<Uint8Array>, signal?: AbortSignal): Readable {
+export function external(prog: string, input: AsyncIterable<Uint8Array>, signal?: AbortSignal): Readable {
   const child = spawn(prog, ['-dc'], { stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (b: Buffer) => {

@@ -9,9 +9,11 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import zlib from 'node:zlib';
 import { applyLayer } from '../archive/apply.ts';
 import { ScopedRoot } from '../archive/resolve.ts';
 import { invalid } from '../common/errors.ts';
+import { external } from './context.ts';
 import type { PlanEntry } from './sources.ts';
 
 export interface Owner {
@@ -152,7 +154,9 @@ export class Copier {
   /** ADD of a local archive: extracted into the destination directory with the layer guards (no whiteouts). */
   async extract(archiveAbs: string, signal?: AbortSignal): Promise<void> {
     const rel = this.mkdirs(this.t.dest.split('/').filter(Boolean), this.t.dest);
-    await applyLayer(this.sr.abs(rel), fs.createReadStream(archiveAbs), { whiteouts: false, overlayWhiteouts: false, signal });
+    const kind = archiveKind(archiveAbs);
+    const input = kind === 'bzip2' || kind === 'xz' ? external(kind, fs.createReadStream(archiveAbs), signal) : fs.createReadStream(archiveAbs);
+    await applyLayer(this.sr.abs(rel), input, { whiteouts: false, overlayWhiteouts: false, signal });
   }
 }
 
@@ -165,18 +169,35 @@ function copyFd(src: number, dst: number): void {
   }
 }
 
-/** Sniffs whether a file is a tar archive ADD extracts (plain, gzip, bzip2, xz, zstd). */
-export function isArchive(abs: string): boolean {
+/** What kind of archive ADD extracts a file as, if any (docker: tar, plain or gzip/bzip2/xz; zstd too). */
+export function archiveKind(abs: string): 'tar' | 'gzip' | 'zstd' | 'bzip2' | 'xz' | undefined {
   const fd = fs.openSync(abs, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
   try {
-    const b = Buffer.alloc(512);
-    const n = fs.readSync(fd, b, 0, 512, 0);
-    if (n >= 2 && b[0] === 0x1f && b[1] === 0x8b) return true;
-    if (n >= 4 && b[0] === 0x28 && b[1] === 0xb5 && b[2] === 0x2f && b[3] === 0xfd) return true;
-    if (n >= 3 && b[0] === 0x42 && b[1] === 0x5a && b[2] === 0x68) return false; // bzip2: not extracted in-process
-    if (n >= 4 && b[0] === 0xfd && b[1] === 0x37 && b[2] === 0x7a && b[3] === 0x58) return false; // xz: likewise
-    return n === 512 && b.subarray(257, 262).toString('latin1') === 'ustar';
+    const b = Buffer.alloc(64 * 1024);
+    const n = fs.readSync(fd, b, 0, b.length, 0);
+    // A gzip file is extracted only when it holds a tar (docker copies a plain .gz as a file).
+    if (n >= 2 && b[0] === 0x1f && b[1] === 0x8b) return isTar(gunzipHead(b.subarray(0, Math.min(n, 4096)))) ? 'gzip' : undefined;
+    if (n >= 4 && b[0] === 0x28 && b[1] === 0xb5 && b[2] === 0x2f && b[3] === 0xfd) return 'zstd';
+    if (n >= 3 && b[0] === 0x42 && b[1] === 0x5a && b[2] === 0x68) return 'bzip2';
+    if (n >= 4 && b[0] === 0xfd && b[1] === 0x37 && b[2] === 0x7a && b[3] === 0x58) return 'xz';
+    return isTar(b.subarray(0, n)) ? 'tar' : undefined;
   } finally {
     fs.closeSync(fd);
   }
+}
+
+function isTar(b: Buffer): boolean {
+  return b.length >= 512 && b.subarray(257, 262).toString('latin1') === 'ustar';
+}
+
+function gunzipHead(b: Buffer): Buffer {
+  try {
+    return zlib.gunzipSync(b, { finishFlush: zlib.constants.Z_SYNC_FLUSH });
+  } catch {
+    return Buffer.alloc(0);
+  }
+}
+
+export function isArchive(abs: string): boolean {
+  return archiveKind(abs) !== undefined;
 }

@@ -115,12 +115,16 @@ describe('Dockerfile features through keel build', () => {
       const src = path.join(d.dir, 'tarsrc');
       writeContext(src, { 'x/inner.txt': 'inner' });
       const ctx = path.join(d.dir, 'add');
-      writeContext(ctx, { Dockerfile: `FROM busybox:local\nADD arch.tar.gz /unpacked/\nADD --checksum=sha256:${sum} http://127.0.0.1:${port}/files/payload.txt /dl/\n` });
+      writeContext(ctx, { Dockerfile: `FROM busybox:local\nADD arch.tar.gz /unpacked/\nADD arch.tar.xz arch.tar.bz2 /more/\nADD plain.gz /kept/\nADD --checksum=sha256:${sum} http://127.0.0.1:${port}/files/payload.txt /dl/\n` });
       const { spawnSync } = await import('node:child_process');
       assert.equal(spawnSync('tar', ['-C', src, '-czf', path.join(ctx, 'arch.tar.gz'), 'x']).status, 0);
+      assert.equal(spawnSync('tar', ['-C', src, '-cJf', path.join(ctx, 'arch.tar.xz'), 'x']).status, 0);
+      writeContext(path.join(d.dir, 'tarsrc2'), { 'y/other.txt': 'other' });
+      assert.equal(spawnSync('tar', ['-C', path.join(d.dir, 'tarsrc2'), '-cjf', path.join(ctx, 'arch.tar.bz2'), 'y']).status, 0);
+      fs.writeFileSync(path.join(ctx, 'plain.gz'), spawnSync('gzip', ['-c'], { input: 'not a tar' }).stdout);
       const r = await d.keel(['build', '--progress=plain', '--network=host', '-t', 'added', ctx]);
       assert.equal(r.code, 0, r.stderr + r.stdout);
-      assert.equal(await sh('added', 'cat /unpacked/x/inner.txt; echo; cat /dl/payload.txt'), `inner\n${payload}`);
+      assert.equal(await sh('added', 'cat /unpacked/x/inner.txt; echo; cat /dl/payload.txt; cat /more/x/inner.txt /more/y/other.txt; echo; ls /kept'), `inner\n${payload}innerother\nplain.gz\n`);
       fs.writeFileSync(path.join(ctx, 'Dockerfile'), `FROM busybox:local\nADD --checksum=sha256:${'0'.repeat(64)} http://127.0.0.1:${port}/files/payload.txt /dl/\n`);
       const bad = await d.keel(['build', '--progress=plain', ctx]);
       assert.notEqual(bad.code, 0);
