@@ -19,6 +19,8 @@ import type { RunMount } from './dockerfile/types.ts';
 import type { BuildSession, StageState } from './session.ts';
 import { resolveInRoot } from './sources.ts';
 import { mountSourceFrom } from './copystep.ts';
+import { exec } from '../common/exec.ts';
+import { unmount } from '../snapshots/overlay.ts';
 
 const locked = new KeyedMutex();
 
@@ -68,7 +70,9 @@ export async function runMounts(s: BuildSession, st: StageState, mounts: RunMoun
           cleanups.push(src.release);
           const abs = resolveInRoot(src.root, m.source ?? '', m.source ?? '/');
           if (!abs) throw invalid(`mount source ${m.source ?? '/'} not found`);
-          specs.push({ Type: 'bind', Source: abs, Target: m.target, ReadOnly: !m.readwrite });
+          // rw: the RUN may write, but its writes are thrown away (BuildKit's semantics), never reaching the context.
+          const source = m.readwrite ? await scratchCopy(s, abs, cleanups) : abs;
+          specs.push({ Type: 'bind', Source: source, Target: m.target, ReadOnly: !m.readwrite });
           break;
         }
         case 'tmpfs':
@@ -101,4 +105,21 @@ export async function runMounts(s: BuildSession, st: StageState, mounts: RunMoun
     await release();
     throw e;
   }
+}
+
+/** A writable view of `abs` whose writes are discarded: an overlay over a directory, a copy of a file. */
+async function scratchCopy(s: BuildSession, abs: string, cleanups: (() => Promise<void>)[]): Promise<string> {
+  const t = await tempDir(s.deps.dataRoot, 'bind');
+  cleanups.push(t.release);
+  if (!fs.statSync(abs).isDirectory()) {
+    const f = path.join(t.dir, 'file');
+    await fsp.copyFile(abs, f);
+    return f;
+  }
+  if (/[,:\\]/.test(abs)) throw invalid(`a read-write bind mount of ${abs} is not supported (its path has , : or \\)`);
+  const [upper, work, merged] = ['upper', 'work', 'merged'].map((n) => path.join(t.dir, n)) as [string, string, string];
+  for (const d of [upper, work, merged]) await fsp.mkdir(d);
+  await exec(['mount', '-t', 'overlay', 'overlay', '-o', `lowerdir=${abs},upperdir=${upper},workdir=${work}`, merged]);
+  cleanups.push(() => unmount(merged));
+  return merged;
 }

@@ -144,6 +144,8 @@ describe('Dockerfile features through keel build', () => {
         'RUN --mount=type=secret,id=tok cat /run/secrets/tok > /dev/null && test ! -s /run/secrets/tok || echo "secret-len=$(wc -c < /run/secrets/tok)" > /secret-len',
         'RUN --mount=type=tmpfs,target=/scratch touch /scratch/x && test -f /scratch/x',
         'RUN --mount=type=bind,source=ctxfile,target=/mnt/ctxfile cat /mnt/ctxfile > /from-bind',
+        'RUN --mount=type=bind,target=/ctx,rw touch /ctx/written-by-run && test -f /ctx/written-by-run',
+        'COPY . /after/',
       ].join('\n') + '\n',
       ctxfile: 'bound',
     };
@@ -151,7 +153,7 @@ describe('Dockerfile features through keel build', () => {
     assert.equal(r1.code, 0, r1.stderr + r1.stdout);
     const r2 = await d.keel(['build', '--progress=plain', '-t', 'mounts:2', '--build-arg', 'N=2', '--secret', `id=tok,src=${path.join(d.dir, 'secret.txt')}`, r1.dir]);
     assert.equal(r2.code, 0, r2.stderr);
-    assert.equal(await sh('mounts:2', 'cat /seen; cat /secret-len; cat /from-bind; echo; ls /cache /scratch 2>/dev/null | wc -l'), 'run1\nrun2\nsecret-len=9\nbound\n0\n');
+    assert.equal(await sh('mounts:2', 'cat /seen; cat /secret-len; cat /from-bind; echo; ls /cache /scratch /ctx 2>/dev/null | wc -l; ls /after'), 'run1\nrun2\nsecret-len=9\nbound\n0\nDockerfile\nctxfile\n');
     const { spawnSync } = await import('node:child_process');
     assert.equal(spawnSync('grep', ['-rl', 'TOPSECRET', path.join(d.dataRoot, 'overlay', 'layers'), path.join(d.dataRoot, 'content'), path.join(d.dataRoot, 'build', 'cache')]).stdout.toString(), '');
     const prune = await d.keel(['builder', 'prune', '-f']);
