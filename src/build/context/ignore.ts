@@ -53,8 +53,14 @@ export function parseDockerignore(text: string): string[] {
 interface Pattern {
   exclusion: boolean;
   cleaned: string;
-  segments: string[];
+  /** Per path segment: undefined for a `**` segment, else its matcher (built once, used per directory walked). */
+  segments: (((seg: string) => boolean) | undefined)[];
   test: (path: string) => boolean;
+  /**
+   * Segments a matching path has, when fixed: without `**` or a [class] (which may match `/`), `*` and
+   * `?` stay inside a segment, so only the path or ancestor of that depth can match.
+   */
+  depth: number | undefined;
 }
 
 const ESCAPE = new Set('.+()|{}$'.split(''));
@@ -163,20 +169,25 @@ export function ignoreMatcher(patterns: string[]): IgnoreMatcher {
       p = p.slice(1);
     }
     checkSyntax(p);
-    list.push({ exclusion, cleaned: p, segments: p.split('/'), test: compile(p) });
+    const segments = exclusion ? p.split('/').map((seg) => (seg.includes('**') ? undefined : compile(seg))) : [];
+    const depth = p.includes('**') || p.includes('[') ? undefined : p.split('/').length;
+    list.push({ exclusion, cleaned: p, segments, test: compile(p), depth });
   }
   const hasExclusions = list.some((p) => p.exclusion);
 
   const matches = (relPath: string): boolean => {
     const file = cleanPath(relPath.replace(/^\/+/, ''));
     if (file === '.') return false;
-    const slash = file.lastIndexOf('/');
-    const parents = slash < 0 ? [] : file.slice(0, slash).split('/');
+    // The ancestors `a`, `a/b`, ... once per path, not once per pattern.
+    const ancestors: string[] = [];
+    for (let i = file.indexOf('/'); i >= 0; i = file.indexOf('/', i + 1)) ancestors.push(file.slice(0, i));
     let matched = false;
     for (const pat of list) {
       if (pat.exclusion !== matched) continue; // cannot change the answer
-      let m = pat.test(file);
-      for (let i = 1; !m && i <= parents.length; i++) m = pat.test(parents.slice(0, i).join('/'));
+      let m: boolean;
+      if (pat.depth === undefined) m = pat.test(file) || ancestors.some(pat.test);
+      else if (pat.depth === ancestors.length + 1) m = pat.test(file);
+      else m = pat.depth <= ancestors.length && pat.test(ancestors[pat.depth - 1]!);
       if (m) matched = !pat.exclusion;
     }
     return matched;
@@ -195,13 +206,13 @@ export function ignoreMatcher(patterns: string[]): IgnoreMatcher {
   return fn;
 }
 
-/** Could a path below `dir` (segments) match a pattern (segments)? Segment-wise, conservative on `**`. */
-function couldMatchBelow(pat: string[], dir: string[]): boolean {
+/** Could a path below `dir` (segments) match a pattern (segment matchers)? Conservative on `**`. */
+function couldMatchBelow(pat: Pattern['segments'], dir: string[]): boolean {
   for (let i = 0; i < dir.length; i++) {
     if (i >= pat.length) return false; // the pattern ends above: it re-includes dir itself, handled by matches()
-    const seg = pat[i]!;
-    if (seg.includes('**')) return true;
-    if (!compile(seg)(dir[i]!)) return false;
+    const seg = pat[i];
+    if (seg === undefined) return true;
+    if (!seg(dir[i]!)) return false;
   }
   return pat.length > dir.length;
 }

@@ -11,11 +11,12 @@
  * no variables known): then only what does not depend on variables is judged.
  */
 import { EngineError } from '../../common/errors.ts';
-import { parseGoDuration } from '../../common/units.ts';
-import { parseFlags, type FlagKind } from './flags.ts';
+import { normalizeSignal } from '../../runtime/runc.ts';
+import { parseFlags, suggest, type FlagKind } from './flags.ts';
 import { expand, expandWords, lex, noVars } from './lex.ts';
+import { checkChmod, healthcheck, keyValues, onbuild, parsePort, parseWords } from './forms.ts';
 import { parseMount } from './mounts.ts';
-import { LocatedError, parseHeredocWord } from './parser.ts';
+import { INSTRUCTIONS, LocatedError, parseHeredocWord } from './parser.ts';
 import type { Command, FromSpec, Heredoc, Instruction, RawInstruction, RunMount, SourceLocation, VarLookup } from './types.ts';
 
 type Escape = '\\' | '`';
@@ -30,7 +31,6 @@ const FLAGS: Record<string, Record<string, FlagKind>> = {
   RUN: { mount: 'strings', network: 'string', security: 'string' },
   COPY: { chown: 'string', from: 'string', chmod: 'string', link: 'bool', exclude: 'strings', parents: 'bool' },
   ADD: { chown: 'string', chmod: 'string', link: 'bool', 'keep-git-dir': 'bool', checksum: 'string', unpack: 'bool', exclude: 'strings' },
-  HEALTHCHECK: { interval: 'string', timeout: 'string', 'start-period': 'string', 'start-interval': 'string', retries: 'string' },
 };
 
 const STAGE_NAME = /^[a-z][a-z0-9-_.]*$/;
@@ -83,10 +83,11 @@ export function compileFrom(raw: RawInstruction, vars: VarLookup): FromSpec {
   try {
     const { image, name } = fromArgs(raw);
     const flags = parseFlags(raw.flags, FLAGS.FROM!);
-    const spec: FromSpec = { image: expand(image, vars) };
+    const escape = raw.escape ?? '\\';
+    const spec: FromSpec = { image: expand(image, vars, escape) };
     if (spec.image === '') throw new Error(`base name (${image}) should not be blank`);
     const platform = flags.string('platform');
-    if (platform !== undefined && platform !== '') spec.platform = expand(platform, vars);
+    if (platform !== undefined && platform !== '') spec.platform = expand(platform, vars, escape);
     if (name !== undefined) spec.name = name;
     return spec;
   } catch (e) {
@@ -106,6 +107,11 @@ export function compileInstruction(raw: RawInstruction, vars: VarLookup, escape:
 /** Everything about an instruction that can be judged before its variables are known (the whole file is checked up front). */
 export function checkInstruction(raw: RawInstruction, escape: Escape): void {
   try {
+    if (!INSTRUCTIONS.has(raw.keyword)) {
+      const written = raw.original.trim().split(/[\t\v\f\r ]/, 1)[0]!;
+      const hint = suggest(raw.keyword, [...INSTRUCTIONS]);
+      throw new Error(`unknown instruction: ${written}${hint ? ` (did you mean ${hint}?)` : ''}`);
+    }
     if (raw.keyword === 'FROM') {
       fromArgs(raw);
       parseFlags(raw.flags, FLAGS.FROM!);
@@ -117,14 +123,6 @@ export function checkInstruction(raw: RawInstruction, escape: Escape): void {
 
 function command(raw: RawInstruction): Command {
   return raw.json ? { form: 'exec', args: raw.json } : { form: 'shell', script: raw.rest };
-}
-
-function duration(name: string, v: string | undefined): number | undefined {
-  if (v === undefined || v === '') return undefined;
-  const d = parseGoDuration(v);
-  if (d === 0) return 0;
-  if (d < 1e6) throw new Error(`Interval "${name}" cannot be less than 1ms`);
-  return d;
 }
 
 const chomp = (s: string) => s.replace(/^\t+/gm, '');
@@ -147,7 +145,8 @@ function build(raw: RawInstruction, escape: Escape, x: Expander, vars: VarLookup
         if (parsed) mounts.push(parsed);
       }
       if (!raw.json && raw.rest === '') throw atLeastOne('RUN');
-      const inst: Instruction = { kind: 'RUN', ...base, command: runCommand(raw), mounts, heredocs: raw.heredocs.map((h) => ({ ...h })) };
+      // The heredocs are folded into `command` (and pipeFile): none is left for the executor to apply again.
+      const inst: Instruction = { kind: 'RUN', ...base, command: runCommand(raw), mounts, heredocs: [] };
       if (f.string('network') !== undefined) inst.network = network;
       if (f.string('security') !== undefined) inst.security = security;
       const pipe = heredocScriptFile(raw);
@@ -177,16 +176,24 @@ function build(raw: RawInstruction, escape: Escape, x: Expander, vars: VarLookup
       return { kind: kw, ...base, pairs: pairs.map(([k, v]) => [ex(k), ex(v)]) };
     }
     case 'ARG': {
-      // BuildKit never parses ARG's flags: they are ignored.
+      // BuildKit never parses ARG's flags (they are ignored) and never expands its names. A default is
+      // expanded with the variables in scope plus the args declared before it on the same line.
       const words = parseWords(raw.rest, escape);
       if (words.length === 0) throw atLeastOne('ARG');
+      const earlier = new Map<string, string>();
+      const scoped: VarLookup = (n) => (earlier.has(n) ? earlier.get(n) : vars(n));
       return {
         kind: 'ARG',
         ...base,
         args: words.map((w) => {
           const eq = w.indexOf('=');
           if (eq === 0) throw new Error('ARG names can not be blank');
-          return eq < 0 ? { name: ex(w) } : { name: ex(w.slice(0, eq)), default: ex(w.slice(eq + 1)) };
+          if (eq < 0) return { name: w };
+          const name = w.slice(0, eq);
+          const written = w.slice(eq + 1);
+          const value = x ? expand(written, scoped, escape) : written;
+          earlier.set(name, value);
+          return { name, default: value, rawDefault: written };
         }),
       };
     }
@@ -194,7 +201,10 @@ function build(raw: RawInstruction, escape: Escape, x: Expander, vars: VarLookup
       flagsOf({});
       const words = splitWs(raw.rest);
       if (words.length === 0) throw atLeastOne('EXPOSE');
-      if (!x) return { kind: 'EXPOSE', ...base, ports: words };
+      if (!x) {
+        for (const w of words) if (!w.includes('$')) parsePort(w);
+        return { kind: 'EXPOSE', ...base, ports: words };
+      }
       const ports = words.sort().flatMap((p) => expandWords(p, vars, escape)).flatMap(parsePort);
       return { kind: 'EXPOSE', ...base, ports: [...new Set(ports)] };
     }
@@ -205,6 +215,13 @@ function build(raw: RawInstruction, escape: Escape, x: Expander, vars: VarLookup
       const v = ex(exactlyOne(raw));
       if (kw === 'USER') return { kind: 'USER', ...base, user: v };
       if (kw === 'WORKDIR') return { kind: 'WORKDIR', ...base, path: v };
+      if (x || !v.includes('$')) {
+        try {
+          normalizeSignal(v);
+        } catch {
+          throw new Error(`Invalid signal: ${v}`);
+        }
+      }
       return { kind: 'STOPSIGNAL', ...base, signal: v };
     }
     case 'VOLUME': {
@@ -301,7 +318,10 @@ function copy(raw: RawInstruction, kw: 'COPY' | 'ADD', x: Expander, escape: Esca
   const chown = opt(f.string('chown'));
   if (chown) spec.chown = chown;
   const chmod = opt(f.string('chmod'));
-  if (chmod) spec.chmod = chmod;
+  if (chmod) {
+    if (x) checkChmod(chmod);
+    spec.chmod = chmod;
+  }
   if (kw === 'ADD') {
     const checksum = opt(f.string('checksum'));
     if (checksum) spec.checksum = checksum;
@@ -311,153 +331,4 @@ function copy(raw: RawInstruction, kw: 'COPY' | 'ADD', x: Expander, escape: Esca
     if (unpack !== undefined) spec.unpack = unpack;
   }
   return spec;
-}
-
-function healthcheck(raw: RawInstruction, base: { loc: SourceLocation; original: string }): Instruction {
-  const m = /^(\S+)\s*([\s\S]*)$/u.exec(raw.rest);
-  if (!m) throw atLeastOne('HEALTHCHECK');
-  const type = m[1]!.toUpperCase();
-  const rest = m[2]!;
-  if (type === 'NONE') {
-    // BuildKit does not parse the flags of HEALTHCHECK NONE.
-    if (rest !== '') throw new Error('HEALTHCHECK NONE takes no arguments');
-    return { kind: 'HEALTHCHECK', ...base, test: ['NONE'] };
-  }
-  const f = parseFlags(raw.flags, FLAGS.HEALTHCHECK!);
-  if (type !== 'CMD') throw new Error(`Unknown type "${m[1]}" in HEALTHCHECK (try CMD)`);
-  let json: string[] | undefined;
-  try {
-    const t = JSON.parse(rest.trimStart()) as unknown;
-    if (rest.trimStart().startsWith('[') && Array.isArray(t)) {
-      if (!t.every((s) => typeof s === 'string')) throw new TypeError('when using JSON array syntax, arrays must be comprised of strings only');
-      json = t as string[];
-    }
-  } catch (e) {
-    if (e instanceof TypeError) throw e;
-  }
-  const cmd = json ?? (rest === '' ? [] : [rest]);
-  if (cmd.length === 0) throw new Error('Missing command after HEALTHCHECK CMD');
-  const inst: Instruction = { kind: 'HEALTHCHECK', ...base, test: [json ? 'CMD' : 'CMD-SHELL', ...cmd] };
-  const set = (k: 'interval' | 'timeout' | 'startPeriod' | 'startInterval', flag: string) => {
-    const d = duration(flag, f.string(flag));
-    if (d !== undefined) inst[k] = d;
-  };
-  set('interval', 'interval');
-  set('timeout', 'timeout');
-  set('startPeriod', 'start-period');
-  set('startInterval', 'start-interval');
-  const retries = f.string('retries');
-  if (retries !== undefined && retries !== '') {
-    if (!/^[+-]?\d+$/.test(retries) || Math.abs(Number(retries)) > 2 ** 31 - 1) throw new Error(`strconv.ParseInt: parsing ${JSON.stringify(retries)}: invalid syntax`);
-    const n = Number(retries);
-    if (n < 0) throw new Error(`--retries cannot be negative (${n})`);
-    inst.retries = n;
-  }
-  return inst;
-}
-
-function onbuild(raw: RawInstruction, base: { loc: SourceLocation; original: string }): Instruction {
-  parseFlags(raw.flags, {});
-  if (raw.rest === '') throw atLeastOne('ONBUILD');
-  const trigger = raw.rest.split(/\s/u, 1)[0]!.toUpperCase();
-  if (trigger === 'ONBUILD') throw new Error('Chaining ONBUILD via `ONBUILD ONBUILD` isn\'t allowed');
-  if (trigger === 'MAINTAINER' || trigger === 'FROM') throw new Error(`${trigger} isn't allowed as an ONBUILD trigger`);
-  let text = raw.original.replace(/^\s*ONBUILD\s*/i, '');
-  for (const h of raw.heredocs) text += `\n${h.content}${h.name}`;
-  return { kind: 'ONBUILD', ...base, trigger: text };
-}
-
-/**
- * ENV/LABEL pairs before expansion: `key value...` (legacy, one pair, the
- * value is the rest of the line) or `k=v k2="v 2"` (quotes kept for the
- * expansion step to remove).
- */
-function keyValues(raw: RawInstruction, escape: Escape): [string, string][] {
-  const words = parseWords(raw.rest, escape);
-  if (words.length === 0) return [];
-  if (!words[0]!.includes('=')) {
-    const parts = raw.rest.split(WS);
-    if (parts.length < 2) throw new Error(`${raw.keyword} must have two arguments`);
-    const m = /^([^\t\v\f\r ]*)[\t\v\f\r ]+([\s\S]*)$/.exec(raw.rest)!;
-    if (m[1] === '') throw new Error(`${raw.keyword} names can not be blank`);
-    return [[m[1]!, m[2]!]];
-  }
-  return words.map((w) => {
-    const eq = w.indexOf('=');
-    if (eq < 0) throw new Error(`Syntax error - can't find = in ${JSON.stringify(w)}. Must be of the form: name=value`);
-    if (eq === 0) throw new Error(`${raw.keyword} names can not be blank`);
-    return [w.slice(0, eq), w.slice(eq + 1)];
-  });
-}
-
-/** BuildKit's word splitter for ENV/LABEL/ARG: splits on blanks outside quotes, keeping quotes and escapes for the expansion step. */
-export function parseWords(rest: string, escape: Escape): string[] {
-  const words: string[] = [];
-  let cur = '';
-  let inWord = false;
-  let quote = '';
-  let blankOk = false;
-  const cps = Array.from(rest);
-  for (let i = 0; i < cps.length; i++) {
-    let c = cps[i]!;
-    if (!inWord) {
-      if (/\s/u.test(c)) continue;
-      inWord = true;
-    }
-    if (!quote) {
-      if (/\s/u.test(c)) {
-        if (blankOk || cur.length > 0) words.push(cur);
-        cur = '';
-        blankOk = false;
-        inWord = false;
-        continue;
-      }
-      if (c === "'" || c === '"') {
-        quote = c;
-        blankOk = true;
-      } else if (c === escape) {
-        if (i + 1 === cps.length) continue;
-        cur += c;
-        c = cps[++i]!;
-      }
-      cur += c;
-      continue;
-    }
-    if (c === quote) quote = '';
-    else if (c === escape && quote !== "'") {
-      if (i + 1 === cps.length) {
-        quote = '';
-        continue;
-      }
-      cur += c;
-      c = cps[++i]!;
-    }
-    cur += c;
-  }
-  if (inWord && (blankOk || cur.length > 0)) words.push(cur);
-  return words;
-}
-
-/** An EXPOSE word → `port/proto` entries (ranges expanded), as BuildKit's port parser gives them. */
-function parsePort(raw: string): string[] {
-  const parts = raw.split(':');
-  const container = parts[parts.length - 1]!;
-  const slash = container.indexOf('/');
-  const port = slash < 0 ? container : container.slice(0, slash);
-  const proto = slash < 0 ? 'tcp' : container.slice(slash + 1).toLowerCase();
-  if (port === '') throw new Error(`invalid port: ${JSON.stringify(raw)}: no port specified`);
-  if (!['tcp', 'udp', 'sctp'].includes(proto)) throw new Error(`invalid port: ${JSON.stringify(raw)}: invalid proto: ${container.slice(slash + 1)}`);
-  const num = (s: string) => {
-    if (!/^[+-]?\d+$/.test(s)) return NaN;
-    const n = Number(s);
-    return n < 0 || n > 65535 ? NaN : n;
-  };
-  const dash = port.indexOf('-');
-  const start = num(dash < 0 ? port : port.slice(0, dash));
-  const endStr = dash < 0 ? undefined : port.slice(dash + 1);
-  const end = endStr === undefined || endStr === port.slice(0, dash) ? start : num(endStr);
-  if (Number.isNaN(start) || Number.isNaN(end) || end < start) throw new Error(`invalid containerPort: ${port}`);
-  const out: string[] = [];
-  for (let p = start; p <= end; p++) out.push(`${p}/${proto}`);
-  return out;
 }

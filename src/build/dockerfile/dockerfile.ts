@@ -11,14 +11,17 @@ import type { Directives, Dockerfile, RawInstruction, Stage } from './types.ts';
 export interface ParseOptions {
   /** The file's name in error messages (default `Dockerfile`). */
   file?: string;
-  /** Refuse a larger text (default 4 MiB, counted in UTF-16 units ≈ bytes for a Dockerfile). */
+  /** Refuse a larger text, in UTF-8 bytes (default 4 MiB: BuildKit has no bound, but the text is held whole). */
   maxBytes?: number;
 }
 
 export function parseDockerfile(text: string, opts: ParseOptions = {}): Dockerfile {
   const file = opts.file ?? 'Dockerfile';
   const max = opts.maxBytes ?? DEFAULT_MAX_DOCKERFILE_BYTES;
-  if (text.length > max) throw new EngineError('INVALID_ARGUMENT', `${file} is too large: ${text.length} bytes, the limit is ${max}`);
+  // Cheap first test on UTF-16 length (never more than the UTF-8 size), then the exact UTF-8 size.
+  if (text.length > max || Buffer.byteLength(text, 'utf8') > max) {
+    throw new EngineError('INVALID_ARGUMENT', `${file} is too large: ${Buffer.byteLength(text, 'utf8')} bytes, the limit is ${max}`);
+  }
   if (text.trim() === '') throw new EngineError('INVALID_ARGUMENT', `${file}: the Dockerfile cannot be empty`);
   const directives: Directives = { escape: '\\' };
   const all = readInstructions(text, directives, '\\', file);
@@ -48,6 +51,19 @@ export function parseDockerfile(text: string, opts: ParseOptions = {}): Dockerfi
   }
   if (stages.length === 0) throw new LocatedError(all[all.length - 1]!.loc.line, 'dockerfile contains no stages to build: add a FROM', file);
   return { directives, metaArgs, stages };
+}
+
+/**
+ * One instruction from its text: an ONBUILD trigger (which may carry its
+ * heredocs after a newline), checked like an instruction of a Dockerfile.
+ * BuildKit parses triggers with the default escape character whatever the
+ * building Dockerfile's directive says, hence the default.
+ */
+export function parseInstruction(text: string, escape: '\\' | '`' = '\\'): RawInstruction {
+  const all = readInstructions(text, undefined, escape, 'ONBUILD trigger');
+  if (all.length !== 1) throw new EngineError('INVALID_ARGUMENT', `expected one instruction, found ${all.length} in ${JSON.stringify(text.slice(0, 200))}`);
+  checkInstruction(all[0]!, escape);
+  return all[0]!;
 }
 
 /**

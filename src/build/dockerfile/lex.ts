@@ -26,7 +26,12 @@ const MAX_DEPTH = 64;
 
 class LexError extends Error {}
 
-const isSpace = (c: string) => /^\s$/u.test(c) && c !== '\u200b' && c !== '\ufeff';
+/** Go's unicode.IsSpace: JavaScript's \s without U+FEFF, plus U+0085. */
+const isSpace = (c: string) => {
+  const n = c.charCodeAt(0);
+  if (n < 128) return n === 32 || (n >= 9 && n <= 13);
+  return n === 0x85 || (n !== 0xfeff && /^\s$/u.test(c));
+};
 const isNameChar = (cp: string) => /^[\p{L}\p{Nd}_]$/u.test(cp);
 const isDigit = (cp: string) => /^\p{Nd}$/u.test(cp);
 const SPECIAL_PARAMS = '@*#?-$!0';

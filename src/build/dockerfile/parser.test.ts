@@ -83,7 +83,10 @@ test('heredocs: several on one line, <<- tab stripping kept for later, quoted de
 });
 
 test('errors name the file and line: unknown instruction, instruction before FROM, empty file, duplicates, bad names, flags', () => {
-  invalid('FROM a\nFOO bar\n', /^app\.Dockerfile:2: unknown instruction: FOO/, 'app.Dockerfile');
+  invalid('FROM a\nFOO bar\n', /^app\.Dockerfile:2: unknown instruction: FOO$/, 'app.Dockerfile');
+  invalid('FROM a\nrunn bar\n', /^Dockerfile:2: unknown instruction: runn \(did you mean RUN\?\)$/);
+  // Reported in file order: the COPY's error comes first.
+  invalid('FROM a\nCOPY\t\n\t\tquux \\\n      bar', /^Dockerfile:2: COPY requires at least two arguments/);
   invalid('RUN x\nFROM a\n', /^Dockerfile:1: no build stage in current context: RUN/);
   invalid('', /cannot be empty/);
   invalid('  \n\n', /cannot be empty/);
@@ -108,7 +111,10 @@ test('errors name the file and line: unknown instruction, instruction before FRO
   invalid('FROM a\nENV x\n', /ENV must have two arguments/);
   invalid('FROM a\nCOPY onlyone\n', /COPY requires at least two arguments/);
   invalid('FROM a\nCOPY a <<EOF\nx\nEOF\n', /COPY cannot accept a heredoc as a destination/);
-  invalid('FROM a\nUSER\n', /USER requires exactly one argument/);
+  for (const kw of ['MAINTAINER', 'WORKDIR', 'USER', 'STOPSIGNAL']) invalid(`FROM a\n${kw}\n`, new RegExp(`^Dockerfile:2: ${kw} requires exactly one argument$`));
+  for (const kw of ['ENV', 'LABEL', 'ONBUILD', 'HEALTHCHECK', 'EXPOSE', 'VOLUME', 'ARG', 'RUN', 'SHELL']) invalid(`FROM a\n${kw}\n`, new RegExp(`^Dockerfile:2: ${kw} requires at least one argument$`));
+  for (const kw of ['ADD', 'COPY']) invalid(`FROM a\n${kw} one\n`, new RegExp(`^Dockerfile:2: ${kw} requires at least two arguments, but only one was provided. Destination could not be determined$`));
+  invalid('FROM a\nEXPOSE $P 80/icmp\n', /^Dockerfile:2: invalid port: "80\/icmp": invalid proto: icmp/);
 });
 
 test('size bound and pathological input stay cheap', () => {
@@ -129,4 +135,36 @@ test('parseInstruction reads one trigger, heredocs included', () => {
   assert.equal(r.heredocs[0]!.content, 'echo hi\n');
   assert.equal(parseInstruction('COPY a `\n b', '`').rest, 'a  b');
   assert.throws(() => parseInstruction('RUN a\nRUN b'), /expected one instruction/);
+  assert.throws(() => parseInstruction('COPY --nope a b'), /^EngineError: ONBUILD trigger:1: unknown flag: --nope/);
+});
+
+test('random token soup never escapes as anything but an EngineError', async () => {
+  const { EngineError } = await import('../../common/errors.ts');
+  const { compileFrom, compileInstruction } = await import('./index.ts');
+  const toks = ['FROM', 'RUN', 'COPY', 'ADD', 'ENV', 'ARG', 'LABEL', 'ONBUILD', 'HEALTHCHECK', 'CMD', 'SHELL', 'EXPOSE', 'VOLUME', 'USER', ' ', ' ', '\n', '\\', '\\\n', '`', '"', "'", '$', '${', '}', ':-', ':?', '#', '%', '/', '<<', '<<-', 'EOF', '\t', '[', ']', ',', '=', '--mount=', 'type=cache', '--from=', 'a', 'x', '1', 'NONE', 'AS', '\r\n', '# escape=`\n', '--', '*'];
+  let seed = 1;
+  const rnd = (n: number) => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) % n;
+  };
+  const onlyEngineErrors = (f: () => void) => {
+    try {
+      f();
+    } catch (e) {
+      if (!(e instanceof EngineError)) throw e;
+    }
+  };
+  for (let i = 0; i < 3000; i++) {
+    let text = 'FROM a\n';
+    for (let j = 1 + rnd(40); j > 0; j--) text += toks[rnd(toks.length)];
+    onlyEngineErrors(() => {
+      const df = parseDockerfile(text);
+      for (const st of df.stages) {
+        onlyEngineErrors(() => compileFrom(st.from, () => 'v'));
+        for (const r of st.instructions) onlyEngineErrors(() => compileInstruction(r, (n) => (n.length % 2 ? 'v' : undefined), df.directives.escape));
+      }
+    });
+  }
 });

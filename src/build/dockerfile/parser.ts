@@ -38,14 +38,24 @@ const fail = (file: string, line: number, msg: string): never => {
 };
 
 /** What a JavaScript `\s` also holds that Go's unicode.IsSpace does not, and the reverse, are irrelevant here. */
-const trimLeft = (s: string) => s.replace(/^\s+/u, '');
+const isBlank = (c: number) => c === 32 || (c >= 9 && c <= 13) || (c > 127 && /\s/u.test(String.fromCharCode(c)));
+/** Index of the first non-blank character (a loop: this runs on every line). */
+function firstNonBlank(s: string): number {
+  let i = 0;
+  while (i < s.length && isBlank(s.charCodeAt(i))) i++;
+  return i;
+}
+const trimLeft = (s: string) => {
+  const i = firstNonBlank(s);
+  return i === 0 ? s : s.slice(i);
+};
 /** Trailing CR/LF removed by a loop: an anchored-at-end regex is quadratic on long runs. */
 function trimNewline(s: string): string {
   let end = s.length;
   while (end > 0 && (s[end - 1] === '\n' || s[end - 1] === '\r')) end--;
   return end === s.length ? s : s.slice(0, end);
 }
-const isComment = (s: string) => trimLeft(s).startsWith('#');
+const isComment = (s: string) => s.charCodeAt(firstNonBlank(s)) === 35; // '#'
 
 /** Parser directives: `# name=value` lines at the very top; the first other line ends them. */
 class DirectiveReader {
@@ -175,8 +185,8 @@ function makeInstruction(src: LineSource, line: string, escape: Escape, startLin
   const trimmed = line.trim();
   if (trimmed === '') fail(file, startLine, 'unknown instruction: (an empty line continued by an escape character)');
   const m = /^([^\t\v\f\r ]+)(?:[\t\v\f\r ]+([\s\S]*))?$/u.exec(trimmed)!;
+  // An unknown keyword is reported when the instructions are checked, in file order (checkInstruction).
   const keyword = m[1]!.toUpperCase();
-  if (!INSTRUCTIONS.has(keyword)) fail(file, startLine, `unknown instruction: ${m[1]}`);
   const { flags, rest: afterFlags } = extractFlags(m[2] ?? '', escape);
   const rest = afterFlags.trim();
   let json: string[] | undefined;
@@ -222,6 +232,7 @@ function makeInstruction(src: LineSource, line: string, escape: Escape, startLin
     heredocs,
     loc: { line: startLine, endLine: src.i },
     file,
+    escape,
   };
   if (json !== undefined) inst.json = json;
   return inst;
@@ -265,18 +276,11 @@ export function readInstructions(text: string, directives: Directives | undefine
       reader?.line(trimNewline(raw));
       if (isComment(raw)) continue;
       const l = trimNewline(raw);
-      if (trimLeft(l).length === 0) continue;
+      if (firstNonBlank(l) === l.length) continue;
       [part, more] = trimContinuation(l, escape());
       parts.push(part);
     }
     out.push(makeInstruction(src, parts.join(''), escape(), lineNo, file));
   }
   return out;
-}
-
-/** One instruction from its text (an ONBUILD trigger, which may carry its heredocs after a newline). */
-export function parseInstruction(text: string, escape: Escape = '\\'): RawInstruction {
-  const all = readInstructions(text, undefined, escape, 'ONBUILD');
-  if (all.length !== 1) throw new EngineError('INVALID_ARGUMENT', `expected one instruction, found ${all.length} in ${JSON.stringify(text.slice(0, 200))}`);
-  return all[0]!;
 }

@@ -57,6 +57,8 @@ export interface RawInstruction {
   loc: SourceLocation;
   /** The Dockerfile's name as given to parseDockerfile (errors say `${file}:${line}: ...`). */
   file?: string;
+  /** The file's escape character (`# escape=`), used by compileFrom. */
+  escape?: '\\' | '`';
 }
 
 /** `FROM [--platform=P] image [AS name]`, compiled with the meta ARGs (those before the first FROM). */
@@ -87,11 +89,16 @@ export interface Dockerfile {
 /** A command: exec form as given, or shell form (the executor prefixes the stage's SHELL). */
 export type Command = { form: 'exec'; args: string[] } | { form: 'shell'; script: string };
 
-/** `RUN --mount=...`. */
+/**
+ * `RUN --mount=...`, values expanded. `target` is as written: a relative one (or '' when not given) is
+ * joined to the WORKDIR by the executor, and BuildKit refuses a mount whose target ends up `/`.
+ * Read-only by default except cache and tmpfs, as BuildKit.
+ */
 export type RunMount =
   | { type: 'bind'; target: string; source?: string; from?: string; readwrite: boolean }
   | { type: 'cache'; target: string; id?: string; sharing: 'shared' | 'private' | 'locked'; from?: string; source?: string; readonly: boolean; mode?: number; uid?: number; gid?: number }
   | { type: 'tmpfs'; target: string; size?: number }
+  /** `id` resolved as BuildKit does: id=, else source=, else the target's base name. */
   | { type: 'secret'; id?: string; target?: string; env?: string; required: boolean; mode?: number; uid?: number; gid?: number }
   | { type: 'ssh'; id?: string; target?: string; required: boolean; mode?: number; uid?: number; gid?: number };
 
@@ -130,7 +137,13 @@ export interface HealthcheckSpec {
 
 /** A compiled instruction: flags validated, words expanded where docker expands them. */
 export type Instruction =
-  | { kind: 'RUN'; loc: SourceLocation; original: string; command: Command; network?: 'default' | 'none' | 'host'; security?: 'sandbox' | 'insecure'; mounts: RunMount[]; heredocs: Heredoc[];
+  | { kind: 'RUN'; loc: SourceLocation; original: string; command: Command; network?: 'default' | 'none' | 'host'; security?: 'sandbox' | 'insecure'; mounts: RunMount[];
+      /**
+       * Always empty once compiled: a RUN's heredocs are already part of `command` (a lone `<<EOF` is the
+       * script itself, otherwise the line and its documents go to the shell as written). The raw
+       * instruction keeps them.
+       */
+      heredocs: Heredoc[];
       /**
        * `RUN <<EOF` whose document starts with `#!`: BuildKit writes it to this path (mode 0755, on a
        * read-only mount of its own) and `command` is then exec form `[path]`.
@@ -140,7 +153,19 @@ export type Instruction =
   | { kind: 'SHELL'; loc: SourceLocation; original: string; shell: string[] }
   | ({ kind: 'COPY' | 'ADD'; loc: SourceLocation; original: string } & CopySpec)
   | { kind: 'ENV' | 'LABEL'; loc: SourceLocation; original: string; pairs: [string, string][] }
-  | { kind: 'ARG'; loc: SourceLocation; original: string; args: { name: string; default?: string }[] }
+  | {
+      kind: 'ARG';
+      loc: SourceLocation;
+      original: string;
+      /**
+       * `default` is expanded (with the variables in scope and the earlier defaults of the same line);
+       * `rawDefault` is as written: BuildKit expands a default only when no build-arg replaces it, with
+       * the earlier args of the line at their final values, so an exact executor re-expands rawDefault
+       * when an earlier arg of the same line came from a build-arg.
+       */
+      args: { name: string; default?: string; rawDefault?: string }[];
+    }
+  /** Ports as BuildKit stores them: `80/tcp`, protocol lower-cased, ranges expanded, duplicates removed. */
   | { kind: 'EXPOSE'; loc: SourceLocation; original: string; ports: string[] }
   | { kind: 'USER'; loc: SourceLocation; original: string; user: string }
   | { kind: 'WORKDIR'; loc: SourceLocation; original: string; path: string }
