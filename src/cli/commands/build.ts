@@ -137,7 +137,7 @@ export function buildCommands(program: Command, ctx: CliContext): void {
       .action(async (o: { all?: boolean }) => {
         const client = await ctx.client();
         const r = await client.json<{ CachesDeleted: string[] | null; SpaceReclaimed: number }>('POST', '/build/prune', { query: { all: o.all ? 1 : undefined } });
-        for (const c of r.CachesDeleted ?? []) process.stdout.write(`Deleted build cache objects:\n${c}\n`);
+        if (r.CachesDeleted?.length) process.stdout.write(`Deleted build cache objects:\n${r.CachesDeleted.join('\n')}\n`);
         process.stdout.write(`Total reclaimed space: ${r.SpaceReclaimed}B\n`);
       });
   }
