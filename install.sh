@@ -13,7 +13,7 @@ mode=${1:-}
 
 if [ "$(id -u)" != 0 ]; then echo "install.sh: run as root (sudo ./install.sh)" >&2; exit 1; fi
 
-runtime_pkgs=(runc conmon iptables iproute2 util-linux golang-github-containers-common busybox-static attr tini)
+runtime_pkgs=(runc conmon iptables iproute2 util-linux golang-github-containers-common busybox-static attr tini bzip2 xz-utils)
 test_pkgs=(docker-registry skopeo apache2-utils openssl debootstrap hyperfine python3 docker-compose)
 pkgs=("${runtime_pkgs[@]}")
 [ "$mode" = --test-deps ] && pkgs+=("${test_pkgs[@]}")

@@ -4,6 +4,7 @@ import type { Socket } from 'node:net';
 import { EngineError } from '../common/errors.ts';
 import { log } from '../common/log.ts';
 import { type Engine, VERSION } from '../engine/engine.ts';
+import { buildRoutes } from './build.ts';
 import { compatRoutes } from './compat.ts';
 import { containerRoutes } from './containers.ts';
 import { imageRoutes } from './images.ts';
@@ -26,6 +27,7 @@ export function buildRouter(modules: RouteModule[] = []): Router {
   containerRoutes(r);
   networkRoutes(r);
   volumeRoutes(r);
+  buildRoutes(r);
   imageRoutes(r);
   return r;
 }

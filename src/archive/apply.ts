@@ -62,6 +62,8 @@ export interface ApplyOptions {
   copy?: { noOverwriteDirNonDir?: boolean };
   /** Maps each entry name (and hardlink target) before it is applied; null skips the entry. */
   rename?: (name: string) => string | null;
+  /** When false, `.wh.` names are plain files (a build context is not a layer). Default true. */
+  whiteouts?: boolean;
 }
 
 export interface ApplyResult {
@@ -131,6 +133,7 @@ class Applier implements TarSink {
   private readonly root: RootDir;
   private readonly overlay: boolean;
   private readonly copy: { noOverwriteDirNonDir?: boolean } | undefined;
+  private readonly whiteouts: boolean;
   private readonly rename: ((name: string) => string | null) | undefined;
   private readonly maxEntries: number;
   private entries = 0;
@@ -144,6 +147,7 @@ class Applier implements TarSink {
     this.root = root;
     this.overlay = o.overlayWhiteouts ?? true;
     this.copy = o.copy;
+    this.whiteouts = o.whiteouts ?? true;
     this.rename = o.rename;
     this.maxEntries = o.maxEntries ?? DEFAULT_MAX_ENTRIES;
     this.made = !this.overlay && !this.copy ? new Set() : null;
@@ -206,7 +210,7 @@ class Applier implements TarSink {
     }
     const base = comps[comps.length - 1]!;
     const parentComps = comps.slice(0, -1);
-    if (!this.copy && base.startsWith(WH)) return this.whiteout(h, parentComps, base);
+    if (!this.copy && this.whiteouts && base.startsWith(WH)) return this.whiteout(h, parentComps, base);
     const pfd = this.root.dir(parentComps, true, h.name)!;
     if (h.type === 'char' || h.type === 'block') return; // never create devices from an archive
     if (this.made) {

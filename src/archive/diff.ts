@@ -25,8 +25,8 @@ const SMALL_FILE = 64 * 1024;
 const O_READ = fs.constants.O_RDONLY | fs.constants.O_NONBLOCK | fs.constants.O_NOCTTY;
 
 /** Writes an uncompressed layer tar of an overlay upperdir: overlay whiteouts (char 0:0, xattr trusted.overlay.whiteout) become `.wh.<name>`, opaque dirs (trusted.overlay.opaque=y) get `.wh..wh..opq`. */
-export function diffLayer(upperDir: string | { fd: number }): Readable {
-  return Readable.from(writeTree(upperDir, [''], { overlay: true }), { objectMode: false });
+export function diffLayer(upperDir: string | { fd: number }, opts: { clampMtime?: number } = {}): Readable {
+  return Readable.from(writeTree(upperDir, [''], { overlay: true, clampMtime: opts.clampMtime }), { objectMode: false });
 }
 
 /** A tar of a whole directory tree (for export, cp, save of rootfs); paths relative to root, no whiteout logic. */
@@ -36,6 +36,8 @@ export function tarDirectory(root: string | { fd: number }, opts: { include?: st
 
 interface WalkOpts {
   overlay: boolean;
+  /** Reproducible layers (SOURCE_DATE_EPOCH): no mtime later than this (seconds). */
+  clampMtime?: number;
   rename?: (p: string) => string;
 }
 
@@ -97,7 +99,7 @@ async function* writeTree(root: string | { fd: number }, include: string[], o: W
     uid: st.uid,
     gid: st.gid,
     size: 0,
-    mtime: st.mtime,
+    mtime: o.clampMtime !== undefined ? Math.min(st.mtime, o.clampMtime) : st.mtime,
     linkname: '',
     devmajor: 0,
     devminor: 0,

@@ -22,11 +22,13 @@ const images: Loader = async (p, ctx) => (await import('./commands/images.ts')).
 const registry: Loader = async (p, ctx) => (await import('./commands/registry.ts')).registryCommands(p, ctx);
 const networks: Loader = async (p, ctx) => (await import('./commands/networks.ts')).networkCommands(p, ctx);
 const volumes: Loader = async (p, ctx) => (await import('./commands/volumes.ts')).volumeCommands(p, ctx);
+const build: Loader = async (p, ctx) => (await import('./commands/build.ts')).buildCommands(p, ctx);
 const system: Loader = async (p, ctx) => (await import('./commands/system.ts')).systemCommands(p, ctx);
 const compose: Loader = async (p, ctx) => (await import('./commands/compose.ts')).composeCommands(p, ctx);
 
 /** The command groups: created here, filled by the modules that define their subcommands. */
 const GROUPS: Record<string, { description: string; load: Loader[] }> = {
+  builder: { description: 'Manage builds', load: [build] },
   container: { description: 'Manage containers', load: [run, ps, exec, logs, cp, containers] },
   image: { description: 'Manage images', load: [images, registry] },
   network: { description: 'Manage networks', load: [networks] },
@@ -41,6 +43,7 @@ const GROUPS: Record<string, { description: string; load: Loader[] }> = {
  */
 const COMMANDS: Record<string, [description: string, load: Loader]> = {
   attach: ['Attach local standard input, output, and error streams to a running container', containers],
+  build: ['Build an image from a Dockerfile', build],
   commit: ["Create a new image from a container's changes", containers],
   compose: ['Docker Compose: define and run multi-container applications', compose],
   cp: ['Copy files/folders between a container and the local filesystem', cp],

@@ -38,6 +38,9 @@ import type { NetworkRecord, EndpointRecord } from '../network/index.ts';
 import type { EngineEvent, EventFilter } from './events.ts';
 import { EventBus } from './events.ts';
 import { filterImages, type Filters } from './filters.ts';
+import { Builder } from '../build/builder.ts';
+import { frontend } from '../build/frontend.ts';
+import type { BuildOutput, BuildRequest, BuildResult } from '../build/types.ts';
 
 export interface EngineOptions {
   /** Persistent state (default /var/lib/keel). */
@@ -103,6 +106,8 @@ export class Engine implements AsyncDisposable {
   /** Named and anonymous volumes (the containers layer mounts them). */
   readonly volumes: VolumeService;
   readonly runtime: OciRuntime;
+  /** Dockerfile builds (src/build): cache, builds in flight, prune. */
+  readonly builder: Builder;
   /** Problems with this host's setup, shown by `docker info` (e.g. a runc with known escapes). */
   readonly warnings: string[] = [];
   private lock?: RootLock;
@@ -135,6 +140,16 @@ export class Engine implements AsyncDisposable {
     });
     this.execs = this.containers.execs;
     this.containerNetworking = new EngineContainerNetworks(this.networks, this.containers);
+    this.builder = new Builder({
+      dataRoot: this.dataRoot, images: this.images, containers: this.containers, frontend,
+      pull: (ref, o) => this.pullImage(ref, o),
+      tag: (id, ref) => this.tagImage(id, ref),
+    });
+  }
+
+  /** docker build: runs the Dockerfile of the context, streaming docker's build messages to `out`. */
+  build(req: BuildRequest & { buildId?: string }, out: BuildOutput): Promise<BuildResult> {
+    return this.builder.build(req, out);
   }
 
   async open(): Promise<void> {
@@ -153,6 +168,7 @@ export class Engine implements AsyncDisposable {
       // Sandboxes, leases and netns of containers that are gone (daemon crash, host reboot) are released.
       const nr = await this.networks.reconcile(this.containers.store.list().filter(isRunning).map((c) => c.id));
       if (nr.sandboxes || nr.leases || nr.netns) log.info('released network resources of containers that are gone', nr);
+      await this.builder.init();
       await this.checkRunc();
     } catch (e) {
       this.lock.release();
@@ -435,7 +451,12 @@ export class Engine implements AsyncDisposable {
   }
 
   async listImages(opts: { all?: boolean; filters?: Filters } = {}): Promise<ImageView[]> {
-    const views = await Promise.all(this.images.store.list().map((r) => this.imageView(r)));
+    let views = await Promise.all(this.images.store.list().map((r) => this.imageView(r)));
+    // Like docker, untagged parents of other images (a build's intermediate steps) show only with --all.
+    if (!opts.all) {
+      const parents = new Set(views.map((v) => v.record.parent).filter(Boolean));
+      views = views.filter((v) => v.repoTags.length > 0 || !parents.has(v.record.id));
+    }
     return filterImages(views, opts.filters ?? {}, (ref) => this.images.store.tryResolve(ref));
   }
 
@@ -454,17 +475,20 @@ export class Engine implements AsyncDisposable {
 
   /** `image prune`: dangling images (or all unused with `all`). */
   async pruneImages(opts: { all?: boolean; filters?: Filters } = {}): Promise<{ deleted: RemoveResult; reclaimed: number }> {
-    const views = await this.listImages({ filters: opts.filters });
     const deleted: RemoveResult = { untagged: [], deleted: [] };
     let reclaimed = 0;
-    for (const v of views) {
-      if (v.containers > 0 || this.imageUser(v.record.id)) continue;
-      if (!opts.all && v.repoTags.length > 0) continue;
-      const names = this.images.store.namesOf(v.record.id);
-      await this.images.store.delete(v.record.id);
-      deleted.untagged.push(...names);
-      deleted.deleted.push(v.record.id);
-      this.events.publish('image', 'delete', v.record.id, { name: v.record.id });
+    // Rounds: removing an image makes its (build step) parent dangling, which the next round removes.
+    for (let removed = -1; removed !== deleted.deleted.length; ) {
+      removed = deleted.deleted.length;
+      for (const v of await this.listImages({ filters: opts.filters })) {
+        if (v.containers > 0 || this.imageUser(v.record.id)) continue;
+        if (!opts.all && v.repoTags.length > 0) continue;
+        const names = this.images.store.namesOf(v.record.id);
+        await this.images.store.delete(v.record.id);
+        deleted.untagged.push(...names);
+        deleted.deleted.push(v.record.id);
+        this.events.publish('image', 'delete', v.record.id, { name: v.record.id });
+      }
     }
     if (deleted.deleted.length) reclaimed = (await this.images.gc(this.layersInUse())).bytes;
     this.events.publish('image', 'prune', '', { reclaimed: String(reclaimed) });

@@ -1,0 +1,141 @@
+/**
+ * RUN --mount: what the step's container gets besides its rootfs. cache
+ * mounts are persistent directories under <data>/build/mounts keyed by id
+ * (never part of a layer or a cache key); bind mounts show a context path or
+ * another stage's files read-only; tmpfs is a tmpfs; secrets are files
+ * written to a private temp dir for the step only (never in a layer, the
+ * cache key, or history).
+ */
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { invalid } from '../common/errors.ts';
+import { KeyedMutex } from '../common/lock.ts';
+import { mkdirp } from '../common/fs.ts';
+import type { MountSpec } from '../volumes/mounts.ts';
+import { tempDir } from './context.ts';
+import type { RunMount } from './dockerfile/types.ts';
+import type { BuildSession, StageState } from './session.ts';
+import { resolveInRoot } from './sources.ts';
+import { mountSourceFrom } from './copystep.ts';
+import { exec } from '../common/exec.ts';
+import { unmount } from '../snapshots/overlay.ts';
+
+const locked = new KeyedMutex();
+
+export interface PreparedMounts {
+  specs: MountSpec[];
+  env: string[];
+  release(): Promise<void>;
+}
+
+export async function runMounts(s: BuildSession, st: StageState, input: RunMount[], pipeFile?: { path: string; content: string }): Promise<PreparedMounts> {
+  // Relative targets (or none) are joined to the WORKDIR, as BuildKit does; `/` itself is refused.
+  const workdir = st.img.config.config?.WorkingDir || '/';
+  const mounts = input.map((m) => {
+    if (m.target === undefined || m.type === 'secret' || m.type === 'ssh') return m;
+    const target = path.posix.resolve(workdir, m.target);
+    if (target === '/') throw invalid(`RUN --mount=type=${m.type}: cannot mount on the root directory`);
+    return { ...m, target };
+  });
+  const specs: MountSpec[] = [];
+  const env: string[] = [];
+  const cleanups: (() => Promise<void>)[] = [];
+  const release = async () => {
+    for (const c of cleanups.reverse()) await c().catch(() => {});
+  };
+  try {
+    for (const m of mounts) {
+      const target = m.type === 'secret' ? (m.target ? path.posix.resolve(workdir, m.target) : m.env ? undefined : `/run/secrets/${m.id}`) : m.target;
+      if (target !== undefined && !target.startsWith('/')) throw invalid(`mount target must be an absolute path: ${target}`);
+      switch (m.type) {
+        case 'cache': {
+          const id = m.id || m.target;
+          const dir = path.join(s.deps.dataRoot, 'build', 'mounts', 'cache', createHash('sha256').update(id).digest('hex').slice(0, 32));
+          if (!fs.existsSync(dir)) {
+            await mkdirp(dir, 0o755);
+            await fsp.chmod(dir, m.mode ?? 0o755);
+            await fsp.chown(dir, m.uid ?? 0, m.gid ?? 0);
+          }
+          if (m.sharing === 'locked') {
+            let unlock!: () => void;
+            const held = new Promise<void>((r) => (unlock = r));
+            let acquired!: () => void;
+            const got = new Promise<void>((r) => (acquired = r));
+            void locked.run(dir, async () => {
+              acquired();
+              await held;
+            });
+            await got;
+            cleanups.push(async () => unlock());
+          }
+          specs.push({ Type: 'bind', Source: dir, Target: m.target, ReadOnly: m.readonly });
+          break;
+        }
+        case 'bind': {
+          const src = m.from ? await mountSourceFrom(s, m.from) : { root: { dir: s.ctx.dir, isContext: true }, release: async () => {} };
+          cleanups.push(src.release);
+          const abs = resolveInRoot(src.root, m.source ?? '', m.source ?? '/');
+          if (!abs) throw invalid(`mount source ${m.source ?? '/'} not found`);
+          // rw: the RUN may write, but its writes are thrown away (BuildKit's semantics), never reaching the context.
+          const source = m.readwrite ? await scratchCopy(s, abs, cleanups) : abs;
+          specs.push({ Type: 'bind', Source: source, Target: m.target, ReadOnly: !m.readwrite });
+          break;
+        }
+        case 'tmpfs':
+          specs.push({ Type: 'tmpfs', Target: m.target, ...(m.size ? { TmpfsOptions: { SizeBytes: m.size } } : {}) });
+          break;
+        case 'secret': {
+          const data = m.id ? s.req.secrets?.[m.id] : undefined;
+          if (!data) {
+            if (m.required) throw invalid(`secret ${m.id} not found: pass it with --secret id=${m.id},src=<file>`);
+            break;
+          }
+          if (m.env) env.push(`${m.env}=${data.toString('utf8')}`);
+          if (target) {
+            const t = await tempDir(s.deps.dataRoot, 'secret');
+            cleanups.push(t.release);
+            const file = path.join(t.dir, 'secret');
+            await fsp.writeFile(file, data, { mode: m.mode ?? 0o400 });
+            await fsp.chown(file, m.uid ?? 0, m.gid ?? 0);
+            specs.push({ Type: 'bind', Source: file, Target: target, ReadOnly: true });
+          }
+          break;
+        }
+        case 'ssh':
+          throw invalid('RUN --mount=type=ssh is not supported by keel');
+      }
+    }
+    if (pipeFile) {
+      // `RUN <<EOF` starting with #!: the document is a script of its own, read-only at its path.
+      const t = await tempDir(s.deps.dataRoot, 'heredoc');
+      cleanups.push(t.release);
+      const file = path.join(t.dir, 'script');
+      await fsp.writeFile(file, pipeFile.content, { mode: 0o755 });
+      await fsp.chmod(file, 0o755);
+      specs.push({ Type: 'bind', Source: file, Target: pipeFile.path, ReadOnly: true });
+    }
+    return { specs, env, release };
+  } catch (e) {
+    await release();
+    throw e;
+  }
+}
+
+/** A writable view of `abs` whose writes are discarded: an overlay over a directory, a copy of a file. */
+async function scratchCopy(s: BuildSession, abs: string, cleanups: (() => Promise<void>)[]): Promise<string> {
+  const t = await tempDir(s.deps.dataRoot, 'bind');
+  cleanups.push(t.release);
+  if (!fs.statSync(abs).isDirectory()) {
+    const f = path.join(t.dir, 'file');
+    await fsp.copyFile(abs, f);
+    return f;
+  }
+  if (/[,:\\]/.test(abs)) throw invalid(`a read-write bind mount of ${abs} is not supported (its path has , : or \\)`);
+  const [upper, work, merged] = ['upper', 'work', 'merged'].map((n) => path.join(t.dir, n)) as [string, string, string];
+  for (const d of [upper, work, merged]) await fsp.mkdir(d);
+  await exec(['mount', '-t', 'overlay', 'overlay', '-o', `lowerdir=${abs},upperdir=${upper},workdir=${work}`, merged]);
+  cleanups.push(() => unmount(merged));
+  return merged;
+}
