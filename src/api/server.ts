@@ -6,6 +6,7 @@ import { log } from '../common/log.ts';
 import { type Engine, VERSION } from '../engine/engine.ts';
 import { containerRoutes } from './containers.ts';
 import { imageRoutes } from './images.ts';
+import { keelRoutes } from './keel.ts';
 import { networkRoutes } from './networks.ts';
 import { Router, sendError } from './router.ts';
 import { systemRoutes } from './system.ts';
@@ -21,6 +22,7 @@ export function buildRouter(modules: RouteModule[] = []): Router {
   const r = new Router();
   systemRoutes(r);
   for (const m of modules) m(r);
+  keelRoutes(r);
   containerRoutes(r);
   networkRoutes(r);
   volumeRoutes(r);

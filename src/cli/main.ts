@@ -23,12 +23,14 @@ const registry: Loader = async (p, ctx) => (await import('./commands/registry.ts
 const networks: Loader = async (p, ctx) => (await import('./commands/networks.ts')).networkCommands(p, ctx);
 const volumes: Loader = async (p, ctx) => (await import('./commands/volumes.ts')).volumeCommands(p, ctx);
 const system: Loader = async (p, ctx) => (await import('./commands/system.ts')).systemCommands(p, ctx);
+const clones: Loader = async (p, ctx) => (await import('./commands/clones.ts')).cloneCommands(p, ctx);
 
 /** The command groups: created here, filled by the modules that define their subcommands. */
 const GROUPS: Record<string, { description: string; load: Loader[] }> = {
   container: { description: 'Manage containers', load: [run, ps, exec, logs, cp, containers] },
   image: { description: 'Manage images', load: [images, registry] },
   network: { description: 'Manage networks', load: [networks] },
+  pool: { description: 'Manage warm pools of ready clones', load: [clones] },
   system: { description: 'Manage keel', load: [system] },
   volume: { description: 'Manage volumes', load: [volumes] },
 };
@@ -40,6 +42,7 @@ const GROUPS: Record<string, { description: string; load: Loader[] }> = {
  */
 const COMMANDS: Record<string, [description: string, load: Loader]> = {
   attach: ['Attach local standard input, output, and error streams to a running container', containers],
+  clone: ["Create containers that start from a container's filesystem and volumes, without copying them", clones],
   commit: ["Create a new image from a container's changes", containers],
   cp: ['Copy files/folders between a container and the local filesystem', cp],
   create: ['Create a new container', run],
