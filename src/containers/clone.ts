@@ -223,3 +223,31 @@ export async function reconcileClones(svc: ContainerService): Promise<{ removed:
   const freed = (await snaps.frozen.gc(await snaps.frozenInUse())) + (await vols.frozen.gc(await vols.frozenInUse()));
   return { removed, freed };
 }
+
+export interface FrozenUsage {
+  id: string;
+  /** rootfs (a container's writable layer) or volume. */
+  kind: 'rootfs' | 'volume';
+  /** The snapshot key (container ID) or volume it came from. */
+  owner: string;
+  size: number;
+  /** Snapshots or volumes that stack it. */
+  refCount: number;
+}
+
+/** `system df`: the frozen layers clones stack, with sizes and users. */
+export async function frozenUsage(svc: ContainerService): Promise<FrozenUsage[]> {
+  const count = (lists: (string[] | undefined)[]) => {
+    const m = new Map<string, number>();
+    for (const l of lists) for (const f of l ?? []) m.set(f, (m.get(f) ?? 0) + 1);
+    return m;
+  };
+  const snaps = svc.images.snapshots;
+  const snapRecs = await Promise.all((await snaps.listActive()).map((k) => snaps.record(k).catch(() => undefined)));
+  const rootRefs = count(snapRecs.map((r) => r?.frozen));
+  const volRefs = count((await svc.volumes.store.list()).map((v) => v.overlay?.lowers));
+  return [
+    ...(await snaps.frozen.usage()).map((u) => ({ ...u, kind: 'rootfs' as const, refCount: rootRefs.get(u.id) ?? 0 })),
+    ...(await svc.volumes.store.frozen.usage()).map((u) => ({ ...u, kind: 'volume' as const, refCount: volRefs.get(u.id) ?? 0 })),
+  ].map(({ id, kind, owner, size, refCount }) => ({ id, kind, owner, size, refCount }));
+}

@@ -22,7 +22,7 @@ import { type OciRuntime, RuntimeDriver, runcAdvisories, runcVersion } from '../
 import { type VolumeService, volumeService } from '../volumes/index.ts';
 import type { ExecManager } from '../containers/exec.ts';
 import { reconcile } from '../containers/reconcile.ts';
-import { cloneContainer, type CloneOptions, type CloneResult, reconcileClones } from '../containers/clone.ts';
+import { cloneContainer, type CloneOptions, type CloneResult, frozenUsage, type FrozenUsage, reconcileClones } from '../containers/clone.ts';
 import { BridgeNetworking, EngineContainerNetworks } from './netattach.ts';
 import { type ContainerRecord, isRunning } from '../containers/types.ts';
 import type { CreateRequest } from '../containers/create.ts';
@@ -643,6 +643,11 @@ export class Engine implements AsyncDisposable {
     const containers = [];
     for (const c of this.containers.store.list()) containers.push({ record: c, view: containerView(this.containers, c), sizeRw: await diskUsage(this.images.snapshots.upperDir(c.id)).catch(() => 0) });
     return { images, layersSize, containers };
+  }
+
+  /** Frozen layers of clones (keel's addition to system df). */
+  frozenUsage(): Promise<FrozenUsage[]> {
+    return frozenUsage(this.containers);
   }
 
   info(): { images: number; containers: { total: number; running: number; paused: number; stopped: number }; hostname: string } {
