@@ -39,9 +39,9 @@ export async function keelOk(d: TestDaemon, args: string[]): Promise<string> {
   return r.stdout;
 }
 
-/** Mount points under the daemon's roots. */
+/** Mount points under the daemon's roots (but the network namespace it keeps ready for the next container). */
 export function mountsUnder(d: TestDaemon): string[] {
-  return fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4] ?? '').filter((m) => m.startsWith(d.dir + '/'));
+  return fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4] ?? '').filter((m) => m.startsWith(d.dir + '/') && !m.startsWith(path.join(d.execRoot, 'netns') + '/'));
 }
 
 export function frozenLayers(d: TestDaemon): { rootfs: string[]; volumes: string[] } {
