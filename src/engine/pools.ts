@@ -159,11 +159,14 @@ export class PoolManager {
   async remove(name: string): Promise<void> {
     const st = this.get(name);
     this.pools.delete(name);
+    // Members as they are now: a member being started leaves `starting` once the abort reaches it.
+    const members = new Set([...st.ready, ...st.starting]);
     st.stop.abort();
     for (const w of st.waiters.splice(0)) w();
     await fsp.rm(path.join(this.dir, `${name}.json`), { force: true });
     await st.loop?.catch(() => {});
-    for (const id of [...st.ready, ...st.starting]) await this.engine.removeContainer(id, { force: true, volumes: true }).catch(() => {}); // gone meanwhile
+    for (const id of [...st.ready, ...st.starting]) members.add(id);
+    for (const id of members) await this.engine.removeContainer(id, { force: true, volumes: true }).catch(() => {}); // gone meanwhile
   }
 
   /** Hands over a ready member (waiting up to timeoutMs for one); the pool refills in the background. */
@@ -220,6 +223,7 @@ export class PoolManager {
           const { clones } = await this.engine.cloneContainer(st.rec.source, { labels: { [POOL_LABEL]: st.rec.name }, signal });
           const id = clones[0]!.id;
           st.starting.add(id);
+          if (signal.aborted) break; // remove() takes it from `starting`
           // Cloning holds the source's lock; starting and readiness run beside the next clone.
           void this.bringUp(st, id, true);
           backoff = 250;
