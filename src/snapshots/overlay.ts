@@ -252,11 +252,12 @@ export interface SnapshotRecord {
 export async function adoptFrozen(s: Snapshotter, key: string, id: string): Promise<boolean> {
   const rec = await s.record(key).catch(() => undefined);
   if (!rec) return false;
+  if (rec.frozen?.includes(id)) return true; // adopted before a crash: its fresh upper may hold new writes
   const dir = path.dirname(s.upperDir(key));
   await fsp.mkdir(path.join(dir, 'upper'), { recursive: true, mode: 0o755 });
   await fsp.rm(path.join(dir, 'work'), { recursive: true, force: true });
   await fsp.mkdir(path.join(dir, 'work'), { mode: 0o700 });
-  if (!rec.frozen?.includes(id)) await s.writeRecord({ ...rec, frozen: [...(rec.frozen ?? []), id] });
+  await s.writeRecord({ ...rec, frozen: [...(rec.frozen ?? []), id] });
   return true;
 }
 

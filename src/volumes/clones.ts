@@ -47,13 +47,17 @@ export async function mountOverlayVolumes(store: VolumeStore): Promise<void> {
 export async function adoptFrozenVolume(store: VolumeStore, name: string, id: string): Promise<boolean> {
   const r = await store.get(name);
   if (!r) return false;
+  if (r.overlay?.lowers.includes(id)) {
+    // Adopted before a crash: its overlay may be mounted over the dirs; only a missing mount is made.
+    if (!(await isMountpoint(store.dataPath(name)))) await mountOverlay(store, r);
+    return true;
+  }
   const d = store.dir(name);
   await fsp.mkdir(path.join(d, '_data'), { recursive: true, mode: 0o755 });
   await fsp.mkdir(path.join(d, '_upper'), { recursive: true, mode: 0o755 });
   await fsp.rm(path.join(d, '_work'), { recursive: true, force: true });
   await fsp.mkdir(path.join(d, '_work'), { mode: 0o700 });
-  const lowers = r.overlay?.lowers ?? [];
-  if (!lowers.includes(id)) r.overlay = { lowers: [...lowers, id] };
+  r.overlay = { lowers: [...(r.overlay?.lowers ?? []), id] };
   await store.writeRecord(r);
   if (!(await isMountpoint(store.dataPath(name)))) await mountOverlay(store, r);
   return true;
