@@ -82,22 +82,22 @@ test('clones of a stopped container share its data without copying; writes stay 
 });
 
 test('clone time does not grow with the data: 1 MB vs 1 GB upper dir', async () => {
+  // The first clone freezes the upper dir (a rename); later ones reuse the frozen layer.
   const timeClone = async (name: string, mb: number) => {
     await ok(d, ['run', '--name', name, 'busybox:local', 'sh', '-c', `head -c ${mb * 1024 * 1024} /dev/zero > /fill`]);
     const times: number[] = [];
     for (let i = 0; i < 3; i++) {
-      // A write between clones makes every clone freeze a new layer (the expensive path, if any).
       const t0 = performance.now();
       const r = await api(d, 'POST', `/containers/${name}/clone`);
       times.push(performance.now() - t0);
       assert.equal(r.status, 201, r.text);
     }
-    return times.sort((a, b) => a - b)[1]!;
+    return { freeze: times[0]!, again: Math.min(times[1]!, times[2]!) };
   };
   const small = await timeClone('small', 1);
   const big = await timeClone('big', 1024);
-  console.log(`# clone (API, median of 3): 1 MB upper ${small.toFixed(1)} ms, 1 GB upper ${big.toFixed(1)} ms`);
-  assert.ok(big < small * 3 + 50, `a 1 GB clone (${big} ms) costs about what a 1 MB one does (${small} ms)`);
+  console.log(`# clone via the API, first (freezes the upper) / next: 1 MB upper ${small.freeze.toFixed(1)} / ${small.again.toFixed(1)} ms, 1 GB upper ${big.freeze.toFixed(1)} / ${big.again.toFixed(1)} ms`);
+  assert.ok(big.freeze < small.freeze * 3 + 100, `freezing 1 GB (${big.freeze} ms) costs about what 1 MB does (${small.freeze} ms)`);
   const ids = (await ok(d, ['ps', '-aq'])).trim().split('\n');
   await ok(d, ['rm', '-f', '-v', ...ids]);
   assert.deepEqual(frozenLayers(d), { rootfs: [], volumes: [] });
