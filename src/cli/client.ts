@@ -73,7 +73,7 @@ export class ApiClient {
       } catch {
         // plain-text error
       }
-      throw new EngineError(errorCodeOf(res), message || `daemon answered ${res.statusCode}`);
+      throw new DaemonError(errorCodeOf(res), message || `daemon answered ${res.statusCode}`);
     }
     return res;
   }
@@ -116,15 +116,20 @@ export async function readAll(res: Readable): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-/** keel's daemon names the code in a header; for another (dockerd) the status says what it can. */
+/** An error the daemon answered (as opposed to one of the CLI's own, or not reaching the daemon). */
+export class DaemonError extends EngineError {}
+
+/** Codes the HTTP status cannot tell apart, taken from keel's error header (another daemon has none). */
+const REFINED: readonly ErrorCode[] = ['COMMAND_NOT_FOUND', 'CANNOT_EXECUTE', 'TIMEOUT', 'CANCELLED'];
+
+/** The status says what it can; keel's daemon refines it in a header (run's 127 vs 126, timeouts). */
 function errorCodeOf(res: httpTypes.IncomingMessage): ErrorCode {
   const h = res.headers[ERROR_CODE_HEADER.toLowerCase()];
-  if (typeof h === 'string' && (ERROR_CODES as string[]).includes(h)) return h as ErrorCode;
+  if (typeof h === 'string' && (ERROR_CODES as string[]).includes(h) && REFINED.includes(h as ErrorCode)) return h as ErrorCode;
   switch (res.statusCode) {
     case 404: return 'NOT_FOUND';
     case 409: return 'CONFLICT';
     case 400: return 'INVALID_ARGUMENT';
-    case 503: return 'UNAVAILABLE';
     case 504: return 'TIMEOUT';
     default: return 'INTERNAL';
   }

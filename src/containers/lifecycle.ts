@@ -9,15 +9,17 @@ import { EngineError, conflict, isEngineError } from '../common/errors.ts';
 import { log } from '../common/log.ts';
 import { isNotRunning, signalNumber } from '../runtime/index.ts';
 import type { ContainerService } from './service.ts';
+import { checkAllowed, refusal } from './transitions.ts';
 import { type ContainerRecord, isRunning } from './types.ts';
 
 /** Sends the stop signal, then SIGKILL after `timeout` seconds (-1: wait forever). */
 export async function stop(svc: ContainerService, ref: string, timeout?: number): Promise<void> {
   const rec = svc.find(ref);
   await svc.mutex.run(rec.id, async () => {
-    if (!isRunning(rec)) {
+    const no = refusal('stop', rec, { ref });
+    if (no) {
       if (svc.restartPending.delete(rec.id)) rec.manuallyStopped = true;
-      throw new EngineError('NOT_MODIFIED', 'container already stopped');
+      throw no;
     }
     await stopLocked(svc, rec, timeout);
   });
@@ -58,7 +60,7 @@ export async function kill(svc: ContainerService, ref: string, sig = 'KILL'): Pr
   const rec = svc.find(ref);
   const num = signalNumber(sig);
   await svc.mutex.run(rec.id, async () => {
-    if (!isRunning(rec)) throw conflict(`Cannot kill container: ${ref}: Container ${rec.id} is not running`);
+    checkAllowed('kill', rec, { ref });
     if (num === 9) rec.manuallyStopped = true;
     svc.event('kill', rec, { signal: String(num) });
     await sendSignal(svc, rec, sig);
@@ -79,8 +81,7 @@ export async function restart(svc: ContainerService, ref: string, timeout?: numb
 export async function pause(svc: ContainerService, ref: string): Promise<void> {
   const rec = svc.find(ref);
   await svc.mutex.run(rec.id, async () => {
-    if (rec.state.Status === 'paused') throw conflict(`Container ${rec.id} is already paused`);
-    if (rec.state.Status !== 'running') throw conflict(`Container ${rec.id} is not running`);
+    checkAllowed('pause', rec, { ref });
     await svc.driver.pause(rec.id);
     rec.state.Status = 'paused';
     svc.health.stop(rec.id);
@@ -92,7 +93,7 @@ export async function pause(svc: ContainerService, ref: string): Promise<void> {
 export async function unpause(svc: ContainerService, ref: string): Promise<void> {
   const rec = svc.find(ref);
   await svc.mutex.run(rec.id, async () => {
-    if (rec.state.Status !== 'paused') throw conflict(`Container ${rec.id} is not paused`);
+    checkAllowed('unpause', rec, { ref });
     await svc.driver.resume(rec.id);
     rec.state.Status = 'running';
     svc.health.resume(rec);
@@ -106,9 +107,8 @@ export async function remove(svc: ContainerService, ref: string, opts: { force?:
   let removedMeanwhile = false;
   await svc.mutex.run(rec.id, async () => {
     if (!svc.store.get(rec.id)) return void (removedMeanwhile = true);
-    if (rec.state.Status === 'removing') throw conflict(`removal of container ${rec.id} is already in progress`);
+    checkAllowed('remove', rec, { ref, force: opts.force });
     if (isRunning(rec)) {
-      if (!opts.force) throw conflict(`You cannot remove a running container ${rec.id}. Stop the container before attempting removal or force remove`);
       rec.manuallyStopped = true;
       svc.event('kill', rec, { signal: '9' });
       await sendSignal(svc, rec, 'KILL');

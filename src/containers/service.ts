@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { EngineError, conflict, isEngineError } from '../common/errors.ts';
+import { EngineError, isEngineError } from '../common/errors.ts';
 import { mkdirp } from '../common/fs.ts';
 import { newId, randomName } from '../common/ids.ts';
 import { KeyedMutex } from '../common/lock.ts';
@@ -20,6 +20,7 @@ import { hasJoiners, joinNetwork, networkFiles, type RunNetwork } from './netsha
 import { runSpecOptions } from './runspec.ts';
 import { openDirIn } from './scoped.ts';
 import { ContainerStore } from './store.ts';
+import { checkAllowed } from './transitions.ts';
 import { type ContainerRecord, type EndpointConfig, isRunning, ZERO_TIME } from './types.ts';
 import { resolveUserIn } from './user.ts';
 import { mountInputFrom, type VolumeService } from '../volumes/index.ts';
@@ -203,9 +204,7 @@ export class ContainerService {
     const rec = this.find(ref);
     await this.mutex.run(rec.id, async () => {
       if (!this.store.get(rec.id)) throw new EngineError('NOT_FOUND', `No such container: ${ref}`);
-      if (rec.state.Status === 'paused') throw conflict('cannot start a paused container, try unpause instead');
-      if (isRunning(rec)) throw new EngineError('NOT_MODIFIED', 'container already started');
-      if (rec.state.Status === 'removing') throw conflict(`container ${rec.id} is marked for removal and cannot be started`);
+      checkAllowed('start', rec, { ref });
       rec.manuallyStopped = false;
       rec.restartCount = 0;
       try {

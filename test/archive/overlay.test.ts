@@ -14,6 +14,9 @@ import { exec } from '../../src/common/exec.ts';
 import { applyLayer } from '../../src/archive/apply.ts';
 import { diffLayer } from '../../src/archive/diff.ts';
 import { packTar } from '../../src/archive/testtar.ts';
+import { requirePrerequisites } from '../helpers/prereqs.ts';
+
+requirePrerequisites(['busybox']);
 
 const base = fs.mkdtempSync(path.join(os.tmpdir(), 'keel-archive-it-'));
 const mounts: string[] = [];

@@ -8,6 +8,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { EngineOptions } from '../../src/engine/engine.ts';
 import { NetworkManager } from '../../src/network/index.ts';
+import { requirePrerequisites } from './prereqs.ts';
+
+// Every test file that runs a daemon needs these; docker() checks for the docker CLI.
+requirePrerequisites(['ip', 'iptables', 'busybox']);
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const keelBin = path.join(repoRoot, 'bin/keel');
@@ -116,6 +120,7 @@ export class TestDaemon {
   }
 
   docker(args: string[], opts: { input?: string | Buffer; env?: NodeJS.ProcessEnv } = {}): Promise<RunResult> {
+    requirePrerequisites(['docker']);
     return run(['docker', ...args], { ...opts, env: { DOCKER_HOST: `unix://${this.socket}`, DOCKER_CONFIG: path.join(this.dir, 'docker-config'), ...opts.env } });
   }
 

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { exec } from '../../src/common/exec.ts';
 import { newId } from '../../src/common/ids.ts';
 import { NetworkManager, type NetworkManagerOptions } from '../../src/network/index.ts';
+import { TestDaemon } from '../helpers/daemon.ts';
 
 /**
  * A NetworkManager in its own temp roots, with its own bridge names, iptables
@@ -123,4 +124,12 @@ export async function httpGet(host: string, port: number): Promise<string | Erro
     req.on('timeout', () => req.destroy(new Error('timeout')));
     req.on('error', (e) => resolve(e));
   });
+}
+
+/** Every TestDaemon has its own bridge, pool, chains and prefixes now; the name stays for these tests. */
+export class NetDaemon extends TestDaemon {}
+
+/** docker's table output as rows of cells (split on 2+ spaces). */
+export function rows(out: string): string[][] {
+  return out.trim().split('\n').map((l) => l.trim().split(/\s{2,}/));
 }

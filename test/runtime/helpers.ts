@@ -2,6 +2,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { RuntimeDriver } from '../../src/runtime/index.ts';
+import { requirePrerequisites } from '../helpers/prereqs.ts';
+
+requirePrerequisites(['busybox']);
 
 const APPLETS = ['sh', 'echo', 'sleep', 'cat', 'true', 'false', 'ls', 'id', 'env', 'top', 'ps', 'grep', 'tail', 'head',
   'touch', 'mkdir', 'rm', 'stty', 'kill', 'wc', 'dd', 'yes', 'hostname', 'mount', 'unshare', 'test'];

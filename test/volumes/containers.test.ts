@@ -13,6 +13,9 @@ import { spawnSync } from 'node:child_process';
 import { after, before, test } from 'node:test';
 import { Engine } from '../../src/engine/engine.ts';
 import { mountsBelow, unmount } from '../../src/volumes/mount.ts';
+import { requirePrerequisites } from '../helpers/prereqs.ts';
+
+requirePrerequisites(['busybox']);
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'keel-volctr-'));
 let engine: Engine;

@@ -10,6 +10,9 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { VolumeService } from '../../src/volumes/index.ts';
 import { isMountpoint, mountsBelow, unmount } from '../../src/volumes/mount.ts';
+import { requirePrerequisites } from '../helpers/prereqs.ts';
+
+requirePrerequisites(['busybox']);
 
 function tempDir(t: { after: (fn: () => Promise<void> | void) => void }): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'keel-voltest-'));

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import type { Command } from 'commander';
 import { EngineError } from '../../common/errors.ts';
+import { DaemonError } from '../client.ts';
 import { familiarName, parseReference } from '../../oci/reference.ts';
 import { addCreateFlags, buildCreate, type CreateFlags, type CreateRequest } from '../createflags.ts';
 import { currentSize } from '../hijack.ts';
@@ -15,7 +16,7 @@ export function failRun(cmd: string, e: unknown, status = 125): never {
     throw new ExitError(125);
   }
   if (e instanceof EngineError) {
-    const daemon = ['NOT_FOUND', 'CONFLICT', 'INVALID_ARGUMENT', 'INTERNAL'].includes(e.code);
+    const daemon = e instanceof DaemonError || ['NOT_FOUND', 'CONFLICT', 'INVALID_ARGUMENT', 'INTERNAL'].includes(e.code);
     process.stderr.write(`keel: ${daemon ? 'Error response from daemon: ' : ''}${e.message}\n\nRun 'keel ${cmd} --help' for more information\n`);
     throw new ExitError(status);
   }
