@@ -179,6 +179,12 @@ export class PoolManager {
       if (id) {
         const c = this.engine.containers.store.get(id);
         if (!c) continue; // removed by someone meanwhile
+        if (c.state.Status !== 'running') {
+          // It stopped while it waited in the pool: not what a taker expects; replace it.
+          void this.engine.removeContainer(id, { force: true, volumes: true }).catch(() => {}); // removed meanwhile
+          st.wake?.();
+          continue;
+        }
         delete c.config.Labels[POOL_LABEL];
         c.config.Labels[TAKEN_LABEL] = name;
         await this.engine.containers.store.save(c);
