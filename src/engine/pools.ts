@@ -220,8 +220,12 @@ export class PoolManager {
       while (!signal.aborted) {
         if (st.ready.length + st.starting.size >= st.rec.size) {
           await new Promise<void>((resolve) => {
-            st.wake = resolve;
-            signal.addEventListener('abort', () => resolve(), { once: true });
+            const done = () => {
+              signal.removeEventListener('abort', done);
+              resolve();
+            };
+            st.wake = done;
+            signal.addEventListener('abort', done, { once: true });
           });
           continue;
         }
