@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { TestDaemon } from '../helpers/daemon.ts';
+import { run, TestDaemon } from '../helpers/daemon.ts';
 import { api, du, frozenLayers, keelOk, mountsUnder, ok } from './helpers.ts';
 
 const d = new TestDaemon('keel-clones');
@@ -85,6 +85,8 @@ test('clone time does not grow with the data: 1 MB vs 1 GB upper dir', async () 
   // The first clone freezes the upper dir (a rename); later ones reuse the frozen layer.
   const timeClone = async (name: string, mb: number) => {
     await ok(d, ['run', '--name', name, 'busybox:local', 'sh', '-c', `head -c ${mb * 1024 * 1024} /dev/zero > /fill`]);
+    // The container's writes reach the disk first: the clone's own fsyncs must not pay for flushing them.
+    await run(['sync']);
     const times: number[] = [];
     for (let i = 0; i < 3; i++) {
       const t0 = performance.now();
@@ -97,7 +99,8 @@ test('clone time does not grow with the data: 1 MB vs 1 GB upper dir', async () 
   const small = await timeClone('small', 1);
   const big = await timeClone('big', 1024);
   console.log(`# clone via the API, first (freezes the upper) / next: 1 MB upper ${small.freeze.toFixed(1)} / ${small.again.toFixed(1)} ms, 1 GB upper ${big.freeze.toFixed(1)} / ${big.again.toFixed(1)} ms`);
-  assert.ok(big.freeze < small.freeze * 3 + 100, `freezing 1 GB (${big.freeze} ms) costs about what 1 MB does (${small.freeze} ms)`);
+  // Copying 1 GB takes seconds here; a rename does not (the bound leaves room for this machine's fsync stalls).
+  assert.ok(big.freeze < Math.max(small.freeze * 3, 400), `freezing 1 GB (${big.freeze} ms) costs about what 1 MB does (${small.freeze} ms)`);
   const ids = (await ok(d, ['ps', '-aq'])).trim().split('\n');
   await ok(d, ['rm', '-f', '-v', ...ids]);
   assert.deepEqual(frozenLayers(d), { rootfs: [], volumes: [] });
