@@ -82,3 +82,14 @@ test('pool bad input: size 0 or 10000, missing source, missing pool, take from a
   assert.equal((await ok(d, ['ps', '-aq'])).trim().split('\n').length, 1);
   await ok(d, ['rm', '-f', 'quiet']);
 });
+
+test('a source with a health check makes a pool whose members are ready once healthy', async () => {
+  await ok(d, ['create', '--name', 'hsrc', '--health-cmd', 'true', '--health-interval', '1s', 'busybox:local', 'sleep', '3600']);
+  await keelOk(d, ['pool', 'create', 'hp', '--from', 'hsrc', '--size', '1']);
+  assert.match(await keelOk(d, ['pool', 'ls']), /\nhp\s+hsrc\s+1\s+\d\s+\d\s+health/);
+  await until('healthy member', async () => (await pool('hp'))?.readyCount === 1);
+  const out = JSON.parse(await keelOk(d, ['pool', 'take', 'hp']));
+  assert.equal(JSON.parse(await ok(d, ['inspect', out.name]))[0].State.Health.Status, 'healthy');
+  await keelOk(d, ['pool', 'rm', 'hp']);
+  await ok(d, ['rm', '-f', out.name, 'hsrc']);
+});
