@@ -19,7 +19,7 @@ const LAYERS = {
   build: 6,
   engine: 7,
   compose: 8,
-  api: 9, cli: 9,
+  api: 9, cli: 9, client: 9,
   // The daemon process: wires the engine to the API server, above both front ends.
   daemon: 10,
 };

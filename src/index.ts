@@ -25,3 +25,9 @@ export type { ImageRecord } from './images/store.ts';
 export type { NetworkRecord, EndpointRecord, CreateNetworkOptions, EndpointOptions } from './network/index.ts';
 export type { VolumeRecord, CreateVolumeOptions, VolumeFilters, VolumeUsage } from './volumes/index.ts';
 export type { OciRuntime, AttachSession, ExecSession, ExitInfo, LogEntry } from './runtime/index.ts';
+
+// A client for a running daemon (the Docker API plus keel's clones and pools).
+export { KeelClient } from './client/index.ts';
+export type { KeelClientOptions, CallOptions, ExecResult as ClientExecResult, CloneRequest, PoolInfo, TakenContainer } from './client/index.ts';
+export type { CloneOptions, CloneResult, FrozenUsage } from './containers/clone.ts';
+export type { PoolStatus } from './engine/pools.ts';

@@ -8,6 +8,7 @@ import { buildRoutes } from './build.ts';
 import { compatRoutes } from './compat.ts';
 import { containerRoutes } from './containers.ts';
 import { imageRoutes } from './images.ts';
+import { keelRoutes } from './keel.ts';
 import { networkRoutes } from './networks.ts';
 import { Router, sendError } from './router.ts';
 import { systemRoutes } from './system.ts';
@@ -24,6 +25,7 @@ export function buildRouter(modules: RouteModule[] = []): Router {
   systemRoutes(r);
   compatRoutes(r);
   for (const m of modules) m(r);
+  keelRoutes(r);
   containerRoutes(r);
   networkRoutes(r);
   volumeRoutes(r);

@@ -127,6 +127,8 @@ export function systemRoutes(r: Router): void {
       Containers: containers,
       Volumes: volumes.map((u) => encodeVolume(u.record, engine.volumeMountpoint(u.record.name), { size: u.size, refCount: u.refCount })),
       BuildCache: [],
+      // keel's addition (EXTENSIONS.md): the read-only layers clones stack.
+      FrozenLayers: (await engine.frozenUsage()).map((f) => ({ Id: f.id, Kind: f.kind, Origin: f.owner, Size: f.size, RefCount: f.refCount })),
     });
   });
 

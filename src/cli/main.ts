@@ -25,6 +25,7 @@ const volumes: Loader = async (p, ctx) => (await import('./commands/volumes.ts')
 const build: Loader = async (p, ctx) => (await import('./commands/build.ts')).buildCommands(p, ctx);
 const system: Loader = async (p, ctx) => (await import('./commands/system.ts')).systemCommands(p, ctx);
 const compose: Loader = async (p, ctx) => (await import('./commands/compose.ts')).composeCommands(p, ctx);
+const clones: Loader = async (p, ctx) => (await import('./commands/clones.ts')).cloneCommands(p, ctx);
 
 /** The command groups: created here, filled by the modules that define their subcommands. */
 const GROUPS: Record<string, { description: string; load: Loader[] }> = {
@@ -32,6 +33,7 @@ const GROUPS: Record<string, { description: string; load: Loader[] }> = {
   container: { description: 'Manage containers', load: [run, ps, exec, logs, cp, containers] },
   image: { description: 'Manage images', load: [images, registry] },
   network: { description: 'Manage networks', load: [networks] },
+  pool: { description: 'Manage warm pools of ready clones', load: [clones] },
   system: { description: 'Manage keel', load: [system] },
   volume: { description: 'Manage volumes', load: [volumes] },
 };
@@ -44,6 +46,7 @@ const GROUPS: Record<string, { description: string; load: Loader[] }> = {
 const COMMANDS: Record<string, [description: string, load: Loader]> = {
   attach: ['Attach local standard input, output, and error streams to a running container', containers],
   build: ['Build an image from a Dockerfile', build],
+  clone: ["Create containers that start from a container's filesystem and volumes, without copying them", clones],
   commit: ["Create a new image from a container's changes", containers],
   compose: ['Docker Compose: define and run multi-container applications', compose],
   cp: ['Copy files/folders between a container and the local filesystem', cp],

@@ -213,6 +213,10 @@ export async function commit(svc: ContainerService, ref: string, o: CommitOption
   const rec = svc.find(ref);
   const base = svc.images.store.get(rec.imageId);
   if (!base) throw new EngineError('NOT_FOUND', `the image of container ${rec.id.slice(0, 12)} no longer exists`);
+  // A clone, or a container that was cloned, keeps part of its changes in frozen layers (clone.ts) the upper-dir diff would miss.
+  if ((await svc.images.snapshots.record(rec.id))?.frozen?.length) {
+    throw new EngineError('INVALID_ARGUMENT', `container ${rec.name} is a clone or has been cloned: its changes span frozen layers, which commit does not support yet; clone it instead`);
+  }
   const c = rec.config;
   const config: ImageRunConfig = {
     User: c.User || undefined, Env: c.Env, Cmd: c.Cmd, Entrypoint: c.Entrypoint, WorkingDir: c.WorkingDir || undefined,

@@ -22,6 +22,7 @@ import { type OciRuntime, RuntimeDriver, runcAdvisories, runcVersion } from '../
 import { type VolumeService, volumeService } from '../volumes/index.ts';
 import type { ExecManager } from '../containers/exec.ts';
 import { reconcile } from '../containers/reconcile.ts';
+import { cloneContainer, type CloneOptions, type CloneResult, frozenUsage, type FrozenUsage, reconcileClones } from '../containers/clone.ts';
 import { BridgeNetworking, EngineContainerNetworks } from './netattach.ts';
 import { type ContainerRecord, isRunning } from '../containers/types.ts';
 import type { CreateRequest } from '../containers/create.ts';
@@ -41,6 +42,7 @@ import { filterImages, type Filters } from './filters.ts';
 import { Builder } from '../build/builder.ts';
 import { frontend } from '../build/frontend.ts';
 import type { BuildOutput, BuildRequest, BuildResult } from '../build/types.ts';
+import { PoolManager, type PoolStatus, type TakenContainer } from './pools.ts';
 
 export interface EngineOptions {
   /** Persistent state (default /var/lib/keel). */
@@ -145,12 +147,16 @@ export class Engine implements AsyncDisposable {
       pull: (ref, o) => this.pullImage(ref, o),
       tag: (id, ref) => this.tagImage(id, ref),
     });
+    this.pools = new PoolManager(this);
   }
 
   /** docker build: runs the Dockerfile of the context, streaming docker's build messages to `out`. */
   build(req: BuildRequest & { buildId?: string }, out: BuildOutput): Promise<BuildResult> {
     return this.builder.build(req, out);
   }
+
+  /** Warm pools of clones (pools.ts). */
+  readonly pools: PoolManager;
 
   async open(): Promise<void> {
     await mkdirp(this.dataRoot, 0o700);
@@ -165,6 +171,9 @@ export class Engine implements AsyncDisposable {
       await this.networks.init();
       const rc = await reconcile(this.containers);
       if (rc.exited || rc.stale) log.info('containers that stopped while keel was down', rc);
+      const cr = await reconcileClones(this.containers);
+      if (cr.removed || cr.freed) log.info('removed clones a crash cut short and unused frozen layers', cr);
+      await this.pools.init();
       // Sandboxes, leases and netns of containers that are gone (daemon crash, host reboot) are released.
       const nr = await this.networks.reconcile(this.containers.store.list().filter(isRunning).map((c) => c.id));
       if (nr.sandboxes || nr.leases || nr.netns) log.info('released network resources of containers that are gone', nr);
@@ -179,6 +188,7 @@ export class Engine implements AsyncDisposable {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.pools.close();
     this.containers.close();
     await this.networks.shutdown().catch((e) => log.warn('network shutdown failed', { error: String(e) }));
     this.networks.close();
@@ -294,6 +304,27 @@ export class Engine implements AsyncDisposable {
 
   removeContainer(ref: string, opts: { force?: boolean; volumes?: boolean } = {}): Promise<void> {
     return this.containers.remove(ref, opts);
+  }
+
+  /** keel's clones of a container (containers/clone.ts). */
+  cloneContainer(ref: string, opts: CloneOptions = {}): Promise<CloneResult> {
+    return cloneContainer(this.containers, ref, opts);
+  }
+
+  createPool(o: { name: string; from: string; size: number; ready?: string }): Promise<PoolStatus> {
+    return this.pools.create(o);
+  }
+
+  listPools(): PoolStatus[] {
+    return this.pools.list();
+  }
+
+  takeFromPool(name: string, o: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<TakenContainer> {
+    return this.pools.take(name, o);
+  }
+
+  removePool(name: string): Promise<void> {
+    return this.pools.remove(name);
   }
 
   /** Docker's wait conditions (not-running, next-exit, removed); resolves with the exit code. */
@@ -636,6 +667,11 @@ export class Engine implements AsyncDisposable {
     const containers = [];
     for (const c of this.containers.store.list()) containers.push({ record: c, view: containerView(this.containers, c), sizeRw: await diskUsage(this.images.snapshots.upperDir(c.id)).catch(() => 0) });
     return { images, layersSize, containers };
+  }
+
+  /** Frozen layers of clones (keel's addition to system df). */
+  frozenUsage(): Promise<FrozenUsage[]> {
+    return frozenUsage(this.containers);
   }
 
   info(): { images: number; containers: { total: number; running: number; paused: number; stopped: number }; hostname: string } {

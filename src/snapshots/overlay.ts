@@ -7,6 +7,8 @@ import { exec } from '../common/exec.ts';
 import { umount } from '../common/umount.ts';
 import { mkdirp, readJsonIfExists, writeJsonAtomic } from '../common/fs.ts';
 import { type Digest, digestHex, parseDigest, sha256 } from '../oci/digest.ts';
+import { crashPoint } from '../common/crash.ts';
+import { FrozenStore } from './frozen.ts';
 
 /** A mount described as data (like containerd's), applied by whoever runs the container. */
 export interface Mount {
@@ -38,18 +40,23 @@ export class Snapshotter {
   readonly layersDir: string;
   readonly activeDir: string;
   private readonly tmpDir: string;
+  /** Containers' upper dirs frozen into read-only layers for clones (frozen.ts, clones.ts). */
+  readonly frozen: FrozenStore;
 
   constructor(root: string) {
     this.root = root;
     this.layersDir = path.join(root, 'layers');
     this.activeDir = path.join(root, 'active');
     this.tmpDir = path.join(root, 'tmp');
+    this.frozen = new FrozenStore(path.join(root, 'frozen'));
   }
 
   async init(): Promise<void> {
     await mkdirp(this.layersDir);
     await mkdirp(this.activeDir);
     await mkdirp(this.tmpDir);
+    await this.frozen.init();
+    await this.frozen.rollForward((r) => adoptFrozen(this, r.owner, r.id));
     // Anything in tmp/ is an unpack a crash interrupted.
     for (const n of await fsp.readdir(this.tmpDir)) await fsp.rm(path.join(this.tmpDir, n), { recursive: true, force: true });
   }
@@ -144,20 +151,22 @@ export class Snapshotter {
    * relative to `layers/`, so the mount must run with that working directory
    * (see mountAt), which keeps the option string short for deep images.
    */
-  async prepare(key: string, chain: Digest[]): Promise<Mount[]> {
+  async prepare(key: string, chain: Digest[], frozen: string[] = []): Promise<Mount[]> {
     const dir = this.activeDirFor(key);
     await fsp.mkdir(path.join(dir, 'upper'), { recursive: true, mode: 0o755 });
     await fsp.mkdir(path.join(dir, 'work'), { recursive: true, mode: 0o700 });
-    await writeJsonAtomic(path.join(dir, 'snapshot.json'), { key, chain });
+    await writeJsonAtomic(path.join(dir, 'snapshot.json'), frozen.length ? { key, chain, frozen } : { key, chain });
     return this.mounts(key);
   }
 
   async mounts(key: string): Promise<Mount[]> {
     const dir = this.activeDirFor(key);
-    const rec = await readJsonIfExists<{ chain: Digest[] }>(path.join(dir, 'snapshot.json'));
+    const rec = await readJsonIfExists<SnapshotRecord>(path.join(dir, 'snapshot.json'));
     if (!rec) throw new EngineError('NOT_FOUND', `snapshot ${key} does not exist`);
+    // Frozen layers (clones) sit above the image's, newest first; paths relative to layers/ like the chain's.
+    const frozen = [...(rec.frozen ?? [])].reverse().map((f) => path.relative(this.layersDir, this.frozen.dir(f)));
     // overlayfs needs at least one lowerdir; an image with no layers gets an empty one.
-    const lowers = rec.chain.length ? [...rec.chain].reverse().map((c) => `${digestHex(c)}/diff`) : [];
+    const lowers = [...frozen, ...(rec.chain.length ? [...rec.chain].reverse().map((c) => `${digestHex(c)}/diff`) : [])];
     if (!lowers.length) {
       await fsp.mkdir(path.join(dir, 'empty'), { recursive: true });
       lowers.push(path.join(dir, 'empty'));
@@ -197,13 +206,77 @@ export class Snapshotter {
   }
 
   async remove(key: string): Promise<void> {
+    const rec = await this.record(key).catch(() => undefined);
     await this.discard(this.activeDirFor(key));
+    // The last snapshot stacking a frozen layer frees it.
+    if (rec?.frozen?.length) await this.frozen.gc(await this.frozenInUse(), rec.frozen);
+  }
+
+  async record(key: string): Promise<SnapshotRecord | undefined> {
+    return readJsonIfExists<SnapshotRecord>(path.join(this.activeDirFor(key), 'snapshot.json'));
+  }
+
+  /** Rewrites a snapshot's record (atomic): clones.ts stacks frozen layers with it. */
+  async writeRecord(rec: SnapshotRecord): Promise<void> {
+    await writeJsonAtomic(path.join(this.activeDirFor(rec.key), 'snapshot.json'), rec);
+  }
+
+  /** Frozen layers some snapshot stacks: the reference count, derived from the records. */
+  async frozenInUse(): Promise<Set<string>> {
+    const out = new Set<string>();
+    for (const k of await this.listActive()) {
+      const r = await readJsonIfExists<SnapshotRecord>(path.join(this.activeDir, k, 'snapshot.json')).catch(() => undefined);
+      for (const f of r?.frozen ?? []) out.add(f);
+    }
+    return out;
   }
 
   private activeDirFor(key: string): string {
     if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/.test(key)) throw new EngineError('INVALID_ARGUMENT', `invalid snapshot key "${key}"`);
     return path.join(this.activeDir, key);
   }
+}
+
+export interface SnapshotRecord {
+  key: string;
+  chain: Digest[];
+  /** Frozen layers over the chain, bottom first (clones). */
+  frozen?: string[];
+}
+
+/**
+ * Roll-forward of a freeze a crash cut short (frozen.ts): the snapshot's
+ * upper is frozen layer `id` now, so the snapshot lists it and gets a fresh
+ * upper (and work) dir. False when the snapshot is gone.
+ */
+export async function adoptFrozen(s: Snapshotter, key: string, id: string): Promise<boolean> {
+  const rec = await s.record(key).catch(() => undefined);
+  if (!rec) return false;
+  if (rec.frozen?.includes(id)) return true; // adopted before a crash: its fresh upper may hold new writes
+  const dir = path.dirname(s.upperDir(key));
+  await fsp.mkdir(path.join(dir, 'upper'), { recursive: true, mode: 0o755 });
+  await fsp.rm(path.join(dir, 'work'), { recursive: true, force: true });
+  await fsp.mkdir(path.join(dir, 'work'), { mode: 0o700 });
+  await s.writeRecord({ ...rec, frozen: [...(rec.frozen ?? []), id] });
+  return true;
+}
+
+/**
+ * Freezes a stopped snapshot's upper dir into a frozen layer the snapshot
+ * then stacks under a fresh upper (so it keeps working, and the layer never
+ * changes under the clones that stack it too). An empty upper adds nothing.
+ * Returns the snapshot's frozen layers after it, bottom first. The upper must
+ * not be mounted.
+ */
+export async function freezeSnapshot(s: Snapshotter, key: string): Promise<string[]> {
+  const rec = await s.record(key);
+  if (!rec) throw new EngineError('NOT_FOUND', `snapshot ${key} does not exist`);
+  if ((await fsp.readdir(s.upperDir(key))).length === 0) return rec.frozen ?? [];
+  const id = await s.frozen.freeze(s.upperDir(key), key);
+  await adoptFrozen(s, key, id);
+  crashPoint('freeze-adopted');
+  await s.frozen.commit(id);
+  return [...(rec.frozen ?? []), id];
 }
 
 /** Chain ID of a layer stack (OCI image spec): chain(n) = sha256(chain(n-1) + " " + diff(n)). */

@@ -28,6 +28,8 @@ import { EngineError, errnoCode, invalid, notFound } from '../common/errors.ts';
 import { mkdirp, readJsonIfExists, writeJsonAtomic } from '../common/fs.ts';
 import { newId } from '../common/ids.ts';
 import { KeyedMutex } from '../common/lock.ts';
+import { FrozenStore } from '../snapshots/frozen.ts';
+import { adoptFrozenVolume, mountOverlayVolumes } from './clones.ts';
 import { isMountpoint, mountLocal, mountsBelow, unmount } from './mount.ts';
 
 export interface VolumeRecord {
@@ -42,6 +44,12 @@ export interface VolumeRecord {
   anonymous: boolean;
   refs: string[];
   active: string[];
+  /**
+   * A cloned (or clone-source) volume: _data is an overlay mount of _upper
+   * over these frozen layers (bottom first), kept mounted while the volume
+   * exists (clones.ts).
+   */
+  overlay?: { lowers: string[] };
 }
 
 export interface CreateVolumeOptions {
@@ -98,10 +106,13 @@ function rfc3339Seconds(d: Date): string {
 export class VolumeStore {
   /** <data-root>/volumes */
   readonly root: string;
-  private readonly mu = new KeyedMutex();
+  readonly mu = new KeyedMutex();
+  /** Volume data frozen for clones (clones.ts). */
+  readonly frozen: FrozenStore;
 
   constructor(root: string) {
     this.root = path.resolve(root);
+    this.frozen = new FrozenStore(path.join(this.root, '.frozen'));
   }
 
   async init(): Promise<void> {
@@ -110,6 +121,21 @@ export class VolumeStore {
     for (const e of await fsp.readdir(this.root)) {
       if (e.startsWith('.tmp-') || e.startsWith('.rm-')) await this.removeTree(path.join(this.root, e));
     }
+    await this.frozen.init();
+    await this.frozen.rollForward((r) => adoptFrozenVolume(this, r.owner, r.id));
+    await mountOverlayVolumes(this);
+  }
+
+  /** Writes a record (atomic); the caller holds the volume's mutex. */
+  async writeRecord(r: VolumeRecord): Promise<void> {
+    await writeJsonAtomic(path.join(this.dir(r.name), RECORD), r);
+  }
+
+  /** Frozen layers some volume stacks: the reference count, derived from the records. */
+  async frozenInUse(): Promise<Set<string>> {
+    const out = new Set<string>();
+    for (const v of await this.list()) for (const f of v.overlay?.lowers ?? []) out.add(f);
+    return out;
   }
 
   dir(name: string): string {
@@ -280,6 +306,8 @@ export class VolumeStore {
       const gone = path.join(this.root, `.rm-${name}-${randomBytes(4).toString('hex')}`);
       await fsp.rename(this.dir(name), gone);
       await this.removeTree(gone);
+      // The last volume stacking a frozen layer frees it.
+      if (r.overlay?.lowers.length) await this.frozen.gc(await this.frozenInUse(), r.overlay.lowers);
       return r;
     });
   }

@@ -62,7 +62,7 @@ export function systemCommands(program: Command, ctx: CliContext): void {
     .option('--format <format>', 'format output using a Go template')
     .action(async (o: { verbose?: boolean; format?: string }) => {
       const client = await ctx.client();
-      const df = await client.json<{ LayersSize: number; Images: { Containers: number; Size: number; SharedSize: number; RepoTags: string[] | null; Id: string; Created: number }[]; Containers: { SizeRw?: number; State: string }[]; Volumes: { UsageData?: { Size: number; RefCount: number } }[] }>('GET', '/system/df');
+      const df = await client.json<{ LayersSize: number; Images: { Containers: number; Size: number; SharedSize: number; RepoTags: string[] | null; Id: string; Created: number }[]; Containers: { SizeRw?: number; State: string }[]; Volumes: { UsageData?: { Size: number; RefCount: number } }[]; FrozenLayers?: { Size: number; RefCount: number }[] }>('GET', '/system/df');
       const activeImages = df.Images.filter((i) => i.Containers > 0);
       // As the docker CLI computes it: what images in use need is not reclaimable.
       const reclaimImages = df.LayersSize - activeImages.reduce((s, i) => s + i.Size - Math.max(0, i.SharedSize), 0);
@@ -72,6 +72,9 @@ export function systemCommands(program: Command, ctx: CliContext): void {
         { Type: 'Local Volumes', TotalCount: String(df.Volumes.length), Active: String(df.Volumes.filter((v) => (v.UsageData?.RefCount ?? 0) > 0).length), Size: humanSize(df.Volumes.reduce((s, v) => s + Math.max(0, v.UsageData?.Size ?? 0), 0)), Reclaimable: '0B' },
         { Type: 'Build Cache', TotalCount: '0', Active: '0', Size: '0B', Reclaimable: '0B' },
       ];
+      // Clones' frozen layers (keel only); freed when their last clone goes.
+      const frozen = df.FrozenLayers ?? [];
+      if (frozen.length) rows.push({ Type: 'Frozen Layers', TotalCount: String(frozen.length), Active: String(frozen.filter((f) => f.RefCount > 0).length), Size: humanSize(frozen.reduce((s, f) => s + f.Size, 0)), Reclaimable: '0B' });
       if (o.format) return void process.stdout.write(renderTemplate(o.format, rows));
       process.stdout.write(table(['TYPE', 'TOTAL', 'ACTIVE', 'SIZE', 'RECLAIMABLE'], rows.map((r) => [r.Type, r.TotalCount, r.Active, r.Size, r.Reclaimable])));
     });

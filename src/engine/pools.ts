@@ -1,0 +1,325 @@
+/**
+ * Warm pools: N clones of a stopped source container kept started and ready
+ * (health check passed, published port answering, a log line seen, or just
+ * running), so `take` hands one over at once and a fresh clone is made in
+ * the background to refill the pool.
+ *
+ * A pool is a record at <data-root>/pools/<name>.json (written atomically).
+ * Its members are containers labelled keel.pool=<name>; `take` turns the
+ * label into keel.pool.taken=<name> in the container's record (one atomic
+ * write), after which it is an ordinary container. After a daemon restart the
+ * members are found again by their label and watched until ready; members
+ * that stopped are removed and replaced.
+ */
+import fsp from 'node:fs/promises';
+import net from 'node:net';
+import path from 'node:path';
+import { EngineError, invalid, notFound } from '../common/errors.ts';
+import { mkdirp, readJsonIfExists, writeJsonAtomic } from '../common/fs.ts';
+import { NAME_PATTERN } from '../common/ids.ts';
+import { log } from '../common/log.ts';
+import type { ContainerRecord } from '../containers/types.ts';
+import type { Engine } from './engine.ts';
+
+export const POOL_LABEL = 'keel.pool';
+export const TAKEN_LABEL = 'keel.pool.taken';
+export const MAX_POOL_SIZE = 256;
+
+export interface PoolRecord {
+  name: string;
+  /** The source container's ID. */
+  source: string;
+  size: number;
+  /** health | port | log:TEXT | running */
+  ready: string;
+  created: string;
+}
+
+export interface PoolStatus extends PoolRecord {
+  sourceName: string;
+  readyCount: number;
+  starting: number;
+  /** The last refill error, until a refill succeeds. */
+  error?: string;
+}
+
+export interface TakenContainer {
+  id: string;
+  name: string;
+  /** NetworkSettings.Ports of the container: "80/tcp" → host bindings. */
+  ports: Record<string, { HostIp: string; HostPort: string }[] | null>;
+  /** Milliseconds the take waited. */
+  waitedMs: number;
+}
+
+interface PoolState {
+  rec: PoolRecord;
+  ready: string[];
+  starting: Set<string>;
+  error?: string;
+  stop: AbortController;
+  wake?: () => void;
+  /** Resolvers of takes waiting for a ready member. */
+  waiters: (() => void)[];
+  loop?: Promise<void>;
+}
+
+const sleep = (ms: number, signal?: AbortSignal) => new Promise<void>((resolve) => {
+  const t = setTimeout(done, ms);
+  function done() {
+    clearTimeout(t);
+    signal?.removeEventListener('abort', done);
+    resolve();
+  }
+  signal?.addEventListener('abort', done, { once: true });
+});
+
+export function parseReady(v: string | undefined, src: ContainerRecord): string {
+  if (!v) {
+    if (src.config.Healthcheck?.Test?.length && src.config.Healthcheck.Test[0] !== 'NONE') return 'health';
+    const pb = src.hostConfig.PortBindings as Record<string, unknown[]> | undefined;
+    return pb && Object.keys(pb).length ? 'port' : 'running';
+  }
+  if (v === 'health' || v === 'port' || v === 'running') return v;
+  if (v.startsWith('log:') && v.length > 4 && v.length <= 1024) return v;
+  throw invalid(`invalid --ready "${v.slice(0, 100)}": use health, port, log:TEXT or running`);
+}
+
+export class PoolManager {
+  private readonly dir: string;
+  private readonly pools = new Map<string, PoolState>();
+  private readonly engine: Engine;
+
+  constructor(engine: Engine) {
+    this.engine = engine;
+    this.dir = path.join(engine.dataRoot, 'pools');
+  }
+
+  /** After the engine reconciled its containers: pools come back, members are found by label. */
+  async init(): Promise<void> {
+    await mkdirp(this.dir, 0o700);
+    const members = new Map<string, ContainerRecord[]>();
+    for (const c of this.engine.containers.store.list()) {
+      const p = c.config.Labels[POOL_LABEL];
+      if (p) members.set(p, [...(members.get(p) ?? []), c]);
+    }
+    for (const f of await fsp.readdir(this.dir)) {
+      if (!f.endsWith('.json')) continue;
+      const rec = await readJsonIfExists<PoolRecord>(path.join(this.dir, f)).catch(() => undefined);
+      if (!rec || `${rec.name}.json` !== f) continue;
+      const st = this.track(rec);
+      for (const c of members.get(rec.name) ?? []) st.starting.add(c.id);
+      members.delete(rec.name);
+      this.run(st);
+    }
+    // Members of pools that are gone (removed while a clone was being made, then a crash).
+    for (const list of members.values()) for (const c of list) await this.engine.removeContainer(c.id, { force: true, volumes: true }).catch(() => {});
+  }
+
+  close(): void {
+    for (const st of this.pools.values()) st.stop.abort();
+  }
+
+  private track(rec: PoolRecord): PoolState {
+    const st: PoolState = { rec, ready: [], starting: new Set(), stop: new AbortController(), waiters: [] };
+    this.pools.set(rec.name, st);
+    return st;
+  }
+
+  private get(name: string): PoolState {
+    const st = this.pools.get(name);
+    if (!st) throw notFound(`no such pool: ${name}`);
+    return st;
+  }
+
+  async create(o: { name: string; from: string; size: number; ready?: string }): Promise<PoolStatus> {
+    if (typeof o.name !== 'string' || !NAME_PATTERN.test(o.name) || o.name.length > 64) throw invalid(`invalid pool name "${String(o.name).slice(0, 100)}": use [a-zA-Z0-9][a-zA-Z0-9_.-], at most 64 characters`);
+    if (!Number.isInteger(o.size) || o.size < 1 || o.size > MAX_POOL_SIZE) throw invalid(`invalid pool size ${o.size}: a pool keeps 1 to ${MAX_POOL_SIZE} containers ready`);
+    if (this.pools.has(o.name)) throw new EngineError('CONFLICT', `pool ${o.name} already exists`);
+    const src = this.engine.container(o.from);
+    const rec: PoolRecord = { name: o.name, source: src.id, size: o.size, ready: parseReady(o.ready, src), created: new Date().toISOString() };
+    await writeJsonAtomic(path.join(this.dir, `${o.name}.json`), rec);
+    this.run(this.track(rec));
+    return this.status(this.pools.get(o.name)!);
+  }
+
+  list(): PoolStatus[] {
+    return [...this.pools.values()].map((st) => this.status(st));
+  }
+
+  inspect(name: string): PoolStatus {
+    return this.status(this.get(name));
+  }
+
+  private status(st: PoolState): PoolStatus {
+    const srcName = this.engine.containers.store.get(st.rec.source)?.name ?? '';
+    return { ...st.rec, sourceName: srcName, readyCount: st.ready.length, starting: st.starting.size, ...(st.error ? { error: st.error } : {}) };
+  }
+
+  async remove(name: string): Promise<void> {
+    const st = this.get(name);
+    this.pools.delete(name);
+    // Members as they are now: a member being started leaves `starting` once the abort reaches it.
+    const members = new Set([...st.ready, ...st.starting]);
+    st.stop.abort();
+    for (const w of st.waiters.splice(0)) w();
+    await fsp.rm(path.join(this.dir, `${name}.json`), { force: true });
+    await st.loop?.catch(() => {});
+    for (const id of [...st.ready, ...st.starting]) members.add(id);
+    for (const id of members) await this.engine.removeContainer(id, { force: true, volumes: true }).catch(() => {}); // gone meanwhile
+  }
+
+  /** Hands over a ready member (waiting up to timeoutMs for one); the pool refills in the background. */
+  async take(name: string, o: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<TakenContainer> {
+    const t0 = performance.now();
+    const timeoutMs = Math.min(Math.max(o.timeoutMs ?? 60_000, 0), 3_600_000);
+    const st = this.get(name);
+    for (;;) {
+      const id = st.ready.shift();
+      if (id) {
+        const c = this.engine.containers.store.get(id);
+        if (!c) continue; // removed by someone meanwhile
+        if (c.state.Status !== 'running') {
+          // It stopped while it waited in the pool: not what a taker expects; replace it.
+          void this.engine.removeContainer(id, { force: true, volumes: true }).catch(() => {}); // removed meanwhile
+          st.wake?.();
+          continue;
+        }
+        delete c.config.Labels[POOL_LABEL];
+        c.config.Labels[TAKEN_LABEL] = name;
+        await this.engine.containers.store.save(c);
+        st.wake?.();
+        const ports = (this.engine.inspectContainer(id).ports ?? {}) as TakenContainer['ports'];
+        return { id, name: c.name, ports, waitedMs: Math.round(performance.now() - t0) };
+      }
+      if (this.pools.get(name) !== st) throw notFound(`pool ${name} was removed`);
+      const left = timeoutMs - (performance.now() - t0);
+      if (left <= 0) {
+        throw new EngineError('TIMEOUT', `pool ${name} had no ready container within ${Math.round(timeoutMs / 1000)}s (size ${st.rec.size}, ${st.starting.size} starting${st.error ? `; last error: ${st.error}` : ''})`);
+      }
+      o.signal?.throwIfAborted();
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          o.signal?.removeEventListener('abort', done);
+          resolve();
+        };
+        const timer = setTimeout(done, left);
+        o.signal?.addEventListener('abort', done, { once: true });
+        st.waiters.push(done);
+      });
+    }
+  }
+
+  /** The refill loop: keeps size members ready, one clone at a time; watches members found at start. */
+  private run(st: PoolState): void {
+    const signal = st.stop.signal;
+    st.loop = (async () => {
+      for (const id of [...st.starting]) void this.bringUp(st, id, false);
+      let backoff = 250;
+      while (!signal.aborted) {
+        if (st.ready.length + st.starting.size >= st.rec.size) {
+          await new Promise<void>((resolve) => {
+            const done = () => {
+              signal.removeEventListener('abort', done);
+              resolve();
+            };
+            st.wake = done;
+            signal.addEventListener('abort', done, { once: true });
+          });
+          continue;
+        }
+        try {
+          const { clones } = await this.engine.cloneContainer(st.rec.source, { labels: { [POOL_LABEL]: st.rec.name }, signal });
+          const id = clones[0]!.id;
+          st.starting.add(id);
+          if (signal.aborted) break; // remove() takes it from `starting`
+          // Cloning holds the source's lock; starting and readiness run beside the next clone.
+          void this.bringUp(st, id, true);
+          backoff = 250;
+        } catch (e) {
+          if (signal.aborted) break;
+          st.error = (e as Error).message;
+          log.warn('pool refill failed', { pool: st.rec.name, error: st.error });
+          await sleep(backoff, signal);
+          backoff = Math.min(backoff * 2, 10_000);
+        }
+      }
+    })();
+  }
+
+  private async bringUp(st: PoolState, id: string, fresh: boolean): Promise<void> {
+    const signal = st.stop.signal;
+    try {
+      const c = this.engine.containers.store.get(id);
+      if (!c) throw notFound(`pool member ${id} is gone`);
+      if (fresh || c.state.Status !== 'running') await this.engine.startContainer(id);
+      await this.waitReady(st.rec.ready, id, signal);
+      st.starting.delete(id);
+      if (signal.aborted) return;
+      st.ready.push(id);
+      st.error = undefined;
+      for (const w of st.waiters.splice(0)) w();
+    } catch (e) {
+      st.starting.delete(id);
+      if (signal.aborted) return;
+      st.error = `member ${id.slice(0, 12)}: ${(e as Error).message}`;
+      log.warn('pool member failed to become ready', { pool: st.rec.name, id, error: st.error });
+      await this.engine.removeContainer(id, { force: true, volumes: true }).catch(() => {});
+      st.wake?.();
+    }
+  }
+
+  private async waitReady(ready: string, id: string, signal: AbortSignal): Promise<void> {
+    const deadline = Date.now() + 10 * 60_000;
+    let logSeen = 0;
+    while (Date.now() < deadline) {
+      if (signal.aborted) return;
+      const c = this.engine.containers.store.get(id);
+      if (!c || (c.state.Status !== 'running' && c.state.Status !== 'paused')) throw new EngineError('CONFLICT', `it stopped (exit code ${c?.state.ExitCode ?? '?'}) before it was ready`);
+      if (ready === 'running') return;
+      if (ready === 'health') {
+        const h = c.state.Health?.Status;
+        if (h === 'healthy') return;
+        if (!c.config.Healthcheck) throw invalid('--ready health needs a container with a health check');
+      } else if (ready === 'port') {
+        if (await this.portAnswers(id)) return;
+      } else if (ready.startsWith('log:')) {
+        const text = ready.slice(4);
+        let n = 0;
+        for await (const e of this.engine.containerLogs(id, { stdout: true, stderr: true, signal })) {
+          if (++n <= logSeen) continue;
+          if (e.line.toString().includes(text)) return;
+        }
+        logSeen = n;
+      }
+      await sleep(20, signal);
+    }
+    throw new EngineError('TIMEOUT', `not ready (${ready}) after 10 minutes`);
+  }
+
+  private async portAnswers(id: string): Promise<boolean> {
+    const ports = this.engine.inspectContainer(id).ports ?? {};
+    const first = Object.values(ports).flatMap((b) => (b as { HostIp: string; HostPort: string }[] | null) ?? []).find((b) => b.HostPort);
+    if (!first) throw invalid('--ready port needs a container with a published port');
+    const host = !first.HostIp || first.HostIp === '0.0.0.0' || first.HostIp === '::' ? '127.0.0.1' : first.HostIp;
+    if (await this.connects(host, Number(first.HostPort))) return true;
+    // No hairpin to the host port on this host: the container's own address and port say the same.
+    const [key] = Object.entries(ports).find(([, b]) => (b as unknown[] | null)?.length) ?? [];
+    const ip = Object.values(this.engine.inspectContainer(id).networks).map((n) => (n as { IPAddress?: string }).IPAddress).find((a) => a);
+    return !!ip && !!key && this.connects(ip, parseInt(key, 10));
+  }
+
+  private connects(host: string, port: number): Promise<boolean> {
+    return new Promise((resolve) => {
+      const s = net.connect({ host, port });
+      const done = (ok: boolean) => {
+        s.destroy();
+        resolve(ok);
+      };
+      s.setTimeout(1000, () => done(false));
+      s.once('connect', () => done(true));
+      s.once('error', () => done(false));
+    });
+  }
+}

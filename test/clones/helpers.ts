@@ -1,0 +1,64 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import type { TestDaemon } from '../helpers/daemon.ts';
+
+/** One Docker API request to the test daemon (cheaper than a CLI process in loops). */
+export function api(d: TestDaemon, method: string, p: string, body?: unknown): Promise<{ status: number; json: any; text: string }> {
+  return new Promise((resolve, reject) => {
+    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    const req = http.request({ socketPath: d.socket, method, path: p, headers: payload ? { 'Content-Type': 'application/json', 'Content-Length': payload.length } : {} }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString();
+        let json: unknown;
+        try {
+          json = text ? JSON.parse(text) : undefined;
+        } catch {
+          json = undefined;
+        }
+        resolve({ status: res.statusCode ?? 0, json, text });
+      });
+    });
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+export async function ok(d: TestDaemon, args: string[]): Promise<string> {
+  const r = await d.docker(args);
+  assert.equal(r.code, 0, `docker ${args.join(' ')} failed: ${r.stderr}\n${d.log.slice(-3000)}`);
+  return r.stdout;
+}
+
+export async function keelOk(d: TestDaemon, args: string[]): Promise<string> {
+  const r = await d.keel(args);
+  assert.equal(r.code, 0, `keel ${args.join(' ')} failed: ${r.stderr}\n${d.log.slice(-3000)}`);
+  return r.stdout;
+}
+
+/** Mount points under the daemon's roots (but the network namespace it keeps ready for the next container). */
+export function mountsUnder(d: TestDaemon): string[] {
+  return fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4] ?? '').filter((m) => m.startsWith(d.dir + '/') && !m.startsWith(path.join(d.execRoot, 'netns') + '/'));
+}
+
+export function frozenLayers(d: TestDaemon): { rootfs: string[]; volumes: string[] } {
+  const ls = (p: string) => (fs.existsSync(p) ? fs.readdirSync(p).filter((n) => /^[a-f0-9]{16}$/.test(n)) : []);
+  return { rootfs: ls(path.join(d.dataRoot, 'overlay/frozen')), volumes: ls(path.join(d.dataRoot, 'volumes/.frozen')) };
+}
+
+/** Bytes under a directory (du -sb). */
+export function du(p: string): number {
+  let total = 0;
+  const walk = (dir: string) => {
+    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+      const f = path.join(dir, e.name);
+      if (e.isDirectory()) walk(f);
+      else if (e.isFile()) total += fs.lstatSync(f).size;
+    }
+  };
+  if (fs.existsSync(p)) walk(p);
+  return total;
+}

@@ -1,0 +1,95 @@
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { TestDaemon } from '../helpers/daemon.ts';
+import { api, keelOk, ok } from './helpers.ts';
+
+const d = new TestDaemon('keel-pools');
+before(async () => {
+  await d.start();
+  await d.importBusybox();
+});
+after(async () => {
+  await d.cleanup();
+});
+
+async function until(what: string, fn: () => Promise<boolean>, ms = 120_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await fn()) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${what}\n${d.log.slice(-3000)}`);
+}
+
+const pool = async (name: string) => ((await api(d, 'GET', '/keel/pools')).json as { name: string; readyCount: number; starting: number }[]).find((p) => p.name === name);
+
+test('pool create / take / refill / restart / rm', async () => {
+  await ok(d, ['create', '--name', 'web', '-p', '80', '-v', 'webdata:/www', 'busybox:local', 'sh', '-c', 'echo hi > /www/index.html; exec httpd -f -p 80 -h /www']);
+  await keelOk(d, ['pool', 'create', 'p1', '--from', 'web', '--size', '2', '--ready', 'port']);
+  await until('2 ready', async () => (await pool('p1'))?.readyCount === 2);
+  assert.match(await keelOk(d, ['pool', 'ls']), /^NAME\s+SOURCE\s+SIZE\s+READY.*\np1\s+web\s+2\s+2\s+0\s+port/);
+
+  const t0 = performance.now();
+  const out = JSON.parse(await keelOk(d, ['pool', 'take', 'p1']));
+  const cliMs = performance.now() - t0;
+  assert.match(out.name, /^web-clone-/);
+  assert.match(out.ports['80/tcp'], /^\d+$/);
+  const taken = JSON.parse(await ok(d, ['inspect', out.name]))[0];
+  assert.equal(taken.State.Status, 'running');
+  assert.equal(taken.Config.Labels['keel.pool.taken'], 'p1');
+  assert.equal(taken.Config.Labels['keel.pool'], undefined);
+  assert.equal(await ok(d, ['exec', out.name, 'cat', '/www/index.html']), 'hi\n');
+
+  await until('refilled', async () => (await pool('p1'))?.readyCount === 2);
+  const t1 = performance.now();
+  const r = await api(d, 'POST', '/keel/pools/p1/take');
+  const apiMs = performance.now() - t1;
+  assert.equal(r.status, 200, r.text);
+  console.log(`# pool take: CLI ${cliMs.toFixed(1)} ms (process start included), API ${apiMs.toFixed(1)} ms, waited ${r.json.WaitedMs} ms`);
+
+  // The pool survives a daemon restart.
+  await d.stop();
+  await d.start();
+  await until('ready after restart', async () => (await pool('p1'))?.readyCount === 2);
+
+  await keelOk(d, ['pool', 'rm', 'p1']);
+  assert.equal(await pool('p1'), undefined);
+  // Only the taken containers and the source remain.
+  const names = (await ok(d, ['ps', '-a', '--format', '{{.Names}}'])).trim().split('\n').sort();
+  assert.deepEqual(names, [out.name, r.json.Name, 'web'].sort());
+  await ok(d, ['rm', '-f', '-v', out.name, r.json.Name, 'web']);
+});
+
+test('pool bad input: size 0 or 10000, missing source, missing pool, take from a pool that never gets ready', async () => {
+  await ok(d, ['create', '--name', 'quiet', 'busybox:local', 'sleep', '3600']);
+  for (const size of ['0', '10000']) {
+    const r = await d.keel(['pool', 'create', 'bad', '--from', 'quiet', '--size', size]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /invalid pool size .*: a pool keeps 1 to 256 containers ready/);
+  }
+  const missing = await d.keel(['pool', 'create', 'bad', '--from', 'nosuch', '--size', '1']);
+  assert.match(missing.stderr, /No such container: nosuch/);
+  const nopool = await d.keel(['pool', 'take', 'nosuch']);
+  assert.match(nopool.stderr, /no such pool: nosuch/);
+
+  await keelOk(d, ['pool', 'create', 'never', '--from', 'quiet', '--size', '1', '--ready', 'log:never printed']);
+  const t0 = Date.now();
+  const r = await d.keel(['pool', 'take', 'never', '--timeout', '1']);
+  assert.equal(r.code, 124);
+  assert.match(r.stderr, /pool never had no ready container within 1s/);
+  assert.ok(Date.now() - t0 < 10_000);
+  await keelOk(d, ['pool', 'rm', 'never']);
+  assert.equal((await ok(d, ['ps', '-aq'])).trim().split('\n').length, 1);
+  await ok(d, ['rm', '-f', 'quiet']);
+});
+
+test('a source with a health check makes a pool whose members are ready once healthy', async () => {
+  await ok(d, ['create', '--name', 'hsrc', '--health-cmd', 'true', '--health-interval', '1s', 'busybox:local', 'sleep', '3600']);
+  await keelOk(d, ['pool', 'create', 'hp', '--from', 'hsrc', '--size', '1']);
+  assert.match(await keelOk(d, ['pool', 'ls']), /\nhp\s+hsrc\s+1\s+\d\s+\d\s+health/);
+  await until('healthy member', async () => (await pool('hp'))?.readyCount === 1);
+  const out = JSON.parse(await keelOk(d, ['pool', 'take', 'hp']));
+  assert.equal(JSON.parse(await ok(d, ['inspect', out.name]))[0].State.Health.Status, 'healthy');
+  await keelOk(d, ['pool', 'rm', 'hp']);
+  await ok(d, ['rm', '-f', out.name, 'hsrc']);
+});
