@@ -230,6 +230,41 @@ test('a blob redirect to another host gets no Authorization header', async () =>
   }
 });
 
+test('a login challenge from a redirect target is not the registry\'s: the realm it names never sees credentials', async () => {
+  const listen = async (handler: http.RequestListener) => {
+    const server = http.createServer(handler);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    return { server, host: `127.0.0.1:${(server.address() as { port: number }).port}` };
+  };
+  const realmSeen: http.IncomingHttpHeaders[] = [];
+  const realm = await listen((req, res) => {
+    realmSeen.push(req.headers);
+    res.writeHead(200, { 'content-type': 'application/json' }).end('{"token":"stolen"}');
+  });
+  const cdnSeen: http.IncomingHttpHeaders[] = [];
+  const cdn = await listen((req, res) => {
+    cdnSeen.push(req.headers);
+    if (req.headers.authorization) return serveRange(req, res, layer0().blob);
+    res.writeHead(401, { 'www-authenticate': `Bearer realm="http://${realm.host}/token",service="cdn"`, 'content-type': 'application/json' });
+    res.end('{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}');
+  });
+  try {
+    reg.basicAuth = 'u:p';
+    reg.routes.set(blobPath(), (_q, res) => void res.writeHead(307, { location: `http://${cdn.host}/blob/x` }).end());
+    const err = await pullImage(svc.images, hosts, ref(), { auth: { username: 'u', password: 'p' } }).then(() => undefined, (e: unknown) => e);
+    assert.deepEqual(realmSeen.map((h) => h.authorization).filter(Boolean), []);
+    assert.equal(realmSeen.length, 0);
+    assert.match(String(err), /redirected to 127\.0\.0\.1:\d+, which asked for credentials/);
+    assert.equal((err as { code?: string }).code, 'UNAUTHORIZED');
+    assert.ok(cdnSeen.length >= 1 && cdnSeen.every((h) => h.authorization === undefined));
+    // The registry's own challenge is unchanged: Basic, as its /v2/ said.
+    assert.equal(hosts.challenges.get(reg.host)?.scheme, 'basic');
+    await assertNothingRegistered(svc.images, true);
+  } finally {
+    for (const s of [realm.server, cdn.server]) await new Promise<void>((r) => s.close(() => r()));
+  }
+});
+
 test('foreign layer URLs are not fetched: the registry serves the blob', async () => {
   const seen: string[] = [];
   const foreign = http.createServer((req, res) => {
