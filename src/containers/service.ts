@@ -17,7 +17,9 @@ import { HealthMonitor } from './health.ts';
 import * as lifecycle from './lifecycle.ts';
 import { BasicNetworking, type ContainerNetworking, endpointsFromRequest, hostsContent, joinedContainer, resolvContent } from './network.ts';
 import { hasJoiners, joinNetwork, networkFiles, type RunNetwork } from './netshare.ts';
-import { runSpecOptions } from './runspec.ts';
+import { type ContainerDefaults, runSpecOptions } from './runspec.ts';
+
+export type { ContainerDefaults } from './runspec.ts';
 import { openDirIn } from './scoped.ts';
 import { ContainerStore } from './store.ts';
 import { type ContainerRecord, type EndpointConfig, isRunning, ZERO_TIME } from './types.ts';
@@ -38,6 +40,7 @@ export interface ContainerServiceOptions {
   conmonPath?: string;
   /** Parent cgroup (cgroupfs path) of every container: <cgroupParent>/<id>. */
   cgroupParent?: string;
+  defaults?: ContainerDefaults;
 }
 
 /**
@@ -58,6 +61,8 @@ export class ContainerService {
   readonly execRoot: string;
   readonly networking: ContainerNetworking;
   readonly cgroupParent: string;
+  /** The daemon's default ulimits and pids limit, applied at each start as dockerd does. */
+  readonly defaults: ContainerDefaults;
   readonly volumes: VolumeService;
   readonly mutex = new KeyedMutex();
   /** exit:<id> (code) and removed:<id> (code) notifications for wait(). */
@@ -83,6 +88,7 @@ export class ContainerService {
     this.publish = o.events ?? (() => {});
     this.networking = new BasicNetworking(o.networking);
     this.cgroupParent = o.cgroupParent ?? '/keel';
+    this.defaults = o.defaults ?? {};
     this.volumes = volumeService(o.dataRoot);
     this.execs = new ExecManager(this);
     this.health = new HealthMonitor(this);
@@ -164,7 +170,7 @@ export class ContainerService {
     // Check everything the runtime spec would refuse now, so a bad flag is a 400 on create, not on start.
     buildSpec(runSpecOptions(rec, {
       rootfs: '/', user: { uid: 0, gid: 0, additionalGids: [], home: '/' }, cwd: '/', netns: 'private',
-      files: { hosts: '/etc/hosts', hostname: '/etc/hostname', resolv: '/etc/resolv.conf' }, cgroupsPath: this.cgroupPath(id),
+      files: { hosts: '/etc/hosts', hostname: '/etc/hostname', resolv: '/etc/resolv.conf' }, cgroupsPath: this.cgroupPath(id), defaults: this.defaults,
     }));
     rec.mounts = await this.volumes.prepareContainerMounts(id, mountInputFrom(hostConfig, config.Volumes, (c) => this.find(c).mounts ?? []));
     try {
@@ -238,7 +244,7 @@ export class ContainerService {
       // Set first: detach tolerates missing pieces, so it also undoes an attach that failed halfway.
       netAttached = true;
       const { namespace, files } = joinedContainer(rec.hostConfig.NetworkMode) !== undefined ? joinNetwork(this.store, rec) : await this.attachNetwork(rec);
-      const spec = buildSpec(runSpecOptions(rec, { rootfs, user, cwd, netns: namespace, files, cgroupsPath: this.cgroupPath(id), mounts: volumeMounts }));
+      const spec = buildSpec(runSpecOptions(rec, { rootfs, user, cwd, netns: namespace, files, cgroupsPath: this.cgroupPath(id), mounts: volumeMounts, defaults: this.defaults }));
       // Rewritten at every start, so no fsync: a crash just means the next start writes it again.
       await fsp.writeFile(path.join(rd, 'config.json'), specToJson(spec), { mode: 0o600 });
       const c = rec.config;
