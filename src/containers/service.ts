@@ -18,6 +18,7 @@ import * as lifecycle from './lifecycle.ts';
 import { BasicNetworking, type ContainerNetworking, endpointsFromRequest, hostsContent, joinedContainer, resolvContent } from './network.ts';
 import { hasJoiners, joinNetwork, networkFiles, type RunNetwork } from './netshare.ts';
 import { type ContainerDefaults, runSpecOptions } from './runspec.ts';
+import { crashPoint } from '../common/crashpoint.ts';
 
 export type { ContainerDefaults } from './runspec.ts';
 import { openDirIn } from './scoped.ts';
@@ -244,6 +245,7 @@ export class ContainerService {
       // Set first: detach tolerates missing pieces, so it also undoes an attach that failed halfway.
       netAttached = true;
       const { namespace, files } = joinedContainer(rec.hostConfig.NetworkMode) !== undefined ? joinNetwork(this.store, rec) : await this.attachNetwork(rec);
+      crashPoint('after-network-attach');
       const spec = buildSpec(runSpecOptions(rec, { rootfs, user, cwd, netns: namespace, files, cgroupsPath: this.cgroupPath(id), mounts: volumeMounts, defaults: this.defaults }));
       // Rewritten at every start, so no fsync: a crash just means the next start writes it again.
       await fsp.writeFile(path.join(rd, 'config.json'), specToJson(spec), { mode: 0o600 });
@@ -253,8 +255,10 @@ export class ContainerService {
       const leaveStdinOpen = c.OpenStdin && (!c.StdinOnce || c.Tty);
       const { pid } = await this.driver.create(id, rd, { tty: c.Tty, stdin: c.OpenStdin, leaveStdinOpen, logPath: this.logPath(id), name: rec.name });
       created = true;
+      crashPoint('after-runc-create');
       await this.connectPending(id);
       await this.driver.start(id);
+      crashPoint('after-runc-start');
       rec.state = { ...rec.state, Status: 'running', Pid: pid, ExitCode: 0, Error: '', StartedAt: new Date().toISOString(), OOMKilled: false };
     } catch (e) {
       this.failPending(id);
