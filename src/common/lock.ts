@@ -90,3 +90,42 @@ export class KeyedMutex {
     }
   }
 }
+
+/**
+ * Many holders of the shared side, or one of the exclusive side (image
+ * garbage collection against the pulls, loads and creates that add
+ * references to layers and blobs before anything records them). The shared
+ * side never waits for a waiting exclusive holder, so shared sections may
+ * nest; an exclusive waiter runs as soon as no shared holder is left.
+ */
+export class SharedLock {
+  private shared = 0;
+  private exclusiveHeld: Promise<void> | undefined;
+  private idle: (() => void)[] = [];
+
+  async withShared<T>(fn: () => Promise<T>): Promise<T> {
+    while (this.exclusiveHeld) await this.exclusiveHeld;
+    this.shared++;
+    try {
+      return await fn();
+    } finally {
+      if (--this.shared === 0) for (const wake of this.idle.splice(0)) wake();
+    }
+  }
+
+  async withExclusive<T>(fn: () => Promise<T>): Promise<T> {
+    for (;;) {
+      while (this.exclusiveHeld) await this.exclusiveHeld;
+      if (this.shared === 0) break;
+      await new Promise<void>((r) => this.idle.push(r));
+    }
+    let done!: () => void;
+    this.exclusiveHeld = new Promise((r) => (done = r));
+    try {
+      return await fn();
+    } finally {
+      this.exclusiveHeld = undefined;
+      done();
+    }
+  }
+}

@@ -131,7 +131,12 @@ export class ContainerService {
 
   // ---- create ---------------------------------------------------------------
 
-  async create(req: CreateRequest, name?: string): Promise<{ id: string; warnings: string[] }> {
+  /** Creates a container; image garbage collection waits until its snapshot exists (ImageService.lease). */
+  create(req: CreateRequest, name?: string): Promise<{ id: string; warnings: string[] }> {
+    return this.images.lease(() => this.createLeased(req, name));
+  }
+
+  private async createLeased(req: CreateRequest, name?: string): Promise<{ id: string; warnings: string[] }> {
     if (!req || typeof req !== 'object') throw new EngineError('INVALID_ARGUMENT', 'config cannot be empty in order to create a container');
     if (!req.Image || typeof req.Image !== 'string') throw new EngineError('INVALID_ARGUMENT', 'no image given: say which image to create the container from');
     const image = this.images.store.resolve(req.Image);

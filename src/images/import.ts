@@ -31,7 +31,12 @@ export interface NewLayerImageOptions {
  * base) and `docker commit` (the container's upper dir as the layer). The
  * layer is stored uncompressed, so its blob digest is its diff_id.
  */
-export async function createLayerImage(images: ImageService, opts: NewLayerImageOptions): Promise<ImageRecord> {
+export function createLayerImage(images: ImageService, opts: NewLayerImageOptions): Promise<ImageRecord> {
+  return images.lease(() => createLeased(images, opts));
+}
+
+/** createLayerImage's work, with garbage collection held off (ImageService.lease). */
+async function createLeased(images: ImageService, opts: NewLayerImageOptions): Promise<ImageRecord> {
   const name = opts.ref ? formatReference(parseReference(opts.ref)) : undefined;
   if (name && parseReference(opts.ref!).digest) throw new EngineError('INVALID_ARGUMENT', `refusing to tag with a digest reference: ${opts.ref}`);
   const baseConfig: ImageConfig | undefined = opts.base ? await images.config(opts.base) : undefined;

@@ -35,7 +35,12 @@ export interface LoadResult {
  * scratch dirs that register adopts when their diff_id is the config's.
  * Nothing is registered unless the whole image checks out.
  */
-export async function loadArchive(images: ImageService, source: Readable, opts: { signal?: AbortSignal } = {}): Promise<LoadResult> {
+export function loadArchive(images: ImageService, source: Readable, opts: { signal?: AbortSignal } = {}): Promise<LoadResult> {
+  return images.lease(() => loadLeased(images, source, opts));
+}
+
+/** loadArchive's work, with garbage collection held off (ImageService.lease). */
+async function loadLeased(images: ImageService, source: Readable, opts: { signal?: AbortSignal }): Promise<LoadResult> {
   const files = new Map<string, Entry>();
   const preApplied = new Map<Digest, PreApplied>();
   const links = new Map<string, string>();

@@ -45,9 +45,14 @@ function lockFor(images: ImageService): KeyedMutex {
  * worker thread per layer, archive/offthread.ts) while the compressed bytes
  * go to the content store; a layer is committed only
  * once its blob digest and its diff_id both check out, and the image is
- * registered only when every layer is in place.
+ * registered only when every layer is in place. Garbage collection waits
+ * until then (ImageService.lease).
  */
-export async function pullImage(images: ImageService, registries: RegistryHosts, ref: string, opts: PullOptions = {}): Promise<ImageRecord> {
+export function pullImage(images: ImageService, registries: RegistryHosts, ref: string, opts: PullOptions = {}): Promise<ImageRecord> {
+  return images.lease(() => pullLeased(images, registries, ref, opts));
+}
+
+async function pullLeased(images: ImageService, registries: RegistryHosts, ref: string, opts: PullOptions): Promise<ImageRecord> {
   const parsed = parseReference(ref, { defaultTag: !opts.allTags });
   if (!opts.allTags) return pullOne(images, registries, parsed, opts, false);
   if (parsed.tag || parsed.digest) throw new EngineError('INVALID_ARGUMENT', 'tag can\'t be used with --all-tags/-a');

@@ -1,7 +1,7 @@
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { EngineError } from '../common/errors.ts';
-import { KeyedMutex } from '../common/lock.ts';
+import { KeyedMutex, SharedLock } from '../common/lock.ts';
 import { ContentStore } from '../content/store.ts';
 import { applyLayer } from '../archive/apply.ts';
 import type { Digest } from '../oci/digest.ts';
@@ -47,6 +47,7 @@ export class ImageService {
   readonly snapshots: Snapshotter;
   readonly store: ImageStore;
   private readonly unpackMutex = new KeyedMutex();
+  private readonly gcLock = new SharedLock();
 
   constructor(dataRoot: string) {
     this.content = new ContentStore(path.join(dataRoot, 'content'));
@@ -84,6 +85,17 @@ export class ImageService {
       });
       return meta.size;
     });
+  }
+
+  /**
+   * Runs `fn` with garbage collection held off. Everything that adds
+   * references (a pull, load, import or commit until its image is
+   * registered, a container create until its snapshot exists) holds one:
+   * before its record is written, nothing else says its blobs and layers
+   * are wanted, and gc would delete them under it.
+   */
+  lease<T>(fn: () => Promise<T>): Promise<T> {
+    return this.gcLock.withShared(fn);
   }
 
   /** Registers an image whose config and layer blobs are in the content store. */
@@ -192,8 +204,10 @@ export class ImageService {
    * still needed by containers whose images were force-removed.
    */
   async gc(keepLayers: Iterable<Digest> = []): Promise<{ layers: number; blobs: number; bytes: number }> {
-    return this.unpackMutex.run('gc', async () => {
+    return this.gcLock.withExclusive(() => this.unpackMutex.run('gc', async () => {
       const liveLayers = new Set<Digest>(keepLayers);
+      // Containers' snapshots keep their layers even when their image record is gone.
+      for (const key of await this.snapshots.listActive()) for (const c of (await this.snapshots.chainOf(key)) ?? []) liveLayers.add(c);
       const liveBlobs = new Set<Digest>();
       for (const rec of this.store.list()) {
         rec.chainIds.forEach((c) => liveLayers.add(c));
@@ -217,7 +231,7 @@ export class ImageService {
         blobs++;
       }
       return { layers, blobs, bytes };
-    });
+    }));
   }
 }
 

@@ -265,6 +265,40 @@ test('a login challenge from a redirect target is not the registry\'s: the realm
   }
 });
 
+test('garbage collection during a pull waits for it: the pulled image is whole', async () => {
+  const l1 = img.layers[1]!;
+  let release!: () => void;
+  const held = new Promise<void>((r) => (release = r));
+  let asked!: () => void;
+  const l1Asked = new Promise<void>((r) => (asked = r));
+  reg.routes.set(`GET /v2/bad/img/blobs/${l1.desc.digest}`, (req, res) => {
+    asked();
+    void held.then(() => serveRange(req, res, l1.blob));
+  });
+  const pull = pullImage(svc.images, hosts, ref());
+  await l1Asked;
+  // Layer 0 and the config are in the stores by now, referenced by nothing yet.
+  for (let i = 0; i < 200 && !(await svc.images.snapshots.hasLayer(img.layers[0]!.diffId)); i++) await new Promise((r) => setTimeout(r, 10));
+  let gcDone = false;
+  const gc = svc.images.gc().then((r) => ((gcDone = true), r));
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(gcDone, false, 'gc waits for the pull');
+  release();
+  const rec = await pull;
+  await gc;
+  assert.deepEqual(svc.images.store.list().map((r) => r.id), [rec.id]);
+  for (const c of rec.chainIds) assert.ok(await svc.images.snapshots.hasLayer(c), `layer ${c}`);
+  for (const d of [rec.id, rec.manifest.digest, ...rec.layers.map((l) => l.digest)]) assert.ok(await svc.images.content.has(d), `blob ${d}`);
+  // A container's snapshot keeps its layers when its image record goes (a prune racing a create).
+  await svc.images.snapshots.prepare('c'.repeat(64), rec.chainIds);
+  await svc.images.store.delete(rec.id);
+  await svc.images.gc();
+  for (const c of rec.chainIds) assert.ok(await svc.images.snapshots.hasLayer(c), `layer ${c} of a container`);
+  await svc.images.snapshots.remove('c'.repeat(64));
+  await svc.images.gc();
+  assert.deepEqual(await svc.images.snapshots.listLayers(), []);
+});
+
 test('foreign layer URLs are not fetched: the registry serves the blob', async () => {
   const seen: string[] = [];
   const foreign = http.createServer((req, res) => {
