@@ -98,7 +98,7 @@ export class Engine {
   constructor(opts: EngineOptions = {}) {
     this.dataRoot = path.resolve(opts.dataRoot ?? '/var/lib/keel');
     this.execRoot = path.resolve(opts.execRoot ?? '/run/keel');
-    this.images = new ImageService(this.dataRoot);
+    this.images = new ImageService(this.dataRoot, opts.imageLimits);
     this.registries = new RegistryHosts(opts.registries);
     this.defaultLogConfig = opts.defaultLogConfig;
     this.networks = new NetworkManager({

@@ -1,5 +1,4 @@
 import type { Readable } from 'node:stream';
-import { DEFAULT_MAX_BYTES } from '../archive/apply.ts';
 import { decompress } from '../archive/compress.ts';
 import { EngineError } from '../common/errors.ts';
 import type { Digest } from '../oci/digest.ts';
@@ -43,7 +42,7 @@ async function createLeased(images: ImageService, opts: NewLayerImageOptions): P
   let runConfig = opts.config ?? baseConfig?.config ?? {};
   if (opts.changes?.length) runConfig = applyChanges(runConfig, opts.changes);
   // The same bound as any layer: a decompression bomb fails here instead of filling the disk.
-  const diffId: Digest = await images.content.putStream(decompress(opts.layer, 'auto'), { maxSize: DEFAULT_MAX_BYTES }, opts.signal);
+  const diffId: Digest = await images.content.putStream(decompress(opts.layer, 'auto'), { maxSize: images.limits.maxLayerBytes }, opts.signal);
   const size = await images.content.size(diffId);
   const now = new Date().toISOString();
   const platform = hostPlatform();

@@ -273,7 +273,7 @@ async function streamLayer(
   };
   await images.snapshots.createLayer({ chainId, diffId, parent }, async (dir) => {
     const pass = new PassThrough({ highWaterMark: 4 << 20 });
-    const extract = applyLayerOffThread(dir, pass, { compression: compression === 'none' || !compression ? 'auto' : compression, signal: inner });
+    const extract = applyLayerOffThread(dir, pass, { compression: compression === 'none' || !compression ? 'auto' : compression, signal: inner, maxUncompressedBytes: images.limits.maxLayerBytes });
     const download = (async () => {
       try {
         await downloadBlob(r.client, desc, w, { signal: inner, sink: pass, sinkDone: extract, onBytes: report });
