@@ -42,7 +42,7 @@ async function checkListed(): Promise<void> {
   for (const id of ids) {
     for (const args of [['save', id], ['run', '--rm', '--network', 'none', id, 'true']]) {
       const r = await d.docker(args);
-      if (r.code !== 0 && !/No such image|not found|pull access denied|Unable to find image/i.test(r.stderr)) assert.fail(`docker ${args.join(' ')} of a listed image: ${r.stderr}`);
+      if (r.code !== 0 && !/No such image|not found|pull access denied|Unable to find image/i.test(r.stderr)) assert.fail(`docker ${args.join(' ')} of a listed image: ${r.stderr}\n${d.log.split('\n').filter((l) => /level=error/.test(l)).slice(-10).join('\n')}`);
     }
   }
 }
