@@ -14,7 +14,7 @@ mode=${1:-}
 if [ "$(id -u)" != 0 ]; then echo "install.sh: run as root (sudo ./install.sh)" >&2; exit 1; fi
 
 runtime_pkgs=(runc conmon iptables iproute2 util-linux golang-github-containers-common busybox-static attr tini bzip2 xz-utils)
-test_pkgs=(docker-registry skopeo apache2-utils openssl debootstrap hyperfine python3 docker-compose)
+test_pkgs=(docker-registry skopeo apache2-utils openssl debootstrap hyperfine python3 docker-compose gcc libc6-dev strace)
 pkgs=("${runtime_pkgs[@]}")
 [ "$mode" = --test-deps ] && pkgs+=("${test_pkgs[@]}")
 # npm fetches Node 24 (and keel's dependencies); a bare Debian has neither.

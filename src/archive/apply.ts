@@ -78,6 +78,8 @@ export type ApplyTarget = string | { fd: number };
 export const DEFAULT_MAX_BYTES = 64 * 1024 ** 3;
 export const DEFAULT_MAX_ENTRIES = 2_000_000;
 export const MAX_PAX_BYTES = 1024 * 1024;
+/** Extended headers of one layer together: a PAX path for each of 500,000 long-named files fits. */
+export const MAX_PAX_BYTES_PER_LAYER = 256 * 1024 * 1024;
 
 const WH = '.wh.';
 const OPAQUE = '.wh..wh..opq';
@@ -93,7 +95,7 @@ export async function applyLayer(dest: ApplyTarget, source: Readable | AsyncIter
     throw invalid(`layer destination ${typeof dest === 'string' ? dest : 'directory'} is not a directory: ${(e as Error).message}`);
   }
   const applier = new Applier(root, opts);
-  const parser = new TarParser(applier, { maxMetaBytes: MAX_PAX_BYTES, maxBytes });
+  const parser = new TarParser(applier, { maxMetaBytes: MAX_PAX_BYTES, maxMetaBytesPerEntry: MAX_PAX_BYTES, maxMetaBytesTotal: MAX_PAX_BYTES_PER_LAYER, maxBytes });
   const hash = createHash('sha256');
   let size = 0;
   const cancelled = () => new EngineError('CANCELLED', 'layer apply was cancelled');

@@ -18,7 +18,12 @@ export interface TarSink {
 }
 
 export interface ParserLimits {
+  /** One extended header (PAX, GNU long name) record. */
   maxMetaBytes: number;
+  /** All extended headers before one entry together (default: maxMetaBytes). */
+  maxMetaBytesPerEntry?: number;
+  /** All extended headers of the archive together (default: unbounded). */
+  maxMetaBytesTotal?: number;
   /** Refuse an entry whose declared body would end past this many archive bytes. */
   maxBytes: number;
 }
@@ -41,6 +46,9 @@ export class TarParser {
   private zeroBlocks = 0;
   private lastName = '(start of archive)';
   entries = 0;
+  /** Extended-header bytes before the coming entry, and in the whole archive. */
+  private entryMeta = 0;
+  private totalMeta = 0;
   /** Archive bytes consumed so far. */
   pos = 0;
 
@@ -126,6 +134,7 @@ export class TarParser {
         if (h.size > this.limits.maxMetaBytes || this.pos + h.size > this.limits.maxBytes) {
           throw invalid(`extended tar header of ${h.size} bytes ${where} exceeds the ${this.limits.maxMetaBytes}-byte limit`);
         }
+        this.countMeta(h.size, where);
         this.meta = { flag: h.flag, size: h.size };
         if (h.size === 0) return this.onMeta(Buffer.alloc(0));
         this.state = 'meta';
@@ -148,6 +157,7 @@ export class TarParser {
     this.lastName = h.name;
     if (this.pos + h.size > this.limits.maxBytes) throw invalid(`tar entry ${JSON.stringify(h.name)} declares ${h.size} bytes, over the layer size limit`);
     this.entries++;
+    this.entryMeta = 0;
     // Only regular files carry a body keel keeps; others' bytes are skipped.
     const { flag: _flag, ...entry } = h;
     this.sink.entry(entry);
@@ -164,6 +174,20 @@ export class TarParser {
         this.want = skip;
       } else this.toHeader();
     }
+  }
+
+  /**
+   * Each extended header is capped, but a chain of them before one entry,
+   * or one per entry over a whole layer, would still cost memory and time
+   * without bound: both sums are capped too.
+   */
+  private countMeta(size: number, where: string): void {
+    this.entryMeta += size;
+    this.totalMeta += size;
+    const perEntry = this.limits.maxMetaBytesPerEntry ?? this.limits.maxMetaBytes;
+    if (this.entryMeta > perEntry) throw invalid(`extended tar headers ${where} add up to more than ${perEntry} bytes for one entry`);
+    const total = this.limits.maxMetaBytesTotal;
+    if (total !== undefined && this.totalMeta > total) throw invalid(`extended tar headers of this layer add up to more than ${total} bytes`);
   }
 
   private endBody(): void {

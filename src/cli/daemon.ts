@@ -2,12 +2,15 @@ import path from 'node:path';
 import { Command } from 'commander';
 import { EngineError } from '../common/errors.ts';
 import { setLogLevel } from '../common/log.ts';
-import type { EngineOptions } from '../engine/engine.ts';
 import type { CliContext } from './context.ts';
+import { DEFAULT_CONFIG_FILE, type DaemonFlags, engineOptions, mergeConfig, readConfigFile } from './daemonconfig.ts';
+
+const collect = (v: string, prev: string[]) => [...prev, v];
 
 export function daemonCommand(ctx: CliContext): Command {
   return new Command('daemon')
     .description('Run the keel daemon: it owns the state root and serves the Docker API')
+    .option('--config-file <file>', 'daemon configuration file (dockerd\'s daemon.json keys)', DEFAULT_CONFIG_FILE)
     .option('--data-root <dir>', 'root of persistent state', '/var/lib/keel')
     .option('--exec-root <dir>', 'root of runtime state (sockets, runc, conmon)', '/run/keel')
     .option('-H, --host <socket>', 'unix socket to listen on (default <exec-root>/keel.sock)')
@@ -18,47 +21,24 @@ export function daemonCommand(ctx: CliContext): Command {
     .option('--bip <cidr>', 'default bridge gateway address and prefix (default 10.80.0.1/16)')
     .option('--default-address-pool <pool>', 'pool of user networks without --subnet: base=CIDR,size=N (default base=10.81.0.0/16,size=24)')
     .option('--network-prefix <p>', 'prefix (1-4 lowercase letters/digits) of keel\'s iptables chains (upper-cased), bridges and veths, to run instances side by side')
-    .action(async (o: { dataRoot: string; execRoot: string; host?: string; pidfile?: string; logLevel: string; cgroupParent: string } & DaemonNetworkFlags) => {
+    .option('--log-driver <name>', 'default log driver of containers')
+    .option('--log-opt <key=value>', 'default log driver option (repeatable)', collect, [])
+    .option('--registry-mirror <url>', 'pull-through mirror of docker.io (repeatable)', collect, [])
+    .option('--insecure-registry <host>', 'registry host[:port] spoken to over plain HTTP (repeatable)', collect, [])
+    .option('--default-ulimit <name=soft[:hard]>', 'ulimit of containers that set none of that name (repeatable)', collect, [])
+    .option('--default-pids-limit <n>', 'pids limit of containers that set none (0: unlimited)')
+    .option('--max-layer-size <size>', 'largest uncompressed layer accepted from a pull, load or import, e.g. 8g (default 64g)')
+    .option('--max-image-size <size>', 'largest total uncompressed size of one image\'s layers, e.g. 32g (default 256g)')
+    .action(async (flags: DaemonFlags, cmd: Command) => {
+      const explicit = cmd.getOptionValueSource('configFile') === 'cli';
+      const o = mergeConfig(flags, readConfigFile(flags.configFile, explicit), (k) => cmd.getOptionValueSource(k) === 'cli');
+      const opts = engineOptions(o);
       setLogLevel(o.logLevel);
       if (process.getuid?.() !== 0) throw new EngineError('FORBIDDEN', 'keel daemon needs root: run it with sudo or as root');
       const socketPath = o.host ? o.host.replace(/^unix:\/\//, '') : path.join(o.execRoot, 'keel.sock');
-      if (o.host && !o.host.startsWith('unix://') && !o.host.startsWith('/')) throw new EngineError('INVALID_ARGUMENT', `unsupported host "${o.host}": use unix:///path/to.sock`);
       const pidfile = o.pidfile ?? path.join(o.execRoot, 'keel.pid');
-      if (!/^\/[a-zA-Z0-9_./-]+$/.test(o.cgroupParent) || o.cgroupParent.includes('..')) throw new EngineError('INVALID_ARGUMENT', `invalid --cgroup-parent ${o.cgroupParent}: expected an absolute cgroupfs path such as /keel`);
       if (!ctx.serveDaemon) throw new EngineError('UNAVAILABLE', 'this keel program cannot run the daemon: start it with bin/keel daemon');
       // The engine and API server load only there, so other commands start fast.
-      await ctx.serveDaemon({ socketPath, pidfile, engine: { dataRoot: o.dataRoot, execRoot: o.execRoot, network: networkOptions(o), cgroupParent: o.cgroupParent } });
+      await ctx.serveDaemon({ socketPath, pidfile, engine: opts });
     });
-}
-
-interface DaemonNetworkFlags {
-  bridge: string;
-  bip?: string;
-  defaultAddressPool?: string;
-  networkPrefix?: string;
-}
-
-/** dockerd's --bip/--default-address-pool forms, mapped to the network layer's options. */
-function networkOptions(o: DaemonNetworkFlags): NonNullable<EngineOptions['network']> {
-  const out: NonNullable<EngineOptions['network']> = { defaultBridge: { bridgeName: o.bridge } };
-  if (o.bip) {
-    const m = /^(\d+)\.(\d+)\.(\d+)\.(\d+)\/(\d+)$/.exec(o.bip);
-    if (!m || Number(m[5]) > 30 || m.slice(1, 5).some((x) => Number(x) > 255)) throw new EngineError('INVALID_ARGUMENT', `invalid --bip ${o.bip}: expected the gateway address and prefix, e.g. 10.80.0.1/16`);
-    const ip = m.slice(1, 5).reduce((a, x) => a * 256 + Number(x), 0);
-    const mask = Number(m[5]) === 0 ? 0 : (0xffffffff << (32 - Number(m[5]))) >>> 0;
-    const base = (ip & mask) >>> 0;
-    out.defaultBridge!.subnet = `${[24, 16, 8, 0].map((s) => (base >>> s) & 255).join('.')}/${m[5]}`;
-    out.defaultBridge!.gateway = m.slice(1, 5).join('.');
-  }
-  if (o.defaultAddressPool) {
-    const kv = Object.fromEntries(o.defaultAddressPool.split(',').map((p) => p.split('=', 2) as [string, string]));
-    if (!kv.base || !kv.size || !/^\d+$/.test(kv.size)) throw new EngineError('INVALID_ARGUMENT', `invalid --default-address-pool ${o.defaultAddressPool}: expected base=CIDR,size=N`);
-    out.pool = kv.base;
-    out.poolPrefix = Number(kv.size);
-  }
-  if (o.networkPrefix) {
-    if (!/^[a-z][a-z0-9]{0,3}$/.test(o.networkPrefix)) throw new EngineError('INVALID_ARGUMENT', `invalid --network-prefix ${o.networkPrefix}: 1-4 lowercase letters or digits, starting with a letter`);
-    Object.assign(out, { chainPrefix: o.networkPrefix.toUpperCase(), vethPrefix: o.networkPrefix, bridgePrefix: `${o.networkPrefix}-` });
-  }
-  return out;
 }

@@ -1,40 +1,62 @@
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import { EngineError, errnoCode } from './errors.ts';
-import { isAlive } from './proc.ts';
 
 /**
- * An exclusive, process-lifetime lock on a state root: a file holding the
- * owner's pid, created with O_EXCL. A lock whose owner is dead is stale and
- * taken over, so a `kill -9` of the owner never wedges the root.
+ * An exclusive, process-lifetime lock on a state root: flock(2) on the lock
+ * file, held by this process's open descriptor. The kernel drops it when the
+ * process dies however it dies (`kill -9` included), so there is no stale
+ * lock to detect and no takeover to race: of two daemons started at once on
+ * one root exactly one gets it. The file also holds the owner's pid, only
+ * for the message the loser prints.
+ *
+ * Node has no flock call; util-linux's flock(1) locks a descriptor it
+ * inherits (the shell idiom `flock -n 9`), and the lock belongs to the open
+ * file description it shares with this process, so it outlives the child.
  */
 export class RootLock {
   readonly file: string;
+  private fd: number | undefined;
 
-  private constructor(file: string) {
+  private constructor(file: string, fd: number) {
     this.file = file;
+    this.fd = fd;
   }
 
-  static acquire(file: string, what: string): RootLock {
-    for (let attempt = 0; attempt < 3; attempt++) {
-      try {
-        const fd = fs.openSync(file, 'wx', 0o600);
-        fs.writeSync(fd, String(process.pid));
-        fs.closeSync(fd);
-        return new RootLock(file);
-      } catch (e) {
-        if (errnoCode(e) !== 'EEXIST') throw e;
-      }
-      const owner = Number(readOr(file, ''));
-      if (owner && owner !== process.pid && isAlive(owner)) {
-        throw new EngineError('CONFLICT', `${what} is in use by process ${owner} (lock ${file}); stop it or choose another root`);
-      }
-      fs.rmSync(file, { force: true });
+  static acquire(file: string, what: string, flockPath = 'flock'): RootLock {
+    // libuv opens with O_CLOEXEC: conmon and other children never inherit (and so never hold) the lock.
+    const fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
+    let r;
+    try {
+      r = spawnSync(flockPath, ['--nonblock', '--exclusive', '--conflict-exit-code', '75', '3'], { stdio: ['ignore', 'ignore', 'pipe', fd], timeout: 10_000 });
+    } catch (e) {
+      fs.closeSync(fd);
+      throw e;
     }
-    throw new EngineError('CONFLICT', `could not take the lock ${file}`);
+    if (r.status !== 0) {
+      fs.closeSync(fd);
+      if (r.error && errnoCode(r.error) === 'ENOENT') throw new EngineError('UNAVAILABLE', `cannot lock ${what}: ${flockPath} is missing (install the Debian package util-linux)`);
+      if (r.status !== 75) throw new EngineError('INTERNAL', `cannot lock ${what}: flock failed: ${String(r.stderr ?? r.error ?? r.signal).trim()}`);
+      const owner = Number(readOr(file, ''));
+      const who = owner > 0 ? `process ${owner}` : 'another process';
+      throw new EngineError('CONFLICT', `${what} is in use by ${who} (lock ${file}); stop it or choose another root`);
+    }
+    // Ours now: record the pid for the next contender's message.
+    fs.ftruncateSync(fd, 0);
+    fs.writeSync(fd, String(process.pid), 0);
+    return new RootLock(file, fd);
   }
 
+  /** Drops the lock (closing the descriptor is what releases it); the file stays, so no contender locks an unlinked inode. */
   release(): void {
-    if (Number(readOr(this.file, '')) === process.pid) fs.rmSync(this.file, { force: true });
+    if (this.fd === undefined) return;
+    try {
+      fs.ftruncateSync(this.fd, 0);
+    } catch {
+      // the pid is only informative
+    }
+    fs.closeSync(this.fd);
+    this.fd = undefined;
   }
 }
 
@@ -65,6 +87,45 @@ export class KeyedMutex {
     } finally {
       release();
       if (this.tails.get(key) === tail) this.tails.delete(key);
+    }
+  }
+}
+
+/**
+ * Many holders of the shared side, or one of the exclusive side (image
+ * garbage collection against the pulls, loads and creates that add
+ * references to layers and blobs before anything records them). The shared
+ * side never waits for a waiting exclusive holder, so shared sections may
+ * nest; an exclusive waiter runs as soon as no shared holder is left.
+ */
+export class SharedLock {
+  private shared = 0;
+  private exclusiveHeld: Promise<void> | undefined;
+  private idle: (() => void)[] = [];
+
+  async withShared<T>(fn: () => Promise<T>): Promise<T> {
+    while (this.exclusiveHeld) await this.exclusiveHeld;
+    this.shared++;
+    try {
+      return await fn();
+    } finally {
+      if (--this.shared === 0) for (const wake of this.idle.splice(0)) wake();
+    }
+  }
+
+  async withExclusive<T>(fn: () => Promise<T>): Promise<T> {
+    for (;;) {
+      while (this.exclusiveHeld) await this.exclusiveHeld;
+      if (this.shared === 0) break;
+      await new Promise<void>((r) => this.idle.push(r));
+    }
+    let done!: () => void;
+    this.exclusiveHeld = new Promise((r) => (done = r));
+    try {
+      return await fn();
+    } finally {
+      this.exclusiveHeld = undefined;
+      done();
     }
   }
 }

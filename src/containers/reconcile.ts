@@ -4,7 +4,8 @@ import { log } from '../common/log.ts';
 import { joinedContainer } from './network.ts';
 import { startOnDaemonStart } from './restart.ts';
 import type { ContainerService } from './service.ts';
-import { isRunning } from './types.ts';
+import { type ContainerRecord, isRunning } from './types.ts';
+import type { ContainerState } from '../runtime/index.ts';
 
 /**
  * Brings the records in line with reality when the daemon starts. The
@@ -24,6 +25,11 @@ export async function reconcile(svc: ContainerService): Promise<{ running: numbe
       continue;
     }
     if (!isRunning(rec)) {
+      if (await finishInterruptedStart(svc, rec)) {
+        wasRunning.add(rec.id);
+        counts.running++;
+        continue;
+      }
       // A rootfs left mounted by a daemon that died between exit and cleanup.
       await svc.unmount(rec.id).catch(() => {}); // best effort: a mount that stays is found again by the next reconcile
       continue;
@@ -76,6 +82,44 @@ export async function reconcile(svc: ContainerService): Promise<{ running: numbe
     }
   }
   return counts;
+}
+
+/**
+ * A record that does not say running, for a container the runtime has: the
+ * daemon died between `runc create`/start and saving the record. runc is
+ * the truth. Started (running or paused): the start happened, so the record
+ * says so and the container is watched again, keeping its rootfs and
+ * address. Exited meanwhile: its exit is recorded and everything released.
+ * Created but never started: the start did not happen, so the runtime's
+ * container goes (with it conmon), and the caller releases rootfs, address
+ * and mounts as for any container that is not running. Returns whether the
+ * container is running now.
+ */
+async function finishInterruptedStart(svc: ContainerService, rec: ContainerRecord): Promise<boolean> {
+  // Only a start leaves conmon's directory (an exit removes it), so most records cost one stat.
+  if (!svc.driver.has(rec.id)) return false;
+  const info = await svc.driver.exitInfo(rec.id).catch(() => undefined);
+  let state: ContainerState | undefined;
+  if (!info) state = await svc.driver.state(rec.id).catch(() => undefined);
+  if (state && (state.status === 'running' || state.status === 'paused')) {
+    rec.state = { ...rec.state, Status: state.status, Pid: state.pid, ExitCode: 0, Error: '', StartedAt: state.created || new Date().toISOString(), OOMKilled: false };
+    rec.hasBeenStarted = true;
+    await svc.store.save(rec).catch(() => {});
+    svc.monitor(rec);
+    svc.health.start(rec);
+    log.info('adopted a container whose start the last daemon did not record', { id: rec.id });
+    return true;
+  }
+  if (info) {
+    rec.hasBeenStarted = true;
+    await svc.finalizeExit(rec, info);
+    return false;
+  }
+  await svc.driver.delete(rec.id, { force: true }).catch((e) => log.warn('removing a start cut short failed', { id: rec.id, error: String(e) }));
+  await svc.detachNetwork(rec).catch(() => {});
+  await svc.volumes.teardownContainerMounts(rec.id, rec.mounts ?? []).catch(() => {});
+  log.info('undid a start the last daemon did not finish', { id: rec.id, runtime: state?.status ?? 'unknown' });
+  return false;
 }
 
 /** Snapshots, runtime dirs and runc containers of IDs that have no record (a create or rm cut short). */

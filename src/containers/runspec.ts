@@ -16,6 +16,17 @@ export interface RunInputs {
   cgroupsPath: string;
   /** Volume, bind and tmpfs mounts from volumes/ setupContainerMounts, in order. */
   mounts?: Mount[];
+  defaults?: ContainerDefaults;
+}
+
+/**
+ * The daemon's defaults (dockerd's default-ulimits and default-pids-limit):
+ * a container's own ulimit of the same name wins, and a PidsLimit of its own
+ * (negative: unlimited) wins over the default; unset (null or 0) takes it.
+ */
+export interface ContainerDefaults {
+  ulimits?: { Name: string; Soft: number; Hard: number }[];
+  pidsLimit?: number;
 }
 
 /** Docker's `--tmpfs /run:rw,size=64m` options → an OCI tmpfs mount. */
@@ -100,7 +111,7 @@ export function runSpecOptions(rec: ContainerRecord, inp: RunInputs): RuntimeSpe
       cpuShares: h.CpuShares || undefined,
       cpusetCpus: h.CpusetCpus || undefined,
       cpusetMems: h.CpusetMems || undefined,
-      pidsLimit: h.PidsLimit ?? undefined,
+      pidsLimit: h.PidsLimit ? h.PidsLimit : inp.defaults?.pidsLimit,
       oomKillDisable: !!h.OomKillDisable,
       blkioWeight: typeof h.BlkioWeight === 'number' && h.BlkioWeight ? h.BlkioWeight : undefined,
     },
@@ -111,7 +122,8 @@ export function runSpecOptions(rec: ContainerRecord, inp: RunInputs): RuntimeSpe
     seccomp: sec.seccomp,
     unmaskPaths: sec.unmaskPaths,
     sysctls: h.Sysctls && Object.keys(h.Sysctls).length ? h.Sysctls : undefined,
-    rlimits: h.Ulimits.map((u) => ({ type: u.Name.startsWith('RLIMIT_') ? u.Name : `RLIMIT_${u.Name.toUpperCase()}`, soft: Number(u.Soft), hard: Number(u.Hard) })),
+    rlimits: [...h.Ulimits, ...(inp.defaults?.ulimits ?? []).filter((d) => !h.Ulimits.some((u) => u.Name === d.Name))]
+      .map((u) => ({ type: u.Name.startsWith('RLIMIT_') ? u.Name : `RLIMIT_${u.Name.toUpperCase()}`, soft: Number(u.Soft), hard: Number(u.Hard) })),
     init: h.Init ? true : undefined,
     shmSize: h.ShmSize,
     devices: h.Devices.map((d) => ({ hostPath: d.PathOnHost, containerPath: d.PathInContainer || undefined, permissions: d.CgroupPermissions || undefined })),

@@ -19,7 +19,10 @@ import { HealthMonitor } from './health.ts';
 import * as lifecycle from './lifecycle.ts';
 import { BasicNetworking, type ContainerNetworking, endpointsFromRequest, hostsContent, joinedContainer, resolvContent } from './network.ts';
 import { hasJoiners, joinNetwork, networkFiles, type RunNetwork } from './netshare.ts';
-import { runSpecOptions } from './runspec.ts';
+import { type ContainerDefaults, runSpecOptions } from './runspec.ts';
+import { crashPoint } from '../common/crashpoint.ts';
+
+export type { ContainerDefaults } from './runspec.ts';
 import { openDirIn } from './scoped.ts';
 import { ContainerStore } from './store.ts';
 import { checkAllowed } from './transitions.ts';
@@ -43,6 +46,7 @@ export interface ContainerServiceOptions {
   networking?: ContainerNetworking;
   /** Parent cgroup (cgroupfs path) of every container: <cgroupParent>/<id>. */
   cgroupParent?: string;
+  defaults?: ContainerDefaults;
 }
 
 /**
@@ -63,6 +67,8 @@ export class ContainerService {
   readonly execRoot: string;
   readonly networking: ContainerNetworking;
   readonly cgroupParent: string;
+  /** The daemon's default ulimits and pids limit, applied at each start as dockerd does. */
+  readonly defaults: ContainerDefaults;
   readonly volumes: VolumeService;
   readonly mutex = new KeyedMutex();
   /** exit:<id> (code) and removed:<id> (code) notifications for wait(). */
@@ -88,6 +94,7 @@ export class ContainerService {
     this.publish = o.events ?? (() => {});
     this.networking = new BasicNetworking(o.networking);
     this.cgroupParent = o.cgroupParent ?? '/keel';
+    this.defaults = o.defaults ?? {};
     this.volumes = o.volumes;
     this.execs = new ExecManager(this);
     this.health = new HealthMonitor(this);
@@ -129,7 +136,12 @@ export class ContainerService {
 
   // ---- create ---------------------------------------------------------------
 
-  async create(req: CreateRequest, name?: string): Promise<{ id: string; warnings: string[] }> {
+  /** Creates a container; image garbage collection waits until its snapshot exists (ImageService.lease). */
+  create(req: CreateRequest, name?: string): Promise<{ id: string; warnings: string[] }> {
+    return this.images.lease(() => this.createLeased(req, name));
+  }
+
+  private async createLeased(req: CreateRequest, name?: string): Promise<{ id: string; warnings: string[] }> {
     if (!req || typeof req !== 'object') throw new EngineError('INVALID_ARGUMENT', 'config cannot be empty in order to create a container');
     if (!req.Image || typeof req.Image !== 'string') throw new EngineError('INVALID_ARGUMENT', 'no image given: say which image to create the container from');
     const image = this.images.store.resolve(req.Image);
@@ -169,7 +181,7 @@ export class ContainerService {
     // Check everything the runtime spec would refuse now, so a bad flag is a 400 on create, not on start.
     buildSpec(runSpecOptions(rec, {
       rootfs: '/', user: { uid: 0, gid: 0, additionalGids: [], home: '/' }, cwd: '/', netns: 'private',
-      files: { hosts: '/etc/hosts', hostname: '/etc/hostname', resolv: '/etc/resolv.conf' }, cgroupsPath: this.cgroupPath(id),
+      files: { hosts: '/etc/hosts', hostname: '/etc/hostname', resolv: '/etc/resolv.conf' }, cgroupsPath: this.cgroupPath(id), defaults: this.defaults,
     }));
     rec.mounts = await this.volumes.prepareContainerMounts(id, mountInputFrom(hostConfig, config.Volumes, (c) => this.find(c).mounts ?? []));
     try {
@@ -242,7 +254,8 @@ export class ContainerService {
       // Set first: detach tolerates missing pieces, so it also undoes an attach that failed halfway.
       netAttached = true;
       const { namespace, files } = joinedContainer(rec.hostConfig.NetworkMode) !== undefined ? joinNetwork(this.store, rec) : await this.attachNetwork(rec);
-      const spec = buildSpec(runSpecOptions(rec, { rootfs, user, cwd, netns: namespace, files, cgroupsPath: this.cgroupPath(id), mounts: volumeMounts }));
+      crashPoint('after-network-attach');
+      const spec = buildSpec(runSpecOptions(rec, { rootfs, user, cwd, netns: namespace, files, cgroupsPath: this.cgroupPath(id), mounts: volumeMounts, defaults: this.defaults }));
       // Rewritten at every start, so no fsync: a crash just means the next start writes it again.
       await fsp.writeFile(path.join(rd, 'config.json'), specToJson(spec), { mode: 0o600 });
       const c = rec.config;
@@ -251,8 +264,10 @@ export class ContainerService {
       const leaveStdinOpen = c.OpenStdin && (!c.StdinOnce || c.Tty);
       const { pid } = await this.driver.create(id, rd, { tty: c.Tty, stdin: c.OpenStdin, leaveStdinOpen, name: rec.name, ...conmonLogOptions(rec.hostConfig, this.logPath(id)) });
       created = true;
+      crashPoint('after-runc-create');
       await this.connectPending(id);
       await this.driver.start(id);
+      crashPoint('after-runc-start');
       rec.state = { ...rec.state, Status: 'running', Pid: pid, ExitCode: 0, Error: '', StartedAt: new Date().toISOString(), OOMKilled: false };
     } catch (e) {
       this.failPending(id);

@@ -1,23 +1,25 @@
-import { randomBytes } from 'node:crypto';
-import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { EngineError, errnoCode } from '../common/errors.ts';
-import { mkdirp } from '../common/fs.ts';
+import { mkdirp, writeFileAtomic } from '../common/fs.ts';
 import { NAME_PATTERN } from '../common/ids.ts';
 import { log } from '../common/log.ts';
 import type { ContainerRecord } from './types.ts';
 
 /**
  * Container records in memory, backed by <dir>/<id>/config.json. Writes are
- * atomic (temp file + rename) but not fsynced: a record that lags behind
- * after a power loss is corrected by reconcile() from runc and conmon, which
- * are the truth about running state, so the hot path pays no fsync.
+ * atomic and durable (temp file, fsync, rename, fsync of the directory): a
+ * record must be on disk before runc is asked to create what it describes,
+ * or a crash leaves a container no restarted daemon knows of. The saves of
+ * one record run one after another and each writes the record as it is
+ * when its turn comes, so an older state never lands after a newer one.
  */
 export class ContainerStore {
   readonly dir: string;
   private readonly byId = new Map<string, ContainerRecord>();
   private readonly byName = new Map<string, string>();
+  /** The last queued save of each record. */
+  private readonly writes = new Map<string, Promise<void>>();
 
   constructor(dir: string) {
     this.dir = dir;
@@ -108,18 +110,18 @@ export class ContainerStore {
     await this.save(rec);
   }
 
-  async save(rec: ContainerRecord): Promise<void> {
-    const file = path.join(this.containerDir(rec.id), 'config.json');
-    const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp`;
-    await fsp.writeFile(tmp, JSON.stringify(rec), { mode: 0o600 });
-    await fsp.rename(tmp, file);
+  save(rec: ContainerRecord): Promise<void> {
+    const prev = this.writes.get(rec.id) ?? Promise.resolve();
+    const mine = prev.catch(() => {}).then(() => this.write(rec));
+    this.writes.set(rec.id, mine);
+    mine.finally(() => this.writes.get(rec.id) === mine && this.writes.delete(rec.id)).catch(() => {});
+    return mine;
   }
 
-  saveSync(rec: ContainerRecord): void {
-    const file = path.join(this.containerDir(rec.id), 'config.json');
-    const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp`;
-    fs.writeFileSync(tmp, JSON.stringify(rec), { mode: 0o600 });
-    fs.renameSync(tmp, file);
+  private async write(rec: ContainerRecord): Promise<void> {
+    // A record removed while this save waited stays removed.
+    if (!this.byId.has(rec.id)) return;
+    await writeFileAtomic(path.join(this.containerDir(rec.id), 'config.json'), JSON.stringify(rec));
   }
 
   forget(rec: ContainerRecord): void {
@@ -130,6 +132,7 @@ export class ContainerStore {
   /** Drops the record and its directory (logs, hosts files) for good. */
   async remove(rec: ContainerRecord): Promise<void> {
     this.forget(rec);
+    await this.writes.get(rec.id)?.catch(() => {});
     await fsp.rm(this.containerDir(rec.id), { recursive: true, force: true });
   }
 }

@@ -17,7 +17,7 @@ import { saveImages } from '../images/save.ts';
 import { type RemoveResult, ImageService } from '../images/service.ts';
 import type { ImageRecord } from '../images/store.ts';
 import { type CreateNetworkOptions, type EndpointOptions, NetworkManager, type NetworkFilters, type NetworkManagerOptions } from '../network/index.ts';
-import { ContainerService } from '../containers/service.ts';
+import { type ContainerDefaults, ContainerService } from '../containers/service.ts';
 import { type OciRuntime, RuntimeDriver, runcAdvisories, runcVersion } from '../runtime/index.ts';
 import { type VolumeService, volumeService } from '../volumes/index.ts';
 import type { ExecManager } from '../containers/exec.ts';
@@ -57,6 +57,12 @@ export interface EngineOptions {
   cgroupParent?: string;
   /** The OCI runtime (default: runc under conmon, with its state under execRoot); tests pass a fake. */
   runtime?: OciRuntime;
+  /** Log driver and options of containers that name none (daemon.json log-driver/log-opts, dockerd's LogConfig shape). */
+  defaultLogConfig?: { Type: string; Config: Record<string, string> };
+  /** Limits of containers that set none themselves (daemon.json default-ulimits, default-pids-limit). */
+  containerDefaults?: ContainerDefaults;
+  /** Bounds on what one layer and one image may unpack to (daemon --max-layer-size/--max-image-size). */
+  imageLimits?: { maxLayerBytes?: number; maxImageBytes?: number };
 }
 
 /** An image with what docker shows of it. */
@@ -112,14 +118,17 @@ export class Engine implements AsyncDisposable {
   readonly builder: Builder;
   /** Problems with this host's setup, shown by `docker info` (e.g. a runc with known escapes). */
   readonly warnings: string[] = [];
+  /** The daemon's default log driver for containers that name none (undefined: keel's built-in default). */
+  readonly defaultLogConfig?: { Type: string; Config: Record<string, string> };
   private lock?: RootLock;
   private closed = false;
 
   constructor(opts: EngineOptions = {}) {
     this.dataRoot = path.resolve(opts.dataRoot ?? '/var/lib/keel');
     this.execRoot = path.resolve(opts.execRoot ?? '/run/keel');
-    this.images = new ImageService(this.dataRoot);
+    this.images = new ImageService(this.dataRoot, opts.imageLimits);
     this.registries = new RegistryHosts(opts.registries);
+    this.defaultLogConfig = opts.defaultLogConfig;
     this.networks = new NetworkManager({
       dataDir: path.join(this.dataRoot, 'network'), runDir: path.join(this.execRoot, 'network'), netnsDir: path.join(this.execRoot, 'netns'),
       ...opts.network,
@@ -134,6 +143,7 @@ export class Engine implements AsyncDisposable {
       runtime: this.runtime,
       volumes: this.volumes,
       cgroupParent: opts.cgroupParent,
+      defaults: opts.containerDefaults,
       networking: new BridgeNetworking(this.networks, (action, id, attrs) => this.events.publish('network', action, id, attrs)),
       events: (action, rec, extra) => {
         this.events.publish('container', action, rec.id, { ...rec.config.Labels, image: rec.config.Image, name: rec.name, ...extra });

@@ -1,5 +1,4 @@
 import type { Readable } from 'node:stream';
-import { DEFAULT_MAX_BYTES } from '../archive/apply.ts';
 import { decompress } from '../archive/compress.ts';
 import { EngineError } from '../common/errors.ts';
 import type { Digest } from '../oci/digest.ts';
@@ -31,14 +30,19 @@ export interface NewLayerImageOptions {
  * base) and `docker commit` (the container's upper dir as the layer). The
  * layer is stored uncompressed, so its blob digest is its diff_id.
  */
-export async function createLayerImage(images: ImageService, opts: NewLayerImageOptions): Promise<ImageRecord> {
+export function createLayerImage(images: ImageService, opts: NewLayerImageOptions): Promise<ImageRecord> {
+  return images.lease(() => createLeased(images, opts));
+}
+
+/** createLayerImage's work, with garbage collection held off (ImageService.lease). */
+async function createLeased(images: ImageService, opts: NewLayerImageOptions): Promise<ImageRecord> {
   const name = opts.ref ? formatReference(parseReference(opts.ref)) : undefined;
   if (name && parseReference(opts.ref!).digest) throw new EngineError('INVALID_ARGUMENT', `refusing to tag with a digest reference: ${opts.ref}`);
   const baseConfig: ImageConfig | undefined = opts.base ? await images.config(opts.base) : undefined;
   let runConfig = opts.config ?? baseConfig?.config ?? {};
   if (opts.changes?.length) runConfig = applyChanges(runConfig, opts.changes);
   // The same bound as any layer: a decompression bomb fails here instead of filling the disk.
-  const diffId: Digest = await images.content.putStream(decompress(opts.layer, 'auto'), { maxSize: DEFAULT_MAX_BYTES }, opts.signal);
+  const diffId: Digest = await images.content.putStream(decompress(opts.layer, 'auto'), { maxSize: images.limits.maxLayerBytes }, opts.signal);
   const size = await images.content.size(diffId);
   const now = new Date().toISOString();
   const platform = hostPlatform();

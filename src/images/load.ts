@@ -4,7 +4,7 @@ import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tarStream from 'tar-stream';
 import { EngineError } from '../common/errors.ts';
-import { applyLayer, DEFAULT_MAX_BYTES } from '../archive/apply.ts';
+import { applyLayer } from '../archive/apply.ts';
 import { decompress } from '../archive/compress.ts';
 import { type Digest, parseDigest, sha256 } from '../oci/digest.ts';
 import { isIndexType, MediaType } from '../oci/mediatypes.ts';
@@ -38,6 +38,22 @@ export interface LoadResult {
  * Nothing is registered unless the whole image checks out.
  */
 export async function loadArchive(images: ImageService, source: Readable, opts: { signal?: AbortSignal } = {}): Promise<LoadResult> {
+  const state = { stray: false };
+  try {
+    return await images.lease(() => loadLeased(images, source, opts, state));
+  } catch (e) {
+    state.stray = true;
+    throw e;
+  } finally {
+    // Blobs of a failed load, or of members no image used, are referenced by nothing: collect them now.
+    if (state.stray) await images.gc().catch(() => {});
+  }
+}
+
+/** loadArchive's work, with garbage collection held off (ImageService.lease). */
+async function loadLeased(images: ImageService, source: Readable, opts: { signal?: AbortSignal }, state: { stray: boolean }): Promise<LoadResult> {
+  const maxLayer = images.limits.maxLayerBytes;
+  const stored = new Set<Digest>();
   const files = new Map<string, Entry>();
   const preApplied = new Map<Digest, PreApplied>();
   const links = new Map<string, string>();
@@ -53,7 +69,7 @@ export async function loadArchive(images: ImageService, source: Readable, opts: 
         links.set(name, archivePath(path.posix.join(path.posix.dirname(name), h.linkname)) ?? '');
       } else if (h.type === 'file' && name) {
         const size = h.size ?? 0;
-        if (size > DEFAULT_MAX_BYTES) throw new EngineError('INVALID_ARGUMENT', `archive member ${JSON.stringify(name)} is ${size} bytes, over the ${DEFAULT_MAX_BYTES}-byte layer limit`);
+        if (size > maxLayer) throw new EngineError('INVALID_ARGUMENT', `archive member ${JSON.stringify(name)} is ${size} bytes, over the ${maxLayer}-byte layer limit`);
         if (size <= SMALL_FILE) {
           small += size;
           if (small > MAX_SMALL_TOTAL) throw new EngineError('INVALID_ARGUMENT', 'archive has too much metadata (small files over 64 MiB)');
@@ -63,9 +79,16 @@ export async function loadArchive(images: ImageService, source: Readable, opts: 
           files.set(name, { kind: 'mem', data, digest: sha256(data) });
           continue;
         }
-        const { digest, applied } = await storeAndUnpack(images, entry as AsyncIterable<Uint8Array>, size, opts.signal);
-        files.set(name, { kind: 'blob', digest, size });
-        if (applied) preApplied.set(digest, applied);
+        // Unpacked while read only when a manifest read before it names it: a member no image uses is
+        // never unpacked (a hostile archive could carry any amount of it). Others unpack at register.
+        if (layersNamedBy(files)?.has(name)) {
+          const { digest, applied } = await storeAndUnpack(images, entry as AsyncIterable<Uint8Array>, size, opts.signal);
+          files.set(name, { kind: 'blob', digest, size });
+          if (applied) preApplied.set(digest, applied);
+        } else {
+          files.set(name, { kind: 'blob', digest: await images.content.putStream(entry as unknown as Readable, { size }, opts.signal), size });
+        }
+        stored.add(files.get(name)!.digest as Digest);
         continue;
       }
       entry.resume();
@@ -90,13 +113,16 @@ export async function loadArchive(images: ImageService, source: Readable, opts: 
     return undefined;
   };
   try {
-    if (files.has('manifest.json')) return await loadDockerArchive(images, lookup, preApplied, opts.signal);
-    if (files.has('index.json')) return await loadOciLayout(images, lookup, preApplied, opts.signal);
-    if (files.has('repositories')) {
+    let res: LoadResult;
+    if (files.has('manifest.json')) res = await loadDockerArchive(images, lookup, preApplied, opts.signal);
+    else if (files.has('index.json')) res = await loadOciLayout(images, lookup, preApplied, opts.signal);
+    else if (files.has('repositories')) {
       const helpers = { bytesOf: (e: Entry, max?: number) => bytesOf(images, e, max), asBlob: (e: Entry, t: string) => asBlob(images, e, t), layerType: (e: Entry) => layerType(images, e) };
-      return await loadLegacyArchive(images, lookup, preApplied, helpers, opts.signal);
-    }
-    throw new EngineError('INVALID_ARGUMENT', 'invalid image archive: neither manifest.json (docker save), index.json (OCI layout) nor repositories (legacy docker save) found');
+      res = await loadLegacyArchive(images, lookup, preApplied, helpers, opts.signal);
+    } else throw new EngineError('INVALID_ARGUMENT', 'invalid image archive: neither manifest.json (docker save), index.json (OCI layout) nor repositories (legacy docker save) found');
+    const used = new Set(res.images.flatMap((r) => [r.id, r.manifest.digest, ...r.layers.map((l) => l.digest)]));
+    state.stray = [...stored].some((d) => !used.has(d));
+    return res;
   } finally {
     // Trees of layers that were present already, or did not match a diff_id.
     for (const p of preApplied.values()) await images.snapshots.discardScratch(p.dir);
@@ -115,7 +141,7 @@ async function storeAndUnpack(images: ImageService, entry: AsyncIterable<Uint8Ar
   const toApply = new PassThrough();
   const scratch = await images.snapshots.scratchDir();
   let applyFailed = false;
-  const applying = applyLayer(scratch, toApply, { compression: 'auto', signal }).catch(() => {
+  const applying = applyLayer(scratch, toApply, { compression: 'auto', signal, maxUncompressedBytes: images.limits.maxLayerBytes }).catch(() => {
     applyFailed = true;
     toApply.resume(); // keep draining so the blob still gets stored
     return undefined;
@@ -144,6 +170,18 @@ async function storeAndUnpack(images: ImageService, entry: AsyncIterable<Uint8Ar
   } catch (e) {
     await images.snapshots.discardScratch(scratch);
     throw e;
+  }
+}
+
+/** The layer members a manifest.json already read names, or undefined when none was read yet. */
+function layersNamedBy(files: Map<string, Entry>): Set<string> | undefined {
+  const m = files.get('manifest.json');
+  if (m?.kind !== 'mem') return undefined;
+  try {
+    const list = JSON.parse(m.data.toString('utf8')) as DockerManifestEntry[];
+    return new Set(list.flatMap((e) => (Array.isArray(e?.Layers) ? e.Layers : [])).map((l) => (typeof l === 'string' ? archivePath(l) : undefined)).filter((l): l is string => !!l));
+  } catch {
+    return undefined;
   }
 }
 

@@ -45,9 +45,14 @@ function lockFor(images: ImageService): KeyedMutex {
  * worker thread per layer, archive/offthread.ts) while the compressed bytes
  * go to the content store; a layer is committed only
  * once its blob digest and its diff_id both check out, and the image is
- * registered only when every layer is in place.
+ * registered only when every layer is in place. Garbage collection waits
+ * until then (ImageService.lease).
  */
-export async function pullImage(images: ImageService, registries: RegistryHosts, ref: string, opts: PullOptions = {}): Promise<ImageRecord> {
+export function pullImage(images: ImageService, registries: RegistryHosts, ref: string, opts: PullOptions = {}): Promise<ImageRecord> {
+  return images.lease(() => pullLeased(images, registries, ref, opts));
+}
+
+async function pullLeased(images: ImageService, registries: RegistryHosts, ref: string, opts: PullOptions): Promise<ImageRecord> {
   const parsed = parseReference(ref, { defaultTag: !opts.allTags });
   if (!opts.allTags) return pullOne(images, registries, parsed, opts, false);
   if (parsed.tag || parsed.digest) throw new EngineError('INVALID_ARGUMENT', 'tag can\'t be used with --all-tags/-a');
@@ -182,7 +187,9 @@ async function pullLayers(images: ImageService, registries: RegistryHosts, r: Re
   const announced = new Set<string>();
   for (let i = 0; i < chain.length; i++) {
     const id = shortId(r.manifest.layers[i]!.digest);
-    if (await images.snapshots.hasLayer(chain[i]!)) {
+    // The blob too: an image is saved and pushed from its blobs, and gc drops the blob of a layer
+    // only a container (not an image) still uses.
+    if ((await images.snapshots.hasLayer(chain[i]!)) && (await images.content.has(r.manifest.layers[i]!.digest))) {
       if (!announced.has(id)) emit(layerStatus('Already exists', id));
     } else {
       todo.push(i);
@@ -220,7 +227,8 @@ async function pullLayer(
   // Foreign (non-distributable) layers are fetched from the registry like any
   // other: their `urls` point at hosts the user never chose to trust.
   await lockFor(images).run(desc.digest, async () => {
-    if (await images.snapshots.hasLayer(chainId)) return emit(layerStatus('Pull complete', id));
+    const haveLayer = await images.snapshots.hasLayer(chainId);
+    if (haveLayer && (await images.content.has(desc.digest))) return emit(layerStatus('Pull complete', id));
     const report = throttled(100, (n) => emit(progressMessage('Downloading', id, n, desc.size)));
     const finishedDownload = () => {
       emit(layerStatus('Verifying Checksum', id));
@@ -228,7 +236,7 @@ async function pullLayer(
     };
     if (!(await images.content.has(desc.digest))) {
       const w = await images.content.writer({ digest: desc.digest, size: desc.size }, { resume: true });
-      if (w.offset === 0) return streamLayer(images, r, desc, diffId, chainId, parent, w, signal, emit, report, finishedDownload);
+      if (w.offset === 0 && !haveLayer) return streamLayer(images, r, desc, diffId, chainId, parent, w, signal, emit, report, finishedDownload);
       // A partial blob from an earlier pull: its first bytes are on disk, not
       // in a stream, so finish the blob, then unpack it from the store.
       try {
@@ -268,7 +276,7 @@ async function streamLayer(
   };
   await images.snapshots.createLayer({ chainId, diffId, parent }, async (dir) => {
     const pass = new PassThrough({ highWaterMark: 4 << 20 });
-    const extract = applyLayerOffThread(dir, pass, { compression: compression === 'none' || !compression ? 'auto' : compression, signal: inner });
+    const extract = applyLayerOffThread(dir, pass, { compression: compression === 'none' || !compression ? 'auto' : compression, signal: inner, maxUncompressedBytes: images.limits.maxLayerBytes });
     const download = (async () => {
       try {
         await downloadBlob(r.client, desc, w, { signal: inner, sink: pass, sinkDone: extract, onBytes: report });

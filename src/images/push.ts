@@ -25,7 +25,12 @@ export interface PushOptions {
  * image was pulled or built with. Local-only failures (no such tag) throw
  * before the first progress message.
  */
-export async function pushImage(images: ImageService, registries: RegistryHosts, ref: string, opts: PushOptions = {}): Promise<void> {
+export function pushImage(images: ImageService, registries: RegistryHosts, ref: string, opts: PushOptions = {}): Promise<void> {
+  return images.lease(() => pushLeased(images, registries, ref, opts));
+}
+
+/** pushImage's work; garbage collection waits, so no blob it reads goes under it (ImageService.lease). */
+async function pushLeased(images: ImageService, registries: RegistryHosts, ref: string, opts: PushOptions): Promise<void> {
   const parsed = parseReference(ref, { defaultTag: !opts.allTags });
   if (opts.allTags && parsed.tag) throw new EngineError('INVALID_ARGUMENT', 'tag can\'t be used with --all-tags/-a');
   if (parsed.digest) throw new EngineError('INVALID_ARGUMENT', `cannot push a digest reference (${ref}): push a tag`);

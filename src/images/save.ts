@@ -37,7 +37,9 @@ export function saveImages(images: ImageService, refs: string[], signal?: AbortS
     selected.set(rec.id, entry);
   }
   const pack = tarStream.pack();
-  (async () => {
+  // Garbage collection waits until the archive is written or abandoned (the lease starts now, before
+  // this returns, so no removal after the resolve above can delete a blob the archive still needs).
+  const write = async () => {
     const written = new Set<string>();
     const manifestJson: { Config: string; RepoTags: string[] | null; Layers: string[] }[] = [];
     const repositories: Record<string, Record<string, string>> = {};
@@ -94,7 +96,11 @@ export function saveImages(images: ImageService, refs: string[], signal?: AbortS
     await add('manifest.json', Buffer.from(JSON.stringify(manifestJson)));
     if (Object.keys(repositories).length) await add('repositories', Buffer.from(JSON.stringify(repositories)));
     pack.finalize();
-  })().catch((e) => pack.destroy(e));
+  };
+  images.lease(() => new Promise<void>((resolve, reject) => {
+    pack.once('close', () => resolve());
+    write().then(resolve, reject);
+  })).catch((e) => pack.destroy(e));
   return Readable.from(pack);
 }
 

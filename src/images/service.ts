@@ -1,9 +1,9 @@
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { EngineError } from '../common/errors.ts';
-import { KeyedMutex } from '../common/lock.ts';
+import { KeyedMutex, SharedLock } from '../common/lock.ts';
 import { ContentStore } from '../content/store.ts';
-import { applyLayer } from '../archive/apply.ts';
+import { applyLayer, DEFAULT_MAX_BYTES } from '../archive/apply.ts';
 import type { Digest } from '../oci/digest.ts';
 import { layerCompression, MediaType } from '../oci/mediatypes.ts';
 import { formatReference, parseReference } from '../oci/reference.ts';
@@ -42,13 +42,20 @@ export interface RemoveResult {
  * an image (pull, load, import, commit, build) ends in `register`, which
  * unpacks missing layers and writes the record last.
  */
+/** Default bound on all layers of one image together, uncompressed. */
+export const DEFAULT_MAX_IMAGE_BYTES = 256 * 1024 ** 3;
+
 export class ImageService {
   readonly content: ContentStore;
   readonly snapshots: Snapshotter;
   readonly store: ImageStore;
   private readonly unpackMutex = new KeyedMutex();
+  private readonly gcLock = new SharedLock();
+  /** Uncompressed bytes one layer, and all layers of one image, may unpack to (a pull, load, import or commit over them fails). */
+  readonly limits: { maxLayerBytes: number; maxImageBytes: number };
 
-  constructor(dataRoot: string) {
+  constructor(dataRoot: string, limits: { maxLayerBytes?: number; maxImageBytes?: number } = {}) {
+    this.limits = { maxLayerBytes: limits.maxLayerBytes ?? DEFAULT_MAX_BYTES, maxImageBytes: limits.maxImageBytes ?? DEFAULT_MAX_IMAGE_BYTES };
     this.content = new ContentStore(path.join(dataRoot, 'content'));
     this.snapshots = new Snapshotter(path.join(dataRoot, 'overlay'));
     this.store = new ImageStore(path.join(dataRoot, 'images'));
@@ -79,11 +86,22 @@ export class ImageService {
           return { diffId: pre.diffId, size: pre.size };
         }
         const compression = layerCompression(blob.mediaType) ?? 'auto';
-        const r = await applyLayer(dir, this.content.openRead(blob.digest), { compression: compression === 'none' ? 'auto' : compression, signal });
+        const r = await applyLayer(dir, this.content.openRead(blob.digest), { compression: compression === 'none' ? 'auto' : compression, signal, maxUncompressedBytes: this.limits.maxLayerBytes });
         return { diffId: r.diffId, size: r.size };
       });
       return meta.size;
     });
+  }
+
+  /**
+   * Runs `fn` with garbage collection held off. Everything that adds
+   * references (a pull, load, import or commit until its image is
+   * registered, a container create until its snapshot exists) holds one:
+   * before its record is written, nothing else says its blobs and layers
+   * are wanted, and gc would delete them under it.
+   */
+  lease<T>(fn: () => Promise<T>): Promise<T> {
+    return this.gcLock.withShared(fn);
   }
 
   /** Registers an image whose config and layer blobs are in the content store. */
@@ -101,6 +119,9 @@ export class ImageService {
         throw new EngineError('NOT_FOUND', `layer ${opts.layers[i]!.digest} is missing from the content store`);
       }
       size += await this.unpackLayer(opts.layers[i]!, diffIds[i]!, chain[i]!, i ? chain[i - 1]! : null, opts.signal, opts.preApplied);
+      if (size > this.limits.maxImageBytes) {
+        throw new EngineError('INVALID_ARGUMENT', `image is larger than the ${this.limits.maxImageBytes}-byte limit uncompressed (its first ${i + 1} layers are ${size} bytes): refusing it`);
+      }
     }
     const manifest = opts.manifest ?? (await this.writeManifest(opts.config, configDigest, opts.layers));
     if (opts.manifest) await this.content.put(opts.manifest.bytes, { digest: opts.manifest.descriptor.digest });
@@ -192,8 +213,10 @@ export class ImageService {
    * still needed by containers whose images were force-removed.
    */
   async gc(keepLayers: Iterable<Digest> = []): Promise<{ layers: number; blobs: number; bytes: number }> {
-    return this.unpackMutex.run('gc', async () => {
+    return this.gcLock.withExclusive(() => this.unpackMutex.run('gc', async () => {
       const liveLayers = new Set<Digest>(keepLayers);
+      // Containers' snapshots keep their layers even when their image record is gone.
+      for (const key of await this.snapshots.listActive()) for (const c of (await this.snapshots.chainOf(key)) ?? []) liveLayers.add(c);
       const liveBlobs = new Set<Digest>();
       for (const rec of this.store.list()) {
         rec.chainIds.forEach((c) => liveLayers.add(c));
@@ -217,7 +240,7 @@ export class ImageService {
         blobs++;
       }
       return { layers, blobs, bytes };
-    });
+    }));
   }
 }
 

@@ -123,8 +123,9 @@ export class RepositoryClient {
     for (let attempt = 0; ; attempt++) {
       const authz = await this.authorization(spec.signal);
       let res: IncomingMessage;
+      let from: URL;
       try {
-        res = await this.once(spec, authz);
+        ({ res, url: from } = await this.once(spec, authz));
       } catch (e) {
         if (spec.retry && attempt < this.hosts.opts.retries && isTransientNetworkError(e)) {
           await this.backoff(attempt, undefined, spec.signal);
@@ -133,6 +134,12 @@ export class RepositoryClient {
         throw wrapNetwork(e, this.host, `${spec.method} ${spec.what}`);
       }
       const status = res.statusCode ?? 0;
+      if (status === 401 && from.origin !== this.endpoint.base.origin) {
+        // A server the registry redirected to wants credentials. Its challenge is not the
+        // registry's: taking it would send the user's password to a realm that server chose.
+        await drain(res);
+        throw new EngineError('UNAUTHORIZED', `${spec.method} ${spec.what}: ${this.host} redirected to ${from.host}, which asked for credentials; keel sends credentials only to ${this.host} and the token server it names`);
+      }
       if (status === 401 && authFailures === 0 && !this.auth?.registrytoken) {
         // A token for fewer scopes, an expired one, or a challenge that changed: learn and retry once.
         authFailures++;
@@ -156,7 +163,8 @@ export class RepositoryClient {
     }
   }
 
-  private async once(spec: RequestSpec, authz: string | undefined): Promise<IncomingMessage> {
+  /** One request and its redirects; `url` is where the final answer came from. */
+  private async once(spec: RequestSpec, authz: string | undefined): Promise<{ res: IncomingMessage; url: URL }> {
     let url = spec.path.includes('://') ? new URL(spec.path) : new URL(`/v2/${this.path}/${spec.path}`, this.endpoint.base);
     if (url.origin !== this.endpoint.base.origin && !spec.path.includes('://')) throw new EngineError('INTERNAL', 'bad registry path');
     let method = spec.method;
@@ -166,7 +174,7 @@ export class RepositoryClient {
       if (authz && sameHost) headers.authorization = authz;
       const res = await httpRequest(url, { ...this.http(spec.signal), method, headers, body: hop === 0 ? spec.body?.() : undefined });
       const status = res.statusCode ?? 0;
-      if (!spec.redirects || ![301, 302, 303, 307, 308].includes(status)) return res;
+      if (!spec.redirects || ![301, 302, 303, 307, 308].includes(status)) return { res, url };
       await drain(res);
       const loc = header(res, 'location');
       if (!loc || hop >= 5) throw new EngineError('UNAVAILABLE', `${this.host}: too many or empty redirects for ${spec.what}`);

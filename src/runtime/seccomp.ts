@@ -15,7 +15,7 @@ export const DEFAULT_PROFILE_PATH = '/usr/share/containers/seccomp.json';
 const MAX_PROFILE_BYTES = 1 << 20;
 const MAX_RULES = 4096;
 
-interface ProfileRule {
+export interface ProfileRule {
   name?: string;
   names?: string[];
   action: string;
@@ -206,54 +206,94 @@ function readKernelConfig(): string | undefined {
   return undefined;
 }
 
-/**
- * Syscalls Docker's profile allows only with CAP_SYS_ADMIN (or CAP_SYSLOG)
- * but the 2022 containers-common profile allows to everyone: namespace and
- * mount creation from inside a container is the usual first step of a
- * kernel exploit. Without the cap they fail with EPERM, as in Docker.
- */
-const ADMIN_ONLY = [
-  'mount', 'umount', 'umount2', 'unshare', 'pivot_root', 'mount_setattr', 'open_tree', 'move_mount', 'fsopen',
-  'fsconfig', 'fsmount', 'fspick', 'name_to_handle_at', 'quotactl', 'quotactl_fd', 'setdomainname', 'sethostname',
-];
-/** CLONE_NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET, as in Docker's clone rule. */
-const CLONE_NS_FLAGS = 0x7e020000;
 const EPERM = 1;
 const ENOSYS = 38;
+const ALLOW = 'SCMP_ACT_ALLOW';
+/** CLONE_NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET: clone may not create namespaces without CAP_SYS_ADMIN. */
+const CLONE_NS_FLAGS = 0x7e020000;
+/** AF_ALG (38, the kernel crypto API) and AF_VSOCK (40, host/hypervisor sockets): kernel attack surface moby blocks. */
+const AF_ALG = 38;
+const AF_VSOCK = 40;
 
-export function tightenLikeDocker(sc: Seccomp, caps: readonly string[], arch = process.arch): Seccomp {
-  const removed = new Set<string>();
-  if (!caps.includes('CAP_SYS_ADMIN')) for (const n of [...ADMIN_ONLY, 'clone', 'clone3']) removed.add(n);
-  if (!caps.includes('CAP_SYSLOG')) removed.add('syslog');
-  if (removed.size === 0) return sc;
-  const syscalls: SeccompSyscall[] = [];
-  for (const r of sc.syscalls ?? []) {
-    if (r.action === 'SCMP_ACT_ALLOW' && !r.args?.length) {
-      const names = r.names.filter((n) => !removed.has(n));
-      if (names.length) syscalls.push({ ...r, names });
-    } else if (r.action === 'SCMP_ACT_ALLOW' && r.names.some((n) => removed.has(n))) {
-      // Conditional allows of a removed syscall are dropped with it.
-      const names = r.names.filter((n) => !removed.has(n));
-      if (names.length) syscalls.push({ ...r, names });
-    } else syscalls.push(r);
+/**
+ * keel's own rules over the 2022 containers-common profile: every place where
+ * moby's current default profile (github.com/moby/profiles seccomp/default.json,
+ * head of 2026-06-30, which docker 28/29 load) decides a syscall differently.
+ * Each name listed here drops every rule the loaded profile has for it, and
+ * these rules (same conditional format) replace them. Unknown syscalls fail
+ * with EPERM as in moby (defaultErrnoRet 1; the 2022 profile says ENOSYS),
+ * so a rule that only denies with EPERM means "not allowed to anyone".
+ */
+export const KEEL_RULES: readonly ProfileRule[] = [
+  // Syscalls of kernels 5.16-6.13 the 2022 profile does not know, and two it denies that moby allows.
+  {
+    names: ['cachestat', 'fchmodat2', 'futex_requeue', 'futex_wait', 'futex_waitv', 'futex_wake', 'getxattrat', 'io_pgetevents',
+      'io_pgetevents_time64', 'listmount', 'listxattrat', 'map_shadow_stack', 'mseal', 'removexattrat', 'riscv_hwprobe', 'setxattrat',
+      'statmount', 'uretprobe', 'vmsplice'],
+    action: ALLOW,
+  },
+  // Every socket family but AF_ALG and AF_VSOCK (the 2022 profile allows all of them).
+  { names: ['socket'], action: ALLOW, args: [{ index: 0, value: AF_ALG, op: 'SCMP_CMP_LT' }] },
+  { names: ['socket'], action: ALLOW, args: [{ index: 0, value: AF_ALG + 1, op: 'SCMP_CMP_EQ' }] },
+  { names: ['socket'], action: ALLOW, args: [{ index: 0, value: AF_VSOCK, op: 'SCMP_CMP_GT' }] },
+  // Namespace, mount and kernel-facing calls only with CAP_SYS_ADMIN (the 2022 profile allows most to everyone).
+  {
+    names: ['bpf', 'clone', 'clone3', 'fanotify_init', 'fsconfig', 'fsmount', 'fsopen', 'fspick', 'lookup_dcookie', 'lsm_get_self_attr',
+      'lsm_list_modules', 'lsm_set_self_attr', 'mount', 'mount_setattr', 'move_mount', 'open_tree', 'perf_event_open', 'quotactl',
+      'quotactl_fd', 'setdomainname', 'sethostname', 'setns', 'syslog', 'umount', 'umount2', 'unshare'],
+    action: ALLOW,
+    includes: { caps: ['CAP_SYS_ADMIN'] },
+  },
+  { names: ['clone'], action: ALLOW, args: [{ index: 0, value: CLONE_NS_FLAGS, op: 'SCMP_CMP_MASKED_EQ' }], excludes: { caps: ['CAP_SYS_ADMIN'], arches: ['s390', 's390x'] } },
+  // s390 swaps clone's first two arguments.
+  { names: ['clone'], action: ALLOW, args: [{ index: 1, value: CLONE_NS_FLAGS, op: 'SCMP_CMP_MASKED_EQ' }], includes: { arches: ['s390', 's390x'] }, excludes: { caps: ['CAP_SYS_ADMIN'] } },
+  // clone3 passes its flags in a struct seccomp cannot read: ENOSYS makes libc fall back to clone.
+  { names: ['clone3'], action: 'SCMP_ACT_ERRNO', errnoRet: ENOSYS, excludes: { caps: ['CAP_SYS_ADMIN'] } },
+  { names: ['bpf'], action: ALLOW, includes: { caps: ['CAP_BPF'] } },
+  { names: ['perf_event_open'], action: ALLOW, includes: { caps: ['CAP_PERFMON'] } },
+  { names: ['syslog'], action: ALLOW, includes: { caps: ['CAP_SYSLOG'] } },
+  { names: ['reboot'], action: ALLOW, includes: { caps: ['CAP_SYS_BOOT'] } },
+  { names: ['process_vm_readv', 'process_vm_writev', 'ptrace'], action: ALLOW, includes: { minKernel: '4.8' } },
+  { names: ['kcmp', 'pidfd_getfd', 'process_madvise', 'process_vm_readv', 'process_vm_writev', 'ptrace'], action: ALLOW, includes: { caps: ['CAP_SYS_PTRACE'] } },
+  { names: ['get_mempolicy', 'mbind', 'set_mempolicy', 'set_mempolicy_home_node'], action: ALLOW, includes: { caps: ['CAP_SYS_NICE'] } },
+  { names: ['swapcontext'], action: ALLOW, includes: { arches: ['ppc64le'] } },
+  { names: ['riscv_flush_icache'], action: ALLOW, includes: { arches: ['riscv64'] } },
+  // Allowed to no one: the kernel keyring is not namespaced (keys leak across containers), pivot_root
+  // and query_module have no use in a container, the rest are multiplexers or ABIs x86-64 lacks.
+  {
+    names: ['keyctl', 'add_key', 'request_key', 'pivot_root', 'query_module', 'readdir', 'sigaction', 'signal', 'sigpending', 'sigsuspend',
+      'syscall', 'timerfd'],
+    action: 'SCMP_ACT_ERRNO',
+    errnoRet: EPERM,
+  },
+];
+
+/** A profile with `rules` in place of every rule it has for the names they list, and moby's default errno. */
+export function overrideProfile(profile: Profile, rules: readonly ProfileRule[], defaultErrnoRet = EPERM): Profile {
+  const replaced = new Set(rules.flatMap((r) => r.names ?? (r.name ? [r.name] : [])));
+  const kept: ProfileRule[] = [];
+  for (const r of profile.syscalls ?? []) {
+    const names = (r.names ?? (r.name ? [r.name] : [])).filter((n) => !replaced.has(n));
+    if (names.length) kept.push({ ...r, name: undefined, names });
   }
-  const eperm = [...removed].filter((n) => n !== 'clone' && n !== 'clone3');
-  // Drop any earlier conditional ERRNO rule for these names so each name has one unconditional rule.
-  const cleaned = syscalls
-    .map((r) => (r.args?.length ? r : { ...r, names: r.names.filter((n) => !eperm.includes(n)) }))
-    .filter((r) => r.names.length > 0);
-  cleaned.push({ names: eperm, action: 'SCMP_ACT_ERRNO', errnoRet: EPERM });
-  if (removed.has('clone')) {
-    // s390 swaps clone's first two arguments; there Docker allows clone unconditionally.
-    const idx = arch === 's390x' ? 1 : 0;
-    cleaned.push({ names: ['clone'], action: 'SCMP_ACT_ALLOW', args: [{ index: idx, value: CLONE_NS_FLAGS, valueTwo: 0, op: 'SCMP_CMP_MASKED_EQ' }] });
-    // clone3 passes flags in a struct seccomp cannot read: ENOSYS makes libc fall back to clone.
-    cleaned.push({ names: ['clone3'], action: 'SCMP_ACT_ERRNO', errnoRet: ENOSYS });
-  }
-  return { ...sc, syscalls: cleaned };
+  return { ...profile, defaultErrnoRet, syscalls: [...kept, ...rules] };
 }
 
-/** The filter keel gives a container with these caps: Docker's default profile. */
-export function defaultSeccomp(caps: readonly string[], profilePath = DEFAULT_PROFILE_PATH): Seccomp {
-  return tightenLikeDocker(resolveProfile(loadProfile(profilePath), { caps }), caps);
+/**
+ * Drops the unconditional rules that only repeat the default action: each
+ * costs a comparison in the filter runc compiles at every container start.
+ */
+export function pruneDefaultRules(sc: Seccomp): Seccomp {
+  const isDefault = (r: SeccompSyscall) => !r.args?.length && r.action === sc.defaultAction && (r.errnoRet ?? sc.defaultErrnoRet) === sc.defaultErrnoRet;
+  return { ...sc, syscalls: (sc.syscalls ?? []).filter((r) => !isDefault(r)) };
 }
+
+/** The filter keel gives a container with these caps: moby's default profile, from the installed one plus KEEL_RULES. */
+export function defaultSeccomp(caps: readonly string[], profilePath = DEFAULT_PROFILE_PATH, arch = process.arch): Seccomp {
+  const loaded = loadProfile(profilePath);
+  let merged = overridden.get(loaded);
+  if (!merged) overridden.set(loaded, (merged = overrideProfile(loaded, KEEL_RULES)));
+  return pruneDefaultRules(resolveProfile(merged, { caps, arch }));
+}
+
+const overridden = new WeakMap<Profile, Profile>();

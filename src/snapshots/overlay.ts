@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { EngineError, errnoCode, ExecError } from '../common/errors.ts';
 import { exec } from '../common/exec.ts';
 import { umount } from '../common/umount.ts';
-import { mkdirp, readJsonIfExists, writeJsonAtomic } from '../common/fs.ts';
+import { fsyncDir, mkdirp, readJsonIfExists, writeJsonAtomic } from '../common/fs.ts';
 import { type Digest, digestHex, parseDigest, sha256 } from '../oci/digest.ts';
 import { crashPoint } from '../common/crash.ts';
 import { FrozenStore } from './frozen.ts';
@@ -99,9 +99,13 @@ export class Snapshotter {
         throw new EngineError('INVALID_ARGUMENT', `layer content does not match its diff_id: expected ${expected.diffId}, got ${diffId}`);
       }
       const meta: LayerMeta = { chainId: expected.chainId, diffId, parent: expected.parent, size, created: new Date().toISOString() };
+      // The files reach the disk before the layer.json that says they are complete: after a power
+      // loss a layer is whole or not there (init() empties tmp/), never a named layer with holes.
+      await syncFilesystem(diff);
       await writeJsonAtomic(path.join(tmp, 'layer.json'), meta);
       try {
         await fsp.rename(tmp, path.join(this.layersDir, digestHex(expected.chainId)));
+        await fsyncDir(this.layersDir);
       } catch (e) {
         if (errnoCode(e) !== 'ENOTEMPTY' && errnoCode(e) !== 'EEXIST') throw e;
         await fsp.rm(tmp, { recursive: true, force: true });
@@ -303,4 +307,13 @@ export async function unmount(target: string): Promise<void> {
     if (!(e instanceof ExecError)) throw e;
     await exec(['umount', '-l', target]);
   }
+}
+
+/**
+ * syncfs(2) of the filesystem holding `dir` (coreutils `sync --file-system`;
+ * Node has no syncfs): one call flushes every file a layer apply wrote,
+ * where an fsync per file would cost a journal commit each.
+ */
+export async function syncFilesystem(dir: string): Promise<void> {
+  await exec(['sync', '--file-system', dir]);
 }

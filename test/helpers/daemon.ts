@@ -77,6 +77,12 @@ export class TestDaemon {
   }
 
   async start(extra: string[] = []): Promise<void> {
+    // Its own (empty) config file, so a host's /etc/keel/daemon.json does not change or break test daemons.
+    if (!extra.includes('--config-file')) {
+      const cfg = path.join(this.dir, 'daemon.json');
+      if (!fs.existsSync(cfg)) fs.writeFileSync(cfg, '{}\n');
+      extra = ['--config-file', cfg, ...extra];
+    }
     const net = ['--cgroup-parent', this.cgroupParent, '--bridge', this.bridge, '--bip', `10.${this.octet}.0.1/24`, '--default-address-pool', `base=10.${this.octet}.128.0/17,size=24`, '--network-prefix', this.prefix];
     this.child = spawn(process.execPath, [keelBin, 'daemon', '--data-root', this.dataRoot, '--exec-root', this.execRoot, '--log-level', 'debug', ...net, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child.stdout!.on('data', (b) => (this.log += b));

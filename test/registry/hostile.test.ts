@@ -230,6 +230,75 @@ test('a blob redirect to another host gets no Authorization header', async () =>
   }
 });
 
+test('a login challenge from a redirect target is not the registry\'s: the realm it names never sees credentials', async () => {
+  const listen = async (handler: http.RequestListener) => {
+    const server = http.createServer(handler);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    return { server, host: `127.0.0.1:${(server.address() as { port: number }).port}` };
+  };
+  const realmSeen: http.IncomingHttpHeaders[] = [];
+  const realm = await listen((req, res) => {
+    realmSeen.push(req.headers);
+    res.writeHead(200, { 'content-type': 'application/json' }).end('{"token":"stolen"}');
+  });
+  const cdnSeen: http.IncomingHttpHeaders[] = [];
+  const cdn = await listen((req, res) => {
+    cdnSeen.push(req.headers);
+    if (req.headers.authorization) return serveRange(req, res, layer0().blob);
+    res.writeHead(401, { 'www-authenticate': `Bearer realm="http://${realm.host}/token",service="cdn"`, 'content-type': 'application/json' });
+    res.end('{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}');
+  });
+  try {
+    reg.basicAuth = 'u:p';
+    reg.routes.set(blobPath(), (_q, res) => void res.writeHead(307, { location: `http://${cdn.host}/blob/x` }).end());
+    const err = await pullImage(svc.images, hosts, ref(), { auth: { username: 'u', password: 'p' } }).then(() => undefined, (e: unknown) => e);
+    assert.deepEqual(realmSeen.map((h) => h.authorization).filter(Boolean), []);
+    assert.equal(realmSeen.length, 0);
+    assert.match(String(err), /redirected to 127\.0\.0\.1:\d+, which asked for credentials/);
+    assert.equal((err as { code?: string }).code, 'UNAUTHORIZED');
+    assert.ok(cdnSeen.length >= 1 && cdnSeen.every((h) => h.authorization === undefined));
+    // The registry's own challenge is unchanged: Basic, as its /v2/ said.
+    assert.equal(hosts.challenges.get(reg.host)?.scheme, 'basic');
+    await assertNothingRegistered(svc.images, true);
+  } finally {
+    for (const s of [realm.server, cdn.server]) await new Promise<void>((r) => s.close(() => r()));
+  }
+});
+
+test('garbage collection during a pull waits for it: the pulled image is whole', async () => {
+  const l1 = img.layers[1]!;
+  let release!: () => void;
+  const held = new Promise<void>((r) => (release = r));
+  let asked!: () => void;
+  const l1Asked = new Promise<void>((r) => (asked = r));
+  reg.routes.set(`GET /v2/bad/img/blobs/${l1.desc.digest}`, (req, res) => {
+    asked();
+    void held.then(() => serveRange(req, res, l1.blob));
+  });
+  const pull = pullImage(svc.images, hosts, ref());
+  await l1Asked;
+  // Layer 0 and the config are in the stores by now, referenced by nothing yet.
+  for (let i = 0; i < 200 && !(await svc.images.snapshots.hasLayer(img.layers[0]!.diffId)); i++) await new Promise((r) => setTimeout(r, 10));
+  let gcDone = false;
+  const gc = svc.images.gc().then((r) => ((gcDone = true), r));
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(gcDone, false, 'gc waits for the pull');
+  release();
+  const rec = await pull;
+  await gc;
+  assert.deepEqual(svc.images.store.list().map((r) => r.id), [rec.id]);
+  for (const c of rec.chainIds) assert.ok(await svc.images.snapshots.hasLayer(c), `layer ${c}`);
+  for (const d of [rec.id, rec.manifest.digest, ...rec.layers.map((l) => l.digest)]) assert.ok(await svc.images.content.has(d), `blob ${d}`);
+  // A container's snapshot keeps its layers when its image record goes (a prune racing a create).
+  await svc.images.snapshots.prepare('c'.repeat(64), rec.chainIds);
+  await svc.images.store.delete(rec.id);
+  await svc.images.gc();
+  for (const c of rec.chainIds) assert.ok(await svc.images.snapshots.hasLayer(c), `layer ${c} of a container`);
+  await svc.images.snapshots.remove('c'.repeat(64));
+  await svc.images.gc();
+  assert.deepEqual(await svc.images.snapshots.listLayers(), []);
+});
+
 test('foreign layer URLs are not fetched: the registry serves the blob', async () => {
   const seen: string[] = [];
   const foreign = http.createServer((req, res) => {
