@@ -18,7 +18,7 @@
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { EngineError, conflict, invalid } from '../common/errors.ts';
-import { crashPoint } from '../common/crash.ts';
+import { crashPoint } from '../common/crashpoint.ts';
 import { exec } from '../common/exec.ts';
 import { mkdirp, readJsonIfExists, writeJsonAtomic } from '../common/fs.ts';
 import { newId } from '../common/ids.ts';

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { EngineError, errnoCode } from '../common/errors.ts';
-import { crashPoint } from '../common/crash.ts';
+import { crashPoint } from '../common/crashpoint.ts';
 import { exec } from '../common/exec.ts';
 import { diskUsage, mkdirp, readJsonIfExists, writeJsonAtomic } from '../common/fs.ts';
 

@@ -7,7 +7,7 @@ import { exec } from '../common/exec.ts';
 import { umount } from '../common/umount.ts';
 import { fsyncDir, mkdirp, readJsonIfExists, writeJsonAtomic } from '../common/fs.ts';
 import { type Digest, digestHex, parseDigest, sha256 } from '../oci/digest.ts';
-import { crashPoint } from '../common/crash.ts';
+import { crashPoint } from '../common/crashpoint.ts';
 import { FrozenStore } from './frozen.ts';
 
 /** A mount described as data (like containerd's), applied by whoever runs the container. */

@@ -14,7 +14,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { EngineError } from '../common/errors.ts';
-import { crashPoint } from '../common/crash.ts';
+import { crashPoint } from '../common/crashpoint.ts';
 import { exec } from '../common/exec.ts';
 import { log } from '../common/log.ts';
 import { isMountpoint, unmount } from './mount.ts';

@@ -126,7 +126,8 @@ test('size bound and pathological input stay cheap', () => {
   assert.equal(df.stages[0]!.instructions[0]!.loc.endLine, 1_000_003);
   // Lines of blanks ending in an escape, and a long directive-looking line.
   parseDockerfile('#syntax=a' + ' '.repeat(100000) + 'x\nFROM a\nRUN a' + ' \\'.repeat(100000) + '\n');
-  assert.ok(performance.now() - t0 < 10000, `took ${performance.now() - t0} ms`);
+  // ~2 s here; quadratic would take hours. Loose, so a loaded machine cannot fail it.
+  assert.ok(performance.now() - t0 < 60000, `took ${performance.now() - t0} ms`);
 });
 
 test('parseInstruction reads one trigger, heredocs included', () => {
