@@ -10,7 +10,7 @@ import { log } from '../common/log.ts';
 import { conmonLogOptions, logPolicy } from './logconfig.ts';
 import { keepRotatedLogs } from './logrotate.ts';
 import type { ImageService } from '../images/service.ts';
-import { unmount } from '../snapshots/overlay.ts';
+import { mountRootfs, unmount } from '../snapshots/mount.ts';
 import { type AttachSession, buildSpec, type ExitInfo, type OciRuntime, specToJson } from '../runtime/index.ts';
 import { checkJoinedNetworkOptions, commandOf, type CreateRequest, mergeConfig, normalizeHostConfig } from './create.ts';
 import { ExecManager } from './exec.ts';
@@ -298,7 +298,7 @@ export class ContainerService {
   async mount(id: string, o: { volatile?: boolean } = {}): Promise<void> {
     if (this.mounted.has(id)) return;
     await mkdirp(this.rootfs(id), 0o700);
-    await this.images.snapshots.mountAt(id, this.rootfs(id), o);
+    await mountRootfs(await this.images.snapshots.mounts(id), this.rootfs(id), o);
     this.mounted.add(id);
   }
 
