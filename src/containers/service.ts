@@ -17,7 +17,7 @@ import { ExecManager } from './exec.ts';
 import * as exit from './exit.ts';
 import { HealthMonitor } from './health.ts';
 import * as lifecycle from './lifecycle.ts';
-import { BasicNetworking, type ContainerNetworking, endpointsFromRequest, hostsContent, joinedContainer, resolvContent } from './network.ts';
+import { BasicNetworking, type ContainerNetworking, endpointsFromRequest, hostsContent, joinedContainer, type NetworkEndpoint, resolvContent } from './network.ts';
 import { hasJoiners, joinNetwork, networkFiles, type RunNetwork } from './netshare.ts';
 import { runSpecOptions } from './runspec.ts';
 import { openDirIn } from './scoped.ts';
@@ -73,7 +73,7 @@ export class ContainerService {
   private readonly mounted = new Set<string>();
   private readonly pending = new Map<string, ((s: AttachSession | undefined) => void)[]>();
   /** Network settings of the current run, for inspect. */
-  readonly networks = new Map<string, Record<string, Record<string, unknown>>>();
+  readonly networks = new Map<string, Record<string, NetworkEndpoint>>();
   private readonly closing = new AbortController();
   /** Containers whose restart by policy is scheduled (exited, not yet started again). */
   readonly restartPending = new Set<string>();
