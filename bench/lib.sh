@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034 # (the DK/KD/KK/PM prefixes are used by the scripts that source this file)
 # Shared helpers for keel's benchmarks. Sourced by bench/run.sh and by every
 # bench script (which run.sh starts as a child with the environment below).
 #
@@ -114,6 +115,117 @@ measure() {
   fi
   row "$(jq -cn --arg b "$bench" --arg g "$group" --arg e "$engine" --arg c "$client" --arg cmd "$cmd" --arg h "$json" --argjson t "$target" --arg n "$note" \
     '{bench:$b,group:$g,engine:$e,client:$c,command:$cmd,unit:"s",hyperfine:$h,target:$t,note:$n}')"
+}
+
+# ---- interleaved measures: engines alternate run by run ----
+# hyperfine given several commands runs them in blocks (all of A, then all of
+# B), so drift on a shared machine (another job starting, the page cache, a
+# daemon's heap growing) can pass for a difference between engines. Instead:
+#   candidate ENGINE CLIENT [--prepare CMD] [--cleanup CMD] [--check CMD] [--target S] [--note T] -- COMMAND
+#   ... (one per engine row) ...
+#   measure_rotated BENCH GROUP [--runs N] [--warmup N] [--block K]
+# times the candidates in rounds: each round runs every candidate for a block
+# of K runs (BENCH_BLOCK, default 1), in an order rotated by one each round
+# (round r starts at candidate r mod n), so every engine takes every position
+# equally often. Each round is one hyperfine call per candidate (its prepare
+# before every run, its cleanup after the block, warm-up in the first round
+# only); the rounds are merged into one export whose `rounds` keep the pairing
+# report.ts uses for the spread of keel's ratio (paired by round).
+_C_ENGINE=() _C_CLIENT=() _C_CMD=() _C_PREPARE=() _C_CLEANUP=() _C_CHECK=() _C_TARGET=() _C_NOTE=()
+candidate() {
+  local engine=$1 client=$2 prepare="" cleanup="" check="" target=null note=""
+  shift 2
+  while [[ $# -gt 0 && $1 != -- ]]; do
+    case $1 in
+      --prepare) prepare=$2 ;;
+      --cleanup) cleanup=$2 ;;
+      --check) check=$2 ;;
+      --target) target=$2 ;;
+      --note) note=$2 ;;
+      *) die "candidate: unknown option $1" ;;
+    esac
+    shift 2
+  done
+  shift
+  _C_ENGINE+=("$engine") _C_CLIENT+=("$client") _C_CMD+=("$*") _C_PREPARE+=("$prepare")
+  _C_CLEANUP+=("$cleanup") _C_CHECK+=("$check") _C_TARGET+=("$target") _C_NOTE+=("$note")
+}
+
+# _error_row BENCH GROUP INDEX ERROR: the "not available" row of candidate INDEX.
+_error_row() {
+  local i=$3
+  row "$(jq -cn --arg b "$1" --arg g "$2" --arg e "${_C_ENGINE[$i]}" --arg c "${_C_CLIENT[$i]}" --arg cmd "${_C_CMD[$i]}" --arg err "$4" \
+    --argjson t "${_C_TARGET[$i]}" --arg n "${_C_NOTE[$i]}" \
+    '{bench:$b,group:$g,engine:$e,client:$c,command:$cmd,unit:"s",error:$err,target:$t,note:$n}')"
+}
+
+measure_rotated() {
+  local bench=$1 group=$2
+  shift 2
+  local runs=${BENCH_RUNS:-10} warmup=0 block=${BENCH_BLOCK:-1}
+  while [[ $# -gt 0 ]]; do
+    case $1 in
+      --runs) runs=$2 ;;
+      --warmup) warmup=$2 ;;
+      --block) block=$2 ;;
+      *) die "measure_rotated: unknown option $1" ;;
+    esac
+    shift 2
+  done
+  ((block >= 1 && runs >= 1)) || die "measure_rotated: --runs and --block must be >= 1"
+  local n=${#_C_ENGINE[@]} i live=() base=() err
+  # The check (after the prepare) of every candidate first: an engine that
+  # cannot run the command gets its "not available" row and takes no rounds.
+  for ((i = 0; i < n; i++)); do
+    base[i]="$(slug "$bench-$group-${_C_ENGINE[$i]}-${_C_CLIENT[$i]}")"
+    local errf="$BENCH_WORK/${base[$i]}.check.err" rc=0
+    say "$bench | $group | check ${_C_ENGINE[$i]} via ${_C_CLIENT[$i]}"
+    [[ -n ${_C_PREPARE[$i]} ]] && { timeout "${BENCH_TIMEOUT:-600}" bash -c "${_C_PREPARE[$i]}" >/dev/null 2>&1 || true; }
+    timeout "${BENCH_CHECK_TIMEOUT:-300}" bash -c "${_C_CHECK[$i]:-${_C_CMD[$i]}}" >/dev/null 2>"$errf" || rc=$?
+    [[ -n ${_C_CLEANUP[$i]} ]] && { bash -c "${_C_CLEANUP[$i]}" >/dev/null 2>&1 || true; }
+    if ((rc != 0)); then
+      err="$(grep -v '^\s*$' "$errf" | tail -n 2 | tr '\n' ' ' | cut -c1-300)"
+      ((rc == 124)) && err="timed out after ${BENCH_CHECK_TIMEOUT:-300}s $err"
+      [[ -z $err ]] && err="exit status $rc from: ${_C_CHECK[$i]:-${_C_CMD[$i]}}"
+      say "  ${_C_ENGINE[$i]}: not available ($err)"
+      _error_row "$bench" "$group" "$i" "$err"
+    else
+      live+=("$i")
+    fi
+  done
+  local rounds=$(((runs + block - 1) / block)) r j k failed=()
+  say "$bench | $group | ${#live[@]} engines × $rounds rounds of $block run(s), order rotated each round"
+  for ((r = 0; r < rounds; r++)); do
+    k=${#live[@]}
+    for ((j = 0; j < k; j++)); do
+      i=${live[$(((r + j) % k))]}
+      [[ -n ${failed[$i]:-} ]] && continue
+      local args=(-N --style none --runs "$block" --export-json "$BENCH_OUT/${base[$i]}.r$r.json" --command-name "${_C_ENGINE[$i]} (${_C_CLIENT[$i]})")
+      ((r == 0 && warmup > 0)) && args+=(--warmup "$warmup")
+      [[ -n ${_C_PREPARE[$i]} ]] && args+=(--prepare "${_C_PREPARE[$i]}")
+      [[ -n ${_C_CLEANUP[$i]} ]] && args+=(--cleanup "${_C_CLEANUP[$i]}")
+      if ! timeout "${BENCH_TIMEOUT:-600}" hyperfine "${args[@]}" "${_C_CMD[$i]}" >/dev/null 2>"$BENCH_WORK/${base[$i]}.hf.err"; then
+        failed[i]="hyperfine failed in round $((r + 1)): $(grep -v '^\s*$' "$BENCH_WORK/${base[$i]}.hf.err" | tail -n 2 | tr '\n' ' ' | cut -c1-300)"
+        say "  ${_C_ENGINE[$i]}: ${failed[$i]}"
+      fi
+    done
+  done
+  for i in "${live[@]}"; do
+    if [[ -n ${failed[$i]:-} ]]; then
+      _error_row "$bench" "$group" "$i" "${failed[$i]}"
+      continue
+    fi
+    local json="$BENCH_OUT/${base[$i]}.json" files=()
+    for ((r = 0; r < rounds; r++)); do files+=("$BENCH_OUT/${base[$i]}.r$r.json"); done
+    # One export in hyperfine's shape (times of every run) plus the rounds, in order.
+    jq -s '{results: [{command: .[0].results[0].command, times: [.[].results[0].times[]], rounds: [.[].results[0].times]}]}' "${files[@]}" >"$json" ||
+      { _error_row "$bench" "$group" "$i" "could not merge the rounds"; continue; }
+    rm -f "${files[@]}"
+    row "$(jq -cn --arg b "$bench" --arg g "$group" --arg e "${_C_ENGINE[$i]}" --arg c "${_C_CLIENT[$i]}" --arg cmd "${_C_CMD[$i]}" --arg h "$json" \
+      --argjson t "${_C_TARGET[$i]}" --arg n "${_C_NOTE[$i]}" --argjson blk "$block" \
+      '{bench:$b,group:$g,engine:$e,client:$c,command:$cmd,unit:"s",hyperfine:$h,target:$t,note:$n,block:$blk}')"
+  done
+  _C_ENGINE=() _C_CLIENT=() _C_CMD=() _C_PREPARE=() _C_CLEANUP=() _C_CHECK=() _C_TARGET=() _C_NOTE=()
 }
 
 # value BENCH GROUP ENGINE CLIENT UNIT VALUE [TARGET] [NOTE]: a non-time figure

@@ -21,5 +21,6 @@ for e in "keel|keel CLI|$KK|kk" "keel|docker CLI|$KD|kd" "dockerd|docker CLI|$DK
   rm_img=$(script "load-rmi-$(slug "$engine-$client")" "$cli rmi -f $DEBIAN_IMAGE >/dev/null 2>&1; exit 0")
   on_exit "$fn rmi -f $DEBIAN_IMAGE"
   target=null
-  measure $B "$G" "$engine" "$client" --runs "$RUNS" --prepare "bash $rm_img" --target "$target" -- $cli load -q -i "$ARCHIVE"
+  candidate "$engine" "$client" --prepare "bash $rm_img" --target "$target" -- $cli load -q -i "$ARCHIVE"
 done
+measure_rotated $B "$G" --runs "$RUNS"

@@ -54,14 +54,14 @@ on_exit "kk rmi -f $REF"
 on_exit "kd rmi -f $REF"
 on_exit "dk rmi -f $REF"
 on_exit "pm rmi -f $REF"
-measure $B "$G" keel "keel CLI" --runs "$RUNS" --prepare "bash $(cold keel-k $KK)" -- $KK pull "$REF"
-measure $B "$G" keel "docker CLI" --runs "$RUNS" --prepare "bash $(cold keel-d $KD)" -- $KD pull "$REF"
-measure $B "$G" dockerd "docker CLI" --runs "$RUNS" --prepare "bash $(cold dockerd $DK)" -- $DK pull "$REF"
-measure $B "$G" podman "podman CLI" --runs "$RUNS" --prepare "bash $(cold podman $PM)" -- $PM pull -q --tls-verify=false "$REF"
+candidate keel "keel CLI" --prepare "bash $(cold keel-k $KK)" -- $KK pull "$REF"
+candidate keel "docker CLI" --prepare "bash $(cold keel-d $KD)" -- $KD pull "$REF"
+candidate dockerd "docker CLI" --prepare "bash $(cold dockerd $DK)" -- $DK pull "$REF"
+candidate podman "podman CLI" --prepare "bash $(cold podman $PM)" -- $PM pull -q --tls-verify=false "$REF"
 
 out="$BENCH_WORK/pulled"
 on_exit "rm -rf $out"
-measure $B "$G" "blobs only: skopeo" "skopeo copy → dir:" --runs "$RUNS" \
+candidate "blobs only: skopeo" "skopeo copy → dir:" \
   --prepare "bash $(script cold-skopeo "rm -rf $out; mkdir -p $out; sync; echo 3 >/proc/sys/vm/drop_caches")" \
   -- skopeo copy -q --src-tls-verify=false "docker://$REF" "dir:$out/skopeo"
 floor_body="set -o pipefail; mkdir -p $out; pids=()"
@@ -73,9 +73,11 @@ mkdir -p $out/layer$i; (curl -sf http://127.0.0.1:$PORT/v2/keelbench/py/blobs/$d
 done
 floor_body+="
 for p in \"\${pids[@]}\"; do wait \$p || exit 1; done"
-measure $B "$G" "floor: curl|gzip|tar" "all layers at once" --runs "$RUNS" \
+candidate "floor: curl|gzip|tar" "all layers at once" \
   --prepare "bash $(script cold-floor "rm -rf $out; sync; echo 3 >/proc/sys/vm/drop_caches")" \
   -- bash "$(script floor-pull "$floor_body")"
+# Engines, skopeo and the floor alternate run by run (lib.sh: measure_rotated).
+measure_rotated $B "$G" --runs "$RUNS"
 
 # ---- push to an empty registry (wiped and restarted before every run) ----
 PPORT=$(free_port) || die "no free port"
@@ -98,5 +100,6 @@ $cli push $tls $PREF >/dev/null
 for d in \$(skopeo inspect --raw --tls-verify=false docker://$PREF | jq -r '.layers[].digest'); do
   curl -sfI http://127.0.0.1:$PPORT/v2/keelbench/py/blobs/\$d >/dev/null || { echo \"layer \$d missing after push\" >&2; exit 1; }
 done")
-  measure $B "$GP" "$engine" "$client" --runs "$RUNS" --prepare "bash $pfresh" --check "bash $pfresh && bash $check" -- $cli push $tls "$PREF"
+  candidate "$engine" "$client" --prepare "bash $pfresh" --check "bash $pfresh && bash $check" -- $cli push $tls "$PREF"
 done
+measure_rotated $B "$GP" --runs "$RUNS"

@@ -18,29 +18,46 @@
 source "$BENCH_DIR/lib.sh"
 B=run-detached-50
 N=${BENCH_DETACHED_N:-50}
-RUNS=${BENCH_RUNS:-3}
+# 10 timed runs per engine by default (the rounds alternate the engines): with
+# 3, one slow run on a shared machine moved the median by itself.
+RUNS=${BENCH_RUNS:-10}
 G="start $N × run -d --network none busybox:local sleep 3600"
 
 names=()
 for i in $(seq 1 "$N"); do names+=("keelbench-d-$i"); done
 
-bench_engine() { # ENGINE CLIENT RM-WORDS CLI-WORDS...
-  local engine=$1 client=$2 rmf=$3
-  shift 3
-  local cli="$*" tag
-  tag=$(slug "$engine-$client")
-  local start rmall
-  start=$(script "start50-$tag" "for i in \$(seq 1 $N); do $cli run -d --network none --name keelbench-d-\$i busybox:local sleep 3600 >/dev/null || exit 1; done")
-  rmall=$(script "rm50-$tag" "$cli $rmf ${names[*]} >/dev/null 2>&1; exit 0")
+# start_script / rm_script ENGINE CLIENT RM-WORDS CLI-WORDS...: the scripts of one engine.
+start_script() {
+  local cli="${*:4}"
+  script "start50-$(slug "$1-$2")" "for i in \$(seq 1 $N); do $cli run -d --network none --name keelbench-d-\$i busybox:local sleep 3600 >/dev/null || exit 1; done"
+}
+rm_script() {
+  local cli="${*:4}"
+  script "rm50-$(slug "$1-$2")" "$cli $3 ${names[*]} >/dev/null 2>&1; exit 0"
+}
+
+# timed_candidate ENGINE CLIENT RM-WORDS CLI-WORDS...: the timed row of one
+# engine. Its containers are removed before each run and after each block, so
+# no engine's 50 containers sit on the host while another engine is timed.
+timed_candidate() {
+  local engine=$1 client=$2 cli="${*:4}" start rmall check target=null
+  start=$(start_script "$@")
+  rmall=$(rm_script "$@")
   on_exit "bash $rmall"
-  local target=null
   [[ $engine == keel && $client == "docker CLI" ]] && target=3
   # The check is one container, so an engine without `run -d` fails fast.
-  local check
-  check=$(script "check-$tag" "$cli run -d --network none --name keelbench-d-check busybox:local sleep 3600 >/dev/null || exit 1; $cli rm -f keelbench-d-check >/dev/null")
-  measure $B "$G" "$engine" "$client" --runs "$RUNS" --prepare "bash $rmall" --check "bash $check" --target "$target" -- bash "$start"
+  check=$(script "check-$(slug "$engine-$client")" "$cli run -d --network none --name keelbench-d-check busybox:local sleep 3600 >/dev/null || exit 1; $cli rm -f keelbench-d-check >/dev/null")
+  candidate "$engine" "$client" --prepare "bash $rmall" --cleanup "bash $rmall" --check "bash $check" --target "$target" -- bash "$start"
+}
+
+# bench_engine ENGINE CLIENT RM-WORDS CLI-WORDS...: the untimed memory figures of one engine.
+bench_engine() {
+  local engine=$1 client=$2
+  local cli="${*:4}" start rmall
+  start=$(start_script "$@")
+  rmall=$(rm_script "$@")
   local last
-  last=$(tail -n 1 "$BENCH_OUT/rows.jsonl")
+  last=$(jq -c --arg e "$engine" --arg c "$client" 'select(.bench == "'"$B"'" and .engine == $e and .client == $c and .unit == "s")' "$BENCH_OUT/rows.jsonl" | tail -n 1)
   if [[ $(jq -r '.error // empty' <<<"$last") != "" ]]; then
     bash "$rmall"
     unavailable $B "host memory per idle container (MemAvailable delta)" "$engine" "$client" MB "no containers: $(jq -r .error <<<"$last")"
@@ -105,6 +122,10 @@ bench_engine() { # ENGINE CLIENT RM-WORDS CLI-WORDS...
 
 # podman's rm stops at the first missing name unless --ignore, and waits out
 # the stop timeout (sleep as PID 1 ignores SIGTERM) unless -t 0.
+timed_candidate keel "docker CLI" "rm -f" $KD
+timed_candidate dockerd "docker CLI" "rm -f" $DK
+timed_candidate podman "podman CLI" "rm -f -t 0 --ignore" $PM
+measure_rotated $B "$G" --runs "$RUNS"
 bench_engine keel "docker CLI" "rm -f" $KD
 bench_engine dockerd "docker CLI" "rm -f" $DK
 bench_engine podman "podman CLI" "rm -f -t 0 --ignore" $PM

@@ -13,16 +13,20 @@ source "$BENCH_DIR/lib.sh"
 
 usage() {
   cat <<EOF
-usage: npm run bench [-- NAME...]     NAME: ${ALL_BENCHES[*]} (default: all)
-environment: BENCH_RUNS (default per bench), BENCH_TIMEOUT (s per hyperfine call, 600),
-             BENCH_KEEP_WORK=1 keeps the temp work dir.
+usage: npm run bench [-- [--save-baseline] NAME...]     NAME: ${ALL_BENCHES[*]} (default: all)
+  --save-baseline  make this run's figures bench/baseline.json (rows of the benches run replace
+                   theirs; other benches' rows stay). Every run is compared with that file.
+environment: BENCH_RUNS (default per bench), BENCH_BLOCK (runs per engine per round, 1),
+             BENCH_TIMEOUT (s per hyperfine call, 600), BENCH_KEEP_WORK=1 keeps the temp work dir.
 EOF
 }
 
 selected=()
+save_baseline=0
 for a in "$@"; do
   case $a in
     -h | --help) usage; exit 0 ;;
+    --save-baseline) save_baseline=1 ;;
     *)
       [[ -f $BENCH_DIR/$a.sh && " ${ALL_BENCHES[*]} " == *" $a "* ]] || { usage; die "unknown bench \"$a\""; }
       selected+=("$a")
@@ -162,5 +166,7 @@ for b in "${selected[@]}"; do
 done
 
 mkdir -p "$BENCH_DIR/results"
-node "$BENCH_DIR/report.ts" "$BENCH_OUT" "$BENCH_DIR/results/$STAMP.json" || die "report failed (raw rows in $BENCH_OUT)"
+report_args=(--baseline "$BENCH_DIR/baseline.json")
+((save_baseline)) && report_args+=(--save-baseline "$BENCH_DIR/baseline.json")
+node "$BENCH_DIR/report.ts" "$BENCH_OUT" "$BENCH_DIR/results/$STAMP.json" "${report_args[@]}" || die "report failed (raw rows in $BENCH_OUT)"
 ((${#failed[@]} == 0)) || { say "benches with errors: ${failed[*]}"; exit 1; }

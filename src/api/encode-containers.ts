@@ -5,6 +5,7 @@ import { isRunning } from '../containers/types.ts';
 import type { ContainerView } from '../containers/view.ts';
 import { DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS } from '../runtime/index.ts';
 import { toDockerMountPoint } from '../volumes/index.ts';
+import { encodeEndpoints, toPortMap } from './encode-network.ts';
 
 /** ContainerSummary.Ports from NetworkSettings.Ports: published ones with their host side, exposed ones without. */
 function summaryPorts(ports: Record<string, Array<{ HostIp: string; HostPort: string }> | null> | undefined): Record<string, unknown>[] {
@@ -17,6 +18,11 @@ function summaryPorts(ports: Record<string, Array<{ HostIp: string; HostPort: st
   return out;
 }
 
+/** NetworkSettings.Ports while it runs: every exposed port, with its host side when published. */
+function portMap(v: ContainerView): ReturnType<typeof toPortMap> | undefined {
+  return v.ports && toPortMap(v.ports, Object.keys(v.record.config.ExposedPorts ?? {}));
+}
+
 /** GET /containers/{id}/json (ContainerInspect). */
 export function encodeContainerInspect(v: ContainerView, execIds: string[], imageDir: string, size?: { rw: number; rootFs: number }): Record<string, unknown> {
   const r = v.record;
@@ -25,8 +31,8 @@ export function encodeContainerInspect(v: ContainerView, execIds: string[], imag
   const dir = v.filesDir;
   const h = r.hostConfig;
   const priv = h.Privileged;
-  const networks = v.networks;
-  const first = Object.values(networks)[0] as Record<string, unknown> | undefined;
+  const networks = encodeEndpoints(v.networks);
+  const first = Object.values(networks)[0];
   return {
     Id: r.id,
     Created: r.created,
@@ -79,7 +85,7 @@ export function encodeContainerInspect(v: ContainerView, execIds: string[], imag
     Config: { ...r.config, Volumes: r.config.Volumes, Env: r.config.Env.length ? r.config.Env : null },
     NetworkSettings: {
       Bridge: '', SandboxID: '', HairpinMode: false, LinkLocalIPv6Address: '', LinkLocalIPv6PrefixLen: 0,
-      Ports: v.ports ?? {}, SandboxKey: v.sandboxKey ?? '', SecondaryIPAddresses: null, SecondaryIPv6Addresses: null,
+      Ports: portMap(v) ?? {}, SandboxKey: v.sandboxKey ?? '', SecondaryIPAddresses: null, SecondaryIPv6Addresses: null,
       EndpointID: first?.EndpointID ?? '', Gateway: first?.Gateway ?? '', GlobalIPv6Address: '', GlobalIPv6PrefixLen: 0,
       IPAddress: first?.IPAddress ?? '', IPPrefixLen: first?.IPPrefixLen ?? 0, IPv6Gateway: '', MacAddress: first?.MacAddress ?? '',
       Networks: networks,
@@ -98,13 +104,13 @@ export function encodeContainerSummary(v: ContainerView, imageName: string, size
     ImageID: r.imageId,
     Command: [r.path, ...r.args].map((a) => (/\s/.test(a) && r.args.length ? a : a)).join(' '),
     Created: Math.floor(Date.parse(r.created) / 1000),
-    Ports: summaryPorts(v.ports),
+    Ports: summaryPorts(portMap(v)),
     ...(size ? { SizeRw: size.rw, SizeRootFs: size.rootFs } : {}),
     Labels: r.config.Labels,
     State: r.state.Status,
     Status: humanStatus(r),
     HostConfig: { NetworkMode: r.hostConfig.NetworkMode },
-    NetworkSettings: { Networks: v.networks },
+    NetworkSettings: { Networks: encodeEndpoints(v.networks) },
     Mounts: (r.mounts ?? []).filter((m) => !m.fromTmpfsFlag).map(toDockerMountPoint),
   };
 }

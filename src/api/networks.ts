@@ -1,6 +1,7 @@
 import { EngineError, invalid } from '../common/errors.ts';
 import { parseFilters } from '../engine/filters.ts';
-import { toDockerNetwork, type CreateNetworkOptions, type NetworkRecord } from '../network/index.ts';
+import type { CreateNetworkOptions, NetworkRecord } from '../network/index.ts';
+import { toDockerNetwork } from './encode-network.ts';
 import { qBool, readJsonBody, type Router, sendJson } from './router.ts';
 
 /**

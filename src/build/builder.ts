@@ -10,7 +10,7 @@ import path from 'node:path';
 import { diskUsage } from '../common/fs.ts';
 import { BuildCache } from './cache.ts';
 import { cleanContextRoot, contextRoot } from './context.ts';
-import { unmount } from '../snapshots/overlay.ts';
+import { unmount } from '../snapshots/mount.ts';
 import { build } from './executor.ts';
 import type { BuilderDeps } from './session.ts';
 import type { BuildOutput, BuildRequest, BuildResult } from './types.ts';

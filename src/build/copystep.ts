@@ -10,7 +10,7 @@ import path from 'node:path';
 import { EngineError, invalid } from '../common/errors.ts';
 import { resolveUserIn } from '../containers/user.ts';
 import type { ImageRecord } from '../images/store.ts';
-import { unmount } from '../snapshots/overlay.ts';
+import { mountRootfs, unmount } from '../snapshots/mount.ts';
 import { BuildCache } from './cache.ts';
 import { tempDir } from './context.ts';
 import { Copier, isArchive, isDirIn, type Owner } from './copy.ts';
@@ -38,7 +38,7 @@ export async function mountImage(s: BuildSession, rec: ImageRecord | undefined):
   };
   try {
     await snaps.prepare(key, rec?.chainIds ?? []);
-    await snaps.mountAt(key, t.dir);
+    await mountRootfs(await snaps.mounts(key), t.dir);
     mounted = true;
     return { dir: t.dir, key, release };
   } catch (e) {

@@ -20,7 +20,7 @@ import type { BuildSession, StageState } from './session.ts';
 import { resolveInRoot } from './sources.ts';
 import { mountSourceFrom } from './copystep.ts';
 import { exec } from '../common/exec.ts';
-import { unmount } from '../snapshots/overlay.ts';
+import { unmount } from '../snapshots/mount.ts';
 
 const locked = new KeyedMutex();
 

@@ -8,7 +8,7 @@ import { humanDuration, listContainers } from './query.ts';
 import { restartDelayMs, shouldRestart, startOnDaemonStart } from './restart.ts';
 import { openDirIn, readFileIn, statIn } from './scoped.ts';
 import { ContainerStore } from './store.ts';
-import { type ContainerRecord, ZERO_TIME } from './types.ts';
+import { type ContainerRecord, type HostConfig, ZERO_TIME } from './types.ts';
 import { resolveUser } from './user.ts';
 
 const PASSWD = 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\napp:x:1000:1000::/home/app:/bin/sh\n';
@@ -139,4 +139,11 @@ test('list filters and name/ID lookup', async () => {
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('HostConfig keeps docker\'s fields only, as dockerd decoding into its struct', () => {
+  const h = normalizeHostConfig({ PortBindings: { '80/tcp': [{ HostPort: '8080' }] }, Isolation: '', NotADockerField: { big: 'x'.repeat(100) } } as Partial<HostConfig>);
+  assert.deepEqual(h.PortBindings, { '80/tcp': [{ HostPort: '8080' }] });
+  assert.equal(h.Isolation, '');
+  assert.equal('NotADockerField' in h, false);
 });

@@ -72,8 +72,26 @@ const num = (v: unknown, what: string, dflt = 0): number => {
 };
 
 /** Fills HostConfig with docker's defaults and checks the fields keel acts on. */
+/**
+ * The fields of docker's HostConfig (API 1.41, moby api/types/container
+ * HostConfig and Resources). dockerd decodes the request into that struct,
+ * so other keys are dropped and never stored nor shown by inspect; keel does
+ * the same instead of keeping whatever a request body carries.
+ */
+const HOST_CONFIG_KEYS = new Set([
+  'Binds', 'ContainerIDFile', 'LogConfig', 'NetworkMode', 'PortBindings', 'RestartPolicy', 'AutoRemove', 'VolumeDriver', 'VolumesFrom',
+  'Mounts', 'CapAdd', 'CapDrop', 'CgroupnsMode', 'Dns', 'DnsOptions', 'DnsSearch', 'ExtraHosts', 'GroupAdd', 'IpcMode', 'Cgroup', 'Links',
+  'OomScoreAdj', 'PidMode', 'Privileged', 'PublishAllPorts', 'ReadonlyRootfs', 'SecurityOpt', 'StorageOpt', 'Tmpfs', 'UTSMode', 'UsernsMode',
+  'ShmSize', 'Sysctls', 'Runtime', 'ConsoleSize', 'Isolation', 'MaskedPaths', 'ReadonlyPaths', 'Init',
+  // Resources
+  'CpuShares', 'Memory', 'CgroupParent', 'BlkioWeight', 'BlkioWeightDevice', 'BlkioDeviceReadBps', 'BlkioDeviceWriteBps',
+  'BlkioDeviceReadIOps', 'BlkioDeviceWriteIOps', 'CpuPeriod', 'CpuQuota', 'CpuRealtimePeriod', 'CpuRealtimeRuntime', 'CpusetCpus',
+  'CpusetMems', 'Devices', 'DeviceCgroupRules', 'DeviceRequests', 'KernelMemory', 'KernelMemoryTCP', 'MemoryReservation', 'MemorySwap',
+  'MemorySwappiness', 'NanoCpus', 'OomKillDisable', 'PidsLimit', 'Ulimits', 'CpuCount', 'CpuPercent', 'IOMaximumIOps', 'IOMaximumBandwidth',
+]);
+
 export function normalizeHostConfig(h: Partial<HostConfig> | null | undefined): HostConfig {
-  const src = h ?? {};
+  const src: Partial<HostConfig> = Object.fromEntries(Object.entries(h ?? {}).filter(([k]) => HOST_CONFIG_KEYS.has(k)));
   const autoRemove = !!src.AutoRemove;
   const out: HostConfig = {
     ...src,

@@ -6,8 +6,8 @@ import type { ContainerRecord, EndpointConfig } from './types.ts';
 /** What a container's network gives the runtime spec and inspect. */
 export interface NetworkAttachment {
   namespace: NamespaceMode;
-  /** Docker's NetworkSettings.Networks entries, keyed by network name. */
-  networks: Record<string, Record<string, unknown>>;
+  /** The container's networks, keyed by network name (api/encode-network.ts writes docker's NetworkSettings.Networks). */
+  networks: Record<string, NetworkEndpoint>;
   /** The container's first address (for /etc/hosts), if any. */
   ip?: string;
   /** Extra /etc/hosts lines and resolv.conf nameservers decided by the network layer. */
@@ -32,20 +32,47 @@ export interface ContainerNetworking {
   settings?(rec: ContainerRecord): LiveNetworkSettings | undefined;
 }
 
-/** docker's NetworkSettings parts that come from the network layer. */
+/** What the network layer holds for a running container (keel's shapes; api/ encodes docker's NetworkSettings). */
 export interface LiveNetworkSettings {
-  networks: Record<string, Record<string, unknown>>;
-  /** NetworkSettings.Ports: "80/tcp" → [{HostIp, HostPort}] or null when only exposed. */
-  ports: Record<string, Array<{ HostIp: string; HostPort: string }> | null>;
+  networks: Record<string, NetworkEndpoint>;
+  /** Published ports (docker's NetworkSettings.Ports adds the exposed ones). */
+  ports: PortInfo[];
   sandboxKey: string;
 }
 
-/** The docker shape of an endpoint without addresses (none, host). */
-export function emptyEndpoint(): Record<string, unknown> {
-  return {
-    IPAMConfig: null, Links: null, Aliases: null, NetworkID: '', EndpointID: '', Gateway: '', IPAddress: '', IPPrefixLen: 0,
-    IPv6Gateway: '', GlobalIPv6Address: '', GlobalIPv6PrefixLen: 0, MacAddress: '', DriverOpts: null,
-  };
+/** A container's endpoint on one network (network/'s EndpointRecord has these fields). */
+export interface EndpointInfo {
+  NetworkId: string;
+  NetworkName: string;
+  EndpointId: string;
+  ContainerId: string;
+  Gateway: string;
+  IPAddress: string;
+  IPPrefixLen: number;
+  MacAddress: string;
+  /** The address the user asked for (--ip). */
+  RequestedIp: string;
+  /** Network-scoped aliases (--network-alias / connect --alias). */
+  Aliases: string[];
+}
+
+/** A published port (network/'s PortMapping has these fields). */
+export interface PortInfo {
+  Proto: string;
+  HostIp: string;
+  HostPort: number;
+  ContainerPort: number;
+}
+
+/**
+ * One network of a container: its live endpoint, or, without one (not
+ * running, none, host), only the aliases asked for it (null: none asked).
+ */
+export type NetworkEndpoint = { endpoint: EndpointInfo } | { endpoint?: undefined; aliases: string[] | null };
+
+/** A network without an endpoint (none, host, a stopped container's). */
+export function emptyEndpoint(aliases: string[] | null = null): NetworkEndpoint {
+  return { aliases };
 }
 
 /**

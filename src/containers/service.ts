@@ -10,14 +10,14 @@ import { log } from '../common/log.ts';
 import { conmonLogOptions, logPolicy } from './logconfig.ts';
 import { keepRotatedLogs } from './logrotate.ts';
 import type { ImageService } from '../images/service.ts';
-import { unmount } from '../snapshots/overlay.ts';
+import { mountRootfs, unmount } from '../snapshots/mount.ts';
 import { type AttachSession, buildSpec, type ExitInfo, type OciRuntime, specToJson } from '../runtime/index.ts';
 import { checkJoinedNetworkOptions, commandOf, type CreateRequest, mergeConfig, normalizeHostConfig } from './create.ts';
 import { ExecManager } from './exec.ts';
 import * as exit from './exit.ts';
 import { HealthMonitor } from './health.ts';
 import * as lifecycle from './lifecycle.ts';
-import { BasicNetworking, type ContainerNetworking, endpointsFromRequest, hostsContent, joinedContainer, resolvContent } from './network.ts';
+import { BasicNetworking, type ContainerNetworking, endpointsFromRequest, hostsContent, joinedContainer, type NetworkEndpoint, resolvContent } from './network.ts';
 import { hasJoiners, joinNetwork, networkFiles, type RunNetwork } from './netshare.ts';
 import { type ContainerDefaults, runSpecOptions } from './runspec.ts';
 import { crashPoint } from '../common/crashpoint.ts';
@@ -79,7 +79,7 @@ export class ContainerService {
   private readonly mounted = new Set<string>();
   private readonly pending = new Map<string, ((s: AttachSession | undefined) => void)[]>();
   /** Network settings of the current run, for inspect. */
-  readonly networks = new Map<string, Record<string, Record<string, unknown>>>();
+  readonly networks = new Map<string, Record<string, NetworkEndpoint>>();
   private readonly closing = new AbortController();
   /** Containers whose restart by policy is scheduled (exited, not yet started again). */
   readonly restartPending = new Set<string>();
@@ -313,7 +313,7 @@ export class ContainerService {
   async mount(id: string, o: { volatile?: boolean } = {}): Promise<void> {
     if (this.mounted.has(id)) return;
     await mkdirp(this.rootfs(id), 0o700);
-    await this.images.snapshots.mountAt(id, this.rootfs(id), o);
+    await mountRootfs(await this.images.snapshots.mounts(id), this.rootfs(id), o);
     this.mounted.add(id);
   }
 

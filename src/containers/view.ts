@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { emptyEndpoint, joinedContainer, type LiveNetworkSettings, networkName } from './network.ts';
+import { emptyEndpoint, joinedContainer, type LiveNetworkSettings, type NetworkEndpoint, networkName } from './network.ts';
 import type { ContainerService } from './service.ts';
 import { type ContainerRecord, isRunning } from './types.ts';
 
@@ -10,9 +10,9 @@ import { type ContainerRecord, isRunning } from './types.ts';
  */
 export interface ContainerView {
   record: ContainerRecord;
-  /** NetworkSettings.Networks (network name → endpoint settings). */
-  networks: Record<string, unknown>;
-  /** Published and exposed ports while it runs. */
+  /** Its networks (network name → endpoint). */
+  networks: Record<string, NetworkEndpoint>;
+  /** Published ports while it runs. */
   ports?: LiveNetworkSettings['ports'];
   /** The network namespace path while it runs. */
   sandboxKey?: string;
@@ -26,12 +26,12 @@ export interface ContainerView {
   rootfs: string;
 }
 
-function networksOf(svc: ContainerService, r: ContainerRecord, live: LiveNetworkSettings | undefined): Record<string, unknown> {
+function networksOf(svc: ContainerService, r: ContainerRecord, live: LiveNetworkSettings | undefined): Record<string, NetworkEndpoint> {
   if (joinedContainer(r.hostConfig.NetworkMode) !== undefined) return {}; // another container's network: none of its own (as docker)
   if (live) return live.networks; // the network layer's view is the truth while it runs, even with no network left
   const current = svc.networks.get(r.id);
   if (current && Object.keys(current).length) return current;
-  if (r.endpoints && Object.keys(r.endpoints).length) return Object.fromEntries(Object.keys(r.endpoints).map((n) => [n, { ...emptyEndpoint(), Aliases: r.endpoints![n]!.Aliases ?? null }]));
+  if (r.endpoints && Object.keys(r.endpoints).length) return Object.fromEntries(Object.keys(r.endpoints).map((n) => [n, emptyEndpoint(r.endpoints![n]!.Aliases ?? null)]));
   return { [networkName(r)]: emptyEndpoint() };
 }
 

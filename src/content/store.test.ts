@@ -6,6 +6,13 @@ import { Readable } from 'node:stream';
 import { test } from 'node:test';
 import { sha256 } from '../oci/digest.ts';
 import { ContentStore } from './store.ts';
+import { contentStoreConformance } from './conformance.ts';
+
+contentStoreConformance('ContentStore', async () => {
+  const root = await fsp.mkdtemp(path.join(os.tmpdir(), 'keel-content-'));
+  const store = new ContentStore(root);
+  return { store, reopen: () => new ContentStore(root), ingestEntries: () => fsp.readdir(store.ingestDir) };
+});
 
 async function store() {
   const s = new ContentStore(await fsp.mkdtemp(path.join(os.tmpdir(), 'keel-content-')));

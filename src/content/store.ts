@@ -102,11 +102,26 @@ export class ContentStore {
    */
   async writer(expected: Expected = {}, opts: { resume?: boolean } = {}): Promise<BlobWriter> {
     if (expected.digest !== undefined) parseDigest(expected.digest);
-    const name = expected.digest && opts.resume ? `${digestHex(expected.digest)}.partial` : `${randomBytes(12).toString('hex')}.tmp`;
+    // One writer at a time owns a digest's partial (its .lock, made with O_EXCL):
+    // two writers appending to one file would interleave, and the loser would
+    // go on writing into the inode the winner had renamed into blobs/. A
+    // writer that finds the lock taken writes a private ingest, not resumable.
+    // A crash leaves the lock behind; cleanIngests (at start-up) removes it.
+    let lock: string | undefined;
+    if (expected.digest && opts.resume) {
+      const l = path.join(this.ingestDir, `${digestHex(expected.digest)}.lock`);
+      try {
+        await (await fsp.open(l, 'wx', 0o600)).close();
+        lock = l;
+      } catch (e) {
+        if (errnoCode(e) !== 'EEXIST') throw e;
+      }
+    }
+    const name = expected.digest && lock ? `${digestHex(expected.digest)}.partial` : `${randomBytes(12).toString('hex')}.tmp`;
     const file = path.join(this.ingestDir, name);
     const hash = createHash('sha256');
     let offset = 0;
-    if (opts.resume && expected.digest) {
+    if (lock && expected.digest) {
       try {
         for await (const chunk of fs.createReadStream(file)) {
           hash.update(chunk as Buffer);
@@ -116,8 +131,14 @@ export class ContentStore {
         if (errnoCode(e) !== 'ENOENT') throw e;
       }
     }
-    const fh = await fsp.open(file, offset > 0 ? 'a' : 'w', 0o600);
-    return new BlobWriter(this, file, fh, hash, offset, expected);
+    let fh: fsp.FileHandle;
+    try {
+      fh = await fsp.open(file, offset > 0 ? 'a' : 'w', 0o600);
+    } catch (e) {
+      if (lock) await fsp.rm(lock, { force: true });
+      throw e;
+    }
+    return new BlobWriter(this, file, fh, hash, offset, expected, lock);
   }
 
   /** @internal */
@@ -157,11 +178,14 @@ export class BlobWriter {
   private readonly fh: fsp.FileHandle;
   private readonly hash: Hash;
   private readonly expected: Expected;
+  /** The partial's lock this writer holds (ContentStore.writer). */
+  private readonly lock: string | undefined;
   /** Bytes written so far (including a resumed prefix). */
   offset: number;
 
-  constructor(store: ContentStore, file: string, fh: fsp.FileHandle, hash: Hash, offset: number, expected: Expected) {
+  constructor(store: ContentStore, file: string, fh: fsp.FileHandle, hash: Hash, offset: number, expected: Expected, lock?: string) {
     this.store = store;
+    this.lock = lock;
     this.file = file;
     this.fh = fh;
     this.hash = hash;
@@ -210,6 +234,18 @@ export class BlobWriter {
 
   /** Verifies and moves the blob into place; returns its digest. */
   async commit(): Promise<Digest> {
+    try {
+      return await this.verifyAndCommit();
+    } finally {
+      await this.unlock();
+    }
+  }
+
+  private async unlock(): Promise<void> {
+    if (this.lock) await fsp.rm(this.lock, { force: true });
+  }
+
+  private async verifyAndCommit(): Promise<Digest> {
     const digest: Digest = `sha256:${this.hash.digest('hex')}`;
     const { size, digest: want } = this.expected;
     await this.fh.sync();
@@ -234,5 +270,6 @@ export class BlobWriter {
       await this.fh.close().catch(() => {}); // aborting: the write has failed or been abandoned already
     }
     if (discard || !this.file.endsWith('.partial')) await fsp.rm(this.file, { force: true });
+    await this.unlock();
   }
 }

@@ -2,7 +2,7 @@ import { EngineError, invalid } from '../common/errors.ts';
 import { type ContainerNetworking, emptyEndpoint, joinedContainer, type LiveNetworkSettings, type NetworkAttachment } from '../containers/network.ts';
 import type { ContainerService } from '../containers/service.ts';
 import { type ContainerRecord, type EndpointConfig, isRunning } from '../containers/types.ts';
-import { type EndpointOptions, type NetworkManager, type PortBindings, toEndpointSettings, toPortMap } from '../network/index.ts';
+import type { EndpointOptions, NetworkManager, PortBindings } from '../network/index.ts';
 import type { ContainerNetworks } from './engine.ts';
 
 /**
@@ -69,8 +69,8 @@ export class BridgeNetworking implements ContainerNetworking {
     const sb = this.nm.sandbox(rec.id);
     if (!sb) return undefined;
     return {
-      networks: Object.fromEntries(Object.values(sb.Endpoints).map((e) => [e.NetworkName, toEndpointSettings(e)])),
-      ports: toPortMap(sb.Ports, Object.keys(rec.config.ExposedPorts ?? {})),
+      networks: Object.fromEntries(Object.values(sb.Endpoints).map((e) => [e.NetworkName, { endpoint: e }])),
+      ports: sb.Ports,
       sandboxKey: sb.NetnsPath,
     };
   }
@@ -81,7 +81,7 @@ function attachment(sb: NonNullable<ReturnType<NetworkManager['sandbox']>>): Net
   const first = eps[0];
   return {
     namespace: { path: sb.NetnsPath },
-    networks: Object.fromEntries(eps.map((e) => [e.NetworkName, toEndpointSettings(e)])),
+    networks: Object.fromEntries(eps.map((e) => [e.NetworkName, { endpoint: e }])),
     ip: first?.IPAddress,
     // User networks resolve container names through the embedded DNS on their gateway.
     nameservers: first && first.NetworkName !== 'bridge' ? [first.Gateway] : undefined,
@@ -128,7 +128,7 @@ export class EngineContainerNetworks implements ContainerNetworks {
       };
       if (isRunning(rec)) {
         const e = await this.nm.connect(id, { ...ep, network: n.Id });
-        this.containers.networks.set(id, { ...(this.containers.networks.get(id) ?? {}), [n.Name]: toEndpointSettings(e) });
+        this.containers.networks.set(id, { ...(this.containers.networks.get(id) ?? {}), [n.Name]: { endpoint: e } });
       }
       rec.endpoints = { ...eps, [n.Name]: cfg };
       await this.containers.store.save(rec);

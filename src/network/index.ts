@@ -20,7 +20,6 @@ import { filterNetworks, type NetworkFilters } from './filters.ts';
 
 export type * from './types.ts';
 export { parsePortSpecs } from './ports.ts';
-export { toDockerNetwork, toEndpointSettings, toNetworkSettings, toPortMap } from './docker.ts';
 export { hostsFile, resolvConf, parseResolvConf, parseExtraHost } from './files.ts';
 export type { NetworkFilters } from './filters.ts';
 

@@ -2,7 +2,7 @@
  * Records of the network layer. They are plain JSON, persisted as they are,
  * and shaped so that docker's `GET /networks/{id}` and a container's
  * `NetworkSettings` can be produced from them without extra lookups
- * (see toDockerNetwork / toEndpointSettings in docker.ts).
+ * (see toDockerNetwork / toEndpointSettings in api/encode-network.ts).
  */
 
 export type NetworkDriver = 'bridge' | 'host' | 'null';

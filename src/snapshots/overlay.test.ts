@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { sha256 } from '../oci/digest.ts';
 import { chainIds, Snapshotter } from './overlay.ts';
+import { makeLayers, overlayDirs, snapshotterConformance } from './conformance.ts';
 
 async function snapshotter() {
   const s = new Snapshotter(await fsp.mkdtemp(path.join(os.tmpdir(), 'keel-snap-')));
@@ -19,43 +20,20 @@ test('chain IDs follow the OCI image spec', () => {
   assert.deepEqual(chainIds([a, b]), [a, sha256(`${a} ${b}`)]);
 });
 
-test('a layer appears only when its fill succeeds and matches its diff_id', async () => {
-  const s = await snapshotter();
-  const diffId = sha256('layer');
-  await assert.rejects(
-    s.createLayer({ chainId: diffId, diffId, parent: null }, async (dir) => {
-      await fsp.writeFile(path.join(dir, 'half'), 'x');
-      throw new Error('interrupted');
-    }),
-    /interrupted/,
-  );
-  await assert.rejects(
-    s.createLayer({ chainId: diffId, diffId, parent: null }, async () => ({ diffId: sha256('other'), size: 1 })),
-    /does not match its diff_id/,
-  );
-  assert.deepEqual(await s.listLayers(), []);
-  assert.deepEqual(await fsp.readdir(path.join(s.root, 'tmp')), []);
-  const meta = await s.createLayer({ chainId: diffId, diffId, parent: null }, async (dir) => {
-    await fsp.writeFile(path.join(dir, 'f'), 'x');
-    return { diffId, size: 10 };
-  });
-  assert.equal(meta.size, 10);
-  assert.deepEqual(await s.listLayers(), [diffId]);
-  assert.equal(await fsp.readFile(path.join(s.layerDir(diffId), 'f'), 'utf8'), 'x');
-  await s.removeLayer(diffId);
-  assert.deepEqual(await s.listLayers(), []);
-});
+snapshotterConformance('overlay', async () => new Snapshotter(await fsp.mkdtemp(path.join(os.tmpdir(), 'keel-snap-'))));
 
-test('snapshots describe an overlay over their chain, top layer first', async () => {
+test('layer dirs are named in full while they fit one page, through short links beyond', async () => {
   const s = await snapshotter();
-  const [a, b] = chainIds([sha256('a'), sha256('b')]);
-  const [m] = await s.prepare('c1', [a!, b!]);
-  assert.equal(m!.type, 'overlay');
-  assert.equal(m!.options[0], `lowerdir=${b!.slice(7)}/diff:${a!.slice(7)}/diff`);
-  assert.deepEqual(await s.chainOf('c1'), [a, b]);
-  assert.throws(() => s.upperDir('../escape'), /invalid snapshot key/);
-  await s.remove('c1');
-  assert.deepEqual(await s.listActive(), []);
+  const shallow = await makeLayers(s, 3);
+  const [m] = await s.prepare('c1', shallow);
+  assert.deepEqual(overlayDirs(m!).lower, [...shallow].reverse().map((c) => s.layerDir(c)));
+  const deep = await makeLayers(s, 60, 'deep');
+  const [d] = await s.prepare('c2', deep);
+  const lower = overlayDirs(d!).lower;
+  assert.ok(lower.every((l) => path.dirname(l) === s.linksDir));
+  assert.equal(await fsp.realpath(lower[0]!), s.layerDir(deep[59]!));
+  await s.removeLayer(deep[59]!);
+  await assert.rejects(fsp.lstat(lower[0]!), { code: 'ENOENT' });
 });
 
 test('a layer\'s files are synced to disk before its layer.json, which is before the layer is renamed into place', async () => {

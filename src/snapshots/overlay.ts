@@ -1,31 +1,18 @@
 import fsp from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { EngineError, errnoCode, ExecError } from '../common/errors.ts';
+import { EngineError, errnoCode } from '../common/errors.ts';
 import { exec } from '../common/exec.ts';
-import { umount } from '../common/umount.ts';
 import { fsyncDir, mkdirp, readJsonIfExists, writeJsonAtomic } from '../common/fs.ts';
 import { type Digest, digestHex, parseDigest, sha256 } from '../oci/digest.ts';
 import { crashPoint } from '../common/crashpoint.ts';
 import { FrozenStore } from './frozen.ts';
+import { MOUNT_DATA_MAX } from './mount.ts';
+import type { LayerMeta, LayerSnapshotter, Mount } from './types.ts';
 
-/** A mount described as data (like containerd's), applied by whoever runs the container. */
-export interface Mount {
-  type: string;
-  source: string;
-  target?: string;
-  options: string[];
-}
-
-export interface LayerMeta {
-  chainId: Digest;
-  diffId: Digest;
-  parent: Digest | null;
-  /** Bytes of the uncompressed layer tar. */
-  size: number;
-  created: string;
-}
+export type { LayerMeta, Mount };
+// (mount.ts applies the mounts; unmount is re-exported for the callers that imported it from here.)
+export { unmount } from './mount.ts';
 
 /**
  * The overlay snapshotter. Committed layers live read-only in
@@ -35,10 +22,12 @@ export interface LayerMeta {
  * appear by an atomic rename only when complete, so a crash never leaves a
  * half-unpacked layer visible.
  */
-export class Snapshotter {
+export class Snapshotter implements LayerSnapshotter {
   readonly root: string;
   readonly layersDir: string;
   readonly activeDir: string;
+  /** Short links to layer dirs (`l/<16 hex of the chain ID>`), for mounts too deep to name layers/ in full. */
+  readonly linksDir: string;
   private readonly tmpDir: string;
   /** Containers' upper dirs frozen into read-only layers for clones (frozen.ts, clones.ts). */
   readonly frozen: FrozenStore;
@@ -47,6 +36,7 @@ export class Snapshotter {
     this.root = root;
     this.layersDir = path.join(root, 'layers');
     this.activeDir = path.join(root, 'active');
+    this.linksDir = path.join(root, 'l');
     this.tmpDir = path.join(root, 'tmp');
     this.frozen = new FrozenStore(path.join(root, 'frozen'));
   }
@@ -54,6 +44,7 @@ export class Snapshotter {
   async init(): Promise<void> {
     await mkdirp(this.layersDir);
     await mkdirp(this.activeDir);
+    await mkdirp(this.linksDir);
     await mkdirp(this.tmpDir);
     await this.frozen.init();
     await this.frozen.rollForward((r) => adoptFrozen(this, r.owner, r.id));
@@ -135,6 +126,7 @@ export class Snapshotter {
 
   async removeLayer(chainId: Digest): Promise<void> {
     await this.discard(path.join(this.layersDir, digestHex(parseDigest(chainId))));
+    await fsp.rm(this.linkFor(chainId), { force: true });
   }
 
   /** Renames a directory into tmp/ before deleting it, so a crash mid-delete leaves no half tree in place. */
@@ -151,9 +143,7 @@ export class Snapshotter {
 
   /**
    * Prepares a writable snapshot over `chain` (chain IDs, bottom layer
-   * first) and returns the overlay mount for it. Paths in lowerdir are
-   * relative to `layers/`, so the mount must run with that working directory
-   * (see mountAt), which keeps the option string short for deep images.
+   * first) and returns the overlay mount for it (mounts()).
    */
   async prepare(key: string, chain: Digest[], frozen: string[] = []): Promise<Mount[]> {
     const dir = this.activeDirFor(key);
@@ -167,19 +157,43 @@ export class Snapshotter {
     const dir = this.activeDirFor(key);
     const rec = await readJsonIfExists<SnapshotRecord>(path.join(dir, 'snapshot.json'));
     if (!rec) throw new EngineError('NOT_FOUND', `snapshot ${key} does not exist`);
-    // Frozen layers (clones) sit above the image's, newest first; paths relative to layers/ like the chain's.
-    const frozen = [...(rec.frozen ?? [])].reverse().map((f) => path.relative(this.layersDir, this.frozen.dir(f)));
+    const top = [...rec.chain].reverse();
+    // Frozen layers (clones) sit above the image's, newest first, always named by their absolute dirs.
+    const frozen = [...(rec.frozen ?? [])].reverse().map((f) => this.frozen.dir(f));
+    const options = (lowers: string[]) => [`lowerdir=${[...frozen, ...lowers].join(':')}`, `upperdir=${path.join(dir, 'upper')}`, `workdir=${path.join(dir, 'work')}`];
     // overlayfs needs at least one lowerdir; an image with no layers gets an empty one.
-    const lowers = [...frozen, ...(rec.chain.length ? [...rec.chain].reverse().map((c) => `${digestHex(c)}/diff`) : [])];
-    if (!lowers.length) {
+    if (!top.length && !frozen.length) {
       await fsp.mkdir(path.join(dir, 'empty'), { recursive: true });
-      lowers.push(path.join(dir, 'empty'));
+      return [{ destination: '/', type: 'overlay', source: 'overlay', options: options([path.join(dir, 'empty')]) }];
     }
-    return [{
-      type: 'overlay',
-      source: 'overlay',
-      options: [`lowerdir=${lowers.join(':')}`, `upperdir=${path.join(dir, 'upper')}`, `workdir=${path.join(dir, 'work')}`],
-    }];
+    // Every path absolute, so the mount means the same from any working
+    // directory. The kernel takes mount options in one page (MOUNT_DATA_MAX):
+    // absolute layers/<64 hex>/diff paths fit ~40 layers, so a deeper image
+    // names its layers through short links under l/ (~95 layers under
+    // /var/lib/keel; the relative `<hex>/diff` form this replaces, mounted
+    // with layers/ as working directory, fit ~55), as docker's overlay2
+    // does; the kernel resolves the links when it mounts.
+    let opts = options(top.map((c) => this.layerDir(c)));
+    if (opts.join(',').length > MOUNT_DATA_MAX) opts = options(await Promise.all(top.map((c) => this.shortLink(c))));
+    return [{ destination: '/', type: 'overlay', source: 'overlay', options: opts }];
+  }
+
+  private linkFor(chainId: Digest): string {
+    return path.join(this.linksDir, digestHex(parseDigest(chainId)).slice(0, 16));
+  }
+
+  /** The short link to a layer's dir, made when missing (an absolute target: the link is self-contained too). */
+  private async shortLink(chainId: Digest): Promise<string> {
+    const link = this.linkFor(chainId);
+    const target = this.layerDir(chainId);
+    try {
+      await fsp.symlink(target, link);
+    } catch (e) {
+      if (errnoCode(e) !== 'EEXIST') throw e;
+      // 64 bits of the chain ID: a clash is not expected, but a link must never point at another layer.
+      if ((await fsp.readlink(link)) !== target) throw new EngineError('INTERNAL', `layer link ${link} points elsewhere than ${target}`);
+    }
+    return link;
   }
 
   upperDir(key: string): string {
@@ -188,21 +202,6 @@ export class Snapshotter {
 
   async chainOf(key: string): Promise<Digest[] | undefined> {
     return (await readJsonIfExists<{ chain: Digest[] }>(path.join(this.activeDirFor(key), 'snapshot.json')))?.chain;
-  }
-
-  /**
-   * Mounts a snapshot's overlay at `target` (which must exist). `volatile`
-   * (kernel 5.10+) drops every fsync and syncfs the container makes, and the
-   * sync of the whole upper filesystem at unmount, for a snapshot that is
-   * thrown away after one run (`run --rm`, as podman does). Such an upper can
-   * never be mounted again: overlay refuses it.
-   */
-  async mountAt(key: string, target: string, o: { volatile?: boolean } = {}): Promise<void> {
-    const [m] = await this.mounts(key);
-    const opts = [...m!.options, ...(o.volatile && volatileSupported() ? ['volatile'] : [])].join(',');
-    if (opts.length > 4000) throw new EngineError('INVALID_ARGUMENT', `image has too many layers to mount (${opts.length}-byte overlay options)`);
-    // Private: mounts made under it on the host (cp's view of volumes) must not propagate into the container.
-    await exec(['mount', '--make-private', '-t', 'overlay', 'overlay', '-o', opts, target], { cwd: this.layersDir });
   }
 
   async listActive(): Promise<string[]> {
@@ -291,22 +290,6 @@ export function chainIds(diffIds: Digest[]): Digest[] {
     out.push(prev ? sha256(`${prev} ${d}`) : d);
   }
   return out;
-}
-
-/** overlay's `volatile` mount option exists from Linux 5.10 on. */
-function volatileSupported(): boolean {
-  const [major = 0, minor = 0] = os.release().split('.').map((x) => parseInt(x, 10) || 0);
-  return major > 5 || (major === 5 && minor >= 10);
-}
-
-export async function unmount(target: string): Promise<void> {
-  try {
-    await umount(target);
-  } catch (e) {
-    // Busy: detach it now, the kernel frees it when the last user leaves.
-    if (!(e instanceof ExecError)) throw e;
-    await exec(['umount', '-l', target]);
-  }
 }
 
 /**

@@ -1,9 +1,11 @@
-import type { EndpointRecord, NetworkRecord, PortMapping, SandboxRecord } from './types.ts';
+import type { EndpointInfo, NetworkEndpoint, PortInfo } from '../containers/network.ts';
+import type { EndpointRecord, NetworkRecord } from '../network/index.ts';
 
 /**
  * Mapping of keel's records to docker's JSON shapes (moby api/swagger.yaml):
  * `Network` (GET /networks, /networks/{id}) and `EndpointSettings`
- * (container NetworkSettings.Networks[name]), and the `PortMap`.
+ * (container NetworkSettings.Networks[name]), and the `PortMap`. Docker's
+ * wire formats live in api/ only; the domain hands over its own records.
  */
 
 export function toDockerNetwork(n: NetworkRecord, endpoints: EndpointRecord[]): Record<string, unknown> {
@@ -23,7 +25,7 @@ export function toDockerNetwork(n: NetworkRecord, endpoints: EndpointRecord[]): 
   };
 }
 
-export function toEndpointSettings(e: EndpointRecord): Record<string, unknown> {
+export function toEndpointSettings(e: EndpointInfo): Record<string, unknown> {
   return {
     IPAMConfig: e.RequestedIp ? { IPv4Address: e.RequestedIp } : null,
     Links: null,
@@ -34,24 +36,22 @@ export function toEndpointSettings(e: EndpointRecord): Record<string, unknown> {
 }
 
 /** NetworkSettings.Ports: every exposed port, null when not published. */
-export function toPortMap(ports: PortMapping[], exposed: string[] = []): Record<string, Array<{ HostIp: string; HostPort: string }> | null> {
+export function toPortMap(ports: PortInfo[], exposed: string[] = []): Record<string, Array<{ HostIp: string; HostPort: string }> | null> {
   const out: Record<string, Array<{ HostIp: string; HostPort: string }> | null> = {};
   for (const k of exposed) out[k.includes('/') ? k : `${k}/tcp`] = null;
   for (const p of ports) (out[`${p.ContainerPort}/${p.Proto}`] ??= []).push({ HostIp: p.HostIp, HostPort: String(p.HostPort) });
   return out;
 }
 
-/** The top-level NetworkSettings fields docker fills from the default bridge endpoint. */
-export function toNetworkSettings(sb: SandboxRecord | undefined, exposed: string[] = []): Record<string, unknown> {
-  const networks: Record<string, unknown> = {};
-  for (const e of Object.values(sb?.Endpoints ?? {})) networks[e.NetworkName] = toEndpointSettings(e);
-  if (sb?.Mode === 'host' || sb?.Mode === 'none') networks[sb.Mode] = { NetworkID: '', EndpointID: '', Gateway: '', IPAddress: '', IPPrefixLen: 0, MacAddress: '' };
-  const b = Object.values(sb?.Endpoints ?? {}).find((e) => e.NetworkName === 'bridge');
+/** NetworkSettings.Networks[name]: the live endpoint, or docker's endpoint without addresses. */
+export function encodeEndpoint(n: NetworkEndpoint): Record<string, unknown> {
+  if (n.endpoint) return toEndpointSettings(n.endpoint);
   return {
-    Bridge: '', SandboxID: sb?.ContainerId ?? '', HairpinMode: false, LinkLocalIPv6Address: '', LinkLocalIPv6PrefixLen: 0,
-    Ports: toPortMap(sb?.Ports ?? [], exposed), SandboxKey: sb?.NetnsPath ?? '', SecondaryIPAddresses: null, SecondaryIPv6Addresses: null,
-    EndpointID: b?.EndpointId ?? '', Gateway: b?.Gateway ?? '', GlobalIPv6Address: '', GlobalIPv6PrefixLen: 0,
-    IPAddress: b?.IPAddress ?? '', IPPrefixLen: b?.IPPrefixLen ?? 0, IPv6Gateway: '', MacAddress: b?.MacAddress ?? '',
-    Networks: networks,
+    IPAMConfig: null, Links: null, Aliases: n.aliases, NetworkID: '', EndpointID: '', Gateway: '', IPAddress: '', IPPrefixLen: 0,
+    IPv6Gateway: '', GlobalIPv6Address: '', GlobalIPv6PrefixLen: 0, MacAddress: '', DriverOpts: null,
   };
+}
+
+export function encodeEndpoints(ns: Record<string, NetworkEndpoint>): Record<string, Record<string, unknown>> {
+  return Object.fromEntries(Object.entries(ns).map(([name, n]) => [name, encodeEndpoint(n)]));
 }
