@@ -60,10 +60,13 @@ async function runBuild(s: BuildSession): Promise<BuildResult> {
   for (const raw of df.metaArgs) {
     const inst = frontend.compileInstruction(raw, s.metaLookup, s.escape);
     if (inst.kind !== 'ARG') continue;
+    let redo = false;
     for (const a of inst.args) {
       const given = s.hasBuildArg(a.name);
       if (given) s.consumed.add(a.name);
-      s.metaArgs.set(a.name, given ? s.buildArg(a.name) : a.default);
+      const v = given ? s.buildArg(a.name) : redo && a.rawDefault !== undefined ? frontend.expand(a.rawDefault, s.metaLookup, s.escape) : a.default;
+      redo ||= given;
+      s.metaArgs.set(a.name, v);
     }
   }
   const froms = df.stages.map((st) => frontend.compileFrom(st.from, s.metaLookup));

@@ -30,7 +30,15 @@ export interface PreparedMounts {
   release(): Promise<void>;
 }
 
-export async function runMounts(s: BuildSession, st: StageState, mounts: RunMount[]): Promise<PreparedMounts> {
+export async function runMounts(s: BuildSession, st: StageState, input: RunMount[], pipeFile?: { path: string; content: string }): Promise<PreparedMounts> {
+  // Relative targets (or none) are joined to the WORKDIR, as BuildKit does; `/` itself is refused.
+  const workdir = st.img.config.config?.WorkingDir || '/';
+  const mounts = input.map((m) => {
+    if (m.target === undefined || m.type === 'secret' || m.type === 'ssh') return m;
+    const target = path.posix.resolve(workdir, m.target);
+    if (target === '/') throw invalid(`RUN --mount=type=${m.type}: cannot mount on the root directory`);
+    return { ...m, target };
+  });
   const specs: MountSpec[] = [];
   const env: string[] = [];
   const cleanups: (() => Promise<void>)[] = [];
@@ -39,7 +47,7 @@ export async function runMounts(s: BuildSession, st: StageState, mounts: RunMoun
   };
   try {
     for (const m of mounts) {
-      const target = m.type === 'secret' ? m.target ?? (m.env ? undefined : `/run/secrets/${m.id}`) : m.target;
+      const target = m.type === 'secret' ? (m.target ? path.posix.resolve(workdir, m.target) : m.env ? undefined : `/run/secrets/${m.id}`) : m.target;
       if (target !== undefined && !target.startsWith('/')) throw invalid(`mount target must be an absolute path: ${target}`);
       switch (m.type) {
         case 'cache': {
@@ -99,7 +107,15 @@ export async function runMounts(s: BuildSession, st: StageState, mounts: RunMoun
           throw invalid('RUN --mount=type=ssh is not supported by keel');
       }
     }
-    void st;
+    if (pipeFile) {
+      // `RUN <<EOF` starting with #!: the document is a script of its own, read-only at its path.
+      const t = await tempDir(s.deps.dataRoot, 'heredoc');
+      cleanups.push(t.release);
+      const file = path.join(t.dir, 'script');
+      await fsp.writeFile(file, pipeFile.content, { mode: 0o755 });
+      await fsp.chmod(file, 0o755);
+      specs.push({ Type: 'bind', Source: file, Target: pipeFile.path, ReadOnly: true });
+    }
     return { specs, env, release };
   } catch (e) {
     await release();

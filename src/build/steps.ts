@@ -31,16 +31,23 @@ export async function runStep(s: BuildSession, st: StageState, inst: Instruction
     case 'COPY':
     case 'ADD':
       return copyStep(s, st, inst);
-    case 'ARG':
+    case 'ARG': {
+      // A default is expanded with the line's earlier args at their final values (BuildKit): when one of
+      // those came from a build-arg, the parser's expansion (with the defaults) is redone.
+      let redo = false;
+      const outer = s.lookup(st);
       for (const a of inst.args) {
         let v: string | undefined = a.default;
         if (s.hasBuildArg(a.name)) {
           v = s.buildArg(a.name);
           s.consumed.add(a.name);
+          redo = true;
         } else if (a.default === undefined && s.metaArgs.has(a.name)) v = s.metaArgs.get(a.name);
+        else if (redo && a.rawDefault !== undefined) v = s.deps.frontend.expand(a.rawDefault, (n) => (st.args.has(n) ? st.args.get(n) : outer(n)), s.escape);
         st.args.set(a.name, v);
       }
       return metaStep(s, st, inst);
+    }
     default:
       return metaStep(s, st, inst);
   }
@@ -108,23 +115,17 @@ function runEnv(s: BuildSession, st: StageState): { env: string[]; argPairs: str
 
 async function runInstruction(s: BuildSession, st: StageState, inst: Extract<Instruction, { kind: 'RUN' }>): Promise<void> {
   const shell = shellOf(st.img.config.config);
-  let argv = argvOf(inst.command, shell);
-  // Heredocs: `RUN <<EOF` runs the document as a script, as BuildKit does.
-  if (inst.heredocs.length && inst.command.form === 'shell') {
-    const h = inst.heredocs[0]!;
-    const first = inst.command.script.trim();
-    if (first === `<<${h.name}` || first === `<<-${h.name}` || first === `<<"${h.name}"` || first === `<<'${h.name}'`) argv = [...shell, h.content];
-    else argv = [...shell, `${inst.command.script}\n${inst.heredocs.map((d) => `${d.content}${d.name}`).join('\n')}`];
-  }
+  // Heredocs are already in the compiled command (or in pipeFile for a `#!` script).
+  const argv = argvOf(inst.command, shell);
   const { env, argPairs } = runEnv(s, st);
   const network = inst.network && inst.network !== 'default' ? inst.network : s.req.networkMode || 'default';
-  const mountKey = inst.mounts.map((m) => (m.type === 'secret' ? { type: 'secret', id: m.id, target: m.target, env: m.env } : m));
+  const mountKey = [...inst.mounts.map((m) => (m.type === 'secret' ? { type: 'secret', id: m.id, target: m.target, env: m.env } : m)), inst.pipeFile ?? null];
   const key = BuildCache.key([parentId(st), 'RUN', argv, argPairs.sort(), network, mountKey]);
   const createdBy = `${argPairs.length ? `|${argPairs.length} ${argPairs.join(' ')} ` : ''}${argv.join(' ')}`;
   if (await fromCache(s, st, key, { createdBy, runConfig: st.img.config.config ?? {}, layer: true })) return;
   // docker needs an image to create the container from: scratch gets an empty one.
   if (!st.img.record) st.img = await stepImageOf(s.deps.images, await commitStep(s.deps.images, st.img, { runConfig: st.img.config.config ?? {}, createdBy: '', signal: s.signal }));
-  const mounts = await runMounts(s, st, inst.mounts);
+  const mounts = await runMounts(s, st, inst.mounts, inst.pipeFile);
   try {
     const keep = s.req.rm === false;
     const r = await runContainer(s.deps.containers, {

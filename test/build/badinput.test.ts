@@ -139,6 +139,23 @@ t.close(); sys.stdout.buffer.write(b.getvalue())`;
   });
 });
 
+describe('a client that goes away while sending the context', () => {
+  test('leaves no temp dir behind', async () => {
+    const ctx = writeContext(path.join(d.dir, 'halfway'), { Dockerfile: 'FROM busybox:local\n', big: 'x'.repeat(4 << 20) });
+    const tar = tarOf(ctx);
+    await new Promise<void>((resolve) => {
+      const req = http.request({ socketPath: d.socket, method: 'POST', path: '/v1.41/build', headers: { 'Content-Type': 'application/x-tar', 'Content-Length': String(tar.length) } });
+      req.on('error', () => resolve());
+      req.write(tar.subarray(0, tar.length >> 1), () => setTimeout(() => {
+        req.destroy();
+        resolve();
+      }, 300));
+    });
+    assert.deepEqual(await settledLeftovers(d), NOTHING_LEFT);
+    assert.equal(await d.ping(), true);
+  });
+});
+
 function fetchUnix(d: TestDaemon, method: string, p: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const req = http.request({ socketPath: d.socket, method, path: p }, (res) => {

@@ -146,14 +146,24 @@ describe('Dockerfile features through keel build', () => {
         'RUN --mount=type=bind,source=ctxfile,target=/mnt/ctxfile cat /mnt/ctxfile > /from-bind',
         'RUN --mount=type=bind,target=/ctx,rw touch /ctx/written-by-run && test -f /ctx/written-by-run',
         'COPY . /after/',
+        'WORKDIR /w',
+        'RUN --mount=type=cache,target=rel echo rel > rel/x && test -f /w/rel/x',
+        'ARG A=1 B=${A}2',
+        'RUN <<EOF',
+        'echo "heredoc A=$A B=$B" > /heredoc',
+        'EOF',
+        'RUN <<EOF',
+        '#!/bin/sh',
+        'echo "script $0" > /script-out',
+        'EOF',
       ].join('\n') + '\n',
       ctxfile: 'bound',
     };
     const r1 = await keelBuild('mounts', files, ['-t', 'mounts:1', '--secret', `id=tok,src=${path.join(d.dir, 'secret.txt')}`]);
     assert.equal(r1.code, 0, r1.stderr + r1.stdout);
-    const r2 = await d.keel(['build', '--progress=plain', '-t', 'mounts:2', '--build-arg', 'N=2', '--secret', `id=tok,src=${path.join(d.dir, 'secret.txt')}`, r1.dir]);
+    const r2 = await d.keel(['build', '--progress=plain', '-t', 'mounts:2', '--build-arg', 'N=2', '--build-arg', 'A=5', '--secret', `id=tok,src=${path.join(d.dir, 'secret.txt')}`, r1.dir]);
     assert.equal(r2.code, 0, r2.stderr);
-    assert.equal(await sh('mounts:2', 'cat /seen; cat /secret-len; cat /from-bind; echo; ls /cache /scratch /ctx 2>/dev/null | wc -l; ls /after'), 'run1\nrun2\nsecret-len=9\nbound\n0\nDockerfile\nctxfile\n');
+    assert.equal(await sh('mounts:2', 'cat /seen; cat /secret-len; cat /from-bind; echo; ls /cache /scratch /ctx /w/rel 2>/dev/null | wc -l; ls /after; cat /heredoc; grep -c script /script-out'), 'run1\nrun2\nsecret-len=9\nbound\n0\nDockerfile\nctxfile\nheredoc A=5 B=52\n1\n');
     const { spawnSync } = await import('node:child_process');
     assert.equal(spawnSync('grep', ['-rl', 'TOPSECRET', path.join(d.dataRoot, 'overlay', 'layers'), path.join(d.dataRoot, 'content'), path.join(d.dataRoot, 'build', 'cache')]).stdout.toString(), '');
     const prune = await d.keel(['builder', 'prune', '-f']);
