@@ -83,12 +83,12 @@ printf 'FROM %s\nCOPY app /app\nRUN sh /app/build.sh && rm -rf /cache\n' "$DEBIA
 # step images) are dangling once the tags are gone: `image prune -f` (never -a:
 # the base image stays). Then the build cache proper: `builder prune -af` for
 # keel (its cache entries and cache mounts) and dockerd; podman keeps its cache
-# mounts under /var/tmp/buildah-cache-<uid>.
+# mounts under /var/tmp/buildah-cache (-<uid> when rootless).
 cold_script() { # NAME CLI-WORDS... -> path of a script that empties that engine's build cache
   local name=$1 extra
   shift
   case $name in
-    podman) extra="rm -rf /var/tmp/buildah-cache-\$(id -u)" ;;
+    podman) extra="rm -rf /var/tmp/buildah-cache /var/tmp/buildah-cache-\$(id -u)" ;;
     *) extra="$* builder prune -af >/dev/null 2>&1" ;;
   esac
   script "build-cold-$name" "$* rmi -f $TAG $CTAG >/dev/null 2>&1
@@ -97,7 +97,7 @@ $extra
 exit 0"
 }
 for fn in kd dk pm; do on_exit "$fn rmi -f $TAG $CTAG; $fn image prune -f"; done
-on_exit "kd builder prune -af; dk builder prune -af; rm -rf /var/tmp/buildah-cache-\$(id -u)"
+on_exit "kd builder prune -af; dk builder prune -af; rm -rf /var/tmp/buildah-cache /var/tmp/buildah-cache-\$(id -u)"
 
 # images_count CLI-WORDS...: every image the engine holds, intermediate ones included.
 images_count() { "$@" images -aq 2>/dev/null | sort -u | wc -l; }
