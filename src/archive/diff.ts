@@ -20,8 +20,8 @@ const SMALL_FILE = 64 * 1024;
 const O_READ = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW;
 
 /** Writes an uncompressed layer tar of an overlay upperdir: overlay whiteouts (char 0:0, xattr trusted.overlay.whiteout) become `.wh.<name>`, opaque dirs (trusted.overlay.opaque=y) get `.wh..wh..opq`. */
-export function diffLayer(upperDir: string): Readable {
-  return Readable.from(writeTree(upperDir, [''], { overlay: true }), { objectMode: false });
+export function diffLayer(upperDir: string, opts: { clampMtime?: number } = {}): Readable {
+  return Readable.from(writeTree(upperDir, [''], { overlay: true, clampMtime: opts.clampMtime }), { objectMode: false });
 }
 
 /** A tar of a whole directory tree (for export, cp, save of rootfs); paths relative to root, no whiteout logic. */
@@ -31,6 +31,8 @@ export function tarDirectory(root: string, opts: { include?: string[]; rename?: 
 
 interface WalkOpts {
   overlay: boolean;
+  /** Reproducible layers (SOURCE_DATE_EPOCH): no mtime later than this (seconds). */
+  clampMtime?: number;
   rename?: (p: string) => string;
 }
 
@@ -95,7 +97,7 @@ async function* writeTree(root: string, include: string[], o: WalkOpts): AsyncGe
     uid: st.uid,
     gid: st.gid,
     size: 0,
-    mtime: Math.floor(st.mtimeMs / 1000),
+    mtime: o.clampMtime !== undefined ? Math.min(Math.floor(st.mtimeMs / 1000), o.clampMtime) : Math.floor(st.mtimeMs / 1000),
     linkname: '',
     devmajor: 0,
     devminor: 0,

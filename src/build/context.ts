@@ -93,17 +93,23 @@ async function sniff(body: AsyncIterable<Uint8Array>): Promise<{ kind: Kind; str
   }
   const head = Buffer.concat(first);
   const kind: Kind = head[0] === 0x42 && head[1] === 0x5a && head[2] === 0x68 ? 'bzip2' : head[0] === 0xfd && head[1] === 0x37 && head[2] === 0x7a && head[3] === 0x58 ? 'xz' : 'plain';
+  const compressed = kind !== 'plain' || (head[0] === 0x1f && head[1] === 0x8b) || (head[0] === 0x28 && head[1] === 0xb5 && head[2] === 0x2f && head[3] === 0xfd);
   async function* replay(): AsyncGenerator<Uint8Array> {
+    let n = head.length;
     if (head.length) yield head;
     try {
       for (;;) {
         const r = await it.next();
-        if (r.done) return;
+        if (r.done) break;
+        n += r.value.length;
         yield r.value;
       }
     } finally {
       await it.return?.();
     }
+    // The docker CLI's `build -f- DIR` (legacy) ends its tar right after the last entry's data, with
+    // neither padding nor end-of-archive blocks; dockerd takes it, so a plain tar is completed here.
+    if (!compressed) yield Buffer.alloc((512 - (n % 512)) % 512 + 1024);
   }
   return { kind, stream: replay() };
 }

@@ -145,7 +145,7 @@ export async function copyStep(s: BuildSession, st: StageState, inst: CopyInst):
     for (const a of plan.archives) hash.update(`archive ${planDigest([{ abs: a, dest: '', type: 'file', mode: 0, size: 0, mtime: new Date(0) }], '', 0)}`);
     for (const f of plan.files) hash.update(`heredoc ${f.rel} ${createHash('sha256').update(f.data).digest('hex')}`);
     plan.digest = hash.digest('hex');
-    const key = BuildCache.key([parentId(st), inst.kind, destAbs, inst.chown ?? '', chmod ?? null, inst.parents, plan.digest]);
+    const key = BuildCache.key([parentId(s, st), inst.kind, destAbs, inst.chown ?? '', chmod ?? null, inst.parents, plan.digest]);
     const what = plan.archives.length ? 'multi' : plan.entries.length === 1 && plan.entries[0]!.type === 'file' ? 'file' : 'dir';
     const createdBy = nopCreatedBy(shellOf(st.img.config.config), `${inst.kind} ${what}:${plan.digest} in ${destAbs} `);
     if (await fromCache(s, st, key, { createdBy, runConfig: st.img.config.config ?? {}, layer: true })) return;
@@ -163,7 +163,7 @@ export async function copyStep(s: BuildSession, st: StageState, inst: CopyInst):
       for (const a of plan.archives) await copier.extract(a, s.signal);
       await unmount(rootfs.dir);
       const upper = s.deps.images.snapshots.upperDir(rootfs.key);
-      const rec = await commitStep(s.deps.images, st.img, { runConfig: st.img.config.config ?? {}, createdBy, upperDir: upper, adoptUpper: true, signal: s.signal });
+      const rec = await commitStep(s.deps.images, st.img, { runConfig: st.img.config.config ?? {}, createdBy, upperDir: upper, adoptUpper: true, signal: s.signal, sourceDateEpoch: s.epoch });
       await s.deps.cache.put(key, rec.id);
       await advance(s, st, rec);
     } finally {

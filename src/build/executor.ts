@@ -106,7 +106,7 @@ async function runBuild(s: BuildSession): Promise<BuildResult> {
 }
 
 function isPredefined(k: string): boolean {
-  return /^(HTTP_PROXY|HTTPS_PROXY|FTP_PROXY|NO_PROXY|ALL_PROXY)$/i.test(k) || k in platformArgs();
+  return k === 'SOURCE_DATE_EPOCH' || /^(HTTP_PROXY|HTTPS_PROXY|FTP_PROXY|NO_PROXY|ALL_PROXY)$/i.test(k) || k in platformArgs();
 }
 
 /** Stages the target needs (itself, the stages its FROM, COPY --from and RUN --mount from= name, recursively), each with the stages it uses. */

@@ -54,16 +54,18 @@ export async function stepImageOf(images: ImageService, rec: ImageRecord): Promi
 export async function commitStep(
   images: ImageService,
   parent: StepImage,
-  o: { runConfig: ContainerConfig; createdBy: string; upperDir?: string; adoptUpper?: boolean; signal?: AbortSignal },
+  o: { runConfig: ContainerConfig; createdBy: string; upperDir?: string; adoptUpper?: boolean; signal?: AbortSignal; sourceDateEpoch?: number },
 ): Promise<ImageRecord> {
-  const now = new Date().toISOString();
+  // SOURCE_DATE_EPOCH: fixed times in config and history, mtimes clamped in the layer, so equal inputs give equal digests.
+  const epoch = o.sourceDateEpoch;
+  const now = epoch !== undefined ? new Date(epoch * 1000).toISOString().replace('.000Z', 'Z') : new Date().toISOString();
   const base = parent.config;
   const layers = [...(parent.record?.layers ?? [])];
   const diffIds = [...base.rootfs.diff_ids];
   const h: HistoryEntry = { created: now, created_by: o.createdBy };
   let preApplied: Map<Digest, PreApplied> | undefined;
   if (o.upperDir) {
-    const diffId = await images.content.putStream(diffLayer(o.upperDir), { maxSize: DEFAULT_MAX_BYTES }, o.signal);
+    const diffId = await images.content.putStream(diffLayer(o.upperDir, { clampMtime: epoch }), { maxSize: DEFAULT_MAX_BYTES }, o.signal);
     const size = await images.content.size(diffId);
     layers.push({ mediaType: MediaType.OciLayer, digest: diffId, size });
     diffIds.push(diffId);

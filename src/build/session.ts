@@ -81,6 +81,14 @@ export class BuildSession {
     return this.req.signal;
   }
 
+  /** SOURCE_DATE_EPOCH (build arg), in seconds: reproducible images. */
+  get epoch(): number | undefined {
+    const v = this.req.buildArgs?.SOURCE_DATE_EPOCH;
+    if (v === undefined || v === null || v === '') return undefined;
+    if (!/^\d{1,12}$/.test(v)) throw new EngineError('INVALID_ARGUMENT', `invalid SOURCE_DATE_EPOCH ${JSON.stringify(v)}: seconds since 1970 expected`);
+    return Number(v);
+  }
+
   get quiet(): boolean {
     return !!this.req.quiet;
   }

@@ -73,8 +73,10 @@ export async function advance(s: BuildSession, st: StageState, rec: ImageRecord)
   s.say(` ---> ${rec.id.slice(7, 19)}\n`);
 }
 
-export function parentId(st: StageState): string {
-  return st.img.record?.id ?? 'scratch';
+/** The key's parent part: the image, and SOURCE_DATE_EPOCH (a reproducible build makes other images). */
+export function parentId(s: BuildSession, st: StageState): string {
+  const id = st.img.record?.id ?? 'scratch';
+  return s.epoch === undefined ? id : `${id}@${s.epoch}`;
 }
 
 /** Strips source positions: a key depends on what an instruction does, not where it is written. */
@@ -84,7 +86,7 @@ export function keyOf(inst: Instruction): unknown {
 }
 
 async function metaStep(s: BuildSession, st: StageState, inst: Instruction): Promise<void> {
-  const key = BuildCache.key([parentId(st), keyOf(inst)]);
+  const key = BuildCache.key([parentId(s, st), keyOf(inst)]);
   const r = applyMeta(inst, st.img.config.config ?? {}, st.cmdSet);
   st.cmdSet = r.cmdSet;
   const createdBy = nopCreatedBy(shellOf(st.img.config.config), metaText(inst));
@@ -92,7 +94,7 @@ async function metaStep(s: BuildSession, st: StageState, inst: Instruction): Pro
   // The legacy builder commits metadata steps through a container it never starts; it shows as one.
   const cid = randomBytes(32).toString('hex');
   s.say(` ---> Running in ${cid.slice(0, 12)}\n`);
-  const rec = await commitStep(s.deps.images, st.img, { runConfig: r.config, createdBy, signal: s.signal });
+  const rec = await commitStep(s.deps.images, st.img, { runConfig: r.config, createdBy, signal: s.signal, sourceDateEpoch: s.epoch });
   if (r.author) await setAuthor(s, rec, r.author);
   await s.deps.cache.put(key, rec.id);
   if (s.req.rm !== false) s.say(`Removing intermediate container ${cid.slice(0, 12)}\n`);
@@ -120,7 +122,7 @@ async function runInstruction(s: BuildSession, st: StageState, inst: Extract<Ins
   const { env, argPairs } = runEnv(s, st);
   const network = inst.network && inst.network !== 'default' ? inst.network : s.req.networkMode || 'default';
   const mountKey = [...inst.mounts.map((m) => (m.type === 'secret' ? { type: 'secret', id: m.id, target: m.target, env: m.env } : m)), inst.pipeFile ?? null];
-  const key = BuildCache.key([parentId(st), 'RUN', argv, argPairs.sort(), network, mountKey]);
+  const key = BuildCache.key([parentId(s, st), 'RUN', argv, argPairs.sort(), network, mountKey]);
   const createdBy = `${argPairs.length ? `|${argPairs.length} ${argPairs.join(' ')} ` : ''}${argv.join(' ')}`;
   if (await fromCache(s, st, key, { createdBy, runConfig: st.img.config.config ?? {}, layer: true })) return;
   // docker needs an image to create the container from: scratch gets an empty one.
@@ -142,7 +144,7 @@ async function runInstruction(s: BuildSession, st: StageState, inst: Extract<Ins
       const layers = st.img.record!.chainIds.map((c) => s.deps.images.snapshots.layerDir(c));
       const below = (p: string) => layers.some((l) => fs.existsSync(path.join(l, p)));
       dropMountStubs(r.upperDir, [...mounts.specs.map((m) => m.Target!).reverse(), ...RUNTIME_STUBS], below);
-      const rec = await commitStep(s.deps.images, st.img, { runConfig: st.img.config.config ?? {}, createdBy, upperDir: r.upperDir, adoptUpper: !keep, signal: s.signal });
+      const rec = await commitStep(s.deps.images, st.img, { runConfig: st.img.config.config ?? {}, createdBy, upperDir: r.upperDir, adoptUpper: !keep, signal: s.signal, sourceDateEpoch: s.epoch });
       await s.deps.cache.put(key, rec.id);
       await r.release();
       released = true;

@@ -73,4 +73,15 @@ describe('build clients: dockerode, docker-compose v1, keel build', () => {
     assert.match(r.stderr, /returned a non-zero code: 42/);
     assert.deepEqual(await settledLeftovers(d), NOTHING_LEFT);
   });
+
+  test('docker build -f- DIR and docker build - (a Dockerfile on stdin)', async () => {
+    const ctx = writeContext(path.join(d.dir, 'ctx-fstdin'), { 'note.txt': 'from -f-\n' });
+    const env = { DOCKER_BUILDKIT: '0' };
+    const a = await d.docker(['build', '-q', '-t', 'fstdin:1', '-f-', ctx], { env, input: 'FROM busybox:local\nCOPY note.txt /note.txt\nCMD ["cat", "/note.txt"]\n' });
+    assert.equal(a.code, 0, a.stderr);
+    assert.equal((await d.docker(['run', '--rm', 'fstdin:1'])).stdout, 'from -f-\n');
+    const b = await d.docker(['build', '-q', '-t', 'stdin:2', '-'], { env, input: 'FROM busybox:local\nRUN echo only > /o\nCMD ["cat", "/o"]\n' });
+    assert.equal(b.code, 0, b.stderr);
+    assert.equal((await d.docker(['run', '--rm', 'stdin:2'])).stdout, 'only\n');
+  });
 });

@@ -32,6 +32,7 @@ interface BuildFlags {
   addHost: string[];
   rm: boolean;
   forceRm?: boolean;
+  sourceDateEpoch?: string;
 }
 
 const MAX_SECRETS_BYTES = 512 * 1024;
@@ -40,6 +41,7 @@ export function buildCommands(program: Command, ctx: CliContext): void {
   const run = async (context: string, o: BuildFlags) => {
     const client = await ctx.client();
     const buildArgs: Record<string, string | null> = {};
+    if (o.sourceDateEpoch !== undefined) buildArgs.SOURCE_DATE_EPOCH = o.sourceDateEpoch;
     for (const a of o.buildArg) {
       const i = a.indexOf('=');
       if (i > 0) buildArgs[a.slice(0, i)] = a.slice(i + 1);
@@ -123,6 +125,7 @@ export function buildCommands(program: Command, ctx: CliContext): void {
       .option('--add-host <host:ip>', 'add a custom host-to-IP mapping (repeatable)', collect, [])
       .option('--secret <id=x,src=file>', 'secret to expose to RUN --mount=type=secret (repeatable)', collect, [])
       .addOption(new Option('--progress <type>', 'type of progress output').choices(['auto', 'plain', 'tty']).default('auto'))
+      .option('--source-date-epoch <seconds>', 'reproducible image: fixed timestamps in config, history and layers (also the SOURCE_DATE_EPOCH build arg)')
       .option('--no-rm', 'keep intermediate containers after a build')
       .option('--force-rm', 'always remove intermediate containers')
       .action(run);
@@ -134,7 +137,7 @@ export function buildCommands(program: Command, ctx: CliContext): void {
       .action(async (o: { all?: boolean }) => {
         const client = await ctx.client();
         const r = await client.json<{ CachesDeleted: string[] | null; SpaceReclaimed: number }>('POST', '/build/prune', { query: { all: o.all ? 1 : undefined } });
-        for (const c of r.CachesDeleted ?? []) process.stdout.write(`Deleted build cache objects:\n${c}\n`);
+        if (r.CachesDeleted?.length) process.stdout.write(`Deleted build cache objects:\n${r.CachesDeleted.join('\n')}\n`);
         process.stdout.write(`Total reclaimed space: ${r.SpaceReclaimed}B\n`);
       });
   }
