@@ -8,7 +8,7 @@
 set -u
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(dirname "$BENCH_DIR")"
-ALL_BENCHES=(run-rm run-detached-50 load pull bridge)
+ALL_BENCHES=(run-rm run-detached-50 load pull bridge build)
 source "$BENCH_DIR/lib.sh"
 
 usage() {
