@@ -18,6 +18,7 @@ import { EngineError, invalid, notFound } from '../common/errors.ts';
 import { mkdirp, readJsonIfExists, writeJsonAtomic } from '../common/fs.ts';
 import { NAME_PATTERN } from '../common/ids.ts';
 import { log } from '../common/log.ts';
+import type { PortInfo } from '../containers/network.ts';
 import type { ContainerRecord } from '../containers/types.ts';
 import type { Engine } from './engine.ts';
 
@@ -189,7 +190,7 @@ export class PoolManager {
         c.config.Labels[TAKEN_LABEL] = name;
         await this.engine.containers.store.save(c);
         st.wake?.();
-        const ports = (this.engine.inspectContainer(id).ports ?? {}) as TakenContainer['ports'];
+        const ports = publishedPorts(this.engine.inspectContainer(id).ports);
         return { id, name: c.name, ports, waitedMs: Math.round(performance.now() - t0) };
       }
       if (this.pools.get(name) !== st) throw notFound(`pool ${name} was removed`);
@@ -299,15 +300,14 @@ export class PoolManager {
   }
 
   private async portAnswers(id: string): Promise<boolean> {
-    const ports = this.engine.inspectContainer(id).ports ?? {};
-    const first = Object.values(ports).flatMap((b) => (b as { HostIp: string; HostPort: string }[] | null) ?? []).find((b) => b.HostPort);
+    const view = this.engine.inspectContainer(id);
+    const first = (view.ports ?? []).find((p) => p.HostPort);
     if (!first) throw invalid('--ready port needs a container with a published port');
     const host = !first.HostIp || first.HostIp === '0.0.0.0' || first.HostIp === '::' ? '127.0.0.1' : first.HostIp;
-    if (await this.connects(host, Number(first.HostPort))) return true;
+    if (await this.connects(host, first.HostPort)) return true;
     // No hairpin to the host port on this host: the container's own address and port say the same.
-    const [key] = Object.entries(ports).find(([, b]) => (b as unknown[] | null)?.length) ?? [];
-    const ip = Object.values(this.engine.inspectContainer(id).networks).map((n) => (n as { IPAddress?: string }).IPAddress).find((a) => a);
-    return !!ip && !!key && this.connects(ip, parseInt(key, 10));
+    const ip = Object.values(view.networks).map((n) => n.endpoint?.IPAddress).find((a) => a);
+    return !!ip && this.connects(ip, first.ContainerPort);
   }
 
   private connects(host: string, port: number): Promise<boolean> {
@@ -322,4 +322,11 @@ export class PoolManager {
       s.once('error', () => done(false));
     });
   }
+}
+
+/** The published ports in docker's NetworkSettings.Ports shape ("80/tcp" → host bindings), as `take` prints them. */
+function publishedPorts(ports: PortInfo[] = []): TakenContainer['ports'] {
+  const out: TakenContainer['ports'] = {};
+  for (const p of ports) if (p.HostPort) (out[`${p.ContainerPort}/${p.Proto}`] ??= [])!.push({ HostIp: p.HostIp, HostPort: String(p.HostPort) });
+  return out;
 }
