@@ -13,7 +13,7 @@ import { isDirIn } from './copy.ts';
 import { mountImage } from './copystep.ts';
 import type { Instruction } from './dockerfile/types.ts';
 import { commitStep } from './image.ts';
-import { applyMeta, nopCreatedBy, shellOf } from './meta.ts';
+import { applyMeta, shellOf } from './meta.ts';
 import type { BuildSession, StageState } from './session.ts';
 import { unmount } from '../snapshots/mount.ts';
 import { advance, fromCache, keyOf, parentId } from './steps.ts';
@@ -22,8 +22,9 @@ export async function workdirStep(s: BuildSession, st: StageState, inst: Extract
   const key = BuildCache.key([parentId(s, st), keyOf(inst)]);
   const r = applyMeta(inst, st.img.config.config ?? {}, st.cmdSet);
   const dir = r.config.WorkingDir || '/';
-  // The legacy builder's history names the resolved directory (`WORKDIR rel` after `WORKDIR /a` is `WORKDIR /a/rel`).
-  const createdBy = nopCreatedBy(shellOf(st.img.config.config), `WORKDIR ${dir}`);
+  // As dockerd 20.10's legacy builder writes it: the resolved directory (`WORKDIR rel` after `WORKDIR /a` is
+  // `WORKDIR /a/rel`) after `#(nop)` and ONE space (other metadata steps have two).
+  const createdBy = `${shellOf(st.img.config.config).join(' ')} #(nop) WORKDIR ${dir}`;
   // Only for matching --cache-from history: a cheap look in the layer dirs (whiteouts ignored).
   const layerDirs = (st.img.record?.chainIds ?? []).map((c) => s.deps.images.snapshots.layerDir(c));
   const probablyThere = dir === '/' || layerDirs.some((l) => fs.existsSync(path.join(l, dir)));

@@ -40,7 +40,7 @@ describe('builder gaps', () => {
     assert.equal(await sh('workdir', "pwd; stat -c '%U:%G %a' /made /made/deep /made/deep/rel"), '/etc\nroot:root 755\nroot:root 755\nroot:root 755\n');
     assert.equal(await layers('workdir'), (await layers('busybox:local')) + 2);
     const h = await d.docker(['history', '--no-trunc', '--format', '{{.CreatedBy}}', 'workdir']);
-    assert.match(h.stdout, /WORKDIR \/made\/deep\/rel/);
+    assert.equal(h.stdout.split('\n').slice(0, 3).join('\n'), '/bin/sh -c #(nop) WORKDIR /etc\n/bin/sh -c #(nop) WORKDIR /made/deep/rel\n/bin/sh -c #(nop) WORKDIR /made/deep');
     const again = await d.keel(['build', '--progress=plain', '-t', 'workdir', r.dir]);
     assert.equal(again.code, 0, again.stderr);
     assert.equal(again.stdout.match(/Using cache/g)?.length, 4);
