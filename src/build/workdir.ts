@@ -19,7 +19,8 @@ import { unmount } from '../snapshots/mount.ts';
 import { advance, fromCache, keyOf, parentId } from './steps.ts';
 
 export async function workdirStep(s: BuildSession, st: StageState, inst: Extract<Instruction, { kind: 'WORKDIR' }>): Promise<void> {
-  const key = BuildCache.key([parentId(s, st), keyOf(inst)]);
+  // 'mkdir': entries of keel versions whose WORKDIR made no directory are not reused.
+  const key = BuildCache.key([parentId(s, st), keyOf(inst), 'mkdir']);
   const r = applyMeta(inst, st.img.config.config ?? {}, st.cmdSet);
   const dir = r.config.WorkingDir || '/';
   // As dockerd 20.10's legacy builder writes it: the resolved directory (`WORKDIR rel` after `WORKDIR /a` is
