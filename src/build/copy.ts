@@ -15,6 +15,7 @@ import { ScopedRoot } from '../archive/resolve.ts';
 import { invalid } from '../common/errors.ts';
 import { external } from './context.ts';
 import type { PlanEntry } from './sources.ts';
+import type { ModeFn } from './chmod.ts';
 
 export interface Owner {
   uid: number;
@@ -29,7 +30,7 @@ export interface CopyTarget {
   /** The destination is a directory (ends with `/`, several sources, or a directory source). */
   destIsDir: boolean;
   owner?: Owner;
-  chmod?: number;
+  chmod?: ModeFn;
 }
 
 const WRITE = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW;
@@ -82,7 +83,7 @@ export class Copier {
     const { parentAbs, name, relInRoot } = this.place(e.dest);
     const abs = name ? path.join(parentAbs, name) : parentAbs;
     const owner = this.t.owner ?? { uid: 0, gid: 0 };
-    const mode = this.t.chmod ?? e.mode;
+    const mode = this.t.chmod ? this.t.chmod(e.mode, e.type === 'dir') : e.mode;
     let old: fs.Stats | undefined;
     try {
       old = fs.lstatSync(abs);
@@ -144,7 +145,7 @@ export class Copier {
       fs.writeSync(fd, data);
       const owner = this.t.owner ?? { uid: 0, gid: 0 };
       fs.fchownSync(fd, owner.uid, owner.gid);
-      fs.fchmodSync(fd, this.t.chmod ?? mode);
+      fs.fchmodSync(fd, this.t.chmod ? this.t.chmod(mode, false) : mode);
       fs.futimesSync(fd, mtime, mtime);
     } finally {
       fs.closeSync(fd);

@@ -21,6 +21,7 @@ import type { BuildSession, StageState } from './session.ts';
 import { matchSource, type PlanEntry, planDigest, resolveInRoot, type SourceRoot, walkSource } from './sources.ts';
 import { advance, fromCache, parentId } from './steps.ts';
 import { downloadUrl } from './fetch.ts';
+import { parseChmod } from './chmod.ts';
 
 type CopyInst = Extract<Instruction, { kind: 'COPY' | 'ADD' }>;
 
@@ -48,7 +49,7 @@ export async function mountImage(s: BuildSession, rec: ImageRecord | undefined):
 }
 
 /** `--from=stage|index|image`: the filesystem to read from. */
-export async function mountSourceFrom(s: BuildSession, from: string): Promise<{ root: SourceRoot; release: () => Promise<void> }> {
+export async function mountSourceFrom(s: BuildSession, from: string): Promise<{ root: SourceRoot; image?: string; release: () => Promise<void> }> {
   const stages = s.df.stages;
   const lower = from.toLowerCase();
   const byName = stages.find((x) => x.name === lower);
@@ -64,13 +65,7 @@ export async function mountSourceFrom(s: BuildSession, from: string): Promise<{ 
     rec = s.deps.images.store.tryResolve(from) ?? (await s.deps.pull(from, { auth: s.authFor(from), signal: s.signal, onProgress: (m) => s.out.progress(m) }));
   }
   const m = await mountImage(s, rec);
-  return { root: { dir: m.dir, isContext: false }, release: m.release };
-}
-
-function parseChmod(v: string | undefined): number | undefined {
-  if (v === undefined || v === '') return undefined;
-  if (!/^[0-7]{1,4}$/.test(v)) throw invalid(`invalid chmod parameter: ${v}: use an octal mode such as 0755`);
-  return parseInt(v, 8);
+  return { root: { dir: m.dir, isContext: false }, image: rec?.id, release: m.release };
 }
 
 function ownerIn(rootfs: string, chown: string | undefined): Owner | undefined {
@@ -142,10 +137,10 @@ export async function copyStep(s: BuildSession, st: StageState, inst: CopyInst):
     for (const h of inst.heredocs) plan.files.push({ rel: destIsDir ? h.name : '', name: h.name, data: Buffer.from(h.content), mode: 0o644 });
     const hash = createHash('sha256');
     hash.update(planDigest(plan.entries, inst.chown ?? '', chmod));
-    for (const a of plan.archives) hash.update(`archive ${planDigest([{ abs: a, dest: '', type: 'file', mode: 0, size: 0, mtime: new Date(0) }], '', 0)}`);
+    for (const a of plan.archives) hash.update(`archive ${planDigest([{ abs: a, dest: '', type: 'file', mode: 0, size: 0, mtime: new Date(0) }], '', undefined)}`);
     for (const f of plan.files) hash.update(`heredoc ${f.rel} ${createHash('sha256').update(f.data).digest('hex')}`);
     plan.digest = hash.digest('hex');
-    const key = BuildCache.key([parentId(s, st), inst.kind, destAbs, inst.chown ?? '', chmod ?? null, inst.parents, plan.digest]);
+    const key = BuildCache.key([parentId(s, st), inst.kind, destAbs, inst.chown ?? '', inst.chmod ?? null, inst.parents, plan.digest]);
     const what = plan.archives.length ? 'multi' : plan.entries.length === 1 && plan.entries[0]!.type === 'file' ? 'file' : 'dir';
     const createdBy = nopCreatedBy(shellOf(st.img.config.config), `${inst.kind} ${what}:${plan.digest} in ${destAbs} `);
     if (await fromCache(s, st, key, { createdBy, runConfig: st.img.config.config ?? {}, layer: true })) return;

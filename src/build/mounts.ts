@@ -17,12 +17,16 @@ import type { MountSpec } from '../volumes/mounts.ts';
 import { tempDir } from './context.ts';
 import type { RunMount } from './dockerfile/types.ts';
 import type { BuildSession, StageState } from './session.ts';
-import { resolveInRoot } from './sources.ts';
+import { resolveInRoot, type SourceRoot } from './sources.ts';
 import { mountSourceFrom } from './copystep.ts';
 import { exec } from '../common/exec.ts';
 import { unmount } from '../snapshots/mount.ts';
 
 const locked = new KeyedMutex();
+/** Cache dirs mounted by a running step now (all builds of this process): `private` avoids them. */
+const inUse = new Map<string, number>();
+/** How many extra directories one private cache id may grow to (each persists for reuse). */
+const MAX_PRIVATE = 64;
 
 export interface PreparedMounts {
   specs: MountSpec[];
@@ -51,26 +55,7 @@ export async function runMounts(s: BuildSession, st: StageState, input: RunMount
       if (target !== undefined && !target.startsWith('/')) throw invalid(`mount target must be an absolute path: ${target}`);
       switch (m.type) {
         case 'cache': {
-          const id = m.id || m.target;
-          const dir = path.join(s.deps.dataRoot, 'build', 'mounts', 'cache', createHash('sha256').update(id).digest('hex').slice(0, 32));
-          if (!fs.existsSync(dir)) {
-            await mkdirp(dir, 0o755);
-            await fsp.chmod(dir, m.mode ?? 0o755);
-            await fsp.chown(dir, m.uid ?? 0, m.gid ?? 0);
-          }
-          if (m.sharing === 'locked') {
-            let unlock!: () => void;
-            const held = new Promise<void>((r) => (unlock = r));
-            let acquired!: () => void;
-            const got = new Promise<void>((r) => (acquired = r));
-            void locked.run(dir, async () => {
-              acquired();
-              await held;
-            });
-            await got;
-            cleanups.push(async () => unlock());
-          }
-          specs.push({ Type: 'bind', Source: dir, Target: m.target, ReadOnly: m.readonly });
+          cleanups.push(...(await cacheMount(s, m, specs)));
           break;
         }
         case 'bind': {
@@ -138,4 +123,72 @@ async function scratchCopy(s: BuildSession, abs: string, cleanups: (() => Promis
   await exec(['mount', '-t', 'overlay', 'overlay', '-o', `lowerdir=${abs},upperdir=${upper},workdir=${work}`, merged]);
   cleanups.push(() => unmount(merged));
   return merged;
+}
+
+/**
+ * A cache mount's directory, keyed by id (and by the seed's image and path when `from=` gives one, as
+ * BuildKit keys it). `shared`: used by all at once; `private`: a free sibling directory when the id's
+ * is busy; `locked`: waits until no other locked user of the id holds it. Returns its cleanups.
+ */
+async function cacheMount(s: BuildSession, m: Extract<RunMount, { type: 'cache' }>, specs: MountSpec[]): Promise<(() => Promise<void>)[]> {
+  const cleanups: (() => Promise<void>)[] = [];
+  let seed: { root: SourceRoot; image?: string; release: () => Promise<void> } | undefined;
+  let id = m.id || m.target;
+  try {
+    if (m.from) {
+      seed = await mountSourceFrom(s, m.from);
+      cleanups.push(seed.release);
+      id += `\0${seed.image ?? 'scratch'}\0${m.source ?? '/'}`;
+    }
+    const base = path.join(s.deps.dataRoot, 'build', 'mounts', 'cache', createHash('sha256').update(id).digest('hex').slice(0, 32));
+    if (m.sharing === 'locked') {
+      let unlock!: () => void;
+      const held = new Promise<void>((r) => (unlock = r));
+      let acquired!: () => void;
+      const got = new Promise<void>((r) => (acquired = r));
+      void locked.run(base, async () => {
+        acquired();
+        await held;
+      });
+      await got;
+      cleanups.push(async () => unlock());
+    }
+    let dir = base;
+    if (m.sharing === 'private') {
+      for (let i = 1; inUse.get(dir); i++) {
+        if (i > MAX_PRIVATE) throw invalid(`too many concurrent private uses of cache mount ${m.id || m.target}`);
+        dir = `${base}-${i}`;
+      }
+    }
+    inUse.set(dir, (inUse.get(dir) ?? 0) + 1);
+    cleanups.push(async () => {
+      const n = (inUse.get(dir) ?? 1) - 1;
+      if (n > 0) inUse.set(dir, n);
+      else inUse.delete(dir);
+    });
+    if (!fs.existsSync(dir)) {
+      // Made beside and renamed in: a seed copy cut short never passes for a seeded cache.
+      const tmp = `${dir}.new-${process.pid}-${Date.now()}`;
+      await mkdirp(tmp, 0o755);
+      try {
+        if (seed) {
+          const abs = resolveInRoot(seed.root, m.source ?? '', m.source ?? '/');
+          if (!abs || !fs.statSync(abs).isDirectory()) throw invalid(`cache mount source ${m.source ?? '/'} is not a directory in ${m.from}`);
+          await exec(['cp', '-a', '--', `${abs}/.`, `${tmp}/`], { signal: s.signal });
+        } else {
+          await fsp.chmod(tmp, m.mode ?? 0o755);
+          await fsp.chown(tmp, m.uid ?? 0, m.gid ?? 0);
+        }
+        await fsp.rename(tmp, dir);
+      } catch (e) {
+        await fsp.rm(tmp, { recursive: true, force: true });
+        throw e;
+      }
+    }
+    specs.push({ Type: 'bind', Source: dir, Target: m.target, ReadOnly: m.readonly });
+    return cleanups;
+  } catch (e) {
+    for (const c of cleanups.reverse()) await c().catch(() => {});
+    throw e;
+  }
 }

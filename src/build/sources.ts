@@ -10,6 +10,7 @@
  * a symlink that points outside (absolute, or climbing out) is an error too;
  * in a stage's rootfs absolute links resolve against that rootfs.
  */
+import type { ModeFn } from './chmod.ts';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -188,12 +189,12 @@ function entry(abs: string, dest: string, st: fs.Stats): PlanEntry {
 }
 
 /** sha256 over the plan: path, type, mode, owner, content, link target. */
-export function planDigest(plan: PlanEntry[], owner: string, chmod: number | undefined): string {
+export function planDigest(plan: PlanEntry[], owner: string, chmod: ModeFn | undefined): string {
   const h = createHash('sha256');
   h.update(`owner=${owner}\n`);
   const buf = Buffer.allocUnsafe(1 << 20);
   for (const e of plan) {
-    const mode = chmod ?? e.mode;
+    const mode = chmod ? chmod(e.mode, e.type === 'dir') : e.mode;
     h.update(`${e.type} ${JSON.stringify(e.dest)} ${mode.toString(8)} ${e.linkTarget ?? ''} ${e.size}\n`);
     if (e.type !== 'file') continue;
     const fd = fs.openSync(e.abs, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);

@@ -15,6 +15,7 @@ import { commitStep, stepImageOf } from './image.ts';
 import { applyMeta, argvOf, metaText, nopCreatedBy, shellOf } from './meta.ts';
 import { dropMountStubs, runContainer } from './run.ts';
 import { copyStep } from './copystep.ts';
+import { workdirStep } from './workdir.ts';
 import { type BuildSession, envMap, PROXY_ARGS, RunFailedError, type StageState } from './session.ts';
 import { runMounts } from './mounts.ts';
 import { fromCacheSources, type StepIdentity } from './cachefrom.ts';
@@ -31,6 +32,8 @@ export async function runStep(s: BuildSession, st: StageState, inst: Instruction
     case 'COPY':
     case 'ADD':
       return copyStep(s, st, inst);
+    case 'WORKDIR':
+      return workdirStep(s, st, inst);
     case 'ARG': {
       // A default is expanded with the line's earlier args at their final values (BuildKit): when one of
       // those came from a build-arg, the parser's expansion (with the defaults) is redone.

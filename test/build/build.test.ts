@@ -63,8 +63,8 @@ describe('docker build (legacy protocol) against keel', () => {
     assert.deepEqual(inspect.Config.Cmd, ['cat', 'out.txt']);
     assert.equal(inspect.Config.WorkingDir, '/app');
     assert.ok(inspect.Config.Env.includes('APP=/app'));
-    // busybox + 2 COPY layers; metadata steps add history, not layers.
-    assert.equal(inspect.RootFS.Layers.length, 3);
+    // busybox + WORKDIR $APP (it makes /app, as dockerd's legacy builder does) + 2 COPY layers; other metadata steps add history only.
+    assert.equal(inspect.RootFS.Layers.length, 4);
     const hist = (await d.docker(['history', '--no-trunc', '--format', '{{.CreatedBy}}', 'multi:1'])).stdout;
     assert.match(hist, /#\(nop\)  CMD \["cat" "out.txt"\]/);
     // Intermediate images show only with -a; the builder stage's result is dangling, as with dockerd.
