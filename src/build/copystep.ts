@@ -50,6 +50,13 @@ export async function mountImage(s: BuildSession, rec: ImageRecord | undefined):
 
 /** `--from=stage|index|image`: the filesystem to read from. */
 export async function mountSourceFrom(s: BuildSession, from: string): Promise<{ root: SourceRoot; image?: string; release: () => Promise<void> }> {
+  const rec = await sourceImage(s, from);
+  const m = await mountImage(s, rec);
+  return { root: { dir: m.dir, isContext: false }, image: rec?.id, release: m.release };
+}
+
+/** The image a `--from=stage|index|image` names (pulled when missing); undefined for a stage FROM scratch with no steps. */
+async function sourceImage(s: BuildSession, from: string): Promise<ImageRecord | undefined> {
   const stages = s.df.stages;
   const lower = from.toLowerCase();
   const byName = stages.find((x) => x.name === lower);
@@ -64,8 +71,7 @@ export async function mountSourceFrom(s: BuildSession, from: string): Promise<{ 
   } else {
     rec = s.deps.images.store.tryResolve(from) ?? (await s.deps.pull(from, { auth: s.authFor(from), signal: s.signal, onProgress: (m) => s.out.progress(m) }));
   }
-  const m = await mountImage(s, rec);
-  return { root: { dir: m.dir, isContext: false }, image: rec?.id, release: m.release };
+  return rec;
 }
 
 function ownerIn(rootfs: string, chown: string | undefined): Owner | undefined {
@@ -88,6 +94,18 @@ export async function copyStep(s: BuildSession, st: StageState, inst: CopyInst):
   let src: { root: SourceRoot; release: () => Promise<void> } | undefined;
   try {
     const exclude = inst.exclude.length ? s.deps.frontend.ignoreMatcher(inst.exclude) : undefined;
+    // An image never changes: parent, instruction and source image ID decide a COPY --from's result, so a
+    // rebuild finds it without mounting, walking and hashing the source again (the no-op rebuild of a
+    // multi-stage build spent most of its time there).
+    let fromKey: string | undefined;
+    if (inst.from && !inst.heredocs.length) {
+      const srcImage = await sourceImage(s, inst.from);
+      if (srcImage) {
+        const wd = st.img.config.config?.WorkingDir || '/';
+        fromKey = BuildCache.key([parentId(s, st), 'copy-from-image', srcImage.id, inst.kind, inst.sources, inst.exclude, wd, inst.dest, inst.chown ?? '', inst.chmod ?? null, inst.parents, inst.link, s.epoch ?? null]);
+        if (await fromCache(s, st, fromKey)) return;
+      }
+    }
     if (inst.from) {
       src = await mountSourceFrom(s, inst.from);
       if (exclude) src.root.exclude = exclude;
@@ -143,7 +161,10 @@ export async function copyStep(s: BuildSession, st: StageState, inst: CopyInst):
     const key = BuildCache.key([parentId(s, st), inst.kind, destAbs, inst.chown ?? '', inst.chmod ?? null, inst.parents, plan.digest]);
     const what = plan.archives.length ? 'multi' : plan.entries.length === 1 && plan.entries[0]!.type === 'file' ? 'file' : 'dir';
     const createdBy = nopCreatedBy(shellOf(st.img.config.config), `${inst.kind} ${what}:${plan.digest} in ${destAbs} `);
-    if (await fromCache(s, st, key, { createdBy, runConfig: st.img.config.config ?? {}, layer: true })) return;
+    if (await fromCache(s, st, key, { createdBy, runConfig: st.img.config.config ?? {}, layer: true })) {
+      if (fromKey) await s.deps.cache.put(fromKey, st.img.record!.id);
+      return;
+    }
     const rootfs = await mountImage(s, st.img.record);
     try {
       const owner = ownerIn(rootfs.dir, inst.chown);
@@ -160,6 +181,7 @@ export async function copyStep(s: BuildSession, st: StageState, inst: CopyInst):
       const upper = s.deps.images.snapshots.upperDir(rootfs.key);
       const rec = await commitStep(s.deps.images, st.img, { runConfig: st.img.config.config ?? {}, createdBy, upperDir: upper, adoptUpper: true, signal: s.signal, sourceDateEpoch: s.epoch });
       await s.deps.cache.put(key, rec.id);
+      if (fromKey) await s.deps.cache.put(fromKey, rec.id);
       await advance(s, st, rec);
     } finally {
       await rootfs.release();
