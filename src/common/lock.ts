@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import { EngineError, errnoCode } from './errors.ts';
+import { isAlive } from './proc.ts';
 
 /**
  * An exclusive, process-lifetime lock on a state root: flock(2) on the lock
@@ -37,7 +38,7 @@ export class RootLock {
       fs.closeSync(fd);
       if (r.error && errnoCode(r.error) === 'ENOENT') throw new EngineError('UNAVAILABLE', `cannot lock ${what}: ${flockPath} is missing (install the Debian package util-linux)`);
       if (r.status !== 75) throw new EngineError('INTERNAL', `cannot lock ${what}: flock failed: ${String(r.stderr ?? r.error ?? r.signal).trim()}`);
-      const owner = Number(readOr(file, ''));
+      const owner = lockOwner(file);
       const who = owner > 0 ? `process ${owner}` : 'another process';
       throw new EngineError('CONFLICT', `${what} is in use by ${who} (lock ${file}); stop it or choose another root`);
     }
@@ -58,6 +59,21 @@ export class RootLock {
     fs.closeSync(this.fd);
     this.fd = undefined;
   }
+}
+
+/**
+ * The pid the holder wrote. A holder writes it just after it gets the lock,
+ * so the file may still name the previous holder (one killed with -9 leaves
+ * its pid): look again for a moment until it names a live process.
+ */
+function lockOwner(file: string): number {
+  let owner = 0;
+  for (let i = 0; i < 50; i++) {
+    owner = Number(readOr(file, ''));
+    if (owner > 0 && isAlive(owner)) return owner;
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+  }
+  return owner;
 }
 
 function readOr(file: string, dflt: string): string {
