@@ -132,8 +132,15 @@ function resolveTarget(root: RootDir, dest: string, asFile: boolean): number {
       if (code(e) !== 'EEXIST' && code(e) !== 'ELOOP') throw e;
     }
     // It exists yet did not open: a dangling symlink. Expand it as if the rootfs were '/'.
-    if (!isSymlink(lstatat(parent!, last))) continue;
-    const link = readlinkat(parent!, last);
+    // Someone may swap it between our calls: whatever it turned into, look again (bounded by links).
+    let link: string;
+    try {
+      if (!isSymlink(lstatat(parent!, last))) continue;
+      link = readlinkat(parent!, last);
+    } catch (e) {
+      if (code(e) === 'EINVAL' || code(e) === 'ENOENT') continue;
+      throw e;
+    }
     const stack = link.startsWith('/') ? [] : comps.slice(0, -1);
     for (const c of link.split('/')) {
       if (c === '' || c === '.') continue;
