@@ -46,18 +46,27 @@ const code = (e: unknown) => (e as NodeJS.ErrnoException).code;
 
 /** Mounts each source at its destination under rootfs; returns the undo (deepest first). */
 export async function mountHostView(rootfs: string, mounts: HostViewMount[]): Promise<() => Promise<void>> {
-  // Each entry is the fd of a mount we attached: it pins that very mount.
+  // Each entry is the O_PATH fd of a mount point we mounted on: it pins that very directory.
   const done: { fd: number; destination: string }[] = [];
   const undo = async () => {
     for (const m of done.splice(0).reverse()) {
-      // Unmounted through the fd of the mount itself, not the target path: a
-      // swap of a parent for a symlink after mounting cannot make umount
-      // (which follows symlinks in the path) detach some other mount. The fd
-      // we hold keeps the mount busy, so a plain umount would say EBUSY;
-      // MNT_DETACH takes it out of the tree at once and the kernel frees it
-      // when we close the fd just after.
+      // Unmounted through the pinned mount point, never a path string: a swap
+      // of a parent for a symlink after mounting cannot make umount (which
+      // follows symlinks in a path) take down some other mount. umount of
+      // /proc/self/fd/N goes, like umount of a path, to the topmost mount on
+      // that directory: with two cp views of one container at once, each
+      // takes one off the stack, and both end up gone whatever order they
+      // finish in (unmounting through the fd of our own mount instead would
+      // fail once the other view's umount took it, and leave one behind). Our
+      // fd may sit on the mount below another view's, so EBUSY falls back to
+      // a lazy unmount, as unmount() in mount.ts does.
       try {
-        umount2(fdPath(m.fd), MNT_DETACH);
+        try {
+          umount2(fdPath(m.fd), 0);
+        } catch (e) {
+          if (code(e) !== 'EBUSY') throw e;
+          umount2(fdPath(m.fd), MNT_DETACH);
+        }
       } catch (e) {
         log.warn('cp: unmounting a volume view failed', { destination: m.destination, error: String(e) });
       } finally {
@@ -77,20 +86,19 @@ export async function mountHostView(rootfs: string, mounts: HostViewMount[]): Pr
         continue; // a bind source removed meanwhile: the container shows an empty mount point
       }
       const target = resolveTarget(root, m.destination, !st.isDirectory());
-      let tree: number;
       try {
-        tree = openTree(m.source);
+        const tree = openTree(m.source);
         try {
           if (m.readonly) setReadonly(tree);
           moveMount(tree, target);
-        } catch (e) {
+        } finally {
           close(tree);
-          throw e;
         }
-      } finally {
+      } catch (e) {
         close(target);
+        throw e;
       }
-      done.push({ fd: tree, destination: m.destination });
+      done.push({ fd: target, destination: m.destination });
     }
   } catch (e) {
     await undo();
