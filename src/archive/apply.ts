@@ -58,8 +58,12 @@ export interface ApplyOptions {
   signal?: AbortSignal;
   /** When true (default), OCI whiteouts are converted to overlayfs form (char dev 0:0 / opaque xattr). */
   overlayWhiteouts?: boolean;
-  /** A plain copy (docker cp), not a layer: see the file comment. */
-  copy?: { noOverwriteDirNonDir?: boolean };
+  /**
+   * A plain copy (docker cp), not a layer: see the file comment. noLchown
+   * keeps the extracting user as owner even as root, like the docker CLI's
+   * extraction for `docker cp` out of a container (archive.TarOptions.NoLchown).
+   */
+  copy?: { noOverwriteDirNonDir?: boolean; noLchown?: boolean };
   /** Maps each entry name (and hardlink target) before it is applied; null skips the entry. */
   rename?: (name: string) => string | null;
   /** When false, `.wh.` names are plain files (a build context is not a layer). Default true. */
@@ -134,7 +138,7 @@ function wrap(e: unknown, name: string, copy: boolean): EngineError {
 class Applier implements TarSink {
   private readonly root: RootDir;
   private readonly overlay: boolean;
-  private readonly copy: { noOverwriteDirNonDir?: boolean } | undefined;
+  private readonly copy: { noOverwriteDirNonDir?: boolean; noLchown?: boolean } | undefined;
   private readonly whiteouts: boolean;
   private readonly rename: ((name: string) => string | null) | undefined;
   private readonly maxEntries: number;
@@ -230,7 +234,7 @@ class Applier implements TarSink {
       case 'symlink':
         if (h.linkname === '') throw invalid(`symlink ${JSON.stringify(h.name)} has an empty target`);
         this.create(pfd, base, () => symlinkat(h.linkname, pfd, base));
-        if (isRoot) lchownat(pfd, base, h.uid, h.gid);
+        if (isRoot && !this.copy?.noLchown) lchownat(pfd, base, h.uid, h.gid);
         lutimesat(pfd, base, h.mtime);
         return;
       case 'fifo': {
@@ -325,7 +329,7 @@ class Applier implements TarSink {
 
   /** Owner, mode and xattrs of an entry on its open descriptor. */
   private meta(fd: number, h: TarHeader): void {
-    if (isRoot) fs.fchownSync(fd, h.uid, h.gid);
+    if (isRoot && !this.copy?.noLchown) fs.fchownSync(fd, h.uid, h.gid);
     // After chown: chown clears setuid/setgid bits.
     fs.fchmodSync(fd, h.mode);
     if (!h.xattrs) return;

@@ -76,7 +76,8 @@ export const S_IFSOCK = 0o140000;
 
 const errnoNames = new Map<number, string>(Object.entries(os.constants.errno).map(([k, v]) => [v, k]));
 
-function fail(syscall: string, path?: string): never {
+/** Throws the Node-style error for the errno the last libc call left. */
+export function fail(syscall: string, path?: string): never {
   const errno = koffi.errno();
   const code = errnoNames.get(errno) ?? `E${errno}`;
   const what = path === undefined ? syscall : `${syscall} '${path}'`;

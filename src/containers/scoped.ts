@@ -138,11 +138,17 @@ export function statAt(rootFd: number, p: string, follow = false): PathInfo | un
     throw e;
   }
   try {
-    const st = r.name === '' ? fstat(r.dirFd) : lstatat(r.dirFd, r.name);
-    return { stat: st, clean: r.clean, linkTarget: isSymlink(st) ? readlinkat(r.dirFd, r.name) : '' };
-  } catch (e) {
-    if (errnoCode(e) === 'ENOENT') return undefined;
-    throw e;
+    for (let tries = 0; ; tries++) {
+      try {
+        const st = r.name === '' ? fstat(r.dirFd) : lstatat(r.dirFd, r.name);
+        return { stat: st, clean: r.clean, linkTarget: isSymlink(st) ? readlinkat(r.dirFd, r.name) : '' };
+      } catch (e) {
+        if (errnoCode(e) === 'ENOENT') return undefined;
+        // EINVAL: the symlink was swapped for something else between lstat and readlink (a host user racing a bind source); look again.
+        if (errnoCode(e) === 'EINVAL' && tries < 8) continue;
+        throw e;
+      }
+    }
   } finally {
     close(r.dirFd);
   }

@@ -251,7 +251,7 @@ test('docker cp into a container is a copy, not a layer: whiteout names are file
 });
 
 test('keel cp out of a container merges into an existing destination, as docker cp does', async () => {
-  const id = (await d.docker(['run', '-d', ...NET, IMG, 'sh', '-c', 'mkdir -p /src/sub && echo a > /src/a && echo b > /src/sub/b && sleep 1000'])).stdout.trim();
+  const id = (await d.docker(['run', '-d', ...NET, IMG, 'sh', '-c', 'mkdir -p /src/sub && echo a > /src/a && echo b > /src/sub/b && chown -R 1234:1234 /src/sub && sleep 1000'])).stdout.trim();
   await new Promise((r) => setTimeout(r, 300));
   const base = path.join(d.dir, 'merge');
   const into = path.join(base, 'into');
@@ -273,6 +273,8 @@ test('keel cp out of a container merges into an existing destination, as docker 
   const r3 = await d.keel(['cp', `${id}:/src`, fresh]);
   assert.equal(r3.code, 0, r3.stderr);
   assert.deepEqual(fs.readdirSync(fresh).sort(), ['a', 'sub']);
+  // Owned by who ran the copy (root here), not by the container's uid 1234: the docker CLI extracts with NoLchown.
+  for (const p of [path.join(fresh, 'sub'), path.join(fresh, 'sub', 'b')]) assert.deepEqual([fs.lstatSync(p).uid, fs.lstatSync(p).gid], [0, 0], p);
   const file = path.join(base, 'renamed.txt');
   const r4 = await d.keel(['cp', `${id}:/src/a`, file]);
   assert.equal(r4.code, 0, r4.stderr);
@@ -283,5 +285,6 @@ test('keel cp out of a container merges into an existing destination, as docker 
   fs.writeFileSync(path.join(dockerInto, 'src', 'old'), 'old');
   assert.equal((await d.docker(['cp', `${id}:/src`, dockerInto])).code, 0);
   assert.deepEqual(fs.readdirSync(path.join(dockerInto, 'src')).sort(), fs.readdirSync(path.join(into, 'src')).sort());
+  assert.equal(fs.lstatSync(path.join(dockerInto, 'src', 'sub', 'b')).uid, fs.lstatSync(path.join(into, 'src', 'sub', 'b')).uid);
   await d.docker(['rm', '-f', id]);
 });

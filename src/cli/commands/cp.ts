@@ -50,7 +50,9 @@ async function statInContainer(client: ApiClient, id: string, p: string): Promis
  * straight into the destination, merging with what is there (a directory
  * copied onto an existing one adds to it, replacing only same-named files),
  * by keel's guarded applier in copy mode (no whiteouts, never a file over a
- * directory, nothing written outside the destination directory).
+ * directory, nothing written outside the destination directory). The files
+ * belong to whoever runs the command, root included: the docker CLI extracts
+ * with NoLchown, keeping no owners from the container.
  */
 export async function copyFrom(client: ApiClient, id: string, src: string, dest: string): Promise<void> {
   const res = await client.request('GET', `/containers/${encodeURIComponent(id)}/archive`, { query: { path: src } });
@@ -92,7 +94,7 @@ export async function copyFrom(client: ApiClient, id: string, src: string, dest:
     return [top, ...comps].filter(Boolean).join('/');
   };
   const { applyLayer } = await import('../../archive/index.ts');
-  const r = await applyLayer(root, res, { compression: 'none', copy: { noOverwriteDirNonDir: true }, rename });
+  const r = await applyLayer(root, res, { compression: 'none', copy: { noOverwriteDirNonDir: true, noLchown: true }, rename });
   process.stderr.write(`Successfully copied ${humanSize(r.size)} to ${dest}\n`);
 }
 
