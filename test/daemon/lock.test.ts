@@ -20,8 +20,15 @@ interface Started {
   exited: Promise<number | null>;
 }
 
+const started: ChildProcess[] = [];
+// A failed round leaves its daemons running: stop them, or the file never ends.
+after(() => {
+  for (const c of started) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+});
+
 function startDaemon(): Started {
   const child = spawn(process.execPath, [keelBin, ...daemonArgs()], { stdio: ['ignore', 'pipe', 'pipe'] });
+  started.push(child);
   const s: Started = { child, out: '', exited: new Promise((r) => child.once('exit', (code) => r(code))) };
   child.stdout!.on('data', (b) => (s.out += b));
   child.stderr!.on('data', (b) => (s.out += b));
