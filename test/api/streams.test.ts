@@ -54,9 +54,10 @@ async function rssGrowthWhileStalled(path: string, body?: string): Promise<numbe
 test('attach to a container writing `yes`, a client that never reads: the daemon stays flat', async (t) => {
   const id = (await d.docker(['run', '-d', 'bb:1', 'busybox', 'yes'])).stdout.trim();
   const growth = await rssGrowthWhileStalled(`/v1.41/containers/${id}/attach?stream=1&stdout=1&stderr=1`);
-  // Unbounded, this grew ~10 MiB/s here (as fast as conmon relays `yes`).
+  // Unbounded, this grew ~10 MiB/s here (as fast as conmon relays `yes`): over 100 MiB in the stall. Bounded, it
+  // is the 16 MiB cap per stream plus what the GC has not given back yet (36-48 MiB seen on a loaded machine).
   t.diagnostic(`daemon RSS grew ${growth.toFixed(1)} MiB`);
-  assert.ok(growth < 48, `daemon RSS grew ${growth.toFixed(0)} MiB`);
+  assert.ok(growth < 80, `daemon RSS grew ${growth.toFixed(0)} MiB`);
   assert.ok(await d.ping());
   await d.docker(['rm', '-f', id]);
 });
