@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { TestDaemon } from '../helpers/daemon.ts';
+import { repoRoot, TestDaemon } from '../helpers/daemon.ts';
 import { leftovers, settledLeftovers, normalizeIds, NOTHING_LEFT, rawBuild, tarOf, writeContext } from './helpers.ts';
 
 const d = new TestDaemon('keel-build');
@@ -36,7 +36,8 @@ describe('docker build (legacy protocol) against keel', () => {
     });
     const r = await rawBuild(d, tarOf(ctx), 'dockerfile=Dockerfile&t=apires-built%3A1&version=1');
     assert.equal(r.status, 200);
-    const refLog = fs.readFileSync('/work/shared/reference/docker-api-1.41/build-default.log', 'latin1');
+    // shared/ sits beside the project (DESIGN.md's home), in a session's checkout and in CI's clone alike.
+    const refLog = fs.readFileSync(path.join(repoRoot, '../shared/reference/docker-api-1.41/build-default.log'), 'latin1');
     const ref = refLog.split('\n').filter((l) => l.startsWith('{')).map((l) => l.replace(/\\r\\n$/, ''));
     assert.deepEqual(r.lines.map(normalizeIds), ref.map(normalizeIds));
     const run = await d.docker(['run', '--rm', 'apires-built:1']);
