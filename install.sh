@@ -56,7 +56,7 @@ chmod 755 /usr/local/bin/keel
 echo "==> keel is installed: $(keel --version)"
 
 # keel's compose as the docker CLI's `docker compose` (a CLI plugin), unless another compose plugin is there
-plugins=${DOCKER_CONFIG:-$HOME/.docker}/cli-plugins
+plugins=${DOCKER_CONFIG:-${HOME:-/root}/.docker}/cli-plugins
 if [ ! -e "$plugins/docker-compose" ] || grep -q 'keel' "$plugins/docker-compose" 2>/dev/null; then
   mkdir -p "$plugins"
   printf '#!/bin/sh\n# keel compose as a docker CLI plugin\nexec "%s" "%s" "$@"\n' "$NODE" "$here/bin/docker-compose" > "$plugins/docker-compose"
