@@ -26,7 +26,7 @@
 import fs from 'node:fs';
 import { invalid } from '../common/errors.ts';
 import {
-  close, fdPath, isSymlink, lstatat, mkdirat, O_DIRECTORY, O_RDONLY, openChild, openIn, readlinkat, unlinkat,
+  close, fdPath, isDir, isSymlink, lstatat, mkdirat, O_DIRECTORY, O_RDONLY, openChild, openIn, readlinkat, unlinkat,
 } from '../common/openat2.ts';
 
 const CACHE = 8;
@@ -151,9 +151,22 @@ export class RootDir {
             }
             queue.unshift(c); // open what was just made (or made meanwhile) on the next turn
           } else if (code(e) === 'ELOOP' || code(e) === 'ENOTDIR') {
-            // O_NOFOLLOW|O_DIRECTORY on a symlink says ENOTDIR (or ELOOP): look at what it is.
-            if (!isSymlink(lstatat(top(), c))) throw invalid(`layer entry ${JSON.stringify(entry)}: parent ${JSON.stringify('/' + comps.join('/'))} is not a directory`);
-            const target = readlinkat(top(), c);
+            // O_NOFOLLOW|O_DIRECTORY on a symlink says ENOTDIR (or ELOOP): look at what it is. Someone may be
+            // swapping it meanwhile (a directory again, or gone): then open it again; the link count bounds the tries.
+            let target: string;
+            try {
+              const st = lstatat(top(), c);
+              if (isDir(st)) {
+                queue.unshift(c);
+                continue;
+              }
+              if (!isSymlink(st)) throw invalid(`layer entry ${JSON.stringify(entry)}: parent ${JSON.stringify('/' + comps.join('/'))} is not a directory`);
+              target = readlinkat(top(), c);
+            } catch (e2) {
+              if (code(e2) !== 'EINVAL' && code(e2) !== 'ENOENT') throw e2;
+              queue.unshift(c);
+              continue;
+            }
             if (target.startsWith('/')) while (stack.length) close(stack.pop()!);
             queue.unshift(...target.split('/'));
           } else throw e;
