@@ -233,7 +233,8 @@ async function* follow(fh: fsp.FileHandle, logPath: string, start: number, keep:
         for (const e of batch) if (keep(e)) yield e;
         continue;
       }
-      // All of this file is read: if a rotation put a new file at the path, go on with that one.
+      // All of this file is read: if a rotation put a new file at the path, go on with that one. (Files
+      // rotated out between two looks are skipped: following the kept ones in order is still to do.)
       const now = await fsp.stat(logPath).catch(() => undefined);
       if (now && now.ino !== st.ino) {
         const next = await fsp.open(logPath, 'r').catch(() => undefined);
