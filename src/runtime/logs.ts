@@ -237,6 +237,9 @@ async function* follow(fh: fsp.FileHandle, logPath: string, start: number, keep:
       // rotated out between two looks are skipped: following the kept ones in order is still to do.)
       const now = await fsp.stat(logPath).catch(() => undefined);
       if (now && now.ino !== st.ino) {
+        // conmon may have written more to this file after the stat above and before it rotated: the old file
+        // is final now, so read it to its end before going on (a gap of ~200 lines was seen without this).
+        if ((await cur.stat()).size > pos) continue;
         const next = await fsp.open(logPath, 'r').catch(() => undefined);
         if (next) {
           if (cur !== fh) await cur.close();
