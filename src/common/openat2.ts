@@ -19,6 +19,7 @@
  * `syscall`), so callers handle them like fs errors. Every fd opened here is
  * O_CLOEXEC: the daemon forks mount/tar/runc meanwhile.
  */
+import fs from 'node:fs';
 import os from 'node:os';
 import koffi from 'koffi';
 
@@ -43,14 +44,8 @@ const cFlistxattr = libc.func('long flistxattr(int, void *, size_t)');
 const cClose = libc.func('int close(int)');
 const cStrerror = libc.func('const char *strerror(int)');
 
-export const O_RDONLY = 0;
-export const O_WRONLY = 0o1;
-export const O_CREAT = 0o100;
-export const O_EXCL = 0o200;
-export const O_NOCTTY = 0o400;
-export const O_NONBLOCK = 0o4000;
-export const O_DIRECTORY = 0o200000;
-export const O_NOFOLLOW = 0o400000;
+export const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOCTTY, O_NONBLOCK, O_DIRECTORY, O_NOFOLLOW, S_IFMT, S_IFDIR, S_IFREG, S_IFLNK, S_IFCHR, S_IFBLK, S_IFIFO, S_IFSOCK } = fs.constants;
+// Node's fs.constants has the open flags and file types above; these it lacks.
 export const O_CLOEXEC = 0o2000000;
 export const O_PATH = 0o10000000;
 
@@ -65,14 +60,6 @@ export const AT_SYMLINK_NOFOLLOW = 0x100;
 export const AT_REMOVEDIR = 0x200;
 export const AT_EMPTY_PATH = 0x1000;
 
-export const S_IFMT = 0o170000;
-export const S_IFDIR = 0o040000;
-export const S_IFREG = 0o100000;
-export const S_IFLNK = 0o120000;
-export const S_IFCHR = 0o020000;
-export const S_IFBLK = 0o060000;
-export const S_IFIFO = 0o010000;
-export const S_IFSOCK = 0o140000;
 
 const errnoNames = new Map<number, string>(Object.entries(os.constants.errno).map(([k, v]) => [v, k]));
 
