@@ -48,18 +48,7 @@ async function crashRounds(cmd: string, steps: string[], volumeOnly = false): Pr
     // A write each round, so every clone has something to freeze.
     await ok(d, ['start', '-a', 'src']);
     starts++;
-    await d.stop();
-    process.env.KEEL_TEST_CRASH_AT = step;
-    try {
-      await d.start();
-    } finally {
-      delete process.env.KEEL_TEST_CRASH_AT;
-    }
-    const exited = new Promise((r) => d.child!.once('exit', r));
-    await api(d, 'POST', '/containers/src/clone').catch(() => undefined); // the daemon dies mid-request
-    await exited;
-    assert.equal(d.child!.signalCode, 'SIGKILL', `the daemon reached step ${step}`);
-    await d.start();
+    await d.crashAt(step, () => api(d, 'POST', '/containers/src/clone').catch(() => undefined)); // the daemon dies mid-request
 
     const journal = path.join(d.dataRoot, 'clones');
     assert.deepEqual(fs.existsSync(journal) ? fs.readdirSync(journal) : [], [], `${step}: journal emptied`);

@@ -17,20 +17,7 @@ before(async () => {
 });
 after(() => d.cleanup());
 
-async function crashAt(step: string, fn: () => Promise<unknown>): Promise<void> {
-  await d.stop();
-  process.env.KEEL_TEST_CRASH_AT = step;
-  try {
-    await d.start();
-  } finally {
-    delete process.env.KEEL_TEST_CRASH_AT;
-  }
-  const died = new Promise((r) => d.child!.once('exit', r));
-  await fn();
-  await died;
-  assert.equal(d.child!.signalCode, 'SIGKILL', `the daemon reached ${step}`);
-  await d.start();
-}
+const crashAt = (step: string, fn: () => Promise<unknown>) => d.crashAt(step, fn);
 
 const docker = async (args: string[]) => {
   const r = await d.docker(args);

@@ -114,6 +114,26 @@ export class TestDaemon {
     await exited;
   }
 
+  /**
+   * Restarts the daemon with KEEL_TEST_CRASH_AT=step (common/crashpoint.ts), runs `fn` (which makes it reach
+   * the step), checks that the daemon was killed there, and
+   * starts it again, as a restart after `kill -9` at that moment.
+   */
+  async crashAt(step: string, fn: () => Promise<unknown>): Promise<void> {
+    await this.stop();
+    process.env.KEEL_TEST_CRASH_AT = step;
+    try {
+      await this.start();
+    } finally {
+      delete process.env.KEEL_TEST_CRASH_AT;
+    }
+    const died = new Promise((r) => this.child!.once('exit', r));
+    await fn();
+    await died;
+    if (this.child!.signalCode !== 'SIGKILL') throw new Error(`the daemon did not die at ${step} (signal ${this.child!.signalCode})`);
+    await this.start();
+  }
+
   async stop(): Promise<void> {
     if (!this.child || this.child.exitCode !== null) return;
     const exited = new Promise((r) => this.child!.once('exit', r));
