@@ -25,6 +25,8 @@ const SOURCE: Record<string, string> = {
   htpasswd: 'Debian apache2-utils (bash install.sh --test-deps)',
   openssl: 'Debian openssl (bash install.sh --test-deps)',
   python3: 'Debian python3 (bash install.sh --test-deps)',
+  debootstrap: 'Debian debootstrap (bash install.sh --test-deps)',
+  flock: 'Debian util-linux (bash install.sh)',
   docker: 'the docker CLI (/usr/local/bin/docker, or Debian docker.io)',
 };
 
