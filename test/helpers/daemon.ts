@@ -141,11 +141,11 @@ export class TestDaemon {
     await exited;
   }
 
-  keel(args: string[], opts: { input?: string | Buffer; env?: NodeJS.ProcessEnv } = {}): Promise<RunResult> {
+  keel(args: string[], opts: { input?: string | Buffer; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<RunResult> {
     return run([process.execPath, keelBin, '-H', `unix://${this.socket}`, ...args], opts);
   }
 
-  docker(args: string[], opts: { input?: string | Buffer; env?: NodeJS.ProcessEnv } = {}): Promise<RunResult> {
+  docker(args: string[], opts: { input?: string | Buffer; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<RunResult> {
     requirePrerequisites(['docker']);
     return run(['docker', ...args], { ...opts, env: { DOCKER_HOST: `unix://${this.socket}`, DOCKER_CONFIG: path.join(this.dir, 'docker-config'), ...opts.env } });
   }
