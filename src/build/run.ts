@@ -104,7 +104,7 @@ export async function runContainer(containers: ContainerService, o: RunStepOptio
       }
       await Promise.race([pumped, new Promise((r) => setTimeout(r, 2000))]);
       s?.close();
-      return { containerId: id, code, release, upperDir: containers.images.snapshots.upperDir(id) };
+      return { containerId: id, code, release, upperDir: containers.upperDir(id) };
     } finally {
       o.signal?.removeEventListener('abort', onAbort);
     }

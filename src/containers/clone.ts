@@ -26,8 +26,10 @@ import { log } from '../common/log.ts';
 import { freezeSnapshot } from '../snapshots/overlay.ts';
 import { cloneVolumeName, createCloneVolume, freezeVolume } from '../volumes/clones.ts';
 import type { ResolvedMount } from '../volumes/index.ts';
-import type { ContainerService } from './service.ts';
+import type { ContainerParts } from './parts.ts';
 import { type ContainerRecord, isRunning, ZERO_TIME } from './types.ts';
+
+type Cloning = Pick<ContainerParts, 'store' | 'mutex' | 'runtime' | 'rootfs' | 'images' | 'volumes' | 'event'>;
 
 export interface CloneOptions {
   /** How many clones (1..100). */
@@ -60,11 +62,11 @@ interface JournalEntry {
 
 export const MAX_CLONES = 100;
 
-function journalDir(svc: ContainerService): string {
+function journalDir(svc: Cloning): string {
   return path.join(path.dirname(svc.store.dir), 'clones');
 }
 
-function cloneNames(svc: ContainerService, o: CloneOptions, count: number): (string | undefined)[] {
+function cloneNames(svc: Cloning, o: CloneOptions, count: number): (string | undefined)[] {
   if (o.name !== undefined && o.name !== '') {
     if (count > 1) throw invalid('--name names one clone: use --name-prefix with --count');
     if (o.namePrefix) throw invalid('give --name or --name-prefix, not both');
@@ -82,13 +84,13 @@ function cloneNames(svc: ContainerService, o: CloneOptions, count: number): (str
 }
 
 /** The frozen layers of the source's rootfs and of each of its volumes (by volume name), under the source's mutex. */
-async function freezeSource(svc: ContainerService, src: ContainerRecord, o: CloneOptions): Promise<{ rootfs: string[]; volumes: Map<string, string[]> }> {
+async function freezeSource(svc: Cloning, src: ContainerRecord, o: CloneOptions): Promise<{ rootfs: string[]; volumes: Map<string, string[]> }> {
   const vols = (src.mounts ?? []).filter((m) => m.type === 'volume');
   const volumes = new Map<string, string[]>();
   const snaps = svc.images.snapshots;
   if (!isRunning(src)) {
     // A stopped container's rootfs may still be mounted (create's copy-up, a crash): freeze needs it idle.
-    await svc.unmount(src.id);
+    await svc.rootfs.unmount(src.id);
     const rootfs = await freezeSnapshot(snaps, src.id);
     for (const m of vols) if (!volumes.has(m.name!)) volumes.set(m.name!, await freezeVolume(svc.volumes.store, m.name!, { owner: src.id }));
     return { rootfs, volumes };
@@ -98,7 +100,7 @@ async function freezeSource(svc: ContainerService, src: ContainerRecord, o: Clon
   }
   if (src.state.Status === 'restarting') throw conflict(`container ${src.name} is restarting: try again when it runs`);
   const wasPaused = src.state.Status === 'paused';
-  if (!wasPaused) await svc.driver.pause(src.id);
+  if (!wasPaused) await svc.runtime.pause(src.id);
   try {
     // Crash-consistent: nothing runs while the dirty pages reach the upper dir and the copy is made.
     await exec(['sync'], { timeoutMs: 5 * 60_000 });
@@ -109,7 +111,7 @@ async function freezeSource(svc: ContainerService, src: ContainerRecord, o: Clon
     for (const m of vols) if (!volumes.has(m.name!)) volumes.set(m.name!, await freezeVolume(svc.volumes.store, m.name!, { copy: true, owner: src.id, signal: o.signal }));
     return { rootfs, volumes };
   } finally {
-    if (!wasPaused) await svc.driver.resume(src.id).catch((e) => log.warn('cannot thaw a container after cloning it', { id: src.id, error: String(e) }));
+    if (!wasPaused) await svc.runtime.resume(src.id).catch((e) => log.warn('cannot thaw a container after cloning it', { id: src.id, error: String(e) }));
   }
 }
 
@@ -131,10 +133,10 @@ function cloneRecord(src: ContainerRecord, id: string, name: string, mounts: Res
   };
 }
 
-export async function cloneContainer(svc: ContainerService, ref: string, o: CloneOptions = {}): Promise<CloneResult> {
+export async function cloneContainer(svc: Cloning, ref: string, o: CloneOptions = {}): Promise<CloneResult> {
   const count = o.count ?? 1;
   if (!Number.isInteger(count) || count < 1 || count > MAX_CLONES) throw invalid(`--count must be a whole number from 1 to ${MAX_CLONES} (got ${o.count})`);
-  const src = svc.find(ref);
+  const src = svc.store.find(ref);
   const warnings: string[] = [];
   const binds = (src.mounts ?? []).filter((m) => m.type === 'bind');
   if (binds.length) {
@@ -192,7 +194,7 @@ export async function cloneContainer(svc: ContainerService, ref: string, o: Clon
   });
 }
 
-async function undoClone(svc: ContainerService, j: JournalEntry): Promise<void> {
+async function undoClone(svc: Cloning, j: JournalEntry): Promise<void> {
   await svc.images.snapshots.remove(j.id);
   for (const v of j.volumes) {
     await svc.volumes.store.release(v, j.id);
@@ -206,7 +208,7 @@ async function undoClone(svc: ContainerService, j: JournalEntry): Promise<void> 
  * stacks any more (a crash between a removal and its gc, an unused --pause
  * copy) are freed.
  */
-export async function reconcileClones(svc: ContainerService): Promise<{ removed: number; freed: number }> {
+export async function reconcileClones(svc: Cloning): Promise<{ removed: number; freed: number }> {
   let removed = 0;
   for (const f of await fsp.readdir(journalDir(svc)).catch(() => [] as string[])) {
     const file = path.join(journalDir(svc), f);
@@ -236,7 +238,7 @@ export interface FrozenUsage {
 }
 
 /** `system df`: the frozen layers clones stack, with sizes and users. */
-export async function frozenUsage(svc: ContainerService): Promise<FrozenUsage[]> {
+export async function frozenUsage(svc: Cloning): Promise<FrozenUsage[]> {
   const count = (lists: (string[] | undefined)[]) => {
     const m = new Map<string, number>();
     for (const l of lists) for (const f of l ?? []) m.set(f, (m.get(f) ?? 0) + 1);

@@ -5,7 +5,7 @@ import { newId } from '../common/ids.ts';
 import { log } from '../common/log.ts';
 import { execProcess, type ExecSession, type Spec } from '../runtime/index.ts';
 import { mergeEnv } from './create.ts';
-import type { ContainerService } from './service.ts';
+import type { ContainerParts } from './parts.ts';
 import type { ContainerRecord } from './types.ts';
 import { resolveUserIn } from './user.ts';
 
@@ -42,15 +42,15 @@ const MAX_EXECS = 10_000;
  * is removed.
  */
 export class ExecManager {
-  private readonly svc: ContainerService;
+  private readonly svc: Pick<ContainerParts, 'store' | 'runtime' | 'rootfs' | 'event'>;
   private readonly execs = new Map<string, ExecRecord>();
 
-  constructor(svc: ContainerService) {
+  constructor(svc: Pick<ContainerParts, 'store' | 'runtime' | 'rootfs' | 'event'>) {
     this.svc = svc;
   }
 
   create(ref: string, cfg: ExecConfig): ExecRecord {
-    const rec = this.svc.find(ref);
+    const rec = this.svc.store.find(ref);
     if (rec.state.Status === 'paused') throw conflict(`Container ${rec.id} is paused, unpause the container before exec`);
     if (rec.state.Status !== 'running') throw conflict(`Container ${rec.id} is not running`);
     if (!Array.isArray(cfg.Cmd) || cfg.Cmd.length === 0 || cfg.Cmd.some((c) => typeof c !== 'string')) throw invalid('No exec command specified');
@@ -80,7 +80,7 @@ export class ExecManager {
   async start(id: string, opts: { detach?: boolean; tty?: boolean; consoleSize?: { height: number; width: number } }): Promise<ExecSession> {
     const e = this.get(id);
     if (e.started) throw conflict(`Error: Exec command ${id} has already run`);
-    const rec = this.svc.find(e.containerId);
+    const rec = this.svc.store.find(e.containerId);
     if (rec.state.Status !== 'running') throw conflict(`Container ${rec.id} is not running`);
     e.started = true;
     const c = e.config;
@@ -88,7 +88,7 @@ export class ExecManager {
     let session: ExecSession;
     try {
       const base = await this.baseProcess(rec);
-      const user = c.User ? resolveUserIn(this.svc.rootfs(rec.id), c.User) : undefined;
+      const user = c.User ? resolveUserIn(this.svc.rootfs.path(rec.id), c.User) : undefined;
       const env = mergeEnv(undefined, c.Env ?? []);
       const proc = execProcess(base, {
         args: c.Cmd!, env, cwd: c.WorkingDir || undefined, tty, privileged: !!c.Privileged,
@@ -96,7 +96,7 @@ export class ExecManager {
         bounding: base.capabilities?.bounding,
       });
       if (user && !env.some((x) => x.startsWith('HOME='))) proc.env = proc.env.map((x) => (x.startsWith('HOME=') ? `HOME=${user.home}` : x));
-      session = await this.svc.driver.exec(rec.id, proc, {
+      session = await this.svc.runtime.exec(rec.id, proc, {
         tty, stdin: !!c.AttachStdin, detach: !!opts.detach, consoleSize: opts.consoleSize, execId: id.slice(0, 12),
       });
     } catch (err) {
@@ -132,7 +132,7 @@ export class ExecManager {
 
   /** The container's process from its bundle: execs inherit caps, rlimits, no_new_privs. */
   private async baseProcess(rec: ContainerRecord): Promise<Spec['process']> {
-    const spec = JSON.parse(await fsp.readFile(path.join(this.svc.runDir(rec.id), 'config.json'), 'utf8')) as Spec;
+    const spec = JSON.parse(await fsp.readFile(path.join(this.svc.rootfs.runDir(rec.id), 'config.json'), 'utf8')) as Spec;
     return spec.process;
   }
 

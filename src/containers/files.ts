@@ -21,10 +21,13 @@ import type { ImageRecord } from '../images/store.ts';
 import type { ContainerConfig as ImageRunConfig } from '../oci/types.ts';
 import { mountHostView, type HostViewMount } from '../volumes/hostview.ts';
 import { networkFiles } from './netshare.ts';
-import type { ContainerService } from './service.ts';
+import type { ContainerParts } from './parts.ts';
 import { close as closeFd, fdPath, isDir, lstatat, O_DIRECTORY, O_RDONLY, openChild, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFSOCK, type Stat } from '../common/openat2.ts';
 import { openDirAt, resolveAt, statAt } from './scoped.ts';
 import { type ContainerRecord, isRunning } from './types.ts';
+
+/** The pieces of the container service that cp, diff, export and commit use. */
+type Files = Pick<ContainerParts, 'store' | 'mutex' | 'runtime' | 'rootfs' | 'images' | 'event'>;
 
 /**
  * Mounts the rootfs of a stopped container for the duration of an operation
@@ -36,10 +39,10 @@ import { type ContainerRecord, isRunning } from './types.ts';
  */
 const rootfsHolds = new Map<string, number>();
 
-async function acquireRootfs(svc: ContainerService, rec: ContainerRecord): Promise<() => Promise<void>> {
+async function acquireRootfs(svc: Files, rec: ContainerRecord): Promise<() => Promise<void>> {
   const held = rootfsHolds.get(rec.id) ?? 0;
-  if (!held && svc.isMounted(rec.id)) return async () => {}; // mounted by a run: not ours to unmount
-  if (!held) await svc.mount(rec.id);
+  if (!held && svc.rootfs.isMounted(rec.id)) return async () => {}; // mounted by a run: not ours to unmount
+  if (!held) await svc.rootfs.mount(rec.id);
   rootfsHolds.set(rec.id, held + 1);
   let released = false;
   return async () => {
@@ -49,12 +52,12 @@ async function acquireRootfs(svc: ContainerService, rec: ContainerRecord): Promi
     if (left > 0) return void rootfsHolds.set(rec.id, left);
     rootfsHolds.delete(rec.id);
     // A failed unmount leaves a mount that the next start or rm reuses or undoes.
-    if (!isRunning(rec)) await svc.unmount(rec.id).catch(() => {});
+    if (!isRunning(rec)) await svc.rootfs.unmount(rec.id).catch(() => {});
   };
 }
 
 /** A release that runs outside the caller's mutex section: it takes the mutex itself. */
-function releaseLater(svc: ContainerService, rec: ContainerRecord, release: () => Promise<void>): () => Promise<void> {
+function releaseLater(svc: Files, rec: ContainerRecord, release: () => Promise<void>): () => Promise<void> {
   return () => svc.mutex.run(rec.id, release);
 }
 
@@ -67,12 +70,12 @@ function releaseLater(svc: ContainerService, rec: ContainerRecord, release: () =
 const freezes = new Map<string, { count: number; paused: Promise<void> }>();
 const thawing = new Map<string, Promise<void>>();
 
-async function freeze(svc: ContainerService, rec: ContainerRecord): Promise<() => Promise<void>> {
+async function freeze(svc: Files, rec: ContainerRecord): Promise<() => Promise<void>> {
   let h = freezes.get(rec.id);
   if (!h) {
     if (rec.state.Status !== 'running') return async () => {};
     const after = thawing.get(rec.id) ?? Promise.resolve();
-    h = { count: 0, paused: after.then(() => svc.driver.pause(rec.id)) };
+    h = { count: 0, paused: after.then(() => svc.runtime.pause(rec.id)) };
     freezes.set(rec.id, h);
   }
   const mine = h;
@@ -93,7 +96,7 @@ async function freeze(svc: ContainerService, rec: ContainerRecord): Promise<() =
     if (thawed) return;
     thawed = true;
     if (!drop()) return;
-    const p = svc.driver.resume(rec.id).catch(() => {});
+    const p = svc.runtime.resume(rec.id).catch(() => {});
     thawing.set(rec.id, p);
     await p;
     if (thawing.get(rec.id) === p) thawing.delete(rec.id);
@@ -101,7 +104,7 @@ async function freeze(svc: ContainerService, rec: ContainerRecord): Promise<() =
 }
 
 /** Runs fn with the container frozen if it runs. */
-async function frozen<T>(svc: ContainerService, rec: ContainerRecord, fn: () => Promise<T>): Promise<T> {
+async function frozen<T>(svc: Files, rec: ContainerRecord, fn: () => Promise<T>): Promise<T> {
   const thaw = await freeze(svc, rec);
   try {
     return await fn();
@@ -118,8 +121,8 @@ export interface Change {
 }
 
 /** docker diff: the upper dir against the image layers (C=0, A=1, D=2). */
-export async function changes(svc: ContainerService, ref: string): Promise<Change[]> {
-  const rec = svc.find(ref);
+export async function changes(svc: Files, ref: string): Promise<Change[]> {
+  const rec = svc.store.find(ref);
   const upper = svc.images.snapshots.upperDir(rec.id);
   const image = svc.images.store.get(rec.imageId);
   const lowers = (image?.chainIds ?? []).map((c) => svc.images.snapshots.layerDir(c)).reverse();
@@ -209,8 +212,8 @@ export interface CommitOptions {
 }
 
 /** docker commit: the container's upper dir as a new layer on its image. */
-export async function commit(svc: ContainerService, ref: string, o: CommitOptions): Promise<ImageRecord> {
-  const rec = svc.find(ref);
+export async function commit(svc: Files, ref: string, o: CommitOptions): Promise<ImageRecord> {
+  const rec = svc.store.find(ref);
   const base = svc.images.store.get(rec.imageId);
   if (!base) throw new EngineError('NOT_FOUND', `the image of container ${rec.id.slice(0, 12)} no longer exists`);
   // A clone, or a container that was cloned, keeps part of its changes in frozen layers (clone.ts) the upper-dir diff would miss.
@@ -242,8 +245,8 @@ export async function commit(svc: ContainerService, ref: string, o: CommitOption
 // ---- export -----------------------------------------------------------------
 
 /** docker export: a tar of the whole rootfs, the container frozen (if it runs) until the tar has been read. */
-export async function exportRootfs(svc: ContainerService, ref: string): Promise<Readable> {
-  const rec = svc.find(ref);
+export async function exportRootfs(svc: Files, ref: string): Promise<Readable> {
+  const rec = svc.store.find(ref);
   return svc.mutex.run(rec.id, async () => {
     const release = await acquireRootfs(svc, rec);
     // finish() runs under the mutex on an early failure, and after it was given back once the stream is handed off.
@@ -259,7 +262,7 @@ export async function exportRootfs(svc: ContainerService, ref: string): Promise<
     let tar: Readable;
     try {
       thaw = await freeze(svc, rec);
-      rootFd = fs.openSync(svc.rootfs(rec.id), fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+      rootFd = fs.openSync(svc.rootfs.path(rec.id), fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
       tar = tarDirectory({ fd: rootFd });
     } catch (e) {
       await finish();
@@ -293,7 +296,7 @@ function streamThen(tar: Readable, finish: () => Promise<void>): Readable {
 // ---- cp ---------------------------------------------------------------------
 
 /** What cp sees besides the rootfs: volumes, binds and, once started, the network files keel bind-mounts. */
-function hostView(svc: ContainerService, rec: ContainerRecord): HostViewMount[] {
+function hostView(svc: Files, rec: ContainerRecord): HostViewMount[] {
   const out: HostViewMount[] = [];
   for (const m of rec.mounts ?? []) if (m.type !== 'tmpfs' && m.source) out.push({ source: m.source, destination: m.destination, readonly: m.readonly });
   if (rec.hasBeenStarted) {
@@ -307,8 +310,8 @@ function hostView(svc: ContainerService, rec: ContainerRecord): HostViewMount[] 
 }
 
 /** Runs fn with the container's mounts in place under its rootfs (caller holds the container frozen or stopped). */
-async function withHostView<T>(svc: ContainerService, rec: ContainerRecord, fn: () => Promise<T>): Promise<T> {
-  const undo = await mountHostView(svc.rootfs(rec.id), hostView(svc, rec));
+async function withHostView<T>(svc: Files, rec: ContainerRecord, fn: () => Promise<T>): Promise<T> {
+  const undo = await mountHostView(svc.rootfs.path(rec.id), hostView(svc, rec));
   try {
     return await fn();
   } finally {
@@ -345,8 +348,8 @@ function pathStat(name: string, st: Stat, linkTarget: string): PathStat {
 }
 
 /** Runs fn with the container's rootfs (mounted) pinned by a descriptor. */
-function withRootFd<T>(svc: ContainerService, rec: ContainerRecord, fn: (rootFd: number) => T): T {
-  const fd = fs.openSync(svc.rootfs(rec.id), fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+function withRootFd<T>(svc: Files, rec: ContainerRecord, fn: (rootFd: number) => T): T {
+  const fd = fs.openSync(svc.rootfs.path(rec.id), fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
   try {
     return fn(fd);
   } finally {
@@ -361,8 +364,8 @@ function checkPath(p: string | null): string {
 }
 
 /** HEAD archive: stat of a path in the container (the final symlink not followed). */
-export async function statPath(svc: ContainerService, ref: string, p: string | null): Promise<PathStat> {
-  const rec = svc.find(ref);
+export async function statPath(svc: Files, ref: string, p: string | null): Promise<PathStat> {
+  const rec = svc.store.find(ref);
   const want = checkPath(p);
   return svc.mutex.run(rec.id, async () => {
     const release = await acquireRootfs(svc, rec);
@@ -381,8 +384,8 @@ export async function statPath(svc: ContainerService, ref: string, p: string | n
  * tar is produced into memory-bounded stream chunks while the container is
  * frozen; the rootfs stays mounted until the stream ends.
  */
-export async function getArchive(svc: ContainerService, ref: string, p: string | null): Promise<{ stat: PathStat; tar: Readable }> {
-  const rec = svc.find(ref);
+export async function getArchive(svc: Files, ref: string, p: string | null): Promise<{ stat: PathStat; tar: Readable }> {
+  const rec = svc.store.find(ref);
   const want = checkPath(p);
   return svc.mutex.run(rec.id, async () => {
     const release = await acquireRootfs(svc, rec);
@@ -400,7 +403,7 @@ export async function getArchive(svc: ContainerService, ref: string, p: string |
     };
     try {
       thaw = await freeze(svc, rec);
-      undoView = await mountHostView(svc.rootfs(rec.id), hostView(svc, rec));
+      undoView = await mountHostView(svc.rootfs.path(rec.id), hostView(svc, rec));
       // The parent is pinned, and the tar is made from it: nothing is resolved again by path later.
       const r = withRootFd(svc, rec, (rootFd) => resolveAt(rootFd, want));
       parentFd = r.dirFd;
@@ -418,16 +421,16 @@ export async function getArchive(svc: ContainerService, ref: string, p: string |
 }
 
 /** PUT archive: extracts a tar into a directory of the container. */
-export async function putArchive(svc: ContainerService, ref: string, p: string | null, tar: Readable, opts: { noOverwriteDirNonDir?: boolean; signal?: AbortSignal } = {}): Promise<void> {
-  const rec = svc.find(ref);
+export async function putArchive(svc: Files, ref: string, p: string | null, tar: Readable, opts: { noOverwriteDirNonDir?: boolean; signal?: AbortSignal } = {}): Promise<void> {
+  const rec = svc.store.find(ref);
   const want = checkPath(p);
   if (rec.hostConfig.ReadonlyRootfs) throw new EngineError('FORBIDDEN', 'container rootfs is marked read-only');
   await svc.mutex.run(rec.id, async () => {
     const release = await acquireRootfs(svc, rec);
     try {
-      const rootfs = svc.rootfs(rec.id);
+      const rootfs = svc.rootfs.path(rec.id);
       await frozen(svc, rec, () => withHostView(svc, rec, async () => {
-        const rootFd = fs.openSync(svc.rootfs(rec.id), fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+        const rootFd = fs.openSync(svc.rootfs.path(rec.id), fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
         let dirFd = -1;
         try {
           const s = statAt(rootFd, want, true);

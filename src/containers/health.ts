@@ -21,7 +21,7 @@ import { invalid } from '../common/errors.ts';
 import { log } from '../common/log.ts';
 import { killProcessTree, processStartTime } from '../runtime/index.ts';
 import type { HealthConfig } from '../oci/types.ts';
-import type { ContainerService } from './service.ts';
+import type { ContainerParts } from './parts.ts';
 import type { ContainerRecord } from './types.ts';
 
 export type { HealthConfig };
@@ -240,10 +240,10 @@ function sleep(ms: number, signal: AbortSignal): Promise<boolean> {
  * when it is unpaused.
  */
 export class HealthMonitor {
-  private readonly svc: ContainerService;
+  private readonly svc: Pick<ContainerParts, 'store' | 'mutex' | 'exits' | 'execs' | 'event'>;
   private readonly loops = new Map<string, AbortController>();
 
-  constructor(svc: ContainerService) {
+  constructor(svc: Pick<ContainerParts, 'store' | 'mutex' | 'exits' | 'execs' | 'event'>) {
     this.svc = svc;
   }
 
@@ -258,7 +258,7 @@ export class HealthMonitor {
   /** Probes again (after unpause) without touching the state. */
   resume(rec: ContainerRecord): void {
     const argv = probeCommand(rec.config.Healthcheck);
-    if (!argv || !rec.state.Health || rec.state.Status !== 'running' || this.loops.has(rec.id) || this.svc.shuttingDown) return;
+    if (!argv || !rec.state.Health || rec.state.Status !== 'running' || this.loops.has(rec.id) || this.svc.exits.shuttingDown) return;
     const ac = new AbortController();
     this.loops.set(rec.id, ac);
     void this.loop(rec, argv, ac.signal)

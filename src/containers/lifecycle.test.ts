@@ -13,7 +13,6 @@ import { ImageService } from '../images/service.ts';
 import type { Digest } from '../oci/digest.ts';
 import { FakeRuntime } from '../runtime/fake.ts';
 import { VolumeService } from '../volumes/index.ts';
-import { reconcile } from './reconcile.ts';
 import { ContainerService } from './service.ts';
 import { type ContainerRecord, type ContainerStatus, ZERO_TIME } from './types.ts';
 
@@ -60,7 +59,7 @@ test('reconcile: an exit recorded while the daemon was down, a container still r
   const orphan = newId();
   rt.adopt(orphan, 'stopped');
 
-  const counts = await reconcile(svc);
+  const counts = await svc.reconcile();
   assert.deepEqual(counts, { running: 1, exited: 1, stale: 1 });
   assert.equal(exited.state.Status, 'exited');
   assert.equal(exited.state.ExitCode, 3);
@@ -84,7 +83,7 @@ test('stop, kill, pause and unpause a running container; its exit is recorded on
   await svc.store.add(b);
   rt.adopt(a.id, 'running');
   rt.adopt(b.id, 'running');
-  await reconcile(svc);
+  await svc.reconcile();
 
   await svc.pause('a');
   assert.equal(a.state.Status, 'paused');

@@ -4,8 +4,10 @@ import zlib from 'node:zlib';
 import { lastLines, parseLogStream, readLog, type LogEntry } from '../runtime/logs.ts';
 import { logsReadable } from './logconfig.ts';
 import { logFiles } from './logrotate.ts';
-import type { ContainerService } from './service.ts';
+import type { ContainerParts } from './parts.ts';
 import { type ContainerRecord, isRunning } from './types.ts';
+
+type Logs = Pick<ContainerParts, 'store' | 'exits'>;
 
 export interface LogOptions {
   stdout?: boolean;
@@ -33,18 +35,18 @@ export function parseTime(v: string | null | undefined, what: string): number | 
  * the stream ends when the container stops (as docker's does), after the
  * last records written before the exit.
  */
-export function containerLogs(svc: ContainerService, ref: string, o: LogOptions): AsyncGenerator<LogEntry> {
+export function containerLogs(svc: Logs, ref: string, o: LogOptions): AsyncGenerator<LogEntry> {
   // Checked now, not at the first record: the API answers with an error before its headers.
-  const rec = svc.find(ref);
+  const rec = svc.store.find(ref);
   if (!logsReadable(rec.hostConfig)) {
     throw new EngineError('INVALID_ARGUMENT', 'configured logging driver does not support reading');
   }
   return records(svc, rec, o);
 }
 
-async function* records(svc: ContainerService, rec: ContainerRecord, o: LogOptions): AsyncGenerator<LogEntry> {
+async function* records(svc: Logs, rec: ContainerRecord, o: LogOptions): AsyncGenerator<LogEntry> {
   const want = (e: LogEntry) => (e.stream === 'stdout' ? o.stdout !== false : o.stderr !== false);
-  const file = svc.logPath(rec.id);
+  const file = svc.store.logPath(rec.id);
   const follow = !!o.follow && isRunning(rec);
   // Older rotated files first (max-file), then the live one.
   const older = logFiles(file).slice(0, -1);
@@ -57,7 +59,7 @@ async function* records(svc: ContainerService, rec: ContainerRecord, o: LogOptio
   const stop = () => ac.abort();
   o.signal?.addEventListener('abort', stop, { once: true });
   const onExit = () => setTimeout(stop, 50);
-  svc.bus.once(`exit:${rec.id}`, onExit);
+  const unsubscribe = svc.exits.onceExited(rec.id, onExit);
   let lastNs = -1n;
   let sameAtLast = 0;
   try {
@@ -78,7 +80,7 @@ async function* records(svc: ContainerService, rec: ContainerRecord, o: LogOptio
       if (want(e)) yield e;
     }
   } finally {
-    svc.bus.off(`exit:${rec.id}`, onExit);
+    unsubscribe();
     o.signal?.removeEventListener('abort', stop);
   }
 }

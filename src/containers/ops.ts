@@ -3,21 +3,23 @@ import { exec } from '../common/exec.ts';
 import { diskUsage } from '../common/fs.ts';
 import { parseRestartPolicy } from './create.ts';
 import { pruneMatch, type Filters } from './query.ts';
-import type { ContainerService } from './service.ts';
+import { cgroupPath, type ContainerOps, type ContainerParts } from './parts.ts';
 import { cgroupPids, runcUpdateArgs } from './stats.ts';
 import { isRunning, type HostConfig } from './types.ts';
+
+type Ops = Pick<ContainerParts, 'store' | 'mutex' | 'runtime' | 'images' | 'event' | 'cgroupParent'>;
 
 /**
  * docker top: `ps <args>` on the host, rows kept when their PID is in the
  * container's cgroup (what dockerd does). ps_args are passed as separate
  * argv words, never through a shell.
  */
-export async function top(svc: ContainerService, ref: string, psArgs = '-ef'): Promise<{ Titles: string[]; Processes: string[][] }> {
-  const rec = svc.find(ref);
+export async function top(svc: Ops, ref: string, psArgs = '-ef'): Promise<{ Titles: string[]; Processes: string[][] }> {
+  const rec = svc.store.find(ref);
   if (!isRunning(rec)) throw conflict(`Container ${rec.id} is not running`);
   const args = psArgs.trim().split(/\s+/).filter(Boolean);
   if (args.length > 32 || args.some((a) => a.length > 256)) throw invalid('ps arguments are too long');
-  const pids = new Set(cgroupPids(svc.cgroupPath(rec.id)));
+  const pids = new Set(cgroupPids(cgroupPath(svc, rec.id)));
   if (!pids.size && rec.state.Pid) pids.add(rec.state.Pid);
   const r = await exec(['ps', ...args], { allowFailure: true, timeoutMs: 10_000 });
   if (r.code !== 0) throw invalid(`Error running ps: ${r.stderr.trim() || `exit status ${r.code}`}`);
@@ -55,8 +57,8 @@ export interface UpdateRequest {
 }
 
 /** docker update: record the new limits and apply them to a running container with runc update. */
-export async function update(svc: ContainerService, ref: string, u: UpdateRequest): Promise<{ Warnings: string[] }> {
-  const rec = svc.find(ref);
+export async function update(svc: Ops, ref: string, u: UpdateRequest): Promise<{ Warnings: string[] }> {
+  const rec = svc.store.find(ref);
   await svc.mutex.run(rec.id, async () => {
     const h: HostConfig = { ...rec.hostConfig };
     const set = <K extends keyof HostConfig>(k: K, v: unknown) => {
@@ -102,7 +104,7 @@ export async function update(svc: ContainerService, ref: string, u: UpdateReques
         pidsLimit: u.PidsLimit ? Number(u.PidsLimit) : undefined,
       });
       if (args.length) {
-        await svc.driver.update(rec.id, args).catch((e: unknown) => {
+        await svc.runtime.update(rec.id, args).catch((e: unknown) => {
           throw new EngineError('INVALID_ARGUMENT', `Cannot update container ${rec.id}: ${(e as Error).message}`);
         });
       }
@@ -115,14 +117,14 @@ export async function update(svc: ContainerService, ref: string, u: UpdateReques
 }
 
 /** docker container prune: removes stopped containers matching the filters. */
-export async function prune(svc: ContainerService, filters: Filters): Promise<{ deleted: string[]; reclaimed: number }> {
+export async function prune(svc: Ops, ops: Pick<ContainerOps, 'remove'>, filters: Filters): Promise<{ deleted: string[]; reclaimed: number }> {
   const deleted: string[] = [];
   let reclaimed = 0;
   for (const rec of svc.store.list()) {
     if (isRunning(rec) || rec.state.Status === 'removing' || !pruneMatch(rec, filters)) continue;
     const size = await diskUsage(svc.images.snapshots.upperDir(rec.id)).catch(() => 0);
     try {
-      await svc.remove(rec.id);
+      await ops.remove(rec.id);
       deleted.push(rec.id);
       reclaimed += size;
     } catch {

@@ -1,9 +1,9 @@
-import fsp from 'node:fs/promises';
 import { isEngineError } from '../common/errors.ts';
 import { log } from '../common/log.ts';
 import { joinedContainer } from './network.ts';
 import { startOnDaemonStart } from './restart.ts';
-import type { ContainerService } from './service.ts';
+import type { ContainerOps, ContainerParts } from './parts.ts';
+import { finalizeExit } from './exit.ts';
 import { type ContainerRecord, isRunning } from './types.ts';
 import type { ContainerState } from '../runtime/index.ts';
 
@@ -15,49 +15,49 @@ import type { ContainerState } from '../runtime/index.ts';
  * exec root is empty: it is exited). Leftovers of interrupted creates and
  * removals are cleaned up; restart policies are applied last.
  */
-export async function reconcile(svc: ContainerService): Promise<{ running: number; exited: number; stale: number }> {
-  svc.learnMounts();
+export async function reconcile(svc: ContainerParts, ops: ContainerOps): Promise<{ running: number; exited: number; stale: number }> {
+  svc.rootfs.learnMounts();
   const counts = { running: 0, exited: 0, stale: 0 };
   const wasRunning = new Set<string>();
   for (const rec of svc.store.list()) {
     if (rec.state.Status === 'removing') {
-      await svc.remove(rec.id, { force: true }).catch((e) => log.warn('finishing an interrupted removal failed', { id: rec.id, error: String(e) }));
+      await ops.remove(rec.id, { force: true }).catch((e) => log.warn('finishing an interrupted removal failed', { id: rec.id, error: String(e) }));
       continue;
     }
     if (!isRunning(rec)) {
-      if (await finishInterruptedStart(svc, rec)) {
+      if (await finishInterruptedStart(svc, ops, rec)) {
         wasRunning.add(rec.id);
         counts.running++;
         continue;
       }
       // A rootfs left mounted by a daemon that died between exit and cleanup.
-      await svc.unmount(rec.id).catch(() => {}); // best effort: a mount that stays is found again by the next reconcile
+      await svc.rootfs.unmount(rec.id).catch(() => {}); // best effort: a mount that stays is found again by the next reconcile
       continue;
     }
     wasRunning.add(rec.id);
-    const info = await svc.driver.exitInfo(rec.id).catch(() => undefined);
+    const info = await svc.runtime.exitInfo(rec.id).catch(() => undefined);
     if (info) {
-      await svc.finalizeExit(rec, info);
+      await finalizeExit(svc, rec, info);
       counts.exited++;
       continue;
     }
     let status: string | undefined;
     try {
-      status = (await svc.driver.state(rec.id)).status;
+      status = (await svc.runtime.state(rec.id)).status;
     } catch (e) {
       if (!isEngineError(e, 'NOT_FOUND')) log.warn('runc state failed', { id: rec.id, error: String(e) });
     }
     if (status === 'running' || status === 'paused') {
       rec.state.Status = status;
-      if (!svc.isMounted(rec.id)) log.warn('running container has no rootfs mount in this namespace', { id: rec.id });
-      svc.monitor(rec);
+      if (!svc.rootfs.isMounted(rec.id)) log.warn('running container has no rootfs mount in this namespace', { id: rec.id });
+      ops.monitor(rec);
       // Probes resume from starting, as after dockerd's restore.
       svc.health.start(rec);
       counts.running++;
       continue;
     }
     // runc knows nothing (host reboot) or the process is gone without an exit record.
-    await svc.finalizeExit(rec, { exitCode: -1, oomKilled: false, finishedAt: new Date(), recorded: false });
+    await finalizeExit(svc, rec, { exitCode: -1, oomKilled: false, finishedAt: new Date(), recorded: false });
     rec.state.Error = status ? 'the container stopped while keel was not running and its exit code was lost' : 'the container was not running when keel started (host reboot?)';
     await svc.store.save(rec).catch(() => {}); // the state is in memory; the next save or reconcile writes it
     counts.stale++;
@@ -74,11 +74,11 @@ export async function reconcile(svc: ContainerService): Promise<{ running: numbe
   for (const { rec } of ordered) {
     if (isRunning(rec)) continue;
     if (rec.hostConfig.AutoRemove && wasRunning.has(rec.id)) {
-      await svc.remove(rec.id, { force: true }).catch(() => {}); // removed by someone else meanwhile, or retried at the next start
+      await ops.remove(rec.id, { force: true }).catch(() => {}); // removed by someone else meanwhile, or retried at the next start
       continue;
     }
     if (rec.hasBeenStarted && startOnDaemonStart(rec.hostConfig.RestartPolicy, rec.manuallyStopped, wasRunning.has(rec.id))) {
-      await svc.start(rec.id).catch((e) => log.warn('restart policy start failed', { id: rec.id, error: String(e) }));
+      await ops.start(rec.id).catch((e) => log.warn('restart policy start failed', { id: rec.id, error: String(e) }));
     }
   }
   return counts;
@@ -95,47 +95,47 @@ export async function reconcile(svc: ContainerService): Promise<{ running: numbe
  * and mounts as for any container that is not running. Returns whether the
  * container is running now.
  */
-async function finishInterruptedStart(svc: ContainerService, rec: ContainerRecord): Promise<boolean> {
+async function finishInterruptedStart(svc: ContainerParts, ops: ContainerOps, rec: ContainerRecord): Promise<boolean> {
   // Only a start leaves conmon's directory (an exit removes it), so most records cost one stat.
-  if (!svc.driver.has(rec.id)) return false;
-  const info = await svc.driver.exitInfo(rec.id).catch(() => undefined);
+  if (!svc.runtime.has(rec.id)) return false;
+  const info = await svc.runtime.exitInfo(rec.id).catch(() => undefined);
   let state: ContainerState | undefined;
-  if (!info) state = await svc.driver.state(rec.id).catch(() => undefined);
+  if (!info) state = await svc.runtime.state(rec.id).catch(() => undefined);
   if (state && (state.status === 'running' || state.status === 'paused')) {
     rec.state = { ...rec.state, Status: state.status, Pid: state.pid, ExitCode: 0, Error: '', StartedAt: state.created || new Date().toISOString(), OOMKilled: false };
     rec.hasBeenStarted = true;
     await svc.store.save(rec).catch(() => {});
-    svc.monitor(rec);
+    ops.monitor(rec);
     svc.health.start(rec);
     log.info('adopted a container whose start the last daemon did not record', { id: rec.id });
     return true;
   }
   if (info) {
     rec.hasBeenStarted = true;
-    await svc.finalizeExit(rec, info);
+    await finalizeExit(svc, rec, info);
     return false;
   }
-  await svc.driver.delete(rec.id, { force: true }).catch((e) => log.warn('removing a start cut short failed', { id: rec.id, error: String(e) }));
-  await svc.detachNetwork(rec).catch(() => {});
+  await svc.runtime.delete(rec.id, { force: true }).catch((e) => log.warn('removing a start cut short failed', { id: rec.id, error: String(e) }));
+  await svc.nets.detach(rec).catch(() => {});
   await svc.volumes.teardownContainerMounts(rec.id, rec.mounts ?? []).catch(() => {});
   log.info('undid a start the last daemon did not finish', { id: rec.id, runtime: state?.status ?? 'unknown' });
   return false;
 }
 
 /** Snapshots, runtime dirs and runc containers of IDs that have no record (a create or rm cut short). */
-async function removeOrphans(svc: ContainerService): Promise<void> {
+async function removeOrphans(svc: Pick<ContainerParts, 'store' | 'images' | 'runtime' | 'rootfs'>): Promise<void> {
   const known = (id: string) => !!svc.store.get(id);
   for (const key of await svc.images.snapshots.listActive().catch(() => [] as string[])) {
     if (/^[a-f0-9]{64}$/.test(key) && !known(key)) await svc.images.snapshots.remove(key).catch(() => {}); // orphan sweep: what fails stays for the next one
   }
-  for (const id of await svc.driver.ids().catch(() => [] as string[])) {
-    if (/^[a-f0-9]{64}$/.test(id) && !known(id)) await svc.driver.delete(id, { force: true }).catch(() => {}); // orphan sweep: what fails stays for the next one
+  for (const id of await svc.runtime.ids().catch(() => [] as string[])) {
+    if (/^[a-f0-9]{64}$/.test(id) && !known(id)) await svc.runtime.delete(id, { force: true }).catch(() => {}); // orphan sweep: what fails stays for the next one
   }
-  const runDirs = await fsp.readdir(svc.runDir('x').slice(0, -2)).catch(() => [] as string[]);
+  const runDirs = await svc.rootfs.runDirs();
   for (const id of runDirs) {
     if (!/^[a-f0-9]{64}$/.test(id) || known(id)) continue;
     // orphan sweep: what fails stays for the next one
-    await svc.unmount(id).catch(() => {});
-    await fsp.rm(svc.runDir(id), { recursive: true, force: true }).catch(() => {});
+    await svc.rootfs.unmount(id).catch(() => {});
+    await svc.rootfs.removeRunDir(id).catch(() => {});
   }
 }

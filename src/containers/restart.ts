@@ -38,3 +38,31 @@ export function startOnDaemonStart(policy: RestartPolicy, manuallyStopped: boole
 export function restartDelayMs(restartCount: number): number {
   return Math.min(100 * 2 ** Math.min(restartCount, 20), 60_000);
 }
+
+/**
+ * Restarts by policy that are scheduled: a container whose restart is
+ * pending counts as restarting (inspect, wait, attach), and stop or rm
+ * cancels it.
+ */
+export class RestartManager {
+  private readonly pending = new Set<string>();
+
+  /**
+   * Marks the restart pending and runs `fn` after `delayMs`; `fn` calls
+   * done() once it holds the container's mutex, and checks that the
+   * container still wants the restart (cancel() does not stop the timer).
+   */
+  schedule(id: string, delayMs: number, fn: () => void): void {
+    this.pending.add(id);
+    setTimeout(fn, delayMs).unref();
+  }
+
+  /** Cancels a scheduled restart (stop, rm) or marks it done; whether one was pending. */
+  cancel(id: string): boolean {
+    return this.pending.delete(id);
+  }
+
+  isPending(id: string): boolean {
+    return this.pending.has(id);
+  }
+}

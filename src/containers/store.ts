@@ -48,6 +48,11 @@ export class ContainerStore {
     return path.join(this.dir, id);
   }
 
+  /** The container's json-file log (conmon writes it). */
+  logPath(id: string): string {
+    return path.join(this.dir, id, 'container.log');
+  }
+
   list(): ContainerRecord[] {
     return [...this.byId.values()];
   }

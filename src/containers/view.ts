@@ -1,7 +1,9 @@
 import path from 'node:path';
 import { emptyEndpoint, joinedContainer, type LiveNetworkSettings, type NetworkEndpoint, networkName } from './network.ts';
-import type { ContainerService } from './service.ts';
+import type { ContainerParts } from './parts.ts';
 import { type ContainerRecord, isRunning } from './types.ts';
+
+type Viewed = Pick<ContainerParts, 'store' | 'nets' | 'images' | 'restarts' | 'rootfs'>;
 
 /**
  * What inspect and ps show of a container beyond its record: the live
@@ -26,28 +28,28 @@ export interface ContainerView {
   rootfs: string;
 }
 
-function networksOf(svc: ContainerService, r: ContainerRecord, live: LiveNetworkSettings | undefined): Record<string, NetworkEndpoint> {
+function networksOf(svc: Viewed, r: ContainerRecord, live: LiveNetworkSettings | undefined): Record<string, NetworkEndpoint> {
   if (joinedContainer(r.hostConfig.NetworkMode) !== undefined) return {}; // another container's network: none of its own (as docker)
   if (live) return live.networks; // the network layer's view is the truth while it runs, even with no network left
-  const current = svc.networks.get(r.id);
+  const current = svc.nets.get(r.id);
   if (current && Object.keys(current).length) return current;
   if (r.endpoints && Object.keys(r.endpoints).length) return Object.fromEntries(Object.keys(r.endpoints).map((n) => [n, emptyEndpoint(r.endpoints![n]!.Aliases ?? null)]));
   return { [networkName(r)]: emptyEndpoint() };
 }
 
-export function containerView(svc: ContainerService, r: ContainerRecord): ContainerView {
-  const live = isRunning(r) ? svc.networking.settings?.(r) : undefined;
+export function containerView(svc: Viewed, r: ContainerRecord): ContainerView {
+  const live = isRunning(r) ? svc.nets.settings(r) : undefined;
   const upperDir = svc.images.snapshots.upperDir(r.id);
   return {
     record: r,
     networks: networksOf(svc, r, live),
     ports: live?.ports,
     sandboxKey: live?.sandboxKey,
-    restarting: r.state.Status === 'restarting' || svc.restartScheduled(r.id),
+    restarting: r.state.Status === 'restarting' || svc.restarts.isPending(r.id),
     filesDir: svc.store.containerDir(r.networkOwner ?? r.id),
-    logPath: svc.logPath(r.id),
+    logPath: svc.store.logPath(r.id),
     upperDir,
     workDir: path.join(path.dirname(upperDir), 'work'),
-    rootfs: svc.rootfs(r.id),
+    rootfs: svc.rootfs.path(r.id),
   };
 }

@@ -1,6 +1,6 @@
 import { EngineError, invalid } from '../common/errors.ts';
 import { type ContainerNetworking, emptyEndpoint, joinedContainer, type LiveNetworkSettings, type NetworkAttachment } from '../containers/network.ts';
-import type { ContainerService } from '../containers/service.ts';
+import type { ContainerParts } from '../containers/parts.ts';
 import { type ContainerRecord, type EndpointConfig, isRunning } from '../containers/types.ts';
 import type { EndpointOptions, NetworkManager, PortBindings } from '../network/index.ts';
 import type { ContainerNetworks } from './engine.ts';
@@ -95,15 +95,15 @@ function attachment(sb: NonNullable<ReturnType<NetworkManager['sandbox']>>): Net
  */
 export class EngineContainerNetworks implements ContainerNetworks {
   private readonly nm: NetworkManager;
-  private readonly containers: ContainerService;
+  private readonly containers: Pick<ContainerParts, 'store' | 'mutex' | 'nets'>;
 
-  constructor(nm: NetworkManager, containers: ContainerService) {
+  constructor(nm: NetworkManager, containers: Pick<ContainerParts, 'store' | 'mutex' | 'nets'>) {
     this.nm = nm;
     this.containers = containers;
   }
 
   find(ref: string): { id: string; name: string } {
-    const rec = this.containers.find(ref);
+    const rec = this.containers.store.find(ref);
     return { id: rec.id, name: rec.name };
   }
 
@@ -128,7 +128,7 @@ export class EngineContainerNetworks implements ContainerNetworks {
       };
       if (isRunning(rec)) {
         const e = await this.nm.connect(id, { ...ep, network: n.Id });
-        this.containers.networks.set(id, { ...(this.containers.networks.get(id) ?? {}), [n.Name]: { endpoint: e } });
+        this.containers.nets.set(id, { ...(this.containers.nets.get(id) ?? {}), [n.Name]: { endpoint: e } });
       }
       rec.endpoints = { ...eps, [n.Name]: cfg };
       await this.containers.store.save(rec);
@@ -143,9 +143,9 @@ export class EngineContainerNetworks implements ContainerNetworks {
       if (!eps[n.Name] && !force) throw new EngineError('FORBIDDEN', `container ${id} is not connected to network ${n.Name}`);
       if (isRunning(rec) && this.nm.sandbox(id)?.Endpoints[n.Id]) {
         await this.nm.disconnect(id, n.Id);
-        const nets = { ...(this.containers.networks.get(id) ?? {}) };
+        const nets = { ...(this.containers.nets.get(id) ?? {}) };
         delete nets[n.Name];
-        this.containers.networks.set(id, nets);
+        this.containers.nets.set(id, nets);
       }
       delete eps[n.Name];
       rec.endpoints = eps;

@@ -1,0 +1,86 @@
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { mkdirp } from '../common/fs.ts';
+import type { Mount } from '../oci/mount.ts';
+import * as kernel from '../snapshots/mount.ts';
+
+/** Turns a snapshot's mounts into a mounted tree and back (snapshots/mount.ts; a fake in unit tests). */
+export interface Mounter {
+  mount(mounts: Mount[], target: string, o?: { volatile?: boolean }): Promise<void>;
+  unmount(target: string): Promise<void>;
+}
+
+/** The kernel's mounts (root). */
+export const kernelMounter: Mounter = { mount: kernel.mountRootfs, unmount: kernel.unmount };
+
+/**
+ * The run directories under the exec root and the rootfs mounted in each:
+ * which container's rootfs is mounted (learned again from mountinfo after a
+ * daemon restart), mounting it from its snapshot and unmounting it.
+ */
+export class RootfsKeeper {
+  private readonly mounted = new Set<string>();
+  private readonly base: string;
+  private readonly snapshotMounts: (id: string) => Promise<Mount[]>;
+  private readonly mounter: Mounter;
+
+  constructor(execRoot: string, snapshotMounts: (id: string) => Promise<Mount[]>, mounter: Mounter = kernelMounter) {
+    this.base = path.join(execRoot, 'containers');
+    this.snapshotMounts = snapshotMounts;
+    this.mounter = mounter;
+  }
+
+  runDir(id: string): string {
+    return path.join(this.base, id);
+  }
+
+  path(id: string): string {
+    return path.join(this.runDir(id), 'rootfs');
+  }
+
+  /** Mounts the rootfs (no-op when it is); `volatile` for a run whose rootfs is thrown away after it (--rm). */
+  async mount(id: string, o: { volatile?: boolean } = {}): Promise<void> {
+    if (this.mounted.has(id)) return;
+    await mkdirp(this.path(id), 0o700);
+    await this.mounter.mount(await this.snapshotMounts(id), this.path(id), o);
+    this.mounted.add(id);
+  }
+
+  async unmount(id: string): Promise<void> {
+    if (!this.mounted.has(id)) return;
+    await this.mounter.unmount(this.path(id));
+    this.mounted.delete(id);
+  }
+
+  isMounted(id: string): boolean {
+    return this.mounted.has(id);
+  }
+
+  /** Deletes the run directory (after its rootfs is unmounted). */
+  removeRunDir(id: string): Promise<void> {
+    return fsp.rm(this.runDir(id), { recursive: true, force: true });
+  }
+
+  /** IDs that have a run directory. */
+  async runDirs(): Promise<string[]> {
+    return fsp.readdir(this.base).catch(() => [] as string[]);
+  }
+
+  /** Re-learns which rootfs are mounted (after a daemon restart). */
+  learnMounts(): void {
+    const prefix = this.base + '/';
+    let text = '';
+    try {
+      text = fs.readFileSync('/proc/self/mountinfo', 'utf8');
+    } catch {
+      return;
+    }
+    for (const line of text.split('\n')) {
+      const mp = line.split(' ')[4];
+      if (!mp?.startsWith(prefix) || !mp.endsWith('/rootfs')) continue;
+      const id = mp.slice(prefix.length, -'/rootfs'.length);
+      if (/^[a-f0-9]{64}$/.test(id)) this.mounted.add(id);
+    }
+  }
+}
