@@ -15,7 +15,9 @@ interface FakeContainer {
  * An OciRuntime in memory, for unit tests of the containers layer (no root,
  * no runc): containers are put in a status with `adopt()`, a signal that
  * ends the process records an exit of 128+n, and `exit()` ends one as the
- * process itself would. It runs nothing: create/exec/attach refuse.
+ * process itself would. create() and start() make a container that runs
+ * nothing until `exit()` ends it; `failCreate` makes the next create fail
+ * as runc does for a missing command. exec and attach refuse.
  */
 export class FakeRuntime implements OciRuntime {
   readonly containers = new Map<string, FakeContainer>();
@@ -37,8 +39,18 @@ export class FakeRuntime implements OciRuntime {
     for (const w of c.waiters.splice(0)) w(c.exit);
   }
 
-  async create(): Promise<{ pid: number; conmonPid: number }> {
-    throw new EngineError('INTERNAL', 'the fake runtime runs nothing');
+  /** Every create, in order: the container ID. */
+  readonly created: string[] = [];
+  /** The next create fails with this error (then it is cleared). */
+  failCreate?: Error;
+
+  async create(id: string): Promise<{ pid: number; conmonPid: number }> {
+    const fail = this.failCreate;
+    this.failCreate = undefined;
+    if (fail) throw fail;
+    this.created.push(id);
+    this.containers.set(id, { status: 'created', waiters: [] });
+    return { pid: 4242, conmonPid: 4241 };
   }
 
   async start(id: string): Promise<void> {
