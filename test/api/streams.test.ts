@@ -9,6 +9,7 @@ import net from 'node:net';
 import { after, before, test } from 'node:test';
 import Docker from 'dockerode';
 import { TestDaemon } from '../helpers/daemon.ts';
+import { until } from '../helpers/wait.ts';
 
 const d = new TestDaemon('keel-streams');
 let docker: Docker;
@@ -90,7 +91,7 @@ test('dockerode attach with stdin: the JSON options body does not reach the cont
   await c.start();
   stream.write('hello');
   await c.wait();
-  await new Promise((r) => setTimeout(r, 200));
+  await until('the output on the attach stream', () => Buffer.concat(out).includes('hello'));
   // The output is framed (no TTY): strip 8-byte headers.
   const raw = Buffer.concat(out);
   let text = '';

@@ -5,6 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import type { TestDaemon } from '../helpers/daemon.ts';
 import { startRegistry } from '../registry/helpers.ts';
 import { daemonWithBusybox, ok } from './helpers.ts';
+import { until } from '../helpers/wait.ts';
 
 let d: TestDaemon;
 before(async () => {
@@ -73,8 +74,10 @@ describe('keel run', () => {
   test('-d prints the full ID; logs demuxes; exec returns the command status', async () => {
     const id = (await ok(d, ['run', '-d', '--name', 'bg', 'busybox:local', 'sh', '-c', 'echo out1; echo err1 >&2; exec sleep 600'])).trim();
     assert.match(id, /^[0-9a-f]{64}$/);
-    await new Promise((r) => setTimeout(r, 500));
-    const logs = await d.keel(['logs', 'bg']);
+    const logs = await until('both lines in the log', async () => {
+      const l = await d.keel(['logs', 'bg']);
+      return l.stdout && l.stderr ? l : undefined;
+    });
     assert.equal(logs.stdout, 'out1\n');
     assert.equal(logs.stderr, 'err1\n');
     const tail = await d.keel(['logs', '--tail', '1', '-t', 'bg']);
@@ -86,8 +89,7 @@ describe('keel run', () => {
     const exi = await d.keel(['exec', '-i', '-e', 'X=42', '-w', '/tmp', 'bg', 'sh', '-c', 'cat; echo $X; pwd'], { input: 'in\n' });
     assert.equal(exi.stdout, 'in\n42\n/tmp\n');
     await ok(d, ['exec', '-d', 'bg', 'touch', '/tmp/from-exec-d']);
-    await new Promise((r) => setTimeout(r, 300));
-    assert.equal((await d.keel(['exec', 'bg', 'ls', '/tmp/from-exec-d'])).code, 0);
+    await until('the detached exec to make its file', async () => (await d.keel(['exec', 'bg', 'ls', '/tmp/from-exec-d'])).code === 0);
     await ok(d, ['rm', '-f', 'bg']);
   });
 

@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import { after, before, test } from 'node:test';
 import Docker from 'dockerode';
 import { busyboxRootfsTar, TestDaemon } from '../helpers/daemon.ts';
+import { processGone, until } from '../helpers/wait.ts';
 
 let d: TestDaemon;
 const IMG = 'busybox:local';
@@ -71,8 +72,12 @@ test('containers outlive a kill -9 of the daemon; exits meanwhile keep their cod
   const long = (await d.docker(['run', '-d', ...NET, IMG, 'sh', '-c', 'i=0; while true; do echo line$i; i=$((i+1)); sleep 0.1; done'])).stdout.trim();
   const short = (await d.docker(['run', '-d', ...NET, IMG, 'sh', '-c', 'sleep 0.5; exit 7'])).stdout.trim();
   const always = (await d.docker(['run', '-d', ...NET, '--restart', 'always', IMG, 'sleep', '1000'])).stdout.trim();
+  const shortPid = Number((await d.docker(['inspect', '-f', '{{.State.Pid}}', short])).stdout.trim());
   await d.kill9();
-  await new Promise((r) => setTimeout(r, 1500));
+  // While the daemon is down: the short one exits and the long one writes on (its log file, kept by conmon).
+  await until('the short container to exit', () => !shortPid || processGone(shortPid));
+  const logFile = `${d.dataRoot}/containers/${long}/container.log`;
+  await until('15 log lines written while the daemon is down', () => (fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8') : '').split('\n').filter((l) => l.includes('line')).length >= 15);
   await restart();
   const ps = (await d.docker(['ps', '-a', '--format', '{{.ID}} {{.Status}}'])).stdout;
   assert.match(ps, new RegExp(`${long.slice(0, 12)} Up`));
@@ -89,7 +94,7 @@ test('containers outlive a kill -9 of the daemon; exits meanwhile keep their cod
   const pid = Number((await d.docker(['inspect', '-f', '{{.State.Pid}}', always])).stdout.trim());
   await d.kill9();
   process.kill(pid, 'SIGKILL');
-  await new Promise((r) => setTimeout(r, 500));
+  await until('the always-restart container to die', () => processGone(pid));
   await restart();
   assert.equal((await d.docker(['inspect', '-f', '{{.State.Running}}', always])).stdout.trim(), 'true');
   await d.docker(['rm', '-f', long, short, always]);

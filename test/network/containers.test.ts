@@ -3,6 +3,7 @@ import http from 'node:http';
 import { after, before, test } from 'node:test';
 import { freePort } from '../helpers/daemon.ts';
 import { NetDaemon } from './helpers.ts';
+import { processGone, until } from '../helpers/wait.ts';
 
 /** Containers on keel networks, driven by the real docker CLI: DNS by name, connect/disconnect, published ports. */
 const d = new NetDaemon('keel-netctr');
@@ -146,8 +147,9 @@ test('daemon restart: running containers keep their network and DNS; gone ones r
   await ok(['run', '-d', '--name', 'stays', '--network', 'rnet', '-p', '127.0.0.1::80', 'busybox:local', 'httpd', '-f', '-p', '80', '-h', '/etc']);
   await ok(['run', '-d', '--name', 'dies', '--network', 'rnet', 'busybox:local', 'sleep', '1']);
   const port = Number((await ok(['port', 'stays', '80'])).trim().split(':').pop());
+  const diesPid = Number((await ok(['inspect', '-f', '{{.State.Pid}}', 'dies'])).trim());
   await d.kill9();
-  await new Promise((r) => setTimeout(r, 1500)); // "dies" exits while the daemon is down
+  await until('"dies" to exit while the daemon is down', () => !diesPid || processGone(diesPid));
   await d.start();
   const [n] = JSON.parse(await ok(['network', 'inspect', 'rnet']));
   assert.deepEqual((Object.values(n.Containers) as { Name: string }[]).map((c) => c.Name), ['stays']);
