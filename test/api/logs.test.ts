@@ -31,10 +31,10 @@ function diskUse(files: { size: number; ino: number }[]): number {
   return [...seen.values()].reduce((a, b) => a + b, 0);
 }
 
-test('json-file max-size=1m max-file=2: 20 MB of output stays within 2 MB of files, logs still read', async () => {
-  // ~20 MB: 200k lines of 100 bytes, numbered so the end can be checked.
-  const script = 'i=0; while [ $i -lt 200000 ]; do printf "%08d %091d\\n" $i 0; i=$((i+1)); done';
-  const r = await d.docker(['run', '--name', 'big', '--log-opt', 'max-size=1m', '--log-opt', 'max-file=2', 'bb:1', 'sh', '-c', script]);
+test('json-file max-size=1m max-file=2: 66 MB of output stays within 2 MB of files, logs still read', async () => {
+  // ~66 MB: 660k lines of 100 bytes, numbered so the end can be checked.
+  const script = 'BEGIN { for (i = 0; i < 660000; i++) printf "%08d %091d\\n", i, 0 }';
+  const r = await d.docker(['run', '--name', 'big', '--log-opt', 'max-size=1m', '--log-opt', 'max-file=2', 'bb:1', 'busybox', 'awk', script], { timeoutMs: 180_000 });
   assert.equal(r.code, 0, r.stderr);
   const id = (await d.docker(['inspect', '-f', '{{.Id}}', 'big'])).stdout.trim();
   const files = logDirFiles(id);
@@ -43,15 +43,35 @@ test('json-file max-size=1m max-file=2: 20 MB of output stays within 2 MB of fil
   assert.ok(files.some((f) => f.name === 'container.log.1'), `an older file is kept: ${JSON.stringify(files)}`);
   const cfg = await d.docker(['inspect', '-f', '{{json .HostConfig.LogConfig}}', 'big']);
   assert.deepEqual(JSON.parse(cfg.stdout), { Type: 'json-file', Config: { 'max-file': '2', 'max-size': '1m' } });
+  // The file is conmon's k8s-file, not docker's JSON lines: no path is given out as one (dockerd does the same for `local`).
+  assert.equal((await d.docker(['inspect', '-f', '{{.LogPath}}', 'big'])).stdout.trim(), '');
   const tail = await d.docker(['logs', '--tail', '2', 'big']);
   assert.equal(tail.code, 0, tail.stderr);
-  assert.deepEqual(tail.stdout.trim().split('\n').map((l) => l.slice(0, 8)), ['00199998', '00199999']);
+  assert.deepEqual(tail.stdout.trim().split('\n').map((l) => l.slice(0, 8)), ['00659998', '00659999']);
   // All of what is kept, in order: the older file's lines then the live one's, ending at the last line.
   const all = (await d.docker(['logs', 'big'])).stdout.trim().split('\n').map((l) => Number(l.slice(0, 8)));
   // The older file is full (~1 MB of k8s-file records, ~7000 lines); the live one holds 0 to 1 MB more.
   assert.ok(all.length >= 6000 && all.length <= 15_000, `${all.length} lines kept`);
-  assert.equal(all.at(-1), 199999);
+  assert.equal(all.at(-1), 659999);
   for (let i = 1; i < all.length; i++) assert.ok(all[i]! > all[i - 1]!, `lines out of order at ${i}: ${all[i - 1]} then ${all[i]}`);
+});
+
+test('logs --tail of 40 MB without a newline: bounded output and daemon memory', async (t) => {
+  const id = (await d.docker(['run', '-d', 'bb:1', 'sh', '-c', 'busybox yes | busybox tr -d "\\n" | busybox head -c 40000000; printf END'])).stdout.trim();
+  assert.equal((await d.docker(['wait', id], { timeoutMs: 120_000 })).stdout.trim(), '0');
+  const pid = d.child!.pid!;
+  const rss = () => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+  const start = rss();
+  let peak = start;
+  const sampler = setInterval(() => (peak = Math.max(peak, rss())), 50);
+  const tail = await d.docker(['logs', '--tail', '1', id]);
+  clearInterval(sampler);
+  assert.equal(tail.code, 0, tail.stderr);
+  t.diagnostic(`tail gave ${tail.stdout.length} bytes; daemon RSS peak +${(peak - start).toFixed(1)} MiB`);
+  assert.ok(tail.stdout.endsWith('yyEND'), tail.stdout.slice(-20));
+  // One endless line: the tail is cut at runtime/logs.ts TAIL_MAX_BYTES (16 MiB) from the end, not read whole.
+  assert.ok(tail.stdout.length <= 17 << 20, `${tail.stdout.length} bytes`);
+  assert.ok(peak - start < 100, `daemon RSS grew ${(peak - start).toFixed(0)} MiB for a tail`);
 });
 
 test('compress and the local driver: rotated files are gzipped and still read', async () => {
