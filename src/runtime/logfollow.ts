@@ -25,6 +25,7 @@
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
+import { log } from '../common/log.ts';
 
 interface Opened {
   fh: fsp.FileHandle;
@@ -119,7 +120,7 @@ export class LogSuccessors {
           this.newest = ino;
           this.queue.push({ fh, ino });
           while (this.queue.length > this.maxQueued) {
-            this.dropped++;
+            if (!this.dropped++) log.warn('a log follower is more rotated files behind than the log keeps: skipping the oldest', { log: this.logPath, files: this.maxQueued });
             await this.queue.shift()!.fh.close();
           }
           this.wake?.();
