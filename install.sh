@@ -43,8 +43,7 @@ export PATH=/usr/local/bin:$PATH
 
 if [ ! -f "$here/node_modules/.package-lock.json" ] || [ "$here/package-lock.json" -nt "$here/node_modules/.package-lock.json" ]; then
   echo "==> installing npm dependencies"
-  # `npm install`, not `npm ci`: node-unix-socket lists platform packages that
-  # were never published (darwin-arm64), which `npm ci` refuses as a lock mismatch.
+  # `npm install`, not `npm ci`: it keeps what is already there and adds what the lock file gained.
   (cd "$here" && npm install --no-audit --no-fund --loglevel=error >/dev/null)
 fi
 

@@ -1,4 +1,4 @@
-import { type LogConfig, logPolicy, logsReadable } from '../containers/logconfig.ts';
+import { type LogConfig, logPolicy } from '../containers/logconfig.ts';
 import path from 'node:path';
 import { humanStatus } from '../containers/query.ts';
 import { isRunning } from '../containers/types.ts';
@@ -56,7 +56,9 @@ export function encodeContainerInspect(v: ContainerView, execIds: string[], imag
     ResolvConfPath: path.join(dir, 'resolv.conf'),
     HostnamePath: path.join(dir, 'hostname'),
     HostsPath: path.join(dir, 'hosts'),
-    LogPath: logsReadable(h) ? v.logPath : '',
+    // Empty as dockerd leaves it for its `local` driver: the file is conmon's k8s-file (containers/logconfig.ts),
+    // not docker's json-file lines, and a path here would invite tools to parse it as those.
+    LogPath: '',
     Name: `/${r.name}`,
     RestartCount: r.restartCount,
     Driver: 'overlay2',

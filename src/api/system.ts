@@ -93,7 +93,7 @@ export function systemRoutes(r: Router): void {
       NCPU: os.cpus().length,
       MemTotal: os.totalmem(),
       IndexServerAddress: 'https://index.docker.io/v1/',
-      RegistryConfig: { IndexConfigs: {}, InsecureRegistryCIDRs: ['127.0.0.0/8'], Mirrors: [] },
+      RegistryConfig: registryConfig(engine.registries.settings()),
       DockerRootDir: engine.dataRoot,
       HttpProxy: '',
       HttpsProxy: '',
@@ -179,4 +179,27 @@ async function osName(): Promise<string> {
   } catch {
     return 'Linux';
   }
+}
+
+interface IndexInfo {
+  Name: string;
+  Mirrors: string[];
+  Secure: boolean;
+  Official: boolean;
+}
+
+/**
+ * RegistryConfig as dockerd 20.10 builds it (registry/config.go
+ * newServiceConfig): mirrors of docker.io written with a trailing '/', each
+ * insecure host[:port] an IndexConfigs entry with Secure false, docker.io the
+ * official index with the mirrors, loopback always an insecure CIDR.
+ */
+export function registryConfig(s: { mirrors: Record<string, string[]>; insecure: string[] }): object {
+  const mirrors = [...new Set((s.mirrors['docker.io'] ?? []).map((m) => `${m.replace(/\/+$/, '')}/`))];
+  const index: Record<string, IndexInfo> = {};
+  for (const h of s.insecure) if (h !== 'docker.io') index[h] = { Name: h, Mirrors: [], Secure: false, Official: false };
+  index['docker.io'] = { Name: 'docker.io', Mirrors: mirrors, Secure: true, Official: true };
+  // Go writes map keys sorted.
+  const IndexConfigs = Object.fromEntries(Object.keys(index).sort().map((k) => [k, index[k]!]));
+  return { AllowNondistributableArtifactsCIDRs: [], AllowNondistributableArtifactsHostnames: [], InsecureRegistryCIDRs: ['127.0.0.0/8'], IndexConfigs, Mirrors: mirrors };
 }

@@ -4,10 +4,24 @@
  * Storage: conmon writes every container's log (it holds the container's
  * stdio and outlives the daemon, so it is the only writer that sees all
  * output); its format is k8s-file, which keeps stdout/stderr and
- * nanosecond timestamps apart as docker's json-file does. conmon cannot
- * write docker's JSON lines, so the file format is k8s-file whatever the
- * driver: what keel honours is the driver's contract, and it reports the
- * driver by docker's name (clients such as docker-py check it):
+ * nanosecond timestamps apart as docker's json-file does. The file format
+ * is k8s-file whatever the driver, and keel does not pretend otherwise:
+ * - conmon (2.1.6 here, and its current source) writes only k8s-file,
+ *   journald, passthrough or none (src/ctr_logging.c); passthrough hands
+ *   the container conmon's own stdio and then sets up no attach socket
+ *   and no TTY (src/conmon.c), so it cannot carry docker's attach.
+ * - Writing docker's JSON lines needs a writer in the output path: the
+ *   daemon (then a container blocks once its pipe fills while the daemon
+ *   is down, which is the live-restore stall docker has and keel's
+ *   conmon-writes-the-log design avoids) or a second long-lived process
+ *   per container (Node costs tens of MB each; no standard tool does it).
+ * - So inspect reports the driver by docker's name (clients such as
+ *   docker-py check it against docker's list) because its contract is
+ *   honoured, and LogPath empty, as dockerd does for its `local` driver
+ *   whose format is internal (moby container/container.go StartLogger: a path would make the
+ *   file format an API); `docker logs` is the way to read it.
+ *
+ * The contracts:
  * - json-file (the default): unbounded unless max-size is given; max-size
  *   bounds each file (conmon --log-size-max rotates past it), max-file
  *   keeps that many files in all (logrotate.ts keeps the older ones),

@@ -2,7 +2,7 @@ import { EngineError } from '../common/errors.ts';
 import fs from 'node:fs';
 import zlib from 'node:zlib';
 import { lastLines, parseLogStream, readLog, type LogEntry } from '../runtime/logs.ts';
-import { logsReadable } from './logconfig.ts';
+import { logPolicy, logsReadable } from './logconfig.ts';
 import { logFiles } from './logrotate.ts';
 import type { ContainerParts } from './parts.ts';
 import { type ContainerRecord, isRunning } from './types.ts';
@@ -55,33 +55,20 @@ async function* records(svc: Logs, rec: ContainerRecord, o: LogOptions): AsyncGe
     for await (const e of readLog(file, { tail: o.tail, since: o.since, until: o.until, signal: o.signal })) if (want(e)) yield e;
     return;
   }
-  const ac = new AbortController();
-  const stop = () => ac.abort();
-  o.signal?.addEventListener('abort', stop, { once: true });
-  const onExit = () => setTimeout(stop, 50);
+  // At the exit the follower is not cut off but drained: it reads on to the end of the newest file (a slow
+  // reader may still be files behind), then stops. conmon has written every record before its exit file,
+  // which is how the exit is seen, so nothing comes after.
+  const drain = new AbortController();
+  const onExit = () => setTimeout(() => drain.abort(), 50);
   const unsubscribe = svc.exits.onceExited(rec.id, onExit);
-  let lastNs = -1n;
-  let sameAtLast = 0;
+  if (!isRunning(svc.store.get(rec.id) ?? rec)) onExit(); // it exited before the listener was there
   try {
-    for await (const e of readLog(file, { tail: o.tail, since: o.since, until: o.until, follow: true, signal: ac.signal, pollMs: 250 })) {
-      if (e.timeNs === lastNs) sameAtLast++;
-      else (lastNs = e.timeNs), (sameAtLast = 1);
-      if (want(e)) yield e;
-    }
-    if (o.signal?.aborted) return;
-    // The follower stopped at the exit: read what was written after its last look.
-    let skip = sameAtLast;
-    for await (const e of readLog(file, { since: lastNs < 0n ? o.since : Number(lastNs) / 1e9 - 1e-6, until: o.until })) {
-      if (lastNs >= 0n && e.timeNs < lastNs) continue;
-      if (e.timeNs === lastNs && skip > 0) {
-        skip--;
-        continue;
-      }
+    const maxFiles = logPolicy(rec.hostConfig).maxFile;
+    for await (const e of readLog(file, { tail: o.tail, since: o.since, until: o.until, follow: true, signal: o.signal, drain: drain.signal, pollMs: 250, maxFiles })) {
       if (want(e)) yield e;
     }
   } finally {
     unsubscribe();
-    o.signal?.removeEventListener('abort', stop);
   }
 }
 

@@ -60,6 +60,7 @@ export class RegistryHosts {
   readonly agents: { http: http.Agent; https: https.Agent };
   private readonly mirrors: Record<string, string[]>;
   private readonly insecure: Set<string>;
+  private readonly insecureHosts: string[];
   /** host → the challenge it answered /v2/ with (null: no auth needed). */
   readonly challenges = new Map<string, Challenge | null>();
 
@@ -79,7 +80,13 @@ export class RegistryHosts {
     this.credentials = new CredentialStore(o.configDir ?? defaultConfigDir());
     this.mirrors = o.mirrors ?? {};
     this.insecure = new Set((o.insecure ?? []).map((h) => h.toLowerCase()));
+    this.insecureHosts = [...(o.insecure ?? [])];
     this.agents = makeAgents();
+  }
+
+  /** The mirrors and plain-HTTP registries as configured (what `docker info` shows). */
+  settings(): { mirrors: Record<string, string[]>; insecure: string[] } {
+    return { mirrors: structuredClone(this.mirrors), insecure: [...this.insecureHosts] };
   }
 
   /** The URL scheme and host for a registry domain. */

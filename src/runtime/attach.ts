@@ -1,17 +1,29 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { PassThrough, Writable } from 'node:stream';
-import unixSocket from 'node-unix-socket';
+import type net from 'node:net';
 import { EngineError, errnoCode } from '../common/errors.ts';
-import { log } from '../common/log.ts';
+import { connectSeqpacket } from './seqpacket.ts';
 
 /**
- * conmon's attach socket is AF_UNIX SOCK_SEQPACKET, which node:net cannot
- * open; node-unix-socket (a small napi addon, prebuilt for linux-x64) can.
- * Each packet from conmon is [pipe byte][data]: 2 = stdout, 3 = stderr (with
- * a TTY everything arrives as stdout). Packets we send are written to the
- * container's stdin; half-closing (shutdown SHUT_WR) makes conmon close the
- * container's stdin.
+ * A connection to conmon's attach socket (AF_UNIX SOCK_SEQPACKET, opened by
+ * seqpacket.ts). Each packet from conmon is [pipe byte][data]: 2 = stdout,
+ * 3 = stderr (with a TTY everything arrives as stdout). Packets we send are
+ * written to the container's stdin; half-closing (shutdown SHUT_WR) makes
+ * conmon close the container's stdin.
+ *
+ * Backpressure: stdout and stderr are PassThroughs of bounded size; when
+ * either is full (its reader paused, e.g. the API's pump waiting on a client
+ * that stopped reading) the socket is paused, so the daemon stops reading
+ * conmon. conmon writes to its attach clients with a blocking write_all()
+ * in its one event loop (conmon 2.1.6, src/conn_sock.c
+ * write_back_to_remote_consoles; the accepted socket is blocking), so it
+ * stops reading the container's stdout/stderr pipes, which fill, and the
+ * container's writes block: the container is slowed, nothing is dropped,
+ * and the daemon holds a few socket buffers, as with dockerd (whose attach
+ * copier blocks the container's stdio broadcaster the same way). While it
+ * waits, conmon writes no log either; a reader that goes away ends the wait
+ * (the pump drains what is left into nothing and the session is closed).
  */
 export interface AttachSession {
   stdin: Writable;
@@ -24,18 +36,10 @@ export interface AttachSession {
 
 const STDOUT_PIPE = 2;
 const STDERR_PIPE = 3;
-/**
- * Output waiting for a reader that paused (a client whose socket is full).
- * node-unix-socket reads conmon's packets as they come and cannot stop
- * (it has no pause), so the pause ends here: past this many bytes per
- * stream, output is dropped instead of growing the daemon without bound.
- * A reader that keeps up never comes near it.
- */
-const MAX_PENDING = 16 << 20;
 /** conmon reads at most 32 KiB - 1 per packet from a client. */
 const MAX_PACKET = 32767;
 
-export function connectAttach(socketDir: string, opts: { timeoutMs?: number } = {}): Promise<AttachSession> {
+export async function connectAttach(socketDir: string, opts: { timeoutMs?: number } = {}): Promise<AttachSession> {
   const sockPath = path.join(socketDir, 'attach');
   // sun_path holds 107 bytes; a short alias through /proc/self/fd avoids the limit, as conmon does itself.
   let dirFd: number | undefined;
@@ -48,7 +52,19 @@ export function connectAttach(socketDir: string, opts: { timeoutMs?: number } = 
     }
     target = `/proc/self/fd/${dirFd}/attach`;
   }
-  const sock = new unixSocket.SeqpacketSocket();
+  let sock: net.Socket;
+  try {
+    sock = await connectSeqpacket(target, opts.timeoutMs ?? 10_000);
+  } catch (e) {
+    const code = errnoCode(e);
+    throw new EngineError(code === 'EAGAIN' ? 'TIMEOUT' : 'UNAVAILABLE', `cannot attach (${sockPath}): ${(e as Error).message}`);
+  } finally {
+    if (dirFd !== undefined) fs.closeSync(dirFd);
+  }
+  return session(sock);
+}
+
+function session(sock: net.Socket): AttachSession {
   const stdout = new PassThrough();
   const stderr = new PassThrough();
   let closed = false;
@@ -59,76 +75,44 @@ export function connectAttach(socketDir: string, opts: { timeoutMs?: number } = 
     closed = true;
     stdout.end();
     stderr.end();
-    try {
-      sock.destroy();
-    } catch {
-      // already gone
-    }
+    sock.destroy();
     resolveDone();
   };
-  let dropped = 0;
+  // The streams whose reader is behind: the socket reads again when none is.
+  const full = new Set<PassThrough>();
   sock.on('data', (buf: Buffer) => {
     if (buf.length < 1) return;
     const kind = buf[0];
-    const target = kind === STDERR_PIPE ? stderr : kind === STDOUT_PIPE ? stdout : undefined;
-    if (!target || target.writableEnded) return;
-    if (target.readableLength + target.writableLength > MAX_PENDING) {
-      if (!dropped) log.warn('attach client is not reading: dropping container output beyond the buffer', { socket: sockPath, bufferBytes: MAX_PENDING });
-      dropped += buf.length - 1;
-      return;
-    }
-    target.write(buf.subarray(1));
+    const out = kind === STDERR_PIPE ? stderr : kind === STDOUT_PIPE ? stdout : undefined;
+    if (!out || out.writableEnded) return;
+    if (out.write(buf.subarray(1)) || full.has(out)) return;
+    full.add(out);
+    sock.pause();
+    out.once('drain', () => {
+      full.delete(out);
+      if (!full.size && !closed) sock.resume();
+    });
   });
   sock.on('end', finish);
   sock.on('close', finish);
+  sock.on('error', finish);
   const stdin = new Writable({
+    // One packet per write, each after the previous one went out (see seqpacket.ts).
     write(chunk: Buffer, _enc, cb) {
-      if (closed) return cb();
       let off = 0;
-      const next = () => {
-        if (off >= chunk.length || closed) return cb();
+      const next = (err?: Error | null) => {
+        if (err || off >= chunk.length || closed) return cb();
         const n = Math.min(MAX_PACKET, chunk.length - off);
-        const at = off;
+        const part = chunk.subarray(off, off + n);
         off += n; // before write(): its callback may run synchronously
-        sock.write(chunk, at, n, next);
+        sock.write(part, next);
       };
       next();
     },
     final(cb) {
-      if (!closed) {
-        try {
-          sock.end();
-        } catch {
-          // socket already closed
-        }
-      }
+      if (!closed) sock.end();
       cb();
     },
   });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      finish();
-      reject(new EngineError('TIMEOUT', `attach socket ${sockPath} did not accept the connection`));
-    }, opts.timeoutMs ?? 10_000);
-    const fail = (e: Error) => {
-      clearTimeout(timer);
-      if (dirFd !== undefined) fs.closeSync(dirFd);
-      dirFd = undefined;
-      finish();
-      reject(new EngineError('UNAVAILABLE', `cannot attach (${sockPath}): ${e.message}`));
-    };
-    sock.once('error', fail);
-    try {
-      sock.connect(target, () => {
-        clearTimeout(timer);
-        if (dirFd !== undefined) fs.closeSync(dirFd);
-        dirFd = undefined;
-        sock.removeListener('error', fail);
-        sock.on('error', finish);
-        resolve({ stdin, stdout, stderr, done, close: finish });
-      });
-    } catch (e) {
-      fail(e as Error);
-    }
-  });
+  return { stdin, stdout, stderr, done, close: finish };
 }

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import { errnoCode } from '../common/errors.ts';
+import { LogSuccessors } from './logfollow.ts';
 
 /**
  * conmon's k8s-file log format: one record per line,
@@ -31,6 +32,10 @@ export interface ReadLogOptions {
   signal?: AbortSignal;
   /** How often to look for new data when following (ms); fs.watch wakes it sooner. */
   pollMs?: number;
+  /** Following: once this aborts, stop at the end of what is written (the newest file read to its end). */
+  drain?: AbortSignal;
+  /** Following: rotated files that may wait for a slow reader (the log's max-file; see logfollow.ts). */
+  maxFiles?: number;
 }
 
 const RE = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.\d{1,9})?(Z|[+-]\d{2}:\d{2}) (stdout|stderr) ([FP]) /;
@@ -152,6 +157,8 @@ export async function* readLog(logPath: string, opts: ReadLogOptions = {}): Asyn
     if (!waited) return;
     fh = waited;
   }
+  // Following: from now on every file that replaces this one at the path is opened and queued (logfollow.ts).
+  const successors = opts.follow ? new LogSuccessors(logPath, (await fh.stat()).ino, Math.max(2, opts.maxFiles ?? 2), opts.pollMs ?? 1000) : undefined;
   try {
     let size = (await fh.stat()).size;
     let entries: LogEntry[] = [];
@@ -172,9 +179,10 @@ export async function* readLog(logPath: string, opts: ReadLogOptions = {}): Asyn
       size = pos - rest.length;
     }
     for (const e of entries) yield e;
-    if (!opts.follow) return;
-    yield* follow(fh, logPath, size, keep, opts);
+    if (!successors) return;
+    yield* follow(fh, successors, size, keep, opts);
   } finally {
+    await successors?.close();
     await fh.close();
   }
 }
@@ -191,68 +199,68 @@ async function waitForFile(logPath: string, opts: ReadLogOptions): Promise<fsp.F
   return undefined;
 }
 
-function sleep(ms: number, signal?: AbortSignal, watchPath?: string): Promise<void> {
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
-    let watcher: fs.FSWatcher | undefined;
     const done = () => {
       clearTimeout(t);
-      watcher?.close();
       signal?.removeEventListener('abort', done);
       resolve();
     };
     const t = setTimeout(done, ms);
     signal?.addEventListener('abort', done, { once: true });
-    if (watchPath) {
-      try {
-        watcher = fs.watch(watchPath, done);
-        watcher.on('error', done);
-      } catch {
-        // The poll timer still wakes us.
-      }
-    }
   });
 }
 
-async function* follow(fh: fsp.FileHandle, logPath: string, start: number, keep: (e: LogEntry) => boolean, opts: ReadLogOptions): AsyncGenerator<LogEntry> {
+/**
+ * Reads the log as it grows, and across rotations the files that replaced
+ * it, in order, each to its end (logfollow.ts), until the signal aborts.
+ */
+async function* follow(fh: fsp.FileHandle, successors: LogSuccessors, start: number, keep: (e: LogEntry) => boolean, opts: ReadLogOptions): AsyncGenerator<LogEntry> {
   let pos = start;
   let rest: Buffer = Buffer.alloc(0);
   const chunk = Buffer.alloc(1 << 16);
-  let cur = fh;
+  let cur = { fh, ino: 0 };
+  const wake = AbortSignal.any([opts.signal, opts.drain].filter((s): s is AbortSignal => !!s));
   try {
     while (!opts.signal?.aborted) {
-      const st = await cur.stat();
+      const st = await cur.fh.stat();
       if (st.size < pos) {
-        pos = 0; // truncated (log rotation): start over
+        pos = 0; // truncated (a copytruncate rotation): start over
         rest = Buffer.alloc(0);
       }
       if (st.size > pos) {
-        const { bytesRead } = await cur.read(chunk, 0, chunk.length, pos);
+        const { bytesRead } = await cur.fh.read(chunk, 0, chunk.length, pos);
         pos += bytesRead;
         const batch: LogEntry[] = [];
         rest = splitRecords(Buffer.concat([rest, chunk.subarray(0, bytesRead)]), batch);
         for (const e of batch) if (keep(e)) yield e;
         continue;
       }
-      // All of this file is read: if a rotation put a new file at the path, go on with that one. (Files
-      // rotated out between two looks are skipped: following the kept ones in order is still to do.)
-      const now = await fsp.stat(logPath).catch(() => undefined);
-      if (now && now.ino !== st.ino) {
-        // conmon may have written more to this file after the stat above and before it rotated: the old file
-        // is final now, so read it to its end before going on (a gap of ~200 lines was seen without this).
-        if ((await cur.stat()).size > pos) continue;
-        const next = await fsp.open(logPath, 'r').catch(() => undefined);
-        if (next) {
-          if (cur !== fh) await cur.close();
-          cur = next;
-          pos = 0;
-          rest = Buffer.alloc(0);
-          continue;
+      let next = successors.shift();
+      if (!next && opts.drain?.aborted) {
+        await successors.settle(); // a rotation the watcher has not handled yet
+        next = successors.shift();
+        if (!next) {
+          if ((await cur.fh.stat()).size > pos) continue;
+          return;
         }
       }
-      await sleep(opts.pollMs ?? 1000, opts.signal, logPath);
+      if (!next) {
+        await successors.changed(opts.pollMs ?? 1000, wake);
+        continue;
+      }
+      // A newer file exists, so conmon has closed this one: whatever it wrote after the stat above is there now.
+      if ((await cur.fh.stat()).size > pos) {
+        successors.unshift(next);
+        continue;
+      }
+      if (cur.fh !== fh) await cur.fh.close();
+      cur = next;
+      pos = 0;
+      rest = Buffer.alloc(0);
     }
   } finally {
-    if (cur !== fh) await cur.close();
+    if (cur.fh !== fh) await cur.fh.close();
   }
 }
 

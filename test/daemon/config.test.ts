@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { keelBin, run, TestDaemon } from '../helpers/daemon.ts';
@@ -31,6 +32,33 @@ test('default-pids-limit and default-ulimits reach containers that set none; the
   assert.equal(own.stdout, '50\n500\n');
   const unlimited = await d.docker(['run', '--rm', '--pids-limit', '-1', 'busybox:local', 'cat', '/sys/fs/cgroup/pids/pids.max']);
   assert.equal(unlimited.stdout, 'max\n');
+});
+
+test('registry-mirrors and insecure-registries show in docker info as dockerd reports them', async () => {
+  const { d, file } = daemon({ 'registry-mirrors': ['https://mirror.example.com'], 'insecure-registries': ['reg.lan:5000'] });
+  await d.start(['--config-file', file]);
+  const info = await new Promise<{ RegistryConfig: Record<string, unknown> }>((resolve, reject) => {
+    http.get({ socketPath: d.socket, path: '/v1.41/info' }, (res) => {
+      let body = '';
+      res.on('data', (b) => (body += b));
+      res.on('end', () => resolve(JSON.parse(body)));
+    }).on('error', reject);
+  });
+  assert.deepEqual(info.RegistryConfig, {
+    AllowNondistributableArtifactsCIDRs: [],
+    AllowNondistributableArtifactsHostnames: [],
+    InsecureRegistryCIDRs: ['127.0.0.0/8'],
+    IndexConfigs: {
+      'docker.io': { Name: 'docker.io', Mirrors: ['https://mirror.example.com/'], Secure: true, Official: true },
+      'reg.lan:5000': { Name: 'reg.lan:5000', Mirrors: [], Secure: false, Official: false },
+    },
+    Mirrors: ['https://mirror.example.com/'],
+  });
+  // The docker CLI's own rendering of it.
+  const r = await d.docker(['info']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /Insecure Registries:\n\s+reg\.lan:5000\n\s+127\.0\.0\.0\/8\n/);
+  assert.match(r.stdout, /Registry Mirrors:\n\s+https:\/\/mirror\.example\.com\/\n/);
 });
 
 async function startFails(args: string[]): Promise<string> {
