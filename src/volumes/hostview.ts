@@ -23,7 +23,7 @@
  * are left out, as docker leaves them out.
  */
 import fs from 'node:fs';
-import { invalid } from '../common/errors.ts';
+import { EngineError, invalid } from '../common/errors.ts';
 import { cloneTree, moveMount, setReadonly } from '../common/mountfd.ts';
 import { close, fstat, isDir, O_DIRECTORY, O_PATH, O_RDONLY, openat2, openIn, RESOLVE_NO_MAGICLINKS } from '../common/openat2.ts';
 import { openDestination } from './destination.ts';
@@ -115,7 +115,13 @@ function attach(viewFd: number, m: HostViewMount): void {
       const mnt = cloneTree(src);
       try {
         if (m.readonly) setReadonly(mnt);
-        moveMount(mnt, dest.fd);
+        try {
+          moveMount(mnt, dest.fd);
+        } catch (e) {
+          // Kernels before the detached-target support of move_mount refuse a target in a tree in no namespace.
+          if (code(e) === 'EINVAL') throw new EngineError('INTERNAL', `cannot show the container's mounts to cp: this kernel refuses mounts inside a detached mount tree (move_mount: EINVAL); cp of a container with volumes or binds needs a newer kernel`);
+          throw e;
+        }
       } finally {
         close(mnt);
       }
