@@ -1,8 +1,9 @@
 /**
  * Bind mounts made by descriptor with the new mount API (open_tree and
- * move_mount, Linux 5.2; mount_setattr, 5.12; a move_mount target inside a
- * detached tree needs a recent kernel: this VM's 6.18 has it): the source is cloned from an fd the caller opened, and the
- * clone is attached onto an fd the caller resolved, so nothing is looked up
+ * move_mount, Linux 5.2; mount_setattr, 5.12; a move_mount target inside
+ * a detached tree needs a recent kernel: this VM's 6.18 has it): the source
+ * is cloned from an fd the caller opened, and the clone is attached onto an
+ * fd the caller resolved, so nothing is looked up
  * again by path string between the check and the mount. mount(8) on a path
  * follows whatever symlink was swapped into that path meanwhile.
  *
