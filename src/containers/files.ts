@@ -311,13 +311,18 @@ function hostView(svc: ContainerService, rec: ContainerRecord): HostViewMount[] 
   return out;
 }
 
+/** A running container's bind sources are checked against what it has mounted (volumes/hostview.ts). */
+function viewOpts(rec: ContainerRecord): { containerRoot?: string } {
+  return isRunning(rec) && rec.state.Pid > 0 ? { containerRoot: `/proc/${rec.state.Pid}/root` } : {};
+}
+
 /**
  * Runs fn on the container's root as cp sees it: its mounts in place, as a
  * detached tree reached by descriptor only (volumes/hostview.ts). The caller
  * holds the container frozen or stopped.
  */
 async function withHostView<T>(svc: ContainerService, rec: ContainerRecord, fn: (rootFd: number) => Promise<T> | T): Promise<T> {
-  const view = openHostView(svc.rootfs(rec.id), hostView(svc, rec));
+  const view = openHostView(svc.rootfs(rec.id), hostView(svc, rec), viewOpts(rec));
   try {
     return await fn(view.fd);
   } finally {
@@ -399,7 +404,7 @@ export async function getArchive(svc: ContainerService, ref: string, p: string |
     };
     try {
       thaw = await freeze(svc, rec);
-      view = openHostView(svc.rootfs(rec.id), hostView(svc, rec));
+      view = openHostView(svc.rootfs(rec.id), hostView(svc, rec), viewOpts(rec));
       // The parent is pinned, and the tar is made from it: nothing is resolved again by path later.
       const r = resolveAt(view.fd, want);
       parentFd = r.dirFd;

@@ -25,7 +25,7 @@
 import fs from 'node:fs';
 import { EngineError, invalid } from '../common/errors.ts';
 import { cloneTree, moveMount, setReadonly } from '../common/mountfd.ts';
-import { close, fstat, isDir, O_DIRECTORY, O_PATH, O_RDONLY, openat2, openIn, RESOLVE_NO_MAGICLINKS } from '../common/openat2.ts';
+import { close, fstat, isDir, O_DIRECTORY, O_PATH, O_RDONLY, openat2, openIn, RESOLVE_NO_MAGICLINKS, type Stat } from '../common/openat2.ts';
 import { openDestination } from './destination.ts';
 
 export interface HostViewMount {
@@ -35,7 +35,9 @@ export interface HostViewMount {
    * A directory keel owns that holds `source` (a volume's directory in the
    * store, the container's own directory): source is then resolved inside
    * it (RESOLVE_IN_ROOT), never outside. A bind source, a host path its
-   * creator chose, is followed as docker follows it.
+   * creator chose, is followed as docker follows it; for a running
+   * container it must then be the very directory or file the container has
+   * mounted (see openHostView).
    */
   sourceRoot?: string;
   /** Path inside the container. */
@@ -70,8 +72,17 @@ function openSource(m: HostViewMount): number | null {
   }
 }
 
-/** The container's root with its mounts in place; the caller keeps the container frozen or stopped meanwhile. */
-export function openHostView(rootfs: string, mounts: HostViewMount[]): HostView {
+/**
+ * The container's root with its mounts in place; the caller keeps the
+ * container frozen or stopped meanwhile. `containerRoot` (a running
+ * container's `/proc/<pid>/root`) is what each bind source is checked
+ * against: a host user who owns the parent of a bind source could swap the
+ * source for a symlink to a directory of their choosing after the container
+ * started, and a view following it would have cp read or write there as
+ * root. The source must be the same inode the container reaches at the
+ * destination, or cp is refused.
+ */
+export function openHostView(rootfs: string, mounts: HostViewMount[], opts: { containerRoot?: string } = {}): HostView {
   const rootFd = fs.openSync(rootfs, O_RDONLY | O_DIRECTORY);
   if (mounts.length === 0) return viewOf(rootFd);
   let tree: number;
@@ -82,12 +93,16 @@ export function openHostView(rootfs: string, mounts: HostViewMount[]): HostView 
   }
   // The clone is a mount root: reached as O_RDONLY|O_DIRECTORY like the rootfs, for readdir and openat2.
   const view = viewOf(tree);
+  let ctrFd = -1;
   try {
+    if (opts.containerRoot && mounts.some((m) => !m.sourceRoot)) ctrFd = fs.openSync(opts.containerRoot, O_RDONLY | O_DIRECTORY);
     // Parents before children, so a bind inside a volume lands on top of it.
-    for (const m of [...mounts].sort((a, b) => depth(a.destination) - depth(b.destination))) attach(view.fd, m);
+    for (const m of [...mounts].sort((a, b) => depth(a.destination) - depth(b.destination))) attach(view.fd, m, ctrFd);
   } catch (e) {
     view.close();
     throw e;
+  } finally {
+    if (ctrFd >= 0) fs.closeSync(ctrFd);
   }
   return view;
 }
@@ -103,11 +118,31 @@ function viewOf(fd: number): HostView {
   };
 }
 
-function attach(viewFd: number, m: HostViewMount): void {
+/** Refuses a bind source that is not what the running container (its root pinned by ctrFd) has at the destination. */
+function checkSameAsContainer(ctrFd: number, m: HostViewMount, src: Stat): void {
+  let there: Stat | undefined;
+  try {
+    const fd = openIn(ctrFd, m.destination, O_PATH);
+    try {
+      there = fstat(fd);
+    } finally {
+      close(fd);
+    }
+  } catch (e) {
+    if (!['ENOENT', 'ENOTDIR', 'ELOOP'].includes(code(e) ?? '')) throw e;
+  }
+  if (there?.dev !== src.dev || there.ino !== src.ino) {
+    throw new EngineError('CONFLICT', `bind source ${m.source} is no longer what the container has mounted at ${m.destination} (it was replaced after the container started): cp refuses to go through it`);
+  }
+}
+
+function attach(viewFd: number, m: HostViewMount, ctrFd: number): void {
   const src = openSource(m);
   if (src === null) return;
   try {
-    const dir = isDir(fstat(src));
+    const srcStat = fstat(src);
+    if (ctrFd >= 0 && !m.sourceRoot) checkSameAsContainer(ctrFd, m, srcStat);
+    const dir = isDir(srcStat);
     const dest = openDestination(viewFd, m.destination, { create: true, asFile: !dir });
     if (!dest) return;
     try {

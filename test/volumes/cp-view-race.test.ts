@@ -223,3 +223,37 @@ test('a container starting with its nested volume destination raced by a sharing
   await ok(['rm', '-f', racer]);
   hostUnchanged('after the starts');
 });
+
+test('a host user swapping the bind source itself for a symlink while the container runs: cp never goes through it', async () => {
+  // The host user owns the parent of the bind source, so it can swap the source's own name.
+  const home = path.join(hostDir, 'home');
+  fs.mkdirSync(path.join(home, 'x'), { recursive: true });
+  fs.writeFileSync(path.join(home, 'x/f'), 'inside');
+  fs.symlinkSync(secretDir, path.join(home, 'l'));
+  for (const p of [home, path.join(home, 'x'), path.join(home, 'x/f'), path.join(home, 'l')]) fs.lchownSync(p, HOST_USER, HOST_USER);
+  const id = await ok(['run', '-d', ...NET, '-v', `${path.join(home, 'x')}:/data`, IMG, 'sleep', '1000']);
+  const tar = await packTar([{ name: 'put.txt', body: 'put' }]);
+  const swapper = await startSwapper(path.join(home, 'x'), path.join(home, 'l'), { uid: HOST_USER, gid: HOST_USER });
+  let swaps: number;
+  let refused = 0;
+  try {
+    for (let i = 0; i < 30; i++) {
+      const put = await putArchive(id, '/data', tar);
+      const get = await getArchive(id, '/data');
+      noSecret(get.body, 'GET archive /data');
+      for (const r of [put, get]) {
+        if (r.status === 409) refused++;
+        else assert.equal(r.status, 200, String(r.body));
+      }
+      hostUnchanged(`round ${i}`);
+    }
+  } finally {
+    swaps = await swapper.stop();
+  }
+  assert.ok(swaps > 100, `the race ran (${swaps} swaps)`);
+  assert.ok(refused > 0, 'cp was refused while the source was swapped');
+  hostUnchanged('after the race');
+  // What the container has mounted is the directory it started with: the copies that went through are there.
+  assert.equal(await ok(['exec', id, 'cat', '/data/f']), 'inside');
+  await ok(['rm', '-f', id]);
+});
