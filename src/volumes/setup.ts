@@ -8,8 +8,11 @@
  *
  * Destinations are handed to runc already resolved, so a symlink in the
  * image (`/data -> /etc` or `-> ../../..`) can only ever redirect a mount to
- * another place inside the rootfs. Nothing else runs in the rootfs yet, so
- * the resolution cannot be raced by the container.
+ * another place inside the rootfs. They are resolved by descriptor
+ * (destination.ts), each directory made with mkdirat on its pinned parent,
+ * so even a tree changing meanwhile never gets a directory made or a mount
+ * point found outside the rootfs; the path string handed on is used by runc
+ * before anything of the container runs.
  */
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
