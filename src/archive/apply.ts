@@ -42,13 +42,13 @@ import type { Readable } from 'node:stream';
 import { EngineError, invalid } from '../common/errors.ts';
 import {
   close, fdPath, fsetxattr, fstat, isDir, lchownat, linkat, lstatat, lutimesat, mkdirat, mknodat, O_CREAT, O_DIRECTORY, O_EXCL, O_NONBLOCK,
-  O_RDONLY, O_WRONLY, openChild, openIn, S_IFCHR, S_IFIFO, symlinkat, unlinkat, O_NOFOLLOW,
+  O_RDONLY, O_WRONLY, openChild, openIn, S_IFCHR, S_IFIFO, symlinkat, O_NOFOLLOW,
 } from '../common/openat2.ts';
 import type { Digest } from '../oci/digest.ts';
 import { decompressChunks } from './compress.ts';
 import { TarParser, type TarSink } from './parser.ts';
 import { cleanEntryPath } from './resolve.ts';
-import { removeAt, RootDir } from './rootdir.ts';
+import { removeAt, RootDir, unlinkHere } from './rootdir.ts';
 import type { TarHeader } from './tarformat.ts';
 
 export interface ApplyOptions {
@@ -280,7 +280,7 @@ class Applier implements TarSink {
       } catch (e2) {
         if (code(e2) !== 'ENOTDIR' && code(e2) !== 'ELOOP') throw e2;
         if (this.copy?.noOverwriteDirNonDir) throw invalid(`cannot overwrite non-directory ${JSON.stringify(base)} with a directory`);
-        unlinkat(pfd, base);
+        unlinkHere(pfd, base);
         this.root.invalidate(pfd);
         mkdirat(pfd, base, 0o700);
       }

@@ -26,7 +26,7 @@
 import fs from 'node:fs';
 import { invalid } from '../common/errors.ts';
 import {
-  close, fdPath, isDir, isSymlink, lstatat, mkdirat, O_DIRECTORY, O_RDONLY, openChild, openIn, readlinkat, unlinkat,
+  close, fdPath, fstat, isDir, isSymlink, lstatat, mkdirat, O_DIRECTORY, O_RDONLY, openChild, openIn, readlinkat, unlinkat,
 } from '../common/openat2.ts';
 
 const CACHE = 8;
@@ -188,7 +188,7 @@ export class RootDir {
  */
 export function removeAt(dirFd: number, name: string): boolean {
   try {
-    unlinkat(dirFd, name);
+    unlinkHere(dirFd, name);
     return true;
   } catch (e) {
     if (code(e) === 'ENOENT') return false;
@@ -202,4 +202,20 @@ export function removeAt(dirFd: number, name: string): boolean {
   }
   unlinkat(dirFd, name, true);
   return true;
+}
+
+/**
+ * unlinkat that refuses a name something is mounted on (EBUSY). The kernel
+ * refuses that itself only for mounts of the caller's own mount namespace;
+ * in cp's view (volumes/hostview.ts, a detached tree) the file mounts
+ * (/etc/hosts, a file bind) are in no namespace of ours, and unlinking their
+ * mount point would detach the mount on that file everywhere, the running
+ * container's own included. Directories need no check here: removeAt opens
+ * them with RESOLVE_NO_XDEV, which a mount on them stops.
+ */
+export function unlinkHere(dirFd: number, name: string): void {
+  if (lstatat(dirFd, name).mntId !== fstat(dirFd).mntId) {
+    throw Object.assign(new Error(`EBUSY: resource busy (a mount is on it), unlinkat '${name}'`), { code: 'EBUSY', errno: -16, syscall: 'unlinkat', path: name });
+  }
+  unlinkat(dirFd, name);
 }

@@ -19,7 +19,7 @@ import { EngineError, invalid } from '../common/errors.ts';
 import { createLayerImage } from '../images/import.ts';
 import type { ImageRecord } from '../images/store.ts';
 import type { ContainerConfig as ImageRunConfig } from '../oci/types.ts';
-import { mountHostView, type HostViewMount } from '../volumes/hostview.ts';
+import { openHostView, type HostView, type HostViewMount } from '../volumes/hostview.ts';
 import { networkFiles } from './netshare.ts';
 import type { ContainerParts } from './parts.ts';
 import { close as closeFd, fdPath, isDir, lstatat, O_DIRECTORY, O_RDONLY, openChild, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFSOCK, type Stat } from '../common/openat2.ts';
@@ -298,24 +298,38 @@ function streamThen(tar: Readable, finish: () => Promise<void>): Readable {
 /** What cp sees besides the rootfs: volumes, binds and, once started, the network files keel bind-mounts. */
 function hostView(svc: Files, rec: ContainerRecord): HostViewMount[] {
   const out: HostViewMount[] = [];
-  for (const m of rec.mounts ?? []) if (m.type !== 'tmpfs' && m.source) out.push({ source: m.source, destination: m.destination, readonly: m.readonly });
+  for (const m of rec.mounts ?? []) {
+    if (m.type === 'tmpfs' || !m.source) continue;
+    // A volume's _data is opened inside the volume's own directory in the store; a bind source is the user's host path.
+    out.push({ source: m.source, sourceRoot: m.type === 'volume' ? path.dirname(m.source) : undefined, destination: m.destination, readonly: m.readonly });
+  }
   if (rec.hasBeenStarted) {
     // A container on another's network (container:<id>) has that one's files.
-    const files = networkFiles(svc.store.containerDir(rec.networkOwner ?? rec.id));
+    const dir = svc.store.containerDir(rec.networkOwner ?? rec.id);
+    const files = networkFiles(dir);
     for (const [source, destination] of [[files.hosts, '/etc/hosts'], [files.hostname, '/etc/hostname'], [files.resolv, '/etc/resolv.conf']] as const) {
-      if (fs.existsSync(source) && !out.some((m) => m.destination === destination)) out.push({ source, destination, readonly: false });
+      if (fs.existsSync(source) && !out.some((m) => m.destination === destination)) out.push({ source, sourceRoot: dir, destination, readonly: false });
     }
   }
   return out;
 }
 
-/** Runs fn with the container's mounts in place under its rootfs (caller holds the container frozen or stopped). */
-async function withHostView<T>(svc: Files, rec: ContainerRecord, fn: () => Promise<T>): Promise<T> {
-  const undo = await mountHostView(svc.rootfs.path(rec.id), hostView(svc, rec));
+/** A running container's bind sources are checked against what it has mounted (volumes/hostview.ts). */
+function viewOpts(rec: ContainerRecord): { containerRoot?: string } {
+  return isRunning(rec) && rec.state.Pid > 0 ? { containerRoot: `/proc/${rec.state.Pid}/root` } : {};
+}
+
+/**
+ * Runs fn on the container's root as cp sees it: its mounts in place, as a
+ * detached tree reached by descriptor only (volumes/hostview.ts). The caller
+ * holds the container frozen or stopped.
+ */
+async function withHostView<T>(svc: Files, rec: ContainerRecord, fn: (rootFd: number) => Promise<T> | T): Promise<T> {
+  const view = openHostView(svc.rootfs.path(rec.id), hostView(svc, rec), viewOpts(rec));
   try {
-    return await fn();
+    return await fn(view.fd);
   } finally {
-    await undo();
+    view.close();
   }
 }
 
@@ -347,16 +361,6 @@ function pathStat(name: string, st: Stat, linkTarget: string): PathStat {
   return { name: name || '/', size: st.size, mode: goFileMode(st), mtime: new Date(st.mtime * 1000 + Math.floor(st.mtimeNsec / 1e6)).toISOString(), linkTarget };
 }
 
-/** Runs fn with the container's rootfs (mounted) pinned by a descriptor. */
-function withRootFd<T>(svc: Files, rec: ContainerRecord, fn: (rootFd: number) => T): T {
-  const fd = fs.openSync(svc.rootfs.path(rec.id), fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
-  try {
-    return fn(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
 function checkPath(p: string | null): string {
   if (!p) throw invalid('path must be given: ?path=/some/path');
   if (p.includes('\0')) throw invalid('path contains a NUL byte');
@@ -370,7 +374,7 @@ export async function statPath(svc: Files, ref: string, p: string | null): Promi
   return svc.mutex.run(rec.id, async () => {
     const release = await acquireRootfs(svc, rec);
     try {
-      const s = await frozen(svc, rec, () => withHostView(svc, rec, async () => withRootFd(svc, rec, (fd) => statAt(fd, want))));
+      const s = await frozen(svc, rec, () => withHostView(svc, rec, (fd) => statAt(fd, want)));
       if (!s) throw new EngineError('NOT_FOUND', `Could not find the file ${want} in container ${ref}`);
       return pathStat(path.posix.basename(s.clean), s.stat, s.linkTarget);
     } finally {
@@ -392,20 +396,20 @@ export async function getArchive(svc: Files, ref: string, p: string | null): Pro
     // finish() runs under the mutex on an early failure, and after it was given back once the stream is handed off.
     let handedOff = false;
     let thaw: (() => Promise<void>) | undefined;
-    let undoView: (() => Promise<void>) | undefined;
+    let view: HostView | undefined;
     let parentFd = -1;
     const finish = async () => {
       if (parentFd >= 0) closeFd(parentFd);
       parentFd = -1;
-      await undoView?.();
+      view?.close();
       await thaw?.();
       await (handedOff ? releaseLater(svc, rec, release)() : release());
     };
     try {
       thaw = await freeze(svc, rec);
-      undoView = await mountHostView(svc.rootfs.path(rec.id), hostView(svc, rec));
+      view = openHostView(svc.rootfs.path(rec.id), hostView(svc, rec), viewOpts(rec));
       // The parent is pinned, and the tar is made from it: nothing is resolved again by path later.
-      const r = withRootFd(svc, rec, (rootFd) => resolveAt(rootFd, want));
+      const r = resolveAt(view.fd, want);
       parentFd = r.dirFd;
       const s = r.name === '' ? statAt(parentFd, '/') : statAt(parentFd, r.name);
       if (!s) throw new EngineError('NOT_FOUND', `Could not find the file ${want} in container ${ref}`);
@@ -428,9 +432,7 @@ export async function putArchive(svc: Files, ref: string, p: string | null, tar:
   await svc.mutex.run(rec.id, async () => {
     const release = await acquireRootfs(svc, rec);
     try {
-      const rootfs = svc.rootfs.path(rec.id);
-      await frozen(svc, rec, () => withHostView(svc, rec, async () => {
-        const rootFd = fs.openSync(svc.rootfs.path(rec.id), fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+      await frozen(svc, rec, () => withHostView(svc, rec, async (rootFd) => {
         let dirFd = -1;
         try {
           const s = statAt(rootFd, want, true);
@@ -441,7 +443,6 @@ export async function putArchive(svc: Files, ref: string, p: string | null, tar:
           await applyLayer({ fd: dirFd }, tar, { copy: { noOverwriteDirNonDir: opts.noOverwriteDirNonDir }, compression: 'auto', signal: opts.signal });
         } finally {
           if (dirFd >= 0) closeFd(dirFd);
-          closeFd(rootFd);
         }
       }));
     } finally {

@@ -8,68 +8,47 @@
  *
  * Destinations are handed to runc already resolved, so a symlink in the
  * image (`/data -> /etc` or `-> ../../..`) can only ever redirect a mount to
- * another place inside the rootfs. Nothing else runs in the rootfs yet, so
- * the resolution cannot be raced by the container.
+ * another place inside the rootfs. They are resolved by descriptor
+ * (destination.ts), each directory made with mkdirat on its pinned parent,
+ * so even a tree changing meanwhile never gets a directory made or a mount
+ * point found outside the rootfs; the path string handed on is used by runc
+ * before anything of the container runs.
  */
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { EngineError, invalid } from '../common/errors.ts';
 import { exec } from '../common/exec.ts';
-import { cleanEntryPath, ScopedRoot } from '../archive/resolve.ts';
+import { close, isDir } from '../common/openat2.ts';
+import { openDestination, type Destination } from './destination.ts';
 import { bindMount, tmpfsMount, type Mount } from '../oci/mount.ts';
 import type { ResolvedMount } from './mounts.ts';
 
-const MAX_SYMLINKS = 255;
-
 /**
- * Resolves `dest` inside `rootfs` like securejoin: every symlink on the way,
- * the last component included, is read as if rootfs were `/`. Missing
- * directories are created (0755); a missing last component becomes a
- * directory, or an empty file when `asFile`. Returns the resolved path
- * relative to rootfs ('' for the root itself).
+ * Resolves `dest` inside `rootfs` like securejoin, by descriptor
+ * (destination.ts): every symlink on the way, the last component included,
+ * is read as if rootfs were `/`. Missing directories are created (0755); a
+ * missing last component becomes a directory, or an empty file when
+ * `asFile`. Returns the resolved path relative to rootfs ('' for the root
+ * itself), or null when it is missing and not to be created.
  */
 export function resolveDestination(rootfs: string, dest: string, opts: { create: boolean; asFile?: boolean } = { create: true }): string | null {
-  const scoped = new ScopedRoot(rootfs);
-  let comps = cleanEntryPath(dest, 'mount destination');
-  for (let links = 0; ; links++) {
-    if (links > MAX_SYMLINKS) throw invalid(`too many levels of symbolic links resolving mount destination ${JSON.stringify(dest)}`);
-    if (comps.length === 0) return '';
-    let parent: string | null;
+  return withDestination(rootfs, dest, opts, (d) => d.rel);
+}
+
+/** Runs fn on the resolved destination (null: missing, not created); the fds are closed after. */
+function withDestination<T>(rootfs: string, dest: string, opts: { create: boolean; asFile?: boolean }, fn: (d: Destination) => T): T | null {
+  const rootFd = fs.openSync(rootfs, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+  try {
+    const d = openDestination(rootFd, dest, opts);
+    if (!d) return null;
     try {
-      parent = scoped.resolveDir(comps.slice(0, -1), opts.create, dest);
-    } catch (e) {
-      throw invalid(`cannot mount on ${JSON.stringify(dest)} in the container: ${(e as Error).message.replace(/^layer entry "[^"]*": /, '')}`);
+      return fn(d);
+    } finally {
+      close(d.fd);
     }
-    if (parent === null) return null;
-    const last = comps[comps.length - 1]!;
-    const rel = parent === '' ? last : `${parent}/${last}`;
-    const abs = path.join(rootfs, rel);
-    let st: fs.Stats | undefined;
-    try {
-      st = fs.lstatSync(abs);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-    }
-    if (st?.isSymbolicLink()) {
-      const target = fs.readlinkSync(abs, 'utf8');
-      // Expand the link as if rootfs were '/': absolute targets restart at root, '..' stops there.
-      const base = target.startsWith('/') ? [] : parent.split('/').filter(Boolean);
-      const stack: string[] = [];
-      for (const c of [...base, ...target.split('/')]) {
-        if (c === '' || c === '.') continue;
-        if (c === '..') stack.pop();
-        else stack.push(c);
-      }
-      comps = stack;
-      continue;
-    }
-    if (!st) {
-      if (!opts.create) return null;
-      if (opts.asFile) fs.closeSync(fs.openSync(abs, fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_WRONLY | fs.constants.O_NOFOLLOW, 0o755));
-      else fs.mkdirSync(abs, 0o755);
-    }
-    return rel;
+  } finally {
+    fs.closeSync(rootFd);
   }
 }
 
@@ -127,11 +106,10 @@ export async function setupMounts(store: VolumeActivator, cid: string, rootfs: s
         await store.activate(m.name!, cid);
         activated.push(m.name!);
       }
-      const rel = resolveDestination(rootfs, m.destination, { create: true, asFile });
-      const dest = '/' + rel!;
+      const { rel, dir } = withDestination(rootfs, m.destination, { create: true, asFile }, (d) => ({ rel: d.rel, dir: isDir(d.stat) }))!;
+      const dest = '/' + rel;
       if (m.type === 'volume') {
-        const inImage = await fsp.lstat(path.join(rootfs, rel!));
-        if (!inImage.isDirectory()) throw new EngineError('INVALID_ARGUMENT', `cannot mount volume over existing file, file exists ${path.join(rootfs, rel!)}`);
+        if (!dir) throw new EngineError('INVALID_ARGUMENT', `cannot mount volume over existing file, file exists ${path.join(rootfs, rel)}`);
         if (m.copyData) await copyUp(m.source, rootfs, dest);
         out.push(bindMount(m.source, dest, { readonly: m.readonly }));
       } else if (m.type === 'bind') {
