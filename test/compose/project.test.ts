@@ -99,6 +99,19 @@ test('keel compose: up --build --scale web=3 waits for a healthy PostgreSQL, ngi
   const firstHealthy = dbHealthy.Log.find((l: { ExitCode: number }) => l.ExitCode === 0).End;
   assert.ok(Date.parse(webStarted) >= Date.parse(firstHealthy), `web started ${webStarted}, db healthy ${firstHealthy}`);
 
+  // config --hash prints the hash each container is labelled with (docker compose v2's algorithm)
+  const hashes = ok(await compose(['config', '--hash', '*']), 'config --hash').stdout.trim().split('\n').map((l) => l.split(' '));
+  assert.deepEqual(hashes.map(([n]) => n), ['db', 'proxy', 'web']);
+  // db's, worked out by hand from compose-go's ServiceConfig: sha256 of
+  // {"command":null,"entrypoint":null,"healthcheck":{"test":["CMD","pg_isready","-h","127.0.0.1","-U","postgres"],"timeout":"5s","interval":"1s","retries":60},
+  //  "image":"threetier/db:local","networks":{"default":null},"volumes":[{"type":"volume","source":"pgdata","target":"/var/lib/postgresql/data","volume":{}}]}
+  assert.deepEqual(hashes[0], ['db', '5baa4c20f58906131ef5f03861b0fd0086569d2d5f8aa9b591366c40d33c593a']);
+  for (const [service, hash] of hashes) {
+    const labels = JSON.parse(ok(await d.docker(['inspect', `threetier-${service}-1`]), 'inspect').stdout)[0].Config.Labels;
+    assert.equal(labels['com.docker.compose.config-hash'], hash, service);
+    assert.match(hash!, /^[0-9a-f]{64}$/);
+  }
+
   ok(await compose(['exec', '-T', 'db', 'psql', '-U', 'postgres', '-c', "CREATE TABLE items (id serial PRIMARY KEY, name text); INSERT INTO items (name) VALUES ('apple'), ('pear');"]), 'exec psql');
   await waitServing();
   const first = await items();
