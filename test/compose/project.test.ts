@@ -92,8 +92,17 @@ after(async () => {
   await d.cleanup();
 });
 
+test('keel compose build: three images from Debian bookworm; web reuses the package layer db built', async () => {
+  const build = ok(await compose(['build'], 900_000), 'build');
+  for (const s of ['db', 'web', 'proxy']) assert.match(build.stderr + build.stdout, new RegExp(`Service ${s} {2}Built`));
+  // db and web begin with the same RUN step: the build cache runs it once
+  const web = (build.stderr + build.stdout).split('Service web  Building')[1] ?? '';
+  assert.match(web, /Step 2\/\d+ : RUN [^\n]*postgresql busybox[^\n]*\n\s*---> Using cache/);
+  for (const image of ['threetier/db:local', 'threetier/web:local', 'threetier/proxy:local']) ok(await d.docker(['image', 'inspect', image]), `inspect ${image}`);
+});
+
 test('keel compose: up --build --scale web=3 waits for a healthy PostgreSQL, nginx spreads requests over the replicas', async () => {
-  const up = ok(await compose(['up', '-d', '--build', '--scale', 'web=3', '--wait'], 900_000), 'up --build');
+  const up = ok(await compose(['up', '-d', '--build', '--scale', 'web=3', '--wait'], 300_000), 'up --build');
   assert.match(up.stderr, /Container threetier-db-1 {2}Healthy/);
   assert.equal((await ids('threetier', 'web')).length, 3);
   // web started only once db was healthy: its first container was created after db reported healthy
