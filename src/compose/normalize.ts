@@ -171,7 +171,6 @@ function healthcheck(v: Tree, where: string): Healthcheck {
   const h: Healthcheck = {};
   if (v.disable) h.disable = true;
   if (v.test !== undefined) h.test = typeof v.test === 'string' ? ['CMD-SHELL', v.test] : (v.test as unknown[]).map(String);
-  if (h.test?.[0] === 'NONE') h.disable = true;
   for (const k of ['interval', 'timeout', 'start_period', 'start_interval'] as const) if (v[k] !== undefined) h[k] = parseDuration(v[k], `${where}.${k}`);
   if (v.retries !== undefined) h.retries = num(v.retries, `${where}.retries`);
   return h;

@@ -1,9 +1,9 @@
 /**
  * The project back as compose data: what `config` prints (in the shape
  * docker compose prints it: long forms, absolute paths, durations as Go
- * strings, keys sorted) and what the config hash is computed from.
+ * strings, keys sorted).
  */
-import { createHash } from 'node:crypto';
+import { serviceHash } from './hash.ts';
 import type { Project, Service } from './types.ts';
 import { formatDuration } from './units.ts';
 
@@ -62,17 +62,7 @@ export function projectData(p: Project): Tree {
   return out;
 }
 
-/**
- * The service's config hash (label com.docker.compose.config-hash): like
- * docker compose, a sha256 of the service's configuration without what
- * does not change its containers (build, pull_policy, scale/replicas).
- * The bytes hashed are keel's canonical JSON (sorted keys), not compose-go's
- * struct encoding, so the value differs from docker compose v2's: each tool
- * recreates the other's containers once, as v1 and v2 do to each other.
- */
+/** The service's config hash (label com.docker.compose.config-hash), as docker compose v2 computes it (hash.ts). */
 export function configHash(s: Service): string {
-  const { build: _b, pull_policy: _p, scale: _s, ...rest } = s;
-  const data = serviceData({ ...rest, scale: 1 } as Service);
-  if (data.deploy && typeof data.deploy === 'object') data.deploy = { ...(data.deploy as Tree), replicas: undefined };
-  return createHash('sha256').update(JSON.stringify(sorted(data))).digest('hex');
+  return serviceHash(s);
 }

@@ -19,11 +19,12 @@ test('ports: short forms, ranges, host ips, protocols, long form', () => {
 });
 
 test('volumes: named, bind, anonymous, modes, long form', () => {
-  assert.deepEqual(parseVolume('/data', 'v'), { type: 'volume', target: '/data' });
-  assert.deepEqual(parseVolume('db:/var/lib/db:ro', 'v'), { type: 'volume', source: 'db', target: '/var/lib/db', read_only: true });
+  assert.deepEqual(parseVolume('/data', 'v'), { type: 'volume', target: '/data', volume: {} });
+  assert.deepEqual(parseVolume('db:/var/lib/db:ro', 'v'), { type: 'volume', source: 'db', target: '/var/lib/db', read_only: true, volume: {} });
   assert.deepEqual(parseVolume('db:/x:nocopy', 'v'), { type: 'volume', source: 'db', target: '/x', volume: { nocopy: true } });
   assert.deepEqual(parseVolume('/host:/c:ro,z,rshared', 'v'), { type: 'bind', source: '/host', target: '/c', read_only: true, bind: { create_host_path: true, selinux: 'z', propagation: 'rshared' } });
-  assert.deepEqual(parseVolume({ type: 'bind', source: '/h', target: '/c', read_only: true }, 'v'), { type: 'bind', source: '/h', target: '/c', read_only: true, bind: { create_host_path: true } });
+  assert.deepEqual(parseVolume({ type: 'bind', source: '/h', target: '/c', read_only: true }, 'v'), { type: 'bind', source: '/h', target: '/c', read_only: true });
+  assert.deepEqual(parseVolume({ type: 'bind', source: '/h', target: '/c', bind: { propagation: 'rslave' } }, 'v'), { type: 'bind', source: '/h', target: '/c', bind: { create_host_path: true, propagation: 'rslave' } });
   assert.deepEqual(parseVolume({ type: 'tmpfs', target: '/t', tmpfs: { size: 1000 } }, 'v'), { type: 'tmpfs', target: '/t', tmpfs: { size: 1000 } });
   assert.throws(() => parseVolume('a:/b:bogus', 'services.x.volumes[0]'), /services\.x\.volumes\[0\]: invalid volume mode "bogus"/);
 });

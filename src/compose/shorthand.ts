@@ -101,8 +101,8 @@ export function parseVolume(v: unknown, where: string): VolumeMount {
     if (o.source !== undefined && o.source !== '') m.source = String(o.source);
     if (o.read_only) m.read_only = true;
     if (o.consistency) m.consistency = String(o.consistency);
-    if (o.bind) m.bind = o.bind as VolumeMount['bind'];
-    if (m.type === 'bind') m.bind = { create_host_path: true, ...m.bind };
+    // create_host_path defaults to true inside a given `bind:` (compose-go's defaults); without one, convert.ts creates the path too
+    if (o.bind) m.bind = { create_host_path: true, ...(o.bind as VolumeMount['bind']) };
     if (o.volume) m.volume = o.volume as VolumeMount['volume'];
     if (o.tmpfs) m.tmpfs = o.tmpfs as VolumeMount['tmpfs'];
     if (!m.target) throw new EngineError('INVALID_ARGUMENT', `${where}: a volume needs a target`);
@@ -110,13 +110,15 @@ export function parseVolume(v: unknown, where: string): VolumeMount {
   }
   const s = String(v);
   const parts = s.split(':');
-  if (parts.length === 1) return { type: 'volume', target: s };
+  // a short-form volume carries an empty `volume:` as in compose-go (docker compose config prints it; the config hash includes it)
+  if (parts.length === 1) return { type: 'volume', target: s, volume: {} };
   if (parts.length > 3) throw new EngineError('INVALID_ARGUMENT', `${where}: invalid volume specification "${s}"`);
   const [source, target, mode] = parts as [string, string, string | undefined];
   if (!target) throw new EngineError('INVALID_ARGUMENT', `${where}: invalid volume specification "${s}"`);
   const bind = source.startsWith('/');
   const m: VolumeMount = { type: bind ? 'bind' : 'volume', source, target };
   if (bind) m.bind = { create_host_path: true };
+  else m.volume = {};
   for (const opt of (mode ?? '').split(',').filter(Boolean)) {
     if (opt === 'ro') m.read_only = true;
     else if (opt === 'rw') m.read_only = undefined;

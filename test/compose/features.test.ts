@@ -97,7 +97,7 @@ test('config prints the normalized project; --services, --volumes, --hash', asyn
   assert.equal((await p.compose(['config', '--services'])).stdout, 'web\ndb\n');
   assert.equal((await p.compose(['config', '--volumes'])).stdout, 'data\n');
   const hashes = (await p.compose(['config', '--hash', '*'])).stdout.trim().split('\n');
-  assert.deepEqual(hashes.map((h) => h.split(' ')[0]), ['web', 'db']);
+  assert.deepEqual(hashes.map((h) => h.split(' ')[0]), ['db', 'web']);
   assert.ok(hashes.every((h) => /^\w+ [0-9a-f]{64}$/.test(h)));
   const json = JSON.parse((await p.compose(['config', '--format', 'json'])).stdout);
   assert.equal(json.services.web.image, 'busybox:local');

@@ -239,7 +239,8 @@ export function composeCommands(program: Command, ctx: CliContext): void {
       else if (o.profiles) out = [...new Set([...Object.values(p.services), ...Object.values(p.disabled)].flatMap((s) => s.profiles ?? []))].sort().map((n) => `${n}\n`).join('');
       else if (o.images) out = names.map((n) => `${p.services[n]!.image ?? `${p.name}-${n}`}\n`).join('');
       else if (o.hash !== undefined) {
-        const which = o.hash === '*' ? Object.keys(p.services) : o.hash.split(',');
+        // sorted, as docker compose prints them
+        const which = (o.hash === '*' ? Object.keys(p.services) : o.hash.split(',')).sort();
         out = which.map((n) => {
           if (!p.services[n]) throw new EngineError('NOT_FOUND', `no such service: ${n}`);
           return `${n} ${configHash(p.services[n]!)}\n`;
