@@ -8,9 +8,9 @@ import { fileURLToPath } from 'node:url';
 import { RootLock } from './lock.ts';
 import { isAlive } from './proc.ts';
 
-/** A zombie: `sleep 0` backgrounded by a shell that then becomes `sleep 2`, which never reaps it. */
+/** A zombie: `sleep 0` backgrounded by a shell that then becomes `sleep 60` (killed when the test ends), which never reaps it. */
 async function zombie(): Promise<{ pid: number; parent: number; done: () => void }> {
-  const p = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 2'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const p = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 60'], { stdio: ['ignore', 'pipe', 'ignore'] });
   const pid = Number(await new Promise<string>((resolve) => p.stdout.once('data', (d) => resolve(String(d)))));
   for (let i = 0; i < 100 && !/\) Z /.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8')); i++) await new Promise((r) => setTimeout(r, 10));
   return { pid, parent: p.pid!, done: () => p.kill() };
