@@ -3,7 +3,8 @@
 # debootstrap bookworm minbase, ~100 MB of rows, stopped cleanly), and the
 # time until 20 fresh instances of it accept connections (pg_isready from the
 # host on each instance's bridge IP), one after another and all at once:
-#   keel        `keel clone` of the stopped seeded container + `docker start`
+#   keel        `keel clone --start` of the stopped seeded container (one CLI
+#               call, one request: what `docker run` is for the others)
 #   keel pool   `keel pool take` from a pool of 20 kept ready (the pool is made
 #               and filled before each run, untimed, and removed after it)
 #   dockerd     `docker run` ×20 of the image `docker commit` made of the
@@ -126,8 +127,7 @@ on_exit "bash $rm_keel; bash $rm_dk; bash $rm_pm; bash $pool_rm"
 
 seq_keel=$(script clones-seq-keel "set -e
 for i in \$(seq 1 $N); do
-  $KK clone $SRC --name kbpgk\$i >/dev/null
-  $KD start kbpgk\$i >/dev/null
+  $KK clone --start $SRC --name kbpgk\$i >/dev/null
   bash $WAIT $(ip_of "$KD" "kbpgk\$i")
 done")
 seq_pool=$(script clones-seq-pool "set -e
@@ -148,9 +148,7 @@ done")
 
 # All at once: every instance asked for in parallel, then all waited for.
 par_keel=$(script clones-par-keel "set -e
-$KK clone $SRC --count $N --name-prefix kbpgk >/dev/null
-for i in \$(seq 1 $N); do $KD start kbpgk\$i >/dev/null & done
-wait
+$KK clone --start $SRC --count $N --name-prefix kbpgk >/dev/null
 bash $WAIT \$($KD inspect -f '{{.NetworkSettings.IPAddress}}' \$(seq -f kbpgk%g 1 $N))")
 par_pool=$(script clones-par-pool "set -e
 for i in \$(seq 1 $N); do $KK pool take kbpool >$BENCH_WORK/take.\$i & done
@@ -169,7 +167,7 @@ note_keel="target: keel ÷ dockerd ≤ 0.3 (clone + start to ready, per instance
 # The checks are quick (what each command needs is there): a full check would start 20 more instances per engine.
 candidates() { # KIND (seq|par)
   local k=$1 s
-  s=${k}_keel; candidate keel "keel clone + docker start" --prepare "bash $rm_keel" --cleanup "bash $rm_keel" --check "$KD inspect $SRC" --note "$note_keel" -- bash "${!s}"
+  s=${k}_keel; candidate keel "keel clone --start" --prepare "bash $rm_keel" --cleanup "bash $rm_keel" --check "$KD inspect $SRC" --note "$note_keel" -- bash "${!s}"
   s=${k}_pool; candidate "keel pool" "keel pool take" --prepare "bash $pool_fill" --cleanup "bash $pool_rm" --check "$KK pool ls" --note "pool of $N filled before each run, untimed" -- bash "${!s}"
   s=${k}_dk; candidate dockerd "docker run of the commit" --prepare "bash $rm_dk" --cleanup "bash $rm_dk" --check "$DK image inspect keelbench/pg-seeded:dk" -- bash "${!s}"
   s=${k}_pm; candidate podman "podman run of the commit" --prepare "bash $rm_pm" --cleanup "bash $rm_pm" --check "$PM image inspect keelbench/pg-seeded:pm" -- bash "${!s}"
@@ -232,7 +230,7 @@ disk_row() { # ENGINE CLIENT CLI START-SCRIPT RM-SCRIPT DIRS-FN NAME-FILTER
 keel_dirs() { echo "$(dirname "$2")" "$KEEL_CDIR/$1"; }
 dk_dirs() { echo "$(dirname "$2")" "$(dirname "$2")-init" "/var/lib/docker/containers/$1"; }
 pm_dirs() { echo "$(dirname "$2")" "/var/lib/containers/storage/overlay-containers/$1"; }
-disk_row keel "keel clone + docker start" "$KD" "$par_keel" "$rm_keel" keel_dirs kbpgk
+disk_row keel "keel clone --start" "$KD" "$par_keel" "$rm_keel" keel_dirs kbpgk
 disk_row dockerd "docker run of the commit" "$DK" "$par_dk" "$rm_dk" dk_dirs kbpgd
 disk_row podman "podman run of the commit" "$PM" "$par_pm" "$rm_pm" pm_dirs kbpgm
 # What the commit added, shared by the instances (keel's clones stack the seed container's own data instead).
