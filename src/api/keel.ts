@@ -20,6 +20,16 @@ export function keelRoutes(r: Router): void {
       portBindings: body.PortBindings,
       signal,
     });
+    // start=1: one request (and one CLI process) where docker run takes one too; the clones start at once.
+    if (qBool(query, 'start')) {
+      const started = await Promise.allSettled(out.clones.map((c) => engine.startContainer(c.id)));
+      const failed = started.findIndex((s) => s.status === 'rejected');
+      if (failed >= 0) {
+        const e = (started[failed] as PromiseRejectedResult).reason;
+        const code = e instanceof EngineError ? e.code : 'INTERNAL';
+        throw new EngineError(code, `clone ${out.clones[failed]!.name} was created but did not start: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    }
     sendJson(res, 201, { Clones: out.clones.map((c) => ({ Id: c.id, Name: c.name })), Warnings: out.warnings });
   });
 

@@ -15,10 +15,11 @@ import path from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { applyLayer } from '../archive/apply.ts';
 import { diffLayer, tarDirectory } from '../archive/diff.ts';
-import { EngineError, invalid } from '../common/errors.ts';
+import { EngineError, errnoCode, invalid } from '../common/errors.ts';
 import { createLayerImage } from '../images/import.ts';
 import type { ImageRecord } from '../images/store.ts';
 import type { ContainerConfig as ImageRunConfig } from '../oci/types.ts';
+import { imageLookup, mergedUpper } from '../snapshots/merge.ts';
 import { openHostView, type HostView, type HostViewMount } from '../volumes/hostview.ts';
 import { networkFiles } from './netshare.ts';
 import type { ContainerParts } from './parts.ts';
@@ -120,25 +121,31 @@ export interface Change {
   Kind: 0 | 1 | 2;
 }
 
-/** docker diff: the upper dir against the image layers (C=0, A=1, D=2). */
+/**
+ * docker diff: the container's changes against the image layers (C=0, A=1,
+ * D=2). A clone, or a container that was cloned, has part of them in frozen
+ * layers: they are merged with its upper dir first (snapshots/merge.ts).
+ */
 export async function changes(svc: Files, ref: string): Promise<Change[]> {
   const rec = svc.store.find(ref);
-  const upper = svc.images.snapshots.upperDir(rec.id);
+  const snaps = svc.images.snapshots;
   const image = svc.images.store.get(rec.imageId);
-  const lowers = (image?.chainIds ?? []).map((c) => svc.images.snapshots.layerDir(c)).reverse();
-  // The image's entry for a path: the topmost layer that has it; a whiteout there means the image has none.
-  const lowerStat = (rel: string): fs.Stats | undefined => {
-    for (const l of lowers) {
-      let st: fs.Stats;
-      try {
-        st = fs.lstatSync(path.join(l, rel));
-      } catch {
-        continue;
-      }
-      return st.isCharacterDevice() && st.rdev === 0 ? undefined : st;
-    }
-    return undefined;
-  };
+  const lowerStat = imageLookup((image?.chainIds ?? []).map((c) => snaps.layerDir(c)).reverse());
+  let merged: Awaited<ReturnType<typeof mergedUpper>>;
+  try {
+    merged = await mergedUpper(snaps, rec.id);
+  } catch (e) {
+    if (errnoCode(e) === 'ENOENT') return [];
+    throw e;
+  }
+  try {
+    return diffWalk(merged.dir, lowerStat);
+  } finally {
+    await merged.release();
+  }
+}
+
+function diffWalk(upper: string, lowerStat: (rel: string) => fs.Stats | undefined): Change[] {
   // Mount points runc makes in the rootfs: docker keeps them in an init layer, so diff never shows them.
   const hidden = new Set(['dev', 'proc', 'sys', 'etc/hosts', 'etc/hostname', 'etc/resolv.conf', '.dockerenv']);
   // The upper dir is the container's to change: it is walked by descriptors (a directory swapped
@@ -216,10 +223,6 @@ export async function commit(svc: Files, ref: string, o: CommitOptions): Promise
   const rec = svc.store.find(ref);
   const base = svc.images.store.get(rec.imageId);
   if (!base) throw new EngineError('NOT_FOUND', `the image of container ${rec.id.slice(0, 12)} no longer exists`);
-  // A clone, or a container that was cloned, keeps part of its changes in frozen layers (clone.ts) the upper-dir diff would miss.
-  if ((await svc.images.snapshots.record(rec.id))?.frozen?.length) {
-    throw new EngineError('INVALID_ARGUMENT', `container ${rec.name} is a clone or has been cloned: its changes span frozen layers, which commit does not support yet; clone it instead`);
-  }
   const c = rec.config;
   const config: ImageRunConfig = {
     User: c.User || undefined, Env: c.Env, Cmd: c.Cmd, Entrypoint: c.Entrypoint, WorkingDir: c.WorkingDir || undefined,
@@ -232,11 +235,19 @@ export async function commit(svc: Files, ref: string, o: CommitOptions): Promise
     if (typeof v === 'object' && !Array.isArray(v) && Object.keys(v).length === 0) continue;
     (config as Record<string, unknown>)[k] = v;
   }
-  const run = () => createLayerImage(svc.images, {
-    layer: diffLayer(svc.images.snapshots.upperDir(rec.id)),
-    base, config, changes: o.changes, comment: o.comment, author: o.author, ref: o.ref,
-    createdBy: [rec.path, ...rec.args].join(' '),
-  });
+  // A clone, or a container that was cloned, keeps part of its changes in frozen layers: the layer holds them all.
+  const run = async () => {
+    const merged = await mergedUpper(svc.images.snapshots, rec.id);
+    try {
+      return await createLayerImage(svc.images, {
+        layer: diffLayer(merged.dir),
+        base, config, changes: o.changes, comment: o.comment, author: o.author, ref: o.ref,
+        createdBy: [rec.path, ...rec.args].join(' '),
+      });
+    } finally {
+      await merged.release();
+    }
+  };
   const img = await svc.mutex.run(rec.id, () => (o.pause === false ? run() : frozen(svc, rec, run)));
   svc.event('commit', rec, { comment: o.comment ?? '', imageID: img.id, imageRef: o.ref ?? '' });
   return img;

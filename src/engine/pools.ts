@@ -273,7 +273,6 @@ export class PoolManager {
 
   private async waitReady(ready: string, id: string, signal: AbortSignal): Promise<void> {
     const deadline = Date.now() + 10 * 60_000;
-    let logSeen = 0;
     while (Date.now() < deadline) {
       if (signal.aborted) return;
       const c = this.engine.containers.store.get(id);
@@ -287,12 +286,13 @@ export class PoolManager {
         if (await this.portAnswers(id)) return;
       } else if (ready.startsWith('log:')) {
         const text = ready.slice(4);
-        let n = 0;
-        for await (const e of this.engine.containerLogs(id, { stdout: true, stderr: true, signal })) {
-          if (++n <= logSeen) continue;
+        // Followed, not read again every turn: the follower wakes at each write (inotify), so a pool
+        // refilling many members at once does not re-read every member's whole log 50 times a second
+        // (that load slowed the takes it runs beside). The stream ends when the container stops.
+        const until = AbortSignal.any([signal, AbortSignal.timeout(Math.max(deadline - Date.now(), 1))]);
+        for await (const e of this.engine.containerLogs(id, { stdout: true, stderr: true, follow: true, signal: until })) {
           if (e.line.toString().includes(text)) return;
         }
-        logSeen = n;
       }
       await sleep(20, signal);
     }

@@ -173,3 +173,19 @@ test('200 clone/start/rm cycles leave no mounts, volumes, snapshots or cgroups',
   await ok(d, ['volume', 'rm', 'cycdata']);
   assert.deepEqual(frozenLayers(d), { rootfs: [], volumes: [] });
 });
+
+test('clone --start: the clones run when the answer comes, as docker run', async () => {
+  await ok(d, ['create', '--name', 'startsrc', 'busybox:local', 'sh', '-c', 'test -f /seed || echo seeded > /seed; exec sleep 3600']);
+  await ok(d, ['start', 'startsrc']);
+  await ok(d, ['stop', '-t', '0', 'startsrc']);
+  const names = (await keelOk(d, ['clone', '--start', '--count', '2', '--name-prefix', 'started', 'startsrc'])).trim().split('\n');
+  assert.deepEqual(names, ['started1', 'started2']);
+  for (const n of names) {
+    assert.equal(JSON.parse(await ok(d, ['inspect', n]))[0].State.Status, 'running');
+    assert.equal(await ok(d, ['exec', n, 'cat', '/seed']), 'seeded\n');
+  }
+  const one = await api(d, 'POST', '/containers/startsrc/clone?start=1&name=started3');
+  assert.equal(one.status, 201, one.text);
+  assert.equal(JSON.parse(await ok(d, ['inspect', 'started3']))[0].State.Status, 'running');
+  await ok(d, ['rm', '-f', '-v', 'startsrc', ...names, 'started3']);
+});

@@ -93,3 +93,13 @@ test('a source with a health check makes a pool whose members are ready once hea
   await keelOk(d, ['pool', 'rm', 'hp']);
   await ok(d, ['rm', '-f', out.name, 'hsrc']);
 });
+
+test('--ready log:TEXT: a member is ready once its log shows TEXT (followed, not re-read)', async () => {
+  await ok(d, ['create', '--name', 'slowlog', 'busybox:local', 'sh', '-c', 'echo starting; sleep 2; echo up and ready; exec sleep 3600']);
+  await keelOk(d, ['pool', 'create', 'lp', '--from', 'slowlog', '--size', '1', '--ready', 'log:up and ready']);
+  await until('member ready', async () => (await pool('lp'))?.readyCount === 1);
+  const out = JSON.parse(await keelOk(d, ['pool', 'take', 'lp']));
+  assert.match(await ok(d, ['logs', out.name]), /starting\nup and ready\n/);
+  await keelOk(d, ['pool', 'rm', 'lp']);
+  await ok(d, ['rm', '-f', out.name, 'slowlog']);
+});

@@ -33,12 +33,13 @@ export function cloneCommands(program: Command, ctx: CliContext): void {
     .option('--name-prefix <prefix>', 'name the clones <prefix>1, <prefix>2, ...')
     .option('--pause', 'clone a running container: pause it while what it wrote is copied')
     .option('--strict', 'refuse a container with bind mounts instead of sharing them')
+    .option('--start', 'start the clones too (as docker run does)')
     .addHelpText('after', CLONE_HELP)
-    .action(async (src: string, o: { count: string; name?: string; namePrefix?: string; pause?: boolean; strict?: boolean }) => {
+    .action(async (src: string, o: { count: string; name?: string; namePrefix?: string; pause?: boolean; strict?: boolean; start?: boolean }) => {
       const client = await ctx.client();
       const count = parseInteger(o.count);
       const out = await client.json<{ Clones: { Id: string; Name: string }[]; Warnings: string[] }>('POST', `/containers/${enc(src)}/clone`, {
-        query: { count, name: o.name, 'name-prefix': o.namePrefix, pause: o.pause ? 1 : undefined, strict: o.strict ? 1 : undefined },
+        query: { count, name: o.name, 'name-prefix': o.namePrefix, pause: o.pause ? 1 : undefined, strict: o.strict ? 1 : undefined, start: o.start ? 1 : undefined },
       });
       for (const w of out.Warnings ?? []) process.stderr.write(`WARNING: ${w}\n`);
       for (const c of out.Clones) process.stdout.write(`${c.Name}\n`);
