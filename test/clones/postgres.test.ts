@@ -1,0 +1,175 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { TestDaemon } from '../helpers/daemon.ts';
+import { buildPostgres, psql } from '../helpers/postgres.ts';
+import { api, keelOk, ok } from './helpers.ts';
+
+// A real database as the test of clones: PostgreSQL from Debian, seeded with ~100 MB of rows,
+// stopped cleanly, cloned 20 times; every clone accepts connections and holds the same rows.
+
+const d = new TestDaemon('keel-pg');
+let image = '';
+let checksum = '';
+let tableFile = '';
+const CHECKSUM = 'SELECT count(*), sum(hashtext(payload)) FROM t';
+const CLONES = 20;
+
+before(async () => {
+  await d.start();
+  const t0 = performance.now();
+  image = await buildPostgres(d);
+  console.log(`# keel build of PostgreSQL (Debian import + apt-get): ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+});
+after(async () => {
+  await d.cleanup();
+});
+
+async function sql(c: string, s: string | string[]): Promise<string> {
+  const r = await psql(d, c, s);
+  assert.equal(r.code, 0, `psql in ${c} failed: ${r.stderr}`);
+  return r.stdout.trim();
+}
+
+/** Waits until the server in `c` accepts TCP connections (pg_isready answers 0), or fails with its log. */
+async function accepting(c: string, ms = 120_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    const r = await d.docker(['exec', c, 'pg_isready', '-q', '-h', '127.0.0.1', '-U', 'postgres']);
+    if (r.code === 0) return;
+    const st = JSON.parse(await ok(d, ['inspect', c]))[0].State;
+    if (st.Status !== 'running') break;
+    await new Promise((r) => setTimeout(r, 200)); // a poll interval: spares the CPU, the start has no event to wait on
+  }
+  throw new Error(`${c} does not accept connections:\n${(await d.docker(['logs', '--tail', '20', c])).stderr}`);
+}
+
+/** Files under a writable layer (an upper dir), path → size. */
+function upperFiles(dir: string): Map<string, number> {
+  const out = new Map<string, number>();
+  const walk = (rel: string) => {
+    for (const e of fs.readdirSync(path.join(dir, rel), { withFileTypes: true })) {
+      const r = path.join(rel, e.name);
+      if (e.isDirectory()) walk(r);
+      else if (e.isFile()) out.set(r, fs.lstatSync(path.join(dir, r)).size);
+    }
+  };
+  walk('');
+  return out;
+}
+
+/** The clone's two writable layers: its rootfs upper and its PGDATA volume's upper. */
+async function writableLayers(c: string): Promise<{ rootfs: Map<string, number>; data: Map<string, number> }> {
+  const info = JSON.parse(await ok(d, ['inspect', c]))[0];
+  const vol = info.Mounts.find((m: { Destination: string }) => m.Destination === '/var/lib/postgresql/data').Name;
+  return {
+    rootfs: upperFiles(path.join(d.dataRoot, 'overlay/active', info.Id, 'upper')),
+    data: upperFiles(path.join(d.dataRoot, 'volumes', vol, '_upper')),
+  };
+}
+
+const sum = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
+const MiB = 1024 * 1024;
+/** What PostgreSQL itself writes when it starts: its pid and options files, pg_control, the relation cache init files. */
+const WRITTEN_AT_START = /^(postmaster\.(pid|opts)|global\/pg_control|(global|base\/\d+)\/pg_internal\.init|pg_stat(_tmp)?\/.*|pg_logical\/.*)$/;
+
+async function inBatches<T>(items: T[], n: number, fn: (x: T) => Promise<void>): Promise<void> {
+  for (let i = 0; i < items.length; i += n) await Promise.all(items.slice(i, i + n).map(fn));
+}
+
+test('PostgreSQL seeded with ~100 MB, stopped cleanly, 20 clones: all accept connections, same rows, private writes, small idle disk', async () => {
+  await ok(d, ['run', '-d', '--name', 'pgsrc', '-p', '5432', image]);
+  await accepting('pgsrc');
+  const t0 = performance.now();
+  const size = Number(await sql('pgsrc', [
+    'CREATE TABLE t (id int PRIMARY KEY, payload text NOT NULL)',
+    'INSERT INTO t SELECT g, md5(g::text) || md5((-g)::text) FROM generate_series(1, 800000) g',
+    // Hint bits and the visibility map are set now, so a clone's reads do not dirty pages.
+    'VACUUM (FREEZE, ANALYZE) t',
+    'CHECKPOINT',
+    "SELECT pg_total_relation_size('t')",
+  ]));
+  tableFile = await sql('pgsrc', "SELECT pg_relation_filepath('t')");
+  console.log(`# seeded ${(size / MiB).toFixed(0)} MB in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  assert.ok(size > 80 * MiB && size < 160 * MiB, `table size ${size}`);
+  checksum = await sql('pgsrc', CHECKSUM);
+  assert.match(checksum, /^800000\|-?\d+$/);
+
+  // A clean stop: SIGINT (the image's STOPSIGNAL) is PostgreSQL's fast shutdown, which ends with a checkpoint.
+  await ok(d, ['stop', '-t', '60', 'pgsrc']);
+  assert.equal(JSON.parse(await ok(d, ['inspect', 'pgsrc']))[0].State.ExitCode, 0);
+  assert.match((await d.docker(['logs', '--tail', '3', 'pgsrc'])).stderr, /database system is shut down/);
+
+  const t1 = performance.now();
+  const names = (await keelOk(d, ['clone', 'pgsrc', '--count', String(CLONES), '--name-prefix', 'pg'])).trim().split('\n');
+  const cloneMs = performance.now() - t1;
+  assert.equal(names.length, CLONES);
+  // Started through the API a few at a time (the docker CLI starts one after another).
+  await inBatches(names, 4, async (c) => {
+    const r = await api(d, 'POST', `/containers/${c}/start`);
+    assert.equal(r.status, 204, `${c}: ${r.text}`);
+  });
+  await Promise.all(names.map((c) => accepting(c)));
+  console.log(`# ${CLONES} clones: made in ${cloneMs.toFixed(0)} ms (one CLI call), all accepting connections ${((performance.now() - t1) / 1000).toFixed(1)} s after the clone began`);
+
+  // Idle clones (started, answering): their writable layers hold what PostgreSQL writes at start plus the
+  // system catalog files it opened read-write (overlayfs copies a file up whole when it is opened for writing),
+  // never the seeded table.
+  for (const c of names) {
+    const w = await writableLayers(c);
+    const total = sum(w.rootfs) + sum(w.data);
+    const written = sum(new Map([...w.data].filter(([f]) => WRITTEN_AT_START.test(f))));
+    if (c === names[0]) console.log(`# idle clone ${c}: ${(total / 1024).toFixed(0)} KiB in its writable layers, ${(written / 1024).toFixed(0)} KiB of it written by PostgreSQL at start, ${((total - written) / 1024).toFixed(0)} KiB copied up`);
+    assert.ok(total - written <= MiB, `${c}: ${total - written} bytes beyond what PostgreSQL writes at start: ${JSON.stringify([...w.data])}`);
+    assert.ok(total <= 2 * MiB, `${c}: ${total} bytes`);
+    assert.equal(w.data.has(tableFile), false, `${c}: the seeded table was copied`);
+  }
+
+  // Every clone holds the seeded rows.
+  const t2 = performance.now();
+  await inBatches(names, 4, async (c) => assert.equal(await sql(c, CHECKSUM), checksum, c));
+  const after = sum((await writableLayers(names[0]!)).data);
+  console.log(`# checksum in ${CLONES} clones: ${((performance.now() - t2) / 1000).toFixed(1)} s; after reading the table a clone's data upper holds ${(after / MiB).toFixed(0)} MiB (PostgreSQL opens relation files read-write, so overlayfs copies each file a clone touches)`);
+
+  // A write in one clone is invisible to the others and to the source.
+  await sql(names[0]!, ["INSERT INTO t VALUES (0, 'only in the first clone')", 'CREATE TABLE mine (x int)']);
+  assert.equal(await sql(names[0]!, 'SELECT count(*) FROM t'), '800001');
+  await inBatches(names.slice(1), 4, async (c) => {
+    assert.equal(await sql(c, 'SELECT count(*) FROM t WHERE id = 0'), '0', c);
+    assert.equal(await sql(c, "SELECT count(*) FROM pg_tables WHERE tablename = 'mine'"), '0', c);
+  });
+  await ok(d, ['start', 'pgsrc']);
+  await accepting('pgsrc');
+  assert.equal(await sql('pgsrc', CHECKSUM), checksum);
+  assert.equal(await sql('pgsrc', "SELECT count(*) FROM pg_tables WHERE tablename = 'mine'"), '0');
+  await ok(d, ['stop', '-t', '60', 'pgsrc']);
+
+  await ok(d, ['rm', '-f', '-v', ...names]);
+  assert.equal((await ok(d, ['ps', '-a', '--format', '{{.Names}}'])).trim(), 'pgsrc');
+});
+
+test('a pool of the seeded PostgreSQL with --ready health hands out a database that is already up', async () => {
+  assert.ok(checksum, 'the seeded source from the first test');
+  await keelOk(d, ['pool', 'create', 'pg', '--from', 'pgsrc', '--size', '2', '--ready', 'health']);
+  const t0 = performance.now();
+  const taken = JSON.parse(await keelOk(d, ['pool', 'take', 'pg', '--timeout', '180']));
+  console.log(`# first take from a new pool of 2: ${((performance.now() - t0) / 1000).toFixed(1)} s (waited ${taken.waitedMs} ms for a member to become healthy)`);
+  assert.match(taken.ports['5432/tcp'], /^\d+$/);
+  const info = JSON.parse(await ok(d, ['inspect', taken.name]))[0];
+  assert.equal(info.State.Health.Status, 'healthy');
+  // Ready means ready: it answers at once, with the seeded rows.
+  assert.equal((await d.docker(['exec', taken.name, 'pg_isready', '-q', '-h', '127.0.0.1'])).code, 0);
+  assert.equal(await sql(taken.name, CHECKSUM), checksum);
+
+  // The second member was started beside the first; a take now does not wait for a start.
+  const second = JSON.parse(await keelOk(d, ['pool', 'take', 'pg', '--timeout', '180']));
+  assert.notEqual(second.name, taken.name);
+  assert.equal((await d.docker(['exec', second.name, 'pg_isready', '-q', '-h', '127.0.0.1'])).code, 0);
+  await sql(second.name, "DELETE FROM t WHERE id <= 10");
+  assert.equal(await sql(taken.name, 'SELECT count(*) FROM t'), '800000');
+
+  await keelOk(d, ['pool', 'rm', 'pg']);
+  await ok(d, ['rm', '-f', '-v', taken.name, second.name]);
+  assert.equal((await ok(d, ['ps', '-a', '--format', '{{.Names}}'])).trim(), 'pgsrc');
+});
