@@ -22,7 +22,7 @@ before(async () => {
   await d.start();
   const t0 = performance.now();
   image = await buildPostgres(d);
-  console.log(`# keel build of PostgreSQL (Debian import + apt-get): ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  console.log(`# PostgreSQL image (keel build with apt-get, or keel load of the image a first build saved): ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 });
 after(async () => {
   await d.cleanup();
