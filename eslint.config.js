@@ -50,7 +50,7 @@ const layerRules = Object.keys(LAYERS).map((dir) => {
 export default tseslint.config(
   { ignores: ['node_modules/**', 'bench/**/*.js'] },
   {
-    files: ['src/**/*.ts', 'test/**/*.ts', 'bench/**/*.ts'],
+    files: ['src/**/*.ts', 'test/**/*.ts', 'bench/**/*.ts', 'examples/**/*.ts'],
     languageOptions: {
       parser: tseslint.parser,
       parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },

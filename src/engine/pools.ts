@@ -30,6 +30,8 @@ export interface PoolRecord {
   name: string;
   /** The source container's ID. */
   source: string;
+  /** Its name when the pool was made (for messages once it is gone). */
+  sourceName?: string;
   size: number;
   /** health | port | log:TEXT | running */
   ready: string;
@@ -138,7 +140,7 @@ export class PoolManager {
     if (!Number.isInteger(o.size) || o.size < 1 || o.size > MAX_POOL_SIZE) throw invalid(`invalid pool size ${o.size}: a pool keeps 1 to ${MAX_POOL_SIZE} containers ready`);
     if (this.pools.has(o.name)) throw new EngineError('CONFLICT', `pool ${o.name} already exists`);
     const src = this.engine.container(o.from);
-    const rec: PoolRecord = { name: o.name, source: src.id, size: o.size, ready: parseReady(o.ready, src), created: new Date().toISOString() };
+    const rec: PoolRecord = { name: o.name, source: src.id, sourceName: src.name, size: o.size, ready: parseReady(o.ready, src), created: new Date().toISOString() };
     await writeJsonAtomic(path.join(this.dir, `${o.name}.json`), rec);
     this.run(this.track(rec));
     return this.status(this.pools.get(o.name)!);
@@ -153,7 +155,7 @@ export class PoolManager {
   }
 
   private status(st: PoolState): PoolStatus {
-    const srcName = this.engine.containers.store.get(st.rec.source)?.name ?? '';
+    const srcName = this.engine.containers.store.get(st.rec.source)?.name ?? st.rec.sourceName ?? '';
     return { ...st.rec, sourceName: srcName, readyCount: st.ready.length, starting: st.starting.size, ...(st.error ? { error: st.error } : {}) };
   }
 
@@ -240,7 +242,9 @@ export class PoolManager {
           backoff = 250;
         } catch (e) {
           if (signal.aborted) break;
-          st.error = (e as Error).message;
+          st.error = this.engine.containers.store.get(st.rec.source)
+            ? (e as Error).message
+            : `the pool's source container ${st.rec.sourceName ?? st.rec.source.slice(0, 12)} was removed: the pool cannot refill (its members already made can still be taken; keel pool rm ${st.rec.name})`;
           log.warn('pool refill failed', { pool: st.rec.name, error: st.error });
           await sleep(backoff, signal);
           backoff = Math.min(backoff * 2, 10_000);

@@ -27,6 +27,19 @@ async function isEmpty(dir: string): Promise<boolean> {
   return (await fsp.readdir(dir)).length === 0;
 }
 
+/**
+ * The root of an overlay shows its upper dir's owner and mode, not the
+ * frozen data's: a fresh _upper is root's 0755, and a program that checks
+ * its data dir (PostgreSQL refuses a PGDATA it does not own, or one not
+ * 0700) would stop working after the first clone. The upper takes the top
+ * frozen layer's owner and mode.
+ */
+async function matchRoot(upper: string, top: string): Promise<void> {
+  const st = await fsp.stat(top);
+  await fsp.chown(upper, st.uid, st.gid);
+  await fsp.chmod(upper, st.mode & 0o7777);
+}
+
 async function mountOverlay(store: VolumeStore, r: VolumeRecord): Promise<void> {
   const d = store.dir(r.name);
   const lowers = [...r.overlay!.lowers].reverse().map((id) => store.frozen.dir(id));
@@ -55,6 +68,7 @@ export async function adoptFrozenVolume(store: VolumeStore, name: string, id: st
   const d = store.dir(name);
   await fsp.mkdir(path.join(d, '_data'), { recursive: true, mode: 0o755 });
   await fsp.mkdir(path.join(d, '_upper'), { recursive: true, mode: 0o755 });
+  await matchRoot(path.join(d, '_upper'), store.frozen.dir(id));
   await fsp.rm(path.join(d, '_work'), { recursive: true, force: true });
   await fsp.mkdir(path.join(d, '_work'), { mode: 0o700 });
   r.overlay = { lowers: [...(r.overlay?.lowers ?? []), id] };
@@ -114,6 +128,7 @@ export async function createCloneVolume(store: VolumeStore, name: string, origin
       await fsp.mkdir(path.join(tmp, '_data'), 0o755);
       if (lowers.length) {
         await fsp.mkdir(path.join(tmp, '_upper'), 0o755);
+        await matchRoot(path.join(tmp, '_upper'), store.frozen.dir(lowers.at(-1)!));
         await fsp.mkdir(path.join(tmp, '_work'), 0o700);
       }
       await fsp.writeFile(path.join(tmp, 'volume.json'), JSON.stringify(rec, null, 1) + '\n', { mode: 0o600 });

@@ -48,3 +48,15 @@ test('client: clone, errors with codes, AbortSignal', async () => {
   const pools = await keel.pool.list();
   assert.equal(pools[0]!.name, 'db');
 });
+
+test('client: an AbortSignal ends a take that waits on a pool, and the daemon lets go of it', async () => {
+  const { id } = await keel.create({ Image: 'busybox:local', Cmd: ['sleep', '3600'] }, { name: 'quiet' });
+  await keel.pool.create('never', { from: 'quiet', size: 1, ready: 'log:never printed' });
+  const t0 = Date.now();
+  await assert.rejects(keel.pool.take('never', { timeoutSeconds: 600, signal: AbortSignal.timeout(300) }), (e: Error & { code?: string }) => e.code === 'CANCELLED');
+  assert.ok(Date.now() - t0 < 10_000, `aborted after ${Date.now() - t0} ms`);
+  // The daemon answers the next request on the same pool at once: nothing waits for the abandoned take.
+  await assert.rejects(keel.pool.take('never', { timeoutSeconds: 0 }), (e: Error & { code?: string }) => e.code === 'TIMEOUT' && /pool never had no ready container within 0s/.test(e.message));
+  await keel.pool.remove('never');
+  await keel.remove(id, { force: true });
+});

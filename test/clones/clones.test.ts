@@ -130,6 +130,19 @@ test('bad input: missing SRC, bind mounts (warned, or refused with --strict), ru
   await ok(d, ['rm', '-f', '-v', ...ids]);
 });
 
+test("a cloned volume keeps its root's owner and mode, in the clone and in the source (PostgreSQL checks its PGDATA's)", async () => {
+  await ok(d, ['run', '--name', 'owner', '-v', 'ownerdata:/data', 'busybox:local', 'sh', '-c', 'test -f /data/f || { chown 65534:65534 /data; chmod 700 /data; echo x > /data/f; }']);
+  const clone = (await keelOk(d, ['clone', 'owner'])).trim();
+  for (const c of [clone, 'owner']) {
+    const r = await d.docker(['start', '-a', c]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(await ok(d, ['run', '--rm', '--volumes-from', c, 'busybox:local', 'busybox', 'stat', '-c', '%u:%g %a', '/data']), '65534:65534 700\n', c);
+  }
+  await ok(d, ['rm', '-f', '-v', clone, 'owner']);
+  await ok(d, ['volume', 'rm', 'ownerdata']);
+  assert.deepEqual(frozenLayers(d), { rootfs: [], volumes: [] });
+});
+
 test('--pause clones a running container: frozen, copied, thawed', async () => {
   await ok(d, ['run', '-d', '--name', 'live', '-v', 'livedata:/data', 'busybox:local', 'sh', '-c', 'echo one > /f; echo one > /data/f; exec sleep 3600']);
   for (let i = 0; i < 100 && !(await exists('live', '/data/f')); i++) await new Promise((r) => setTimeout(r, 100));

@@ -33,8 +33,8 @@ export async function ok(d: TestDaemon, args: string[]): Promise<string> {
   return r.stdout;
 }
 
-export async function keelOk(d: TestDaemon, args: string[]): Promise<string> {
-  const r = await d.keel(args);
+export async function keelOk(d: TestDaemon, args: string[], timeoutMs?: number): Promise<string> {
+  const r = await d.keel(args, { timeoutMs });
   assert.equal(r.code, 0, `keel ${args.join(' ')} failed: ${r.stderr}\n${d.log.slice(-3000)}`);
   return r.stdout;
 }
