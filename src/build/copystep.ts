@@ -154,7 +154,7 @@ export async function copyStep(s: BuildSession, st: StageState, inst: CopyInst):
     }
     for (const h of inst.heredocs) plan.files.push({ rel: destIsDir ? h.name : '', name: h.name, data: Buffer.from(h.content), mode: 0o644 });
     const hash = createHash('sha256');
-    hash.update(planDigest(plan.entries, inst.chown ?? '', chmod));
+    hash.update(planDigest(plan.entries, inst.chown ?? '', chmod, src.root.isContext && s.ctx.hashes ? { root: s.ctx.dir, map: s.ctx.hashes } : undefined));
     for (const a of plan.archives) hash.update(`archive ${planDigest([{ abs: a, dest: '', type: 'file', mode: 0, size: 0, mtime: new Date(0) }], '', undefined)}`);
     for (const f of plan.files) hash.update(`heredoc ${f.rel} ${createHash('sha256').update(f.data).digest('hex')}`);
     plan.digest = hash.digest('hex');
@@ -171,10 +171,8 @@ export async function copyStep(s: BuildSession, st: StageState, inst: CopyInst):
       const intoDir = destIsDir || plan.archives.length > 0 || (!destIsDir && isDirIn(rootfs.dir, destAbs));
       const fileIntoDir = !destIsDir && intoDir;
       const copier = new Copier({ rootfs: rootfs.dir, dest: destAbs.replace(/\/$/, '') || '/', destIsDir: intoDir, owner, chmod });
-      for (const e of plan.entries) {
-        // A single file onto an existing directory lands inside it.
-        copier.copyOne(fileIntoDir && e.dest === '' && e.type === 'file' ? { ...e, dest: singleName } : e);
-      }
+      // A single file onto an existing directory lands inside it.
+      await copier.copyAll(plan.entries, { signal: s.signal, fileIntoDir: fileIntoDir ? singleName : undefined });
       for (const f of plan.files) copier.writeFile(f.rel || (fileIntoDir ? f.name : ''), f.data, f.mode);
       for (const a of plan.archives) await copier.extract(a, s.signal);
       await unmount(rootfs.dir);

@@ -188,22 +188,41 @@ function entry(abs: string, dest: string, st: fs.Stats): PlanEntry {
   return { abs, dest, type, mode: st.mode & 0o7777, size: st.size, mtime: st.mtime, ...(type === 'symlink' ? { linkTarget: fs.readlinkSync(abs, 'utf8') } : {}) };
 }
 
-/** sha256 over the plan: path, type, mode, owner, content, link target. */
-export function planDigest(plan: PlanEntry[], owner: string, chmod: ModeFn | undefined): string {
+/** Content hashes of files under `root`, by absolute path, valid while the tree does not change (a kept context). */
+export interface HashMemo {
+  root: string;
+  map: Map<string, string>;
+}
+
+/** sha256 over the plan: path, type, mode, owner, link target, and each file's content hash. */
+export function planDigest(plan: PlanEntry[], owner: string, chmod: ModeFn | undefined, memo?: HashMemo): string {
   const h = createHash('sha256');
   h.update(`owner=${owner}\n`);
-  const buf = Buffer.allocUnsafe(1 << 20);
   for (const e of plan) {
     const mode = chmod ? chmod(e.mode, e.type === 'dir') : e.mode;
     h.update(`${e.type} ${JSON.stringify(e.dest)} ${mode.toString(8)} ${e.linkTarget ?? ''} ${e.size}\n`);
     if (e.type !== 'file') continue;
-    const fd = fs.openSync(e.abs, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
-    try {
-      let n: number;
-      while ((n = fs.readSync(fd, buf, 0, buf.length, null)) > 0) h.update(buf.subarray(0, n));
-    } finally {
-      fs.closeSync(fd);
+    const cacheable = memo && e.abs.startsWith(memo.root + '/');
+    let fh = cacheable ? memo.map.get(e.abs) : undefined;
+    if (fh === undefined) {
+      fh = fileHash(e.abs);
+      if (cacheable) memo.map.set(e.abs, fh);
     }
+    h.update(fh);
+  }
+  return h.digest('hex');
+}
+
+const buf = Buffer.allocUnsafe(1 << 20);
+
+function fileHash(abs: string): string {
+  const h = createHash('sha256');
+  const fd = fs.openSync(abs, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+  try {
+    let n: number;
+    while ((n = fs.readSync(fd, buf, 0, buf.length, null)) > 0) h.update(buf.subarray(0, n));
+  } finally {
+    fs.closeSync(fd);
   }
   return h.digest('hex');
 }
