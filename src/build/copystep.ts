@@ -8,6 +8,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { EngineError, invalid } from '../common/errors.ts';
+import { log } from '../common/log.ts';
 import { resolveUserIn } from '../containers/user.ts';
 import type { ImageRecord } from '../images/store.ts';
 import { mountRootfs, unmount } from '../snapshots/mount.ts';
@@ -153,6 +154,7 @@ export async function copyStep(s: BuildSession, st: StageState, inst: CopyInst):
       plan.entries.push({ abs: file, dest: name, type: 'file', mode: 0o600, size: got.size, mtime: got.mtime });
     }
     for (const h of inst.heredocs) plan.files.push({ rel: destIsDir ? h.name : '', name: h.name, data: Buffer.from(h.content), mode: 0o644 });
+    const tPlan = performance.now();
     const hash = createHash('sha256');
     hash.update(planDigest(plan.entries, inst.chown ?? '', chmod, src.root.isContext && s.ctx.hashes ? { root: s.ctx.dir, map: s.ctx.hashes } : undefined));
     for (const a of plan.archives) hash.update(`archive ${planDigest([{ abs: a, dest: '', type: 'file', mode: 0, size: 0, mtime: new Date(0) }], '', undefined)}`);
@@ -165,6 +167,7 @@ export async function copyStep(s: BuildSession, st: StageState, inst: CopyInst):
       if (fromKey) await s.deps.cache.put(fromKey, st.img.record!.id);
       return;
     }
+    const tCopy = performance.now();
     const rootfs = await mountImage(s, st.img.record);
     try {
       const owner = ownerIn(rootfs.dir, inst.chown);
@@ -177,7 +180,9 @@ export async function copyStep(s: BuildSession, st: StageState, inst: CopyInst):
       for (const a of plan.archives) await copier.extract(a, s.signal);
       await unmount(rootfs.dir);
       const upper = s.deps.images.snapshots.upperDir(rootfs.key);
+      const tCommit = performance.now();
       const rec = await commitStep(s.deps.images, st.img, { runConfig: st.img.config.config ?? {}, createdBy, upperDir: upper, adoptUpper: true, signal: s.signal, sourceDateEpoch: s.epoch });
+      log.debug('build copy', { entries: plan.entries.length, digestMs: ms(tPlan, tCopy), copyMs: ms(tCopy, tCommit), commitMs: ms(tCommit) });
       await s.deps.cache.put(key, rec.id);
       if (fromKey) await s.deps.cache.put(fromKey, rec.id);
       await advance(s, st, rec);
@@ -190,3 +195,5 @@ export async function copyStep(s: BuildSession, st: StageState, inst: CopyInst):
   }
 }
 
+
+const ms = (a: number, b = performance.now()) => Math.round(b - a);

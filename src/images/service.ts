@@ -4,6 +4,7 @@ import { EngineError } from '../common/errors.ts';
 import { KeyedMutex, SharedLock } from '../common/lock.ts';
 import { ContentStore } from '../content/store.ts';
 import { applyLayer, DEFAULT_MAX_BYTES } from '../archive/apply.ts';
+import { diffLayer } from '../archive/diff.ts';
 import type { Digest } from '../oci/digest.ts';
 import { layerCompression, MediaType } from '../oci/mediatypes.ts';
 import { formatReference, parseReference } from '../oci/reference.ts';
@@ -94,6 +95,26 @@ export class ImageService {
   }
 
   /**
+   * Makes sure a layer's blob is in the content store. A build step's layer
+   * is registered from its tree alone (see build/image.ts: its tar is hashed,
+   * not stored), so push and save make the tar again from the unpacked layer
+   * (diffLayer is deterministic for a tree, and a committed layer's tree
+   * never changes) and store it, verified against the layer's digest.
+   */
+  async ensureLayerBlob(rec: ImageRecord, i: number, signal?: AbortSignal): Promise<void> {
+    const desc = rec.layers[i]!;
+    if (await this.content.has(desc.digest)) return;
+    const chain = rec.chainIds[i]!;
+    await this.lease(() => this.unpackMutex.run(`blob ${desc.digest}`, async () => {
+      if (await this.content.has(desc.digest)) return;
+      if (layerCompression(desc.mediaType) !== 'none' || !(await this.snapshots.hasLayer(chain))) {
+        throw new EngineError('NOT_FOUND', `layer blob ${desc.digest} is not in the content store`);
+      }
+      await this.content.putStream(diffLayer(this.snapshots.layerDir(chain)), { digest: desc.digest, size: desc.size }, signal);
+    }));
+  }
+
+  /**
    * Runs `fn` with garbage collection held off. Everything that adds
    * references (a pull, load, import or commit until its image is
    * registered, a container create until its snapshot exists) holds one:
@@ -115,7 +136,8 @@ export class ImageService {
     const chain = chainIds(diffIds);
     let size = 0;
     for (let i = 0; i < chain.length; i++) {
-      if (!(await this.content.has(opts.layers[i]!.digest)) && !(await this.snapshots.hasLayer(chain[i]!))) {
+      const d = opts.layers[i]!.digest;
+      if (!opts.preApplied?.has(d) && !(await this.content.has(d)) && !(await this.snapshots.hasLayer(chain[i]!))) {
         throw new EngineError('NOT_FOUND', `layer ${opts.layers[i]!.digest} is missing from the content store`);
       }
       size += await this.unpackLayer(opts.layers[i]!, diffIds[i]!, chain[i]!, i ? chain[i - 1]! : null, opts.signal, opts.preApplied);
