@@ -65,8 +65,9 @@ export class ContextCache {
       const ctx = await this.keep(fresh);
       const entry: Kept = { digest: raw, ctx, users: 0, evicted: false, used: 0 };
       this.kept.set(raw, entry);
+      const lent = this.lend(entry);
       this.evict();
-      return this.lend(entry);
+      return lent;
     } finally {
       await spool.release();
     }

@@ -184,6 +184,14 @@ export class ImageService {
    * docker rmi: by name, removes that name (and the image when it was the
    * last); by ID, removes the image and its names, refusing with several
    * repositories unless forced. `inUse` says whether a container uses it.
+   *
+   * Parents, as dockerd does it: an image other images name as their parent
+   * (a build's step images, a commit's base) is never deleted ("cannot be
+   * forced - image has dependent child images"; by name it is only untagged),
+   * and deleting an image deletes its untagged parents in turn, up to the
+   * first one that has a name, another child or a container (`noPrune`
+   * keeps them). So `docker rmi` of a built image takes the build's
+   * intermediate images with it.
    */
   async remove(ref: string, opts: { force?: boolean; noPrune?: boolean; inUse?: (id: Digest) => string | undefined } = {}): Promise<RemoveResult> {
     const rec = this.store.resolve(ref);
@@ -201,8 +209,11 @@ export class ImageService {
         }
         return result;
       }
-    } else if (names.filter((n) => !n.includes('@')).length > 1 && !opts.force) {
-      throw new EngineError('CONFLICT', `conflict: unable to delete ${rec.id.slice(7, 19)} (must be forced) - image is referenced in multiple repositories`);
+    } else {
+      if (this.hasChildren(rec.id)) throw new EngineError('CONFLICT', `conflict: unable to delete ${rec.id.slice(7, 19)} (cannot be forced) - image has dependent child images`);
+      if (names.filter((n) => !n.includes('@')).length > 1 && !opts.force) {
+        throw new EngineError('CONFLICT', `conflict: unable to delete ${rec.id.slice(7, 19)} (must be forced) - image is referenced in multiple repositories`);
+      }
     }
     if (user) {
       if (!opts.force) {
@@ -216,10 +227,29 @@ export class ImageService {
       return result;
     }
     result.untagged.push(...names);
+    if (byName && this.hasChildren(rec.id)) {
+      // The last name of a parent image: dockerd untags it and keeps it for its children.
+      for (const n of names) await this.store.untag(n);
+      return result;
+    }
     await this.store.delete(rec.id);
     result.deleted.push(rec.id);
-    if (!opts.noPrune) await this.gc();
+    if (!opts.noPrune) {
+      for (let p = rec.parent; p; ) {
+        const parent = this.store.get(p);
+        if (!parent || this.store.namesOf(p).length || this.hasChildren(p) || opts.inUse?.(p)) break;
+        await this.store.delete(p);
+        result.deleted.push(p);
+        p = parent.parent;
+      }
+      await this.gc();
+    }
     return result;
+  }
+
+  /** Whether another image names this one as its parent. */
+  private hasChildren(id: Digest): boolean {
+    return this.store.list().some((r) => r.parent === id);
   }
 
   private nameFor(ref: string): string | undefined {
