@@ -23,6 +23,7 @@ import { matchSource, type PlanEntry, planDigest, resolveInRoot, type SourceRoot
 import { advance, fromCache, parentId } from './steps.ts';
 import { downloadUrl } from './fetch.ts';
 import { parseChmod } from './chmod.ts';
+import { linkStep } from './link.ts';
 
 type CopyInst = Extract<Instruction, { kind: 'COPY' | 'ADD' }>;
 
@@ -46,6 +47,16 @@ export async function mountImage(s: BuildSession, rec: ImageRecord | undefined):
   } catch (e) {
     await release();
     throw e;
+  }
+}
+
+/** Runs `fn` on the stage's current filesystem, mounted for the call. */
+async function withRootfs<T>(s: BuildSession, st: StageState, fn: (dir: string) => T): Promise<T> {
+  const m = await mountImage(s, st.img.record);
+  try {
+    return fn(m.dir);
+  } finally {
+    await m.release();
   }
 }
 
@@ -160,12 +171,17 @@ export async function copyStep(s: BuildSession, st: StageState, inst: CopyInst):
     for (const a of plan.archives) hash.update(`archive ${planDigest([{ abs: a, dest: '', type: 'file', mode: 0, size: 0, mtime: new Date(0) }], '', undefined)}`);
     for (const f of plan.files) hash.update(`heredoc ${f.rel} ${createHash('sha256').update(f.data).digest('hex')}`);
     plan.digest = hash.digest('hex');
-    const key = BuildCache.key([parentId(s, st), inst.kind, destAbs, inst.chown ?? '', inst.chmod ?? null, inst.parents, plan.digest]);
+    const key = BuildCache.key([parentId(s, st), inst.kind, destAbs, inst.chown ?? '', inst.chmod ?? null, inst.parents, plan.digest, ...(inst.link ? ['link'] : [])]);
     const what = plan.archives.length ? 'multi' : plan.entries.length === 1 && plan.entries[0]!.type === 'file' ? 'file' : 'dir';
     const createdBy = nopCreatedBy(shellOf(st.img.config.config), `${inst.kind} ${what}:${plan.digest} in ${destAbs} `);
     if (await fromCache(s, st, key, { createdBy, runConfig: st.img.config.config ?? {}, layer: true })) {
       if (fromKey) await s.deps.cache.put(fromKey, st.img.record!.id);
       return;
+    }
+    if (inst.link) {
+      const owner = inst.chown && !/^\d+(:\d+)?$/.test(inst.chown) ? await withRootfs(s, st, (dir) => ownerIn(dir, inst.chown)) : ownerIn('/', inst.chown);
+      const keys = fromKey ? [key, fromKey] : [key];
+      return await linkStep(s, st, inst, { plan, destAbs, destIsDir, chmod, owner, keys, createdBy });
     }
     const tCopy = performance.now();
     const rootfs = await mountImage(s, st.img.record);

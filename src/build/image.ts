@@ -16,6 +16,7 @@ import type { ImageService, PreApplied } from '../images/service.ts';
 import type { ImageRecord } from '../images/store.ts';
 import { DEFAULT_MAX_BYTES } from '../archive/apply.ts';
 import { MediaType } from '../oci/mediatypes.ts';
+import type { Descriptor } from '../oci/types.ts';
 import { type ContainerConfig, type HistoryEntry, hostPlatform, type ImageConfig } from '../oci/types.ts';
 
 /** The state a stage carries from step to step. */
@@ -57,7 +58,11 @@ export async function stepImageOf(images: ImageService, rec: ImageRecord): Promi
 export async function commitStep(
   images: ImageService,
   parent: StepImage,
-  o: { runConfig: ContainerConfig; createdBy: string; upperDir?: string; adoptUpper?: boolean; signal?: AbortSignal; sourceDateEpoch?: number },
+  o: {
+    runConfig: ContainerConfig; createdBy: string; upperDir?: string; adoptUpper?: boolean; signal?: AbortSignal; sourceDateEpoch?: number;
+    /** A layer that exists already (a --link layer on a new parent), its tree copied into `dir` to adopt. */
+    layer?: { desc: Descriptor; diffId: Digest; dir: string };
+  },
 ): Promise<ImageRecord> {
   // SOURCE_DATE_EPOCH: fixed times in config and history, mtimes clamped in the layer, so equal inputs give equal digests.
   const epoch = o.sourceDateEpoch;
@@ -93,6 +98,13 @@ export async function commitStep(
       await fsp.rename(o.upperDir, scratch);
       preApplied = new Map([[diffId, { dir: scratch, diffId, size }]]);
     }
+  } else if (o.layer) {
+    layers.push(o.layer.desc);
+    diffIds.push(o.layer.diffId);
+    const scratch = await images.snapshots.scratchDir();
+    await fsp.rmdir(scratch);
+    await fsp.rename(o.layer.dir, scratch);
+    preApplied = new Map([[o.layer.desc.digest, { dir: scratch, diffId: o.layer.diffId, size: o.layer.desc.size }]]);
   } else h.empty_layer = true;
   const config: ImageConfig = {
     architecture: base.architecture,
