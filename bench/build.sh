@@ -131,29 +131,43 @@ bcmd() { # CLI-WORDS-VAR ENGINE TAG CONTEXT [Dockerfile]: the build command word
 # The issue's targets are ratios (keel ≤ 0.5× dockerd's and ≤ 0.5× podman's median): said on keel's row.
 ratio_note() { [[ $1 == keel && $2 == "docker CLI" ]] && printf 'target: keel ÷ dockerd and keel ÷ podman ≤ 0.5'; return 0; }
 
+# Every group alternates the engines run by run (lib.sh: measure_rotated): the
+# machine is shared, and a build takes long enough for the load to move between
+# one engine's runs and the next's.
 G1="cold build (base image present, no build cache)"
 for e in "${engines[@]}"; do
   IFS='|' read -r engine client cli name <<<"$e"
   cold=$(cold_script "$name" $cli)
   cmd=$(bcmd "$cli" "$engine" "$TAG" "$ctx")
-  # A build that just passed verify_cold stands for measure's check (one cold build less per engine).
+  # A build that just passed verify_cold stands for the check (one cold build less per engine).
   check=""; verify_cold "$engine ($client)" "$cold" "$cli" $cmd && check=true
-  measure $B "$G1" "$engine" "$client" --runs "$RUNS" --prepare "bash $cold" ${check:+--check "$check"} --note "$(ratio_note "$engine" "$client")" -- $cmd
+  candidate "$engine" "$client" --prepare "bash $cold" ${check:+--check "$check"} --note "$(ratio_note "$engine" "$client")" -- $cmd
 done
+measure_rotated $B "$G1" --runs "$RUNS"
 
+# The floor: the docker CLI against a stand-in daemon that answers /build at
+# once (clifloor.mjs): the client's own share (start-up, tarring and sending
+# the 5 MB context) that no daemon can take off the no-op rebuild.
+FLOOR_SOCK="$BENCH_WORK/clifloor.sock"
+node "$BENCH_DIR/clifloor.mjs" "$FLOOR_SOCK" >"$BENCH_LOGS/clifloor.log" 2>&1 &
+floor_pid=$!
+on_exit "kill $floor_pid"
+wait_for 10 test -S "$FLOOR_SOCK" || say "warning: the CLI floor's stand-in daemon did not start"
 G2="no-op rebuild (all cached)"
-for e in "${engines[@]}" "keel|keel CLI|$KK|keel-k"; do
+for e in "${engines[@]}" "keel|keel CLI|$KK|keel-k" "floor: docker CLI alone|docker CLI|docker -H unix://$FLOOR_SOCK|floor"; do
   IFS='|' read -r engine client cli name <<<"$e"
   target=null; [[ $engine == keel && $client == "docker CLI" ]] && target=0.100
-  measure $B "$G2" "$engine" "$client" --runs "$((RUNS * 2))" --warmup 1 --target "$target" --note "$(ratio_note "$engine" "$client")" -- $(bcmd "$cli" "$engine" "$TAG" "$ctx")
+  candidate "$engine" "$client" --target "$target" --note "$(ratio_note "$engine" "$client")" -- $(bcmd "$cli" "$engine" "$TAG" "$ctx")
 done
+measure_rotated $B "$G2" --runs "$((RUNS * 2))" --warmup 1
 
 G3="rebuild after changing 1 of the copied files"
 touch1=$(script build-touch1 "head -c 2048 /dev/urandom >$ctx/payload/small/f100")
 for e in "${engines[@]}"; do
   IFS='|' read -r engine client cli name <<<"$e"
-  measure $B "$G3" "$engine" "$client" --runs "$RUNS" --prepare "bash $touch1" --note "$(ratio_note "$engine" "$client")" -- $(bcmd "$cli" "$engine" "$TAG" "$ctx")
+  candidate "$engine" "$client" --prepare "bash $touch1" --note "$(ratio_note "$engine" "$client")" -- $(bcmd "$cli" "$engine" "$TAG" "$ctx")
 done
+measure_rotated $B "$G3" --runs "$RUNS"
 
 # (Group names stay short: lib.sh's file names keep 80 characters of bench-group-engine-client.)
 G4="rebuild where only a cache mount helps"
@@ -163,5 +177,6 @@ for e in "${engines[@]}"; do
   df=Dockerfile note=$(ratio_note "$engine" "$client")
   [[ $engine == dockerd ]] && df=Dockerfile.legacy note="legacy builder: no --mount, the same RUN without it"
   # The check (untimed) fills the cache mount; every timed run then changes a source first.
-  measure $B "$G4" "$engine" "$client" --runs "$RUNS" --prepare "bash $touch2" --note "$note" -- $(bcmd "$cli" "$engine" "$CTAG" "$cctx" "$df")
+  candidate "$engine" "$client" --prepare "bash $touch2" --note "$note" -- $(bcmd "$cli" "$engine" "$CTAG" "$cctx" "$df")
 done
+measure_rotated $B "$G4" --runs "$RUNS"

@@ -9,6 +9,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { diskUsage } from '../common/fs.ts';
 import { BuildCache } from './cache.ts';
+import { ContextCache, keptRoot } from './ctxcache.ts';
 import { cleanContextRoot, contextRoot } from './context.ts';
 import { unmount } from '../snapshots/mount.ts';
 import { build } from './executor.ts';
@@ -22,12 +23,14 @@ export const BUILD_LABEL = 'io.keel.build';
 
 export class Builder {
   readonly cache: BuildCache;
+  private readonly contexts: ContextCache;
   private readonly deps: Omit<BuilderDeps, 'cache'>;
   private readonly active = new Map<string, AbortController>();
 
   constructor(deps: Omit<BuilderDeps, 'cache'>) {
     this.deps = deps;
     this.cache = new BuildCache(deps.dataRoot);
+    this.contexts = new ContextCache(deps.dataRoot);
   }
 
   /** Removes contexts and mount points a crash left behind (call at startup, before any build). */
@@ -41,6 +44,7 @@ export class Builder {
     }
     for (const m of mounts.sort().reverse()) await unmount(m).catch(() => {});
     await cleanContextRoot(this.deps.dataRoot);
+    await fsp.rm(keptRoot(this.deps.dataRoot), { recursive: true, force: true });
     // RUN containers of builds a crash interrupted.
     for (const c of this.deps.containers.store.list()) {
       if (c.config.Labels?.[BUILD_LABEL] !== undefined) await this.deps.containers.remove(c.id, { force: true, volumes: true }).catch(() => {});
@@ -55,7 +59,7 @@ export class Builder {
     const signal = req.signal ? AbortSignal.any([req.signal, ac.signal]) : ac.signal;
     this.active.set(id, ac);
     try {
-      return await build({ ...this.deps, cache: this.cache }, { ...req, signal }, out);
+      return await build({ ...this.deps, cache: this.cache, contexts: this.contexts }, { ...req, signal }, out);
     } finally {
       this.active.delete(id);
     }
@@ -72,6 +76,7 @@ export class Builder {
    */
   async prune(o: { all?: boolean } = {}): Promise<{ removed: string[]; reclaimed: number }> {
     const { removed } = await this.cache.prune();
+    await this.contexts.clear();
     const mounts = path.join(this.deps.dataRoot, 'build', 'mounts');
     let reclaimed = 0;
     if (o.all !== false) {

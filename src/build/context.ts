@@ -27,6 +27,8 @@ export interface BuildContext {
   /** sha256 of the uncompressed context tar. */
   digest: string;
   size: number;
+  /** Content hashes of its files by absolute path, kept with a context reused by later builds (ctxcache.ts). */
+  hashes?: Map<string, string>;
   release(): Promise<void>;
 }
 

@@ -8,6 +8,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { EngineError, invalid } from '../common/errors.ts';
+import { log } from '../common/log.ts';
 import { resolveUserIn } from '../containers/user.ts';
 import type { ImageRecord } from '../images/store.ts';
 import { mountRootfs, unmount } from '../snapshots/mount.ts';
@@ -22,6 +23,7 @@ import { matchSource, type PlanEntry, planDigest, resolveInRoot, type SourceRoot
 import { advance, fromCache, parentId } from './steps.ts';
 import { downloadUrl } from './fetch.ts';
 import { parseChmod } from './chmod.ts';
+import { linkStep } from './link.ts';
 
 type CopyInst = Extract<Instruction, { kind: 'COPY' | 'ADD' }>;
 
@@ -45,6 +47,16 @@ export async function mountImage(s: BuildSession, rec: ImageRecord | undefined):
   } catch (e) {
     await release();
     throw e;
+  }
+}
+
+/** Runs `fn` on the stage's current filesystem, mounted for the call. */
+async function withRootfs<T>(s: BuildSession, st: StageState, fn: (dir: string) => T): Promise<T> {
+  const m = await mountImage(s, st.img.record);
+  try {
+    return fn(m.dir);
+  } finally {
+    await m.release();
   }
 }
 
@@ -153,33 +165,40 @@ export async function copyStep(s: BuildSession, st: StageState, inst: CopyInst):
       plan.entries.push({ abs: file, dest: name, type: 'file', mode: 0o600, size: got.size, mtime: got.mtime });
     }
     for (const h of inst.heredocs) plan.files.push({ rel: destIsDir ? h.name : '', name: h.name, data: Buffer.from(h.content), mode: 0o644 });
+    const tPlan = performance.now();
     const hash = createHash('sha256');
-    hash.update(planDigest(plan.entries, inst.chown ?? '', chmod));
+    hash.update(planDigest(plan.entries, inst.chown ?? '', chmod, src.root.isContext && s.ctx.hashes ? { root: s.ctx.dir, map: s.ctx.hashes } : undefined));
     for (const a of plan.archives) hash.update(`archive ${planDigest([{ abs: a, dest: '', type: 'file', mode: 0, size: 0, mtime: new Date(0) }], '', undefined)}`);
     for (const f of plan.files) hash.update(`heredoc ${f.rel} ${createHash('sha256').update(f.data).digest('hex')}`);
     plan.digest = hash.digest('hex');
-    const key = BuildCache.key([parentId(s, st), inst.kind, destAbs, inst.chown ?? '', inst.chmod ?? null, inst.parents, plan.digest]);
+    const key = BuildCache.key([parentId(s, st), inst.kind, destAbs, inst.chown ?? '', inst.chmod ?? null, inst.parents, plan.digest, ...(inst.link ? ['link'] : [])]);
     const what = plan.archives.length ? 'multi' : plan.entries.length === 1 && plan.entries[0]!.type === 'file' ? 'file' : 'dir';
     const createdBy = nopCreatedBy(shellOf(st.img.config.config), `${inst.kind} ${what}:${plan.digest} in ${destAbs} `);
     if (await fromCache(s, st, key, { createdBy, runConfig: st.img.config.config ?? {}, layer: true })) {
       if (fromKey) await s.deps.cache.put(fromKey, st.img.record!.id);
       return;
     }
+    if (inst.link) {
+      const owner = inst.chown && !/^\d+(:\d+)?$/.test(inst.chown) ? await withRootfs(s, st, (dir) => ownerIn(dir, inst.chown)) : ownerIn('/', inst.chown);
+      const keys = fromKey ? [key, fromKey] : [key];
+      return await linkStep(s, st, inst, { plan, destAbs, destIsDir, chmod, owner, keys, createdBy });
+    }
+    const tCopy = performance.now();
     const rootfs = await mountImage(s, st.img.record);
     try {
       const owner = ownerIn(rootfs.dir, inst.chown);
       const intoDir = destIsDir || plan.archives.length > 0 || (!destIsDir && isDirIn(rootfs.dir, destAbs));
       const fileIntoDir = !destIsDir && intoDir;
       const copier = new Copier({ rootfs: rootfs.dir, dest: destAbs.replace(/\/$/, '') || '/', destIsDir: intoDir, owner, chmod });
-      for (const e of plan.entries) {
-        // A single file onto an existing directory lands inside it.
-        copier.copyOne(fileIntoDir && e.dest === '' && e.type === 'file' ? { ...e, dest: singleName } : e);
-      }
+      // A single file onto an existing directory lands inside it.
+      await copier.copyAll(plan.entries, { signal: s.signal, fileIntoDir: fileIntoDir ? singleName : undefined });
       for (const f of plan.files) copier.writeFile(f.rel || (fileIntoDir ? f.name : ''), f.data, f.mode);
       for (const a of plan.archives) await copier.extract(a, s.signal);
       await unmount(rootfs.dir);
       const upper = s.deps.images.snapshots.upperDir(rootfs.key);
+      const tCommit = performance.now();
       const rec = await commitStep(s.deps.images, st.img, { runConfig: st.img.config.config ?? {}, createdBy, upperDir: upper, adoptUpper: true, signal: s.signal, sourceDateEpoch: s.epoch });
+      log.debug('build copy', { entries: plan.entries.length, digestMs: ms(tPlan, tCopy), copyMs: ms(tCopy, tCommit), commitMs: ms(tCommit) });
       await s.deps.cache.put(key, rec.id);
       if (fromKey) await s.deps.cache.put(fromKey, rec.id);
       await advance(s, st, rec);
@@ -192,3 +211,5 @@ export async function copyStep(s: BuildSession, st: StageState, inst: CopyInst):
   }
 }
 
+
+const ms = (a: number, b = performance.now()) => Math.round(b - a);

@@ -6,6 +6,7 @@
  * the build are released; only images of completed steps (the cache) stay.
  */
 import { EngineError, invalid } from '../common/errors.ts';
+import { log } from '../common/log.ts';
 import { hostPlatform, parsePlatform } from '../oci/types.ts';
 import { familiarName, parseReference } from '../oci/reference.ts';
 import { readContextFile, receiveContext } from './context.ts';
@@ -18,7 +19,10 @@ import type { BuildOutput, BuildRequest, BuildResult } from './types.ts';
 
 export async function build(deps: BuilderDeps, req: BuildRequest, out: BuildOutput): Promise<BuildResult> {
   if (req.signal?.aborted) throw new EngineError('CANCELLED', 'build cancelled');
-  const ctx = await receiveContext(deps.dataRoot, req.context, { maxBytes: req.maxContextBytes, signal: req.signal });
+  const t0 = performance.now();
+  const o = { maxBytes: req.maxContextBytes, signal: req.signal };
+  const ctx = deps.contexts ? await deps.contexts.receive(req.context, o) : await receiveContext(deps.dataRoot, req.context, o);
+  log.debug('build context received', { bytes: ctx.size, ms: Math.round(performance.now() - t0) });
   try {
     const dfName = req.dockerfile || 'Dockerfile';
     const text = await readContextFile(ctx.dir, dfName);
@@ -172,7 +176,9 @@ async function runStage(s: BuildSession, stage: Stage, image: string): Promise<S
     s.say(`Step ${s.step}/${s.total} : ${raw.original}`);
     s.say('\n');
     const inst = s.deps.frontend.compileInstruction(raw, s.lookup(st), s.escape);
+    const t0 = performance.now();
     await runStep(s, st, inst);
+    log.debug('build step', { step: s.step, instruction: raw.original.slice(0, 80), ms: Math.round(performance.now() - t0) });
   }
   return st;
 }

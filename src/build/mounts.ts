@@ -140,6 +140,11 @@ async function cacheMount(s: BuildSession, m: Extract<RunMount, { type: 'cache' 
       cleanups.push(seed.release);
       id += `\0${seed.image ?? 'scratch'}\0${m.source ?? '/'}`;
     }
+    // uid/gid/mode set the new cache directory's own owner and mode (docs: default 0, 0, 0755 once one is
+    // given), seeded or not. They are part of what the cache starts from, so of its identity too, as in
+    // BuildKit (its cache dir is keyed by its base): a cache made as root is not handed to uid=1000.
+    const perms = m.uid !== undefined || m.gid !== undefined || m.mode !== undefined ? { uid: m.uid ?? 0, gid: m.gid ?? 0, mode: m.mode ?? 0o755 } : undefined;
+    if (perms) id += `\0${perms.uid}:${perms.gid}:${perms.mode.toString(8)}`;
     const base = path.join(s.deps.dataRoot, 'build', 'mounts', 'cache', createHash('sha256').update(id).digest('hex').slice(0, 32));
     if (m.sharing === 'locked') {
       let unlock!: () => void;
@@ -175,9 +180,11 @@ async function cacheMount(s: BuildSession, m: Extract<RunMount, { type: 'cache' 
           const abs = resolveInRoot(seed.root, m.source ?? '', m.source ?? '/');
           if (!abs || !fs.statSync(abs).isDirectory()) throw invalid(`cache mount source ${m.source ?? '/'} is not a directory in ${m.from}`);
           await exec(['cp', '-a', '--', `${abs}/.`, `${tmp}/`], { signal: s.signal });
-        } else {
-          await fsp.chmod(tmp, m.mode ?? 0o755);
-          await fsp.chown(tmp, m.uid ?? 0, m.gid ?? 0);
+        }
+        // chown before chmod: chown clears set-id bits. A seed without them keeps its source's.
+        if (perms || !seed) {
+          await fsp.chown(tmp, perms?.uid ?? 0, perms?.gid ?? 0);
+          await fsp.chmod(tmp, perms?.mode ?? 0o755);
         }
         await fsp.rename(tmp, dir);
       } catch (e) {

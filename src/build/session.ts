@@ -12,6 +12,7 @@ import type { AuthConfig } from '../registry/index.ts';
 import type { ProgressMessage } from '../registry/progress.ts';
 import type { BuildCache } from './cache.ts';
 import type { BuildContext } from './context.ts';
+import type { ContextCache } from './ctxcache.ts';
 import type { Dockerfile, Stage } from './dockerfile/types.ts';
 import { type StepImage } from './image.ts';
 import type { BuildOutput, BuildRequest, Frontend } from './types.ts';
@@ -22,6 +23,8 @@ export interface BuilderDeps {
   containers: ContainerService;
   frontend: Frontend;
   cache: BuildCache;
+  /** Contexts kept for the next build of the same upload (absent: each build unpacks its own). */
+  contexts?: ContextCache;
   pull(ref: string, o: { auth?: AuthConfig; signal?: AbortSignal; onProgress?: (m: ProgressMessage) => void }): Promise<ImageRecord>;
   /** Publishes an image event (tag) on the engine's bus. */
   tag(id: string, ref: string): Promise<void>;

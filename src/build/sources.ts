@@ -37,6 +37,8 @@ export interface PlanEntry {
   size: number;
   mtime: Date;
   linkTarget?: string;
+  /** Identity of a file read from an image's layers (inode, size, mtime, ctime): its content hash is remembered by it. */
+  stamp?: string;
 }
 
 const GLOB = /[*?[\\]/;
@@ -160,9 +162,9 @@ export function walkSource(root: SourceRoot, rel: string, src: string, destBase:
   const abs = resolveInRoot(root, rel, src)!;
   const st = fs.statSync(abs);
   if (st.isDirectory()) {
-    out.push(entry(abs, destBase, st));
+    out.push(entry(abs, destBase, st, root));
     walkDir(root, abs, rel, '', destBase, out);
-  } else if (st.isFile()) out.push(entry(abs, destBase, st));
+  } else if (st.isFile()) out.push(entry(abs, destBase, st, root));
   else throw invalid(`${src} is not a regular file or directory`);
 }
 
@@ -176,34 +178,70 @@ function walkDir(root: SourceRoot, absDir: string, relDir: string, below: string
     if (root.exclude && (root.exclude(rel, st.isDirectory()) || root.exclude(sub, st.isDirectory()))) continue;
     const dest = destDir ? `${destDir}/${name}` : name;
     if (st.isDirectory()) {
-      out.push(entry(abs, dest, st));
+      out.push(entry(abs, dest, st, root));
       walkDir(root, abs, rel, sub, dest, out);
-    } else if (st.isFile() || st.isSymbolicLink()) out.push(entry(abs, dest, st));
+    } else if (st.isFile() || st.isSymbolicLink()) out.push(entry(abs, dest, st, root));
     // sockets, fifos and devices are not copied
   }
 }
 
-function entry(abs: string, dest: string, st: fs.Stats): PlanEntry {
+function entry(abs: string, dest: string, st: fs.Stats, root: SourceRoot): PlanEntry {
   const type = st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : 'file';
-  return { abs, dest, type, mode: st.mode & 0o7777, size: st.size, mtime: st.mtime, ...(type === 'symlink' ? { linkTarget: fs.readlinkSync(abs, 'utf8') } : {}) };
+  const stamp = type === 'file' && !root.isContext ? `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}` : undefined;
+  return { abs, dest, type, mode: st.mode & 0o7777, size: st.size, mtime: st.mtime, ...(type === 'symlink' ? { linkTarget: fs.readlinkSync(abs, 'utf8') } : {}), ...(stamp ? { stamp } : {}) };
 }
 
-/** sha256 over the plan: path, type, mode, owner, content, link target. */
-export function planDigest(plan: PlanEntry[], owner: string, chmod: ModeFn | undefined): string {
+/** Content hashes of files under `root`, by absolute path, valid while the tree does not change (a kept context). */
+export interface HashMemo {
+  root: string;
+  map: Map<string, string>;
+}
+
+/** sha256 over the plan: path, type, mode, owner, link target, and each file's content hash. */
+export function planDigest(plan: PlanEntry[], owner: string, chmod: ModeFn | undefined, memo?: HashMemo): string {
   const h = createHash('sha256');
   h.update(`owner=${owner}\n`);
-  const buf = Buffer.allocUnsafe(1 << 20);
   for (const e of plan) {
     const mode = chmod ? chmod(e.mode, e.type === 'dir') : e.mode;
     h.update(`${e.type} ${JSON.stringify(e.dest)} ${mode.toString(8)} ${e.linkTarget ?? ''} ${e.size}\n`);
     if (e.type !== 'file') continue;
-    const fd = fs.openSync(e.abs, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
-    try {
-      let n: number;
-      while ((n = fs.readSync(fd, buf, 0, buf.length, null)) > 0) h.update(buf.subarray(0, n));
-    } finally {
-      fs.closeSync(fd);
+    const cacheable = memo && e.abs.startsWith(memo.root + '/');
+    let fh = cacheable ? memo.map.get(e.abs) : e.stamp ? layerHashes.get(e.stamp) : undefined;
+    if (fh === undefined) {
+      fh = fileHash(e.abs);
+      if (cacheable) memo.map.set(e.abs, fh);
+      else if (e.stamp) remember(e.stamp, fh);
     }
+    h.update(fh);
+  }
+  return h.digest('hex');
+}
+
+const buf = Buffer.allocUnsafe(1 << 20);
+
+/**
+ * Content hashes of files read through an image's mount (COPY --from), by
+ * inode, size, mtime and ctime: a committed layer's files never change, so
+ * the same file seen again (a rebuild whose source stage changed elsewhere)
+ * is not read again. A rewritten file, or another file on a reused inode,
+ * has another ctime.
+ */
+const layerHashes = new Map<string, string>();
+const MAX_LAYER_HASHES = 200_000;
+
+function remember(stamp: string, hash: string): void {
+  if (layerHashes.size >= MAX_LAYER_HASHES) layerHashes.delete(layerHashes.keys().next().value!);
+  layerHashes.set(stamp, hash);
+}
+
+function fileHash(abs: string): string {
+  const h = createHash('sha256');
+  const fd = fs.openSync(abs, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+  try {
+    let n: number;
+    while ((n = fs.readSync(fd, buf, 0, buf.length, null)) > 0) h.update(buf.subarray(0, n));
+  } finally {
+    fs.closeSync(fd);
   }
   return h.digest('hex');
 }

@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { BuildCache } from './cache.ts';
 import { EngineError } from '../common/errors.ts';
+import { log } from '../common/log.ts';
 import type { ImageRecord } from '../images/store.ts';
 import type { Instruction } from './dockerfile/types.ts';
 import { commitStep, stepImageOf } from './image.ts';
@@ -133,6 +134,7 @@ async function runInstruction(s: BuildSession, st: StageState, inst: Extract<Ins
   const mounts = await runMounts(s, st, inst.mounts, inst.pipeFile);
   try {
     const keep = s.req.rm === false;
+    const tRun = performance.now();
     const r = await runContainer(s.deps.containers, {
       image: st.img.record!.id, argv, env: [...env, ...mounts.env], user: st.img.config.config?.User, workdir: st.img.config.config?.WorkingDir,
       networkMode: network === 'default' ? 'bridge' : network, extraHosts: s.req.extraHosts, resources: s.req.resources,
@@ -147,7 +149,9 @@ async function runInstruction(s: BuildSession, st: StageState, inst: Extract<Ins
       const layers = st.img.record!.chainIds.map((c) => s.deps.images.snapshots.layerDir(c));
       const below = (p: string) => layers.some((l) => fs.existsSync(path.join(l, p)));
       dropMountStubs(r.upperDir, [...mounts.specs.map((m) => m.Target!).reverse(), ...RUNTIME_STUBS], below);
+      const tCommit = performance.now();
       const rec = await commitStep(s.deps.images, st.img, { runConfig: st.img.config.config ?? {}, createdBy, upperDir: r.upperDir, adoptUpper: !keep, signal: s.signal, sourceDateEpoch: s.epoch });
+      log.debug('build run', { runMs: Math.round(tCommit - tRun), commitMs: Math.round(performance.now() - tCommit) });
       await s.deps.cache.put(key, rec.id);
       await r.release();
       released = true;

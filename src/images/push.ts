@@ -63,10 +63,11 @@ async function pushTag(
   const config = parseImageConfig(configBytes);
   const manifestBytes = await images.content.read(rec.manifest.digest);
   const layers = rec.layers.map((d, i) => ({ desc: d, id: shortId(config.rootfs.diff_ids[i] ?? d.digest) }));
-  for (const l of layers) {
-    if (!(await images.content.has(l.desc.digest))) {
-      throw new EngineError('NOT_FOUND', `layer blob ${l.desc.digest} of ${familiarName({ ...ref, tag })} is not in the content store, so it cannot be pushed`);
-    }
+  for (let i = 0; i < layers.length; i++) {
+    await images.ensureLayerBlob(rec, i, opts.signal).catch((e: unknown) => {
+      if (!isEngineError(e, 'NOT_FOUND')) throw e;
+      throw new EngineError('NOT_FOUND', `layer blob ${layers[i]!.desc.digest} of ${familiarName({ ...ref, tag })} is not in the content store, so it cannot be pushed`);
+    });
   }
   // docker lists layers top-down.
   const order = [...layers].reverse();

@@ -65,6 +65,7 @@ export function saveImages(images: ImageService, refs: string[], signal?: AbortS
         layerDescs.push({ mediaType: MediaType.OciLayer, digest: diffId, size });
         if (written.has(name)) continue;
         written.add(name);
+        await images.ensureLayerBlob(rec, i, signal);
         const src = plain ? images.content.openRead(blob.digest) : decompress(images.content.openRead(blob.digest), layerCompression(blob.mediaType) ?? 'auto');
         await writeEntry(pack, { name, size, mode: 0o644, mtime: new Date(0) }, src, signal);
       }

@@ -4,6 +4,7 @@ import { EngineError } from '../common/errors.ts';
 import { KeyedMutex, SharedLock } from '../common/lock.ts';
 import { ContentStore } from '../content/store.ts';
 import { applyLayer, DEFAULT_MAX_BYTES } from '../archive/apply.ts';
+import { diffLayer } from '../archive/diff.ts';
 import type { Digest } from '../oci/digest.ts';
 import { layerCompression, MediaType } from '../oci/mediatypes.ts';
 import { formatReference, parseReference } from '../oci/reference.ts';
@@ -94,6 +95,26 @@ export class ImageService {
   }
 
   /**
+   * Makes sure a layer's blob is in the content store. A build step's layer
+   * is registered from its tree alone (see build/image.ts: its tar is hashed,
+   * not stored), so push and save make the tar again from the unpacked layer
+   * (diffLayer is deterministic for a tree, and a committed layer's tree
+   * never changes) and store it, verified against the layer's digest.
+   */
+  async ensureLayerBlob(rec: ImageRecord, i: number, signal?: AbortSignal): Promise<void> {
+    const desc = rec.layers[i]!;
+    if (await this.content.has(desc.digest)) return;
+    const chain = rec.chainIds[i]!;
+    await this.lease(() => this.unpackMutex.run(`blob ${desc.digest}`, async () => {
+      if (await this.content.has(desc.digest)) return;
+      if (layerCompression(desc.mediaType) !== 'none' || !(await this.snapshots.hasLayer(chain))) {
+        throw new EngineError('NOT_FOUND', `layer blob ${desc.digest} is not in the content store`);
+      }
+      await this.content.putStream(diffLayer(this.snapshots.layerDir(chain)), { digest: desc.digest, size: desc.size }, signal);
+    }));
+  }
+
+  /**
    * Runs `fn` with garbage collection held off. Everything that adds
    * references (a pull, load, import or commit until its image is
    * registered, a container create until its snapshot exists) holds one:
@@ -115,7 +136,8 @@ export class ImageService {
     const chain = chainIds(diffIds);
     let size = 0;
     for (let i = 0; i < chain.length; i++) {
-      if (!(await this.content.has(opts.layers[i]!.digest)) && !(await this.snapshots.hasLayer(chain[i]!))) {
+      const d = opts.layers[i]!.digest;
+      if (!opts.preApplied?.has(d) && !(await this.content.has(d)) && !(await this.snapshots.hasLayer(chain[i]!))) {
         throw new EngineError('NOT_FOUND', `layer ${opts.layers[i]!.digest} is missing from the content store`);
       }
       size += await this.unpackLayer(opts.layers[i]!, diffIds[i]!, chain[i]!, i ? chain[i - 1]! : null, opts.signal, opts.preApplied);
@@ -162,6 +184,14 @@ export class ImageService {
    * docker rmi: by name, removes that name (and the image when it was the
    * last); by ID, removes the image and its names, refusing with several
    * repositories unless forced. `inUse` says whether a container uses it.
+   *
+   * Parents, as dockerd does it: an image other images name as their parent
+   * (a build's step images, a commit's base) is never deleted ("cannot be
+   * forced - image has dependent child images"; by name it is only untagged),
+   * and deleting an image deletes its untagged parents in turn, up to the
+   * first one that has a name, another child or a container (`noPrune`
+   * keeps them). So `docker rmi` of a built image takes the build's
+   * intermediate images with it.
    */
   async remove(ref: string, opts: { force?: boolean; noPrune?: boolean; inUse?: (id: Digest) => string | undefined } = {}): Promise<RemoveResult> {
     const rec = this.store.resolve(ref);
@@ -179,8 +209,11 @@ export class ImageService {
         }
         return result;
       }
-    } else if (names.filter((n) => !n.includes('@')).length > 1 && !opts.force) {
-      throw new EngineError('CONFLICT', `conflict: unable to delete ${rec.id.slice(7, 19)} (must be forced) - image is referenced in multiple repositories`);
+    } else {
+      if (this.hasChildren(rec.id)) throw new EngineError('CONFLICT', `conflict: unable to delete ${rec.id.slice(7, 19)} (cannot be forced) - image has dependent child images`);
+      if (names.filter((n) => !n.includes('@')).length > 1 && !opts.force) {
+        throw new EngineError('CONFLICT', `conflict: unable to delete ${rec.id.slice(7, 19)} (must be forced) - image is referenced in multiple repositories`);
+      }
     }
     if (user) {
       if (!opts.force) {
@@ -194,10 +227,29 @@ export class ImageService {
       return result;
     }
     result.untagged.push(...names);
+    if (byName && this.hasChildren(rec.id)) {
+      // The last name of a parent image: dockerd untags it and keeps it for its children.
+      for (const n of names) await this.store.untag(n);
+      return result;
+    }
     await this.store.delete(rec.id);
     result.deleted.push(rec.id);
-    if (!opts.noPrune) await this.gc();
+    if (!opts.noPrune) {
+      for (let p = rec.parent; p; ) {
+        const parent = this.store.get(p);
+        if (!parent || this.store.namesOf(p).length || this.hasChildren(p) || opts.inUse?.(p)) break;
+        await this.store.delete(p);
+        result.deleted.push(p);
+        p = parent.parent;
+      }
+      await this.gc();
+    }
     return result;
+  }
+
+  /** Whether another image names this one as its parent. */
+  private hasChildren(id: Digest): boolean {
+    return this.store.list().some((r) => r.parent === id);
   }
 
   private nameFor(ref: string): string | undefined {
