@@ -5,7 +5,7 @@
  * removed on `down` (external ones never).
  */
 import { EngineError } from '../common/errors.ts';
-import type { ComposeBackend } from './backend.ts';
+import type { ComposeBackend, NetworkSummary, VolumeSummary } from './backend.ts';
 import * as L from './labels.ts';
 import type { Reporter } from './reporter.ts';
 import type { Project } from './types.ts';
@@ -22,10 +22,15 @@ export function usedResources(p: Project, services: string[]): { networks: strin
   return { networks: [...networks], volumes: [...volumes] };
 }
 
-export async function ensureNetworks(b: ComposeBackend, p: Project, keys: string[], r: Reporter): Promise<void> {
+/**
+ * `known`: the networks carrying the project's label, listed beforehand (one
+ * request instead of one inspect per network: the no-op `up` is mostly such
+ * round trips); a network not among them is inspected by name.
+ */
+export async function ensureNetworks(b: ComposeBackend, p: Project, keys: string[], r: Reporter, known: NetworkSummary[] = []): Promise<void> {
   await Promise.all(keys.map(async (key) => {
     const n = p.networks[key]!;
-    const found = await b.inspectNetwork(n.name);
+    const found = known.find((k) => k.name === n.name) ?? await b.inspectNetwork(n.name);
     if (n.external) {
       if (!found) throw new EngineError('NOT_FOUND', `network ${n.name} declared as external, but could not be found`);
       return;
@@ -51,10 +56,11 @@ export async function ensureNetworks(b: ComposeBackend, p: Project, keys: string
   }));
 }
 
-export async function ensureVolumes(b: ComposeBackend, p: Project, keys: string[], r: Reporter): Promise<void> {
+/** `known`: the volumes carrying the project's label, listed beforehand (as for ensureNetworks). */
+export async function ensureVolumes(b: ComposeBackend, p: Project, keys: string[], r: Reporter, known: VolumeSummary[] = []): Promise<void> {
   await Promise.all(keys.map(async (key) => {
     const v = p.volumes[key]!;
-    const found = await b.inspectVolume(v.name);
+    const found = known.find((k) => k.name === v.name) ?? await b.inspectVolume(v.name);
     if (v.external) {
       if (!found) throw new EngineError('NOT_FOUND', `external volume "${v.name}" not found`);
       return;
