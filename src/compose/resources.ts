@@ -79,11 +79,13 @@ export async function ensureVolumes(b: ComposeBackend, p: Project, keys: string[
 
 /** Removes the project's networks (found by label, so a project without its files still cleans up). */
 export async function removeNetworks(b: ComposeBackend, project: string, p: Project | undefined, r: Reporter): Promise<void> {
-  const names = new Set((await b.listNetworks(L.projectFilter(project))).map((n) => n.name));
+  const listed = await b.listNetworks(L.projectFilter(project));
+  const names = new Set(listed.map((n) => n.name));
   for (const n of Object.values(p?.networks ?? {})) if (!n.external) names.add(n.name);
-  for (const name of names) {
-    const found = await b.inspectNetwork(name);
-    if (!found || (found.labels[L.PROJECT] !== undefined && found.labels[L.PROJECT] !== project)) continue;
+  await Promise.all([...names].map(async (name) => {
+    // one the list found carries the project's label; any other is looked up by name
+    const found = listed.find((n) => n.name === name) ?? await b.inspectNetwork(name);
+    if (!found || (found.labels[L.PROJECT] !== undefined && found.labels[L.PROJECT] !== project)) return;
     r.event('Network', name, 'Removing');
     try {
       await b.removeNetwork(found.id);
@@ -91,16 +93,17 @@ export async function removeNetworks(b: ComposeBackend, project: string, p: Proj
       if (!(e instanceof EngineError && e.code === 'NOT_FOUND')) throw e;
     }
     r.event('Network', name, 'Removed');
-  }
+  }));
 }
 
 /** Removes the project's named volumes (`down -v`). */
 export async function removeVolumes(b: ComposeBackend, project: string, p: Project | undefined, r: Reporter): Promise<void> {
-  const names = new Set((await b.listVolumes(L.projectFilter(project))).map((v) => v.name));
+  const listed = await b.listVolumes(L.projectFilter(project));
+  const names = new Set(listed.map((v) => v.name));
   for (const v of Object.values(p?.volumes ?? {})) if (!v.external) names.add(v.name);
-  for (const name of names) {
-    const found = await b.inspectVolume(name);
-    if (!found || (found.labels[L.PROJECT] !== undefined && found.labels[L.PROJECT] !== project)) continue;
+  await Promise.all([...names].map(async (name) => {
+    const found = listed.find((v) => v.name === name) ?? await b.inspectVolume(name);
+    if (!found || (found.labels[L.PROJECT] !== undefined && found.labels[L.PROJECT] !== project)) return;
     r.event('Volume', name, 'Removing');
     try {
       await b.removeVolume(name);
@@ -108,5 +111,5 @@ export async function removeVolumes(b: ComposeBackend, project: string, p: Proje
       if (!(e instanceof EngineError && e.code === 'NOT_FOUND')) throw e;
     }
     r.event('Volume', name, 'Removed');
-  }
+  }));
 }
