@@ -3,9 +3,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
+import tarStream from 'tar-stream';
+import type { ComposeBackend } from './backend.ts';
 import { loadProject } from './load.ts';
 import { configHash } from './serialize.ts';
-import { containerPath } from './watch-sync.ts';
+import { applyBatch, containerPath } from './watch-sync.ts';
 import { Debouncer, matchChange, watchRules } from './watch.ts';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'compose-watch-'));
@@ -32,7 +34,7 @@ const WEB = `services:
         - path: ./web/src
           action: sync
           target: app/src
-          ignore: ["*.tmp", "gen/"]
+          ignore: ["*.tmp", "gen/", "**/*.bak"]
         - path: ./web/src/pages
           action: sync+exec
           target: /srv/pages
@@ -48,7 +50,7 @@ test('develop.watch is read with absolute paths, outside the config hash', () =>
   const { dir, p } = load(WEB);
   const rules = p.develop!.web!.watch;
   assert.equal(rules.length, 3);
-  assert.deepEqual(rules[0], { path: path.join(dir, 'web/src'), action: 'sync', target: '/app/src', ignore: ['*.tmp', 'gen/'] });
+  assert.deepEqual(rules[0], { path: path.join(dir, 'web/src'), action: 'sync', target: '/app/src', ignore: ['*.tmp', 'gen/', '**/*.bak'] });
   assert.deepEqual(rules[1]!.exec, { command: ['reload', 'now'], environment: { A: '1' } });
   assert.deepEqual(rules[1]!.include, ['*.html']);
   const plain = load(WEB.replace(/ {4}develop:[\s\S]*$/, '')).p;
@@ -106,4 +108,46 @@ test('the debouncer flushes once no event came for the quiet period, each key on
   await done;
   assert.deepEqual(batches, [['a2', 'b']]);
   d.stop();
+});
+
+test('a sync batch: one tar of what exists (a new directory with what each rule keeps of it), rm -rf of what is gone, then the exec rules', async () => {
+  const { dir, p } = load(WEB);
+  const src = path.join(dir, 'web/src');
+  fs.mkdirSync(path.join(src, 'pages/new'), { recursive: true });
+  fs.writeFileSync(path.join(src, 'main.js'), 'main');
+  fs.writeFileSync(path.join(src, 'pages/new/a.html'), 'a');
+  fs.writeFileSync(path.join(src, 'pages/new/old.bak'), 'no');
+  fs.writeFileSync(path.join(src, 'pages/new/b.css'), 'b');
+  const rules = watchRules(p);
+  const changes = [...matchChange(rules, path.join(src, 'main.js'), false), ...matchChange(rules, path.join(src, 'pages/new'), true), ...matchChange(rules, path.join(src, 'gone.js'), false)];
+  const calls: string[] = [];
+  const tars: Buffer[] = [];
+  const container = { id: 'c1', name: 'p-web-1', image: '', imageId: '', command: '', created: 0, state: 'running' as const, status: '', labels: { 'com.docker.compose.project': p.name, 'com.docker.compose.service': 'web', 'com.docker.compose.oneoff': 'False' }, ports: [] };
+  const b = {
+    listContainers: async () => [container],
+    exec: async (id: string, s: { cmd: string[]; env?: string[] }) => (calls.push(`exec ${id} ${s.cmd.join(' ')}${s.env ? ` [${s.env.join(',')}]` : ''}`), 0),
+    copyToContainer: async (id: string, at: string, tar: NodeJS.ReadableStream) => {
+      const chunks: Buffer[] = [];
+      for await (const c of tar) chunks.push(c as Buffer);
+      tars.push(Buffer.concat(chunks));
+      calls.push(`copy ${id} ${at}`);
+    },
+  } as unknown as ComposeBackend;
+  await applyBatch(b, p, 'web', changes, { event: () => {}, warn: () => {} }, { log: () => {} });
+  assert.deepEqual(calls, ['exec c1 rm -rf /app/src/gone.js', 'copy c1 /', 'exec c1 reload now [A=1]']);
+  const names: string[] = [];
+  const extract = tarStream.extract();
+  extract.on('entry', (h, s, next) => {
+    names.push(`${h.type} ${h.name}`);
+    s.resume();
+    s.on('end', next);
+  });
+  await new Promise<void>((res, rej) => {
+    extract.on('finish', () => res());
+    extract.on('error', rej);
+    extract.end(tars[0]);
+  });
+  // the directory event carries its tree, minus what each rule ignores or does not include (patterns are
+  // anchored at the rule's path, as in a .dockerignore: sync+exec's `*.html` names only its top level)
+  assert.deepEqual(names.sort(), ['directory app/src/pages/new', 'directory srv/pages/new', 'file app/src/main.js', 'file app/src/pages/new/a.html', 'file app/src/pages/new/b.css']);
 });

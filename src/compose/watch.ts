@@ -111,7 +111,8 @@ export function matchChange(rules: BoundRule[], hostPath: string, isDir: boolean
     if (!under(hostPath, r.rule.path)) continue;
     const rel = slash(path.relative(r.rule.path, hostPath));
     if (r.ignored(rel, isDir) || (!isDir && !r.included(rel))) continue;
-    out.push({ service: r.service, rule: r.rule, hostPath, ignored: r.ignored });
+    // what a directory's walk keeps: not ignored, and for files, included
+    out.push({ service: r.service, rule: r.rule, hostPath, skip: (p, dir) => r.ignored(p, dir) || (!dir && !r.included(p)) });
   }
   return out;
 }
@@ -165,7 +166,7 @@ export async function watchProject(b: ComposeBackend, p: Project, r: Reporter, o
   for (const br of rules.filter((x) => x.rule.initial_sync && x.rule.action.startsWith('sync') && fs.existsSync(x.rule.path))) {
     run(br.service, async () => {
       const list = (await b.listContainers(L.serviceFilter(p.name, br.service), { all: false })).filter((c) => c.state === 'running' && c.labels[L.ONEOFF] !== 'True');
-      await syncChanges(b, list, [{ rule: br.rule, hostPath: br.rule.path, ignored: br.ignored }]);
+      await syncChanges(b, list, [{ rule: br.rule, hostPath: br.rule.path, skip: (rel, dir) => br.ignored(rel, dir) || (!dir && !br.included(rel)) }]);
     });
   }
 
