@@ -8,7 +8,7 @@
 set -u
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(dirname "$BENCH_DIR")"
-ALL_BENCHES=(run-rm run-detached-50 load pull bridge build clones)
+ALL_BENCHES=(run-rm run-detached-50 load pull bridge build clones compose)
 source "$BENCH_DIR/lib.sh"
 
 usage() {
@@ -39,7 +39,7 @@ done
 
 # ---- packages: the peers and the tools the benches use ----
 need_pkgs=()
-for p in docker.io podman hyperfine jq busybox-static runc conmon skopeo docker-registry debootstrap curl postgresql-client; do
+for p in docker.io podman hyperfine jq busybox-static runc conmon skopeo docker-registry debootstrap curl postgresql-client docker-compose podman-compose; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need_pkgs+=("$p")
 done
 if ((${#need_pkgs[@]})); then

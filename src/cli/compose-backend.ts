@@ -191,6 +191,11 @@ export class ApiComposeBackend implements ComposeBackend {
     return { titles: r.Titles, processes: r.Processes ?? [] };
   }
 
+  async copyToContainer(id: string, dir: string, tar: Readable): Promise<void> {
+    const res = await this.client.request('PUT', `/containers/${enc(id)}/archive`, { query: { path: dir }, stream: tar });
+    res.resume();
+  }
+
   async exec(id: string, s: ExecSpec): Promise<number> {
     const size = s.tty ? currentSize() : undefined;
     const body = {

@@ -224,6 +224,11 @@ export interface ComposeBackend {
   waitContainer(id: string, signal?: AbortSignal): Promise<number>;
   logs(id: string, opts: { follow?: boolean; tail?: string; timestamps?: boolean; since?: string }, signal?: AbortSignal): AsyncIterable<LogChunk>;
   top(id: string): Promise<{ titles: string[]; processes: string[][] }>;
+  /**
+   * Extracts a tar stream into a directory of the container (PUT archive,
+   * what `docker cp` uses): a plain copy, missing parent directories made.
+   */
+  copyToContainer(id: string, dir: string, tar: Readable): Promise<void>;
   /** Runs a command in the container, relayed to this process's stdio; its exit code. */
   exec(id: string, spec: ExecSpec): Promise<number>;
   /** Attaches this process's stdio to a created container, starts it, relays until it ends (run). */

@@ -53,12 +53,19 @@ async function pull(b: ComposeBackend, s: Service, ref: string, r: Reporter, o: 
 export async function ensureImages(b: ComposeBackend, p: Project, services: string[], r: Reporter, o: ImageOptions = {}): Promise<Map<string, string>> {
   const ids = new Map<string, string>();
   const toBuild: Service[] = [];
+  // services sharing an image ask the engine about it once
+  const inspected = new Map<string, ReturnType<ComposeBackend['inspectImage']>>();
+  const inspect = (ref: string) => {
+    let pr = inspected.get(ref);
+    if (!pr) inspected.set(ref, (pr = b.inspectImage(ref)));
+    return pr;
+  };
   await Promise.all(services.map(async (name) => {
     const s = p.services[name]!;
     const ref = imageRef(p, s);
     const policy = o.pull ?? s.pull_policy ?? 'missing';
     if (s.build && !o.noBuild && (o.build || policy === 'build')) return void toBuild.push(s);
-    let img = policy === 'always' && s.image ? undefined : await b.inspectImage(ref);
+    let img = policy === 'always' && s.image ? undefined : await inspect(ref);
     if (!img) {
       if (s.build && !o.noBuild && policy !== 'always') return void toBuild.push(s);
       if (policy === 'never') throw new EngineError('NOT_FOUND', `service "${name}": image ${ref} not found and pull_policy is never`);

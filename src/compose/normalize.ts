@@ -5,6 +5,7 @@
  * name the service and the key.
  */
 import { EngineError } from '../common/errors.ts';
+import { type DevelopConfig, parseDevelop } from './develop.ts';
 import { parseDotenv } from './dotenv.ts';
 import { readBounded } from './files.ts';
 import { toMap } from './merge.ts';
@@ -57,8 +58,14 @@ function command(v: unknown, where: string): string[] | null | undefined {
 export function normalizeProject(raw: Tree, ctx: NormalizeContext): Project {
   const services: Record<string, Service> = {};
   const disabled: Record<string, Service> = {};
+  const develop: Record<string, DevelopConfig> = {};
   for (const [name, s] of Object.entries((raw.services ?? {}) as Record<string, Tree | null>)) {
     const svc = normalizeService(name, s ?? {}, ctx);
+    const dev = parseDevelop(name, s?.develop, ctx.workingDir);
+    if (dev) {
+      develop[name] = dev;
+      svc.develop = dev; // docker compose hashes it with the service
+    }
     const active = !svc.profiles?.length || ctx.explicit.includes(name) || ctx.profiles.includes('*') || svc.profiles.some((p) => ctx.profiles.includes(p));
     (active ? services : disabled)[name] = svc;
   }
@@ -89,6 +96,7 @@ export function normalizeProject(raw: Tree, ctx: NormalizeContext): Project {
     secrets: fileObjects(raw.secrets, ctx.name),
     configs: fileObjects(raw.configs, ctx.name),
     disabled,
+    ...(Object.keys(develop).length ? { develop } : {}),
     environment: ctx.environment,
   };
 }

@@ -5,7 +5,7 @@
  * removed on `down` (external ones never).
  */
 import { EngineError } from '../common/errors.ts';
-import type { ComposeBackend } from './backend.ts';
+import type { ComposeBackend, NetworkSummary, VolumeSummary } from './backend.ts';
 import * as L from './labels.ts';
 import type { Reporter } from './reporter.ts';
 import type { Project } from './types.ts';
@@ -22,10 +22,15 @@ export function usedResources(p: Project, services: string[]): { networks: strin
   return { networks: [...networks], volumes: [...volumes] };
 }
 
-export async function ensureNetworks(b: ComposeBackend, p: Project, keys: string[], r: Reporter): Promise<void> {
+/**
+ * `known`: the networks carrying the project's label, listed beforehand (one
+ * request instead of one inspect per network: the no-op `up` is mostly such
+ * round trips); a network not among them is inspected by name.
+ */
+export async function ensureNetworks(b: ComposeBackend, p: Project, keys: string[], r: Reporter, known: NetworkSummary[] = []): Promise<void> {
   await Promise.all(keys.map(async (key) => {
     const n = p.networks[key]!;
-    const found = await b.inspectNetwork(n.name);
+    const found = known.find((k) => k.name === n.name) ?? await b.inspectNetwork(n.name);
     if (n.external) {
       if (!found) throw new EngineError('NOT_FOUND', `network ${n.name} declared as external, but could not be found`);
       return;
@@ -51,10 +56,11 @@ export async function ensureNetworks(b: ComposeBackend, p: Project, keys: string
   }));
 }
 
-export async function ensureVolumes(b: ComposeBackend, p: Project, keys: string[], r: Reporter): Promise<void> {
+/** `known`: the volumes carrying the project's label, listed beforehand (as for ensureNetworks). */
+export async function ensureVolumes(b: ComposeBackend, p: Project, keys: string[], r: Reporter, known: VolumeSummary[] = []): Promise<void> {
   await Promise.all(keys.map(async (key) => {
     const v = p.volumes[key]!;
-    const found = await b.inspectVolume(v.name);
+    const found = known.find((k) => k.name === v.name) ?? await b.inspectVolume(v.name);
     if (v.external) {
       if (!found) throw new EngineError('NOT_FOUND', `external volume "${v.name}" not found`);
       return;
@@ -73,11 +79,13 @@ export async function ensureVolumes(b: ComposeBackend, p: Project, keys: string[
 
 /** Removes the project's networks (found by label, so a project without its files still cleans up). */
 export async function removeNetworks(b: ComposeBackend, project: string, p: Project | undefined, r: Reporter): Promise<void> {
-  const names = new Set((await b.listNetworks(L.projectFilter(project))).map((n) => n.name));
+  const listed = await b.listNetworks(L.projectFilter(project));
+  const names = new Set(listed.map((n) => n.name));
   for (const n of Object.values(p?.networks ?? {})) if (!n.external) names.add(n.name);
-  for (const name of names) {
-    const found = await b.inspectNetwork(name);
-    if (!found || (found.labels[L.PROJECT] !== undefined && found.labels[L.PROJECT] !== project)) continue;
+  await Promise.all([...names].map(async (name) => {
+    // one the list found carries the project's label; any other is looked up by name
+    const found = listed.find((n) => n.name === name) ?? await b.inspectNetwork(name);
+    if (!found || (found.labels[L.PROJECT] !== undefined && found.labels[L.PROJECT] !== project)) return;
     r.event('Network', name, 'Removing');
     try {
       await b.removeNetwork(found.id);
@@ -85,16 +93,17 @@ export async function removeNetworks(b: ComposeBackend, project: string, p: Proj
       if (!(e instanceof EngineError && e.code === 'NOT_FOUND')) throw e;
     }
     r.event('Network', name, 'Removed');
-  }
+  }));
 }
 
 /** Removes the project's named volumes (`down -v`). */
 export async function removeVolumes(b: ComposeBackend, project: string, p: Project | undefined, r: Reporter): Promise<void> {
-  const names = new Set((await b.listVolumes(L.projectFilter(project))).map((v) => v.name));
+  const listed = await b.listVolumes(L.projectFilter(project));
+  const names = new Set(listed.map((v) => v.name));
   for (const v of Object.values(p?.volumes ?? {})) if (!v.external) names.add(v.name);
-  for (const name of names) {
-    const found = await b.inspectVolume(name);
-    if (!found || (found.labels[L.PROJECT] !== undefined && found.labels[L.PROJECT] !== project)) continue;
+  await Promise.all([...names].map(async (name) => {
+    const found = listed.find((v) => v.name === name) ?? await b.inspectVolume(name);
+    if (!found || (found.labels[L.PROJECT] !== undefined && found.labels[L.PROJECT] !== project)) return;
     r.event('Volume', name, 'Removing');
     try {
       await b.removeVolume(name);
@@ -102,5 +111,5 @@ export async function removeVolumes(b: ComposeBackend, project: string, p: Proje
       if (!(e instanceof EngineError && e.code === 'NOT_FOUND')) throw e;
     }
     r.event('Volume', name, 'Removed');
-  }
+  }));
 }

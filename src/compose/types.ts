@@ -5,6 +5,7 @@
  * plain data (JSON-serializable) so `config` can print it and the config
  * hash can be computed from it.
  */
+import type { DevelopConfig } from './develop.ts';
 
 export interface Project {
   name: string;
@@ -18,6 +19,8 @@ export interface Project {
   configs: Record<string, FileObject>;
   /** Services defined but left out by their profiles. */
   disabled: Record<string, Service>;
+  /** The services' `develop` sections (watch rules), by service; outside Service so they are no part of its config hash. */
+  develop?: Record<string, DevelopConfig>;
   /** The environment the files were interpolated with (used by `run -e` defaults, COMPOSE_* settings). */
   environment: Record<string, string>;
 }
@@ -103,6 +106,8 @@ export interface Ulimit {
 
 export interface Service {
   name: string;
+  /** The watch rules (also in Project.develop, by service, for the watcher); part of the config hash, as in docker compose. */
+  develop?: DevelopConfig;
   image?: string;
   build?: BuildConfig;
   command?: string[] | null;

@@ -67,6 +67,7 @@ class FakeEngine {
       logs: async function* () {},
       top: async () => ({ titles: [], processes: [] }),
       exec: unsupported,
+      copyToContainer: unsupported,
       runAttached: unsupported,
       listNetworks: async (labels) => [...this.networks.values()].filter((n) => match(n.labels, labels)),
       inspectNetwork: async (name) => this.networks.get(name),

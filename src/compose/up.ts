@@ -61,10 +61,16 @@ export async function up(b: ComposeBackend, p: Project, r: Reporter, o: UpOption
     if (p.services[n]!.container_name && v > 1) throw new EngineError('INVALID_ARGUMENT', `service "${n}": container_name "${p.services[n]!.container_name}" cannot be used with --scale ${v}: container names must be unique`);
   }
   const used = usedResources(p, services);
-  await ensureNetworks(b, p, used.networks, r);
-  await ensureVolumes(b, p, used.volumes, r);
-  const images = await ensureImages(b, p, services, r, o);
-  const existing = await projectContainers(b, p.name);
+  // what the project has, asked for at once: on a no-op up these answers are all the engine work there is
+  const [networks, volumes, listed] = await Promise.all([
+    used.networks.length ? b.listNetworks(L.projectFilter(p.name)) : [], used.volumes.length ? b.listVolumes(L.projectFilter(p.name)) : [], projectContainers(b, p.name),
+  ]);
+  await ensureNetworks(b, p, used.networks, r, networks);
+  await ensureVolumes(b, p, used.volumes, r, volumes);
+  let slow = false;
+  const images = await ensureImages(b, p, services, { ...r, event: (...a) => ((slow = true), r.event(...a)) }, o);
+  // a pull or a build takes long enough for the containers to change meanwhile: list them again
+  const existing = slow ? await projectContainers(b, p.name) : listed;
   const orphans = existing.filter((c) => !p.services[c.labels[L.SERVICE] ?? ''] && !p.disabled[c.labels[L.SERVICE] ?? '']);
   if (orphans.length) {
     if (o.removeOrphans) {

@@ -21,6 +21,7 @@ import { ApiComposeBackend } from '../compose-backend.ts';
 import { type CliContext, collect, ExitError } from '../context.ts';
 import { composeMoreCommands } from './compose-more.ts';
 import { psCommand } from './compose-ps.ts';
+import { runWatch, watchCommand } from './compose-watch.ts';
 
 export interface GlobalFlags {
   file: string[];
@@ -108,7 +109,7 @@ interface UpFlags {
   // commander names a --no-X flag X (false when given)
   detach?: boolean; build?: boolean; forceRecreate?: boolean; recreate: boolean; deps: boolean; scale: string[]; wait?: boolean;
   waitTimeout?: string; removeOrphans?: boolean; abortOnContainerExit?: boolean; exitCodeFrom?: string; timeout?: string; pull?: string; start: boolean;
-  color: boolean; logPrefix: boolean;
+  color: boolean; logPrefix: boolean; watch?: boolean;
 }
 
 export function composeCommands(program: Command, ctx: CliContext): void {
@@ -145,12 +146,15 @@ export function composeCommands(program: Command, ctx: CliContext): void {
     .option('-t, --timeout <seconds>', 'use this timeout in seconds for container shutdown when attached or when containers are already running')
     .option('--no-color', 'produce monochrome output')
     .option('--no-log-prefix', "don't print prefix in logs")
+    .option('-w, --watch', 'watch source code and rebuild/refresh containers when files are updated')
     .action(cli.act(async (services: string[], o: UpFlags, cmd: Command) => {
       // --build and --no-build are both defined: build is true, false or unset
       const noBuild = o.build === false;
       const build = o.build === true;
       if (o.detach && (o.abortOnContainerExit || o.exitCodeFrom)) throw new EngineError('INVALID_ARGUMENT', '--abort-on-container-exit and --exit-code-from cannot be combined with --detach');
+      if (o.watch && (o.detach || o.wait)) throw new EngineError('INVALID_ARGUMENT', '--watch cannot be combined with --detach or --wait');
       const p = cli.project(cmd, services);
+      if (o.watch) (await import('../../compose/watch.ts')).watchRules(p, selectServices(p, services, !o.deps));
       const b = await cli.backend();
       const since = Math.floor(Date.now() / 1000);
       const timeout = o.timeout !== undefined ? intArg(o.timeout) : undefined;
@@ -173,6 +177,8 @@ export function composeCommands(program: Command, ctx: CliContext): void {
       };
       process.on('SIGINT', onSig);
       process.on('SIGTERM', onSig);
+      const stopWatch = new AbortController();
+      const watching = o.watch ? runWatch(b, p, reporter, { services: selected, signal: stopWatch.signal }).catch((e: unknown) => void process.stderr.write(`watch: ${(e as Error).message}\n`)) : undefined;
       try {
         const code = await attachedUp(b, { name: p.name, project: p }, printer, reporter, {
           services: selected, abortOnExit: o.abortOnContainerExit || !!o.exitCodeFrom, exitCodeFrom: o.exitCodeFrom, timeout, since, interrupt: interrupt.signal,
@@ -180,6 +186,8 @@ export function composeCommands(program: Command, ctx: CliContext): void {
         });
         if (code) throw new ExitError(code);
       } finally {
+        stopWatch.abort();
+        await watching;
         process.off('SIGINT', onSig);
         process.off('SIGTERM', onSig);
       }
@@ -259,5 +267,6 @@ export function composeCommands(program: Command, ctx: CliContext): void {
     }));
 
   psCommand(compose, cli);
+  watchCommand(compose, cli, reporter);
   composeMoreCommands(compose, cli, reporter);
 }
