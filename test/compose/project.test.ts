@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import { spawn } from 'node:child_process';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { freePort, run, type RunResult } from '../helpers/daemon.ts';
+import { freePort, keelBin, run, type RunResult } from '../helpers/daemon.ts';
 import { importDebian } from '../helpers/debian.ts';
 import { eventually, TestDaemon } from './helpers.ts';
 
@@ -160,6 +161,30 @@ test('keel compose: up --build after an edit of the app rebuilds it and recreate
   // the unchanged nginx finds the new web container by name
   await eventually(async () => (await items().catch(() => undefined))?.version === 'app v2', 'the rebuilt app behind nginx', 30_000);
   assert.deepEqual((await items()).rows, ['apple', 'pear']);
+});
+
+test('keel compose watch: an edit of the app is synced into the running web container, nothing recreated', async () => {
+  const before = await ids('threetier', 'web');
+  const watcher = spawn(process.execPath, [keelBin, '-H', `unix://${d.socket}`, 'compose', '-f', 'compose.yaml', '-f', 'compose.watch.yaml', 'watch', '--no-up'], {
+    cwd: dir, env: { ...process.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  watcher.stdout.on('data', (b: Buffer) => (output += b.toString()));
+  watcher.stderr.on('data', (b: Buffer) => (output += b.toString()));
+  const exited = new Promise<number | null>((r) => watcher.once('exit', (code) => r(code)));
+  try {
+    await eventually(async () => output.includes('Watch enabled') || watcher.exitCode !== null, 'compose watch to start', 60_000);
+    assert.equal(watcher.exitCode, null, output);
+    const cgi = path.join(dir, 'web', 'cgi-bin', 'items');
+    fs.writeFileSync(cgi, fs.readFileSync(cgi, 'utf8').replace('app v2', 'app v3'));
+    await eventually(async () => (await items().catch(() => undefined))?.version === 'app v3', 'the synced app behind nginx', 60_000);
+    assert.match(output, /Syncing service "web" after \d+ changes? w(as|ere) detected/);
+    assert.deepEqual(await ids('threetier', 'web'), before, 'web was recreated: watch should only sync');
+    assert.deepEqual((await items()).rows, ['apple', 'pear']);
+  } finally {
+    watcher.kill('SIGINT');
+  }
+  assert.equal(await exited, 0, output);
 });
 
 test('keel compose: down -v removes the volume with the project', async () => {
