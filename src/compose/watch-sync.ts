@@ -28,7 +28,7 @@ export interface Change {
   rule: WatchRule;
   hostPath: string;
   /** Whether a directory walk of hostPath leaves out a path (relative to the rule's path): ignored, or a file not included. */
-  skip: (rel: string, isDir: boolean) => boolean;
+  leftOut: (rel: string, isDir: boolean) => boolean;
 }
 
 /** A batch's bytes are held in memory on their way to the engine: more than this is refused (a rebuild rule fits such trees). */
@@ -69,7 +69,7 @@ function entriesOf(copies: Change[]): Entry[] {
       } catch {
         continue;
       }
-      if (!c.skip(rel, isDir)) add(c, child);
+      if (!c.leftOut(rel, isDir)) add(c, child);
     }
   };
   for (const c of copies) add(c, c.hostPath);

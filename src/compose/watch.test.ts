@@ -65,7 +65,7 @@ test('bad watch rules are refused with their location', () => {
   assert.throws(() => watchRules(load('services:\n  a:\n    image: x\n').p), /none of the selected services is configured for watch/);
 });
 
-test('a sync rule whose path is bind-mounted at its target is skipped with a warning', () => {
+test('a sync rule whose path is bind-mounted at its target is not synced, with a warning', () => {
   const { p } = load('services:\n  a:\n    image: x\n    volumes: ["./src:/app"]\n    develop:\n      watch:\n        - {path: ./src, action: sync, target: /app}\n        - {path: ./src, action: restart}\n');
   const warnings: string[] = [];
   const rules = watchRules(p, undefined, (m) => warnings.push(m));

@@ -48,6 +48,8 @@ interface BoundRule {
   /** Relative to the rule's path, `/` separators. */
   ignored: (rel: string, isDir: boolean) => boolean;
   included: (rel: string) => boolean;
+  /** What a directory's walk leaves out: ignored, or a file not included. */
+  leftOut: (rel: string, isDir: boolean) => boolean;
 }
 
 const slash = (p: string) => p.split(path.sep).join('/');
@@ -74,13 +76,10 @@ function bindRule(service: Service, rule: WatchRule): BoundRule {
   const include = rule.include?.length ? ignoreMatcher(rule.include) : undefined;
   // a rule on a single file matches by the file's own name
   const relFor = (rel: string) => rel || path.basename(rule.path);
-  return {
-    service: service.name,
-    rule,
-    ignored: (rel, isDir) => own(relFor(rel), isDir) || (context?.(rel, isDir) ?? false),
-    // include patterns name files; a directory is kept so what it holds can match
-    included: (rel) => !include || include(relFor(rel), false),
-  };
+  const ignored = (rel: string, isDir: boolean) => own(relFor(rel), isDir) || (context?.(rel, isDir) ?? false);
+  // include patterns name files; a directory is kept so what it holds can match
+  const included = (rel: string) => !include || include(relFor(rel), false);
+  return { service: service.name, rule, ignored, included, leftOut: (rel, isDir) => ignored(rel, isDir) || (!isDir && !included(rel)) };
 }
 
 /** The rules of the selected services, checked as docker compose checks them. */
@@ -110,9 +109,8 @@ export function matchChange(rules: BoundRule[], hostPath: string, isDir: boolean
   for (const r of rules) {
     if (!under(hostPath, r.rule.path)) continue;
     const rel = slash(path.relative(r.rule.path, hostPath));
-    if (r.ignored(rel, isDir) || (!isDir && !r.included(rel))) continue;
-    // what a directory's walk keeps: not ignored, and for files, included
-    out.push({ service: r.service, rule: r.rule, hostPath, skip: (p, dir) => r.ignored(p, dir) || (!dir && !r.included(p)) });
+    if (r.leftOut(rel, isDir)) continue;
+    out.push({ service: r.service, rule: r.rule, hostPath, leftOut: r.leftOut });
   }
   return out;
 }
@@ -166,7 +164,7 @@ export async function watchProject(b: ComposeBackend, p: Project, r: Reporter, o
   for (const br of rules.filter((x) => x.rule.initial_sync && x.rule.action.startsWith('sync') && fs.existsSync(x.rule.path))) {
     run(br.service, async () => {
       const list = (await b.listContainers(L.serviceFilter(p.name, br.service), { all: false })).filter((c) => c.state === 'running' && c.labels[L.ONEOFF] !== 'True');
-      await syncChanges(b, list, [{ rule: br.rule, hostPath: br.rule.path, skip: (rel, dir) => br.ignored(rel, dir) || (!dir && !br.included(rel)) }]);
+      await syncChanges(b, list, [{ rule: br.rule, hostPath: br.rule.path, leftOut: br.leftOut }]);
     });
   }
 
@@ -179,12 +177,12 @@ export async function watchProject(b: ComposeBackend, p: Project, r: Reporter, o
   const { watch } = await import('chokidar');
   const roots = [...new Set(rules.map((x) => x.rule.path))];
   // a tree is left unwatched only when every rule that covers it ignores it
-  const skip = (abs: string, stats?: fs.Stats) => {
+  const unwatched = (abs: string, stats?: fs.Stats) => {
     if (!stats?.isDirectory()) return false;
     const covering = rules.filter((x) => under(abs, x.rule.path) && abs !== x.rule.path);
     return covering.length > 0 && covering.every((x) => x.ignored(slash(path.relative(x.rule.path, abs)), true));
   };
-  const watcher = watch(roots, { ignoreInitial: true, ignored: skip, persistent: true, followSymlinks: false });
+  const watcher = watch(roots, { ignoreInitial: true, ignored: unwatched, persistent: true, followSymlinks: false });
   const onEvent = (isDir: boolean) => (file: string) => {
     const abs = path.resolve(file);
     for (const c of matchChange(rules, abs, isDir)) debouncer.add(`${c.service}\0${rules.findIndex((x) => x.rule === c.rule)}\0${abs}`, c);
