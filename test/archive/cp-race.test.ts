@@ -10,7 +10,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
@@ -66,28 +65,6 @@ async function dockerBytes(args: string[]): Promise<{ code: number; out: Buffer;
 
 function noSecret(buf: Buffer, what: string): void {
   assert.ok(!buf.includes(SECRET), `${what} contains a host file`);
-}
-
-/** GET archive straight to the API (far cheaper than a docker CLI run, so a race gets many more tries). */
-function getArchive(id: string, p: string): Promise<{ status: number; body: Buffer }> {
-  return new Promise((resolve, reject) => {
-    http.get({ socketPath: d.socket, path: `/v1.41/containers/${id}/archive?path=${encodeURIComponent(p)}` }, (res) => {
-      const parts: Buffer[] = [];
-      res.on('data', (c: Buffer) => parts.push(c)).on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(parts) })).on('error', reject);
-    }).on('error', reject);
-  });
-}
-
-/** PUT archive straight to the API (the docker CLI always sends noOverwriteDirNonDir=true). */
-function putArchive(id: string, dir: string, tar: Buffer, query = ''): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ socketPath: d.socket, method: 'PUT', path: `/v1.41/containers/${id}/archive?path=${encodeURIComponent(dir)}${query}`, headers: { 'Content-Type': 'application/x-tar', 'Content-Length': tar.length } }, (res) => {
-      let body = '';
-      res.setEncoding('utf8').on('data', (c: string) => (body += c)).on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('error', reject);
-    req.end(tar);
-  });
 }
 
 test('a container swapping a directory with a symlink to the host: cp in/out, export and commit stay inside', async () => {
@@ -148,11 +125,11 @@ test('a host user swapping directories with symlinks in its bind-mount source: c
     const tar = await packTar([{ name: 'cp-in-bind.txt', body: 'copied' }, { name: 'sub/', type: 'directory' }, { name: 'sub/x', body: 'x' }]);
     for (let i = 0; i < 25; i++) {
       // Each walk of /data passes every swapped directory: PAIRS chances per copy to be led outside.
-      const out = await getArchive(id, '/data');
+      const out = await d.getArchive(id, '/data');
       assert.equal(out.status, 200);
       noSecret(out.body, 'GET archive /data');
-      noSecret((await getArchive(id, `/data/d${i % PAIRS}/.`)).body, 'GET archive of a raced directory');
-      await putArchive(id, `/data/d${i % PAIRS}`, tar);
+      noSecret((await d.getArchive(id, `/data/d${i % PAIRS}/.`)).body, 'GET archive of a raced directory');
+      await d.putArchive(id, `/data/d${i % PAIRS}`, tar);
       if (i % 8 === 0) {
         noSecret((await dockerBytes(['cp', `${id}:/data`, '-'])).out, 'docker cp /data out');
         await d.docker(['cp', src, `${id}:/data/d${i % PAIRS}/`]);
@@ -190,7 +167,7 @@ test('FIFOs (also swapped in for a file) never block cp out, export or the daemo
   try {
     for (let i = 0; i < 25; i++) {
       for (const p of ['/data', '/data/file', '/data/fifo', '/pipe']) {
-        const out = await getArchive(id, p);
+        const out = await d.getArchive(id, p);
         assert.ok(out.status === 200 || out.status === 404, `GET archive ${p}: ${out.status} ${out.body}`);
       }
       if (i % 10 === 0) {
@@ -237,14 +214,14 @@ test('docker cp into a container is a copy, not a layer: whiteout names are file
   assert.equal(fs.readFileSync(path.join(vol, 'keep'), 'utf8'), 'kept');
   assert.equal((await d.docker(['exec', id, 'cat', '/data/keep'])).stdout, 'kept');
   // Straight to the API without noOverwriteDirNonDir: still no file over a directory; a directory may replace a file.
-  const fileOverDir = await putArchive(id, '/', await packTar([{ name: 'dir', body: 'file' }]));
+  const fileOverDir = await d.putArchive(id, '/', await packTar([{ name: 'dir', body: 'file' }]));
   assert.equal(fileOverDir.status, 400, fileOverDir.body);
-  const dirOverFile = await putArchive(id, '/', await packTar([{ name: 'x/', type: 'directory' }, { name: 'x/y', body: 'y' }]));
+  const dirOverFile = await d.putArchive(id, '/', await packTar([{ name: 'x/', type: 'directory' }, { name: 'x/y', body: 'y' }]));
   assert.equal(dirOverFile.status, 200, dirOverFile.body);
   assert.equal((await d.docker(['exec', id, 'cat', '/x/y'])).stdout, 'y');
   // With noOverwriteDirNonDir (what the CLI sends), a directory does not replace a file either.
   await d.docker(['exec', id, 'sh', '-c', 'echo f > /z']);
-  const noOver = await putArchive(id, '/', await packTar([{ name: 'z/', type: 'directory' }]), '&noOverwriteDirNonDir=true');
+  const noOver = await d.putArchive(id, '/', await packTar([{ name: 'z/', type: 'directory' }]), '&noOverwriteDirNonDir=true');
   assert.equal(noOver.status, 400, noOver.body);
   assert.equal((await d.docker(['exec', id, 'cat', '/z'])).stdout, 'f\n');
   await d.docker(['rm', '-f', id]);

@@ -141,6 +141,29 @@ export class TestDaemon {
     await exited;
   }
 
+  /** GET /containers/{id}/archive straight to the API (far cheaper than a docker CLI run, so a race gets many more tries). */
+  getArchive(id: string, p: string): Promise<{ status: number; body: Buffer }> {
+    return new Promise((resolve, reject) => {
+      http.get({ socketPath: this.socket, path: `/v1.41/containers/${id}/archive?path=${encodeURIComponent(p)}` }, (res) => {
+        const parts: Buffer[] = [];
+        res.on('data', (c: Buffer) => parts.push(c)).on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(parts) })).on('error', reject);
+      }).on('error', reject);
+    });
+  }
+
+  /** PUT /containers/{id}/archive straight to the API (the docker CLI always sends noOverwriteDirNonDir=true; `query` adds such flags). */
+  putArchive(id: string, dir: string, tar: Buffer, query = ''): Promise<{ status: number; body: string }> {
+    return new Promise((resolve, reject) => {
+      const url = `/v1.41/containers/${id}/archive?path=${encodeURIComponent(dir)}${query}`;
+      const req = http.request({ socketPath: this.socket, method: 'PUT', path: url, headers: { 'Content-Type': 'application/x-tar', 'Content-Length': tar.length } }, (res) => {
+        let body = '';
+        res.setEncoding('utf8').on('data', (c: string) => (body += c)).on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      req.on('error', reject);
+      req.end(tar);
+    });
+  }
+
   keel(args: string[], opts: { input?: string | Buffer; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<RunResult> {
     return run([process.execPath, keelBin, '-H', `unix://${this.socket}`, ...args], opts);
   }

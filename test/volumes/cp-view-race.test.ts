@@ -13,7 +13,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
@@ -98,26 +97,6 @@ function noSecret(buf: Buffer, what: string): void {
   assert.ok(!buf.includes(SECRET), `${what} contains a host file`);
 }
 
-function getArchive(id: string, p: string): Promise<{ status: number; body: Buffer }> {
-  return new Promise((resolve, reject) => {
-    http.get({ socketPath: d.socket, path: `/v1.41/containers/${id}/archive?path=${encodeURIComponent(p)}` }, (res) => {
-      const parts: Buffer[] = [];
-      res.on('data', (c: Buffer) => parts.push(c)).on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(parts) })).on('error', reject);
-    }).on('error', reject);
-  });
-}
-
-function putArchive(id: string, dir: string, tar: Buffer): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ socketPath: d.socket, method: 'PUT', path: `/v1.41/containers/${id}/archive?path=${encodeURIComponent(dir)}`, headers: { 'Content-Type': 'application/x-tar', 'Content-Length': tar.length } }, (res) => {
-      let body = '';
-      res.setEncoding('utf8').on('data', (c: string) => (body += c)).on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('error', reject);
-    req.end(tar);
-  });
-}
-
 async function ok(args: string[]): Promise<string> {
   const r = await d.docker(args);
   assert.equal(r.code, 0, `docker ${args.join(' ')}: ${r.stderr}`);
@@ -154,12 +133,12 @@ test('cp in and out of a container whose nested mount points are raced (a sharin
       // Where a raced name leads at each instant decides what a copy finds (404s and 400s are fair): only where it
       // may never lead (the host directory) and what may never stay (a mount) are checked here.
       for (const p of ['/data/sub', '/bind/sub', '/data', '/bind']) {
-        const out = await getArchive(id, p);
+        const out = await d.getArchive(id, p);
         assert.ok(out.status === 200 || out.status === 404, `GET ${p}: ${out.status}`);
         noSecret(out.body, `GET archive ${p}`);
       }
       // Two at a time: PUTs beside a GET of one container, each with its own view.
-      const [put1, put2, get] = await Promise.all([putArchive(id, '/data/sub', tar), putArchive(id, '/bind/sub', tar), getArchive(id, '/')]);
+      const [put1, put2, get] = await Promise.all([d.putArchive(id, '/data/sub', tar), d.putArchive(id, '/bind/sub', tar), d.getArchive(id, '/')]);
       for (const put of [put1, put2]) assert.ok([200, 400, 404].includes(put.status), `PUT: ${put.status} ${put.body}`);
       noSecret(get.body, 'GET archive /');
       if (i % 10 === 0) {
@@ -183,8 +162,8 @@ test('cp in and out of a container whose nested mount points are raced (a sharin
     fs.renameSync(path.join(dir, 's'), path.join(dir, 'sub'));
     fs.renameSync(path.join(dir, 'tmp'), path.join(dir, 's'));
   }
-  assert.equal((await putArchive(id, '/data/sub', tar)).status, 200);
-  assert.equal((await putArchive(id, '/bind/sub', tar)).status, 200);
+  assert.equal((await d.putArchive(id, '/data/sub', tar)).status, 200);
+  assert.equal((await d.putArchive(id, '/bind/sub', tar)).status, 200);
   await ok(['cp', src, `${id}:/data/sub/`]);
   await ok(['cp', `${id}:/data/sub/cp-view.txt`, path.join(d.dir, 'out.txt')]);
   assert.equal(fs.readFileSync(path.join(d.dir, 'out.txt'), 'utf8'), 'copied\n');
@@ -202,19 +181,19 @@ test('many cp calls, two at a time, on a running container with a volume, a bind
   const baseline = daemonMounts();
   const tar = await packTar([{ name: 'f.txt', body: 'f' }]);
   for (let i = 0; i < 25; i++) {
-    const [a, b, c] = await Promise.all([putArchive(id, '/data', tar), getArchive(id, '/etc/hosts'), getArchive(id, '/bind')]);
+    const [a, b, c] = await Promise.all([d.putArchive(id, '/data', tar), d.getArchive(id, '/etc/hosts'), d.getArchive(id, '/bind')]);
     assert.equal(a.status, 200, a.body);
     assert.equal(b.status, 200);
     assert.equal(c.status, 200);
     // A read-only bind stays read-only in the view.
-    assert.equal((await putArchive(id, '/bind', tar)).status >= 400, true);
+    assert.equal((await d.putArchive(id, '/bind', tar)).status >= 400, true);
   }
   assert.deepEqual(fs.readdirSync(bind), []);
   assert.equal(fs.readFileSync(path.join(d.dataRoot, 'volumes/runvol/_data/f.txt'), 'utf8'), 'f');
   // A copy never unlinks a mount point (docker: "device or resource busy"); in the detached view the kernel would
   // let it, and take the container's own /etc/hosts mount with it.
   const hosts = await ok(['exec', id, 'cat', '/etc/hosts']);
-  const over = await putArchive(id, '/', await packTar([{ name: 'etc/hosts', body: 'replaced' }]));
+  const over = await d.putArchive(id, '/', await packTar([{ name: 'etc/hosts', body: 'replaced' }]));
   assert.ok(over.status >= 400 && /busy|mount point/.test(over.body), `${over.status} ${over.body}`);
   assert.equal(await ok(['exec', id, 'cat', '/etc/hosts']), hosts);
   assert.equal(await ok(['exec', id, 'sh', '-c', 'grep -c " /etc/hosts " /proc/mounts']), '1');
@@ -245,8 +224,8 @@ test('a host user swapping the bind source itself for a symlink while the contai
   let refused = 0;
   try {
     for (let i = 0; i < 30; i++) {
-      const put = await putArchive(id, '/data', tar);
-      const get = await getArchive(id, '/data');
+      const put = await d.putArchive(id, '/data', tar);
+      const get = await d.getArchive(id, '/data');
       noSecret(get.body, 'GET archive /data');
       for (const r of [put, get]) {
         if (r.status === 409) refused++;
