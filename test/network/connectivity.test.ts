@@ -11,7 +11,7 @@ before(async () => {
   h = await harness();
   outside = await outsideNs(h.root, h.tag, h.octet);
   // A TCP service on the "outside" host answering every connection.
-  stopServer = await serveInNs(outside.netns, [BB, 'nc', '-ll', '-p', '7000', '-e', BB, 'echo', 'hello-outside']);
+  stopServer = await serveInNs(outside.netns, 7000, [BB, 'nc', '-ll', '-p', '7000', '-e', BB, 'echo', 'hello-outside']);
 });
 
 after(async () => {

@@ -6,6 +6,7 @@ import { exec } from '../../src/common/exec.ts';
 import { newId } from '../../src/common/ids.ts';
 import { NetworkManager, type NetworkManagerOptions } from '../../src/network/index.ts';
 import { TestDaemon } from '../helpers/daemon.ts';
+import { until } from '../helpers/wait.ts';
 
 /**
  * A NetworkManager in its own temp roots, with its own bridge names, iptables
@@ -91,20 +92,32 @@ export async function outsideNs(root: string, tag: string, octet: number): Promi
   };
 }
 
-/** Starts a long-running program inside a netns; returns a stopper. */
-export async function serveInNs(netns: string, argv: string[]): Promise<() => void> {
+/**
+ * Starts a long-running server inside a netns and returns a stopper once it
+ * listens on `port` (a fixed sleep was not enough on a loaded CI machine).
+ */
+export async function serveInNs(netns: string, port: number, argv: string[]): Promise<() => void> {
   const { spawn } = await import('node:child_process');
   const p = spawn('nsenter', [`--net=${netns}`, ...argv], { stdio: 'ignore' });
-  await new Promise((r) => setTimeout(r, 150));
-  if (p.exitCode !== null) throw new Error(`${argv.join(' ')} exited at once with ${p.exitCode}`);
-  return () => p.kill('SIGKILL');
+  const stop = () => p.kill('SIGKILL');
+  try {
+    await until(`${argv.join(' ')} listening on ${port}`, async () => {
+      if (p.exitCode !== null) throw new Error(`${argv.join(' ')} exited at once with ${p.exitCode}`);
+      const ss = await exec(['nsenter', `--net=${netns}`, 'ss', '-Hltn', `sport = :${port}`], { allowFailure: true });
+      return ss.stdout.trim() !== '';
+    }, { timeoutMs: 10_000 });
+  } catch (e) {
+    stop();
+    throw e;
+  }
+  return stop;
 }
 
 /** An httpd serving `body` at / inside the netns on `port`. */
 export async function httpdInNs(netns: string, root: string, port: number, body: string): Promise<() => void> {
   const dir = await fsp.mkdtemp(path.join(root, 'www-'));
   await fsp.writeFile(path.join(dir, 'index.html'), body);
-  return serveInNs(netns, [BB, 'httpd', '-f', '-p', String(port), '-h', dir]);
+  return serveInNs(netns, port, [BB, 'httpd', '-f', '-p', String(port), '-h', dir]);
 }
 
 /** busybox 1.35's wget crashes with -T here, so the timeout is exec's. */
