@@ -12,14 +12,21 @@ import tseslint from 'typescript-eslint';
 const LAYERS = {
   common: 0,
   oci: 1,
-  content: 2, archive: 2, snapshots: 2,
-  registry: 3, images: 3,
-  runtime: 4, network: 4, volumes: 4,
+  content: 2,
+  archive: 2,
+  snapshots: 2,
+  registry: 3,
+  images: 3,
+  runtime: 4,
+  network: 4,
+  volumes: 4,
   containers: 5,
   build: 6,
   engine: 7,
   compose: 8,
-  api: 9, cli: 9, client: 9,
+  api: 9,
+  cli: 9,
+  client: 9,
   // The daemon process: wires the engine to the API server, above both front ends.
   daemon: 10,
 };
@@ -59,7 +66,10 @@ export default tseslint.config(
     linterOptions: { reportUnusedDisableDirectives: 'error' },
     rules: {
       // node:test's test() and describe() return promises the runner awaits itself.
-      '@typescript-eslint/no-floating-promises': ['error', { allowForKnownSafeCalls: [{ from: 'package', package: 'node:test', name: ['test', 'describe', 'it', 'suite'] }] }],
+      '@typescript-eslint/no-floating-promises': [
+        'error',
+        { allowForKnownSafeCalls: [{ from: 'package', package: 'node:test', name: ['test', 'describe', 'it', 'suite'] }] },
+      ],
       '@typescript-eslint/no-misused-promises': 'error',
     },
   },

@@ -98,7 +98,10 @@ function quantile(sorted: number[], q: number): number {
 }
 
 function median(values: number[]): number {
-  return quantile([...values].sort((a, b) => a - b), 0.5);
+  return quantile(
+    [...values].sort((a, b) => a - b),
+    0.5,
+  );
 }
 
 function withFigures(r: Row): Figure {
@@ -122,7 +125,14 @@ function pairedRatio(keel: Figure, row: Figure): PairedRatio | undefined {
   }
   if (ratios.length < 2) return undefined;
   ratios.sort((a, b) => a - b);
-  return { n: ratios.length, median: quantile(ratios, 0.5), q1: quantile(ratios, 0.25), q3: quantile(ratios, 0.75), min: ratios[0], max: ratios[ratios.length - 1] };
+  return {
+    n: ratios.length,
+    median: quantile(ratios, 0.5),
+    q1: quantile(ratios, 0.25),
+    q3: quantile(ratios, 0.75),
+    min: ratios[0],
+    max: ratios[ratios.length - 1],
+  };
 }
 
 /** The row keel is compared by: keel through the docker CLI, else keel's own CLI. */
@@ -154,7 +164,9 @@ function table(figures: Figure[]): string {
   const benches = [...new Set(figures.map((f) => f.bench))];
   for (const bench of benches) {
     out.push(`\n### ${bench}\n`);
-    out.push('| measure | engine (client) | median | mean ± σ | min…max | runs | keel ÷ this | paired keel ÷ this: median [IQR] (min…max, n) | vs baseline | target |');
+    out.push(
+      '| measure | engine (client) | median | mean ± σ | min…max | runs | keel ÷ this | paired keel ÷ this: median [IQR] (min…max, n) | vs baseline | target |',
+    );
     out.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---|');
     const rows = figures.filter((f) => f.bench === bench);
     for (const group of [...new Set(rows.map((r) => r.group))]) {
@@ -170,7 +182,9 @@ function table(figures: Figure[]): string {
         const note = r.note ? ` — ${r.note}` : '';
         const p = r.pairedRatio;
         const paired = p ? `${p.median.toFixed(2)} [${p.q1.toFixed(2)}–${p.q3.toFixed(2)}] (${p.min.toFixed(2)}…${p.max.toFixed(2)}, ${p.n})` : '';
-        out.push(`| ${cell(group + note)} | ${who} | ${fmt(r.median, r.unit)} | ${spread} | ${range} | ${r.runs ?? ''} | ${ratio} | ${paired} | ${baselineCell(r)} | ${targetCell(r)} |`);
+        out.push(
+          `| ${cell(group + note)} | ${who} | ${fmt(r.median, r.unit)} | ${spread} | ${range} | ${r.runs ?? ''} | ${ratio} | ${paired} | ${baselineCell(r)} | ${targetCell(r)} |`,
+        );
       }
     }
   }
@@ -197,7 +211,16 @@ function saveBaseline(file: string, old: Baseline | undefined, meta: unknown, fi
   const rows: BaselineRow[] = (old?.rows ?? []).filter((r) => !ran.has(r.bench));
   for (const f of figures) {
     if (f.error || f.median === undefined) continue;
-    rows.push({ bench: f.bench, group: f.group, engine: f.engine, client: f.client, unit: f.unit, median: f.median, keelRatio: f.keelRatio, pairedRatio: f.pairedRatio });
+    rows.push({
+      bench: f.bench,
+      group: f.group,
+      engine: f.engine,
+      client: f.client,
+      unit: f.unit,
+      median: f.median,
+      keelRatio: f.keelRatio,
+      pairedRatio: f.pairedRatio,
+    });
   }
   const tmp = `${file}.tmp`;
   fs.writeFileSync(tmp, JSON.stringify({ meta, rows }, null, 2) + '\n');
@@ -237,9 +260,20 @@ function main(argv: string[]): number {
   const meta: unknown = fs.existsSync(metaFile) ? JSON.parse(fs.readFileSync(metaFile, 'utf8')) : {};
   const text = table(figures);
   fs.mkdirSync(path.dirname(resultsFile), { recursive: true });
-  fs.writeFileSync(resultsFile, JSON.stringify({ meta, rows: figures.map((f) => ({ ...f, hyperfine: undefined, samples: f.hyperfine ? samples(f.hyperfine) : undefined })), table: text }, null, 2) + '\n');
-  const base = baseline ? `vs baseline: this median ÷ the baseline's (${baselineFile}, ${JSON.stringify((baseline.meta as { date?: string }).date ?? '')}); across runs, so host load moves it: compare the keel ratios.` : 'no baseline to compare with.';
-  process.stdout.write(`${text}\n\nkeel ÷ this < 1 means keel is faster (or smaller). Paired: keel's round median ÷ this row's, round by round (the engines alternate). ${base}\nResults: ${resultsFile}\n`);
+  fs.writeFileSync(
+    resultsFile,
+    JSON.stringify(
+      { meta, rows: figures.map((f) => ({ ...f, hyperfine: undefined, samples: f.hyperfine ? samples(f.hyperfine) : undefined })), table: text },
+      null,
+      2,
+    ) + '\n',
+  );
+  const base = baseline
+    ? `vs baseline: this median ÷ the baseline's (${baselineFile}, ${JSON.stringify((baseline.meta as { date?: string }).date ?? '')}); across runs, so host load moves it: compare the keel ratios.`
+    : 'no baseline to compare with.';
+  process.stdout.write(
+    `${text}\n\nkeel ÷ this < 1 means keel is faster (or smaller). Paired: keel's round median ÷ this row's, round by round (the engines alternate). ${base}\nResults: ${resultsFile}\n`,
+  );
   if (saveTo) {
     saveBaseline(saveTo, baseline, meta, figures);
     process.stdout.write(`baseline saved: ${saveTo}\n`);

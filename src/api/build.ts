@@ -65,19 +65,33 @@ export function buildRequestFrom(req: IncomingMessage, q: URLSearchParams): Omit
   const outputs = q.get('outputs');
   if (outputs && outputs !== '[]') throw invalid('outputs are a BuildKit feature; keel stores the image');
   const buildArgs = jsonParam<Record<string, string | null>>(q, 'buildargs');
-  if (buildArgs !== undefined && (typeof buildArgs !== 'object' || Array.isArray(buildArgs) || Object.values(buildArgs).some((v) => v !== null && typeof v !== 'string'))) {
+  if (
+    buildArgs !== undefined &&
+    (typeof buildArgs !== 'object' || Array.isArray(buildArgs) || Object.values(buildArgs).some((v) => v !== null && typeof v !== 'string'))
+  ) {
     throw invalid('buildargs must be a JSON object of strings (or null)');
   }
   const labels = jsonParam<Record<string, string>>(q, 'labels');
   if (labels !== undefined && (typeof labels !== 'object' || Array.isArray(labels))) throw invalid('labels must be a JSON object');
   const cacheFrom = jsonParam<string[]>(q, 'cachefrom');
   const resources: Record<string, unknown> = {};
-  const ints: [string, string][] = [['memory', 'Memory'], ['memswap', 'MemorySwap'], ['cpushares', 'CpuShares'], ['cpuperiod', 'CpuPeriod'], ['cpuquota', 'CpuQuota'], ['shmsize', 'ShmSize']];
+  const ints: [string, string][] = [
+    ['memory', 'Memory'],
+    ['memswap', 'MemorySwap'],
+    ['cpushares', 'CpuShares'],
+    ['cpuperiod', 'CpuPeriod'],
+    ['cpuquota', 'CpuQuota'],
+    ['shmsize', 'ShmSize'],
+  ];
   for (const [k, f] of ints) {
     const n = qInt(q, k);
     if (n) resources[f] = n;
   }
-  for (const [k, f] of [['cpusetcpus', 'CpusetCpus'], ['cpusetmems', 'CpusetMems'], ['cgroupparent', 'CgroupParent']] as const) {
+  for (const [k, f] of [
+    ['cpusetcpus', 'CpusetCpus'],
+    ['cpusetmems', 'CpusetMems'],
+    ['cgroupparent', 'CgroupParent'],
+  ] as const) {
     const v = q.get(k);
     if (v) resources[f] = v;
   }
@@ -91,7 +105,10 @@ export function buildRequestFrom(req: IncomingMessage, q: URLSearchParams): Omit
     }
   }
   const platform = q.get('platform') || undefined;
-  const extraHosts = q.getAll('extrahosts').flatMap((h) => h.split(/[,\s]+/)).filter(Boolean);
+  const extraHosts = q
+    .getAll('extrahosts')
+    .flatMap((h) => h.split(/[,\s]+/))
+    .filter(Boolean);
   const network = q.get('networkmode') || undefined;
   return {
     dockerfile: q.get('dockerfile') || undefined,

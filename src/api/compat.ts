@@ -41,6 +41,15 @@ export function compatRoutes(r: Router): void {
     const stars = Math.max(0, ...vals('stars').map(Number).filter(Number.isFinite));
     const official = vals('is-official')[0];
     const automated = vals('is-automated')[0];
-    sendJson(res, 200, results.filter((x) => x.star_count >= stars && (official === undefined || x.is_official === (official === 'true')) && (automated === undefined || x.is_automated === (automated === 'true'))));
+    sendJson(
+      res,
+      200,
+      results.filter(
+        (x) =>
+          x.star_count >= stars &&
+          (official === undefined || x.is_official === (official === 'true')) &&
+          (automated === undefined || x.is_automated === (automated === 'true')),
+      ),
+    );
   });
 }

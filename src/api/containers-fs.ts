@@ -49,7 +49,10 @@ export function containerFsRoutes(r: Router): void {
       ref: repo ? (tag ? `${repo}:${tag}` : repo) : undefined,
       comment: query.get('comment') ?? undefined,
       author: query.get('author') ?? undefined,
-      changes: query.getAll('changes').flatMap((c) => c.split('\n')).filter(Boolean),
+      changes: query
+        .getAll('changes')
+        .flatMap((c) => c.split('\n'))
+        .filter(Boolean),
       pause: qBool(query, 'pause', true),
       config: body ?? null,
     });
@@ -73,7 +76,12 @@ export function containerFsRoutes(r: Router): void {
     const shape = (cur: StatsSample, pre: StatsSample | undefined) => ({
       ...cur,
       preread: pre?.read ?? '0001-01-01T00:00:00Z',
-      precpu_stats: pre?.cpu_stats ?? { cpu_usage: { total_usage: 0, usage_in_kernelmode: 0, usage_in_usermode: 0 }, system_cpu_usage: 0, online_cpus: 0, throttling_data: { periods: 0, throttled_periods: 0, throttled_time: 0 } },
+      precpu_stats: pre?.cpu_stats ?? {
+        cpu_usage: { total_usage: 0, usage_in_kernelmode: 0, usage_in_usermode: 0 },
+        system_cpu_usage: 0,
+        online_cpus: 0,
+        throttling_data: { periods: 0, throttled_periods: 0, throttled_time: 0 },
+      },
       name: `/${c.name}`,
       id: c.id,
     });

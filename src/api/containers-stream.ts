@@ -110,7 +110,8 @@ export function hijack(req: IncomingMessage, res: ServerResponse, tty: boolean):
     const headers = res.getHeaders();
     res.detachSocket(socket);
     let head = 'HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n';
-    for (const [k, v] of Object.entries(headers)) if (v !== undefined) head += `${k.replace(/(^|-)([a-z])/g, (_m, a: string, b: string) => a + b.toUpperCase())}: ${String(v)}\r\n`;
+    for (const [k, v] of Object.entries(headers))
+      if (v !== undefined) head += `${k.replace(/(^|-)([a-z])/g, (_m, a: string, b: string) => a + b.toUpperCase())}: ${String(v)}\r\n`;
     socket.write(head + '\r\n');
     socket.setNoDelay(true);
     const closed = new Promise<void>((resolve) => {

@@ -33,7 +33,8 @@ export function containerRoutes(r: Router): void {
     });
     const withSize = qBool(query, 'size');
     const out = [];
-    for (const v of views) out.push(encodeContainerSummary(v, engine.containerImageName(v.record), withSize ? await engine.containerSizes(v.record) : undefined));
+    for (const v of views)
+      out.push(encodeContainerSummary(v, engine.containerImageName(v.record), withSize ? await engine.containerSizes(v.record) : undefined));
     sendJson(res, 200, out);
   });
 
@@ -127,8 +128,13 @@ export function containerRoutes(r: Router): void {
     if (tail !== undefined && !Number.isInteger(tail)) throw new EngineError('INVALID_ARGUMENT', `invalid value for tail: ${tailQ}`);
     const timestamps = qBool(query, 'timestamps');
     const entries = engine.containerLogs(c.id, {
-      stdout, stderr, follow: qBool(query, 'follow'), tail: tail !== undefined && tail >= 0 ? tail : undefined,
-      since: parseTime(query.get('since'), 'since'), until: parseTime(query.get('until'), 'until'), signal,
+      stdout,
+      stderr,
+      follow: qBool(query, 'follow'),
+      tail: tail !== undefined && tail >= 0 ? tail : undefined,
+      since: parseTime(query.get('since'), 'since'),
+      until: parseTime(query.get('until'), 'until'),
+      signal,
     });
     res.writeHead(200, { 'Content-Type': 'application/vnd.docker.raw-stream' });
     res.flushHeaders();
@@ -178,9 +184,10 @@ export function containerRoutes(r: Router): void {
  */
 async function dropAttachBody(req: import('node:http').IncomingMessage): Promise<void> {
   if (isUpgrade(req)) {
-    if (Number(req.headers['content-length'] ?? 0) > 0) await readUpgradeBody(req).catch((e: unknown) => {
-      if (!(e instanceof EngineError) || !/invalid JSON/.test(e.message)) throw e;
-    });
+    if (Number(req.headers['content-length'] ?? 0) > 0)
+      await readUpgradeBody(req).catch((e: unknown) => {
+        if (!(e instanceof EngineError) || !/invalid JSON/.test(e.message)) throw e;
+      });
     return;
   }
   if (/^application\/json/.test(req.headers['content-type'] ?? '')) await readJsonBody(req).catch(() => undefined);

@@ -68,7 +68,10 @@ export function encodeImageInspect(v: ImageView, dataRoot: string): Record<strin
     VirtualSize: v.record.size,
     GraphDriver: {
       Data: {
-        LowerDir: v.record.chainIds.map((id) => `${dataRoot}/overlay/layers/${id.slice(7)}/diff`).reverse().join(':'),
+        LowerDir: v.record.chainIds
+          .map((id) => `${dataRoot}/overlay/layers/${id.slice(7)}/diff`)
+          .reverse()
+          .join(':'),
       },
       Name: 'overlay2',
     },

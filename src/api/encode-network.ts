@@ -12,16 +12,30 @@ export function toDockerNetwork(n: NetworkRecord, endpoints: EndpointRecord[]): 
   const containers: Record<string, unknown> = {};
   for (const e of endpoints) {
     containers[e.ContainerId] = {
-      Name: e.ContainerName, EndpointID: e.EndpointId, MacAddress: e.MacAddress,
-      IPv4Address: `${e.IPAddress}/${e.IPPrefixLen}`, IPv6Address: '',
+      Name: e.ContainerName,
+      EndpointID: e.EndpointId,
+      MacAddress: e.MacAddress,
+      IPv4Address: `${e.IPAddress}/${e.IPPrefixLen}`,
+      IPv6Address: '',
     };
   }
   const config = n.Subnet ? [{ Subnet: n.Subnet, Gateway: n.Gateway, ...(n.IPRange ? { IPRange: n.IPRange } : {}) }] : [];
   return {
-    Name: n.Name, Id: n.Id, Created: n.Created, Scope: 'local', Driver: n.Driver, EnableIPv6: false,
+    Name: n.Name,
+    Id: n.Id,
+    Created: n.Created,
+    Scope: 'local',
+    Driver: n.Driver,
+    EnableIPv6: false,
     IPAM: { Driver: 'default', Options: n.Predefined ? null : {}, Config: config },
-    Internal: n.Internal, Attachable: false, Ingress: false, ConfigFrom: { Network: '' }, ConfigOnly: false,
-    Containers: containers, Options: n.Options, Labels: n.Labels,
+    Internal: n.Internal,
+    Attachable: false,
+    Ingress: false,
+    ConfigFrom: { Network: '' },
+    ConfigOnly: false,
+    Containers: containers,
+    Options: n.Options,
+    Labels: n.Labels,
   };
 }
 
@@ -30,8 +44,16 @@ export function toEndpointSettings(e: EndpointInfo): Record<string, unknown> {
     IPAMConfig: e.RequestedIp ? { IPv4Address: e.RequestedIp } : null,
     Links: null,
     Aliases: e.Aliases.length || e.NetworkName !== 'bridge' ? [...e.Aliases, e.ContainerId.slice(0, 12)] : null,
-    NetworkID: e.NetworkId, EndpointID: e.EndpointId, Gateway: e.Gateway, IPAddress: e.IPAddress, IPPrefixLen: e.IPPrefixLen,
-    IPv6Gateway: '', GlobalIPv6Address: '', GlobalIPv6PrefixLen: 0, MacAddress: e.MacAddress, DriverOpts: null,
+    NetworkID: e.NetworkId,
+    EndpointID: e.EndpointId,
+    Gateway: e.Gateway,
+    IPAddress: e.IPAddress,
+    IPPrefixLen: e.IPPrefixLen,
+    IPv6Gateway: '',
+    GlobalIPv6Address: '',
+    GlobalIPv6PrefixLen: 0,
+    MacAddress: e.MacAddress,
+    DriverOpts: null,
   };
 }
 
@@ -47,8 +69,19 @@ export function toPortMap(ports: PortInfo[], exposed: string[] = []): Record<str
 export function encodeEndpoint(n: NetworkEndpoint): Record<string, unknown> {
   if (n.endpoint) return toEndpointSettings(n.endpoint);
   return {
-    IPAMConfig: null, Links: null, Aliases: n.aliases, NetworkID: '', EndpointID: '', Gateway: '', IPAddress: '', IPPrefixLen: 0,
-    IPv6Gateway: '', GlobalIPv6Address: '', GlobalIPv6PrefixLen: 0, MacAddress: '', DriverOpts: null,
+    IPAMConfig: null,
+    Links: null,
+    Aliases: n.aliases,
+    NetworkID: '',
+    EndpointID: '',
+    Gateway: '',
+    IPAddress: '',
+    IPPrefixLen: 0,
+    IPv6Gateway: '',
+    GlobalIPv6Address: '',
+    GlobalIPv6PrefixLen: 0,
+    MacAddress: '',
+    DriverOpts: null,
   };
 }
 

@@ -15,9 +15,15 @@ export function execRoutes(r: Router): void {
 
   r.add('POST', '/exec/{id}/start', async ({ req, res, engine, params }) => {
     const e = engine.exec(params[0]!);
-    const body = (isUpgrade(req) ? await readUpgradeBody<{ Detach?: boolean; Tty?: boolean; ConsoleSize?: [number, number] }>(req) : await readJsonBody<{ Detach?: boolean; Tty?: boolean; ConsoleSize?: [number, number] }>(req)) ?? {};
+    const body =
+      (isUpgrade(req)
+        ? await readUpgradeBody<{ Detach?: boolean; Tty?: boolean; ConsoleSize?: [number, number] }>(req)
+        : await readJsonBody<{ Detach?: boolean; Tty?: boolean; ConsoleSize?: [number, number] }>(req)) ?? {};
     const tty = body.Tty ?? !!e.config.Tty;
-    const cs = Array.isArray(body.ConsoleSize) && body.ConsoleSize[0]! > 0 && body.ConsoleSize[1]! > 0 ? { height: body.ConsoleSize[0]!, width: body.ConsoleSize[1]! } : undefined;
+    const cs =
+      Array.isArray(body.ConsoleSize) && body.ConsoleSize[0]! > 0 && body.ConsoleSize[1]! > 0
+        ? { height: body.ConsoleSize[0]!, width: body.ConsoleSize[1]! }
+        : undefined;
     if (e.started) throw new EngineError('CONFLICT', `Error: Exec command ${e.id} has already run`);
     const c = engine.container(e.containerId);
     if (c.state.Status !== 'running') throw new EngineError('CONFLICT', `Container ${c.id} is not running`);
@@ -39,7 +45,13 @@ export function execRoutes(r: Router): void {
     }
     // The CLI reads the exit code from inspect right after the stream ends: record it first.
     const exited = session.exitCode.catch(() => -1);
-    const r = await pump(h, { stdout: session.stdout, stderr: session.stderr, wantStdout: e.config.AttachStdout !== false, wantStderr: e.config.AttachStderr !== false, stdin: session.stdin });
+    const r = await pump(h, {
+      stdout: session.stdout,
+      stderr: session.stderr,
+      wantStdout: e.config.AttachStdout !== false,
+      wantStderr: e.config.AttachStderr !== false,
+      stdin: session.stdin,
+    });
     if (r === 'ended') await Promise.race([exited, h.closed]);
     h.end();
   });

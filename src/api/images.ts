@@ -22,7 +22,7 @@ export function imageRoutes(r: Router): void {
     try {
       result = await engine.loadImages(req, signal);
     } catch (e) {
-      if (res.headersSent) return out.fail(e), out.end();
+      if (res.headersSent) return (out.fail(e), out.end());
       // Drain what the client is still sending so it sees the answer.
       req.resume();
       throw e;
@@ -97,7 +97,11 @@ export function imageRoutes(r: Router): void {
 
   r.add('GET', '/images/{name}/history', async ({ res, engine, params }) => {
     const h = await engine.imageHistory(params[0]!);
-    sendJson(res, 200, h.map((e) => ({ Comment: e.comment, Created: e.created, CreatedBy: e.createdBy, Id: e.id, Size: e.size, Tags: e.tags.length ? e.tags : null })));
+    sendJson(
+      res,
+      200,
+      h.map((e) => ({ Comment: e.comment, Created: e.created, CreatedBy: e.createdBy, Id: e.id, Size: e.size, Tags: e.tags.length ? e.tags : null })),
+    );
   });
 
   r.add('GET', '/images/{name}/get', async ({ res, engine, params, signal }) => {

@@ -37,8 +37,13 @@ export function keelRoutes(r: Router): void {
 
   r.add('POST', '/keel/pools', async ({ req, res, engine }) => {
     const b = await readJsonBody<{ Name?: string; From?: string; Size?: number; Ready?: string }>(req, 1 << 16);
-    if (!b || typeof b.Name !== 'string' || typeof b.From !== 'string') throw new EngineError('INVALID_ARGUMENT', 'a pool needs Name and From (the source container)');
-    sendJson(res, 201, await engine.createPool({ name: b.Name, from: b.From, size: Number(b.Size), ready: typeof b.Ready === 'string' && b.Ready ? b.Ready : undefined }));
+    if (!b || typeof b.Name !== 'string' || typeof b.From !== 'string')
+      throw new EngineError('INVALID_ARGUMENT', 'a pool needs Name and From (the source container)');
+    sendJson(
+      res,
+      201,
+      await engine.createPool({ name: b.Name, from: b.From, size: Number(b.Size), ready: typeof b.Ready === 'string' && b.Ready ? b.Ready : undefined }),
+    );
   });
 
   r.add('POST', '/keel/pools/{id}/take', async ({ res, engine, params, query, signal }) => {

@@ -3,9 +3,28 @@ import { test } from 'node:test';
 import { decodeCreate } from './networks.ts';
 
 test('decodeCreate maps docker CLI and docker-compose bodies', () => {
-  assert.deepEqual(decodeCreate({ Name: 'n', Driver: 'bridge', IPAM: { Driver: 'default', Options: {}, Config: [{ Subnet: '10.1.0.0/24', Gateway: '10.1.0.254', IPRange: '10.1.0.128/25' }] }, Internal: true, Labels: { a: 'b' }, Options: { o: 'v' }, CheckDuplicate: true }), {
-    Name: 'n', Driver: 'bridge', Subnet: '10.1.0.0/24', Gateway: '10.1.0.254', IPRange: '10.1.0.128/25', Internal: true, Labels: { a: 'b' }, Options: { o: 'v' }, CheckDuplicate: true,
-  });
+  assert.deepEqual(
+    decodeCreate({
+      Name: 'n',
+      Driver: 'bridge',
+      IPAM: { Driver: 'default', Options: {}, Config: [{ Subnet: '10.1.0.0/24', Gateway: '10.1.0.254', IPRange: '10.1.0.128/25' }] },
+      Internal: true,
+      Labels: { a: 'b' },
+      Options: { o: 'v' },
+      CheckDuplicate: true,
+    }),
+    {
+      Name: 'n',
+      Driver: 'bridge',
+      Subnet: '10.1.0.0/24',
+      Gateway: '10.1.0.254',
+      IPRange: '10.1.0.128/25',
+      Internal: true,
+      Labels: { a: 'b' },
+      Options: { o: 'v' },
+      CheckDuplicate: true,
+    },
+  );
   const compose = decodeCreate({ Name: 'p_default', CheckDuplicate: true, Labels: { 'com.docker.compose.project': 'p' }, Attachable: true });
   assert.equal(compose.Driver, 'bridge');
   assert.equal(compose.Subnet, undefined);

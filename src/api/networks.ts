@@ -13,7 +13,11 @@ export function networkRoutes(r: Router): void {
   r.add('GET', '/networks', ({ res, engine, query }) => {
     const nets = engine.listNetworks(parseFilters(query.get('filters')));
     // Since API 1.28 the list does not carry the attached containers (swagger: "a smaller representation").
-    sendJson(res, 200, nets.map((n) => encodeNetwork(n, [])));
+    sendJson(
+      res,
+      200,
+      nets.map((n) => encodeNetwork(n, [])),
+    );
   });
 
   r.add('POST', '/networks/create', async ({ req, res, engine }) => {
@@ -82,7 +86,11 @@ interface CreateBody {
   EnableIPv6?: boolean;
   ConfigOnly?: boolean;
   ConfigFrom?: { Network?: string } | null;
-  IPAM?: { Driver?: string; Options?: Record<string, string> | null; Config?: Array<{ Subnet?: string; IPRange?: string; Gateway?: string; AuxiliaryAddresses?: Record<string, string> | null }> | null } | null;
+  IPAM?: {
+    Driver?: string;
+    Options?: Record<string, string> | null;
+    Config?: Array<{ Subnet?: string; IPRange?: string; Gateway?: string; AuxiliaryAddresses?: Record<string, string> | null }> | null;
+  } | null;
   Options?: Record<string, string> | null;
   Labels?: Record<string, string> | null;
 }
@@ -111,7 +119,14 @@ export function decodeCreate(b: CreateBody | undefined): CreateNetworkOptions {
     if (typeof v !== 'string') throw invalid(`label or option ${k} must be a string`);
   }
   return {
-    Name: b.Name, Driver: b.Driver || 'bridge', Subnet: c.Subnet || undefined, Gateway: c.Gateway || undefined, IPRange: c.IPRange || undefined,
-    Internal: !!b.Internal, Labels: b.Labels ?? {}, Options: b.Options ?? {}, CheckDuplicate: b.CheckDuplicate,
+    Name: b.Name,
+    Driver: b.Driver || 'bridge',
+    Subnet: c.Subnet || undefined,
+    Gateway: c.Gateway || undefined,
+    IPRange: c.IPRange || undefined,
+    Internal: !!b.Internal,
+    Labels: b.Labels ?? {},
+    Options: b.Options ?? {},
+    CheckDuplicate: b.CheckDuplicate,
   };
 }

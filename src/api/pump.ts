@@ -40,7 +40,12 @@ export interface PumpOptions {
  * caller ends the client connection and closes the session after.
  */
 export async function pump(client: PumpClient, o: PumpOptions): Promise<'ended' | 'client-gone'> {
-  const sources = ([[o.stdout, 1, o.wantStdout !== false], [o.stderr, 2, o.wantStderr !== false]] as const).filter((s): s is [Readable, 1 | 2, boolean] => !!s[0]);
+  const sources = (
+    [
+      [o.stdout, 1, o.wantStdout !== false],
+      [o.stderr, 2, o.wantStderr !== false],
+    ] as const
+  ).filter((s): s is [Readable, 1 | 2, boolean] => !!s[0]);
   let waiting = false;
   const onOutput = (id: 1 | 2, want: boolean) => (b: Buffer) => {
     if (!want || client.isClosed) return;

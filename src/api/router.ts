@@ -45,7 +45,13 @@ export class Router {
         return { handler: r.handler, params: m.slice(1).map(decodeParam) };
       }
     }
-    if (pathMatched) return { handler: () => { throw new EngineError('INVALID_ARGUMENT', `method ${method} not allowed on ${path}`); }, params: [] };
+    if (pathMatched)
+      return {
+        handler: () => {
+          throw new EngineError('INVALID_ARGUMENT', `method ${method} not allowed on ${path}`);
+        },
+        params: [],
+      };
     return undefined;
   }
 }

@@ -37,9 +37,11 @@ test('one failing request is its own 500; a client hanging up mid-stream ends on
   });
   r.add('GET', '/things/{id}/json', ({ res, params }) => void res.end(params[0]));
   r.add('GET', '/endless', async ({ res, signal }) => {
-    const src = new Readable({ read() {
-      this.push(Buffer.alloc(64 << 10));
-    } });
+    const src = new Readable({
+      read() {
+        this.push(Buffer.alloc(64 << 10));
+      },
+    });
     src.on('close', () => (streamClosed = true));
     await sendStream(res, src, signal, { 'Content-Type': 'application/x-tar' });
   });

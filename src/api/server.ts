@@ -87,7 +87,10 @@ async function handle(engine: Engine, router: Router, req: http.IncomingMessage,
         throw new EngineError('INVALID_ARGUMENT', `client version ${m[1]} is too new. Maximum supported API version is ${API_VERSION}`);
       }
       if (version < Number(MIN_API_VERSION)) {
-        throw new EngineError('INVALID_ARGUMENT', `client version ${m[1]} is too old. Minimum supported API version is ${MIN_API_VERSION}, please upgrade your client to a newer version`);
+        throw new EngineError(
+          'INVALID_ARGUMENT',
+          `client version ${m[1]} is too old. Minimum supported API version is ${MIN_API_VERSION}, please upgrade your client to a newer version`,
+        );
       }
     }
     const route = router.match(req.method ?? 'GET', pathname);

@@ -16,7 +16,10 @@ import { log } from '../common/log.ts';
 export function isClientGone(e: unknown, signal?: AbortSignal): boolean {
   if (signal?.aborted) return true;
   const code = (e as NodeJS.ErrnoException | undefined)?.code;
-  return (e as Error | undefined)?.name === 'AbortError' || ['ERR_STREAM_PREMATURE_CLOSE', 'ERR_STREAM_DESTROYED', 'ECONNRESET', 'EPIPE', 'ABORT_ERR'].includes(code ?? '');
+  return (
+    (e as Error | undefined)?.name === 'AbortError' ||
+    ['ERR_STREAM_PREMATURE_CLOSE', 'ERR_STREAM_DESTROYED', 'ECONNRESET', 'EPIPE', 'ABORT_ERR'].includes(code ?? '')
+  );
 }
 
 /**

@@ -10,9 +10,17 @@ test('RegistryConfig: with no settings, what dockerd 20.10 answered (shared/refe
 });
 
 test('RegistryConfig: mirrors end in "/" and sit on docker.io; insecure hosts are non-secure indexes, sorted', () => {
-  const c = registryConfig({ mirrors: { 'docker.io': ['https://m1.example.com', 'http://m2.lan:5000/', 'https://m1.example.com'] }, insecure: ['reg.lan:5000', 'a.lan'] }) as Record<string, unknown>;
+  const c = registryConfig({
+    mirrors: { 'docker.io': ['https://m1.example.com', 'http://m2.lan:5000/', 'https://m1.example.com'] },
+    insecure: ['reg.lan:5000', 'a.lan'],
+  }) as Record<string, unknown>;
   assert.deepEqual(c.Mirrors, ['https://m1.example.com/', 'http://m2.lan:5000/']);
   assert.deepEqual(Object.keys(c.IndexConfigs as object), ['a.lan', 'docker.io', 'reg.lan:5000']);
   assert.deepEqual((c.IndexConfigs as Record<string, unknown>)['reg.lan:5000'], { Name: 'reg.lan:5000', Mirrors: [], Secure: false, Official: false });
-  assert.deepEqual((c.IndexConfigs as Record<string, unknown>)['docker.io'], { Name: 'docker.io', Mirrors: ['https://m1.example.com/', 'http://m2.lan:5000/'], Secure: true, Official: true });
+  assert.deepEqual((c.IndexConfigs as Record<string, unknown>)['docker.io'], {
+    Name: 'docker.io',
+    Mirrors: ['https://m1.example.com/', 'http://m2.lan:5000/'],
+    Secure: true,
+    Official: true,
+  });
 });

@@ -42,7 +42,21 @@ export function systemRoutes(r: Router): void {
     sendJson(res, 200, {
       Platform: { Name: 'keel' },
       Components: [
-        { Name: 'Engine', Version: VERSION, Details: { ApiVersion: API_VERSION, Arch: arch, KernelVersion: os.release(), MinAPIVersion: MIN_API_VERSION, Os: 'linux', GoVersion: `node${process.versions.node}`, GitCommit: '', BuildTime: '', Experimental: 'false' } },
+        {
+          Name: 'Engine',
+          Version: VERSION,
+          Details: {
+            ApiVersion: API_VERSION,
+            Arch: arch,
+            KernelVersion: os.release(),
+            MinAPIVersion: MIN_API_VERSION,
+            Os: 'linux',
+            GoVersion: `node${process.versions.node}`,
+            GitCommit: '',
+            BuildTime: '',
+            Experimental: 'false',
+          },
+        },
         { Name: 'runc', Version: rv, Details: { GitCommit: '' } },
       ],
       Version: VERSION,
@@ -68,7 +82,11 @@ export function systemRoutes(r: Router): void {
       ContainersStopped: i.containers.stopped,
       Images: i.images,
       Driver: 'overlay2',
-      DriverStatus: [['Backing Filesystem', 'extfs'], ['Supports d_type', 'true'], ['Native Overlay Diff', 'true']],
+      DriverStatus: [
+        ['Backing Filesystem', 'extfs'],
+        ['Supports d_type', 'true'],
+        ['Native Overlay Diff', 'true'],
+      ],
       Plugins: { Volume: ['local'], Network: ['bridge', 'host', 'none'], Authorization: null, Log: ['json-file', 'local', 'none'] },
       MemoryLimit: true,
       SwapLimit: true,
@@ -200,6 +218,16 @@ export function registryConfig(s: { mirrors: Record<string, string[]>; insecure:
   for (const h of s.insecure) if (h !== 'docker.io') index[h] = { Name: h, Mirrors: [], Secure: false, Official: false };
   index['docker.io'] = { Name: 'docker.io', Mirrors: mirrors, Secure: true, Official: true };
   // Go writes map keys sorted.
-  const IndexConfigs = Object.fromEntries(Object.keys(index).sort().map((k) => [k, index[k]!]));
-  return { AllowNondistributableArtifactsCIDRs: [], AllowNondistributableArtifactsHostnames: [], InsecureRegistryCIDRs: ['127.0.0.0/8'], IndexConfigs, Mirrors: mirrors };
+  const IndexConfigs = Object.fromEntries(
+    Object.keys(index)
+      .sort()
+      .map((k) => [k, index[k]!]),
+  );
+  return {
+    AllowNondistributableArtifactsCIDRs: [],
+    AllowNondistributableArtifactsHostnames: [],
+    InsecureRegistryCIDRs: ['127.0.0.0/8'],
+    IndexConfigs,
+    Mirrors: mirrors,
+  };
 }

@@ -15,11 +15,7 @@ import { applyLayer, type ApplyOptions } from './apply.ts';
 
 export type JobOptions = Omit<ApplyOptions, 'signal'>;
 
-export type ToWorker =
-  | { type: 'start'; dest: string; opts: JobOptions }
-  | { type: 'data'; chunk: Uint8Array }
-  | { type: 'end' }
-  | { type: 'abort' };
+export type ToWorker = { type: 'start'; dest: string; opts: JobOptions } | { type: 'data'; chunk: Uint8Array } | { type: 'end' } | { type: 'abort' };
 
 export type FromWorker =
   | { type: 'ack'; bytes: number }
@@ -67,10 +63,12 @@ port.on('message', (m: ToWorker) => {
     return;
   }
   const job = (inbox = new Inbox());
-  applyLayer(m.dest, job, { ...m.opts, signal: job.abort.signal }).then(
-    (r) => post({ type: 'done', result: r }),
-    (e: unknown) => post({ type: 'failed', code: isEngineError(e) ? e.code : 'INTERNAL', message: e instanceof Error ? e.message : String(e) }),
-  ).finally(() => {
-    if (inbox === job) inbox = null;
-  });
+  applyLayer(m.dest, job, { ...m.opts, signal: job.abort.signal })
+    .then(
+      (r) => post({ type: 'done', result: r }),
+      (e: unknown) => post({ type: 'failed', code: isEngineError(e) ? e.code : 'INTERNAL', message: e instanceof Error ? e.message : String(e) }),
+    )
+    .finally(() => {
+      if (inbox === job) inbox = null;
+    });
 });

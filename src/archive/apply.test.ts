@@ -145,12 +145,15 @@ test('refuses decompression bombs and entries declaring sizes past the limit', a
 
 test('absolute names and absolute symlink targets stay inside dest', async () => {
   const { dest, outside } = sandbox();
-  await apply(dest, await tar([
-    { name: '/etc/hostname', body: 'abs' },
-    { name: 'esc', type: 'symlink', linkname: outside },
-    { name: 'esc/victim', body: 'pwned' },
-    { name: 'esc/new', body: 'new' },
-  ]));
+  await apply(
+    dest,
+    await tar([
+      { name: '/etc/hostname', body: 'abs' },
+      { name: 'esc', type: 'symlink', linkname: outside },
+      { name: 'esc/victim', body: 'pwned' },
+      { name: 'esc/new', body: 'new' },
+    ]),
+  );
   untouched(outside);
   assert.equal(fs.readFileSync(path.join(dest, 'etc/hostname'), 'utf8'), 'abs');
   assert.equal(fs.readFileSync(path.join(dest, outside, 'victim'), 'utf8'), 'pwned');
@@ -160,13 +163,16 @@ test('absolute names and absolute symlink targets stay inside dest', async () =>
 
 test('relative symlinks that climb out are clamped at the root for writes through them', async () => {
   const { dest, outside } = sandbox();
-  await apply(dest, await tar([
-    { name: 'sub/', type: 'directory' },
-    { name: 'sub/up', type: 'symlink', linkname: '../../../../../../outside' },
-    { name: 'sub/up/victim', body: 'pwned' },
-    { name: 'loop1', type: 'symlink', linkname: 'loop2' },
-    { name: 'loop2', type: 'symlink', linkname: 'loop1' },
-  ]));
+  await apply(
+    dest,
+    await tar([
+      { name: 'sub/', type: 'directory' },
+      { name: 'sub/up', type: 'symlink', linkname: '../../../../../../outside' },
+      { name: 'sub/up/victim', body: 'pwned' },
+      { name: 'loop1', type: 'symlink', linkname: 'loop2' },
+      { name: 'loop2', type: 'symlink', linkname: 'loop1' },
+    ]),
+  );
   untouched(outside);
   assert.equal(fs.readFileSync(path.join(dest, 'outside/victim'), 'utf8'), 'pwned');
   await refuses(apply(dest, await tar([{ name: 'loop1/x', body: '' }])), /too many levels of symbolic links/);
@@ -175,13 +181,16 @@ test('relative symlinks that climb out are clamped at the root for writes throug
 test('a directory replaced by a symlink mid-layer: later writes and dir times stay inside', async () => {
   const { dest, outside } = sandbox();
   const before = fs.statSync(outside).mtimeMs;
-  await apply(dest, await tar([
-    { name: 'd/', type: 'directory', mtime: new Date(1000) },
-    { name: 'd/a', body: 'a' },
-    { name: 'd', type: 'symlink', linkname: outside },
-    { name: 'd/victim', body: 'pwned' },
-    { name: 'd/', type: 'directory', mode: 0o777, mtime: new Date(2000) },
-  ]));
+  await apply(
+    dest,
+    await tar([
+      { name: 'd/', type: 'directory', mtime: new Date(1000) },
+      { name: 'd/a', body: 'a' },
+      { name: 'd', type: 'symlink', linkname: outside },
+      { name: 'd/victim', body: 'pwned' },
+      { name: 'd/', type: 'directory', mode: 0o777, mtime: new Date(2000) },
+    ]),
+  );
   untouched(outside);
   assert.equal(fs.statSync(outside).mtimeMs, before);
   assert.equal(fs.statSync(outside).mode & 0o777, 0o755);
@@ -190,13 +199,16 @@ test('a directory replaced by a symlink mid-layer: later writes and dir times st
 
 test('hardlinks with absolute targets or through symlinks resolve inside dest', async () => {
   const { dest, outside } = sandbox();
-  await apply(dest, await tar([
-    { name: 'f', body: 'inside' },
-    { name: 'abs', type: 'link', linkname: '/f' },
-    { name: 'root', type: 'symlink', linkname: '/' },
-    { name: 'via', type: 'link', linkname: 'root/f' },
-    { name: 'out', type: 'symlink', linkname: outside },
-  ]));
+  await apply(
+    dest,
+    await tar([
+      { name: 'f', body: 'inside' },
+      { name: 'abs', type: 'link', linkname: '/f' },
+      { name: 'root', type: 'symlink', linkname: '/' },
+      { name: 'via', type: 'link', linkname: 'root/f' },
+      { name: 'out', type: 'symlink', linkname: outside },
+    ]),
+  );
   const ino = fs.statSync(path.join(dest, 'f')).ino;
   assert.equal(fs.statSync(path.join(dest, 'abs')).ino, ino);
   assert.equal(fs.statSync(path.join(dest, 'via')).ino, ino);
@@ -207,11 +219,14 @@ test('hardlinks with absolute targets or through symlinks resolve inside dest', 
 
 test('device entries are skipped, FIFOs are created', async () => {
   const { dest } = sandbox();
-  await apply(dest, await tar([
-    { name: 'dev/null', type: 'character-device', devmajor: 1, devminor: 3, mode: 0o666 },
-    { name: 'dev/sda', type: 'block-device', devmajor: 8, devminor: 0 },
-    { name: 'run/fifo', type: 'fifo', mode: 0o600 },
-  ]));
+  await apply(
+    dest,
+    await tar([
+      { name: 'dev/null', type: 'character-device', devmajor: 1, devminor: 3, mode: 0o666 },
+      { name: 'dev/sda', type: 'block-device', devmajor: 8, devminor: 0 },
+      { name: 'run/fifo', type: 'fifo', mode: 0o600 },
+    ]),
+  );
   assert.deepEqual(fs.readdirSync(path.join(dest, 'dev')), []);
   assert.ok(fs.lstatSync(path.join(dest, 'run/fifo')).isFIFO());
 });
@@ -222,7 +237,15 @@ test('GNU long names, PAX paths and binary PAX xattrs; trusted.* xattrs are neve
   const bin = Buffer.from([0xff, 0x00, 0x80, 0x41]);
   const t = rawTar([
     { name: long, body: Buffer.from('long') },
-    { name: 'x', body: Buffer.from('x'), xattrs: new Map([['user.bin', bin], ['trusted.overlay.opaque', Buffer.from('y')], ['security.selinux', Buffer.from('s0')]]) },
+    {
+      name: 'x',
+      body: Buffer.from('x'),
+      xattrs: new Map([
+        ['user.bin', bin],
+        ['trusted.overlay.opaque', Buffer.from('y')],
+        ['security.selinux', Buffer.from('s0')],
+      ]),
+    },
   ]);
   await apply(dest, t);
   assert.equal(fs.readFileSync(path.join(dest, long), 'utf8'), 'long');
@@ -233,23 +256,55 @@ test('GNU long names, PAX paths and binary PAX xattrs; trusted.* xattrs are neve
   const { dest: d2 } = sandbox();
   const gnuName = 'g'.repeat(200);
   const name = Buffer.from(gnuName + '\0');
-  const gnu = Buffer.concat([rawBlock('././@LongLink', 'L', name.length), name, Buffer.alloc(512 - name.length), rawBlock('short', '0', 2), Buffer.from('hi'), Buffer.alloc(510), Buffer.alloc(1024)]);
+  const gnu = Buffer.concat([
+    rawBlock('././@LongLink', 'L', name.length),
+    name,
+    Buffer.alloc(512 - name.length),
+    rawBlock('short', '0', 2),
+    Buffer.from('hi'),
+    Buffer.alloc(510),
+    Buffer.alloc(1024),
+  ]);
   await apply(d2, gnu);
   assert.equal(fs.readFileSync(path.join(d2, gnuName), 'utf8'), 'hi');
 });
 
 test('an entry replacing a path of another type removes the old one first', async () => {
   const { dest } = sandbox();
-  await apply(dest, await tar([{ name: 'x/', type: 'directory' }, { name: 'x/child', body: 'c' }, { name: 'y', body: 'file' }]));
-  await apply(dest, await tar([{ name: 'x', body: 'now a file' }, { name: 'y/', type: 'directory' }, { name: 'y/z', body: 'z' }]));
+  await apply(
+    dest,
+    await tar([
+      { name: 'x/', type: 'directory' },
+      { name: 'x/child', body: 'c' },
+      { name: 'y', body: 'file' },
+    ]),
+  );
+  await apply(
+    dest,
+    await tar([
+      { name: 'x', body: 'now a file' },
+      { name: 'y/', type: 'directory' },
+      { name: 'y/z', body: 'z' },
+    ]),
+  );
   assert.equal(fs.readFileSync(path.join(dest, 'x'), 'utf8'), 'now a file');
   assert.equal(fs.readFileSync(path.join(dest, 'y/z'), 'utf8'), 'z');
 });
 
 test('whiteouts applied to a flat tree remove lower files; opaque keeps only this layer', async () => {
   const { dest } = sandbox();
-  await apply(dest, await tar([{ name: 'a', body: 'a' }, { name: 'd/old', body: 'o' }, { name: 'd/sub/deep', body: 'x' }, { name: 'keep', body: 'k' }]));
-  await apply(dest, await tar([{ name: '.wh.a' }, { name: 'd/.wh..wh..opq' }, { name: 'd/new', body: 'n' }, { name: '.wh.missing' }]), { overlayWhiteouts: false });
+  await apply(
+    dest,
+    await tar([
+      { name: 'a', body: 'a' },
+      { name: 'd/old', body: 'o' },
+      { name: 'd/sub/deep', body: 'x' },
+      { name: 'keep', body: 'k' },
+    ]),
+  );
+  await apply(dest, await tar([{ name: '.wh.a' }, { name: 'd/.wh..wh..opq' }, { name: 'd/new', body: 'n' }, { name: '.wh.missing' }]), {
+    overlayWhiteouts: false,
+  });
   assert.deepEqual(fs.readdirSync(dest).sort(), ['d', 'keep']);
   assert.deepEqual(fs.readdirSync(path.join(dest, 'd')), ['new']);
 });
@@ -263,20 +318,40 @@ test('an aborted signal cancels the apply', async () => {
 
 test('replacements, whiteouts and hardlinks over existing names inside subdirectories (cached parents stay valid)', async () => {
   const { dest } = sandbox();
-  await apply(dest, await tar([
-    { name: 'p/q/x/', type: 'directory' }, { name: 'p/q/x/child', body: 'c' }, { name: 'p/q/y', body: 'file' }, { name: 'p/q/w', body: 'gone' },
-    { name: 'p/q/t', body: 'target' }, { name: 'p/q/l', body: 'old' },
-  ]));
+  await apply(
+    dest,
+    await tar([
+      { name: 'p/q/x/', type: 'directory' },
+      { name: 'p/q/x/child', body: 'c' },
+      { name: 'p/q/y', body: 'file' },
+      { name: 'p/q/w', body: 'gone' },
+      { name: 'p/q/t', body: 'target' },
+      { name: 'p/q/l', body: 'old' },
+    ]),
+  );
   const ov = fs.mkdtempSync(path.join(base, 'ov-'));
-  await apply(ov, await tar([{ name: 'p/q/w', body: 'w' }, { name: 'p/q/after-w', body: 'a' }]));
+  await apply(
+    ov,
+    await tar([
+      { name: 'p/q/w', body: 'w' },
+      { name: 'p/q/after-w', body: 'a' },
+    ]),
+  );
   await apply(ov, await tar([{ name: 'p/q/.wh.w' }, { name: 'p/q/after', body: 'after' }]));
   assert.ok(fs.lstatSync(path.join(ov, 'p/q/w')).isCharacterDevice(), 'an overlay whiteout device');
   assert.equal(fs.readFileSync(path.join(ov, 'p/q/after'), 'utf8'), 'after');
-  await apply(dest, await tar([
-    { name: 'p/q/x', body: 'now a file' }, { name: 'p/q/x2', body: 'same dir after' },
-    { name: 'p/q/y/', type: 'directory' }, { name: 'p/q/y/z', body: 'z' }, { name: 'p/q/after-y', body: 'y' },
-    { name: 'p/q/l', type: 'link', linkname: 'p/q/t' }, { name: 'p/q/after-l', body: 'l' },
-  ]));
+  await apply(
+    dest,
+    await tar([
+      { name: 'p/q/x', body: 'now a file' },
+      { name: 'p/q/x2', body: 'same dir after' },
+      { name: 'p/q/y/', type: 'directory' },
+      { name: 'p/q/y/z', body: 'z' },
+      { name: 'p/q/after-y', body: 'y' },
+      { name: 'p/q/l', type: 'link', linkname: 'p/q/t' },
+      { name: 'p/q/after-l', body: 'l' },
+    ]),
+  );
   assert.equal(fs.readFileSync(path.join(dest, 'p/q/x'), 'utf8'), 'now a file');
   assert.equal(fs.readFileSync(path.join(dest, 'p/q/x2'), 'utf8'), 'same dir after');
   assert.equal(fs.readFileSync(path.join(dest, 'p/q/y/z'), 'utf8'), 'z');
@@ -286,19 +361,48 @@ test('replacements, whiteouts and hardlinks over existing names inside subdirect
 
 test('a copy (docker cp) is not a layer: .wh. names are files, no opaque deletes, no file over a directory', async () => {
   const { dest } = sandbox();
-  await apply(dest, await tar([{ name: 'd/lower', body: 'l' }, { name: 'f', body: 'f' }, { name: 'g', body: 'g' }]));
+  await apply(
+    dest,
+    await tar([
+      { name: 'd/lower', body: 'l' },
+      { name: 'f', body: 'f' },
+      { name: 'g', body: 'g' },
+    ]),
+  );
   const copy = { copy: {} };
-  await apply(dest, await tar([{ name: '.wh.f', body: 'w' }, { name: 'd/.wh..wh..opq', body: '' }, { name: 'd/new', body: 'n' }]), copy);
+  await apply(
+    dest,
+    await tar([
+      { name: '.wh.f', body: 'w' },
+      { name: 'd/.wh..wh..opq', body: '' },
+      { name: 'd/new', body: 'n' },
+    ]),
+    copy,
+  );
   assert.deepEqual(fs.readdirSync(dest).sort(), ['.wh.f', 'd', 'f', 'g']);
   assert.deepEqual(fs.readdirSync(path.join(dest, 'd')).sort(), ['.wh..wh..opq', 'lower', 'new']);
   await refuses(apply(dest, await tar([{ name: 'd', body: 'file' }]), copy), /cannot overwrite directory "d"/);
   await refuses(apply(dest, await tar([{ name: 'd', type: 'symlink', linkname: '/' }]), copy), /cannot overwrite directory/);
   assert.deepEqual(fs.readdirSync(path.join(dest, 'd')).sort(), ['.wh..wh..opq', 'lower', 'new']);
   await refuses(apply(dest, await tar([{ name: 'f/', type: 'directory' }]), { copy: { noOverwriteDirNonDir: true } }), /cannot overwrite non-directory "f"/);
-  await apply(dest, await tar([{ name: 'g/', type: 'directory' }, { name: 'g/in', body: 'i' }]), copy);
+  await apply(
+    dest,
+    await tar([
+      { name: 'g/', type: 'directory' },
+      { name: 'g/in', body: 'i' },
+    ]),
+    copy,
+  );
   assert.equal(fs.readFileSync(path.join(dest, 'g/in'), 'utf8'), 'i');
   // The destination directory itself keeps its mode (docker skips '.').
   fs.chmodSync(dest, 0o751);
-  await apply(dest, await tar([{ name: './', type: 'directory', mode: 0o700 }, { name: 'h', body: 'h' }]), copy);
+  await apply(
+    dest,
+    await tar([
+      { name: './', type: 'directory', mode: 0o700 },
+      { name: 'h', body: 'h' },
+    ]),
+    copy,
+  );
   assert.equal(fs.statSync(dest).mode & 0o777, 0o751);
 });

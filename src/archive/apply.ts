@@ -41,8 +41,29 @@ import fs from 'node:fs';
 import type { Readable } from 'node:stream';
 import { EngineError, invalid } from '../common/errors.ts';
 import {
-  close, fdPath, fsetxattr, fstat, isDir, lchownat, linkat, lstatat, lutimesat, mkdirat, mknodat, O_CREAT, O_DIRECTORY, O_EXCL, O_NONBLOCK,
-  O_RDONLY, O_WRONLY, openChild, openIn, S_IFCHR, S_IFIFO, symlinkat, O_NOFOLLOW,
+  close,
+  fdPath,
+  fsetxattr,
+  fstat,
+  isDir,
+  lchownat,
+  linkat,
+  lstatat,
+  lutimesat,
+  mkdirat,
+  mknodat,
+  O_CREAT,
+  O_DIRECTORY,
+  O_EXCL,
+  O_NONBLOCK,
+  O_RDONLY,
+  O_WRONLY,
+  openChild,
+  openIn,
+  S_IFCHR,
+  S_IFIFO,
+  symlinkat,
+  O_NOFOLLOW,
 } from '../common/openat2.ts';
 import type { Digest } from '../oci/digest.ts';
 import { decompressChunks } from './compress.ts';
@@ -99,7 +120,12 @@ export async function applyLayer(dest: ApplyTarget, source: Readable | AsyncIter
     throw invalid(`layer destination ${typeof dest === 'string' ? dest : 'directory'} is not a directory: ${(e as Error).message}`);
   }
   const applier = new Applier(root, opts);
-  const parser = new TarParser(applier, { maxMetaBytes: MAX_PAX_BYTES, maxMetaBytesPerEntry: MAX_PAX_BYTES, maxMetaBytesTotal: MAX_PAX_BYTES_PER_LAYER, maxBytes });
+  const parser = new TarParser(applier, {
+    maxMetaBytes: MAX_PAX_BYTES,
+    maxMetaBytesPerEntry: MAX_PAX_BYTES,
+    maxMetaBytesTotal: MAX_PAX_BYTES_PER_LAYER,
+    maxBytes,
+  });
   const hash = createHash('sha256');
   let size = 0;
   const cancelled = () => new EngineError('CANCELLED', 'layer apply was cancelled');

@@ -12,7 +12,8 @@ export type Compression = 'none' | 'gzip' | 'zstd';
 export function sniffCompression(head: Uint8Array): Compression {
   if (head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
   if (head[0] === 0x28 && head[1] === 0xb5 && head[2] === 0x2f && head[3] === 0xfd) return 'zstd';
-  if (head[0] === 0xfd && head[1] === 0x37 && head[2] === 0x7a && head[3] === 0x58) throw invalid('xz-compressed layers are not supported: recompress with gzip or zstd');
+  if (head[0] === 0xfd && head[1] === 0x37 && head[2] === 0x7a && head[3] === 0x58)
+    throw invalid('xz-compressed layers are not supported: recompress with gzip or zstd');
   if (head[0] === 0x42 && head[1] === 0x5a && head[2] === 0x68) throw invalid('bzip2-compressed layers are not supported: recompress with gzip or zstd');
   return 'none';
 }
@@ -61,7 +62,12 @@ export async function* decompressChunks(source: AsyncIterable<Uint8Array>, kind:
       for await (const chunk of d) yield chunk as Buffer;
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code ?? '';
-      if (code.startsWith('Z_') || code.startsWith('ERR_ZSTD') || code === 'ZSTD_error' || /zlib|zstd|incorrect header|unexpected end/i.test(String((e as Error).message))) {
+      if (
+        code.startsWith('Z_') ||
+        code.startsWith('ERR_ZSTD') ||
+        code === 'ZSTD_error' ||
+        /zlib|zstd|incorrect header|unexpected end/i.test(String((e as Error).message))
+      ) {
         throw invalid(`layer is not valid ${chosen} data: ${(e as Error).message}`);
       }
       throw e;

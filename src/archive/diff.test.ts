@@ -26,13 +26,18 @@ const collect = async (r: Readable) => {
 test('tarDirectory round trips a tree (long names, hardlinks, symlinks, modes, mtimes)', async () => {
   const src = dir();
   const long = 'x'.repeat(90) + '/' + 'y'.repeat(120);
-  await applyLayer(src, Readable.from([await packTar([
-    { name: 'a/b/file', body: 'hello', mode: 0o640, mtime: new Date(1_234_567_000) },
-    { name: 'a/hard', type: 'link', linkname: 'a/b/file' },
-    { name: 'a/sym', type: 'symlink', linkname: '../outside/elsewhere' },
-    { name: long, body: 'long' },
-    { name: 'big', body: Buffer.alloc(3 * 1024 * 1024 + 7, 7) },
-  ])]));
+  await applyLayer(
+    src,
+    Readable.from([
+      await packTar([
+        { name: 'a/b/file', body: 'hello', mode: 0o640, mtime: new Date(1_234_567_000) },
+        { name: 'a/hard', type: 'link', linkname: 'a/b/file' },
+        { name: 'a/sym', type: 'symlink', linkname: '../outside/elsewhere' },
+        { name: long, body: 'long' },
+        { name: 'big', body: Buffer.alloc(3 * 1024 * 1024 + 7, 7) },
+      ]),
+    ]),
+  );
   const t = await collect(tarDirectory(src));
   const dst = dir();
   await applyLayer(dst, Readable.from([t]));
@@ -49,10 +54,15 @@ test('tarDirectory include/rename resolve inside the root and never follow the l
   const src = dir();
   const outside = dir();
   fs.writeFileSync(path.join(outside, 'secret'), 'host');
-  await applyLayer(src, Readable.from([await packTar([
-    { name: 'etc/conf', body: 'c' },
-    { name: 'esc', type: 'symlink', linkname: outside },
-  ])]));
+  await applyLayer(
+    src,
+    Readable.from([
+      await packTar([
+        { name: 'etc/conf', body: 'c' },
+        { name: 'esc', type: 'symlink', linkname: outside },
+      ]),
+    ]),
+  );
   const t = await collect(tarDirectory(src, { include: ['/etc/conf', 'esc'], rename: (p) => 'out/' + path.basename(p) }));
   const dst = dir();
   await applyLayer(dst, Readable.from([t]));

@@ -12,8 +12,27 @@ import fs from 'node:fs';
 import { Readable } from 'node:stream';
 import { invalid } from '../common/errors.ts';
 import {
-  close, fdPath, fgetxattr, flistxattr, fstat, O_DIRECTORY, O_NOCTTY, O_NONBLOCK, O_PATH, O_RDONLY, openChild, openIn, readlinkat,
-  S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, type Stat,
+  close,
+  fdPath,
+  fgetxattr,
+  flistxattr,
+  fstat,
+  O_DIRECTORY,
+  O_NOCTTY,
+  O_NONBLOCK,
+  O_PATH,
+  O_RDONLY,
+  openChild,
+  openIn,
+  readlinkat,
+  S_IFBLK,
+  S_IFCHR,
+  S_IFDIR,
+  S_IFIFO,
+  S_IFLNK,
+  S_IFMT,
+  S_IFREG,
+  type Stat,
 } from '../common/openat2.ts';
 import { cleanEntryPath, join } from './resolve.ts';
 import { RootDir } from './rootdir.ts';
@@ -60,7 +79,14 @@ class Out {
   }
 }
 
-const TYPES = new Map<number, EntryType>([[S_IFREG, 'file'], [S_IFDIR, 'dir'], [S_IFLNK, 'symlink'], [S_IFCHR, 'char'], [S_IFBLK, 'block'], [S_IFIFO, 'fifo']]);
+const TYPES = new Map<number, EntryType>([
+  [S_IFREG, 'file'],
+  [S_IFDIR, 'dir'],
+  [S_IFLNK, 'symlink'],
+  [S_IFCHR, 'char'],
+  [S_IFBLK, 'block'],
+  [S_IFIFO, 'fifo'],
+]);
 /** Sockets are not archived. */
 const typeOf = (st: Stat): EntryType | null => TYPES.get(st.mode & S_IFMT) ?? null;
 
@@ -111,9 +137,10 @@ async function* writeTree(root: string | { fd: number }, include: string[], o: W
     let left = h.size;
     const buf = Buffer.allocUnsafe(Math.min(Math.max(h.size, 1), 1024 * 1024));
     while (left > 0) {
-      const n = h.size <= SMALL_FILE
-        ? fs.readSync(fd, buf, 0, Math.min(buf.length, left), null)
-        : await new Promise<number>((res, rej) => fs.read(fd, buf, 0, Math.min(buf.length, left), null, (e, b) => (e ? rej(e) : res(b))));
+      const n =
+        h.size <= SMALL_FILE
+          ? fs.readSync(fd, buf, 0, Math.min(buf.length, left), null)
+          : await new Promise<number>((res, rej) => fs.read(fd, buf, 0, Math.min(buf.length, left), null, (e, b) => (e ? rej(e) : res(b))));
       if (n === 0) break; // the file shrank while archived: pad with zeros below
       out.push(Buffer.from(buf.subarray(0, n)));
       left -= n;
@@ -142,7 +169,8 @@ async function* writeTree(root: string | { fd: number }, include: string[], o: W
       const parent = rel.slice(0, Math.max(0, rel.lastIndexOf('/')));
       const bname = rel.slice(rel.lastIndexOf('/') + 1);
       if (o.overlay) {
-        const isWhiteout = (type === 'char' && st.rdevMajor === 0 && st.rdevMinor === 0) || (type === 'file' && st.size === 0 && xnames.includes('trusted.overlay.whiteout'));
+        const isWhiteout =
+          (type === 'char' && st.rdevMajor === 0 && st.rdevMinor === 0) || (type === 'file' && st.size === 0 && xnames.includes('trusted.overlay.whiteout'));
         if (isWhiteout) {
           out.push(encodeHeader(header(join(parent, '.wh.' + bname), st, 'file', { mode: 0o600, uid: 0, gid: 0 })));
           return;

@@ -61,7 +61,11 @@ test('gives the same tree and result as applyLayer, plain and gzip, in small and
   const t = await packTar(rich);
   const inline = freshDir();
   const want = await applyLayer(inline, Readable.from([t]));
-  for (const [data, size] of [[t, 4096], [zlib.gzipSync(t), 65536], [t, 5 << 20]] as const) {
+  for (const [data, size] of [
+    [t, 4096],
+    [zlib.gzipSync(t), 65536],
+    [t, 5 << 20],
+  ] as const) {
     const dest = freshDir();
     const got = await applyLayerOffThread(dest, pieces(data, size));
     assert.deepEqual(got, want);
@@ -70,7 +74,10 @@ test('gives the same tree and result as applyLayer, plain and gzip, in small and
 });
 
 test('more data than the in-flight bound streams through (backpressure), and several layers apply at once', async () => {
-  const big = await packTar([{ name: 'a', body: randomBytes(20 << 20) }, { name: 'b', body: randomBytes(5 << 20) }]);
+  const big = await packTar([
+    { name: 'a', body: randomBytes(20 << 20) },
+    { name: 'b', body: randomBytes(5 << 20) },
+  ]);
   const dests = Array.from({ length: 6 }, freshDir);
   const results = await Promise.all(dests.map((d) => applyLayerOffThread(d, pieces(big))));
   const diffId = 'sha256:' + createHash('sha256').update(big).digest('hex');
@@ -84,8 +91,14 @@ test('a hostile layer fails with the same EngineError as applyLayer, and writes 
   const dir = freshDir();
   fs.mkdirSync(path.join(dir, 'dest'));
   fs.mkdirSync(path.join(dir, 'outside'));
-  const t = await packTar([{ name: 'ok', body: 'x' }, { name: '../outside/evil', body: 'pwned' }]);
-  const inline = await applyLayer(freshDir(), Readable.from([t])).then(() => null, (e: unknown) => e);
+  const t = await packTar([
+    { name: 'ok', body: 'x' },
+    { name: '../outside/evil', body: 'pwned' },
+  ]);
+  const inline = await applyLayer(freshDir(), Readable.from([t])).then(
+    () => null,
+    (e: unknown) => e,
+  );
   assert.ok(isEngineError(inline, 'INVALID_ARGUMENT'));
   await assert.rejects(applyLayerOffThread(path.join(dir, 'dest'), pieces(t)), (e: unknown) => {
     assert.ok(isEngineError(e, 'INVALID_ARGUMENT'), String(e));
@@ -93,11 +106,16 @@ test('a hostile layer fails with the same EngineError as applyLayer, and writes 
     return true;
   });
   assert.deepEqual(fs.readdirSync(path.join(dir, 'outside')), []);
-  await assert.rejects(applyLayerOffThread(freshDir(), pieces(Buffer.from('not a tar archive at all, just text'.repeat(40)))), (e: unknown) => isEngineError(e, 'INVALID_ARGUMENT'));
+  await assert.rejects(applyLayerOffThread(freshDir(), pieces(Buffer.from('not a tar archive at all, just text'.repeat(40)))), (e: unknown) =>
+    isEngineError(e, 'INVALID_ARGUMENT'),
+  );
 });
 
 test('a layer refused early while much more data is queued fails promptly instead of waiting for acks', async () => {
-  const t = await packTar([{ name: '../escape', body: 'x' }, { name: 'big', body: randomBytes(24 << 20) }]);
+  const t = await packTar([
+    { name: '../escape', body: 'x' },
+    { name: 'big', body: randomBytes(24 << 20) },
+  ]);
   let yielded = 0;
   async function* all() {
     for await (const p of pieces(t, 1 << 20)) {

@@ -45,7 +45,10 @@ function walk(dir: string, out: string[] = []): string[] {
 async function readTar(r: Readable): Promise<{ names: string[]; data: string }> {
   const names: string[] = [];
   const bodies: Buffer[] = [];
-  const parser = new TarParser({ entry: (h: TarHeader) => void names.push(h.name), data: (c: Buffer) => void bodies.push(Buffer.from(c)), end: () => {} }, { maxMetaBytes: 1 << 20, maxBytes: 1 << 30 });
+  const parser = new TarParser(
+    { entry: (h: TarHeader) => void names.push(h.name), data: (c: Buffer) => void bodies.push(Buffer.from(c)), end: () => {} },
+    { maxMetaBytes: 1 << 20, maxBytes: 1 << 30 },
+  );
   for await (const c of r) parser.write(c as Buffer);
   parser.finish();
   return { names, data: Buffer.concat(bodies).toString('latin1') };

@@ -25,9 +25,7 @@
  */
 import fs from 'node:fs';
 import { invalid } from '../common/errors.ts';
-import {
-  close, fdPath, fstat, isDir, isSymlink, lstatat, mkdirat, O_DIRECTORY, O_RDONLY, openChild, openIn, readlinkat, unlinkat,
-} from '../common/openat2.ts';
+import { close, fdPath, fstat, isDir, isSymlink, lstatat, mkdirat, O_DIRECTORY, O_RDONLY, openChild, openIn, readlinkat, unlinkat } from '../common/openat2.ts';
 
 const CACHE = 8;
 const MAX_SYMLINKS = 255;
@@ -215,7 +213,12 @@ export function removeAt(dirFd: number, name: string): boolean {
  */
 export function unlinkHere(dirFd: number, name: string): void {
   if (lstatat(dirFd, name).mntId !== fstat(dirFd).mntId) {
-    throw Object.assign(new Error(`EBUSY: resource busy (a mount is on it), unlinkat '${name}'`), { code: 'EBUSY', errno: -16, syscall: 'unlinkat', path: name });
+    throw Object.assign(new Error(`EBUSY: resource busy (a mount is on it), unlinkat '${name}'`), {
+      code: 'EBUSY',
+      errno: -16,
+      syscall: 'unlinkat',
+      path: name,
+    });
   }
   unlinkat(dirFd, name);
 }

@@ -34,8 +34,15 @@ export interface RawHeader extends TarHeader {
 }
 
 const TYPES: Record<string, EntryType> = {
-  '0': 'file', '\0': 'file', '7': 'file', '1': 'link', '2': 'symlink',
-  '3': 'char', '4': 'block', '5': 'dir', '6': 'fifo',
+  '0': 'file',
+  '\0': 'file',
+  '7': 'file',
+  '1': 'link',
+  '2': 'symlink',
+  '3': 'char',
+  '4': 'block',
+  '5': 'dir',
+  '6': 'fifo',
 };
 
 /** Length of a NUL-terminated field (the whole field when it has no NUL). */
@@ -117,7 +124,8 @@ export function decodeHeader(b: Uint8Array): RawHeader {
   } catch {
     // reported below as not-a-tar
   }
-  if (want !== unsigned && want !== signedSum(b)) throw invalid('not a tar archive (header checksum mismatch): the data is corrupt or in an unsupported format');
+  if (want !== unsigned && want !== signedSum(b))
+    throw invalid('not a tar archive (header checksum mismatch): the data is corrupt or in an unsupported format');
   const flag = String.fromCharCode(b[156]!);
   let name = text(b, 0, 100, 'utf8');
   // Only POSIX ustar has a prefix field; in old GNU headers those bytes hold atime/ctime.
@@ -236,9 +244,22 @@ export function encodeHeader(h: TarHeader): Buffer {
   recs.push(paxRecord('mtime', String(h.mtime)));
   for (const [k, v] of h.xattrs ?? []) recs.push(paxRecord(`SCHILY.xattr.${k}`, v));
   const pax = Buffer.concat(recs);
-  const short = (s: string) => Buffer.from(s, 'utf8').subarray(0, 99).toString('latin1').replace(/[^\x20-\x7e]/g, '_');
+  const short = (s: string) =>
+    Buffer.from(s, 'utf8')
+      .subarray(0, 99)
+      .toString('latin1')
+      .replace(/[^\x20-\x7e]/g, '_');
   const clamp = (v: number, max: number) => (v > max ? 0 : v);
-  const ph = block('PaxHeader/' + short(h.name).slice(0, 80), 'x', { mode: 0o644, uid: 0, gid: 0, size: pax.length, mtime: 0, linkname: '', devmajor: 0, devminor: 0 });
+  const ph = block('PaxHeader/' + short(h.name).slice(0, 80), 'x', {
+    mode: 0o644,
+    uid: 0,
+    gid: 0,
+    size: pax.length,
+    mtime: 0,
+    linkname: '',
+    devmajor: 0,
+    devminor: 0,
+  });
   const main = block(short(h.name), FLAGS[h.type], {
     ...h,
     linkname: short(h.linkname),

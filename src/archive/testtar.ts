@@ -46,7 +46,16 @@ export function rawTar(entries: Array<Partial<TarHeader> & { name: string; body?
   for (const e of entries) {
     const body = e.body ?? Buffer.alloc(0);
     const h: TarHeader = {
-      type: 'file', mode: 0o644, uid: 0, gid: 0, size: body.length, mtime: 1_600_000_000, linkname: '', devmajor: 0, devminor: 0, ...e,
+      type: 'file',
+      mode: 0o644,
+      uid: 0,
+      gid: 0,
+      size: body.length,
+      mtime: 1_600_000_000,
+      linkname: '',
+      devmajor: 0,
+      devminor: 0,
+      ...e,
     };
     parts.push(encodeHeader(h), body, Buffer.alloc(padding(body.length)));
   }

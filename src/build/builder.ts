@@ -38,7 +38,11 @@ export class Builder {
     const tmp = contextRoot(this.deps.dataRoot);
     let mounts: string[] = [];
     try {
-      mounts = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4] ?? '').filter((m) => m.startsWith(tmp + '/'));
+      mounts = fs
+        .readFileSync('/proc/self/mountinfo', 'utf8')
+        .split('\n')
+        .map((l) => l.split(' ')[4] ?? '')
+        .filter((m) => m.startsWith(tmp + '/'));
     } catch {
       // no mountinfo: nothing to unmount
     }

@@ -62,7 +62,12 @@ export async function fromCacheSources(s: BuildSession, st: StageState, step: St
       rootfs: { type: 'layers', diff_ids: td.slice(0, layers) },
       history: th.slice(0, ph.length + 1),
     };
-    const rec = await s.deps.images.register({ config: Buffer.from(JSON.stringify(config)), layers: cand.rec.layers.slice(0, layers), parent: st.img.record?.id, signal: s.signal });
+    const rec = await s.deps.images.register({
+      config: Buffer.from(JSON.stringify(config)),
+      layers: cand.rec.layers.slice(0, layers),
+      parent: st.img.record?.id,
+      signal: s.signal,
+    });
     sources.set(s, [cand]);
     return rec;
   }

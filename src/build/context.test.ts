@@ -41,7 +41,10 @@ test('a context over the limit, or not a tar, is refused and leaves nothing', as
   try {
     const tar = contextTar(path.join(root, 'src'), { Dockerfile: 'FROM scratch\n', big: 'x'.repeat(100_000) });
     await assert.rejects(receiveContext(path.join(root, 'data'), chunks(tar), { maxBytes: 50_000 }), /build context is larger than the limit of 50000 bytes/);
-    await assert.rejects(receiveContext(path.join(root, 'data'), chunks(spawnSync('bzip2', ['-c'], { input: Buffer.from('BZh91AY&SYnot really') }).stdout.subarray(0, 20))), /not valid bzip2|invalid build context/);
+    await assert.rejects(
+      receiveContext(path.join(root, 'data'), chunks(spawnSync('bzip2', ['-c'], { input: Buffer.from('BZh91AY&SYnot really') }).stdout.subarray(0, 20))),
+      /not valid bzip2|invalid build context/,
+    );
     assert.deepEqual(fs.readdirSync(path.join(root, 'data', 'build', 'tmp')), []);
   } finally {
     fs.rmSync(root, { recursive: true, force: true });

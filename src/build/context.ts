@@ -57,7 +57,11 @@ export async function tempDir(dataRoot: string, prefix: string): Promise<{ dir: 
  * zstd in-process, bzip2 and xz through Debian's programs (streamed through
  * their pipes, killed on abort).
  */
-export async function receiveContext(dataRoot: string, body: AsyncIterable<Uint8Array>, o: { maxBytes?: number; signal?: AbortSignal } = {}): Promise<BuildContext> {
+export async function receiveContext(
+  dataRoot: string,
+  body: AsyncIterable<Uint8Array>,
+  o: { maxBytes?: number; signal?: AbortSignal } = {},
+): Promise<BuildContext> {
   const t = await tempDir(dataRoot, 'context');
   const dir = path.join(t.dir, 'ctx');
   await fsp.mkdir(dir, { mode: 0o755 });
@@ -69,7 +73,8 @@ export async function receiveContext(dataRoot: string, body: AsyncIterable<Uint8
     try {
       r = await applyLayer(dir, input, { whiteouts: false, overlayWhiteouts: false, maxUncompressedBytes: max, signal: o.signal });
     } catch (e) {
-      if (e instanceof EngineError && /larger than \d+ bytes|over the layer size limit/.test(e.message)) throw invalid(`build context is larger than the limit of ${max} bytes`);
+      if (e instanceof EngineError && /larger than \d+ bytes|over the layer size limit/.test(e.message))
+        throw invalid(`build context is larger than the limit of ${max} bytes`);
       if (e instanceof EngineError && e.code === 'INVALID_ARGUMENT') throw invalid(`invalid build context: ${e.message}`);
       throw e;
     }
@@ -94,8 +99,14 @@ async function sniff(body: AsyncIterable<Uint8Array>): Promise<{ kind: Kind; str
     n += r.value.length;
   }
   const head = Buffer.concat(first);
-  const kind: Kind = head[0] === 0x42 && head[1] === 0x5a && head[2] === 0x68 ? 'bzip2' : head[0] === 0xfd && head[1] === 0x37 && head[2] === 0x7a && head[3] === 0x58 ? 'xz' : 'plain';
-  const compressed = kind !== 'plain' || (head[0] === 0x1f && head[1] === 0x8b) || (head[0] === 0x28 && head[1] === 0xb5 && head[2] === 0x2f && head[3] === 0xfd);
+  const kind: Kind =
+    head[0] === 0x42 && head[1] === 0x5a && head[2] === 0x68
+      ? 'bzip2'
+      : head[0] === 0xfd && head[1] === 0x37 && head[2] === 0x7a && head[3] === 0x58
+        ? 'xz'
+        : 'plain';
+  const compressed =
+    kind !== 'plain' || (head[0] === 0x1f && head[1] === 0x8b) || (head[0] === 0x28 && head[1] === 0xb5 && head[2] === 0x2f && head[3] === 0xfd);
   async function* replay(): AsyncGenerator<Uint8Array> {
     let n = head.length;
     if (head.length) yield head;
@@ -111,7 +122,7 @@ async function sniff(body: AsyncIterable<Uint8Array>): Promise<{ kind: Kind; str
     }
     // The docker CLI's `build -f- DIR` (legacy) ends its tar right after the last entry's data, with
     // neither padding nor end-of-archive blocks; dockerd takes it, so a plain tar is completed here.
-    if (!compressed) yield Buffer.alloc((512 - (n % 512)) % 512 + 1024);
+    if (!compressed) yield Buffer.alloc(((512 - (n % 512)) % 512) + 1024);
   }
   return { kind, stream: replay() };
 }

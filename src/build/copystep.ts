@@ -114,7 +114,21 @@ export async function copyStep(s: BuildSession, st: StageState, inst: CopyInst):
       const srcImage = await sourceImage(s, inst.from);
       if (srcImage) {
         const wd = st.img.config.config?.WorkingDir || '/';
-        fromKey = BuildCache.key([parentId(s, st), 'copy-from-image', srcImage.id, inst.kind, inst.sources, inst.exclude, wd, inst.dest, inst.chown ?? '', inst.chmod ?? null, inst.parents, inst.link, s.epoch ?? null]);
+        fromKey = BuildCache.key([
+          parentId(s, st),
+          'copy-from-image',
+          srcImage.id,
+          inst.kind,
+          inst.sources,
+          inst.exclude,
+          wd,
+          inst.dest,
+          inst.chown ?? '',
+          inst.chmod ?? null,
+          inst.parents,
+          inst.link,
+          s.epoch ?? null,
+        ]);
         if (await fromCache(s, st, fromKey)) return;
       }
     }
@@ -136,13 +150,19 @@ export async function copyStep(s: BuildSession, st: StageState, inst: CopyInst):
     for (const word of locals) {
       const m = matchSource(src.root, word);
       if (!m.length) {
-        throw new EngineError('NOT_FOUND', /[*?[]/.test(word) ? `${inst.kind} failed: no source files were specified` : `${inst.kind} failed: file not found in build context or excluded by .dockerignore: stat ${word}: file does not exist`);
+        throw new EngineError(
+          'NOT_FOUND',
+          /[*?[]/.test(word)
+            ? `${inst.kind} failed: no source files were specified`
+            : `${inst.kind} failed: file not found in build context or excluded by .dockerignore: stat ${word}: file does not exist`,
+        );
       }
       matched.push(...m);
     }
     const count = matched.length + urls.length + inst.heredocs.length;
     const destIsDir = destAbs.endsWith('/') || count > 1;
-    if (count > 1 && !destAbs.endsWith('/')) throw invalid(`When using ${inst.kind} with more than one source file, the destination must be a directory and end with a /`);
+    if (count > 1 && !destAbs.endsWith('/'))
+      throw invalid(`When using ${inst.kind} with more than one source file, the destination must be a directory and end with a /`);
     if (count === 0) throw invalid(`${inst.kind} failed: no source files were specified`);
     let singleName = '';
     for (const rel of matched) {
@@ -168,10 +188,20 @@ export async function copyStep(s: BuildSession, st: StageState, inst: CopyInst):
     const tPlan = performance.now();
     const hash = createHash('sha256');
     hash.update(planDigest(plan.entries, inst.chown ?? '', chmod, src.root.isContext && s.ctx.hashes ? { root: s.ctx.dir, map: s.ctx.hashes } : undefined));
-    for (const a of plan.archives) hash.update(`archive ${planDigest([{ abs: a, dest: '', type: 'file', mode: 0, size: 0, mtime: new Date(0) }], '', undefined)}`);
+    for (const a of plan.archives)
+      hash.update(`archive ${planDigest([{ abs: a, dest: '', type: 'file', mode: 0, size: 0, mtime: new Date(0) }], '', undefined)}`);
     for (const f of plan.files) hash.update(`heredoc ${f.rel} ${createHash('sha256').update(f.data).digest('hex')}`);
     plan.digest = hash.digest('hex');
-    const key = BuildCache.key([parentId(s, st), inst.kind, destAbs, inst.chown ?? '', inst.chmod ?? null, inst.parents, plan.digest, ...(inst.link ? ['link'] : [])]);
+    const key = BuildCache.key([
+      parentId(s, st),
+      inst.kind,
+      destAbs,
+      inst.chown ?? '',
+      inst.chmod ?? null,
+      inst.parents,
+      plan.digest,
+      ...(inst.link ? ['link'] : []),
+    ]);
     const what = plan.archives.length ? 'multi' : plan.entries.length === 1 && plan.entries[0]!.type === 'file' ? 'file' : 'dir';
     const createdBy = nopCreatedBy(shellOf(st.img.config.config), `${inst.kind} ${what}:${plan.digest} in ${destAbs} `);
     if (await fromCache(s, st, key, { createdBy, runConfig: st.img.config.config ?? {}, layer: true })) {
@@ -197,7 +227,14 @@ export async function copyStep(s: BuildSession, st: StageState, inst: CopyInst):
       await unmount(rootfs.dir);
       const upper = s.deps.images.snapshots.upperDir(rootfs.key);
       const tCommit = performance.now();
-      const rec = await commitStep(s.deps.images, st.img, { runConfig: st.img.config.config ?? {}, createdBy, upperDir: upper, adoptUpper: true, signal: s.signal, sourceDateEpoch: s.epoch });
+      const rec = await commitStep(s.deps.images, st.img, {
+        runConfig: st.img.config.config ?? {},
+        createdBy,
+        upperDir: upper,
+        adoptUpper: true,
+        signal: s.signal,
+        sourceDateEpoch: s.epoch,
+      });
       log.debug('build copy', { entries: plan.entries.length, digestMs: ms(tPlan, tCopy), copyMs: ms(tCopy, tCommit), commitMs: ms(tCommit) });
       await s.deps.cache.put(key, rec.id);
       if (fromKey) await s.deps.cache.put(fromKey, rec.id);
@@ -210,6 +247,5 @@ export async function copyStep(s: BuildSession, st: StageState, inst: CopyInst):
     await tmp.release();
   }
 }
-
 
 const ms = (a: number, b = performance.now()) => Math.round(b - a);

@@ -42,8 +42,14 @@ function platformArgs(): Record<string, string> {
   const p = hostPlatform();
   const plat = `${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ''}`;
   return {
-    TARGETPLATFORM: plat, TARGETOS: p.os, TARGETARCH: p.architecture, TARGETVARIANT: p.variant ?? '',
-    BUILDPLATFORM: plat, BUILDOS: p.os, BUILDARCH: p.architecture, BUILDVARIANT: p.variant ?? '',
+    TARGETPLATFORM: plat,
+    TARGETOS: p.os,
+    TARGETARCH: p.architecture,
+    TARGETVARIANT: p.variant ?? '',
+    BUILDPLATFORM: plat,
+    BUILDOS: p.os,
+    BUILDARCH: p.architecture,
+    BUILDVARIANT: p.variant ?? '',
   };
 }
 
@@ -81,12 +87,19 @@ async function runBuild(s: BuildSession): Promise<BuildResult> {
     if (!t) throw invalid(`failed to reach build target ${s.req.target} in Dockerfile`);
     target = t;
   }
-  const deps = reachable(s, df, target, froms.map((f) => f.image));
+  const deps = reachable(
+    s,
+    df,
+    target,
+    froms.map((f) => f.image),
+  );
   const run = df.stages.filter((x) => deps.has(x.index));
   s.total = run.reduce((n, x) => n + 1 + x.instructions.length, 0) + (s.req.labels && Object.keys(s.req.labels).length ? 1 : 0);
   const st = await runStages(s, run, deps, (sub, stage) => runStage(sub, stage, froms[stage.index]!.image));
   if (s.req.labels && Object.keys(s.req.labels).length) {
-    const line = `LABEL ${Object.entries(s.req.labels).map(([k, v]) => `${JSON.stringify(k)}=${JSON.stringify(v)}`).join(' ')}`;
+    const line = `LABEL ${Object.entries(s.req.labels)
+      .map(([k, v]) => `${JSON.stringify(k)}=${JSON.stringify(v)}`)
+      .join(' ')}`;
     s.step++;
     s.say(`Step ${s.step}/${s.total} : ${line}`);
     s.say('\n');
@@ -94,7 +107,9 @@ async function runBuild(s: BuildSession): Promise<BuildResult> {
   }
   const rec = st.img.record;
   if (!rec) throw invalid('No image was generated. Is your Dockerfile empty?');
-  const unused = Object.keys(s.req.buildArgs ?? {}).filter((k) => !s.consumed.has(k) && !isPredefined(k)).sort();
+  const unused = Object.keys(s.req.buildArgs ?? {})
+    .filter((k) => !s.consumed.has(k) && !isPredefined(k))
+    .sort();
   if (unused.length) s.say(`[Warning] One or more build-args [${unused.join(' ')}] were not consumed\n`);
   s.out.aux({ ID: rec.id });
   if (s.quiet) s.out.stream(`${rec.id}\n`);
@@ -197,7 +212,6 @@ async function baseImage(s: BuildSession, stage: Stage, image: string): Promise<
   if (!rec) rec = await s.deps.pull(image, { auth: s.authFor(image), signal: s.signal, onProgress: (m) => s.out.progress(m) });
   return stepImageOf(s.deps.images, rec);
 }
-
 
 /** `name:tag` as docker prints a tag it applied (`foo` -> `foo:latest`). */
 function familiarTagged(t: string): string {

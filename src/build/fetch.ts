@@ -10,7 +10,11 @@ import { EngineError, invalid } from '../common/errors.ts';
 export const MAX_DOWNLOAD_BYTES = 4 * 1024 ** 3;
 const TIMEOUT_MS = 10 * 60_000;
 
-export async function downloadUrl(url: string, file: string, o: { checksum?: string; signal?: AbortSignal; maxBytes?: number } = {}): Promise<{ name: string; size: number; mtime: Date; digest: string }> {
+export async function downloadUrl(
+  url: string,
+  file: string,
+  o: { checksum?: string; signal?: AbortSignal; maxBytes?: number } = {},
+): Promise<{ name: string; size: number; mtime: Date; digest: string }> {
   let want: string | undefined;
   if (o.checksum) {
     const m = /^sha256:([a-f0-9]{64})$/.exec(o.checksum);

@@ -3,4 +3,13 @@ import { ignoreMatcher, parseDockerignore } from './context/ignore.ts';
 import { compileFrom, compileInstruction, expand, parseDockerfile, parseInstruction, usedVariables } from './dockerfile/index.ts';
 import type { Frontend } from './types.ts';
 
-export const frontend: Frontend = { parseDockerfile, parseInstruction, compileFrom, compileInstruction, expand, usedVariables, parseDockerignore, ignoreMatcher };
+export const frontend: Frontend = {
+  parseDockerfile,
+  parseInstruction,
+  compileFrom,
+  compileInstruction,
+  expand,
+  usedVariables,
+  parseDockerignore,
+  ignoreMatcher,
+};

@@ -59,7 +59,12 @@ export async function commitStep(
   images: ImageService,
   parent: StepImage,
   o: {
-    runConfig: ContainerConfig; createdBy: string; upperDir?: string; adoptUpper?: boolean; signal?: AbortSignal; sourceDateEpoch?: number;
+    runConfig: ContainerConfig;
+    createdBy: string;
+    upperDir?: string;
+    adoptUpper?: boolean;
+    signal?: AbortSignal;
+    sourceDateEpoch?: number;
     /** A layer that exists already (a --link layer on a new parent), its tree copied into `dir` to adopt. */
     layer?: { desc: Descriptor; diffId: Digest; dir: string };
   },

@@ -40,12 +40,23 @@ export interface LinkPlan {
 }
 
 export async function linkStep(
-  s: BuildSession, st: StageState, inst: CopyInst,
+  s: BuildSession,
+  st: StageState,
+  inst: CopyInst,
   o: { plan: LinkPlan; destAbs: string; destIsDir: boolean; chmod?: ModeFn; owner?: Owner; keys: string[]; createdBy: string },
 ): Promise<void> {
   const images = s.deps.images;
   const runConfig = st.img.config.config ?? {};
-  const layerKey = BuildCache.key(['copy-link-layer', inst.kind, o.destAbs, o.owner ? `${o.owner.uid}:${o.owner.gid}` : '', inst.chmod ?? null, inst.parents, o.plan.digest, s.epoch ?? null]);
+  const layerKey = BuildCache.key([
+    'copy-link-layer',
+    inst.kind,
+    o.destAbs,
+    o.owner ? `${o.owner.uid}:${o.owner.gid}` : '',
+    inst.chmod ?? null,
+    inst.parents,
+    o.plan.digest,
+    s.epoch ?? null,
+  ]);
   let rec: ImageRecord | undefined;
   const hit = s.req.noCache ? undefined : await s.deps.cache.get(layerKey);
   const prev = hit && images.store.get(hit.image);
@@ -55,11 +66,24 @@ export async function linkStep(
   } else {
     const scratch = await images.snapshots.scratchDir();
     try {
-      const copier = new Copier({ rootfs: scratch, dest: o.destAbs.replace(/\/$/, '') || '/', destIsDir: o.destIsDir || o.plan.archives.length > 0, owner: o.owner, chmod: o.chmod });
+      const copier = new Copier({
+        rootfs: scratch,
+        dest: o.destAbs.replace(/\/$/, '') || '/',
+        destIsDir: o.destIsDir || o.plan.archives.length > 0,
+        owner: o.owner,
+        chmod: o.chmod,
+      });
       await copier.copyAll(o.plan.entries, { signal: s.signal });
       for (const f of o.plan.files) copier.writeFile(f.rel, f.data, f.mode);
       for (const a of o.plan.archives) await copier.extract(a, s.signal);
-      rec = await commitStep(images, st.img, { runConfig, createdBy: o.createdBy, upperDir: scratch, adoptUpper: true, signal: s.signal, sourceDateEpoch: s.epoch });
+      rec = await commitStep(images, st.img, {
+        runConfig,
+        createdBy: o.createdBy,
+        upperDir: scratch,
+        adoptUpper: true,
+        signal: s.signal,
+        sourceDateEpoch: s.epoch,
+      });
     } finally {
       await images.snapshots.discardScratch(scratch);
     }
@@ -77,7 +101,13 @@ async function rebase(s: BuildSession, st: StageState, prev: ImageRecord, create
   const scratch = await images.snapshots.scratchDir();
   try {
     await exec(['cp', '-a', '--', `${images.snapshots.layerDir(prev.chainIds[i]!)}/.`, `${scratch}/`], { signal: s.signal });
-    return await commitStep(images, st.img, { runConfig: st.img.config.config ?? {}, createdBy, layer: { desc: prev.layers[i]!, diffId, dir: scratch }, signal: s.signal, sourceDateEpoch: s.epoch });
+    return await commitStep(images, st.img, {
+      runConfig: st.img.config.config ?? {},
+      createdBy,
+      layer: { desc: prev.layers[i]!, diffId, dir: scratch },
+      signal: s.signal,
+      sourceDateEpoch: s.epoch,
+    });
   } finally {
     await images.snapshots.discardScratch(scratch);
   }

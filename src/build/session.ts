@@ -31,7 +31,18 @@ export interface BuilderDeps {
 }
 
 /** Args docker passes to RUN without an ARG declaring them (and keeps out of history and the cache key). */
-export const PROXY_ARGS = ['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy', 'FTP_PROXY', 'ftp_proxy', 'NO_PROXY', 'no_proxy', 'ALL_PROXY', 'all_proxy'];
+export const PROXY_ARGS = [
+  'HTTP_PROXY',
+  'http_proxy',
+  'HTTPS_PROXY',
+  'https_proxy',
+  'FTP_PROXY',
+  'ftp_proxy',
+  'NO_PROXY',
+  'no_proxy',
+  'ALL_PROXY',
+  'all_proxy',
+];
 
 /** A failed RUN: the stream's errorDetail carries its exit code (the docker CLI exits with it). */
 export class RunFailedError extends EngineError {

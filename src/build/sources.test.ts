@@ -24,7 +24,15 @@ test("globs follow Go's filepath.Match: * and ? stay in one component, classes, 
 });
 
 test('sources match in the context, never outside it', () => {
-  const dir = tree({ 'a.txt': 'a', 'b.txt': 'b', 'sub/c.txt': 'c', 'in-link': { link: 'sub' }, 'out-abs': { link: '/etc' }, 'out-rel': { link: '../..' }, 'etc/hosts': 'h' });
+  const dir = tree({
+    'a.txt': 'a',
+    'b.txt': 'b',
+    'sub/c.txt': 'c',
+    'in-link': { link: 'sub' },
+    'out-abs': { link: '/etc' },
+    'out-rel': { link: '../..' },
+    'etc/hosts': 'h',
+  });
   try {
     const root = { dir, isContext: true };
     assert.deepEqual(matchSource(root, '*.txt'), ['a.txt', 'b.txt']);
@@ -52,11 +60,17 @@ test('the plan digest covers content, mode, owner and links, not mtimes', () => 
       return out;
     };
     const d0 = planDigest(plan(), '', undefined);
-    assert.deepEqual(plan().map((e) => `${e.type}:${e.dest}`), ['dir:', 'symlink:l', 'file:x', 'file:y']);
+    assert.deepEqual(
+      plan().map((e) => `${e.type}:${e.dest}`),
+      ['dir:', 'symlink:l', 'file:x', 'file:y'],
+    );
     fs.utimesSync(path.join(dir, 'd/x'), new Date(2000, 1, 1), new Date(2000, 1, 1));
     assert.equal(planDigest(plan(), '', undefined), d0);
     assert.notEqual(planDigest(plan(), '1:1', undefined), d0);
-    assert.notEqual(planDigest(plan(), '', () => 0o600), d0);
+    assert.notEqual(
+      planDigest(plan(), '', () => 0o600),
+      d0,
+    );
     fs.writeFileSync(path.join(dir, 'd/y'), 'Y');
     assert.notEqual(planDigest(plan(), '', undefined), d0);
   } finally {

@@ -100,7 +100,8 @@ export function resolveInRoot(root: SourceRoot, rel: string, src: string, follow
     const target = fs.readlinkSync(abs, 'utf8');
     stack.pop();
     if (target.startsWith('/')) {
-      if (root.isContext) throw invalid(`${src}: symlink ${JSON.stringify(stack.concat(c).join('/'))} -> ${JSON.stringify(target)} points outside the build context`);
+      if (root.isContext)
+        throw invalid(`${src}: symlink ${JSON.stringify(stack.concat(c).join('/'))} -> ${JSON.stringify(target)} points outside the build context`);
       stack.length = 0;
     } else {
       // A relative link that climbs above the root leaves it.
@@ -109,7 +110,8 @@ export function resolveInRoot(root: SourceRoot, rel: string, src: string, follow
       for (const p of target.split('/')) {
         if (p === '..') d--;
         else if (p && p !== '.') d++;
-        if (d < 0 && root.isContext) throw invalid(`${src}: symlink ${JSON.stringify(stack.concat(c).join('/'))} -> ${JSON.stringify(target)} points outside the build context`);
+        if (d < 0 && root.isContext)
+          throw invalid(`${src}: symlink ${JSON.stringify(stack.concat(c).join('/'))} -> ${JSON.stringify(target)} points outside the build context`);
       }
     }
     queue.unshift(...target.split('/'));
@@ -188,7 +190,16 @@ function walkDir(root: SourceRoot, absDir: string, relDir: string, below: string
 function entry(abs: string, dest: string, st: fs.Stats, root: SourceRoot): PlanEntry {
   const type = st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : 'file';
   const stamp = type === 'file' && !root.isContext ? `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}` : undefined;
-  return { abs, dest, type, mode: st.mode & 0o7777, size: st.size, mtime: st.mtime, ...(type === 'symlink' ? { linkTarget: fs.readlinkSync(abs, 'utf8') } : {}), ...(stamp ? { stamp } : {}) };
+  return {
+    abs,
+    dest,
+    type,
+    mode: st.mode & 0o7777,
+    size: st.size,
+    mtime: st.mtime,
+    ...(type === 'symlink' ? { linkTarget: fs.readlinkSync(abs, 'utf8') } : {}),
+    ...(stamp ? { stamp } : {}),
+  };
 }
 
 /** Content hashes of files under `root`, by absolute path, valid while the tree does not change (a kept context). */

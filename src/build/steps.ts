@@ -130,15 +130,29 @@ async function runInstruction(s: BuildSession, st: StageState, inst: Extract<Ins
   const createdBy = `${argPairs.length ? `|${argPairs.length} ${argPairs.join(' ')} ` : ''}${argv.join(' ')}`;
   if (await fromCache(s, st, key, { createdBy, runConfig: st.img.config.config ?? {}, layer: true })) return;
   // docker needs an image to create the container from: scratch gets an empty one.
-  if (!st.img.record) st.img = await stepImageOf(s.deps.images, await commitStep(s.deps.images, st.img, { runConfig: st.img.config.config ?? {}, createdBy: '', signal: s.signal }));
+  if (!st.img.record)
+    st.img = await stepImageOf(
+      s.deps.images,
+      await commitStep(s.deps.images, st.img, { runConfig: st.img.config.config ?? {}, createdBy: '', signal: s.signal }),
+    );
   const mounts = await runMounts(s, st, inst.mounts, inst.pipeFile);
   try {
     const keep = s.req.rm === false;
     const tRun = performance.now();
     const r = await runContainer(s.deps.containers, {
-      image: st.img.record!.id, argv, env: [...env, ...mounts.env], user: st.img.config.config?.User, workdir: st.img.config.config?.WorkingDir,
-      networkMode: network === 'default' ? 'bridge' : network, extraHosts: s.req.extraHosts, resources: s.req.resources,
-      mounts: mounts.specs, keep, quiet: s.quiet, out: s.out, signal: s.signal,
+      image: st.img.record!.id,
+      argv,
+      env: [...env, ...mounts.env],
+      user: st.img.config.config?.User,
+      workdir: st.img.config.config?.WorkingDir,
+      networkMode: network === 'default' ? 'bridge' : network,
+      extraHosts: s.req.extraHosts,
+      resources: s.req.resources,
+      mounts: mounts.specs,
+      keep,
+      quiet: s.quiet,
+      out: s.out,
+      signal: s.signal,
     });
     let released = false;
     try {
@@ -150,7 +164,14 @@ async function runInstruction(s: BuildSession, st: StageState, inst: Extract<Ins
       const below = (p: string) => layers.some((l) => fs.existsSync(path.join(l, p)));
       dropMountStubs(r.upperDir, [...mounts.specs.map((m) => m.Target!).reverse(), ...RUNTIME_STUBS], below);
       const tCommit = performance.now();
-      const rec = await commitStep(s.deps.images, st.img, { runConfig: st.img.config.config ?? {}, createdBy, upperDir: r.upperDir, adoptUpper: !keep, signal: s.signal, sourceDateEpoch: s.epoch });
+      const rec = await commitStep(s.deps.images, st.img, {
+        runConfig: st.img.config.config ?? {},
+        createdBy,
+        upperDir: r.upperDir,
+        adoptUpper: !keep,
+        signal: s.signal,
+        sourceDateEpoch: s.epoch,
+      });
       log.debug('build run', { runMs: Math.round(tCommit - tRun), commitMs: Math.round(performance.now() - tCommit) });
       await s.deps.cache.put(key, rec.id);
       await r.release();

@@ -53,7 +53,14 @@ export async function workdirStep(s: BuildSession, st: StageState, inst: Extract
       upperDir = s.deps.images.snapshots.upperDir(rootfs.key);
     }
     await unmount(rootfs.dir);
-    const rec = await commitStep(s.deps.images, st.img, { runConfig: r.config, createdBy, upperDir, adoptUpper: upperDir !== undefined, signal: s.signal, sourceDateEpoch: s.epoch });
+    const rec = await commitStep(s.deps.images, st.img, {
+      runConfig: r.config,
+      createdBy,
+      upperDir,
+      adoptUpper: upperDir !== undefined,
+      signal: s.signal,
+      sourceDateEpoch: s.epoch,
+    });
     await s.deps.cache.put(key, rec.id);
     if (s.req.rm !== false) s.say(`Removing intermediate container ${cid.slice(0, 12)}\n`);
     await advance(s, st, rec);

@@ -127,18 +127,26 @@ function errorCodeOf(res: httpTypes.IncomingMessage): ErrorCode {
   const h = res.headers[ERROR_CODE_HEADER.toLowerCase()];
   if (typeof h === 'string' && (ERROR_CODES as string[]).includes(h) && REFINED.includes(h as ErrorCode)) return h as ErrorCode;
   switch (res.statusCode) {
-    case 404: return 'NOT_FOUND';
-    case 409: return 'CONFLICT';
-    case 400: return 'INVALID_ARGUMENT';
-    case 504: return 'TIMEOUT';
-    default: return 'INTERNAL';
+    case 404:
+      return 'NOT_FOUND';
+    case 409:
+      return 'CONFLICT';
+    case 400:
+      return 'INVALID_ARGUMENT';
+    case 504:
+      return 'TIMEOUT';
+    default:
+      return 'INTERNAL';
   }
 }
 
 function connectError(e: Error, socketPath: string): EngineError {
   const code = (e as NodeJS.ErrnoException).code;
   if (code === 'ENOENT' || code === 'ECONNREFUSED') {
-    return new EngineError('UNAVAILABLE', `Cannot connect to the keel daemon at unix://${socketPath}. Is the keel daemon running? (start it with: keel daemon)`);
+    return new EngineError(
+      'UNAVAILABLE',
+      `Cannot connect to the keel daemon at unix://${socketPath}. Is the keel daemon running? (start it with: keel daemon)`,
+    );
   }
   if (code === 'EACCES') return new EngineError('FORBIDDEN', `permission denied on unix://${socketPath}: run keel as root`);
   return new EngineError('UNAVAILABLE', `cannot reach the keel daemon at ${socketPath}: ${e.message}`);

@@ -9,8 +9,22 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { EngineError, isEngineError } from '../common/errors.ts';
 import type {
-  BuildSpec, ComposeBackend, ContainerDetails, ContainerSpec, ContainerState, ContainerSummary, EndpointSpec, ExecSpec, ImageSummary, LogChunk,
-  EngineEvent, NetworkSpec, NetworkSummary, Progress, VolumeSpec, VolumeSummary,
+  BuildSpec,
+  ComposeBackend,
+  ContainerDetails,
+  ContainerSpec,
+  ContainerState,
+  ContainerSummary,
+  EndpointSpec,
+  ExecSpec,
+  ImageSummary,
+  LogChunk,
+  EngineEvent,
+  NetworkSpec,
+  NetworkSummary,
+  Progress,
+  VolumeSpec,
+  VolumeSummary,
 } from '../compose/backend.ts';
 import { type ApiClient, readAll } from './client.ts';
 import { currentSize, Demuxer, hijack, relay } from './hijack.ts';
@@ -34,14 +48,29 @@ interface DockerContainer {
 
 function summary(c: DockerContainer): ContainerSummary {
   return {
-    id: c.Id, name: (c.Names[0] ?? '').replace(/^\//, ''), image: c.Image, imageId: c.ImageID, command: c.Command, created: c.Created,
-    state: c.State, status: c.Status, labels: c.Labels ?? {},
-    ports: (c.Ports ?? []).map((p) => ({ ...(p.IP ? { ip: p.IP } : {}), privatePort: p.PrivatePort, ...(p.PublicPort ? { publicPort: p.PublicPort } : {}), type: p.Type })),
+    id: c.Id,
+    name: (c.Names[0] ?? '').replace(/^\//, ''),
+    image: c.Image,
+    imageId: c.ImageID,
+    command: c.Command,
+    created: c.Created,
+    state: c.State,
+    status: c.Status,
+    labels: c.Labels ?? {},
+    ports: (c.Ports ?? []).map((p) => ({
+      ...(p.IP ? { ip: p.IP } : {}),
+      privatePort: p.PrivatePort,
+      ...(p.PublicPort ? { publicPort: p.PublicPort } : {}),
+      type: p.Type,
+    })),
   };
 }
 
 function endpointBody(e: EndpointSpec): Record<string, unknown> {
-  const ipam = e.ipv4Address || e.ipv6Address ? { IPAMConfig: { ...(e.ipv4Address ? { IPv4Address: e.ipv4Address } : {}), ...(e.ipv6Address ? { IPv6Address: e.ipv6Address } : {}) } } : {};
+  const ipam =
+    e.ipv4Address || e.ipv6Address
+      ? { IPAMConfig: { ...(e.ipv4Address ? { IPv4Address: e.ipv4Address } : {}), ...(e.ipv6Address ? { IPv6Address: e.ipv6Address } : {}) } }
+      : {};
   return { Aliases: e.aliases ?? null, ...ipam, ...(e.macAddress ? { MacAddress: e.macAddress } : {}) };
 }
 
@@ -73,35 +102,73 @@ export class ApiComposeBackend implements ComposeBackend {
   }
 
   async listContainers(labels: string[], opts: { all?: boolean } = {}): Promise<ContainerSummary[]> {
-    const list = await this.client.json<DockerContainer[]>('GET', '/containers/json', { query: { all: opts.all === false ? undefined : 1, filters: labelFilters(labels) } });
+    const list = await this.client.json<DockerContainer[]>('GET', '/containers/json', {
+      query: { all: opts.all === false ? undefined : 1, filters: labelFilters(labels) },
+    });
     return list.map(summary);
   }
 
   async inspectContainer(id: string): Promise<ContainerDetails> {
     const c = await this.client.json<{
-      Id: string; Name: string; Image: string; Created: string; Path: string; Args: string[];
+      Id: string;
+      Name: string;
+      Image: string;
+      Created: string;
+      Path: string;
+      Args: string[];
       State: { Status: ContainerState; Running: boolean; ExitCode: number; Health?: { Status: string } };
       Config: { Image: string; Labels: Record<string, string> | null; Tty: boolean };
-      NetworkSettings: { Ports: Record<string, { HostIp: string; HostPort: string }[] | null> | null; Networks: Record<string, { IPAddress?: string; Aliases?: string[] | null }> | null };
+      NetworkSettings: {
+        Ports: Record<string, { HostIp: string; HostPort: string }[] | null> | null;
+        Networks: Record<string, { IPAddress?: string; Aliases?: string[] | null }> | null;
+      };
     }>('GET', `/containers/${enc(id)}/json`);
     const ports = Object.entries(c.NetworkSettings.Ports ?? {}).flatMap(([k, bs]) => {
       const [p, type] = k.split('/');
-      return bs?.length ? bs.map((b) => ({ ip: b.HostIp, privatePort: Number(p), publicPort: Number(b.HostPort), type: type! })) : [{ privatePort: Number(p), type: type! }];
+      return bs?.length
+        ? bs.map((b) => ({ ip: b.HostIp, privatePort: Number(p), publicPort: Number(b.HostPort), type: type! }))
+        : [{ privatePort: Number(p), type: type! }];
     });
     return {
-      id: c.Id, name: c.Name.replace(/^\//, ''), image: c.Config.Image, imageId: c.Image, command: [c.Path, ...c.Args].join(' '), created: Date.parse(c.Created) / 1000,
-      state: c.State.Status, status: c.State.Status, labels: c.Config.Labels ?? {}, ports,
-      running: c.State.Running, exitCode: c.State.ExitCode, health: c.State.Health?.Status as ContainerDetails['health'], tty: c.Config.Tty,
-      networks: Object.fromEntries(Object.entries(c.NetworkSettings.Networks ?? {}).map(([n, e]) => [n, { ipAddress: e.IPAddress, aliases: e.Aliases ?? undefined }])),
+      id: c.Id,
+      name: c.Name.replace(/^\//, ''),
+      image: c.Config.Image,
+      imageId: c.Image,
+      command: [c.Path, ...c.Args].join(' '),
+      created: Date.parse(c.Created) / 1000,
+      state: c.State.Status,
+      status: c.State.Status,
+      labels: c.Config.Labels ?? {},
+      ports,
+      running: c.State.Running,
+      exitCode: c.State.ExitCode,
+      health: c.State.Health?.Status as ContainerDetails['health'],
+      tty: c.Config.Tty,
+      networks: Object.fromEntries(
+        Object.entries(c.NetworkSettings.Networks ?? {}).map(([n, e]) => [n, { ipAddress: e.IPAddress, aliases: e.Aliases ?? undefined }]),
+      ),
     };
   }
 
   async createContainer(s: ContainerSpec): Promise<string> {
     const body = {
-      Image: s.image, Labels: s.labels, Env: s.env, ...(s.cmd !== undefined ? { Cmd: s.cmd } : {}), ...(s.entrypoint !== undefined ? { Entrypoint: s.entrypoint } : {}),
-      WorkingDir: s.workingDir ?? '', User: s.user ?? '', Hostname: s.hostname ?? '', Domainname: s.domainname ?? '', Tty: !!s.tty, OpenStdin: !!s.openStdin,
-      AttachStdin: false, AttachStdout: true, AttachStderr: true, StdinOnce: false,
-      ...(s.stopSignal ? { StopSignal: s.stopSignal } : {}), ...(s.stopTimeout !== undefined ? { StopTimeout: s.stopTimeout } : {}),
+      Image: s.image,
+      Labels: s.labels,
+      Env: s.env,
+      ...(s.cmd !== undefined ? { Cmd: s.cmd } : {}),
+      ...(s.entrypoint !== undefined ? { Entrypoint: s.entrypoint } : {}),
+      WorkingDir: s.workingDir ?? '',
+      User: s.user ?? '',
+      Hostname: s.hostname ?? '',
+      Domainname: s.domainname ?? '',
+      Tty: !!s.tty,
+      OpenStdin: !!s.openStdin,
+      AttachStdin: false,
+      AttachStdout: true,
+      AttachStderr: true,
+      StdinOnce: false,
+      ...(s.stopSignal ? { StopSignal: s.stopSignal } : {}),
+      ...(s.stopTimeout !== undefined ? { StopTimeout: s.stopTimeout } : {}),
       ...(s.healthcheck ? { Healthcheck: s.healthcheck } : {}),
       ExposedPorts: Object.fromEntries(s.exposedPorts.map((p) => [p, {}])),
       HostConfig: s.host,
@@ -199,8 +266,16 @@ export class ApiComposeBackend implements ComposeBackend {
   async exec(id: string, s: ExecSpec): Promise<number> {
     const size = s.tty ? currentSize() : undefined;
     const body = {
-      User: s.user ?? '', Privileged: !!s.privileged, Tty: s.tty, AttachStdin: s.interactive && !s.detach, AttachStdout: !s.detach, AttachStderr: !s.detach,
-      Env: s.env?.length ? s.env : null, WorkingDir: s.workingDir ?? '', Cmd: s.cmd, ...(size ? { ConsoleSize: size } : {}),
+      User: s.user ?? '',
+      Privileged: !!s.privileged,
+      Tty: s.tty,
+      AttachStdin: s.interactive && !s.detach,
+      AttachStdout: !s.detach,
+      AttachStderr: !s.detach,
+      Env: s.env?.length ? s.env : null,
+      WorkingDir: s.workingDir ?? '',
+      Cmd: s.cmd,
+      ...(size ? { ConsoleSize: size } : {}),
     };
     const { Id } = await this.client.json<{ Id: string }>('POST', `/containers/${enc(id)}/exec`, { body });
     if (s.detach) {
@@ -208,7 +283,12 @@ export class ApiComposeBackend implements ComposeBackend {
       return 0;
     }
     const socket = await hijack(this.client, `/exec/${Id}/start`, { body: { Detach: false, Tty: s.tty } });
-    const session = relay(socket, { tty: s.tty, stdin: s.interactive, detachKeys: Buffer.from([16, 17]), onResize: (h, w) => void resize(this.client, 'exec', Id, h, w) });
+    const session = relay(socket, {
+      tty: s.tty,
+      stdin: s.interactive,
+      detachKeys: Buffer.from([16, 17]),
+      onResize: (h, w) => void resize(this.client, 'exec', Id, h, w),
+    });
     if (size) await resize(this.client, 'exec', Id, size[0], size[1]);
     await session.done;
     const info = await this.client.json<{ ExitCode: number | null }>('GET', `/exec/${Id}/json`);
@@ -216,13 +296,24 @@ export class ApiComposeBackend implements ComposeBackend {
   }
 
   async runAttached(id: string, o: { tty: boolean; interactive: boolean }): Promise<number> {
-    const r = await runSession(this.client, { id, tty: o.tty, stdin: o.interactive, stdout: true, stderr: true, detachKeys: Buffer.from([16, 17]), sigProxy: true, start: true });
+    const r = await runSession(this.client, {
+      id,
+      tty: o.tty,
+      stdin: o.interactive,
+      stdout: true,
+      stderr: true,
+      detachKeys: Buffer.from([16, 17]),
+      sigProxy: true,
+      start: true,
+    });
     if (r.startError) throw r.startError;
     return r.status;
   }
 
   async listNetworks(labels: string[]): Promise<NetworkSummary[]> {
-    const list = await this.client.json<{ Id: string; Name: string; Driver: string; Labels: Record<string, string> | null }[]>('GET', '/networks', { query: { filters: labelFilters(labels) } });
+    const list = await this.client.json<{ Id: string; Name: string; Driver: string; Labels: Record<string, string> | null }[]>('GET', '/networks', {
+      query: { filters: labelFilters(labels) },
+    });
     return list.map((n) => ({ id: n.Id, name: n.Name, driver: n.Driver, labels: n.Labels ?? {} }));
   }
 
@@ -238,8 +329,15 @@ export class ApiComposeBackend implements ComposeBackend {
 
   async createNetwork(s: NetworkSpec): Promise<string> {
     const body = {
-      Name: s.name, Driver: s.driver ?? 'bridge', Internal: !!s.internal, Attachable: !!s.attachable, EnableIPv6: !!s.enableIPv6, Options: s.options ?? {},
-      Labels: s.labels, CheckDuplicate: true, ...(s.ipam ? { IPAM: { Driver: s.ipam.Driver ?? 'default', Config: s.ipam.Config ?? [], Options: s.ipam.Options ?? {} } } : {}),
+      Name: s.name,
+      Driver: s.driver ?? 'bridge',
+      Internal: !!s.internal,
+      Attachable: !!s.attachable,
+      EnableIPv6: !!s.enableIPv6,
+      Options: s.options ?? {},
+      Labels: s.labels,
+      CheckDuplicate: true,
+      ...(s.ipam ? { IPAM: { Driver: s.ipam.Driver ?? 'default', Config: s.ipam.Config ?? [], Options: s.ipam.Options ?? {} } } : {}),
     };
     return (await this.client.json<{ Id: string }>('POST', '/networks/create', { body })).Id;
   }
@@ -249,7 +347,9 @@ export class ApiComposeBackend implements ComposeBackend {
   }
 
   async listVolumes(labels: string[]): Promise<VolumeSummary[]> {
-    const r = await this.client.json<{ Volumes: { Name: string; Driver: string; Labels: Record<string, string> | null }[] | null }>('GET', '/volumes', { query: { filters: labelFilters(labels) } });
+    const r = await this.client.json<{ Volumes: { Name: string; Driver: string; Labels: Record<string, string> | null }[] | null }>('GET', '/volumes', {
+      query: { filters: labelFilters(labels) },
+    });
     return (r.Volumes ?? []).map((v) => ({ name: v.Name, driver: v.Driver, labels: v.Labels ?? {} }));
   }
 
@@ -264,7 +364,11 @@ export class ApiComposeBackend implements ComposeBackend {
   }
 
   async createVolume(s: VolumeSpec): Promise<void> {
-    (await this.client.request('POST', '/volumes/create', { body: { Name: s.name, Driver: s.driver ?? 'local', DriverOpts: s.driverOpts ?? {}, Labels: s.labels } })).resume();
+    (
+      await this.client.request('POST', '/volumes/create', {
+        body: { Name: s.name, Driver: s.driver ?? 'local', DriverOpts: s.driverOpts ?? {}, Labels: s.labels },
+      })
+    ).resume();
   }
 
   removeVolume(name: string): Promise<void> {
@@ -281,7 +385,11 @@ export class ApiComposeBackend implements ComposeBackend {
     }
   }
 
-  private async progress(res: AsyncIterable<unknown> & { destroy(): void }, onProgress: (p: Progress) => void, signal?: AbortSignal): Promise<Record<string, unknown>[]> {
+  private async progress(
+    res: AsyncIterable<unknown> & { destroy(): void },
+    onProgress: (p: Progress) => void,
+    signal?: AbortSignal,
+  ): Promise<Record<string, unknown>[]> {
     const onAbort = () => res.destroy();
     signal?.addEventListener('abort', onAbort, { once: true });
     const aux: Record<string, unknown>[] = [];
@@ -319,7 +427,13 @@ export class ApiComposeBackend implements ComposeBackend {
     try {
       for await (const m of this.client.jsonLines(res)) {
         const actor = (m.Actor ?? {}) as { ID?: string; Attributes?: Record<string, string> };
-        yield { timeNano: Number(m.timeNano ?? Number(m.time ?? 0) * 1e9), type: String(m.Type ?? m.type ?? ''), action: String(m.Action ?? m.status ?? ''), id: actor.ID ?? String(m.id ?? ''), attributes: actor.Attributes ?? {} };
+        yield {
+          timeNano: Number(m.timeNano ?? Number(m.time ?? 0) * 1e9),
+          type: String(m.Type ?? m.type ?? ''),
+          action: String(m.Action ?? m.status ?? ''),
+          id: actor.ID ?? String(m.id ?? ''),
+          attributes: actor.Attributes ?? {},
+        };
       }
     } catch (e) {
       if (!signal?.aborted) throw e;
@@ -333,7 +447,8 @@ export class ApiComposeBackend implements ComposeBackend {
   }
 
   async build(s: BuildSpec, onProgress: (p: Progress) => void, signal?: AbortSignal): Promise<string> {
-    if (!fs.statSync(s.context, { throwIfNoEntry: false })?.isDirectory()) throw new EngineError('INVALID_ARGUMENT', `build context ${s.context} is not a directory`);
+    if (!fs.statSync(s.context, { throwIfNoEntry: false })?.isDirectory())
+      throw new EngineError('INVALID_ARGUMENT', `build context ${s.context} is not a directory`);
     // the archive code only here: loading it costs every other compose command
     const { tarDirectory } = await import('../archive/index.ts');
     let dockerfile = s.dockerfile ?? 'Dockerfile';
@@ -345,9 +460,16 @@ export class ApiComposeBackend implements ComposeBackend {
     }
     const query: Record<string, string | number | undefined> = {
       dockerfile: path.isAbsolute(dockerfile) ? path.relative(s.context, dockerfile) : dockerfile,
-      t: s.tags[0], target: s.target, nocache: s.noCache ? 1 : undefined, pull: s.pull ? 1 : undefined, networkmode: s.network, shmsize: s.shmSize,
-      buildargs: s.args ? JSON.stringify(s.args) : undefined, labels: s.labels ? JSON.stringify(s.labels) : undefined,
-      cachefrom: s.cacheFrom ? JSON.stringify(s.cacheFrom) : undefined, extrahosts: s.extraHosts?.join(','),
+      t: s.tags[0],
+      target: s.target,
+      nocache: s.noCache ? 1 : undefined,
+      pull: s.pull ? 1 : undefined,
+      networkmode: s.network,
+      shmsize: s.shmSize,
+      buildargs: s.args ? JSON.stringify(s.args) : undefined,
+      labels: s.labels ? JSON.stringify(s.labels) : undefined,
+      cachefrom: s.cacheFrom ? JSON.stringify(s.cacheFrom) : undefined,
+      extrahosts: s.extraHosts?.join(','),
     };
     let res;
     try {
@@ -357,7 +479,10 @@ export class ApiComposeBackend implements ComposeBackend {
       // instead; an empty request then learns the status
       let missing = isEngineError(e, 'NOT_FOUND');
       if (!missing && /EPIPE|ECONNRESET/.test((e as Error).message)) {
-        missing = await this.client.request('POST', '/build', { headers: { 'Content-Type': 'application/x-tar', 'Content-Length': '0' } }).then((r) => (r.resume(), false), (e2: unknown) => isEngineError(e2, 'NOT_FOUND'));
+        missing = await this.client.request('POST', '/build', { headers: { 'Content-Type': 'application/x-tar', 'Content-Length': '0' } }).then(
+          (r) => (r.resume(), false),
+          (e2: unknown) => isEngineError(e2, 'NOT_FOUND'),
+        );
       }
       if (missing) throw new EngineError('UNAVAILABLE', 'this keel daemon cannot build yet (POST /build answered 404)');
       throw e;

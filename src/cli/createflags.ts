@@ -7,16 +7,54 @@
 import { type Command, Option } from 'commander';
 import { collect } from './context.ts';
 import {
-  envValue, FlagError, keyValues, parseAddHost, parseCpus, parseDevice, parseDuration, parseInteger, parseMemory, parseMemorySwap, parseMount,
-  parsePublish, parseRestart, parseSecurityOpts, parseTmpfs, parseUlimit, parseVolumes, readEnvFile,
+  envValue,
+  FlagError,
+  keyValues,
+  parseAddHost,
+  parseCpus,
+  parseDevice,
+  parseDuration,
+  parseInteger,
+  parseMemory,
+  parseMemorySwap,
+  parseMount,
+  parsePublish,
+  parseRestart,
+  parseSecurityOpts,
+  parseTmpfs,
+  parseUlimit,
+  parseVolumes,
+  readEnvFile,
 } from './opts.ts';
 
 /** What commander hands us for create/run (camelCased flag names). */
 export type CreateFlags = Record<string, unknown> & {
-  env: string[]; envFile: string[]; label: string[]; labelFile: string[]; publish: string[]; expose: string[]; volume: string[]; mount: string[];
-  tmpfs: string[]; addHost: string[]; dns: string[]; dnsSearch: string[]; dnsOption: string[]; capAdd: string[]; capDrop: string[]; securityOpt: string[];
-  device: string[]; sysctl: string[]; ulimit: string[]; volumesFrom: string[]; networkAlias: string[]; groupAdd: string[]; logOpt: string[]; link: string[];
-  attach: string[]; storageOpt: string[];
+  env: string[];
+  envFile: string[];
+  label: string[];
+  labelFile: string[];
+  publish: string[];
+  expose: string[];
+  volume: string[];
+  mount: string[];
+  tmpfs: string[];
+  addHost: string[];
+  dns: string[];
+  dnsSearch: string[];
+  dnsOption: string[];
+  capAdd: string[];
+  capDrop: string[];
+  securityOpt: string[];
+  device: string[];
+  sysctl: string[];
+  ulimit: string[];
+  volumesFrom: string[];
+  networkAlias: string[];
+  groupAdd: string[];
+  logOpt: string[];
+  link: string[];
+  attach: string[];
+  storageOpt: string[];
 };
 
 /** Adds docker's create/run flags (run adds -d, --rm, --sig-proxy, --detach-keys on top). */
@@ -106,12 +144,39 @@ export function addCreateFlags(c: Command): Command {
 
 /** docker's flag names for error messages (`"-m, --memory" flag`). */
 const flagNames: Record<string, string> = {
-  memory: '-m, --memory', memorySwap: '--memory-swap', memoryReservation: '--memory-reservation', cpus: '--cpus', cpuShares: '-c, --cpu-shares',
-  publish: '-p, --publish', volume: '-v, --volume', mount: '--mount', ulimit: '--ulimit', envFile: '--env-file', labelFile: '--label-file',
-  restart: '--restart', device: '--device', addHost: '--add-host', tmpfs: '--tmpfs', pidsLimit: '--pids-limit', stopTimeout: '--stop-timeout',
-  shmSize: '--shm-size', securityOpt: '--security-opt', env: '-e, --env', label: '-l, --label', expose: '--expose', sysctl: '--sysctl',
-  healthInterval: '--health-interval', healthTimeout: '--health-timeout', healthStartPeriod: '--health-start-period', healthStartInterval: '--health-start-interval',
-  healthRetries: '--health-retries', memorySwappiness: '--memory-swappiness', cpuPeriod: '--cpu-period', cpuQuota: '--cpu-quota', blkioWeight: '--blkio-weight', oomScoreAdj: '--oom-score-adj',
+  memory: '-m, --memory',
+  memorySwap: '--memory-swap',
+  memoryReservation: '--memory-reservation',
+  cpus: '--cpus',
+  cpuShares: '-c, --cpu-shares',
+  publish: '-p, --publish',
+  volume: '-v, --volume',
+  mount: '--mount',
+  ulimit: '--ulimit',
+  envFile: '--env-file',
+  labelFile: '--label-file',
+  restart: '--restart',
+  device: '--device',
+  addHost: '--add-host',
+  tmpfs: '--tmpfs',
+  pidsLimit: '--pids-limit',
+  stopTimeout: '--stop-timeout',
+  shmSize: '--shm-size',
+  securityOpt: '--security-opt',
+  env: '-e, --env',
+  label: '-l, --label',
+  expose: '--expose',
+  sysctl: '--sysctl',
+  healthInterval: '--health-interval',
+  healthTimeout: '--health-timeout',
+  healthStartPeriod: '--health-start-period',
+  healthStartInterval: '--health-start-interval',
+  healthRetries: '--health-retries',
+  memorySwappiness: '--memory-swappiness',
+  cpuPeriod: '--cpu-period',
+  cpuQuota: '--cpu-quota',
+  blkioWeight: '--blkio-weight',
+  oomScoreAdj: '--oom-score-adj',
 };
 
 /** Runs a parser on a flag's value, turning its FlagError into docker's message. */
@@ -140,15 +205,27 @@ export interface CreateRequest {
 }
 
 /** Builds the create request; `detach` is run -d (create never attaches stdin). */
-export function buildCreate(image: string, cmd: string[], o: CreateFlags, detach: boolean, autoRemove: boolean, consoleSize: [number, number] | undefined): CreateRequest {
+export function buildCreate(
+  image: string,
+  cmd: string[],
+  o: CreateFlags,
+  detach: boolean,
+  autoRemove: boolean,
+  consoleSize: [number, number] | undefined,
+): CreateRequest {
   const attach = o.attach.map((s) => s.toLowerCase());
-  for (const a of attach) if (!['stdin', 'stdout', 'stderr'].includes(a)) throw new FlagError(`invalid argument "${a}" for "-a, --attach" flag: valid streams are STDIN, STDOUT and STDERR`);
+  for (const a of attach)
+    if (!['stdin', 'stdout', 'stderr'].includes(a))
+      throw new FlagError(`invalid argument "${a}" for "-a, --attach" flag: valid streams are STDIN, STDOUT and STDERR`);
   if (detach && attach.length) throw new FlagError('conflicting options: cannot specify both --attach and --detach');
   const stdin = attach.length ? attach.includes('stdin') : !!o.interactive && !detach;
   const stdout = attach.length ? attach.includes('stdout') : !detach;
   const stderr = attach.length ? attach.includes('stderr') : !detach;
   const env = [...o.envFile.flatMap((f) => flag({ envFile: f } as unknown as CreateFlags, 'envFile', (v) => readEnvFile(v))!), ...each(o, 'env', envValue)];
-  const labels = { ...keyValues(o.labelFile.flatMap((f) => flag({ labelFile: f } as unknown as CreateFlags, 'labelFile', (v) => readEnvFile(v, false))!)), ...keyValues(o.label) };
+  const labels = {
+    ...keyValues(o.labelFile.flatMap((f) => flag({ labelFile: f } as unknown as CreateFlags, 'labelFile', (v) => readEnvFile(v, false))!)),
+    ...keyValues(o.label),
+  };
   const { exposed, bindings } = (() => {
     try {
       return parsePublish(o.publish, o.expose);
@@ -163,17 +240,26 @@ export function buildCreate(image: string, cmd: string[], o: CreateFlags, detach
   const health = healthcheck(o);
   const stopTimeout = flag(o, 'stopTimeout', parseInteger);
   const config: Record<string, unknown> = {
-    Hostname: o.hostname ?? '', Domainname: o.domainname ?? '', User: o.user ?? '',
-    AttachStdin: stdin, AttachStdout: stdout, AttachStderr: stderr,
+    Hostname: o.hostname ?? '',
+    Domainname: o.domainname ?? '',
+    User: o.user ?? '',
+    AttachStdin: stdin,
+    AttachStdout: stdout,
+    AttachStderr: stderr,
     ...(Object.keys(exposed).length ? { ExposedPorts: exposed } : {}),
-    Tty: !!o.tty, OpenStdin: !!o.interactive, StdinOnce: !!o.interactive && stdin,
+    Tty: !!o.tty,
+    OpenStdin: !!o.interactive,
+    StdinOnce: !!o.interactive && stdin,
     Env: env.length ? env : null,
     Cmd: cmd.length ? cmd : null,
     ...(health ? { Healthcheck: health } : {}),
-    Image: image, Volumes: vols.volumes, WorkingDir: o.workdir ?? '',
+    Image: image,
+    Volumes: vols.volumes,
+    WorkingDir: o.workdir ?? '',
     Entrypoint: o.entrypoint === undefined ? null : o.entrypoint === '' ? [''] : [o.entrypoint],
     ...(o.macAddress ? { MacAddress: o.macAddress } : {}),
-    OnBuild: null, Labels: labels,
+    OnBuild: null,
+    Labels: labels,
     ...(o.stopSignal ? { StopSignal: o.stopSignal } : {}),
     ...(stopTimeout !== undefined ? { StopTimeout: stopTimeout } : {}),
   };
@@ -181,40 +267,93 @@ export function buildCreate(image: string, cmd: string[], o: CreateFlags, detach
   const sysctls = keyValues(o.sysctl);
   const storage = keyValues(o.storageOpt);
   const hostConfig: Record<string, unknown> = {
-    Binds: vols.binds.length ? vols.binds : null, ContainerIDFile: o.cidfile ?? '',
+    Binds: vols.binds.length ? vols.binds : null,
+    ContainerIDFile: o.cidfile ?? '',
     LogConfig: { Type: o.logDriver ?? '', Config: keyValues(o.logOpt) },
-    NetworkMode: network, PortBindings: bindings,
+    NetworkMode: network,
+    PortBindings: bindings,
     RestartPolicy: flag(o, 'restart', parseRestart),
-    AutoRemove: autoRemove, VolumeDriver: '', VolumesFrom: o.volumesFrom.length ? o.volumesFrom : null,
+    AutoRemove: autoRemove,
+    VolumeDriver: '',
+    VolumesFrom: o.volumesFrom.length ? o.volumesFrom : null,
     ConsoleSize: o.tty && consoleSize ? consoleSize : [0, 0],
-    CapAdd: o.capAdd.length ? o.capAdd.map(capName) : null, CapDrop: o.capDrop.length ? o.capDrop.map(capName) : null, CgroupnsMode: o.cgroupns ?? '',
-    Dns: o.dns, DnsOptions: o.dnsOption, DnsSearch: o.dnsSearch, ExtraHosts: o.addHost.length ? each(o, 'addHost', parseAddHost) : null,
-    GroupAdd: o.groupAdd.length ? o.groupAdd : null, IpcMode: o.ipc ?? '', Cgroup: '', Links: o.link.length ? o.link : null,
-    OomScoreAdj: flag(o, 'oomScoreAdj', parseInteger) ?? 0, PidMode: o.pid ?? '', Privileged: !!o.privileged, PublishAllPorts: !!o.publishAll,
-    ReadonlyRootfs: !!o.readOnly, SecurityOpt: o.securityOpt.length ? each(o, 'securityOpt', (v) => parseSecurityOpts([v])[0]!) : null,
+    CapAdd: o.capAdd.length ? o.capAdd.map(capName) : null,
+    CapDrop: o.capDrop.length ? o.capDrop.map(capName) : null,
+    CgroupnsMode: o.cgroupns ?? '',
+    Dns: o.dns,
+    DnsOptions: o.dnsOption,
+    DnsSearch: o.dnsSearch,
+    ExtraHosts: o.addHost.length ? each(o, 'addHost', parseAddHost) : null,
+    GroupAdd: o.groupAdd.length ? o.groupAdd : null,
+    IpcMode: o.ipc ?? '',
+    Cgroup: '',
+    Links: o.link.length ? o.link : null,
+    OomScoreAdj: flag(o, 'oomScoreAdj', parseInteger) ?? 0,
+    PidMode: o.pid ?? '',
+    Privileged: !!o.privileged,
+    PublishAllPorts: !!o.publishAll,
+    ReadonlyRootfs: !!o.readOnly,
+    SecurityOpt: o.securityOpt.length ? each(o, 'securityOpt', (v) => parseSecurityOpts([v])[0]!) : null,
     ...(Object.keys(storage).length ? { StorageOpt: storage } : {}),
     ...(tmpfs.length ? { Tmpfs: Object.assign({}, ...tmpfs) } : {}),
-    UTSMode: o.uts ?? '', UsernsMode: o.userns ?? '', ShmSize: flag(o, 'shmSize', parseMemory) ?? 0,
+    UTSMode: o.uts ?? '',
+    UsernsMode: o.userns ?? '',
+    ShmSize: flag(o, 'shmSize', parseMemory) ?? 0,
     ...(Object.keys(sysctls).length ? { Sysctls: sysctls } : {}),
-    Isolation: '', CpuShares: flag(o, 'cpuShares', parseInteger) ?? 0, Memory: flag(o, 'memory', parseMemory) ?? 0, NanoCpus: flag(o, 'cpus', parseCpus) ?? 0,
-    CgroupParent: o.cgroupParent ?? '', BlkioWeight: flag(o, 'blkioWeight', parseInteger) ?? 0,
-    BlkioWeightDevice: [], BlkioDeviceReadBps: [], BlkioDeviceWriteBps: [], BlkioDeviceReadIOps: [], BlkioDeviceWriteIOps: [],
-    CpuPeriod: flag(o, 'cpuPeriod', parseInteger) ?? 0, CpuQuota: flag(o, 'cpuQuota', parseInteger) ?? 0, CpuRealtimePeriod: 0, CpuRealtimeRuntime: 0,
-    CpusetCpus: o.cpusetCpus ?? '', CpusetMems: o.cpusetMems ?? '', Devices: each(o, 'device', parseDevice), DeviceCgroupRules: null, DeviceRequests: null,
-    MemoryReservation: flag(o, 'memoryReservation', parseMemory) ?? 0, MemorySwap: flag(o, 'memorySwap', parseMemorySwap) ?? 0,
-    MemorySwappiness: flag(o, 'memorySwappiness', parseInteger) ?? -1, OomKillDisable: !!o.oomKillDisable,
-    PidsLimit: flag(o, 'pidsLimit', parseInteger) ?? null, Ulimits: each(o, 'ulimit', parseUlimit),
+    Isolation: '',
+    CpuShares: flag(o, 'cpuShares', parseInteger) ?? 0,
+    Memory: flag(o, 'memory', parseMemory) ?? 0,
+    NanoCpus: flag(o, 'cpus', parseCpus) ?? 0,
+    CgroupParent: o.cgroupParent ?? '',
+    BlkioWeight: flag(o, 'blkioWeight', parseInteger) ?? 0,
+    BlkioWeightDevice: [],
+    BlkioDeviceReadBps: [],
+    BlkioDeviceWriteBps: [],
+    BlkioDeviceReadIOps: [],
+    BlkioDeviceWriteIOps: [],
+    CpuPeriod: flag(o, 'cpuPeriod', parseInteger) ?? 0,
+    CpuQuota: flag(o, 'cpuQuota', parseInteger) ?? 0,
+    CpuRealtimePeriod: 0,
+    CpuRealtimeRuntime: 0,
+    CpusetCpus: o.cpusetCpus ?? '',
+    CpusetMems: o.cpusetMems ?? '',
+    Devices: each(o, 'device', parseDevice),
+    DeviceCgroupRules: null,
+    DeviceRequests: null,
+    MemoryReservation: flag(o, 'memoryReservation', parseMemory) ?? 0,
+    MemorySwap: flag(o, 'memorySwap', parseMemorySwap) ?? 0,
+    MemorySwappiness: flag(o, 'memorySwappiness', parseInteger) ?? -1,
+    OomKillDisable: !!o.oomKillDisable,
+    PidsLimit: flag(o, 'pidsLimit', parseInteger) ?? null,
+    Ulimits: each(o, 'ulimit', parseUlimit),
     ...(o.init ? { Init: true } : {}),
     ...(mounts.length ? { Mounts: mounts } : {}),
-    CpuCount: 0, CpuPercent: 0, IOMaximumIOps: 0, IOMaximumBandwidth: 0, MaskedPaths: null, ReadonlyPaths: null,
+    CpuCount: 0,
+    CpuPercent: 0,
+    IOMaximumIOps: 0,
+    IOMaximumBandwidth: 0,
+    MaskedPaths: null,
+    ReadonlyPaths: null,
   };
   const endpoint = {
-    IPAMConfig: o.ip ? { IPv4Address: o.ip } : null, Links: null, Aliases: o.networkAlias.length ? o.networkAlias : null, MacAddress: (o.macAddress as string) ?? '',
-    DriverOpts: null, NetworkID: '', EndpointID: '', Gateway: '', IPAddress: '', IPPrefixLen: 0, IPv6Gateway: '', GlobalIPv6Address: '', GlobalIPv6PrefixLen: 0,
+    IPAMConfig: o.ip ? { IPv4Address: o.ip } : null,
+    Links: null,
+    Aliases: o.networkAlias.length ? o.networkAlias : null,
+    MacAddress: (o.macAddress as string) ?? '',
+    DriverOpts: null,
+    NetworkID: '',
+    EndpointID: '',
+    Gateway: '',
+    IPAddress: '',
+    IPPrefixLen: 0,
+    IPv6Gateway: '',
+    GlobalIPv6Address: '',
+    GlobalIPv6PrefixLen: 0,
   };
   const custom = o.ip || o.networkAlias.length || o.macAddress;
   const endpoints = network === 'default' || custom ? { [network]: endpoint } : {};
-  if (o.networkAlias.length && (['default', 'bridge', 'host', 'none'].includes(network) || network.startsWith('container:'))) throw new FlagError('network-scoped aliases are only supported for user-defined networks');
+  if (o.networkAlias.length && (['default', 'bridge', 'host', 'none'].includes(network) || network.startsWith('container:')))
+    throw new FlagError('network-scoped aliases are only supported for user-defined networks');
   return {
     name: o.name as string | undefined,
     platform: o.platform as string | undefined,
@@ -233,8 +372,11 @@ function healthcheck(o: CreateFlags): Record<string, unknown> | undefined {
   const dur = (k: string) => flag(o, k, parseDuration) ?? 0;
   const cmd = (o.healthCmd as string | undefined) ?? '';
   const values = {
-    interval: dur('healthInterval'), timeout: dur('healthTimeout'), retries: flag(o, 'healthRetries', parseInteger) ?? 0,
-    'start-period': dur('healthStartPeriod'), 'start-interval': dur('healthStartInterval'),
+    interval: dur('healthInterval'),
+    timeout: dur('healthTimeout'),
+    retries: flag(o, 'healthRetries', parseInteger) ?? 0,
+    'start-period': dur('healthStartPeriod'),
+    'start-interval': dur('healthStartInterval'),
   };
   const any = cmd !== '' || Object.values(values).some((v) => v !== 0);
   if (o.healthcheck === false) {
@@ -245,6 +387,10 @@ function healthcheck(o: CreateFlags): Record<string, unknown> | undefined {
   for (const [k, v] of Object.entries(values)) if (v < 0) throw new FlagError(`--health-${k} cannot be negative`);
   return {
     Test: cmd ? ['CMD-SHELL', cmd] : null,
-    Interval: values.interval, Timeout: values.timeout, StartPeriod: values['start-period'], StartInterval: values['start-interval'], Retries: values.retries,
+    Interval: values.interval,
+    Timeout: values.timeout,
+    StartPeriod: values['start-period'],
+    StartInterval: values['start-interval'],
+    Retries: values.retries,
   };
 }

@@ -17,8 +17,16 @@ function file(content: unknown): string {
   return f;
 }
 const FLAGS: DaemonFlags = {
-  configFile: '/etc/keel/daemon.json', dataRoot: '/var/lib/keel', execRoot: '/run/keel', logLevel: 'info', cgroupParent: '/keel', bridge: 'keel0',
-  logOpt: [], registryMirror: [], insecureRegistry: [], defaultUlimit: [],
+  configFile: '/etc/keel/daemon.json',
+  dataRoot: '/var/lib/keel',
+  execRoot: '/run/keel',
+  logLevel: 'info',
+  cgroupParent: '/keel',
+  bridge: 'keel0',
+  logOpt: [],
+  registryMirror: [],
+  insecureRegistry: [],
+  defaultUlimit: [],
 };
 const fromFile = (content: unknown, cli: string[] = [], flags: Partial<DaemonFlags> = {}) => {
   const f = file(content);
@@ -26,12 +34,26 @@ const fromFile = (content: unknown, cli: string[] = [], flags: Partial<DaemonFla
 };
 
 test('dockerd keys map to the engine options', () => {
-  const o = engineOptions(fromFile({
-    'data-root': '/srv/keel', 'exec-root': '/run/k2', hosts: ['unix:///run/k2/k.sock'], 'log-level': 'debug', 'log-driver': 'json-file',
-    'log-opts': { 'max-size': '10m', 'max-file': '3' }, 'registry-mirrors': ['https://mirror.example.com/'], 'insecure-registries': ['reg.lan:5000'],
-    'default-address-pools': [{ base: '10.90.0.0/16', size: 24 }], bip: '10.91.0.1/24', bridge: 'kbr0', 'cgroup-parent': '/kp',
-    'default-ulimits': { nofile: { Name: 'nofile', Soft: 1000, Hard: 2000 } }, 'default-pids-limit': 300, 'max-layer-size': '1g', 'max-image-size': 4294967296,
-  }));
+  const o = engineOptions(
+    fromFile({
+      'data-root': '/srv/keel',
+      'exec-root': '/run/k2',
+      hosts: ['unix:///run/k2/k.sock'],
+      'log-level': 'debug',
+      'log-driver': 'json-file',
+      'log-opts': { 'max-size': '10m', 'max-file': '3' },
+      'registry-mirrors': ['https://mirror.example.com/'],
+      'insecure-registries': ['reg.lan:5000'],
+      'default-address-pools': [{ base: '10.90.0.0/16', size: 24 }],
+      bip: '10.91.0.1/24',
+      bridge: 'kbr0',
+      'cgroup-parent': '/kp',
+      'default-ulimits': { nofile: { Name: 'nofile', Soft: 1000, Hard: 2000 } },
+      'default-pids-limit': 300,
+      'max-layer-size': '1g',
+      'max-image-size': 4294967296,
+    }),
+  );
   assert.equal(o.dataRoot, '/srv/keel');
   assert.equal(o.execRoot, '/run/k2');
   assert.equal(o.cgroupParent, '/kp');
@@ -66,7 +88,15 @@ test('unknown keys, bad JSON and bad values are errors naming the key', () => {
     [{ 'default-ulimits': { nofile: { Soft: 'a', Hard: 2 } } }, /"default-ulimits" .*"nofile" needs integer/],
     [{ 'log-opts': { 'max-size': 10 } }, /"log-opts" .*"max-size" must be a string/],
     [{ hosts: ['unix:///a', 'unix:///b'] }, /"hosts" .*exactly one unix socket/],
-    [{ 'default-address-pools': [{ base: '10.0.0.0/8', size: 24 }, { base: '10.1.0.0/16', size: 24 }] }, /"default-address-pools" .*exactly one pool/],
+    [
+      {
+        'default-address-pools': [
+          { base: '10.0.0.0/8', size: 24 },
+          { base: '10.1.0.0/16', size: 24 },
+        ],
+      },
+      /"default-address-pools" .*exactly one pool/,
+    ],
     [{ 'data-root': 5 }, /"data-root" .*non-empty string/],
   ];
   for (const [c, re] of bad) assert.throws(() => fromFile(c), re, JSON.stringify(c));
@@ -79,7 +109,7 @@ test('unknown keys, bad JSON and bad values are errors naming the key', () => {
     [{ 'registry-mirrors': ['ftp://m'] }, /invalid "registry-mirrors"/],
     [{ 'cgroup-parent': 'rel' }, /invalid "cgroup-parent"/],
     [{ 'max-layer-size': 'lots' }, /invalid "max-layer-size"/],
-    [{ 'hosts': ['tcp://0.0.0.0:2375'] }, /invalid "hosts" .*unix socket/],
+    [{ hosts: ['tcp://0.0.0.0:2375'] }, /invalid "hosts" .*unix socket/],
   ];
   for (const [c, re] of badValue) assert.throws(() => engineOptions(fromFile(c)), re, JSON.stringify(c));
 });
@@ -91,20 +121,41 @@ test('the default file may be missing; a named one may not', () => {
 });
 
 test('default ulimits and pids limit apply where the container sets none', () => {
-  const rec = (h: object) => ({
-    id: 'a'.repeat(64), name: 'c', config: { Entrypoint: null, Cmd: ['true'], Env: [], Hostname: 'h', Tty: false },
-    hostConfig: normalizeHostConfig(h),
-  }) as unknown as ContainerRecord;
+  const rec = (h: object) =>
+    ({
+      id: 'a'.repeat(64),
+      name: 'c',
+      config: { Entrypoint: null, Cmd: ['true'], Env: [], Hostname: 'h', Tty: false },
+      hostConfig: normalizeHostConfig(h),
+    }) as unknown as ContainerRecord;
   const inp = (defaults?: object) => ({
-    rootfs: '/r', user: { uid: 0, gid: 0, additionalGids: [], home: '/' }, cwd: '/', netns: 'private' as const, files: {}, cgroupsPath: '/k/a', defaults,
+    rootfs: '/r',
+    user: { uid: 0, gid: 0, additionalGids: [], home: '/' },
+    cwd: '/',
+    netns: 'private' as const,
+    files: {},
+    cgroupsPath: '/k/a',
+    defaults,
   });
-  const defaults = { ulimits: [{ Name: 'nofile', Soft: 100, Hard: 200 }, { Name: 'nproc', Soft: 50, Hard: 60 }], pidsLimit: 77 };
+  const defaults = {
+    ulimits: [
+      { Name: 'nofile', Soft: 100, Hard: 200 },
+      { Name: 'nproc', Soft: 50, Hard: 60 },
+    ],
+    pidsLimit: 77,
+  };
   const d = runSpecOptions(rec({}), inp(defaults));
   assert.equal(d.resources!.pidsLimit, 77);
-  assert.deepEqual(d.rlimits, [{ type: 'RLIMIT_NOFILE', soft: 100, hard: 200 }, { type: 'RLIMIT_NPROC', soft: 50, hard: 60 }]);
+  assert.deepEqual(d.rlimits, [
+    { type: 'RLIMIT_NOFILE', soft: 100, hard: 200 },
+    { type: 'RLIMIT_NPROC', soft: 50, hard: 60 },
+  ]);
   const own = runSpecOptions(rec({ PidsLimit: 5, Ulimits: [{ Name: 'nofile', Soft: 10, Hard: 20 }] }), inp(defaults));
   assert.equal(own.resources!.pidsLimit, 5);
-  assert.deepEqual(own.rlimits, [{ type: 'RLIMIT_NOFILE', soft: 10, hard: 20 }, { type: 'RLIMIT_NPROC', soft: 50, hard: 60 }]);
+  assert.deepEqual(own.rlimits, [
+    { type: 'RLIMIT_NOFILE', soft: 10, hard: 20 },
+    { type: 'RLIMIT_NPROC', soft: 50, hard: 60 },
+  ]);
   assert.equal(runSpecOptions(rec({ PidsLimit: -1 }), inp(defaults)).resources!.pidsLimit, -1, 'a negative limit is unlimited, not the default');
   assert.equal(runSpecOptions(rec({}), inp()).resources!.pidsLimit, undefined);
 });

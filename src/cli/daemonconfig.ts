@@ -74,7 +74,8 @@ const KEYS: Record<string, { option: FlagKey; parse: (file: string, key: string,
     parse: (file, key, v) => {
       if (!Array.isArray(v) || v.length !== 1) throw fail(file, key, 'keel takes exactly one pool: [{"base": "10.81.0.0/16", "size": 24}]');
       const p = v[0] as { base?: unknown; size?: unknown };
-      if (typeof p !== 'object' || p === null || typeof p.base !== 'string' || !Number.isInteger(p.size)) throw fail(file, key, 'expected [{"base": "CIDR", "size": N}]');
+      if (typeof p !== 'object' || p === null || typeof p.base !== 'string' || !Number.isInteger(p.size))
+        throw fail(file, key, 'expected [{"base": "CIDR", "size": N}]');
       return `base=${p.base},size=${p.size}`;
     },
   },
@@ -98,7 +99,8 @@ const KEYS: Record<string, { option: FlagKey; parse: (file: string, key: string,
       if (typeof v !== 'object' || v === null || Array.isArray(v)) throw fail(file, key, 'expected {"nofile": {"Name": "nofile", "Soft": 1024, "Hard": 2048}}');
       return Object.entries(v).map(([name, u]) => {
         const o = u as { Name?: unknown; Soft?: unknown; Hard?: unknown };
-        if (typeof o !== 'object' || o === null || !Number.isInteger(o.Soft) || !Number.isInteger(o.Hard)) throw fail(file, key, `"${name}" needs integer "Soft" and "Hard"`);
+        if (typeof o !== 'object' || o === null || !Number.isInteger(o.Soft) || !Number.isInteger(o.Hard))
+          throw fail(file, key, `"${name}" needs integer "Soft" and "Hard"`);
         if (o.Name !== undefined && o.Name !== name) throw fail(file, key, `"${name}" has "Name": ${JSON.stringify(o.Name)}`);
         return `${name}=${o.Soft}:${o.Hard}`;
       });
@@ -116,7 +118,14 @@ const KEYS: Record<string, { option: FlagKey; parse: (file: string, key: string,
 };
 
 /** The flag spelling of an option, for dockerd's "specified both as a flag and in the configuration file" error. */
-const FLAG_NAMES: Partial<Record<FlagKey, string>> = { host: 'host', defaultAddressPool: 'default-address-pool', logOpt: 'log-opt', registryMirror: 'registry-mirror', insecureRegistry: 'insecure-registry', defaultUlimit: 'default-ulimit' };
+const FLAG_NAMES: Partial<Record<FlagKey, string>> = {
+  host: 'host',
+  defaultAddressPool: 'default-address-pool',
+  logOpt: 'log-opt',
+  registryMirror: 'registry-mirror',
+  insecureRegistry: 'insecure-registry',
+  defaultUlimit: 'default-ulimit',
+};
 
 /**
  * Reads the config file into flag values. A missing file is fine when it is
@@ -143,7 +152,8 @@ export function readConfigFile(file: string, explicit: boolean): Partial<Record<
   }
   if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new EngineError('INVALID_ARGUMENT', `config file ${file} must hold a JSON object`);
   const unknown = Object.keys(o).filter((k) => !(k in KEYS));
-  if (unknown.length) throw new EngineError('INVALID_ARGUMENT', `the following directives in ${file} don't match any configuration option: ${unknown.join(', ')}`);
+  if (unknown.length)
+    throw new EngineError('INVALID_ARGUMENT', `the following directives in ${file} don't match any configuration option: ${unknown.join(', ')}`);
   const out: Partial<Record<FlagKey, unknown>> = {};
   for (const [k, v] of Object.entries(o)) out[KEYS[k]!.option] = KEYS[k]!.parse(file, k, v);
   return out;
@@ -158,7 +168,10 @@ export function mergeConfig(flags: DaemonFlags, file: Partial<Record<FlagKey, un
   if (both.length) {
     const keyOf = (k: FlagKey) => Object.keys(KEYS).find((n) => KEYS[n]!.option === k)!;
     const parts = both.map((k) => `${FLAG_NAMES[k] ?? keyOf(k)}: (from flag: ${JSON.stringify(flags[k])}, from file: ${JSON.stringify(file[k])})`);
-    throw new EngineError('INVALID_ARGUMENT', `unable to configure the keel daemon with file ${flags.configFile}: the following directives are specified both as a flag and in the configuration file: ${parts.join(', ')}`);
+    throw new EngineError(
+      'INVALID_ARGUMENT',
+      `unable to configure the keel daemon with file ${flags.configFile}: the following directives are specified both as a flag and in the configuration file: ${parts.join(', ')}`,
+    );
   }
   return { ...flags, ...(file as Partial<DaemonFlags>) };
 }
@@ -173,7 +186,8 @@ export function engineOptions(o: DaemonFlags): EngineOptions {
     return new EngineError('INVALID_ARGUMENT', `invalid "${key}" (--${FLAG_NAMES[k] ?? key}) ${JSON.stringify(value)}: ${why}`);
   };
   if (!LOG_LEVELS.includes(o.logLevel)) throw bad('logLevel', o.logLevel, `use one of ${LOG_LEVELS.join(', ')}`);
-  if (!/^\/[a-zA-Z0-9_./-]+$/.test(o.cgroupParent) || o.cgroupParent.includes('..')) throw bad('cgroupParent', o.cgroupParent, 'expected an absolute cgroupfs path such as /keel');
+  if (!/^\/[a-zA-Z0-9_./-]+$/.test(o.cgroupParent) || o.cgroupParent.includes('..'))
+    throw bad('cgroupParent', o.cgroupParent, 'expected an absolute cgroupfs path such as /keel');
   if (!/^[a-zA-Z0-9_.-]{1,15}$/.test(o.bridge)) throw bad('bridge', o.bridge, 'expected a Linux interface name (up to 15 letters, digits, _ . -)');
   if (o.host && !o.host.startsWith('unix://') && !o.host.startsWith('/')) throw bad('host', o.host, 'keel listens on a unix socket: use unix:///path/to.sock');
   const opts: EngineOptions = { dataRoot: o.dataRoot, execRoot: o.execRoot, network: networkOptions(o, bad), cgroupParent: o.cgroupParent };
@@ -194,7 +208,8 @@ export function engineOptions(o: DaemonFlags): EngineOptions {
     } catch {
       throw bad('registryMirror', m, 'expected an http(s) URL such as https://mirror.example.com');
     }
-    if ((u.protocol !== 'http:' && u.protocol !== 'https:') || (u.pathname !== '/' && u.pathname !== '') || u.search) throw bad('registryMirror', m, 'expected an http(s) URL with no path');
+    if ((u.protocol !== 'http:' && u.protocol !== 'https:') || (u.pathname !== '/' && u.pathname !== '') || u.search)
+      throw bad('registryMirror', m, 'expected an http(s) URL with no path');
     return u.origin;
   });
   for (const h of o.insecureRegistry) {
@@ -202,7 +217,10 @@ export function engineOptions(o: DaemonFlags): EngineOptions {
     if (!/^[A-Za-z0-9.-]+(:\d{1,5})?$|^\[[0-9a-fA-F:]+\](:\d{1,5})?$/.test(h)) throw bad('insecureRegistry', h, 'expected host[:port]');
   }
   if (mirrors.length || o.insecureRegistry.length) {
-    opts.registries = { ...(mirrors.length ? { mirrors: { 'docker.io': mirrors } } : {}), ...(o.insecureRegistry.length ? { insecure: [...o.insecureRegistry] } : {}) };
+    opts.registries = {
+      ...(mirrors.length ? { mirrors: { 'docker.io': mirrors } } : {}),
+      ...(o.insecureRegistry.length ? { insecure: [...o.insecureRegistry] } : {}),
+    };
   }
   const ulimits = o.defaultUlimit.map((u) => {
     try {
@@ -217,9 +235,11 @@ export function engineOptions(o: DaemonFlags): EngineOptions {
   let pidsLimit: number | undefined;
   if (o.defaultPidsLimit !== undefined) {
     pidsLimit = Number(o.defaultPidsLimit);
-    if (!/^-?\d+$/.test(o.defaultPidsLimit) || !Number.isSafeInteger(pidsLimit)) throw bad('defaultPidsLimit', o.defaultPidsLimit, 'expected an integer (0 or -1: unlimited)');
+    if (!/^-?\d+$/.test(o.defaultPidsLimit) || !Number.isSafeInteger(pidsLimit))
+      throw bad('defaultPidsLimit', o.defaultPidsLimit, 'expected an integer (0 or -1: unlimited)');
   }
-  if (ulimits.length || (pidsLimit !== undefined && pidsLimit > 0)) opts.containerDefaults = { ulimits, ...(pidsLimit !== undefined && pidsLimit > 0 ? { pidsLimit } : {}) };
+  if (ulimits.length || (pidsLimit !== undefined && pidsLimit > 0))
+    opts.containerDefaults = { ulimits, ...(pidsLimit !== undefined && pidsLimit > 0 ? { pidsLimit } : {}) };
   const size = (k: FlagKey, v: string | undefined) => {
     if (v === undefined) return undefined;
     try {
@@ -241,7 +261,8 @@ function networkOptions(o: DaemonFlags, bad: (k: FlagKey, v: unknown, why: strin
   const out: NonNullable<EngineOptions['network']> = { defaultBridge: { bridgeName: o.bridge } };
   if (o.bip) {
     const m = /^(\d+)\.(\d+)\.(\d+)\.(\d+)\/(\d+)$/.exec(o.bip);
-    if (!m || Number(m[5]) > 30 || m.slice(1, 5).some((x) => Number(x) > 255)) throw bad('bip', o.bip, 'expected the gateway address and prefix, e.g. 10.80.0.1/16');
+    if (!m || Number(m[5]) > 30 || m.slice(1, 5).some((x) => Number(x) > 255))
+      throw bad('bip', o.bip, 'expected the gateway address and prefix, e.g. 10.80.0.1/16');
     const ip = m.slice(1, 5).reduce((a, x) => a * 256 + Number(x), 0);
     const mask = Number(m[5]) === 0 ? 0 : (0xffffffff << (32 - Number(m[5]))) >>> 0;
     const base = (ip & mask) >>> 0;
@@ -250,7 +271,8 @@ function networkOptions(o: DaemonFlags, bad: (k: FlagKey, v: unknown, why: strin
   }
   if (o.defaultAddressPool) {
     const kv = Object.fromEntries(o.defaultAddressPool.split(',').map((p) => p.split('=', 2) as [string, string]));
-    if (!kv.base || !kv.size || !/^\d+$/.test(kv.size) || !/^\d+\.\d+\.\d+\.\d+\/\d+$/.test(kv.base)) throw bad('defaultAddressPool', o.defaultAddressPool, 'expected base=CIDR,size=N');
+    if (!kv.base || !kv.size || !/^\d+$/.test(kv.size) || !/^\d+\.\d+\.\d+\.\d+\/\d+$/.test(kv.base))
+      throw bad('defaultAddressPool', o.defaultAddressPool, 'expected base=CIDR,size=N');
     out.pool = kv.base;
     out.poolPrefix = Number(kv.size);
   }

@@ -9,7 +9,11 @@ import { humanDuration as humanDurationMs } from '../common/units.ts';
 /** docker's table writer: Go's tabwriter with minwidth 10 (top uses 20) and padding 3. */
 export function table(headers: string[], rows: string[][], minWidth = 10): string {
   const widths = headers.map((h, i) => Math.max(minWidth, ...[h, ...rows.map((r) => r[i] ?? '')].map((c) => [...c].length + 3)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c + ' '.repeat(widths[i]! - [...c].length))).join('').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c + ' '.repeat(widths[i]! - [...c].length)))
+      .join('')
+      .trimEnd();
   return [line(headers), ...rows.map(line)].join('\n') + '\n';
 }
 

@@ -17,11 +17,20 @@ import { EngineError } from '../common/errors.ts';
 import type { ApiClient } from './client.ts';
 
 /** Opens an upgraded stream; error statuses become EngineErrors like ApiClient.request. */
-export function hijack(client: ApiClient, urlPath: string, opts: { query?: Record<string, string | number | undefined>; body?: unknown } = {}): Promise<net.Socket> {
+export function hijack(
+  client: ApiClient,
+  urlPath: string,
+  opts: { query?: Record<string, string | number | undefined>; body?: unknown } = {},
+): Promise<net.Socket> {
   const qs = new URLSearchParams();
   for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) qs.set(k, String(v));
   const payload = opts.body === undefined ? Buffer.alloc(0) : Buffer.from(JSON.stringify(opts.body));
-  const headers: Record<string, string> = { Connection: 'Upgrade', Upgrade: 'tcp', 'Content-Length': String(payload.length), 'Content-Type': opts.body === undefined ? 'text/plain' : 'application/json' };
+  const headers: Record<string, string> = {
+    Connection: 'Upgrade',
+    Upgrade: 'tcp',
+    'Content-Length': String(payload.length),
+    'Content-Type': opts.body === undefined ? 'text/plain' : 'application/json',
+  };
   const q = qs.toString();
   return new Promise((resolve, reject) => {
     const req = http.request({ ...client.connection(), method: 'POST', path: `/v1.41${urlPath}${q ? `?${q}` : ''}`, headers });

@@ -90,7 +90,7 @@ const COMMANDS: Record<string, [description: string, load: Loader]> = {
 
 /** The modules that define a top-level command (none for an unknown name). */
 export function loadersOf(name: string | undefined): Loader[] {
-  if (name === undefined || !Object.hasOwn(GROUPS, name) && !Object.hasOwn(COMMANDS, name)) return [];
+  if (name === undefined || (!Object.hasOwn(GROUPS, name) && !Object.hasOwn(COMMANDS, name))) return [];
   return GROUPS[name]?.load ?? [COMMANDS[name]![1]];
 }
 
@@ -137,7 +137,9 @@ class NotLoaded extends Error {
  */
 export async function buildProgram(commands?: string[], hooks: Pick<CliContext, 'serveDaemon'> = {}): Promise<Command> {
   const program = new Command('keel')
-    .description('A Docker-compatible container engine.\n\nThe keel CLI talks to the keel daemon over the Docker API on a unix socket;\nwhen none answers on the default socket it starts one.')
+    .description(
+      'A Docker-compatible container engine.\n\nThe keel CLI talks to the keel daemon over the Docker API on a unix socket;\nwhen none answers on the default socket it starts one.',
+    )
     .usage('[OPTIONS] COMMAND')
     .option('-H, --host <socket>', 'daemon socket to connect to (unix:///path), also $KEEL_HOST', undefined)
     .option('-l, --log-level <level>', 'set the logging level (debug, info, warn, error, fatal)', 'info')

@@ -4,7 +4,20 @@ import { computeStats, displayPorts, ellipsis } from './commands/ps.ts';
 import { Command } from 'commander';
 import { addCreateFlags, buildCreate, type CreateFlags } from './createflags.ts';
 import { Demuxer, EscapeDetector } from './hijack.ts';
-import { FlagError, parseAddHost, parseCpus, parseDetachKeys, parseDevice, parseDuration, parseMemory, parseMount, parsePublish, parseRestart, parseUlimit, parseVolumes } from './opts.ts';
+import {
+  FlagError,
+  parseAddHost,
+  parseCpus,
+  parseDetachKeys,
+  parseDevice,
+  parseDuration,
+  parseMemory,
+  parseMount,
+  parsePublish,
+  parseRestart,
+  parseUlimit,
+  parseVolumes,
+} from './opts.ts';
 import { startErrorStatus } from './session.ts';
 import { EngineError, type ErrorCode } from '../common/errors.ts';
 
@@ -52,8 +65,18 @@ describe('flag parsers', () => {
   test('-v and --mount', () => {
     assert.deepEqual(parseVolumes(['/data', 'vol:/v', '/h:/c:ro']), { volumes: { '/data': {} }, binds: ['vol:/v', '/h:/c:ro'] });
     assert.throws(() => parseVolumes(['relative']), /mount path must be absolute/);
-    assert.deepEqual(parseMount('type=bind,source=/a,target=/b,readonly,bind-propagation=rshared'), { Type: 'bind', Source: '/a', Target: '/b', ReadOnly: true, BindOptions: { Propagation: 'rshared' } });
-    assert.deepEqual(parseMount('type=tmpfs,dst=/t,tmpfs-size=1m,tmpfs-mode=1777'), { Type: 'tmpfs', Target: '/t', TmpfsOptions: { SizeBytes: 1024 * 1024, Mode: 0o1777 } });
+    assert.deepEqual(parseMount('type=bind,source=/a,target=/b,readonly,bind-propagation=rshared'), {
+      Type: 'bind',
+      Source: '/a',
+      Target: '/b',
+      ReadOnly: true,
+      BindOptions: { Propagation: 'rshared' },
+    });
+    assert.deepEqual(parseMount('type=tmpfs,dst=/t,tmpfs-size=1m,tmpfs-mode=1777'), {
+      Type: 'tmpfs',
+      Target: '/t',
+      TmpfsOptions: { SizeBytes: 1024 * 1024, Mode: 0o1777 },
+    });
     assert.deepEqual(parseMount('src=v,dst=/d,volume-nocopy'), { Type: 'volume', Source: 'v', Target: '/d', VolumeOptions: { NoCopy: true } });
     assert.throws(() => parseMount('type=bind,target=/b'), /source is required/);
     assert.throws(() => parseMount('type=bind,source=/a,target=/b,bogus=1'), /unexpected key 'bogus'/);
@@ -61,7 +84,34 @@ describe('flag parsers', () => {
 });
 
 const flags = (o: Partial<CreateFlags>): CreateFlags => {
-  const lists = ['env', 'envFile', 'label', 'labelFile', 'publish', 'expose', 'volume', 'mount', 'tmpfs', 'addHost', 'dns', 'dnsSearch', 'dnsOption', 'capAdd', 'capDrop', 'securityOpt', 'device', 'sysctl', 'ulimit', 'volumesFrom', 'networkAlias', 'groupAdd', 'logOpt', 'link', 'attach', 'storageOpt'];
+  const lists = [
+    'env',
+    'envFile',
+    'label',
+    'labelFile',
+    'publish',
+    'expose',
+    'volume',
+    'mount',
+    'tmpfs',
+    'addHost',
+    'dns',
+    'dnsSearch',
+    'dnsOption',
+    'capAdd',
+    'capDrop',
+    'securityOpt',
+    'device',
+    'sysctl',
+    'ulimit',
+    'volumesFrom',
+    'networkAlias',
+    'groupAdd',
+    'logOpt',
+    'link',
+    'attach',
+    'storageOpt',
+  ];
   return { ...Object.fromEntries(lists.map((k) => [k, []])), restart: 'no', memorySwappiness: '-1', ...o } as CreateFlags;
 };
 
@@ -82,7 +132,14 @@ describe('create body', () => {
   });
 
   test('-it --rm: stdin attached once, console size, auto-remove; named networks carry aliases', () => {
-    const { body } = buildCreate('img', [], flags({ interactive: true, tty: true, network: 'net1', networkAlias: ['web'], capAdd: ['net_admin'] }), false, true, [30, 100]);
+    const { body } = buildCreate(
+      'img',
+      [],
+      flags({ interactive: true, tty: true, network: 'net1', networkAlias: ['web'], capAdd: ['net_admin'] }),
+      false,
+      true,
+      [30, 100],
+    );
     assert.equal(body.Cmd, null);
     assert.equal(body.OpenStdin, true);
     assert.equal(body.StdinOnce, true);
@@ -102,18 +159,27 @@ describe('create body', () => {
       assert.equal((body.HostConfig as Record<string, unknown>).NetworkMode, 'container:web', flag);
       assert.deepEqual((body.NetworkingConfig as { EndpointsConfig: object }).EndpointsConfig, {});
     }
-    assert.throws(() => buildCreate('img', [], flags({ network: 'container:web', networkAlias: ['a'] }), true, false, undefined), { message: 'network-scoped aliases are only supported for user-defined networks' });
+    assert.throws(() => buildCreate('img', [], flags({ network: 'container:web', networkAlias: ['a'] }), true, false, undefined), {
+      message: 'network-scoped aliases are only supported for user-defined networks',
+    });
   });
 
   test('flag errors name the flag as docker does', () => {
-    assert.throws(() => buildCreate('img', [], flags({ memory: 'abc' }), false, false, undefined), { message: `invalid argument "abc" for "-m, --memory" flag: invalid size: 'abc'` });
+    assert.throws(() => buildCreate('img', [], flags({ memory: 'abc' }), false, false, undefined), {
+      message: `invalid argument "abc" for "-m, --memory" flag: invalid size: 'abc'`,
+    });
     assert.throws(() => buildCreate('img', [], flags({ healthcheck: false, healthCmd: 'x' }), false, false, undefined), /conflicts/);
   });
 
-  test('health flags: docker\'s request shape and its checks', () => {
+  test("health flags: docker's request shape and its checks", () => {
     const hc = (o: Partial<CreateFlags>) => buildCreate('img', [], flags(o), false, false, undefined).body.Healthcheck;
     assert.deepEqual(hc({ healthCmd: 'test -f /tmp/ok', healthInterval: '200ms', healthRetries: '2' }), {
-      Test: ['CMD-SHELL', 'test -f /tmp/ok'], Interval: 200e6, Timeout: 0, StartPeriod: 0, StartInterval: 0, Retries: 2,
+      Test: ['CMD-SHELL', 'test -f /tmp/ok'],
+      Interval: 200e6,
+      Timeout: 0,
+      StartPeriod: 0,
+      StartInterval: 0,
+      Retries: 2,
     });
     assert.deepEqual(hc({ healthTimeout: '1s' }), { Test: null, Interval: 0, Timeout: 1e9, StartPeriod: 0, StartInterval: 0, Retries: 0 });
     assert.deepEqual(hc({ healthcheck: false }), { Test: ['NONE'] });
@@ -138,7 +204,11 @@ describe('streams and display', () => {
     const frame = (s: number, t: string) => Buffer.concat([Buffer.from([s, 0, 0, 0, 0, 0, 0, t.length]), Buffer.from(t)]);
     const all = Buffer.concat([frame(1, 'out'), frame(2, 'err'), frame(1, '')]);
     for (let i = 0; i < all.length; i += 3) dm.push(all.subarray(i, i + 3));
-    assert.deepEqual(got, [[1, 'out'], [2, 'err'], [1, '']]);
+    assert.deepEqual(got, [
+      [1, 'out'],
+      [2, 'err'],
+      [1, ''],
+    ]);
   });
 
   test('the escape detector holds a partial sequence and flushes it on mismatch', () => {
@@ -149,27 +219,50 @@ describe('streams and display', () => {
   });
 
   test('ports column and command ellipsis like docker ps', () => {
-    assert.equal(displayPorts([
-      { IP: '0.0.0.0', PrivatePort: 80, PublicPort: 8080, Type: 'tcp' },
-      { IP: '::', PrivatePort: 80, PublicPort: 8080, Type: 'tcp' },
-      { IP: '0.0.0.0', PrivatePort: 9000, PublicPort: 9000, Type: 'udp' },
-      { IP: '0.0.0.0', PrivatePort: 9001, PublicPort: 9001, Type: 'udp' },
-      { PrivatePort: 443, Type: 'tcp' },
-    ]), '443/tcp, 0.0.0.0:9000-9001->9000-9001/udp, 0.0.0.0:8080->80/tcp, [::]:8080->80/tcp');
+    assert.equal(
+      displayPorts([
+        { IP: '0.0.0.0', PrivatePort: 80, PublicPort: 8080, Type: 'tcp' },
+        { IP: '::', PrivatePort: 80, PublicPort: 8080, Type: 'tcp' },
+        { IP: '0.0.0.0', PrivatePort: 9000, PublicPort: 9000, Type: 'udp' },
+        { IP: '0.0.0.0', PrivatePort: 9001, PublicPort: 9001, Type: 'udp' },
+        { PrivatePort: 443, Type: 'tcp' },
+      ]),
+      '443/tcp, 0.0.0.0:9000-9001->9000-9001/udp, 0.0.0.0:8080->80/tcp, [::]:8080->80/tcp',
+    );
     assert.equal(ellipsis('/bin/sh -c while true; do sleep 1; done', 20), '/bin/sh -c while tr…');
   });
 
   test('stats are computed from two samples like the docker CLI', () => {
-    const row = computeStats({
-      id: 'a'.repeat(64), name: '/web',
-      cpu_stats: { cpu_usage: { total_usage: 2_000_000_000 }, system_cpu_usage: 20_000_000_000, online_cpus: 4 },
-      precpu_stats: { cpu_usage: { total_usage: 1_000_000_000 }, system_cpu_usage: 10_000_000_000 },
-      memory_stats: { usage: 10 * 1024 * 1024, limit: 100 * 1024 * 1024, stats: { total_inactive_file: 5 * 1024 * 1024 } },
-      networks: { eth0: { rx_bytes: 1500, tx_bytes: 500 } },
-      blkio_stats: { io_service_bytes_recursive: [{ op: 'Read', value: 4096 }, { op: 'Write', value: 2_000_000 }] },
-      pids_stats: { current: 3 },
-    }, false, 'web');
-    assert.deepEqual(row, { Container: 'web', ID: 'aaaaaaaaaaaa', Name: 'web', CPUPerc: '40.00%', MemUsage: '5MiB / 100MiB', MemPerc: '5.00%', NetIO: '1.5kB / 500B', BlockIO: '4.1kB / 2MB', PIDs: '3' });
+    const row = computeStats(
+      {
+        id: 'a'.repeat(64),
+        name: '/web',
+        cpu_stats: { cpu_usage: { total_usage: 2_000_000_000 }, system_cpu_usage: 20_000_000_000, online_cpus: 4 },
+        precpu_stats: { cpu_usage: { total_usage: 1_000_000_000 }, system_cpu_usage: 10_000_000_000 },
+        memory_stats: { usage: 10 * 1024 * 1024, limit: 100 * 1024 * 1024, stats: { total_inactive_file: 5 * 1024 * 1024 } },
+        networks: { eth0: { rx_bytes: 1500, tx_bytes: 500 } },
+        blkio_stats: {
+          io_service_bytes_recursive: [
+            { op: 'Read', value: 4096 },
+            { op: 'Write', value: 2_000_000 },
+          ],
+        },
+        pids_stats: { current: 3 },
+      },
+      false,
+      'web',
+    );
+    assert.deepEqual(row, {
+      Container: 'web',
+      ID: 'aaaaaaaaaaaa',
+      Name: 'web',
+      CPUPerc: '40.00%',
+      MemUsage: '5MiB / 100MiB',
+      MemPerc: '5.00%',
+      NetIO: '1.5kB / 500B',
+      BlockIO: '4.1kB / 2MB',
+      PIDs: '3',
+    });
   });
 
   test('start errors map to docker run exit codes', () => {

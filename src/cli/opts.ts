@@ -114,12 +114,16 @@ export function parseVolumes(specs: string[]): { volumes: Record<string, object>
     const parts = spec.split(':');
     if (!spec || parts.length > 3) throw new FlagError(`invalid spec: ${spec}: too many colons`);
     if (parts.length === 1) {
-      if (!spec.startsWith('/')) throw new FlagError(`invalid volume specification: '${spec}': invalid mount config for type "volume": invalid mount path: '${spec}' mount path must be absolute`);
+      if (!spec.startsWith('/'))
+        throw new FlagError(
+          `invalid volume specification: '${spec}': invalid mount config for type "volume": invalid mount path: '${spec}' mount path must be absolute`,
+        );
       volumes[spec] = {};
       continue;
     }
     const target = parts[1]!;
-    if (!target.startsWith('/')) throw new FlagError(`invalid volume specification: '${spec}': invalid mount config: invalid mount path: '${target}' mount path must be absolute`);
+    if (!target.startsWith('/'))
+      throw new FlagError(`invalid volume specification: '${spec}': invalid mount config: invalid mount path: '${target}' mount path must be absolute`);
     binds.push(spec);
   }
   return { volumes, binds };
@@ -151,16 +155,40 @@ export function parseMount(spec: string): MountSpec {
       return val;
     };
     switch (key) {
-      case 'type': m.Type = need(); break;
-      case 'source': case 'src': m.Source = need(); break;
-      case 'target': case 'destination': case 'dst': m.Target = need(); break;
-      case 'readonly': case 'ro': m.ReadOnly = truthy(val); break;
-      case 'consistency': m.Consistency = need(); break;
-      case 'bind-propagation': (m.BindOptions ??= {}).Propagation = need(); break;
-      case 'bind-nonrecursive': (m.BindOptions ??= {}).NonRecursive = truthy(val); break;
-      case 'volume-nocopy': (m.VolumeOptions ??= {}).NoCopy = truthy(val); break;
-      case 'volume-subpath': (m.VolumeOptions ??= {}).Subpath = need(); break;
-      case 'volume-driver': (m.VolumeOptions ??= {}).DriverConfig = { Name: need() }; break;
+      case 'type':
+        m.Type = need();
+        break;
+      case 'source':
+      case 'src':
+        m.Source = need();
+        break;
+      case 'target':
+      case 'destination':
+      case 'dst':
+        m.Target = need();
+        break;
+      case 'readonly':
+      case 'ro':
+        m.ReadOnly = truthy(val);
+        break;
+      case 'consistency':
+        m.Consistency = need();
+        break;
+      case 'bind-propagation':
+        (m.BindOptions ??= {}).Propagation = need();
+        break;
+      case 'bind-nonrecursive':
+        (m.BindOptions ??= {}).NonRecursive = truthy(val);
+        break;
+      case 'volume-nocopy':
+        (m.VolumeOptions ??= {}).NoCopy = truthy(val);
+        break;
+      case 'volume-subpath':
+        (m.VolumeOptions ??= {}).Subpath = need();
+        break;
+      case 'volume-driver':
+        (m.VolumeOptions ??= {}).DriverConfig = { Name: need() };
+        break;
       case 'volume-label': {
         const [k, ...v] = need().split('=');
         ((m.VolumeOptions ??= {}).Labels ??= {})[k!] = v.join('=');
@@ -172,9 +200,14 @@ export function parseMount(spec: string): MountSpec {
         (dc.Options ??= {})[k!] = v.join('=');
         break;
       }
-      case 'tmpfs-size': (m.TmpfsOptions ??= {}).SizeBytes = parseMemory(need()); break;
-      case 'tmpfs-mode': (m.TmpfsOptions ??= {}).Mode = parseInt(need(), 8); break;
-      default: throw new FlagError(`unexpected key '${key}' in '${field}'`);
+      case 'tmpfs-size':
+        (m.TmpfsOptions ??= {}).SizeBytes = parseMemory(need());
+        break;
+      case 'tmpfs-mode':
+        (m.TmpfsOptions ??= {}).Mode = parseInt(need(), 8);
+        break;
+      default:
+        throw new FlagError(`unexpected key '${key}' in '${field}'`);
     }
   }
   if (!['bind', 'volume', 'tmpfs', 'npipe'].includes(m.Type)) throw new FlagError(`invalid mount type '${m.Type}': use bind, volume or tmpfs`);
@@ -236,7 +269,8 @@ export function parseRestart(s: string): { Name: string; MaximumRetryCount: numb
   const [name, count, ...extra] = s.split(':');
   if (extra.length) throw new FlagError(`invalid restart policy format: ${s}`);
   if (!['no', 'always', 'unless-stopped', 'on-failure', ''].includes(name!)) throw new FlagError(`invalid restart policy format: ${s}`);
-  if (count !== undefined && name !== 'on-failure') throw new FlagError(`invalid restart policy format: maximum retry count can only be used with 'on-failure'`);
+  if (count !== undefined && name !== 'on-failure')
+    throw new FlagError(`invalid restart policy format: maximum retry count can only be used with 'on-failure'`);
   if (count !== undefined && !/^\d+$/.test(count)) throw new FlagError(`invalid restart policy format: maximum retry count must be an integer`);
   return { Name: name || 'no', MaximumRetryCount: count ? Number(count) : 0 };
 }

@@ -3,7 +3,14 @@ import { test } from 'node:test';
 import { parseJsonLines, renderProgress } from './progress.ts';
 
 function sink(isTTY: boolean): NodeJS.WriteStream & { text: string } {
-  const s = { text: '', isTTY, write(c: string) { s.text += c; return true; } };
+  const s = {
+    text: '',
+    isTTY,
+    write(c: string) {
+      s.text += c;
+      return true;
+    },
+  };
   return s as unknown as NodeJS.WriteStream & { text: string };
 }
 
@@ -25,7 +32,10 @@ const pull = [
 test('plain output drops progress bars, like the docker CLI', async () => {
   const out = sink(false);
   await renderProgress(from(pull), out);
-  assert.equal(out.text, '1: Pulling from apires/built\naaa: Already exists\nbbb: Pulling fs layer\nbbb: Download complete\nbbb: Pull complete\nDigest: sha256:abc\nStatus: Downloaded newer image for x:1\n');
+  assert.equal(
+    out.text,
+    '1: Pulling from apires/built\naaa: Already exists\nbbb: Pulling fs layer\nbbb: Download complete\nbbb: Pull complete\nDigest: sha256:abc\nStatus: Downloaded newer image for x:1\n',
+  );
 });
 
 test('a terminal gets one line per layer redrawn in place', async () => {

@@ -59,7 +59,10 @@ export async function resize(client: ApiClient, kind: 'containers' | 'exec', id:
 }
 
 /** `start -a`/`attach`: the container's Config decides TTY and whether stdin can be attached. */
-export async function containerConfig(client: ApiClient, name: string): Promise<{ Id: string; Config: { Tty: boolean; OpenStdin: boolean }; State: { Running: boolean; Paused: boolean; Restarting: boolean; Status: string } }> {
+export async function containerConfig(
+  client: ApiClient,
+  name: string,
+): Promise<{ Id: string; Config: { Tty: boolean; OpenStdin: boolean }; State: { Running: boolean; Paused: boolean; Restarting: boolean; Status: string } }> {
   return client.json('GET', `/containers/${encodeURIComponent(name)}/json`);
 }
 
@@ -70,7 +73,9 @@ export async function runSession(client: ApiClient, o: SessionOptions): Promise<
         query: { stream: 1, stdin: o.stdin ? 1 : undefined, stdout: o.stdout ? 1 : undefined, stderr: o.stderr ? 1 : undefined, detachKeys: o.detachKeysRaw },
       })
     : Promise.resolve(undefined);
-  const waitP: Promise<http.IncomingMessage> = client.request('POST', `/containers/${o.id}/wait`, { query: { condition: o.removed ? 'removed' : 'next-exit' } });
+  const waitP: Promise<http.IncomingMessage> = client.request('POST', `/containers/${o.id}/wait`, {
+    query: { condition: o.removed ? 'removed' : 'next-exit' },
+  });
   // both must be in place before start; an early failure of either must not go unhandled
   const [socket, waitRes] = await Promise.all([attachP, waitP.catch((e: unknown) => e as Error)]).catch(async (e: unknown) => {
     (await waitP.catch(() => undefined))?.destroy();
@@ -81,9 +86,15 @@ export async function runSession(client: ApiClient, o: SessionOptions): Promise<
     throw waitRes;
   }
   const waitBody = readAll(waitRes).catch(() => '');
-  const session = socket ? relay(socket, { tty: o.tty, stdin: o.stdin, detachKeys: o.detachKeys, onResize: (h, w) => void resize(client, 'containers', o.id, h, w) }) : undefined;
+  const session = socket
+    ? relay(socket, { tty: o.tty, stdin: o.stdin, detachKeys: o.detachKeys, onResize: (h, w) => void resize(client, 'containers', o.id, h, w) })
+    : undefined;
   const signals = ['SIGINT', 'SIGTERM'] as const;
-  const forward = (sig: string) => void client.request('POST', `/containers/${o.id}/kill`, { query: { signal: sig } }).then((r) => r.resume(), () => undefined);
+  const forward = (sig: string) =>
+    void client.request('POST', `/containers/${o.id}/kill`, { query: { signal: sig } }).then(
+      (r) => r.resume(),
+      () => undefined,
+    );
   // docker forwards signals in TTY sessions too (a raw terminal raises none itself; `kill` still can)
   const proxies = o.sigProxy ? signals.map((s) => [s, () => forward(s)] as const) : [];
   for (const [s, h] of proxies) process.on(s, h);

@@ -96,29 +96,50 @@ export class KeelClient {
   private call(method: string, path: string, body?: unknown, o: CallOptions = {}): Promise<Response> {
     return new Promise((resolve, reject) => {
       const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-      const req = http.request({
-        socketPath: this.socketPath, method, path: `/v1.41${path}`, signal: o.signal,
-        headers: payload ? { 'Content-Type': 'application/json', 'Content-Length': payload.length } : {},
-      }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('error', reject);
-        res.on('end', () => {
-          const b = Buffer.concat(chunks);
-          const status = res.statusCode ?? 0;
-          if (status < 400) return resolve({ status, body: b });
-          let message = b.toString().trim();
-          try {
-            message = (JSON.parse(message) as { message?: string }).message ?? message;
-          } catch {
-            // a plain-text error
-          }
-          const h = res.headers[ERROR_CODE_HEADER.toLowerCase()];
-          const code: ErrorCode = typeof h === 'string' && (ERROR_CODES as string[]).includes(h) ? (h as ErrorCode) : status === 404 ? 'NOT_FOUND' : status === 409 ? 'CONFLICT' : status === 400 ? 'INVALID_ARGUMENT' : 'INTERNAL';
-          reject(new EngineError(code, message || `daemon answered ${status}`));
-        });
-      });
-      req.on('error', (e) => reject(o.signal?.aborted ? new EngineError('CANCELLED', 'request aborted') : new EngineError('UNAVAILABLE', `cannot reach the keel daemon at ${this.socketPath}: ${e.message}`)));
+      const req = http.request(
+        {
+          socketPath: this.socketPath,
+          method,
+          path: `/v1.41${path}`,
+          signal: o.signal,
+          headers: payload ? { 'Content-Type': 'application/json', 'Content-Length': payload.length } : {},
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('error', reject);
+          res.on('end', () => {
+            const b = Buffer.concat(chunks);
+            const status = res.statusCode ?? 0;
+            if (status < 400) return resolve({ status, body: b });
+            let message = b.toString().trim();
+            try {
+              message = (JSON.parse(message) as { message?: string }).message ?? message;
+            } catch {
+              // a plain-text error
+            }
+            const h = res.headers[ERROR_CODE_HEADER.toLowerCase()];
+            const code: ErrorCode =
+              typeof h === 'string' && (ERROR_CODES as string[]).includes(h)
+                ? (h as ErrorCode)
+                : status === 404
+                  ? 'NOT_FOUND'
+                  : status === 409
+                    ? 'CONFLICT'
+                    : status === 400
+                      ? 'INVALID_ARGUMENT'
+                      : 'INTERNAL';
+            reject(new EngineError(code, message || `daemon answered ${status}`));
+          });
+        },
+      );
+      req.on('error', (e) =>
+        reject(
+          o.signal?.aborted
+            ? new EngineError('CANCELLED', 'request aborted')
+            : new EngineError('UNAVAILABLE', `cannot reach the keel daemon at ${this.socketPath}: ${e.message}`),
+        ),
+      );
       req.end(payload);
     });
   }
@@ -155,9 +176,19 @@ export class KeelClient {
 
   /** Runs a command in a running container and collects its output and exit code. */
   async exec(id: string, cmd: string[], o: CallOptions & { env?: string[]; user?: string; workdir?: string } = {}): Promise<ExecResult> {
-    const { Id } = await this.json<{ Id: string }>('POST', `/containers/${enc(id)}/exec`, {
-      Cmd: cmd, AttachStdout: true, AttachStderr: true, Env: o.env, User: o.user, WorkingDir: o.workdir,
-    }, o);
+    const { Id } = await this.json<{ Id: string }>(
+      'POST',
+      `/containers/${enc(id)}/exec`,
+      {
+        Cmd: cmd,
+        AttachStdout: true,
+        AttachStderr: true,
+        Env: o.env,
+        User: o.user,
+        WorkingDir: o.workdir,
+      },
+      o,
+    );
     const r = await this.call('POST', `/exec/${Id}/start`, { Detach: false, Tty: false }, o);
     const { stdout, stderr } = demux(r.body);
     const info = await this.json<{ ExitCode: number | null }>('GET', `/exec/${Id}/json`, undefined, o);
@@ -179,7 +210,12 @@ export class KeelClient {
     if (o.namePrefix) q.set('name-prefix', o.namePrefix);
     if (o.pause) q.set('pause', '1');
     if (o.strict) q.set('strict', '1');
-    const r = await this.json<{ Clones: { Id: string; Name: string }[]; Warnings: string[] }>('POST', `/containers/${enc(id)}/clone?${q}`, o.portBindings ? { PortBindings: o.portBindings } : undefined, o);
+    const r = await this.json<{ Clones: { Id: string; Name: string }[]; Warnings: string[] }>(
+      'POST',
+      `/containers/${enc(id)}/clone?${q}`,
+      o.portBindings ? { PortBindings: o.portBindings } : undefined,
+      o,
+    );
     return { clones: r.Clones.map((c) => ({ id: c.Id, name: c.Name })), warnings: r.Warnings ?? [] };
   }
 
@@ -190,7 +226,11 @@ export class KeelClient {
     list: (o: CallOptions = {}): Promise<PoolInfo[]> => this.json('GET', '/keel/pools', undefined, o),
     take: async (name: string, o: CallOptions & { timeoutSeconds?: number } = {}): Promise<TakenContainer> => {
       const r = await this.json<{ Id: string; Name: string; Ports: Record<string, { HostPort: string }[] | null>; WaitedMs: number }>(
-        'POST', `/keel/pools/${enc(name)}/take${o.timeoutSeconds !== undefined ? `?timeout=${o.timeoutSeconds}` : ''}`, undefined, o);
+        'POST',
+        `/keel/pools/${enc(name)}/take${o.timeoutSeconds !== undefined ? `?timeout=${o.timeoutSeconds}` : ''}`,
+        undefined,
+        o,
+      );
       const ports: Record<string, string> = {};
       for (const [k, v] of Object.entries(r.Ports ?? {})) if (v?.[0]) ports[k] = v[0].HostPort;
       return { id: r.Id, name: r.Name, ports, waitedMs: r.WaitedMs };

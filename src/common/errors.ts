@@ -20,7 +20,18 @@ export type ErrorCode =
 
 /** All codes, to check one that arrives from outside (the API's error header). */
 export const ERROR_CODES: readonly ErrorCode[] = [
-  'NOT_FOUND', 'CONFLICT', 'INVALID_ARGUMENT', 'NOT_MODIFIED', 'UNAUTHORIZED', 'FORBIDDEN', 'UNAVAILABLE', 'TIMEOUT', 'CANCELLED', 'CANNOT_EXECUTE', 'COMMAND_NOT_FOUND', 'INTERNAL',
+  'NOT_FOUND',
+  'CONFLICT',
+  'INVALID_ARGUMENT',
+  'NOT_MODIFIED',
+  'UNAUTHORIZED',
+  'FORBIDDEN',
+  'UNAVAILABLE',
+  'TIMEOUT',
+  'CANCELLED',
+  'CANNOT_EXECUTE',
+  'COMMAND_NOT_FOUND',
+  'INTERNAL',
 ];
 
 /**
@@ -73,7 +84,5 @@ export function isEngineError(e: unknown, code?: ErrorCode): e is EngineError {
 
 /** Node's system errors carry an errno code such as ENOENT. */
 export function errnoCode(e: unknown): string | undefined {
-  return typeof e === 'object' && e !== null && 'code' in e && typeof (e as { code: unknown }).code === 'string'
-    ? (e as { code: string }).code
-    : undefined;
+  return typeof e === 'object' && e !== null && 'code' in e && typeof (e as { code: unknown }).code === 'string' ? (e as { code: string }).code : undefined;
 }

@@ -24,9 +24,7 @@ export interface ExecResult {
 }
 
 /** What running a program gave: its exit, or why it could not run. */
-type Outcome =
-  | { code: number | null; signal: NodeJS.Signals | null; stdout: Buffer; stderr: Buffer }
-  | { error: { code?: string; message: string } };
+type Outcome = { code: number | null; signal: NodeJS.Signals | null; stdout: Buffer; stderr: Buffer } | { error: { code?: string; message: string } };
 
 /**
  * Runs a program with an argv array (never through a shell) and captures its
@@ -47,7 +45,13 @@ export async function exec(argv: string[], opts: ExecOptions = {}): Promise<Exec
   const res: ExecResult = { code: o.code ?? 128, signal: o.signal, stdout: o.stdout.toString('utf8'), stderr: o.stderr.toString('utf8') };
   if (res.code !== 0 && !opts.allowFailure) {
     const why = res.stderr.trim() || res.stdout.trim() || (o.signal ? `killed by ${o.signal}` : `exit status ${res.code}`);
-    throw new ExecError(`${[file, ...args].slice(0, 4).join(' ')}: ${why}`, { argv, exitCode: res.code, signal: res.signal, stdout: res.stdout, stderr: res.stderr });
+    throw new ExecError(`${[file, ...args].slice(0, 4).join(' ')}: ${why}`, {
+      argv,
+      exitCode: res.code,
+      signal: res.signal,
+      stdout: res.stdout,
+      stderr: res.stderr,
+    });
   }
   return res;
 }
@@ -100,7 +104,12 @@ export function spawnPiped(file: string, args: string[], o: { cwd?: string; env?
 }
 
 function pipedDirect(file: string, args: string[], o: { cwd?: string; env?: NodeJS.ProcessEnv; pipes: number }): Promise<PipedProcess> {
-  const child = spawn(file, args, { cwd: o.cwd, env: o.env ?? process.env, detached: true, stdio: ['ignore', 'ignore', ...Array<'pipe'>(o.pipes).fill('pipe')] });
+  const child = spawn(file, args, {
+    cwd: o.cwd,
+    env: o.env ?? process.env,
+    detached: true,
+    stdio: ['ignore', 'ignore', ...Array<'pipe'>(o.pipes).fill('pipe')],
+  });
   return new Promise((resolve, reject) => {
     child.on('error', (e) => reject(new EngineError('UNAVAILABLE', `cannot run ${file}: ${e.message}`)));
     if (child.pid === undefined) return;

@@ -48,7 +48,7 @@ function contender(file: string, startAt = 0): { child: ChildProcess; said: Prom
   return { child, said };
 }
 
-test('the lock is the kernel\'s: a live holder keeps it, kill -9 frees it at once, whatever the file says', async () => {
+test("the lock is the kernel's: a live holder keeps it, kill -9 frees it at once, whatever the file says", async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lock-'));
   const file = path.join(dir, 'keel.lock');
   let a: ReturnType<typeof contender> | undefined;
@@ -65,7 +65,11 @@ test('the lock is the kernel\'s: a live holder keeps it, kill -9 frees it at onc
     // yet (empty), or a contender read a dead owner's pid just before the holder took over.
     for (const content of ['', '999999999']) {
       fs.writeFileSync(file, content);
-      assert.throws(() => RootLock.acquire(file, 'state root'), { code: 'CONFLICT', message: /state root is in use by (another process|process 999999999)/ }, JSON.stringify(content));
+      assert.throws(
+        () => RootLock.acquire(file, 'state root'),
+        { code: 'CONFLICT', message: /state root is in use by (another process|process 999999999)/ },
+        JSON.stringify(content),
+      );
     }
     const holder = a.child;
     holder.kill('SIGKILL');

@@ -36,7 +36,8 @@ export class RootLock {
     }
     if (r.status !== 0) {
       fs.closeSync(fd);
-      if (r.error && errnoCode(r.error) === 'ENOENT') throw new EngineError('UNAVAILABLE', `cannot lock ${what}: ${flockPath} is missing (install the Debian package util-linux)`);
+      if (r.error && errnoCode(r.error) === 'ENOENT')
+        throw new EngineError('UNAVAILABLE', `cannot lock ${what}: ${flockPath} is missing (install the Debian package util-linux)`);
       if (r.status !== 75) throw new EngineError('INTERNAL', `cannot lock ${what}: flock failed: ${String(r.stderr ?? r.error ?? r.signal).trim()}`);
       const owner = lockOwner(file);
       const who = owner > 0 ? `process ${owner}` : 'another process';

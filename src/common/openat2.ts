@@ -44,7 +44,24 @@ const cFlistxattr = libc.func('long flistxattr(int, void *, size_t)');
 const cClose = libc.func('int close(int)');
 const cStrerror = libc.func('const char *strerror(int)');
 
-export const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOCTTY, O_NONBLOCK, O_DIRECTORY, O_NOFOLLOW, S_IFMT, S_IFDIR, S_IFREG, S_IFLNK, S_IFCHR, S_IFBLK, S_IFIFO, S_IFSOCK } = fs.constants;
+export const {
+  O_RDONLY,
+  O_WRONLY,
+  O_CREAT,
+  O_EXCL,
+  O_NOCTTY,
+  O_NONBLOCK,
+  O_DIRECTORY,
+  O_NOFOLLOW,
+  S_IFMT,
+  S_IFDIR,
+  S_IFREG,
+  S_IFLNK,
+  S_IFCHR,
+  S_IFBLK,
+  S_IFIFO,
+  S_IFSOCK,
+} = fs.constants;
 // Node's fs.constants has the open flags and file types above; these it lacks.
 export const O_CLOEXEC = 0o2000000;
 export const O_PATH = 0o10000000;
@@ -59,7 +76,6 @@ export const AT_FDCWD = -100;
 export const AT_SYMLINK_NOFOLLOW = 0x100;
 export const AT_REMOVEDIR = 0x200;
 export const AT_EMPTY_PATH = 0x1000;
-
 
 const errnoNames = new Map<number, string>(Object.entries(os.constants.errno).map(([k, v]) => [v, k]));
 

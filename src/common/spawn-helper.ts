@@ -52,7 +52,12 @@ if (process.send) {
   const reply = (m: unknown, handle?: net.Socket) => process.send?.(m, handle);
   process.on('disconnect', () => process.exit(0));
   const piped = (m: PipedJob) => {
-    const child = spawn(m.file, m.args, { env: m.env ?? process.env, cwd: m.cwd, detached: true, stdio: ['ignore', 'ignore', ...Array<'pipe'>(m.pipes).fill('pipe')] });
+    const child = spawn(m.file, m.args, {
+      env: m.env ?? process.env,
+      cwd: m.cwd,
+      detached: true,
+      stdio: ['ignore', 'ignore', ...Array<'pipe'>(m.pipes).fill('pipe')],
+    });
     child.on('error', (e) => reply({ id: m.piped, error: { code: (e as NodeJS.ErrnoException).code, message: e.message } }));
     if (child.pid === undefined) return; // 'error' follows
     for (let fd = 2; fd < 2 + m.pipes; fd++) reply({ id: m.piped, fd }, child.stdio[fd] as net.Socket);
@@ -65,7 +70,10 @@ if (process.send) {
     const ac = new AbortController();
     running.set(m.id, ac);
     const opts: SpawnOptions = {
-      env: m.env ?? process.env, cwd: m.cwd, signal: ac.signal, timeout: m.timeoutMs,
+      env: m.env ?? process.env,
+      cwd: m.cwd,
+      signal: ac.signal,
+      timeout: m.timeoutMs,
       stdio: [m.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
     };
     const child = spawn(m.file, m.args, opts);

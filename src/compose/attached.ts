@@ -41,15 +41,17 @@ export async function attachedUp(b: ComposeBackend, t: Target, printer: LogPrint
   const onInterrupt = () => void stopAll('Gracefully stopping... (press Ctrl+C again to force)');
   o.interrupt.addEventListener('abort', onInterrupt, { once: true });
   try {
-    await Promise.all(containers.map(async (c) => {
-      const code = await b.waitContainer(c.id).catch(() => -1);
-      // let the last lines of its output arrive before the exit line
-      await new Promise((res) => setTimeout(res, 50));
-      o.notice(`${shortName(c)} exited with code ${code}`);
-      const svc = c.labels[L.SERVICE];
-      if (o.exitCodeFrom ? svc === o.exitCodeFrom : o.abortOnExit && !stopping) exitCode = code;
-      if (o.abortOnExit) await stopAll('Aborting on container exit...');
-    }));
+    await Promise.all(
+      containers.map(async (c) => {
+        const code = await b.waitContainer(c.id).catch(() => -1);
+        // let the last lines of its output arrive before the exit line
+        await new Promise((res) => setTimeout(res, 50));
+        o.notice(`${shortName(c)} exited with code ${code}`);
+        const svc = c.labels[L.SERVICE];
+        if (o.exitCodeFrom ? svc === o.exitCodeFrom : o.abortOnExit && !stopping) exitCode = code;
+        if (o.abortOnExit) await stopAll('Aborting on container exit...');
+      }),
+    );
     if (stopping) await stopping;
   } finally {
     o.interrupt.removeEventListener('abort', onInterrupt);

@@ -132,7 +132,11 @@ export interface NetworkSpec {
   attachable?: boolean;
   enableIPv6?: boolean;
   options?: Record<string, string>;
-  ipam?: { Driver?: string; Config?: { Subnet?: string; Gateway?: string; IPRange?: string; AuxiliaryAddresses?: Record<string, string> }[]; Options?: Record<string, string> };
+  ipam?: {
+    Driver?: string;
+    Config?: { Subnet?: string; Gateway?: string; IPRange?: string; AuxiliaryAddresses?: Record<string, string> }[];
+    Options?: Record<string, string>;
+  };
   labels: Record<string, string>;
 }
 

@@ -73,7 +73,14 @@ test('a service becomes a container spec: labels, env, ports, mounts, networks, 
   assert.equal(spec.host.NetworkMode, 'demo_front');
   assert.deepEqual(spec.network, { name: 'demo_front', endpoint: { aliases: ['web', 'demo-web-2', 'www'], ipv4Address: '10.9.0.5' } });
   assert.deepEqual(extraNetworks, [{ name: 'demo_back', endpoint: { aliases: ['web', 'demo-web-2'] } }]);
-  assert.deepEqual(spec.healthcheck, { Test: ['CMD', 'true'], Interval: 2e9, Timeout: undefined, Retries: 3, StartPeriod: undefined, StartInterval: undefined });
+  assert.deepEqual(spec.healthcheck, {
+    Test: ['CMD', 'true'],
+    Interval: 2e9,
+    Timeout: undefined,
+    Retries: 3,
+    StartPeriod: undefined,
+    StartInterval: undefined,
+  });
   assert.deepEqual(spec.host.RestartPolicy, { Name: 'on-failure', MaximumRetryCount: 3 });
   assert.equal(spec.host.Memory, 64 * 1024 * 1024);
   assert.equal(spec.host.NanoCpus, 5e8);
@@ -124,12 +131,15 @@ test('after a failure nothing new starts, and the first failure is reported once
 `);
   const ran: string[] = [];
   let cFinished = false;
-  await assert.rejects(inDependencyOrder(p, ['a', 'b', 'c'], async (n) => {
-    ran.push(n);
-    if (n === 'b') throw new Error('b failed');
-    await new Promise((r) => setTimeout(r, 30));
-    cFinished = true;
-  }), /b failed/);
+  await assert.rejects(
+    inDependencyOrder(p, ['a', 'b', 'c'], async (n) => {
+      ran.push(n);
+      if (n === 'b') throw new Error('b failed');
+      await new Promise((r) => setTimeout(r, 30));
+      cFinished = true;
+    }),
+    /b failed/,
+  );
   assert.ok(!ran.includes('a'));
   assert.ok(cFinished);
 });

@@ -28,7 +28,9 @@ export function serviceLabels(p: Project, s: Service, n: number, imageId: string
     [L.IMAGE]: imageId,
     [L.WORKING_DIR]: p.workingDir,
     [L.CONFIG_FILES]: p.configFiles.join(','),
-    [L.DEPENDS_ON]: Object.entries(s.depends_on).map(([d, c]) => `${d}:${c.condition}:${c.restart}`).join(','),
+    [L.DEPENDS_ON]: Object.entries(s.depends_on)
+      .map(([d, c]) => `${d}:${c.condition}:${c.restart}`)
+      .join(','),
     [L.VERSION]: L.COMPOSE_VERSION,
   };
 }
@@ -51,10 +53,23 @@ function mounts(p: Project, s: Service): { binds: string[]; mounts: MountSpec[];
         // like docker compose: a bind that may create its host path goes as a legacy Bind
         const opts = [v.read_only ? 'ro' : '', v.bind?.selinux ?? '', v.bind?.propagation ?? ''].filter(Boolean);
         binds.push(`${v.source}:${v.target}${opts.length ? `:${opts.join(',')}` : ''}`);
-      } else out.push({ Type: 'bind', Source: v.source, Target: v.target, ReadOnly: v.read_only, ...(v.bind?.propagation ? { BindOptions: { Propagation: v.bind.propagation } } : {}) });
+      } else
+        out.push({
+          Type: 'bind',
+          Source: v.source,
+          Target: v.target,
+          ReadOnly: v.read_only,
+          ...(v.bind?.propagation ? { BindOptions: { Propagation: v.bind.propagation } } : {}),
+        });
     } else if (v.type === 'volume') {
       const source = v.source ? (p.volumes[v.source]?.name ?? v.source) : undefined;
-      out.push({ Type: 'volume', ...(source ? { Source: source } : {}), Target: v.target, ...(v.read_only ? { ReadOnly: true } : {}), ...(v.volume?.nocopy ? { VolumeOptions: { NoCopy: true } } : {}) });
+      out.push({
+        Type: 'volume',
+        ...(source ? { Source: source } : {}),
+        Target: v.target,
+        ...(v.read_only ? { ReadOnly: true } : {}),
+        ...(v.volume?.nocopy ? { VolumeOptions: { NoCopy: true } } : {}),
+      });
     } else if (v.type === 'tmpfs') {
       out.push({ Type: 'tmpfs', Target: v.target, ...(v.tmpfs ? { TmpfsOptions: { SizeBytes: v.tmpfs.size, Mode: v.tmpfs.mode } } : {}) });
     } else throw new EngineError('INVALID_ARGUMENT', `service "${s.name}": volume type ${v.type} is not supported`);
@@ -63,10 +78,17 @@ function mounts(p: Project, s: Service): { binds: string[]; mounts: MountSpec[];
     const i = t.indexOf(':');
     tmpfs[i < 0 ? t : t.slice(0, i)] = i < 0 ? '' : t.slice(i + 1);
   }
-  for (const [kind, refs, dir] of [['secrets', s.secrets, '/run/secrets'], ['configs', s.configs, '']] as const) {
+  for (const [kind, refs, dir] of [
+    ['secrets', s.secrets, '/run/secrets'],
+    ['configs', s.configs, ''],
+  ] as const) {
     for (const r of refs ?? []) {
       const obj = p[kind][r.source]!;
-      if (!obj.file) throw new EngineError('INVALID_ARGUMENT', `service "${s.name}": ${kind.slice(0, -1)} "${r.source}": only file-based ${kind} are supported by keel compose`);
+      if (!obj.file)
+        throw new EngineError(
+          'INVALID_ARGUMENT',
+          `service "${s.name}": ${kind.slice(0, -1)} "${r.source}": only file-based ${kind} are supported by keel compose`,
+        );
       const target = r.target ? (r.target.startsWith('/') ? r.target : `${dir || ''}/${r.target}`) : `${dir}/${r.source}`;
       binds.push(`${obj.file}:${target}:ro`);
     }
@@ -92,7 +114,17 @@ export interface PlanOptions {
   oneoff?: boolean;
   name?: string;
   /** run: command, env, ports publishing, tty overrides. */
-  override?: { cmd?: string[]; env?: string[]; entrypoint?: string[]; noPorts?: boolean; tty?: boolean; openStdin?: boolean; user?: string; workingDir?: string; labels?: Record<string, string> };
+  override?: {
+    cmd?: string[];
+    env?: string[];
+    entrypoint?: string[];
+    noPorts?: boolean;
+    tty?: boolean;
+    openStdin?: boolean;
+    user?: string;
+    workingDir?: string;
+    labels?: Record<string, string>;
+  };
 }
 
 export function planContainer(p: Project, s: Service, n: number, o: PlanOptions): ContainerPlan {
@@ -113,7 +145,12 @@ export function planContainer(p: Project, s: Service, n: number, o: PlanOptions)
   const keys = Object.keys(s.networks ?? {}).sort((a, b) => (s.networks?.[b]?.priority ?? 0) - (s.networks?.[a]?.priority ?? 0));
   const first = keys[0];
   if (!networkMode && first) networkMode = p.networks[first]!.name;
-  const env = [...Object.entries(s.environment).filter(([, v]) => v !== null).map(([k, v]) => `${k}=${v}`), ...(o.override?.env ?? [])];
+  const env = [
+    ...Object.entries(s.environment)
+      .filter(([, v]) => v !== null)
+      .map(([k, v]) => `${k}=${v}`),
+    ...(o.override?.env ?? []),
+  ];
   const h = s.healthcheck;
   const spec: ContainerSpec = {
     name,
@@ -130,7 +167,13 @@ export function planContainer(p: Project, s: Service, n: number, o: PlanOptions)
     openStdin: o.override?.openStdin ?? s.stdin_open,
     stopSignal: s.stop_signal,
     ...(s.stop_grace_period !== undefined ? { stopTimeout: Math.ceil(s.stop_grace_period / 1e9) } : {}),
-    ...(h ? { healthcheck: h.disable ? { Test: ['NONE'] } : { Test: h.test, Interval: h.interval, Timeout: h.timeout, Retries: h.retries, StartPeriod: h.start_period, StartInterval: h.start_interval } } : {}),
+    ...(h
+      ? {
+          healthcheck: h.disable
+            ? { Test: ['NONE'] }
+            : { Test: h.test, Interval: h.interval, Timeout: h.timeout, Retries: h.retries, StartPeriod: h.start_period, StartInterval: h.start_interval },
+        }
+      : {}),
     exposedPorts: [...exposed],
     host: {
       Binds: binds,

@@ -72,7 +72,8 @@ export function parseDevelop(service: string, raw: unknown, workingDir: string):
       if (e.user !== undefined) rule.exec.user = String(e.user);
       if (e.privileged !== undefined) rule.exec.privileged = e.privileged === true || e.privileged === 'true';
       if (e.working_dir !== undefined) rule.exec.working_dir = String(e.working_dir);
-      if (e.environment !== undefined) rule.exec.environment = Object.fromEntries(Object.entries(toMap(e.environment)).map(([k, v]) => [k, v === null || v === undefined ? '' : String(v)]));
+      if (e.environment !== undefined)
+        rule.exec.environment = Object.fromEntries(Object.entries(toMap(e.environment)).map(([k, v]) => [k, v === null || v === undefined ? '' : String(v)]));
     }
     return rule;
   });

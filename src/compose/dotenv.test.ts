@@ -20,7 +20,18 @@ test('.env lines: comments, export, quotes, inline comments, interpolation, bare
     'K=',
   ].join('\n');
   const out = parseDotenv(text, '.env', (n) => ({ H: 'from-os' })[n]);
-  assert.deepEqual(out, { A: '1', B: 'two words', C: 'literal $A \\n', D: 'line\nnext 1', E: 'x', F: 'x#not-a-comment', G: '1-dflt', H: 'from-os', J: 'multi\nline', K: '' });
+  assert.deepEqual(out, {
+    A: '1',
+    B: 'two words',
+    C: 'literal $A \\n',
+    D: 'line\nnext 1',
+    E: 'x',
+    F: 'x#not-a-comment',
+    G: '1-dflt',
+    H: 'from-os',
+    J: 'multi\nline',
+    K: '',
+  });
 });
 
 test('bad lines and unterminated quotes name the file', () => {

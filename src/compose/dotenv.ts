@@ -20,7 +20,8 @@ export function parseDotenv(text: string, file: string, lookup: Lookup = () => u
     if (!line || line.startsWith('#')) continue;
     if (line.startsWith('export ')) line = line.slice(7).trimStart();
     const m = /^([^=\s]+)\s*(=?)\s*(.*)$/s.exec(line);
-    if (!m || !/^[\w.\-\[\]]+$/.test(m[1]!) || (!m[2] && m[3] && !m[3].startsWith('#'))) throw new EngineError('INVALID_ARGUMENT', `${file}:${i + 1}: invalid line "${lines[i]}"`);
+    if (!m || !/^[\w.\-\[\]]+$/.test(m[1]!) || (!m[2] && m[3] && !m[3].startsWith('#')))
+      throw new EngineError('INVALID_ARGUMENT', `${file}:${i + 1}: invalid line "${lines[i]}"`);
     const key = m[1]!;
     if (!m[2]) {
       const v = lookup(key);

@@ -32,7 +32,10 @@ export function findComposeFiles(dir: string): string[] {
     }
     if (path.dirname(d) === d) break;
   }
-  throw new EngineError('NOT_FOUND', `no configuration file provided: not found (looked for ${DEFAULT_FILES.join(', ')} in ${path.resolve(dir)} and its parents)`);
+  throw new EngineError(
+    'NOT_FOUND',
+    `no configuration file provided: not found (looked for ${DEFAULT_FILES.join(', ')} in ${path.resolve(dir)} and its parents)`,
+  );
 }
 
 function isFile(p: string): boolean {
@@ -51,12 +54,16 @@ export function readBounded(file: string, max = MAX_FILE_BYTES): string {
     fd = file === '-' ? 0 : fs.openSync(file, 'r');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new EngineError(code === 'ENOENT' ? 'NOT_FOUND' : 'INVALID_ARGUMENT', `${file}: ${code === 'ENOENT' ? 'no such file or directory' : (e as Error).message}`);
+    throw new EngineError(
+      code === 'ENOENT' ? 'NOT_FOUND' : 'INVALID_ARGUMENT',
+      `${file}: ${code === 'ENOENT' ? 'no such file or directory' : (e as Error).message}`,
+    );
   }
   try {
     const st = fs.fstatSync(fd);
     if (st.isDirectory()) throw new EngineError('INVALID_ARGUMENT', `${file}: is a directory`);
-    if (st.isFile() && st.size > max) throw new EngineError('INVALID_ARGUMENT', `${file}: file is too large (${st.size} bytes; a compose file may have at most ${max})`);
+    if (st.isFile() && st.size > max)
+      throw new EngineError('INVALID_ARGUMENT', `${file}: file is too large (${st.size} bytes; a compose file may have at most ${max})`);
     // a pipe has no size: room for the limit, and one byte to notice more
     const buf = Buffer.alloc((st.isFile() ? Math.min(st.size, max) : max) + 1);
     let n = 0;

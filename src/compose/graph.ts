@@ -25,11 +25,13 @@ export async function inDependencyOrder(p: Project, names: string[], fn: (name: 
   const run = (n: string): Promise<void> => {
     let pr = done.get(n);
     if (!pr) {
-      pr = Promise.all(deps.get(n)!.map(run)).then(() => (failed ? undefined : fn(n))).catch((e: unknown) => {
-        if (!failed) failure = e;
-        failed = true;
-        throw e;
-      });
+      pr = Promise.all(deps.get(n)!.map(run))
+        .then(() => (failed ? undefined : fn(n)))
+        .catch((e: unknown) => {
+          if (!failed) failure = e;
+          failed = true;
+          throw e;
+        });
       done.set(n, pr);
     }
     return pr;

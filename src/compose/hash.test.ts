@@ -69,12 +69,13 @@ test('a web service: short syntax expanded as compose-go does, build/pull_policy
 volumes:
   data:
 `);
-  const json = '{"command":["nginx","-g","daemon off;"],"deploy":{"resources":{},"placement":{}},"entrypoint":null,'
-    + '"environment":{"A":"1","B":"2","UNSET":null},'
-    + '"healthcheck":{"test":["CMD-SHELL","curl -f http://localhost/ || exit 1"],"timeout":"5s","interval":"30s","retries":3},'
-    + '"image":"nginx:1.25","labels":{"com.example.tier":"front \\u0026 \\u003cback\\u003e"},"networks":{"default":null},'
-    + '"ports":[{"mode":"ingress","host_ip":"127.0.0.1","target":80,"published":"8080","protocol":"tcp"}],"restart":"unless-stopped",'
-    + '"volumes":[{"type":"volume","source":"data","target":"/data","volume":{}},{"type":"bind","source":"/srv/site","target":"/usr/share/nginx/html","read_only":true,"bind":{}}]}';
+  const json =
+    '{"command":["nginx","-g","daemon off;"],"deploy":{"resources":{},"placement":{}},"entrypoint":null,' +
+    '"environment":{"A":"1","B":"2","UNSET":null},' +
+    '"healthcheck":{"test":["CMD-SHELL","curl -f http://localhost/ || exit 1"],"timeout":"5s","interval":"30s","retries":3},' +
+    '"image":"nginx:1.25","labels":{"com.example.tier":"front \\u0026 \\u003cback\\u003e"},"networks":{"default":null},' +
+    '"ports":[{"mode":"ingress","host_ip":"127.0.0.1","target":80,"published":"8080","protocol":"tcp"}],"restart":"unless-stopped",' +
+    '"volumes":[{"type":"volume","source":"data","target":"/data","volume":{}},{"type":"bind","source":"/srv/site","target":"/usr/share/nginx/html","read_only":true,"bind":{}}]}';
   assert.equal(serviceHashInput(p.services.web!), json);
   assert.equal(configHash(p.services.web!), '335c480bfe6faa89a0cd12fe172055d081b23893dffeaa066b457efe93d71f4b');
 });
@@ -115,24 +116,31 @@ secrets:
 networks:
   back:
 `);
-  const json = '{"cpus":0.1,"command":[],'
-    + '"deploy":{"resources":{"limits":{"memory":"1073741824"},"reservations":{"cpus":0.25}},"restart_policy":{"condition":"on-failure","max_attempts":3},"placement":{}},'
-    + '"entrypoint":["/bin/sh","-c"],"extra_hosts":["otherhost=50.31.209.229","somehost=162.242.195.82"],"image":"busybox","init":true,"networks":{"back":{"aliases":["w"]}},'
-    + '"pids_limit":100,"secrets":[{"source":"token","target":"/run/secrets/token"}],"shm_size":"67108864","stop_grace_period":"1m30s","stop_signal":"SIGTERM",'
-    + '"sysctls":{"net.core.somaxconn":"1024"},"tmpfs":["/run"],"ulimits":{"nofile":65535,"nproc":{"soft":1024,"hard":2048}},"user":"1000:1000","working_dir":"/work"}';
+  const json =
+    '{"cpus":0.1,"command":[],' +
+    '"deploy":{"resources":{"limits":{"memory":"1073741824"},"reservations":{"cpus":0.25}},"restart_policy":{"condition":"on-failure","max_attempts":3},"placement":{}},' +
+    '"entrypoint":["/bin/sh","-c"],"extra_hosts":["otherhost=50.31.209.229","somehost=162.242.195.82"],"image":"busybox","init":true,"networks":{"back":{"aliases":["w"]}},' +
+    '"pids_limit":100,"secrets":[{"source":"token","target":"/run/secrets/token"}],"shm_size":"67108864","stop_grace_period":"1m30s","stop_signal":"SIGTERM",' +
+    '"sysctls":{"net.core.somaxconn":"1024"},"tmpfs":["/run"],"ulimits":{"nofile":65535,"nproc":{"soft":1024,"hard":2048}},"user":"1000:1000","working_dir":"/work"}';
   assert.equal(serviceHashInput(p.services.worker!), json);
   assert.equal(serviceHash(p.services.worker!), 'd4d018a3e913978027e774e31bebb6d8b3fbbda19f8582710d5ef78ac9e2060f');
 });
 
 test("develop.watch: a trigger's exec is a struct value, written even when empty", () => {
   const s = bare({ image: 'x', networks: undefined, develop: { watch: [{ path: '/src', action: 'sync', target: '/app' }] } } as Partial<Service>);
-  assert.equal(serviceHashInput(s), '{"develop":{"watch":[{"path":"/src","action":"sync","target":"/app","exec":{"command":null}}]},"command":null,"entrypoint":null,"image":"x"}');
+  assert.equal(
+    serviceHashInput(s),
+    '{"develop":{"watch":[{"path":"/src","action":"sync","target":"/app","exec":{"command":null}}]},"command":null,"entrypoint":null,"image":"x"}',
+  );
   assert.equal(serviceHash(s), 'cb187f715286ea1de4dbf11fa771284c6ab352d0ad836a65f1151a4811fae2f8');
 });
 
 test('what changes the hash and what does not', () => {
   const base = load('services:\n  a:\n    image: busybox\n    environment: {A: "1"}\n').services.a!;
-  const same = load('services:\n  a:\n    image: busybox\n    environment: [A=1]\n    scale: 3\n    profiles: [x]\n    pull_policy: never\n    build: {context: /tmp}\n    x-y: 1\n', { COMPOSE_PROFILES: 'x' }).services.a!;
+  const same = load(
+    'services:\n  a:\n    image: busybox\n    environment: [A=1]\n    scale: 3\n    profiles: [x]\n    pull_policy: never\n    build: {context: /tmp}\n    x-y: 1\n',
+    { COMPOSE_PROFILES: 'x' },
+  ).services.a!;
   assert.equal(serviceHash(same), serviceHash(base));
   assert.notEqual(serviceHash({ ...base, environment: { A: '2' } }), serviceHash(base));
   assert.notEqual(serviceHash({ ...base, command: ['sh'] }), serviceHash(base));

@@ -48,7 +48,11 @@ export function goFloat32(x: number): string {
   return String(f);
 }
 
-const obj = (fields: Field[]): string => `{${fields.filter((f) => f[1] !== undefined).map(([k, v]) => `${goString(k)}:${v}`).join(',')}}`;
+const obj = (fields: Field[]): string =>
+  `{${fields
+    .filter((f) => f[1] !== undefined)
+    .map(([k, v]) => `${goString(k)}:${v}`)
+    .join(',')}}`;
 const byBytes = (a: string, b: string) => Buffer.compare(Buffer.from(a), Buffer.from(b));
 
 /** A Go map: keys sorted by their bytes; omitempty leaves out an empty one. */
@@ -68,13 +72,14 @@ const int = (n: unknown): string | undefined => (n === undefined || n === null |
 const bool = (b: unknown): string | undefined => (b ? 'true' : undefined);
 const optBool = (b: boolean | undefined): string | undefined => (b === undefined ? undefined : String(b));
 /** UnitBytes: a quoted decimal. */
-const bytes = (n: unknown, where: string): string | undefined => (n === undefined || n === null ? undefined : ((b) => (b ? `"${b}"` : undefined))(parseBytes(n, where)));
+const bytes = (n: unknown, where: string): string | undefined =>
+  n === undefined || n === null ? undefined : ((b) => (b ? `"${b}"` : undefined))(parseBytes(n, where));
 const float32 = (n: unknown): string | undefined => (n === undefined || n === null || Number(n) === 0 ? undefined : goFloat32(Number(n)));
 const command = (c: string[] | null | undefined): string => (c ? `[${c.map(goString).join(',')}]` : 'null');
 /** A Duration field (value or pointer), from nanoseconds or a compose duration. */
 function duration(v: unknown, omitZero: boolean): string | undefined {
   if (v === undefined || v === null) return undefined;
-  const ns = typeof v === 'number' ? v : goDuration(String(v)) ?? 0;
+  const ns = typeof v === 'number' ? v : (goDuration(String(v)) ?? 0);
   return omitZero && ns === 0 ? undefined : goString(formatDuration(ns));
 }
 /** Go's path.Clean, as compose-go applies it to volume targets. */
@@ -91,7 +96,8 @@ function cleanPath(p: string): string {
   return s || (rooted ? '/' : '.');
 }
 
-const mapping = (m: Record<string, unknown> | undefined) => map(m as Record<string, string> | undefined, (v) => goString(v === null || v === undefined ? '' : String(v)));
+const mapping = (m: Record<string, unknown> | undefined) =>
+  map(m as Record<string, string> | undefined, (v) => goString(v === null || v === undefined ? '' : String(v)));
 const toMapping = (v: unknown): Record<string, unknown> | undefined => {
   if (Array.isArray(v)) return Object.fromEntries(v.map((e) => String(e).split(/=(.*)/s)).map(([k, x]) => [k!, x ?? '']));
   return v && typeof v === 'object' ? (v as Record<string, unknown>) : undefined;
@@ -110,7 +116,15 @@ function healthcheck(h: Healthcheck): string {
 }
 
 function port(p: PortConfig): string {
-  return obj([['name', str(p.name)], ['mode', str(p.mode)], ['host_ip', str(p.host_ip)], ['target', int(p.target)], ['published', str(p.published)], ['protocol', str(p.protocol)], ['app_protocol', str(p.app_protocol)]]);
+  return obj([
+    ['name', str(p.name)],
+    ['mode', str(p.mode)],
+    ['host_ip', str(p.host_ip)],
+    ['target', int(p.target)],
+    ['published', str(p.published)],
+    ['protocol', str(p.protocol)],
+    ['app_protocol', str(p.app_protocol)],
+  ]);
 }
 
 function volume(v: VolumeMount, where: string): string {
@@ -124,9 +138,33 @@ function volume(v: VolumeMount, where: string): string {
     ['read_only', bool(v.read_only)],
     ['consistency', str(v.consistency)],
     // create_host_path is `omitzero` with IsZero() true when it is true: written only when false
-    ['bind', b && obj([['selinux', str(b.selinux)], ['propagation', str(b.propagation)], ['create_host_path', b.create_host_path === false ? 'false' : undefined], ['recursive', str((b as Tree).recursive)]])],
-    ['volume', vol && obj([['labels', mapping(toMapping(vol.labels))], ['nocopy', bool(vol.nocopy)], ['subpath', str(vol.subpath)]])],
-    ['tmpfs', t && obj([['size', bytes(t.size, `${where}.tmpfs.size`)], ['mode', int(t.mode)]])],
+    [
+      'bind',
+      b &&
+        obj([
+          ['selinux', str(b.selinux)],
+          ['propagation', str(b.propagation)],
+          ['create_host_path', b.create_host_path === false ? 'false' : undefined],
+          ['recursive', str((b as Tree).recursive)],
+        ]),
+    ],
+    [
+      'volume',
+      vol &&
+        obj([
+          ['labels', mapping(toMapping(vol.labels))],
+          ['nocopy', bool(vol.nocopy)],
+          ['subpath', str(vol.subpath)],
+        ]),
+    ],
+    [
+      'tmpfs',
+      t &&
+        obj([
+          ['size', bytes(t.size, `${where}.tmpfs.size`)],
+          ['mode', int(t.mode)],
+        ]),
+    ],
   ]);
 }
 
@@ -134,21 +172,38 @@ function network(n: ServiceNetwork | null): string {
   if (!n) return 'null';
   const x = n as ServiceNetwork & Tree;
   return obj([
-    ['aliases', strs(n.aliases)], ['driver_opts', mapping(x.driver_opts as Tree | undefined)], ['gw_priority', int(x.gw_priority)], ['interface_name', str(x.interface_name)],
-    ['ipv4_address', str(n.ipv4_address)], ['ipv6_address', str(n.ipv6_address)], ['link_local_ips', strs(x.link_local_ips as unknown[] | undefined)], ['mac_address', str(n.mac_address)], ['priority', int(n.priority)],
+    ['aliases', strs(n.aliases)],
+    ['driver_opts', mapping(x.driver_opts as Tree | undefined)],
+    ['gw_priority', int(x.gw_priority)],
+    ['interface_name', str(x.interface_name)],
+    ['ipv4_address', str(n.ipv4_address)],
+    ['ipv6_address', str(n.ipv6_address)],
+    ['link_local_ips', strs(x.link_local_ips as unknown[] | undefined)],
+    ['mac_address', str(n.mac_address)],
+    ['priority', int(n.priority)],
   ]);
 }
 
 /** secrets get /run/secrets/<source> as their default target (compose-go's defaults); configs none. */
 function fileRef(r: ServiceFileRef, secret: boolean): string {
   const mode = r.mode === undefined ? undefined : goString(`0${r.mode.toString(8)}`);
-  return obj([['source', str(r.source)], ['target', str(r.target ?? (secret ? `/run/secrets/${r.source}` : undefined))], ['uid', str(r.uid)], ['gid', str(r.gid)], ['mode', mode]]);
+  return obj([
+    ['source', str(r.source)],
+    ['target', str(r.target ?? (secret ? `/run/secrets/${r.source}` : undefined))],
+    ['uid', str(r.uid)],
+    ['gid', str(r.gid)],
+    ['mode', mode],
+  ]);
 }
 
 /** A device "src[:dst[:perms]]" as compose-go's DeviceMapping. */
 function device(d: string): string {
   const [src = '', dst, perms] = d.split(':');
-  return obj([['source', str(src)], ['target', str(dst || src)], ['permissions', str(perms ?? 'rwm')]]);
+  return obj([
+    ['source', str(src)],
+    ['target', str(dst || src)],
+    ['permissions', str(perms ?? 'rwm')],
+  ]);
 }
 
 /** HostsList: "host=ip" strings, sorted. */
@@ -163,24 +218,50 @@ function extraHosts(l: string[] | undefined): string | undefined {
 
 /** UpdateConfig: its delay and monitor are Duration values (omitempty drops zero). */
 function update(u: Tree | undefined): string | undefined {
-  return u && obj([
-    ['parallelism', u.parallelism === undefined ? undefined : String(Number(u.parallelism))], ['delay', duration(u.delay, true)], ['failure_action', str(u.failure_action)],
-    ['monitor', duration(u.monitor, true)], ['max_failure_ratio', float32(u.max_failure_ratio)], ['order', str(u.order)],
-  ]);
+  return (
+    u &&
+    obj([
+      ['parallelism', u.parallelism === undefined ? undefined : String(Number(u.parallelism))],
+      ['delay', duration(u.delay, true)],
+      ['failure_action', str(u.failure_action)],
+      ['monitor', duration(u.monitor, true)],
+      ['max_failure_ratio', float32(u.max_failure_ratio)],
+      ['order', str(u.order)],
+    ])
+  );
 }
 
 function resource(r: Tree | undefined, where: string): string | undefined {
   if (!r) return undefined;
-  const devices = (r.devices as Tree[] | undefined)?.map((d) => obj([
-    ['capabilities', strs(d.capabilities as unknown[] | undefined)], ['driver', str(d.driver)],
-    ['count', d.count === undefined ? undefined : String(d.count).toLowerCase() === 'all' ? '-1' : int(d.count)],
-    ['device_ids', strs(d.device_ids as unknown[] | undefined)], ['options', mapping(toMapping(d.options))],
-  ]));
+  const devices = (r.devices as Tree[] | undefined)?.map((d) =>
+    obj([
+      ['capabilities', strs(d.capabilities as unknown[] | undefined)],
+      ['driver', str(d.driver)],
+      ['count', d.count === undefined ? undefined : String(d.count).toLowerCase() === 'all' ? '-1' : int(d.count)],
+      ['device_ids', strs(d.device_ids as unknown[] | undefined)],
+      ['options', mapping(toMapping(d.options))],
+    ]),
+  );
   const generic = (r.generic_resources as Tree[] | undefined)?.map((g) => {
     const spec = g.discrete_resource_spec as Tree | undefined;
-    return obj([['discrete_resource_spec', spec && obj([['kind', goString(String(spec.kind ?? ''))], ['value', String(Number(spec.value ?? 0))]])]]);
+    return obj([
+      [
+        'discrete_resource_spec',
+        spec &&
+          obj([
+            ['kind', goString(String(spec.kind ?? ''))],
+            ['value', String(Number(spec.value ?? 0))],
+          ]),
+      ],
+    ]);
   });
-  return obj([['cpus', float32(r.cpus)], ['memory', bytes(r.memory, `${where}.memory`)], ['pids', int(r.pids)], ['devices', list(devices, (x) => x)], ['generic_resources', list(generic, (x) => x)]]);
+  return obj([
+    ['cpus', float32(r.cpus)],
+    ['memory', bytes(r.memory, `${where}.memory`)],
+    ['pids', int(r.pids)],
+    ['devices', list(devices, (x) => x)],
+    ['generic_resources', list(generic, (x) => x)],
+  ]);
 }
 
 /** DeployConfig without replicas; resources and placement are struct values, so always written. */
@@ -193,13 +274,31 @@ function deploy(d: Tree, where: string): string {
     ['labels', mapping(toMapping(d.labels))],
     ['update_config', update(d.update_config as Tree | undefined)],
     ['rollback_config', update(d.rollback_config as Tree | undefined)],
-    ['resources', obj([['limits', resource(res.limits as Tree | undefined, `${where}.resources.limits`)], ['reservations', resource(res.reservations as Tree | undefined, `${where}.resources.reservations`)]])],
-    ['restart_policy', rp && obj([['condition', str(rp.condition)], ['delay', duration(rp.delay, false)], ['max_attempts', rp.max_attempts === undefined ? undefined : String(Number(rp.max_attempts))], ['window', duration(rp.window, false)]])],
-    ['placement', obj([
-      ['constraints', strs(pl.constraints as unknown[] | undefined)],
-      ['preferences', list(pl.preferences as Tree[] | undefined, (p) => obj([['spread', str(p.spread)]]))],
-      ['max_replicas_per_node', int(pl.max_replicas_per_node)],
-    ])],
+    [
+      'resources',
+      obj([
+        ['limits', resource(res.limits as Tree | undefined, `${where}.resources.limits`)],
+        ['reservations', resource(res.reservations as Tree | undefined, `${where}.resources.reservations`)],
+      ]),
+    ],
+    [
+      'restart_policy',
+      rp &&
+        obj([
+          ['condition', str(rp.condition)],
+          ['delay', duration(rp.delay, false)],
+          ['max_attempts', rp.max_attempts === undefined ? undefined : String(Number(rp.max_attempts))],
+          ['window', duration(rp.window, false)],
+        ]),
+    ],
+    [
+      'placement',
+      obj([
+        ['constraints', strs(pl.constraints as unknown[] | undefined)],
+        ['preferences', list(pl.preferences as Tree[] | undefined, (p) => obj([['spread', str(p.spread)]]))],
+        ['max_replicas_per_node', int(pl.max_replicas_per_node)],
+      ]),
+    ],
     ['endpoint_mode', str(d.endpoint_mode)],
   ]);
 }
@@ -210,12 +309,22 @@ function develop(d: Tree | undefined): string | undefined {
   const triggers = (d.watch as Tree[] | undefined)?.map((t) => {
     const e = (t.exec ?? {}) as Tree;
     const exec = obj([
-      ['command', command(e.command as string[] | undefined)], ['image', str(e.image)], ['user', str(e.user)], ['privileged', bool(e.privileged)],
-      ['working_dir', str(e.working_dir)], ['environment', map(toMapping(e.environment), (v) => (v === null ? 'null' : goString(String(v))))], ['per_replica', bool(e.per_replica)],
+      ['command', command(e.command as string[] | undefined)],
+      ['image', str(e.image)],
+      ['user', str(e.user)],
+      ['privileged', bool(e.privileged)],
+      ['working_dir', str(e.working_dir)],
+      ['environment', map(toMapping(e.environment), (v) => (v === null ? 'null' : goString(String(v))))],
+      ['per_replica', bool(e.per_replica)],
     ]);
     return obj([
-      ['path', goString(String(t.path ?? ''))], ['action', goString(String(t.action ?? ''))], ['target', str(t.target)], ['exec', exec],
-      ['include', strs(t.include as unknown[] | undefined)], ['ignore', strs(t.ignore as unknown[] | undefined)], ['initial_sync', bool(t.initial_sync)],
+      ['path', goString(String(t.path ?? ''))],
+      ['action', goString(String(t.action ?? ''))],
+      ['target', str(t.target)],
+      ['exec', exec],
+      ['include', strs(t.include as unknown[] | undefined)],
+      ['ignore', strs(t.ignore as unknown[] | undefined)],
+      ['initial_sync', bool(t.initial_sync)],
     ]);
   });
   return obj([['watch', list(triggers, (x) => x)]]);
@@ -240,7 +349,13 @@ export function serviceHashInput(s: Service): string {
   const memRes = fromDeploy(s, s.mem_reservation, 'reservations', 'memory', (v) => parseBytes(v, w)) ? undefined : s.mem_reservation;
   const cpus = fromDeploy(s, s.cpus, 'limits', 'cpus', Number) ? undefined : s.cpus;
   const pids = fromDeploy(s, s.pids_limit, 'limits', 'pids', Number) ? undefined : s.pids_limit;
-  const ulimit = (u: { soft: number; hard: number }) => (u.soft === u.hard ? String(u.soft) : obj([['soft', int(u.soft)], ['hard', int(u.hard)]]));
+  const ulimit = (u: { soft: number; hard: number }) =>
+    u.soft === u.hard
+      ? String(u.soft)
+      : obj([
+          ['soft', int(u.soft)],
+          ['hard', int(u.hard)],
+        ]);
   return obj([
     ['develop', develop(x.develop as Tree | undefined)],
     ['cap_add', strs(s.cap_add)],
@@ -270,7 +385,14 @@ export function serviceHashInput(s: Service): string {
     ['ipc', str(s.ipc)],
     ['labels', map(s.labels, goString)],
     ['links', strs(s.links)],
-    ['logging', s.logging && obj([['driver', str(s.logging.driver)], ['options', map(s.logging.options, goString)]])],
+    [
+      'logging',
+      s.logging &&
+        obj([
+          ['driver', str(s.logging.driver)],
+          ['options', map(s.logging.options, goString)],
+        ]),
+    ],
     ['mem_limit', bytes(memLimit, `${w}.mem_limit`)],
     ['mem_reservation', bytes(memRes, `${w}.mem_reservation`)],
     ['memswap_limit', bytes(s.memswap_limit, `${w}.memswap_limit`)],

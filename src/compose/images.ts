@@ -34,11 +34,25 @@ export async function buildService(b: ComposeBackend, p: Project, s: Service, r:
     const val = v ?? p.environment[k];
     if (val !== undefined) args[k] = val;
   }
-  const id = await b.build({
-    context: bc.context, dockerfile: bc.dockerfile, dockerfileInline: bc.dockerfile_inline, args, target: bc.target, labels: bc.labels,
-    tags: [ref, ...(bc.tags ?? [])], noCache: bc.no_cache, pull: bc.pull, cacheFrom: bc.cache_from, network: bc.network, shmSize: bc.shm_size,
-    extraHosts: bc.extra_hosts ? Object.entries(bc.extra_hosts).flatMap(([h, ips]) => ips.map((ip) => `${h}:${ip}`)) : undefined,
-  }, (pr) => o.onProgress?.(s.name, pr), o.signal);
+  const id = await b.build(
+    {
+      context: bc.context,
+      dockerfile: bc.dockerfile,
+      dockerfileInline: bc.dockerfile_inline,
+      args,
+      target: bc.target,
+      labels: bc.labels,
+      tags: [ref, ...(bc.tags ?? [])],
+      noCache: bc.no_cache,
+      pull: bc.pull,
+      cacheFrom: bc.cache_from,
+      network: bc.network,
+      shmSize: bc.shm_size,
+      extraHosts: bc.extra_hosts ? Object.entries(bc.extra_hosts).flatMap(([h, ips]) => ips.map((ip) => `${h}:${ip}`)) : undefined,
+    },
+    (pr) => o.onProgress?.(s.name, pr),
+    o.signal,
+  );
   r.event('Service', s.name, 'Built');
   return id;
 }
@@ -60,22 +74,24 @@ export async function ensureImages(b: ComposeBackend, p: Project, services: stri
     if (!pr) inspected.set(ref, (pr = b.inspectImage(ref)));
     return pr;
   };
-  await Promise.all(services.map(async (name) => {
-    const s = p.services[name]!;
-    const ref = imageRef(p, s);
-    const policy = o.pull ?? s.pull_policy ?? 'missing';
-    if (s.build && !o.noBuild && (o.build || policy === 'build')) return void toBuild.push(s);
-    let img = policy === 'always' && s.image ? undefined : await inspect(ref);
-    if (!img) {
-      if (s.build && !o.noBuild && policy !== 'always') return void toBuild.push(s);
-      if (policy === 'never') throw new EngineError('NOT_FOUND', `service "${name}": image ${ref} not found and pull_policy is never`);
-      if (!s.image) throw new EngineError('NOT_FOUND', `service "${name}": image ${ref} not found; build it first (compose build)`);
-      await pull(b, s, ref, r, o);
-      img = await b.inspectImage(ref);
-      if (!img) throw new EngineError('NOT_FOUND', `service "${name}": image ${ref} not found after pulling it`);
-    }
-    ids.set(name, img.id);
-  }));
+  await Promise.all(
+    services.map(async (name) => {
+      const s = p.services[name]!;
+      const ref = imageRef(p, s);
+      const policy = o.pull ?? s.pull_policy ?? 'missing';
+      if (s.build && !o.noBuild && (o.build || policy === 'build')) return void toBuild.push(s);
+      let img = policy === 'always' && s.image ? undefined : await inspect(ref);
+      if (!img) {
+        if (s.build && !o.noBuild && policy !== 'always') return void toBuild.push(s);
+        if (policy === 'never') throw new EngineError('NOT_FOUND', `service "${name}": image ${ref} not found and pull_policy is never`);
+        if (!s.image) throw new EngineError('NOT_FOUND', `service "${name}": image ${ref} not found; build it first (compose build)`);
+        await pull(b, s, ref, r, o);
+        img = await b.inspectImage(ref);
+        if (!img) throw new EngineError('NOT_FOUND', `service "${name}": image ${ref} not found after pulling it`);
+      }
+      ids.set(name, img.id);
+    }),
+  );
   // builds one at a time: each may use the whole machine
   for (const s of toBuild.sort((a, b) => a.name.localeCompare(b.name))) {
     const id = await buildService(b, p, s, r, o);

@@ -54,5 +54,8 @@ test('trees: values only, errors name the key, override markers kept', () => {
   assert.deepEqual(out.services.web.ports, ['3:80']);
   assert.ok(out.services.web.o instanceof Override);
   assert.deepEqual(out.services.web.o.value, ['a']);
-  assert.throws(() => interpolateTree({ services: { web: { image: '${X:?no image}' } } }, look), /^EngineError: services\.web\.image: required variable X is missing a value: no image$/);
+  assert.throws(
+    () => interpolateTree({ services: { web: { image: '${X:?no image}' } } }, look),
+    /^EngineError: services\.web\.image: required variable X is missing a value: no image$/,
+  );
 });

@@ -20,7 +20,10 @@ function dir(files: Record<string, string>, name = `p${n++}`): string {
 const load = (cwd: string, o: Parameters<typeof loadProject>[0] = {}) => loadProject({ cwd, env: {}, onWarning: () => {}, ...o });
 
 test('finds compose.yaml in a parent directory with its override file; names the project after the directory', () => {
-  const d = dir({ 'compose.yaml': 'services:\n  web:\n    image: a\n', 'compose.override.yaml': 'services:\n  web:\n    image: b\n', 'sub/deeper/.keep': '' }, 'My Proj.1');
+  const d = dir(
+    { 'compose.yaml': 'services:\n  web:\n    image: a\n', 'compose.override.yaml': 'services:\n  web:\n    image: b\n', 'sub/deeper/.keep': '' },
+    'My Proj.1',
+  );
   const p = load(path.join(d, 'sub/deeper'));
   assert.equal(p.name, 'myproj1');
   assert.equal(p.services.web!.image, 'b');
@@ -57,7 +60,11 @@ test('-f files merge in order; relative paths resolve against the project direct
 });
 
 test('.env and --env-file feed interpolation; the OS environment wins', () => {
-  const d = dir({ 'compose.yaml': 'services:\n  web:\n    image: "busybox:${TAG}"\n    environment: ["X=${X:-dx}"]\n', '.env': 'TAG=1.0\nX=fromdotenv\n', 'other.env': 'TAG=2.0\n' });
+  const d = dir({
+    'compose.yaml': 'services:\n  web:\n    image: "busybox:${TAG}"\n    environment: ["X=${X:-dx}"]\n',
+    '.env': 'TAG=1.0\nX=fromdotenv\n',
+    'other.env': 'TAG=2.0\n',
+  });
   assert.equal(load(d).services.web!.image, 'busybox:1.0');
   assert.equal(load(d).services.web!.environment.X, 'fromdotenv');
   assert.equal(load(d, { env: { TAG: 'os' } }).services.web!.image, 'busybox:os');
@@ -67,13 +74,17 @@ test('.env and --env-file feed interpolation; the OS environment wins', () => {
 
 test('a missing required variable names the file and key; an unset one warns', () => {
   const d = dir({ 'compose.yaml': 'services:\n  web:\n    image: ${IMG:?set IMG}\n    user: $WHO\n' });
-  assert.throws(() => load(d), (e: Error) => e.message.includes(path.join(d, 'compose.yaml')) && e.message.includes('services.web.image: required variable IMG is missing a value: set IMG'));
+  assert.throws(
+    () => load(d),
+    (e: Error) =>
+      e.message.includes(path.join(d, 'compose.yaml')) && e.message.includes('services.web.image: required variable IMG is missing a value: set IMG'),
+  );
   const warnings: string[] = [];
   load(d, { env: { IMG: 'x' }, onWarning: (w) => warnings.push(w) });
   assert.deepEqual(warnings, ['The "WHO" variable is not set. Defaulting to a blank string.']);
 });
 
-test('include brings another project\'s services, with its own paths and .env', () => {
+test("include brings another project's services, with its own paths and .env", () => {
   const d = dir({
     'compose.yaml': 'include:\n  - lib/compose.yaml\nservices:\n  web:\n    image: w\n    depends_on: [db]\n',
     'lib/compose.yaml': 'services:\n  db:\n    image: "db:${DBTAG}"\n    volumes: ["./init:/init"]\n',
@@ -88,7 +99,8 @@ test('include brings another project\'s services, with its own paths and .env', 
 
 test('extends: same file and another file, merged by the rules; cycles and unknown services refused', () => {
   const d = dir({
-    'compose.yaml': 'services:\n  base:\n    image: b\n    environment: [A=1]\n  web:\n    extends: base\n    environment: [B=2]\n  api:\n    extends: {file: common/c.yaml, service: tmpl}\n    command: run\n',
+    'compose.yaml':
+      'services:\n  base:\n    image: b\n    environment: [A=1]\n  web:\n    extends: base\n    environment: [B=2]\n  api:\n    extends: {file: common/c.yaml, service: tmpl}\n    command: run\n',
     'common/c.yaml': 'services:\n  tmpl:\n    image: t\n    env_file: [t.env]\n    command: ["default"]\n',
     'common/t.env': 'FROM_T=1\n',
   });
@@ -105,9 +117,15 @@ test('extends: same file and another file, merged by the rules; cycles and unkno
 });
 
 test('profiles: inactive services are left out; named services enable their dependencies', () => {
-  const d = dir({ 'compose.yaml': 'services:\n  web:\n    image: w\n  debug:\n    image: d\n    profiles: [dev]\n    depends_on: [tool]\n  tool:\n    image: t\n    profiles: [tools]\n' });
+  const d = dir({
+    'compose.yaml':
+      'services:\n  web:\n    image: w\n  debug:\n    image: d\n    profiles: [dev]\n    depends_on: [tool]\n  tool:\n    image: t\n    profiles: [tools]\n',
+  });
   assert.deepEqual(Object.keys(load(d).services), ['web']);
-  assert.throws(() => load(d, { profiles: ['dev'] }), /service "tool" was pulled in as a dependency of service "debug" but is not enabled by the active profiles/);
+  assert.throws(
+    () => load(d, { profiles: ['dev'] }),
+    /service "tool" was pulled in as a dependency of service "debug" but is not enabled by the active profiles/,
+  );
   assert.deepEqual(Object.keys(load(d, { profiles: ['dev', 'tools'] }).services).sort(), ['debug', 'tool', 'web']);
   assert.deepEqual(Object.keys(load(d, { services: ['debug'] }).services).sort(), ['debug', 'tool', 'web']);
   assert.deepEqual(Object.keys(load(d, { env: { COMPOSE_PROFILES: '*' } }).services).sort(), ['debug', 'tool', 'web']);
@@ -122,7 +140,9 @@ test('schema violations name the file, the service and the key', () => {
   const f3 = file('services:\n  web:\n    image: x\n    privileged: maybe\n');
   assert.throws(() => load(path.dirname(f3)), { message: `${f3}: services.web.privileged: invalid boolean "maybe"` });
   const f5 = file('services:\n  web:\n    image: x\n    healthcheck: {interval: soon}\n');
-  assert.throws(() => load(path.dirname(f5)), { message: `${f5}: services.web.healthcheck.interval: invalid duration "soon" (use a Go duration such as 30s, 1m30s, 500ms)` });
+  assert.throws(() => load(path.dirname(f5)), {
+    message: `${f5}: services.web.healthcheck.interval: invalid duration "soon" (use a Go duration such as 30s, 1m30s, 500ms)`,
+  });
   const f6 = file('services:\n  - web\n');
   assert.throws(() => load(path.dirname(f6)), { message: `validating ${f6}: services must be a mapping` });
   const f4 = file('services:\n  web:\n    image: x\nx-anything: {a: 1}\n');
@@ -130,7 +150,9 @@ test('schema violations name the file, the service and the key', () => {
 });
 
 test('dependency cycles, unknown services, networks and volumes are clear errors', () => {
-  const cyc = dir({ 'compose.yaml': 'services:\n  a:\n    image: x\n    depends_on: [b]\n  b:\n    image: x\n    depends_on: [c]\n  c:\n    image: x\n    depends_on: [a]\n' });
+  const cyc = dir({
+    'compose.yaml': 'services:\n  a:\n    image: x\n    depends_on: [b]\n  b:\n    image: x\n    depends_on: [c]\n  c:\n    image: x\n    depends_on: [a]\n',
+  });
   assert.throws(() => load(cyc), /dependency cycle detected: a -> b -> c -> a/);
   const unk = dir({ 'compose.yaml': 'services:\n  a:\n    image: x\n    depends_on: [db]\n' });
   assert.throws(() => load(unk), /service "a" depends on undefined service "db"/);
@@ -150,7 +172,12 @@ test('dependency cycles, unknown services, networks and volumes are clear errors
 
 test('a YAML alias bomb and an oversized file are refused quickly', () => {
   const levels = ['a: &a ["x","x","x","x","x","x","x","x","x","x"]'];
-  for (let i = 1; i < 9; i++) levels.push(`${String.fromCharCode(97 + i)}: &${String.fromCharCode(97 + i)} [${Array(10).fill(`*${String.fromCharCode(96 + i)}`).join(',')}]`);
+  for (let i = 1; i < 9; i++)
+    levels.push(
+      `${String.fromCharCode(97 + i)}: &${String.fromCharCode(97 + i)} [${Array(10)
+        .fill(`*${String.fromCharCode(96 + i)}`)
+        .join(',')}]`,
+    );
   const bomb = dir({ 'compose.yaml': `x-bomb:\n  ${levels.join('\n  ')}\nservices:\n  a:\n    image: x\n` });
   let t = performance.now();
   assert.throws(() => load(bomb), /Excessive alias count/);
@@ -164,7 +191,8 @@ test('a YAML alias bomb and an oversized file are refused quickly', () => {
 });
 
 test('normalized forms: environment list resolution, healthcheck, resources, networks, volumes', () => {
-  const d = dir({ 'compose.yaml': `services:
+  const d = dir({
+    'compose.yaml': `services:
   web:
     image: x
     environment: [FROM_OS, UNSET_ONE]
@@ -184,7 +212,8 @@ networks:
 volumes:
   v: {}
   named: {name: exact}
-` });
+`,
+  });
   const p = load(d, { env: { FROM_OS: 'yes' } });
   const web = p.services.web!;
   assert.deepEqual(web.environment, { FROM_OS: 'yes', UNSET_ONE: null });
@@ -204,7 +233,7 @@ volumes:
   assert.deepEqual(p.services.db!.depends_on, { web: { condition: 'service_started', restart: true, required: true } });
 });
 
-test('COMPOSE_FILE from the environment or the working directory\'s .env', () => {
+test("COMPOSE_FILE from the environment or the working directory's .env", () => {
   const d = dir({ 'one.yml': 'services:\n  a:\n    image: one\n', 'two.yml': 'services:\n  a:\n    image: two\n', '.env': 'COMPOSE_FILE=one.yml\n' });
   assert.equal(load(d).services.a!.image, 'one');
   assert.equal(load(d, { env: { COMPOSE_FILE: `${d}/one.yml:${d}/two.yml` } }).services.a!.image, 'two');

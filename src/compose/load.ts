@@ -53,7 +53,10 @@ interface Ctx {
 
 /** docker compose's project name normalization: lower case, [a-z0-9_-] only, no leading _ or -. */
 export function normalizeProjectName(s: string): string {
-  return s.toLowerCase().replace(/[^a-z0-9_-]/g, '').replace(/^[_-]+/, '');
+  return s
+    .toLowerCase()
+    .replace(/[^a-z0-9_-]/g, '')
+    .replace(/^[_-]+/, '');
 }
 
 export function loadProject(opts: LoadOptions = {}): Project {
@@ -62,7 +65,10 @@ export function loadProject(opts: LoadOptions = {}): Project {
   const warn = opts.onWarning ?? ((m: string) => process.stderr.write(`WARN[0000] ${m}\n`));
   // COMPOSE_FILE may also come from the .env of the working (or project) directory, as in docker compose
   const startDir = path.resolve(cwd, opts.projectDirectory ?? '.');
-  const startEnv = opts.files?.length || osEnv.COMPOSE_FILE || !fs.existsSync(path.join(startDir, '.env')) ? {} : parseDotenv(readBounded(path.join(startDir, '.env'), 1 << 20), path.join(startDir, '.env'), (n) => osEnv[n]);
+  const startEnv =
+    opts.files?.length || osEnv.COMPOSE_FILE || !fs.existsSync(path.join(startDir, '.env'))
+      ? {}
+      : parseDotenv(readBounded(path.join(startDir, '.env'), 1 << 20), path.join(startDir, '.env'), (n) => osEnv[n]);
   const composeFile = osEnv.COMPOSE_FILE ?? startEnv.COMPOSE_FILE;
   const separator = osEnv.COMPOSE_PATH_SEPARATOR ?? startEnv.COMPOSE_PATH_SEPARATOR ?? ':';
   let files = opts.files?.length ? opts.files : composeFile ? composeFile.split(separator).filter(Boolean) : undefined;
@@ -71,8 +77,16 @@ export function loadProject(opts: LoadOptions = {}): Project {
 
   // the OS environment wins over the .env file, as in docker compose
   const dotenv: Record<string, string> = {};
-  const envFiles = opts.envFiles?.length ? opts.envFiles.map((f) => path.resolve(cwd, f)) : fs.existsSync(path.join(projectDir, '.env')) ? [path.join(projectDir, '.env')] : [];
-  for (const f of envFiles) Object.assign(dotenv, parseDotenv(readBounded(f, 1 << 20), f, (n) => osEnv[n] ?? dotenv[n]));
+  const envFiles = opts.envFiles?.length
+    ? opts.envFiles.map((f) => path.resolve(cwd, f))
+    : fs.existsSync(path.join(projectDir, '.env'))
+      ? [path.join(projectDir, '.env')]
+      : [];
+  for (const f of envFiles)
+    Object.assign(
+      dotenv,
+      parseDotenv(readBounded(f, 1 << 20), f, (n) => osEnv[n] ?? dotenv[n]),
+    );
   const environment: Record<string, string> = { ...dotenv };
   for (const [k, v] of Object.entries(osEnv)) if (v !== undefined) environment[k] = v;
   const ctx: Ctx = { lookup: (n) => environment[n], warn, stack: [], warned: new Set() };
@@ -85,10 +99,19 @@ export function loadProject(opts: LoadOptions = {}): Project {
   let name: string;
   if (rawName !== undefined) {
     name = rawName;
-    if (!/^[a-z0-9][a-z0-9_-]*$/.test(name)) throw new EngineError('INVALID_ARGUMENT', `invalid project name "${name}": must consist only of lowercase alphanumeric characters, hyphens, and underscores as well as start with a letter or number`);
+    if (!/^[a-z0-9][a-z0-9_-]*$/.test(name))
+      throw new EngineError(
+        'INVALID_ARGUMENT',
+        `invalid project name "${name}": must consist only of lowercase alphanumeric characters, hyphens, and underscores as well as start with a letter or number`,
+      );
   } else name = normalizeProjectName(path.basename(projectDir));
-  if (!name) throw new EngineError('INVALID_ARGUMENT', `project name must not be empty: name the project with -p or "name:" (the directory name ${path.basename(projectDir)} has no usable characters)`);
-  if ((merged.services === undefined || merged.services === null) && !merged.include) throw new EngineError('INVALID_ARGUMENT', `no service is defined in ${files.join(', ')}`);
+  if (!name)
+    throw new EngineError(
+      'INVALID_ARGUMENT',
+      `project name must not be empty: name the project with -p or "name:" (the directory name ${path.basename(projectDir)} has no usable characters)`,
+    );
+  if ((merged.services === undefined || merged.services === null) && !merged.include)
+    throw new EngineError('INVALID_ARGUMENT', `no service is defined in ${files.join(', ')}`);
 
   const profiles = opts.profiles?.length ? opts.profiles : (environment.COMPOSE_PROFILES ?? '').split(',').filter(Boolean);
   let project: Project;
@@ -149,9 +172,15 @@ function mergeInclude(tree: Tree, inc: unknown, baseDir: string, file: string, c
   const paths = (Array.isArray(spec.path) ? spec.path : [spec.path]).map((p) => path.resolve(baseDir, p));
   const dir = spec.project_directory ? path.resolve(baseDir, spec.project_directory) : path.dirname(paths[0]!);
   // an included project reads its own .env (or env_file), under the including environment
-  const envFiles = spec.env_file ? (Array.isArray(spec.env_file) ? spec.env_file : [spec.env_file]).map((f) => path.resolve(baseDir, f)) : [path.join(dir, '.env')].filter((f) => fs.existsSync(f));
+  const envFiles = spec.env_file
+    ? (Array.isArray(spec.env_file) ? spec.env_file : [spec.env_file]).map((f) => path.resolve(baseDir, f))
+    : [path.join(dir, '.env')].filter((f) => fs.existsSync(f));
   const local: Record<string, string> = {};
-  for (const f of envFiles) Object.assign(local, parseDotenv(readBounded(f, 1 << 20), f, (n) => ctx.lookup(n) ?? local[n]));
+  for (const f of envFiles)
+    Object.assign(
+      local,
+      parseDotenv(readBounded(f, 1 << 20), f, (n) => ctx.lookup(n) ?? local[n]),
+    );
   const sub: Ctx = { ...ctx, lookup: (n) => ctx.lookup(n) ?? local[n] };
   let included: Tree = {};
   for (const p of paths) included = mergeTrees(included, loadFile(p, dir, sub));
@@ -182,10 +211,12 @@ function resolveExtends(name: string, services: Tree, file: string, baseDir: str
     const other = path.resolve(baseDir, spec.file);
     const tree = loadFile(other, path.dirname(other), ctx);
     const theirs = (tree.services ?? {}) as Tree;
-    if (!Object.hasOwn(theirs, spec.service)) throw new EngineError('INVALID_ARGUMENT', `${file}: service ${name}: extends: service "${spec.service}" not found in ${other}`);
+    if (!Object.hasOwn(theirs, spec.service))
+      throw new EngineError('INVALID_ARGUMENT', `${file}: service ${name}: extends: service "${spec.service}" not found in ${other}`);
     base = theirs[spec.service] as Tree;
   } else {
-    if (!Object.hasOwn(services, spec.service)) throw new EngineError('INVALID_ARGUMENT', `${file}: service ${name}: extends: service "${spec.service}" not found`);
+    if (!Object.hasOwn(services, spec.service))
+      throw new EngineError('INVALID_ARGUMENT', `${file}: service ${name}: extends: service "${spec.service}" not found`);
     base = resolveExtends(spec.service, services, file, baseDir, ctx, [...chain, key]);
   }
   const { extends: _e, ...own } = svc;
@@ -218,7 +249,8 @@ function absolutize(tree: Tree, baseDir: string): void {
           const src = i < 0 ? v : v.slice(0, i);
           return i > 0 && isPathLike(src) ? abs(src, baseDir) + v.slice(i) : v;
         }
-        if (v && typeof v === 'object' && (v as Tree).type === 'bind' && typeof (v as Tree).source === 'string') return { ...(v as Tree), source: abs((v as Tree).source as string, baseDir) };
+        if (v && typeof v === 'object' && (v as Tree).type === 'bind' && typeof (v as Tree).source === 'string')
+          return { ...(v as Tree), source: abs((v as Tree).source as string, baseDir) };
         return v;
       });
     }
@@ -230,7 +262,8 @@ function absolutize(tree: Tree, baseDir: string): void {
     if (ext && typeof ext === 'object' && typeof ext.file === 'string') ext.file = abs(ext.file, baseDir);
   }
   for (const section of ['secrets', 'configs']) {
-    for (const obj of Object.values((tree[section] ?? {}) as Record<string, Tree | null>)) if (obj && typeof obj.file === 'string') obj.file = abs(obj.file, baseDir);
+    for (const obj of Object.values((tree[section] ?? {}) as Record<string, Tree | null>))
+      if (obj && typeof obj.file === 'string') obj.file = abs(obj.file, baseDir);
   }
   if (Array.isArray(tree.include)) {
     tree.include = tree.include.map((inc) => {

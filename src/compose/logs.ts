@@ -47,7 +47,12 @@ export class LogPrinter {
   }
 
   /** Streams one container's logs until they end (or signal aborts), line by line. */
-  async follow(b: ComposeBackend, c: ContainerSummary, o: { follow?: boolean; tail?: string; timestamps?: boolean; since?: string }, signal?: AbortSignal): Promise<void> {
+  async follow(
+    b: ComposeBackend,
+    c: ContainerSummary,
+    o: { follow?: boolean; tail?: string; timestamps?: boolean; since?: string },
+    signal?: AbortSignal,
+  ): Promise<void> {
     const name = shortName(c);
     this.register([name]);
     let partial = '';

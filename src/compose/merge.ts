@@ -51,13 +51,14 @@ const extraHosts: Merger = (b, o) => {
 };
 const replace: Merger = (_b, o) => o;
 const dependsOn: Merger = (b, o) => {
-  const m = (v: unknown) => (Array.isArray(v) ? Object.fromEntries(v.map((s) => [String(s), { condition: 'service_started', required: true }])) : { ...(v as Tree) });
+  const m = (v: unknown) =>
+    Array.isArray(v) ? Object.fromEntries(v.map((s) => [String(s), { condition: 'service_started', required: true }])) : { ...(v as Tree) };
   return mergeTrees(m(b), m(o), []);
 };
 const networks: Merger = (b, o) => {
   const m = (v: unknown) => (Array.isArray(v) ? Object.fromEntries(v.map((s) => [String(s), null])) : { ...(v as Tree) });
   const base = m(b);
-  for (const [k, v] of Object.entries(m(o))) base[k] = isMap(base[k]) && isMap(v) ? mergeTrees(base[k], v, []) : v ?? base[k] ?? null;
+  for (const [k, v] of Object.entries(m(o))) base[k] = isMap(base[k]) && isMap(v) ? mergeTrees(base[k], v, []) : (v ?? base[k] ?? null);
   return base;
 };
 const logging: Merger = (b, o) => {
@@ -144,7 +145,10 @@ function mergeAny(base: unknown, over: unknown, path: string[], skipSpecial = fa
   if (isMap(base)) {
     if (!isMap(over)) {
       if (over === null) return base;
-      throw new EngineError('INVALID_ARGUMENT', `cannot override ${path.join('.')}: a mapping cannot be merged with a ${Array.isArray(over) ? 'sequence' : 'scalar'}`);
+      throw new EngineError(
+        'INVALID_ARGUMENT',
+        `cannot override ${path.join('.')}: a mapping cannot be merged with a ${Array.isArray(over) ? 'sequence' : 'scalar'}`,
+      );
     }
     return mergeTrees(base, over, path);
   }

@@ -10,7 +10,19 @@ import { parseDotenv } from './dotenv.ts';
 import { readBounded } from './files.ts';
 import { toMap } from './merge.ts';
 import { parsePort, parseVolume, shellSplit } from './shorthand.ts';
-import type { BuildConfig, DependsOn, FileObject, Healthcheck, NetworkConfig, Project, Service, ServiceFileRef, ServiceNetwork, Ulimit, VolumeConfig } from './types.ts';
+import type {
+  BuildConfig,
+  DependsOn,
+  FileObject,
+  Healthcheck,
+  NetworkConfig,
+  Project,
+  Service,
+  ServiceFileRef,
+  ServiceNetwork,
+  Ulimit,
+  VolumeConfig,
+} from './types.ts';
 import { parseBytes, parseDuration } from './units.ts';
 
 type Tree = Record<string, unknown>;
@@ -189,7 +201,11 @@ function dependsOn(v: unknown): Record<string, DependsOn> {
   if (Array.isArray(v)) for (const s of v) out[String(s)] = { condition: 'service_started', restart: false, required: true };
   else if (v && typeof v === 'object') {
     for (const [k, d] of Object.entries(v as Record<string, Tree | null>)) {
-      out[k] = { condition: (d?.condition as DependsOn['condition']) ?? 'service_started', restart: !!d?.restart, required: d?.required === undefined ? true : !!d.required };
+      out[k] = {
+        condition: (d?.condition as DependsOn['condition']) ?? 'service_started',
+        restart: !!d?.restart,
+        required: d?.required === undefined ? true : !!d.required,
+      };
     }
   }
   return out;
@@ -208,7 +224,10 @@ function environment(s: Tree, where: string, env: Record<string, string>): Recor
       if (spec.required === false && (e as EngineError).code === 'NOT_FOUND') continue;
       throw new EngineError('INVALID_ARGUMENT', `${where}.env_file: env file ${spec.path} not found: ${(e as Error).message}`);
     }
-    Object.assign(out, parseDotenv(text, spec.path, (n) => env[n]));
+    Object.assign(
+      out,
+      parseDotenv(text, spec.path, (n) => env[n]),
+    );
   }
   for (const [k, v] of Object.entries(toMap(s.environment))) {
     // `- NAME` with no value takes NAME from the environment compose runs in, or stays unset
@@ -257,7 +276,8 @@ function normalizeService(name: string, s: Tree, ctx: NormalizeContext): Service
   };
   if (s.image !== undefined) svc.image = String(s.image);
   if (s.build !== undefined) svc.build = build(typeof s.build === 'string' ? { context: s.build } : (s.build as Tree), `${where}.build`);
-  if (!svc.image && !svc.build) throw new EngineError('INVALID_ARGUMENT', `service "${name}" has neither an image nor a build context specified: invalid compose project`);
+  if (!svc.image && !svc.build)
+    throw new EngineError('INVALID_ARGUMENT', `service "${name}" has neither an image nor a build context specified: invalid compose project`);
   const cmd = command(s.command, `${where}.command`);
   if (cmd !== undefined) svc.command = cmd;
   const ep = command(s.entrypoint, `${where}.entrypoint`);
@@ -285,18 +305,46 @@ function normalizeService(name: string, s: Tree, ctx: NormalizeContext): Service
   if (s.cpuset !== undefined) svc.cpuset = String(s.cpuset);
   const pids = s.pids_limit ?? limits.pids;
   if (pids !== undefined) svc.pids_limit = num(pids, `${where}.pids_limit`);
-  for (const k of ['container_name', 'hostname', 'domainname', 'user', 'working_dir', 'stop_signal', 'pull_policy', 'platform', 'ipc', 'pid', 'userns_mode', 'mac_address'] as const) {
+  for (const k of [
+    'container_name',
+    'hostname',
+    'domainname',
+    'user',
+    'working_dir',
+    'stop_signal',
+    'pull_policy',
+    'platform',
+    'ipc',
+    'pid',
+    'userns_mode',
+    'mac_address',
+  ] as const) {
     if (s[k] !== undefined && s[k] !== null) svc[k] = String(s[k]);
   }
   if (s.extra_hosts !== undefined) {
-    const hosts = Array.isArray(s.extra_hosts) ? s.extra_hosts.map((h) => String(h).replace(/^([^:=\s]+)=/, '$1:')) : Object.entries(s.extra_hosts as Tree).flatMap(([h, ip]) => (Array.isArray(ip) ? ip : [ip]).map((x) => `${h}:${x}`));
+    const hosts = Array.isArray(s.extra_hosts)
+      ? s.extra_hosts.map((h) => String(h).replace(/^([^:=\s]+)=/, '$1:'))
+      : Object.entries(s.extra_hosts as Tree).flatMap(([h, ip]) => (Array.isArray(ip) ? ip : [ip]).map((x) => `${h}:${x}`));
     svc.extra_hosts = hosts;
   }
-  for (const k of ['dns', 'dns_search', 'dns_opt', 'cap_add', 'cap_drop', 'profiles', 'devices', 'security_opt', 'group_add', 'links', 'external_links'] as const) {
+  for (const k of [
+    'dns',
+    'dns_search',
+    'dns_opt',
+    'cap_add',
+    'cap_drop',
+    'profiles',
+    'devices',
+    'security_opt',
+    'group_add',
+    'links',
+    'external_links',
+  ] as const) {
     const l = strList(s[k]);
     if (l) svc[k] = l;
   }
-  for (const k of ['privileged', 'read_only', 'init', 'stdin_open', 'tty'] as const) if (s[k] !== undefined && s[k] !== null) svc[k] = bool(s[k], `${where}.${k}`);
+  for (const k of ['privileged', 'read_only', 'init', 'stdin_open', 'tty'] as const)
+    if (s[k] !== undefined && s[k] !== null) svc[k] = bool(s[k], `${where}.${k}`);
   if (s.stop_grace_period !== undefined) svc.stop_grace_period = parseDuration(s.stop_grace_period, `${where}.stop_grace_period`);
   if (s.sysctls !== undefined) svc.sysctls = strMap(s.sysctls);
   const ul = ulimits(s.ulimits);
@@ -313,7 +361,11 @@ function normalizeService(name: string, s: Tree, ctx: NormalizeContext): Service
   if (configs) svc.configs = configs;
   const ext = Object.fromEntries(Object.entries(s).filter(([k]) => k.startsWith('x-')));
   if (Object.keys(ext).length) svc.extensions = ext;
-  if (svc.container_name && svc.scale > 1) throw new EngineError('INVALID_ARGUMENT', `${where}: container_name "${svc.container_name}" cannot be used with ${svc.scale} replicas: container names must be unique`);
+  if (svc.container_name && svc.scale > 1)
+    throw new EngineError(
+      'INVALID_ARGUMENT',
+      `${where}: container_name "${svc.container_name}" cannot be used with ${svc.scale} replicas: container names must be unique`,
+    );
   return svc;
 }
 
@@ -327,7 +379,10 @@ export function checkDependencies(p: Project): void {
     for (const [dep, d] of Object.entries(svc.depends_on)) {
       if (p.services[dep]) continue;
       if (p.disabled[dep] && d.required) {
-        throw new EngineError('INVALID_ARGUMENT', `service "${dep}" was pulled in as a dependency of service "${svc.name}" but is not enabled by the active profiles. You may fix this by adding a common profile to "${dep}" and "${svc.name}"`);
+        throw new EngineError(
+          'INVALID_ARGUMENT',
+          `service "${dep}" was pulled in as a dependency of service "${svc.name}" but is not enabled by the active profiles. You may fix this by adding a common profile to "${dep}" and "${svc.name}"`,
+        );
       }
       if (p.disabled[dep] || !d.required) {
         delete svc.depends_on[dep];
@@ -335,26 +390,33 @@ export function checkDependencies(p: Project): void {
       }
       throw new EngineError('INVALID_ARGUMENT', `service "${svc.name}" depends on undefined service "${dep}": invalid compose project`);
     }
-    for (const n of Object.keys(svc.networks ?? {})) if (!p.networks[n]) throw new EngineError('INVALID_ARGUMENT', `service "${svc.name}" refers to undefined network ${n}: invalid compose project`);
+    for (const n of Object.keys(svc.networks ?? {}))
+      if (!p.networks[n]) throw new EngineError('INVALID_ARGUMENT', `service "${svc.name}" refers to undefined network ${n}: invalid compose project`);
     for (const v of svc.volumes) {
-      if (v.type === 'volume' && v.source && !p.volumes[v.source]) throw new EngineError('INVALID_ARGUMENT', `service "${svc.name}" refers to undefined volume ${v.source}: invalid compose project`);
+      if (v.type === 'volume' && v.source && !p.volumes[v.source])
+        throw new EngineError('INVALID_ARGUMENT', `service "${svc.name}" refers to undefined volume ${v.source}: invalid compose project`);
     }
-    for (const [k, refs] of [['secrets', svc.secrets], ['configs', svc.configs]] as const) {
-      for (const r of refs ?? []) if (!p[k][r.source]) throw new EngineError('INVALID_ARGUMENT', `service "${svc.name}" refers to undefined ${k.slice(0, -1)} ${r.source}: invalid compose project`);
+    for (const [k, refs] of [
+      ['secrets', svc.secrets],
+      ['configs', svc.configs],
+    ] as const) {
+      for (const r of refs ?? [])
+        if (!p[k][r.source])
+          throw new EngineError('INVALID_ARGUMENT', `service "${svc.name}" refers to undefined ${k.slice(0, -1)} ${r.source}: invalid compose project`);
     }
     const mode = svc.network_mode;
-    if (mode?.startsWith('service:') && !p.services[mode.slice(8)]) throw new EngineError('INVALID_ARGUMENT', `service "${svc.name}" uses network_mode of undefined service "${mode.slice(8)}"`);
+    if (mode?.startsWith('service:') && !p.services[mode.slice(8)])
+      throw new EngineError('INVALID_ARGUMENT', `service "${svc.name}" uses network_mode of undefined service "${mode.slice(8)}"`);
   }
   // a depth-first walk; the path on the stack names the cycle
   const state = new Map<string, 'visiting' | 'done'>();
   const visit = (name: string, stack: string[]) => {
     if (state.get(name) === 'done') return;
-    if (state.get(name) === 'visiting') throw new EngineError('INVALID_ARGUMENT', `dependency cycle detected: ${[...stack.slice(stack.indexOf(name)), name].join(' -> ')}`);
+    if (state.get(name) === 'visiting')
+      throw new EngineError('INVALID_ARGUMENT', `dependency cycle detected: ${[...stack.slice(stack.indexOf(name)), name].join(' -> ')}`);
     state.set(name, 'visiting');
     for (const dep of Object.keys(p.services[name]!.depends_on)) visit(dep, [...stack, name]);
     state.set(name, 'done');
   };
   for (const name of Object.keys(p.services)) visit(name, []);
 }
-
-

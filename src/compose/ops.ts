@@ -25,7 +25,12 @@ function serviceOf(c: ContainerSummary): string {
 }
 
 /** The containers of the named services (all when none are named), sorted by service and number. */
-export async function containersOf(b: ComposeBackend, t: Target, services: string[] = [], o: { all?: boolean; oneoff?: boolean } = {}): Promise<ContainerSummary[]> {
+export async function containersOf(
+  b: ComposeBackend,
+  t: Target,
+  services: string[] = [],
+  o: { all?: boolean; oneoff?: boolean } = {},
+): Promise<ContainerSummary[]> {
   for (const s of services) if (t.project && !t.project.services[s] && !t.project.disabled[s]) throw new EngineError('NOT_FOUND', `no such service: ${s}`);
   const list = o.oneoff ? await b.listContainers(L.projectFilter(t.name), { all: o.all ?? true }) : await projectContainers(b, t.name, o.all ?? true);
   return list
@@ -65,7 +70,10 @@ export async function down(b: ComposeBackend, t: Target, r: Reporter, o: DownOpt
   const orphan = (c: ContainerSummary) => t.project !== undefined && !t.project.services[serviceOf(c)] && !t.project.disabled[serviceOf(c)];
   if (!o.removeOrphans) {
     const orphans = list.filter((c) => orphan(c) && c.labels[L.ONEOFF] !== 'True');
-    if (orphans.length) r.warn(`Found orphan containers ([${orphans.map((c) => c.name).join(' ')}]) for this project. If you removed or renamed this service in your compose file, you can run this command with the --remove-orphans flag to clean it up.`);
+    if (orphans.length)
+      r.warn(
+        `Found orphan containers ([${orphans.map((c) => c.name).join(' ')}]) for this project. If you removed or renamed this service in your compose file, you can run this command with the --remove-orphans flag to clean it up.`,
+      );
     list = list.filter((c) => !orphan(c) || c.labels[L.ONEOFF] === 'True');
   }
   await reverseOrder(t, list, async (c) => {
@@ -102,41 +110,57 @@ export async function start(b: ComposeBackend, t: Target, r: Reporter, services:
   for (const c of list) byService.set(serviceOf(c), [...(byService.get(serviceOf(c)) ?? []), c]);
   const run = async (s: string) => {
     if (t.project) await waitDependencies(b, t.project, s, [...byService.keys()], r);
-    await Promise.all(byService.get(s)!.filter((c) => c.state !== 'running').map(async (c) => {
-      r.event('Container', c.name, 'Starting');
-      await b.startContainer(c.id);
-      r.event('Container', c.name, 'Started');
-    }));
+    await Promise.all(
+      byService
+        .get(s)!
+        .filter((c) => c.state !== 'running')
+        .map(async (c) => {
+          r.event('Container', c.name, 'Starting');
+          await b.startContainer(c.id);
+          r.event('Container', c.name, 'Started');
+        }),
+    );
   };
-  if (t.project) await inDependencyOrder(t.project, [...byService.keys()].filter((s) => t.project!.services[s]), run);
+  if (t.project)
+    await inDependencyOrder(
+      t.project,
+      [...byService.keys()].filter((s) => t.project!.services[s]),
+      run,
+    );
   else await Promise.all([...byService.keys()].map(run));
 }
 
 export async function restart(b: ComposeBackend, t: Target, r: Reporter, services: string[] = [], timeout?: number): Promise<void> {
   const list = await containersOf(b, t, services);
-  await Promise.all(list.map(async (c) => {
-    r.event('Container', c.name, 'Restarting');
-    await b.restartContainer(c.id, timeout);
-    r.event('Container', c.name, 'Started');
-  }));
+  await Promise.all(
+    list.map(async (c) => {
+      r.event('Container', c.name, 'Restarting');
+      await b.restartContainer(c.id, timeout);
+      r.event('Container', c.name, 'Started');
+    }),
+  );
 }
 
 export async function kill(b: ComposeBackend, t: Target, r: Reporter, services: string[] = [], signal?: string): Promise<void> {
   const list = (await containersOf(b, t, services)).filter((c) => c.state === 'running');
-  await Promise.all(list.map(async (c) => {
-    r.event('Container', c.name, 'Killing');
-    await b.killContainer(c.id, signal);
-    r.event('Container', c.name, 'Killed');
-  }));
+  await Promise.all(
+    list.map(async (c) => {
+      r.event('Container', c.name, 'Killing');
+      await b.killContainer(c.id, signal);
+      r.event('Container', c.name, 'Killed');
+    }),
+  );
 }
 
 export async function pause(b: ComposeBackend, t: Target, r: Reporter, services: string[] = [], paused = true): Promise<void> {
   const list = (await containersOf(b, t, services)).filter((c) => (paused ? c.state === 'running' : c.state === 'paused'));
-  await Promise.all(list.map(async (c) => {
-    r.event('Container', c.name, paused ? 'Pausing' : 'Unpausing');
-    await (paused ? b.pauseContainer(c.id) : b.unpauseContainer(c.id));
-    r.event('Container', c.name, paused ? 'Paused' : 'Unpaused');
-  }));
+  await Promise.all(
+    list.map(async (c) => {
+      r.event('Container', c.name, paused ? 'Pausing' : 'Unpausing');
+      await (paused ? b.pauseContainer(c.id) : b.unpauseContainer(c.id));
+      r.event('Container', c.name, paused ? 'Paused' : 'Unpaused');
+    }),
+  );
 }
 
 /** `rm`: removes stopped service containers (running ones too with `stop`); returns what it removed. */

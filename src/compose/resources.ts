@@ -28,53 +28,74 @@ export function usedResources(p: Project, services: string[]): { networks: strin
  * round trips); a network not among them is inspected by name.
  */
 export async function ensureNetworks(b: ComposeBackend, p: Project, keys: string[], r: Reporter, known: NetworkSummary[] = []): Promise<void> {
-  await Promise.all(keys.map(async (key) => {
-    const n = p.networks[key]!;
-    const found = known.find((k) => k.name === n.name) ?? await b.inspectNetwork(n.name);
-    if (n.external) {
-      if (!found) throw new EngineError('NOT_FOUND', `network ${n.name} declared as external, but could not be found`);
-      return;
-    }
-    if (found) {
-      if (found.labels[L.PROJECT] !== undefined && found.labels[L.PROJECT] !== p.name) {
-        r.warn(`a network with name ${n.name} exists but was not created for project "${p.name}". Set \`external: true\` to use an existing network`);
+  await Promise.all(
+    keys.map(async (key) => {
+      const n = p.networks[key]!;
+      const found = known.find((k) => k.name === n.name) ?? (await b.inspectNetwork(n.name));
+      if (n.external) {
+        if (!found) throw new EngineError('NOT_FOUND', `network ${n.name} declared as external, but could not be found`);
+        return;
       }
-      return;
-    }
-    r.event('Network', n.name, 'Creating');
-    const ipam = n.ipam ? { Driver: n.ipam.driver, Config: (n.ipam.config ?? []).map((c) => ({ Subnet: c.subnet, Gateway: c.gateway, IPRange: c.ip_range, AuxiliaryAddresses: c.aux_addresses })), Options: n.ipam.options } : undefined;
-    try {
-      await b.createNetwork({
-        name: n.name, driver: n.driver, internal: n.internal, attachable: n.attachable, enableIPv6: n.enable_ipv6, options: n.driver_opts, ipam,
-        labels: { ...n.labels, [L.PROJECT]: p.name, [L.NETWORK]: key, [L.VERSION]: L.COMPOSE_VERSION },
-      });
-    } catch (e) {
-      // a concurrent up of the same project created it first
-      if (!(e instanceof EngineError && e.code === 'CONFLICT')) throw e;
-    }
-    r.event('Network', n.name, 'Created');
-  }));
+      if (found) {
+        if (found.labels[L.PROJECT] !== undefined && found.labels[L.PROJECT] !== p.name) {
+          r.warn(`a network with name ${n.name} exists but was not created for project "${p.name}". Set \`external: true\` to use an existing network`);
+        }
+        return;
+      }
+      r.event('Network', n.name, 'Creating');
+      const ipam = n.ipam
+        ? {
+            Driver: n.ipam.driver,
+            Config: (n.ipam.config ?? []).map((c) => ({ Subnet: c.subnet, Gateway: c.gateway, IPRange: c.ip_range, AuxiliaryAddresses: c.aux_addresses })),
+            Options: n.ipam.options,
+          }
+        : undefined;
+      try {
+        await b.createNetwork({
+          name: n.name,
+          driver: n.driver,
+          internal: n.internal,
+          attachable: n.attachable,
+          enableIPv6: n.enable_ipv6,
+          options: n.driver_opts,
+          ipam,
+          labels: { ...n.labels, [L.PROJECT]: p.name, [L.NETWORK]: key, [L.VERSION]: L.COMPOSE_VERSION },
+        });
+      } catch (e) {
+        // a concurrent up of the same project created it first
+        if (!(e instanceof EngineError && e.code === 'CONFLICT')) throw e;
+      }
+      r.event('Network', n.name, 'Created');
+    }),
+  );
 }
 
 /** `known`: the volumes carrying the project's label, listed beforehand (as for ensureNetworks). */
 export async function ensureVolumes(b: ComposeBackend, p: Project, keys: string[], r: Reporter, known: VolumeSummary[] = []): Promise<void> {
-  await Promise.all(keys.map(async (key) => {
-    const v = p.volumes[key]!;
-    const found = known.find((k) => k.name === v.name) ?? await b.inspectVolume(v.name);
-    if (v.external) {
-      if (!found) throw new EngineError('NOT_FOUND', `external volume "${v.name}" not found`);
-      return;
-    }
-    if (found) {
-      if (found.labels[L.PROJECT] !== undefined && found.labels[L.PROJECT] !== p.name) {
-        r.warn(`volume "${v.name}" already exists but was not created for project "${p.name}". Use \`external: true\` to use an existing volume`);
+  await Promise.all(
+    keys.map(async (key) => {
+      const v = p.volumes[key]!;
+      const found = known.find((k) => k.name === v.name) ?? (await b.inspectVolume(v.name));
+      if (v.external) {
+        if (!found) throw new EngineError('NOT_FOUND', `external volume "${v.name}" not found`);
+        return;
       }
-      return;
-    }
-    r.event('Volume', v.name, 'Creating');
-    await b.createVolume({ name: v.name, driver: v.driver, driverOpts: v.driver_opts, labels: { ...v.labels, [L.PROJECT]: p.name, [L.VOLUME]: key, [L.VERSION]: L.COMPOSE_VERSION } });
-    r.event('Volume', v.name, 'Created');
-  }));
+      if (found) {
+        if (found.labels[L.PROJECT] !== undefined && found.labels[L.PROJECT] !== p.name) {
+          r.warn(`volume "${v.name}" already exists but was not created for project "${p.name}". Use \`external: true\` to use an existing volume`);
+        }
+        return;
+      }
+      r.event('Volume', v.name, 'Creating');
+      await b.createVolume({
+        name: v.name,
+        driver: v.driver,
+        driverOpts: v.driver_opts,
+        labels: { ...v.labels, [L.PROJECT]: p.name, [L.VOLUME]: key, [L.VERSION]: L.COMPOSE_VERSION },
+      });
+      r.event('Volume', v.name, 'Created');
+    }),
+  );
 }
 
 /** Removes the project's networks (found by label, so a project without its files still cleans up). */
@@ -82,18 +103,20 @@ export async function removeNetworks(b: ComposeBackend, project: string, p: Proj
   const listed = await b.listNetworks(L.projectFilter(project));
   const names = new Set(listed.map((n) => n.name));
   for (const n of Object.values(p?.networks ?? {})) if (!n.external) names.add(n.name);
-  await Promise.all([...names].map(async (name) => {
-    // one the list found carries the project's label; any other is looked up by name
-    const found = listed.find((n) => n.name === name) ?? await b.inspectNetwork(name);
-    if (!found || (found.labels[L.PROJECT] !== undefined && found.labels[L.PROJECT] !== project)) return;
-    r.event('Network', name, 'Removing');
-    try {
-      await b.removeNetwork(found.id);
-    } catch (e) {
-      if (!(e instanceof EngineError && e.code === 'NOT_FOUND')) throw e;
-    }
-    r.event('Network', name, 'Removed');
-  }));
+  await Promise.all(
+    [...names].map(async (name) => {
+      // one the list found carries the project's label; any other is looked up by name
+      const found = listed.find((n) => n.name === name) ?? (await b.inspectNetwork(name));
+      if (!found || (found.labels[L.PROJECT] !== undefined && found.labels[L.PROJECT] !== project)) return;
+      r.event('Network', name, 'Removing');
+      try {
+        await b.removeNetwork(found.id);
+      } catch (e) {
+        if (!(e instanceof EngineError && e.code === 'NOT_FOUND')) throw e;
+      }
+      r.event('Network', name, 'Removed');
+    }),
+  );
 }
 
 /** Removes the project's named volumes (`down -v`). */
@@ -101,15 +124,17 @@ export async function removeVolumes(b: ComposeBackend, project: string, p: Proje
   const listed = await b.listVolumes(L.projectFilter(project));
   const names = new Set(listed.map((v) => v.name));
   for (const v of Object.values(p?.volumes ?? {})) if (!v.external) names.add(v.name);
-  await Promise.all([...names].map(async (name) => {
-    const found = listed.find((v) => v.name === name) ?? await b.inspectVolume(name);
-    if (!found || (found.labels[L.PROJECT] !== undefined && found.labels[L.PROJECT] !== project)) return;
-    r.event('Volume', name, 'Removing');
-    try {
-      await b.removeVolume(name);
-    } catch (e) {
-      if (!(e instanceof EngineError && e.code === 'NOT_FOUND')) throw e;
-    }
-    r.event('Volume', name, 'Removed');
-  }));
+  await Promise.all(
+    [...names].map(async (name) => {
+      const found = listed.find((v) => v.name === name) ?? (await b.inspectVolume(name));
+      if (!found || (found.labels[L.PROJECT] !== undefined && found.labels[L.PROJECT] !== project)) return;
+      r.event('Volume', name, 'Removing');
+      try {
+        await b.removeVolume(name);
+      } catch (e) {
+        if (!(e instanceof EngineError && e.code === 'NOT_FOUND')) throw e;
+      }
+      r.event('Volume', name, 'Removed');
+    }),
+  );
 }

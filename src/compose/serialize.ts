@@ -55,7 +55,14 @@ export function serviceData(s: Service): Tree {
 /** The whole project as `docker compose config` prints it. */
 export function projectData(p: Project): Tree {
   const service = (n: string) => serviceData(p.services[n]!);
-  const out: Tree = { name: p.name, services: Object.fromEntries(Object.keys(p.services).sort().map((n) => [n, service(n)])) };
+  const out: Tree = {
+    name: p.name,
+    services: Object.fromEntries(
+      Object.keys(p.services)
+        .sort()
+        .map((n) => [n, service(n)]),
+    ),
+  };
   if (Object.keys(p.networks).length) out.networks = sorted(p.networks);
   if (Object.keys(p.volumes).length) out.volumes = sorted(p.volumes);
   if (Object.keys(p.secrets).length) out.secrets = sorted(p.secrets);

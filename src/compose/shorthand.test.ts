@@ -9,10 +9,21 @@ test('ports: short forms, ranges, host ips, protocols, long form', () => {
   assert.deepEqual(parsePort('127.0.0.1:8080:80', 'p'), [{ target: 80, published: '8080', host_ip: '127.0.0.1', protocol: 'tcp', mode: 'ingress' }]);
   assert.deepEqual(parsePort('127.0.0.1::80', 'p'), [{ target: 80, host_ip: '127.0.0.1', protocol: 'tcp', mode: 'ingress' }]);
   assert.deepEqual(parsePort('[::1]:8080:80', 'p'), [{ target: 80, published: '8080', host_ip: '::1', protocol: 'tcp', mode: 'ingress' }]);
-  assert.deepEqual(parsePort('9000-9001:80-81', 'p').map((x) => [x.published, x.target]), [['9000', 80], ['9001', 81]]);
-  assert.deepEqual(parsePort('80-82', 'p').map((x) => x.target), [80, 81, 82]);
+  assert.deepEqual(
+    parsePort('9000-9001:80-81', 'p').map((x) => [x.published, x.target]),
+    [
+      ['9000', 80],
+      ['9001', 81],
+    ],
+  );
+  assert.deepEqual(
+    parsePort('80-82', 'p').map((x) => x.target),
+    [80, 81, 82],
+  );
   assert.deepEqual(parsePort('9000-9010:80', 'p'), [{ target: 80, published: '9000-9010', protocol: 'tcp', mode: 'ingress' }]);
-  assert.deepEqual(parsePort({ target: 80, published: 8080, host_ip: '0.0.0.0' }, 'p'), [{ target: 80, published: '8080', host_ip: '0.0.0.0', protocol: 'tcp', mode: 'ingress' }]);
+  assert.deepEqual(parsePort({ target: 80, published: 8080, host_ip: '0.0.0.0' }, 'p'), [
+    { target: 80, published: '8080', host_ip: '0.0.0.0', protocol: 'tcp', mode: 'ingress' },
+  ]);
   assert.throws(() => parsePort('9000-9001:80-82', 'services.web.ports[0]'), /services\.web\.ports\[0\]: port ranges don't match/);
   assert.throws(() => parsePort('abc', 'p'), /invalid port/);
   assert.throws(() => parsePort('70000', 'p'), /invalid port range/);
@@ -22,9 +33,25 @@ test('volumes: named, bind, anonymous, modes, long form', () => {
   assert.deepEqual(parseVolume('/data', 'v'), { type: 'volume', target: '/data', volume: {} });
   assert.deepEqual(parseVolume('db:/var/lib/db:ro', 'v'), { type: 'volume', source: 'db', target: '/var/lib/db', read_only: true, volume: {} });
   assert.deepEqual(parseVolume('db:/x:nocopy', 'v'), { type: 'volume', source: 'db', target: '/x', volume: { nocopy: true } });
-  assert.deepEqual(parseVolume('/host:/c:ro,z,rshared', 'v'), { type: 'bind', source: '/host', target: '/c', read_only: true, bind: { create_host_path: true, selinux: 'z', propagation: 'rshared' } });
-  assert.deepEqual(parseVolume({ type: 'bind', source: '/h', target: '/c', read_only: true }, 'v'), { type: 'bind', source: '/h', target: '/c', read_only: true });
-  assert.deepEqual(parseVolume({ type: 'bind', source: '/h', target: '/c', bind: { propagation: 'rslave' } }, 'v'), { type: 'bind', source: '/h', target: '/c', bind: { create_host_path: true, propagation: 'rslave' } });
+  assert.deepEqual(parseVolume('/host:/c:ro,z,rshared', 'v'), {
+    type: 'bind',
+    source: '/host',
+    target: '/c',
+    read_only: true,
+    bind: { create_host_path: true, selinux: 'z', propagation: 'rshared' },
+  });
+  assert.deepEqual(parseVolume({ type: 'bind', source: '/h', target: '/c', read_only: true }, 'v'), {
+    type: 'bind',
+    source: '/h',
+    target: '/c',
+    read_only: true,
+  });
+  assert.deepEqual(parseVolume({ type: 'bind', source: '/h', target: '/c', bind: { propagation: 'rslave' } }, 'v'), {
+    type: 'bind',
+    source: '/h',
+    target: '/c',
+    bind: { create_host_path: true, propagation: 'rslave' },
+  });
   assert.deepEqual(parseVolume({ type: 'tmpfs', target: '/t', tmpfs: { size: 1000 } }, 'v'), { type: 'tmpfs', target: '/t', tmpfs: { size: 1000 } });
   assert.throws(() => parseVolume('a:/b:bogus', 'services.x.volumes[0]'), /services\.x\.volumes\[0\]: invalid volume mode "bogus"/);
 });

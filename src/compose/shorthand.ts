@@ -62,7 +62,8 @@ export function parsePort(v: unknown, where: string): PortConfig[] {
     if (o.host_ip) p.host_ip = String(o.host_ip);
     if (o.name) p.name = String(o.name);
     if (o.app_protocol) p.app_protocol = String(o.app_protocol);
-    if (!Number.isInteger(p.target) || p.target < 1 || p.target > 65535) throw new EngineError('INVALID_ARGUMENT', `${where}: invalid target port "${o.target}"`);
+    if (!Number.isInteger(p.target) || p.target < 1 || p.target > 65535)
+      throw new EngineError('INVALID_ARGUMENT', `${where}: invalid target port "${o.target}"`);
     return [p];
   }
   let s = String(v);
@@ -83,7 +84,13 @@ export function parsePort(v: unknown, where: string): PortConfig[] {
   else if (parts.length > 2) throw new EngineError('INVALID_ARGUMENT', `${where}: invalid port "${v}"`);
   const [hostPart, containerPart] = parts.length === 2 ? [parts[0]!, parts[1]!] : [undefined, parts[0]!];
   const [c0, c1] = range(containerPart, where);
-  const base = (target: number, published?: string): PortConfig => ({ target, ...(published ? { published } : {}), ...(hostIp ? { host_ip: hostIp } : {}), protocol, mode: 'ingress' });
+  const base = (target: number, published?: string): PortConfig => ({
+    target,
+    ...(published ? { published } : {}),
+    ...(hostIp ? { host_ip: hostIp } : {}),
+    protocol,
+    mode: 'ingress',
+  });
   if (!hostPart) return Array.from({ length: c1 - c0 + 1 }, (_, i) => base(c0 + i));
   const [h0, h1] = range(hostPart, where);
   if (c0 === c1) return [base(c0, h0 === h1 ? String(h0) : `${h0}-${h1}`)];

@@ -179,7 +179,11 @@ export interface NetworkConfig {
   name: string;
   driver?: string;
   driver_opts?: Record<string, string>;
-  ipam?: { driver?: string; config?: { subnet?: string; gateway?: string; ip_range?: string; aux_addresses?: Record<string, string> }[]; options?: Record<string, string> };
+  ipam?: {
+    driver?: string;
+    config?: { subnet?: string; gateway?: string; ip_range?: string; aux_addresses?: Record<string, string> }[];
+    options?: Record<string, string>;
+  };
   external?: boolean;
   internal?: boolean;
   attachable?: boolean;

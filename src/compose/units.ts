@@ -1,7 +1,7 @@
 /** Durations and byte sizes as compose files write them. */
 import { EngineError } from '../common/errors.ts';
 
-const DURATION_UNITS: Record<string, number> = { ns: 1, us: 1e3, 'µs': 1e3, 'μs': 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };
+const DURATION_UNITS: Record<string, number> = { ns: 1, us: 1e3, µs: 1e3, μs: 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };
 
 /** Go's time.ParseDuration ("1m30s", "1.5h", "0"), in nanoseconds; undefined when invalid. */
 export function goDuration(s: string): number | undefined {
@@ -44,13 +44,25 @@ function trim(x: number): string {
   return String(Number(x.toFixed(9)));
 }
 
-const BYTE_UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, kb: 1024, m: 1024 ** 2, mb: 1024 ** 2, g: 1024 ** 3, gb: 1024 ** 3, t: 1024 ** 4, tb: 1024 ** 4 };
+const BYTE_UNITS: Record<string, number> = {
+  '': 1,
+  b: 1,
+  k: 1024,
+  kb: 1024,
+  m: 1024 ** 2,
+  mb: 1024 ** 2,
+  g: 1024 ** 3,
+  gb: 1024 ** 3,
+  t: 1024 ** 4,
+  tb: 1024 ** 4,
+};
 
 /** docker's units.RAMInBytes: "512m", "1g", "100kb", a plain number of bytes. */
 export function parseBytes(v: unknown, where: string): number {
   if (typeof v === 'number') return v;
   const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(String(v));
   const unit = m?.[2]!.toLowerCase().replace(/ib$/, 'b');
-  if (!m || !(unit! in BYTE_UNITS)) throw new EngineError('INVALID_ARGUMENT', `${where}: invalid size "${v}" (use a number of bytes or a size such as 512m, 1g)`);
+  if (!m || !(unit! in BYTE_UNITS))
+    throw new EngineError('INVALID_ARGUMENT', `${where}: invalid size "${v}" (use a number of bytes or a size such as 512m, 1g)`);
   return Math.round(Number(m[1]) * BYTE_UNITS[unit!]!);
 }

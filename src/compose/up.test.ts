@@ -26,14 +26,16 @@ class FakeEngine {
   }
 
   backend(): ComposeBackend {
-    const match = (labels: Record<string, string>, want: string[]) => want.every((w) => {
-      const [k, v] = w.split('=');
-      return v === undefined ? k! in labels : labels[k!] === v;
-    });
+    const match = (labels: Record<string, string>, want: string[]) =>
+      want.every((w) => {
+        const [k, v] = w.split('=');
+        return v === undefined ? k! in labels : labels[k!] === v;
+      });
     const self = this;
     const unsupported = () => Promise.reject(new EngineError('UNAVAILABLE', 'not in the fake'));
     return {
-      listContainers: async (labels) => [...this.containers.values()].filter((c) => match(c.labels, labels)).map(({ spec: _s, health: _h, ...c }) => ({ ...c })),
+      listContainers: async (labels) =>
+        [...this.containers.values()].filter((c) => match(c.labels, labels)).map(({ spec: _s, health: _h, ...c }) => ({ ...c })),
       inspectContainer: async (id) => {
         const c = this.find(id);
         return { ...c, running: c.state === 'running', exitCode: 0, health: c.health, tty: false, networks: {} };
@@ -42,7 +44,20 @@ class FakeEngine {
         if ([...this.containers.values()].some((c) => c.name === spec.name)) throw new EngineError('CONFLICT', `name ${spec.name} in use`);
         const id = `c${++this.n}`.padEnd(64, '0');
         this.calls.push(`create ${spec.name}`);
-        this.containers.set(id, { id, name: spec.name, image: spec.image, imageId: this.images.get(spec.image) ?? '', command: '', created: 0, state: 'created', status: '', labels: spec.labels, ports: [], spec, health: spec.healthcheck ? 'healthy' : undefined });
+        this.containers.set(id, {
+          id,
+          name: spec.name,
+          image: spec.image,
+          imageId: this.images.get(spec.image) ?? '',
+          command: '',
+          created: 0,
+          state: 'created',
+          status: '',
+          labels: spec.labels,
+          ports: [],
+          spec,
+          health: spec.healthcheck ? 'healthy' : undefined,
+        });
         return id;
       },
       connectNetwork: async (net, id) => void this.calls.push(`connect ${net} ${this.find(id).name}`),
@@ -135,7 +150,7 @@ test('up creates, starts in dependency order, and a second up changes nothing', 
   assert.ok(e.calls.indexOf('start app-db-1') < e.calls.indexOf('create app-web-1'));
   e.calls.length = 0;
   await up(e.backend(), project(YAML), r);
-  assert.equal(e.calls.join(), "");
+  assert.equal(e.calls.join(), '');
 });
 
 test('a changed service is recreated; its dependents with restart: true restart; scale down removes the highest', async () => {
@@ -143,17 +158,31 @@ test('a changed service is recreated; its dependents with restart: true restart;
   const r = collectingReporter();
   await up(e.backend(), project(YAML), r);
   e.calls.length = 0;
-  await up(e.backend(), project(YAML.replace('healthcheck: {test: ["CMD", "true"]}', 'healthcheck: {test: ["CMD", "true"], retries: 9}').replace('scale: 2', 'scale: 1')), r);
+  await up(
+    e.backend(),
+    project(YAML.replace('healthcheck: {test: ["CMD", "true"]}', 'healthcheck: {test: ["CMD", "true"], retries: 9}').replace('scale: 2', 'scale: 1')),
+    r,
+  );
   assert.ok(e.calls.includes('create app-db-1'));
   assert.ok(e.calls.includes('restart app-web-1'));
   assert.ok(e.calls.includes('remove app-cache-2'));
   assert.ok(!e.calls.includes('create app-web-1'));
   assert.deepEqual(e.names(), ['app-cache-1:running', 'app-db-1:running', 'app-web-1:running']);
   e.calls.length = 0;
-  await up(e.backend(), project(YAML.replace('scale: 2', 'scale: 1').replace('healthcheck: {test: ["CMD", "true"]}', 'healthcheck: {test: ["CMD", "true"], retries: 9}'), { V: '2' }), r, { noRecreate: true });
-  assert.equal(e.calls.join(), "");
+  await up(
+    e.backend(),
+    project(YAML.replace('scale: 2', 'scale: 1').replace('healthcheck: {test: ["CMD", "true"]}', 'healthcheck: {test: ["CMD", "true"], retries: 9}'), {
+      V: '2',
+    }),
+    r,
+    { noRecreate: true },
+  );
+  assert.equal(e.calls.join(), '');
   await up(e.backend(), project(YAML, { V: '2' }), r, { services: ['web'], noDeps: true });
-  assert.deepEqual(e.calls.filter((c) => c.startsWith('create')), ['create app-web-1']);
+  assert.deepEqual(
+    e.calls.filter((c) => c.startsWith('create')),
+    ['create app-web-1'],
+  );
 });
 
 test('orphans are reported, removed with removeOrphans; down stops in reverse order and removes everything', async () => {
@@ -186,7 +215,7 @@ test('a service with build and no image is built; --build rebuilds', async () =>
   assert.ok(e.calls.includes('build app-api'));
 });
 
-test('a service in another service\'s network namespace is recreated with it', async () => {
+test("a service in another service's network namespace is recreated with it", async () => {
   const e = new FakeEngine();
   const r = collectingReporter();
   const y = 'services:\n  net:\n    image: busybox\n    environment: ["V=${V:-1}"]\n  side:\n    image: busybox\n    network_mode: "service:net"\n';

@@ -58,12 +58,18 @@ export async function up(b: ComposeBackend, p: Project, r: Reporter, o: UpOption
   const scale = (name: string) => o.scale?.[name] ?? p.services[name]!.scale;
   for (const [n, v] of Object.entries(o.scale ?? {})) {
     if (!p.services[n]) throw new EngineError('NOT_FOUND', `no such service: ${n}`);
-    if (p.services[n]!.container_name && v > 1) throw new EngineError('INVALID_ARGUMENT', `service "${n}": container_name "${p.services[n]!.container_name}" cannot be used with --scale ${v}: container names must be unique`);
+    if (p.services[n]!.container_name && v > 1)
+      throw new EngineError(
+        'INVALID_ARGUMENT',
+        `service "${n}": container_name "${p.services[n]!.container_name}" cannot be used with --scale ${v}: container names must be unique`,
+      );
   }
   const used = usedResources(p, services);
   // what the project has, asked for at once: on a no-op up these answers are all the engine work there is
   const [networks, volumes, listed] = await Promise.all([
-    used.networks.length ? b.listNetworks(L.projectFilter(p.name)) : [], used.volumes.length ? b.listVolumes(L.projectFilter(p.name)) : [], projectContainers(b, p.name),
+    used.networks.length ? b.listNetworks(L.projectFilter(p.name)) : [],
+    used.volumes.length ? b.listVolumes(L.projectFilter(p.name)) : [],
+    projectContainers(b, p.name),
   ]);
   await ensureNetworks(b, p, used.networks, r, networks);
   await ensureVolumes(b, p, used.volumes, r, volumes);
@@ -79,7 +85,10 @@ export async function up(b: ComposeBackend, p: Project, r: Reporter, o: UpOption
         await b.removeContainer(c.id, { force: true });
         r.event('Container', c.name, 'Removed');
       }
-    } else r.warn(`Found orphan containers ([${orphans.map((c) => c.name).join(' ')}]) for this project. If you removed or renamed this service in your compose file, you can run this command with the --remove-orphans flag to clean it up.`);
+    } else
+      r.warn(
+        `Found orphan containers ([${orphans.map((c) => c.name).join(' ')}]) for this project. If you removed or renamed this service in your compose file, you can run this command with the --remove-orphans flag to clean it up.`,
+      );
   }
   const firstContainer = new Map<string, string>();
   const recreated = new Set<string>();
@@ -95,9 +104,21 @@ export async function up(b: ComposeBackend, p: Project, r: Reporter, o: UpOption
     // a container in another service's network namespace must be recreated with that service's new container
     const mode = p.services[name]!.network_mode;
     const lenderRecreated = mode?.startsWith('service:') && recreated.has(mode.slice(8));
-    const res = await convergeService(b, p, name, scale(name), images.get(name)!, existing.filter((c) => c.labels[L.SERVICE] === name), r, {
-      ...o, serviceContainer, restartKept: restartFor, forceRecreate: o.forceRecreate || lenderRecreated,
-    });
+    const res = await convergeService(
+      b,
+      p,
+      name,
+      scale(name),
+      images.get(name)!,
+      existing.filter((c) => c.labels[L.SERVICE] === name),
+      r,
+      {
+        ...o,
+        serviceContainer,
+        restartKept: restartFor,
+        forceRecreate: o.forceRecreate || lenderRecreated,
+      },
+    );
     if (res.ids[0]) firstContainer.set(name, res.ids[0]);
     if (res.changed) recreated.add(name);
   });
@@ -124,7 +145,16 @@ async function createOne(b: ComposeBackend, p: Project, name: string, n: number,
 }
 
 /** Converges one service's containers: their ids by number, and whether any was created or recreated. */
-async function convergeService(b: ComposeBackend, p: Project, name: string, scale: number, imageId: string, current: ContainerSummary[], r: Reporter, o: ConvergeOptions): Promise<{ ids: string[]; changed: boolean }> {
+async function convergeService(
+  b: ComposeBackend,
+  p: Project,
+  name: string,
+  scale: number,
+  imageId: string,
+  current: ContainerSummary[],
+  r: Reporter,
+  o: ConvergeOptions,
+): Promise<{ ids: string[]; changed: boolean }> {
   const s = p.services[name]!;
   const hash = configHash(s);
   const byNumber = [...current].sort((a, c) => numberOf(a) - numberOf(c));
@@ -177,11 +207,13 @@ async function convergeService(b: ComposeBackend, p: Project, name: string, scal
     }
   }
   if (!o.noStart) {
-    await Promise.all(toStart.map(async (c) => {
-      r.event('Container', c.name, 'Starting');
-      await b.startContainer(c.id);
-      r.event('Container', c.name, 'Started');
-    }));
+    await Promise.all(
+      toStart.map(async (c) => {
+        r.event('Container', c.name, 'Starting');
+        await b.startContainer(c.id);
+        r.event('Container', c.name, 'Started');
+      }),
+    );
   }
   return { ids, changed: toStart.length > 0 && toStart.some((t) => !current.some((c) => c.id === t.id)) };
 }
@@ -189,21 +221,25 @@ async function convergeService(b: ComposeBackend, p: Project, name: string, scal
 /** Waits until every dependency of `name` (among the services being brought up) meets its condition. */
 export async function waitDependencies(b: ComposeBackend, p: Project, name: string, services: string[], r: Reporter, signal?: AbortSignal): Promise<void> {
   const deps = Object.entries(p.services[name]!.depends_on).filter(([d]) => services.includes(d));
-  await Promise.all(deps.map(async ([dep, cond]) => {
-    if (cond.condition === 'service_started') return;
-    const containers = (await b.listContainers(L.serviceFilter(p.name, dep), { all: true })).filter((c) => c.labels[L.ONEOFF] !== 'True');
-    await Promise.all(containers.map(async (c) => {
-      r.event('Container', c.name, 'Waiting');
-      if (cond.condition === 'service_completed_successfully') {
-        const code = await b.waitContainer(c.id, signal);
-        if (code !== 0) throw new EngineError('INVALID_ARGUMENT', `service "${dep}" didn't complete successfully: exit ${code}`);
-        r.event('Container', c.name, 'Exited');
-        return;
-      }
-      await waitHealthy(b, c.id, c.name, signal);
-      r.event('Container', c.name, 'Healthy');
-    }));
-  }));
+  await Promise.all(
+    deps.map(async ([dep, cond]) => {
+      if (cond.condition === 'service_started') return;
+      const containers = (await b.listContainers(L.serviceFilter(p.name, dep), { all: true })).filter((c) => c.labels[L.ONEOFF] !== 'True');
+      await Promise.all(
+        containers.map(async (c) => {
+          r.event('Container', c.name, 'Waiting');
+          if (cond.condition === 'service_completed_successfully') {
+            const code = await b.waitContainer(c.id, signal);
+            if (code !== 0) throw new EngineError('INVALID_ARGUMENT', `service "${dep}" didn't complete successfully: exit ${code}`);
+            r.event('Container', c.name, 'Exited');
+            return;
+          }
+          await waitHealthy(b, c.id, c.name, signal);
+          r.event('Container', c.name, 'Healthy');
+        }),
+      );
+    }),
+  );
 }
 
 /** Polls a container's health until healthy; an unhealthy or exited container fails the wait. */
@@ -227,14 +263,16 @@ export async function waitHealthy(b: ComposeBackend, id: string, name: string, s
  */
 export async function waitProject(b: ComposeBackend, p: Project, services: string[], r: Reporter, deadline = Infinity): Promise<void> {
   const list = (await projectContainers(b, p.name)).filter((c) => services.includes(c.labels[L.SERVICE] ?? ''));
-  await Promise.all(list.map(async (c) => {
-    r.event('Container', c.name, 'Waiting');
-    const d = await b.inspectContainer(c.id);
-    const checked = d.health !== undefined && d.health !== 'none';
-    if (checked) await waitHealthy(b, c.id, c.name, undefined, deadline);
-    else if (!d.running && !(p.services[c.labels[L.SERVICE] ?? '']?.restart === undefined && d.exitCode === 0)) {
-      throw new EngineError('INVALID_ARGUMENT', `container ${c.name} exited (${d.exitCode})`);
-    }
-    r.event('Container', c.name, checked ? 'Healthy' : 'Running');
-  }));
+  await Promise.all(
+    list.map(async (c) => {
+      r.event('Container', c.name, 'Waiting');
+      const d = await b.inspectContainer(c.id);
+      const checked = d.health !== undefined && d.health !== 'none';
+      if (checked) await waitHealthy(b, c.id, c.name, undefined, deadline);
+      else if (!d.running && !(p.services[c.labels[L.SERVICE] ?? '']?.restart === undefined && d.exitCode === 0)) {
+        throw new EngineError('INVALID_ARGUMENT', `container ${c.name} exited (${d.exitCode})`);
+      }
+      r.event('Container', c.name, checked ? 'Healthy' : 'Running');
+    }),
+  );
 }

@@ -38,7 +38,10 @@ function specificity(e: ErrorObject): number {
 }
 
 function location(e: ErrorObject): string {
-  const parts = e.instancePath.split('/').slice(1).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
+  const parts = e.instancePath
+    .split('/')
+    .slice(1)
+    .map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
   return parts.length ? parts.join('.') : '(root)';
 }
 

@@ -127,13 +127,15 @@ export async function syncChanges(b: ComposeBackend, containers: ContainerSummar
     else deletes.add(containerPath(c.rule, c.hostPath));
   }
   const tar = copies.length ? await tarOf(entriesOf(copies)) : undefined;
-  await Promise.all(containers.map(async (ct) => {
-    if (deletes.size) {
-      const code = await b.exec(ct.id, { cmd: ['rm', '-rf', ...deletes], tty: false, interactive: false });
-      if (code !== 0) throw new EngineError('INTERNAL', `deleting ${[...deletes].join(', ')} in ${ct.name}: rm exited with ${code}`);
-    }
-    if (tar) await b.copyToContainer(ct.id, '/', Readable.from([tar]));
-  }));
+  await Promise.all(
+    containers.map(async (ct) => {
+      if (deletes.size) {
+        const code = await b.exec(ct.id, { cmd: ['rm', '-rf', ...deletes], tty: false, interactive: false });
+        if (code !== 0) throw new EngineError('INTERNAL', `deleting ${[...deletes].join(', ')} in ${ct.name}: rm exited with ${code}`);
+      }
+      if (tar) await b.copyToContainer(ct.id, '/', Readable.from([tar]));
+    }),
+  );
 }
 
 function isDanglingLink(p: string): boolean {
@@ -164,22 +166,31 @@ export async function applyBatch(b: ComposeBackend, p: Project, service: string,
   }
   if (changes.some((c) => c.rule.action === 'restart' || c.rule.action === 'sync+restart')) {
     o.log(`Restarting service "${service}" after changes were detected`);
-    await Promise.all(containers.map(async (c) => {
-      r.event('Container', c.name, 'Restarting');
-      await b.restartContainer(c.id);
-      r.event('Container', c.name, 'Started');
-    }));
+    await Promise.all(
+      containers.map(async (c) => {
+        r.event('Container', c.name, 'Restarting');
+        await b.restartContainer(c.id);
+        r.event('Container', c.name, 'Started');
+      }),
+    );
   }
   // each sync+exec rule's command once per container, in rule order
   const execs = [...new Set(changes.filter((c) => c.rule.action === 'sync+exec').map((c) => c.rule))];
   for (const rule of execs) {
     const e = rule.exec!;
-    await Promise.all(containers.map(async (c) => {
-      const code = await b.exec(c.id, {
-        cmd: e.command, tty: false, interactive: false, user: e.user, workingDir: e.working_dir, privileged: e.privileged,
-        env: e.environment ? Object.entries(e.environment).map(([k, v]) => `${k}=${v}`) : undefined,
-      });
-      if (code !== 0) o.log(`service "${service}": ${e.command.join(' ')} exited with ${code} in ${c.name}`);
-    }));
+    await Promise.all(
+      containers.map(async (c) => {
+        const code = await b.exec(c.id, {
+          cmd: e.command,
+          tty: false,
+          interactive: false,
+          user: e.user,
+          workingDir: e.working_dir,
+          privileged: e.privileged,
+          env: e.environment ? Object.entries(e.environment).map(([k, v]) => `${k}=${v}`) : undefined,
+        });
+        if (code !== 0) o.log(`service "${service}": ${e.command.join(' ')} exited with ${code} in ${c.name}`);
+      }),
+    );
   }
 }

@@ -59,17 +59,28 @@ test('develop.watch is read with absolute paths, and is part of the config hash 
 });
 
 test('bad watch rules are refused with their location', () => {
-  assert.throws(() => load('services:\n  a:\n    image: x\n    develop:\n      watch:\n        - {path: ., action: sync}\n'), /services\.a\.develop\.watch\[0\]: target is required for action sync/);
+  assert.throws(
+    () => load('services:\n  a:\n    image: x\n    develop:\n      watch:\n        - {path: ., action: sync}\n'),
+    /services\.a\.develop\.watch\[0\]: target is required for action sync/,
+  );
   assert.throws(() => load('services:\n  a:\n    image: x\n    develop:\n      watch:\n        - {path: ., action: explode}\n'), /action/);
-  assert.throws(() => watchRules(load('services:\n  a:\n    image: x\n    develop:\n      watch:\n        - {path: ., action: rebuild}\n').p), /can't watch service "a" with action rebuild without a build context/);
+  assert.throws(
+    () => watchRules(load('services:\n  a:\n    image: x\n    develop:\n      watch:\n        - {path: ., action: rebuild}\n').p),
+    /can't watch service "a" with action rebuild without a build context/,
+  );
   assert.throws(() => watchRules(load('services:\n  a:\n    image: x\n').p), /none of the selected services is configured for watch/);
 });
 
 test('a sync rule whose path is bind-mounted at its target is not synced, with a warning', () => {
-  const { p } = load('services:\n  a:\n    image: x\n    volumes: ["./src:/app"]\n    develop:\n      watch:\n        - {path: ./src, action: sync, target: /app}\n        - {path: ./src, action: restart}\n');
+  const { p } = load(
+    'services:\n  a:\n    image: x\n    volumes: ["./src:/app"]\n    develop:\n      watch:\n        - {path: ./src, action: sync, target: /app}\n        - {path: ./src, action: restart}\n',
+  );
   const warnings: string[] = [];
   const rules = watchRules(p, undefined, (m) => warnings.push(m));
-  assert.deepEqual(rules.map((r) => r.rule.action), ['restart']);
+  assert.deepEqual(
+    rules.map((r) => r.rule.action),
+    ['restart'],
+  );
   assert.match(warnings[0]!, /also declared by a bind mount volume/);
 });
 
@@ -119,10 +130,25 @@ test('a sync batch: one tar of what exists (a new directory with what each rule 
   fs.writeFileSync(path.join(src, 'pages/new/old.bak'), 'no');
   fs.writeFileSync(path.join(src, 'pages/new/b.css'), 'b');
   const rules = watchRules(p);
-  const changes = [...matchChange(rules, path.join(src, 'main.js'), false), ...matchChange(rules, path.join(src, 'pages/new'), true), ...matchChange(rules, path.join(src, 'gone.js'), false)];
+  const changes = [
+    ...matchChange(rules, path.join(src, 'main.js'), false),
+    ...matchChange(rules, path.join(src, 'pages/new'), true),
+    ...matchChange(rules, path.join(src, 'gone.js'), false),
+  ];
   const calls: string[] = [];
   const tars: Buffer[] = [];
-  const container = { id: 'c1', name: 'p-web-1', image: '', imageId: '', command: '', created: 0, state: 'running' as const, status: '', labels: { 'com.docker.compose.project': p.name, 'com.docker.compose.service': 'web', 'com.docker.compose.oneoff': 'False' }, ports: [] };
+  const container = {
+    id: 'c1',
+    name: 'p-web-1',
+    image: '',
+    imageId: '',
+    command: '',
+    created: 0,
+    state: 'running' as const,
+    status: '',
+    labels: { 'com.docker.compose.project': p.name, 'com.docker.compose.service': 'web', 'com.docker.compose.oneoff': 'False' },
+    ports: [],
+  };
   const b = {
     listContainers: async () => [container],
     exec: async (id: string, s: { cmd: string[]; env?: string[] }) => (calls.push(`exec ${id} ${s.cmd.join(' ')}${s.env ? ` [${s.env.join(',')}]` : ''}`), 0),
@@ -149,5 +175,11 @@ test('a sync batch: one tar of what exists (a new directory with what each rule 
   });
   // the directory event carries its tree, minus what each rule ignores or does not include (patterns are
   // anchored at the rule's path, as in a .dockerignore: sync+exec's `*.html` names only its top level)
-  assert.deepEqual(names.sort(), ['directory app/src/pages/new', 'directory srv/pages/new', 'file app/src/main.js', 'file app/src/pages/new/a.html', 'file app/src/pages/new/b.css']);
+  assert.deepEqual(names.sort(), [
+    'directory app/src/pages/new',
+    'directory srv/pages/new',
+    'file app/src/main.js',
+    'file app/src/pages/new/a.html',
+    'file app/src/pages/new/b.css',
+  ]);
 });

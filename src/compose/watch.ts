@@ -28,8 +28,20 @@ export const QUIET_MS = 500;
 
 /** Paths docker compose never acts on: VCS metadata and editors' temporary files (its watch/ephemeral.go). */
 export const ALWAYS_IGNORED = [
-  '**/.git', '**/*___jb_old___', '**/*___jb_tmp___', '**/.idea', '**/.#*', '**/#*#', '**/4913', '**/*~',
-  '**/.*.swp', '**/.*.swx', '**/.*.swo', '**/.*.swn', '**/.*.kate-swp', '**/*-go-tmp-umask',
+  '**/.git',
+  '**/*___jb_old___',
+  '**/*___jb_tmp___',
+  '**/.idea',
+  '**/.#*',
+  '**/#*#',
+  '**/4913',
+  '**/*~',
+  '**/.*.swp',
+  '**/.*.swx',
+  '**/.*.swo',
+  '**/.*.swn',
+  '**/.*.kate-swp',
+  '**/*-go-tmp-umask',
 ];
 
 export interface WatchOptions extends BatchOptions {
@@ -90,7 +102,8 @@ export function watchRules(p: Project, services?: string[], warn: (m: string) =>
   for (const n of names) {
     const s = p.services[n]!;
     for (const rule of p.develop?.[n]?.watch ?? []) {
-      if (rule.action === 'rebuild' && !s.build) throw new EngineError('INVALID_ARGUMENT', `can't watch service "${n}" with action rebuild without a build context`);
+      if (rule.action === 'rebuild' && !s.build)
+        throw new EngineError('INVALID_ARGUMENT', `can't watch service "${n}" with action rebuild without a build context`);
       const bound = s.volumes.find((v) => v.type === 'bind' && v.source && under(rule.path, v.source) && rule.target !== undefined && v.target === rule.target);
       if (rule.action.startsWith('sync') && bound) {
         warn(`path '${rule.path}' also declared by a bind mount volume, this path won't be monitored!`);
@@ -99,7 +112,7 @@ export function watchRules(p: Project, services?: string[], warn: (m: string) =>
       out.push(bindRule(s, rule));
     }
   }
-  if (!out.length) throw new EngineError('INVALID_ARGUMENT', 'none of the selected services is configured for watch, consider setting a \'develop\' section');
+  if (!out.length) throw new EngineError('INVALID_ARGUMENT', "none of the selected services is configured for watch, consider setting a 'develop' section");
   return out;
 }
 
@@ -163,7 +176,9 @@ export async function watchProject(b: ComposeBackend, p: Project, r: Reporter, o
   // initial_sync: what the sync rules cover is copied in once before watching
   for (const br of rules.filter((x) => x.rule.initial_sync && x.rule.action.startsWith('sync') && fs.existsSync(x.rule.path))) {
     run(br.service, async () => {
-      const list = (await b.listContainers(L.serviceFilter(p.name, br.service), { all: false })).filter((c) => c.state === 'running' && c.labels[L.ONEOFF] !== 'True');
+      const list = (await b.listContainers(L.serviceFilter(p.name, br.service), { all: false })).filter(
+        (c) => c.state === 'running' && c.labels[L.ONEOFF] !== 'True',
+      );
       await syncChanges(b, list, [{ rule: br.rule, hostPath: br.rule.path, leftOut: br.leftOut }]);
     });
   }

@@ -96,7 +96,9 @@ async function freezeSource(svc: Cloning, src: ContainerRecord, o: CloneOptions)
     return { rootfs, volumes };
   }
   if (!o.pause) {
-    throw conflict(`container ${src.name} is running: stop it first (keel stop ${src.name}), or clone it running with --pause (it is frozen while what it wrote is copied)`);
+    throw conflict(
+      `container ${src.name} is running: stop it first (keel stop ${src.name}), or clone it running with --pause (it is frozen while what it wrote is copied)`,
+    );
   }
   if (src.state.Status === 'restarting') throw conflict(`container ${src.name} is restarting: try again when it runs`);
   const wasPaused = src.state.Status === 'paused';
@@ -108,7 +110,8 @@ async function freezeSource(svc: Cloning, src: ContainerRecord, o: CloneOptions)
     const frozen = rec?.frozen ?? [];
     const upper = snaps.upperDir(src.id);
     const rootfs = (await fsp.readdir(upper)).length ? [...frozen, await snaps.frozen.copy(upper, src.id, o.signal)] : frozen;
-    for (const m of vols) if (!volumes.has(m.name!)) volumes.set(m.name!, await freezeVolume(svc.volumes.store, m.name!, { copy: true, owner: src.id, signal: o.signal }));
+    for (const m of vols)
+      if (!volumes.has(m.name!)) volumes.set(m.name!, await freezeVolume(svc.volumes.store, m.name!, { copy: true, owner: src.id, signal: o.signal }));
     return { rootfs, volumes };
   } finally {
     if (!wasPaused) await svc.runtime.resume(src.id).catch((e) => log.warn('cannot thaw a container after cloning it', { id: src.id, error: String(e) }));
@@ -122,12 +125,25 @@ function cloneRecord(src: ContainerRecord, id: string, name: string, mounts: Res
   const hostConfig = structuredClone(src.hostConfig);
   const pb = (o.portBindings ?? hostConfig.PortBindings) as Record<string, { HostIp?: string; HostPort?: string }[] | null> | null | undefined;
   // The source's host ports are taken (or will be when it runs): clones get new ones unless told.
-  if (pb) hostConfig.PortBindings = Object.fromEntries(Object.entries(pb).map(([k, v]) => [k, (v ?? []).map((b) => ({ HostIp: b.HostIp ?? '', HostPort: o.portBindings ? (b.HostPort ?? '') : '' }))]));
-  const endpoints = src.endpoints && Object.fromEntries(Object.entries(src.endpoints).map(([k, e]) => [k, e.Aliases?.length ? { Aliases: [...e.Aliases] } : {}]));
+  if (pb)
+    hostConfig.PortBindings = Object.fromEntries(
+      Object.entries(pb).map(([k, v]) => [k, (v ?? []).map((b) => ({ HostIp: b.HostIp ?? '', HostPort: o.portBindings ? (b.HostPort ?? '') : '' }))]),
+    );
+  const endpoints =
+    src.endpoints && Object.fromEntries(Object.entries(src.endpoints).map(([k, e]) => [k, e.Aliases?.length ? { Aliases: [...e.Aliases] } : {}]));
   return {
-    id, name, created: new Date().toISOString(), imageId: src.imageId, path: src.path, args: [...src.args], config, hostConfig,
+    id,
+    name,
+    created: new Date().toISOString(),
+    imageId: src.imageId,
+    path: src.path,
+    args: [...src.args],
+    config,
+    hostConfig,
     state: { Status: 'created', Pid: 0, ExitCode: 0, Error: '', StartedAt: ZERO_TIME, FinishedAt: ZERO_TIME, OOMKilled: false },
-    restartCount: 0, manuallyStopped: false, hasBeenStarted: false,
+    restartCount: 0,
+    manuallyStopped: false,
+    hasBeenStarted: false,
     ...(endpoints ? { endpoints } : {}),
     mounts,
   };
@@ -141,7 +157,8 @@ export async function cloneContainer(svc: Cloning, ref: string, o: CloneOptions 
   const binds = (src.mounts ?? []).filter((m) => m.type === 'bind');
   if (binds.length) {
     const list = binds.map((m) => `${m.source}:${m.destination}`).join(', ');
-    if (o.strict) throw invalid(`container ${src.name} has bind mounts (${list}): bind mounts are shared with clones, not cloned; drop --strict to clone it anyway`);
+    if (o.strict)
+      throw invalid(`container ${src.name} has bind mounts (${list}): bind mounts are shared with clones, not cloned; drop --strict to clone it anyway`);
     warnings.push(`bind mounts are shared with the clones, not cloned: ${list}`);
   }
   const names = cloneNames(svc, o, count);

@@ -95,11 +95,18 @@ test('restart policy decisions', () => {
 
 function rec(id: string, name: string, status: ContainerRecord['state']['Status'], created: string, labels: Record<string, string> = {}): ContainerRecord {
   return {
-    id, name, created, imageId: 'sha256:' + 'f'.repeat(64) as ContainerRecord['imageId'], path: 'sh', args: [],
+    id,
+    name,
+    created,
+    imageId: ('sha256:' + 'f'.repeat(64)) as ContainerRecord['imageId'],
+    path: 'sh',
+    args: [],
     config: { Labels: labels, Image: 'img' } as ContainerRecord['config'],
     hostConfig: { NetworkMode: 'default' } as ContainerRecord['hostConfig'],
     state: { Status: status, Pid: 0, ExitCode: status === 'exited' ? 1 : 0, Error: '', StartedAt: ZERO_TIME, FinishedAt: ZERO_TIME, OOMKilled: false },
-    restartCount: 0, manuallyStopped: false, hasBeenStarted: true,
+    restartCount: 0,
+    manuallyStopped: false,
+    hasBeenStarted: true,
   };
 }
 
@@ -107,14 +114,39 @@ test('list filters and name/ID lookup', async () => {
   const a = rec('a'.repeat(64), 'alpha', 'running', '2026-01-01T00:00:01Z', { k: 'v' });
   const b = rec('ab' + 'c'.repeat(62), 'beta', 'exited', '2026-01-01T00:00:02Z');
   const all = [a, b];
-  assert.deepEqual(listContainers(all, {}).map((r) => r.name), ['alpha']);
-  assert.deepEqual(listContainers(all, { all: true }).map((r) => r.name), ['beta', 'alpha']);
-  assert.deepEqual(listContainers(all, { filters: { status: ['exited'] } }).map((r) => r.name), ['beta']);
-  assert.deepEqual(listContainers(all, { all: true, filters: { label: ['k=v'] } }).map((r) => r.name), ['alpha']);
-  assert.deepEqual(listContainers(all, { all: true, filters: { name: ['^/be'] } }).map((r) => r.name), ['beta']);
-  assert.deepEqual(listContainers(all, { all: true, filters: { name: ['^beta$'] } }).map((r) => r.name), ['beta'], 'docker matches the name without its slash too');
-  assert.deepEqual(listContainers(all, { filters: { exited: ['1'] } }).map((r) => r.name), ['beta']);
-  assert.deepEqual(listContainers(all, { limit: 1 }).map((r) => r.name), ['beta']);
+  assert.deepEqual(
+    listContainers(all, {}).map((r) => r.name),
+    ['alpha'],
+  );
+  assert.deepEqual(
+    listContainers(all, { all: true }).map((r) => r.name),
+    ['beta', 'alpha'],
+  );
+  assert.deepEqual(
+    listContainers(all, { filters: { status: ['exited'] } }).map((r) => r.name),
+    ['beta'],
+  );
+  assert.deepEqual(
+    listContainers(all, { all: true, filters: { label: ['k=v'] } }).map((r) => r.name),
+    ['alpha'],
+  );
+  assert.deepEqual(
+    listContainers(all, { all: true, filters: { name: ['^/be'] } }).map((r) => r.name),
+    ['beta'],
+  );
+  assert.deepEqual(
+    listContainers(all, { all: true, filters: { name: ['^beta$'] } }).map((r) => r.name),
+    ['beta'],
+    'docker matches the name without its slash too',
+  );
+  assert.deepEqual(
+    listContainers(all, { filters: { exited: ['1'] } }).map((r) => r.name),
+    ['beta'],
+  );
+  assert.deepEqual(
+    listContainers(all, { limit: 1 }).map((r) => r.name),
+    ['beta'],
+  );
   assert.throws(() => listContainers(all, { filters: { bogus: ['1'] } }), /invalid filter 'bogus'/);
   assert.equal(humanDuration(500), 'Less than a second');
   assert.equal(humanDuration(150_000), '2 minutes');
@@ -130,7 +162,10 @@ test('list filters and name/ID lookup', async () => {
     assert.equal(s.find('abc').id, b.id);
     assert.throws(() => s.find('a'), /multiple IDs/);
     assert.throws(() => s.find('nope'), /No such container: nope/);
-    await assert.rejects(s.add(rec('d'.repeat(64), 'alpha', 'created', '2026-01-01T00:00:03Z')), /Conflict\. The container name "\/alpha" is already in use by container "a{64}"/);
+    await assert.rejects(
+      s.add(rec('d'.repeat(64), 'alpha', 'created', '2026-01-01T00:00:03Z')),
+      /Conflict\. The container name "\/alpha" is already in use by container "a{64}"/,
+    );
     await s.rename(a, 'gamma');
     const again = new ContainerStore(dir);
     await again.load();
@@ -141,8 +176,12 @@ test('list filters and name/ID lookup', async () => {
   }
 });
 
-test('HostConfig keeps docker\'s fields only, as dockerd decoding into its struct', () => {
-  const h = normalizeHostConfig({ PortBindings: { '80/tcp': [{ HostPort: '8080' }] }, Isolation: '', NotADockerField: { big: 'x'.repeat(100) } } as Partial<HostConfig>);
+test("HostConfig keeps docker's fields only, as dockerd decoding into its struct", () => {
+  const h = normalizeHostConfig({
+    PortBindings: { '80/tcp': [{ HostPort: '8080' }] },
+    Isolation: '',
+    NotADockerField: { big: 'x'.repeat(100) },
+  } as Partial<HostConfig>);
   assert.deepEqual(h.PortBindings, { '80/tcp': [{ HostPort: '8080' }] });
   assert.equal(h.Isolation, '');
   assert.equal('NotADockerField' in h, false);

@@ -79,15 +79,77 @@ const num = (v: unknown, what: string, dflt = 0): number => {
  * the same instead of keeping whatever a request body carries.
  */
 const HOST_CONFIG_KEYS = new Set([
-  'Binds', 'ContainerIDFile', 'LogConfig', 'NetworkMode', 'PortBindings', 'RestartPolicy', 'AutoRemove', 'VolumeDriver', 'VolumesFrom',
-  'Mounts', 'CapAdd', 'CapDrop', 'CgroupnsMode', 'Dns', 'DnsOptions', 'DnsSearch', 'ExtraHosts', 'GroupAdd', 'IpcMode', 'Cgroup', 'Links',
-  'OomScoreAdj', 'PidMode', 'Privileged', 'PublishAllPorts', 'ReadonlyRootfs', 'SecurityOpt', 'StorageOpt', 'Tmpfs', 'UTSMode', 'UsernsMode',
-  'ShmSize', 'Sysctls', 'Runtime', 'ConsoleSize', 'Isolation', 'MaskedPaths', 'ReadonlyPaths', 'Init',
+  'Binds',
+  'ContainerIDFile',
+  'LogConfig',
+  'NetworkMode',
+  'PortBindings',
+  'RestartPolicy',
+  'AutoRemove',
+  'VolumeDriver',
+  'VolumesFrom',
+  'Mounts',
+  'CapAdd',
+  'CapDrop',
+  'CgroupnsMode',
+  'Dns',
+  'DnsOptions',
+  'DnsSearch',
+  'ExtraHosts',
+  'GroupAdd',
+  'IpcMode',
+  'Cgroup',
+  'Links',
+  'OomScoreAdj',
+  'PidMode',
+  'Privileged',
+  'PublishAllPorts',
+  'ReadonlyRootfs',
+  'SecurityOpt',
+  'StorageOpt',
+  'Tmpfs',
+  'UTSMode',
+  'UsernsMode',
+  'ShmSize',
+  'Sysctls',
+  'Runtime',
+  'ConsoleSize',
+  'Isolation',
+  'MaskedPaths',
+  'ReadonlyPaths',
+  'Init',
   // Resources
-  'CpuShares', 'Memory', 'CgroupParent', 'BlkioWeight', 'BlkioWeightDevice', 'BlkioDeviceReadBps', 'BlkioDeviceWriteBps',
-  'BlkioDeviceReadIOps', 'BlkioDeviceWriteIOps', 'CpuPeriod', 'CpuQuota', 'CpuRealtimePeriod', 'CpuRealtimeRuntime', 'CpusetCpus',
-  'CpusetMems', 'Devices', 'DeviceCgroupRules', 'DeviceRequests', 'KernelMemory', 'KernelMemoryTCP', 'MemoryReservation', 'MemorySwap',
-  'MemorySwappiness', 'NanoCpus', 'OomKillDisable', 'PidsLimit', 'Ulimits', 'CpuCount', 'CpuPercent', 'IOMaximumIOps', 'IOMaximumBandwidth',
+  'CpuShares',
+  'Memory',
+  'CgroupParent',
+  'BlkioWeight',
+  'BlkioWeightDevice',
+  'BlkioDeviceReadBps',
+  'BlkioDeviceWriteBps',
+  'BlkioDeviceReadIOps',
+  'BlkioDeviceWriteIOps',
+  'CpuPeriod',
+  'CpuQuota',
+  'CpuRealtimePeriod',
+  'CpuRealtimeRuntime',
+  'CpusetCpus',
+  'CpusetMems',
+  'Devices',
+  'DeviceCgroupRules',
+  'DeviceRequests',
+  'KernelMemory',
+  'KernelMemoryTCP',
+  'MemoryReservation',
+  'MemorySwap',
+  'MemorySwappiness',
+  'NanoCpus',
+  'OomKillDisable',
+  'PidsLimit',
+  'Ulimits',
+  'CpuCount',
+  'CpuPercent',
+  'IOMaximumIOps',
+  'IOMaximumBandwidth',
 ]);
 
 export function normalizeHostConfig(h: Partial<HostConfig> | null | undefined): HostConfig {
@@ -130,11 +192,13 @@ export function normalizeHostConfig(h: Partial<HostConfig> | null | undefined): 
   if (out.NanoCpus && (out.CpuQuota || out.CpuPeriod)) throw invalid('Conflicting options: Nano CPUs and CPU Period/Quota cannot both be set');
   const joined = joinedContainer(out.NetworkMode);
   if (joined === '') throw invalid('Invalid network mode: invalid container format container:<name|id>');
-  if (joined !== undefined && !/^\/?[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(joined)) throw invalid(`invalid network mode "${out.NetworkMode}": "${joined}" is not a container name or ID`);
+  if (joined !== undefined && !/^\/?[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(joined))
+    throw invalid(`invalid network mode "${out.NetworkMode}": "${joined}" is not a container name or ID`);
   if (joined === undefined && !['default', 'none', 'host', 'bridge'].includes(out.NetworkMode) && !NAME_PATTERN.test(out.NetworkMode)) {
     throw invalid(`invalid network mode "${out.NetworkMode}"`);
   }
-  if (src.Tmpfs && (typeof src.Tmpfs !== 'object' || Object.keys(src.Tmpfs).some((k) => !k.startsWith('/')))) throw invalid('tmpfs mount points must be absolute paths');
+  if (src.Tmpfs && (typeof src.Tmpfs !== 'object' || Object.keys(src.Tmpfs).some((k) => !k.startsWith('/'))))
+    throw invalid('tmpfs mount points must be absolute paths');
   checkUnhonouredOptions(out);
   return out;
 }
@@ -151,11 +215,13 @@ function checkUnhonouredOptions(h: HostConfig): void {
     const i = o.search(/[=:]/);
     const k = i < 0 ? o : o.slice(0, i);
     const v = i < 0 ? '' : o.slice(i + 1);
-    if (k === 'apparmor' && v !== 'unconfined') throw invalid(`--security-opt ${o}: keel does not apply AppArmor profiles (only apparmor=unconfined is accepted)`);
+    if (k === 'apparmor' && v !== 'unconfined')
+      throw invalid(`--security-opt ${o}: keel does not apply AppArmor profiles (only apparmor=unconfined is accepted)`);
     if (k === 'label' && v !== 'disable') throw invalid(`--security-opt ${o}: keel does not apply SELinux labels (only label=disable is accepted)`);
   }
   const userns = typeof h.UsernsMode === 'string' ? h.UsernsMode : '';
-  if (userns !== '' && userns !== 'host') throw invalid(`--userns=${userns}: keel runs containers in the host user namespace only (use --userns=host or leave it unset)`);
+  if (userns !== '' && userns !== 'host')
+    throw invalid(`--userns=${userns}: keel runs containers in the host user namespace only (use --userns=host or leave it unset)`);
 }
 
 const nonEmpty = (v: unknown): boolean => (Array.isArray(v) ? v.length > 0 : !!v && typeof v === 'object' && Object.keys(v).length > 0);
@@ -169,7 +235,9 @@ const nonEmpty = (v: unknown): boolean => (Array.isArray(v) ? v.length > 0 : !!v
 export function checkJoinedNetworkOptions(req: CreateRequest, h: HostConfig): void {
   if (joinedContainer(h.NetworkMode) === undefined) return;
   const conflicting = (what: string) => invalid(`conflicting options: ${what}`);
-  const endpoints = Object.values((req.NetworkingConfig as { EndpointsConfig?: Record<string, EndpointConfig | null> } | null | undefined)?.EndpointsConfig ?? {});
+  const endpoints = Object.values(
+    (req.NetworkingConfig as { EndpointsConfig?: Record<string, EndpointConfig | null> } | null | undefined)?.EndpointsConfig ?? {},
+  );
   if (req.Hostname) throw conflicting('hostname and the network mode');
   if (nonEmpty(h.Links)) throw conflicting("container type network can't be used with links. This would result in undefined behavior");
   if (h.Dns.length) throw conflicting('dns and the network mode');

@@ -91,13 +91,21 @@ export class ExecManager {
       const user = c.User ? resolveUserIn(this.svc.rootfs.path(rec.id), c.User) : undefined;
       const env = mergeEnv(undefined, c.Env ?? []);
       const proc = execProcess(base, {
-        args: c.Cmd!, env, cwd: c.WorkingDir || undefined, tty, privileged: !!c.Privileged,
+        args: c.Cmd!,
+        env,
+        cwd: c.WorkingDir || undefined,
+        tty,
+        privileged: !!c.Privileged,
         user: user ? { uid: user.uid, gid: user.gid, ...(user.additionalGids.length ? { additionalGids: user.additionalGids } : {}) } : undefined,
         bounding: base.capabilities?.bounding,
       });
       if (user && !env.some((x) => x.startsWith('HOME='))) proc.env = proc.env.map((x) => (x.startsWith('HOME=') ? `HOME=${user.home}` : x));
       session = await this.svc.runtime.exec(rec.id, proc, {
-        tty, stdin: !!c.AttachStdin, detach: !!opts.detach, consoleSize: opts.consoleSize, execId: id.slice(0, 12),
+        tty,
+        stdin: !!c.AttachStdin,
+        detach: !!opts.detach,
+        consoleSize: opts.consoleSize,
+        execId: id.slice(0, 12),
       });
     } catch (err) {
       e.exitCode = isEngineError(err, 'COMMAND_NOT_FOUND') ? 127 : isEngineError(err, 'CANNOT_EXECUTE') ? 126 : 126;
@@ -108,15 +116,18 @@ export class ExecManager {
     e.running = true;
     e.pid = session.pid;
     this.svc.event(`exec_start: ${c.Cmd!.join(' ')}`, rec, { execID: id });
-    void session.exitCode.then((code) => {
-      e.exitCode = code;
-      e.running = false;
-      e.session = undefined;
-      this.svc.event('exec_die', rec, { execID: id, exitCode: String(code) });
-    }, (err) => {
-      log.warn('exec wait failed', { id, error: String(err) });
-      e.running = false;
-    });
+    void session.exitCode.then(
+      (code) => {
+        e.exitCode = code;
+        e.running = false;
+        e.session = undefined;
+        this.svc.event('exec_die', rec, { execID: id, exitCode: String(code) });
+      },
+      (err) => {
+        log.warn('exec wait failed', { id, error: String(err) });
+        e.running = false;
+      },
+    );
     return session;
   }
 

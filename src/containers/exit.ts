@@ -93,11 +93,13 @@ function afterExit(svc: Pick<ContainerParts, 'store' | 'exits' | 'restarts' | 'm
   const ctx = { policy: rec.hostConfig.RestartPolicy, exitCode: rec.state.ExitCode, restartCount: rec.restartCount, manuallyStopped: rec.manuallyStopped };
   if (!shouldRestart(ctx)) return;
   svc.restarts.schedule(rec.id, restartDelayMs(rec.restartCount), () => {
-    void svc.mutex.run(rec.id, async () => {
-      svc.restarts.cancel(rec.id);
-      if (!svc.store.get(rec.id) || rec.manuallyStopped || isRunning(rec) || svc.exits.shuttingDown) return;
-      rec.restartCount++;
-      await ops.run(rec);
-    }).catch((e) => log.warn('restart by policy failed', { id: rec.id, error: String(e) }));
+    void svc.mutex
+      .run(rec.id, async () => {
+        svc.restarts.cancel(rec.id);
+        if (!svc.store.get(rec.id) || rec.manuallyStopped || isRunning(rec) || svc.exits.shuttingDown) return;
+        rec.restartCount++;
+        await ops.run(rec);
+      })
+      .catch((e) => log.warn('restart by policy failed', { id: rec.id, error: String(e) }));
   });
 }

@@ -23,7 +23,23 @@ import { imageLookup, mergedUpper } from '../snapshots/merge.ts';
 import { openHostView, type HostView, type HostViewMount } from '../volumes/hostview.ts';
 import { networkFiles } from './netshare.ts';
 import type { ContainerParts } from './parts.ts';
-import { close as closeFd, fdPath, isDir, lstatat, O_DIRECTORY, O_RDONLY, openChild, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFSOCK, type Stat } from '../common/openat2.ts';
+import {
+  close as closeFd,
+  fdPath,
+  isDir,
+  lstatat,
+  O_DIRECTORY,
+  O_RDONLY,
+  openChild,
+  S_IFBLK,
+  S_IFCHR,
+  S_IFDIR,
+  S_IFIFO,
+  S_IFLNK,
+  S_IFMT,
+  S_IFSOCK,
+  type Stat,
+} from '../common/openat2.ts';
 import { openDirAt, resolveAt, statAt } from './scoped.ts';
 import { type ContainerRecord, isRunning } from './types.ts';
 
@@ -225,8 +241,14 @@ export async function commit(svc: Files, ref: string, o: CommitOptions): Promise
   if (!base) throw new EngineError('NOT_FOUND', `the image of container ${rec.id.slice(0, 12)} no longer exists`);
   const c = rec.config;
   const config: ImageRunConfig = {
-    User: c.User || undefined, Env: c.Env, Cmd: c.Cmd, Entrypoint: c.Entrypoint, WorkingDir: c.WorkingDir || undefined,
-    Labels: c.Labels, ...(c.ExposedPorts ? { ExposedPorts: c.ExposedPorts } : {}), ...(c.Volumes ? { Volumes: c.Volumes } : {}),
+    User: c.User || undefined,
+    Env: c.Env,
+    Cmd: c.Cmd,
+    Entrypoint: c.Entrypoint,
+    WorkingDir: c.WorkingDir || undefined,
+    Labels: c.Labels,
+    ...(c.ExposedPorts ? { ExposedPorts: c.ExposedPorts } : {}),
+    ...(c.Volumes ? { Volumes: c.Volumes } : {}),
     ...(c.StopSignal ? { StopSignal: c.StopSignal } : {}),
     ...(c.Healthcheck ? { Healthcheck: c.Healthcheck } : {}),
   };
@@ -241,7 +263,12 @@ export async function commit(svc: Files, ref: string, o: CommitOptions): Promise
     try {
       return await createLayerImage(svc.images, {
         layer: diffLayer(merged.dir),
-        base, config, changes: o.changes, comment: o.comment, author: o.author, ref: o.ref,
+        base,
+        config,
+        changes: o.changes,
+        comment: o.comment,
+        author: o.author,
+        ref: o.ref,
         createdBy: [rec.path, ...rec.args].join(' '),
       });
     } finally {
@@ -296,7 +323,14 @@ function streamThen(tar: Readable, finish: () => Promise<void>): Readable {
   const finishOnce = () => (finished ??= finish());
   tar.on('error', (e) => out.destroy(e));
   tar.pipe(out, { end: false });
-  tar.on('end', () => void finishOnce().then(() => out.end(), (e) => out.destroy(e)));
+  tar.on(
+    'end',
+    () =>
+      void finishOnce().then(
+        () => out.end(),
+        (e) => out.destroy(e),
+      ),
+  );
   out.on('close', () => {
     tar.destroy();
     void finishOnce();
@@ -318,7 +352,11 @@ function hostView(svc: Files, rec: ContainerRecord): HostViewMount[] {
     // A container on another's network (container:<id>) has that one's files.
     const dir = svc.store.containerDir(rec.networkOwner ?? rec.id);
     const files = networkFiles(dir);
-    for (const [source, destination] of [[files.hosts, '/etc/hosts'], [files.hostname, '/etc/hostname'], [files.resolv, '/etc/resolv.conf']] as const) {
+    for (const [source, destination] of [
+      [files.hosts, '/etc/hosts'],
+      [files.hostname, '/etc/hostname'],
+      [files.resolv, '/etc/resolv.conf'],
+    ] as const) {
       if (fs.existsSync(source) && !out.some((m) => m.destination === destination)) out.push({ source, sourceRoot: dir, destination, readonly: false });
     }
   }
@@ -369,7 +407,13 @@ export function goFileMode(st: Stat): number {
 }
 
 function pathStat(name: string, st: Stat, linkTarget: string): PathStat {
-  return { name: name || '/', size: st.size, mode: goFileMode(st), mtime: new Date(st.mtime * 1000 + Math.floor(st.mtimeNsec / 1e6)).toISOString(), linkTarget };
+  return {
+    name: name || '/',
+    size: st.size,
+    mode: goFileMode(st),
+    mtime: new Date(st.mtime * 1000 + Math.floor(st.mtimeNsec / 1e6)).toISOString(),
+    linkTarget,
+  };
 }
 
 function checkPath(p: string | null): string {
@@ -436,26 +480,34 @@ export async function getArchive(svc: Files, ref: string, p: string | null): Pro
 }
 
 /** PUT archive: extracts a tar into a directory of the container. */
-export async function putArchive(svc: Files, ref: string, p: string | null, tar: Readable, opts: { noOverwriteDirNonDir?: boolean; signal?: AbortSignal } = {}): Promise<void> {
+export async function putArchive(
+  svc: Files,
+  ref: string,
+  p: string | null,
+  tar: Readable,
+  opts: { noOverwriteDirNonDir?: boolean; signal?: AbortSignal } = {},
+): Promise<void> {
   const rec = svc.store.find(ref);
   const want = checkPath(p);
   if (rec.hostConfig.ReadonlyRootfs) throw new EngineError('FORBIDDEN', 'container rootfs is marked read-only');
   await svc.mutex.run(rec.id, async () => {
     const release = await acquireRootfs(svc, rec);
     try {
-      await frozen(svc, rec, () => withHostView(svc, rec, async (rootFd) => {
-        let dirFd = -1;
-        try {
-          const s = statAt(rootFd, want, true);
-          if (!s) throw new EngineError('NOT_FOUND', `Could not find the file ${want} in container ${ref}`);
-          if (!isDir(s.stat)) throw invalid(`extraction point is not a directory: ${want}`);
-          dirFd = openDirAt(rootFd, want);
-          // A copy, not a layer: no whiteouts, nothing replaced across types or mounts (archive/apply.ts).
-          await applyLayer({ fd: dirFd }, tar, { copy: { noOverwriteDirNonDir: opts.noOverwriteDirNonDir }, compression: 'auto', signal: opts.signal });
-        } finally {
-          if (dirFd >= 0) closeFd(dirFd);
-        }
-      }));
+      await frozen(svc, rec, () =>
+        withHostView(svc, rec, async (rootFd) => {
+          let dirFd = -1;
+          try {
+            const s = statAt(rootFd, want, true);
+            if (!s) throw new EngineError('NOT_FOUND', `Could not find the file ${want} in container ${ref}`);
+            if (!isDir(s.stat)) throw invalid(`extraction point is not a directory: ${want}`);
+            dirFd = openDirAt(rootFd, want);
+            // A copy, not a layer: no whiteouts, nothing replaced across types or mounts (archive/apply.ts).
+            await applyLayer({ fd: dirFd }, tar, { copy: { noOverwriteDirNonDir: opts.noOverwriteDirNonDir }, compression: 'auto', signal: opts.signal });
+          } finally {
+            if (dirFd >= 0) closeFd(dirFd);
+          }
+        }),
+      );
     } finally {
       await release();
     }

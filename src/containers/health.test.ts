@@ -2,7 +2,17 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { mergeConfig } from './create.ts';
 import {
-  goDuration, type HealthResult, type HealthState, healthSuffix, healthTiming, initialHealth, MAX_LOG, mergeHealthConfig, parseHealthConfig, probeCommand, recordResult,
+  goDuration,
+  type HealthResult,
+  type HealthState,
+  healthSuffix,
+  healthTiming,
+  initialHealth,
+  MAX_LOG,
+  mergeHealthConfig,
+  parseHealthConfig,
+  probeCommand,
+  recordResult,
 } from './health.ts';
 import { humanStatus, listContainers } from './query.ts';
 import { type ContainerRecord, ZERO_TIME } from './types.ts';
@@ -13,7 +23,10 @@ const S = 1000 * MS;
 test('request Healthcheck: dockerd validation messages, zero fields dropped', () => {
   assert.equal(parseHealthConfig(undefined, true), undefined);
   assert.equal(parseHealthConfig(null, true), undefined);
-  assert.deepEqual(parseHealthConfig({ Test: ['CMD-SHELL', 'true'], Interval: 0, Timeout: 2 * S, StartPeriod: 0, Retries: 0 }, true), { Test: ['CMD-SHELL', 'true'], Timeout: 2 * S });
+  assert.deepEqual(parseHealthConfig({ Test: ['CMD-SHELL', 'true'], Interval: 0, Timeout: 2 * S, StartPeriod: 0, Retries: 0 }, true), {
+    Test: ['CMD-SHELL', 'true'],
+    Timeout: 2 * S,
+  });
   assert.deepEqual(parseHealthConfig({ Test: [] }, true), {});
   assert.throws(() => parseHealthConfig({ Interval: -10 * MS }, true), { message: 'Interval in Healthcheck cannot be less than 1ms' });
   assert.throws(() => parseHealthConfig({ Interval: 500_000 }, true), { message: 'Interval in Healthcheck cannot be less than 1ms' });
@@ -46,9 +59,16 @@ test('merge: request fields override the image one by one; NONE disables', () =>
   assert.deepEqual(mergeHealthConfig({ Test: ['CMD', 'x'] }, undefined), { Test: ['CMD', 'x'] });
   assert.equal(mergeHealthConfig(undefined, undefined), undefined);
   // Through the container config merge: the request's zero fields vanish, the image fills them.
-  const cfg = mergeConfig({ Image: 'img', Cmd: ['sh'], Healthcheck: { Test: null, Interval: 200 * MS, Timeout: 0, Retries: 2 } as never }, { Healthcheck: image }, 'a'.repeat(64));
+  const cfg = mergeConfig(
+    { Image: 'img', Cmd: ['sh'], Healthcheck: { Test: null, Interval: 200 * MS, Timeout: 0, Retries: 2 } as never },
+    { Healthcheck: image },
+    'a'.repeat(64),
+  );
   assert.deepEqual(cfg.Healthcheck, { Test: ['CMD', 'img-check'], Interval: 200 * MS, Timeout: 3 * S, StartPeriod: 1 * S, Retries: 2 });
-  assert.throws(() => mergeConfig({ Image: 'img', Cmd: ['sh'], Healthcheck: { Interval: -1 } }, {}, 'a'.repeat(64)), /Interval in Healthcheck cannot be less than 1ms/);
+  assert.throws(
+    () => mergeConfig({ Image: 'img', Cmd: ['sh'], Healthcheck: { Interval: -1 } }, {}, 'a'.repeat(64)),
+    /Interval in Healthcheck cannot be less than 1ms/,
+  );
   assert.equal(mergeConfig({ Image: 'img', Cmd: ['sh'] }, {}, 'a'.repeat(64)).Healthcheck, undefined);
 });
 
@@ -64,11 +84,22 @@ test('probe command: CMD execs, CMD-SHELL goes through /bin/sh -c, the rest is n
 
 test('defaults: interval 30s, timeout 30s, start period 0, retries 3; timers stay in range', () => {
   assert.deepEqual(healthTiming({ Test: ['CMD', 'x'] }), { intervalMs: 30_000, timeoutMs: 30_000, startPeriodMs: 0, startIntervalMs: 0, retries: 3 });
-  assert.deepEqual(healthTiming({ Interval: 200 * MS, Timeout: 1 * S, StartPeriod: 2 * S, StartInterval: 50 * MS, Retries: 2 }), { intervalMs: 200, timeoutMs: 1000, startPeriodMs: 2000, startIntervalMs: 50, retries: 2 });
+  assert.deepEqual(healthTiming({ Interval: 200 * MS, Timeout: 1 * S, StartPeriod: 2 * S, StartInterval: 50 * MS, Retries: 2 }), {
+    intervalMs: 200,
+    timeoutMs: 1000,
+    startPeriodMs: 2000,
+    startIntervalMs: 50,
+    retries: 2,
+  });
   assert.equal(healthTiming({ Interval: 1e18 }).intervalMs, 2 ** 31 - 1);
 });
 
-const result = (code: number, atMs: number): HealthResult => ({ Start: new Date(atMs).toISOString(), End: new Date(atMs + 10).toISOString(), ExitCode: code, Output: `exit ${code}` });
+const result = (code: number, atMs: number): HealthResult => ({
+  Start: new Date(atMs).toISOString(),
+  End: new Date(atMs + 10).toISOString(),
+  ExitCode: code,
+  Output: `exit ${code}`,
+});
 
 test('state machine: starting → unhealthy after `retries` failures → healthy on a success', () => {
   const t0 = Date.parse('2026-01-01T00:00:00Z');
@@ -90,9 +121,16 @@ test('state machine: starting → unhealthy after `retries` failures → healthy
   recordResult(h, result(-1, t0 + 500), t, t0);
   assert.equal(h.Status, 'unhealthy');
   assert.equal(h.Log.length, MAX_LOG);
-  assert.deepEqual(h.Log.map((r) => r.ExitCode), [1, 1, 0, 2, -1]);
+  assert.deepEqual(
+    h.Log.map((r) => r.ExitCode),
+    [1, 1, 0, 2, -1],
+  );
   recordResult(h, result(0, t0 + 600), t, t0);
-  assert.deepEqual(h.Log.map((r) => r.ExitCode), [1, 0, 2, -1, 0], 'only the last 5 results are kept');
+  assert.deepEqual(
+    h.Log.map((r) => r.ExitCode),
+    [1, 0, 2, -1, 0],
+    'only the last 5 results are kept',
+  );
   // A restart resets status and streak, keeps the log.
   const again = initialHealth(h);
   assert.equal(again.Status, 'starting');
@@ -130,10 +168,27 @@ test('Go duration strings for the timeout message', () => {
 
 function rec(name: string, health?: HealthState['Status'], status: ContainerRecord['state']['Status'] = 'running'): ContainerRecord {
   return {
-    id: name.padEnd(64, '0'), name, created: '2026-01-01T00:00:00Z', imageId: 'sha256:x' as ContainerRecord['imageId'], path: 'sh', args: [],
-    config: { Labels: {} } as ContainerRecord['config'], hostConfig: { NetworkMode: 'none' } as ContainerRecord['hostConfig'],
-    state: { Status: status, Pid: 1, ExitCode: 0, Error: '', StartedAt: new Date(Date.now() - 5000).toISOString(), FinishedAt: ZERO_TIME, OOMKilled: false, ...(health ? { Health: { Status: health, FailingStreak: 0, Log: [] } } : {}) },
-    restartCount: 0, manuallyStopped: false, hasBeenStarted: true,
+    id: name.padEnd(64, '0'),
+    name,
+    created: '2026-01-01T00:00:00Z',
+    imageId: 'sha256:x' as ContainerRecord['imageId'],
+    path: 'sh',
+    args: [],
+    config: { Labels: {} } as ContainerRecord['config'],
+    hostConfig: { NetworkMode: 'none' } as ContainerRecord['hostConfig'],
+    state: {
+      Status: status,
+      Pid: 1,
+      ExitCode: 0,
+      Error: '',
+      StartedAt: new Date(Date.now() - 5000).toISOString(),
+      FinishedAt: ZERO_TIME,
+      OOMKilled: false,
+      ...(health ? { Health: { Status: health, FailingStreak: 0, Log: [] } } : {}),
+    },
+    restartCount: 0,
+    manuallyStopped: false,
+    hasBeenStarted: true,
   };
 }
 
@@ -145,7 +200,10 @@ test('ps: health in the status column and the health filter', () => {
   assert.equal(humanStatus(rec('a')), 'Up 5 seconds');
   assert.equal(humanStatus(rec('a', 'healthy', 'paused')), 'Up 5 seconds (Paused)');
   const all = [rec('h', 'healthy'), rec('u', 'unhealthy'), rec('s', 'starting'), rec('n')];
-  const names = (v: string[]) => listContainers(all, { filters: { health: v } }).map((r) => r.name).sort();
+  const names = (v: string[]) =>
+    listContainers(all, { filters: { health: v } })
+      .map((r) => r.name)
+      .sort();
   assert.deepEqual(names(['healthy']), ['h']);
   assert.deepEqual(names(['unhealthy']), ['u']);
   assert.deepEqual(names(['starting']), ['s']);

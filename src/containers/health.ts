@@ -185,7 +185,9 @@ export function goDuration(ns: number): string {
     const whole = Math.floor(v / div);
     const rest = v % div;
     if (!rest) return String(whole);
-    return `${whole}.${String(rest).padStart(String(div).length - 1, '0').replace(/0+$/, '')}`;
+    return `${whole}.${String(rest)
+      .padStart(String(div).length - 1, '0')
+      .replace(/0+$/, '')}`;
   };
   if (u < 1e3) return `${sign}${u}ns`;
   if (u < 1e6) return `${sign}${frac(u, 1e3)}µs`;
@@ -309,9 +311,11 @@ export class HealthMonitor {
   /** Publishes the change and writes it to the record (best effort, like dockerd: only status changes are written). */
   private changed(rec: ContainerRecord): void {
     this.svc.event(`health_status: ${rec.state.Health!.Status}`, rec);
-    void this.svc.mutex.run(rec.id, async () => {
-      if (this.svc.store.get(rec.id) && rec.state.Status !== 'removing') await this.svc.store.save(rec);
-    }).catch((e) => log.warn('saving health status failed', { id: rec.id, error: String(e) }));
+    void this.svc.mutex
+      .run(rec.id, async () => {
+        if (this.svc.store.get(rec.id) && rec.state.Status !== 'removing') await this.svc.store.save(rec);
+      })
+      .catch((e) => log.warn('saving health status failed', { id: rec.id, error: String(e) }));
   }
 
   /**
@@ -326,12 +330,16 @@ export class HealthMonitor {
       const s = await execs.start(e.id, {});
       const started = processStartTime(s.pid);
       const out = new ProbeOutput();
-      const streams = [s.stdout, s.stderr].map((st) => st && new Promise<void>((resolve) => {
-        st.on('data', (b: Buffer) => out.add(b));
-        st.once('end', resolve);
-        st.once('close', resolve);
-        st.once('error', () => resolve());
-      }));
+      const streams = [s.stdout, s.stderr].map(
+        (st) =>
+          st &&
+          new Promise<void>((resolve) => {
+            st.on('data', (b: Buffer) => out.add(b));
+            st.once('end', resolve);
+            st.once('close', resolve);
+            st.once('error', () => resolve());
+          }),
+      );
       const finished = Promise.all([s.exitCode, ...streams]).then(([code]) => code);
       let timer: NodeJS.Timeout | undefined;
       let onAbort: (() => void) | undefined;

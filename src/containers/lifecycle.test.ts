@@ -27,8 +27,12 @@ function setup(): { svc: ContainerService; rt: FakeRuntime; events: string[] } {
   const rt = new FakeRuntime();
   const events: string[] = [];
   const svc = new ContainerService({
-    dataRoot: path.join(root, 'data'), execRoot: path.join(root, 'run'), cgroupParent: '/keel-unit',
-    images: new ImageService(path.join(root, 'data')), volumes: new VolumeService(path.join(root, 'data')), runtime: rt,
+    dataRoot: path.join(root, 'data'),
+    execRoot: path.join(root, 'run'),
+    cgroupParent: '/keel-unit',
+    images: new ImageService(path.join(root, 'data')),
+    volumes: new VolumeService(path.join(root, 'data')),
+    runtime: rt,
     events: (action, rec) => events.push(`${action} ${rec.name}`),
   });
   return { svc, rt, events };
@@ -36,14 +40,46 @@ function setup(): { svc: ContainerService; rt: FakeRuntime; events: string[] } {
 
 function record(name: string, status: ContainerStatus, o: { restart?: string; hasBeenStarted?: boolean } = {}): ContainerRecord {
   return {
-    id: newId(), name, created: new Date().toISOString(), imageId: `sha256:${'0'.repeat(64)}` as Digest, path: 'sleep', args: ['600'],
+    id: newId(),
+    name,
+    created: new Date().toISOString(),
+    imageId: `sha256:${'0'.repeat(64)}` as Digest,
+    path: 'sleep',
+    args: ['600'],
     config: {
-      Hostname: 'h', Domainname: '', User: '', AttachStdin: false, AttachStdout: false, AttachStderr: false, Tty: false, OpenStdin: false, StdinOnce: false,
-      Env: [], Cmd: ['sleep', '600'], Image: 'busybox', Volumes: null, WorkingDir: '', Entrypoint: null, OnBuild: null, Labels: {}, StopTimeout: 1,
+      Hostname: 'h',
+      Domainname: '',
+      User: '',
+      AttachStdin: false,
+      AttachStdout: false,
+      AttachStderr: false,
+      Tty: false,
+      OpenStdin: false,
+      StdinOnce: false,
+      Env: [],
+      Cmd: ['sleep', '600'],
+      Image: 'busybox',
+      Volumes: null,
+      WorkingDir: '',
+      Entrypoint: null,
+      OnBuild: null,
+      Labels: {},
+      StopTimeout: 1,
     },
     hostConfig: { NetworkMode: 'none', RestartPolicy: { Name: o.restart ?? 'no', MaximumRetryCount: 0 }, AutoRemove: false } as ContainerRecord['hostConfig'],
-    state: { Status: status, Pid: status === 'running' ? 4242 : 0, ExitCode: 0, Error: '', StartedAt: new Date().toISOString(), FinishedAt: ZERO_TIME, OOMKilled: false },
-    restartCount: 0, manuallyStopped: false, hasBeenStarted: o.hasBeenStarted ?? status !== 'created', mounts: [],
+    state: {
+      Status: status,
+      Pid: status === 'running' ? 4242 : 0,
+      ExitCode: 0,
+      Error: '',
+      StartedAt: new Date().toISOString(),
+      FinishedAt: ZERO_TIME,
+      OOMKilled: false,
+    },
+    restartCount: 0,
+    manuallyStopped: false,
+    hasBeenStarted: o.hasBeenStarted ?? status !== 'created',
+    mounts: [],
   };
 }
 
@@ -109,7 +145,17 @@ test('stop, kill, pause and unpause a running container; its exit is recorded on
   await svc.kill('b', 'KILL');
   assert.equal(b.state.Status, 'exited');
   assert.equal(b.state.ExitCode, 137);
-  assert.deepEqual(rt.signals.map(([id, s]) => [id === a.id ? 'a' : 'b', s]), [['a', 'SIGTERM'], ['b', 'USR1'], ['b', 'KILL']]);
-  assert.deepEqual(events.filter((e) => /^(pause|unpause|die|stop|kill)/.test(e)), ['pause a', 'unpause a', 'kill a', 'die a', 'stop a', 'kill b', 'kill b', 'die b']);
+  assert.deepEqual(
+    rt.signals.map(([id, s]) => [id === a.id ? 'a' : 'b', s]),
+    [
+      ['a', 'SIGTERM'],
+      ['b', 'USR1'],
+      ['b', 'KILL'],
+    ],
+  );
+  assert.deepEqual(
+    events.filter((e) => /^(pause|unpause|die|stop|kill)/.test(e)),
+    ['pause a', 'unpause a', 'kill a', 'die a', 'stop a', 'kill b', 'kill b', 'die b'],
+  );
   svc.close();
 });

@@ -131,7 +131,9 @@ export async function remove(
     await svc.rootfs.unmount(rec.id);
     await Promise.all([svc.images.snapshots.remove(rec.id), svc.rootfs.removeRunDir(rec.id), svc.store.remove(rec)]);
     // `rm -v` and --rm delete anonymous volumes; named ones always stay.
-    await svc.volumes.releaseContainerMounts(rec.id, rec.mounts ?? [], { removeAnonymous: !!opts.volumes || rec.hostConfig.AutoRemove }).catch((e) => log.warn('releasing volumes failed', { id: rec.id, error: String(e) }));
+    await svc.volumes
+      .releaseContainerMounts(rec.id, rec.mounts ?? [], { removeAnonymous: !!opts.volumes || rec.hostConfig.AutoRemove })
+      .catch((e) => log.warn('releasing volumes failed', { id: rec.id, error: String(e) }));
   });
   if (removedMeanwhile) return;
   svc.event('destroy', rec);

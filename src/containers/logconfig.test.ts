@@ -21,7 +21,12 @@ test('LogPolicy: docker units and defaults', () => {
   assert.equal(parseHumanSize('10k'), 10_000);
   assert.equal(parseHumanSize('1.5g'), 1_500_000_000);
   assert.deepEqual(policyOf({ Type: 'json-file', Config: {} }), { driver: 'json-file', maxSize: 0, maxFile: 1, compress: false });
-  assert.deepEqual(policyOf({ Type: 'json-file', Config: { 'max-size': '1m', 'max-file': '2', compress: 'true' } }), { driver: 'json-file', maxSize: 1e6, maxFile: 2, compress: true });
+  assert.deepEqual(policyOf({ Type: 'json-file', Config: { 'max-size': '1m', 'max-file': '2', compress: 'true' } }), {
+    driver: 'json-file',
+    maxSize: 1e6,
+    maxFile: 2,
+    compress: true,
+  });
   assert.deepEqual(policyOf({ Type: 'local', Config: {} }), { driver: 'local', maxSize: 20e6, maxFile: 5, compress: true });
   assert.deepEqual(policyOf({ Type: 'none', Config: {} }).driver, 'none');
   // Records from before drivers were honoured.

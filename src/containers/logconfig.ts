@@ -104,8 +104,9 @@ export function policyOf(lc: LogConfig | undefined): LogPolicy {
   if (!Number.isInteger(maxFile) || maxFile < 1) throw invalid('max-file cannot be less than 1');
   if (maxFile > 1 && !maxSize) throw invalid('max-file cannot be set without max-size');
   const compress = c.compress !== undefined ? ['1', 'true', 't', 'TRUE', 'True'].includes(c.compress) : local;
-  if (c.compress !== undefined && !['1', '0', 'true', 'false', 't', 'f', 'TRUE', 'FALSE', 'True', 'False'].includes(c.compress)) throw invalid(`invalid value for compress: ${c.compress}`);
-  if (c.compress !== undefined && compress && maxFile < 2 && !local) throw invalid("compress cannot be true when max-file is less than 2");
+  if (c.compress !== undefined && !['1', '0', 'true', 'false', 't', 'f', 'TRUE', 'FALSE', 'True', 'False'].includes(c.compress))
+    throw invalid(`invalid value for compress: ${c.compress}`);
+  if (c.compress !== undefined && compress && maxFile < 2 && !local) throw invalid('compress cannot be true when max-file is less than 2');
   return { driver, maxSize, maxFile, compress };
 }
 

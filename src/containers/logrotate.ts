@@ -56,7 +56,9 @@ export function keepRotatedLogs(logPath: string, policy: LogPolicy): () => void 
   let stopped = false;
   let busy: Promise<void> = Promise.resolve();
   const check = () => {
-    busy = busy.then(() => (stopped ? undefined : rotateIfReplaced(logPath, policy))).catch((e: unknown) => log.warn('log rotation failed', { log: logPath, error: (e as Error).message }));
+    busy = busy
+      .then(() => (stopped ? undefined : rotateIfReplaced(logPath, policy)))
+      .catch((e: unknown) => log.warn('log rotation failed', { log: logPath, error: (e as Error).message }));
   };
   let watcher: fs.FSWatcher | undefined;
   try {

@@ -64,7 +64,16 @@ async function* records(svc: Logs, rec: ContainerRecord, o: LogOptions): AsyncGe
   if (!isRunning(svc.store.get(rec.id) ?? rec)) onExit(); // it exited before the listener was there
   try {
     const maxFiles = logPolicy(rec.hostConfig).maxFile;
-    for await (const e of readLog(file, { tail: o.tail, since: o.since, until: o.until, follow: true, signal: o.signal, drain: drain.signal, pollMs: 250, maxFiles })) {
+    for await (const e of readLog(file, {
+      tail: o.tail,
+      since: o.since,
+      until: o.until,
+      follow: true,
+      signal: o.signal,
+      drain: drain.signal,
+      pollMs: 250,
+      maxFiles,
+    })) {
       if (want(e)) yield e;
     }
   } finally {

@@ -17,41 +17,70 @@ test('network mode container:<ref> is parsed and checked at create', () => {
   assert.equal(normalizeHostConfig({ NetworkMode: 'container:web' }).NetworkMode, 'container:web');
   assert.equal(normalizeHostConfig({ NetworkMode: `container:${'a'.repeat(64)}` }).NetworkMode, `container:${'a'.repeat(64)}`);
   assert.equal(normalizeHostConfig({ NetworkMode: 'container:/web' }).NetworkMode, 'container:/web');
-  assert.throws(() => normalizeHostConfig({ NetworkMode: 'container:' }), { code: 'INVALID_ARGUMENT', message: 'Invalid network mode: invalid container format container:<name|id>' });
+  assert.throws(() => normalizeHostConfig({ NetworkMode: 'container:' }), {
+    code: 'INVALID_ARGUMENT',
+    message: 'Invalid network mode: invalid container format container:<name|id>',
+  });
   for (const bad of ['container:a b', 'container:../x', 'container:-x', 'container:web\0', 'container:a:b']) {
     assert.throws(() => normalizeHostConfig({ NetworkMode: bad }), { code: 'INVALID_ARGUMENT', message: /is not a container name or ID/ }, bad);
   }
 });
 
 test('options that would configure a network of its own conflict with container:<ref>, with dockerd messages', () => {
-  const check = (req: Partial<CreateRequest>, hc: Record<string, unknown> = {}) => () =>
-    checkJoinedNetworkOptions({ Image: 'x', ...req }, normalizeHostConfig({ NetworkMode: 'container:web', ...hc }));
+  const check =
+    (req: Partial<CreateRequest>, hc: Record<string, unknown> = {}) =>
+    () =>
+      checkJoinedNetworkOptions({ Image: 'x', ...req }, normalizeHostConfig({ NetworkMode: 'container:web', ...hc }));
   const conflict = (m: string) => ({ code: 'INVALID_ARGUMENT', message: `conflicting options: ${m}` });
   assert.throws(check({ Hostname: 'h' }), conflict('hostname and the network mode'));
   assert.throws(check({}, { Links: ['db:db'] }), conflict("container type network can't be used with links. This would result in undefined behavior"));
   assert.throws(check({}, { Dns: ['192.0.2.1'] }), conflict('dns and the network mode'));
   assert.throws(check({}, { ExtraHosts: ['a:192.0.2.1'] }), conflict('custom host-to-IP mapping and the network mode'));
   assert.throws(check({ MacAddress: '02:42:ac:11:00:02' } as Partial<CreateRequest>), conflict('mac-address and the network mode'));
-  assert.throws(check({ NetworkingConfig: { EndpointsConfig: { 'container:web': { MacAddress: '02:42:ac:11:00:02' } } } }), conflict('mac-address and the network mode'));
+  assert.throws(
+    check({ NetworkingConfig: { EndpointsConfig: { 'container:web': { MacAddress: '02:42:ac:11:00:02' } } } }),
+    conflict('mac-address and the network mode'),
+  );
   // -p also exposes the port: publishing is what docker reports.
-  assert.throws(check({ ExposedPorts: { '80/tcp': {} } }, { PortBindings: { '80/tcp': [{ HostPort: '8080' }] } }), conflict('port publishing and the container type network mode'));
+  assert.throws(
+    check({ ExposedPorts: { '80/tcp': {} } }, { PortBindings: { '80/tcp': [{ HostPort: '8080' }] } }),
+    conflict('port publishing and the container type network mode'),
+  );
   assert.throws(check({}, { PublishAllPorts: true }), conflict('port publishing and the container type network mode'));
   assert.throws(check({ ExposedPorts: { '80/tcp': {} } }), conflict('port exposing and the container type network mode'));
-  assert.throws(check({ NetworkingConfig: { EndpointsConfig: { 'container:web': { Aliases: ['a'] } } } }), { message: 'network-scoped alias is supported only for containers in user defined networks' });
-  assert.throws(check({ NetworkingConfig: { EndpointsConfig: { x: { IPAMConfig: { IPv4Address: '10.0.0.9' } } } } }), { message: 'user specified IP address is supported on user defined networks only' });
+  assert.throws(check({ NetworkingConfig: { EndpointsConfig: { 'container:web': { Aliases: ['a'] } } } }), {
+    message: 'network-scoped alias is supported only for containers in user defined networks',
+  });
+  assert.throws(check({ NetworkingConfig: { EndpointsConfig: { x: { IPAMConfig: { IPv4Address: '10.0.0.9' } } } } }), {
+    message: 'user specified IP address is supported on user defined networks only',
+  });
   // What the docker CLI sends for a plain `--network container:web`, and dockerd's accepted leftovers.
-  check({ Hostname: '', ExposedPorts: {}, NetworkingConfig: { EndpointsConfig: {} } }, { PortBindings: {}, Links: null, Dns: [], DnsSearch: ['example.org'], DnsOptions: ['ndots:2'] })();
+  check(
+    { Hostname: '', ExposedPorts: {}, NetworkingConfig: { EndpointsConfig: {} } },
+    { PortBindings: {}, Links: null, Dns: [], DnsSearch: ['example.org'], DnsOptions: ['ndots:2'] },
+  )();
   // The same options are fine on other modes.
   checkJoinedNetworkOptions({ Image: 'x', Hostname: 'h', ExposedPorts: { '80/tcp': {} } }, normalizeHostConfig({ Dns: ['192.0.2.1'], PublishAllPorts: true }));
 });
 
-function record(id: string, name: string, o: { status?: ContainerRecord['state']['Status']; pid?: number; mode?: string; hostname?: string } = {}): ContainerRecord {
+function record(
+  id: string,
+  name: string,
+  o: { status?: ContainerRecord['state']['Status']; pid?: number; mode?: string; hostname?: string } = {},
+): ContainerRecord {
   return {
-    id, name, created: '2024-01-01T00:00:00Z', imageId: `sha256:${'f'.repeat(64)}` as ContainerRecord['imageId'], path: 'sh', args: [],
+    id,
+    name,
+    created: '2024-01-01T00:00:00Z',
+    imageId: `sha256:${'f'.repeat(64)}` as ContainerRecord['imageId'],
+    path: 'sh',
+    args: [],
     config: { Hostname: o.hostname ?? id.slice(0, 12), Domainname: '', Labels: {}, Image: 'img' } as unknown as ContainerRecord['config'],
     hostConfig: { NetworkMode: o.mode ?? 'default' } as ContainerRecord['hostConfig'],
     state: { Status: o.status ?? 'running', Pid: o.pid ?? 0, ExitCode: 0, Error: '', StartedAt: ZERO_TIME, FinishedAt: ZERO_TIME, OOMKilled: false },
-    restartCount: 0, manuallyStopped: false, hasBeenStarted: true,
+    restartCount: 0,
+    manuallyStopped: false,
+    hasBeenStarted: true,
   };
 }
 
@@ -69,8 +98,14 @@ test('joining a network: docker errors, the target namespace and files, chains, 
 
     const joiner = (mode: string) => record('d'.repeat(64), 'side', { status: 'created', mode });
     assert.throws(() => joinNetwork(store, joiner('container:missing')), { code: 'NOT_FOUND', message: 'No such container: missing' });
-    assert.throws(() => joinNetwork(store, joiner(`container:${stopped.id}`)), { code: 'CONFLICT', message: `cannot join network of a non running container: ${stopped.id}` });
-    assert.throws(() => joinNetwork(store, joiner('container:flappy')), { code: 'CONFLICT', message: 'Container flappy is restarting, wait until the container is running' });
+    assert.throws(() => joinNetwork(store, joiner(`container:${stopped.id}`)), {
+      code: 'CONFLICT',
+      message: `cannot join network of a non running container: ${stopped.id}`,
+    });
+    assert.throws(() => joinNetwork(store, joiner('container:flappy')), {
+      code: 'CONFLICT',
+      message: 'Container flappy is restarting, wait until the container is running',
+    });
     const self = joiner('container:side');
     await store.add(self);
     assert.throws(() => joinNetwork(store, self), { message: 'cannot join own network' });
@@ -95,7 +130,8 @@ test('joining a network: docker errors, the target namespace and files, chains, 
     await store.add(h);
     fs.writeFileSync(networkFiles(store.containerDir(h.id)).hosts, 'x\n');
     assert.deepEqual(joinNetwork(store, record('3'.repeat(64), 'onhost', { status: 'created', mode: 'container:hostnet' })), {
-      namespace: 'host', files: { hosts: networkFiles(store.containerDir(h.id)).hosts },
+      namespace: 'host',
+      files: { hosts: networkFiles(store.containerDir(h.id)).hosts },
     });
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });

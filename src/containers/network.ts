@@ -84,7 +84,8 @@ export function endpointsFromRequest(mode: string, networking: unknown): Record<
   const name = mode === 'default' ? 'bridge' : mode;
   if (name === 'host' || name === 'none' || name.startsWith('container:')) return {};
   const all = (networking as { EndpointsConfig?: Record<string, unknown> } | null | undefined)?.EndpointsConfig;
-  const raw = (all && typeof all === 'object' ? (all[name] ?? (mode === 'default' ? all.default : undefined)) : undefined) as Record<string, unknown> | undefined;
+  const raw = (all && typeof all === 'object' ? (all[name] ?? (mode === 'default' ? all.default : undefined)) : undefined) as
+    Record<string, unknown> | undefined;
   const cfg: EndpointConfig = {};
   if (raw && typeof raw === 'object') {
     if (Array.isArray(raw.Aliases)) cfg.Aliases = raw.Aliases.filter((a): a is string => typeof a === 'string').slice(0, 64);
@@ -155,7 +156,14 @@ export function hostsContent(rec: ContainerRecord, att: NetworkAttachment): stri
       // fall through to the standard file
     }
   }
-  const lines = ['127.0.0.1\tlocalhost', '::1\tlocalhost ip6-localhost ip6-loopback', 'fe00::0\tip6-localnet', 'ff00::0\tip6-mcastprefix', 'ff02::1\tip6-allnodes', 'ff02::2\tip6-allrouters'];
+  const lines = [
+    '127.0.0.1\tlocalhost',
+    '::1\tlocalhost ip6-localhost ip6-loopback',
+    'fe00::0\tip6-localnet',
+    'ff00::0\tip6-mcastprefix',
+    'ff02::1\tip6-allnodes',
+    'ff02::2\tip6-allrouters',
+  ];
   for (const e of rec.hostConfig.ExtraHosts ?? []) {
     const i = e.indexOf(':');
     if (i > 0) lines.push(`${e.slice(i + 1)}\t${e.slice(0, i)}`);
@@ -179,12 +187,28 @@ export function resolvContent(rec: ContainerRecord, att: NetworkAttachment): str
   if (att.namespace === 'host' && !rec.hostConfig.Dns.length) return hostResolv;
   const hostLines = hostResolv.split('\n');
   // On a user network the embedded DNS comes first: it resolves container names and forwards the rest to --dns.
-  let servers = att.nameservers?.length ? att.nameservers : rec.hostConfig.Dns.length ? rec.hostConfig.Dns : hostLines
-    .map((l) => /^\s*nameserver\s+(\S+)/.exec(l)?.[1])
-    .filter((s): s is string => !!s && !/^127\.|^::1$/.test(s));
+  let servers = att.nameservers?.length
+    ? att.nameservers
+    : rec.hostConfig.Dns.length
+      ? rec.hostConfig.Dns
+      : hostLines.map((l) => /^\s*nameserver\s+(\S+)/.exec(l)?.[1]).filter((s): s is string => !!s && !/^127\.|^::1$/.test(s));
   if (!servers.length) servers = ['8.8.8.8', '8.8.4.4'];
-  const search = rec.hostConfig.DnsSearch.length ? rec.hostConfig.DnsSearch : hostLines.map((l) => /^\s*search\s+(.+)/.exec(l)?.[1]).filter(Boolean).join(' ').split(/\s+/).filter(Boolean);
-  const options = rec.hostConfig.DnsOptions.length ? rec.hostConfig.DnsOptions : hostLines.map((l) => /^\s*options\s+(.+)/.exec(l)?.[1]).filter(Boolean).join(' ').split(/\s+/).filter(Boolean);
+  const search = rec.hostConfig.DnsSearch.length
+    ? rec.hostConfig.DnsSearch
+    : hostLines
+        .map((l) => /^\s*search\s+(.+)/.exec(l)?.[1])
+        .filter(Boolean)
+        .join(' ')
+        .split(/\s+/)
+        .filter(Boolean);
+  const options = rec.hostConfig.DnsOptions.length
+    ? rec.hostConfig.DnsOptions
+    : hostLines
+        .map((l) => /^\s*options\s+(.+)/.exec(l)?.[1])
+        .filter(Boolean)
+        .join(' ')
+        .split(/\s+/)
+        .filter(Boolean);
   let out = servers.map((s) => `nameserver ${s}`).join('\n') + '\n';
   if (search.length) out += `search ${search.join(' ')}\n`;
   if (options.length) out += `options ${options.join(' ')}\n`;

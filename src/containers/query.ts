@@ -8,7 +8,23 @@ export { humanDuration };
 
 export type Filters = Record<string, string[]>;
 
-const KNOWN = new Set(['id', 'name', 'label', 'status', 'exited', 'ancestor', 'before', 'since', 'network', 'health', 'volume', 'publish', 'expose', 'is-task', 'isolation']);
+const KNOWN = new Set([
+  'id',
+  'name',
+  'label',
+  'status',
+  'exited',
+  'ancestor',
+  'before',
+  'since',
+  'network',
+  'health',
+  'volume',
+  'publish',
+  'expose',
+  'is-task',
+  'isolation',
+]);
 const STATUSES = new Set(['created', 'restarting', 'running', 'removing', 'paused', 'exited', 'dead']);
 
 function labelsMatch(labels: Record<string, string>, wanted: string[] | undefined): boolean {
@@ -108,7 +124,11 @@ export function pruneMatch(r: ContainerRecord, f: Filters): boolean {
   if (f['label!']?.length && f['label!'].some((w) => labelsMatch(r.config.Labels, [w]))) return false;
   if (f.until?.length) {
     const v = f.until[0]!;
-    const t = /^\d+(\.\d+)?$/.test(v) ? Number(v) * 1000 : /^\d+[smh]$/.test(v) ? Date.now() - Number(v.slice(0, -1)) * { s: 1e3, m: 6e4, h: 3.6e6 }[v.slice(-1) as 's' | 'm' | 'h'] : Date.parse(v);
+    const t = /^\d+(\.\d+)?$/.test(v)
+      ? Number(v) * 1000
+      : /^\d+[smh]$/.test(v)
+        ? Date.now() - Number(v.slice(0, -1)) * { s: 1e3, m: 6e4, h: 3.6e6 }[v.slice(-1) as 's' | 'm' | 'h']
+        : Date.parse(v);
     if (!Number.isFinite(t)) throw new EngineError('INVALID_ARGUMENT', `invalid filter 'until=${v}'`);
     if (Date.parse(r.created) >= t) return false;
   }

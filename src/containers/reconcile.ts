@@ -58,19 +58,32 @@ export async function reconcile(svc: ContainerParts, ops: ContainerOps): Promise
     }
     // runc knows nothing (host reboot) or the process is gone without an exit record.
     await finalizeExit(svc, rec, { exitCode: -1, oomKilled: false, finishedAt: new Date(), recorded: false });
-    rec.state.Error = status ? 'the container stopped while keel was not running and its exit code was lost' : 'the container was not running when keel started (host reboot?)';
+    rec.state.Error = status
+      ? 'the container stopped while keel was not running and its exit code was lost'
+      : 'the container was not running when keel started (host reboot?)';
     await svc.store.save(rec).catch(() => {}); // the state is in memory; the next save or reconcile writes it
     counts.stale++;
   }
   await removeOrphans(svc);
-  await svc.volumes.reconcile(svc.store.list().map((r) => r.id), svc.store.list().filter(isRunning).map((r) => r.id)).catch((e) => log.warn('volume reconcile failed', { error: String(e) }));
+  await svc.volumes
+    .reconcile(
+      svc.store.list().map((r) => r.id),
+      svc.store
+        .list()
+        .filter(isRunning)
+        .map((r) => r.id),
+    )
+    .catch((e) => log.warn('volume reconcile failed', { error: String(e) }));
   // Containers on another's network (container:<id>) start after it, as far down a chain as it goes.
   const joinDepth = (ref: string | undefined, depth = 0): number => {
     const r = ref === undefined ? undefined : svc.store.tryFind(ref);
     const next = r && joinedContainer(r.hostConfig.NetworkMode);
     return next === undefined || depth > 16 ? depth : joinDepth(next, depth + 1);
   };
-  const ordered = svc.store.list().map((rec) => ({ rec, depth: joinDepth(rec.id) })).sort((a, b) => a.depth - b.depth);
+  const ordered = svc.store
+    .list()
+    .map((rec) => ({ rec, depth: joinDepth(rec.id) }))
+    .sort((a, b) => a.depth - b.depth);
   for (const { rec } of ordered) {
     if (isRunning(rec)) continue;
     if (rec.hostConfig.AutoRemove && wasRunning.has(rec.id)) {
@@ -102,7 +115,15 @@ async function finishInterruptedStart(svc: ContainerParts, ops: ContainerOps, re
   let state: ContainerState | undefined;
   if (!info) state = await svc.runtime.state(rec.id).catch(() => undefined);
   if (state && (state.status === 'running' || state.status === 'paused')) {
-    rec.state = { ...rec.state, Status: state.status, Pid: state.pid, ExitCode: 0, Error: '', StartedAt: state.created || new Date().toISOString(), OOMKilled: false };
+    rec.state = {
+      ...rec.state,
+      Status: state.status,
+      Pid: state.pid,
+      ExitCode: 0,
+      Error: '',
+      StartedAt: state.created || new Date().toISOString(),
+      OOMKilled: false,
+    };
     rec.hasBeenStarted = true;
     await svc.store.save(rec).catch(() => {});
     ops.monitor(rec);

@@ -62,7 +62,8 @@ function seccompOf(opts: string[]): { seccomp?: SeccompOption; noNewPrivileges: 
     if (k === 'no-new-privileges') nnp = v === '' || v === 'true';
     else if (k === 'seccomp') seccomp = v === 'unconfined' ? 'unconfined' : v.trimStart().startsWith('{') ? { profileJson: v } : { profileFile: v };
     else if (k === 'systempaths' && v === 'unconfined') unmask = true;
-    else if (k === 'apparmor' || k === 'label') continue; // no LSM on these hosts; accepted like dockerd without them
+    else if (k === 'apparmor' || k === 'label')
+      continue; // no LSM on these hosts; accepted like dockerd without them
     else throw invalid(`invalid --security-opt: ${o}`);
   }
   return { seccomp, noNewPrivileges: nnp, unmaskPaths: unmask };
@@ -83,7 +84,11 @@ export function runSpecOptions(rec: ContainerRecord, inp: RunInputs): RuntimeSpe
   if (!env.some((e) => e.startsWith('HOSTNAME='))) env.unshift(`HOSTNAME=${c.Hostname}`);
   if (!env.some((e) => e.startsWith('HOME='))) env.push(`HOME=${inp.user.home || '/'}`);
   const hostNet = inp.netns === 'host';
-  const etc: Array<[string | undefined, string]> = [[inp.files.resolv, '/etc/resolv.conf'], [inp.files.hostname, '/etc/hostname'], [inp.files.hosts, '/etc/hosts']];
+  const etc: Array<[string | undefined, string]> = [
+    [inp.files.resolv, '/etc/resolv.conf'],
+    [inp.files.hostname, '/etc/hostname'],
+    [inp.files.hosts, '/etc/hosts'],
+  ];
   const mounts: Mount[] = etc.filter((e): e is [string, string] => !!e[0]).map(([src, dst]) => bindMount(src, dst, { recursive: false }));
   mounts.push(...(inp.mounts ?? []));
   const sec = seccompOf(h.SecurityOpt ?? []);
@@ -122,8 +127,11 @@ export function runSpecOptions(rec: ContainerRecord, inp: RunInputs): RuntimeSpe
     seccomp: sec.seccomp,
     unmaskPaths: sec.unmaskPaths,
     sysctls: h.Sysctls && Object.keys(h.Sysctls).length ? h.Sysctls : undefined,
-    rlimits: [...h.Ulimits, ...(inp.defaults?.ulimits ?? []).filter((d) => !h.Ulimits.some((u) => u.Name === d.Name))]
-      .map((u) => ({ type: u.Name.startsWith('RLIMIT_') ? u.Name : `RLIMIT_${u.Name.toUpperCase()}`, soft: Number(u.Soft), hard: Number(u.Hard) })),
+    rlimits: [...h.Ulimits, ...(inp.defaults?.ulimits ?? []).filter((d) => !h.Ulimits.some((u) => u.Name === d.Name))].map((u) => ({
+      type: u.Name.startsWith('RLIMIT_') ? u.Name : `RLIMIT_${u.Name.toUpperCase()}`,
+      soft: Number(u.Soft),
+      hard: Number(u.Hard),
+    })),
     init: h.Init ? true : undefined,
     shmSize: h.ShmSize,
     devices: h.Devices.map((d) => ({ hostPath: d.PathOnHost, containerPath: d.PathInContainer || undefined, permissions: d.CgroupPermissions || undefined })),

@@ -13,7 +13,22 @@
 import fs from 'node:fs';
 import { EngineError, errnoCode, invalid } from '../common/errors.ts';
 import {
-  close, fdPath, fstat, isDir, isFile, isSymlink, lstatat, mkdirat, O_DIRECTORY, O_NOCTTY, O_NONBLOCK, O_PATH, O_RDONLY, openIn, readlinkat, type Stat,
+  close,
+  fdPath,
+  fstat,
+  isDir,
+  isFile,
+  isSymlink,
+  lstatat,
+  mkdirat,
+  O_DIRECTORY,
+  O_NOCTTY,
+  O_NONBLOCK,
+  O_PATH,
+  O_RDONLY,
+  openIn,
+  readlinkat,
+  type Stat,
 } from '../common/openat2.ts';
 
 const DIR = O_RDONLY | O_DIRECTORY;

@@ -54,8 +54,13 @@ async function daemon(w: World): Promise<{ svc: ContainerService; events: string
   const events: string[] = [];
   const seen = new EventEmitter();
   const svc = new ContainerService({
-    dataRoot: path.join(w.root, 'data'), execRoot: path.join(w.root, 'run'), cgroupParent: '/keel-unit',
-    images: w.images, volumes: new VolumeService(path.join(w.root, 'data')), runtime: w.rt, mounter: w.mounter,
+    dataRoot: path.join(w.root, 'data'),
+    execRoot: path.join(w.root, 'run'),
+    cgroupParent: '/keel-unit',
+    images: w.images,
+    volumes: new VolumeService(path.join(w.root, 'data')),
+    runtime: w.rt,
+    mounter: w.mounter,
     events: (action, rec) => {
       events.push(`${action} ${rec.name}`);
       seen.emit(`${action} ${rec.name}`);
@@ -66,7 +71,10 @@ async function daemon(w: World): Promise<{ svc: ContainerService; events: string
 }
 
 async function create(svc: ContainerService, name: string, restart: RestartPolicy['Name'] = 'no', max = 0): Promise<string> {
-  const { id } = await svc.create({ Image: 'fake:latest', HostConfig: { NetworkMode: 'none', RestartPolicy: { Name: restart, MaximumRetryCount: max } } }, name);
+  const { id } = await svc.create(
+    { Image: 'fake:latest', HostConfig: { NetworkMode: 'none', RestartPolicy: { Name: restart, MaximumRetryCount: max } } },
+    name,
+  );
   return id;
 }
 
@@ -225,7 +233,14 @@ test('reconcile after a daemon restart: unless-stopped and always come back unle
   const w = await world();
   const first = await daemon(w);
   const ids: Record<string, string> = {};
-  for (const [name, policy] of [['us-run', 'unless-stopped'], ['us-stopped', 'unless-stopped'], ['al-stopped', 'always'], ['of-run', 'on-failure'], ['of-stopped', 'on-failure'], ['no-run', 'no']] as const) {
+  for (const [name, policy] of [
+    ['us-run', 'unless-stopped'],
+    ['us-stopped', 'unless-stopped'],
+    ['al-stopped', 'always'],
+    ['of-run', 'on-failure'],
+    ['of-stopped', 'on-failure'],
+    ['no-run', 'no'],
+  ] as const) {
     ids[name] = await create(first.svc, name, policy);
     await first.svc.start(name);
   }

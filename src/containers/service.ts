@@ -136,9 +136,18 @@ export class ContainerService implements ContainerOps {
     const { path: p, args } = commandOf(config);
     const now = new Date().toISOString();
     const rec: ContainerRecord = {
-      id, name: finalName, created: now, imageId: image.id, path: p, args, config, hostConfig,
+      id,
+      name: finalName,
+      created: now,
+      imageId: image.id,
+      path: p,
+      args,
+      config,
+      hostConfig,
       state: { Status: 'created', Pid: 0, ExitCode: 0, Error: '', StartedAt: ZERO_TIME, FinishedAt: ZERO_TIME, OOMKilled: false },
-      restartCount: 0, manuallyStopped: false, hasBeenStarted: false,
+      restartCount: 0,
+      manuallyStopped: false,
+      hasBeenStarted: false,
       endpoints: endpointsFromRequest(hostConfig.NetworkMode, req.NetworkingConfig),
     };
     const eps = (req.NetworkingConfig as { EndpointsConfig?: Record<string, EndpointConfig | null> } | null | undefined)?.EndpointsConfig;
@@ -155,11 +164,21 @@ export class ContainerService implements ContainerOps {
       rec.endpoints[mode] ??= {};
     }
     // Check everything the runtime spec would refuse now, so a bad flag is a 400 on create, not on start.
-    buildSpec(runSpecOptions(rec, {
-      rootfs: '/', user: { uid: 0, gid: 0, additionalGids: [], home: '/' }, cwd: '/', netns: 'private',
-      files: { hosts: '/etc/hosts', hostname: '/etc/hostname', resolv: '/etc/resolv.conf' }, cgroupsPath: cgroupPath(this.parts, id), defaults: this.parts.defaults,
-    }));
-    rec.mounts = await this.parts.volumes.prepareContainerMounts(id, mountInputFrom(hostConfig, config.Volumes, (c) => this.find(c).mounts ?? []));
+    buildSpec(
+      runSpecOptions(rec, {
+        rootfs: '/',
+        user: { uid: 0, gid: 0, additionalGids: [], home: '/' },
+        cwd: '/',
+        netns: 'private',
+        files: { hosts: '/etc/hosts', hostname: '/etc/hostname', resolv: '/etc/resolv.conf' },
+        cgroupsPath: cgroupPath(this.parts, id),
+        defaults: this.parts.defaults,
+      }),
+    );
+    rec.mounts = await this.parts.volumes.prepareContainerMounts(
+      id,
+      mountInputFrom(hostConfig, config.Volumes, (c) => this.find(c).mounts ?? []),
+    );
     try {
       await this.parts.images.snapshots.prepare(id, image.chainIds);
       await this.populateVolumes(rec);
@@ -231,14 +250,31 @@ export class ContainerService implements ContainerOps {
       netAttached = true;
       const { namespace, files } = await this.parts.nets.attach(rec);
       crashPoint('after-network-attach');
-      const spec = buildSpec(runSpecOptions(rec, { rootfs, user, cwd, netns: namespace, files, cgroupsPath: cgroupPath(this.parts, id), mounts: volumeMounts, defaults: this.parts.defaults }));
+      const spec = buildSpec(
+        runSpecOptions(rec, {
+          rootfs,
+          user,
+          cwd,
+          netns: namespace,
+          files,
+          cgroupsPath: cgroupPath(this.parts, id),
+          mounts: volumeMounts,
+          defaults: this.parts.defaults,
+        }),
+      );
       // Rewritten at every start, so no fsync: a crash just means the next start writes it again.
       await fsp.writeFile(path.join(rd, 'config.json'), specToJson(spec), { mode: 0o600 });
       const c = rec.config;
       // StdinOnce closes stdin when the attached client leaves, but only without a
       // TTY: with one, a client leaving (detach keys) is not an EOF (as in dockerd).
       const leaveStdinOpen = c.OpenStdin && (!c.StdinOnce || c.Tty);
-      const { pid } = await this.parts.runtime.create(id, rd, { tty: c.Tty, stdin: c.OpenStdin, leaveStdinOpen, name: rec.name, ...conmonLogOptions(rec.hostConfig, this.parts.store.logPath(id)) });
+      const { pid } = await this.parts.runtime.create(id, rd, {
+        tty: c.Tty,
+        stdin: c.OpenStdin,
+        leaveStdinOpen,
+        name: rec.name,
+        ...conmonLogOptions(rec.hostConfig, this.parts.store.logPath(id)),
+      });
       created = true;
       crashPoint('after-runc-create');
       await this.connectPending(id);
@@ -288,14 +324,16 @@ export class ContainerService implements ContainerOps {
     const list = this.pending.get(id);
     if (!list) return;
     this.pending.delete(id);
-    await Promise.all(list.map(async (cb) => {
-      try {
-        cb(await this.parts.runtime.attach(id));
-      } catch (e) {
-        log.warn('attach at start failed', { id, error: String(e) });
-        cb(undefined);
-      }
-    }));
+    await Promise.all(
+      list.map(async (cb) => {
+        try {
+          cb(await this.parts.runtime.attach(id));
+        } catch (e) {
+          log.warn('attach at start failed', { id, error: String(e) });
+          cb(undefined);
+        }
+      }),
+    );
   }
 
   /** Answers pending attaches with undefined (start failed, or the container was removed). */

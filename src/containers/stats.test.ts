@@ -67,7 +67,12 @@ test('stats from v1 controllers (the hybrid layout of these hosts); unlimited me
   });
   try {
     const s = sampleStats(cg, PID, { root, unified: false });
-    assert.deepEqual(s.cpu_stats.cpu_usage, { total_usage: 5_000_000, percpu_usage: [3_000_000, 2_000_000], usage_in_kernelmode: 10_000_000, usage_in_usermode: 30_000_000 });
+    assert.deepEqual(s.cpu_stats.cpu_usage, {
+      total_usage: 5_000_000,
+      percpu_usage: [3_000_000, 2_000_000],
+      usage_in_kernelmode: 10_000_000,
+      usage_in_usermode: 30_000_000,
+    });
     assert.deepEqual(s.memory_stats, { usage: 2097152, max_usage: 4194304, stats: { cache: 8192, total_inactive_file: 8192 }, limit: os.totalmem() });
     assert.deepEqual(s.pids_stats, { current: 2, limit: 100 });
     assert.deepEqual(s.blkio_stats.io_service_bytes_recursive, [

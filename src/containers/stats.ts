@@ -41,7 +41,10 @@ function kv(text: string | undefined): Record<string, number> {
 /** Total host CPU time in nanoseconds (docker's system_cpu_usage), from /proc/stat. */
 function systemCpuNs(): number {
   const line = read('/proc/stat')?.split('\n')[0] ?? '';
-  const ticks = line.split(/\s+/).slice(1, 8).reduce((a, b) => a + (Number(b) || 0), 0);
+  const ticks = line
+    .split(/\s+/)
+    .slice(1, 8)
+    .reduce((a, b) => a + (Number(b) || 0), 0);
   return Math.round((ticks / 100) * 1e9);
 }
 
@@ -71,8 +74,14 @@ function netStats(pid: number): Record<string, Record<string, number>> | undefin
     if (!m || m[1] === 'lo') continue;
     const f = m[2]!.trim().split(/\s+/).map(Number);
     out[m[1]!] = {
-      rx_bytes: f[0]!, rx_packets: f[1]!, rx_errors: f[2]!, rx_dropped: f[3]!,
-      tx_bytes: f[8]!, tx_packets: f[9]!, tx_errors: f[10]!, tx_dropped: f[11]!,
+      rx_bytes: f[0]!,
+      rx_packets: f[1]!,
+      rx_errors: f[2]!,
+      rx_dropped: f[3]!,
+      tx_bytes: f[8]!,
+      tx_packets: f[9]!,
+      tx_errors: f[10]!,
+      tx_dropped: f[11]!,
     };
   }
   return out;
@@ -101,17 +110,35 @@ export function sampleStats(cgroupPath: string, pid: number, cg: CgroupFs = HOST
   const s: StatsSample = {
     read: new Date().toISOString(),
     pids_stats: {},
-    blkio_stats: { io_service_bytes_recursive: null, io_serviced_recursive: null, io_queue_recursive: null, io_service_time_recursive: null, io_wait_time_recursive: null, io_merged_recursive: null, io_time_recursive: null, sectors_recursive: null },
+    blkio_stats: {
+      io_service_bytes_recursive: null,
+      io_serviced_recursive: null,
+      io_queue_recursive: null,
+      io_service_time_recursive: null,
+      io_wait_time_recursive: null,
+      io_merged_recursive: null,
+      io_time_recursive: null,
+      sectors_recursive: null,
+    },
     num_procs: 0,
     storage_stats: {},
-    cpu_stats: { cpu_usage: { total_usage: 0, usage_in_kernelmode: 0, usage_in_usermode: 0 }, system_cpu_usage: systemCpuNs(), online_cpus: cpus, throttling_data: { periods: 0, throttled_periods: 0, throttled_time: 0 } },
+    cpu_stats: {
+      cpu_usage: { total_usage: 0, usage_in_kernelmode: 0, usage_in_usermode: 0 },
+      system_cpu_usage: systemCpuNs(),
+      online_cpus: cpus,
+      throttling_data: { periods: 0, throttled_periods: 0, throttled_time: 0 },
+    },
     memory_stats: {},
   };
   if (!pid) return s;
   if (cg.unified) {
     const d = `${cg.root}${cgroupPath}`;
     const cpu = kv(read(`${d}/cpu.stat`));
-    s.cpu_stats.cpu_usage = { total_usage: (cpu.usage_usec ?? 0) * 1000, usage_in_kernelmode: (cpu.system_usec ?? 0) * 1000, usage_in_usermode: (cpu.user_usec ?? 0) * 1000 };
+    s.cpu_stats.cpu_usage = {
+      total_usage: (cpu.usage_usec ?? 0) * 1000,
+      usage_in_kernelmode: (cpu.system_usec ?? 0) * 1000,
+      usage_in_usermode: (cpu.user_usec ?? 0) * 1000,
+    };
     s.cpu_stats.throttling_data = { periods: cpu.nr_periods ?? 0, throttled_periods: cpu.nr_throttled ?? 0, throttled_time: (cpu.throttled_usec ?? 0) * 1000 };
     const stat = kv(read(`${d}/memory.stat`));
     const limit = num(`${d}/memory.max`);
@@ -122,7 +149,10 @@ export function sampleStats(cgroupPath: string, pid: number, cg: CgroupFs = HOST
       const m = /^(\d+):(\d+) (.*)$/.exec(line.trim());
       if (!m) continue;
       const f = kv(m[3]!.replace(/=/g, ' ').replace(/ (\d+) /g, ' $1\n'));
-      io.push({ major: Number(m[1]), minor: Number(m[2]), op: 'read', value: f.rbytes ?? 0 }, { major: Number(m[1]), minor: Number(m[2]), op: 'write', value: f.wbytes ?? 0 });
+      io.push(
+        { major: Number(m[1]), minor: Number(m[2]), op: 'read', value: f.rbytes ?? 0 },
+        { major: Number(m[1]), minor: Number(m[2]), op: 'write', value: f.wbytes ?? 0 },
+      );
     }
     s.blkio_stats.io_service_bytes_recursive = io;
   } else {
@@ -130,7 +160,12 @@ export function sampleStats(cgroupPath: string, pid: number, cg: CgroupFs = HOST
     const percpu = (read(c('cpuacct', 'cpuacct.usage_percpu')) ?? '').trim().split(/\s+/).filter(Boolean).map(Number);
     const cs = kv(read(c('cpuacct', 'cpuacct.stat')));
     const tick = 1e9 / 100;
-    s.cpu_stats.cpu_usage = { total_usage: num(c('cpuacct', 'cpuacct.usage')), percpu_usage: percpu, usage_in_kernelmode: (cs.system ?? 0) * tick, usage_in_usermode: (cs.user ?? 0) * tick };
+    s.cpu_stats.cpu_usage = {
+      total_usage: num(c('cpuacct', 'cpuacct.usage')),
+      percpu_usage: percpu,
+      usage_in_kernelmode: (cs.system ?? 0) * tick,
+      usage_in_usermode: (cs.user ?? 0) * tick,
+    };
     const thr = kv(read(c('cpu', 'cpu.stat')));
     s.cpu_stats.throttling_data = { periods: thr.nr_periods ?? 0, throttled_periods: thr.nr_throttled ?? 0, throttled_time: thr.throttled_time ?? 0 };
     const limit = num(c('memory', 'memory.limit_in_bytes'));
@@ -142,7 +177,9 @@ export function sampleStats(cgroupPath: string, pid: number, cg: CgroupFs = HOST
     };
     const pmax = read(c('pids', 'pids.max'))?.trim();
     s.pids_stats = { current: num(c('pids', 'pids.current')), ...(pmax && pmax !== 'max' ? { limit: Number(pmax) } : {}) };
-    s.blkio_stats.io_service_bytes_recursive = blkio(read(c('blkio', 'blkio.throttle.io_service_bytes_recursive')) ?? read(c('blkio', 'blkio.throttle.io_service_bytes')));
+    s.blkio_stats.io_service_bytes_recursive = blkio(
+      read(c('blkio', 'blkio.throttle.io_service_bytes_recursive')) ?? read(c('blkio', 'blkio.throttle.io_service_bytes')),
+    );
     s.blkio_stats.io_serviced_recursive = blkio(read(c('blkio', 'blkio.throttle.io_serviced_recursive')));
   }
   const net = netStats(pid);
@@ -157,7 +194,17 @@ export function cgroupPids(cgroupPath: string, cg: CgroupFs = HOST): number[] {
 }
 
 /** Resource updates (docker update) as runc update flags. */
-export function runcUpdateArgs(u: { memory?: number; memorySwap?: number; memoryReservation?: number; cpuQuota?: number; cpuPeriod?: number; cpuShares?: number; cpusetCpus?: string; cpusetMems?: string; pidsLimit?: number }): string[] {
+export function runcUpdateArgs(u: {
+  memory?: number;
+  memorySwap?: number;
+  memoryReservation?: number;
+  cpuQuota?: number;
+  cpuPeriod?: number;
+  cpuShares?: number;
+  cpusetCpus?: string;
+  cpusetMems?: string;
+  pidsLimit?: number;
+}): string[] {
   const a: string[] = [];
   if (u.memory !== undefined) a.push('--memory', String(u.memory));
   if (u.memorySwap !== undefined) a.push('--memory-swap', String(u.memorySwap));

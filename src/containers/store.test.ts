@@ -10,11 +10,18 @@ import { type ContainerRecord, ZERO_TIME } from './types.ts';
 
 function rec(id: string): ContainerRecord {
   return {
-    id, name: `c${id.slice(0, 4)}`, created: ZERO_TIME, imageId: `sha256:${'f'.repeat(64)}` as ContainerRecord['imageId'], path: 'sh', args: [],
+    id,
+    name: `c${id.slice(0, 4)}`,
+    created: ZERO_TIME,
+    imageId: `sha256:${'f'.repeat(64)}` as ContainerRecord['imageId'],
+    path: 'sh',
+    args: [],
     config: { Labels: {}, Image: 'img' } as unknown as ContainerRecord['config'],
     hostConfig: { NetworkMode: 'default' } as ContainerRecord['hostConfig'],
     state: { Status: 'created', Pid: 0, ExitCode: 0, Error: '', StartedAt: ZERO_TIME, FinishedAt: ZERO_TIME, OOMKilled: false },
-    restartCount: 0, manuallyStopped: false, hasBeenStarted: false,
+    restartCount: 0,
+    manuallyStopped: false,
+    hasBeenStarted: false,
   };
 }
 
@@ -57,9 +64,23 @@ test('a record is fsynced before it is renamed into place, and its directory aft
       const s = new ContainerStore(${JSON.stringify(dir)}); await s.load();
       await s.add(${JSON.stringify(rec('b'.repeat(64)))});`;
     const trace = path.join(dir, 'trace');
-    const r = spawnSync('strace', ['-f', '-y', '-e', 'trace=fsync,fdatasync,rename,renameat,renameat2', '-o', trace, process.execPath, '--input-type=module', '-e', script]);
+    const r = spawnSync('strace', [
+      '-f',
+      '-y',
+      '-e',
+      'trace=fsync,fdatasync,rename,renameat,renameat2',
+      '-o',
+      trace,
+      process.execPath,
+      '--input-type=module',
+      '-e',
+      script,
+    ]);
     assert.equal(r.status, 0, String(r.stderr));
-    const lines = fs.readFileSync(trace, 'utf8').split('\n').filter((l) => l.includes('config.json') || l.includes(`${'b'.repeat(64)}>`));
+    const lines = fs
+      .readFileSync(trace, 'utf8')
+      .split('\n')
+      .filter((l) => l.includes('config.json') || l.includes(`${'b'.repeat(64)}>`));
     const at = (re: RegExp) => lines.findIndex((l) => re.test(l));
     const fsyncTmp = at(/fsync\(\d+<[^>]*\.config\.json\.[0-9a-f]+\.tmp>\)\s+= 0/);
     const rename = at(/rename(at2?)?\(.*\.config\.json\.[0-9a-f]+\.tmp.*config\.json.*= 0/);

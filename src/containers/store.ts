@@ -89,7 +89,10 @@ export class ContainerStore {
     if (!NAME_PATTERN.test(name)) throw new EngineError('INVALID_ARGUMENT', `Invalid container name (${name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
     const other = this.byName.get(name);
     if (other && other !== selfId) {
-      throw new EngineError('CONFLICT', `Conflict. The container name "/${name}" is already in use by container "${other}". You have to remove (or rename) that container to be able to reuse that name.`);
+      throw new EngineError(
+        'CONFLICT',
+        `Conflict. The container name "/${name}" is already in use by container "${other}". You have to remove (or rename) that container to be able to reuse that name.`,
+      );
     }
   }
 

@@ -28,20 +28,22 @@ const running = (s: ContainerStatus) => s === 'running' || s === 'paused' || s =
  */
 const TABLE: Record<Operation, (s: ContainerStatus, id: string, a: Asked) => EngineError | undefined> = {
   start: (s, id) =>
-    s === 'paused' ? conflict('cannot start a paused container, try unpause instead')
-      : running(s) ? new EngineError('NOT_MODIFIED', 'container already started')
-        : s === 'removing' ? conflict(`container ${id} is marked for removal and cannot be started`)
+    s === 'paused'
+      ? conflict('cannot start a paused container, try unpause instead')
+      : running(s)
+        ? new EngineError('NOT_MODIFIED', 'container already started')
+        : s === 'removing'
+          ? conflict(`container ${id} is marked for removal and cannot be started`)
           : undefined,
   stop: (s) => (running(s) ? undefined : new EngineError('NOT_MODIFIED', 'container already stopped')),
   kill: (s, id, a) => (running(s) ? undefined : conflict(`Cannot kill container: ${a.ref}: Container ${id} is not running`)),
-  pause: (s, id) =>
-    s === 'paused' ? conflict(`Container ${id} is already paused`)
-      : s !== 'running' ? conflict(`Container ${id} is not running`)
-        : undefined,
+  pause: (s, id) => (s === 'paused' ? conflict(`Container ${id} is already paused`) : s !== 'running' ? conflict(`Container ${id} is not running`) : undefined),
   unpause: (s, id) => (s === 'paused' ? undefined : conflict(`Container ${id} is not paused`)),
   remove: (s, id, a) =>
-    s === 'removing' ? conflict(`removal of container ${id} is already in progress`)
-      : running(s) && !a.force ? conflict(`You cannot remove a running container ${id}. Stop the container before attempting removal or force remove`)
+    s === 'removing'
+      ? conflict(`removal of container ${id} is already in progress`)
+      : running(s) && !a.force
+        ? conflict(`You cannot remove a running container ${id}. Stop the container before attempting removal or force remove`)
         : undefined,
 };
 

@@ -73,7 +73,7 @@ export function resolveUser(spec: string, passwd: string | undefined, group: str
   let name: string | undefined;
   if (u === '') {
     const root = users.find((e) => e.uid === 0);
-    if (root) (gid = root.gid), (home = root.home || '/'), (name = root.name);
+    if (root) ((gid = root.gid), (home = root.home || '/'), (name = root.name));
   } else {
     const n = numeric(u);
     const entry = n !== undefined ? users.find((e) => e.uid === n) : users.find((e) => e.name === u);
@@ -81,7 +81,7 @@ export function resolveUser(spec: string, passwd: string | undefined, group: str
       throw invalid(`unable to find user ${u}: no matching entries in passwd file`);
     }
     uid = n ?? entry!.uid;
-    if (entry) (gid = entry.gid), (home = entry.home || '/'), (name = entry.name);
+    if (entry) ((gid = entry.gid), (home = entry.home || '/'), (name = entry.name));
     else gid = 0;
   }
   if (g !== undefined && g !== '') {

@@ -33,7 +33,8 @@ function networksOf(svc: Viewed, r: ContainerRecord, live: LiveNetworkSettings |
   if (live) return live.networks; // the network layer's view is the truth while it runs, even with no network left
   const current = svc.nets.get(r.id);
   if (current && Object.keys(current).length) return current;
-  if (r.endpoints && Object.keys(r.endpoints).length) return Object.fromEntries(Object.keys(r.endpoints).map((n) => [n, emptyEndpoint(r.endpoints![n]!.Aliases ?? null)]));
+  if (r.endpoints && Object.keys(r.endpoints).length)
+    return Object.fromEntries(Object.keys(r.endpoints).map((n) => [n, emptyEndpoint(r.endpoints![n]!.Aliases ?? null)]));
   return { [networkName(r)]: emptyEndpoint() };
 }
 

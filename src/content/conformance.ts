@@ -12,7 +12,10 @@ import type { ContentStore } from './store.ts';
 /** What the suite uses of a store; `reopen` stands for a restart after a crash (same root, fresh instance). */
 export type ConformingStore = Pick<ContentStore, 'init' | 'has' | 'size' | 'read' | 'put' | 'putStream' | 'writer' | 'delete' | 'list' | 'cleanIngests'>;
 
-export function contentStoreConformance(name: string, factory: () => Promise<{ store: ConformingStore; reopen: () => ConformingStore; ingestEntries: () => Promise<string[]> }>): void {
+export function contentStoreConformance(
+  name: string,
+  factory: () => Promise<{ store: ConformingStore; reopen: () => ConformingStore; ingestEntries: () => Promise<string[]> }>,
+): void {
   const fresh = async () => {
     const f = await factory();
     await f.store.init();

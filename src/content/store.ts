@@ -211,7 +211,7 @@ export class BlobWriter {
     if (bytesWritten < n) {
       // A short write (rare on a file): write what is left from where it stopped.
       const rest = Buffer.concat(chunks, n).subarray(bytesWritten);
-      for (let off = 0; off < rest.length; ) off += (await this.fh.write(rest, off)).bytesWritten;
+      for (let off = 0; off < rest.length;) off += (await this.fh.write(rest, off)).bytesWritten;
     }
   }
 

@@ -221,7 +221,8 @@ export class EngineContainers {
   /** Every container with what system df shows of it. */
   async usage(): Promise<{ record: ContainerRecord; view: ContainerView; sizeRw: number }[]> {
     const out = [];
-    for (const c of this.containers.store.list()) out.push({ record: c, view: containerView(this.parts, c), sizeRw: await diskUsage(this.containers.upperDir(c.id)).catch(() => 0) });
+    for (const c of this.containers.store.list())
+      out.push({ record: c, view: containerView(this.parts, c), sizeRw: await diskUsage(this.containers.upperDir(c.id)).catch(() => 0) });
     return out;
   }
 

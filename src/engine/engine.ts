@@ -103,7 +103,9 @@ export class Engine implements AsyncDisposable {
     this.registries = new RegistryHosts(opts.registries);
     this.defaultLogConfig = opts.defaultLogConfig;
     this.networks = new NetworkManager({
-      dataDir: path.join(this.dataRoot, 'network'), runDir: path.join(this.execRoot, 'network'), netnsDir: path.join(this.execRoot, 'netns'),
+      dataDir: path.join(this.dataRoot, 'network'),
+      runDir: path.join(this.execRoot, 'network'),
+      netnsDir: path.join(this.execRoot, 'netns'),
       ...opts.network,
     });
     this.volumes = volumeService(this.dataRoot);
@@ -126,7 +128,10 @@ export class Engine implements AsyncDisposable {
     this.execs = this.containers.execs;
     this.containerNetworking = new EngineContainerNetworks(this.networks, this.containers.parts);
     this.builder = new Builder({
-      dataRoot: this.dataRoot, images: this.images, containers: this.containers, frontend,
+      dataRoot: this.dataRoot,
+      images: this.images,
+      containers: this.containers,
+      frontend,
       pull: (ref, o) => this.pullImage(ref, o),
       tag: (id, ref) => this.tagImage(id, ref),
     });
@@ -161,7 +166,12 @@ export class Engine implements AsyncDisposable {
       if (cr.removed || cr.freed) log.info('removed clones a crash cut short and unused frozen layers', cr);
       await this.pools.init();
       // Sandboxes, leases and netns of containers that are gone (daemon crash, host reboot) are released.
-      const nr = await this.networks.reconcile(this.containers.store.list().filter(isRunning).map((c) => c.id));
+      const nr = await this.networks.reconcile(
+        this.containers.store
+          .list()
+          .filter(isRunning)
+          .map((c) => c.id),
+      );
       if (nr.sandboxes || nr.leases || nr.netns) log.info('released network resources of containers that are gone', nr);
       await this.builder.init();
       await this.checkRunc();
@@ -290,7 +300,6 @@ export class Engine implements AsyncDisposable {
   removePool(name: string): Promise<void> {
     return this.pools.remove(name);
   }
-
 
   /** Docker's wait conditions (not-running, next-exit, removed); resolves with the exit code. */
   waitContainer(ref: string, condition: string, signal?: AbortSignal): Promise<number> {
@@ -512,7 +521,11 @@ export class Engine implements AsyncDisposable {
 
   // ---- system -------------------------------------------------------------
 
-  async systemDf(): Promise<{ images: (ImageView & { sharedSize: number })[]; layersSize: number; containers: { record: ContainerRecord; view: ContainerView; sizeRw: number }[] }> {
+  async systemDf(): Promise<{
+    images: (ImageView & { sharedSize: number })[];
+    layersSize: number;
+    containers: { record: ContainerRecord; view: ContainerView; sizeRw: number }[];
+  }> {
     const { images, layersSize } = await this.i.usage();
     return { images, layersSize, containers: await this.c.usage() };
   }

@@ -21,7 +21,10 @@ export function parseFilters(raw: string | undefined | null): Filters {
   const out: Filters = {};
   for (const [k, val] of Object.entries(v as Record<string, unknown>)) {
     if (Array.isArray(val)) out[k] = val.map(String);
-    else if (val && typeof val === 'object') out[k] = Object.entries(val as Record<string, unknown>).filter(([, on]) => on === true || on === 'true' || on === 'True').map(([x]) => x);
+    else if (val && typeof val === 'object')
+      out[k] = Object.entries(val as Record<string, unknown>)
+        .filter(([, on]) => on === true || on === 'true' || on === 'True')
+        .map(([x]) => x);
     else throw new EngineError('INVALID_ARGUMENT', `invalid filter "${k}"`);
   }
   return out;
@@ -58,7 +61,14 @@ export function labelsMatch(labels: Record<string, string> | undefined | null, w
 
 /** Glob match for `reference=` filters (docker uses path.Match: `*` does not cross `/`). */
 export function globMatch(pattern: string, s: string): boolean {
-  const re = new RegExp('^' + pattern.replace(/[.+^${}()|\\]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]') + '$');
+  const re = new RegExp(
+    '^' +
+      pattern
+        .replace(/[.+^${}()|\\]/g, '\\$&')
+        .replace(/\*/g, '[^/]*')
+        .replace(/\?/g, '[^/]') +
+      '$',
+  );
   return re.test(s);
 }
 

@@ -85,7 +85,7 @@ export class EngineImages {
     const deleted: RemoveResult = { untagged: [], deleted: [] };
     let reclaimed = 0;
     // Rounds: removing an image makes its (build step) parent dangling, which the next round removes.
-    for (let removed = -1; removed !== deleted.deleted.length; ) {
+    for (let removed = -1; removed !== deleted.deleted.length;) {
       removed = deleted.deleted.length;
       for (const v of await this.listImages({ filters: opts.filters })) {
         if (v.containers > 0 || this.users.imageUser(v.record.id)) continue;

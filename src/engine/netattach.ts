@@ -52,7 +52,10 @@ export class BridgeNetworking implements ContainerNetworking {
       portBindings: (hc.PortBindings as PortBindings | null | undefined) ?? undefined,
       publishAll: !!hc.PublishAllPorts,
       exposedPorts: Object.keys(rec.config.ExposedPorts ?? {}),
-      dns: hc.Dns ?? [], dnsSearch: hc.DnsSearch ?? [], dnsOptions: hc.DnsOptions ?? [], extraHosts: hc.ExtraHosts ?? [],
+      dns: hc.Dns ?? [],
+      dnsSearch: hc.DnsSearch ?? [],
+      dnsOptions: hc.DnsOptions ?? [],
+      extraHosts: hc.ExtraHosts ?? [],
     });
     for (const e of Object.values(sb.Endpoints)) this.onEvent('connect', e.NetworkId, { container: rec.id, name: e.NetworkName, type: 'bridge' });
     return attachment(sb);
@@ -112,14 +115,21 @@ export class EngineContainerNetworks implements ContainerNetworks {
       const rec = this.record(id);
       const mode = rec.hostConfig.NetworkMode;
       // dockerd's messages (runconfig.ErrConflictSharedNetwork, ErrConflictHostNetwork, ErrConflictNoNetwork).
-      if (joinedContainer(mode) !== undefined) throw new EngineError('FORBIDDEN', 'container sharing network namespace with another container or host cannot be connected to any other network');
+      if (joinedContainer(mode) !== undefined)
+        throw new EngineError('FORBIDDEN', 'container sharing network namespace with another container or host cannot be connected to any other network');
       const n = this.nm.store.get(ep.network);
-      if (mode === 'host' || n.Driver === 'host') throw new EngineError('FORBIDDEN', 'container cannot be disconnected from host network or connected to host network');
-      if (mode === 'none' || n.Driver === 'null') throw new EngineError('FORBIDDEN', 'container cannot be connected to multiple networks with one of the networks in private (none) mode');
+      if (mode === 'host' || n.Driver === 'host')
+        throw new EngineError('FORBIDDEN', 'container cannot be disconnected from host network or connected to host network');
+      if (mode === 'none' || n.Driver === 'null')
+        throw new EngineError('FORBIDDEN', 'container cannot be connected to multiple networks with one of the networks in private (none) mode');
       const eps = { ...(rec.endpoints ?? Object.fromEntries(joinList(rec))) };
       if (eps[n.Name]) throw new EngineError('FORBIDDEN', `endpoint with name ${rec.name} already exists in network ${n.Name}`);
       if (n.Name === 'bridge' && (ep.ip || ep.aliases?.length)) {
-        throw invalid(ep.ip ? 'user specified IP address is supported on user defined networks only' : 'network-scoped alias is supported only for containers in user defined networks');
+        throw invalid(
+          ep.ip
+            ? 'user specified IP address is supported on user defined networks only'
+            : 'network-scoped alias is supported only for containers in user defined networks',
+        );
       }
       const cfg: EndpointConfig = {
         ...(ep.aliases?.length ? { Aliases: [...ep.aliases] } : {}),

@@ -67,15 +67,16 @@ interface PoolState {
   loop?: Promise<void>;
 }
 
-const sleep = (ms: number, signal?: AbortSignal) => new Promise<void>((resolve) => {
-  const t = setTimeout(done, ms);
-  function done() {
-    clearTimeout(t);
-    signal?.removeEventListener('abort', done);
-    resolve();
-  }
-  signal?.addEventListener('abort', done, { once: true });
-});
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
 
 export function parseReady(v: string | undefined, src: ContainerRecord): string {
   if (!v) {
@@ -136,11 +137,20 @@ export class PoolManager {
   }
 
   async create(o: { name: string; from: string; size: number; ready?: string }): Promise<PoolStatus> {
-    if (typeof o.name !== 'string' || !NAME_PATTERN.test(o.name) || o.name.length > 64) throw invalid(`invalid pool name "${String(o.name).slice(0, 100)}": use [a-zA-Z0-9][a-zA-Z0-9_.-], at most 64 characters`);
-    if (!Number.isInteger(o.size) || o.size < 1 || o.size > MAX_POOL_SIZE) throw invalid(`invalid pool size ${o.size}: a pool keeps 1 to ${MAX_POOL_SIZE} containers ready`);
+    if (typeof o.name !== 'string' || !NAME_PATTERN.test(o.name) || o.name.length > 64)
+      throw invalid(`invalid pool name "${String(o.name).slice(0, 100)}": use [a-zA-Z0-9][a-zA-Z0-9_.-], at most 64 characters`);
+    if (!Number.isInteger(o.size) || o.size < 1 || o.size > MAX_POOL_SIZE)
+      throw invalid(`invalid pool size ${o.size}: a pool keeps 1 to ${MAX_POOL_SIZE} containers ready`);
     if (this.pools.has(o.name)) throw new EngineError('CONFLICT', `pool ${o.name} already exists`);
     const src = this.engine.container(o.from);
-    const rec: PoolRecord = { name: o.name, source: src.id, sourceName: src.name, size: o.size, ready: parseReady(o.ready, src), created: new Date().toISOString() };
+    const rec: PoolRecord = {
+      name: o.name,
+      source: src.id,
+      sourceName: src.name,
+      size: o.size,
+      ready: parseReady(o.ready, src),
+      created: new Date().toISOString(),
+    };
     await writeJsonAtomic(path.join(this.dir, `${o.name}.json`), rec);
     this.run(this.track(rec));
     return this.status(this.pools.get(o.name)!);
@@ -198,7 +208,10 @@ export class PoolManager {
       if (this.pools.get(name) !== st) throw notFound(`pool ${name} was removed`);
       const left = timeoutMs - (performance.now() - t0);
       if (left <= 0) {
-        throw new EngineError('TIMEOUT', `pool ${name} had no ready container within ${Math.round(timeoutMs / 1000)}s (size ${st.rec.size}, ${st.starting.size} starting${st.error ? `; last error: ${st.error}` : ''})`);
+        throw new EngineError(
+          'TIMEOUT',
+          `pool ${name} had no ready container within ${Math.round(timeoutMs / 1000)}s (size ${st.rec.size}, ${st.starting.size} starting${st.error ? `; last error: ${st.error}` : ''})`,
+        );
       }
       o.signal?.throwIfAborted();
       await new Promise<void>((resolve) => {
@@ -280,7 +293,8 @@ export class PoolManager {
     while (Date.now() < deadline) {
       if (signal.aborted) return;
       const c = this.engine.containers.store.get(id);
-      if (!c || (c.state.Status !== 'running' && c.state.Status !== 'paused')) throw new EngineError('CONFLICT', `it stopped (exit code ${c?.state.ExitCode ?? '?'}) before it was ready`);
+      if (!c || (c.state.Status !== 'running' && c.state.Status !== 'paused'))
+        throw new EngineError('CONFLICT', `it stopped (exit code ${c?.state.ExitCode ?? '?'}) before it was ready`);
       if (ready === 'running') return;
       if (ready === 'health') {
         const h = c.state.Health?.Status;
@@ -310,7 +324,9 @@ export class PoolManager {
     const host = !first.HostIp || first.HostIp === '0.0.0.0' || first.HostIp === '::' ? '127.0.0.1' : first.HostIp;
     if (await this.connects(host, first.HostPort)) return true;
     // No hairpin to the host port on this host: the container's own address and port say the same.
-    const ip = Object.values(view.networks).map((n) => n.endpoint?.IPAddress).find((a) => a);
+    const ip = Object.values(view.networks)
+      .map((n) => n.endpoint?.IPAddress)
+      .find((a) => a);
     return !!ip && this.connects(ip, first.ContainerPort);
   }
 

@@ -32,7 +32,7 @@ test('unsupported or malformed changes are refused with a clear error', () => {
   assert.throws(() => applyChanges({}, ['EXPOSE http']), /invalid port/);
 });
 
-test('HEALTHCHECK change: exec and shell forms, flags, NONE, the builder\'s errors', () => {
+test("HEALTHCHECK change: exec and shell forms, flags, NONE, the builder's errors", () => {
   const shell = applyChanges({}, ['HEALTHCHECK --interval=5s --timeout=2s --start-period=1m --retries=4 CMD test -f /tmp/ok || exit 1']);
   assert.deepEqual(shell.Healthcheck, { Test: ['CMD-SHELL', 'test -f /tmp/ok || exit 1'], Interval: 5e9, Timeout: 2e9, StartPeriod: 60e9, Retries: 4 });
   assert.deepEqual(applyChanges({}, ['HEALTHCHECK CMD ["cat", "/x"]']).Healthcheck, { Test: ['CMD', 'cat', '/x'] });

@@ -51,7 +51,10 @@ export function applyChanges(config: ContainerConfig, changes: string[]): Contai
         c.OnBuild = [...(c.OnBuild ?? []), rest.trim()];
         break;
       default:
-        throw bad(raw, `${instr.toUpperCase()} is not a supported change (use CMD, ENTRYPOINT, ENV, EXPOSE, HEALTHCHECK, LABEL, ONBUILD, STOPSIGNAL, USER, VOLUME, WORKDIR)`);
+        throw bad(
+          raw,
+          `${instr.toUpperCase()} is not a supported change (use CMD, ENTRYPOINT, ENV, EXPOSE, HEALTHCHECK, LABEL, ONBUILD, STOPSIGNAL, USER, VOLUME, WORKDIR)`,
+        );
     }
   }
   return c;
@@ -79,7 +82,8 @@ function healthcheck(rest: string, raw: string): NonNullable<ContainerConfig['He
     if (args || Object.keys(flags).length) throw bad(raw, 'HEALTHCHECK NONE takes no arguments');
     return { Test: ['NONE'] };
   }
-  if (type.toUpperCase() !== 'CMD') throw bad(raw, type ? `Unknown type "${type.toUpperCase()}" in HEALTHCHECK (try CMD)` : 'HEALTHCHECK requires at least one argument');
+  if (type.toUpperCase() !== 'CMD')
+    throw bad(raw, type ? `Unknown type "${type.toUpperCase()}" in HEALTHCHECK (try CMD)` : 'HEALTHCHECK requires at least one argument');
   const json = jsonArray(args);
   if (json ? !json.length : !args.trim()) throw bad(raw, 'Missing command after HEALTHCHECK CMD');
   const out: NonNullable<ContainerConfig['Healthcheck']> = { Test: json ? ['CMD', ...json] : ['CMD-SHELL', args.trim()] };
@@ -125,7 +129,7 @@ function jsonArray(s: string): string[] | undefined {
 /** `k=v k2="v 2"` or the legacy `k v` form. */
 function keyValues(s: string, raw: string): [string, string][] {
   const t = s.trim();
-  if (!t.includes('=') || /^[^\s=]+\s/.test(t) && !/^[^\s=]+=/.test(t)) {
+  if (!t.includes('=') || (/^[^\s=]+\s/.test(t) && !/^[^\s=]+=/.test(t))) {
     const m = /^(\S+)\s+([\s\S]*)$/.exec(t);
     if (!m) throw bad(raw, 'expected key=value');
     return [[m[1]!, m[2]!]];

@@ -35,7 +35,13 @@ export interface LegacyHelpers {
   layerType(e: ArchiveEntry): Promise<string>;
 }
 
-export async function loadLegacyArchive(images: ImageService, lookup: (n: string) => ArchiveEntry | undefined, preApplied: Map<Digest, PreApplied>, h: LegacyHelpers, signal?: AbortSignal): Promise<LoadResult> {
+export async function loadLegacyArchive(
+  images: ImageService,
+  lookup: (n: string) => ArchiveEntry | undefined,
+  preApplied: Map<Digest, PreApplied>,
+  h: LegacyHelpers,
+  signal?: AbortSignal,
+): Promise<LoadResult> {
   let repos: Record<string, Record<string, string>>;
   try {
     repos = JSON.parse((await h.bytesOf(lookup('repositories')!)).toString('utf8'));
@@ -48,7 +54,8 @@ export async function loadLegacyArchive(images: ImageService, lookup: (n: string
   for (const [repo, tags] of Object.entries(repos)) {
     if (!tags || typeof tags !== 'object') throw new EngineError('INVALID_ARGUMENT', `invalid repositories file in legacy archive: ${repo} has no tags`);
     for (const [tag, id] of Object.entries(tags)) {
-      if (typeof id !== 'string' || !/^[a-f0-9]{64}$/.test(id)) throw new EngineError('INVALID_ARGUMENT', `invalid layer id for ${repo}:${tag} in legacy archive`);
+      if (typeof id !== 'string' || !/^[a-f0-9]{64}$/.test(id))
+        throw new EngineError('INVALID_ARGUMENT', `invalid layer id for ${repo}:${tag} in legacy archive`);
       const names = tops.get(id) ?? [];
       names.push(formatReference(parseReference(`${repo}:${tag}`)));
       tops.set(id, names);
@@ -57,8 +64,9 @@ export async function loadLegacyArchive(images: ImageService, lookup: (n: string
   const result: LoadResult = { messages: [], images: [] };
   for (const [top, names] of tops) {
     const chain: { id: string; json: V1Json; raw: Buffer }[] = [];
-    for (let id: string | undefined = top; id; ) {
-      if (chain.length >= MAX_CHAIN || chain.some((c) => c.id === id)) throw new EngineError('INVALID_ARGUMENT', `legacy archive: the parent chain of ${top} is too long or loops`);
+    for (let id: string | undefined = top; id;) {
+      if (chain.length >= MAX_CHAIN || chain.some((c) => c.id === id))
+        throw new EngineError('INVALID_ARGUMENT', `legacy archive: the parent chain of ${top} is too long or loops`);
       const j = lookup(`${id}/json`);
       if (!j) throw new EngineError('INVALID_ARGUMENT', `legacy archive is missing ${id}/json`);
       const raw = await h.bytesOf(j);
@@ -70,7 +78,8 @@ export async function loadLegacyArchive(images: ImageService, lookup: (n: string
       }
       chain.push({ id, json, raw });
       id = typeof json.parent === 'string' && json.parent ? json.parent : undefined;
-      if (id !== undefined && !/^[a-f0-9]{64}$/.test(id)) throw new EngineError('INVALID_ARGUMENT', `legacy archive: invalid parent id in ${chain.at(-1)!.id}/json`);
+      if (id !== undefined && !/^[a-f0-9]{64}$/.test(id))
+        throw new EngineError('INVALID_ARGUMENT', `legacy archive: invalid parent id in ${chain.at(-1)!.id}/json`);
     }
     chain.reverse();
     const layers: Descriptor[] = [];

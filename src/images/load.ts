@@ -69,7 +69,8 @@ async function loadLeased(images: ImageService, source: Readable, opts: { signal
         links.set(name, archivePath(path.posix.join(path.posix.dirname(name), h.linkname)) ?? '');
       } else if (h.type === 'file' && name) {
         const size = h.size ?? 0;
-        if (size > maxLayer) throw new EngineError('INVALID_ARGUMENT', `archive member ${JSON.stringify(name)} is ${size} bytes, over the ${maxLayer}-byte layer limit`);
+        if (size > maxLayer)
+          throw new EngineError('INVALID_ARGUMENT', `archive member ${JSON.stringify(name)} is ${size} bytes, over the ${maxLayer}-byte layer limit`);
         if (size <= SMALL_FILE) {
           small += size;
           if (small > MAX_SMALL_TOTAL) throw new EngineError('INVALID_ARGUMENT', 'archive has too much metadata (small files over 64 MiB)');
@@ -117,9 +118,17 @@ async function loadLeased(images: ImageService, source: Readable, opts: { signal
     if (files.has('manifest.json')) res = await loadDockerArchive(images, lookup, preApplied, opts.signal);
     else if (files.has('index.json')) res = await loadOciLayout(images, lookup, preApplied, opts.signal);
     else if (files.has('repositories')) {
-      const helpers = { bytesOf: (e: Entry, max?: number) => bytesOf(images, e, max), asBlob: (e: Entry, t: string) => asBlob(images, e, t), layerType: (e: Entry) => layerType(images, e) };
+      const helpers = {
+        bytesOf: (e: Entry, max?: number) => bytesOf(images, e, max),
+        asBlob: (e: Entry, t: string) => asBlob(images, e, t),
+        layerType: (e: Entry) => layerType(images, e),
+      };
       res = await loadLegacyArchive(images, lookup, preApplied, helpers, opts.signal);
-    } else throw new EngineError('INVALID_ARGUMENT', 'invalid image archive: neither manifest.json (docker save), index.json (OCI layout) nor repositories (legacy docker save) found');
+    } else
+      throw new EngineError(
+        'INVALID_ARGUMENT',
+        'invalid image archive: neither manifest.json (docker save), index.json (OCI layout) nor repositories (legacy docker save) found',
+      );
     const used = new Set(res.images.flatMap((r) => [r.id, r.manifest.digest, ...r.layers.map((l) => l.digest)]));
     state.stray = [...stored].some((d) => !used.has(d));
     return res;
@@ -136,7 +145,12 @@ async function loadLeased(images: ImageService, source: Readable, opts: { signal
  * is not a valid layer just yields no tree (the register step then unpacks
  * from the blob and reports the real error).
  */
-async function storeAndUnpack(images: ImageService, entry: AsyncIterable<Uint8Array>, size: number, signal?: AbortSignal): Promise<{ digest: Digest; applied?: PreApplied }> {
+async function storeAndUnpack(
+  images: ImageService,
+  entry: AsyncIterable<Uint8Array>,
+  size: number,
+  signal?: AbortSignal,
+): Promise<{ digest: Digest; applied?: PreApplied }> {
   const toStore = new PassThrough();
   const toApply = new PassThrough();
   const scratch = await images.snapshots.scratchDir();
@@ -179,7 +193,12 @@ function layersNamedBy(files: Map<string, Entry>): Set<string> | undefined {
   if (m?.kind !== 'mem') return undefined;
   try {
     const list = JSON.parse(m.data.toString('utf8')) as DockerManifestEntry[];
-    return new Set(list.flatMap((e) => (Array.isArray(e?.Layers) ? e.Layers : [])).map((l) => (typeof l === 'string' ? archivePath(l) : undefined)).filter((l): l is string => !!l));
+    return new Set(
+      list
+        .flatMap((e) => (Array.isArray(e?.Layers) ? e.Layers : []))
+        .map((l) => (typeof l === 'string' ? archivePath(l) : undefined))
+        .filter((l): l is string => !!l),
+    );
   } catch {
     return undefined;
   }
@@ -222,7 +241,12 @@ interface DockerManifestEntry {
   Layers: string[];
 }
 
-async function loadDockerArchive(images: ImageService, lookup: (n: string) => Entry | undefined, preApplied: Map<Digest, PreApplied>, signal?: AbortSignal): Promise<LoadResult> {
+async function loadDockerArchive(
+  images: ImageService,
+  lookup: (n: string) => Entry | undefined,
+  preApplied: Map<Digest, PreApplied>,
+  signal?: AbortSignal,
+): Promise<LoadResult> {
   let manifest: DockerManifestEntry[];
   try {
     manifest = JSON.parse((await bytesOf(images, lookup('manifest.json')!)).toString('utf8'));
@@ -232,7 +256,8 @@ async function loadDockerArchive(images: ImageService, lookup: (n: string) => En
   }
   const result: LoadResult = { messages: [], images: [] };
   for (const m of manifest) {
-    if (typeof m?.Config !== 'string' || !Array.isArray(m.Layers)) throw new EngineError('INVALID_ARGUMENT', 'invalid manifest.json in archive: entry needs Config and Layers');
+    if (typeof m?.Config !== 'string' || !Array.isArray(m.Layers))
+      throw new EngineError('INVALID_ARGUMENT', 'invalid manifest.json in archive: entry needs Config and Layers');
     const cfg = lookup(m.Config);
     if (!cfg) throw new EngineError('INVALID_ARGUMENT', `archive is missing the image config ${m.Config}`);
     const layers: Descriptor[] = [];
@@ -250,7 +275,12 @@ async function loadDockerArchive(images: ImageService, lookup: (n: string) => En
   return result;
 }
 
-async function loadOciLayout(images: ImageService, lookup: (n: string) => Entry | undefined, preApplied: Map<Digest, PreApplied>, signal?: AbortSignal): Promise<LoadResult> {
+async function loadOciLayout(
+  images: ImageService,
+  lookup: (n: string) => Entry | undefined,
+  preApplied: Map<Digest, PreApplied>,
+  signal?: AbortSignal,
+): Promise<LoadResult> {
   const blob = (d: Digest) => {
     const e = lookup(`blobs/sha256/${parseDigest(d).slice(7)}`);
     if (!e) throw new EngineError('INVALID_ARGUMENT', `OCI archive is missing blob ${d}`);
@@ -266,7 +296,9 @@ async function loadOciLayout(images: ImageService, lookup: (n: string) => Entry 
     const inner = parseImageDocument(await bytesOf(images, blob(desc.digest)), desc.mediaType);
     if (inner.kind !== 'index') throw new EngineError('INVALID_ARGUMENT', `OCI archive: ${desc.digest} is not an index`);
     const host = hostPlatform();
-    const m = (inner.index as Index).manifests.find((x) => !isIndexType(x.mediaType) && platformMatches(host, x.platform)) ?? (inner.index.manifests.length === 1 ? inner.index.manifests[0] : undefined);
+    const m =
+      (inner.index as Index).manifests.find((x) => !isIndexType(x.mediaType) && platformMatches(host, x.platform)) ??
+      (inner.index.manifests.length === 1 ? inner.index.manifests[0] : undefined);
     return m ? pick(m, depth + 1) : undefined;
   };
   for (const top of doc.index.manifests) {

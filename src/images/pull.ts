@@ -7,7 +7,16 @@ import type { BlobWriter } from '../content/store.ts';
 import { isIndexType, isLayerType, isManifestType, layerCompression } from '../oci/mediatypes.ts';
 import { familiarName, formatReference, type ImageReference, parseReference, repositoryName } from '../oci/reference.ts';
 import {
-  type Descriptor, hostPlatform, type ImageConfig, type Index, type Manifest, MAX_DOCUMENT_SIZE, parseImageConfig, parseImageDocument, type Platform, platformMatches,
+  type Descriptor,
+  hostPlatform,
+  type ImageConfig,
+  type Index,
+  type Manifest,
+  MAX_DOCUMENT_SIZE,
+  parseImageConfig,
+  parseImageDocument,
+  type Platform,
+  platformMatches,
 } from '../oci/types.ts';
 import { downloadBlob } from '../registry/blobs.ts';
 import { RepositoryClient } from '../registry/client.ts';
@@ -55,7 +64,7 @@ export function pullImage(images: ImageService, registries: RegistryHosts, ref: 
 async function pullLeased(images: ImageService, registries: RegistryHosts, ref: string, opts: PullOptions): Promise<ImageRecord> {
   const parsed = parseReference(ref, { defaultTag: !opts.allTags });
   if (!opts.allTags) return pullOne(images, registries, parsed, opts, false);
-  if (parsed.tag || parsed.digest) throw new EngineError('INVALID_ARGUMENT', 'tag can\'t be used with --all-tags/-a');
+  if (parsed.tag || parsed.digest) throw new EngineError('INVALID_ARGUMENT', "tag can't be used with --all-tags/-a");
   const auth = await registries.authFor(parsed.domain, opts.auth);
   const client = new RepositoryClient(registries, registries.endpoint(parsed.domain), parsed.path, auth, ['pull']);
   const tags = (await client.listTags(opts.signal)).sort();
@@ -139,7 +148,8 @@ async function resolveOn(client: RepositoryClient, registries: RegistryHosts, re
     entry = pickPlatform(doc.index, want, what);
     got = await client.getManifest(entry.digest, what, opts.signal);
     if (got.digest !== entry.digest) throw new EngineError('INVALID_ARGUMENT', `manifest digest mismatch for ${what}`);
-    if (got.bytes.length !== entry.size) throw new EngineError('INVALID_ARGUMENT', `size mismatch for manifest ${entry.digest}: index says ${entry.size} bytes, got ${got.bytes.length}`);
+    if (got.bytes.length !== entry.size)
+      throw new EngineError('INVALID_ARGUMENT', `size mismatch for manifest ${entry.digest}: index says ${entry.size} bytes, got ${got.bytes.length}`);
     doc = parseImageDocument(got.bytes, entry.mediaType);
     const ct = got.contentType;
     if ((isManifestType(ct) || isIndexType(ct)) && ct !== entry.mediaType) {
@@ -148,19 +158,29 @@ async function resolveOn(client: RepositoryClient, registries: RegistryHosts, re
   }
   const manifest = doc.manifest;
   for (const l of manifest.layers) {
-    if (!isLayerType(l.mediaType)) throw new EngineError('INVALID_ARGUMENT', `invalid image manifest: unsupported layer media type ${JSON.stringify(l.mediaType.slice(0, 100))}`);
+    if (!isLayerType(l.mediaType))
+      throw new EngineError('INVALID_ARGUMENT', `invalid image manifest: unsupported layer media type ${JSON.stringify(l.mediaType.slice(0, 100))}`);
   }
   const configBytes = await client.getBlobBytes(manifest.config, MAX_DOCUMENT_SIZE, `image config ${manifest.config.digest}`, opts.signal);
   const config = parseImageConfig(configBytes);
   const cfgPlatform: Platform = { os: config.os, architecture: config.architecture, ...(config.variant ? { variant: config.variant } : {}) };
   if (entry?.platform && !platformMatches(entry.platform, cfgPlatform)) {
-    throw new EngineError('INVALID_ARGUMENT', `image config for ${what} is ${fmtPlatform(cfgPlatform)} but its index entry says ${fmtPlatform(entry.platform)}`);
+    throw new EngineError(
+      'INVALID_ARGUMENT',
+      `image config for ${what} is ${fmtPlatform(cfgPlatform)} but its index entry says ${fmtPlatform(entry.platform)}`,
+    );
   }
   if (!entry && opts.platform && !platformMatches(opts.platform, cfgPlatform)) {
-    throw new EngineError('NOT_FOUND', `image with reference ${what} was found but does not match the specified platform: wanted ${fmtPlatform(opts.platform)}, actual: ${fmtPlatform(cfgPlatform)}`);
+    throw new EngineError(
+      'NOT_FOUND',
+      `image with reference ${what} was found but does not match the specified platform: wanted ${fmtPlatform(opts.platform)}, actual: ${fmtPlatform(cfgPlatform)}`,
+    );
   }
   if (config.rootfs.diff_ids.length !== manifest.layers.length) {
-    throw new EngineError('INVALID_ARGUMENT', `image config lists ${config.rootfs.diff_ids.length} layers (diff_ids) but the manifest has ${manifest.layers.length}`);
+    throw new EngineError(
+      'INVALID_ARGUMENT',
+      `image config lists ${config.rootfs.diff_ids.length} layers (diff_ids) but the manifest has ${manifest.layers.length}`,
+    );
   }
   const manifestDesc: Descriptor = { mediaType: manifest.mediaType!, digest: got.digest, size: got.bytes.length };
   return { client, topDigest, manifest, manifestDesc, manifestBytes: got.bytes, configBytes, config };
@@ -220,8 +240,14 @@ async function pullLayers(images: ImageService, registries: RegistryHosts, r: Re
 }
 
 async function pullLayer(
-  images: ImageService, r: Resolved, desc: Descriptor, diffId: Digest, chainId: Digest, parent: Digest | null,
-  signal: AbortSignal, emit: (m: ProgressMessage) => void,
+  images: ImageService,
+  r: Resolved,
+  desc: Descriptor,
+  diffId: Digest,
+  chainId: Digest,
+  parent: Digest | null,
+  signal: AbortSignal,
+  emit: (m: ProgressMessage) => void,
 ): Promise<void> {
   const id = shortId(desc.digest);
   // Foreign (non-distributable) layers are fetched from the registry like any
@@ -261,9 +287,17 @@ function keepPartial(e: unknown): boolean {
 }
 
 async function streamLayer(
-  images: ImageService, r: Resolved, desc: Descriptor, diffId: Digest, chainId: Digest, parent: Digest | null,
-  w: BlobWriter, signal: AbortSignal, emit: (m: ProgressMessage) => void,
-  report: (n: number, force?: boolean) => void, finishedDownload: () => void,
+  images: ImageService,
+  r: Resolved,
+  desc: Descriptor,
+  diffId: Digest,
+  chainId: Digest,
+  parent: Digest | null,
+  w: BlobWriter,
+  signal: AbortSignal,
+  emit: (m: ProgressMessage) => void,
+  report: (n: number, force?: boolean) => void,
+  finishedDownload: () => void,
 ): Promise<void> {
   const id = shortId(desc.digest);
   const compression = layerCompression(desc.mediaType);
@@ -276,7 +310,11 @@ async function streamLayer(
   };
   await images.snapshots.createLayer({ chainId, diffId, parent }, async (dir) => {
     const pass = new PassThrough({ highWaterMark: 4 << 20 });
-    const extract = applyLayerOffThread(dir, pass, { compression: compression === 'none' || !compression ? 'auto' : compression, signal: inner, maxUncompressedBytes: images.limits.maxLayerBytes });
+    const extract = applyLayerOffThread(dir, pass, {
+      compression: compression === 'none' || !compression ? 'auto' : compression,
+      signal: inner,
+      maxUncompressedBytes: images.limits.maxLayerBytes,
+    });
     const download = (async () => {
       try {
         await downloadBlob(r.client, desc, w, { signal: inner, sink: pass, sinkDone: extract, onBytes: report });

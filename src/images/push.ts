@@ -32,14 +32,19 @@ export function pushImage(images: ImageService, registries: RegistryHosts, ref: 
 /** pushImage's work; garbage collection waits, so no blob it reads goes under it (ImageService.lease). */
 async function pushLeased(images: ImageService, registries: RegistryHosts, ref: string, opts: PushOptions): Promise<void> {
   const parsed = parseReference(ref, { defaultTag: !opts.allTags });
-  if (opts.allTags && parsed.tag) throw new EngineError('INVALID_ARGUMENT', 'tag can\'t be used with --all-tags/-a');
+  if (opts.allTags && parsed.tag) throw new EngineError('INVALID_ARGUMENT', "tag can't be used with --all-tags/-a");
   if (parsed.digest) throw new EngineError('INVALID_ARGUMENT', `cannot push a digest reference (${ref}): push a tag`);
   const repo = repositoryName(parsed);
   let tags: { tag: string; rec: ImageRecord }[];
   if (opts.allTags) {
     tags = images.store
       .list()
-      .flatMap((rec) => images.store.namesOf(rec.id).filter((n) => n.startsWith(`${repo}:`)).map((n) => ({ tag: n.slice(repo.length + 1), rec })))
+      .flatMap((rec) =>
+        images.store
+          .namesOf(rec.id)
+          .filter((n) => n.startsWith(`${repo}:`))
+          .map((n) => ({ tag: n.slice(repo.length + 1), rec })),
+      )
       .sort((a, b) => a.tag.localeCompare(b.tag));
     if (!tags.length) throw new EngineError('NOT_FOUND', `An image does not exist locally with the tag: ${familiarName(parsed)}`);
   } else {
@@ -56,8 +61,14 @@ async function pushLeased(images: ImageService, registries: RegistryHosts, ref: 
 }
 
 async function pushTag(
-  images: ImageService, registries: RegistryHosts, client: RepositoryClient, ref: ImageReference, tag: string, rec: ImageRecord,
-  opts: PushOptions, emit: (m: ProgressMessage) => void,
+  images: ImageService,
+  registries: RegistryHosts,
+  client: RepositoryClient,
+  ref: ImageReference,
+  tag: string,
+  rec: ImageRecord,
+  opts: PushOptions,
+  emit: (m: ProgressMessage) => void,
 ): Promise<void> {
   const configBytes = await images.content.read(rec.id);
   const config = parseImageConfig(configBytes);
@@ -66,7 +77,10 @@ async function pushTag(
   for (let i = 0; i < layers.length; i++) {
     await images.ensureLayerBlob(rec, i, opts.signal).catch((e: unknown) => {
       if (!isEngineError(e, 'NOT_FOUND')) throw e;
-      throw new EngineError('NOT_FOUND', `layer blob ${layers[i]!.desc.digest} of ${familiarName({ ...ref, tag })} is not in the content store, so it cannot be pushed`);
+      throw new EngineError(
+        'NOT_FOUND',
+        `layer blob ${layers[i]!.desc.digest} of ${familiarName({ ...ref, tag })} is not in the content store, so it cannot be pushed`,
+      );
     });
   }
   // docker lists layers top-down.
@@ -104,8 +118,14 @@ async function pushTag(
 }
 
 async function pushLayer(
-  images: ImageService, registries: RegistryHosts, client: RepositoryClient, ref: ImageReference, desc: Descriptor, id: string,
-  signal: AbortSignal, emit: (m: ProgressMessage) => void,
+  images: ImageService,
+  registries: RegistryHosts,
+  client: RepositoryClient,
+  ref: ImageReference,
+  desc: Descriptor,
+  id: string,
+  signal: AbortSignal,
+  emit: (m: ProgressMessage) => void,
 ): Promise<void> {
   if (await client.blobExists(desc, signal)) return emit(layerStatus('Layer already exists', id));
   const from = mountSource(images, ref, desc.digest);
@@ -132,8 +152,14 @@ function mountSource(images: ImageService, ref: ImageReference, digest: Digest):
 }
 
 async function uploadLayerData(
-  images: ImageService, registries: RegistryHosts, client: RepositoryClient, desc: Descriptor, id: string, location: URL | undefined,
-  signal: AbortSignal, emit: (m: ProgressMessage) => void,
+  images: ImageService,
+  registries: RegistryHosts,
+  client: RepositoryClient,
+  desc: Descriptor,
+  id: string,
+  location: URL | undefined,
+  signal: AbortSignal,
+  emit: (m: ProgressMessage) => void,
 ): Promise<void> {
   const report = throttled(100, (n) => emit(progressMessage('Pushing', id, n, desc.size)));
   const body = () => {
@@ -166,8 +192,13 @@ async function uploadLayerData(
 
 /** One upload session: a streamed PUT, or PATCH chunks then an empty PUT. */
 async function uploadBlob(
-  client: RepositoryClient, desc: Descriptor, body: () => Buffer | Readable, chunked: { size: number; images: ImageService } | undefined,
-  signal: AbortSignal, location?: URL, report?: (n: number, force?: boolean) => void,
+  client: RepositoryClient,
+  desc: Descriptor,
+  body: () => Buffer | Readable,
+  chunked: { size: number; images: ImageService } | undefined,
+  signal: AbortSignal,
+  location?: URL,
+  report?: (n: number, force?: boolean) => void,
 ): Promise<void> {
   let loc = location;
   if (!loc) {

@@ -98,10 +98,15 @@ export function saveImages(images: ImageService, refs: string[], signal?: AbortS
     if (Object.keys(repositories).length) await add('repositories', Buffer.from(JSON.stringify(repositories)));
     pack.finalize();
   };
-  images.lease(() => new Promise<void>((resolve, reject) => {
-    pack.once('close', () => resolve());
-    write().then(resolve, reject);
-  })).catch((e) => pack.destroy(e));
+  images
+    .lease(
+      () =>
+        new Promise<void>((resolve, reject) => {
+          pack.once('close', () => resolve());
+          write().then(resolve, reject);
+        }),
+    )
+    .catch((e) => pack.destroy(e));
   return Readable.from(pack);
 }
 
@@ -111,7 +116,7 @@ export function saveImages(images: ImageService, refs: string[], signal?: AbortS
  * gets a listener, a wait for 'drain' also ends on that, and the layer's
  * file is closed on every path.
  */
-async function writeEntry(pack: tarStream.Pack, header: Parameters<tarStream.Pack["entry"]>[0], src: Readable, signal?: AbortSignal): Promise<void> {
+async function writeEntry(pack: tarStream.Pack, header: Parameters<tarStream.Pack['entry']>[0], src: Readable, signal?: AbortSignal): Promise<void> {
   let sink!: ReturnType<tarStream.Pack['entry']>;
   const sinkDone = new Promise<void>((res, rej) => {
     sink = pack.entry(header, (e) => (e ? rej(e) : res()));

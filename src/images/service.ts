@@ -74,7 +74,14 @@ export class ImageService {
   }
 
   /** Unpacks a layer blob once per chain ID (concurrent callers share the work). */
-  async unpackLayer(blob: Descriptor, diffId: Digest, chainId: Digest, parent: Digest | null, signal?: AbortSignal, preApplied?: Map<Digest, PreApplied>): Promise<number> {
+  async unpackLayer(
+    blob: Descriptor,
+    diffId: Digest,
+    chainId: Digest,
+    parent: Digest | null,
+    signal?: AbortSignal,
+    preApplied?: Map<Digest, PreApplied>,
+  ): Promise<number> {
     return this.unpackMutex.run(chainId, async () => {
       const meta = await this.snapshots.createLayer({ chainId, diffId, parent }, async (dir) => {
         // A layer diff does not depend on its parents, so a tree unpacked before the chain was known is the same tree.
@@ -87,7 +94,11 @@ export class ImageService {
           return { diffId: pre.diffId, size: pre.size };
         }
         const compression = layerCompression(blob.mediaType) ?? 'auto';
-        const r = await applyLayer(dir, this.content.openRead(blob.digest), { compression: compression === 'none' ? 'auto' : compression, signal, maxUncompressedBytes: this.limits.maxLayerBytes });
+        const r = await applyLayer(dir, this.content.openRead(blob.digest), {
+          compression: compression === 'none' ? 'auto' : compression,
+          signal,
+          maxUncompressedBytes: this.limits.maxLayerBytes,
+        });
         return { diffId: r.diffId, size: r.size };
       });
       return meta.size;
@@ -105,13 +116,15 @@ export class ImageService {
     const desc = rec.layers[i]!;
     if (await this.content.has(desc.digest)) return;
     const chain = rec.chainIds[i]!;
-    await this.lease(() => this.unpackMutex.run(`blob ${desc.digest}`, async () => {
-      if (await this.content.has(desc.digest)) return;
-      if (layerCompression(desc.mediaType) !== 'none' || !(await this.snapshots.hasLayer(chain))) {
-        throw new EngineError('NOT_FOUND', `layer blob ${desc.digest} is not in the content store`);
-      }
-      await this.content.putStream(diffLayer(this.snapshots.layerDir(chain)), { digest: desc.digest, size: desc.size }, signal);
-    }));
+    await this.lease(() =>
+      this.unpackMutex.run(`blob ${desc.digest}`, async () => {
+        if (await this.content.has(desc.digest)) return;
+        if (layerCompression(desc.mediaType) !== 'none' || !(await this.snapshots.hasLayer(chain))) {
+          throw new EngineError('NOT_FOUND', `layer blob ${desc.digest} is not in the content store`);
+        }
+        await this.content.putStream(diffLayer(this.snapshots.layerDir(chain)), { digest: desc.digest, size: desc.size }, signal);
+      }),
+    );
   }
 
   /**
@@ -142,7 +155,10 @@ export class ImageService {
       }
       size += await this.unpackLayer(opts.layers[i]!, diffIds[i]!, chain[i]!, i ? chain[i - 1]! : null, opts.signal, opts.preApplied);
       if (size > this.limits.maxImageBytes) {
-        throw new EngineError('INVALID_ARGUMENT', `image is larger than the ${this.limits.maxImageBytes}-byte limit uncompressed (its first ${i + 1} layers are ${size} bytes): refusing it`);
+        throw new EngineError(
+          'INVALID_ARGUMENT',
+          `image is larger than the ${this.limits.maxImageBytes}-byte limit uncompressed (its first ${i + 1} layers are ${size} bytes): refusing it`,
+        );
       }
     }
     const manifest = opts.manifest ?? (await this.writeManifest(opts.config, configDigest, opts.layers));
@@ -210,14 +226,18 @@ export class ImageService {
         return result;
       }
     } else {
-      if (this.hasChildren(rec.id)) throw new EngineError('CONFLICT', `conflict: unable to delete ${rec.id.slice(7, 19)} (cannot be forced) - image has dependent child images`);
+      if (this.hasChildren(rec.id))
+        throw new EngineError('CONFLICT', `conflict: unable to delete ${rec.id.slice(7, 19)} (cannot be forced) - image has dependent child images`);
       if (names.filter((n) => !n.includes('@')).length > 1 && !opts.force) {
         throw new EngineError('CONFLICT', `conflict: unable to delete ${rec.id.slice(7, 19)} (must be forced) - image is referenced in multiple repositories`);
       }
     }
     if (user) {
       if (!opts.force) {
-        throw new EngineError('CONFLICT', `conflict: unable to ${byName ? `remove repository reference "${ref}"` : `delete ${rec.id.slice(7, 19)}`} (must force) - container ${user.slice(0, 12)} is using its referenced image ${rec.id.slice(7, 19)}`);
+        throw new EngineError(
+          'CONFLICT',
+          `conflict: unable to ${byName ? `remove repository reference "${ref}"` : `delete ${rec.id.slice(7, 19)}`} (must force) - container ${user.slice(0, 12)} is using its referenced image ${rec.id.slice(7, 19)}`,
+        );
       }
       // Forced while in use: docker untags and keeps the (now dangling) image.
       for (const n of names) {
@@ -235,7 +255,7 @@ export class ImageService {
     await this.store.delete(rec.id);
     result.deleted.push(rec.id);
     if (!opts.noPrune) {
-      for (let p = rec.parent; p; ) {
+      for (let p = rec.parent; p;) {
         const parent = this.store.get(p);
         if (!parent || this.store.namesOf(p).length || this.hasChildren(p) || opts.inUse?.(p)) break;
         await this.store.delete(p);
@@ -265,34 +285,36 @@ export class ImageService {
    * still needed by containers whose images were force-removed.
    */
   async gc(keepLayers: Iterable<Digest> = []): Promise<{ layers: number; blobs: number; bytes: number }> {
-    return this.gcLock.withExclusive(() => this.unpackMutex.run('gc', async () => {
-      const liveLayers = new Set<Digest>(keepLayers);
-      // Containers' snapshots keep their layers even when their image record is gone.
-      for (const key of await this.snapshots.listActive()) for (const c of (await this.snapshots.chainOf(key)) ?? []) liveLayers.add(c);
-      const liveBlobs = new Set<Digest>();
-      for (const rec of this.store.list()) {
-        rec.chainIds.forEach((c) => liveLayers.add(c));
-        liveBlobs.add(rec.id);
-        liveBlobs.add(rec.manifest.digest);
-        rec.layers.forEach((l) => liveBlobs.add(l.digest));
-      }
-      let layers = 0;
-      let blobs = 0;
-      let bytes = 0;
-      for (const c of await this.snapshots.listLayers()) {
-        if (liveLayers.has(c)) continue;
-        bytes += (await this.snapshots.layerMeta(c))?.size ?? 0;
-        await this.snapshots.removeLayer(c);
-        layers++;
-      }
-      for (const b of await this.content.list()) {
-        if (liveBlobs.has(b)) continue;
-        bytes += await this.content.size(b).catch(() => 0);
-        await this.content.delete(b);
-        blobs++;
-      }
-      return { layers, blobs, bytes };
-    }));
+    return this.gcLock.withExclusive(() =>
+      this.unpackMutex.run('gc', async () => {
+        const liveLayers = new Set<Digest>(keepLayers);
+        // Containers' snapshots keep their layers even when their image record is gone.
+        for (const key of await this.snapshots.listActive()) for (const c of (await this.snapshots.chainOf(key)) ?? []) liveLayers.add(c);
+        const liveBlobs = new Set<Digest>();
+        for (const rec of this.store.list()) {
+          rec.chainIds.forEach((c) => liveLayers.add(c));
+          liveBlobs.add(rec.id);
+          liveBlobs.add(rec.manifest.digest);
+          rec.layers.forEach((l) => liveBlobs.add(l.digest));
+        }
+        let layers = 0;
+        let blobs = 0;
+        let bytes = 0;
+        for (const c of await this.snapshots.listLayers()) {
+          if (liveLayers.has(c)) continue;
+          bytes += (await this.snapshots.layerMeta(c))?.size ?? 0;
+          await this.snapshots.removeLayer(c);
+          layers++;
+        }
+        for (const b of await this.content.list()) {
+          if (liveBlobs.has(b)) continue;
+          bytes += await this.content.size(b).catch(() => 0);
+          await this.content.delete(b);
+          blobs++;
+        }
+        return { layers, blobs, bytes };
+      }),
+    );
   }
 }
 
@@ -300,4 +322,3 @@ function isIdLike(ref: string, id: Digest): boolean {
   const hex = ref.startsWith('sha256:') ? ref.slice(7) : ref;
   return /^[a-f0-9]+$/.test(hex) && id.slice(7).startsWith(hex);
 }
-

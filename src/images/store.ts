@@ -71,17 +71,23 @@ export class ImageStore {
 
   /** Every name (normalized) pointing at an image. */
   namesOf(id: Digest): string[] {
-    return Object.entries(this.names).filter(([, v]) => v === id).map(([k]) => k);
+    return Object.entries(this.names)
+      .filter(([, v]) => v === id)
+      .map(([k]) => k);
   }
 
   /** docker's RepoTags, e.g. `busybox:latest`. */
   repoTags(id: Digest): string[] {
-    return this.namesOf(id).filter((n) => !n.includes('@')).map((n) => familiarName(parseReference(n)));
+    return this.namesOf(id)
+      .filter((n) => !n.includes('@'))
+      .map((n) => familiarName(parseReference(n)));
   }
 
   /** docker's RepoDigests, e.g. `busybox@sha256:…`. */
   repoDigests(id: Digest): string[] {
-    return this.namesOf(id).filter((n) => n.includes('@')).map((n) => familiarName(parseReference(n)));
+    return this.namesOf(id)
+      .filter((n) => n.includes('@'))
+      .map((n) => familiarName(parseReference(n)));
   }
 
   /**

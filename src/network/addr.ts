@@ -80,7 +80,7 @@ export function lastAddr(c: Cidr): number {
 }
 
 export function contains(c: Cidr, ip: number): boolean {
-  return ((ip & maskOf(c.prefix)) >>> 0) === c.base;
+  return (ip & maskOf(c.prefix)) >>> 0 === c.base;
 }
 
 export function overlaps(a: Cidr, b: Cidr): boolean {

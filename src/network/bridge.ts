@@ -18,11 +18,7 @@ export async function ensureBridge(name: string, gatewayCidr: string, mtu: numbe
     await setSysctls(name);
     return false;
   }
-  await ipBatch([
-    `link add ${name} mtu ${mtu} type bridge`,
-    `addr add ${gatewayCidr} dev ${name}`,
-    `link set ${name} up`,
-  ]);
+  await ipBatch([`link add ${name} mtu ${mtu} type bridge`, `addr add ${gatewayCidr} dev ${name}`, `link set ${name} up`]);
   await setSysctls(name);
   return true;
 }

@@ -106,13 +106,17 @@ export class DnsServer {
     const name = question.name.toLowerCase().replace(/\.$/, '');
     const addrs = this.opts.lookup(name);
     if (addrs) {
-      const answers = question.type === 'A' || (question.type as string) === 'ANY'
-        ? addrs.slice(0, 16).map((a) => ({ name: question.name, type: 'A' as const, class: 'IN' as const, ttl: TTL, data: a }))
-        : [];
+      const answers =
+        question.type === 'A' || (question.type as string) === 'ANY'
+          ? addrs.slice(0, 16).map((a) => ({ name: question.name, type: 'A' as const, class: 'IN' as const, ttl: TTL, data: a }))
+          : [];
       // A member name with no record of this type: NOERROR and no answers, so resolvers don't wait on AAAA.
       return dnsPacket.encode({
-        id: q.id, type: 'response', flags: dnsPacket.AUTHORITATIVE_ANSWER | (q.flags ?? 0) & dnsPacket.RECURSION_DESIRED | dnsPacket.RECURSION_AVAILABLE,
-        questions: q.questions, answers,
+        id: q.id,
+        type: 'response',
+        flags: dnsPacket.AUTHORITATIVE_ANSWER | ((q.flags ?? 0) & dnsPacket.RECURSION_DESIRED) | dnsPacket.RECURSION_AVAILABLE,
+        questions: q.questions,
+        answers,
       });
     }
     if (this.inflight >= MAX_INFLIGHT) return fail(q, 'SERVFAIL');
@@ -133,7 +137,12 @@ export class DnsServer {
 const RCODE = { SERVFAIL: 2 } as const;
 
 function fail(q: dnsPacket.Packet, rcode: keyof typeof RCODE): Buffer {
-  return dnsPacket.encode({ id: q.id, type: 'response', flags: ((q.flags ?? 0) & dnsPacket.RECURSION_DESIRED) | dnsPacket.RECURSION_AVAILABLE | RCODE[rcode], questions: q.questions });
+  return dnsPacket.encode({
+    id: q.id,
+    type: 'response',
+    flags: ((q.flags ?? 0) & dnsPacket.RECURSION_DESIRED) | dnsPacket.RECURSION_AVAILABLE | RCODE[rcode],
+    questions: q.questions,
+  });
 }
 
 function u16(n: number): Buffer {

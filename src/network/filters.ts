@@ -10,22 +10,23 @@ export function filterNetworks(nets: NetworkRecord[], f: NetworkFilters, inUse: 
   for (const k of Object.keys(f)) if (!KNOWN.has(k)) throw invalid(`invalid filter '${k}'`);
   const any = (k: string, pred: (v: string) => boolean) => !f[k]?.length || f[k]!.some(pred);
   for (const t of f.type ?? []) if (t !== 'custom' && t !== 'builtin') throw invalid(`invalid filter: 'type'='${t}'`);
-  return nets.filter((n) =>
-    any('name', (v) => n.Name.includes(v)) &&
-    any('id', (v) => n.Id.startsWith(v)) &&
-    any('driver', (v) => n.Driver === v) &&
-    any('scope', (v) => v === 'local') &&
-    any('type', (v) => (v === 'custom') !== n.Predefined) &&
-    any('dangling', (v) => {
-      const want = v === 'true' || v === '1';
-      if (!['true', 'false', '1', '0'].includes(v)) throw invalid(`invalid filter 'dangling=${v}'`);
-      return want === (!n.Predefined && !inUse(n.Id));
-    }) &&
-    any('until', (v) => new Date(n.Created).getTime() < untilMs(v)) &&
-    (f.label ?? []).every((v) => {
-      const i = v.indexOf('=');
-      return i < 0 ? v in n.Labels : n.Labels[v.slice(0, i)] === v.slice(i + 1);
-    }),
+  return nets.filter(
+    (n) =>
+      any('name', (v) => n.Name.includes(v)) &&
+      any('id', (v) => n.Id.startsWith(v)) &&
+      any('driver', (v) => n.Driver === v) &&
+      any('scope', (v) => v === 'local') &&
+      any('type', (v) => (v === 'custom') !== n.Predefined) &&
+      any('dangling', (v) => {
+        const want = v === 'true' || v === '1';
+        if (!['true', 'false', '1', '0'].includes(v)) throw invalid(`invalid filter 'dangling=${v}'`);
+        return want === (!n.Predefined && !inUse(n.Id));
+      }) &&
+      any('until', (v) => new Date(n.Created).getTime() < untilMs(v)) &&
+      (f.label ?? []).every((v) => {
+        const i = v.indexOf('=');
+        return i < 0 ? v in n.Labels : n.Labels[v.slice(0, i)] === v.slice(i + 1);
+      }),
   );
 }
 

@@ -72,8 +72,15 @@ export class NetworkManager {
 
   constructor(o: NetworkManagerOptions) {
     this.opts = {
-      pool: '10.81.0.0/16', poolPrefix: 24, chainPrefix: 'KEEL', vethPrefix: 'veth', bridgePrefix: 'kl-', mtu: 1500,
-      resolvConfPath: '/etc/resolv.conf', dnsPort: 53, ...o,
+      pool: '10.81.0.0/16',
+      poolPrefix: 24,
+      chainPrefix: 'KEEL',
+      vethPrefix: 'veth',
+      bridgePrefix: 'kl-',
+      mtu: 1500,
+      resolvConfPath: '/etc/resolv.conf',
+      dnsPort: 53,
+      ...o,
     };
     const sn = o.defaultBridge?.subnet ?? '10.80.0.0/16';
     const c = parseCidr(sn);
@@ -83,8 +90,13 @@ export class NetworkManager {
     this.state = new RuntimeState(path.join(o.runDir, 'state.json'));
     this.chains = chainNames(this.opts.chainPrefix);
     this.sandboxes = new Sandboxes({
-      netnsDir: this.opts.netnsDir, vethPrefix: this.opts.vethPrefix, mtu: this.opts.mtu,
-      store: this.store, ipam: this.ipam, state: this.state, mu: this.mu,
+      netnsDir: this.opts.netnsDir,
+      vethPrefix: this.opts.vethPrefix,
+      mtu: this.opts.mtu,
+      store: this.store,
+      ipam: this.ipam,
+      state: this.state,
+      mu: this.mu,
       ports: () => this.ports,
       activate: (n) => this.activate(n),
       applyRules: () => this.applyRules(),
@@ -137,9 +149,18 @@ export class NetworkManager {
       if (bridgeName.length > 15 || !/^[a-zA-Z0-9_.-]+$/.test(bridgeName)) throw invalid(`invalid bridge name ${bridgeName}`);
       if (this.store.list().some((n) => n.BridgeName === bridgeName)) throw new EngineError('CONFLICT', `bridge name ${bridgeName} is already in use`);
       const rec: NetworkRecord = {
-        Id: id, Name: o.Name, Driver: 'bridge', Subnet: formatCidr(plan.subnet), Gateway: formatIp(plan.gateway),
-        IPRange: o.IPRange ? formatCidr(plan.range) : '', Internal: !!o.Internal, Labels: { ...(o.Labels ?? {}) },
-        Created: new Date().toISOString(), Options: options, BridgeName: bridgeName, Predefined: false,
+        Id: id,
+        Name: o.Name,
+        Driver: 'bridge',
+        Subnet: formatCidr(plan.subnet),
+        Gateway: formatIp(plan.gateway),
+        IPRange: o.IPRange ? formatCidr(plan.range) : '',
+        Internal: !!o.Internal,
+        Labels: { ...(o.Labels ?? {}) },
+        Created: new Date().toISOString(),
+        Options: options,
+        BridgeName: bridgeName,
+        Predefined: false,
       };
       await this.store.put(rec);
       return { Id: id, Warning: '' };
@@ -173,7 +194,10 @@ export class NetworkManager {
     const gone: string[] = [];
     for (const n of this.listNetworks({ ...filters, type: ['custom'] })) {
       if (this.state.endpointsOf(n.Id).length) continue;
-      await this.removeNetwork(n.Id).then(() => gone.push(n.Name), () => {});
+      await this.removeNetwork(n.Id).then(
+        () => gone.push(n.Name),
+        () => {},
+      );
     }
     return gone;
   }
@@ -225,7 +249,8 @@ export class NetworkManager {
     }
     if (n.Name !== 'bridge' && !this.dns.has(n.Id)) {
       const d = new DnsServer({
-        address: n.Gateway, port: this.opts.dnsPort,
+        address: n.Gateway,
+        port: this.opts.dnsPort,
         lookup: (name) => this.lookupName(n.Id, name),
         upstreams: (client) => this.upstreamsFor(n.Id, client),
       });
@@ -264,7 +289,8 @@ export class NetworkManager {
     const nets = [...this.state.active].map((id) => this.store.find(id)).filter((n): n is NetworkRecord => !!n && n.Driver === 'bridge');
     const rules = nets.map((n) => ({ bridge: n.BridgeName, subnet: n.Subnet, gateway: n.Gateway, internal: n.Internal, dns: n.Name !== 'bridge' }));
     const ports = [...this.state.sandboxes.values()].flatMap((sb) =>
-      sb.Ports.map((p) => ({ proto: p.Proto, hostIp: p.HostIp, hostPort: p.HostPort, containerIp: p.ContainerIp, containerPort: p.ContainerPort })));
+      sb.Ports.map((p) => ({ proto: p.Proto, hostIp: p.HostIp, hostPort: p.HostPort, containerIp: p.ContainerIp, containerPort: p.ContainerPort })),
+    );
     const missing = this.jumpsOk ? [] : await missingJumps(this.chains);
     await restore(render(this.chains, rules, ports, missing));
     this.jumpsOk = true;
@@ -320,7 +346,13 @@ export class NetworkManager {
     const sb = this.state.sandboxes.get(containerId);
     if (!sb) throw new EngineError('NOT_FOUND', `container ${containerId.slice(0, 12)} has no network sandbox`);
     const first = Object.values(sb.Endpoints)[0];
-    return hostsFile({ hostname: sb.Hostname, domainname: o.domainname, ip: first?.IPAddress, extraHosts: sb.ExtraHosts, hostGateway: first?.Gateway ?? this.dflt.gateway });
+    return hostsFile({
+      hostname: sb.Hostname,
+      domainname: o.domainname,
+      ip: first?.IPAddress,
+      extraHosts: sb.ExtraHosts,
+      hostGateway: first?.Gateway ?? this.dflt.gateway,
+    });
   }
 
   resolvConf(containerId: string): string {
@@ -333,7 +365,10 @@ export class NetworkManager {
 
   /** Host-side counts used by leak tests and `system info`. */
   counts(): { sandboxes: number; leases: number; ports: number } {
-    return { sandboxes: this.state.sandboxes.size, leases: this.ipam.list().length, ports: [...this.state.sandboxes.values()].reduce((a, s) => a + s.Ports.length, 0) };
+    return {
+      sandboxes: this.state.sandboxes.size,
+      leases: this.ipam.list().length,
+      ports: [...this.state.sandboxes.values()].reduce((a, s) => a + s.Ports.length, 0),
+    };
   }
 }
-

@@ -46,7 +46,10 @@ export function pickSubnet(pool: string, prefix: number, taken: string[], hostRo
     const c = { base, prefix };
     if (!used.some((u) => overlaps(c, u))) return formatCidr(c);
   }
-  throw new EngineError('UNAVAILABLE', `could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network (pool ${pool})`);
+  throw new EngineError(
+    'UNAVAILABLE',
+    `could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network (pool ${pool})`,
+  );
 }
 
 /** Host routes (except the default route) from /proc/net/route, so auto subnets avoid them. */
@@ -66,7 +69,7 @@ export async function hostRoutes(): Promise<Cidr[]> {
     const mask = Buffer.from(f[7]!, 'hex').readUInt32LE(0);
     const prefix = mask.toString(2).replace(/0/g, '').length;
     if (prefix === 0) continue;
-    const be = ((dst & 255) << 24 | ((dst >>> 8) & 255) << 16 | ((dst >>> 16) & 255) << 8 | (dst >>> 24)) >>> 0;
+    const be = (((dst & 255) << 24) | (((dst >>> 8) & 255) << 16) | (((dst >>> 16) & 255) << 8) | (dst >>> 24)) >>> 0;
     out.push({ base: be, prefix });
   }
   return out;
@@ -109,7 +112,9 @@ export class Ipam {
   /** Writes the leases now (after allocate(..., false)). */
   async save(): Promise<void> {
     if (!this.unsaved.size) return writeJsonAtomic(this.file, this.state);
-    const leases = Object.fromEntries(Object.entries(this.state.leases).map(([net, l]) => [net, Object.fromEntries(Object.entries(l).filter(([, o]) => !this.unsaved.has(o)))]));
+    const leases = Object.fromEntries(
+      Object.entries(this.state.leases).map(([net, l]) => [net, Object.fromEntries(Object.entries(l).filter(([, o]) => !this.unsaved.has(o)))]),
+    );
     await writeJsonAtomic(this.file, { ...this.state, leases });
   }
 
@@ -123,8 +128,7 @@ export class Ipam {
     const leases = (this.state.leases[network] ??= {});
     const mine = Object.entries(leases).find(([, o]) => o === owner);
     if (mine && (!requested || mine[0] === requested)) return mine[0];
-    const free = (ip: number) =>
-      ip !== plan.subnet.base && ip !== lastAddr(plan.subnet) && ip !== plan.gateway && !(formatIp(ip) in leases);
+    const free = (ip: number) => ip !== plan.subnet.base && ip !== lastAddr(plan.subnet) && ip !== plan.gateway && !(formatIp(ip) in leases);
     let ip: number | undefined;
     if (requested) {
       const r = parseIp(requested);

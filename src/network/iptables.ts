@@ -127,7 +127,12 @@ export async function removeAll(c: Chains): Promise<void> {
   const out: Record<string, string[]> = { filter: [], nat: [] };
   for (const [t, ch, spec] of jumps(c)) if (have.has(`${t} -A ${ch} ${spec}`)) out[t]!.push(`-D ${ch} ${spec}`);
   const mine: Array<[string, string]> = [
-    ['filter', c.forward], ['filter', c.iso1], ['filter', c.iso2], ['filter', c.input], ['nat', c.dnat], ['nat', c.post],
+    ['filter', c.forward],
+    ['filter', c.iso1],
+    ['filter', c.iso2],
+    ['filter', c.input],
+    ['nat', c.dnat],
+    ['nat', c.post],
   ];
   for (const [t, ch] of mine) if (present.has(`${t} ${ch}`)) out[t]!.push(`:${ch} - [0:0]`);
   for (const [t, ch] of mine) if (present.has(`${t} ${ch}`)) out[t]!.push(`-X ${ch}`);

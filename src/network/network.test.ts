@@ -48,7 +48,13 @@ test('IPAM: sequential allocation, requested addresses, release, reconcile, pers
     await again.load();
     assert.equal(again.list('n').length, 5);
     assert.equal(await again.reconcile(new Set(['a', 'c'])), 3);
-    assert.deepEqual(again.list().map((l) => l.owner).sort(), ['a', 'c']);
+    assert.deepEqual(
+      again
+        .list()
+        .map((l) => l.owner)
+        .sort(),
+      ['a', 'c'],
+    );
     const ranged = planSubnet('10.7.0.0/24', '', '10.7.0.128/25', []);
     assert.equal(await again.allocate('r', ranged, 'x'), '10.7.0.128');
   } finally {
@@ -56,7 +62,7 @@ test('IPAM: sequential allocation, requested addresses, release, reconcile, pers
   }
 });
 
-test('IPAM: an unsaved lease (the spare sandbox\'s) is held in memory, never written, until transferred', async () => {
+test("IPAM: an unsaved lease (the spare sandbox's) is held in memory, never written, until transferred", async () => {
   const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'ipam-'));
   try {
     const file = path.join(dir, 'leases.json');
@@ -65,11 +71,14 @@ test('IPAM: an unsaved lease (the spare sandbox\'s) is held in memory, never wri
     await ipam.allocate('n', plan, 'a');
     ipam.keepUnsaved('spare');
     const ip = await ipam.allocate('n', plan, 'spare');
-    assert.equal(await ipam.allocate('n', plan, 'b'), '10.5.0.4', 'the spare\'s address is taken');
+    assert.equal(await ipam.allocate('n', plan, 'b'), '10.5.0.4', "the spare's address is taken");
     const onDisk = async () => {
       const again = new Ipam(file);
       await again.load();
-      return again.list().map((l) => `${l.owner}=${l.ip}`).sort();
+      return again
+        .list()
+        .map((l) => `${l.owner}=${l.ip}`)
+        .sort();
     };
     assert.deepEqual(await onDisk(), ['a=10.5.0.2', 'b=10.5.0.4'], 'a crash now finds no lease of the spare');
     assert.throws(() => ipam.transfer('n', ip, 'nobody', 'c'), /not leased to/);
@@ -93,16 +102,24 @@ test('-p parsing follows docker', () => {
   assert.throws(() => parsePortSpecs(['80/xyz']), /invalid proto: xyz/);
   assert.throws(() => parsePortSpecs(['8080:']), /no port specified: 8080:<empty>/);
   const reqs = portRequests(parsePortSpecs(['80']).bindings, true, ['80/tcp', '443/tcp']);
-  assert.deepEqual(reqs.map((r) => [r.containerPort, r.hostRange]), [[80, [0, 0]], [443, [0, 0]]]);
+  assert.deepEqual(
+    reqs.map((r) => [r.containerPort, r.hostRange]),
+    [
+      [80, [0, 0]],
+      [443, [0, 0]],
+    ],
+  );
 });
 
-test('port allocator: docker\'s conflict error, 0.0.0.0 clashes with every IP, release frees', async () => {
+test("port allocator: docker's conflict error, 0.0.0.0 clashes with every IP, release frees", async () => {
   const pa = new PortAllocator([40000, 40009]);
   try {
     const [m] = await pa.allocate('a', 'a', portRequests({ '80/tcp': [{ HostPort: '0' }] }, false, []), '10.0.0.2');
     assert.ok(m!.HostPort >= 40000 && m!.HostPort <= 40009);
     const fixed = { '80/tcp': [{ HostIp: '127.0.0.1', HostPort: String(m!.HostPort) }] };
-    await assert.rejects(pa.allocate('b', 'b', portRequests(fixed, false, []), '10.0.0.3'), { message: `Bind for 127.0.0.1:${m!.HostPort} failed: port is already allocated` });
+    await assert.rejects(pa.allocate('b', 'b', portRequests(fixed, false, []), '10.0.0.3'), {
+      message: `Bind for 127.0.0.1:${m!.HostPort} failed: port is already allocated`,
+    });
     pa.release('a');
     const [m2] = await pa.allocate('b', 'b', portRequests(fixed, false, []), '10.0.0.3');
     assert.equal(m2!.HostPort, m!.HostPort);
@@ -127,15 +144,27 @@ test('store: predefined networks, lookup by name and id prefix; filters', async 
   try {
     const s = new NetworkStore(dir);
     await s.load({ bridgeName: 'keel0', subnet: '10.80.0.0/16', gateway: '10.80.0.1' });
-    assert.deepEqual(s.list().map((n) => n.Name).sort(), ['bridge', 'host', 'none']);
+    assert.deepEqual(
+      s
+        .list()
+        .map((n) => n.Name)
+        .sort(),
+      ['bridge', 'host', 'none'],
+    );
     const b = s.get('bridge');
     assert.equal(s.get(b.Id.slice(0, 5)).Name, 'bridge');
     assert.throws(() => s.get('nope'), /network nope not found/);
     const s2 = new NetworkStore(dir);
     await s2.load({ bridgeName: 'keel0', subnet: '10.80.0.0/16', gateway: '10.80.0.1' });
     assert.equal(s2.get('bridge').Id, b.Id, 'the default network keeps its id');
-    assert.deepEqual(filterNetworks(s2.list(), { type: ['custom'] }, () => false), []);
-    assert.deepEqual(filterNetworks(s2.list(), { driver: ['null'] }, () => false).map((n) => n.Name), ['none']);
+    assert.deepEqual(
+      filterNetworks(s2.list(), { type: ['custom'] }, () => false),
+      [],
+    );
+    assert.deepEqual(
+      filterNetworks(s2.list(), { driver: ['null'] }, () => false).map((n) => n.Name),
+      ['none'],
+    );
     assert.throws(() => filterNetworks(s2.list(), { bogus: ['x'] }, () => false), /invalid filter 'bogus'/);
   } finally {
     await fsp.rm(dir, { recursive: true, force: true });
@@ -144,8 +173,12 @@ test('store: predefined networks, lookup by name and id prefix; filters', async 
 
 test('iptables render keeps everything in keel chains', () => {
   const c = chainNames('KEEL');
-  const text = render(c, [{ bridge: 'keel0', subnet: '10.80.0.0/16', gateway: '10.80.0.1', internal: false, dns: false }],
-    [{ proto: 'tcp', hostIp: '0.0.0.0', hostPort: 8080, containerIp: '10.80.0.2', containerPort: 80 }], [['filter', 'FORWARD', '-j KEEL-FORWARD']]);
+  const text = render(
+    c,
+    [{ bridge: 'keel0', subnet: '10.80.0.0/16', gateway: '10.80.0.1', internal: false, dns: false }],
+    [{ proto: 'tcp', hostIp: '0.0.0.0', hostPort: 8080, containerIp: '10.80.0.2', containerPort: 80 }],
+    [['filter', 'FORWARD', '-j KEEL-FORWARD']],
+  );
   assert.match(text, /-A KEEL-DNAT -p tcp -m tcp --dport 8080 -j DNAT --to-destination 10\.80\.0\.2:80/);
   assert.match(text, /-I FORWARD 1 -j KEEL-FORWARD/);
   for (const line of text.split('\n').filter((l) => l.startsWith('-A'))) assert.match(line, /^-A KEEL-/);
@@ -155,20 +188,36 @@ test('embedded DNS answers members, forwards the rest, SERVFAILs when upstream i
   const up = dgram.createSocket('udp4');
   up.on('message', (m, r) => {
     const q = dnsPacket.decode(m);
-    up.send(dnsPacket.encode({ id: q.id, type: 'response', questions: q.questions, answers: [{ name: q.questions![0]!.name, type: 'A', data: '1.2.3.4' }] }), r.port, r.address);
+    up.send(
+      dnsPacket.encode({ id: q.id, type: 'response', questions: q.questions, answers: [{ name: q.questions![0]!.name, type: 'A', data: '1.2.3.4' }] }),
+      r.port,
+      r.address,
+    );
   });
   await new Promise<void>((r) => up.bind(0, '127.0.0.1', r));
   const silent = dgram.createSocket('udp4');
   await new Promise<void>((r) => silent.bind(0, '127.0.0.1', r));
   let upstreams = [`127.0.0.1:${up.address().port}`];
-  const srv = new DnsServer({ address: '127.0.0.1', port: 0, lookup: (n) => (n === 'web' ? ['10.81.0.5'] : undefined), upstreams: () => upstreams, timeoutMs: 300 });
+  const srv = new DnsServer({
+    address: '127.0.0.1',
+    port: 0,
+    lookup: (n) => (n === 'web' ? ['10.81.0.5'] : undefined),
+    upstreams: () => upstreams,
+    timeoutMs: 300,
+  });
   try {
     await srv.start();
     const ask = async (name: string, type: 'A' | 'AAAA' = 'A') =>
       dnsPacket.decode((await srv.answer(Buffer.from(dnsPacket.encode({ id: 9, type: 'query', questions: [{ name, type }] })), '10.81.0.9', 'udp'))!);
-    assert.deepEqual((await ask('WEB.')).answers!.map((a) => (a as { data: string }).data), ['10.81.0.5']);
+    assert.deepEqual(
+      (await ask('WEB.')).answers!.map((a) => (a as { data: string }).data),
+      ['10.81.0.5'],
+    );
     assert.deepEqual((await ask('web', 'AAAA')).answers, []);
-    assert.deepEqual((await ask('example.test')).answers!.map((a) => (a as { data: string }).data), ['1.2.3.4']);
+    assert.deepEqual(
+      (await ask('example.test')).answers!.map((a) => (a as { data: string }).data),
+      ['1.2.3.4'],
+    );
     upstreams = [`127.0.0.1:${silent.address().port}`];
     assert.equal(((await ask('example.test')) as { rcode?: string }).rcode, 'SERVFAIL');
     assert.equal(await srv.answer(Buffer.from('garbage'), '1.1.1.1', 'udp'), undefined);

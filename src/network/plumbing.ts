@@ -19,8 +19,13 @@ export interface EndpointPlumbing {
 
 function plan(p: EndpointPlumbing): VethPlan {
   return {
-    hostIf: p.ep.HostIfName, ifName: p.ep.IfName, mac: p.ep.MacAddress,
-    cidr: `${p.ep.IPAddress}/${p.ep.IPPrefixLen}`, gateway: p.ep.Gateway, defaultRoute: p.defaultRoute, mtu: p.mtu,
+    hostIf: p.ep.HostIfName,
+    ifName: p.ep.IfName,
+    mac: p.ep.MacAddress,
+    cidr: `${p.ep.IPAddress}/${p.ep.IPPrefixLen}`,
+    gateway: p.ep.Gateway,
+    defaultRoute: p.defaultRoute,
+    mtu: p.mtu,
   };
 }
 
@@ -32,7 +37,10 @@ export async function plumbSandbox(sb: SandboxRecord, eps: EndpointPlumbing[]): 
   try {
     await ipBatch(eps.flatMap((p) => vethHostBatch(p.ep.HostIfName, p.bridge)));
   } catch (e) {
-    await unplumb(sb, eps.map((p) => p.ep)).catch(() => {}); // undoing a failed plumb: its own error is the one to report
+    await unplumb(
+      sb,
+      eps.map((p) => p.ep),
+    ).catch(() => {}); // undoing a failed plumb: its own error is the one to report
     throw e;
   }
 }
@@ -52,7 +60,10 @@ export async function deleteLinks(hostIfs: string[]): Promise<void> {
   const present: string[] = [];
   for (const h of hostIfs) if (await linkExists(h)) present.push(h);
   // Deleting one end of a veth deletes both, so the netns is left with lo only.
-  await ipBatch(present.map((h) => `link del ${h}`), true);
+  await ipBatch(
+    present.map((h) => `link del ${h}`),
+    true,
+  );
 }
 
 /**

@@ -186,8 +186,10 @@ export class PortAllocator {
         holder = await hold(r.proto, r.hostIp, port);
       } catch (e) {
         if (n > 1) continue;
-        throw new EngineError('CONFLICT',
-          `driver failed programming external connectivity on endpoint ${endpoint}: Error starting userland proxy: listen ${r.proto}4 ${r.hostIp}:${port}: bind: ${errnoCode(e) === 'EADDRINUSE' ? 'address already in use' : (e as Error).message}`);
+        throw new EngineError(
+          'CONFLICT',
+          `driver failed programming external connectivity on endpoint ${endpoint}: Error starting userland proxy: listen ${r.proto}4 ${r.hostIp}:${port}: bind: ${errnoCode(e) === 'EADDRINUSE' ? 'address already in use' : (e as Error).message}`,
+        );
       }
       const key = `${r.proto}/${port}`;
       this.taken.set(key, [...(this.taken.get(key) ?? []), { owner, hostIp: r.hostIp, holder }]);

@@ -45,7 +45,8 @@ export class Sandboxes {
   constructor(host: SandboxHost) {
     this.host = host;
     this.spare = new SpareSandbox({
-      netnsDir: host.netnsDir, ipam: host.ipam,
+      netnsDir: host.netnsDir,
+      ipam: host.ipam,
       inState: (fn) => host.mu.run('state', fn),
       newEndpoint: (sb, w, i) => this.newEndpoint(sb, w, i),
       bridgeName: (id) => host.store.get(id).BridgeName,
@@ -82,19 +83,27 @@ export class Sandboxes {
       const mode = o.mode ?? 'bridge';
       const own = (mode === 'bridge' || mode === 'none') && !o.netnsPath;
       const sb: SandboxRecord = {
-        ContainerId: containerId, ContainerName: o.containerName.replace(/^\//, ''), Mode: mode,
-        NetnsPath: own ? path.join(this.host.netnsDir, containerId) : (o.netnsPath ?? ''), OwnNetns: own,
-        Hostname: o.hostname ?? containerId.slice(0, 12), Dns: o.dns ?? [], DnsSearch: o.dnsSearch ?? [], DnsOptions: o.dnsOptions ?? [],
-        ExtraHosts: o.extraHosts ?? [], Ports: [], Endpoints: {},
+        ContainerId: containerId,
+        ContainerName: o.containerName.replace(/^\//, ''),
+        Mode: mode,
+        NetnsPath: own ? path.join(this.host.netnsDir, containerId) : (o.netnsPath ?? ''),
+        OwnNetns: own,
+        Hostname: o.hostname ?? containerId.slice(0, 12),
+        Dns: o.dns ?? [],
+        DnsSearch: o.dnsSearch ?? [],
+        DnsOptions: o.dnsOptions ?? [],
+        ExtraHosts: o.extraHosts ?? [],
+        Ports: [],
+        Endpoints: {},
       };
       for (const dns of sb.Dns) parseIp(dns);
-      if (mode === 'container' && !o.netnsPath) throw invalid('container network mode needs the other container\'s netns path');
+      if (mode === 'container' && !o.netnsPath) throw invalid("container network mode needs the other container's netns path");
       if (mode === 'host' || mode === 'container') {
         await this.mu.run('state', async () => (this.state.sandboxes.set(containerId, sb), this.state.save()));
         return sb;
       }
       // An explicit empty list is a container disconnected from everything (lo only) that may be connected later.
-      const wanted = mode === 'none' ? [] : o.networks ?? [{ network: 'bridge' }];
+      const wanted = mode === 'none' ? [] : (o.networks ?? [{ network: 'bridge' }]);
       const reqs = portRequests(o.portBindings, !!o.publishAll, o.exposedPorts ?? []);
       const fitsSpare = own && this.fitsSpare(wanted);
       const spare = fitsSpare ? await this.spare.take() : undefined;
@@ -223,7 +232,8 @@ export class Sandboxes {
   /** Validates one endpoint request, activates its network and leases an address. Caller holds 'state'. */
   private async newEndpoint(sb: SandboxRecord, w: EndpointOptions, index: number): Promise<EndpointPlumbing> {
     const n = this.store.get(w.network);
-    if (n.Driver !== 'bridge') throw invalid(`container cannot be connected to network ${n.Name} (driver ${n.Driver}): use --network ${n.Name === 'none' ? 'none' : 'host'} alone`);
+    if (n.Driver !== 'bridge')
+      throw invalid(`container cannot be connected to network ${n.Name} (driver ${n.Driver}): use --network ${n.Name === 'none' ? 'none' : 'host'} alone`);
     if (sb.Endpoints[n.Id]) throw new EngineError('FORBIDDEN', `endpoint with name ${sb.ContainerName} already exists in network ${n.Name}`);
     const isDefault = n.Name === 'bridge';
     if (isDefault && w.ip) throw invalid('user specified IP address is supported on user defined networks only');
@@ -235,10 +245,18 @@ export class Sandboxes {
     let k = 0;
     while (ifNames.has(`eth${k}`)) k++;
     const ep: EndpointRecord = {
-      EndpointId: newId(), NetworkId: n.Id, NetworkName: n.Name, ContainerId: sb.ContainerId, ContainerName: sb.ContainerName,
-      IfName: `eth${k}`, HostIfName: hostIfName(this.host.vethPrefix, sb.ContainerId, n.Id),
-      IPAddress: ip, IPPrefixLen: plan.subnet.prefix, Gateway: n.Gateway,
-      MacAddress: w.mac ? parseMac(w.mac) : macForIp(parseIp(ip)), RequestedIp: w.ip ?? '',
+      EndpointId: newId(),
+      NetworkId: n.Id,
+      NetworkName: n.Name,
+      ContainerId: sb.ContainerId,
+      ContainerName: sb.ContainerName,
+      IfName: `eth${k}`,
+      HostIfName: hostIfName(this.host.vethPrefix, sb.ContainerId, n.Id),
+      IPAddress: ip,
+      IPPrefixLen: plan.subnet.prefix,
+      Gateway: n.Gateway,
+      MacAddress: w.mac ? parseMac(w.mac) : macForIp(parseIp(ip)),
+      RequestedIp: w.ip ?? '',
       Aliases: isDefault ? [] : [...new Set(w.aliases ?? [])],
     };
     sb.Endpoints[n.Id] = ep;

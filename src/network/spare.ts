@@ -75,16 +75,19 @@ export class SpareSandbox {
   /** Starts making a spare unless one is ready or on its way. */
   refill(): void {
     if (this.ready || this.making || this.closed || Date.now() < this.retryAfter) return;
-    this.making = this.make().then(
-      async (s) => {
-        if (this.closed) await this.discard(s).catch(() => {}); // closed meanwhile: the namespace is swept at the next reconcile
-        else this.ready = s;
-      },
-      (e) => {
-        this.retryAfter = Date.now() + 10_000;
-        log.warn('could not prepare a network sandbox ahead of time (containers still start, slower)', { error: String(e) });
-      },
-    ).finally(() => (this.making = undefined));
+    this.making = this.make()
+      .then(
+        async (s) => {
+          if (this.closed)
+            await this.discard(s).catch(() => {}); // closed meanwhile: the namespace is swept at the next reconcile
+          else this.ready = s;
+        },
+        (e) => {
+          this.retryAfter = Date.now() + 10_000;
+          log.warn('could not prepare a network sandbox ahead of time (containers still start, slower)', { error: String(e) });
+        },
+      )
+      .finally(() => (this.making = undefined));
   }
 
   /** Waits for a spare being made. */
@@ -104,8 +107,18 @@ export class SpareSandbox {
   private async make(): Promise<SandboxRecord> {
     const id = newId();
     const sb: SandboxRecord = {
-      ContainerId: id, ContainerName: '', Mode: 'bridge', NetnsPath: path.join(this.host.netnsDir, id), OwnNetns: true,
-      Hostname: '', Dns: [], DnsSearch: [], DnsOptions: [], ExtraHosts: [], Ports: [], Endpoints: {},
+      ContainerId: id,
+      ContainerName: '',
+      Mode: 'bridge',
+      NetnsPath: path.join(this.host.netnsDir, id),
+      OwnNetns: true,
+      Hostname: '',
+      Dns: [],
+      DnsSearch: [],
+      DnsOptions: [],
+      ExtraHosts: [],
+      Ports: [],
+      Endpoints: {},
     };
     const { ipam } = this.host;
     const p = await this.host.inState(async () => {

@@ -41,8 +41,14 @@ export class NetworkStore {
     const bridge = this.byName('bridge');
     if (!bridge) {
       await this.put({
-        ...base, Id: newId(), Name: 'bridge', Driver: 'bridge', Created: new Date().toISOString(),
-        Subnet: dflt.subnet, Gateway: dflt.gateway, BridgeName: dflt.bridgeName,
+        ...base,
+        Id: newId(),
+        Name: 'bridge',
+        Driver: 'bridge',
+        Created: new Date().toISOString(),
+        Subnet: dflt.subnet,
+        Gateway: dflt.gateway,
+        BridgeName: dflt.bridgeName,
         Options: {
           'com.docker.network.bridge.default_bridge': 'true',
           'com.docker.network.bridge.enable_icc': 'true',
@@ -56,7 +62,10 @@ export class NetworkStore {
       // The daemon's configuration decides the default bridge; follow it.
       await this.put({ ...bridge, Subnet: dflt.subnet, Gateway: dflt.gateway, BridgeName: dflt.bridgeName });
     }
-    for (const [name, driver] of [['host', 'host'], ['none', 'null']] as const) {
+    for (const [name, driver] of [
+      ['host', 'host'],
+      ['none', 'null'],
+    ] as const) {
       if (!this.byName(name)) {
         await this.put({ ...base, Id: newId(), Name: name, Driver: driver, Created: new Date().toISOString(), Subnet: '', Gateway: '', BridgeName: '' });
       }

@@ -21,6 +21,10 @@ test('familiar names drop the defaults', () => {
 
 test('refuses malformed references with a clear error', () => {
   for (const bad of ['', 'UPPER', 'a//b', 'a:b:c', 'busybox@sha256:../..', 'busybox@sha256:ABC', 'x:' + 't'.repeat(200), '-a', 'a/-b']) {
-    assert.throws(() => parseReference(bad), (e: Error & { code?: string }) => e.code === 'INVALID_ARGUMENT', bad);
+    assert.throws(
+      () => parseReference(bad),
+      (e: Error & { code?: string }) => e.code === 'INVALID_ARGUMENT',
+      bad,
+    );
   }
 });

@@ -94,7 +94,12 @@ export async function fetchToken(
     if (service) form.set('service', service);
     if (scopes.length) form.set('scope', scopes.join(' '));
     const body = Buffer.from(form.toString());
-    res = await httpRequest(url, { ...http, method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-length': body.length }, body });
+    res = await httpRequest(url, {
+      ...http,
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-length': body.length },
+      body,
+    });
   } else {
     if (service) url.searchParams.set('service', service);
     for (const s of scopes) url.searchParams.append('scope', s);
@@ -105,7 +110,10 @@ export async function fetchToken(
   }
   const body = await readBody(res, 1 << 20, 'token response');
   if (res.statusCode === 401 || res.statusCode === 403) {
-    throw new EngineError('UNAUTHORIZED', `${registryHost}: unauthorized: ${auth?.username || auth?.identitytoken ? 'incorrect username or password' : 'authentication required'}`);
+    throw new EngineError(
+      'UNAUTHORIZED',
+      `${registryHost}: unauthorized: ${auth?.username || auth?.identitytoken ? 'incorrect username or password' : 'authentication required'}`,
+    );
   }
   if (res.statusCode !== 200) throw new EngineError('UNAVAILABLE', `token server ${url.host} answered ${res.statusCode} for ${registryHost}`);
   let o: { token?: unknown; access_token?: unknown; expires_in?: unknown; refresh_token?: unknown };

@@ -76,7 +76,10 @@ export async function downloadBlob(client: RepositoryClient, desc: Descriptor, w
           const m = /^bytes (\d+)-/.exec(header(res, 'content-range') ?? '');
           if (!m || Number(m[1]) !== start) {
             res.destroy();
-            throw new EngineError('UNAVAILABLE', `registry answered a Range request for ${desc.digest} at ${start} with ${header(res, 'content-range') ?? 'no Content-Range'}`);
+            throw new EngineError(
+              'UNAVAILABLE',
+              `registry answered a Range request for ${desc.digest} at ${start} with ${header(res, 'content-range') ?? 'no Content-Range'}`,
+            );
           }
         } else skip = start;
       }
@@ -113,7 +116,11 @@ export async function downloadBlob(client: RepositoryClient, desc: Descriptor, w
       if (!isTransientNetworkError(e) || stalled > MAX_STALLED_ATTEMPTS || attempt >= MAX_ATTEMPTS) {
         if ((e as { truncated?: boolean }).truncated) throw new EngineError('UNAVAILABLE', (e as Error).message);
         if (e instanceof EngineError) throw e;
-        throw new EngineError('UNAVAILABLE', `downloading ${desc.digest} from ${client.endpoint.base.host} failed after ${attempt + 1} attempts: ${(e as Error).message}`, { cause: e });
+        throw new EngineError(
+          'UNAVAILABLE',
+          `downloading ${desc.digest} from ${client.endpoint.base.host} failed after ${attempt + 1} attempts: ${(e as Error).message}`,
+          { cause: e },
+        );
       }
       await client.backoff(Math.min(stalled, 6), undefined, o.signal);
     }

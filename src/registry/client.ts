@@ -138,7 +138,10 @@ export class RepositoryClient {
         // A server the registry redirected to wants credentials. Its challenge is not the
         // registry's: taking it would send the user's password to a realm that server chose.
         await drain(res);
-        throw new EngineError('UNAUTHORIZED', `${spec.method} ${spec.what}: ${this.host} redirected to ${from.host}, which asked for credentials; keel sends credentials only to ${this.host} and the token server it names`);
+        throw new EngineError(
+          'UNAUTHORIZED',
+          `${spec.method} ${spec.what}: ${this.host} redirected to ${from.host}, which asked for credentials; keel sends credentials only to ${this.host} and the token server it names`,
+        );
       }
       if (status === 401 && authFailures === 0 && !this.auth?.registrytoken) {
         // A token for fewer scopes, an expired one, or a challenge that changed: learn and retry once.
@@ -194,7 +197,17 @@ export class RepositoryClient {
       /* keep the status alone */
     }
     const code: ErrorCode =
-      status === 401 ? 'UNAUTHORIZED' : status === 403 ? 'FORBIDDEN' : status === 404 ? 'NOT_FOUND' : status === 400 ? 'INVALID_ARGUMENT' : status >= 500 || status === 429 ? 'UNAVAILABLE' : 'INTERNAL';
+      status === 401
+        ? 'UNAUTHORIZED'
+        : status === 403
+          ? 'FORBIDDEN'
+          : status === 404
+            ? 'NOT_FOUND'
+            : status === 400
+              ? 'INVALID_ARGUMENT'
+              : status >= 500 || status === 429
+                ? 'UNAVAILABLE'
+                : 'INTERNAL';
     const why = detail || (status === 401 ? 'unauthorized: authentication required' : `${status} ${res.statusMessage ?? ''}`.trim());
     if (status === 404) throw new EngineError(code, `${spec.what} not found: ${why}`);
     throw new EngineError(code, `${spec.method} ${spec.what} on ${this.host}: ${why}`);
@@ -202,7 +215,14 @@ export class RepositoryClient {
 
   /** Fetches a manifest or index by tag or digest, verifying what the registry says about it. */
   async getManifest(reference: string, what: string, signal?: AbortSignal): Promise<{ bytes: Buffer; contentType: string; digest: Digest }> {
-    const res = await this.send({ method: 'GET', path: `manifests/${reference}`, headers: { accept: MANIFEST_ACCEPT }, retry: true, signal, what: `manifest for ${what}` });
+    const res = await this.send({
+      method: 'GET',
+      path: `manifests/${reference}`,
+      headers: { accept: MANIFEST_ACCEPT },
+      retry: true,
+      signal,
+      what: `manifest for ${what}`,
+    });
     const bytes = await readBody(res, MAX_DOCUMENT_SIZE, `manifest for ${what}`);
     const digest = sha256(bytes);
     if (reference.startsWith('sha256:') && reference !== digest) {
@@ -252,7 +272,14 @@ export class RepositoryClient {
    */
   async startUpload(digest: Digest, mountFrom: string | undefined, signal?: AbortSignal): Promise<{ mounted: true } | { mounted: false; location: URL }> {
     const q = mountFrom ? `?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(mountFrom)}` : '';
-    const res = await this.send({ method: 'POST', path: `blobs/uploads/${q}`, headers: { 'content-length': 0 }, retry: true, signal, what: `upload of ${digest}` });
+    const res = await this.send({
+      method: 'POST',
+      path: `blobs/uploads/${q}`,
+      headers: { 'content-length': 0 },
+      retry: true,
+      signal,
+      what: `upload of ${digest}`,
+    });
     await drain(res);
     if (res.statusCode === 201 && mountFrom) return { mounted: true };
     return { mounted: false, location: this.location(res, digest) };
@@ -348,7 +375,11 @@ export function describeErrors(body: Buffer): string {
   } catch {
     /* not JSON */
   }
-  return body.toString('utf8').slice(0, 200).replace(/[^\x20-\x7e]+/g, ' ').trim();
+  return body
+    .toString('utf8')
+    .slice(0, 200)
+    .replace(/[^\x20-\x7e]+/g, ' ')
+    .trim();
 }
 
 function wrapNetwork(e: unknown, host: string, what: string): unknown {

@@ -117,9 +117,7 @@ export class CredentialStore {
       }
       const o = JSON.parse(r.stdout) as { Username?: string; Secret?: string };
       if (!o.Secret) return undefined;
-      return o.Username === '<token>'
-        ? { identitytoken: o.Secret, serveraddress: key }
-        : { username: o.Username, password: o.Secret, serveraddress: key };
+      return o.Username === '<token>' ? { identitytoken: o.Secret, serveraddress: key } : { username: o.Username, password: o.Secret, serveraddress: key };
     }
     const entry = cfg.auths?.[key] ?? cfg.auths?.[`https://${key}`] ?? cfg.auths?.[`http://${key}`];
     if (!entry) return undefined;
@@ -132,10 +130,13 @@ export class CredentialStore {
     const key = authKey(domain);
     const cfg = await this.load();
     const helper = this.helperFor(cfg, key);
-    const username = a.identitytoken ? '<token>' : a.username ?? '';
+    const username = a.identitytoken ? '<token>' : (a.username ?? '');
     const secret = a.identitytoken ?? a.password ?? '';
     if (helper) {
-      await exec([`docker-credential-${helper}`, 'store'], { input: JSON.stringify({ ServerURL: key, Username: username, Secret: secret }), timeoutMs: 30_000 });
+      await exec([`docker-credential-${helper}`, 'store'], {
+        input: JSON.stringify({ ServerURL: key, Username: username, Secret: secret }),
+        timeoutMs: 30_000,
+      });
       cfg.auths = { ...cfg.auths, [key]: {} };
     } else {
       const entry: { auth?: string; identitytoken?: string } = {};

@@ -65,7 +65,12 @@ export function httpRequest(url: URL, opts: HttpOptions): Promise<IncomingMessag
       }
     });
     req.setTimeout(opts.idleTimeoutMs, () => {
-      fail(new EngineError('TIMEOUT', `${url.host} sent nothing for ${opts.idleTimeoutMs} ms (${opts.method ?? 'GET'} ${url.pathname}); the registry is too slow or unreachable`));
+      fail(
+        new EngineError(
+          'TIMEOUT',
+          `${url.host} sent nothing for ${opts.idleTimeoutMs} ms (${opts.method ?? 'GET'} ${url.pathname}); the registry is too slow or unreachable`,
+        ),
+      );
     });
     req.on('error', (e) => {
       clearTimeout(connectTimer);

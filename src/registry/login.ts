@@ -22,7 +22,10 @@ export function domainOfServerAddress(addr: string | undefined): string {
  * must issue a token for them. Nothing is stored here: the CLI stores on
  * success (CredentialStore.store), as docker's CLI does.
  */
-export async function login(registries: RegistryHosts, a: AuthConfig & { serveraddress?: string }): Promise<{ status: 'Login Succeeded'; identityToken?: string }> {
+export async function login(
+  registries: RegistryHosts,
+  a: AuthConfig & { serveraddress?: string },
+): Promise<{ status: 'Login Succeeded'; identityToken?: string }> {
   const domain = domainOfServerAddress(a.serveraddress);
   const ep = registries.endpoint(domain);
   const o = registries.opts;
@@ -41,12 +44,14 @@ export async function login(registries: RegistryHosts, a: AuthConfig & { servera
     if (!a.username) throw new EngineError('UNAUTHORIZED', `${ep.base.host}: unauthorized: username required`);
     const r2 = await httpRequest(url, { ...http, method: 'GET', headers: { authorization: basicHeader(a) } });
     await drain(r2);
-    if (r2.statusCode === 401 || r2.statusCode === 403) throw new EngineError('UNAUTHORIZED', `login to ${ep.base.host} failed: unauthorized: incorrect username or password`);
+    if (r2.statusCode === 401 || r2.statusCode === 403)
+      throw new EngineError('UNAUTHORIZED', `login to ${ep.base.host} failed: unauthorized: incorrect username or password`);
     if (r2.statusCode! >= 300) throw new EngineError('UNAVAILABLE', `login to ${ep.base.host} failed: GET /v2/ answered ${r2.statusCode}`);
     return { status: 'Login Succeeded' };
   }
   const t = await fetchToken(ch, [], a, http, ep.base.host).catch((e: unknown) => {
-    if (e instanceof EngineError && e.code === 'UNAUTHORIZED') throw new EngineError('UNAUTHORIZED', `login to ${ep.base.host} failed: unauthorized: incorrect username or password`);
+    if (e instanceof EngineError && e.code === 'UNAUTHORIZED')
+      throw new EngineError('UNAUTHORIZED', `login to ${ep.base.host} failed: unauthorized: incorrect username or password`);
     throw e;
   });
   return t.refreshToken ? { status: 'Login Succeeded', identityToken: t.refreshToken } : { status: 'Login Succeeded' };

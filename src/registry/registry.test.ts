@@ -35,7 +35,13 @@ test('endpoints: docker.io, loopback over HTTP, others HTTPS unless insecure, mi
   assert.equal(h.endpoint('[::1]:5000').base.protocol, 'http:');
   assert.equal(h.endpoint('reg.lan:5000').base.protocol, 'http:');
   assert.equal(h.endpoint('quay.io').base.protocol, 'https:');
-  assert.deepEqual(h.pullEndpoints('docker.io').map((e) => [e.base.host, e.mirror]), [['127.0.0.1:5001', true], ['registry-1.docker.io', false]]);
+  assert.deepEqual(
+    h.pullEndpoints('docker.io').map((e) => [e.base.host, e.mirror]),
+    [
+      ['127.0.0.1:5001', true],
+      ['registry-1.docker.io', false],
+    ],
+  );
   assert.ok(isLoopbackHost('127.5.6.7:80') && !isLoopbackHost('128.0.0.1') && !isLoopbackHost('localhost.evil.com'));
   h.close();
 });

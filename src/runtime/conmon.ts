@@ -67,13 +67,19 @@ export class LineReader {
     if (this.queue.length) return Promise.resolve(this.queue.shift());
     if (this.ended) return Promise.resolve(undefined);
     return new Promise((resolve, reject) => {
-      const timer = timeoutMs > 0
-        ? setTimeout(() => {
-            this.waiters = this.waiters.filter((w) => w !== waiter);
-            reject(new EngineError('TIMEOUT', `conmon did not answer within ${timeoutMs} ms while ${what}`));
-          }, timeoutMs)
-        : undefined;
-      const waiter = { resolve: (m: SyncMessage | undefined) => { if (timer) clearTimeout(timer); resolve(m); } };
+      const timer =
+        timeoutMs > 0
+          ? setTimeout(() => {
+              this.waiters = this.waiters.filter((w) => w !== waiter);
+              reject(new EngineError('TIMEOUT', `conmon did not answer within ${timeoutMs} ms while ${what}`));
+            }, timeoutMs)
+          : undefined;
+      const waiter = {
+        resolve: (m: SyncMessage | undefined) => {
+          if (timer) clearTimeout(timer);
+          resolve(m);
+        },
+      };
       this.waiters.push(waiter);
     });
   }

@@ -5,15 +5,22 @@ import type { Device, DeviceRule, Mount, Rlimit } from './spec-types.ts';
 
 /** Docker's masked paths (moby oci/defaults.go, 28.x). */
 export const DEFAULT_MASKED_PATHS: readonly string[] = [
-  '/proc/asound', '/proc/acpi', '/proc/interrupts', '/proc/kcore', '/proc/keys', '/proc/latency_stats',
-  '/proc/timer_list', '/proc/timer_stats', '/proc/sched_debug', '/proc/scsi', '/sys/firmware',
+  '/proc/asound',
+  '/proc/acpi',
+  '/proc/interrupts',
+  '/proc/kcore',
+  '/proc/keys',
+  '/proc/latency_stats',
+  '/proc/timer_list',
+  '/proc/timer_stats',
+  '/proc/sched_debug',
+  '/proc/scsi',
+  '/sys/firmware',
   '/sys/devices/virtual/powercap',
 ];
 
 /** Docker's read-only paths. */
-export const DEFAULT_READONLY_PATHS: readonly string[] = [
-  '/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger',
-];
+export const DEFAULT_READONLY_PATHS: readonly string[] = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
 
 /**
  * Docker's device cgroup rules: deny everything, allow mknod of any node,
@@ -60,7 +67,13 @@ export function defaultMounts(opts: { privileged: boolean; shmSize: number }): M
 export { bindMount, tmpfsMount } from '../oci/mount.ts';
 
 const IPC_SYSCTLS = new Set([
-  'kernel.msgmax', 'kernel.msgmnb', 'kernel.msgmni', 'kernel.sem', 'kernel.shmall', 'kernel.shmmax', 'kernel.shmmni',
+  'kernel.msgmax',
+  'kernel.msgmnb',
+  'kernel.msgmni',
+  'kernel.sem',
+  'kernel.shmall',
+  'kernel.shmmax',
+  'kernel.shmmni',
   'kernel.shm_rmid_forced',
 ]);
 
@@ -85,11 +98,21 @@ export function validateSysctls(sysctls: Record<string, string>, ns: { hostNet: 
 }
 
 const LIMIT_NAMES: Record<string, string> = {
-  'Max cpu time': 'RLIMIT_CPU', 'Max file size': 'RLIMIT_FSIZE', 'Max data size': 'RLIMIT_DATA',
-  'Max stack size': 'RLIMIT_STACK', 'Max core file size': 'RLIMIT_CORE', 'Max resident set': 'RLIMIT_RSS',
-  'Max processes': 'RLIMIT_NPROC', 'Max open files': 'RLIMIT_NOFILE', 'Max locked memory': 'RLIMIT_MEMLOCK',
-  'Max address space': 'RLIMIT_AS', 'Max file locks': 'RLIMIT_LOCKS', 'Max pending signals': 'RLIMIT_SIGPENDING',
-  'Max msgqueue size': 'RLIMIT_MSGQUEUE', 'Max nice priority': 'RLIMIT_NICE', 'Max realtime priority': 'RLIMIT_RTPRIO',
+  'Max cpu time': 'RLIMIT_CPU',
+  'Max file size': 'RLIMIT_FSIZE',
+  'Max data size': 'RLIMIT_DATA',
+  'Max stack size': 'RLIMIT_STACK',
+  'Max core file size': 'RLIMIT_CORE',
+  'Max resident set': 'RLIMIT_RSS',
+  'Max processes': 'RLIMIT_NPROC',
+  'Max open files': 'RLIMIT_NOFILE',
+  'Max locked memory': 'RLIMIT_MEMLOCK',
+  'Max address space': 'RLIMIT_AS',
+  'Max file locks': 'RLIMIT_LOCKS',
+  'Max pending signals': 'RLIMIT_SIGPENDING',
+  'Max msgqueue size': 'RLIMIT_MSGQUEUE',
+  'Max nice priority': 'RLIMIT_NICE',
+  'Max realtime priority': 'RLIMIT_RTPRIO',
   'Max realtime timeout': 'RLIMIT_RTTIME',
 };
 /** RLIM_INFINITY (2^64-1) does not fit a JS number; specToJson writes it exactly. */
@@ -165,7 +188,15 @@ export function hostDevices(root = '/dev'): Device[] {
         const rdev = st.rdev;
         const major = Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn));
         const minor = Number((rdev & 0xffn) | ((rdev >> 12n) & 0xfff00n));
-        out.push({ path: p, type: st.isCharacterDevice() ? 'c' : 'b', major, minor, fileMode: Number(st.mode & 0o777n), uid: Number(st.uid), gid: Number(st.gid) });
+        out.push({
+          path: p,
+          type: st.isCharacterDevice() ? 'c' : 'b',
+          major,
+          minor,
+          fileMode: Number(st.mode & 0o777n),
+          uid: Number(st.uid),
+          gid: Number(st.gid),
+        });
       }
     }
   };

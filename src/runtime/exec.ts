@@ -63,19 +63,38 @@ export async function execInContainer(driver: RuntimeDriver, id: string, proc: P
   if (opts.tty && opts.consoleSize) p.consoleSize = opts.consoleSize;
   await writeFileAtomic(processFile, JSON.stringify(p), 0o600);
   const args = [
-    '--api-version', '1',
-    '-c', id, '-u', execId, '-n', id,
-    '-r', driver.runcPath, '-b', dir,
-    '-p', path.join(dir, 'pid'),
-    '-P', path.join(dir, 'conmon.pid'),
-    '--exit-dir', dir,
-    '--persist-dir', dir,
-    '--socket-dir-path', dir,
+    '--api-version',
+    '1',
+    '-c',
+    id,
+    '-u',
+    execId,
+    '-n',
+    id,
+    '-r',
+    driver.runcPath,
+    '-b',
+    dir,
+    '-p',
+    path.join(dir, 'pid'),
+    '-P',
+    path.join(dir, 'conmon.pid'),
+    '--exit-dir',
+    dir,
+    '--persist-dir',
+    dir,
+    '--socket-dir-path',
+    dir,
     '--full-attach',
-    '-l', 'none',
-    '--log-level', 'error',
-    '--runtime-arg', `--root=${driver.runc.root}`,
-    '-e', '--exec-process-spec', processFile,
+    '-l',
+    'none',
+    '--log-level',
+    'error',
+    '--runtime-arg',
+    `--root=${driver.runc.root}`,
+    '-e',
+    '--exec-process-spec',
+    processFile,
   ];
   if (opts.tty) args.push('-t');
   if (opts.stdin && !opts.detach) args.push('-i');
@@ -120,7 +139,11 @@ export async function execInContainer(driver: RuntimeDriver, id: string, proc: P
   if (!attached) {
     cm.release();
     return {
-      execId, pid, stdin: undefined, stdout: undefined, stderr: undefined,
+      execId,
+      pid,
+      stdin: undefined,
+      stdout: undefined,
+      stderr: undefined,
       exitCode: waitDetachedExec(dir),
       resize: (size) => writeCtl(path.join(dir, 'ctl'), size),
     };
@@ -134,7 +157,8 @@ export async function execInContainer(driver: RuntimeDriver, id: string, proc: P
     return last.data;
   })();
   return {
-    execId, pid,
+    execId,
+    pid,
     stdin: opts.stdin ? session!.stdin : undefined,
     stdout: session!.stdout,
     stderr: session!.stderr,
@@ -161,7 +185,12 @@ async function waitDetachedExec(dir: string): Promise<number> {
 }
 
 /** Runs a command to completion and collects its output (health checks, tests). */
-export async function execCollect(driver: RuntimeDriver, id: string, proc: Process, opts: { input?: string | Buffer; timeoutMs?: number; maxOutput?: number } = {}): Promise<{ exitCode: number; stdout: string; stderr: string }> {
+export async function execCollect(
+  driver: RuntimeDriver,
+  id: string,
+  proc: Process,
+  opts: { input?: string | Buffer; timeoutMs?: number; maxOutput?: number } = {},
+): Promise<{ exitCode: number; stdout: string; stderr: string }> {
   const s = await execInContainer(driver, id, proc, { stdin: opts.input !== undefined, timeoutMs: opts.timeoutMs });
   const max = opts.maxOutput ?? 1 << 20;
   const collect = (r: PassThrough | undefined) => {

@@ -120,7 +120,8 @@ export class LogSuccessors {
           this.newest = ino;
           this.queue.push({ fh, ino });
           while (this.queue.length > this.maxQueued) {
-            if (!this.dropped++) log.warn('a log follower is more rotated files behind than the log keeps: skipping the oldest', { log: this.logPath, files: this.maxQueued });
+            if (!this.dropped++)
+              log.warn('a log follower is more rotated files behind than the log keeps: skipping the oldest', { log: this.logPath, files: this.maxQueued });
             await this.queue.shift()!.fh.close();
           }
           this.wake?.();

@@ -215,7 +215,13 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
  * Reads the log as it grows, and across rotations the files that replaced
  * it, in order, each to its end (logfollow.ts), until the signal aborts.
  */
-async function* follow(fh: fsp.FileHandle, successors: LogSuccessors, start: number, keep: (e: LogEntry) => boolean, opts: ReadLogOptions): AsyncGenerator<LogEntry> {
+async function* follow(
+  fh: fsp.FileHandle,
+  successors: LogSuccessors,
+  start: number,
+  keep: (e: LogEntry) => boolean,
+  opts: ReadLogOptions,
+): AsyncGenerator<LogEntry> {
   let pos = start;
   let rest: Buffer = Buffer.alloc(0);
   const chunk = Buffer.alloc(1 << 16);
@@ -265,7 +271,10 @@ async function* follow(fh: fsp.FileHandle, successors: LogSuccessors, start: num
 }
 
 /** Parses k8s-file records from a stream (a gzipped rotated file, say), filtered by since/until. */
-export async function* parseLogStream(source: AsyncIterable<Buffer | Uint8Array>, opts: Pick<ReadLogOptions, 'since' | 'until'> = {}): AsyncGenerator<LogEntry> {
+export async function* parseLogStream(
+  source: AsyncIterable<Buffer | Uint8Array>,
+  opts: Pick<ReadLogOptions, 'since' | 'until'> = {},
+): AsyncGenerator<LogEntry> {
   const since = opts.since !== undefined ? toNs(opts.since) : undefined;
   const until = opts.until !== undefined ? toNs(opts.until) : undefined;
   let rest: Buffer = Buffer.alloc(0);

@@ -7,7 +7,10 @@ import type { Process } from './spec-types.ts';
  * A different user drops effective caps unless it is root; privileged
  * exec gets the bounding set as effective too.
  */
-export function execProcess(base: Process, o: { args: string[]; env?: string[]; cwd?: string; user?: Process['user']; tty?: boolean; privileged?: boolean; bounding?: string[] }): Process {
+export function execProcess(
+  base: Process,
+  o: { args: string[]; env?: string[]; cwd?: string; user?: Process['user']; tty?: boolean; privileged?: boolean; bounding?: string[] },
+): Process {
   const env = [...base.env];
   for (const e of o.env ?? []) {
     const k = e.split('=')[0];
@@ -17,8 +20,8 @@ export function execProcess(base: Process, o: { args: string[]; env?: string[]; 
   }
   if (!env.some((e) => e.startsWith('PATH='))) env.unshift(DEFAULT_PATH_ENV);
   const user = o.user ?? base.user;
-  const bounding = o.privileged && o.bounding ? o.bounding : base.capabilities?.bounding ?? [];
-  const eff = user.uid === 0 ? bounding : base.capabilities?.effective ?? [];
+  const bounding = o.privileged && o.bounding ? o.bounding : (base.capabilities?.bounding ?? []);
+  const eff = user.uid === 0 ? bounding : (base.capabilities?.effective ?? []);
   const p: Process = {
     terminal: !!o.tty,
     user,

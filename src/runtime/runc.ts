@@ -18,7 +18,6 @@ export function checkId(id: string): void {
   if (!ID_PATTERN.test(id)) throw new EngineError('INVALID_ARGUMENT', `invalid container id "${id}": use letters, digits, _ . - (at most 128)`);
 }
 
-
 /** Thin wrapper over the runc CLI with one --root. Every call is a short-lived runc process. */
 export class Runc {
   readonly binary: string;
@@ -117,8 +116,12 @@ export function parseRuncFailure(text: string): RuncFailure {
     noSuchContainer: /does not exist|not found|no such file/i.test(message),
     notRunning: /not running|process already finished/i.test(message),
     inactive: /not running|stopped|paused/i.test(message),
-    exec: isExec && /executable file not found|no such file or directory/i.test(message) ? 'COMMAND_NOT_FOUND'
-      : isExec && /permission denied/i.test(message) ? 'CANNOT_EXECUTE' : undefined,
+    exec:
+      isExec && /executable file not found|no such file or directory/i.test(message)
+        ? 'COMMAND_NOT_FOUND'
+        : isExec && /permission denied/i.test(message)
+          ? 'CANNOT_EXECUTE'
+          : undefined,
   };
 }
 
@@ -138,9 +141,37 @@ export function isNotRunning(e: unknown): boolean {
 }
 
 const SIGNALS = [
-  'HUP', 'INT', 'QUIT', 'ILL', 'TRAP', 'ABRT', 'BUS', 'FPE', 'KILL', 'USR1', 'SEGV', 'USR2', 'PIPE', 'ALRM', 'TERM',
-  'STKFLT', 'CHLD', 'CONT', 'STOP', 'TSTP', 'TTIN', 'TTOU', 'URG', 'XCPU', 'XFSZ', 'VTALRM', 'PROF', 'WINCH', 'IO',
-  'PWR', 'SYS',
+  'HUP',
+  'INT',
+  'QUIT',
+  'ILL',
+  'TRAP',
+  'ABRT',
+  'BUS',
+  'FPE',
+  'KILL',
+  'USR1',
+  'SEGV',
+  'USR2',
+  'PIPE',
+  'ALRM',
+  'TERM',
+  'STKFLT',
+  'CHLD',
+  'CONT',
+  'STOP',
+  'TSTP',
+  'TTIN',
+  'TTOU',
+  'URG',
+  'XCPU',
+  'XFSZ',
+  'VTALRM',
+  'PROF',
+  'WINCH',
+  'IO',
+  'PWR',
+  'SYS',
 ];
 
 /** `SIGTERM`, `term`, `15` → what runc accepts; RTMIN+n too. */
@@ -227,7 +258,10 @@ export function runcAdvisories(v: RuncVersion): { cve: string; message: string }
   for (const a of ADVISORIES) {
     if (cmp(have, parseVersion(a.fixedIn)) >= 0) continue;
     if (a.debianFixed && v.commit && a.debianFixed.test(v.commit)) continue;
-    out.push({ cve: a.cve, message: `runc ${v.version} (${v.commit ?? 'unknown build'}) is affected by ${a.cve}: ${a.what} (fixed in ${a.fixedIn}); update runc` });
+    out.push({
+      cve: a.cve,
+      message: `runc ${v.version} (${v.commit ?? 'unknown build'}) is affected by ${a.cve}: ${a.what} (fixed in ${a.fixedIn}); update runc`,
+    });
   }
   return out;
 }

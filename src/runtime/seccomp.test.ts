@@ -20,12 +20,18 @@ function decide(sc: Seccomp, name: string, args: number[] = []): string {
     const ok = r.args!.every((a) => {
       const v = args[a.index] ?? 0;
       switch (a.op) {
-        case 'SCMP_CMP_EQ': return v === a.value;
-        case 'SCMP_CMP_NE': return v !== a.value;
-        case 'SCMP_CMP_LT': return v < a.value;
-        case 'SCMP_CMP_GT': return v > a.value;
-        case 'SCMP_CMP_MASKED_EQ': return ((v & a.value) >>> 0) === (a.valueTwo ?? 0);
-        default: throw new Error(`op ${a.op}`);
+        case 'SCMP_CMP_EQ':
+          return v === a.value;
+        case 'SCMP_CMP_NE':
+          return v !== a.value;
+        case 'SCMP_CMP_LT':
+          return v < a.value;
+        case 'SCMP_CMP_GT':
+          return v > a.value;
+        case 'SCMP_CMP_MASKED_EQ':
+          return (v & a.value) >>> 0 === (a.valueTwo ?? 0);
+        default:
+          throw new Error(`op ${a.op}`);
       }
     });
     if (ok) return label(r.action, r.errnoRet);
@@ -57,7 +63,20 @@ test('socket: every family but AF_ALG (38) and AF_VSOCK (40)', () => {
 
 test('kernel keyring, pivot_root and obsolete multiplexers are refused to everyone', () => {
   for (const sc of [spec(), spec(['ALL'])]) {
-    for (const n of ['keyctl', 'add_key', 'request_key', 'pivot_root', 'query_module', 'readdir', 'sigaction', 'signal', 'sigpending', 'sigsuspend', 'syscall', 'timerfd']) {
+    for (const n of [
+      'keyctl',
+      'add_key',
+      'request_key',
+      'pivot_root',
+      'query_module',
+      'readdir',
+      'sigaction',
+      'signal',
+      'sigpending',
+      'sigsuspend',
+      'syscall',
+      'timerfd',
+    ]) {
       assert.equal(decide(sc, n), EPERM, n);
     }
   }
@@ -65,16 +84,62 @@ test('kernel keyring, pivot_root and obsolete multiplexers are refused to everyo
 
 test('syscalls newer than the 2022 profile that moby allows are allowed', () => {
   const sc = spec();
-  for (const n of ['cachestat', 'fchmodat2', 'futex_requeue', 'futex_wait', 'futex_waitv', 'futex_wake', 'getxattrat', 'io_pgetevents', 'io_pgetevents_time64',
-    'listmount', 'listxattrat', 'map_shadow_stack', 'mseal', 'removexattrat', 'setxattrat', 'statmount', 'uretprobe', 'vmsplice', 'name_to_handle_at']) {
+  for (const n of [
+    'cachestat',
+    'fchmodat2',
+    'futex_requeue',
+    'futex_wait',
+    'futex_waitv',
+    'futex_wake',
+    'getxattrat',
+    'io_pgetevents',
+    'io_pgetevents_time64',
+    'listmount',
+    'listxattrat',
+    'map_shadow_stack',
+    'mseal',
+    'removexattrat',
+    'setxattrat',
+    'statmount',
+    'uretprobe',
+    'vmsplice',
+    'name_to_handle_at',
+  ]) {
     assert.equal(decide(sc, n), 'allow', n);
   }
-  assert.equal(decide(resolveProfile(overrideProfile(parseProfile('{"defaultAction":"SCMP_ACT_ERRNO","defaultErrnoRet":38}'), KEEL_RULES), { caps: [], arch: 'riscv64' }), 'riscv_hwprobe'), 'allow');
+  assert.equal(
+    decide(
+      resolveProfile(overrideProfile(parseProfile('{"defaultAction":"SCMP_ACT_ERRNO","defaultErrnoRet":38}'), KEEL_RULES), { caps: [], arch: 'riscv64' }),
+      'riscv_hwprobe',
+    ),
+    'allow',
+  );
 });
 
 test('namespace and mount calls need CAP_SYS_ADMIN; clone may not create namespaces without it', () => {
-  const admin = ['bpf', 'fanotify_init', 'fsconfig', 'fsmount', 'fsopen', 'fspick', 'lookup_dcookie', 'mount', 'mount_setattr', 'move_mount', 'open_tree',
-    'perf_event_open', 'quotactl', 'quotactl_fd', 'setdomainname', 'sethostname', 'setns', 'syslog', 'umount', 'umount2', 'unshare'];
+  const admin = [
+    'bpf',
+    'fanotify_init',
+    'fsconfig',
+    'fsmount',
+    'fsopen',
+    'fspick',
+    'lookup_dcookie',
+    'mount',
+    'mount_setattr',
+    'move_mount',
+    'open_tree',
+    'perf_event_open',
+    'quotactl',
+    'quotactl_fd',
+    'setdomainname',
+    'sethostname',
+    'setns',
+    'syslog',
+    'umount',
+    'umount2',
+    'unshare',
+  ];
   const plain = spec();
   const sys = spec(['SYS_ADMIN']);
   for (const n of admin) {
@@ -123,22 +188,35 @@ test('no syscall is both allowed and denied outright, and no rule repeats the de
       for (const n of r.names) (r.action === 'SCMP_ACT_ALLOW' ? allow : deny).add(n);
       assert.ok(!(r.action === sc.defaultAction && (r.errnoRet ?? 1) === sc.defaultErrnoRet), `redundant rule for ${r.names.join(',')}`);
     }
-    assert.deepEqual([...allow].filter((n) => deny.has(n)), [], `caps ${caps.join(',')}`);
+    assert.deepEqual(
+      [...allow].filter((n) => deny.has(n)),
+      [],
+      `caps ${caps.join(',')}`,
+    );
     // A name with an unconditional rule has no conditional ones to contradict it.
     const conditional = new Set(sc.syscalls!.filter((r) => r.args?.length).flatMap((r) => r.names));
-    assert.deepEqual([...conditional].filter((n) => allow.has(n) || deny.has(n)), [], `caps ${caps.join(',')}`);
+    assert.deepEqual(
+      [...conditional].filter((n) => allow.has(n) || deny.has(n)),
+      [],
+      `caps ${caps.join(',')}`,
+    );
   }
 });
 
 test('pruneDefaultRules keeps conditional and non-default rules', () => {
   const sc: Seccomp = {
-    defaultAction: 'SCMP_ACT_ERRNO', defaultErrnoRet: 1, syscalls: [
+    defaultAction: 'SCMP_ACT_ERRNO',
+    defaultErrnoRet: 1,
+    syscalls: [
       { names: ['a'], action: 'SCMP_ACT_ERRNO', errnoRet: 1 },
       { names: ['b'], action: 'SCMP_ACT_ERRNO', errnoRet: 38 },
       { names: ['c'], action: 'SCMP_ACT_ERRNO', errnoRet: 1, args: [{ index: 0, value: 1, op: 'SCMP_CMP_EQ' }] },
       { names: ['d'], action: 'SCMP_ACT_ALLOW' },
     ],
   };
-  assert.deepEqual(pruneDefaultRules(sc).syscalls!.map((r) => r.names[0]), ['b', 'c', 'd']);
+  assert.deepEqual(
+    pruneDefaultRules(sc).syscalls!.map((r) => r.names[0]),
+    ['b', 'c', 'd'],
+  );
   assert.equal(DEFAULT_CAPS.includes('CAP_SYS_ADMIN'), false);
 });

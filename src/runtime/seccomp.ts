@@ -65,8 +65,10 @@ export function loadProfile(file: string): Profile {
     st = fs.statSync(file);
   } catch (e) {
     if (errnoCode(e) === 'ENOENT') {
-      throw new EngineError('UNAVAILABLE', `seccomp profile ${file} does not exist` +
-        (file === DEFAULT_PROFILE_PATH ? ' (install the Debian package golang-github-containers-common)' : ''));
+      throw new EngineError(
+        'UNAVAILABLE',
+        `seccomp profile ${file} does not exist` + (file === DEFAULT_PROFILE_PATH ? ' (install the Debian package golang-github-containers-common)' : ''),
+      );
     }
     throw e;
   }
@@ -227,9 +229,27 @@ const AF_VSOCK = 40;
 export const KEEL_RULES: readonly ProfileRule[] = [
   // Syscalls of kernels 5.16-6.13 the 2022 profile does not know, and two it denies that moby allows.
   {
-    names: ['cachestat', 'fchmodat2', 'futex_requeue', 'futex_wait', 'futex_waitv', 'futex_wake', 'getxattrat', 'io_pgetevents',
-      'io_pgetevents_time64', 'listmount', 'listxattrat', 'map_shadow_stack', 'mseal', 'removexattrat', 'riscv_hwprobe', 'setxattrat',
-      'statmount', 'uretprobe', 'vmsplice'],
+    names: [
+      'cachestat',
+      'fchmodat2',
+      'futex_requeue',
+      'futex_wait',
+      'futex_waitv',
+      'futex_wake',
+      'getxattrat',
+      'io_pgetevents',
+      'io_pgetevents_time64',
+      'listmount',
+      'listxattrat',
+      'map_shadow_stack',
+      'mseal',
+      'removexattrat',
+      'riscv_hwprobe',
+      'setxattrat',
+      'statmount',
+      'uretprobe',
+      'vmsplice',
+    ],
     action: ALLOW,
   },
   // Every socket family but AF_ALG and AF_VSOCK (the 2022 profile allows all of them).
@@ -238,15 +258,51 @@ export const KEEL_RULES: readonly ProfileRule[] = [
   { names: ['socket'], action: ALLOW, args: [{ index: 0, value: AF_VSOCK, op: 'SCMP_CMP_GT' }] },
   // Namespace, mount and kernel-facing calls only with CAP_SYS_ADMIN (the 2022 profile allows most to everyone).
   {
-    names: ['bpf', 'clone', 'clone3', 'fanotify_init', 'fsconfig', 'fsmount', 'fsopen', 'fspick', 'lookup_dcookie', 'lsm_get_self_attr',
-      'lsm_list_modules', 'lsm_set_self_attr', 'mount', 'mount_setattr', 'move_mount', 'open_tree', 'perf_event_open', 'quotactl',
-      'quotactl_fd', 'setdomainname', 'sethostname', 'setns', 'syslog', 'umount', 'umount2', 'unshare'],
+    names: [
+      'bpf',
+      'clone',
+      'clone3',
+      'fanotify_init',
+      'fsconfig',
+      'fsmount',
+      'fsopen',
+      'fspick',
+      'lookup_dcookie',
+      'lsm_get_self_attr',
+      'lsm_list_modules',
+      'lsm_set_self_attr',
+      'mount',
+      'mount_setattr',
+      'move_mount',
+      'open_tree',
+      'perf_event_open',
+      'quotactl',
+      'quotactl_fd',
+      'setdomainname',
+      'sethostname',
+      'setns',
+      'syslog',
+      'umount',
+      'umount2',
+      'unshare',
+    ],
     action: ALLOW,
     includes: { caps: ['CAP_SYS_ADMIN'] },
   },
-  { names: ['clone'], action: ALLOW, args: [{ index: 0, value: CLONE_NS_FLAGS, op: 'SCMP_CMP_MASKED_EQ' }], excludes: { caps: ['CAP_SYS_ADMIN'], arches: ['s390', 's390x'] } },
+  {
+    names: ['clone'],
+    action: ALLOW,
+    args: [{ index: 0, value: CLONE_NS_FLAGS, op: 'SCMP_CMP_MASKED_EQ' }],
+    excludes: { caps: ['CAP_SYS_ADMIN'], arches: ['s390', 's390x'] },
+  },
   // s390 swaps clone's first two arguments.
-  { names: ['clone'], action: ALLOW, args: [{ index: 1, value: CLONE_NS_FLAGS, op: 'SCMP_CMP_MASKED_EQ' }], includes: { arches: ['s390', 's390x'] }, excludes: { caps: ['CAP_SYS_ADMIN'] } },
+  {
+    names: ['clone'],
+    action: ALLOW,
+    args: [{ index: 1, value: CLONE_NS_FLAGS, op: 'SCMP_CMP_MASKED_EQ' }],
+    includes: { arches: ['s390', 's390x'] },
+    excludes: { caps: ['CAP_SYS_ADMIN'] },
+  },
   // clone3 passes its flags in a struct seccomp cannot read: ENOSYS makes libc fall back to clone.
   { names: ['clone3'], action: 'SCMP_ACT_ERRNO', errnoRet: ENOSYS, excludes: { caps: ['CAP_SYS_ADMIN'] } },
   { names: ['bpf'], action: ALLOW, includes: { caps: ['CAP_BPF'] } },
@@ -254,15 +310,31 @@ export const KEEL_RULES: readonly ProfileRule[] = [
   { names: ['syslog'], action: ALLOW, includes: { caps: ['CAP_SYSLOG'] } },
   { names: ['reboot'], action: ALLOW, includes: { caps: ['CAP_SYS_BOOT'] } },
   { names: ['process_vm_readv', 'process_vm_writev', 'ptrace'], action: ALLOW, includes: { minKernel: '4.8' } },
-  { names: ['kcmp', 'pidfd_getfd', 'process_madvise', 'process_vm_readv', 'process_vm_writev', 'ptrace'], action: ALLOW, includes: { caps: ['CAP_SYS_PTRACE'] } },
+  {
+    names: ['kcmp', 'pidfd_getfd', 'process_madvise', 'process_vm_readv', 'process_vm_writev', 'ptrace'],
+    action: ALLOW,
+    includes: { caps: ['CAP_SYS_PTRACE'] },
+  },
   { names: ['get_mempolicy', 'mbind', 'set_mempolicy', 'set_mempolicy_home_node'], action: ALLOW, includes: { caps: ['CAP_SYS_NICE'] } },
   { names: ['swapcontext'], action: ALLOW, includes: { arches: ['ppc64le'] } },
   { names: ['riscv_flush_icache'], action: ALLOW, includes: { arches: ['riscv64'] } },
   // Allowed to no one: the kernel keyring is not namespaced (keys leak across containers), pivot_root
   // and query_module have no use in a container, the rest are multiplexers or ABIs x86-64 lacks.
   {
-    names: ['keyctl', 'add_key', 'request_key', 'pivot_root', 'query_module', 'readdir', 'sigaction', 'signal', 'sigpending', 'sigsuspend',
-      'syscall', 'timerfd'],
+    names: [
+      'keyctl',
+      'add_key',
+      'request_key',
+      'pivot_root',
+      'query_module',
+      'readdir',
+      'sigaction',
+      'signal',
+      'sigpending',
+      'sigsuspend',
+      'syscall',
+      'timerfd',
+    ],
     action: 'SCMP_ACT_ERRNO',
     errnoRet: EPERM,
   },

@@ -7,18 +7,37 @@ import { normalizeSignal, runcAdvisories, signalNumber } from './runc.ts';
 import { parseProfile, resolveProfile, x86SubArchesAbsent } from './seccomp.ts';
 import { buildSpec, specToJson } from './spec.ts';
 
-const HOST = ['CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_DAC_READ_SEARCH', 'CAP_FOWNER', 'CAP_FSETID', 'CAP_KILL', 'CAP_SETGID',
-  'CAP_SETUID', 'CAP_SETPCAP', 'CAP_NET_BIND_SERVICE', 'CAP_NET_ADMIN', 'CAP_NET_RAW', 'CAP_SYS_CHROOT', 'CAP_SYS_ADMIN',
-  'CAP_MKNOD', 'CAP_AUDIT_WRITE', 'CAP_SETFCAP'];
+const HOST = [
+  'CAP_CHOWN',
+  'CAP_DAC_OVERRIDE',
+  'CAP_DAC_READ_SEARCH',
+  'CAP_FOWNER',
+  'CAP_FSETID',
+  'CAP_KILL',
+  'CAP_SETGID',
+  'CAP_SETUID',
+  'CAP_SETPCAP',
+  'CAP_NET_BIND_SERVICE',
+  'CAP_NET_ADMIN',
+  'CAP_NET_RAW',
+  'CAP_SYS_CHROOT',
+  'CAP_SYS_ADMIN',
+  'CAP_MKNOD',
+  'CAP_AUDIT_WRITE',
+  'CAP_SETFCAP',
+];
 
-test('default caps are docker\'s 14 (CapEff a80425fb)', () => {
+test("default caps are docker's 14 (CapEff a80425fb)", () => {
   assert.equal(DEFAULT_CAPS.length, 14);
   assert.equal(capsToMask(resolveCaps({}, HOST)).toString(16), 'a80425fb');
 });
 
 test('cap add/drop with ALL', () => {
   assert.deepEqual(resolveCaps({ capDrop: ['all'], capAdd: ['net_admin'] }, HOST), ['CAP_NET_ADMIN']);
-  assert.deepEqual(resolveCaps({ capAdd: ['ALL'], capDrop: ['CAP_SYS_ADMIN'] }, HOST), HOST.filter((c) => c !== 'CAP_SYS_ADMIN'));
+  assert.deepEqual(
+    resolveCaps({ capAdd: ['ALL'], capDrop: ['CAP_SYS_ADMIN'] }, HOST),
+    HOST.filter((c) => c !== 'CAP_SYS_ADMIN'),
+  );
   assert.ok(!resolveCaps({ capDrop: ['MKNOD'] }, HOST).includes('CAP_MKNOD'));
   assert.throws(() => resolveCaps({ capAdd: ['SYS_RESOURCE'] }, HOST), /bounding set/);
   assert.throws(() => resolveCaps({ capAdd: ['BOGUS'] }, HOST), /unknown capability/);
@@ -49,7 +68,13 @@ test('seccomp resolution per arch, cap and kernel', () => {
   assert.deepEqual(plain.architectures, ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86', 'SCMP_ARCH_X32']);
   assert.equal(plain.defaultErrnoRet, 38);
   const names = (s: typeof plain) => s.syscalls!.map((r) => `${r.action}:${r.names.join(',')}`);
-  assert.deepEqual(names(plain), ['SCMP_ACT_ALLOW:read,write,mount,clone,unshare', 'SCMP_ACT_ALLOW:arch_prctl', 'SCMP_ACT_ERRNO:bpf', 'SCMP_ACT_ALLOW:ptrace', 'SCMP_ACT_ALLOW:socket']);
+  assert.deepEqual(names(plain), [
+    'SCMP_ACT_ALLOW:read,write,mount,clone,unshare',
+    'SCMP_ACT_ALLOW:arch_prctl',
+    'SCMP_ACT_ERRNO:bpf',
+    'SCMP_ACT_ALLOW:ptrace',
+    'SCMP_ACT_ALLOW:socket',
+  ]);
   assert.deepEqual(plain.syscalls!.at(-1)!.args, [{ index: 0, value: 16, valueTwo: 0, op: 'SCMP_CMP_NE' }]);
   const admin = resolveProfile(p, { caps: ['CAP_SYS_ADMIN', 'CAP_AUDIT_WRITE'], arch: 'arm64', kernel: '4.4.0' });
   assert.deepEqual(admin.architectures, ['SCMP_ARCH_AARCH64', 'SCMP_ARCH_ARM']);
@@ -76,7 +101,7 @@ test('seccomp lists only the sub-architectures the kernel can run', () => {
   assert.deepEqual([...x86SubArchesAbsent(dflOff, 'ia32_emulation=1', '6.8.0')], []);
 });
 
-test('the installed containers-common profile resolves for docker\'s default caps', () => {
+test("the installed containers-common profile resolves for docker's default caps", () => {
   const spec = buildSpec({ rootfs: '/r', args: ['true'] });
   const sc = spec.linux.seccomp!;
   assert.equal(sc.defaultAction, 'SCMP_ACT_ERRNO');
@@ -87,7 +112,10 @@ test('the installed containers-common profile resolves for docker\'s default cap
 
 test('spec defaults: docker mounts, masked paths, devices, namespaces, env', () => {
   const s = buildSpec({ rootfs: '/r', args: ['sh'], tty: true, namespaces: { network: { path: '/run/netns/n1' }, ipc: 'host' } });
-  assert.deepEqual(s.mounts.map((m) => m.destination), ['/proc', '/dev', '/dev/pts', '/sys', '/sys/fs/cgroup', '/dev/mqueue', '/dev/shm']);
+  assert.deepEqual(
+    s.mounts.map((m) => m.destination),
+    ['/proc', '/dev', '/dev/pts', '/sys', '/sys/fs/cgroup', '/dev/mqueue', '/dev/shm'],
+  );
   assert.ok(s.mounts.find((m) => m.destination === '/sys')!.options!.includes('ro'));
   assert.ok(s.linux.maskedPaths!.includes('/proc/kcore'));
   assert.deepEqual(s.linux.readonlyPaths, ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger']);
@@ -104,11 +132,20 @@ test('spec defaults: docker mounts, masked paths, devices, namespaces, env', () 
 });
 
 test('resources: cpus, memory+swap, pids; user mounts replace defaults', () => {
-  const s = buildSpec({ rootfs: '/r', args: ['x'], resources: { cpus: 1.5, memory: 100 << 20, pidsLimit: 50, cpuShares: 512 }, shmSize: 1 << 20, mounts: [{ destination: '/dev/shm', type: 'tmpfs', source: 'tmpfs', options: ['size=2m'] }] });
+  const s = buildSpec({
+    rootfs: '/r',
+    args: ['x'],
+    resources: { cpus: 1.5, memory: 100 << 20, pidsLimit: 50, cpuShares: 512 },
+    shmSize: 1 << 20,
+    mounts: [{ destination: '/dev/shm', type: 'tmpfs', source: 'tmpfs', options: ['size=2m'] }],
+  });
   assert.deepEqual(s.linux.resources!.cpu, { period: 100000, quota: 150000, shares: 512 });
   assert.equal(s.linux.resources!.memory!.limit, 100 << 20);
   assert.deepEqual(s.linux.resources!.pids, { limit: 50 });
-  assert.deepEqual(s.mounts.filter((m) => m.destination === '/dev/shm'), [{ destination: '/dev/shm', type: 'tmpfs', source: 'tmpfs', options: ['size=2m'] }]);
+  assert.deepEqual(
+    s.mounts.filter((m) => m.destination === '/dev/shm'),
+    [{ destination: '/dev/shm', type: 'tmpfs', source: 'tmpfs', options: ['size=2m'] }],
+  );
   assert.throws(() => buildSpec({ rootfs: '/r', args: ['x'], resources: { memory: 1000 } }), /minimum memory/);
   assert.throws(() => buildSpec({ rootfs: '/r', args: [] }), /no command/);
   assert.throws(() => buildSpec({ rootfs: 'rel', args: ['x'] }), /absolute/);
@@ -122,9 +159,14 @@ test('sysctls: only namespaced ones', () => {
 });
 
 test('rlimits are clamped to the inherited hard limit; infinity serializes exactly', () => {
-  const hard = new Map([['RLIMIT_NOFILE', 20000], ['RLIMIT_CORE', RLIM_INFINITY]]);
+  const hard = new Map([
+    ['RLIMIT_NOFILE', 20000],
+    ['RLIMIT_CORE', RLIM_INFINITY],
+  ]);
   assert.deepEqual(clampRlimits([{ type: 'nofile', soft: 65536, hard: 65536 }], hard), [{ type: 'RLIMIT_NOFILE', soft: 20000, hard: 20000 }]);
-  assert.deepEqual(clampRlimits([{ type: 'core', soft: RLIM_INFINITY, hard: RLIM_INFINITY }], hard), [{ type: 'RLIMIT_CORE', soft: RLIM_INFINITY, hard: RLIM_INFINITY }]);
+  assert.deepEqual(clampRlimits([{ type: 'core', soft: RLIM_INFINITY, hard: RLIM_INFINITY }], hard), [
+    { type: 'RLIMIT_CORE', soft: RLIM_INFINITY, hard: RLIM_INFINITY },
+  ]);
   assert.throws(() => clampRlimits([{ type: 'bogus', soft: 1, hard: 1 }], hard), /unknown ulimit/);
   const s = buildSpec({ rootfs: '/r', args: ['x'], rlimits: [{ type: 'core', soft: 0, hard: RLIM_INFINITY }] });
   assert.match(specToJson(s), /"hard":18446744073709551615/);

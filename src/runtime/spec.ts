@@ -3,8 +3,15 @@ import path from 'node:path';
 import { invalid } from '../common/errors.ts';
 import { resolveCaps } from './caps.ts';
 import {
-  bindMount, clampRlimits, DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS, defaultDeviceRules, defaultMounts,
-  hostDevices, RLIM_INFINITY, validateSysctls,
+  bindMount,
+  clampRlimits,
+  DEFAULT_MASKED_PATHS,
+  DEFAULT_READONLY_PATHS,
+  defaultDeviceRules,
+  defaultMounts,
+  hostDevices,
+  RLIM_INFINITY,
+  validateSysctls,
 } from './defaults.ts';
 import { defaultSeccomp, loadProfile, parseProfile, resolveProfile } from './seccomp.ts';
 import type { Mount, Namespace, Resources, Rlimit, Seccomp, Spec } from './spec-types.ts';
@@ -175,7 +182,10 @@ function mergeMounts(defaults: Mount[], extra: Mount[]): Mount[] {
   const dests = new Set(extra.map((m) => path.posix.normalize(m.destination)));
   const kept = defaults.filter((m) => !dests.has(m.destination));
   const depth = (m: Mount) => path.posix.normalize(m.destination).split('/').filter(Boolean).length;
-  const sorted = extra.map((m, i) => ({ m, i })).sort((a, b) => depth(a.m) - depth(b.m) || a.i - b.i).map((x) => x.m);
+  const sorted = extra
+    .map((m, i) => ({ m, i }))
+    .sort((a, b) => depth(a.m) - depth(b.m) || a.i - b.i)
+    .map((x) => x.m);
   return [...kept, ...sorted];
 }
 
@@ -213,7 +223,12 @@ export function buildSpec(o: RuntimeSpecOptions): Spec {
     ociVersion: '1.0.2-dev',
     process: {
       terminal: !!o.tty,
-      user: { uid: user.uid, gid: user.gid, ...(user.additionalGids?.length ? { additionalGids: user.additionalGids } : {}), ...(user.umask !== undefined ? { umask: user.umask } : {}) },
+      user: {
+        uid: user.uid,
+        gid: user.gid,
+        ...(user.additionalGids?.length ? { additionalGids: user.additionalGids } : {}),
+        ...(user.umask !== undefined ? { umask: user.umask } : {}),
+      },
       args,
       env,
       cwd: o.cwd || '/',
@@ -233,7 +248,8 @@ export function buildSpec(o: RuntimeSpecOptions): Spec {
   if (o.tty && o.consoleSize) spec.process.consoleSize = o.consoleSize;
   if (o.hostname && !isHost(ns.uts)) spec.hostname = o.hostname;
   if (o.cgroupsPath) {
-    if (!o.cgroupsPath.startsWith('/') || o.cgroupsPath.split('/').includes('..')) throw invalid(`cgroupsPath must be an absolute cgroupfs path such as /keel/<id>: ${o.cgroupsPath}`);
+    if (!o.cgroupsPath.startsWith('/') || o.cgroupsPath.split('/').includes('..'))
+      throw invalid(`cgroupsPath must be an absolute cgroupfs path such as /keel/<id>: ${o.cgroupsPath}`);
     spec.linux.cgroupsPath = o.cgroupsPath;
   }
   if (o.rlimits?.length) spec.process.rlimits = clampRlimits(o.rlimits);

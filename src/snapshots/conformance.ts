@@ -58,7 +58,10 @@ export function snapshotterConformance(name: string, factory: () => Promise<Laye
       }),
       /interrupted/,
     );
-    await assert.rejects(s.createLayer({ chainId: diffId, diffId, parent: null }, async () => ({ diffId: sha256('other'), size: 1 })), /diff_id/);
+    await assert.rejects(
+      s.createLayer({ chainId: diffId, diffId, parent: null }, async () => ({ diffId: sha256('other'), size: 1 })),
+      /diff_id/,
+    );
     assert.deepEqual(await s.listLayers(), []);
     assert.equal(await s.hasLayer(diffId), false);
     await makeLayers(s, 1, 'layer-');

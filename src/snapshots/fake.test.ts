@@ -8,7 +8,7 @@ import { FakeMounter, FakeSnapshotter } from './fake.ts';
 
 snapshotterConformance('fake', async () => new FakeSnapshotter(await fsp.mkdtemp(path.join(os.tmpdir(), 'keel-fsnap-'))));
 
-test('the fake mounter puts a snapshot\'s layers into the target, top layer winning, and empties it at unmount', async () => {
+test("the fake mounter puts a snapshot's layers into the target, top layer winning, and empties it at unmount", async () => {
   const s = new FakeSnapshotter(await fsp.mkdtemp(path.join(os.tmpdir(), 'keel-fsnap-')));
   await s.init();
   const chain = await makeLayers(s, 3);
@@ -21,5 +21,8 @@ test('the fake mounter puts a snapshot\'s layers into the target, top layer winn
   assert.equal(await fsp.readFile(path.join(target, 'f1'), 'utf8'), '1');
   await m.unmount(target);
   assert.deepEqual(await fsp.readdir(target), []);
-  assert.deepEqual(m.calls, [['mount', target, true], ['unmount', target]]);
+  assert.deepEqual(m.calls, [
+    ['mount', target, true],
+    ['unmount', target],
+  ]);
 });

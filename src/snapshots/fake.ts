@@ -82,7 +82,10 @@ export class FakeSnapshotter implements LayerSnapshotter {
     return l.dir;
   }
 
-  createLayer(expected: { chainId: Digest; diffId?: Digest; parent: Digest | null }, fill: (dir: string) => Promise<{ diffId: Digest; size: number }>): Promise<LayerMeta> {
+  createLayer(
+    expected: { chainId: Digest; diffId?: Digest; parent: Digest | null },
+    fill: (dir: string) => Promise<{ diffId: Digest; size: number }>,
+  ): Promise<LayerMeta> {
     const have = this.layers.get(expected.chainId);
     if (have) return Promise.resolve(have.meta);
     const inFlight = this.creating.get(expected.chainId);
@@ -92,7 +95,8 @@ export class FakeSnapshotter implements LayerSnapshotter {
       let r: { diffId: Digest; size: number };
       try {
         r = await fill(scratch);
-        if (expected.diffId && r.diffId !== expected.diffId) throw new EngineError('INVALID_ARGUMENT', `layer content does not match its diff_id: expected ${expected.diffId}, got ${r.diffId}`);
+        if (expected.diffId && r.diffId !== expected.diffId)
+          throw new EngineError('INVALID_ARGUMENT', `layer content does not match its diff_id: expected ${expected.diffId}, got ${r.diffId}`);
       } catch (e) {
         await this.discardScratch(scratch);
         throw e;
@@ -136,7 +140,14 @@ export class FakeSnapshotter implements LayerSnapshotter {
     if (!chain) throw new EngineError('NOT_FOUND', `snapshot ${key} does not exist`);
     const lower = chain.length ? [...chain].reverse().map((c) => this.layerDir(c)) : [path.join(this.root, 'empty')];
     const dir = path.join(this.root, 'a', key);
-    return [{ destination: '/', type: 'overlay', source: 'overlay', options: [`lowerdir=${lower.join(':')}`, `upperdir=${path.join(dir, 'fs')}`, `workdir=${path.join(dir, 'work')}`] }];
+    return [
+      {
+        destination: '/',
+        type: 'overlay',
+        source: 'overlay',
+        options: [`lowerdir=${lower.join(':')}`, `upperdir=${path.join(dir, 'fs')}`, `workdir=${path.join(dir, 'work')}`],
+      },
+    ];
   }
 
   upperDir(key: string): string {

@@ -43,7 +43,10 @@ test('after a crash, a pending layer with data is adopted by its owner, one with
     return true;
   });
   assert.deepEqual(adopted, [`a:${withData}`]);
-  assert.deepEqual((await s.list()).map((r) => [r.id, r.pending]), [[withData, undefined]]);
+  assert.deepEqual(
+    (await s.list()).map((r) => [r.id, r.pending]),
+    [[withData, undefined]],
+  );
   // A pending layer is never collected.
   const upper2 = path.join(dir, 'upper2');
   await fsp.mkdir(upper2);

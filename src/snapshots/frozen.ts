@@ -44,7 +44,8 @@ export class FrozenStore {
 
   async init(): Promise<void> {
     await mkdirp(this.root, 0o700);
-    for (const n of await fsp.readdir(this.root)) if (n.startsWith('.tmp-') || n.startsWith('.rm-')) await fsp.rm(path.join(this.root, n), { recursive: true, force: true });
+    for (const n of await fsp.readdir(this.root))
+      if (n.startsWith('.tmp-') || n.startsWith('.rm-')) await fsp.rm(path.join(this.root, n), { recursive: true, force: true });
   }
 
   dir(id: string): string {
@@ -125,7 +126,10 @@ export class FrozenStore {
   async rollForward(adopt: (r: FrozenRecord) => Promise<boolean>): Promise<void> {
     for (const r of await this.list()) {
       if (!r.pending) continue;
-      const hasData = await fsp.stat(this.dir(r.id)).then(() => true, () => false);
+      const hasData = await fsp.stat(this.dir(r.id)).then(
+        () => true,
+        () => false,
+      );
       if (hasData && r.owner && (await adopt(r))) await this.commit(r.id);
       else await this.remove(r.id);
     }
@@ -159,7 +163,8 @@ export class FrozenStore {
   /** `system df`: every layer with its size. */
   async usage(): Promise<{ id: string; owner: string; created: string; size: number }[]> {
     const out = [];
-    for (const r of await this.list()) if (!r.pending) out.push({ id: r.id, owner: r.owner, created: r.created, size: await diskUsage(this.dir(r.id)).catch(() => 0) });
+    for (const r of await this.list())
+      if (!r.pending) out.push({ id: r.id, owner: r.owner, created: r.created, size: await diskUsage(this.dir(r.id)).catch(() => 0) });
     return out;
   }
 }

@@ -24,8 +24,25 @@
  */
 import fs from 'node:fs';
 import {
-  close, fdPath, fgetxattr, flistxattr, fsetxattr, lchownat, linkat, lstatat, lutimesat, mkdirat, mknodat, O_DIRECTORY, O_RDONLY, openChild,
-  S_IFCHR, S_IFDIR, S_IFMT, S_IFREG, type Stat,
+  close,
+  fdPath,
+  fgetxattr,
+  flistxattr,
+  fsetxattr,
+  lchownat,
+  linkat,
+  lstatat,
+  lutimesat,
+  mkdirat,
+  mknodat,
+  O_DIRECTORY,
+  O_RDONLY,
+  openChild,
+  S_IFCHR,
+  S_IFDIR,
+  S_IFMT,
+  S_IFREG,
+  type Stat,
 } from '../common/openat2.ts';
 import type { Snapshotter } from './overlay.ts';
 

@@ -42,6 +42,9 @@ export async function unmount(target: string): Promise<void> {
 
 /** overlay's `volatile` mount option exists from Linux 5.10 on. */
 function volatileSupported(): boolean {
-  const [major = 0, minor = 0] = os.release().split('.').map((x) => parseInt(x, 10) || 0);
+  const [major = 0, minor = 0] = os
+    .release()
+    .split('.')
+    .map((x) => parseInt(x, 10) || 0);
   return major > 5 || (major === 5 && minor >= 10);
 }

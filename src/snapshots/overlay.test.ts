@@ -26,7 +26,10 @@ test('layer dirs are named in full while they fit one page, through short links 
   const s = await snapshotter();
   const shallow = await makeLayers(s, 3);
   const [m] = await s.prepare('c1', shallow);
-  assert.deepEqual(overlayDirs(m!).lower, [...shallow].reverse().map((c) => s.layerDir(c)));
+  assert.deepEqual(
+    overlayDirs(m!).lower,
+    [...shallow].reverse().map((c) => s.layerDir(c)),
+  );
   const deep = await makeLayers(s, 60, 'deep');
   const [d] = await s.prepare('c2', deep);
   const lower = overlayDirs(d!).lower;
@@ -36,7 +39,7 @@ test('layer dirs are named in full while they fit one page, through short links 
   await assert.rejects(fsp.lstat(lower[0]!), { code: 'ENOENT' });
 });
 
-test('a layer\'s files are synced to disk before its layer.json, which is before the layer is renamed into place', async () => {
+test("a layer's files are synced to disk before its layer.json, which is before the layer is renamed into place", async () => {
   const root = await fsp.mkdtemp(path.join(os.tmpdir(), 'keel-snap-'));
   try {
     const mod = fileURLToPath(new URL('./overlay.ts', import.meta.url));
@@ -45,7 +48,18 @@ test('a layer\'s files are synced to disk before its layer.json, which is before
       const s = new Snapshotter(${JSON.stringify(root)}); await s.init();
       await s.createLayer({ chainId: '${digest}', diffId: '${digest}', parent: null }, async (dir) => { await fsp.writeFile(dir + '/f', 'x'); return { diffId: '${digest}', size: 1 }; });`;
     const trace = path.join(root, 'trace');
-    const r = spawnSync('strace', ['-f', '-y', '-e', 'trace=syncfs,fsync,rename,renameat,renameat2', '-o', trace, process.execPath, '--input-type=module', '-e', script]);
+    const r = spawnSync('strace', [
+      '-f',
+      '-y',
+      '-e',
+      'trace=syncfs,fsync,rename,renameat,renameat2',
+      '-o',
+      trace,
+      process.execPath,
+      '--input-type=module',
+      '-e',
+      script,
+    ]);
     assert.equal(r.status, 0, String(r.stderr));
     const lines = (await fsp.readFile(trace, 'utf8')).split('\n');
     const syncfs = lines.findIndex((l) => /syncfs\(\d+<.*\/tmp\/[0-9a-f]+\/diff>\)\s+= 0/.test(l));

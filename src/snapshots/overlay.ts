@@ -160,7 +160,11 @@ export class Snapshotter implements LayerSnapshotter {
     const top = [...rec.chain].reverse();
     // Frozen layers (clones) sit above the image's, newest first, always named by their absolute dirs.
     const frozen = [...(rec.frozen ?? [])].reverse().map((f) => this.frozen.dir(f));
-    const options = (lowers: string[]) => [`lowerdir=${[...frozen, ...lowers].join(':')}`, `upperdir=${path.join(dir, 'upper')}`, `workdir=${path.join(dir, 'work')}`];
+    const options = (lowers: string[]) => [
+      `lowerdir=${[...frozen, ...lowers].join(':')}`,
+      `upperdir=${path.join(dir, 'upper')}`,
+      `workdir=${path.join(dir, 'work')}`,
+    ];
     // overlayfs needs at least one lowerdir; an image with no layers gets an empty one.
     if (!top.length && !frozen.length) {
       await fsp.mkdir(path.join(dir, 'empty'), { recursive: true });

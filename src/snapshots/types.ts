@@ -34,7 +34,10 @@ export interface LayerSnapshotter {
    * and returns its diff ID and tar size. The layer becomes visible only when
    * `fill` succeeds with the expected diff ID; an existing layer is kept.
    */
-  createLayer(expected: { chainId: Digest; diffId?: Digest; parent: Digest | null }, fill: (dir: string) => Promise<{ diffId: Digest; size: number }>): Promise<LayerMeta>;
+  createLayer(
+    expected: { chainId: Digest; diffId?: Digest; parent: Digest | null },
+    fill: (dir: string) => Promise<{ diffId: Digest; size: number }>,
+  ): Promise<LayerMeta>;
   scratchDir(): Promise<string>;
   discardScratch(dir: string): Promise<void>;
   removeLayer(chainId: Digest): Promise<void>;

@@ -86,7 +86,11 @@ export async function adoptFrozenVolume(store: VolumeStore, name: string, id: st
 export async function freezeVolume(store: VolumeStore, name: string, o: { copy?: boolean; owner?: string; signal?: AbortSignal } = {}): Promise<string[]> {
   return store.mu.run(name, async () => {
     const r = await store.inspect(name);
-    if (r.options) throw new EngineError('INVALID_ARGUMENT', `volume ${name} is mounted with driver options (${Object.keys(r.options).join(', ')}): such a volume cannot be cloned`);
+    if (r.options)
+      throw new EngineError(
+        'INVALID_ARGUMENT',
+        `volume ${name} is mounted with driver options (${Object.keys(r.options).join(', ')}): such a volume cannot be cloned`,
+      );
     const d = store.dir(name);
     const writable = r.overlay ? path.join(d, '_upper') : store.dataPath(name);
     const lowers = r.overlay?.lowers ?? [];
@@ -94,7 +98,10 @@ export async function freezeVolume(store: VolumeStore, name: string, o: { copy?:
     if (o.copy) return [...lowers, await store.frozen.copy(writable, name, o.signal)];
     const users = r.active.filter((c) => c !== o.owner);
     if (users.length) {
-      throw new EngineError('CONFLICT', `volume ${name} is in use by running container${users.length > 1 ? 's' : ''} ${users.map((c) => c.slice(0, 12)).join(', ')}: stop ${users.length > 1 ? 'them' : 'it'} first, or clone with --pause`);
+      throw new EngineError(
+        'CONFLICT',
+        `volume ${name} is in use by running container${users.length > 1 ? 's' : ''} ${users.map((c) => c.slice(0, 12)).join(', ')}: stop ${users.length > 1 ? 'them' : 'it'} first, or clone with --pause`,
+      );
     }
     if (r.overlay) await unmount(store.dataPath(name));
     const id = await store.frozen.freeze(writable, name);
@@ -115,10 +122,23 @@ export function cloneVolumeName(origin: string): string {
   return `${origin.slice(0, 40)}-clone-${randomBytes(6).toString('hex')}`;
 }
 
-export async function createCloneVolume(store: VolumeStore, name: string, origin: string, lowers: string[], cid: string, labels: Record<string, string> = {}): Promise<VolumeRecord> {
+export async function createCloneVolume(
+  store: VolumeStore,
+  name: string,
+  origin: string,
+  lowers: string[],
+  cid: string,
+  labels: Record<string, string> = {},
+): Promise<VolumeRecord> {
   const rec: VolumeRecord = {
-    name, driver: 'local', createdAt: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
-    labels: { ...labels, [CLONE_ORIGIN_LABEL]: origin }, options: null, anonymous: true, refs: [cid], active: [],
+    name,
+    driver: 'local',
+    createdAt: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+    labels: { ...labels, [CLONE_ORIGIN_LABEL]: origin },
+    options: null,
+    anonymous: true,
+    refs: [cid],
+    active: [],
     ...(lowers.length ? { overlay: { lowers } } : {}),
   };
   return store.mu.run(name, async () => {

@@ -48,7 +48,9 @@ test('resolveDestination against a directory swapped with a symlink out of the r
   fs.symlinkSync(outside, path.join(rootfs, 'race/s'));
   fs.mkdirSync(path.join(rootfs, 'race2/d'), { recursive: true });
   fs.symlinkSync('../../../outside', path.join(rootfs, 'race2/s'));
-  const swapper = await startSwapper(path.join(rootfs, 'race/d'), path.join(rootfs, 'race/s'), { more: [[path.join(rootfs, 'race2/d'), path.join(rootfs, 'race2/s')]] });
+  const swapper = await startSwapper(path.join(rootfs, 'race/d'), path.join(rootfs, 'race/s'), {
+    more: [[path.join(rootfs, 'race2/d'), path.join(rootfs, 'race2/s')]],
+  });
   let swaps: number;
   const made: string[] = [];
   try {

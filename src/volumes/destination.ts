@@ -17,8 +17,25 @@
  */
 import { invalid } from '../common/errors.ts';
 import {
-  close, fstat, isDir, isSymlink, mkdirat, O_CREAT, O_EXCL, O_NOCTTY, O_NONBLOCK, O_PATH, O_WRONLY, openChild, openat2, readlinkat,
-  S_IFBLK, S_IFCHR, S_IFIFO, S_IFMT, type Stat,
+  close,
+  fstat,
+  isDir,
+  isSymlink,
+  mkdirat,
+  O_CREAT,
+  O_EXCL,
+  O_NOCTTY,
+  O_NONBLOCK,
+  O_PATH,
+  O_WRONLY,
+  openChild,
+  openat2,
+  readlinkat,
+  S_IFBLK,
+  S_IFCHR,
+  S_IFIFO,
+  S_IFMT,
+  type Stat,
 } from '../common/openat2.ts';
 import { cleanEntryPath } from '../archive/resolve.ts';
 

@@ -132,7 +132,10 @@ function checkSameAsContainer(ctrFd: number, m: HostViewMount, src: Stat): void 
     if (!['ENOENT', 'ENOTDIR', 'ELOOP'].includes(code(e) ?? '')) throw e;
   }
   if (there?.dev !== src.dev || there.ino !== src.ino) {
-    throw new EngineError('CONFLICT', `bind source ${m.source} is no longer what the container has mounted at ${m.destination} (it was replaced after the container started): cp refuses to go through it`);
+    throw new EngineError(
+      'CONFLICT',
+      `bind source ${m.source} is no longer what the container has mounted at ${m.destination} (it was replaced after the container started): cp refuses to go through it`,
+    );
   }
 }
 
@@ -146,7 +149,10 @@ function attach(viewFd: number, m: HostViewMount, ctrFd: number): void {
     const dest = openDestination(viewFd, m.destination, { create: true, asFile: !dir });
     if (!dest) return;
     try {
-      if (isDir(dest.stat) !== dir) throw invalid(`cannot mount ${dir ? 'a directory' : 'a file'} on ${JSON.stringify(m.destination)} in the container: it is ${dir ? 'not a directory' : 'a directory'}`);
+      if (isDir(dest.stat) !== dir)
+        throw invalid(
+          `cannot mount ${dir ? 'a directory' : 'a file'} on ${JSON.stringify(m.destination)} in the container: it is ${dir ? 'not a directory' : 'a directory'}`,
+        );
       const mnt = cloneTree(src);
       try {
         if (m.readonly) setReadonly(mnt);
@@ -154,7 +160,11 @@ function attach(viewFd: number, m: HostViewMount, ctrFd: number): void {
           moveMount(mnt, dest.fd);
         } catch (e) {
           // Kernels before the detached-target support of move_mount refuse a target in a tree in no namespace.
-          if (code(e) === 'EINVAL') throw new EngineError('INTERNAL', `cannot show the container's mounts to cp: this kernel refuses mounts inside a detached mount tree (move_mount: EINVAL); cp of a container with volumes or binds needs a newer kernel`);
+          if (code(e) === 'EINVAL')
+            throw new EngineError(
+              'INTERNAL',
+              `cannot show the container's mounts to cp: this kernel refuses mounts inside a detached mount tree (move_mount: EINVAL); cp of a container with volumes or binds needs a newer kernel`,
+            );
           throw e;
         }
       } finally {

@@ -20,6 +20,16 @@ export { VolumeService, volumeService, mountInputFrom } from './service.ts';
 export type { VolumeFilters, VolumeEventSink, VolumeUsage } from './service.ts';
 export { VolumeStore, validateVolumeName, validateDriverOptions, VOLUME_NAME_PATTERN } from './store.ts';
 export type { VolumeRecord, CreateVolumeOptions } from './store.ts';
-export { resolveMounts, parseBind, parseMountSpec, parseVolumesFrom, parseTmpfsOptions, validMountMode, sortMounts, toDockerMountPoint, cleanPath } from './mounts.ts';
+export {
+  resolveMounts,
+  parseBind,
+  parseMountSpec,
+  parseVolumesFrom,
+  parseTmpfsOptions,
+  validMountMode,
+  sortMounts,
+  toDockerMountPoint,
+  cleanPath,
+} from './mounts.ts';
 export type { MountSpec, ResolvedMount, MountInput, MountType } from './mounts.ts';
 export { setupMounts, teardownMounts, copyUp, resolveDestination } from './setup.ts';

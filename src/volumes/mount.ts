@@ -42,7 +42,10 @@ export async function mountLocal(opts: Record<string, string>, target: string): 
   argv.push(opts.device, target);
   const r = await exec(argv, { allowFailure: true, timeoutMs: 30_000 });
   if (r.code !== 0) {
-    throw new EngineError('INTERNAL', `error while mounting volume '${target}': failed to mount local volume: mount ${opts.device}:${target}, flags: ${opts.o ?? ''}: ${(r.stderr || r.stdout).trim()}`);
+    throw new EngineError(
+      'INTERNAL',
+      `error while mounting volume '${target}': failed to mount local volume: mount ${opts.device}:${target}, flags: ${opts.o ?? ''}: ${(r.stderr || r.stdout).trim()}`,
+    );
   }
 }
 

@@ -7,10 +7,11 @@ import { parseBind, parseMountSpec, parseTmpfsOptions, parseVolumesFrom, resolve
 
 const volumePath = (n: string) => `/var/lib/keel/volumes/${n}/_data`;
 const resolve = (input: Parameters<typeof resolveMounts>[0]) => resolveMounts(input, { volumePath }).mounts;
-const throwsMsg = (fn: () => unknown, msg: string) => assert.throws(fn, (e: Error) => {
-  assert.equal(e.message, msg);
-  return true;
-});
+const throwsMsg = (fn: () => unknown, msg: string) =>
+  assert.throws(fn, (e: Error) => {
+    assert.equal(e.message, msg);
+    return true;
+  });
 
 test('-v name:/path[:ro] is a named volume', () => {
   const m = parseBind('data:/srv/data:ro');
@@ -42,20 +43,33 @@ test('-v /path alone is an anonymous volume with a 64-hex name', () => {
   assert.equal(m.anonymous, true);
 });
 
-test('-v errors are docker\'s', () => {
+test("-v errors are docker's", () => {
   throwsMsg(() => parseBind('/foo:rw'), "invalid volume specification: '/foo:rw'");
   throwsMsg(() => parseBind('a:b:c:d'), "invalid volume specification: 'a:b:c:d'");
   throwsMsg(() => parseBind(':/x'), "invalid volume specification: ':/x'");
   throwsMsg(() => parseBind('/h:/x:bogus'), 'invalid mode: bogus');
   throwsMsg(() => parseBind('/h:/x:ro,rw'), 'invalid mode: ro,rw');
-  throwsMsg(() => parseBind('/h:/'), `invalid volume specification: '/h:/': invalid mount config for type "bind": invalid specification: destination can't be '/'`);
-  throwsMsg(() => parseBind('/h:rel'), `invalid volume specification: '/h:rel': invalid mount config for type "bind": invalid mount path: 'rel' mount path must be absolute`);
-  throwsMsg(() => parseBind('/h:/x:nocopy'), `invalid volume specification: '/h:/x:nocopy': invalid mount config for type "bind": field VolumeOptions must not be specified`);
-  throwsMsg(() => parseBind('v1:/x:rshared'), `invalid volume specification: 'v1:/x:rshared': invalid mount config for type "volume": field BindOptions must not be specified`);
+  throwsMsg(
+    () => parseBind('/h:/'),
+    `invalid volume specification: '/h:/': invalid mount config for type "bind": invalid specification: destination can't be '/'`,
+  );
+  throwsMsg(
+    () => parseBind('/h:rel'),
+    `invalid volume specification: '/h:rel': invalid mount config for type "bind": invalid mount path: 'rel' mount path must be absolute`,
+  );
+  throwsMsg(
+    () => parseBind('/h:/x:nocopy'),
+    `invalid volume specification: '/h:/x:nocopy': invalid mount config for type "bind": field VolumeOptions must not be specified`,
+  );
+  throwsMsg(
+    () => parseBind('v1:/x:rshared'),
+    `invalid volume specification: 'v1:/x:rshared': invalid mount config for type "volume": field BindOptions must not be specified`,
+  );
 });
 
-test('volume names with / or .. are refused, like docker\'s local driver', () => {
-  const msg = (n: string) => `create ${n}: "${n}" includes invalid characters for a local volume name, only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host directory, use absolute path`;
+test("volume names with / or .. are refused, like docker's local driver", () => {
+  const msg = (n: string) =>
+    `create ${n}: "${n}" includes invalid characters for a local volume name, only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host directory, use absolute path`;
   throwsMsg(() => parseBind('../../etc:/x'), msg('../../etc'));
   throwsMsg(() => parseBind('a/b:/x'), msg('a/b'));
   throwsMsg(() => parseBind('.hidden:/x'), msg('.hidden'));
@@ -69,7 +83,10 @@ test('nocopy turns copy-up off', () => {
 });
 
 test('--mount type=bind needs an existing source; -v does not', () => {
-  throwsMsg(() => parseMountSpec({ Type: 'bind', Source: '/nope', Target: '/x' }, { bindSourceExists: () => false }), 'invalid mount config for type "bind": bind source path does not exist: /nope');
+  throwsMsg(
+    () => parseMountSpec({ Type: 'bind', Source: '/nope', Target: '/x' }, { bindSourceExists: () => false }),
+    'invalid mount config for type "bind": bind source path does not exist: /nope',
+  );
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'keel-mnt-'));
   try {
     const m = parseMountSpec({ Type: 'bind', Source: tmp, Target: '/x', ReadOnly: true, BindOptions: { Propagation: 'rslave', NonRecursive: true } });
@@ -80,11 +97,20 @@ test('--mount type=bind needs an existing source; -v does not', () => {
   assert.equal(parseBind('/nope-keel-test:/x').createSource, true);
 });
 
-test('--mount errors are docker\'s', () => {
+test("--mount errors are docker's", () => {
   throwsMsg(() => parseMountSpec({ Type: 'bind', Target: '/x' }), 'invalid mount config for type "bind": field Source must not be empty');
-  throwsMsg(() => parseMountSpec({ Type: 'bind', Source: 'rel', Target: '/x' }), `invalid mount config for type "bind": invalid mount path: 'rel' mount path must be absolute`);
-  throwsMsg(() => parseMountSpec({ Type: 'bind', Source: '/', Target: '/x', BindOptions: { Propagation: 'weird' } }), 'invalid mount config for type "bind": invalid propagation mode: weird');
-  throwsMsg(() => parseMountSpec({ Type: 'volume', Target: '/x', ReadOnly: true }), 'invalid mount config for type "volume": must not set ReadOnly mode when using anonymous volumes');
+  throwsMsg(
+    () => parseMountSpec({ Type: 'bind', Source: 'rel', Target: '/x' }),
+    `invalid mount config for type "bind": invalid mount path: 'rel' mount path must be absolute`,
+  );
+  throwsMsg(
+    () => parseMountSpec({ Type: 'bind', Source: '/', Target: '/x', BindOptions: { Propagation: 'weird' } }),
+    'invalid mount config for type "bind": invalid propagation mode: weird',
+  );
+  throwsMsg(
+    () => parseMountSpec({ Type: 'volume', Target: '/x', ReadOnly: true }),
+    'invalid mount config for type "volume": must not set ReadOnly mode when using anonymous volumes',
+  );
   throwsMsg(() => parseMountSpec({ Type: 'tmpfs', Source: 'x', Target: '/x' }), 'invalid mount config for type "tmpfs": field Source must not be specified');
   throwsMsg(() => parseMountSpec({ Type: 'nfs', Target: '/x' }), 'invalid mount config for type "nfs": mount type unknown');
   throwsMsg(() => parseMountSpec({ Type: 'volume', Source: 'v1' }), 'invalid mount config for type "volume": field Target must not be empty');
@@ -142,10 +168,29 @@ test('resolveMounts: precedence, duplicates and image volumes', () => {
 
 test('resolveMounts sorts parents before children', () => {
   const ms = resolve({ binds: ['/h1:/a/b/c', '/h2:/a', 'v1:/a/b'] });
-  assert.deepEqual(ms.map((m) => m.destination), ['/a', '/a/b', '/a/b/c']);
+  assert.deepEqual(
+    ms.map((m) => m.destination),
+    ['/a', '/a/b', '/a/b/c'],
+  );
 });
 
 test('toDockerMountPoint matches docker inspect', () => {
-  assert.deepEqual(toDockerMountPoint(resolve({ binds: ['vol1:/d'] })[0]!), { Type: 'volume', Name: 'vol1', Source: volumePath('vol1'), Destination: '/d', Driver: 'local', Mode: 'z', RW: true, Propagation: '' });
-  assert.deepEqual(toDockerMountPoint(resolve({ binds: ['/h:/d:ro'] })[0]!), { Type: 'bind', Source: '/h', Destination: '/d', Mode: 'ro', RW: false, Propagation: 'rprivate' });
+  assert.deepEqual(toDockerMountPoint(resolve({ binds: ['vol1:/d'] })[0]!), {
+    Type: 'volume',
+    Name: 'vol1',
+    Source: volumePath('vol1'),
+    Destination: '/d',
+    Driver: 'local',
+    Mode: 'z',
+    RW: true,
+    Propagation: '',
+  });
+  assert.deepEqual(toDockerMountPoint(resolve({ binds: ['/h:/d:ro'] })[0]!), {
+    Type: 'bind',
+    Source: '/h',
+    Destination: '/d',
+    Mode: 'ro',
+    RW: false,
+    Propagation: 'rprivate',
+  });
 });

@@ -23,7 +23,11 @@ export interface MountSpec {
   ReadOnly?: boolean;
   Consistency?: string;
   BindOptions?: { Propagation?: string; NonRecursive?: boolean } | null;
-  VolumeOptions?: { NoCopy?: boolean; Labels?: Record<string, string> | null; DriverConfig?: { Name?: string; Options?: Record<string, string> | null } | null } | null;
+  VolumeOptions?: {
+    NoCopy?: boolean;
+    Labels?: Record<string, string> | null;
+    DriverConfig?: { Name?: string; Options?: Record<string, string> | null } | null;
+  } | null;
   TmpfsOptions?: { SizeBytes?: number; Mode?: number } | null;
 }
 
@@ -127,7 +131,11 @@ function tmpfsOptionsFrom(o: MountSpec['TmpfsOptions'], readonly: boolean): stri
     if (!Number.isSafeInteger(o.SizeBytes) || o.SizeBytes < 0) throw new MountConfigError(`invalid tmpfs size ${o.SizeBytes}`);
     let size = o.SizeBytes;
     let suffix = '';
-    for (const [s, d] of [['g', 1 << 30], ['m', 1 << 20], ['k', 1 << 10]] as const) {
+    for (const [s, d] of [
+      ['g', 1 << 30],
+      ['m', 1 << 20],
+      ['k', 1 << 10],
+    ] as const) {
       if (size % d === 0) {
         size /= d;
         suffix = s;
@@ -140,9 +148,39 @@ function tmpfsOptionsFrom(o: MountSpec['TmpfsOptions'], readonly: boolean): stri
 }
 
 const TMPFS_FLAGS = new Set([
-  'defaults', 'ro', 'rw', 'suid', 'nosuid', 'dev', 'nodev', 'exec', 'noexec', 'sync', 'async', 'dirsync', 'remount', 'mand', 'nomand',
-  'atime', 'noatime', 'diratime', 'nodiratime', 'bind', 'rbind', 'unbindable', 'runbindable', 'private', 'rprivate', 'shared', 'rshared',
-  'slave', 'rslave', 'relatime', 'norelatime', 'strictatime', 'nostrictatime',
+  'defaults',
+  'ro',
+  'rw',
+  'suid',
+  'nosuid',
+  'dev',
+  'nodev',
+  'exec',
+  'noexec',
+  'sync',
+  'async',
+  'dirsync',
+  'remount',
+  'mand',
+  'nomand',
+  'atime',
+  'noatime',
+  'diratime',
+  'nodiratime',
+  'bind',
+  'rbind',
+  'unbindable',
+  'runbindable',
+  'private',
+  'rprivate',
+  'shared',
+  'rshared',
+  'slave',
+  'rslave',
+  'relatime',
+  'norelatime',
+  'strictatime',
+  'nostrictatime',
 ]);
 const TMPFS_DATA = new Set(['size', 'mode', 'uid', 'gid', 'nr_inodes', 'nr_blocks', 'mpol']);
 
@@ -153,7 +191,14 @@ export function parseTmpfsOptions(options: string): string[] {
   for (const o of options.split(',')) {
     if (o === '') continue;
     const key = o.split('=', 1)[0]!;
-    if (!TMPFS_FLAGS.has(o) && !(TMPFS_DATA.has(key) && o.includes('=')) ) throw invalid(`Invalid tmpfs option [${o.split('=').slice(0, 2).map((x) => JSON.stringify(x)).join(' ')}]`);
+    if (!TMPFS_FLAGS.has(o) && !(TMPFS_DATA.has(key) && o.includes('=')))
+      throw invalid(
+        `Invalid tmpfs option [${o
+          .split('=')
+          .slice(0, 2)
+          .map((x) => JSON.stringify(x))
+          .join(' ')}]`,
+      );
     if (!out.includes(o)) out.push(o);
   }
   return out;
@@ -166,7 +211,8 @@ export function parseTmpfsOptions(options: string): string[] {
 export function parseMountSpec(cfg: MountSpec, opts: { fromBind?: boolean; bindSourceExists?: (p: string) => boolean } = {}): ResolvedMount {
   if (!cfg || typeof cfg !== 'object') throw invalid('invalid mount: expected an object');
   for (const k of ['Type', 'Source', 'Target'] as const) {
-    if (cfg[k] !== undefined && cfg[k] !== null && (typeof cfg[k] !== 'string' || cfg[k]!.length > MAX_LEN)) throw invalid(`invalid mount: ${k} must be a string`);
+    if (cfg[k] !== undefined && cfg[k] !== null && (typeof cfg[k] !== 'string' || cfg[k]!.length > MAX_LEN))
+      throw invalid(`invalid mount: ${k} must be a string`);
   }
   try {
     checkTarget(cfg.Target);
@@ -181,7 +227,14 @@ export function parseMountSpec(cfg: MountSpec, opts: { fromBind?: boolean; bindS
         if (!cfg.Source.replace(/\\/g, '/').startsWith('/')) throw new MountConfigError(`invalid mount path: '${cfg.Source}' mount path must be absolute`);
         const source = cleanPath(cfg.Source);
         if (!opts.fromBind && !(opts.bindSourceExists ?? fs.existsSync)(source)) throw new MountConfigError(`bind source path does not exist: ${source}`);
-        return { ...base, type: 'bind', source, propagation: prop || 'rprivate', ...(cfg.BindOptions?.NonRecursive ? { nonRecursive: true } : {}), ...(opts.fromBind ? { createSource: true } : {}) };
+        return {
+          ...base,
+          type: 'bind',
+          source,
+          propagation: prop || 'rprivate',
+          ...(cfg.BindOptions?.NonRecursive ? { nonRecursive: true } : {}),
+          ...(opts.fromBind ? { createSource: true } : {}),
+        };
       }
       case 'volume': {
         if (cfg.BindOptions) throw new MountConfigError('field BindOptions must not be specified');
@@ -263,7 +316,10 @@ export function parseVolumesFrom(spec: string): { container: string; mode: strin
  * only where nothing else is mounted. `volumePath` gives a volume's host
  * data path (VolumeStore.dataPath).
  */
-export function resolveMounts(input: MountInput, opts: { volumePath: (name: string) => string; bindSourceExists?: (p: string) => boolean }): { mounts: ResolvedMount[] } {
+export function resolveMounts(
+  input: MountInput,
+  opts: { volumePath: (name: string) => string; bindSourceExists?: (p: string) => boolean },
+): { mounts: ResolvedMount[] } {
   const count = (input.binds?.length ?? 0) + (input.mounts?.length ?? 0) + Object.keys(input.tmpfs ?? {}).length + (input.imageVolumes?.length ?? 0);
   if (count > MAX_ENTRIES) throw invalid(`too many mounts (over ${MAX_ENTRIES})`);
   const byDest = new Map<string, ResolvedMount>();
@@ -298,7 +354,16 @@ export function resolveMounts(input: MountInput, opts: { volumePath: (name: stri
       throw invalid((e as Error).message);
     }
     const d = cleanPath(dest);
-    byDest.set(d, { type: 'tmpfs', source: '', destination: d, readonly: false, mode: '', propagation: '', tmpfsOptions: parseTmpfsOptions(options ?? ''), fromTmpfsFlag: true });
+    byDest.set(d, {
+      type: 'tmpfs',
+      source: '',
+      destination: d,
+      readonly: false,
+      mode: '',
+      propagation: '',
+      tmpfsOptions: parseTmpfsOptions(options ?? ''),
+      fromTmpfsFlag: true,
+    });
   }
   for (const v of input.imageVolumes ?? []) {
     if (typeof v !== 'string' || v.length > MAX_LEN) throw invalid('image config: invalid volume path');
@@ -309,7 +374,19 @@ export function resolveMounts(input: MountInput, opts: { volumePath: (name: stri
     }
     const d = cleanPath(v);
     if (byDest.has(d)) continue;
-    byDest.set(d, { type: 'volume', source: '', destination: d, readonly: false, mode: '', propagation: '', name: newId(), driver: 'local', anonymous: true, copyData: true, volumeCreate: { driver: input.volumeDriver || 'local' } });
+    byDest.set(d, {
+      type: 'volume',
+      source: '',
+      destination: d,
+      readonly: false,
+      mode: '',
+      propagation: '',
+      name: newId(),
+      driver: 'local',
+      anonymous: true,
+      copyData: true,
+      volumeCreate: { driver: input.volumeDriver || 'local' },
+    });
   }
 
   const mounts = [...byDest.values()];

@@ -210,7 +210,14 @@ export class VolumeService {
     await this.init();
     const oci = await setupMounts(this.store, cid, rootfs, mounts);
     for (const m of mounts) {
-      if (m.type === 'volume') this.events?.('mount', m.name!, { container: cid, destination: m.destination, driver: m.driver ?? 'local', propagation: m.propagation, 'read/write': String(!m.readonly) });
+      if (m.type === 'volume')
+        this.events?.('mount', m.name!, {
+          container: cid,
+          destination: m.destination,
+          driver: m.driver ?? 'local',
+          propagation: m.propagation,
+          'read/write': String(!m.readonly),
+        });
     }
     return oci;
   }
@@ -236,16 +243,21 @@ export class VolumeService {
  * `mountsOf` returns the mounts of the container a --volumes-from names
  * (throwing its not-found error).
  */
-export function mountInputFrom(hc: Record<string, unknown>, volumes: Record<string, unknown> | null | undefined, mountsOf: (container: string) => ResolvedMount[]): MountInput {
+export function mountInputFrom(
+  hc: Record<string, unknown>,
+  volumes: Record<string, unknown> | null | undefined,
+  mountsOf: (container: string) => ResolvedMount[],
+): MountInput {
   const list = (v: unknown, what: string): unknown[] => {
     if (v === undefined || v === null) return [];
     if (!Array.isArray(v)) throw invalid(`${what} must be a list`);
     return v;
   };
-  const strings = (v: unknown, what: string): string[] => list(v, what).map((x) => {
-    if (typeof x !== 'string') throw invalid(`${what} must be a list of strings`);
-    return x;
-  });
+  const strings = (v: unknown, what: string): string[] =>
+    list(v, what).map((x) => {
+      if (typeof x !== 'string') throw invalid(`${what} must be a list of strings`);
+      return x;
+    });
   const tmpfs = hc.Tmpfs;
   if (tmpfs !== undefined && tmpfs !== null && (typeof tmpfs !== 'object' || Array.isArray(tmpfs) || Object.values(tmpfs).some((o) => typeof o !== 'string'))) {
     throw invalid('Tmpfs must be an object of mount point → options');

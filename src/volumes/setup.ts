@@ -115,7 +115,9 @@ export async function setupMounts(store: VolumeActivator, cid: string, rootfs: s
       } else if (m.type === 'bind') {
         out.push(bindMount(m.source, dest, { readonly: m.readonly, propagation: m.propagation || 'rprivate', recursive: !m.nonRecursive }));
       } else {
-        out.push(tmpfsMount(dest, { options: m.readonly && !(m.tmpfsOptions ?? []).includes('ro') ? [...(m.tmpfsOptions ?? []), 'ro'] : m.tmpfsOptions ?? [] }));
+        out.push(
+          tmpfsMount(dest, { options: m.readonly && !(m.tmpfsOptions ?? []).includes('ro') ? [...(m.tmpfsOptions ?? []), 'ro'] : (m.tmpfsOptions ?? []) }),
+        );
       }
     }
   } catch (e) {

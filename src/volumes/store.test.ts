@@ -47,14 +47,17 @@ test('create validates names, drivers and local driver options', async (t) => {
   await assert.rejects(vols.create('a/b'), /includes invalid characters for a local volume name/);
   await assert.rejects(vols.create('..'), /includes invalid characters/);
   await assert.rejects(vols.create('x', {}), /too short/);
-  await assert.rejects(vols.create('v1', { driver: 'nfs' }), (e: Error & { code?: string }) => e.code === 'NOT_FOUND' && /plugin "nfs" not found/.test(e.message));
+  await assert.rejects(
+    vols.create('v1', { driver: 'nfs' }),
+    (e: Error & { code?: string }) => e.code === 'NOT_FOUND' && /plugin "nfs" not found/.test(e.message),
+  );
   await assert.rejects(vols.create('v1', { options: { size: '1m' } }), /create v1: invalid option key: "size"/);
   await assert.rejects(vols.create('v1', { options: { type: 'tmpfs' } }), /missing required option: "device"/);
   await assert.rejects(vols.create('v1', { options: { o: 'size=1m', device: 'tmpfs' } }), /missing required option: "type"/);
   assert.deepEqual(await vols.list(), []);
 });
 
-test('rm is refused while a container references the volume, with dockerd\'s message', async (t) => {
+test("rm is refused while a container references the volume, with dockerd's message", async (t) => {
   const vols = new VolumeService(tempRoot(t));
   await vols.create('apires-v2');
   const cid = '5a87b23cb117ee52427a730337f9592c5537c5c36a936aad3a468c2ad0ad1cc2';
@@ -96,7 +99,10 @@ test('prepareContainerMounts creates and acquires; release with removeAnonymous 
   assert.equal(anon.source, vols.mountpoint(anon.name!));
   await assert.rejects(vols.remove('named1'), /in use/);
   await vols.releaseContainerMounts('c1', mounts, { removeAnonymous: true });
-  assert.deepEqual((await vols.list()).map((v) => v.name), ['named1']);
+  assert.deepEqual(
+    (await vols.list()).map((v) => v.name),
+    ['named1'],
+  );
   assert.deepEqual((await vols.inspect('named1')).refs, []);
   // A failing request leaves nothing acquired.
   await assert.rejects(vols.prepareContainerMounts('c2', { binds: ['named1:/a', 'bad/name:/b'] }), /invalid characters/);
@@ -135,11 +141,14 @@ test('resolveDestination keeps symlinks inside the rootfs and creates what is mi
   assert.throws(() => resolveDestination(rootfs, '/file/sub'), /cannot mount on "\/file\/sub" in the container: .*not a directory/);
 });
 
-test('--volumes-from shares the donor\'s volumes and never recreates a missing one', async (t) => {
+test("--volumes-from shares the donor's volumes and never recreates a missing one", async (t) => {
   const vols = new VolumeService(tempRoot(t));
   const donor = await vols.prepareContainerMounts('donor', { binds: ['shared:/s'], imageVolumes: ['/anon'] });
   const taker = await vols.prepareContainerMounts('taker', { volumesFrom: [{ mounts: donor, mode: 'ro' }] });
-  assert.deepEqual(taker.map((m) => [m.destination, m.readonly, m.copyData]).sort(), [['/anon', true, false], ['/s', true, false]]);
+  assert.deepEqual(taker.map((m) => [m.destination, m.readonly, m.copyData]).sort(), [
+    ['/anon', true, false],
+    ['/s', true, false],
+  ]);
   assert.deepEqual((await vols.inspect('shared')).refs, ['donor', 'taker']);
   // rm -v of the donor keeps the anonymous volume the taker still uses.
   await vols.releaseContainerMounts('donor', donor, { removeAnonymous: true });

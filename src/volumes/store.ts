@@ -72,7 +72,9 @@ export function validateVolumeName(name: string): void {
   if (typeof name !== 'string' || name.length === 0) throw invalid('volume name must not be empty');
   if (name.length === 1) throw invalid(`create ${name}: volume name is too short, names should be at least two alphanumeric characters`);
   if (name.length > 255 || !VOLUME_NAME_PATTERN.test(name)) {
-    throw invalid(`create ${name}: ${JSON.stringify(name)} includes invalid characters for a local volume name, only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host directory, use absolute path`);
+    throw invalid(
+      `create ${name}: ${JSON.stringify(name)} includes invalid characters for a local volume name, only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host directory, use absolute path`,
+    );
   }
 }
 
@@ -96,7 +98,8 @@ function validateLabels(labels: Record<string, string> | null | undefined): void
   if (typeof labels !== 'object' || Array.isArray(labels)) throw invalid('volume labels must be an object of strings');
   const entries = Object.entries(labels);
   if (entries.length > MAX_LABELS) throw invalid(`too many volume labels (over ${MAX_LABELS})`);
-  for (const [k, v] of entries) if (typeof v !== 'string' || k.length > MAX_STR || v.length > MAX_STR) throw invalid(`invalid volume label ${JSON.stringify(k.slice(0, 100))}`);
+  for (const [k, v] of entries)
+    if (typeof v !== 'string' || k.length > MAX_STR || v.length > MAX_STR) throw invalid(`invalid volume label ${JSON.stringify(k.slice(0, 100))}`);
 }
 
 function rfc3339Seconds(d: Date): string {
@@ -187,7 +190,8 @@ export class VolumeStore {
 
   private validateCreate(n: string, opts: CreateVolumeOptions): void {
     validateVolumeName(n);
-    if (opts.driver && opts.driver !== 'local') throw new EngineError('NOT_FOUND', `create ${n}: error looking up volume plugin ${opts.driver}: plugin "${opts.driver}" not found`);
+    if (opts.driver && opts.driver !== 'local')
+      throw new EngineError('NOT_FOUND', `create ${n}: error looking up volume plugin ${opts.driver}: plugin "${opts.driver}" not found`);
     validateDriverOptions(n, opts.options);
     validateLabels(opts.labels);
   }

@@ -32,7 +32,9 @@ function grabAndGo(id: string): Promise<void> {
 function request(method: string, p: string, body?: Buffer): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = net.connect(d.socket, () => {
-      s.write(`${method} ${p} HTTP/1.1\r\nHost: keel\r\nConnection: close\r\nContent-Length: ${body?.length ?? 0}\r\n${body ? 'Content-Type: application/x-tar\r\n' : ''}\r\n`);
+      s.write(
+        `${method} ${p} HTTP/1.1\r\nHost: keel\r\nConnection: close\r\nContent-Length: ${body?.length ?? 0}\r\n${body ? 'Content-Type: application/x-tar\r\n' : ''}\r\n`,
+      );
       if (body) s.write(body);
     });
     let got = '';

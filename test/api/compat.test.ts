@@ -21,7 +21,11 @@ after(() => d.cleanup());
 function postJson(p: string, body: unknown): Promise<{ status: number; body: string }> {
   const data = JSON.stringify(body);
   return new Promise((resolve, reject) => {
-    const s = net.connect(d.socket, () => s.write(`POST ${p} HTTP/1.1\r\nHost: keel\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(data)}\r\n\r\n${data}`));
+    const s = net.connect(d.socket, () =>
+      s.write(
+        `POST ${p} HTTP/1.1\r\nHost: keel\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(data)}\r\n\r\n${data}`,
+      ),
+    );
     let got = '';
     s.on('data', (b) => (got += b));
     s.on('error', reject);
@@ -52,7 +56,9 @@ test('plugins, swarm and search answer as dockerd does without them', async () =
     const r = await fetchRaw('GET', p);
     assert.equal(r.status, 503, p);
     assert.equal(r.type, 'application/json');
-    assert.deepEqual(JSON.parse(r.body), { message: 'This node is not a swarm manager. Use "docker swarm init" or "docker swarm join" to connect this node to swarm and try again.' });
+    assert.deepEqual(JSON.parse(r.body), {
+      message: 'This node is not a swarm manager. Use "docker swarm init" or "docker swarm join" to connect this node to swarm and try again.',
+    });
   }
   const ls = await d.docker(['service', 'ls']);
   assert.notEqual(ls.code, 0);
@@ -67,7 +73,10 @@ test('plugins, swarm and search answer as dockerd does without them', async () =
 });
 
 test('security options and user namespaces keel cannot honour are refused at create', async () => {
-  for (const [flags, why] of [[['--security-opt', 'apparmor=docker-default'], /AppArmor/], [['--security-opt', 'label=type:svirt_t'], /SELinux/]] as const) {
+  for (const [flags, why] of [
+    [['--security-opt', 'apparmor=docker-default'], /AppArmor/],
+    [['--security-opt', 'label=type:svirt_t'], /SELinux/],
+  ] as const) {
     const r = await d.docker(['create', ...flags, 'bb:1', 'true']);
     assert.notEqual(r.code, 0, flags.join(' '));
     assert.match(r.stderr, why);
@@ -76,7 +85,11 @@ test('security options and user namespaces keel cannot honour are refused at cre
   const userns = await postJson('/v1.41/containers/create', { Image: 'bb:1', Cmd: ['true'], HostConfig: { UsernsMode: 'private' } });
   assert.equal(userns.status, 400);
   assert.match(JSON.parse(userns.body).message, /user namespace/);
-  for (const flags of [['--security-opt', 'apparmor=unconfined'], ['--security-opt', 'label=disable'], ['--userns', 'host']]) {
+  for (const flags of [
+    ['--security-opt', 'apparmor=unconfined'],
+    ['--security-opt', 'label=disable'],
+    ['--userns', 'host'],
+  ]) {
     const r = await d.docker(['run', '--rm', ...flags, 'bb:1', 'true']);
     assert.equal(r.code, 0, `${flags.join(' ')}: ${r.stderr}`);
   }
@@ -97,11 +110,22 @@ test('docker load of a legacy v1 archive (repositories + <id>/json + <id>/layer.
   const l2 = fs.readFileSync(l2tar);
   const id1 = createHash('sha256').update('layer-one').digest('hex');
   const id2 = createHash('sha256').update('layer-two').digest('hex');
-  const v1 = (id: string, parent: string | undefined, cmd: string[]) => JSON.stringify({
-    id, ...(parent ? { parent } : {}), created: '2015-10-01T00:00:00Z', container_config: { Cmd: cmd }, docker_version: '1.8.2',
-    config: { Env: ['PATH=/bin'], Cmd: ['cat', '/marker'] }, architecture: 'amd64', os: 'linux', Size: 0,
-  });
-  for (const [id, parent, layer, cmd] of [[id1, undefined, l1, ['/bin/sh', '-c', '#(nop) ADD file:rootfs in /']], [id2, id1, l2, ['/bin/sh', '-c', 'echo legacy > /marker']]] as const) {
+  const v1 = (id: string, parent: string | undefined, cmd: string[]) =>
+    JSON.stringify({
+      id,
+      ...(parent ? { parent } : {}),
+      created: '2015-10-01T00:00:00Z',
+      container_config: { Cmd: cmd },
+      docker_version: '1.8.2',
+      config: { Env: ['PATH=/bin'], Cmd: ['cat', '/marker'] },
+      architecture: 'amd64',
+      os: 'linux',
+      Size: 0,
+    });
+  for (const [id, parent, layer, cmd] of [
+    [id1, undefined, l1, ['/bin/sh', '-c', '#(nop) ADD file:rootfs in /']],
+    [id2, id1, l2, ['/bin/sh', '-c', 'echo legacy > /marker']],
+  ] as const) {
     fs.mkdirSync(path.join(base, id));
     fs.writeFileSync(path.join(base, id, 'VERSION'), '1.0');
     fs.writeFileSync(path.join(base, id, 'json'), v1(id, parent, [...cmd]));

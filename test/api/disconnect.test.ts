@@ -39,13 +39,21 @@ after(async () => {
 });
 
 /** Sends a raw request, waits for the status line (or `afterBytes` of upload), then drops the connection. */
-function hangUp(method: string, p: string, o: { body?: Buffer; sendBytes?: number; headers?: Record<string, string>; waitHead?: boolean } = {}): Promise<string> {
+function hangUp(
+  method: string,
+  p: string,
+  o: { body?: Buffer; sendBytes?: number; headers?: Record<string, string>; waitHead?: boolean } = {},
+): Promise<string> {
   return new Promise((resolve) => {
     const s = net.connect(d.socket);
     let got = '';
     const headers = { Host: 'keel', ...(o.body ? { 'Content-Length': String(o.body.length), 'Content-Type': 'application/x-tar' } : {}), ...o.headers };
     s.on('connect', () => {
-      s.write(`${method} ${p} HTTP/1.1\r\n${Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n`);
+      s.write(
+        `${method} ${p} HTTP/1.1\r\n${Object.entries(headers)
+          .map(([k, v]) => `${k}: ${v}\r\n`)
+          .join('')}\r\n`,
+      );
       if (o.body) {
         s.write(o.body.subarray(0, o.sendBytes ?? o.body.length));
         if (o.sendBytes !== undefined) setTimeout(() => s.destroy(), 300);
@@ -66,7 +74,12 @@ function hangUp(method: string, p: string, o: { body?: Buffer; sendBytes?: numbe
 }
 
 function mountsUnder(root: string): string[] {
-  return fs.readFileSync('/proc/mounts', 'utf8').split('\n').map((l) => l.split(' ')[1] ?? '').filter((m) => m.startsWith(root)).sort();
+  return fs
+    .readFileSync('/proc/mounts', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' ')[1] ?? '')
+    .filter((m) => m.startsWith(root))
+    .sort();
 }
 
 function frozenCgroups(): string[] {
@@ -132,22 +145,35 @@ test('every streaming endpoint survives a client that hangs up early', async (t)
     ['events with until', () => hangUp('GET', `/v1.41/events?since=0&until=${Math.floor(Date.now() / 1000) + 1}`)],
     ['load, upload cut', () => hangUp('POST', '/v1.41/images/load', { body: tar, sendBytes: 200_000 })],
     ['import, upload cut', () => hangUp('POST', '/v1.41/images/create?fromSrc=-&repo=cut', { body: tar, sendBytes: 200_000 })],
-    ['push', async () => {
-      assert.equal((await d.docker(['tag', 'big:1', `${reg.host}/big:1`])).code, 0);
-      return hangUp('POST', `/v1.41/images/${reg.host}/big/push?tag=1`, { headers: { 'X-Registry-Auth': 'e30=' } });
-    }],
-    ['pull', async () => {
-      const p = await d.docker(['push', `${reg.host}/big:1`]);
-      assert.equal(p.code, 0, p.stderr);
-      assert.equal((await d.docker(['rmi', `${reg.host}/big:1`])).code, 0);
-      return hangUp('POST', `/v1.41/images/create?fromImage=${reg.host}/big&tag=1`);
-    }],
+    [
+      'push',
+      async () => {
+        assert.equal((await d.docker(['tag', 'big:1', `${reg.host}/big:1`])).code, 0);
+        return hangUp('POST', `/v1.41/images/${reg.host}/big/push?tag=1`, { headers: { 'X-Registry-Auth': 'e30=' } });
+      },
+    ],
+    [
+      'pull',
+      async () => {
+        const p = await d.docker(['push', `${reg.host}/big:1`]);
+        assert.equal(p.code, 0, p.stderr);
+        assert.equal((await d.docker(['rmi', `${reg.host}/big:1`])).code, 0);
+        return hangUp('POST', `/v1.41/images/create?fromImage=${reg.host}/big&tag=1`);
+      },
+    ],
     ['attach', () => hangUp('POST', `/v1.41/containers/${running}/attach?stream=1&stdout=1&stderr=1`, { headers: { Connection: 'Upgrade', Upgrade: 'tcp' } })],
-    ['exec start', async () => {
-      const r = await fetchJson('POST', `/v1.41/containers/${running}/exec`, { Cmd: ['sh', '-c', 'busybox yes | head -c 50000000'], AttachStdout: true, AttachStderr: true });
-      const body = Buffer.from(JSON.stringify({ Detach: false, Tty: false }));
-      return hangUp('POST', `/v1.41/exec/${r.Id}/start`, { body, headers: { Connection: 'Upgrade', Upgrade: 'tcp', 'Content-Type': 'application/json' } });
-    }],
+    [
+      'exec start',
+      async () => {
+        const r = await fetchJson('POST', `/v1.41/containers/${running}/exec`, {
+          Cmd: ['sh', '-c', 'busybox yes | head -c 50000000'],
+          AttachStdout: true,
+          AttachStderr: true,
+        });
+        const body = Buffer.from(JSON.stringify({ Detach: false, Tty: false }));
+        return hangUp('POST', `/v1.41/exec/${r.Id}/start`, { body, headers: { Connection: 'Upgrade', Upgrade: 'tcp', 'Content-Type': 'application/json' } });
+      },
+    ],
   ];
   for (const [name, fn] of cases) {
     await t.test(name, async () => {
@@ -166,7 +192,11 @@ test('every streaming endpoint survives a client that hangs up early', async (t)
 async function fetchJson(method: string, p: string, body: unknown): Promise<{ Id: string }> {
   const data = JSON.stringify(body);
   return new Promise((resolve, reject) => {
-    const s = net.connect(d.socket, () => s.write(`${method} ${p} HTTP/1.1\r\nHost: keel\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(data)}\r\n\r\n${data}`));
+    const s = net.connect(d.socket, () =>
+      s.write(
+        `${method} ${p} HTTP/1.1\r\nHost: keel\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(data)}\r\n\r\n${data}`,
+      ),
+    );
     let got = '';
     s.on('data', (b) => (got += b));
     s.on('error', reject);

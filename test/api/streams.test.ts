@@ -28,7 +28,9 @@ function rssKiB(pid: number): number {
 function stalledClient(path: string, body = '', first: Buffer[] = []): Promise<net.Socket> {
   return new Promise((resolve) => {
     const s = net.connect(d.socket, () => {
-      s.write(`POST ${path} HTTP/1.1\r\nHost: keel\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+      s.write(
+        `POST ${path} HTTP/1.1\r\nHost: keel\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      );
       s.once('data', (b: Buffer) => {
         first.push(b);
         s.pause();
@@ -78,7 +80,13 @@ test('exec of `yes`, a client that never reads: the daemon stays flat', async (t
  * Opens a hijacked stream, reads nothing for `stallMs` (while `during` runs), then reads it to its end.
  * Returns the stdout frames' text and the daemon's peak RSS growth (MiB) during the stall.
  */
-async function stallThenRead(path: string, body: string, stallMs: number, during: () => Promise<void>, opened = async () => {}): Promise<{ text: string; growth: number }> {
+async function stallThenRead(
+  path: string,
+  body: string,
+  stallMs: number,
+  during: () => Promise<void>,
+  opened = async () => {},
+): Promise<{ text: string; growth: number }> {
   const pid = d.child!.pid!;
   const start = rssKiB(pid);
   const chunks: Buffer[] = [];
@@ -117,11 +125,17 @@ const SEQ = 3_000_000; // ~21 MB: `seq` writes it in well under a second when no
 test('attach, a client that stops reading for 8 s: the container waits, then every line arrives in order', async (t) => {
   const id = (await d.docker(['create', 'bb:1', 'busybox', 'seq', String(SEQ)])).stdout.trim();
   // The attach is registered (to connect at the start) before its answer's head reaches the client.
-  const { text, growth } = await stallThenRead(`/v1.41/containers/${id}/attach?stream=1&stdout=1&stderr=1`, '', 8000, async () => {
-    // Held back by the stalled reader, not finished and not dropping its output.
-    const st = JSON.parse((await d.docker(['inspect', id])).stdout)[0].State;
-    assert.equal(st.Running, true, 'seq ran to its end while its only reader was stalled');
-  }, async () => void (await d.docker(['start', id])));
+  const { text, growth } = await stallThenRead(
+    `/v1.41/containers/${id}/attach?stream=1&stdout=1&stderr=1`,
+    '',
+    8000,
+    async () => {
+      // Held back by the stalled reader, not finished and not dropping its output.
+      const st = JSON.parse((await d.docker(['inspect', id])).stdout)[0].State;
+      assert.equal(st.Running, true, 'seq ran to its end while its only reader was stalled');
+    },
+    async () => void (await d.docker(['start', id])),
+  );
   t.diagnostic(`daemon RSS grew ${growth.toFixed(1)} MiB during the stall`);
   assertSeq(text, SEQ);
   assert.ok(growth < 24, `daemon RSS grew ${growth.toFixed(0)} MiB`);
@@ -151,7 +165,14 @@ test('a client that reads slowly gets every byte, in order', async () => {
 });
 
 test('dockerode attach with stdin: the JSON options body does not reach the container', async () => {
-  const c = await docker.createContainer({ Image: 'bb:1', Cmd: ['sh', '-c', 'head -c 5'], OpenStdin: true, StdinOnce: true, AttachStdin: true, AttachStdout: true });
+  const c = await docker.createContainer({
+    Image: 'bb:1',
+    Cmd: ['sh', '-c', 'head -c 5'],
+    OpenStdin: true,
+    StdinOnce: true,
+    AttachStdin: true,
+    AttachStdout: true,
+  });
   const stream = await c.attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true });
   const out: Buffer[] = [];
   stream.on('data', (b: Buffer) => out.push(b));
@@ -162,7 +183,7 @@ test('dockerode attach with stdin: the JSON options body does not reach the cont
   // The output is framed (no TTY): strip 8-byte headers.
   const raw = Buffer.concat(out);
   let text = '';
-  for (let off = 0; off + 8 <= raw.length; ) {
+  for (let off = 0; off + 8 <= raw.length;) {
     const n = raw.readUInt32BE(off + 4);
     text += raw.subarray(off + 8, off + 8 + n).toString();
     off += 8 + n;

@@ -59,7 +59,10 @@ test('docker events reports image events, and --since replays them', async () =>
   assert.equal((await d.docker(['rmi', 'ev:2'])).code, 0);
   const r = await d.docker(['events', '--since', String(t0), '--until', String(Math.ceil(Date.now() / 1000) + 1), '--filter', 'type=image']);
   assert.equal(r.code, 0, r.stderr);
-  const actions = r.stdout.trim().split('\n').map((l) => l.split(' ')[2]);
+  const actions = r.stdout
+    .trim()
+    .split('\n')
+    .map((l) => l.split(' ')[2]);
   assert.deepEqual(actions, ['import', 'tag', 'untag']);
 });
 

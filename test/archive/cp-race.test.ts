@@ -68,7 +68,8 @@ function noSecret(buf: Buffer, what: string): void {
 }
 
 test('a container swapping a directory with a symlink to the host: cp in/out, export and commit stay inside', async () => {
-  const loop = `mkdir -p /race/d && echo inside > /race/d/f && busybox ln -s ${secretDir} /race/s && ` +
+  const loop =
+    `mkdir -p /race/d && echo inside > /race/d/f && busybox ln -s ${secretDir} /race/s && ` +
     'while :; do busybox mv /race/d /race/t; busybox mv /race/s /race/d; busybox mv /race/t /race/s; done';
   const id = (await d.docker(['run', '-d', ...NET, IMG, 'sh', '-c', loop])).stdout.trim();
   const src = path.join(d.dir, 'cp-in-race.txt');
@@ -95,7 +96,8 @@ test('a container swapping a directory with a symlink to the host: cp in/out, ex
   // The loop really ran, and the copies landed inside the container.
   // One look can fall between two renames of the loop (only d and t present, d the dangling link): look again.
   let seen = '';
-  for (let i = 0; i < 20 && !/cp-in-race\.txt|f/.test(seen); i++) seen = (await d.docker(['exec', id, 'sh', '-c', 'ls /race; ls /race/d/ /race/s/ 2>/dev/null'])).stdout;
+  for (let i = 0; i < 20 && !/cp-in-race\.txt|f/.test(seen); i++)
+    seen = (await d.docker(['exec', id, 'sh', '-c', 'ls /race; ls /race/d/ /race/s/ 2>/dev/null'])).stdout;
   assert.match(seen, /cp-in-race\.txt|f/);
   hostUnchanged();
   await d.docker(['rm', '-f', id]);
@@ -122,7 +124,11 @@ test('a host user swapping directories with symlinks in its bind-mount source: c
   const swapper = await startSwapper(pairs[0]![0], pairs[0]![1], { uid: HOST_USER, gid: HOST_USER, more: pairs.slice(1) });
   let swaps: number;
   try {
-    const tar = await packTar([{ name: 'cp-in-bind.txt', body: 'copied' }, { name: 'sub/', type: 'directory' }, { name: 'sub/x', body: 'x' }]);
+    const tar = await packTar([
+      { name: 'cp-in-bind.txt', body: 'copied' },
+      { name: 'sub/', type: 'directory' },
+      { name: 'sub/x', body: 'x' },
+    ]);
     for (let i = 0; i < 25; i++) {
       // Each walk of /data passes every swapped directory: PAIRS chances per copy to be led outside.
       const out = await d.getArchive(id, '/data');
@@ -190,7 +196,9 @@ test('docker cp into a container is a copy, not a layer: whiteout names are file
   const vol = path.join(hostDir, 'vol');
   fs.mkdirSync(vol);
   fs.writeFileSync(path.join(vol, 'keep'), 'kept');
-  const id = (await d.docker(['run', '-d', ...NET, '-v', `${vol}:/data`, IMG, 'sh', '-c', 'mkdir /dir && echo lower > /dir/lower && echo f > /x && sleep 1000'])).stdout.trim();
+  const id = (
+    await d.docker(['run', '-d', ...NET, '-v', `${vol}:/data`, IMG, 'sh', '-c', 'mkdir /dir && echo lower > /dir/lower && echo f > /x && sleep 1000'])
+  ).stdout.trim();
   await new Promise((r) => setTimeout(r, 300));
   const wh = await packTar([
     { name: '.wh.data', body: 'w' },
@@ -216,7 +224,14 @@ test('docker cp into a container is a copy, not a layer: whiteout names are file
   // Straight to the API without noOverwriteDirNonDir: still no file over a directory; a directory may replace a file.
   const fileOverDir = await d.putArchive(id, '/', await packTar([{ name: 'dir', body: 'file' }]));
   assert.equal(fileOverDir.status, 400, fileOverDir.body);
-  const dirOverFile = await d.putArchive(id, '/', await packTar([{ name: 'x/', type: 'directory' }, { name: 'x/y', body: 'y' }]));
+  const dirOverFile = await d.putArchive(
+    id,
+    '/',
+    await packTar([
+      { name: 'x/', type: 'directory' },
+      { name: 'x/y', body: 'y' },
+    ]),
+  );
   assert.equal(dirOverFile.status, 200, dirOverFile.body);
   assert.equal((await d.docker(['exec', id, 'cat', '/x/y'])).stdout, 'y');
   // With noOverwriteDirNonDir (what the CLI sends), a directory does not replace a file either.
@@ -228,7 +243,17 @@ test('docker cp into a container is a copy, not a layer: whiteout names are file
 });
 
 test('keel cp out of a container merges into an existing destination, as docker cp does', async () => {
-  const id = (await d.docker(['run', '-d', ...NET, IMG, 'sh', '-c', 'mkdir -p /src/sub && echo a > /src/a && echo b > /src/sub/b && chown -R 1234:1234 /src/sub && sleep 1000'])).stdout.trim();
+  const id = (
+    await d.docker([
+      'run',
+      '-d',
+      ...NET,
+      IMG,
+      'sh',
+      '-c',
+      'mkdir -p /src/sub && echo a > /src/a && echo b > /src/sub/b && chown -R 1234:1234 /src/sub && sleep 1000',
+    ])
+  ).stdout.trim();
   await new Promise((r) => setTimeout(r, 300));
   const base = path.join(d.dir, 'merge');
   const into = path.join(base, 'into');

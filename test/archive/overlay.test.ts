@@ -79,13 +79,18 @@ const lowerTar = () =>
 
 test('ownership, setuid and symlink owners are applied; devices are not created', async () => {
   const d = dir('own');
-  await applyLayer(d, Readable.from([await packTar([
-    { name: 'f', body: 'x', uid: 1234, gid: 5678, mode: 0o6755 },
-    { name: 'l', type: 'symlink', linkname: 'f', uid: 42, gid: 43 },
-    { name: 'dd/', type: 'directory', uid: 7, gid: 8, mode: 0o1777 },
-    { name: 'dev/null', type: 'character-device', devmajor: 1, devminor: 3 },
-    { name: 'dev/sda', type: 'block-device', devmajor: 8, devminor: 0 },
-  ])]));
+  await applyLayer(
+    d,
+    Readable.from([
+      await packTar([
+        { name: 'f', body: 'x', uid: 1234, gid: 5678, mode: 0o6755 },
+        { name: 'l', type: 'symlink', linkname: 'f', uid: 42, gid: 43 },
+        { name: 'dd/', type: 'directory', uid: 7, gid: 8, mode: 0o1777 },
+        { name: 'dev/null', type: 'character-device', devmajor: 1, devminor: 3 },
+        { name: 'dev/sda', type: 'block-device', devmajor: 8, devminor: 0 },
+      ]),
+    ]),
+  );
   const f = fs.lstatSync(path.join(d, 'f'));
   assert.deepEqual([f.uid, f.gid, f.mode & 0o7777], [1234, 5678, 0o6755]);
   const l = fs.lstatSync(path.join(d, 'l'));
@@ -99,12 +104,10 @@ test('whiteouts in overlay form hide lower files when mounted with overlayfs', a
   const l1 = dir('l1');
   const l2 = dir('l2');
   await applyLayer(l1, Readable.from([await lowerTar()]));
-  await applyLayer(l2, Readable.from([await packTar([
-    { name: 'etc/.wh.gone' },
-    { name: 'opq/.wh..wh..opq' },
-    { name: 'opq/new', body: 'n' },
-    { name: 'nodir/.wh.x' },
-  ])]));
+  await applyLayer(
+    l2,
+    Readable.from([await packTar([{ name: 'etc/.wh.gone' }, { name: 'opq/.wh..wh..opq' }, { name: 'opq/new', body: 'n' }, { name: 'nodir/.wh.x' }])]),
+  );
   const wh = fs.lstatSync(path.join(l2, 'etc/gone'));
   assert.ok(wh.isCharacterDevice());
   assert.equal(wh.rdev, 0);
@@ -164,12 +167,17 @@ test('applying a directory-replaced-by-symlink layer as root never chowns or chm
   const d = dir('sym');
   const outside = dir('outside');
   fs.chmodSync(outside, 0o755);
-  await applyLayer(d, Readable.from([await packTar([
-    { name: 'x', type: 'symlink', linkname: outside },
-    { name: 'x/', type: 'directory', uid: 99, gid: 99, mode: 0o777 },
-    { name: 'y', type: 'symlink', linkname: '../../..' + outside },
-    { name: 'y/f', body: 'f', uid: 99 },
-  ])]));
+  await applyLayer(
+    d,
+    Readable.from([
+      await packTar([
+        { name: 'x', type: 'symlink', linkname: outside },
+        { name: 'x/', type: 'directory', uid: 99, gid: 99, mode: 0o777 },
+        { name: 'y', type: 'symlink', linkname: '../../..' + outside },
+        { name: 'y/f', body: 'f', uid: 99 },
+      ]),
+    ]),
+  );
   const st = fs.statSync(outside);
   assert.deepEqual([st.uid, st.mode & 0o777], [0, 0o755]);
   assert.deepEqual(fs.readdirSync(outside), []);

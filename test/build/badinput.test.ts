@@ -101,15 +101,18 @@ t.close(); sys.stdout.buffer.write(b.getvalue())`;
     const ctx = writeContext(path.join(d.dir, 'cancel'), { Dockerfile: 'FROM busybox:local\nRUN echo started; sleep 4242\n' });
     const body = tarOf(ctx);
     await new Promise<void>((resolve, reject) => {
-      const req = http.request({ socketPath: d.socket, method: 'POST', path: '/v1.41/build?t=cancelled', headers: { 'Content-Type': 'application/x-tar' } }, (res) => {
-        res.on('data', (b: Buffer) => {
-          if (b.toString().includes('started')) {
-            req.destroy();
-            resolve();
-          }
-        });
-        res.on('error', () => {});
-      });
+      const req = http.request(
+        { socketPath: d.socket, method: 'POST', path: '/v1.41/build?t=cancelled', headers: { 'Content-Type': 'application/x-tar' } },
+        (res) => {
+          res.on('data', (b: Buffer) => {
+            if (b.toString().includes('started')) {
+              req.destroy();
+              resolve();
+            }
+          });
+          res.on('error', () => {});
+        },
+      );
       req.on('error', () => {});
       setTimeout(() => reject(new Error('the RUN never started')), 30_000);
       req.end(body);
@@ -144,12 +147,19 @@ describe('a client that goes away while sending the context', () => {
     const ctx = writeContext(path.join(d.dir, 'halfway'), { Dockerfile: 'FROM busybox:local\n', big: 'x'.repeat(4 << 20) });
     const tar = tarOf(ctx);
     await new Promise<void>((resolve) => {
-      const req = http.request({ socketPath: d.socket, method: 'POST', path: '/v1.41/build', headers: { 'Content-Type': 'application/x-tar', 'Content-Length': String(tar.length) } });
+      const req = http.request({
+        socketPath: d.socket,
+        method: 'POST',
+        path: '/v1.41/build',
+        headers: { 'Content-Type': 'application/x-tar', 'Content-Length': String(tar.length) },
+      });
       req.on('error', () => resolve());
-      req.write(tar.subarray(0, tar.length >> 1), () => setTimeout(() => {
-        req.destroy();
-        resolve();
-      }, 300));
+      req.write(tar.subarray(0, tar.length >> 1), () =>
+        setTimeout(() => {
+          req.destroy();
+          resolve();
+        }, 300),
+      );
     });
     assert.deepEqual(await settledLeftovers(d), NOTHING_LEFT);
     assert.equal(await d.ping(), true);

@@ -38,7 +38,10 @@ describe('docker build (legacy protocol) against keel', () => {
     assert.equal(r.status, 200);
     // shared/ sits beside the project (DESIGN.md's home), in a session's checkout and in CI's clone alike.
     const refLog = fs.readFileSync(path.join(repoRoot, '../shared/reference/docker-api-1.41/build-default.log'), 'latin1');
-    const ref = refLog.split('\n').filter((l) => l.startsWith('{')).map((l) => l.replace(/\\r\\n$/, ''));
+    const ref = refLog
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => l.replace(/\\r\\n$/, ''));
     assert.deepEqual(r.lines.map(normalizeIds), ref.map(normalizeIds));
     const run = await d.docker(['run', '--rm', 'apires-built:1']);
     assert.equal(run.stdout, 'hello from ctx\n');
@@ -80,7 +83,8 @@ describe('docker build (legacy protocol) against keel', () => {
     const dir = path.join(d.dir, 'ctx-cache');
     const files = {
       Dockerfile: 'FROM busybox:local\nCOPY a.txt /a.txt\nRUN cat /a.txt > /a-copy\nCOPY b.txt /b.txt\nRUN cat /b.txt > /b-copy\nCMD ["cat", "/b-copy"]\n',
-      'a.txt': 'A1\n', 'b.txt': 'B1\n',
+      'a.txt': 'A1\n',
+      'b.txt': 'B1\n',
     };
     writeContext(dir, files);
     const first = await d.docker(['build', '-t', 'cache:1', dir], { env: LEGACY });
@@ -101,7 +105,10 @@ describe('docker build (legacy protocol) against keel', () => {
     const edited = await d.docker(['build', '-t', 'cache:2', dir], { env: LEGACY });
     assert.equal(edited.code, 0, edited.stderr);
     const steps = edited.stdout.split(/^Step /m).slice(1);
-    assert.deepEqual(steps.map((s) => s.includes('Using cache')), [false, true, true, false, false, false]);
+    assert.deepEqual(
+      steps.map((s) => s.includes('Using cache')),
+      [false, true, true, false, false, false],
+    );
     assert.equal((await d.docker(['run', '--rm', 'cache:2'])).stdout, 'B2\n');
     // --no-cache runs everything
     const nc = await d.docker(['build', '--no-cache', dir], { env: LEGACY });
@@ -129,15 +136,27 @@ describe('docker build (legacy protocol) against keel', () => {
     assert.deepEqual(await settledLeftovers(d), NOTHING_LEFT);
     const raw = await rawBuild(d, tarOf(ctx), 't=failed');
     const last = raw.messages[raw.messages.length - 1]!;
-    assert.deepEqual(last, { errorDetail: { code: 3, message: "The command '/bin/sh -c echo to-out; echo to-err >&2; exit 3' returned a non-zero code: 3" }, error: "The command '/bin/sh -c echo to-out; echo to-err >&2; exit 3' returned a non-zero code: 3" });
+    assert.deepEqual(last, {
+      errorDetail: { code: 3, message: "The command '/bin/sh -c echo to-out; echo to-err >&2; exit 3' returned a non-zero code: 3" },
+      error: "The command '/bin/sh -c echo to-out; echo to-err >&2; exit 3' returned a non-zero code: 3",
+    });
   });
 
   test('query parameters: q, labels, target, buildargs with null, platform, remote', async () => {
-    const ctx = writeContext(path.join(d.dir, 'ctx-q'), { Dockerfile: 'FROM busybox:local AS one\nARG X\nRUN echo "x=$X" > /x\nFROM busybox:local AS two\nRUN exit 9\n' });
-    const q = await rawBuild(d, tarOf(ctx), `q=1&target=one&t=q%3A1&labels=${encodeURIComponent('{"team":"keel"}')}&buildargs=${encodeURIComponent('{"X":"1","Y":null}')}`);
+    const ctx = writeContext(path.join(d.dir, 'ctx-q'), {
+      Dockerfile: 'FROM busybox:local AS one\nARG X\nRUN echo "x=$X" > /x\nFROM busybox:local AS two\nRUN exit 9\n',
+    });
+    const q = await rawBuild(
+      d,
+      tarOf(ctx),
+      `q=1&target=one&t=q%3A1&labels=${encodeURIComponent('{"team":"keel"}')}&buildargs=${encodeURIComponent('{"X":"1","Y":null}')}`,
+    );
     assert.equal(q.status, 200);
     const id = (q.messages.find((m) => m.aux) as { aux: { ID: string } }).aux.ID;
-    assert.deepEqual(q.messages.filter((m) => !m.aux), [{ stream: `${id}\n` }]);
+    assert.deepEqual(
+      q.messages.filter((m) => !m.aux),
+      [{ stream: `${id}\n` }],
+    );
     const img = JSON.parse((await d.docker(['image', 'inspect', 'q:1'])).stdout)[0];
     assert.deepEqual(img.Config.Labels, { team: 'keel' });
     assert.equal((await d.docker(['run', '--rm', 'q:1', 'cat', '/x'])).stdout, 'x=1\n');

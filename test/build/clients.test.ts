@@ -14,15 +14,21 @@ before(async () => {
 });
 after(() => d.cleanup());
 
-const DOCKERFILE = 'FROM busybox:local AS base\nARG WHO=world\nRUN echo "hello $WHO" > /greeting\nFROM base AS final\nCOPY note.txt /note.txt\nCMD ["cat", "/greeting", "/note.txt"]\n';
+const DOCKERFILE =
+  'FROM busybox:local AS base\nARG WHO=world\nRUN echo "hello $WHO" > /greeting\nFROM base AS final\nCOPY note.txt /note.txt\nCMD ["cat", "/greeting", "/note.txt"]\n';
 
 describe('build clients: dockerode, docker-compose v1, keel build', () => {
   test('dockerode buildImage streams the build and tags the image', async () => {
     const ctx = writeContext(path.join(d.dir, 'ctx-dockerode'), { Dockerfile: DOCKERFILE, 'note.txt': 'from dockerode\n' });
     const docker = new Docker({ socketPath: d.socket });
     const stream = await docker.buildImage(tarOf(ctx) as unknown as NodeJS.ReadableStream, { t: 'dode:1', buildargs: { WHO: 'dockerode' } });
-    const msgs = await new Promise<{ stream?: string; aux?: { ID: string }; error?: string }[]>((resolve, reject) => docker.modem.followProgress(stream, (e, r) => (e ? reject(e) : resolve(r))));
-    assert.equal(msgs.find((m) => m.error), undefined);
+    const msgs = await new Promise<{ stream?: string; aux?: { ID: string }; error?: string }[]>((resolve, reject) =>
+      docker.modem.followProgress(stream, (e, r) => (e ? reject(e) : resolve(r))),
+    );
+    assert.equal(
+      msgs.find((m) => m.error),
+      undefined,
+    );
     const id = msgs.find((m) => m.aux)!.aux!.ID;
     assert.match(id, /^sha256:[a-f0-9]{64}$/);
     assert.ok(msgs.some((m) => m.stream === 'Successfully tagged dode:1\n'));
@@ -34,7 +40,10 @@ describe('build clients: dockerode, docker-compose v1, keel build', () => {
 
   test('docker-compose (v1) build builds the service image', async () => {
     const ctx = writeContext(path.join(d.dir, 'ctx-compose'), { Dockerfile: DOCKERFILE, 'note.txt': 'from compose\n' });
-    const compose = d.composeProject('bproj', `version: "2.4"\nservices:\n  web:\n    build:\n      context: ${ctx}\n      args:\n        WHO: compose\n      labels:\n        made.by: compose\n`);
+    const compose = d.composeProject(
+      'bproj',
+      `version: "2.4"\nservices:\n  web:\n    build:\n      context: ${ctx}\n      args:\n        WHO: compose\n      labels:\n        made.by: compose\n`,
+    );
     const r = await compose(['build']);
     assert.equal(r.code, 0, r.stderr + r.stdout);
     const img = JSON.parse((await d.docker(['image', 'inspect', 'bproj_web'])).stdout)[0];
@@ -43,9 +52,30 @@ describe('build clients: dockerode, docker-compose v1, keel build', () => {
   });
 
   test('keel build: -t, -f, --build-arg, --target, -q, --iidfile, --label, and a context from stdin', async () => {
-    const ctx = writeContext(path.join(d.dir, 'ctx-keel'), { 'build/Containerfile': DOCKERFILE, 'note.txt': 'from keel\n', 'ignored.txt': 'x', '.dockerignore': 'ignored.txt\n' });
+    const ctx = writeContext(path.join(d.dir, 'ctx-keel'), {
+      'build/Containerfile': DOCKERFILE,
+      'note.txt': 'from keel\n',
+      'ignored.txt': 'x',
+      '.dockerignore': 'ignored.txt\n',
+    });
     const iid = path.join(d.dir, 'iid');
-    const r = await d.keel(['build', '--progress=plain', '-t', 'kb:1', '-t', 'kb:2', '-f', path.join(ctx, 'build/Containerfile'), '--build-arg', 'WHO=keel', '--label', 'l=v', '--iidfile', iid, ctx]);
+    const r = await d.keel([
+      'build',
+      '--progress=plain',
+      '-t',
+      'kb:1',
+      '-t',
+      'kb:2',
+      '-f',
+      path.join(ctx, 'build/Containerfile'),
+      '--build-arg',
+      'WHO=keel',
+      '--label',
+      'l=v',
+      '--iidfile',
+      iid,
+      ctx,
+    ]);
     assert.equal(r.code, 0, r.stderr + r.stdout);
     assert.match(r.stdout, /^Step 1\/7 : FROM busybox:local AS base$/m);
     assert.match(r.stdout, /^Successfully tagged kb:2$/m);
@@ -77,7 +107,10 @@ describe('build clients: dockerode, docker-compose v1, keel build', () => {
   test('docker build -f- DIR and docker build - (a Dockerfile on stdin)', async () => {
     const ctx = writeContext(path.join(d.dir, 'ctx-fstdin'), { 'note.txt': 'from -f-\n' });
     const env = { DOCKER_BUILDKIT: '0' };
-    const a = await d.docker(['build', '-q', '-t', 'fstdin:1', '-f-', ctx], { env, input: 'FROM busybox:local\nCOPY note.txt /note.txt\nCMD ["cat", "/note.txt"]\n' });
+    const a = await d.docker(['build', '-q', '-t', 'fstdin:1', '-f-', ctx], {
+      env,
+      input: 'FROM busybox:local\nCOPY note.txt /note.txt\nCMD ["cat", "/note.txt"]\n',
+    });
     assert.equal(a.code, 0, a.stderr);
     assert.equal((await d.docker(['run', '--rm', 'fstdin:1'])).stdout, 'from -f-\n');
     const b = await d.docker(['build', '-q', '-t', 'stdin:2', '-'], { env, input: 'FROM busybox:local\nRUN echo only > /o\nCMD ["cat", "/o"]\n' });

@@ -33,20 +33,23 @@ export interface RawBuild {
 /** POST /build with a tar body; returns the raw response lines. */
 export function rawBuild(d: TestDaemon, body: Buffer, query: string, headers: Record<string, string> = {}): Promise<RawBuild> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ socketPath: d.socket, method: 'POST', path: `/v1.41/build?${query}`, headers: { 'Content-Type': 'application/x-tar', ...headers } }, (res) => {
-      let text = '';
-      res.on('data', (b) => (text += b));
-      res.on('end', () => {
-        const lines = text.split('\r\n').filter(Boolean);
-        let messages: Record<string, unknown>[] = [];
-        try {
-          messages = lines.map((l) => JSON.parse(l));
-        } catch {
-          messages = [];
-        }
-        resolve({ status: res.statusCode!, lines, messages });
-      });
-    });
+    const req = http.request(
+      { socketPath: d.socket, method: 'POST', path: `/v1.41/build?${query}`, headers: { 'Content-Type': 'application/x-tar', ...headers } },
+      (res) => {
+        let text = '';
+        res.on('data', (b) => (text += b));
+        res.on('end', () => {
+          const lines = text.split('\r\n').filter(Boolean);
+          let messages: Record<string, unknown>[] = [];
+          try {
+            messages = lines.map((l) => JSON.parse(l));
+          } catch {
+            messages = [];
+          }
+          resolve({ status: res.statusCode!, lines, messages });
+        });
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });
@@ -62,7 +65,12 @@ export async function leftovers(d: TestDaemon): Promise<{ containers: string[]; 
       return [];
     }
   };
-  const mounts = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')).filter((f) => f[4]?.startsWith(d.dir) && !f.includes('nsfs')).map((f) => f[4]!);
+  const mounts = fs
+    .readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' '))
+    .filter((f) => f[4]?.startsWith(d.dir) && !f.includes('nsfs'))
+    .map((f) => f[4]!);
   return {
     containers: ps.stdout.split('\n').filter(Boolean),
     snapshots: ls(path.join(d.dataRoot, 'overlay', 'active')),
@@ -74,7 +82,7 @@ export async function leftovers(d: TestDaemon): Promise<{ containers: string[]; 
 /** leftovers() once they are gone, or after `ms` (`docker run --rm` removes its container just after it returns). */
 export async function settledLeftovers(d: TestDaemon, ms = 5000): Promise<Awaited<ReturnType<typeof leftovers>>> {
   let left = await leftovers(d);
-  for (const t0 = Date.now(); Date.now() - t0 < ms && JSON.stringify(left) !== JSON.stringify(NOTHING_LEFT); ) {
+  for (const t0 = Date.now(); Date.now() - t0 < ms && JSON.stringify(left) !== JSON.stringify(NOTHING_LEFT);) {
     await new Promise((r) => setTimeout(r, 100));
     left = await leftovers(d);
   }

@@ -38,21 +38,37 @@ async function allImages(): Promise<string[]> {
 
 describe('builder layers', () => {
   test('COPY --link makes its layer in an empty directory: a symlink below in the destination path is not followed', async () => {
-    await build('link-symlink', {
-      Dockerfile: 'FROM busybox:local\nRUN mkdir /real && ln -s /real /lnk\nCOPY --link f /lnk/f\nRUN ln -s /real /lnk3\nCOPY g /lnk3/g\n',
-      f: 'F\n', g: 'G\n',
-    }, ['-t', 'link-symlink']);
+    await build(
+      'link-symlink',
+      {
+        Dockerfile: 'FROM busybox:local\nRUN mkdir /real && ln -s /real /lnk\nCOPY --link f /lnk/f\nRUN ln -s /real /lnk3\nCOPY g /lnk3/g\n',
+        f: 'F\n',
+        g: 'G\n',
+      },
+      ['-t', 'link-symlink'],
+    );
     // --link: /lnk is a directory of the new layer over the link, and f is not in /real. Without it the link is followed.
-    assert.equal(await sh('link-symlink', 'test -d /lnk && ! test -L /lnk && cat /lnk/f && ls /real && test -L /lnk3 && cat /real/g && stat -c "%a %u" /lnk'), 'F\ng\nG\n755 0\n');
+    assert.equal(
+      await sh('link-symlink', 'test -d /lnk && ! test -L /lnk && cat /lnk/f && ls /real && test -L /lnk3 && cat /real/g && stat -c "%a %u" /lnk'),
+      'F\ng\nG\n755 0\n',
+    );
   });
 
   test('COPY --link keeps its layer when an earlier step changes: the same diff ID on the new parent, from the cache', async () => {
-    const files = { Dockerfile: 'FROM busybox:local\nARG V=1\nRUN echo $V > /v\nCOPY --link --chmod=640 app /app/\nCOPY plain /plain\n', 'app/a': 'A\n', 'app/sub/b': 'B\n', plain: 'P\n' };
+    const files = {
+      Dockerfile: 'FROM busybox:local\nARG V=1\nRUN echo $V > /v\nCOPY --link --chmod=640 app /app/\nCOPY plain /plain\n',
+      'app/a': 'A\n',
+      'app/sub/b': 'B\n',
+      plain: 'P\n',
+    };
     const one = await build('link-reuse', files, ['-t', 'link:1']);
     assert.doesNotMatch(one.stdout, /Using cache/);
     const two = await build('link-reuse', files, ['-t', 'link:2', '--build-arg', 'V=2']);
     // Steps: FROM, ARG (cached), RUN (reruns: V changed), COPY --link (its layer reused), COPY (reruns on the new parent).
-    assert.deepEqual(two.steps.map((s) => s.includes('Using cache')), [false, true, false, true, false]);
+    assert.deepEqual(
+      two.steps.map((s) => s.includes('Using cache')),
+      [false, true, false, true, false],
+    );
     const top = async (img: string, i: number) => (JSON.parse(await inspect(img, '{{json .RootFS.Layers}}')) as string[]).at(i);
     assert.equal(await top('link:2', -2), await top('link:1', -2));
     assert.notEqual(await top('link:2', -3), await top('link:1', -3));
@@ -109,6 +125,9 @@ describe('builder layers', () => {
     // dockerd's order: the image, then each parent in turn.
     const expected = ['Untagged: rmi:1', ...[...steps].reverse().map((id) => full.find((f) => f.includes(id))!), base].map((x, k) => (k ? `Deleted: ${x}` : x));
     assert.deepEqual(rm.stdout.trim().split('\n'), expected);
-    assert.deepEqual((await allImages()).filter((id) => !before.includes(id) || id === base), []);
+    assert.deepEqual(
+      (await allImages()).filter((id) => !before.includes(id) || id === base),
+      [],
+    );
   });
 });

@@ -42,7 +42,10 @@ describe('FROM pulls a missing base image', () => {
 
   test('--cache-from: an image named there serves as cache after the local cache is gone (history match, as the legacy builder)', async () => {
     assert.equal((await d.docker(['login', '-u', 'builder', '--password-stdin', reg.host], { input: 's3cret' })).code, 0);
-    const ctx = writeContext(path.join(d.dir, 'ctx-cachefrom'), { Dockerfile: 'FROM busybox:local\nENV X=1\nRUN echo expensive > /e\nCOPY f /f\nCMD ["cat", "/e", "/f"]\n', f: 'file\n' });
+    const ctx = writeContext(path.join(d.dir, 'ctx-cachefrom'), {
+      Dockerfile: 'FROM busybox:local\nENV X=1\nRUN echo expensive > /e\nCOPY f /f\nCMD ["cat", "/e", "/f"]\n',
+      f: 'file\n',
+    });
     const first = await d.docker(['build', '-t', `${reg.host}/app/cached:1`, ctx], { env: LEGACY });
     assert.equal(first.code, 0, first.stderr);
     assert.equal((await d.docker(['push', `${reg.host}/app/cached:1`])).code, 0);

@@ -25,7 +25,8 @@ after(async () => {
 describe('reproducible images (SOURCE_DATE_EPOCH)', () => {
   test('two daemons with empty stores build the same image digest, and push the same manifest', async () => {
     const ctx = writeContext(path.join(d1.dir, 'ctx-repro'), {
-      Dockerfile: 'FROM scratch\nCOPY rootfs/ /\nRUN echo built > /built && mkdir -p /data && echo fixed > /data/when\nENV A=1\nCOPY app.txt /app/\nCMD ["cat", "/app/app.txt"]\n',
+      Dockerfile:
+        'FROM scratch\nCOPY rootfs/ /\nRUN echo built > /built && mkdir -p /data && echo fixed > /data/when\nENV A=1\nCOPY app.txt /app/\nCMD ["cat", "/app/app.txt"]\n',
       'app.txt': 'app\n',
     });
     fs.mkdirSync(path.join(ctx, 'rootfs'));

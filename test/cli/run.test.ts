@@ -32,7 +32,27 @@ describe('keel run', () => {
     const envFile = path.join(d.dir, 'env.list');
     fs.writeFileSync(envFile, '# comment\nFROM_FILE=yes\n\nKEEL_PASSTHRU\n');
     const out = await d.keel(
-      ['run', '--rm', '-e', 'A=1', '--env-file', envFile, '-w', '/tmp', '-u', '65534', '-h', 'box', '-l', 'team=keel', '--entrypoint', 'sh', 'busybox:local', '-c', 'echo $A $FROM_FILE $KEEL_PASSTHRU; pwd; id -u; hostname'],
+      [
+        'run',
+        '--rm',
+        '-e',
+        'A=1',
+        '--env-file',
+        envFile,
+        '-w',
+        '/tmp',
+        '-u',
+        '65534',
+        '-h',
+        'box',
+        '-l',
+        'team=keel',
+        '--entrypoint',
+        'sh',
+        'busybox:local',
+        '-c',
+        'echo $A $FROM_FILE $KEEL_PASSTHRU; pwd; id -u; hostname',
+      ],
       { env: { KEEL_PASSTHRU: 'through' } },
     );
     assert.equal(out.code, 0, out.stderr);
@@ -40,7 +60,35 @@ describe('keel run', () => {
   });
 
   test('create body: limits, restart policy, ports, tmpfs, labels reach inspect', async () => {
-    const id = (await ok(d, ['create', '--name', 'cfg', '-m', '64m', '--cpus', '1.5', '--pids-limit', '50', '--restart', 'on-failure:3', '-p', '127.0.0.1:18555:80/tcp', '--tmpfs', '/run:size=1m', '-l', 'a=b', '--init', '--read-only', '--stop-signal', 'SIGUSR1', '--ulimit', 'nofile=512:1024', 'busybox:local', 'true'])).trim();
+    const id = (
+      await ok(d, [
+        'create',
+        '--name',
+        'cfg',
+        '-m',
+        '64m',
+        '--cpus',
+        '1.5',
+        '--pids-limit',
+        '50',
+        '--restart',
+        'on-failure:3',
+        '-p',
+        '127.0.0.1:18555:80/tcp',
+        '--tmpfs',
+        '/run:size=1m',
+        '-l',
+        'a=b',
+        '--init',
+        '--read-only',
+        '--stop-signal',
+        'SIGUSR1',
+        '--ulimit',
+        'nofile=512:1024',
+        'busybox:local',
+        'true',
+      ])
+    ).trim();
     assert.match(id, /^[0-9a-f]{64}$/);
     const [c] = JSON.parse(await ok(d, ['inspect', 'cfg']));
     assert.equal(c.HostConfig.Memory, 64 * 1024 * 1024);

@@ -36,7 +36,10 @@ async function leftovers(): Promise<void> {
   assert.deepEqual(fs.readdirSync(path.join(d.dataRoot, 'overlay/active')), [], 'snapshots');
   let cgroups: string[] = [];
   try {
-    cgroups = fs.readdirSync(`/sys/fs/cgroup/memory${d.cgroupParent}`, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name);
+    cgroups = fs
+      .readdirSync(`/sys/fs/cgroup/memory${d.cgroupParent}`, { withFileTypes: true })
+      .filter((e) => e.isDirectory())
+      .map((e) => e.name);
   } catch {
     // no container ever made the parent
   }
@@ -77,7 +80,10 @@ test('take from an empty pool under load: concurrent takes wait, time out with a
     assert.equal(r.status, 504, r.text);
     assert.match(r.json.message, /^pool busy had no ready container within 1s \(size 2, \d starting\)/);
   }
-  assert.ok(timedOut.some((r) => r.status === 504), 'at least one take found the pool empty');
+  assert.ok(
+    timedOut.some((r) => r.status === 504),
+    'at least one take found the pool empty',
+  );
   const cli = await d.keel(['pool', 'take', 'busy', '--timeout', '0']);
   if (cli.code !== 0) {
     assert.equal(cli.code, 124);

@@ -11,7 +11,10 @@ before(async () => {
   await d.importBusybox();
   keel = new KeelClient({ socketPath: d.socket });
   // A seeded source, stopped: the pristine state every test gets a clone of.
-  const { id } = await keel.create({ Image: 'busybox:local', Cmd: ['sh', '-c', 'test -f /seed || echo rows > /seed; echo ready; exec sleep 3600'], HostConfig: { Binds: ['seeddata:/data'] } }, { name: 'seed' });
+  const { id } = await keel.create(
+    { Image: 'busybox:local', Cmd: ['sh', '-c', 'test -f /seed || echo rows > /seed; echo ready; exec sleep 3600'], HostConfig: { Binds: ['seeddata:/data'] } },
+    { name: 'seed' },
+  );
   await keel.start(id);
   assert.equal((await keel.exec('seed', ['sh', '-c', 'echo vol > /data/v'])).exitCode, 0);
   await keel.stop('seed', { timeoutSeconds: 0 });
@@ -39,7 +42,10 @@ describe('tests in parallel, each with a pristine clone from the pool', { concur
 
 test('client: clone, errors with codes, AbortSignal', async () => {
   const { clones } = await keel.clone('seed', { count: 2, namePrefix: 'cl' });
-  assert.deepEqual(clones.map((c) => c.name), ['cl1', 'cl2']);
+  assert.deepEqual(
+    clones.map((c) => c.name),
+    ['cl1', 'cl2'],
+  );
   for (const c of clones) await keel.remove(c.id, { force: true, volumes: true });
   await assert.rejects(keel.clone('nosuch'), (e: Error & { code?: string }) => e.code === 'NOT_FOUND' && /No such container/.test(e.message));
   const ac = new AbortController();
@@ -53,10 +59,16 @@ test('client: an AbortSignal ends a take that waits on a pool, and the daemon le
   const { id } = await keel.create({ Image: 'busybox:local', Cmd: ['sleep', '3600'] }, { name: 'quiet' });
   await keel.pool.create('never', { from: 'quiet', size: 1, ready: 'log:never printed' });
   const t0 = Date.now();
-  await assert.rejects(keel.pool.take('never', { timeoutSeconds: 600, signal: AbortSignal.timeout(300) }), (e: Error & { code?: string }) => e.code === 'CANCELLED');
+  await assert.rejects(
+    keel.pool.take('never', { timeoutSeconds: 600, signal: AbortSignal.timeout(300) }),
+    (e: Error & { code?: string }) => e.code === 'CANCELLED',
+  );
   assert.ok(Date.now() - t0 < 10_000, `aborted after ${Date.now() - t0} ms`);
   // The daemon answers the next request on the same pool at once: nothing waits for the abandoned take.
-  await assert.rejects(keel.pool.take('never', { timeoutSeconds: 0 }), (e: Error & { code?: string }) => e.code === 'TIMEOUT' && /pool never had no ready container within 0s/.test(e.message));
+  await assert.rejects(
+    keel.pool.take('never', { timeoutSeconds: 0 }),
+    (e: Error & { code?: string }) => e.code === 'TIMEOUT' && /pool never had no ready container within 0s/.test(e.message),
+  );
   await keel.pool.remove('never');
   await keel.remove(id, { force: true });
 });

@@ -19,8 +19,20 @@ const exists = async (c: string, f: string) => (await d.docker(['exec', c, 'test
 test('clones of a stopped container share its data without copying; writes stay private; SRC keeps working; rm frees the frozen layer', async () => {
   const before = du(path.join(d.dataRoot, 'overlay/active')) + du(path.join(d.dataRoot, 'overlay/frozen'));
   // SRC writes 50 MB into its rootfs and a file into a named volume on its first start only.
-  await ok(d, ['run', '-d', '--name', 'src', '-v', 'srcdata:/data', '-e', 'ROLE=src', 'busybox:local', 'sh', '-c',
-    'test -f /big || { head -c 52428800 /dev/urandom > /big; echo src > /data/who; }; exec sleep 3600']);
+  await ok(d, [
+    'run',
+    '-d',
+    '--name',
+    'src',
+    '-v',
+    'srcdata:/data',
+    '-e',
+    'ROLE=src',
+    'busybox:local',
+    'sh',
+    '-c',
+    'test -f /big || { head -c 52428800 /dev/urandom > /big; echo src > /data/who; }; exec sleep 3600',
+  ]);
   for (let i = 0; i < 100 && !(await exists('src', '/data/who')); i++) await new Promise((r) => setTimeout(r, 100));
   const sum = await md5('src', '/big');
   await ok(d, ['stop', '-t', '0', 'src']);
@@ -70,7 +82,10 @@ test('clones of a stopped container share its data without copying; writes stay 
 
   // system df counts the frozen layers.
   const df = (await api(d, 'GET', '/system/df')).json;
-  assert.ok(df.FrozenLayers.some((l: { Size: number; RefCount: number }) => l.Size >= 50 * 1024 * 1024 && l.RefCount === 5), JSON.stringify(df.FrozenLayers));
+  assert.ok(
+    df.FrozenLayers.some((l: { Size: number; RefCount: number }) => l.Size >= 50 * 1024 * 1024 && l.RefCount === 5),
+    JSON.stringify(df.FrozenLayers),
+  );
 
   // The last clone gone, the frozen data goes too.
   await ok(d, ['rm', '-f', '-v', ...names]);
@@ -98,7 +113,9 @@ test('clone time does not grow with the data: 1 MB vs 1 GB upper dir', async () 
   };
   const small = await timeClone('small', 1);
   const big = await timeClone('big', 1024);
-  console.log(`# clone via the API, first (freezes the upper) / next: 1 MB upper ${small.freeze.toFixed(1)} / ${small.again.toFixed(1)} ms, 1 GB upper ${big.freeze.toFixed(1)} / ${big.again.toFixed(1)} ms`);
+  console.log(
+    `# clone via the API, first (freezes the upper) / next: 1 MB upper ${small.freeze.toFixed(1)} / ${small.again.toFixed(1)} ms, 1 GB upper ${big.freeze.toFixed(1)} / ${big.again.toFixed(1)} ms`,
+  );
   // Copying 1 GB takes seconds here; a rename does not (the bound leaves room for this machine's fsync stalls).
   assert.ok(big.freeze < Math.max(small.freeze * 3, 400), `freezing 1 GB (${big.freeze} ms) costs about what 1 MB does (${small.freeze} ms)`);
   const ids = (await ok(d, ['ps', '-aq'])).trim().split('\n');
@@ -131,7 +148,17 @@ test('bad input: missing SRC, bind mounts (warned, or refused with --strict), ru
 });
 
 test("a cloned volume keeps its root's owner and mode, in the clone and in the source (PostgreSQL checks its PGDATA's)", async () => {
-  await ok(d, ['run', '--name', 'owner', '-v', 'ownerdata:/data', 'busybox:local', 'sh', '-c', 'test -f /data/f || { chown 65534:65534 /data; chmod 700 /data; echo x > /data/f; }']);
+  await ok(d, [
+    'run',
+    '--name',
+    'owner',
+    '-v',
+    'ownerdata:/data',
+    'busybox:local',
+    'sh',
+    '-c',
+    'test -f /data/f || { chown 65534:65534 /data; chmod 700 /data; echo x > /data/f; }',
+  ]);
   const clone = (await keelOk(d, ['clone', 'owner'])).trim();
   for (const c of [clone, 'owner']) {
     const r = await d.docker(['start', '-a', c]);

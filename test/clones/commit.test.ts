@@ -30,24 +30,37 @@ const imageView = async (img: string) => ok(d, ['run', '--rm', img, 'sh', '-c', 
 test('commit, diff and export of a clone hold every change since the image: deletions on both sides of the freeze, a directory replaced, content changed in both', async () => {
   await ok(d, ['run', '-d', '--name', 'src', 'busybox:local', 'sleep', '3600']);
   // Before the freeze, in SRC: files added, an image file deleted, an image directory replaced by a file, xattr-free perms.
-  await ok(d, ['exec', 'src', 'sh', '-c', [
-    'mkdir -p /data /replaced/deep && echo src > /data/a.txt && echo keep > /data/keep.txt && echo v1 > /data/changed',
-    'echo soon-gone > /data/gone-later.txt && echo x > /replaced/x && echo y > /replaced/deep/y',
-    'rm /etc/group && rm -rf /tmp && echo was-a-dir > /tmp && chmod 0640 /data/keep.txt',
-  ].join(' && ')]);
+  await ok(d, [
+    'exec',
+    'src',
+    'sh',
+    '-c',
+    [
+      'mkdir -p /data /replaced/deep && echo src > /data/a.txt && echo keep > /data/keep.txt && echo v1 > /data/changed',
+      'echo soon-gone > /data/gone-later.txt && echo x > /replaced/x && echo y > /replaced/deep/y',
+      'rm /etc/group && rm -rf /tmp && echo was-a-dir > /tmp && chmod 0640 /data/keep.txt',
+    ].join(' && '),
+  ]);
   await ok(d, ['stop', '-t', '0', 'src']);
   const clone = (await keelOk(d, ['clone', 'src', '--name', 'c1'])).trim();
   assert.equal(clone, 'c1');
   await ok(d, ['start', 'c1']);
   // After the freeze, in the clone: a file SRC added deleted, an image file deleted, content changed again,
   // a directory SRC added replaced by a new one, SRC's file where the image had a directory made a directory again.
-  await ok(d, ['exec', 'c1', 'sh', '-c', [
-    'rm /data/gone-later.txt /etc/passwd && echo v2 > /data/changed && echo more >> /data/a.txt',
-    'rm -rf /replaced && mkdir /replaced && echo z > /replaced/z',
-    'rm /tmp && mkdir /tmp && echo r > /tmp/r && mkdir -p /clone-dir/sub && echo f > /clone-dir/sub/f',
-  ].join(' && ')]);
+  await ok(d, [
+    'exec',
+    'c1',
+    'sh',
+    '-c',
+    [
+      'rm /data/gone-later.txt /etc/passwd && echo v2 > /data/changed && echo more >> /data/a.txt',
+      'rm -rf /replaced && mkdir /replaced && echo z > /replaced/z',
+      'rm /tmp && mkdir /tmp && echo r > /tmp/r && mkdir -p /clone-dir/sub && echo f > /clone-dir/sub/f',
+    ].join(' && '),
+  ]);
   const cloneView = await view('c1');
-  for (const p of ['/data/gone-later.txt', '/etc/passwd', '/etc/group', '/replaced/x', '/replaced/deep']) assert.doesNotMatch(cloneView, new RegExp(`^${p} `, 'm'), p);
+  for (const p of ['/data/gone-later.txt', '/etc/passwd', '/etc/group', '/replaced/x', '/replaced/deep'])
+    assert.doesNotMatch(cloneView, new RegExp(`^${p} `, 'm'), p);
   assert.match(cloneView, /^\/tmp directory /m);
 
   // commit: running the image shows exactly the clone's filesystem.
@@ -56,10 +69,23 @@ test('commit, diff and export of a clone hold every change since the image: dele
 
   // diff: changes against the image, across the freeze; a file added then deleted is no change.
   const diff = (await ok(d, ['diff', 'c1'])).trim().split('\n').sort();
-  for (const line of ['A /data', 'A /data/a.txt', 'A /data/keep.txt', 'A /data/changed', 'D /etc/group', 'D /etc/passwd', 'A /replaced', 'A /replaced/z', 'C /tmp', 'A /tmp/r', 'A /clone-dir/sub/f']) {
+  for (const line of [
+    'A /data',
+    'A /data/a.txt',
+    'A /data/keep.txt',
+    'A /data/changed',
+    'D /etc/group',
+    'D /etc/passwd',
+    'A /replaced',
+    'A /replaced/z',
+    'C /tmp',
+    'A /tmp/r',
+    'A /clone-dir/sub/f',
+  ]) {
     assert.ok(diff.includes(line), `${line} in\n${diff.join('\n')}`);
   }
-  for (const p of ['/data/gone-later.txt', '/replaced/x', '/replaced/deep', '/replaced/deep/y']) assert.ok(!diff.some((l) => l.endsWith(` ${p}`)), `${p} not in\n${diff.join('\n')}`);
+  for (const p of ['/data/gone-later.txt', '/replaced/x', '/replaced/deep', '/replaced/deep/y'])
+    assert.ok(!diff.some((l) => l.endsWith(` ${p}`)), `${p} not in\n${diff.join('\n')}`);
 
   // export: the clone's whole filesystem.
   const exported = await run(['sh', '-c', `docker -H unix://${d.socket} export c1 | tar -t`]);

@@ -14,7 +14,17 @@ after(async () => {
   await d.cleanup();
 });
 
-const STEPS = ['freeze-intent', 'freeze-renamed', 'freeze-adopted', 'volume-frozen', 'clone-frozen', 'clone-journal', 'clone-snapshot', 'clone-volumes', 'clone-record'];
+const STEPS = [
+  'freeze-intent',
+  'freeze-renamed',
+  'freeze-adopted',
+  'volume-frozen',
+  'clone-frozen',
+  'clone-journal',
+  'clone-snapshot',
+  'clone-volumes',
+  'clone-record',
+];
 
 test('a kill -9 of the daemon at any step of a clone leaves no orphan and no half-made clone', async () => {
   await crashRounds('echo s >> /starts; echo s >> /data/starts', STEPS);
@@ -39,10 +49,11 @@ async function crashRounds(cmd: string, steps: string[], volumeOnly = false): Pr
     const srcId = JSON.parse(await ok(d, ['inspect', 'src']))[0].Id;
     assert.deepEqual(fs.readdirSync(path.join(d.dataRoot, 'overlay/active', srcId, 'upper')), [], 'the rootfs has nothing to freeze');
   }
-  for (const step of steps) await round(step).catch((e: Error) => {
-    e.message = `step ${step}: ${e.message}`;
-    throw e;
-  });
+  for (const step of steps)
+    await round(step).catch((e: Error) => {
+      e.message = `step ${step}: ${e.message}`;
+      throw e;
+    });
   async function round(step: string) {
     console.log(`# round ${step}`);
     // A write each round, so every clone has something to freeze.

@@ -30,7 +30,11 @@ test('examples/pg-pool.test.ts: six tests, four at a time, each with a pristine 
   const env: NodeJS.ProcessEnv = { ...process.env, KEEL_HOST: `unix://${d.socket}` };
   delete env.NODE_TEST_CONTEXT;
   const out = await new Promise<{ code: number | null; text: string }>((resolve, reject) => {
-    const child = spawn(process.execPath, ['--test', '--test-reporter=tap', path.join('examples', 'pg-pool.test.ts')], { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--test', '--test-reporter=tap', path.join('examples', 'pg-pool.test.ts')], {
+      cwd: repoRoot,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let text = '';
     child.stdout.on('data', (b) => (text += b));
     child.stderr.on('data', (b) => (text += b));

@@ -8,20 +8,23 @@ import type { TestDaemon } from '../helpers/daemon.ts';
 export function api(d: TestDaemon, method: string, p: string, body?: unknown): Promise<{ status: number; json: any; text: string }> {
   return new Promise((resolve, reject) => {
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-    const req = http.request({ socketPath: d.socket, method, path: p, headers: payload ? { 'Content-Type': 'application/json', 'Content-Length': payload.length } : {} }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString();
-        let json: unknown;
-        try {
-          json = text ? JSON.parse(text) : undefined;
-        } catch {
-          json = undefined;
-        }
-        resolve({ status: res.statusCode ?? 0, json, text });
-      });
-    });
+    const req = http.request(
+      { socketPath: d.socket, method, path: p, headers: payload ? { 'Content-Type': 'application/json', 'Content-Length': payload.length } : {} },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString();
+          let json: unknown;
+          try {
+            json = text ? JSON.parse(text) : undefined;
+          } catch {
+            json = undefined;
+          }
+          resolve({ status: res.statusCode ?? 0, json, text });
+        });
+      },
+    );
     req.on('error', reject);
     req.end(payload);
   });
@@ -41,7 +44,11 @@ export async function keelOk(d: TestDaemon, args: string[], timeoutMs?: number):
 
 /** Mount points under the daemon's roots (but the network namespace it keeps ready for the next container). */
 export function mountsUnder(d: TestDaemon): string[] {
-  return fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4] ?? '').filter((m) => m.startsWith(d.dir + '/') && !m.startsWith(path.join(d.execRoot, 'netns') + '/'));
+  return fs
+    .readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' ')[4] ?? '')
+    .filter((m) => m.startsWith(d.dir + '/') && !m.startsWith(path.join(d.execRoot, 'netns') + '/'));
 }
 
 export function frozenLayers(d: TestDaemon): { rootfs: string[]; volumes: string[] } {

@@ -21,10 +21,23 @@ async function until(what: string, fn: () => Promise<boolean>, ms = 120_000): Pr
   throw new Error(`timed out waiting for ${what}\n${d.log.slice(-3000)}`);
 }
 
-const pool = async (name: string) => ((await api(d, 'GET', '/keel/pools')).json as { name: string; readyCount: number; starting: number }[]).find((p) => p.name === name);
+const pool = async (name: string) =>
+  ((await api(d, 'GET', '/keel/pools')).json as { name: string; readyCount: number; starting: number }[]).find((p) => p.name === name);
 
 test('pool create / take / refill / restart / rm', async () => {
-  await ok(d, ['create', '--name', 'web', '-p', '80', '-v', 'webdata:/www', 'busybox:local', 'sh', '-c', 'echo hi > /www/index.html; exec httpd -f -p 80 -h /www']);
+  await ok(d, [
+    'create',
+    '--name',
+    'web',
+    '-p',
+    '80',
+    '-v',
+    'webdata:/www',
+    'busybox:local',
+    'sh',
+    '-c',
+    'echo hi > /www/index.html; exec httpd -f -p 80 -h /www',
+  ]);
   await keelOk(d, ['pool', 'create', 'p1', '--from', 'web', '--size', '2', '--ready', 'port']);
   await until('2 ready', async () => (await pool('p1'))?.readyCount === 2);
   assert.match(await keelOk(d, ['pool', 'ls']), /^NAME\s+SOURCE\s+SIZE\s+READY.*\np1\s+web\s+2\s+2\s+0\s+port/);

@@ -95,14 +95,16 @@ test('PostgreSQL seeded with ~100 MB, stopped cleanly, 20 clones: all accept con
   await ok(d, ['run', '-d', '--name', 'pgsrc', '-p', '5432', image]);
   await accepting('pgsrc');
   const t0 = performance.now();
-  const size = Number(await sql('pgsrc', [
-    'CREATE TABLE t (id int PRIMARY KEY, payload text NOT NULL)',
-    'INSERT INTO t SELECT g, md5(g::text) || md5((-g)::text) FROM generate_series(1, 800000) g',
-    // Hint bits and the visibility map are set now, so a clone's reads do not dirty pages.
-    'VACUUM (FREEZE, ANALYZE) t',
-    'CHECKPOINT',
-    "SELECT pg_total_relation_size('t')",
-  ]));
+  const size = Number(
+    await sql('pgsrc', [
+      'CREATE TABLE t (id int PRIMARY KEY, payload text NOT NULL)',
+      'INSERT INTO t SELECT g, md5(g::text) || md5((-g)::text) FROM generate_series(1, 800000) g',
+      // Hint bits and the visibility map are set now, so a clone's reads do not dirty pages.
+      'VACUUM (FREEZE, ANALYZE) t',
+      'CHECKPOINT',
+      "SELECT pg_total_relation_size('t')",
+    ]),
+  );
   tableFile = await sql('pgsrc', "SELECT pg_relation_filepath('t')");
   console.log(`# seeded ${(size / MiB).toFixed(0)} MB in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   assert.ok(size > 80 * MiB && size < 160 * MiB, `table size ${size}`);
@@ -124,7 +126,9 @@ test('PostgreSQL seeded with ~100 MB, stopped cleanly, 20 clones: all accept con
     assert.equal(r.status, 204, `${c}: ${r.text}`);
   });
   await Promise.all(names.map((c) => accepting(c)));
-  console.log(`# ${CLONES} clones: made in ${cloneMs.toFixed(0)} ms (one CLI call), all accepting connections ${((performance.now() - t1) / 1000).toFixed(1)} s after the clone began`);
+  console.log(
+    `# ${CLONES} clones: made in ${cloneMs.toFixed(0)} ms (one CLI call), all accepting connections ${((performance.now() - t1) / 1000).toFixed(1)} s after the clone began`,
+  );
 
   // Idle clones (started, answering) hold in their writable layers what PostgreSQL writes (its pid file,
   // pg_control, relation cache init files, the current WAL segment) and the system catalog files the server,
@@ -136,7 +140,10 @@ test('PostgreSQL seeded with ~100 MB, stopped cleanly, 20 clones: all accept con
     const catalogs = sum(new Map([...w.data].filter(([f]) => !WRITTEN.test(f) && isCatalog(f))));
     const other = [...w.data.keys()].filter((f) => !WRITTEN.test(f) && !isCatalog(f));
     const total = sum(w.rootfs) + sum(w.data);
-    if (c === names[0]) console.log(`# idle clone ${c}: ${(total / 1024).toFixed(0)} KiB in its writable layers: ${(written / 1024).toFixed(0)} KiB written by PostgreSQL, ${(catalogs / 1024).toFixed(0)} KiB of system catalogs copied up, ${(sum(w.rootfs) / 1024).toFixed(0)} KiB in its rootfs`);
+    if (c === names[0])
+      console.log(
+        `# idle clone ${c}: ${(total / 1024).toFixed(0)} KiB in its writable layers: ${(written / 1024).toFixed(0)} KiB written by PostgreSQL, ${(catalogs / 1024).toFixed(0)} KiB of system catalogs copied up, ${(sum(w.rootfs) / 1024).toFixed(0)} KiB in its rootfs`,
+      );
     assert.deepEqual(other, [], `${c}: files beyond what PostgreSQL writes and its catalogs: ${JSON.stringify([...w.data])}`);
     assert.equal(w.data.has(tableFile), false, `${c}: the seeded table was copied`);
     assert.ok(sum(w.rootfs) <= 64 * 1024, `${c}: rootfs upper ${JSON.stringify([...w.rootfs])}`);
@@ -148,11 +155,14 @@ test('PostgreSQL seeded with ~100 MB, stopped cleanly, 20 clones: all accept con
   await sql(names[0]!, ["INSERT INTO t VALUES (0, 'only in the first clone')", 'CREATE TABLE mine (x int)']);
   const t2 = performance.now();
   await inBatches(names, 4, async (c) => {
-    const want = c === names[0] ? `800001|${Number(checksum.split('|')[1]) + Number(await sql(c, "SELECT hashtext('only in the first clone')"))}|f` : `${checksum}|t`;
+    const want =
+      c === names[0] ? `800001|${Number(checksum.split('|')[1]) + Number(await sql(c, "SELECT hashtext('only in the first clone')"))}|f` : `${checksum}|t`;
     assert.equal(await sql(c, CHECKSUM_AND_MINE), want, c);
   });
   const after = sum((await writableLayers(names[1]!)).data);
-  console.log(`# checksum in ${CLONES} clones: ${((performance.now() - t2) / 1000).toFixed(1)} s; after reading the table a clone's data upper holds ${(after / MiB).toFixed(0)} MiB (PostgreSQL opens relation files read-write, so overlayfs copies each file a clone touches)`);
+  console.log(
+    `# checksum in ${CLONES} clones: ${((performance.now() - t2) / 1000).toFixed(1)} s; after reading the table a clone's data upper holds ${(after / MiB).toFixed(0)} MiB (PostgreSQL opens relation files read-write, so overlayfs copies each file a clone touches)`,
+  );
 
   await ok(d, ['start', 'pgsrc']);
   await accepting('pgsrc');
@@ -168,7 +178,9 @@ test('a pool of the seeded PostgreSQL with --ready health hands out a database t
   await keelOk(d, ['pool', 'create', 'pg', '--from', 'pgsrc', '--size', '2', '--ready', 'health']);
   const t0 = performance.now();
   const taken = JSON.parse(await keelOk(d, ['pool', 'take', 'pg', '--timeout', '240'], 300_000));
-  console.log(`# first take from a new pool of 2: ${((performance.now() - t0) / 1000).toFixed(1)} s (waited ${taken.waitedMs} ms for a member to become healthy)`);
+  console.log(
+    `# first take from a new pool of 2: ${((performance.now() - t0) / 1000).toFixed(1)} s (waited ${taken.waitedMs} ms for a member to become healthy)`,
+  );
   assert.match(taken.ports['5432/tcp'], /^\d+$/);
   const info = JSON.parse(await ok(d, ['inspect', taken.name]))[0];
   assert.equal(info.State.Health.Status, 'healthy');
@@ -180,7 +192,7 @@ test('a pool of the seeded PostgreSQL with --ready health hands out a database t
   const second = JSON.parse(await keelOk(d, ['pool', 'take', 'pg', '--timeout', '240'], 300_000));
   assert.notEqual(second.name, taken.name);
   assert.equal((await d.docker(['exec', second.name, 'pg_isready', '-q', '-t', '30', '-h', '127.0.0.1'], { timeoutMs: 120_000 })).code, 0);
-  await sql(second.name, "DELETE FROM t WHERE id <= 10");
+  await sql(second.name, 'DELETE FROM t WHERE id <= 10');
   assert.equal(await sql(taken.name, 'SELECT count(*) FROM t'), '800000');
 
   await keelOk(d, ['pool', 'rm', 'pg']);

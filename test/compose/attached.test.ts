@@ -15,15 +15,17 @@ after(async () => {
   await d.cleanup();
 });
 
-test('attached up prints each container\'s lines with its prefix and ends when all exit', async () => {
-  const p = project(d, 'att', { 'compose.yaml': `services:
+test("attached up prints each container's lines with its prefix and ends when all exit", async () => {
+  const p = project(d, 'att', {
+    'compose.yaml': `services:
   one:
     image: busybox:local
     command: ["sh", "-c", "echo first; sleep 0.5; echo second"]
   two:
     image: busybox:local
     command: ["sh", "-c", "echo other; exit 0"]
-` });
+`,
+  });
   const r = await p.compose(['up']);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /^one-1 {2}\| first$/m);
@@ -35,7 +37,8 @@ test('attached up prints each container\'s lines with its prefix and ends when a
 });
 
 test('--exit-code-from stops the project when the service exits and returns its code', async () => {
-  const p = project(d, 'exitfrom', { 'compose.yaml': `services:
+  const p = project(d, 'exitfrom', {
+    'compose.yaml': `services:
   test:
     image: busybox:local
     command: ["sh", "-c", "echo testing; exit 7"]
@@ -43,7 +46,8 @@ test('--exit-code-from stops the project when the service exits and returns its 
     image: busybox:local
     command: ["sleep", "300"]
     stop_signal: SIGKILL
-` });
+`,
+  });
   const r = await p.compose(['up', '--exit-code-from', 'test']);
   assert.equal(r.code, 7, r.stderr);
   assert.match(r.stdout, /Aborting on container exit/);
@@ -53,11 +57,13 @@ test('--exit-code-from stops the project when the service exits and returns its 
 });
 
 test('Ctrl-C (SIGINT) stops the project gracefully', async () => {
-  const p = project(d, 'sigint', { 'compose.yaml': `services:
+  const p = project(d, 'sigint', {
+    'compose.yaml': `services:
   loop:
     image: busybox:local
     command: ["sh", "-c", "trap 'echo got-term; exit 0' TERM; echo looping; while true; do sleep 0.1; done"]
-` });
+`,
+  });
   const child = spawn(process.execPath, [keelBin, '-H', `unix://${d.socket}`, 'compose', 'up'], { cwd: p.dir, env: { ...process.env, NO_COLOR: '1' } });
   let out = '';
   child.stdout.on('data', (b) => (out += b));

@@ -40,7 +40,9 @@ test('up --wait --scale, port, exec, run, top, images, ls, stop/start/restart, p
   assert.deepEqual(await names(), ['cmds-web-1', 'cmds-worker-1', 'cmds-worker-2', 'cmds-worker-3']);
 
   // the published port answers on the host
-  const got = await fetch(`http://127.0.0.1:${port}/etc/passwd`).then((r) => r.status).catch((e) => String(e));
+  const got = await fetch(`http://127.0.0.1:${port}/etc/passwd`)
+    .then((r) => r.status)
+    .catch((e) => String(e));
   assert.equal(got, 200);
   assert.equal((await p.compose(['port', 'web', '80'])).stdout.trim(), `127.0.0.1:${port}`);
 

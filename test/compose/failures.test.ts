@@ -41,7 +41,9 @@ test('a port already in use fails up; down removes what it made', async () => {
   const holder = net.createServer().listen(port, '127.0.0.1');
   await new Promise((r) => holder.once('listening', r));
   try {
-    const p = project(d, 'busyport', { 'compose.yaml': `services:\n  web:\n    image: busybox:local\n    command: ["sleep", "300"]\n    ports: ["127.0.0.1:${port}:80"]\n` });
+    const p = project(d, 'busyport', {
+      'compose.yaml': `services:\n  web:\n    image: busybox:local\n    command: ["sleep", "300"]\n    ports: ["127.0.0.1:${port}:80"]\n`,
+    });
     const r = await p.compose(['up', '-d']);
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, new RegExp(`${port}`));
@@ -70,7 +72,10 @@ test('an image that cannot be pulled fails up clearly; build needs a daemon that
 });
 
 test('down cleans up after the daemon was killed with kill -9', async () => {
-  const p = project(d, 'crash', { 'compose.yaml': 'services:\n  a:\n    image: busybox:local\n    command: ["sleep", "300"]\n  b:\n    image: busybox:local\n    command: ["sleep", "300"]\n    depends_on: [a]\n' });
+  const p = project(d, 'crash', {
+    'compose.yaml':
+      'services:\n  a:\n    image: busybox:local\n    command: ["sleep", "300"]\n  b:\n    image: busybox:local\n    command: ["sleep", "300"]\n    depends_on: [a]\n',
+  });
   assert.equal((await p.compose(['up', '-d'])).code, 0);
   await d.kill9();
   await d.start();

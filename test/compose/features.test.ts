@@ -87,7 +87,8 @@ configs:
 
 test('config prints the normalized project; --services, --volumes, --hash', async () => {
   const p = project(d, 'cfg', {
-    'compose.yaml': 'services:\n  web:\n    image: busybox:local\n    ports: ["8080:80"]\n    volumes: ["data:/d"]\n  db:\n    image: busybox:local\nvolumes:\n  data: {}\n',
+    'compose.yaml':
+      'services:\n  web:\n    image: busybox:local\n    ports: ["8080:80"]\n    volumes: ["data:/d"]\n  db:\n    image: busybox:local\nvolumes:\n  data: {}\n',
   });
   const cfg = await p.compose(['config']);
   assert.equal(cfg.code, 0, cfg.stderr);
@@ -97,14 +98,20 @@ test('config prints the normalized project; --services, --volumes, --hash', asyn
   assert.equal((await p.compose(['config', '--services'])).stdout, 'web\ndb\n');
   assert.equal((await p.compose(['config', '--volumes'])).stdout, 'data\n');
   const hashes = (await p.compose(['config', '--hash', '*'])).stdout.trim().split('\n');
-  assert.deepEqual(hashes.map((h) => h.split(' ')[0]), ['db', 'web']);
+  assert.deepEqual(
+    hashes.map((h) => h.split(' ')[0]),
+    ['db', 'web'],
+  );
   assert.ok(hashes.every((h) => /^\w+ [0-9a-f]{64}$/.test(h)));
   const json = JSON.parse((await p.compose(['config', '--format', 'json'])).stdout);
   assert.equal(json.services.web.image, 'busybox:local');
 });
 
 test('logs --tail and -f', async () => {
-  const p = project(d, 'logs', { 'compose.yaml': 'services:\n  talk:\n    image: busybox:local\n    command: ["sh", "-c", "echo one; echo two; echo three; sleep 4; echo four; sleep 300"]\n    stop_signal: SIGKILL\n' });
+  const p = project(d, 'logs', {
+    'compose.yaml':
+      'services:\n  talk:\n    image: busybox:local\n    command: ["sh", "-c", "echo one; echo two; echo three; sleep 4; echo four; sleep 300"]\n    stop_signal: SIGKILL\n',
+  });
   assert.equal((await p.compose(['up', '-d'])).code, 0);
   const tail = await p.compose(['logs', '--tail', '1', '--no-log-prefix']);
   assert.equal(tail.stdout, 'three\n');

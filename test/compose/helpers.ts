@@ -3,7 +3,11 @@ import path from 'node:path';
 import { TestDaemon, type RunResult } from '../helpers/daemon.ts';
 
 /** A project directory under the daemon's temp dir, and `keel compose` run in it. */
-export function project(d: TestDaemon, name: string, files: Record<string, string>): { dir: string; compose: (args: string[], env?: NodeJS.ProcessEnv) => Promise<RunResult> } {
+export function project(
+  d: TestDaemon,
+  name: string,
+  files: Record<string, string>,
+): { dir: string; compose: (args: string[], env?: NodeJS.ProcessEnv) => Promise<RunResult> } {
   const dir = path.join(d.dir, name);
   fs.mkdirSync(dir, { recursive: true });
   for (const [f, text] of Object.entries(files)) {

@@ -37,8 +37,14 @@ test('a docker-compose v1 project: keel compose ps sees it, keel compose down re
   const p = project(d, 'fromv1', { 'compose.yaml': YAML });
   const ps = await p.compose(['ps', '--format', 'json']);
   assert.equal(ps.code, 0, ps.stderr);
-  const rows = ps.stdout.trim().split('\n').map((l) => JSON.parse(l));
-  assert.deepEqual(rows.map((r) => [r.Name, r.Service, r.State]).sort(), [['fromv1_web_1', 'web', 'running'], ['fromv1_worker_1', 'worker', 'running']]);
+  const rows = ps.stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
+  assert.deepEqual(rows.map((r) => [r.Name, r.Service, r.State]).sort(), [
+    ['fromv1_web_1', 'web', 'running'],
+    ['fromv1_worker_1', 'worker', 'running'],
+  ]);
   const down = await p.compose(['down', '-t', '1']);
   assert.equal(down.code, 0, down.stderr);
   assert.match(down.stderr, /Container fromv1_worker_1 {2}Removed/);
@@ -74,7 +80,10 @@ test('docker compose (the CLI plugin) runs keel compose', async () => {
   assert.equal(up.code, 0, up.stderr);
   assert.match(up.stderr, /Container plug-worker-1 {2}Started/);
   const ls = await d.docker(['compose', 'ls', '--format', 'json']);
-  assert.deepEqual(JSON.parse(ls.stdout).map((x: { Name: string }) => x.Name), ['plug']);
+  assert.deepEqual(
+    JSON.parse(ls.stdout).map((x: { Name: string }) => x.Name),
+    ['plug'],
+  );
   const down = await d.docker(['compose', '-p', 'plug', 'down', '-t', '1']);
   assert.equal(down.code, 0, down.stderr);
   assert.equal((await d.docker(['ps', '-aq'])).stdout.trim(), '');

@@ -33,7 +33,10 @@ const compose = (args: string[], timeoutMs = 120_000): Promise<RunResult> => {
 
 /** docker-compose v1 (Debian's 1.29) on the same directory, as another project. */
 const v1 = (args: string[], timeoutMs = 180_000): Promise<RunResult> =>
-  run(['docker-compose', '-p', 'threetierv1', '--project-directory', dir, '-f', path.join(dir, 'compose.yaml'), ...args], { env: { DOCKER_HOST: `unix://${d.socket}`, COMPOSE_INTERACTIVE_NO_CLI: '1' }, timeoutMs });
+  run(['docker-compose', '-p', 'threetierv1', '--project-directory', dir, '-f', path.join(dir, 'compose.yaml'), ...args], {
+    env: { DOCKER_HOST: `unix://${d.socket}`, COMPOSE_INTERACTIVE_NO_CLI: '1' },
+    timeoutMs,
+  });
 
 function ok(r: RunResult, what: string): RunResult {
   assert.equal(r.code, 0, `${what} failed (exit ${r.code}):\n${r.stdout}\n${r.stderr}`);
@@ -51,33 +54,54 @@ async function items(): Promise<{ version: string; replica: string; rows: string
 
 /** The proxy answers once nginx and a web replica are up (nginx starts after web starts, not when it listens). */
 async function waitServing(): Promise<void> {
-  await eventually(async () => {
-    try {
-      return (await items()).version.startsWith('app ');
-    } catch {
-      return false;
-    }
-  }, `the proxy on 127.0.0.1:${port}`, 60_000);
+  await eventually(
+    async () => {
+      try {
+        return (await items()).version.startsWith('app ');
+      } catch {
+        return false;
+      }
+    },
+    `the proxy on 127.0.0.1:${port}`,
+    60_000,
+  );
 }
 
 /** Asks through nginx until two replicas have answered (each request goes to the replica nginx picks among web's addresses). */
 async function replicasSeen(): Promise<Set<string>> {
   const seen = new Set<string>();
-  await eventually(async () => {
-    seen.add((await items()).replica);
-    return seen.size > 1;
-  }, 'requests through nginx to reach a second web replica', 30_000).catch(() => {});
+  await eventually(
+    async () => {
+      seen.add((await items()).replica);
+      return seen.size > 1;
+    },
+    'requests through nginx to reach a second web replica',
+    30_000,
+  ).catch(() => {});
   return seen;
 }
 
 /** Container IDs of one service of a project, sorted. */
 async function ids(projectName: string, service: string): Promise<string[]> {
-  const r = ok(await d.docker(['ps', '-q', '--no-trunc', '--filter', `label=com.docker.compose.project=${projectName}`, '--filter', `label=com.docker.compose.service=${service}`]), 'docker ps');
+  const r = ok(
+    await d.docker([
+      'ps',
+      '-q',
+      '--no-trunc',
+      '--filter',
+      `label=com.docker.compose.project=${projectName}`,
+      '--filter',
+      `label=com.docker.compose.service=${service}`,
+    ]),
+    'docker ps',
+  );
   return r.stdout.split('\n').filter(Boolean).sort();
 }
 
 async function volumes(): Promise<string[]> {
-  return ok(await d.docker(['volume', 'ls', '-q']), 'docker volume ls').stdout.split('\n').filter(Boolean);
+  return ok(await d.docker(['volume', 'ls', '-q']), 'docker volume ls')
+    .stdout.split('\n')
+    .filter(Boolean);
 }
 
 before(async () => {
@@ -100,7 +124,8 @@ test('keel compose build: three images from Debian bookworm; web reuses the pack
   // db and web begin with the same RUN step: the build cache runs it once
   const web = (build.stderr + build.stdout).split('Service web  Building')[1] ?? '';
   assert.match(web, /Step 2\/\d+ : RUN [^\n]*postgresql busybox[^\n]*\n\s*---> Using cache/);
-  for (const image of ['threetier/db:local', 'threetier/web:local', 'threetier/proxy:local']) ok(await d.docker(['image', 'inspect', image]), `inspect ${image}`);
+  for (const image of ['threetier/db:local', 'threetier/web:local', 'threetier/proxy:local'])
+    ok(await d.docker(['image', 'inspect', image]), `inspect ${image}`);
 });
 
 test('keel compose: up --build --scale web=3 waits for a healthy PostgreSQL, nginx spreads requests over the replicas', async () => {
@@ -115,8 +140,14 @@ test('keel compose: up --build --scale web=3 waits for a healthy PostgreSQL, ngi
   assert.ok(Date.parse(webStarted) >= Date.parse(firstHealthy), `web started ${webStarted}, db healthy ${firstHealthy}`);
 
   // config --hash prints the hash each container is labelled with (docker compose v2's algorithm)
-  const hashes = ok(await compose(['config', '--hash', '*']), 'config --hash').stdout.trim().split('\n').map((l) => l.split(' '));
-  assert.deepEqual(hashes.map(([n]) => n), ['db', 'proxy', 'web']);
+  const hashes = ok(await compose(['config', '--hash', '*']), 'config --hash')
+    .stdout.trim()
+    .split('\n')
+    .map((l) => l.split(' '));
+  assert.deepEqual(
+    hashes.map(([n]) => n),
+    ['db', 'proxy', 'web'],
+  );
   // db's, worked out by hand from compose-go's ServiceConfig: sha256 of
   // {"command":null,"entrypoint":null,"healthcheck":{"test":["CMD","pg_isready","-h","127.0.0.1","-U","postgres"],"timeout":"5s","interval":"1s","retries":60},
   //  "image":"threetier/db:local","networks":{"default":null},"volumes":[{"type":"volume","source":"pgdata","target":"/var/lib/postgresql/data","volume":{}}]}
@@ -127,7 +158,19 @@ test('keel compose: up --build --scale web=3 waits for a healthy PostgreSQL, ngi
     assert.match(hash!, /^[0-9a-f]{64}$/);
   }
 
-  ok(await compose(['exec', '-T', 'db', 'psql', '-U', 'postgres', '-c', "CREATE TABLE items (id serial PRIMARY KEY, name text); INSERT INTO items (name) VALUES ('apple'), ('pear');"]), 'exec psql');
+  ok(
+    await compose([
+      'exec',
+      '-T',
+      'db',
+      'psql',
+      '-U',
+      'postgres',
+      '-c',
+      "CREATE TABLE items (id serial PRIMARY KEY, name text); INSERT INTO items (name) VALUES ('apple'), ('pear');",
+    ]),
+    'exec psql',
+  );
   await waitServing();
   const first = await items();
   assert.equal(first.version, 'app v1');
@@ -165,9 +208,15 @@ test('keel compose: up --build after an edit of the app rebuilds it and recreate
 
 test('keel compose watch: an edit of the app is synced into the running web container, nothing recreated', async () => {
   const before = await ids('threetier', 'web');
-  const watcher = spawn(process.execPath, [keelBin, '-H', `unix://${d.socket}`, 'compose', '-f', 'compose.yaml', '-f', 'compose.watch.yaml', 'watch', '--no-up'], {
-    cwd: dir, env: { ...process.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const watcher = spawn(
+    process.execPath,
+    [keelBin, '-H', `unix://${d.socket}`, 'compose', '-f', 'compose.yaml', '-f', 'compose.watch.yaml', 'watch', '--no-up'],
+    {
+      cwd: dir,
+      env: { ...process.env, NO_COLOR: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let output = '';
   watcher.stdout.on('data', (b: Buffer) => (output += b.toString()));
   watcher.stderr.on('data', (b: Buffer) => (output += b.toString()));
@@ -200,7 +249,19 @@ test('docker-compose v1: the same project on keel, on the images keel built', as
   // v1 starts web only after db's health check passed
   const db = JSON.parse(ok(await d.docker(['inspect', 'threetierv1_db_1']), 'inspect db').stdout)[0].State.Health;
   assert.equal(db.Status, 'healthy');
-  ok(await v1(['exec', '-T', 'db', 'psql', '-U', 'postgres', '-c', "CREATE TABLE items (id serial PRIMARY KEY, name text); INSERT INTO items (name) VALUES ('fig');"]), 'v1 exec psql');
+  ok(
+    await v1([
+      'exec',
+      '-T',
+      'db',
+      'psql',
+      '-U',
+      'postgres',
+      '-c',
+      "CREATE TABLE items (id serial PRIMARY KEY, name text); INSERT INTO items (name) VALUES ('fig');",
+    ]),
+    'v1 exec psql',
+  );
   await waitServing();
   assert.deepEqual((await items()).rows, ['fig']);
   const seen = await replicasSeen();

@@ -11,7 +11,11 @@ before(async () => {
   await d.start();
   await d.importBusybox();
   reg = await startRegistry();
-  for (const args of [['tag', 'busybox:local', `${reg.host}/bb:1`], ['push', `${reg.host}/bb:1`], ['rmi', `${reg.host}/bb:1`]]) {
+  for (const args of [
+    ['tag', 'busybox:local', `${reg.host}/bb:1`],
+    ['push', `${reg.host}/bb:1`],
+    ['rmi', `${reg.host}/bb:1`],
+  ]) {
     const r = await d.docker(args);
     assert.equal(r.code, 0, r.stderr);
   }
@@ -22,7 +26,8 @@ after(async () => {
 });
 
 test('pull, create, push, and up pulling what is missing', async () => {
-  const p = project(d, 'reg', { 'compose.yaml': `services:
+  const p = project(d, 'reg', {
+    'compose.yaml': `services:
   app:
     image: ${reg.host}/bb:1
     command: ["sleep", "300"]
@@ -30,7 +35,9 @@ test('pull, create, push, and up pulling what is missing', async () => {
     image: ${reg.host}/mine:2
     build: .
     command: ["sleep", "300"]
-`, Dockerfile: 'FROM busybox:local\n' });
+`,
+    Dockerfile: 'FROM busybox:local\n',
+  });
   const pull = await p.compose(['pull', 'app']);
   assert.equal(pull.code, 0, pull.stderr);
   assert.match(pull.stderr, new RegExp(`Image ${reg.host}/bb:1 {2}Pulled`));
@@ -44,8 +51,14 @@ test('pull, create, push, and up pulling what is missing', async () => {
 
   const create = await p.compose(['create']);
   assert.equal(create.code, 0, create.stderr);
-  const ps = (await p.compose(['ps', '-a', '--format', 'json'])).stdout.trim().split('\n').map((l) => JSON.parse(l));
-  assert.deepEqual(ps.map((r) => [r.Service, r.State]).sort(), [['app', 'created'], ['mine', 'created']]);
+  const ps = (await p.compose(['ps', '-a', '--format', 'json'])).stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
+  assert.deepEqual(ps.map((r) => [r.Service, r.State]).sort(), [
+    ['app', 'created'],
+    ['mine', 'created'],
+  ]);
   assert.equal((await p.compose(['down'])).code, 0);
 
   // up pulls an image that is not there

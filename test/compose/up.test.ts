@@ -81,8 +81,14 @@ test('up -d, ps, logs, up again (no change), edit and up (recreate one), down -v
 
   const ps = await p.compose(['ps', '--format', 'json']);
   assert.equal(ps.code, 0, ps.stderr);
-  const rows = ps.stdout.trim().split('\n').map((x) => JSON.parse(x));
-  assert.deepEqual(rows.map((r) => [r.Service, r.State]).sort(), [['db', 'running'], ['web', 'running']]);
+  const rows = ps.stdout
+    .trim()
+    .split('\n')
+    .map((x) => JSON.parse(x));
+  assert.deepEqual(rows.map((r) => [r.Service, r.State]).sort(), [
+    ['db', 'running'],
+    ['web', 'running'],
+  ]);
   const all = await p.compose(['ps', '-a', '-q']);
   assert.equal(all.stdout.trim().split('\n').length, 3);
 

@@ -98,7 +98,11 @@ test('watch: sync, delete, ignore, sync+exec, rebuild', async () => {
     'api/Dockerfile': 'FROM busybox:local\nCOPY version.txt /version.txt\n',
     'api/version.txt': 'api-1\n',
   });
-  watcher = spawn(process.execPath, [keelBin, '-H', `unix://${d.socket}`, 'compose', 'watch'], { cwd: p.dir, env: { ...process.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  watcher = spawn(process.execPath, [keelBin, '-H', `unix://${d.socket}`, 'compose', 'watch'], {
+    cwd: p.dir,
+    env: { ...process.env, NO_COLOR: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   watcher.stdout!.on('data', (b: Buffer) => (output += b.toString()));
   watcher.stderr!.on('data', (b: Buffer) => (output += b.toString()));
   // watch brings the project up first (building api), then watches
@@ -125,7 +129,10 @@ test('watch: sync, delete, ignore, sync+exec, rebuild', async () => {
   // deletes propagate: a file, then a directory with what it holds
   fs.rmSync(path.join(p.dir, 'src/index.html'));
   fs.rmSync(path.join(p.dir, 'src/deep'), { recursive: true });
-  await eventually(async () => (await d.docker(['exec', 'wproj-web-1', 'busybox', 'find', '/app/src'])).stdout.trim() === '/app/src', 'the deleted paths gone from the container');
+  await eventually(
+    async () => (await d.docker(['exec', 'wproj-web-1', 'busybox', 'find', '/app/src'])).stdout.trim() === '/app/src',
+    'the deleted paths gone from the container',
+  );
 
   // sync+exec: the command runs after the files are in
   fs.writeFileSync(path.join(p.dir, 'hooks/b.sh'), 'hook-2\n');

@@ -35,11 +35,38 @@ test('run --rm: output, exit codes, stdin, and docker error codes', async () => 
   assert.match(noUser.stderr, /unable to find user nosuch/);
   const range = await d.docker(['run', '--rm', ...NET, '-u', '4000000000', IMG, 'true']);
   assert.equal(range.code, 125);
-  const user = await d.docker(['run', '--rm', ...NET, '-u', 'nobody', '-w', '/tmp/new', '-e', 'A=1', '--hostname', 'hn', IMG, 'sh', '-c', 'id -u; id -g; echo $A $PWD; hostname']);
+  const user = await d.docker([
+    'run',
+    '--rm',
+    ...NET,
+    '-u',
+    'nobody',
+    '-w',
+    '/tmp/new',
+    '-e',
+    'A=1',
+    '--hostname',
+    'hn',
+    IMG,
+    'sh',
+    '-c',
+    'id -u; id -g; echo $A $PWD; hostname',
+  ]);
   assert.equal(user.stdout, '65534\n65534\n1 /tmp/new\nhn\n');
   const ep = await d.docker(['run', '--rm', ...NET, '--entrypoint', 'echo', IMG, 'a', 'b']);
   assert.equal(ep.stdout, 'a b\n');
-  const ro = await d.docker(['run', '--rm', ...NET, '--read-only', '--tmpfs', '/scratch', IMG, 'sh', '-c', 'touch /x 2>/dev/null && echo rw || echo ro; touch /scratch/y && echo tmpfs']);
+  const ro = await d.docker([
+    'run',
+    '--rm',
+    ...NET,
+    '--read-only',
+    '--tmpfs',
+    '/scratch',
+    IMG,
+    'sh',
+    '-c',
+    'touch /x 2>/dev/null && echo rw || echo ro; touch /scratch/y && echo tmpfs',
+  ]);
   assert.equal(ro.stdout, 'ro\ntmpfs\n');
   const init = await d.docker(['run', '--rm', ...NET, '--init', IMG, 'sh', '-c', 'cat /proc/1/cmdline | tr "\\0" " "']);
   assert.match(init.stdout, /docker-init/);
@@ -49,7 +76,7 @@ test('run --rm: output, exit codes, stdin, and docker error codes', async () => 
   assert.equal((await d.docker(['ps', '-aq'])).stdout, '');
 });
 
-test('a --rm container\'s rootfs is volatile (no fsync for what is thrown away); a kept container\'s is not', async () => {
+test("a --rm container's rootfs is volatile (no fsync for what is thrown away); a kept container's is not", async () => {
   const rootLine = "grep ' / / ' /proc/self/mountinfo";
   const rm = await d.docker(['run', '--rm', ...NET, IMG, 'sh', '-c', `echo data > /f && cat /f && ${rootLine}`]);
   assert.equal(rm.code, 0, rm.stderr);
@@ -64,7 +91,19 @@ test('a --rm container\'s rootfs is volatile (no fsync for what is thrown away);
 });
 
 test('detached container: ps, logs, exec, top, stats, inspect, stop, rm', async () => {
-  const r = await d.docker(['run', '-d', '--name', 'web', ...NET, '--label', 'k=v', IMG, 'sh', '-c', 'echo out; echo err >&2; trap "exit 0" TERM; while true; do sleep 0.1; done']);
+  const r = await d.docker([
+    'run',
+    '-d',
+    '--name',
+    'web',
+    ...NET,
+    '--label',
+    'k=v',
+    IMG,
+    'sh',
+    '-c',
+    'echo out; echo err >&2; trap "exit 0" TERM; while true; do sleep 0.1; done',
+  ]);
   assert.equal(r.code, 0, r.stderr);
   const id = r.stdout.trim();
   const ps = await d.docker(['ps', '--format', '{{.ID}} {{.Names}} {{.Status}}']);
@@ -97,7 +136,10 @@ test('detached container: ps, logs, exec, top, stats, inspect, stop, rm', async 
   assert.equal(rm.code, 1);
   assert.match(rm.stderr, /You cannot remove a running container .* Stop the container before attempting removal or force remove/);
   const conflict = await d.docker(['create', '--name', 'web', IMG, 'true']);
-  assert.match(conflict.stderr, /Conflict\. The container name "\/web" is already in use by container ".{64}"\. You have to remove \(or rename\) that container to be able to reuse that name\./);
+  assert.match(
+    conflict.stderr,
+    /Conflict\. The container name "\/web" is already in use by container ".{64}"\. You have to remove \(or rename\) that container to be able to reuse that name\./,
+  );
   assert.equal((await d.docker(['pause', 'web'])).code, 0);
   assert.match((await d.docker(['ps', '--format', '{{.Status}}'])).stdout, /Paused/);
   assert.equal((await d.docker(['unpause', 'web'])).code, 0);
@@ -159,7 +201,15 @@ test('cp both ways stays inside the container, diff, commit, export', async () =
   assert.equal(fs.readFileSync(path.join(dest, 'marker'), 'utf8'), 'inside\n');
   const passwd = await d.docker(['cp', `${id}:/tmp/evil2/passwd`, '-']);
   assert.match(passwd.stdout, /nobody:x:65534/);
-  assert.doesNotMatch(passwd.stdout, new RegExp(fs.readFileSync('/etc/passwd', 'utf8').split('\n')[1]!.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
+  assert.doesNotMatch(
+    passwd.stdout,
+    new RegExp(
+      fs
+        .readFileSync('/etc/passwd', 'utf8')
+        .split('\n')[1]!
+        .replace(/[.*+?^${}()|[\]\\]/g, '\\$&'),
+    ),
+  );
   const diff = await d.docker(['diff', id]);
   assert.match(diff.stdout, /^C \/etc$/m);
   assert.match(diff.stdout, /^A \/etc\/marker$/m);
@@ -197,6 +247,16 @@ test('events: create, start, die, destroy', async () => {
   const id = (await d.docker(['run', '-d', ...NET, IMG, 'true'])).stdout.trim();
   await d.docker(['wait', id]);
   await d.docker(['rm', id]);
-  const ev = await d.docker(['events', '--since', String(since), '--until', String(Math.ceil(Date.now() / 1000) + 1), '--filter', `container=${id}`, '--format', '{{.Action}}']);
+  const ev = await d.docker([
+    'events',
+    '--since',
+    String(since),
+    '--until',
+    String(Math.ceil(Date.now() / 1000) + 1),
+    '--filter',
+    `container=${id}`,
+    '--format',
+    '{{.Action}}',
+  ]);
   assert.deepEqual(ev.stdout.trim().split('\n'), ['create', 'start', 'die', 'destroy']);
 });

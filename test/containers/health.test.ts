@@ -56,7 +56,22 @@ const status = (name: string) => async () => (await health(name))?.Status;
 
 test('starting → unhealthy → healthy: ps, inspect, filters and events', async () => {
   const since = Math.floor(Date.now() / 1000) - 1;
-  const r = await d.docker(['run', '-d', '--name', 'hc', ...NET, '--health-cmd', 'test -f /tmp/ok || { echo not yet; exit 3; }', '--health-interval', '200ms', '--health-retries', '2', IMG, 'sleep', '1000']);
+  const r = await d.docker([
+    'run',
+    '-d',
+    '--name',
+    'hc',
+    ...NET,
+    '--health-cmd',
+    'test -f /tmp/ok || { echo not yet; exit 3; }',
+    '--health-interval',
+    '200ms',
+    '--health-retries',
+    '2',
+    IMG,
+    'sleep',
+    '1000',
+  ]);
   assert.equal(r.code, 0, r.stderr);
   const id = r.stdout.trim();
   const first = await health('hc');
@@ -65,7 +80,11 @@ test('starting → unhealthy → healthy: ps, inspect, filters and events', asyn
   const cfg = JSON.parse((await d.docker(['inspect', '-f', '{{json .Config.Healthcheck}}', 'hc'])).stdout);
   assert.deepEqual(cfg, { Test: ['CMD-SHELL', 'test -f /tmp/ok || { echo not yet; exit 3; }'], Interval: 200_000_000, Retries: 2 });
 
-  const sick = await until('unhealthy', () => health('hc'), (h) => h?.Status === 'unhealthy');
+  const sick = await until(
+    'unhealthy',
+    () => health('hc'),
+    (h) => h?.Status === 'unhealthy',
+  );
   assert.ok(sick!.FailingStreak >= 2);
   const last = sick!.Log.at(-1)!;
   assert.equal(last.ExitCode, 3);
@@ -77,7 +96,11 @@ test('starting → unhealthy → healthy: ps, inspect, filters and events', asyn
 
   const touch = await d.docker(['exec', 'hc', 'touch', '/tmp/ok']);
   assert.equal(touch.code, 0, touch.stderr);
-  const well = await until('healthy', () => health('hc'), (h) => h?.Status === 'healthy');
+  const well = await until(
+    'healthy',
+    () => health('hc'),
+    (h) => h?.Status === 'healthy',
+  );
   assert.equal(well!.FailingStreak, 0);
   assert.equal(well!.Log.at(-1)!.ExitCode, 0);
   assert.ok(well!.Log.length <= 5);
@@ -88,7 +111,17 @@ test('starting → unhealthy → healthy: ps, inspect, filters and events', asyn
   assert.notEqual(badFilter.code, 0);
   assert.match(badFilter.stderr, /Unrecognised filter value for health: sick/);
 
-  const ev = await d.docker(['events', '--since', String(since), '--until', String(Math.floor(Date.now() / 1000) + 1), '--filter', 'container=hc', '--format', '{{.Action}}']);
+  const ev = await d.docker([
+    'events',
+    '--since',
+    String(since),
+    '--until',
+    String(Math.floor(Date.now() / 1000) + 1),
+    '--filter',
+    'container=hc',
+    '--format',
+    '{{.Action}}',
+  ]);
   const actions = ev.stdout.split('\n');
   assert.ok(actions.includes('health_status: unhealthy'), ev.stdout);
   assert.ok(actions.includes('health_status: healthy'), ev.stdout);
@@ -130,9 +163,30 @@ test('the image HEALTHCHECK applies, flags override its fields, --no-healthcheck
 
 test('a probe that hangs is killed at its timeout and counted as a failure', async () => {
   // The shell stays as the parent of sleep: killing only the shell would leave sleep holding the output open.
-  const r = await d.docker(['run', '-d', '--name', 'hang', ...NET, '--health-cmd', 'sleep 60; true', '--health-timeout', '300ms', '--health-interval', '200ms', '--health-retries', '2', IMG, 'sleep', '1000']);
+  const r = await d.docker([
+    'run',
+    '-d',
+    '--name',
+    'hang',
+    ...NET,
+    '--health-cmd',
+    'sleep 60; true',
+    '--health-timeout',
+    '300ms',
+    '--health-interval',
+    '200ms',
+    '--health-retries',
+    '2',
+    IMG,
+    'sleep',
+    '1000',
+  ]);
   assert.equal(r.code, 0, r.stderr);
-  const h = await until('timeouts → unhealthy', () => health('hang'), (x) => x?.Status === 'unhealthy');
+  const h = await until(
+    'timeouts → unhealthy',
+    () => health('hang'),
+    (x) => x?.Status === 'unhealthy',
+  );
   for (const e of h!.Log) {
     assert.equal(e.ExitCode, -1);
     assert.equal(e.Output, 'Health check exceeded timeout (300ms)');
@@ -170,33 +224,85 @@ test('stop ends the probes (state kept), start resets to starting; pause suspend
   assert.deepEqual(await health('cyc'), paused, 'no probe runs while paused');
   assert.equal((await d.docker(['unpause', 'cyc'])).code, 0);
   const lastEnd = Date.parse(paused!.Log.at(-1)!.End);
-  await until('probes after unpause', () => health('cyc'), (h) => Date.parse(h!.Log.at(-1)!.End) > lastEnd);
+  await until(
+    'probes after unpause',
+    () => health('cyc'),
+    (h) => Date.parse(h!.Log.at(-1)!.End) > lastEnd,
+  );
   await d.docker(['rm', '-f', 'cyc']);
 });
 
 test('probes resume after the daemon is killed and started again', async () => {
-  assert.equal((await d.docker(['run', '-d', '--name', 'surv', ...NET, '--health-cmd', 'test -f /tmp/ok', '--health-interval', '200ms', '--health-retries', '1', IMG, 'sh', '-c', 'touch /tmp/ok; exec sleep 1000'])).code, 0);
+  assert.equal(
+    (
+      await d.docker([
+        'run',
+        '-d',
+        '--name',
+        'surv',
+        ...NET,
+        '--health-cmd',
+        'test -f /tmp/ok',
+        '--health-interval',
+        '200ms',
+        '--health-retries',
+        '1',
+        IMG,
+        'sh',
+        '-c',
+        'touch /tmp/ok; exec sleep 1000',
+      ])
+    ).code,
+    0,
+  );
   await until('healthy', status('surv'), (s) => s === 'healthy');
   await d.kill9();
   const restartedAt = Date.now();
   await d.start();
   assert.equal((await d.docker(['exec', 'surv', 'rm', '/tmp/ok'])).code, 0);
-  const h = await until('unhealthy after restart', () => health('surv'), (x) => x?.Status === 'unhealthy');
+  const h = await until(
+    'unhealthy after restart',
+    () => health('surv'),
+    (x) => x?.Status === 'unhealthy',
+  );
   assert.ok(Date.parse(h!.Log.at(-1)!.Start) >= restartedAt - 1000);
   assert.match((await d.docker(['ps', '--filter', 'name=surv', '--format', '{{.Status}}'])).stdout, /\(unhealthy\)/);
   await d.docker(['rm', '-f', 'surv']);
 });
 
 test('nothing is left after rm -f: no probe, exec session or process', async () => {
-  const r = await d.docker(['run', '-d', '--name', 'leak', ...NET, '--health-cmd', 'sleep 60', '--health-timeout', '5s', '--health-interval', '100ms', IMG, 'sleep', '1000']);
+  const r = await d.docker([
+    'run',
+    '-d',
+    '--name',
+    'leak',
+    ...NET,
+    '--health-cmd',
+    'sleep 60',
+    '--health-timeout',
+    '5s',
+    '--health-interval',
+    '100ms',
+    IMG,
+    'sleep',
+    '1000',
+  ]);
   assert.equal(r.code, 0, r.stderr);
   const id = r.stdout.trim();
   // Wait until a probe is in flight, then remove the container under it.
-  await until('a probe running', async () => (await d.docker(['inspect', '-f', '{{json .ExecIDs}}', 'leak'])).stdout.trim(), (s) => s !== 'null');
+  await until(
+    'a probe running',
+    async () => (await d.docker(['inspect', '-f', '{{json .ExecIDs}}', 'leak'])).stdout.trim(),
+    (s) => s !== 'null',
+  );
   assert.equal((await d.docker(['rm', '-f', 'leak'])).code, 0);
   assert.notEqual((await d.docker(['inspect', 'leak'])).code, 0);
   // The bracket keeps pgrep's own shell from matching.
-  await until('no process naming the container', async () => (await run(['sh', '-c', `pgrep -af '[${id[0]}]${id.slice(1)}' || true`])).stdout.trim(), (s) => s === '');
+  await until(
+    'no process naming the container',
+    async () => (await run(['sh', '-c', `pgrep -af '[${id[0]}]${id.slice(1)}' || true`])).stdout.trim(),
+    (s) => s === '',
+  );
   assert.equal(fs.existsSync(path.join(d.execRoot, 'conmon', id)), false);
   assert.equal(fs.existsSync(path.join(d.execRoot, 'containers', id)), false);
   assert.doesNotMatch(d.log, /health check loop failed/);

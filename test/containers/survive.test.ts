@@ -77,7 +77,10 @@ test('containers outlive a kill -9 of the daemon; exits meanwhile keep their cod
   // While the daemon is down: the short one exits and the long one writes on (its log file, kept by conmon).
   await until('the short container to exit', () => !shortPid || processGone(shortPid));
   const logFile = `${d.dataRoot}/containers/${long}/container.log`;
-  await until('15 log lines written while the daemon is down', () => (fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8') : '').split('\n').filter((l) => l.includes('line')).length >= 15);
+  await until(
+    '15 log lines written while the daemon is down',
+    () => (fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8') : '').split('\n').filter((l) => l.includes('line')).length >= 15,
+  );
   await restart();
   const ps = (await d.docker(['ps', '-a', '--format', '{{.ID}} {{.Status}}'])).stdout;
   assert.match(ps, new RegExp(`${long.slice(0, 12)} Up`));
@@ -101,7 +104,10 @@ test('containers outlive a kill -9 of the daemon; exits meanwhile keep their cod
 });
 
 function snapshot(): { mounts: number; cgroups: number; conmons: number } {
-  const mounts = fs.readFileSync('/proc/mounts', 'utf8').split('\n').filter((l) => l.includes(d.dir)).length;
+  const mounts = fs
+    .readFileSync('/proc/mounts', 'utf8')
+    .split('\n')
+    .filter((l) => l.includes(d.dir)).length;
   let cgroups = 0;
   for (const ctl of ['pids', 'memory', 'cpu', 'freezer']) {
     try {

@@ -20,7 +20,12 @@ function daemon(config: object): { d: TestDaemon; file: string } {
 }
 
 test('default-pids-limit and default-ulimits reach containers that set none; their own flags win', async () => {
-  const { d, file } = daemon({ 'default-pids-limit': 77, 'default-ulimits': { nofile: { Name: 'nofile', Soft: 1000, Hard: 1000 } }, 'log-driver': 'json-file', 'log-opts': { 'max-size': '1m' } });
+  const { d, file } = daemon({
+    'default-pids-limit': 77,
+    'default-ulimits': { nofile: { Name: 'nofile', Soft: 1000, Hard: 1000 } },
+    'log-driver': 'json-file',
+    'log-opts': { 'max-size': '1m' },
+  });
   await d.start(['--config-file', file]);
   await d.importBusybox();
   const show = ['sh', '-c', 'cat /sys/fs/cgroup/pids/pids.max; ulimit -n'];
@@ -38,11 +43,13 @@ test('registry-mirrors and insecure-registries show in docker info as dockerd re
   const { d, file } = daemon({ 'registry-mirrors': ['https://mirror.example.com'], 'insecure-registries': ['reg.lan:5000'] });
   await d.start(['--config-file', file]);
   const info = await new Promise<{ RegistryConfig: Record<string, unknown> }>((resolve, reject) => {
-    http.get({ socketPath: d.socket, path: '/v1.41/info' }, (res) => {
-      let body = '';
-      res.on('data', (b) => (body += b));
-      res.on('end', () => resolve(JSON.parse(body)));
-    }).on('error', reject);
+    http
+      .get({ socketPath: d.socket, path: '/v1.41/info' }, (res) => {
+        let body = '';
+        res.on('data', (b) => (body += b));
+        res.on('end', () => resolve(JSON.parse(body)));
+      })
+      .on('error', reject);
   });
   assert.deepEqual(info.RegistryConfig, {
     AllowNondistributableArtifactsCIDRs: [],
@@ -85,5 +92,15 @@ test('unknown keys, bad values and a setting given twice stop the daemon at star
 
 test('--help documents the config file and the new settings', async () => {
   const r = await run([process.execPath, keelBin, 'daemon', '--help']);
-  for (const f of ['--config-file', '--default-pids-limit', '--default-ulimit', '--log-driver', '--registry-mirror', '--insecure-registry', '--max-layer-size', '--max-image-size']) assert.ok(r.stdout.includes(f), f);
+  for (const f of [
+    '--config-file',
+    '--default-pids-limit',
+    '--default-ulimit',
+    '--log-driver',
+    '--registry-mirror',
+    '--insecure-registry',
+    '--max-layer-size',
+    '--max-image-size',
+  ])
+    assert.ok(r.stdout.includes(f), f);
 });

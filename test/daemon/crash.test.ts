@@ -29,12 +29,28 @@ const docker = async (args: string[]) => {
 async function assertNothingUnaccounted(): Promise<void> {
   const running = new Set((await docker(['ps', '-q', '--no-trunc'])).split('\n').filter(Boolean));
   const runc = await run(['runc', '--root', path.join(d.execRoot, 'runc'), 'list', '-q']);
-  assert.deepEqual(runc.stdout.split('\n').filter((id) => id && !running.has(id)), [], 'runc containers without a running record');
-  const mounted = fs.readFileSync('/proc/mounts', 'utf8').split('\n').map((l) => l.split(' ')[1] ?? '')
-    .filter((m) => m.startsWith(path.join(d.execRoot, 'containers')) && m.endsWith('/rootfs')).map((m) => path.basename(path.dirname(m)));
-  assert.deepEqual(mounted.filter((id) => !running.has(id)), [], 'rootfs mounts of containers that are not running');
+  assert.deepEqual(
+    runc.stdout.split('\n').filter((id) => id && !running.has(id)),
+    [],
+    'runc containers without a running record',
+  );
+  const mounted = fs
+    .readFileSync('/proc/mounts', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' ')[1] ?? '')
+    .filter((m) => m.startsWith(path.join(d.execRoot, 'containers')) && m.endsWith('/rootfs'))
+    .map((m) => path.basename(path.dirname(m)));
+  assert.deepEqual(
+    mounted.filter((id) => !running.has(id)),
+    [],
+    'rootfs mounts of containers that are not running',
+  );
   const bridge = JSON.parse(await docker(['network', 'inspect', 'bridge']))[0];
-  assert.deepEqual(Object.keys(bridge.Containers ?? {}).filter((id) => !running.has(id)), [], 'addresses held for containers that are not running');
+  assert.deepEqual(
+    Object.keys(bridge.Containers ?? {}).filter((id) => !running.has(id)),
+    [],
+    'addresses held for containers that are not running',
+  );
 }
 
 for (const step of ['after-network-attach', 'after-runc-create']) {

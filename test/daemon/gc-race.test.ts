@@ -40,9 +40,19 @@ after(async () => {
 async function checkListed(): Promise<void> {
   const ids = (await d.docker(['images', '-q', '--no-trunc'])).stdout.split('\n').filter(Boolean);
   for (const id of ids) {
-    for (const args of [['save', id], ['run', '--rm', '--network', 'none', id, 'true']]) {
+    for (const args of [
+      ['save', id],
+      ['run', '--rm', '--network', 'none', id, 'true'],
+    ]) {
       const r = await d.docker(args);
-      if (r.code !== 0 && !/No such image|not found|pull access denied|Unable to find image/i.test(r.stderr)) assert.fail(`docker ${args.join(' ')} of a listed image: ${r.stderr}\n${d.log.split('\n').filter((l) => /level=error/.test(l)).slice(-10).join('\n')}`);
+      if (r.code !== 0 && !/No such image|not found|pull access denied|Unable to find image/i.test(r.stderr))
+        assert.fail(
+          `docker ${args.join(' ')} of a listed image: ${r.stderr}\n${d.log
+            .split('\n')
+            .filter((l) => /level=error/.test(l))
+            .slice(-10)
+            .join('\n')}`,
+        );
     }
   }
 }
@@ -56,7 +66,8 @@ test('pull+rmi and pull+run beside image prune -af: every listed image stays run
   const soft = async (args: string[]) => {
     const r = await d.docker(args);
     // Losing a race is allowed; a broken store is not.
-    if (r.code !== 0 && /missing|digest|does not exist|no such file|content store|layer/i.test(r.stderr) && !/No such image/.test(r.stderr)) failures.push(`docker ${args.join(' ')}: ${r.stderr.trim()}`);
+    if (r.code !== 0 && /missing|digest|does not exist|no such file|content store|layer/i.test(r.stderr) && !/No such image/.test(r.stderr))
+      failures.push(`docker ${args.join(' ')}: ${r.stderr.trim()}`);
   };
   await Promise.all([
     loop(async () => {

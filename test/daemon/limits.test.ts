@@ -22,7 +22,9 @@ async function archive(sizes: number[], extra?: { name: string; body: Buffer }):
     const tar = await packTar([{ name: `f${i}`, body: Buffer.alloc(n) }]);
     layers.push({ name: `l${i}/layer.tar`, gz: zlib.gzipSync(tar, { level: 9 }), diffId: sha(tar) });
   }
-  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: layers.map((l) => l.diffId) } }));
+  const config = Buffer.from(
+    JSON.stringify({ architecture: 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: layers.map((l) => l.diffId) } }),
+  );
   const manifest = Buffer.from(JSON.stringify([{ Config: 'config.json', RepoTags: ['bomb:1'], Layers: layers.map((l) => l.name) }]));
   return packTar([
     ...layers.map((l) => ({ name: l.name, body: l.gz })),

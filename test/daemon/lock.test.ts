@@ -10,8 +10,25 @@ after(() => d.cleanup());
 
 function daemonArgs(): string[] {
   fs.writeFileSync(path.join(d.dir, 'daemon.json'), '{}');
-  return ['daemon', '--config-file', path.join(d.dir, 'daemon.json'), '--data-root', d.dataRoot, '--exec-root', d.execRoot, '--cgroup-parent', d.cgroupParent,
-    '--bridge', d.bridge, '--bip', `10.${d.octet}.0.1/24`, '--default-address-pool', `base=10.${d.octet}.128.0/17,size=24`, '--network-prefix', d.prefix];
+  return [
+    'daemon',
+    '--config-file',
+    path.join(d.dir, 'daemon.json'),
+    '--data-root',
+    d.dataRoot,
+    '--exec-root',
+    d.execRoot,
+    '--cgroup-parent',
+    d.cgroupParent,
+    '--bridge',
+    d.bridge,
+    '--bip',
+    `10.${d.octet}.0.1/24`,
+    '--default-address-pool',
+    `base=10.${d.octet}.128.0/17,size=24`,
+    '--network-prefix',
+    d.prefix,
+  ];
 }
 
 interface Started {

@@ -34,7 +34,10 @@ test('an Engine imported from the package entry runs a container and releases it
     assert.deepEqual(lines, ['hi\n']);
     assert.equal(engine.inspectContainer(id).record.state.Status, 'exited');
     await engine.removeContainer(id);
-    assert.throws(() => engine.inspectContainer(id), (e: unknown) => e instanceof EngineError && isEngineError(e, 'NOT_FOUND'));
+    assert.throws(
+      () => engine.inspectContainer(id),
+      (e: unknown) => e instanceof EngineError && isEngineError(e, 'NOT_FOUND'),
+    );
   }
   // The first engine's scope closed it: its lock on the state root is gone, so a second one opens.
   const again = new Engine(d.engineOptions());

@@ -83,8 +83,23 @@ export class TestDaemon {
       if (!fs.existsSync(cfg)) fs.writeFileSync(cfg, '{}\n');
       extra = ['--config-file', cfg, ...extra];
     }
-    const net = ['--cgroup-parent', this.cgroupParent, '--bridge', this.bridge, '--bip', `10.${this.octet}.0.1/24`, '--default-address-pool', `base=10.${this.octet}.128.0/17,size=24`, '--network-prefix', this.prefix];
-    this.child = spawn(process.execPath, [keelBin, 'daemon', '--data-root', this.dataRoot, '--exec-root', this.execRoot, '--log-level', 'debug', ...net, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const net = [
+      '--cgroup-parent',
+      this.cgroupParent,
+      '--bridge',
+      this.bridge,
+      '--bip',
+      `10.${this.octet}.0.1/24`,
+      '--default-address-pool',
+      `base=10.${this.octet}.128.0/17,size=24`,
+      '--network-prefix',
+      this.prefix,
+    ];
+    this.child = spawn(
+      process.execPath,
+      [keelBin, 'daemon', '--data-root', this.dataRoot, '--exec-root', this.execRoot, '--log-level', 'debug', ...net, ...extra],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     this.child.stdout!.on('data', (b) => (this.log += b));
     this.child.stderr!.on('data', (b) => (this.log += b));
     for (let i = 0; i < 400; i++) {
@@ -144,10 +159,15 @@ export class TestDaemon {
   /** GET /containers/{id}/archive straight to the API (far cheaper than a docker CLI run, so a race gets many more tries). */
   getArchive(id: string, p: string): Promise<{ status: number; body: Buffer }> {
     return new Promise((resolve, reject) => {
-      http.get({ socketPath: this.socket, path: `/v1.41/containers/${id}/archive?path=${encodeURIComponent(p)}` }, (res) => {
-        const parts: Buffer[] = [];
-        res.on('data', (c: Buffer) => parts.push(c)).on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(parts) })).on('error', reject);
-      }).on('error', reject);
+      http
+        .get({ socketPath: this.socket, path: `/v1.41/containers/${id}/archive?path=${encodeURIComponent(p)}` }, (res) => {
+          const parts: Buffer[] = [];
+          res
+            .on('data', (c: Buffer) => parts.push(c))
+            .on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(parts) }))
+            .on('error', reject);
+        })
+        .on('error', reject);
     });
   }
 
@@ -155,10 +175,16 @@ export class TestDaemon {
   putArchive(id: string, dir: string, tar: Buffer, query = ''): Promise<{ status: number; body: string }> {
     return new Promise((resolve, reject) => {
       const url = `/v1.41/containers/${id}/archive?path=${encodeURIComponent(dir)}${query}`;
-      const req = http.request({ socketPath: this.socket, method: 'PUT', path: url, headers: { 'Content-Type': 'application/x-tar', 'Content-Length': tar.length } }, (res) => {
-        let body = '';
-        res.setEncoding('utf8').on('data', (c: string) => (body += c)).on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      });
+      const req = http.request(
+        { socketPath: this.socket, method: 'PUT', path: url, headers: { 'Content-Type': 'application/x-tar', 'Content-Length': tar.length } },
+        (res) => {
+          let body = '';
+          res
+            .setEncoding('utf8')
+            .on('data', (c: string) => (body += c))
+            .on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        },
+      );
       req.on('error', reject);
       req.end(tar);
     });
@@ -170,7 +196,10 @@ export class TestDaemon {
 
   docker(args: string[], opts: { input?: string | Buffer; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<RunResult> {
     requirePrerequisites(['docker']);
-    return run(['docker', ...args], { ...opts, env: { DOCKER_HOST: `unix://${this.socket}`, DOCKER_CONFIG: path.join(this.dir, 'docker-config'), ...opts.env } });
+    return run(['docker', ...args], {
+      ...opts,
+      env: { DOCKER_HOST: `unix://${this.socket}`, DOCKER_CONFIG: path.join(this.dir, 'docker-config'), ...opts.env },
+    });
   }
 
   /** Imports the busybox rootfs (busyboxRootfsTar) as `ref`, with docker import's --change lines. */
@@ -192,10 +221,16 @@ export class TestDaemon {
   /** The same roots, cgroup parent and network objects for an in-process Engine (instead of the daemon). */
   engineOptions(): EngineOptions {
     return {
-      dataRoot: this.dataRoot, execRoot: this.execRoot, cgroupParent: this.cgroupParent,
+      dataRoot: this.dataRoot,
+      execRoot: this.execRoot,
+      cgroupParent: this.cgroupParent,
       network: {
         defaultBridge: { bridgeName: this.bridge, subnet: `10.${this.octet}.0.0/24`, gateway: `10.${this.octet}.0.1` },
-        pool: `10.${this.octet}.128.0/17`, poolPrefix: 24, chainPrefix: this.prefix.toUpperCase(), vethPrefix: this.prefix, bridgePrefix: `${this.prefix}-`,
+        pool: `10.${this.octet}.128.0/17`,
+        poolPrefix: 24,
+        chainPrefix: this.prefix.toUpperCase(),
+        vethPrefix: this.prefix,
+        bridgePrefix: `${this.prefix}-`,
       },
     };
   }
@@ -203,9 +238,15 @@ export class TestDaemon {
   /** Tears down what the daemon's network layer programmed (it keeps it across restarts by design). */
   async destroyNetworking(): Promise<void> {
     const nm = new NetworkManager({
-      dataDir: path.join(this.dataRoot, 'network'), runDir: path.join(this.execRoot, 'network'), netnsDir: path.join(this.execRoot, 'netns'),
+      dataDir: path.join(this.dataRoot, 'network'),
+      runDir: path.join(this.execRoot, 'network'),
+      netnsDir: path.join(this.execRoot, 'netns'),
       defaultBridge: { bridgeName: this.bridge, subnet: `10.${this.octet}.0.0/24`, gateway: `10.${this.octet}.0.1` },
-      pool: `10.${this.octet}.128.0/17`, poolPrefix: 24, chainPrefix: this.prefix.toUpperCase(), vethPrefix: this.prefix, bridgePrefix: `${this.prefix}-`,
+      pool: `10.${this.octet}.128.0/17`,
+      poolPrefix: 24,
+      chainPrefix: this.prefix.toUpperCase(),
+      vethPrefix: this.prefix,
+      bridgePrefix: `${this.prefix}-`,
       dnsPort: 0,
     });
     await nm.init().catch(() => {});
@@ -220,7 +261,11 @@ export class TestDaemon {
       if (ids.length) await this.docker(['rm', '-f', ...ids]);
     }
     await this.stop();
-    await run(['sh', '-c', `cat /sys/fs/cgroup/pids${this.cgroupParent}/*/cgroup.procs 2>/dev/null | xargs -r kill -9; pkill -9 -f 'conmon .*${this.dir}'; true`]);
+    await run([
+      'sh',
+      '-c',
+      `cat /sys/fs/cgroup/pids${this.cgroupParent}/*/cgroup.procs 2>/dev/null | xargs -r kill -9; pkill -9 -f 'conmon .*${this.dir}'; true`,
+    ]);
     await this.destroyNetworking().catch(() => {});
     await run(['sh', '-c', `grep -o ' ${this.dir}[^ ]*' /proc/mounts | sort -r | xargs -r -n1 umount -l`]);
     await run(['sh', '-c', `rmdir /sys/fs/cgroup/*${this.cgroupParent} /sys/fs/cgroup/unified${this.cgroupParent} 2>/dev/null; true`]);
@@ -236,7 +281,33 @@ export function busyboxRootfsTar(dir: string): string {
   fs.mkdirSync(path.join(rootfs, 'tmp'), { recursive: true, mode: 0o1777 });
   fs.copyFileSync('/bin/busybox', path.join(rootfs, 'bin/busybox'));
   fs.chmodSync(path.join(rootfs, 'bin/busybox'), 0o755);
-  for (const a of ['sh', 'echo', 'cat', 'ls', 'true', 'false', 'sleep', 'id', 'env', 'ps', 'top', 'grep', 'wc', 'touch', 'rm', 'mkdir', 'head', 'hostname', 'printf', 'wget', 'nc', 'ping', 'ip', 'nslookup', 'httpd']) {
+  for (const a of [
+    'sh',
+    'echo',
+    'cat',
+    'ls',
+    'true',
+    'false',
+    'sleep',
+    'id',
+    'env',
+    'ps',
+    'top',
+    'grep',
+    'wc',
+    'touch',
+    'rm',
+    'mkdir',
+    'head',
+    'hostname',
+    'printf',
+    'wget',
+    'nc',
+    'ping',
+    'ip',
+    'nslookup',
+    'httpd',
+  ]) {
     fs.symlinkSync('busybox', path.join(rootfs, 'bin', a));
   }
   fs.writeFileSync(path.join(rootfs, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n');

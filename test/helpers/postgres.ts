@@ -30,7 +30,9 @@ const built = new WeakMap<TestDaemon, Promise<string>>();
  */
 function savedImagePath(): string {
   const st = fs.statSync(debianRootfsTar());
-  const instructions = POSTGRES_DOCKERFILE.split('\n').filter((l) => !l.startsWith('#')).join('\n');
+  const instructions = POSTGRES_DOCKERFILE.split('\n')
+    .filter((l) => !l.startsWith('#'))
+    .join('\n');
   const key = createHash('sha256').update(instructions).update(`${st.size}:${st.mtimeMs}`).digest('hex').slice(0, 16);
   return path.join(DEBIAN_CACHE_DIR, `postgres-${key}.image.tar`);
 }
@@ -75,5 +77,7 @@ export function buildPostgres(daemon: TestDaemon): Promise<string> {
  */
 export function psql(daemon: TestDaemon, container: string, sql: string | string[], o: { timeoutMs?: number } = {}): Promise<RunResult> {
   const cmds = (Array.isArray(sql) ? sql : [sql]).flatMap((s) => ['-c', s]);
-  return daemon.docker(['exec', '-u', 'postgres', container, 'psql', '-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-d', 'postgres', ...cmds], { timeoutMs: o.timeoutMs ?? 300_000 });
+  return daemon.docker(['exec', '-u', 'postgres', container, 'psql', '-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-d', 'postgres', ...cmds], {
+    timeoutMs: o.timeoutMs ?? 300_000,
+  });
 }

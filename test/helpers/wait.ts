@@ -29,4 +29,3 @@ export function processGone(pid: number): boolean {
     return true;
   }
 }
-

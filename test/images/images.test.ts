@@ -10,7 +10,19 @@ let rootfsTar: string;
 before(async () => {
   await d.start();
   rootfsTar = busyboxRootfsTar(d.dir);
-  const r = await d.keel(['import', '-c', 'CMD ["sh"]', '-c', 'ENV A=1 B="two words"', '-c', 'WORKDIR /tmp', '-c', 'LABEL team=keel', rootfsTar, 'busybox:local']);
+  const r = await d.keel([
+    'import',
+    '-c',
+    'CMD ["sh"]',
+    '-c',
+    'ENV A=1 B="two words"',
+    '-c',
+    'WORKDIR /tmp',
+    '-c',
+    'LABEL team=keel',
+    rootfsTar,
+    'busybox:local',
+  ]);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /^sha256:[a-f0-9]{64}\n$/);
 });

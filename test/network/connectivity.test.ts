@@ -24,7 +24,8 @@ const ipOf = (sb: { Endpoints: Record<string, { IPAddress: string }> }) => Objec
 const ncTo = (netns: string, ip: string) => inNs(netns, [BB, 'nc', '-w', '2', ip, '7000']);
 
 test('default bridge: gateway, peer and outside (through NAT) are reachable', async () => {
-  const a = cid(), b = cid();
+  const a = cid(),
+    b = cid();
   const sa = await h.nm.attach(a, { containerName: 'a' });
   const sb = await h.nm.attach(b, { containerName: 'b' });
   try {

@@ -24,7 +24,6 @@ async function ok(args: string[]): Promise<string> {
   return r.stdout;
 }
 
-
 function get(port: number, path: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = http.get({ host: '127.0.0.1', port, path, timeout: 3000 }, (res) => {
@@ -50,7 +49,10 @@ test('containers on a user network resolve each other by name and alias', async 
   assert.equal(alias.code, 0, alias.stdout + alias.stderr);
   const [n] = JSON.parse(await ok(['network', 'inspect', 'dnsnet']));
   const eps = Object.values(n.Containers) as { Name: string; IPv4Address: string }[];
-  assert.deepEqual(eps.map((e) => e.Name), ['srv']);
+  assert.deepEqual(
+    eps.map((e) => e.Name),
+    ['srv'],
+  );
   assert.match(eps[0]!.IPv4Address, new RegExp(`^10\\.${d.octet}\\.\\d+\\.\\d+/24$`));
   const ip = (await ok(['inspect', '-f', '{{.NetworkSettings.Networks.dnsnet.IPAddress}}', 'srv'])).trim();
   assert.equal(`${ip}/24`, eps[0]!.IPv4Address);
@@ -137,9 +139,26 @@ test('events: network connect/disconnect for docker network connect and for cont
   const id = (await ok(['run', '-d', '--name', 'ev', '--network', 'evnet', 'busybox:local', 'sleep', '300'])).trim();
   await ok(['rm', '-f', 'ev']);
   await ok(['network', 'rm', 'evnet']);
-  const ev = await d.docker(['events', '--since', String(since), '--until', String(Math.ceil(Date.now() / 1000) + 1), '--filter', 'type=network', '--filter', 'network=evnet', '--format', '{{.Action}} {{.Actor.Attributes.name}} {{.Actor.Attributes.container}} {{.Actor.Attributes.type}}']);
+  const ev = await d.docker([
+    'events',
+    '--since',
+    String(since),
+    '--until',
+    String(Math.ceil(Date.now() / 1000) + 1),
+    '--filter',
+    'type=network',
+    '--filter',
+    'network=evnet',
+    '--format',
+    '{{.Action}} {{.Actor.Attributes.name}} {{.Actor.Attributes.container}} {{.Actor.Attributes.type}}',
+  ]);
   assert.equal(ev.code, 0, ev.stderr);
-  assert.deepEqual(ev.stdout.trim().split('\n'), ['create evnet <no value> bridge', `connect evnet ${id} bridge`, `disconnect evnet ${id} bridge`, 'destroy evnet <no value> bridge']);
+  assert.deepEqual(ev.stdout.trim().split('\n'), [
+    'create evnet <no value> bridge',
+    `connect evnet ${id} bridge`,
+    `disconnect evnet ${id} bridge`,
+    'destroy evnet <no value> bridge',
+  ]);
 });
 
 test('daemon restart: running containers keep their network and DNS; gone ones release theirs', async () => {
@@ -152,7 +171,10 @@ test('daemon restart: running containers keep their network and DNS; gone ones r
   await until('"dies" to exit while the daemon is down', () => !diesPid || processGone(diesPid));
   await d.start();
   const [n] = JSON.parse(await ok(['network', 'inspect', 'rnet']));
-  assert.deepEqual((Object.values(n.Containers) as { Name: string }[]).map((c) => c.Name), ['stays']);
+  assert.deepEqual(
+    (Object.values(n.Containers) as { Name: string }[]).map((c) => c.Name),
+    ['stays'],
+  );
   const ping = await d.docker(['run', '--rm', '--network', 'rnet', 'busybox:local', 'ping', '-c1', '-W2', 'stays']);
   assert.equal(ping.code, 0, ping.stdout + ping.stderr);
   const res = await get(port, '/passwd');

@@ -15,11 +15,18 @@ before(async () => {
     const q = dnsPacket.decode(m);
     const name = q.questions![0]!.name;
     const known = name === 'outside.test' && q.questions![0]!.type === 'A';
-    upstream.send(dnsPacket.encode({
-      // rcode NXDOMAIN (3) goes in the low bits of flags.
-      id: q.id, type: 'response', flags: dnsPacket.RECURSION_AVAILABLE | (name === 'outside.test' ? 0 : 3),
-      questions: q.questions, answers: known ? [{ name, type: 'A', class: 'IN', ttl: 60, data: '10.9.8.7' }] : [],
-    }), r.port, r.address);
+    upstream.send(
+      dnsPacket.encode({
+        // rcode NXDOMAIN (3) goes in the low bits of flags.
+        id: q.id,
+        type: 'response',
+        flags: dnsPacket.RECURSION_AVAILABLE | (name === 'outside.test' ? 0 : 3),
+        questions: q.questions,
+        answers: known ? [{ name, type: 'A', class: 'IN', ttl: 60, data: '10.9.8.7' }] : [],
+      }),
+      r.port,
+      r.address,
+    );
   });
   await new Promise<void>((r) => upstream.bind(0, '127.0.0.1', r));
   h = await harness({ dnsUpstreams: [`127.0.0.1:${upstream.address().port}`] });
@@ -49,7 +56,10 @@ test('user network: members resolve by name, alias and short id; other names are
     assert.match((await lookup(sb.NetnsPath, 'nope.test', gw)).stdout + (await lookup(sb.NetnsPath, 'nope.test', gw)).stderr, /NXDOMAIN|can't find/);
     // The same answers over TCP, asked from the host.
     const reply = await tcpQuery(gw, 'postgres');
-    assert.deepEqual(reply.answers!.map((x) => (x as { data: string }).data), [ipA]);
+    assert.deepEqual(
+      reply.answers!.map((x) => (x as { data: string }).data),
+      [ipA],
+    );
     // After detach the name is gone.
     await h.nm.detach(a);
     assert.doesNotMatch((await lookup(sb.NetnsPath, 'db', gw)).stdout, new RegExp(ipA.replace(/\./g, '\\.')));

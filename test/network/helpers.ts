@@ -27,15 +27,23 @@ export async function harness(extra: Partial<NetworkManagerOptions> = {}): Promi
   const octet = 160 + (randomBytes(1)[0]! % 90);
   const root = await fsp.mkdtemp(path.join(os.tmpdir(), 'keel-net-'));
   const nm = new NetworkManager({
-    dataDir: path.join(root, 'data'), runDir: path.join(root, 'run'), netnsDir: path.join(root, 'netns'),
+    dataDir: path.join(root, 'data'),
+    runDir: path.join(root, 'run'),
+    netnsDir: path.join(root, 'netns'),
     defaultBridge: { bridgeName: `kt${tag}0`, subnet: `10.${octet}.0.0/24` },
-    pool: `10.${octet}.128.0/17`, poolPrefix: 24,
-    chainPrefix: `KT${tag}`, vethPrefix: `k${tag.slice(0, 2)}`, bridgePrefix: `kt${tag}-`,
+    pool: `10.${octet}.128.0/17`,
+    poolPrefix: 24,
+    chainPrefix: `KT${tag}`,
+    vethPrefix: `k${tag.slice(0, 2)}`,
+    bridgePrefix: `kt${tag}-`,
     ...extra,
   });
   await nm.init();
   const h: Harness = {
-    nm, root, tag, octet,
+    nm,
+    root,
+    tag,
+    octet,
     // h.nm: a test may have replaced the manager (a "crash" and restart).
     async cleanup() {
       await h.nm.destroyAll();
@@ -73,17 +81,19 @@ export async function outsideNs(root: string, tag: string, octet: number): Promi
   const hostIf = `ko${tag}h`;
   const base = `10.${octet}.250`;
   await exec(['unshare', `--net=${netns}`, 'ip', '-batch', '-'], {
-    input: [
-      'link set lo up',
-      `link add eth0 type veth peer name ${hostIf} netns ${process.pid}`,
-      `addr add ${base}.2/30 dev eth0`,
-      'link set eth0 up',
-      `route add default via ${base}.1`,
-    ].join('\n') + '\n',
+    input:
+      [
+        'link set lo up',
+        `link add eth0 type veth peer name ${hostIf} netns ${process.pid}`,
+        `addr add ${base}.2/30 dev eth0`,
+        'link set eth0 up',
+        `route add default via ${base}.1`,
+      ].join('\n') + '\n',
   });
   await exec(['ip', '-batch', '-'], { input: `addr add ${base}.1/30 dev ${hostIf}\nlink set ${hostIf} up\n` });
   return {
-    netns, ip: `${base}.2`,
+    netns,
+    ip: `${base}.2`,
     async close() {
       await exec(['ip', 'link', 'del', hostIf], { allowFailure: true });
       await exec(['umount', netns], { allowFailure: true });
@@ -101,11 +111,15 @@ export async function serveInNs(netns: string, port: number, argv: string[]): Pr
   const p = spawn('nsenter', [`--net=${netns}`, ...argv], { stdio: 'ignore' });
   const stop = () => p.kill('SIGKILL');
   try {
-    await until(`${argv.join(' ')} listening on ${port}`, async () => {
-      if (p.exitCode !== null) throw new Error(`${argv.join(' ')} exited at once with ${p.exitCode}`);
-      const ss = await exec(['nsenter', `--net=${netns}`, 'ss', '-Hltn', `sport = :${port}`], { allowFailure: true });
-      return ss.stdout.trim() !== '';
-    }, { timeoutMs: 10_000 });
+    await until(
+      `${argv.join(' ')} listening on ${port}`,
+      async () => {
+        if (p.exitCode !== null) throw new Error(`${argv.join(' ')} exited at once with ${p.exitCode}`);
+        const ss = await exec(['nsenter', `--net=${netns}`, 'ss', '-Hltn', `sport = :${port}`], { allowFailure: true });
+        return ss.stdout.trim() !== '';
+      },
+      { timeoutMs: 10_000 },
+    );
   } catch (e) {
     stop();
     throw e;
@@ -144,5 +158,8 @@ export class NetDaemon extends TestDaemon {}
 
 /** docker's table output as rows of cells (split on 2+ spaces). */
 export function rows(out: string): string[][] {
-  return out.trim().split('\n').map((l) => l.trim().split(/\s{2,}/));
+  return out
+    .trim()
+    .split('\n')
+    .map((l) => l.trim().split(/\s{2,}/));
 }

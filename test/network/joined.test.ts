@@ -29,7 +29,6 @@ async function ok(args: string[]): Promise<string> {
 
 const inspect = async (ref: string) => JSON.parse(await ok(['inspect', ref]))[0];
 
-
 function get(port: number): Promise<string> {
   return new Promise((resolve, reject) => {
     const req = http.get({ host: '127.0.0.1', port, path: '/', timeout: 3000, agent: false }, (res) => {
@@ -76,12 +75,18 @@ function api(method: string, p: string, body?: unknown): Promise<{ status: numbe
  * found by that, once its veth exists too; there is never more than one.
  */
 async function networkFootprint() {
-  const json = (f: string) => (fs.existsSync(path.join(d.execRoot, 'network', f)) ? JSON.parse(fs.readFileSync(path.join(d.execRoot, 'network', f), 'utf8')) : {});
+  const json = (f: string) =>
+    fs.existsSync(path.join(d.execRoot, 'network', f)) ? JSON.parse(fs.readFileSync(path.join(d.execRoot, 'network', f), 'utf8')) : {};
   for (let i = 0; ; i++) {
-    const linkNames = (await run(['ip', '-o', 'link'])).stdout.split('\n').filter((l) => l.includes(`: ${d.prefix}`)).map((l) => /^\d+: ([^@:]+)/.exec(l)![1]!);
+    const linkNames = (await run(['ip', '-o', 'link'])).stdout
+      .split('\n')
+      .filter((l) => l.includes(`: ${d.prefix}`))
+      .map((l) => /^\d+: ([^@:]+)/.exec(l)![1]!);
     // Before the first container the network layer has written nothing yet.
     const leases = Object.values((json('leases.json').leases ?? {}) as Record<string, Record<string, string>>);
-    const sandboxes = Object.values((json('state.json').sandboxes ?? {}) as Record<string, { NetnsPath: string; Endpoints: Record<string, { HostIfName: string }> }>);
+    const sandboxes = Object.values(
+      (json('state.json').sandboxes ?? {}) as Record<string, { NetnsPath: string; Endpoints: Record<string, { HostIfName: string }> }>,
+    );
     const pinDir = path.join(d.execRoot, 'netns');
     const pins = fs.existsSync(pinDir) ? fs.readdirSync(pinDir) : [];
     const ownedPins = new Set(sandboxes.map((s) => path.basename(s.NetnsPath)));
@@ -107,8 +112,20 @@ async function networkFootprint() {
 /** A's httpd serves "hello from A" at / on 8080, published on a host port. */
 async function startServer(name: string): Promise<{ id: string; port: number }> {
   const port = await freePort();
-  const id = (await ok(['run', '-d', '--name', name, '-p', `127.0.0.1:${port}:8080`, 'busybox:local', 'sh', '-c',
-    'mkdir -p /www && echo "hello from A" > /www/index.html && exec httpd -f -p 8080 -h /www'])).trim();
+  const id = (
+    await ok([
+      'run',
+      '-d',
+      '--name',
+      name,
+      '-p',
+      `127.0.0.1:${port}:8080`,
+      'busybox:local',
+      'sh',
+      '-c',
+      'mkdir -p /www && echo "hello from A" > /www/index.html && exec httpd -f -p 8080 -h /www',
+    ])
+  ).trim();
   assert.equal(await getSoon(port), 'hello from A\n');
   return { id, port };
 }
@@ -194,14 +211,18 @@ test('options that would give a joiner a network of its own are refused at creat
   assert.equal(await count(), before, 'no container was created');
 
   // Untrusted API input: an empty or malformed reference is a 400, aliases and addresses too.
-  const create = (mode: string, extra: Record<string, unknown> = {}) => api('POST', '/v1.41/containers/create', { Image: 'busybox:local', Cmd: ['true'], HostConfig: { NetworkMode: mode }, ...extra });
+  const create = (mode: string, extra: Record<string, unknown> = {}) =>
+    api('POST', '/v1.41/containers/create', { Image: 'busybox:local', Cmd: ['true'], HostConfig: { NetworkMode: mode }, ...extra });
   assert.deepEqual(await create('container:'), { status: 400, json: { message: 'Invalid network mode: invalid container format container:<name|id>' } });
   for (const bad of ['container:a b', 'container:../B', 'container:B\n']) {
     const r = await create(bad);
     assert.equal(r.status, 400, bad);
     assert.match(r.json.message!, /is not a container name or ID/);
   }
-  assert.deepEqual(await create('container:B', { MacAddress: '02:42:ac:11:00:09' }), { status: 400, json: { message: 'conflicting options: mac-address and the network mode' } });
+  assert.deepEqual(await create('container:B', { MacAddress: '02:42:ac:11:00:09' }), {
+    status: 400,
+    json: { message: 'conflicting options: mac-address and the network mode' },
+  });
   const alias = await create('container:B', { NetworkingConfig: { EndpointsConfig: { 'container:B': { Aliases: ['x'] } } } });
   assert.deepEqual(alias, { status: 400, json: { message: 'network-scoped alias is supported only for containers in user defined networks' } });
   assert.equal(await count(), before);
@@ -220,8 +241,15 @@ test('the joined container must exist and run when the joiner starts (404, 409)'
   // Over the API: create accepts what dockerd accepts; start answers 409 and 404.
   const j = await api('POST', '/v1.41/containers/create?name=waiter', { Image: 'busybox:local', Cmd: ['true'], HostConfig: { NetworkMode: 'container:idle' } });
   assert.equal(j.status, 201);
-  assert.deepEqual(await api('POST', `/v1.41/containers/${j.json.Id}/start`), { status: 409, json: { message: `cannot join network of a non running container: ${stoppedId}` } });
-  const m = await api('POST', '/v1.41/containers/create?name=orphan', { Image: 'busybox:local', Cmd: ['true'], HostConfig: { NetworkMode: 'container:nosuch' } });
+  assert.deepEqual(await api('POST', `/v1.41/containers/${j.json.Id}/start`), {
+    status: 409,
+    json: { message: `cannot join network of a non running container: ${stoppedId}` },
+  });
+  const m = await api('POST', '/v1.41/containers/create?name=orphan', {
+    Image: 'busybox:local',
+    Cmd: ['true'],
+    HostConfig: { NetworkMode: 'container:nosuch' },
+  });
   assert.equal(m.status, 201);
   assert.deepEqual(await api('POST', `/v1.41/containers/${m.json.Id}/start`), { status: 404, json: { message: 'No such container: nosuch' } });
   // Once the target runs, the same joiner starts.
@@ -239,7 +267,13 @@ test('the target restarts, the daemon is killed, the target is removed: the join
   assert.equal(await getSoon(a.port), 'hello from A\n');
   assert.equal((await inspect('side')).State.Running, true);
   // The joiner is left with the old namespace, emptied of the target's veth (as with dockerd).
-  assert.deepEqual((await ok(['exec', 'side', 'ip', '-o', 'link'])).trim().split('\n').map((l) => l.split(':')[1]!.trim()), ['lo']);
+  assert.deepEqual(
+    (await ok(['exec', 'side', 'ip', '-o', 'link']))
+      .trim()
+      .split('\n')
+      .map((l) => l.split(':')[1]!.trim()),
+    ['lo'],
+  );
   await ok(['rm', '-f', 'side']);
 
   // A joiner that runs through a daemon crash is still known and can be stopped.
@@ -250,7 +284,7 @@ test('the target restarts, the daemon is killed, the target is removed: the join
   assert.equal(s.State.Running, true);
   assert.equal(s.HostConfig.NetworkMode, `container:${a.id}`);
   assert.deepEqual(s.NetworkSettings.Networks, {});
-  assert.equal((await ok(['exec', 'side2', 'wget', '-qO-', 'http://127.0.0.1:8080/'])), 'hello from A\n');
+  assert.equal(await ok(['exec', 'side2', 'wget', '-qO-', 'http://127.0.0.1:8080/']), 'hello from A\n');
   await ok(['stop', '-t', '1', 'side2']);
   assert.equal((await inspect('side2')).State.Running, false);
   assert.equal(await get(a.port), 'hello from A\n');
@@ -260,7 +294,13 @@ test('the target restarts, the daemon is killed, the target is removed: the join
   await ok(['rm', '-f', 'T']);
   const after1 = await inspect(sideId);
   assert.equal(after1.State.Running, true);
-  assert.deepEqual((await ok(['exec', 'side2', 'ip', '-o', 'link'])).trim().split('\n').map((l) => l.split(':')[1]!.trim()), ['lo']);
+  assert.deepEqual(
+    (await ok(['exec', 'side2', 'ip', '-o', 'link']))
+      .trim()
+      .split('\n')
+      .map((l) => l.split(':')[1]!.trim()),
+    ['lo'],
+  );
   assert.deepEqual(await networkFootprint(), base, 'the removed target released its veth, lease, sandbox, pin and rules');
   // Starting it again needs its target: it is gone.
   await ok(['stop', '-t', '1', 'side2']);

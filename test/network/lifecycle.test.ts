@@ -57,7 +57,11 @@ test('100 setup/teardown cycles leave links, netns, iptables rules and leases wh
     const id = cid();
     const ports = i % 4 === 3;
     const t0 = performance.now();
-    const sb = await h.nm.attach(id, { containerName: `c${i}`, networks: [{ network: i % 2 ? 'cyc' : 'bridge', aliases: i % 2 ? ['x'] : [] }], portBindings: ports ? bindings : undefined });
+    const sb = await h.nm.attach(id, {
+      containerName: `c${i}`,
+      networks: [{ network: i % 2 ? 'cyc' : 'bridge', aliases: i % 2 ? ['x'] : [] }],
+      portBindings: ports ? bindings : undefined,
+    });
     await h.nm.detach(id);
     (ports ? withPort : plain).push(performance.now() - t0);
     assert.ok(sb.NetnsPath);
@@ -87,7 +91,10 @@ test('reconcile after a daemon crash frees what dead containers held and keeps t
   const r = await nm2.reconcile([live]);
   // Two netns files nobody owns: the stray one and the old manager's spare.
   assert.deepEqual({ sandboxes: r.sandboxes, netns: r.netns }, { sandboxes: 2, netns: 2 });
-  assert.deepEqual(nm2.ipam.list().map((l) => l.owner), [live]);
+  assert.deepEqual(
+    nm2.ipam.list().map((l) => l.owner),
+    [live],
+  );
   assert.deepEqual(await fsp.readdir(h.nm.opts.netnsDir), [path.basename(sl.NetnsPath)]);
   assert.equal(nm2.counts().ports, 1);
   const rules = (await exec(['iptables-save', '-t', 'nat'])).stdout.split('\n').filter((l) => l.includes(`${h.nm.opts.chainPrefix}-DNAT -p`));
@@ -114,7 +121,13 @@ test('the spare sandbox: taken by the next default-bridge container, skipped whe
   assert.equal(ep.HostIfName, spare);
   assert.notEqual(path.basename(sb.NetnsPath), b);
   assert.equal(ep.ContainerId, b);
-  assert.deepEqual(h.nm.ipam.list().filter((l) => l.ip === ep.IPAddress).map((l) => l.owner), [b]);
+  assert.deepEqual(
+    h.nm.ipam
+      .list()
+      .filter((l) => l.ip === ep.IPAddress)
+      .map((l) => l.owner),
+    [b],
+  );
   assert.equal(sb.Ports[0]?.ContainerIp, ep.IPAddress);
   assert.equal((await inNs(sb.NetnsPath, [BB, 'ping', '-c1', '-W2', ep.Gateway])).code, 0);
   // A spare whose veth is no longer on the bridge is thrown away, not handed out.

@@ -11,20 +11,23 @@ after(() => d.cleanup());
 function api(method: string, path: string, body?: unknown): Promise<{ status: number; json: unknown; text: string }> {
   return new Promise((resolve, reject) => {
     const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-    const req = http.request({ socketPath: d.socket, method, path, headers: data ? { 'Content-Type': 'application/json', 'Content-Length': data.length } : {} }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString();
-        let json: unknown;
-        try {
-          json = text ? JSON.parse(text) : undefined;
-        } catch {
-          json = undefined;
-        }
-        resolve({ status: res.statusCode!, json, text });
-      });
-    });
+    const req = http.request(
+      { socketPath: d.socket, method, path, headers: data ? { 'Content-Type': 'application/json', 'Content-Length': data.length } : {} },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString();
+          let json: unknown;
+          try {
+            json = text ? JSON.parse(text) : undefined;
+          } catch {
+            json = undefined;
+          }
+          resolve({ status: res.statusCode!, json, text });
+        });
+      },
+    );
     req.on('error', reject);
     req.end(data);
   });
@@ -59,7 +62,23 @@ test('create, inspect shape, ls formats and filters, rm', async () => {
   const insp = await d.docker(['network', 'inspect', 'n-one']);
   assert.equal(insp.code, 0, insp.stderr);
   const [n] = JSON.parse(insp.stdout);
-  assert.deepEqual(Object.keys(n), ['Name', 'Id', 'Created', 'Scope', 'Driver', 'EnableIPv6', 'IPAM', 'Internal', 'Attachable', 'Ingress', 'ConfigFrom', 'ConfigOnly', 'Containers', 'Options', 'Labels']);
+  assert.deepEqual(Object.keys(n), [
+    'Name',
+    'Id',
+    'Created',
+    'Scope',
+    'Driver',
+    'EnableIPv6',
+    'IPAM',
+    'Internal',
+    'Attachable',
+    'Ingress',
+    'ConfigFrom',
+    'ConfigOnly',
+    'Containers',
+    'Options',
+    'Labels',
+  ]);
   assert.equal(n.Id, id);
   assert.equal(n.Driver, 'bridge');
   assert.equal(n.Scope, 'local');
@@ -104,7 +123,20 @@ test('create, inspect shape, ls formats and filters, rm', async () => {
 
 test('custom subnet, gateway and ip-range are honoured and validated', async () => {
   const sn = `10.${d.octet}.64.0/24`;
-  const c = await d.docker(['network', 'create', '--subnet', sn, '--gateway', `10.${d.octet}.64.254`, '--ip-range', `10.${d.octet}.64.128/25`, '--internal', '-o', 'com.docker.network.driver.mtu=1400', 'n-sub']);
+  const c = await d.docker([
+    'network',
+    'create',
+    '--subnet',
+    sn,
+    '--gateway',
+    `10.${d.octet}.64.254`,
+    '--ip-range',
+    `10.${d.octet}.64.128/25`,
+    '--internal',
+    '-o',
+    'com.docker.network.driver.mtu=1400',
+    'n-sub',
+  ]);
   assert.equal(c.code, 0, c.stderr);
   const [n] = JSON.parse((await d.docker(['network', 'inspect', 'n-sub'])).stdout);
   assert.deepEqual(n.IPAM.Config, [{ Subnet: sn, Gateway: `10.${d.octet}.64.254`, IPRange: `10.${d.octet}.64.128/25` }]);
@@ -123,13 +155,19 @@ test('custom subnet, gateway and ip-range are honoured and validated', async () 
   const badGw = await d.docker(['network', 'create', '--subnet', `10.${d.octet}.65.0/24`, '--gateway', `10.${d.octet}.66.1`, 'n-bad']);
   assert.equal(badGw.code, 1);
   assert.match(badGw.stderr, /no matching subnet for gateway/); // the docker CLI checks this itself
-  const apiGw = await api('POST', '/v1.41/networks/create', { Name: 'n-bad', IPAM: { Config: [{ Subnet: `10.${d.octet}.65.0/24`, Gateway: `10.${d.octet}.65.255` }] } });
+  const apiGw = await api('POST', '/v1.41/networks/create', {
+    Name: 'n-bad',
+    IPAM: { Config: [{ Subnet: `10.${d.octet}.65.0/24`, Gateway: `10.${d.octet}.65.255` }] },
+  });
   assert.equal(apiGw.status, 400);
   assert.match((apiGw.json as { message: string }).message, /gateway 10\.\d+\.65\.255 is not a usable address of subnet/);
   const badRange = await d.docker(['network', 'create', '--subnet', `10.${d.octet}.65.0/24`, '--ip-range', `10.${d.octet}.66.0/25`, 'n-bad']);
   assert.equal(badRange.code, 1);
   assert.match(badRange.stderr, /no matching subnet for range/); // the docker CLI checks this itself
-  const apiRange = await api('POST', '/v1.41/networks/create', { Name: 'n-bad', IPAM: { Config: [{ Subnet: `10.${d.octet}.65.0/24`, IPRange: `10.${d.octet}.65.128/24` }] } });
+  const apiRange = await api('POST', '/v1.41/networks/create', {
+    Name: 'n-bad',
+    IPAM: { Config: [{ Subnet: `10.${d.octet}.65.0/24`, IPRange: `10.${d.octet}.65.128/24` }] },
+  });
   assert.equal(apiRange.status, 400);
   assert.match((apiRange.json as { message: string }).message, /ip-range .* is not inside subnet|host bits are set/);
   const badName = await d.docker(['network', 'create', 'bad/name']);
@@ -164,7 +202,12 @@ test('rm of several networks reports each; prune removes unused custom networks 
 
 test('Docker API: create 201 {Id, Warning}, 409 duplicate, 404 on missing, list filters as a list, events', async () => {
   const since = Math.floor(Date.now() / 1000) - 1;
-  const c = await api('POST', '/v1.41/networks/create', { Name: 'apinet', CheckDuplicate: true, Labels: { 'com.docker.compose.project': 'x' }, Attachable: true });
+  const c = await api('POST', '/v1.41/networks/create', {
+    Name: 'apinet',
+    CheckDuplicate: true,
+    Labels: { 'com.docker.compose.project': 'x' },
+    Attachable: true,
+  });
   assert.equal(c.status, 201);
   const { Id, Warning } = c.json as { Id: string; Warning: string };
   assert.equal(Warning, '');
@@ -177,7 +220,10 @@ test('Docker API: create 201 {Id, Warning}, 409 duplicate, 404 on missing, list 
   assert.deepEqual(missing.json, { message: 'network x_default not found' });
   const list = await api('GET', `/v1.41/networks?filters=${encodeURIComponent(JSON.stringify({ label: ['com.docker.compose.project=x'] }))}`);
   assert.equal(list.status, 200);
-  assert.deepEqual((list.json as { Name: string }[]).map((n) => n.Name), ['apinet']);
+  assert.deepEqual(
+    (list.json as { Name: string }[]).map((n) => n.Name),
+    ['apinet'],
+  );
   const scoped = await api('GET', '/v1.41/networks/apinet?scope=swarm');
   assert.equal(scoped.status, 404);
   const del = await api('DELETE', '/v1.41/networks/apinet');
@@ -187,7 +233,17 @@ test('Docker API: create 201 {Id, Warning}, 409 duplicate, 404 on missing, list 
   assert.equal(del404.status, 404);
   const pr = await api('POST', '/v1.41/networks/prune');
   assert.deepEqual(pr.json, { NetworksDeleted: null });
-  const ev = await d.docker(['events', '--since', String(since), '--until', String(Math.ceil(Date.now() / 1000) + 1), '--filter', 'type=network', '--format', '{{.Action}} {{.Actor.Attributes.name}} {{.Actor.Attributes.type}}']);
+  const ev = await d.docker([
+    'events',
+    '--since',
+    String(since),
+    '--until',
+    String(Math.ceil(Date.now() / 1000) + 1),
+    '--filter',
+    'type=network',
+    '--format',
+    '{{.Action}} {{.Actor.Attributes.name}} {{.Actor.Attributes.type}}',
+  ]);
   assert.equal(ev.code, 0, ev.stderr);
   assert.match(ev.stdout, /^create apinet bridge\n(.*\n)*destroy apinet bridge\n/m);
 });
@@ -199,7 +255,10 @@ test('keel CLI: network create/ls/inspect/rm', async () => {
   assert.equal(ls.code, 0);
   const r = rows(ls.stdout);
   assert.deepEqual(r[0], ['NETWORK ID', 'NAME', 'DRIVER', 'SCOPE']);
-  assert.deepEqual(r.slice(1).map((x) => x[1]), ['bridge', 'host', 'k-net', 'none']);
+  assert.deepEqual(
+    r.slice(1).map((x) => x[1]),
+    ['bridge', 'host', 'k-net', 'none'],
+  );
   const f = await d.keel(['network', 'inspect', '-f', '{{.Name}}', 'k-net']);
   assert.equal(f.stdout, 'k-net\n');
   const rm = await d.keel(['network', 'rm', 'k-net', 'k-missing']);

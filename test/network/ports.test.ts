@@ -18,23 +18,24 @@ after(async () => {
   await h.cleanup();
 });
 
-
 test('published port: reachable on 127.0.0.1, the host address, and from containers (hairpin); a second claim fails', async () => {
   const hp = await freePort();
   const [a, b, c] = [cid(), cid(), cid()];
   try {
     const sa = await h.nm.attach(a, { containerName: 'web', portBindings: parsePortSpecs([`${hp}:80`]).bindings });
-    assert.deepEqual(sa.Ports.map((p) => [p.HostIp, p.HostPort, p.ContainerPort, p.Proto]), [['0.0.0.0', hp, 80, 'tcp']]);
+    assert.deepEqual(
+      sa.Ports.map((p) => [p.HostIp, p.HostPort, p.ContainerPort, p.Proto]),
+      [['0.0.0.0', hp, 80, 'tcp']],
+    );
     stops.push(await httpdInNs(sa.NetnsPath, h.root, 80, 'hello-from-a'));
     assert.equal(await httpGet('127.0.0.1', hp), 'hello-from-a');
     assert.equal(await httpGet(hostIp, hp), 'hello-from-a');
     const sb = await h.nm.attach(b, { containerName: 'client' });
     assert.equal((await wgetInNs(sb.NetnsPath, `http://${hostIp}:${hp}/`)).stdout, 'hello-from-a', 'hairpin from a peer');
     assert.equal((await wgetInNs(sa.NetnsPath, `http://${hostIp}:${hp}/`)).stdout, 'hello-from-a', 'hairpin to itself');
-    await assert.rejects(
-      h.nm.attach(c, { containerName: 'second', portBindings: parsePortSpecs([`${hp}:80`]).bindings }),
-      { message: `Bind for 0.0.0.0:${hp} failed: port is already allocated` },
-    );
+    await assert.rejects(h.nm.attach(c, { containerName: 'second', portBindings: parsePortSpecs([`${hp}:80`]).bindings }), {
+      message: `Bind for 0.0.0.0:${hp} failed: port is already allocated`,
+    });
     assert.equal(h.nm.sandbox(c), undefined, 'the failed container leaves nothing behind');
     assert.equal(await httpGet('127.0.0.1', hp), 'hello-from-a', 'the first keeps working');
   } finally {
@@ -64,7 +65,7 @@ test('-p container picks a port from the ephemeral range; -P publishes exposed p
   }
 });
 
-test('a host port held by another process is refused with docker\'s error', async () => {
+test("a host port held by another process is refused with docker's error", async () => {
   const s = net.createServer();
   await new Promise<void>((r) => s.listen(0, '0.0.0.0', r));
   const hp = (s.address() as net.AddressInfo).port;

@@ -45,7 +45,10 @@ test('basic auth: anonymous refused, credentials accepted, login checks them', a
     assert.equal(rec.layers.length, 2);
     await images.tag(`${basicReg.host}/priv/bb:1`, `${basicReg.host}/priv/copy:1`);
     await pushImage(images, reg, `${basicReg.host}/priv/copy:1`, { auth: { username: 'user', password: 'pass' } });
-    await assert.rejects(login(reg, { serveraddress: basicReg.host, username: 'user', password: 'bad' }), { code: 'UNAUTHORIZED', message: /incorrect username or password/ });
+    await assert.rejects(login(reg, { serveraddress: basicReg.host, username: 'user', password: 'bad' }), {
+      code: 'UNAUTHORIZED',
+      message: /incorrect username or password/,
+    });
     assert.deepEqual(await login(reg, { serveraddress: `http://${basicReg.host}/`, username: 'user', password: 'pass' }), { status: 'Login Succeeded' });
   } finally {
     reg.close();
@@ -72,7 +75,11 @@ test('credentials from config.json (auths) and from a docker-credential helper',
     assert.equal(await store.get(basicReg.host), undefined);
 
     // A credential helper (docker-credential-keeltest) answering `get`.
-    await fsp.writeFile(path.join(bin, 'docker-credential-keeltest'), '#!/bin/sh\nread server\necho "{\\"ServerURL\\":\\"$server\\",\\"Username\\":\\"user\\",\\"Secret\\":\\"pass\\"}"\n', { mode: 0o755 });
+    await fsp.writeFile(
+      path.join(bin, 'docker-credential-keeltest'),
+      '#!/bin/sh\nread server\necho "{\\"ServerURL\\":\\"$server\\",\\"Username\\":\\"user\\",\\"Secret\\":\\"pass\\"}"\n',
+      { mode: 0o755 },
+    );
     process.env.PATH = `${bin}:${oldPath}`;
     await fsp.writeFile(path.join(dir, 'config.json'), JSON.stringify({ credsStore: 'keeltest' }));
     assert.deepEqual(await store.get(basicReg.host), { username: 'user', password: 'pass', serveraddress: basicReg.host });

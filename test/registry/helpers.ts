@@ -31,7 +31,9 @@ export interface Registry {
 }
 
 /** Starts docker-registry with filesystem storage; `auth` adds an htpasswd or token section. */
-export async function startRegistry(opts: { htpasswd?: { user: string; pass: string }; tokenAuth?: { realm: string; issuer: string; service: string; certFile: string } } = {}): Promise<Registry> {
+export async function startRegistry(
+  opts: { htpasswd?: { user: string; pass: string }; tokenAuth?: { realm: string; issuer: string; service: string; certFile: string } } = {},
+): Promise<Registry> {
   const dir = await tempDir('registry');
   const port = await freePort();
   let auth = '';
@@ -109,19 +111,23 @@ export async function buildImage(layerEntries: TestEntry[][], platform = { os: '
     const blob = gzipSync(tar);
     layers.push({ blob, diffId: sha256(tar), desc: { mediaType: MediaType.OciLayerGzip, digest: sha256(blob), size: blob.length } });
   }
-  const config = Buffer.from(JSON.stringify({
-    ...platform,
-    created: '2026-01-01T00:00:00Z',
-    config: { Cmd: ['/bin/sh'], Env: ['PATH=/bin'] },
-    rootfs: { type: 'layers', diff_ids: layers.map((l) => l.diffId) },
-    history: layers.map(() => ({ created_by: 'keel test' })),
-  }));
-  const manifest = Buffer.from(JSON.stringify({
-    schemaVersion: 2,
-    mediaType: MediaType.OciManifest,
-    config: { mediaType: MediaType.OciConfig, digest: sha256(config), size: config.length },
-    layers: layers.map((l) => l.desc),
-  }));
+  const config = Buffer.from(
+    JSON.stringify({
+      ...platform,
+      created: '2026-01-01T00:00:00Z',
+      config: { Cmd: ['/bin/sh'], Env: ['PATH=/bin'] },
+      rootfs: { type: 'layers', diff_ids: layers.map((l) => l.diffId) },
+      history: layers.map(() => ({ created_by: 'keel test' })),
+    }),
+  );
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: MediaType.OciManifest,
+      config: { mediaType: MediaType.OciConfig, digest: sha256(config), size: config.length },
+      layers: layers.map((l) => l.desc),
+    }),
+  );
   return { manifest, manifestDigest: sha256(manifest), config, layers };
 }
 
@@ -138,19 +144,29 @@ export async function writeLayout(dir: string, tag: string, images: BuiltImage[]
   let top: Descriptor;
   if (images.length === 1) top = { mediaType: MediaType.OciManifest, digest: images[0]!.manifestDigest, size: images[0]!.manifest.length };
   else {
-    const index = Buffer.from(JSON.stringify({
-      schemaVersion: 2,
-      mediaType: MediaType.OciIndex,
-      manifests: images.map((img, i) => ({ mediaType: MediaType.OciManifest, digest: img.manifestDigest, size: img.manifest.length, platform: platforms![i] })),
-    }));
+    const index = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: MediaType.OciIndex,
+        manifests: images.map((img, i) => ({
+          mediaType: MediaType.OciManifest,
+          digest: img.manifestDigest,
+          size: img.manifest.length,
+          platform: platforms![i],
+        })),
+      }),
+    );
     await put(index);
     top = { mediaType: MediaType.OciIndex, digest: sha256(index), size: index.length };
   }
   await fsp.writeFile(path.join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
-  await fsp.writeFile(path.join(dir, 'index.json'), JSON.stringify({
-    schemaVersion: 2,
-    manifests: [{ ...top, annotations: { 'org.opencontainers.image.ref.name': tag } }],
-  }));
+  await fsp.writeFile(
+    path.join(dir, 'index.json'),
+    JSON.stringify({
+      schemaVersion: 2,
+      manifests: [{ ...top, annotations: { 'org.opencontainers.image.ref.name': tag } }],
+    }),
+  );
   return top.digest;
 }
 

@@ -82,7 +82,10 @@ test('a blob that is always truncated fails after resumes, with a clear error', 
   const cut = 100_000;
   reg.routes.set(blobPath(), (req, res) => {
     const start = Number(/bytes=(\d+)-/.exec(req.headers.range ?? '')?.[1] ?? 0);
-    res.writeHead(start ? 206 : 200, { 'content-length': layer0().blob.length - start, ...(start ? { 'content-range': `bytes ${start}-${layer0().blob.length - 1}/${layer0().blob.length}` } : {}) });
+    res.writeHead(start ? 206 : 200, {
+      'content-length': layer0().blob.length - start,
+      ...(start ? { 'content-range': `bytes ${start}-${layer0().blob.length - 1}/${layer0().blob.length}` } : {}),
+    });
     if (start < cut) res.write(layer0().blob.subarray(start, cut));
     setTimeout(() => res.socket?.destroy(), 5);
   });
@@ -135,7 +138,10 @@ test('429 and 500 answers are retried', async () => {
 });
 
 test('500 forever is an UNAVAILABLE error after the retries', async () => {
-  reg.routes.set('GET /v2/bad/img/manifests/1', (_q, res) => void res.writeHead(500, { 'content-type': 'application/json' }).end('{"errors":[{"code":"UNKNOWN","message":"boom"}]}'));
+  reg.routes.set(
+    'GET /v2/bad/img/manifests/1',
+    (_q, res) => void res.writeHead(500, { 'content-type': 'application/json' }).end('{"errors":[{"code":"UNKNOWN","message":"boom"}]}'),
+  );
   await assert.rejects(pullImage(svc.images, hosts, ref()), { code: 'UNAVAILABLE', message: /unknown: boom/ });
 });
 
@@ -153,7 +159,10 @@ test('a registry that stalls times out with a clear error', async () => {
 });
 
 test('404 for an unknown tag; 401 with bad credentials', async () => {
-  await assert.rejects(pullImage(svc.images, hosts, `${reg.host}/bad/img:nope`), { code: 'NOT_FOUND', message: `manifest for ${reg.host}/bad/img:nope not found: manifest unknown: manifest unknown` });
+  await assert.rejects(pullImage(svc.images, hosts, `${reg.host}/bad/img:nope`), {
+    code: 'NOT_FOUND',
+    message: `manifest for ${reg.host}/bad/img:nope not found: manifest unknown: manifest unknown`,
+  });
   reg.basicAuth = 'u:p';
   await assert.rejects(pullImage(svc.images, hosts, ref(), { auth: { username: 'u', password: 'wrong' } }), { code: 'UNAUTHORIZED' });
   await assertNothingRegistered(svc.images);
@@ -181,7 +190,12 @@ test('mediaType disagreeing with Content-Type, and a manifest that is also an in
 
 test('malformed digests are refused', async () => {
   const m = JSON.parse(img.manifest.toString());
-  for (const bad of ['sha256:../../../../etc/passwd', layer0().desc.digest.toUpperCase().replace('SHA256', 'sha256'), 'sha256:abc', `sha512:${'a'.repeat(128)}`]) {
+  for (const bad of [
+    'sha256:../../../../etc/passwd',
+    layer0().desc.digest.toUpperCase().replace('SHA256', 'sha256'),
+    'sha256:abc',
+    `sha512:${'a'.repeat(128)}`,
+  ]) {
     withManifest({ ...m, layers: [{ ...m.layers[0], digest: bad }, m.layers[1]] });
     await assert.rejects(pullImage(svc.images, hosts, ref()), { code: 'INVALID_ARGUMENT', message: /digest/ }, bad);
   }
@@ -197,7 +211,10 @@ test('index entry platform disagreeing with the config, and indexes nested too d
   });
   // The config says amd64; an index claiming arm64 for it is lying.
   withManifest(index(img.manifest, MediaType.OciManifest, { os: 'linux', architecture: 'arm64' }), MediaType.OciIndex);
-  await assert.rejects(pullImage(svc.images, hosts, ref(), { platform: { os: 'linux', architecture: 'arm64' } }), { code: 'INVALID_ARGUMENT', message: /linux\/amd64 but its index entry says linux\/arm64/ });
+  await assert.rejects(pullImage(svc.images, hosts, ref(), { platform: { os: 'linux', architecture: 'arm64' } }), {
+    code: 'INVALID_ARGUMENT',
+    message: /linux\/amd64 but its index entry says linux\/arm64/,
+  });
   let inner = withManifest(index(img.manifest, MediaType.OciManifest), MediaType.OciIndex, 'l1');
   inner = withManifest(index(inner, MediaType.OciIndex), MediaType.OciIndex, 'l2');
   withManifest(index(inner, MediaType.OciIndex), MediaType.OciIndex, '1');
@@ -230,7 +247,7 @@ test('a blob redirect to another host gets no Authorization header', async () =>
   }
 });
 
-test('a login challenge from a redirect target is not the registry\'s: the realm it names never sees credentials', async () => {
+test("a login challenge from a redirect target is not the registry's: the realm it names never sees credentials", async () => {
   const listen = async (handler: http.RequestListener) => {
     const server = http.createServer(handler);
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -251,7 +268,10 @@ test('a login challenge from a redirect target is not the registry\'s: the realm
   try {
     reg.basicAuth = 'u:p';
     reg.routes.set(blobPath(), (_q, res) => void res.writeHead(307, { location: `http://${cdn.host}/blob/x` }).end());
-    const err = await pullImage(svc.images, hosts, ref(), { auth: { username: 'u', password: 'p' } }).then(() => undefined, (e: unknown) => e);
+    const err = await pullImage(svc.images, hosts, ref(), { auth: { username: 'u', password: 'p' } }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     assert.deepEqual(realmSeen.map((h) => h.authorization).filter(Boolean), []);
     assert.equal(realmSeen.length, 0);
     assert.match(String(err), /redirected to 127\.0\.0\.1:\d+, which asked for credentials/);
@@ -286,7 +306,10 @@ test('garbage collection during a pull waits for it: the pulled image is whole',
   release();
   const rec = await pull;
   await gc;
-  assert.deepEqual(svc.images.store.list().map((r) => r.id), [rec.id]);
+  assert.deepEqual(
+    svc.images.store.list().map((r) => r.id),
+    [rec.id],
+  );
   for (const c of rec.chainIds) assert.ok(await svc.images.snapshots.hasLayer(c), `layer ${c}`);
   for (const d of [rec.id, rec.manifest.digest, ...rec.layers.map((l) => l.digest)]) assert.ok(await svc.images.content.has(d), `blob ${d}`);
   // A container's snapshot keeps its layers when its image record goes (a prune racing a create).
@@ -308,7 +331,11 @@ test('foreign layer URLs are not fetched: the registry serves the blob', async (
   await new Promise<void>((r) => foreign.listen(0, '127.0.0.1', r));
   try {
     const m = JSON.parse(img.manifest.toString());
-    m.layers[1] = { ...m.layers[1], mediaType: MediaType.OciLayerNondistGzip, urls: [`http://127.0.0.1:${(foreign.address() as { port: number }).port}/layer`] };
+    m.layers[1] = {
+      ...m.layers[1],
+      mediaType: MediaType.OciLayerNondistGzip,
+      urls: [`http://127.0.0.1:${(foreign.address() as { port: number }).port}/layer`],
+    };
     withManifest(m);
     const rec = await pullImage(svc.images, hosts, ref());
     assert.equal(readFileIn(svc.images, rec.chainIds[1]!, 'etc/top'), 'top\n');

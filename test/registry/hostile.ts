@@ -55,14 +55,16 @@ export async function startHostile(): Promise<HostileRegistry> {
     let m = /^\/v2\/bad\/img\/manifests\/(.+)$/.exec(path);
     if (m) {
       const found = reg.manifests.get(decodeURIComponent(m[1]!));
-      if (!found) return void res.writeHead(404, { 'content-type': 'application/json' }).end('{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}');
+      if (!found)
+        return void res.writeHead(404, { 'content-type': 'application/json' }).end('{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}');
       res.writeHead(200, { 'content-type': found[1], 'content-length': found[0].length, 'docker-content-digest': sha256(found[0]) });
       return void res.end(req.method === 'HEAD' ? undefined : found[0]);
     }
     m = /^\/v2\/bad\/img\/blobs\/(.+)$/.exec(path);
     if (m) {
       const blob = reg.blobs.get(decodeURIComponent(m[1]!));
-      if (!blob) return void res.writeHead(404, { 'content-type': 'application/json' }).end('{"errors":[{"code":"BLOB_UNKNOWN","message":"blob unknown to registry"}]}');
+      if (!blob)
+        return void res.writeHead(404, { 'content-type': 'application/json' }).end('{"errors":[{"code":"BLOB_UNKNOWN","message":"blob unknown to registry"}]}');
       return void serveRange(req, res, blob);
     }
     res.writeHead(404).end();
@@ -90,7 +92,12 @@ export function serveRange(req: http.IncomingMessage, res: http.ServerResponse, 
 }
 
 /** Puts an image (manifest bytes, config, layer blobs) into the hostile registry under `tag`. */
-export function serveImage(reg: HostileRegistry, tag: string, img: { manifest: Buffer; config: Buffer; layers: { blob: Buffer }[] }, type: string = MediaType.OciManifest): void {
+export function serveImage(
+  reg: HostileRegistry,
+  tag: string,
+  img: { manifest: Buffer; config: Buffer; layers: { blob: Buffer }[] },
+  type: string = MediaType.OciManifest,
+): void {
   reg.manifests.set(tag, [img.manifest, type]);
   reg.manifests.set(sha256(img.manifest), [img.manifest, type]);
   reg.blobs.set(sha256(img.config), img.config);

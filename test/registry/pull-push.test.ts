@@ -9,7 +9,17 @@ import { RegistryHosts } from '../../src/registry/hosts.ts';
 import type { ProgressMessage } from '../../src/registry/progress.ts';
 import { chainIds } from '../../src/snapshots/overlay.ts';
 import {
-  buildImage, busyboxLayer, newImageService, readFileIn, skopeo, skopeoPush, startRegistry, tempDir, writeLayout, type BuiltImage, type Registry,
+  buildImage,
+  busyboxLayer,
+  newImageService,
+  readFileIn,
+  skopeo,
+  skopeoPush,
+  startRegistry,
+  tempDir,
+  writeLayout,
+  type BuiltImage,
+  type Registry,
 } from './helpers.ts';
 
 let regA: Registry;
@@ -30,7 +40,15 @@ before(async () => {
   await skopeoPush(path.join(work, 'single'), '1', `${regA.host}/test/bb:2`);
   amd = await buildImage([await busyboxLayer('amd64')], { os: 'linux', architecture: 'amd64' });
   arm = await buildImage([await busyboxLayer('arm64')], { os: 'linux', architecture: 'arm64' });
-  indexDigest = await writeLayout(path.join(work, 'multi'), 'm', [amd, arm], [{ os: 'linux', architecture: 'amd64' }, { os: 'linux', architecture: 'arm64' }]);
+  indexDigest = await writeLayout(
+    path.join(work, 'multi'),
+    'm',
+    [amd, arm],
+    [
+      { os: 'linux', architecture: 'amd64' },
+      { os: 'linux', architecture: 'arm64' },
+    ],
+  );
   await skopeoPush(path.join(work, 'multi'), 'm', `${regA.host}/test/multi:m`, true);
 });
 
@@ -64,7 +82,10 @@ test('pull a skopeo-pushed image: layers unpacked, names, docker progress messag
 
     const again: ProgressMessage[] = [];
     await pullImage(images, reg, `${regA.host}/test/bb:1`, { onProgress: (m) => again.push(m) });
-    assert.deepEqual(again.map((m) => m.status), ['Pulling from test/bb', `Digest: ${single.manifestDigest}`, `Status: Image is up to date for ${regA.host}/test/bb:1`]);
+    assert.deepEqual(
+      again.map((m) => m.status),
+      ['Pulling from test/bb', `Digest: ${single.manifestDigest}`, `Status: Image is up to date for ${regA.host}/test/bb:1`],
+    );
 
     // Same layers under another tag: nothing downloaded.
     const third: ProgressMessage[] = [];
@@ -104,7 +125,10 @@ test('multi-arch index: platform chosen, index digest recorded, --platform honou
     const recA = await pullImage(a.images, reg, `${regA.host}/test/multi:m`);
     assert.equal(recA.manifest.digest, amd.manifestDigest);
     assert.equal(readFileIn(a.images, recA.chainIds[0]!, 'etc/marker'), 'amd64\n');
-    assert.deepEqual(a.images.store.repoDigests(recA.id).sort(), [`${regA.host}/test/multi@${amd.manifestDigest}`, `${regA.host}/test/multi@${indexDigest}`].sort());
+    assert.deepEqual(
+      a.images.store.repoDigests(recA.id).sort(),
+      [`${regA.host}/test/multi@${amd.manifestDigest}`, `${regA.host}/test/multi@${indexDigest}`].sort(),
+    );
     const recB = await pullImage(b.images, reg, `${regA.host}/test/multi:m`, { platform: { os: 'linux', architecture: 'arm64' } });
     assert.equal(recB.manifest.digest, arm.manifestDigest);
     assert.equal(readFileIn(b.images, recB.chainIds[0]!, 'etc/marker'), 'arm64\n');
@@ -196,11 +220,17 @@ test('push: monolithic, chunked and cross-repo mount; skopeo reads the result ba
 
     const inspect = JSON.parse(await skopeo(['inspect', '--tls-verify=false', `docker://${regB.host}/test/chunked:1`])) as { Digest: string; Layers: string[] };
     assert.equal(inspect.Digest, single.manifestDigest);
-    assert.deepEqual(inspect.Layers, single.layers.map((l) => l.desc.digest));
+    assert.deepEqual(
+      inspect.Layers,
+      single.layers.map((l) => l.desc.digest),
+    );
     await skopeo(['copy', '--src-tls-verify=false', `docker://${regB.host}/test/chunked:1`, `dir:${out}`]);
     assert.ok(fs.existsSync(path.join(out, single.layers[0]!.desc.digest.slice(7))));
     assert.deepEqual(images.store.repoDigests(rec.id).includes(`${regB.host}/test/chunked@${single.manifestDigest}`), true);
-    await assert.rejects(pushImage(images, reg, `${regB.host}/test/none:1`), { code: 'NOT_FOUND', message: `An image does not exist locally with the tag: ${regB.host}/test/none:1` });
+    await assert.rejects(pushImage(images, reg, `${regB.host}/test/none:1`), {
+      code: 'NOT_FOUND',
+      message: `An image does not exist locally with the tag: ${regB.host}/test/none:1`,
+    });
   } finally {
     reg.close();
     chunkedReg.close();

@@ -6,8 +6,34 @@ import { requirePrerequisites } from '../helpers/prereqs.ts';
 
 requirePrerequisites(['busybox']);
 
-const APPLETS = ['sh', 'echo', 'sleep', 'cat', 'true', 'false', 'ls', 'id', 'env', 'top', 'ps', 'grep', 'tail', 'head',
-  'touch', 'mkdir', 'rm', 'stty', 'kill', 'wc', 'dd', 'yes', 'hostname', 'mount', 'unshare', 'test'];
+const APPLETS = [
+  'sh',
+  'echo',
+  'sleep',
+  'cat',
+  'true',
+  'false',
+  'ls',
+  'id',
+  'env',
+  'top',
+  'ps',
+  'grep',
+  'tail',
+  'head',
+  'touch',
+  'mkdir',
+  'rm',
+  'stty',
+  'kill',
+  'wc',
+  'dd',
+  'yes',
+  'hostname',
+  'mount',
+  'unshare',
+  'test',
+];
 
 /** A busybox-static root filesystem in a fresh temp dir. */
 export function makeRootfs(dir: string): string {
@@ -36,7 +62,9 @@ export function fixture(): Fixture {
   const rootfs = makeRootfs(dir);
   const driver = new RuntimeDriver({ runcRoot: path.join(dir, 'runc'), stateDir: path.join(dir, 'state') });
   return {
-    dir, rootfs, driver,
+    dir,
+    rootfs,
+    driver,
     bundle: (name) => path.join(dir, 'bundles', name),
     cleanup: () => fs.rmSync(dir, { recursive: true, force: true }),
   };

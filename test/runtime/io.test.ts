@@ -108,7 +108,10 @@ test('exec with a tty', async () => {
   await f.driver.create(id, b, {});
   await f.driver.start(id);
   try {
-    const s = await execInContainer(f.driver, id, execProcess(specOf(b).process, { args: ['sh', '-c', 'stty size; test -t 1 && echo istty'] }), { tty: true, consoleSize: { height: 20, width: 70 } });
+    const s = await execInContainer(f.driver, id, execProcess(specOf(b).process, { args: ['sh', '-c', 'stty size; test -t 1 && echo istty'] }), {
+      tty: true,
+      consoleSize: { height: 20, width: 70 },
+    });
     const out = await collect(s.stdout);
     assert.equal(await s.exitCode, 0);
     assert.match(out, /20 70/);

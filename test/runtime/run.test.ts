@@ -23,7 +23,11 @@ async function run(o: Parameters<typeof prepare>[2], keep = false) {
   const exit = await f.driver.wait(id);
   const entries: LogEntry[] = [];
   for await (const e of readLog(logPath)) entries.push(e);
-  const text = (s: string) => entries.filter((e) => e.stream === s).map((e) => e.line.toString()).join('');
+  const text = (s: string) =>
+    entries
+      .filter((e) => e.stream === s)
+      .map((e) => e.line.toString())
+      .join('');
   if (!keep) await f.driver.delete(id);
   return { id, exit, stdout: text('stdout'), stderr: text('stderr') };
 }
@@ -41,7 +45,7 @@ test('exit code propagates', async () => {
   assert.equal(r.exit.recorded, true);
 });
 
-test('default capabilities and seccomp are docker\'s', async () => {
+test("default capabilities and seccomp are docker's", async () => {
   const r = await run({ args: ['grep', '-E', '^(CapEff|CapInh|CapAmb|CapBnd|Seccomp|NoNewPrivs):', '/proc/self/status'] });
   assert.match(r.stdout, /CapEff:\s+00000000a80425fb/);
   assert.match(r.stdout, /CapBnd:\s+00000000a80425fb/);
@@ -114,7 +118,13 @@ test('--init runs tini as pid 1', async () => {
 });
 
 test('user, cwd, env, hostname', async () => {
-  const r = await run({ args: ['sh', '-c', 'id -u; id -G; pwd; echo $FOO; hostname'], user: { uid: 65534, gid: 65534, additionalGids: [5] }, cwd: '/tmp', env: ['FOO=bar'], hostname: 'box1' });
+  const r = await run({
+    args: ['sh', '-c', 'id -u; id -G; pwd; echo $FOO; hostname'],
+    user: { uid: 65534, gid: 65534, additionalGids: [5] },
+    cwd: '/tmp',
+    env: ['FOO=bar'],
+    hostname: 'box1',
+  });
   assert.equal(r.stdout, '65534\n65534 5\n/tmp\nbar\nbox1\n');
 });
 

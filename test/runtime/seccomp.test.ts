@@ -24,8 +24,24 @@ after(async () => {
   f.cleanup();
 });
 
-const CALLS = ['socket_alg', 'socket_vsock', 'socket_inet', 'socket_unix', 'keyctl', 'add_key', 'request_key', 'pivot_root', 'unshare_user', 'setns',
-  'mount', 'clone3', 'vmsplice', 'io_pgetevents', 'kexec_load', 'getpid'];
+const CALLS = [
+  'socket_alg',
+  'socket_vsock',
+  'socket_inet',
+  'socket_unix',
+  'keyctl',
+  'add_key',
+  'request_key',
+  'pivot_root',
+  'unshare_user',
+  'setns',
+  'mount',
+  'clone3',
+  'vmsplice',
+  'io_pgetevents',
+  'kexec_load',
+  'getpid',
+];
 
 async function probe(capAdd: string[] = []): Promise<Record<string, number>> {
   const id = uniqueId('sc');
@@ -38,7 +54,13 @@ async function probe(capAdd: string[] = []): Promise<Record<string, number>> {
   let out = '';
   for await (const e of readLog(logPath)) out += e.line.toString();
   assert.equal(exit.exitCode, 0, out);
-  return Object.fromEntries(out.trim().split('\n').map((l) => l.split(' ')).map(([k, v]) => [k!, Number(v)]));
+  return Object.fromEntries(
+    out
+      .trim()
+      .split('\n')
+      .map((l) => l.split(' '))
+      .map(([k, v]) => [k!, Number(v)]),
+  );
 }
 
 const EPERM = 1;

@@ -11,7 +11,11 @@ test('a container outlives the process that created it (kill -9), and a new driv
   const id = uniqueId('surv');
   const logPath = path.join(f.dir, 'surv.log');
   const creator = fileURLToPath(new URL('./creator.ts', import.meta.url));
-  const child = spawn(process.execPath, [creator, path.join(f.dir, 'runc'), path.join(f.dir, 'state'), f.rootfs, f.bundle(id), id, `${cgroupParent()}/${id}`, logPath], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(
+    process.execPath,
+    [creator, path.join(f.dir, 'runc'), path.join(f.dir, 'state'), f.rootfs, f.bundle(id), id, `${cgroupParent()}/${id}`, logPath],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   let out = '';
   child.stdout.on('data', (b: Buffer) => (out += b));
   const signal = await new Promise<string | null>((resolve) => child.on('exit', (_c, s) => resolve(s)));

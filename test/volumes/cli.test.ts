@@ -18,7 +18,7 @@ async function ok(args: string[]): Promise<string> {
   return r.stdout;
 }
 
-test('docker volume create / ls / inspect / rm with dockerd\'s shapes', async () => {
+test("docker volume create / ls / inspect / rm with dockerd's shapes", async () => {
   assert.equal(await ok(['volume', 'create', 'apires-vol']), 'apires-vol\n');
   assert.equal(await ok(['volume', 'ls']), 'DRIVER    VOLUME NAME\nlocal     apires-vol\n');
   const [v] = JSON.parse(await ok(['volume', 'inspect', 'apires-vol']));

@@ -59,7 +59,12 @@ after(async () => {
 
 /** Runs a container to completion; returns its exit code and the record id. */
 async function run(cmd: string, hostConfig: Record<string, unknown> = {}, extra: Record<string, unknown> = {}): Promise<{ id: string; code: number }> {
-  const { id } = await engine.containers.create({ Image: 'volbox:local', Cmd: ['sh', '-c', cmd], HostConfig: { NetworkMode: 'none', ...hostConfig }, ...extra });
+  const { id } = await engine.containers.create({
+    Image: 'volbox:local',
+    Cmd: ['sh', '-c', cmd],
+    HostConfig: { NetworkMode: 'none', ...hostConfig },
+    ...extra,
+  });
   const exited = engine.containers.wait(id, 'next-exit');
   await engine.containers.start(id);
   return { id, code: await exited };
@@ -102,7 +107,11 @@ test('copy-up fills a new volume from the image VOLUME dir with ownership and mo
 test('copy-up happens once, at create: the volume is filled before start, and a volume emptied later stays empty', async () => {
   const out = path.join(dir, 'out-once');
   fs.mkdirSync(out);
-  const { id } = await engine.containers.create({ Image: 'volbox:local', Cmd: ['sh', '-c', 'ls -A /seed >> /out/ls; rm -f /seed/hello'], HostConfig: { NetworkMode: 'none', Binds: ['once1:/seed', `${out}:/out`] } });
+  const { id } = await engine.containers.create({
+    Image: 'volbox:local',
+    Cmd: ['sh', '-c', 'ls -A /seed >> /out/ls; rm -f /seed/hello'],
+    HostConfig: { NetworkMode: 'none', Binds: ['once1:/seed', `${out}:/out`] },
+  });
   // Filled when created, like docker (before any start).
   assert.equal(fs.readFileSync(path.join(dir, 'data/volumes/once1/_data/hello'), 'utf8'), 'from-image\n');
   assert.deepEqual(fs.readdirSync(path.join(dir, 'run/containers', id, 'rootfs')), [], 'the rootfs is not left mounted by create');
@@ -134,7 +143,10 @@ test('-v /hostdir:/x:ro is read-only inside; --tmpfs and --mount work', async ()
   assert.equal(fs.readFileSync(path.join(out, 't'), 'utf8'), 't\n');
   assert.deepEqual(fs.readdirSync(host), []);
   await engine.containers.remove(r.id);
-  await assert.rejects(engine.containers.create({ Image: 'volbox:local', Cmd: ['true'], HostConfig: { Mounts: [{ Type: 'bind', Source: '/nope', Target: '/x' }] } }), /invalid mount config for type "bind": bind source path does not exist: \/nope/);
+  await assert.rejects(
+    engine.containers.create({ Image: 'volbox:local', Cmd: ['true'], HostConfig: { Mounts: [{ Type: 'bind', Source: '/nope', Target: '/x' }] } }),
+    /invalid mount config for type "bind": bind source path does not exist: \/nope/,
+  );
 });
 
 test('an escaping symlink in the destination does not make a mount land outside the rootfs', async () => {
@@ -157,14 +169,24 @@ test('--rm and rm -v remove anonymous volumes, never named ones', async () => {
   assert.equal(fresh.length, 2, 'image VOLUME /seed and -v /anon each got an anonymous volume');
   assert.ok(fresh.every((v) => /^[0-9a-f]{64}$/.test(v.name) && v.anonymous));
   await engine.containers.remove(a.id, { volumes: true });
-  assert.deepEqual((await vols.list()).filter((v) => !before.has(v.name)), []);
+  assert.deepEqual(
+    (await vols.list()).filter((v) => !before.has(v.name)),
+    [],
+  );
 
-  const { id } = await engine.containers.create({ Image: 'volbox:local', Cmd: ['true'], HostConfig: { NetworkMode: 'none', AutoRemove: true, Binds: ['keepme:/k'] } });
+  const { id } = await engine.containers.create({
+    Image: 'volbox:local',
+    Cmd: ['true'],
+    HostConfig: { NetworkMode: 'none', AutoRemove: true, Binds: ['keepme:/k'] },
+  });
   const removed = engine.containers.wait(id, 'removed');
   await engine.containers.start(id);
   await removed;
   for (let i = 0; i < 50 && (await vols.list()).some((v) => !before.has(v.name) && v.anonymous); i++) await new Promise((r) => setTimeout(r, 100));
-  assert.deepEqual((await vols.list()).filter((v) => !before.has(v.name)).map((v) => v.name), ['keepme']);
+  assert.deepEqual(
+    (await vols.list()).filter((v) => !before.has(v.name)).map((v) => v.name),
+    ['keepme'],
+  );
   await vols.remove('keepme');
 });
 

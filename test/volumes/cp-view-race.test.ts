@@ -75,7 +75,10 @@ function hostMounts(): string[] {
 }
 
 function mountPoints(): string[] {
-  return fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter(Boolean)
+  return fs
+    .readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .filter(Boolean)
     .map((l) => l.split(' ')[4]!.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8))));
 }
 
@@ -84,7 +87,9 @@ function mountPoints(): string[] {
  * released just after the response): what a cp view must leave as it found.
  */
 function daemonMounts(): string[] {
-  return mountPoints().filter((m) => m.startsWith(d.dir + '/') && !m.endsWith('/rootfs')).sort();
+  return mountPoints()
+    .filter((m) => m.startsWith(d.dir + '/') && !m.endsWith('/rootfs'))
+    .sort();
 }
 
 function hostUnchanged(what: string): void {
@@ -121,7 +126,21 @@ test('cp in and out of a container whose nested mount points are raced (a sharin
   await ok(['volume', 'create', 'shared']);
   const racer = await racingContainer('shared');
   // Stopped, so its own mounts do not pin the raced names: the cp view is the only thing mounting there.
-  const id = await ok(['create', ...NET, '-v', 'shared:/data', '-v', 'subvol:/data/sub', '-v', `${bind}:/bind`, '-v', 'subvol2:/bind/sub', IMG, 'sleep', '1000']);
+  const id = await ok([
+    'create',
+    ...NET,
+    '-v',
+    'shared:/data',
+    '-v',
+    'subvol:/data/sub',
+    '-v',
+    `${bind}:/bind`,
+    '-v',
+    'subvol2:/bind/sub',
+    IMG,
+    'sleep',
+    '1000',
+  ]);
   const swapper = await startSwapper(path.join(bind, 'sub'), path.join(bind, 's'), { uid: HOST_USER, gid: HOST_USER });
   const baseline = daemonMounts();
   const src = path.join(d.dir, 'cp-view.txt');
@@ -171,7 +190,10 @@ test('cp in and out of a container whose nested mount points are raced (a sharin
   assert.equal(fs.readFileSync(path.join(d.dataRoot, 'volumes/subvol/_data/cp-view.txt'), 'utf8'), 'copied\n');
   await ok(['rm', '-v', id]);
   await ok(['volume', 'rm', 'shared', 'subvol', 'subvol2']);
-  assert.deepEqual(daemonMounts().filter((m) => !baseline.includes(m)), []);
+  assert.deepEqual(
+    daemonMounts().filter((m) => !baseline.includes(m)),
+    [],
+  );
 });
 
 test('many cp calls, two at a time, on a running container with a volume, a bind and the network files: no mount left', async () => {

@@ -47,7 +47,16 @@ test('docker volume rm is refused while a container uses the volume', async () =
   assert.equal(await ok(['volume', 'ls', '-q', '--filter', 'dangling=false', '--filter', 'name=apires']), 'apires-v2\n');
   const [c] = JSON.parse(await ok(['inspect', 'apires-vu']));
   const m = c.Mounts.find((x: { Destination: string }) => x.Destination === '/d');
-  assert.deepEqual(m, { Type: 'volume', Name: 'apires-v2', Source: path.join(d.dataRoot, 'volumes/apires-v2/_data'), Destination: '/d', Driver: 'local', Mode: 'z', RW: true, Propagation: '' });
+  assert.deepEqual(m, {
+    Type: 'volume',
+    Name: 'apires-v2',
+    Source: path.join(d.dataRoot, 'volumes/apires-v2/_data'),
+    Destination: '/d',
+    Driver: 'local',
+    Mode: 'z',
+    RW: true,
+    Propagation: '',
+  });
   const anon = c.Mounts.find((x: { Destination: string }) => x.Destination === '/anon').Name;
   await ok(['rm', '-v', 'apires-vu']);
   assert.equal(await ok(['volume', 'rm', 'apires-v2']), 'apires-v2\n');
@@ -79,7 +88,10 @@ test('--rm removes the anonymous volumes of the image VOLUME and -v /path; named
   const before = (await ok(['volume', 'ls', '-q'])).split('\n').filter(Boolean);
   assert.equal(await ok(['run', '--rm', '-v', '/extra', '-v', 'stays:/s', 'busybox:local', 'sh', '-c', 'ls -d /anon /extra']), '/anon\n/extra\n');
   const after = (await ok(['volume', 'ls', '-q'])).split('\n').filter(Boolean);
-  assert.deepEqual(after.filter((v) => !before.includes(v)), ['stays']);
+  assert.deepEqual(
+    after.filter((v) => !before.includes(v)),
+    ['stays'],
+  );
   const id = (await ok(['create', 'busybox:local', 'true'])).trim();
   const anon = (await ok(['volume', 'ls', '-q', '--filter', 'dangling=false'])).trim();
   assert.match(anon, /^[0-9a-f]{64}$/);
@@ -102,7 +114,24 @@ test('docker cp reads and writes volumes, binds and the network files, running o
   await ok(['cp', path.join(out, 'in'), 'cp-door:/data/in']);
   assert.equal(fs.readFileSync(path.join(d.dataRoot, 'volumes/cp-vol/_data/in'), 'utf8'), 'into-volume\n');
   await ok(['rm', door]);
-  const id = (await ok(['run', '-d', '--name', 'cp-run', '--network', 'none', '-v', 'cp-vol:/data', '-v', `${host}:/b:ro`, 'busybox:local', 'sh', '-c', 'echo made > /data/made; sleep 100'])).trim();
+  const id = (
+    await ok([
+      'run',
+      '-d',
+      '--name',
+      'cp-run',
+      '--network',
+      'none',
+      '-v',
+      'cp-vol:/data',
+      '-v',
+      `${host}:/b:ro`,
+      'busybox:local',
+      'sh',
+      '-c',
+      'echo made > /data/made; sleep 100',
+    ])
+  ).trim();
   for (let i = 0; i < 50 && !fs.existsSync(path.join(d.dataRoot, 'volumes/cp-vol/_data/made')); i++) await new Promise((r) => setTimeout(r, 50));
   await ok(['cp', 'cp-run:/data/made', path.join(out, 'made')]);
   assert.equal(fs.readFileSync(path.join(out, 'made'), 'utf8'), 'made\n');
@@ -118,7 +147,10 @@ test('docker cp reads and writes volumes, binds and the network files, running o
   // Back to back and side by side: each cp freezes and thaws the container cleanly.
   await Promise.all([1, 2, 3].map(() => ok(['cp', 'cp-run:/data/made', '-'])));
   assert.equal((await ok(['inspect', '-f', '{{.State.Status}}', 'cp-run'])).trim(), 'running');
-  const mounts = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(`${id}/rootfs/`));
+  const mounts = fs
+    .readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .filter((l) => l.includes(`${id}/rootfs/`));
   assert.deepEqual(mounts, [], 'no cp mount is left under the rootfs');
   await ok(['rm', '-f', 'cp-run']);
   await ok(['volume', 'rm', 'cp-vol']);

@@ -128,5 +128,8 @@ test('setup: copy-up keeps ownership and modes, binds are never filled, escaping
   assert.equal(fs.existsSync(path.join(vol, 'new')), false);
   await vols.teardownContainerMounts('c1', mounts);
   await vols.releaseContainerMounts('c1', mounts, { removeAnonymous: true });
-  assert.deepEqual((await vols.list()).map((v) => v.name), ['named']);
+  assert.deepEqual(
+    (await vols.list()).map((v) => v.name),
+    ['named'],
+  );
 });

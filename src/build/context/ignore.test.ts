@@ -8,20 +8,55 @@ test('parseDockerignore: comments only at line start, blanks, cleaning, leading 
 });
 
 test('cleanPath is Go path.Clean', () => {
-  for (const [i, o] of [['', '.'], ['a/b/../c', 'a/c'], ['/../x', '/x'], ['../../a', '../../a'], ['a//b/./', 'a/b'], ['/', '/'], ['./', '.']]) assert.equal(cleanPath(i!), o, i);
+  for (const [i, o] of [
+    ['', '.'],
+    ['a/b/../c', 'a/c'],
+    ['/../x', '/x'],
+    ['../../a', '../../a'],
+    ['a//b/./', 'a/b'],
+    ['/', '/'],
+    ['./', '.'],
+  ])
+    assert.equal(cleanPath(i!), o, i);
 });
 
 /** One pattern against one path, without parent-directory matching (patternmatcher's own table). */
 const single: [string, string, boolean][] = [
-  ['**', 'file', true], ['**', 'dir/file', true], ['**/', 'file', true], ['**/**', 'dir/file', true],
-  ['dir/**', 'dir/file', true], ['dir/**', 'dir/dir2/file', true], ['**/dir', 'dir', true], ['**/dir2/*', 'dir/dir2/file', true],
-  ['**/dir2/**', 'dir/dir2/dir3/file', true], ['**file', 'file', true], ['**file', 'dir/dir/file', true], ['**/file*.txt', 'dir/dir/file.txt', true],
-  ['**/**/*.txt2', 'dir/dir/file.txt', false], ['**/*.txt', 'file.txt', true], ['a**/*.txt', 'a/dir/dir/file.txt', true],
-  ['a/*.txt', 'a/file.txt', true], ['a[b-d]e', 'ace', true], ['a[b-d]e', 'aae', false], ['a[^b-d]e', 'aze', true],
-  ['.*', '.foo', true], ['.*', 'foo', false], ['abc.def', 'abcdef', false], ['abc?def', 'abcZdef', true], ['abc?def', 'abcdef', false],
-  ['a\\\\', 'a\\', true], ['**/foo/bar', 'foo/bar', true], ['**/foo/bar', 'dir/dir2/foo/bar', true], ['abc/**', 'abc/def', true],
-  ['**/.foo', '.foo', true], ['**/.foo', 'bar.foo', false], ['a(b)c/def', 'a(b)c/def', true], ['a.|)$(}+{bc', 'a.|)$(}+{bc', true],
-  ['dist/*.whl', 'dist/proxy.py-2.4.0rc3.dev36+g08acad9-py3-none-any.whl', true], ['*', 'Dockerfile', true], ['Docker*', 'dockerfile', false],
+  ['**', 'file', true],
+  ['**', 'dir/file', true],
+  ['**/', 'file', true],
+  ['**/**', 'dir/file', true],
+  ['dir/**', 'dir/file', true],
+  ['dir/**', 'dir/dir2/file', true],
+  ['**/dir', 'dir', true],
+  ['**/dir2/*', 'dir/dir2/file', true],
+  ['**/dir2/**', 'dir/dir2/dir3/file', true],
+  ['**file', 'file', true],
+  ['**file', 'dir/dir/file', true],
+  ['**/file*.txt', 'dir/dir/file.txt', true],
+  ['**/**/*.txt2', 'dir/dir/file.txt', false],
+  ['**/*.txt', 'file.txt', true],
+  ['a**/*.txt', 'a/dir/dir/file.txt', true],
+  ['a/*.txt', 'a/file.txt', true],
+  ['a[b-d]e', 'ace', true],
+  ['a[b-d]e', 'aae', false],
+  ['a[^b-d]e', 'aze', true],
+  ['.*', '.foo', true],
+  ['.*', 'foo', false],
+  ['abc.def', 'abcdef', false],
+  ['abc?def', 'abcZdef', true],
+  ['abc?def', 'abcdef', false],
+  ['a\\\\', 'a\\', true],
+  ['**/foo/bar', 'foo/bar', true],
+  ['**/foo/bar', 'dir/dir2/foo/bar', true],
+  ['abc/**', 'abc/def', true],
+  ['**/.foo', '.foo', true],
+  ['**/.foo', 'bar.foo', false],
+  ['a(b)c/def', 'a(b)c/def', true],
+  ['a.|)$(}+{bc', 'a.|)$(}+{bc', true],
+  ['dist/*.whl', 'dist/proxy.py-2.4.0rc3.dev36+g08acad9-py3-none-any.whl', true],
+  ['*', 'Dockerfile', true],
+  ['Docker*', 'dockerfile', false],
 ];
 
 test('pattern syntax: *, ?, **, classes, escapes, regexp metacharacters literal, case-sensitive', () => {
@@ -120,17 +155,62 @@ function sent(tree: string[], dockerignore: string): string[] {
 }
 
 const TREE = [
-  '.dockerignore', '.env', '.git/objects/o', 'Dockerfile', 'README.md', '[x]', 'a.log', 'build/out.bin', 'docs/README.md',
-  'docs/api/x.md', 'docs/guide/y.md', 'keep.go', 'main.go', 'node_modules/x/i.js', 'q?', 'src/a/b/c.go', 'src/a/b/c_test.go',
-  'src/main.go', 'star*file', 'sub/b.log', 'sub/tmp/t', 'tmp/t', 'vendor/keep/k.txt', 'vendor/v.txt', 'we ird/f g.txt', 'x.tmp',
+  '.dockerignore',
+  '.env',
+  '.git/objects/o',
+  'Dockerfile',
+  'README.md',
+  '[x]',
+  'a.log',
+  'build/out.bin',
+  'docs/README.md',
+  'docs/api/x.md',
+  'docs/guide/y.md',
+  'keep.go',
+  'main.go',
+  'node_modules/x/i.js',
+  'q?',
+  'src/a/b/c.go',
+  'src/a/b/c_test.go',
+  'src/main.go',
+  'star*file',
+  'sub/b.log',
+  'sub/tmp/t',
+  'tmp/t',
+  'vendor/keep/k.txt',
+  'vendor/v.txt',
+  'we ird/f g.txt',
+  'x.tmp',
 ];
 
 test('a context walk sends what the docker CLI 28 sent for the same tree and .dockerignore', () => {
-  const ignore = '# comment\n # not a comment\n**/*.log\n!sub/b.log\ndocs\n!docs/api\n!docs/guide/*.md\n*.go\n!keep.go\nsrc/**/*_test.go\nnode_modules/\n/tmp\nvendor/*\n!vendor/keep\n.git\n.env\nwe?ird\nstar\\*file\n[x]\n*.tmp\n';
+  const ignore =
+    '# comment\n # not a comment\n**/*.log\n!sub/b.log\ndocs\n!docs/api\n!docs/guide/*.md\n*.go\n!keep.go\nsrc/**/*_test.go\nnode_modules/\n/tmp\nvendor/*\n!vendor/keep\n.git\n.env\nwe?ird\nstar\\*file\n[x]\n*.tmp\n';
   // Recorded from `docker build` (legacy builder) against a server that captured the context tar.
   assert.deepEqual(sent(TREE, ignore), [
-    '.dockerignore', 'Dockerfile', 'README.md', '[x]', 'build/', 'build/out.bin', 'docs/api/', 'docs/api/x.md', 'docs/guide/y.md', 'keep.go',
-    'q?', 'src/', 'src/a/', 'src/a/b/', 'src/a/b/c.go', 'src/main.go', 'sub/', 'sub/b.log', 'sub/tmp/', 'sub/tmp/t', 'vendor/', 'vendor/keep/', 'vendor/keep/k.txt',
+    '.dockerignore',
+    'Dockerfile',
+    'README.md',
+    '[x]',
+    'build/',
+    'build/out.bin',
+    'docs/api/',
+    'docs/api/x.md',
+    'docs/guide/y.md',
+    'keep.go',
+    'q?',
+    'src/',
+    'src/a/',
+    'src/a/b/',
+    'src/a/b/c.go',
+    'src/main.go',
+    'sub/',
+    'sub/b.log',
+    'sub/tmp/',
+    'sub/tmp/t',
+    'vendor/',
+    'vendor/keep/',
+    'vendor/keep/k.txt',
   ]);
 });
 
@@ -141,7 +221,20 @@ test('an exception with wildcards re-includes files in excluded directories (Bui
   // Dockerfile and .dockerignore, which it always sends): its walk enters an excluded directory only when
   // an exception starts with the directory's path, so wildcard exceptions never reach inside.
   assert.deepEqual(got, [
-    'docs/README.md', 'docs/api/x.md', 'docs/deep/er/z.md', 'docs/guide/y.md', 'keep.go', 'src/', 'src/a/', 'src/a/b/', 'src/a/b/c.go', 'src/a/keepme',
-    'src/main.go', 'vendor/keep/', 'vendor/keep/k.txt', 'vendor/v.txt', 'we ird/f g.txt',
+    'docs/README.md',
+    'docs/api/x.md',
+    'docs/deep/er/z.md',
+    'docs/guide/y.md',
+    'keep.go',
+    'src/',
+    'src/a/',
+    'src/a/b/',
+    'src/a/b/c.go',
+    'src/a/keepme',
+    'src/main.go',
+    'vendor/keep/',
+    'vendor/keep/k.txt',
+    'vendor/v.txt',
+    'we ird/f g.txt',
   ]);
 });

@@ -2,7 +2,18 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { compileFrom, compileInstruction, parseDockerfile, parseInstruction, usedVariables, type Instruction, type VarLookup } from './index.ts';
 
-const vars: Record<string, string> = { A: 'aa', SP: 'x y', EMPTY: '', DIR: '/app', PORT: '8080', BASE: 'alpine', V: '3.20', PLAT: 'linux/amd64', U: 'app', S: 'TERM' };
+const vars: Record<string, string> = {
+  A: 'aa',
+  SP: 'x y',
+  EMPTY: '',
+  DIR: '/app',
+  PORT: '8080',
+  BASE: 'alpine',
+  V: '3.20',
+  PLAT: 'linux/amd64',
+  U: 'app',
+  S: 'TERM',
+};
 const lookup: VarLookup = (n) => vars[n];
 
 /** Compiles the one instruction after a FROM. */
@@ -16,7 +27,11 @@ function body(i: Instruction): Record<string, unknown> {
   return rest;
 }
 const fails = (line: string, re: RegExp) =>
-  assert.throws(() => one(line), (e: Error & { code?: string }) => e.code === 'INVALID_ARGUMENT' && re.test(e.message), line);
+  assert.throws(
+    () => one(line),
+    (e: Error & { code?: string }) => e.code === 'INVALID_ARGUMENT' && re.test(e.message),
+    line,
+  );
 
 test('FROM expands the image and platform with the meta ARGs; the stage name is not expanded', () => {
   const df = parseDockerfile('ARG BASE\nFROM --platform=$PLAT ${BASE}:${V} AS Builder\n');
@@ -24,13 +39,18 @@ test('FROM expands the image and platform with the meta ARGs; the stage name is 
   const tick = parseDockerfile('# escape=`\nFROM `$x${BASE}\n');
   assert.equal(compileFrom(tick.stages[0]!.from, lookup).image, '$xalpine');
   const blank = parseDockerfile('FROM $NOPE\n');
-  assert.throws(() => compileFrom(blank.stages[0]!.from, lookup), (e: Error) => /^Dockerfile:1: base name \(\$NOPE\) should not be blank/.test(e.message));
+  assert.throws(
+    () => compileFrom(blank.stages[0]!.from, lookup),
+    (e: Error) => /^Dockerfile:1: base name \(\$NOPE\) should not be blank/.test(e.message),
+  );
 });
 
 test('RUN: shell and exec forms kept as written, flags and mounts', () => {
   assert.deepEqual(body(one('RUN echo $A "$SP"')), { kind: 'RUN', command: { form: 'shell', script: 'echo $A "$SP"' }, mounts: [], heredocs: [] });
   assert.deepEqual(body(one('RUN ["echo", "$A"]')).command, { form: 'exec', args: ['echo', '$A'] });
-  const r = one('RUN --network=none --security=insecure --mount=type=cache,target=$DIR/c,id=c1,sharing=locked,mode=0700,uid=1000 --mount=type=bind,from=base,src=/s,dst=/d,rw --mount=type=tmpfs,target=/t,size=64m --mount=type=secret,id=tok,env=TOKEN,required --mount=type=ssh make');
+  const r = one(
+    'RUN --network=none --security=insecure --mount=type=cache,target=$DIR/c,id=c1,sharing=locked,mode=0700,uid=1000 --mount=type=bind,from=base,src=/s,dst=/d,rw --mount=type=tmpfs,target=/t,size=64m --mount=type=secret,id=tok,env=TOKEN,required --mount=type=ssh make',
+  );
   assert.ok(r.kind === 'RUN');
   assert.equal(r.network, 'none');
   assert.equal(r.security, 'insecure');
@@ -42,9 +62,13 @@ test('RUN: shell and exec forms kept as written, flags and mounts', () => {
     { type: 'ssh', required: false },
   ]);
   assert.deepEqual((one('RUN --mount=target=/src x') as { mounts: unknown[] }).mounts, [{ type: 'bind', target: '/src', readwrite: false }]);
-  assert.deepEqual((one('RUN --mount=type=secret,target=/run/secrets/npmrc x') as { mounts: unknown[] }).mounts, [{ type: 'secret', id: 'npmrc', target: '/run/secrets/npmrc', required: false }]);
+  assert.deepEqual((one('RUN --mount=type=secret,target=/run/secrets/npmrc x') as { mounts: unknown[] }).mounts, [
+    { type: 'secret', id: 'npmrc', target: '/run/secrets/npmrc', required: false },
+  ]);
   // The flag's own quotes go first; CSV quotes protect a comma.
-  assert.deepEqual((one(`RUN --mount='type=bind,"source=a,b",target=/x' x`) as { mounts: unknown[] }).mounts, [{ type: 'bind', target: '/x', source: 'a,b', readwrite: false }]);
+  assert.deepEqual((one(`RUN --mount='type=bind,"source=a,b",target=/x' x`) as { mounts: unknown[] }).mounts, [
+    { type: 'bind', target: '/x', source: 'a,b', readwrite: false },
+  ]);
   fails('RUN --mount="type=bind,source=a,b",target=/x x', /invalid field 'b' must be a key=value pair/);
   fails('RUN --mount=type=nfs,target=/x x', /unsupported mount type "nfs"/);
   fails('RUN --mount=type=bind,target=/x,mode=0755 x', /mode not allowed for "bind" type mounts/);
@@ -96,7 +120,16 @@ test('COPY and ADD: sources and destination expanded, flags, heredocs expanded u
   assert.deepEqual((one('COPY ["a b", "$DIR"]') as { sources: string[]; dest: string }).sources, ['a b']);
   assert.equal((one('COPY ["a b", "$DIR"]') as { dest: string }).dest, '/app');
   assert.deepEqual(body(one('ADD --checksum=sha256:$A --keep-git-dir --unpack=false https://example.com/x.tgz /x')), {
-    kind: 'ADD', sources: ['https://example.com/x.tgz'], dest: '/x', link: false, parents: false, exclude: [], heredocs: [], checksum: 'sha256:aa', keepGitDir: true, unpack: false,
+    kind: 'ADD',
+    sources: ['https://example.com/x.tgz'],
+    dest: '/x',
+    link: false,
+    parents: false,
+    exclude: [],
+    heredocs: [],
+    checksum: 'sha256:aa',
+    keepGitDir: true,
+    unpack: false,
   });
   assert.equal((one('COPY --from=build /a /b') as { from?: string }).from, 'build');
   assert.equal((one('COPY --chmod=u+x,go=r a b') as { chmod?: string }).chmod, 'u+x,go=r');
@@ -119,11 +152,24 @@ test('COPY and ADD: sources and destination expanded, flags, heredocs expanded u
 
 test('ENV and LABEL: both forms, quotes and escapes, keys expanded too', () => {
   assert.deepEqual(body(one('ENV A=1 B="x y" C=${DIR}/bin D=\'$A\' E=a\\ b')), {
-    kind: 'ENV', pairs: [['A', '1'], ['B', 'x y'], ['C', '/app/bin'], ['D', '$A'], ['E', 'a b']],
+    kind: 'ENV',
+    pairs: [
+      ['A', '1'],
+      ['B', 'x y'],
+      ['C', '/app/bin'],
+      ['D', '$A'],
+      ['E', 'a b'],
+    ],
   });
   assert.deepEqual(body(one('ENV PATH /usr/bin:$DIR  and more')), { kind: 'ENV', pairs: [['PATH', '/usr/bin:/app  and more']] });
   assert.deepEqual(body(one('ENV $U=x')), { kind: 'ENV', pairs: [['app', 'x']] });
-  assert.deepEqual(body(one('LABEL "com.example.v"="$V" multi="a \\\n  b"')), { kind: 'LABEL', pairs: [['com.example.v', '3.20'], ['multi', 'a   b']] });
+  assert.deepEqual(body(one('LABEL "com.example.v"="$V" multi="a \\\n  b"')), {
+    kind: 'LABEL',
+    pairs: [
+      ['com.example.v', '3.20'],
+      ['multi', 'a   b'],
+    ],
+  });
   fails('ENV A=1 B', /can't find = in "B"/);
   fails('LABEL =x', /LABEL names can not be blank/);
   fails('ENV', /ENV requires at least one argument/);
@@ -162,9 +208,18 @@ test('EXPOSE, USER, WORKDIR, VOLUME, STOPSIGNAL, MAINTAINER', () => {
 
 test('HEALTHCHECK: NONE, CMD shell and exec forms, Go durations in nanoseconds', () => {
   assert.deepEqual(body(one('HEALTHCHECK NONE')), { kind: 'HEALTHCHECK', test: ['NONE'] });
-  assert.deepEqual(body(one('HEALTHCHECK --interval=1m30s --timeout=3s --start-period=0s --start-interval=500ms --retries=3 CMD curl -f http://localhost/ || exit 1')), {
-    kind: 'HEALTHCHECK', test: ['CMD-SHELL', 'curl -f http://localhost/ || exit 1'], interval: 90e9, timeout: 3e9, startPeriod: 0, startInterval: 5e8, retries: 3,
-  });
+  assert.deepEqual(
+    body(one('HEALTHCHECK --interval=1m30s --timeout=3s --start-period=0s --start-interval=500ms --retries=3 CMD curl -f http://localhost/ || exit 1')),
+    {
+      kind: 'HEALTHCHECK',
+      test: ['CMD-SHELL', 'curl -f http://localhost/ || exit 1'],
+      interval: 90e9,
+      timeout: 3e9,
+      startPeriod: 0,
+      startInterval: 5e8,
+      retries: 3,
+    },
+  );
   assert.deepEqual(body(one('HEALTHCHECK cmd ["true"]')), { kind: 'HEALTHCHECK', test: ['CMD', 'true'] });
   fails('HEALTHCHECK CMD', /Missing command after HEALTHCHECK CMD/);
   fails('HEALTHCHECK PING x', /Unknown type "PING" in HEALTHCHECK/);
@@ -187,7 +242,10 @@ test('ONBUILD keeps the trigger as written (heredocs appended) and parseInstruct
 
 test('errors carry file and line; usedVariables lists referenced names', () => {
   const df = parseDockerfile('FROM a\n\nWORKDIR ${NOPE:?set NOPE}\n', { file: 'sub/Dockerfile.dev' });
-  assert.throws(() => compileInstruction(df.stages[0]!.instructions[0]!, lookup, '\\'), (e: Error) => /^sub\/Dockerfile.dev:3: failed to process "\$\{NOPE:\?set NOPE\}": NOPE: set NOPE$/.test(e.message));
+  assert.throws(
+    () => compileInstruction(df.stages[0]!.instructions[0]!, lookup, '\\'),
+    (e: Error) => /^sub\/Dockerfile.dev:3: failed to process "\$\{NOPE:\?set NOPE\}": NOPE: set NOPE$/.test(e.message),
+  );
   const r = parseDockerfile('FROM a\nCOPY --chown=$U ${SRC:-x} $DEST_DIR/ \nRUN <<EOF\necho $IN_DOC\nEOF\n').stages[0]!.instructions;
   assert.deepEqual(usedVariables(r[0]!).sort(), ['DEST_DIR', 'SRC', 'U']);
   assert.deepEqual(usedVariables(r[1]!), ['IN_DOC']);
@@ -242,8 +300,22 @@ test('ENV, LABEL, WORKDIR, USER, EXPOSE, VOLUME, STOPSIGNAL give what dockerd ga
     else if (i.kind === 'STOPSIGNAL') signal = i.signal;
   }
   assert.deepEqual(Object.fromEntries(env), {
-    E1: 'aa', E2: 'aa b', E3: '$A', E4: '$A', E5: 'a b', E6: 'a"b', E7: 'dflt', E8: 'alt', E9: 'empty',
-    L1: 'legacy value aa  q', E11: 'm  n', E12: 'm  n', E13: 'tab\\there', E14: 'a\\b', E15: 'a\\b', E16: 'xy',
+    E1: 'aa',
+    E2: 'aa b',
+    E3: '$A',
+    E4: '$A',
+    E5: 'a b',
+    E6: 'a"b',
+    E7: 'dflt',
+    E8: 'alt',
+    E9: 'empty',
+    L1: 'legacy value aa  q',
+    E11: 'm  n',
+    E12: 'm  n',
+    E13: 'tab\\there',
+    E14: 'a\\b',
+    E15: 'a\\b',
+    E16: 'xy',
   });
   assert.deepEqual(labels, { 'l 1': 'v aa', l2: 'set', legacy: 'this is aa value' });
   assert.equal(workdir, '/w/aa/q r/sub dir');

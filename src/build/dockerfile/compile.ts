@@ -205,7 +205,10 @@ function build(raw: RawInstruction, escape: Escape, x: Expander, vars: VarLookup
         for (const w of words) if (!w.includes('$')) parsePort(w);
         return { kind: 'EXPOSE', ...base, ports: words };
       }
-      const ports = words.sort().flatMap((p) => expandWords(p, vars, escape)).flatMap(parsePort);
+      const ports = words
+        .sort()
+        .flatMap((p) => expandWords(p, vars, escape))
+        .flatMap(parsePort);
       return { kind: 'EXPOSE', ...base, ports: [...new Set(ports)] };
     }
     case 'USER':

@@ -36,7 +36,8 @@ export function parseDockerfile(text: string, opts: ParseOptions = {}): Dockerfi
       const name = a.length === 3 ? a[2]!.toLowerCase() : undefined;
       if (name !== undefined) {
         const prev = names.get(name);
-        if (prev !== undefined) throw new LocatedError(raw.loc.line, `duplicate stage name "${name}" (first defined on line ${prev}): stage names must be unique`, file);
+        if (prev !== undefined)
+          throw new LocatedError(raw.loc.line, `duplicate stage name "${name}" (first defined on line ${prev}): stage names must be unique`, file);
         names.set(name, raw.loc.line);
       }
       const stage: Stage = { index: stages.length, from: raw, instructions: [] };
@@ -44,7 +45,11 @@ export function parseDockerfile(text: string, opts: ParseOptions = {}): Dockerfi
       stages.push(stage);
     } else if (stages.length === 0) {
       if (raw.keyword !== 'ARG') {
-        throw new LocatedError(raw.loc.line, `no build stage in current context: ${raw.keyword} must come after a FROM (only ARG may come before the first FROM)`, file);
+        throw new LocatedError(
+          raw.loc.line,
+          `no build stage in current context: ${raw.keyword} must come after a FROM (only ARG may come before the first FROM)`,
+          file,
+        );
       }
       metaArgs.push(raw);
     } else stages[stages.length - 1]!.instructions.push(raw);

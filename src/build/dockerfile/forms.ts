@@ -11,7 +11,13 @@ type Escape = '\\' | '`';
 const WS = /[\t\v\f\r ]+/;
 const atLeastOne = (kw: string) => new Error(`${kw} requires at least one argument`);
 
-export const HEALTHCHECK_FLAGS: Record<string, FlagKind> = { interval: 'string', timeout: 'string', 'start-period': 'string', 'start-interval': 'string', retries: 'string' };
+export const HEALTHCHECK_FLAGS: Record<string, FlagKind> = {
+  interval: 'string',
+  timeout: 'string',
+  'start-period': 'string',
+  'start-interval': 'string',
+  retries: 'string',
+};
 
 function duration(name: string, v: string | undefined): number | undefined {
   if (v === undefined || v === '') return undefined;
@@ -66,7 +72,8 @@ export function healthcheck(raw: RawInstruction, base: { loc: SourceLocation; or
   set('startInterval', 'start-interval');
   const retries = f.string('retries');
   if (retries !== undefined && retries !== '') {
-    if (!/^[+-]?\d+$/.test(retries) || Math.abs(Number(retries)) > 2 ** 31 - 1) throw new Error(`strconv.ParseInt: parsing ${JSON.stringify(retries)}: invalid syntax`);
+    if (!/^[+-]?\d+$/.test(retries) || Math.abs(Number(retries)) > 2 ** 31 - 1)
+      throw new Error(`strconv.ParseInt: parsing ${JSON.stringify(retries)}: invalid syntax`);
     const n = Number(retries);
     if (n < 0) throw new Error(`--retries cannot be negative (${n})`);
     inst.retries = n;
@@ -78,7 +85,7 @@ export function onbuild(raw: RawInstruction, base: { loc: SourceLocation; origin
   parseFlags(raw.flags, {});
   if (raw.rest === '') throw atLeastOne('ONBUILD');
   const trigger = raw.rest.split(/\s/u, 1)[0]!.toUpperCase();
-  if (trigger === 'ONBUILD') throw new Error('Chaining ONBUILD via `ONBUILD ONBUILD` isn\'t allowed');
+  if (trigger === 'ONBUILD') throw new Error("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed");
   if (trigger === 'MAINTAINER' || trigger === 'FROM') throw new Error(`${trigger} isn't allowed as an ONBUILD trigger`);
   let text = raw.original.replace(/^\s*ONBUILD\s*/i, '');
   for (const h of raw.heredocs) text += `\n${h.content}${h.name}`;

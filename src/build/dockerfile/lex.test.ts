@@ -5,7 +5,12 @@ import { expand, expandWords, lex } from './lex.ts';
 const env: Record<string, string> = { HOME: '/root', EMPTY: '', SP: 'a  b', LEAD: '  x y', PATHV: '/usr/local/bin/tool.tar.gz', K: '한국어' };
 const vars = (n: string) => env[n];
 const ok = (input: string, want: string, escape: '\\' | '`' = '\\') => assert.equal(expand(input, vars, escape), want, input);
-const bad = (input: string, re: RegExp) => assert.throws(() => expand(input, vars), (e: Error & { code?: string }) => e.code === 'INVALID_ARGUMENT' && re.test(e.message), input);
+const bad = (input: string, re: RegExp) =>
+  assert.throws(
+    () => expand(input, vars),
+    (e: Error & { code?: string }) => e.code === 'INVALID_ARGUMENT' && re.test(e.message),
+    input,
+  );
 
 test('plain variables, braces, unset ones and lone dollars', () => {
   ok('$HOME', '/root');

@@ -342,7 +342,9 @@ function trimSuffix(pattern: string, value: string, greedy: boolean): string {
     } else rev.unshift(cps[i]!);
   }
   const reversed = Array.from(value).reverse().join('');
-  return Array.from(trimPrefix(rev.join(''), reversed, greedy)).reverse().join('');
+  return Array.from(trimPrefix(rev.join(''), reversed, greedy))
+    .reverse()
+    .join('');
 }
 
 function run(text: string, vars: VarLookup, o: LexOptions, seen?: Set<string>): { word: string; words: string[] } {

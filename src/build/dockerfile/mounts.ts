@@ -61,7 +61,27 @@ export function ramInBytes(v: string): number {
   return Math.trunc(parseFloat(m[1]!) * mult);
 }
 
-const KEYS = ['type', 'from', 'source', 'target', 'readonly', 'id', 'sharing', 'required', 'size', 'mode', 'uid', 'gid', 'src', 'dst', 'destination', 'ro', 'rw', 'readwrite', 'env'];
+const KEYS = [
+  'type',
+  'from',
+  'source',
+  'target',
+  'readonly',
+  'id',
+  'sharing',
+  'required',
+  'size',
+  'mode',
+  'uid',
+  'gid',
+  'src',
+  'dst',
+  'destination',
+  'ro',
+  'rw',
+  'readwrite',
+  'env',
+];
 
 /**
  * One `--mount` value. `expand` is the instruction's word expander; without
@@ -100,8 +120,8 @@ export function parseMount(value: string, expand: ((s: string) => string) | unde
     const [rawKey, rawValue] = splitKV(field);
     const key = rawKey.toLowerCase();
     if (rawValue === undefined) {
-      if (key === 'readonly' || key === 'ro') (readOnly = true), (roAuto = false);
-      else if (key === 'readwrite' || key === 'rw') (readOnly = false), (roAuto = false);
+      if (key === 'readonly' || key === 'ro') ((readOnly = true), (roAuto = false));
+      else if (key === 'readwrite' || key === 'rw') ((readOnly = false), (roAuto = false));
       else if (key === 'required') {
         if (type !== 'secret' && type !== 'ssh') throw new Error(`unexpected key '${key}' for mount type '${type}'`);
         required = true;

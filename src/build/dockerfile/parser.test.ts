@@ -3,7 +3,11 @@ import { test } from 'node:test';
 import { parseDockerfile, parseInstruction } from './index.ts';
 
 const invalid = (text: string, re: RegExp, file?: string) =>
-  assert.throws(() => parseDockerfile(text, file ? { file } : {}), (e: Error & { code?: string }) => e.code === 'INVALID_ARGUMENT' && re.test(e.message), text);
+  assert.throws(
+    () => parseDockerfile(text, file ? { file } : {}),
+    (e: Error & { code?: string }) => e.code === 'INVALID_ARGUMENT' && re.test(e.message),
+    text,
+  );
 
 test('directives: only at the top, case-insensitive, escape changes the continuation character', () => {
   let df = parseDockerfile('# syntax=docker/dockerfile:1.7\n# ESCAPE = `\n#check=skip=all\nFROM scratch\nRUN echo a `\n  b\n');
@@ -33,7 +37,14 @@ test('continuations, comments and blank lines inside them, CRLF, BOM, leading wh
 test('stages, meta ARGs, AS names lower-cased, JSON forms', () => {
   const df = parseDockerfile('ARG A=1 B\nARG C\nFROM alpine AS Base\nRUN ["echo", "x"]\nCMD [ "bad json"\nFROM base\nFROM scratch as last\n');
   assert.equal(df.metaArgs.length, 2);
-  assert.deepEqual(df.stages.map((s) => [s.index, s.name]), [[0, 'base'], [1, undefined], [2, 'last']]);
+  assert.deepEqual(
+    df.stages.map((s) => [s.index, s.name]),
+    [
+      [0, 'base'],
+      [1, undefined],
+      [2, 'last'],
+    ],
+  );
   const [run, cmd] = df.stages[0]!.instructions;
   assert.deepEqual(run!.json, ['echo', 'x']);
   assert.equal(cmd!.json, undefined); // invalid JSON falls back to the shell form
@@ -74,7 +85,13 @@ test('heredocs: several on one line, <<- tab stripping kept for later, quoted de
   const [run, copy, cat, json, onbuild] = parseDockerfile(text).stages[0]!.instructions;
   assert.deepEqual(run!.heredocs, [{ name: 'EOF', content: 'echo $HOME\n', expand: true, chomp: false, fd: 0 }]);
   assert.deepEqual(run!.loc, { line: 2, endLine: 4 });
-  assert.deepEqual(copy!.heredocs.map((h) => [h.name, h.content, h.expand, h.chomp]), [['A', '\tone\n', false, true], ['B', 'two\n', true, false]]);
+  assert.deepEqual(
+    copy!.heredocs.map((h) => [h.name, h.content, h.expand, h.chomp]),
+    [
+      ['A', '\tone\n', false, true],
+      ['B', 'two\n', true, false],
+    ],
+  );
   assert.deepEqual(copy!.loc, { line: 5, endLine: 9 });
   assert.equal(cat!.heredocs[0]!.content, 'x\n');
   assert.deepEqual(json!.heredocs, []);
@@ -111,9 +128,15 @@ test('errors name the file and line: unknown instruction, instruction before FRO
   invalid('FROM a\nENV x\n', /ENV must have two arguments/);
   invalid('FROM a\nCOPY onlyone\n', /COPY requires at least two arguments/);
   invalid('FROM a\nCOPY a <<EOF\nx\nEOF\n', /COPY cannot accept a heredoc as a destination/);
-  for (const kw of ['MAINTAINER', 'WORKDIR', 'USER', 'STOPSIGNAL']) invalid(`FROM a\n${kw}\n`, new RegExp(`^Dockerfile:2: ${kw} requires exactly one argument$`));
-  for (const kw of ['ENV', 'LABEL', 'ONBUILD', 'HEALTHCHECK', 'EXPOSE', 'VOLUME', 'ARG', 'RUN', 'SHELL']) invalid(`FROM a\n${kw}\n`, new RegExp(`^Dockerfile:2: ${kw} requires at least one argument$`));
-  for (const kw of ['ADD', 'COPY']) invalid(`FROM a\n${kw} one\n`, new RegExp(`^Dockerfile:2: ${kw} requires at least two arguments, but only one was provided. Destination could not be determined$`));
+  for (const kw of ['MAINTAINER', 'WORKDIR', 'USER', 'STOPSIGNAL'])
+    invalid(`FROM a\n${kw}\n`, new RegExp(`^Dockerfile:2: ${kw} requires exactly one argument$`));
+  for (const kw of ['ENV', 'LABEL', 'ONBUILD', 'HEALTHCHECK', 'EXPOSE', 'VOLUME', 'ARG', 'RUN', 'SHELL'])
+    invalid(`FROM a\n${kw}\n`, new RegExp(`^Dockerfile:2: ${kw} requires at least one argument$`));
+  for (const kw of ['ADD', 'COPY'])
+    invalid(
+      `FROM a\n${kw} one\n`,
+      new RegExp(`^Dockerfile:2: ${kw} requires at least two arguments, but only one was provided. Destination could not be determined$`),
+    );
   invalid('FROM a\nEXPOSE $P 80/icmp\n', /^Dockerfile:2: invalid port: "80\/icmp": invalid proto: icmp/);
 });
 
@@ -142,7 +165,58 @@ test('parseInstruction reads one trigger, heredocs included', () => {
 test('random token soup never escapes as anything but an EngineError', async () => {
   const { EngineError } = await import('../../common/errors.ts');
   const { compileFrom, compileInstruction } = await import('./index.ts');
-  const toks = ['FROM', 'RUN', 'COPY', 'ADD', 'ENV', 'ARG', 'LABEL', 'ONBUILD', 'HEALTHCHECK', 'CMD', 'SHELL', 'EXPOSE', 'VOLUME', 'USER', ' ', ' ', '\n', '\\', '\\\n', '`', '"', "'", '$', '${', '}', ':-', ':?', '#', '%', '/', '<<', '<<-', 'EOF', '\t', '[', ']', ',', '=', '--mount=', 'type=cache', '--from=', 'a', 'x', '1', 'NONE', 'AS', '\r\n', '# escape=`\n', '--', '*'];
+  const toks = [
+    'FROM',
+    'RUN',
+    'COPY',
+    'ADD',
+    'ENV',
+    'ARG',
+    'LABEL',
+    'ONBUILD',
+    'HEALTHCHECK',
+    'CMD',
+    'SHELL',
+    'EXPOSE',
+    'VOLUME',
+    'USER',
+    ' ',
+    ' ',
+    '\n',
+    '\\',
+    '\\\n',
+    '`',
+    '"',
+    "'",
+    '$',
+    '${',
+    '}',
+    ':-',
+    ':?',
+    '#',
+    '%',
+    '/',
+    '<<',
+    '<<-',
+    'EOF',
+    '\t',
+    '[',
+    ']',
+    ',',
+    '=',
+    '--mount=',
+    'type=cache',
+    '--from=',
+    'a',
+    'x',
+    '1',
+    'NONE',
+    'AS',
+    '\r\n',
+    '# escape=`\n',
+    '--',
+    '*',
+  ];
   let seed = 1;
   const rnd = (n: number) => {
     seed = (seed + 0x6d2b79f5) | 0;

@@ -15,8 +15,24 @@ type Escape = '\\' | '`';
 export const DEFAULT_MAX_DOCKERFILE_BYTES = 4 * 1024 * 1024;
 
 export const INSTRUCTIONS = new Set([
-  'ADD', 'ARG', 'CMD', 'COPY', 'ENTRYPOINT', 'ENV', 'EXPOSE', 'FROM', 'HEALTHCHECK', 'LABEL', 'MAINTAINER',
-  'ONBUILD', 'RUN', 'SHELL', 'STOPSIGNAL', 'USER', 'VOLUME', 'WORKDIR',
+  'ADD',
+  'ARG',
+  'CMD',
+  'COPY',
+  'ENTRYPOINT',
+  'ENV',
+  'EXPOSE',
+  'FROM',
+  'HEALTHCHECK',
+  'LABEL',
+  'MAINTAINER',
+  'ONBUILD',
+  'RUN',
+  'SHELL',
+  'STOPSIGNAL',
+  'USER',
+  'VOLUME',
+  'WORKDIR',
 ]);
 /** Instructions whose argument may be a JSON array. */
 const MAYBE_JSON = new Set(['RUN', 'CMD', 'ENTRYPOINT', 'SHELL', 'ADD', 'COPY', 'VOLUME']);
@@ -220,7 +236,12 @@ function makeInstruction(src: LineSource, line: string, escape: Escape, startLin
         }
         content += l;
       }
-      if (!closed) fail(file, startLine, `unterminated heredoc ${JSON.stringify(h.name)} (opened by ${JSON.stringify(trimmed.slice(0, 200))}): no line "${h.name}" closes it`);
+      if (!closed)
+        fail(
+          file,
+          startLine,
+          `unterminated heredoc ${JSON.stringify(h.name)} (opened by ${JSON.stringify(trimmed.slice(0, 200))}): no line "${h.name}" closes it`,
+        );
       heredocs.push({ ...h, content });
     }
   }

@@ -96,7 +96,18 @@ export type Command = { form: 'exec'; args: string[] } | { form: 'shell'; script
  */
 export type RunMount =
   | { type: 'bind'; target: string; source?: string; from?: string; readwrite: boolean }
-  | { type: 'cache'; target: string; id?: string; sharing: 'shared' | 'private' | 'locked'; from?: string; source?: string; readonly: boolean; mode?: number; uid?: number; gid?: number }
+  | {
+      type: 'cache';
+      target: string;
+      id?: string;
+      sharing: 'shared' | 'private' | 'locked';
+      from?: string;
+      source?: string;
+      readonly: boolean;
+      mode?: number;
+      uid?: number;
+      gid?: number;
+    }
   | { type: 'tmpfs'; target: string; size?: number }
   /** `id` resolved as BuildKit does: id=, else source=, else the target's base name. */
   | { type: 'secret'; id?: string; target?: string; env?: string; required: boolean; mode?: number; uid?: number; gid?: number }
@@ -137,7 +148,14 @@ export interface HealthcheckSpec {
 
 /** A compiled instruction: flags validated, words expanded where docker expands them. */
 export type Instruction =
-  | { kind: 'RUN'; loc: SourceLocation; original: string; command: Command; network?: 'default' | 'none' | 'host'; security?: 'sandbox' | 'insecure'; mounts: RunMount[];
+  | {
+      kind: 'RUN';
+      loc: SourceLocation;
+      original: string;
+      command: Command;
+      network?: 'default' | 'none' | 'host';
+      security?: 'sandbox' | 'insecure';
+      mounts: RunMount[];
       /**
        * Always empty once compiled: a RUN's heredocs are already part of `command` (a lone `<<EOF` is the
        * script itself, otherwise the line and its documents go to the shell as written). The raw
@@ -148,7 +166,8 @@ export type Instruction =
        * `RUN <<EOF` whose document starts with `#!`: BuildKit writes it to this path (mode 0755, on a
        * read-only mount of its own) and `command` is then exec form `[path]`.
        */
-      pipeFile?: { path: string; content: string } }
+      pipeFile?: { path: string; content: string };
+    }
   | { kind: 'CMD' | 'ENTRYPOINT'; loc: SourceLocation; original: string; command: Command }
   | { kind: 'SHELL'; loc: SourceLocation; original: string; shell: string[] }
   | ({ kind: 'COPY' | 'ADD'; loc: SourceLocation; original: string } & CopySpec)

@@ -59,7 +59,8 @@ export function buildCommands(program: Command, ctx: CliContext): void {
       body = process.stdin;
     } else {
       const dir = path.resolve(context);
-      if (!fs.statSync(dir, { throwIfNoEntry: false })?.isDirectory()) throw new EngineError('INVALID_ARGUMENT', `unable to prepare context: path "${context}" not found`);
+      if (!fs.statSync(dir, { throwIfNoEntry: false })?.isDirectory())
+        throw new EngineError('INVALID_ARGUMENT', `unable to prepare context: path "${context}" not found`);
       const df = path.resolve(o.file ? (path.isAbsolute(o.file) ? o.file : path.resolve(o.file)) : path.join(dir, 'Dockerfile'));
       if (!fs.existsSync(df)) throw new EngineError('INVALID_ARGUMENT', `Cannot locate specified Dockerfile: ${o.file ?? 'Dockerfile'}`);
       const rel = path.relative(dir, df);
@@ -71,10 +72,18 @@ export function buildCommands(program: Command, ctx: CliContext): void {
     if (o.secret.length) headers['X-Keel-Build-Secrets'] = Buffer.from(JSON.stringify(readSecrets(o.secret))).toString('base64');
     const res = await client.request('POST', '/build', {
       query: {
-        t: o.tag, dockerfile, buildargs: Object.keys(buildArgs).length ? JSON.stringify(buildArgs) : undefined,
-        labels: Object.keys(labels).length ? JSON.stringify(labels) : undefined, target: o.target, nocache: o.cache ? undefined : 1,
-        pull: o.pull ? 1 : undefined, q: o.quiet ? 1 : undefined, networkmode: o.network, extrahosts: o.addHost.length ? o.addHost : undefined,
-        rm: o.rm ? undefined : 0, forcerm: o.forceRm ? 1 : undefined,
+        t: o.tag,
+        dockerfile,
+        buildargs: Object.keys(buildArgs).length ? JSON.stringify(buildArgs) : undefined,
+        labels: Object.keys(labels).length ? JSON.stringify(labels) : undefined,
+        target: o.target,
+        nocache: o.cache ? undefined : 1,
+        pull: o.pull ? 1 : undefined,
+        q: o.quiet ? 1 : undefined,
+        networkmode: o.network,
+        extrahosts: o.addHost.length ? o.addHost : undefined,
+        rm: o.rm ? undefined : 0,
+        forcerm: o.forceRm ? 1 : undefined,
       },
       stream: body,
       headers,
@@ -110,7 +119,8 @@ export function buildCommands(program: Command, ctx: CliContext): void {
     if (o.iidfile && id) fs.writeFileSync(o.iidfile, id);
   };
   const add = (c: Command) =>
-    c.description('Build an image from a Dockerfile')
+    c
+      .description('Build an image from a Dockerfile')
       .argument('<PATH|->', 'the build context: a directory, or - for a tar on stdin')
       .option('-t, --tag <name:tag>', 'name and optionally a tag (repeatable)', collect, [])
       .option('-f, --file <path>', "name of the Dockerfile (default: 'PATH/Dockerfile')")
@@ -133,10 +143,16 @@ export function buildCommands(program: Command, ctx: CliContext): void {
   const builder = program.commands.find((c) => c.name() === 'builder');
   if (builder) {
     add(builder.command('build'));
-    builder.command('prune').description('Remove build cache').option('-a, --all', 'remove all unused build cache').option('-f, --force', 'do not prompt for confirmation')
+    builder
+      .command('prune')
+      .description('Remove build cache')
+      .option('-a, --all', 'remove all unused build cache')
+      .option('-f, --force', 'do not prompt for confirmation')
       .action(async (o: { all?: boolean }) => {
         const client = await ctx.client();
-        const r = await client.json<{ CachesDeleted: string[] | null; SpaceReclaimed: number }>('POST', '/build/prune', { query: { all: o.all ? 1 : undefined } });
+        const r = await client.json<{ CachesDeleted: string[] | null; SpaceReclaimed: number }>('POST', '/build/prune', {
+          query: { all: o.all ? 1 : undefined },
+        });
         if (r.CachesDeleted?.length) process.stdout.write(`Deleted build cache objects:\n${r.CachesDeleted.join('\n')}\n`);
         process.stdout.write(`Total reclaimed space: ${r.SpaceReclaimed}B\n`);
       });
@@ -151,7 +167,8 @@ function readSecrets(specs: string[]): Record<string, string> {
     const kv = Object.fromEntries(s.split(',').map((p) => [p.slice(0, p.indexOf('=') < 0 ? p.length : p.indexOf('=')), p.slice(p.indexOf('=') + 1)]));
     const id = kv.id;
     if (!id) throw new EngineError('INVALID_ARGUMENT', `invalid --secret ${s}: id= is required`);
-    const data = kv.src ?? kv.source ? fs.readFileSync(kv.src ?? kv.source!) : kv.env ? Buffer.from(process.env[kv.env] ?? '') : Buffer.from(process.env[id] ?? '');
+    const data =
+      (kv.src ?? kv.source) ? fs.readFileSync(kv.src ?? kv.source!) : kv.env ? Buffer.from(process.env[kv.env] ?? '') : Buffer.from(process.env[id] ?? '');
     total += data.length;
     if (total > MAX_SECRETS_BYTES) throw new EngineError('INVALID_ARGUMENT', `secrets are larger than ${MAX_SECRETS_BYTES} bytes`);
     out[id] = data.toString('base64');

@@ -95,7 +95,10 @@ export class CompactView {
     this.clear();
     const cols = (this.out.columns || 100) - 4;
     const secs = ((Date.now() - this.started) / 1000).toFixed(1);
-    const lines = [`${ESC}33m=> ${ESC}0m${this.step.slice(0, cols - 10)} ${secs}s`, ...this.tail.slice(-TAIL).map((t) => `${ESC}2m > ${t.slice(0, cols)}${ESC}0m`)];
+    const lines = [
+      `${ESC}33m=> ${ESC}0m${this.step.slice(0, cols - 10)} ${secs}s`,
+      ...this.tail.slice(-TAIL).map((t) => `${ESC}2m > ${t.slice(0, cols)}${ESC}0m`),
+    ];
     this.out.write(lines.join('\n') + '\n');
     this.drawn = lines.length;
   }

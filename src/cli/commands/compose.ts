@@ -76,15 +76,17 @@ export function composeCli(ctx: CliContext): ComposeCli {
     },
     backend: async () => new ApiComposeBackend(await ctx.client()),
     client: () => ctx.client(),
-    act: (fn) => async (...args) => {
-      try {
-        await fn(...args);
-      } catch (e) {
-        if (!(e instanceof EngineError)) throw e;
-        process.stderr.write(`${e.message}\n`);
-        throw new ExitError(1);
-      }
-    },
+    act:
+      (fn) =>
+      async (...args) => {
+        try {
+          await fn(...args);
+        } catch (e) {
+          if (!(e instanceof EngineError)) throw e;
+          process.stderr.write(`${e.message}\n`);
+          throw new ExitError(1);
+        }
+      },
     color: () => (colorMode === 'always' ? true : colorMode === 'never' ? false : !!process.stdout.isTTY && !process.env.NO_COLOR),
   };
 }
@@ -107,13 +109,28 @@ function scaleFlags(list: string[]): Record<string, number> {
 
 interface UpFlags {
   // commander names a --no-X flag X (false when given)
-  detach?: boolean; build?: boolean; forceRecreate?: boolean; recreate: boolean; deps: boolean; scale: string[]; wait?: boolean;
-  waitTimeout?: string; removeOrphans?: boolean; abortOnContainerExit?: boolean; exitCodeFrom?: string; timeout?: string; pull?: string; start: boolean;
-  color: boolean; logPrefix: boolean; watch?: boolean;
+  detach?: boolean;
+  build?: boolean;
+  forceRecreate?: boolean;
+  recreate: boolean;
+  deps: boolean;
+  scale: string[];
+  wait?: boolean;
+  waitTimeout?: string;
+  removeOrphans?: boolean;
+  abortOnContainerExit?: boolean;
+  exitCodeFrom?: string;
+  timeout?: string;
+  pull?: string;
+  start: boolean;
+  color: boolean;
+  logPrefix: boolean;
+  watch?: boolean;
 }
 
 export function composeCommands(program: Command, ctx: CliContext): void {
-  const compose = program.command('compose')
+  const compose = program
+    .command('compose')
     .description('Docker Compose: define and run multi-container applications')
     .usage('[OPTIONS] COMMAND')
     .enablePositionalOptions()
@@ -128,7 +145,10 @@ export function composeCommands(program: Command, ctx: CliContext): void {
   const cli = composeCli(ctx);
   const reporter = streamReporter();
 
-  compose.command('up').description('Create and start containers').argument('[SERVICE...]')
+  compose
+    .command('up')
+    .description('Create and start containers')
+    .argument('[SERVICE...]')
     .option('-d, --detach', 'detached mode: run containers in the background')
     .option('--build', 'build images before starting containers')
     .option('--no-build', "don't build an image, even if it's policy")
@@ -147,87 +167,133 @@ export function composeCommands(program: Command, ctx: CliContext): void {
     .option('--no-color', 'produce monochrome output')
     .option('--no-log-prefix', "don't print prefix in logs")
     .option('-w, --watch', 'watch source code and rebuild/refresh containers when files are updated')
-    .action(cli.act(async (services: string[], o: UpFlags, cmd: Command) => {
-      // --build and --no-build are both defined: build is true, false or unset
-      const noBuild = o.build === false;
-      const build = o.build === true;
-      if (o.detach && (o.abortOnContainerExit || o.exitCodeFrom)) throw new EngineError('INVALID_ARGUMENT', '--abort-on-container-exit and --exit-code-from cannot be combined with --detach');
-      if (o.watch && (o.detach || o.wait)) throw new EngineError('INVALID_ARGUMENT', '--watch cannot be combined with --detach or --wait');
-      const p = cli.project(cmd, services);
-      if (o.watch) (await import('../../compose/watch.ts')).watchRules(p, selectServices(p, services, !o.deps));
-      const b = await cli.backend();
-      const since = Math.floor(Date.now() / 1000);
-      const timeout = o.timeout !== undefined ? intArg(o.timeout) : undefined;
-      await up(b, p, reporter, {
-        services, noDeps: !o.deps, forceRecreate: o.forceRecreate, noRecreate: !o.recreate, removeOrphans: o.removeOrphans,
-        scale: scaleFlags(o.scale), noStart: !o.start, build, noBuild, pull: o.pull as 'always' | undefined, timeout,
-        onProgress: (_svc, pr) => void (pr.stream ? process.stderr.write(pr.stream) : undefined),
-      });
-      if (!o.start) return;
-      const selected = selectServices(p, services, !o.deps);
-      if (o.wait) return void (await waitProject(b, p, selected, reporter, o.waitTimeout ? Date.now() + intArg(o.waitTimeout) * 1000 : Infinity));
-      if (o.detach) return;
-      const printer = new LogPrinter(process.stdout, { color: o.color && cli.color(), prefix: o.logPrefix });
-      const interrupt = new AbortController();
-      let presses = 0;
-      const onSig = () => {
-        presses++;
-        if (presses === 1) interrupt.abort();
-        else process.exit(130);
-      };
-      process.on('SIGINT', onSig);
-      process.on('SIGTERM', onSig);
-      const stopWatch = new AbortController();
-      const watching = o.watch ? runWatch(b, p, reporter, { services: selected, signal: stopWatch.signal }).catch((e: unknown) => void process.stderr.write(`watch: ${(e as Error).message}\n`)) : undefined;
-      try {
-        const code = await attachedUp(b, { name: p.name, project: p }, printer, reporter, {
-          services: selected, abortOnExit: o.abortOnContainerExit || !!o.exitCodeFrom, exitCodeFrom: o.exitCodeFrom, timeout, since, interrupt: interrupt.signal,
-          notice: (l) => process.stdout.write(`${l}\n`),
+    .action(
+      cli.act(async (services: string[], o: UpFlags, cmd: Command) => {
+        // --build and --no-build are both defined: build is true, false or unset
+        const noBuild = o.build === false;
+        const build = o.build === true;
+        if (o.detach && (o.abortOnContainerExit || o.exitCodeFrom))
+          throw new EngineError('INVALID_ARGUMENT', '--abort-on-container-exit and --exit-code-from cannot be combined with --detach');
+        if (o.watch && (o.detach || o.wait)) throw new EngineError('INVALID_ARGUMENT', '--watch cannot be combined with --detach or --wait');
+        const p = cli.project(cmd, services);
+        if (o.watch) (await import('../../compose/watch.ts')).watchRules(p, selectServices(p, services, !o.deps));
+        const b = await cli.backend();
+        const since = Math.floor(Date.now() / 1000);
+        const timeout = o.timeout !== undefined ? intArg(o.timeout) : undefined;
+        await up(b, p, reporter, {
+          services,
+          noDeps: !o.deps,
+          forceRecreate: o.forceRecreate,
+          noRecreate: !o.recreate,
+          removeOrphans: o.removeOrphans,
+          scale: scaleFlags(o.scale),
+          noStart: !o.start,
+          build,
+          noBuild,
+          pull: o.pull as 'always' | undefined,
+          timeout,
+          onProgress: (_svc, pr) => void (pr.stream ? process.stderr.write(pr.stream) : undefined),
         });
-        if (code) throw new ExitError(code);
-      } finally {
-        stopWatch.abort();
-        await watching;
-        process.off('SIGINT', onSig);
-        process.off('SIGTERM', onSig);
-      }
-    }));
+        if (!o.start) return;
+        const selected = selectServices(p, services, !o.deps);
+        if (o.wait) return void (await waitProject(b, p, selected, reporter, o.waitTimeout ? Date.now() + intArg(o.waitTimeout) * 1000 : Infinity));
+        if (o.detach) return;
+        const printer = new LogPrinter(process.stdout, { color: o.color && cli.color(), prefix: o.logPrefix });
+        const interrupt = new AbortController();
+        let presses = 0;
+        const onSig = () => {
+          presses++;
+          if (presses === 1) interrupt.abort();
+          else process.exit(130);
+        };
+        process.on('SIGINT', onSig);
+        process.on('SIGTERM', onSig);
+        const stopWatch = new AbortController();
+        const watching = o.watch
+          ? runWatch(b, p, reporter, { services: selected, signal: stopWatch.signal }).catch(
+              (e: unknown) => void process.stderr.write(`watch: ${(e as Error).message}\n`),
+            )
+          : undefined;
+        try {
+          const code = await attachedUp(b, { name: p.name, project: p }, printer, reporter, {
+            services: selected,
+            abortOnExit: o.abortOnContainerExit || !!o.exitCodeFrom,
+            exitCodeFrom: o.exitCodeFrom,
+            timeout,
+            since,
+            interrupt: interrupt.signal,
+            notice: (l) => process.stdout.write(`${l}\n`),
+          });
+          if (code) throw new ExitError(code);
+        } finally {
+          stopWatch.abort();
+          await watching;
+          process.off('SIGINT', onSig);
+          process.off('SIGTERM', onSig);
+        }
+      }),
+    );
 
-  compose.command('down').description('Stop and remove containers, networks')
+  compose
+    .command('down')
+    .description('Stop and remove containers, networks')
     .option('-v, --volumes', 'remove named volumes declared in the "volumes" section of the compose file and anonymous volumes attached to containers')
     .option('--remove-orphans', 'remove containers for services not defined in the compose file')
     .option('--rmi <type>', 'remove images used by services ("local"|"all")')
     .option('-t, --timeout <seconds>', 'specify a shutdown timeout in seconds')
-    .action(cli.act(async (o: { volumes?: boolean; removeOrphans?: boolean; rmi?: string; timeout?: string }, cmd: Command) => {
-      if (o.rmi && o.rmi !== 'local' && o.rmi !== 'all') throw new EngineError('INVALID_ARGUMENT', `invalid --rmi "${o.rmi}": use local or all`);
-      const t = cli.target(cmd);
-      await down(await cli.backend(), t, reporter, { volumes: o.volumes, removeOrphans: o.removeOrphans, rmi: o.rmi as 'local' | undefined, timeout: o.timeout !== undefined ? intArg(o.timeout) : undefined });
-    }));
+    .action(
+      cli.act(async (o: { volumes?: boolean; removeOrphans?: boolean; rmi?: string; timeout?: string }, cmd: Command) => {
+        if (o.rmi && o.rmi !== 'local' && o.rmi !== 'all') throw new EngineError('INVALID_ARGUMENT', `invalid --rmi "${o.rmi}": use local or all`);
+        const t = cli.target(cmd);
+        await down(await cli.backend(), t, reporter, {
+          volumes: o.volumes,
+          removeOrphans: o.removeOrphans,
+          rmi: o.rmi as 'local' | undefined,
+          timeout: o.timeout !== undefined ? intArg(o.timeout) : undefined,
+        });
+      }),
+    );
 
-  compose.command('logs').description('View output from containers').argument('[SERVICE...]')
+  compose
+    .command('logs')
+    .description('View output from containers')
+    .argument('[SERVICE...]')
     .option('-f, --follow', 'follow log output')
     .option('-n, --tail <n>', 'number of lines to show from the end of the logs for each container', 'all')
     .option('-t, --timestamps', 'show timestamps')
     .option('--since <ts>', 'show logs since timestamp or relative (e.g. 42m)')
     .option('--no-color', 'produce monochrome output')
     .option('--no-log-prefix', "don't print prefix in logs")
-    .action(cli.act(async (services: string[], o: { follow?: boolean; tail: string; timestamps?: boolean; since?: string; color?: boolean; logPrefix?: boolean }, cmd: Command) => {
-      const t = cli.target(cmd);
-      const b = await cli.backend();
-      const list = await containersOf(b, t, services);
-      const printer = new LogPrinter(process.stdout, { color: o.color !== false && cli.color(), prefix: o.logPrefix !== false });
-      printer.register(list.map(shortName));
-      const stopLogs = new AbortController();
-      const onSig = () => stopLogs.abort();
-      process.once('SIGINT', onSig);
-      try {
-        await Promise.all(list.map((c) => printer.follow(b, c, { follow: o.follow, tail: o.tail, timestamps: o.timestamps, since: o.since }, stopLogs.signal)));
-      } finally {
-        process.off('SIGINT', onSig);
-      }
-    }));
+    .action(
+      cli.act(
+        async (
+          services: string[],
+          o: { follow?: boolean; tail: string; timestamps?: boolean; since?: string; color?: boolean; logPrefix?: boolean },
+          cmd: Command,
+        ) => {
+          const t = cli.target(cmd);
+          const b = await cli.backend();
+          const list = await containersOf(b, t, services);
+          const printer = new LogPrinter(process.stdout, { color: o.color !== false && cli.color(), prefix: o.logPrefix !== false });
+          printer.register(list.map(shortName));
+          const stopLogs = new AbortController();
+          const onSig = () => stopLogs.abort();
+          process.once('SIGINT', onSig);
+          try {
+            await Promise.all(
+              list.map((c) => printer.follow(b, c, { follow: o.follow, tail: o.tail, timestamps: o.timestamps, since: o.since }, stopLogs.signal)),
+            );
+          } finally {
+            process.off('SIGINT', onSig);
+          }
+        },
+      ),
+    );
 
-  compose.command('config').description('Parse, resolve and render compose file in canonical format').argument('[SERVICE...]')
+  compose
+    .command('config')
+    .description('Parse, resolve and render compose file in canonical format')
+    .argument('[SERVICE...]')
     .option('--services', 'print the service names, one per line')
     .option('--volumes', 'print the volume names, one per line')
     .option('--networks', 'print the network names, one per line')
@@ -237,34 +303,64 @@ export function composeCommands(program: Command, ctx: CliContext): void {
     .option('--format <format>', 'format the output ("yaml"|"json")', 'yaml')
     .option('-q, --quiet', 'only validate the configuration, print nothing')
     .option('-o, --output <file>', 'save to file (default to stdout)')
-    .action(cli.act(async (services: string[], o: { services?: boolean; volumes?: boolean; networks?: boolean; profiles?: boolean; images?: boolean; hash?: string; format: string; quiet?: boolean; output?: string }, cmd: Command) => {
-      const p = cli.project(cmd, services);
-      const names = services.length ? services : Object.keys(p.services);
-      let out: string;
-      if (o.services) out = names.map((n) => `${n}\n`).join('');
-      else if (o.volumes) out = Object.keys(p.volumes).map((n) => `${n}\n`).join('');
-      else if (o.networks) out = Object.keys(p.networks).map((n) => `${n}\n`).join('');
-      else if (o.profiles) out = [...new Set([...Object.values(p.services), ...Object.values(p.disabled)].flatMap((s) => s.profiles ?? []))].sort().map((n) => `${n}\n`).join('');
-      else if (o.images) out = names.map((n) => `${p.services[n]!.image ?? `${p.name}-${n}`}\n`).join('');
-      else if (o.hash !== undefined) {
-        // sorted, as docker compose prints them
-        const which = (o.hash === '*' ? Object.keys(p.services) : o.hash.split(',')).sort();
-        out = which.map((n) => {
-          if (!p.services[n]) throw new EngineError('NOT_FOUND', `no such service: ${n}`);
-          return `${n} ${configHash(p.services[n]!)}\n`;
-        }).join('');
-      } else {
-        const data = projectData(p);
-        if (services.length) data.services = Object.fromEntries(Object.entries(data.services as object).filter(([k]) => services.includes(k)));
-        out = o.format === 'json' ? `${JSON.stringify(data, null, 2)}\n` : stringify(data, { lineWidth: 0, aliasDuplicateObjects: false });
-      }
-      if (o.quiet) return;
-      if (o.output) {
-        const fs = await import('node:fs');
-        fs.writeFileSync(`${o.output}.tmp`, out);
-        fs.renameSync(`${o.output}.tmp`, o.output);
-      } else process.stdout.write(out);
-    }));
+    .action(
+      cli.act(
+        async (
+          services: string[],
+          o: {
+            services?: boolean;
+            volumes?: boolean;
+            networks?: boolean;
+            profiles?: boolean;
+            images?: boolean;
+            hash?: string;
+            format: string;
+            quiet?: boolean;
+            output?: string;
+          },
+          cmd: Command,
+        ) => {
+          const p = cli.project(cmd, services);
+          const names = services.length ? services : Object.keys(p.services);
+          let out: string;
+          if (o.services) out = names.map((n) => `${n}\n`).join('');
+          else if (o.volumes)
+            out = Object.keys(p.volumes)
+              .map((n) => `${n}\n`)
+              .join('');
+          else if (o.networks)
+            out = Object.keys(p.networks)
+              .map((n) => `${n}\n`)
+              .join('');
+          else if (o.profiles)
+            out = [...new Set([...Object.values(p.services), ...Object.values(p.disabled)].flatMap((s) => s.profiles ?? []))]
+              .sort()
+              .map((n) => `${n}\n`)
+              .join('');
+          else if (o.images) out = names.map((n) => `${p.services[n]!.image ?? `${p.name}-${n}`}\n`).join('');
+          else if (o.hash !== undefined) {
+            // sorted, as docker compose prints them
+            const which = (o.hash === '*' ? Object.keys(p.services) : o.hash.split(',')).sort();
+            out = which
+              .map((n) => {
+                if (!p.services[n]) throw new EngineError('NOT_FOUND', `no such service: ${n}`);
+                return `${n} ${configHash(p.services[n]!)}\n`;
+              })
+              .join('');
+          } else {
+            const data = projectData(p);
+            if (services.length) data.services = Object.fromEntries(Object.entries(data.services as object).filter(([k]) => services.includes(k)));
+            out = o.format === 'json' ? `${JSON.stringify(data, null, 2)}\n` : stringify(data, { lineWidth: 0, aliasDuplicateObjects: false });
+          }
+          if (o.quiet) return;
+          if (o.output) {
+            const fs = await import('node:fs');
+            fs.writeFileSync(`${o.output}.tmp`, out);
+            fs.renameSync(`${o.output}.tmp`, o.output);
+          } else process.stdout.write(out);
+        },
+      ),
+    );
 
   psCommand(compose, cli);
   watchCommand(compose, cli, reporter);

@@ -41,16 +41,18 @@ export function containerCommands(program: Command, ctx: CliContext): void {
   const container = group(program, 'container');
 
   simple(program, container, 'start', 'Start one or more stopped containers', (c) =>
-    c.argument('<CONTAINER...>')
+    c
+      .argument('<CONTAINER...>')
       .option('-a, --attach', 'attach STDOUT/STDERR and forward signals')
       .option('-i, --interactive', "attach container's STDIN")
       .option('--detach-keys <string>', 'override the key sequence for detaching a container')
       .action(async (names: string[], o: { attach?: boolean; interactive?: boolean; detachKeys?: string }) => {
         const client = await ctx.client();
-        if (!o.attach && !o.interactive) return forEach(names, async (n) => {
-          await post(client, `/containers/${enc(n)}/start`);
-          process.stdout.write(`${n}\n`);
-        });
+        if (!o.attach && !o.interactive)
+          return forEach(names, async (n) => {
+            await post(client, `/containers/${enc(n)}/start`);
+            process.stdout.write(`${n}\n`);
+          });
         if (names.length > 1) throw new EngineError('INVALID_ARGUMENT', 'you cannot start and attach multiple containers at once');
         const info = await containerConfig(client, names[0]!);
         if (info.State.Running) {
@@ -59,8 +61,15 @@ export function containerCommands(program: Command, ctx: CliContext): void {
         }
         const tty = info.Config.Tty;
         const r = await runSession(client, {
-          id: info.Id, tty, stdin: !!o.interactive && info.Config.OpenStdin, stdout: true, stderr: true,
-          detachKeys: parseDetachKeys(o.detachKeys ?? 'ctrl-p,ctrl-q'), detachKeysRaw: o.detachKeys, sigProxy: true, start: true,
+          id: info.Id,
+          tty,
+          stdin: !!o.interactive && info.Config.OpenStdin,
+          stdout: true,
+          stderr: true,
+          detachKeys: parseDetachKeys(o.detachKeys ?? 'ctrl-p,ctrl-q'),
+          detachKeysRaw: o.detachKeys,
+          sigProxy: true,
+          start: true,
         });
         if (r.startError) {
           process.stderr.write(`Error response from daemon: ${r.startError.message}\n`);
@@ -71,7 +80,8 @@ export function containerCommands(program: Command, ctx: CliContext): void {
   );
 
   simple(program, container, 'attach', 'Attach local standard input, output, and error streams to a running container', (c) =>
-    c.argument('<CONTAINER>')
+    c
+      .argument('<CONTAINER>')
       .option('--no-stdin', 'do not attach STDIN')
       .option('--sig-proxy [bool]', 'proxy all received signals to the process', true)
       .option('--detach-keys <string>', 'override the key sequence for detaching a container')
@@ -81,9 +91,15 @@ export function containerCommands(program: Command, ctx: CliContext): void {
         if (!info.State.Running) throw new EngineError('CONFLICT', 'You cannot attach to a stopped container, start it first');
         if (info.State.Paused) throw new EngineError('CONFLICT', 'You cannot attach to a paused container, unpause it first');
         const r = await runSession(client, {
-          id: info.Id, tty: info.Config.Tty, stdin: o.stdin && info.Config.OpenStdin, stdout: true, stderr: true,
-          detachKeys: parseDetachKeys(o.detachKeys ?? 'ctrl-p,ctrl-q'), detachKeysRaw: o.detachKeys,
-          sigProxy: typeof o.sigProxy === 'string' ? o.sigProxy !== 'false' : o.sigProxy, start: false,
+          id: info.Id,
+          tty: info.Config.Tty,
+          stdin: o.stdin && info.Config.OpenStdin,
+          stdout: true,
+          stderr: true,
+          detachKeys: parseDetachKeys(o.detachKeys ?? 'ctrl-p,ctrl-q'),
+          detachKeysRaw: o.detachKeys,
+          sigProxy: typeof o.sigProxy === 'string' ? o.sigProxy !== 'false' : o.sigProxy,
+          start: false,
         });
         if (r.detached) {
           process.stderr.write('read escape sequence\n');
@@ -93,9 +109,13 @@ export function containerCommands(program: Command, ctx: CliContext): void {
       }),
   );
 
-  for (const [verb, desc] of [['stop', 'Stop one or more running containers'], ['restart', 'Restart one or more containers']] as const) {
+  for (const [verb, desc] of [
+    ['stop', 'Stop one or more running containers'],
+    ['restart', 'Restart one or more containers'],
+  ] as const) {
     simple(program, container, verb, desc, (c) =>
-      c.argument('<CONTAINER...>')
+      c
+        .argument('<CONTAINER...>')
         .option('-s, --signal <string>', 'signal to send to the container')
         .option('-t, --time <int>', 'seconds to wait before killing the container')
         .action(async (names: string[], o: { signal?: string; time?: string }) => {
@@ -109,7 +129,8 @@ export function containerCommands(program: Command, ctx: CliContext): void {
   }
 
   simple(program, container, 'kill', 'Kill one or more running containers', (c) =>
-    c.argument('<CONTAINER...>')
+    c
+      .argument('<CONTAINER...>')
       .option('-s, --signal <string>', 'signal to send to the container')
       .action(async (names: string[], o: { signal?: string }) => {
         const client = await ctx.client();
@@ -120,7 +141,10 @@ export function containerCommands(program: Command, ctx: CliContext): void {
       }),
   );
 
-  for (const [name, desc] of [['pause', 'Pause all processes within one or more containers'], ['unpause', 'Unpause all processes within one or more containers']] as const) {
+  for (const [name, desc] of [
+    ['pause', 'Pause all processes within one or more containers'],
+    ['unpause', 'Unpause all processes within one or more containers'],
+  ] as const) {
     simple(program, container, name, desc, (c) =>
       c.argument('<CONTAINER...>').action(async (names: string[]) => {
         const client = await ctx.client();
@@ -133,14 +157,19 @@ export function containerCommands(program: Command, ctx: CliContext): void {
   }
 
   const rm = (c: Command) =>
-    c.argument('<CONTAINER...>')
+    c
+      .argument('<CONTAINER...>')
       .option('-f, --force', 'force the removal of a running container (uses SIGKILL)')
       .option('-l, --link', 'remove the specified link')
       .option('-v, --volumes', 'remove anonymous volumes associated with the container')
       .action(async (names: string[], o: { force?: boolean; link?: boolean; volumes?: boolean }) => {
         const client = await ctx.client();
         await forEach(names, async (n) => {
-          (await client.request('DELETE', `/containers/${enc(n)}`, { query: { force: o.force ? 1 : undefined, v: o.volumes ? 1 : undefined, link: o.link ? 1 : undefined } })).resume();
+          (
+            await client.request('DELETE', `/containers/${enc(n)}`, {
+              query: { force: o.force ? 1 : undefined, v: o.volumes ? 1 : undefined, link: o.link ? 1 : undefined },
+            })
+          ).resume();
           process.stdout.write(`${n}\n`);
         });
       });
@@ -159,37 +188,52 @@ export function containerCommands(program: Command, ctx: CliContext): void {
   );
 
   simple(program, container, 'rename', 'Rename a container', (c) =>
-    c.argument('<CONTAINER>').argument('<NEW_NAME>').action(async (name: string, newName: string) => {
-      const client = await ctx.client();
-      if (!newName.trim()) throw new EngineError('INVALID_ARGUMENT', 'Error: Neither old nor new names may be empty');
-      await post(client, `/containers/${enc(name)}/rename`, { name: newName });
-    }),
+    c
+      .argument('<CONTAINER>')
+      .argument('<NEW_NAME>')
+      .action(async (name: string, newName: string) => {
+        const client = await ctx.client();
+        if (!newName.trim()) throw new EngineError('INVALID_ARGUMENT', 'Error: Neither old nor new names may be empty');
+        await post(client, `/containers/${enc(name)}/rename`, { name: newName });
+      }),
   );
 
   simple(program, container, 'top', 'Display the running processes of a container', (c) =>
-    c.argument('<CONTAINER>').argument('[ps OPTIONS...]').passThroughOptions().action(async (name: string, psArgs: string[]) => {
-      const client = await ctx.client();
-      const r = await client.json<{ Titles: string[]; Processes: string[][] }>('GET', `/containers/${enc(name)}/top`, { query: { ps_args: psArgs.length ? psArgs.join(' ') : undefined } });
-      process.stdout.write(table(r.Titles, r.Processes ?? [], 20));
-    }),
+    c
+      .argument('<CONTAINER>')
+      .argument('[ps OPTIONS...]')
+      .passThroughOptions()
+      .action(async (name: string, psArgs: string[]) => {
+        const client = await ctx.client();
+        const r = await client.json<{ Titles: string[]; Processes: string[][] }>('GET', `/containers/${enc(name)}/top`, {
+          query: { ps_args: psArgs.length ? psArgs.join(' ') : undefined },
+        });
+        process.stdout.write(table(r.Titles, r.Processes ?? [], 20));
+      }),
   );
 
   simple(program, container, 'port', 'List port mappings or a specific mapping for the container', (c) =>
-    c.argument('<CONTAINER>').argument('[PRIVATE_PORT[/PROTO]]').action(async (name: string, port: string | undefined) => {
-      const client = await ctx.client();
-      const info = await client.json<{ NetworkSettings: { Ports: Record<string, { HostIp: string; HostPort: string }[] | null> | null } }>('GET', `/containers/${enc(name)}/json`);
-      const ports = info.NetworkSettings.Ports ?? {};
-      const fmt = (b: { HostIp: string; HostPort: string }) => `${b.HostIp.includes(':') ? `[${b.HostIp}]` : b.HostIp || '0.0.0.0'}:${b.HostPort}`;
-      if (port) {
-        const key = port.includes('/') ? port : `${port}/tcp`;
-        const binds = ports[key];
-        if (!binds?.length) throw new EngineError('NOT_FOUND', `No public port '${key}' published for ${name}`);
-        process.stdout.write(binds.map((b) => fmt(b) + '\n').join(''));
-        return;
-      }
-      const keys = Object.keys(ports).sort((a, b) => parseInt(a) - parseInt(b) || a.localeCompare(b));
-      for (const k of keys) for (const b of ports[k] ?? []) process.stdout.write(`${k} -> ${fmt(b)}\n`);
-    }),
+    c
+      .argument('<CONTAINER>')
+      .argument('[PRIVATE_PORT[/PROTO]]')
+      .action(async (name: string, port: string | undefined) => {
+        const client = await ctx.client();
+        const info = await client.json<{ NetworkSettings: { Ports: Record<string, { HostIp: string; HostPort: string }[] | null> | null } }>(
+          'GET',
+          `/containers/${enc(name)}/json`,
+        );
+        const ports = info.NetworkSettings.Ports ?? {};
+        const fmt = (b: { HostIp: string; HostPort: string }) => `${b.HostIp.includes(':') ? `[${b.HostIp}]` : b.HostIp || '0.0.0.0'}:${b.HostPort}`;
+        if (port) {
+          const key = port.includes('/') ? port : `${port}/tcp`;
+          const binds = ports[key];
+          if (!binds?.length) throw new EngineError('NOT_FOUND', `No public port '${key}' published for ${name}`);
+          process.stdout.write(binds.map((b) => fmt(b) + '\n').join(''));
+          return;
+        }
+        const keys = Object.keys(ports).sort((a, b) => parseInt(a) - parseInt(b) || a.localeCompare(b));
+        for (const k of keys) for (const b of ports[k] ?? []) process.stdout.write(`${k} -> ${fmt(b)}\n`);
+      }),
   );
 
   simple(program, container, 'diff', "Inspect changes to files or directories on a container's filesystem", (c) =>
@@ -201,10 +245,11 @@ export function containerCommands(program: Command, ctx: CliContext): void {
   );
 
   simple(program, container, 'update', 'Update configuration of one or more containers', (c) =>
-    c.argument('<CONTAINER...>')
+    c
+      .argument('<CONTAINER...>')
       .option('-m, --memory <bytes>', 'memory limit')
       .option('--memory-reservation <bytes>', 'memory soft limit')
-      .option('--memory-swap <bytes>', "swap limit equal to memory plus swap: -1 to enable unlimited swap")
+      .option('--memory-swap <bytes>', 'swap limit equal to memory plus swap: -1 to enable unlimited swap')
       .option('--cpus <decimal>', 'number of CPUs')
       .option('-c, --cpu-shares <int>', 'CPU shares (relative weight)')
       .option('--cpuset-cpus <string>', 'CPUs in which to allow execution (0-3, 0,1)')
@@ -226,10 +271,17 @@ export function containerCommands(program: Command, ctx: CliContext): void {
           }
         };
         const body = {
-          Memory: p('-m, --memory', o.memory, parseMemory), MemoryReservation: p('--memory-reservation', o.memoryReservation, parseMemory),
-          MemorySwap: p('--memory-swap', o.memorySwap, parseMemorySwap), NanoCpus: p('--cpus', o.cpus, parseCpus), CpuShares: p('-c, --cpu-shares', o.cpuShares, parseInteger),
-          CpusetCpus: o.cpusetCpus, CpusetMems: o.cpusetMems, CpuPeriod: p('--cpu-period', o.cpuPeriod, parseInteger), CpuQuota: p('--cpu-quota', o.cpuQuota, parseInteger),
-          BlkioWeight: p('--blkio-weight', o.blkioWeight, parseInteger), PidsLimit: p('--pids-limit', o.pidsLimit, parseInteger),
+          Memory: p('-m, --memory', o.memory, parseMemory),
+          MemoryReservation: p('--memory-reservation', o.memoryReservation, parseMemory),
+          MemorySwap: p('--memory-swap', o.memorySwap, parseMemorySwap),
+          NanoCpus: p('--cpus', o.cpus, parseCpus),
+          CpuShares: p('-c, --cpu-shares', o.cpuShares, parseInteger),
+          CpusetCpus: o.cpusetCpus,
+          CpusetMems: o.cpusetMems,
+          CpuPeriod: p('--cpu-period', o.cpuPeriod, parseInteger),
+          CpuQuota: p('--cpu-quota', o.cpuQuota, parseInteger),
+          BlkioWeight: p('--blkio-weight', o.blkioWeight, parseInteger),
+          PidsLimit: p('--pids-limit', o.pidsLimit, parseInteger),
           RestartPolicy: p('--restart', o.restart, parseRestart),
         };
         if (Object.values(body).every((v) => v === undefined)) {
@@ -253,7 +305,9 @@ export function containerCommands(program: Command, ctx: CliContext): void {
     .action(async (o: { force?: boolean; filter: string[] }) => {
       if (!o.force && !(await confirm('WARNING! This will remove all stopped containers.\nAre you sure you want to continue?'))) return;
       const client = await ctx.client();
-      const r = await client.json<{ ContainersDeleted: string[] | null; SpaceReclaimed: number }>('POST', '/containers/prune', { query: { filters: JSON.stringify(filtersFromFlags(o.filter)) } });
+      const r = await client.json<{ ContainersDeleted: string[] | null; SpaceReclaimed: number }>('POST', '/containers/prune', {
+        query: { filters: JSON.stringify(filtersFromFlags(o.filter)) },
+      });
       if (r.ContainersDeleted?.length) process.stdout.write(`Deleted Containers:\n${r.ContainersDeleted.join('\n')}\n\n`);
       process.stdout.write(`Total reclaimed space: ${humanSize(r.SpaceReclaimed ?? 0)}\n`);
     });
@@ -261,8 +315,14 @@ export function containerCommands(program: Command, ctx: CliContext): void {
   const inspect = async (names: string[], o: { format?: string; type?: string; size?: boolean }, only?: string) => {
     const client = await ctx.client();
     const kinds = only ? [only] : o.type ? [o.type] : ['container', 'image', 'volume', 'network'];
-    for (const k of kinds) if (!['container', 'image', 'volume', 'network'].includes(k)) throw new EngineError('INVALID_ARGUMENT', `"${k}" is not a valid value for --type`);
-    const paths: Record<string, (n: string) => string> = { container: (n) => `/containers/${enc(n)}/json`, image: (n) => `/images/${enc(n)}/json`, volume: (n) => `/volumes/${enc(n)}`, network: (n) => `/networks/${enc(n)}` };
+    for (const k of kinds)
+      if (!['container', 'image', 'volume', 'network'].includes(k)) throw new EngineError('INVALID_ARGUMENT', `"${k}" is not a valid value for --type`);
+    const paths: Record<string, (n: string) => string> = {
+      container: (n) => `/containers/${enc(n)}/json`,
+      image: (n) => `/images/${enc(n)}/json`,
+      volume: (n) => `/volumes/${enc(n)}`,
+      network: (n) => `/networks/${enc(n)}`,
+    };
     const out: Record<string, unknown>[] = [];
     const missing: string[] = [];
     for (const n of names) {
@@ -286,18 +346,26 @@ export function containerCommands(program: Command, ctx: CliContext): void {
       throw new ExitError(1);
     }
   };
-  program.command('inspect').description('Return low-level information on keel objects').argument('<NAME|ID...>')
+  program
+    .command('inspect')
+    .description('Return low-level information on keel objects')
+    .argument('<NAME|ID...>')
     .option('-f, --format <string>', 'format output using a custom template')
     .option('-s, --size', 'display total file sizes if the type is container')
     .option('--type <string>', 'return JSON for specified type (container, image, volume, network)')
     .action((names: string[], o: { format?: string; type?: string; size?: boolean }) => inspect(names, o));
-  container.command('inspect').description('Display detailed information on one or more containers').argument('<CONTAINER...>')
+  container
+    .command('inspect')
+    .description('Display detailed information on one or more containers')
+    .argument('<CONTAINER...>')
     .option('-f, --format <string>', 'format output using a custom template')
     .option('-s, --size', 'display total file sizes')
     .action((names: string[], o: { format?: string; size?: boolean }) => inspect(names, o, 'container'));
 
   simple(program, container, 'commit', "Create a new image from a container's changes", (c) =>
-    c.argument('<CONTAINER>').argument('[REPOSITORY[:TAG]]')
+    c
+      .argument('<CONTAINER>')
+      .argument('[REPOSITORY[:TAG]]')
       .option('-a, --author <string>', 'author (e.g., "John Hannibal Smith <hannibal@a-team.com>")')
       .option('-c, --change <list>', 'apply Dockerfile instruction to the created image', collect, [])
       .option('-m, --message <string>', 'commit message')
@@ -318,5 +386,4 @@ export function containerCommands(program: Command, ctx: CliContext): void {
         process.stdout.write(`${r.Id}\n`);
       }),
   );
-
 }

@@ -87,12 +87,15 @@ export async function copyFrom(client: ApiClient, id: string, src: string, dest:
     root = path.dirname(path.resolve(dest)); // dest is the new name (a new directory, or a file replaced)
     top = path.basename(dest);
   }
-  const rename = top === null ? undefined : (n: string) => {
-    const comps = n.split('/').filter((c) => c !== '' && c !== '.');
-    if (name !== '/' && comps[0] === name) comps.shift();
-    else if (name !== '/') return null; // not part of the copied path
-    return [top, ...comps].filter(Boolean).join('/');
-  };
+  const rename =
+    top === null
+      ? undefined
+      : (n: string) => {
+          const comps = n.split('/').filter((c) => c !== '' && c !== '.');
+          if (name !== '/' && comps[0] === name) comps.shift();
+          else if (name !== '/') return null; // not part of the copied path
+          return [top, ...comps].filter(Boolean).join('/');
+        };
   const { applyLayer } = await import('../../archive/index.ts');
   const r = await applyLayer(root, res, { compression: 'none', copy: { noOverwriteDirNonDir: true, noLchown: true }, rename });
   process.stderr.write(`Successfully copied ${humanSize(r.size)} to ${dest}\n`);
@@ -101,7 +104,10 @@ export async function copyFrom(client: ApiClient, id: string, src: string, dest:
 /** Local → container: a tar of SRC named for where it lands, PUT into the destination directory. */
 export async function copyTo(client: ApiClient, id: string, src: string, dest: string, o: { archive?: boolean; followLink?: boolean }): Promise<void> {
   const put = (dir: string, stream: NodeJS.ReadableStream) =>
-    client.request('PUT', `/containers/${encodeURIComponent(id)}/archive`, { query: { path: dir, noOverwriteDirNonDir: 'true', copyUIDGID: o.archive ? 'true' : undefined }, stream: stream as never });
+    client.request('PUT', `/containers/${encodeURIComponent(id)}/archive`, {
+      query: { path: dir, noOverwriteDirNonDir: 'true', copyUIDGID: o.archive ? 'true' : undefined },
+      stream: stream as never,
+    });
   if (src === '-') return void (await put(dest, process.stdin)).resume();
   let local = path.resolve(src);
   const lst = fs.lstatSync(local);
@@ -136,7 +142,9 @@ export function cpCommands(program: Command, ctx: CliContext): void {
   for (const c of [program.command('cp'), container.command('cp')]) {
     // The summary is the one line command lists show; the description is the command's own help.
     c.summary('Copy files/folders between a container and the local filesystem');
-    c.description('Copy files/folders between a container and the local filesystem\n\nUse \'-\' as the source to read a tar archive from stdin and extract it to a\ndirectory destination in a container. Use \'-\' as the destination to stream\na tar archive of a container source to stdout.')
+    c.description(
+      "Copy files/folders between a container and the local filesystem\n\nUse '-' as the source to read a tar archive from stdin and extract it to a\ndirectory destination in a container. Use '-' as the destination to stream\na tar archive of a container source to stdout.",
+    )
       .usage('[OPTIONS] CONTAINER:SRC_PATH DEST_PATH|-\n       keel cp [OPTIONS] SRC_PATH|- CONTAINER:DEST_PATH')
       .argument('<SRC>')
       .argument('<DEST>')

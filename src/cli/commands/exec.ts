@@ -38,9 +38,18 @@ export function execCommands(program: Command, ctx: CliContext): void {
     const tty = !!o.tty;
     const size = tty ? currentSize() : undefined;
     const body = {
-      User: o.user ?? '', Privileged: !!o.privileged, Tty: tty, ...(size ? { ConsoleSize: size } : {}),
-      AttachStdin: !!o.interactive && !o.detach, AttachStderr: !o.detach, AttachStdout: !o.detach, Detach: !!o.detach,
-      DetachKeys: o.detachKeys ?? '', Env: env.length ? env : null, WorkingDir: o.workdir ?? '', Cmd: cmd,
+      User: o.user ?? '',
+      Privileged: !!o.privileged,
+      Tty: tty,
+      ...(size ? { ConsoleSize: size } : {}),
+      AttachStdin: !!o.interactive && !o.detach,
+      AttachStderr: !o.detach,
+      AttachStdout: !o.detach,
+      Detach: !!o.detach,
+      DetachKeys: o.detachKeys ?? '',
+      Env: env.length ? env : null,
+      WorkingDir: o.workdir ?? '',
+      Cmd: cmd,
     };
     const { Id } = await client.json<{ Id: string }>('POST', `/containers/${encodeURIComponent(name)}/exec`, { body });
     if (o.detach) {

@@ -32,7 +32,10 @@ function imageRows(images: ImageSummary[], digests: boolean, noTrunc: boolean) {
         ID: noTrunc ? img.Id : img.Id.slice(7, 19),
         Digest: digests ? digest : digest,
         CreatedSince: ago(img.Created),
-        CreatedAt: new Date(img.Created * 1000).toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' +0000 UTC'),
+        CreatedAt: new Date(img.Created * 1000)
+          .toISOString()
+          .replace('T', ' ')
+          .replace(/\.\d+Z$/, ' +0000 UTC'),
         Size: humanSize(img.Size),
         Containers: img.Containers < 0 ? 'N/A' : String(img.Containers),
       });
@@ -42,7 +45,10 @@ function imageRows(images: ImageSummary[], digests: boolean, noTrunc: boolean) {
 }
 
 export function imageCommands(program: Command, ctx: CliContext): void {
-  const listAction = async (repo: string | undefined, o: { all?: boolean; quiet?: boolean; filter: string[]; format?: string; digests?: boolean; trunc?: boolean }) => {
+  const listAction = async (
+    repo: string | undefined,
+    o: { all?: boolean; quiet?: boolean; filter: string[]; format?: string; digests?: boolean; trunc?: boolean },
+  ) => {
     const client = await ctx.client();
     const filters = filtersFromFlags(o.filter);
     if (repo) (filters.reference ??= []).push(repo);
@@ -56,7 +62,12 @@ export function imageCommands(program: Command, ctx: CliContext): void {
     const rows = imageRows(images, !!o.digests, o.trunc === false);
     if (o.format) return void process.stdout.write(renderTemplate(o.format, rows));
     const headers = ['REPOSITORY', 'TAG', ...(o.digests ? ['DIGEST'] : []), 'IMAGE ID', 'CREATED', 'SIZE'];
-    process.stdout.write(table(headers, rows.map((r) => [r.Repository, r.Tag, ...(o.digests ? [r.Digest] : []), r.ID, r.CreatedSince, r.Size])));
+    process.stdout.write(
+      table(
+        headers,
+        rows.map((r) => [r.Repository, r.Tag, ...(o.digests ? [r.Digest] : []), r.ID, r.CreatedSince, r.Size]),
+      ),
+    );
   };
   const listOptions = (c: Command) =>
     c
@@ -90,12 +101,20 @@ export function imageCommands(program: Command, ctx: CliContext): void {
     else process.stdout.write(JSON.stringify(out, null, 4) + '\n');
     if (failed) process.exitCode = 1;
   };
-  image.command('inspect').description('Display detailed information on one or more images').argument('<IMAGE...>').option('-f, --format <format>', 'format output using a Go template').action(inspect);
+  image
+    .command('inspect')
+    .description('Display detailed information on one or more images')
+    .argument('<IMAGE...>')
+    .option('-f, --format <format>', 'format output using a Go template')
+    .action(inspect);
 
   const history = async (name: string, o: { quiet?: boolean; trunc?: boolean; human: boolean; format?: string }) => {
     const noTrunc = o.trunc === false;
     const client = await ctx.client();
-    const h = await client.json<{ Id: string; Created: number; CreatedBy: string; Size: number; Comment: string }[]>('GET', `/images/${encodeURIComponent(name)}/history`);
+    const h = await client.json<{ Id: string; Created: number; CreatedBy: string; Size: number; Comment: string }[]>(
+      'GET',
+      `/images/${encodeURIComponent(name)}/history`,
+    );
     if (o.quiet) return void process.stdout.write(h.map((e) => (noTrunc ? e.Id : e.Id === '<missing>' ? e.Id : e.Id.slice(7, 19)) + '\n').join(''));
     const rows = h.map((e) => ({
       ID: noTrunc || e.Id === '<missing>' ? e.Id : e.Id.slice(7, 19),
@@ -105,26 +124,42 @@ export function imageCommands(program: Command, ctx: CliContext): void {
       Comment: e.Comment,
     }));
     if (o.format) return void process.stdout.write(renderTemplate(o.format, rows));
-    process.stdout.write(table(['IMAGE', 'CREATED', 'CREATED BY', 'SIZE', 'COMMENT'], rows.map((r) => [r.ID, r.CreatedSince, r.CreatedBy, r.Size, r.Comment])));
+    process.stdout.write(
+      table(
+        ['IMAGE', 'CREATED', 'CREATED BY', 'SIZE', 'COMMENT'],
+        rows.map((r) => [r.ID, r.CreatedSince, r.CreatedBy, r.Size, r.Comment]),
+      ),
+    );
   };
   for (const c of [program.command('history'), image.command('history')]) {
-    c.description('Show the history of an image').argument('<IMAGE>').option('-q, --quiet', 'only show image IDs').option('--no-trunc', "don't truncate output").option('-H, --human [bool]', 'print sizes and dates in human readable format', true).option('--format <format>', 'format output using a Go template').action(history);
+    c.description('Show the history of an image')
+      .argument('<IMAGE>')
+      .option('-q, --quiet', 'only show image IDs')
+      .option('--no-trunc', "don't truncate output")
+      .option('-H, --human [bool]', 'print sizes and dates in human readable format', true)
+      .option('--format <format>', 'format output using a Go template')
+      .action(history);
   }
 
   const tag = async (source: string, target: string) => {
     const client = await ctx.client();
     const i = target.lastIndexOf(':');
     const hasTag = i > target.lastIndexOf('/');
-    await client.json('POST', `/images/${encodeURIComponent(source)}/tag`, { query: { repo: hasTag ? target.slice(0, i) : target, tag: hasTag ? target.slice(i + 1) : undefined } });
+    await client.json('POST', `/images/${encodeURIComponent(source)}/tag`, {
+      query: { repo: hasTag ? target.slice(0, i) : target, tag: hasTag ? target.slice(i + 1) : undefined },
+    });
   };
-  for (const c of [program.command('tag'), image.command('tag')]) c.description('Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE').argument('<SOURCE_IMAGE[:TAG]>').argument('<TARGET_IMAGE[:TAG]>').action(tag);
+  for (const c of [program.command('tag'), image.command('tag')])
+    c.description('Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE').argument('<SOURCE_IMAGE[:TAG]>').argument('<TARGET_IMAGE[:TAG]>').action(tag);
 
   const rmi = async (names: string[], o: { force?: boolean; prune: boolean }) => {
     const client = await ctx.client();
     let failed = false;
     for (const n of names) {
       try {
-        const res = await client.json<{ Untagged?: string; Deleted?: string }[]>('DELETE', `/images/${encodeURIComponent(n)}`, { query: { force: o.force ? 1 : undefined, noprune: o.prune ? undefined : 1 } });
+        const res = await client.json<{ Untagged?: string; Deleted?: string }[]>('DELETE', `/images/${encodeURIComponent(n)}`, {
+          query: { force: o.force ? 1 : undefined, noprune: o.prune ? undefined : 1 },
+        });
         for (const r of res) process.stdout.write(r.Untagged ? `Untagged: ${r.Untagged}\n` : `Deleted: ${r.Deleted}\n`);
       } catch (e) {
         if (!(e instanceof EngineError)) throw e;
@@ -135,7 +170,11 @@ export function imageCommands(program: Command, ctx: CliContext): void {
     if (failed) process.exitCode = 1;
   };
   for (const c of [program.command('rmi'), image.command('rm').alias('remove')]) {
-    c.description('Remove one or more images').argument('<IMAGE...>').option('-f, --force', 'force removal of the image').option('--no-prune', 'do not delete untagged parents').action(rmi);
+    c.description('Remove one or more images')
+      .argument('<IMAGE...>')
+      .option('-f, --force', 'force removal of the image')
+      .option('--no-prune', 'do not delete untagged parents')
+      .action(rmi);
   }
 
   image
@@ -150,7 +189,9 @@ export function imageCommands(program: Command, ctx: CliContext): void {
       const client = await ctx.client();
       const filters = filtersFromFlags(o.filter);
       filters.dangling = [o.all ? 'false' : 'true'];
-      const r = await client.json<{ ImagesDeleted: { Untagged?: string; Deleted?: string }[] | null; SpaceReclaimed: number }>('POST', '/images/prune', { query: { filters: JSON.stringify(filters) } });
+      const r = await client.json<{ ImagesDeleted: { Untagged?: string; Deleted?: string }[] | null; SpaceReclaimed: number }>('POST', '/images/prune', {
+        query: { filters: JSON.stringify(filters) },
+      });
       if (r.ImagesDeleted?.length) {
         process.stdout.write('Deleted Images:\n');
         for (const d of r.ImagesDeleted) process.stdout.write(d.Untagged ? `untagged: ${d.Untagged}\n` : `deleted: ${d.Deleted}\n`);
@@ -167,7 +208,11 @@ export function imageCommands(program: Command, ctx: CliContext): void {
     await pipeline(res, out);
     if (o.output) fs.renameSync(o.output + '.keel-tmp', o.output);
   };
-  for (const c of [program.command('save'), image.command('save')]) c.description('Save one or more images to a tar archive (streamed to STDOUT by default)').argument('<IMAGE...>').option('-o, --output <file>', 'write to a file, instead of STDOUT').action(save);
+  for (const c of [program.command('save'), image.command('save')])
+    c.description('Save one or more images to a tar archive (streamed to STDOUT by default)')
+      .argument('<IMAGE...>')
+      .option('-o, --output <file>', 'write to a file, instead of STDOUT')
+      .action(save);
 
   const load = async (o: { input?: string; quiet?: boolean }) => {
     const client = await ctx.client();
@@ -179,7 +224,11 @@ export function imageCommands(program: Command, ctx: CliContext): void {
       if (m.stream) process.stdout.write(String(m.stream));
     }
   };
-  for (const c of [program.command('load'), image.command('load')]) c.description('Load an image from a tar archive or STDIN').option('-i, --input <file>', 'read from tar archive file, instead of STDIN').option('-q, --quiet', 'suppress the load output').action(load);
+  for (const c of [program.command('load'), image.command('load')])
+    c.description('Load an image from a tar archive or STDIN')
+      .option('-i, --input <file>', 'read from tar archive file, instead of STDIN')
+      .option('-q, --quiet', 'suppress the load output')
+      .action(load);
 
   const importCmd = async (file: string, repo: string | undefined, o: { change: string[]; message?: string }) => {
     const client = await ctx.client();
@@ -190,7 +239,10 @@ export function imageCommands(program: Command, ctx: CliContext): void {
       const i = repo.lastIndexOf(':');
       if (i > repo.lastIndexOf('/')) [repository, tagName] = [repo.slice(0, i), repo.slice(i + 1)];
     }
-    const res = await client.request('POST', '/images/create', { query: { fromSrc: '-', repo: repository, tag: tagName, message: o.message, changes: o.change }, stream });
+    const res = await client.request('POST', '/images/create', {
+      query: { fromSrc: '-', repo: repository, tag: tagName, message: o.message, changes: o.change },
+      stream,
+    });
     for await (const m of client.jsonLines(res)) {
       if (m.errorDetail) throw new EngineError('INTERNAL', String((m.errorDetail as { message: string }).message));
       if (m.status) process.stdout.write(`${m.status}\n`);

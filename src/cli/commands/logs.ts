@@ -39,7 +39,16 @@ export function logsCommands(program: Command, ctx: CliContext): void {
       throw e;
     }
     const res = await client.request('GET', `/containers/${info.Id}/logs`, {
-      query: { details: o.details ? 1 : undefined, follow: o.follow ? 1 : undefined, stderr: 1, stdout: 1, since, until, tail: o.tail ?? 'all', timestamps: o.timestamps ? 1 : undefined },
+      query: {
+        details: o.details ? 1 : undefined,
+        follow: o.follow ? 1 : undefined,
+        stderr: 1,
+        stdout: 1,
+        since,
+        until,
+        tail: o.tail ?? 'all',
+        timestamps: o.timestamps ? 1 : undefined,
+      },
     });
     if (info.Config.Tty) return void (await pipeline(res, process.stdout, { end: false }));
     const demux = new Demuxer((s, data) => (s === 2 ? process.stderr : process.stdout).write(data));
@@ -66,6 +75,9 @@ export function logsCommands(program: Command, ctx: CliContext): void {
     fs.renameSync(o.output + '.keel-tmp', o.output);
   };
   for (const c of [program.command('export'), container.command('export')]) {
-    c.description("Export a container's filesystem as a tar archive").argument('<CONTAINER>').option('-o, --output <string>', 'write to a file, instead of STDOUT').action(exportCmd);
+    c.description("Export a container's filesystem as a tar archive")
+      .argument('<CONTAINER>')
+      .option('-o, --output <string>', 'write to a file, instead of STDOUT')
+      .action(exportCmd);
   }
 }

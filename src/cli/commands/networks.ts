@@ -17,7 +17,10 @@ interface NetworkJson {
 }
 
 /** "a=b,c=d" as docker's --format {{.Labels}} shows labels. */
-const labelList = (l: Record<string, string> | null) => Object.entries(l ?? {}).map(([k, v]) => `${k}=${v}`).join(',');
+const labelList = (l: Record<string, string> | null) =>
+  Object.entries(l ?? {})
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',');
 
 /** Parses repeatable KEY=VALUE flags (-l, -o). */
 function keyValues(list: string[], what: string): Record<string, string> {
@@ -47,19 +50,29 @@ export function networkCommands(program: Command, ctx: CliContext): void {
     .option('--attachable', 'enable manual container attachment (always on in keel)')
     .option('-l, --label <label>', 'set metadata on a network', collect, [])
     .option('-o, --opt <opt>', 'set driver specific options', collect, [])
-    .action(async (name: string, o: { driver: string; subnet?: string; gateway?: string; ipRange?: string; internal?: boolean; attachable?: boolean; label: string[]; opt: string[] }) => {
-      if ((o.gateway || o.ipRange) && !o.subnet) throw new EngineError('INVALID_ARGUMENT', 'every ip-range or gateway must have a corresponding subnet');
-      const client = await ctx.client();
-      const r = await client.json<{ Id: string; Warning?: string }>('POST', '/networks/create', {
-        body: {
-          Name: name, CheckDuplicate: true, Driver: o.driver, Internal: !!o.internal, Attachable: !!o.attachable,
-          IPAM: { Driver: 'default', Options: {}, Config: o.subnet ? [{ Subnet: o.subnet, Gateway: o.gateway, IPRange: o.ipRange }] : [] },
-          Options: keyValues(o.opt, 'option'), Labels: keyValues(o.label, 'label'),
-        },
-      });
-      if (r.Warning) process.stderr.write(`WARNING: ${r.Warning}\n`);
-      process.stdout.write(`${r.Id}\n`);
-    });
+    .action(
+      async (
+        name: string,
+        o: { driver: string; subnet?: string; gateway?: string; ipRange?: string; internal?: boolean; attachable?: boolean; label: string[]; opt: string[] },
+      ) => {
+        if ((o.gateway || o.ipRange) && !o.subnet) throw new EngineError('INVALID_ARGUMENT', 'every ip-range or gateway must have a corresponding subnet');
+        const client = await ctx.client();
+        const r = await client.json<{ Id: string; Warning?: string }>('POST', '/networks/create', {
+          body: {
+            Name: name,
+            CheckDuplicate: true,
+            Driver: o.driver,
+            Internal: !!o.internal,
+            Attachable: !!o.attachable,
+            IPAM: { Driver: 'default', Options: {}, Config: o.subnet ? [{ Subnet: o.subnet, Gateway: o.gateway, IPRange: o.ipRange }] : [] },
+            Options: keyValues(o.opt, 'option'),
+            Labels: keyValues(o.label, 'label'),
+          },
+        });
+        if (r.Warning) process.stderr.write(`WARNING: ${r.Warning}\n`);
+        process.stdout.write(`${r.Id}\n`);
+      },
+    );
 
   network
     .command('ls')
@@ -76,11 +89,22 @@ export function networkCommands(program: Command, ctx: CliContext): void {
       const id = (n: NetworkJson) => (o.trunc ? n.Id.slice(0, 12) : n.Id);
       if (o.quiet) return void process.stdout.write(nets.map((n) => `${id(n)}\n`).join(''));
       const rows = nets.map((n) => ({
-        ID: id(n), Name: n.Name, Driver: n.Driver, Scope: n.Scope, IPv6: String(n.EnableIPv6), Internal: String(n.Internal),
-        Labels: labelList(n.Labels), CreatedAt: n.Created,
+        ID: id(n),
+        Name: n.Name,
+        Driver: n.Driver,
+        Scope: n.Scope,
+        IPv6: String(n.EnableIPv6),
+        Internal: String(n.Internal),
+        Labels: labelList(n.Labels),
+        CreatedAt: n.Created,
       }));
       if (o.format) return void process.stdout.write(renderTemplate(o.format, rows));
-      process.stdout.write(table(['NETWORK ID', 'NAME', 'DRIVER', 'SCOPE'], rows.map((r) => [r.ID, r.Name, r.Driver, r.Scope])));
+      process.stdout.write(
+        table(
+          ['NETWORK ID', 'NAME', 'DRIVER', 'SCOPE'],
+          rows.map((r) => [r.ID, r.Name, r.Driver, r.Scope]),
+        ),
+      );
     });
 
   network
@@ -134,9 +158,12 @@ export function networkCommands(program: Command, ctx: CliContext): void {
     .option('-f, --force', 'do not prompt for confirmation')
     .option('--filter <filter>', 'provide filter values (e.g. "until=<timestamp>", "label=<key>=<value>")', collect, [])
     .action(async (o: { force?: boolean; filter: string[] }) => {
-      if (!o.force && !(await confirm('WARNING! This will remove all custom networks not used by at least one container.\nAre you sure you want to continue?'))) return;
+      if (!o.force && !(await confirm('WARNING! This will remove all custom networks not used by at least one container.\nAre you sure you want to continue?')))
+        return;
       const client = await ctx.client();
-      const r = await client.json<{ NetworksDeleted: string[] | null }>('POST', '/networks/prune', { query: { filters: JSON.stringify(filtersFromFlags(o.filter)) } });
+      const r = await client.json<{ NetworksDeleted: string[] | null }>('POST', '/networks/prune', {
+        query: { filters: JSON.stringify(filtersFromFlags(o.filter)) },
+      });
       if (r.NetworksDeleted?.length) process.stdout.write(`Deleted Networks:\n${r.NetworksDeleted.map((n) => `${n}\n`).join('')}`);
     });
 
@@ -149,9 +176,11 @@ export function networkCommands(program: Command, ctx: CliContext): void {
     .option('--ip <ip>', 'IPv4 address (e.g. "172.30.100.104")')
     .action(async (net: string, container: string, o: { alias: string[]; ip?: string }) => {
       const client = await ctx.client();
-      await client.request('POST', `/networks/${encodeURIComponent(net)}/connect`, {
-        body: { Container: container, EndpointConfig: { Aliases: o.alias, IPAMConfig: o.ip ? { IPv4Address: o.ip } : {} } },
-      }).then((r) => r.resume());
+      await client
+        .request('POST', `/networks/${encodeURIComponent(net)}/connect`, {
+          body: { Container: container, EndpointConfig: { Aliases: o.alias, IPAMConfig: o.ip ? { IPv4Address: o.ip } : {} } },
+        })
+        .then((r) => r.resume());
     });
 
   network
@@ -162,6 +191,8 @@ export function networkCommands(program: Command, ctx: CliContext): void {
     .option('-f, --force', 'force the container to disconnect from a network')
     .action(async (net: string, container: string, o: { force?: boolean }) => {
       const client = await ctx.client();
-      await client.request('POST', `/networks/${encodeURIComponent(net)}/disconnect`, { body: { Container: container, Force: !!o.force } }).then((r) => r.resume());
+      await client
+        .request('POST', `/networks/${encodeURIComponent(net)}/disconnect`, { body: { Container: container, Force: !!o.force } })
+        .then((r) => r.resume());
     });
 }

@@ -38,7 +38,10 @@ export function renderRows(format: string, rows: Row[], headers: Record<string, 
   const tpl = format.slice(5).trimStart().replace(/\\t/g, '\t');
   const lines = renderTemplate(tpl, rows).split('\n').slice(0, rows.length);
   const header = tpl.replace(/\{\{\s*(?:json\s+)?\.([\w.]*)\s*\}\}/g, (_m, f: string) => headers[f] ?? f.toUpperCase());
-  return table(header.split('\t'), lines.map((l) => l.split('\t')));
+  return table(
+    header.split('\t'),
+    lines.map((l) => l.split('\t')),
+  );
 }
 
 /** Go's strings ellipsis as the docker CLI uses it (runes, "…"). */
@@ -49,7 +52,13 @@ export function ellipsis(s: string, max: number): string {
 
 /** docker's api.DisplayablePorts: ports published on the same number fold into ranges, the rest are listed one by one. */
 export function displayPorts(ports: Port[]): string {
-  const sorted = [...ports].sort((a, b) => a.PrivatePort - b.PrivatePort || ((a.IP ?? '') < (b.IP ?? '') ? -1 : (a.IP ?? '') > (b.IP ?? '') ? 1 : 0) || (a.PublicPort ?? 0) - (b.PublicPort ?? 0) || (a.Type < b.Type ? -1 : a.Type > b.Type ? 1 : 0));
+  const sorted = [...ports].sort(
+    (a, b) =>
+      a.PrivatePort - b.PrivatePort ||
+      ((a.IP ?? '') < (b.IP ?? '') ? -1 : (a.IP ?? '') > (b.IP ?? '') ? 1 : 0) ||
+      (a.PublicPort ?? 0) - (b.PublicPort ?? 0) ||
+      (a.Type < b.Type ? -1 : a.Type > b.Type ? 1 : 0),
+  );
   const groups = new Map<string, { first: number; last: number }>();
   const result: string[] = [];
   const hostMappings: string[] = [];
@@ -84,10 +93,28 @@ export function displayPorts(ports: Port[]): string {
   return [...result, ...hostMappings].join(', ');
 }
 
-const psHeaders = { ID: 'CONTAINER ID', Image: 'IMAGE', Command: 'COMMAND', CreatedAt: 'CREATED AT', RunningFor: 'CREATED', Ports: 'PORTS', State: 'STATE', Status: 'STATUS', Size: 'SIZE', Names: 'NAMES', Labels: 'LABELS', Mounts: 'MOUNTS', Networks: 'NETWORKS', LocalVolumes: 'LOCAL VOLUMES' };
+const psHeaders = {
+  ID: 'CONTAINER ID',
+  Image: 'IMAGE',
+  Command: 'COMMAND',
+  CreatedAt: 'CREATED AT',
+  RunningFor: 'CREATED',
+  Ports: 'PORTS',
+  State: 'STATE',
+  Status: 'STATUS',
+  Size: 'SIZE',
+  Names: 'NAMES',
+  Labels: 'LABELS',
+  Mounts: 'MOUNTS',
+  Networks: 'NETWORKS',
+  LocalVolumes: 'LOCAL VOLUMES',
+};
 
 function goTime(unixSeconds: number): string {
-  return new Date(unixSeconds * 1000).toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' +0000 UTC');
+  return new Date(unixSeconds * 1000)
+    .toISOString()
+    .replace('T', ' ')
+    .replace(/\.\d+Z$/, ' +0000 UTC');
 }
 
 function psRow(c: ContainerSummary, noTrunc: boolean): Row {
@@ -104,7 +131,9 @@ function psRow(c: ContainerSummary, noTrunc: boolean): Row {
     Status: c.Status,
     Size: c.SizeRw !== undefined ? `${humanSize(c.SizeRw)} (virtual ${humanSize(c.SizeRootFs ?? 0)})` : '',
     Names: names.join(','),
-    Labels: Object.entries(c.Labels ?? {}).map(([k, v]) => `${k}=${v}`).join(','),
+    Labels: Object.entries(c.Labels ?? {})
+      .map(([k, v]) => `${k}=${v}`)
+      .join(','),
     Mounts: (c.Mounts ?? []).map((m) => m.Name ?? m.Source ?? '').join(','),
     Networks: Object.keys(c.NetworkSettings?.Networks ?? {}).join(','),
     LocalVolumes: String((c.Mounts ?? []).filter((m) => m.Name).length),
@@ -113,21 +142,41 @@ function psRow(c: ContainerSummary, noTrunc: boolean): Row {
 
 export function psCommands(program: Command, ctx: CliContext): void {
   const container = group(program, 'container');
-  const ps = async (o: { all?: boolean; quiet?: boolean; last?: string; latest?: boolean; size?: boolean; filter: string[]; format?: string; trunc?: boolean }) => {
+  const ps = async (o: {
+    all?: boolean;
+    quiet?: boolean;
+    last?: string;
+    latest?: boolean;
+    size?: boolean;
+    filter: string[];
+    format?: string;
+    trunc?: boolean;
+  }) => {
     const client = await ctx.client();
     const limit = o.latest ? 1 : o.last !== undefined ? Number(o.last) : undefined;
     const list = await client.json<ContainerSummary[]>('GET', '/containers/json', {
-      query: { all: o.all ? 1 : undefined, limit: limit !== undefined && limit > 0 ? limit : undefined, size: o.size ? 1 : undefined, filters: o.filter.length ? JSON.stringify(filtersFromFlags(o.filter)) : undefined },
+      query: {
+        all: o.all ? 1 : undefined,
+        limit: limit !== undefined && limit > 0 ? limit : undefined,
+        size: o.size ? 1 : undefined,
+        filters: o.filter.length ? JSON.stringify(filtersFromFlags(o.filter)) : undefined,
+      },
     });
     const noTrunc = o.trunc === false; // commander maps --no-trunc to trunc=false
     if (o.quiet) return void process.stdout.write(list.map((c) => (noTrunc ? c.Id : c.Id.slice(0, 12)) + '\n').join(''));
     const rows = list.map((c) => psRow(c, noTrunc));
     if (o.format) return void process.stdout.write(renderRows(o.format, rows, psHeaders));
     const cols = ['ID', 'Image', 'Command', 'RunningFor', 'Status', 'Ports', 'Names', ...(o.size ? ['Size'] : [])];
-    process.stdout.write(table(cols.map((c) => psHeaders[c as keyof typeof psHeaders]), rows.map((r) => cols.map((c) => r[c]!))));
+    process.stdout.write(
+      table(
+        cols.map((c) => psHeaders[c as keyof typeof psHeaders]),
+        rows.map((r) => cols.map((c) => r[c]!)),
+      ),
+    );
   };
   const opts = (c: Command) =>
-    c.option('-a, --all', 'show all containers (default shows just running)')
+    c
+      .option('-a, --all', 'show all containers (default shows just running)')
       .option('-f, --filter <filter>', 'filter output based on conditions provided', collect, [])
       .option('--format <string>', 'format output using a custom template ("table", "json" or a Go template)')
       .option('-n, --last <int>', 'show n last created containers (includes all states)')
@@ -143,19 +192,27 @@ export function psCommands(program: Command, ctx: CliContext): void {
     const client = await ctx.client();
     const once = o.stream === false;
     for (;;) {
-      const targets = names.length ? names.map((n) => ({ id: n, name: n })) : (await client.json<ContainerSummary[]>('GET', '/containers/json', { query: { all: o.all ? 1 : undefined } })).map((c) => ({ id: c.Id, name: c.Names[0]?.replace(/^\//, '') ?? '' }));
+      const targets = names.length
+        ? names.map((n) => ({ id: n, name: n }))
+        : (await client.json<ContainerSummary[]>('GET', '/containers/json', { query: { all: o.all ? 1 : undefined } })).map((c) => ({
+            id: c.Id,
+            name: c.Names[0]?.replace(/^\//, '') ?? '',
+          }));
       const rows = await Promise.all(targets.map((t) => statsRow(client, t.id, o.trunc === false)));
       const failed = rows.filter((r): r is EngineError => r instanceof EngineError);
       if (failed.length && names.length) throw failed[0]!;
       const ok = rows.filter((r): r is Row => !(r instanceof EngineError));
-      const text = o.format ? renderRows(o.format, ok, statsHeaders) : renderRows('table {{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t{{.NetIO}}\t{{.BlockIO}}\t{{.PIDs}}', ok, statsHeaders);
+      const text = o.format
+        ? renderRows(o.format, ok, statsHeaders)
+        : renderRows('table {{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t{{.NetIO}}\t{{.BlockIO}}\t{{.PIDs}}', ok, statsHeaders);
       if (once) return void process.stdout.write(text);
       process.stdout.write(`\x1b[2J\x1b[H${text}`);
       await new Promise((r) => setTimeout(r, 500));
     }
   };
   const statsOpts = (c: Command) =>
-    c.description('Display a live stream of container(s) resource usage statistics')
+    c
+      .description('Display a live stream of container(s) resource usage statistics')
       .argument('[CONTAINER...]')
       .option('-a, --all', 'show all containers (default shows just running)')
       .option('--format <string>', 'format output using a custom template')
@@ -166,7 +223,17 @@ export function psCommands(program: Command, ctx: CliContext): void {
   statsOpts(container.command('stats'));
 }
 
-const statsHeaders = { Container: 'CONTAINER', ID: 'CONTAINER ID', Name: 'NAME', CPUPerc: 'CPU %', MemUsage: 'MEM USAGE / LIMIT', MemPerc: 'MEM %', NetIO: 'NET I/O', BlockIO: 'BLOCK I/O', PIDs: 'PIDS' };
+const statsHeaders = {
+  Container: 'CONTAINER',
+  ID: 'CONTAINER ID',
+  Name: 'NAME',
+  CPUPerc: 'CPU %',
+  MemUsage: 'MEM USAGE / LIMIT',
+  MemPerc: 'MEM %',
+  NetIO: 'NET I/O',
+  BlockIO: 'BLOCK I/O',
+  PIDs: 'PIDS',
+};
 
 /** go-units BytesSize: binary units, 4 significant digits. */
 export function bytesSize(n: number): string {

@@ -26,7 +26,11 @@ function splitRef(ref: string): { name: string; tag?: string } {
 }
 
 /** Pulls through the API, rendering progress; shared with `run`/`create`. */
-export async function pullThroughApi(ctx: CliContext, ref: string, o: { allTags?: boolean; platform?: string; quiet?: boolean; out?: NodeJS.WriteStream }): Promise<void> {
+export async function pullThroughApi(
+  ctx: CliContext,
+  ref: string,
+  o: { allTags?: boolean; platform?: string; quiet?: boolean; out?: NodeJS.WriteStream },
+): Promise<void> {
   const client = await ctx.client();
   const { name, tag } = splitRef(ref);
   const res = await client.request('POST', '/images/create', {
@@ -63,7 +67,11 @@ export function registryCommands(program: Command, ctx: CliContext): void {
     if (o.quiet) process.stdout.write(`${ref}\n`);
   };
   for (const c of [program.command('push'), image.command('push')]) {
-    c.description('Upload an image to a registry').argument('<NAME[:TAG]>').option('-a, --all-tags', 'push all tags of an image to the repository').option('-q, --quiet', 'suppress verbose output').action(push);
+    c.description('Upload an image to a registry')
+      .argument('<NAME[:TAG]>')
+      .option('-a, --all-tags', 'push all tags of an image to the repository')
+      .option('-q, --quiet', 'suppress verbose output')
+      .action(push);
   }
 
   program
@@ -80,11 +88,15 @@ export function registryCommands(program: Command, ctx: CliContext): void {
         if (!o.username) throw new EngineError('INVALID_ARGUMENT', 'must provide --username with --password-stdin');
         const chunks: Buffer[] = [];
         for await (const c of process.stdin) chunks.push(c as Buffer);
-        password = Buffer.concat(chunks).toString().replace(/\r?\n$/, '');
+        password = Buffer.concat(chunks)
+          .toString()
+          .replace(/\r?\n$/, '');
       }
       if (!o.username || !password) throw new EngineError('INVALID_ARGUMENT', 'username and password are required (-u USER --password-stdin)');
       const client = await ctx.client();
-      const r = await client.json<{ Status: string; IdentityToken?: string }>('POST', '/auth', { body: { username: o.username, password, serveraddress: server ?? '' } });
+      const r = await client.json<{ Status: string; IdentityToken?: string }>('POST', '/auth', {
+        body: { username: o.username, password, serveraddress: server ?? '' },
+      });
       const { domainOfServerAddress } = await import('../../registry/login.ts');
       const domain = domainOfServerAddress(server);
       await new CredentialStore().store(domain, r.IdentityToken ? { identitytoken: r.IdentityToken } : { username: o.username, password });

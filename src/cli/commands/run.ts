@@ -32,12 +32,19 @@ function familiar(image: string): string {
 }
 
 /** POST /containers/create, pulling the image first when the daemon doesn't have it (--pull missing). */
-export async function createContainer(ctx: CliContext, image: string, req: CreateRequest, o: { pull?: string; quiet?: boolean; cidfile?: string }): Promise<string> {
+export async function createContainer(
+  ctx: CliContext,
+  image: string,
+  req: CreateRequest,
+  o: { pull?: string; quiet?: boolean; cidfile?: string },
+): Promise<string> {
   const client = await ctx.client();
-  if (o.cidfile && fs.existsSync(o.cidfile)) throw new EngineError('INVALID_ARGUMENT', `container ID file found, make sure the other container isn't running or delete ${o.cidfile}`);
+  if (o.cidfile && fs.existsSync(o.cidfile))
+    throw new EngineError('INVALID_ARGUMENT', `container ID file found, make sure the other container isn't running or delete ${o.cidfile}`);
   const pull = async () => (await import('./registry.ts')).pullThroughApi(ctx, image, { platform: req.platform, quiet: o.quiet, out: process.stderr });
   if (o.pull === 'always') await pull();
-  const create = () => client.json<{ Id: string; Warnings: string[] | null }>('POST', '/containers/create', { query: { name: req.name, platform: req.platform }, body: req.body });
+  const create = () =>
+    client.json<{ Id: string; Warnings: string[] | null }>('POST', '/containers/create', { query: { name: req.name, platform: req.platform }, body: req.body });
   let r: { Id: string; Warnings: string[] | null };
   try {
     r = await create();
@@ -76,7 +83,9 @@ export function runCommands(program: Command, ctx: CliContext): void {
     process.stdout.write(`${id}\n`);
   };
   for (const c of [program.command('create'), container.command('create')]) {
-    addCreateFlags(c.description('Create a new container').usage('[OPTIONS] IMAGE [COMMAND] [ARG...]').argument('<IMAGE>').argument('[COMMAND...]').passThroughOptions());
+    addCreateFlags(
+      c.description('Create a new container').usage('[OPTIONS] IMAGE [COMMAND] [ARG...]').argument('<IMAGE>').argument('[COMMAND...]').passThroughOptions(),
+    );
     c.option('--rm', 'automatically remove the container and its associated anonymous volumes when it exits').action(create);
   }
 
@@ -113,14 +122,29 @@ export function runCommands(program: Command, ctx: CliContext): void {
     const b = req.body;
     const sigProxy = typeof o.sigProxy === 'string' ? bool(o.sigProxy) : o.sigProxy !== false;
     const r = await runSession(client, {
-      id, tty: !!o.tty, stdin: !!b.AttachStdin, stdout: !!b.AttachStdout, stderr: !!b.AttachStderr,
-      detachKeys, detachKeysRaw: o.detachKeys, sigProxy, removed: !!o.rm, start: true,
+      id,
+      tty: !!o.tty,
+      stdin: !!b.AttachStdin,
+      stdout: !!b.AttachStdout,
+      stderr: !!b.AttachStderr,
+      detachKeys,
+      detachKeysRaw: o.detachKeys,
+      sigProxy,
+      removed: !!o.rm,
+      start: true,
     }).catch((e: unknown) => failRun('run', e));
     if (r.startError) failRun('run', r.startError, r.status);
     if (r.status !== 0) throw new ExitError(r.status);
   };
   for (const c of [program.command('run'), container.command('run')]) {
-    addCreateFlags(c.description('Create and run a new container from an image').usage('[OPTIONS] IMAGE [COMMAND] [ARG...]').argument('<IMAGE>').argument('[COMMAND...]').passThroughOptions());
+    addCreateFlags(
+      c
+        .description('Create and run a new container from an image')
+        .usage('[OPTIONS] IMAGE [COMMAND] [ARG...]')
+        .argument('<IMAGE>')
+        .argument('[COMMAND...]')
+        .passThroughOptions(),
+    );
     c.option('-d, --detach', 'run container in background and print container ID')
       .option('--rm', 'automatically remove the container and its associated anonymous volumes when it exits')
       .option('--sig-proxy [bool]', 'proxy received signals to the process', true)

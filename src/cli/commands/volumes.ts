@@ -29,7 +29,9 @@ function toMap(items: string[]): Record<string, string> | undefined {
 
 /** The fields docker's volume --format knows. */
 function row(v: Volume): Record<string, unknown> {
-  const labels = Object.entries(v.Labels ?? {}).map(([k, x]) => `${k}=${x}`).join(',');
+  const labels = Object.entries(v.Labels ?? {})
+    .map(([k, x]) => `${k}=${x}`)
+    .join(',');
   return { Name: v.Name, Driver: v.Driver, Scope: v.Scope, Mountpoint: v.Mountpoint, Labels: labels, Links: 'N/A', Size: 'N/A', CreatedAt: v.CreatedAt };
 }
 
@@ -45,7 +47,8 @@ export function volumeCommands(program: Command, ctx: CliContext): void {
     .option('-o, --opt <option>', 'set driver specific options (type, device, o)', collect, [])
     .option('--name <name>', 'specify volume name')
     .action(async (arg: string | undefined, o: { driver: string; label: string[]; opt: string[]; name?: string }) => {
-      if (arg && o.name && arg !== o.name) throw new EngineError('INVALID_ARGUMENT', 'conflicting options: either specify --name or provide positional arg, not both');
+      if (arg && o.name && arg !== o.name)
+        throw new EngineError('INVALID_ARGUMENT', 'conflicting options: either specify --name or provide positional arg, not both');
       const client = await ctx.client();
       const v = await client.json<Volume>('POST', '/volumes/create', {
         body: { Name: arg ?? o.name ?? '', Driver: o.driver, DriverOpts: toMap(o.opt) ?? {}, Labels: toMap(o.label) ?? {} },
@@ -66,7 +69,12 @@ export function volumeCommands(program: Command, ctx: CliContext): void {
       const vols = (r.Volumes ?? []).sort((a, b) => a.Name.localeCompare(b.Name));
       if (o.quiet) return void process.stdout.write(vols.map((v) => `${v.Name}\n`).join(''));
       if (o.format) return void process.stdout.write(renderTemplate(o.format, vols.map(row)));
-      process.stdout.write(table(['DRIVER', 'VOLUME NAME'], vols.map((v) => [v.Driver, v.Name])));
+      process.stdout.write(
+        table(
+          ['DRIVER', 'VOLUME NAME'],
+          vols.map((v) => [v.Driver, v.Name]),
+        ),
+      );
     });
 
   volume
@@ -116,9 +124,12 @@ export function volumeCommands(program: Command, ctx: CliContext): void {
     .option('-f, --force', 'do not prompt for confirmation')
     .option('--filter <filter>', 'provide filter values (e.g. "label=<label>")', collect, [])
     .action(async (o: { force?: boolean; filter: string[] }) => {
-      if (!o.force && !(await confirm('WARNING! This will remove all local volumes not used by at least one container.\nAre you sure you want to continue?'))) return;
+      if (!o.force && !(await confirm('WARNING! This will remove all local volumes not used by at least one container.\nAre you sure you want to continue?')))
+        return;
       const client = await ctx.client();
-      const r = await client.json<{ VolumesDeleted: string[] | null; SpaceReclaimed: number }>('POST', '/volumes/prune', { query: { filters: JSON.stringify(filtersFromFlags(o.filter)) } });
+      const r = await client.json<{ VolumesDeleted: string[] | null; SpaceReclaimed: number }>('POST', '/volumes/prune', {
+        query: { filters: JSON.stringify(filtersFromFlags(o.filter)) },
+      });
       if (r.VolumesDeleted?.length) process.stdout.write(`Deleted Volumes:\n${r.VolumesDeleted.map((n) => `${n}\n`).join('')}\n`);
       process.stdout.write(`Total reclaimed space: ${humanSize(r.SpaceReclaimed)}\n`);
     });
