@@ -86,7 +86,11 @@ test('up --wait --scale, port, exec, run, top, images, ls, stop/start/restart, p
   const watcher = spawn(process.execPath, [keelBin, '-H', `unix://${d.socket}`, 'compose', 'events', 'web'], { cwd: p.dir });
   let events = '';
   watcher.stdout.on('data', (b) => (events += b));
-  await new Promise((r) => setTimeout(r, 1000));
+  // The watcher is subscribed once it shows an event: a signal httpd ignores makes one.
+  await eventually(async () => {
+    await p.compose(['kill', '-s', 'WINCH', 'web']);
+    return /container kill/.test(events);
+  }, `the events watcher's first event, got: ${events}`);
   assert.equal((await p.compose(['pause', 'web'])).code, 0);
   assert.match((await p.compose(['ps', '--format', 'json', 'web'])).stdout, /"State":"paused"/);
   assert.equal((await p.compose(['unpause', 'web'])).code, 0);
