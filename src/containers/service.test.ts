@@ -71,10 +71,7 @@ async function daemon(w: World): Promise<{ svc: ContainerService; events: string
 }
 
 async function create(svc: ContainerService, name: string, restart: RestartPolicy['Name'] = 'no', max = 0): Promise<string> {
-  const { id } = await svc.create(
-    { Image: 'fake:latest', HostConfig: { NetworkMode: 'none', RestartPolicy: { Name: restart, MaximumRetryCount: max } } },
-    name,
-  );
+  const { id } = await svc.create({ image: 'fake:latest', name, networkMode: 'none', restartPolicy: { name: restart, maximumRetryCount: max } });
   return id;
 }
 

@@ -3,7 +3,7 @@ import { EngineError } from '../common/errors.ts';
 import { diskUsage } from '../common/fs.ts';
 import type { ImageService } from '../images/service.ts';
 import { cloneContainer, type CloneOptions, type CloneResult, frozenUsage, type FrozenUsage } from '../containers/clone.ts';
-import type { CreateRequest } from '../containers/create.ts';
+import type { ContainerSpec } from '../containers/spec.ts';
 import { changes, commit, exportRootfs, getArchive, putArchive, statPath } from '../containers/files.ts';
 import { containerLogs } from '../containers/logs.ts';
 import { prune as pruneContainers, top, update } from '../containers/ops.ts';
@@ -96,8 +96,8 @@ export class EngineContainers {
     return cur && cur.id === r.imageId ? r.config.Image : r.imageId;
   }
 
-  createContainer(req: CreateRequest, name?: string): Promise<{ id: string; warnings: string[] }> {
-    return this.containers.create(req, name);
+  createContainer(spec: ContainerSpec): Promise<{ id: string; warnings: string[] }> {
+    return this.containers.create(spec);
   }
 
   startContainer(ref: string): Promise<void> {

@@ -20,7 +20,7 @@ import type { ExecManager } from '../containers/exec.ts';
 import { type CloneOptions, type CloneResult, type FrozenUsage, reconcileClones } from '../containers/clone.ts';
 import { BridgeNetworking, EngineContainerNetworks } from './netattach.ts';
 import { type ContainerRecord, isRunning } from '../containers/types.ts';
-import type { CreateRequest } from '../containers/create.ts';
+import type { ContainerSpec } from '../containers/spec.ts';
 import type { ExecConfig, ExecRecord } from '../containers/exec.ts';
 import type { StatsSample } from '../containers/stats.ts';
 import type { ContainerView } from '../containers/view.ts';
@@ -244,8 +244,8 @@ export class Engine implements AsyncDisposable {
     return this.c.containerImageName(r);
   }
 
-  createContainer(req: CreateRequest, name?: string): Promise<{ id: string; warnings: string[] }> {
-    return this.c.createContainer(req, name);
+  createContainer(spec: ContainerSpec): Promise<{ id: string; warnings: string[] }> {
+    return this.c.createContainer(spec);
   }
 
   startContainer(ref: string): Promise<void> {
