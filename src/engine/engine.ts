@@ -12,6 +12,7 @@ import { type AuthConfig, RegistryHosts, type RegistryHostsOptions } from '../re
 import type { LoadResult } from '../images/load.ts';
 import { type RemoveResult, ImageService } from '../images/service.ts';
 import type { ImageRecord } from '../images/store.ts';
+import { Snapshotter } from '../snapshots/overlay.ts';
 import { type CreateNetworkOptions, type EndpointOptions, NetworkManager, type NetworkFilters, type NetworkManagerOptions } from '../network/index.ts';
 import { type ContainerDefaults, ContainerService } from '../containers/service.ts';
 import { type OciRuntime, RuntimeDriver, runcAdvisories, runcVersion } from '../runtime/index.ts';
@@ -99,7 +100,7 @@ export class Engine implements AsyncDisposable {
   constructor(opts: EngineOptions = {}) {
     this.dataRoot = path.resolve(opts.dataRoot ?? '/var/lib/keel');
     this.execRoot = path.resolve(opts.execRoot ?? '/run/keel');
-    this.images = new ImageService(this.dataRoot, opts.imageLimits);
+    this.images = new ImageService(this.dataRoot, new Snapshotter(path.join(this.dataRoot, 'overlay')), opts.imageLimits);
     this.registries = new RegistryHosts(opts.registries);
     this.defaultLogConfig = opts.defaultLogConfig;
     this.networks = new NetworkManager({
