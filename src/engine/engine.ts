@@ -246,39 +246,39 @@ export class Engine implements AsyncDisposable {
   }
 
   createContainer(spec: ContainerSpec): Promise<{ id: string; warnings: string[] }> {
-    return this.c.createContainer(spec);
+    return this.containers.create(spec);
   }
 
   startContainer(ref: string): Promise<void> {
-    return this.c.startContainer(ref);
+    return this.containers.start(ref);
   }
 
   stopContainer(ref: string, timeout?: number): Promise<void> {
-    return this.c.stopContainer(ref, timeout);
+    return this.containers.stop(ref, timeout);
   }
 
   restartContainer(ref: string, timeout?: number): Promise<void> {
-    return this.c.restartContainer(ref, timeout);
+    return this.containers.restart(ref, timeout);
   }
 
   killContainer(ref: string, signal?: string): Promise<void> {
-    return this.c.killContainer(ref, signal);
+    return this.containers.kill(ref, signal);
   }
 
   pauseContainer(ref: string): Promise<void> {
-    return this.c.pauseContainer(ref);
+    return this.containers.pause(ref);
   }
 
   unpauseContainer(ref: string): Promise<void> {
-    return this.c.unpauseContainer(ref);
+    return this.containers.unpause(ref);
   }
 
   renameContainer(ref: string, name: string): Promise<void> {
-    return this.c.renameContainer(ref, name);
+    return this.containers.rename(ref, name);
   }
 
   removeContainer(ref: string, opts: { force?: boolean; volumes?: boolean } = {}): Promise<void> {
-    return this.c.removeContainer(ref, opts);
+    return this.containers.remove(ref, opts);
   }
 
   /** keel's clones of a container (containers/clone.ts). */
@@ -304,7 +304,7 @@ export class Engine implements AsyncDisposable {
 
   /** Docker's wait conditions (not-running, next-exit, removed); resolves with the exit code. */
   waitContainer(ref: string, condition: string, signal?: AbortSignal): Promise<number> {
-    return this.c.waitContainer(ref, condition, signal);
+    return this.containers.wait(ref, condition, signal);
   }
 
   /** Window size of a running container's TTY (no-op without one). */
