@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
+import type { IncomingMessage } from 'node:http';
 import { test } from 'node:test';
 import { mergeConfig } from '../containers/create.ts';
 import { endpointsOf, hostConfigOf } from '../containers/record.ts';
+import { buildRequestFrom } from './build.ts';
 import { decodeCreateContainer } from './decode-container.ts';
 
 const bad = (message: string | RegExp) => ({ code: 'INVALID_ARGUMENT', message });
@@ -203,4 +205,12 @@ test("what keel does not support is refused at create, not in the wire decoder (
   assert.throws(() => hostConfigOf(decodeCreateContainer({ Image: 'x', HostConfig: { LogConfig: { Type: 'syslog' } } })), bad(/not supported by keel/));
   assert.throws(() => hostConfigOf(decodeCreateContainer({ Image: 'x', HostConfig: { NetworkMode: 'container:' } })), bad(/invalid container format/));
   assert.throws(() => hostConfigOf(decodeCreateContainer({ Image: 'x', HostConfig: { NanoCpus: 1e9, CpuQuota: 5 } })), bad(/Conflicting options/));
+});
+
+test("build's resource flags become the RUN containers' ResourcesSpec (cgroupparent accepted, unused)", () => {
+  const q = new URLSearchParams({ memory: '67108864', memswap: '-1', cpushares: '512', cpusetcpus: '0', cgroupparent: '/x' });
+  q.set('ulimits', JSON.stringify([{ Name: 'nofile', Soft: 10, Hard: 20 }]));
+  const r = buildRequestFrom({ headers: {} } as IncomingMessage, q);
+  assert.deepEqual(r.resources, { memory: 64 << 20, memorySwap: -1, cpuShares: 512, cpusetCpus: '0', ulimits: [{ name: 'nofile', soft: 10, hard: 20 }] });
+  assert.equal(hostConfigOf({ image: 'x', resources: r.resources }).Memory, 64 << 20);
 });
