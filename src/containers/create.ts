@@ -1,3 +1,9 @@
+/**
+ * Create-time rules of a ContainerSpec that depend on the image: docker's
+ * merge of the spec with the image config (mergeConfig), and the options
+ * a network mode container:<ref> refuses. The wire format is decoded before
+ * (api/decode-container.ts); the record's HostConfig is made in record.ts.
+ */
 import path from 'node:path';
 import { invalid } from '../common/errors.ts';
 import type { ContainerConfig as ImageRunConfig } from '../oci/types.ts';
