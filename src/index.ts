@@ -3,7 +3,7 @@
  *
  *   await using engine = new Engine({ dataRoot: '/var/lib/keel', execRoot: '/run/keel' });
  *   await engine.open();                       // takes the state root's lock, reconciles containers
- *   const { id } = await engine.createContainer({ Image: 'busybox', Cmd: ['true'] });
+ *   const { id } = await engine.createContainer({ image: 'busybox', cmd: ['true'] });
  *   await engine.startContainer(id);
  *   const code = await engine.waitContainer(id, 'next-exit');
  *   // leaving the scope closes the engine (containers keep running under their conmon)
@@ -19,7 +19,7 @@ export type { EngineEvent, EventFilter } from './engine/events.ts';
 export type { Filters } from './engine/filters.ts';
 export type { ContainerRecord, ContainerConfig, ContainerState, ContainerStatus, HostConfig, RestartPolicy, EndpointConfig } from './containers/types.ts';
 export type { ContainerView } from './containers/view.ts';
-export type { CreateRequest } from './containers/create.ts';
+export type { ContainerSpec, MountRequest, MountOption, EndpointSpec, ResourcesSpec, HealthcheckSpec } from './containers/spec.ts';
 export type { ExecConfig, ExecRecord } from './containers/exec.ts';
 export type { ImageRecord } from './images/store.ts';
 export type { NetworkRecord, EndpointRecord, CreateNetworkOptions, EndpointOptions } from './network/index.ts';
@@ -28,6 +28,6 @@ export type { OciRuntime, AttachSession, ExecSession, ExitInfo, LogEntry } from 
 
 // A client for a running daemon (the Docker API plus keel's clones and pools).
 export { KeelClient } from './client/index.ts';
-export type { KeelClientOptions, CallOptions, ExecResult as ClientExecResult, CloneRequest, PoolInfo, TakenContainer } from './client/index.ts';
+export type { KeelClientOptions, CallOptions, CreateRequest, ExecResult as ClientExecResult, CloneRequest, PoolInfo, TakenContainer } from './client/index.ts';
 export type { CloneOptions, CloneResult, FrozenUsage } from './containers/clone.ts';
 export type { PoolStatus } from './engine/pools.ts';

@@ -11,8 +11,10 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { RunFailedError } from '../build/builder.ts';
 import type { BuildOutput, BuildRequest } from '../build/types.ts';
 import { EngineError, invalid } from '../common/errors.ts';
+import type { ResourcesSpec } from '../containers/spec.ts';
 import { parseReference } from '../oci/reference.ts';
 import type { AuthConfig } from '../registry/index.ts';
+import { decodeUlimit } from './decode-container.ts';
 import { qBool, qInt, type Router, sendJson } from './router.ts';
 
 /** Go's encoding/json escapes these in strings; clients do not care, byte-for-byte comparisons do. */
@@ -74,29 +76,28 @@ export function buildRequestFrom(req: IncomingMessage, q: URLSearchParams): Omit
   const labels = jsonParam<Record<string, string>>(q, 'labels');
   if (labels !== undefined && (typeof labels !== 'object' || Array.isArray(labels))) throw invalid('labels must be a JSON object');
   const cacheFrom = jsonParam<string[]>(q, 'cachefrom');
-  const resources: Record<string, unknown> = {};
-  const ints: [string, string][] = [
-    ['memory', 'Memory'],
-    ['memswap', 'MemorySwap'],
-    ['cpushares', 'CpuShares'],
-    ['cpuperiod', 'CpuPeriod'],
-    ['cpuquota', 'CpuQuota'],
-    ['shmsize', 'ShmSize'],
-  ];
-  for (const [k, f] of ints) {
+  // cgroupparent is accepted and ignored, as keel ignores a container's CgroupParent.
+  const resources: ResourcesSpec = {};
+  for (const [k, f] of [
+    ['memory', 'memory'],
+    ['memswap', 'memorySwap'],
+    ['cpushares', 'cpuShares'],
+    ['cpuperiod', 'cpuPeriod'],
+    ['cpuquota', 'cpuQuota'],
+    ['shmsize', 'shmSize'],
+  ] as const) {
     const n = qInt(q, k);
     if (n) resources[f] = n;
   }
   for (const [k, f] of [
-    ['cpusetcpus', 'CpusetCpus'],
-    ['cpusetmems', 'CpusetMems'],
-    ['cgroupparent', 'CgroupParent'],
+    ['cpusetcpus', 'cpusetCpus'],
+    ['cpusetmems', 'cpusetMems'],
   ] as const) {
     const v = q.get(k);
     if (v) resources[f] = v;
   }
   const ulimits = jsonParam<unknown[]>(q, 'ulimits');
-  if (Array.isArray(ulimits) && ulimits.length) resources.Ulimits = ulimits;
+  if (Array.isArray(ulimits) && ulimits.length) resources.ulimits = ulimits.map(decodeUlimit);
   for (const t of q.getAll('t').filter(Boolean)) {
     try {
       if (parseReference(t).digest) throw new Error('a digest');

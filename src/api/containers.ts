@@ -1,10 +1,10 @@
 import { EngineError } from '../common/errors.ts';
-import type { CreateRequest } from '../containers/create.ts';
 import { logsReadable } from '../containers/logconfig.ts';
 import { parseTime } from '../containers/logs.ts';
 import { parseFilters } from '../engine/filters.ts';
 import type { LogEntry } from '../runtime/index.ts';
 import { containerFsRoutes } from './containers-fs.ts';
+import { decodeCreateContainer } from './decode-container.ts';
 import { frame, hijack, isUpgrade, readUpgradeBody } from './containers-stream.ts';
 import { encodeContainerInspect, encodeContainerSummary } from './encode-containers.ts';
 import { execRoutes } from './exec.ts';
@@ -39,10 +39,8 @@ export function containerRoutes(r: Router): void {
   });
 
   r.add('POST', '/containers/create', async ({ req, res, engine, query }) => {
-    const body = await readJsonBody<CreateRequest>(req);
-    if (!body) throw new EngineError('INVALID_ARGUMENT', 'config cannot be empty in order to create a container');
-    const name = query.get('name') ?? undefined;
-    const { id, warnings } = await engine.createContainer(body, name);
+    const spec = decodeCreateContainer(await readJsonBody<unknown>(req), query.get('name') ?? undefined);
+    const { id, warnings } = await engine.createContainer(spec);
     sendJson(res, 201, { Id: id, Warnings: warnings });
   });
 

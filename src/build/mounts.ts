@@ -13,7 +13,7 @@ import path from 'node:path';
 import { invalid } from '../common/errors.ts';
 import { KeyedMutex } from '../common/lock.ts';
 import { mkdirp } from '../common/fs.ts';
-import type { MountSpec } from '../volumes/mounts.ts';
+import type { MountOption } from '../containers/spec.ts';
 import { tempDir } from './context.ts';
 import type { RunMount } from './dockerfile/types.ts';
 import type { BuildSession, StageState } from './session.ts';
@@ -29,7 +29,7 @@ const inUse = new Map<string, number>();
 const MAX_PRIVATE = 64;
 
 export interface PreparedMounts {
-  specs: MountSpec[];
+  specs: MountOption[];
   env: string[];
   release(): Promise<void>;
 }
@@ -43,7 +43,7 @@ export async function runMounts(s: BuildSession, st: StageState, input: RunMount
     if (target === '/') throw invalid(`RUN --mount=type=${m.type}: cannot mount on the root directory`);
     return { ...m, target };
   });
-  const specs: MountSpec[] = [];
+  const specs: MountOption[] = [];
   const env: string[] = [];
   const cleanups: (() => Promise<void>)[] = [];
   const release = async () => {
@@ -65,11 +65,11 @@ export async function runMounts(s: BuildSession, st: StageState, input: RunMount
           if (!abs) throw invalid(`mount source ${m.source ?? '/'} not found`);
           // rw: the RUN may write, but its writes are thrown away (BuildKit's semantics), never reaching the context.
           const source = m.readwrite ? await scratchCopy(s, abs, cleanups) : abs;
-          specs.push({ Type: 'bind', Source: source, Target: m.target, ReadOnly: !m.readwrite });
+          specs.push({ type: 'bind', source: source, target: m.target, readOnly: !m.readwrite });
           break;
         }
         case 'tmpfs':
-          specs.push({ Type: 'tmpfs', Target: m.target, ...(m.size ? { TmpfsOptions: { SizeBytes: m.size } } : {}) });
+          specs.push({ type: 'tmpfs', target: m.target, ...(m.size ? { tmpfs: { sizeBytes: m.size } } : {}) });
           break;
         case 'secret': {
           const data = m.id ? s.req.secrets?.[m.id] : undefined;
@@ -84,7 +84,7 @@ export async function runMounts(s: BuildSession, st: StageState, input: RunMount
             const file = path.join(t.dir, 'secret');
             await fsp.writeFile(file, data, { mode: m.mode ?? 0o400 });
             await fsp.chown(file, m.uid ?? 0, m.gid ?? 0);
-            specs.push({ Type: 'bind', Source: file, Target: target, ReadOnly: true });
+            specs.push({ type: 'bind', source: file, target: target, readOnly: true });
           }
           break;
         }
@@ -99,7 +99,7 @@ export async function runMounts(s: BuildSession, st: StageState, input: RunMount
       const file = path.join(t.dir, 'script');
       await fsp.writeFile(file, pipeFile.content, { mode: 0o755 });
       await fsp.chmod(file, 0o755);
-      specs.push({ Type: 'bind', Source: file, Target: pipeFile.path, ReadOnly: true });
+      specs.push({ type: 'bind', source: file, target: pipeFile.path, readOnly: true });
     }
     return { specs, env, release };
   } catch (e) {
@@ -130,7 +130,7 @@ async function scratchCopy(s: BuildSession, abs: string, cleanups: (() => Promis
  * BuildKit keys it). `shared`: used by all at once; `private`: a free sibling directory when the id's
  * is busy; `locked`: waits until no other locked user of the id holds it. Returns its cleanups.
  */
-async function cacheMount(s: BuildSession, m: Extract<RunMount, { type: 'cache' }>, specs: MountSpec[]): Promise<(() => Promise<void>)[]> {
+async function cacheMount(s: BuildSession, m: Extract<RunMount, { type: 'cache' }>, specs: MountOption[]): Promise<(() => Promise<void>)[]> {
   const cleanups: (() => Promise<void>)[] = [];
   let seed: { root: SourceRoot; image?: string; release: () => Promise<void> } | undefined;
   let id = m.id || m.target;
@@ -192,7 +192,7 @@ async function cacheMount(s: BuildSession, m: Extract<RunMount, { type: 'cache' 
         throw e;
       }
     }
-    specs.push({ Type: 'bind', Source: dir, Target: m.target, ReadOnly: m.readonly });
+    specs.push({ type: 'bind', source: dir, target: m.target, readOnly: m.readonly });
     return cleanups;
   } catch (e) {
     for (const c of cleanups.reverse()) await c().catch(() => {});

@@ -11,7 +11,7 @@ import { StringDecoder } from 'node:string_decoder';
 import { EngineError } from '../common/errors.ts';
 import { log } from '../common/log.ts';
 import type { ContainerService } from '../containers/service.ts';
-import type { MountSpec } from '../volumes/mounts.ts';
+import type { MountOption, ResourcesSpec } from '../containers/spec.ts';
 import type { BuildOutput } from './types.ts';
 
 export interface RunStepOptions {
@@ -22,8 +22,8 @@ export interface RunStepOptions {
   workdir?: string;
   networkMode: string;
   extraHosts?: string[];
-  resources?: Record<string, unknown>;
-  mounts: MountSpec[];
+  resources?: ResourcesSpec;
+  mounts: MountOption[];
   /** Keep the container after the step (rm=false). */
   keep: boolean;
   quiet: boolean;
@@ -42,21 +42,19 @@ export interface RunStepResult {
 /** Runs the command to its exit. The caller commits `upperDir`, then calls release(). */
 export async function runContainer(containers: ContainerService, o: RunStepOptions): Promise<RunStepResult> {
   const { id } = await containers.create({
-    Image: o.image,
-    Cmd: o.argv,
-    Entrypoint: [''],
-    Env: o.env,
-    User: o.user ?? '',
-    WorkingDir: o.workdir ?? '',
-    AttachStdout: true,
-    AttachStderr: true,
-    Labels: { 'io.keel.build': '' },
-    HostConfig: {
-      NetworkMode: o.networkMode,
-      ...(o.extraHosts?.length ? { ExtraHosts: o.extraHosts } : {}),
-      ...(o.mounts.length ? { Mounts: o.mounts } : {}),
-      ...o.resources,
-    } as never,
+    image: o.image,
+    cmd: o.argv,
+    entrypoint: [''],
+    env: o.env,
+    user: o.user ?? '',
+    workingDir: o.workdir ?? '',
+    attachStdout: true,
+    attachStderr: true,
+    labels: { 'io.keel.build': '' },
+    networkMode: o.networkMode,
+    ...(o.extraHosts?.length ? { extraHosts: o.extraHosts } : {}),
+    ...(o.mounts.length ? { mounts: o.mounts.map((mount) => ({ kind: 'mount' as const, mount })) } : {}),
+    ...(o.resources ? { resources: o.resources } : {}),
   });
   const release = async () => {
     if (o.keep) return;

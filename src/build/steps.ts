@@ -162,7 +162,7 @@ async function runInstruction(s: BuildSession, st: StageState, inst: Extract<Ins
       }
       const layers = st.img.record!.chainIds.map((c) => s.deps.images.snapshots.layerDir(c));
       const below = (p: string) => layers.some((l) => fs.existsSync(path.join(l, p)));
-      dropMountStubs(r.upperDir, [...mounts.specs.map((m) => m.Target!).reverse(), ...RUNTIME_STUBS], below);
+      dropMountStubs(r.upperDir, [...mounts.specs.map((m) => m.target).reverse(), ...RUNTIME_STUBS], below);
       const tCommit = performance.now();
       const rec = await commitStep(s.deps.images, st.img, {
         runConfig: st.img.config.config ?? {},

@@ -1,3 +1,4 @@
+import type { ResourcesSpec } from '../containers/spec.ts';
 import type { AuthConfig } from '../registry/index.ts';
 import type { ProgressMessage } from '../registry/progress.ts';
 import type { Dockerfile, FromSpec, Instruction, RawInstruction, VarLookup } from './dockerfile/types.ts';
@@ -26,8 +27,8 @@ export interface BuildRequest {
   /** RUN containers' network: default (bridge), none, host, or a network name. */
   networkMode?: string;
   extraHosts?: string[];
-  /** Resource limits for RUN containers (HostConfig fields). */
-  resources?: Record<string, unknown>;
+  /** Resource limits for RUN containers. */
+  resources?: ResourcesSpec;
   /** Images whose history may serve as cache. */
   cacheFrom?: string[];
   /** Registry credentials by host (X-Registry-Config). */

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { runSpecOptions } from '../containers/runspec.ts';
-import { normalizeHostConfig } from '../containers/create.ts';
+import { hostConfigOf } from '../containers/record.ts';
 import type { ContainerRecord } from '../containers/types.ts';
 import { type DaemonFlags, engineOptions, mergeConfig, readConfigFile } from './daemonconfig.ts';
 
@@ -126,7 +126,7 @@ test('default ulimits and pids limit apply where the container sets none', () =>
       id: 'a'.repeat(64),
       name: 'c',
       config: { Entrypoint: null, Cmd: ['true'], Env: [], Hostname: 'h', Tty: false },
-      hostConfig: normalizeHostConfig(h),
+      hostConfig: { ...hostConfigOf({ image: 'x' }), ...h },
     }) as unknown as ContainerRecord;
   const inp = (defaults?: object) => ({
     rootfs: '/r',

@@ -13,7 +13,14 @@
  */
 import http from 'node:http';
 import { EngineError, ERROR_CODE_HEADER, ERROR_CODES, type ErrorCode } from '../common/errors.ts';
-import type { CreateRequest } from '../containers/create.ts';
+import type { ContainerConfig, HostConfig } from '../containers/types.ts';
+
+/** Docker's POST /containers/create body: Config fields at the top, plus HostConfig and NetworkingConfig. */
+export interface CreateRequest extends Partial<Omit<ContainerConfig, 'Env'>> {
+  Env?: string[] | null;
+  HostConfig?: Partial<HostConfig> | null;
+  NetworkingConfig?: unknown;
+}
 
 export interface KeelClientOptions {
   /** The daemon's socket (default /run/keel/keel.sock, or $KEEL_HOST as unix://path). */

@@ -3,7 +3,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { checkContainerPath, mergeConfig, mergeEnv, normalizeHostConfig, parseRestartPolicy } from './create.ts';
+import { checkContainerPath, mergeConfig, mergeEnv, parseRestartPolicy } from './create.ts';
+import { hostConfigOf } from './record.ts';
 import { humanDuration, listContainers } from './query.ts';
 import { restartDelayMs, shouldRestart, startOnDaemonStart } from './restart.ts';
 import { openDirIn, readFileIn, statIn } from './scoped.ts';
@@ -54,29 +55,36 @@ test('scoped reads never leave the root, symlinks included', () => {
 
 test('create: config merge, env, entrypoint, paths, restart policy, host config', () => {
   const img = { Env: ['PATH=/bin', 'A=1'], Cmd: ['sh'], Entrypoint: null, WorkingDir: '/srv', User: 'app', Labels: { a: 'b' } };
-  const c = mergeConfig({ Image: 'x', Env: ['A=2', 'B=3'], Labels: { c: 'd' } }, img, 'a'.repeat(64));
+  const c = mergeConfig({ image: 'x', env: ['A=2', 'B=3'], labels: { c: 'd' } }, img, 'a'.repeat(64));
   assert.deepEqual(c.Env, ['PATH=/bin', 'A=2', 'B=3']);
   assert.deepEqual(c.Cmd, ['sh']);
   assert.equal(c.WorkingDir, '/srv');
   assert.equal(c.User, 'app');
   assert.equal(c.Hostname, 'aaaaaaaaaaaa');
   assert.deepEqual(c.Labels, { a: 'b', c: 'd' });
-  const ep = mergeConfig({ Image: 'x', Entrypoint: ['echo'] }, img, 'b'.repeat(64));
+  const ep = mergeConfig({ image: 'x', entrypoint: ['echo'] }, img, 'b'.repeat(64));
   assert.deepEqual([ep.Entrypoint, ep.Cmd], [['echo'], null]);
-  assert.throws(() => mergeConfig({ Image: 'x', Cmd: [] }, { Cmd: null }, 'c'.repeat(64)), /No command specified/);
-  assert.throws(() => mergeConfig({ Image: 'x', Cmd: ['a'] }, { WorkingDir: '/a/../../etc' }, 'c'.repeat(64)), /must not contain '\.\.'/);
-  assert.throws(() => mergeConfig({ Image: 'x', Cmd: ['a'] }, { Volumes: { '/data/../x': {} } }, 'c'.repeat(64)), /image volume/);
-  assert.throws(() => mergeConfig({ Image: 'x', Cmd: ['a'], WorkingDir: 'rel' }, {}, 'c'.repeat(64)), /absolute path/);
-  assert.throws(() => mergeConfig({ Image: 'x', Cmd: ['a'], User: '99999999999' }, {}, 'c'.repeat(64)), /range/);
+  assert.throws(() => mergeConfig({ image: 'x', cmd: [] }, { Cmd: null }, 'c'.repeat(64)), /No command specified/);
+  assert.throws(() => mergeConfig({ image: 'x', cmd: ['a'] }, { WorkingDir: '/a/../../etc' }, 'c'.repeat(64)), /must not contain '\.\.'/);
+  assert.throws(() => mergeConfig({ image: 'x', cmd: ['a'] }, { Volumes: { '/data/../x': {} } }, 'c'.repeat(64)), /image volume/);
+  assert.throws(() => mergeConfig({ image: 'x', cmd: ['a'], workingDir: 'rel' }, {}, 'c'.repeat(64)), /absolute path/);
+  assert.throws(() => mergeConfig({ image: 'x', cmd: ['a'], user: '99999999999' }, {}, 'c'.repeat(64)), /range/);
   assert.equal(checkContainerPath('/a//b/', 'x'), '/a/b/');
   assert.deepEqual(mergeEnv(['X=1'], ['X']), ['X']);
   assert.deepEqual(parseRestartPolicy({ Name: 'on-failure', MaximumRetryCount: 3 }, false), { Name: 'on-failure', MaximumRetryCount: 3 });
   assert.throws(() => parseRestartPolicy({ Name: 'always' }, true), /AutoRemove/);
   assert.throws(() => parseRestartPolicy({ Name: 'sometimes' as 'always' }, false), /invalid restart policy/);
-  const h = normalizeHostConfig({ NetworkMode: 'none', Memory: 1 << 26 });
+  const h = hostConfigOf({ image: 'x', networkMode: 'none', resources: { memory: 1 << 26 } });
   assert.equal(h.NetworkMode, 'none');
+  assert.equal(h.Memory, 1 << 26);
   assert.equal(h.ShmSize, 64 << 20);
-  assert.throws(() => normalizeHostConfig({ NanoCpus: 1e9, CpuQuota: 5000 }), /Conflicting options/);
+  assert.equal(h.IpcMode, 'private');
+  assert.deepEqual(h.RestartPolicy, { Name: '', MaximumRetryCount: 0 });
+  assert.throws(() => hostConfigOf({ image: 'x', resources: { nanoCpus: 1e9, cpuQuota: 5000 } }), /Conflicting options/);
+  assert.throws(() => hostConfigOf({ image: 'x', autoRemove: true, restartPolicy: { name: 'always', maximumRetryCount: 0 } }), /AutoRemove/);
+  assert.throws(() => hostConfigOf({ image: 'x', resources: { memory: -1 } }), /cannot be negative/);
+  assert.throws(() => hostConfigOf({ image: 'x', securityOpt: ['apparmor=docker-default'] }), /AppArmor/);
+  assert.throws(() => hostConfigOf({ image: 'x', mounts: [{ kind: 'tmpfs-flag', target: 'rel', options: '' }] }), /absolute paths/);
 });
 
 test('restart policy decisions', () => {
@@ -174,15 +182,4 @@ test('list filters and name/ID lookup', async () => {
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
-});
-
-test("HostConfig keeps docker's fields only, as dockerd decoding into its struct", () => {
-  const h = normalizeHostConfig({
-    PortBindings: { '80/tcp': [{ HostPort: '8080' }] },
-    Isolation: '',
-    NotADockerField: { big: 'x'.repeat(100) },
-  } as Partial<HostConfig>);
-  assert.deepEqual(h.PortBindings, { '80/tcp': [{ HostPort: '8080' }] });
-  assert.equal(h.Isolation, '');
-  assert.equal('NotADockerField' in h, false);
 });

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { after, test } from 'node:test';
 import { newId } from '../common/ids.ts';
 import { ImageService } from '../images/service.ts';
+import { Snapshotter } from '../snapshots/overlay.ts';
 import type { Digest } from '../oci/digest.ts';
 import { FakeRuntime } from '../runtime/fake.ts';
 import { VolumeService } from '../volumes/index.ts';
@@ -30,7 +31,7 @@ function setup(): { svc: ContainerService; rt: FakeRuntime; events: string[] } {
     dataRoot: path.join(root, 'data'),
     execRoot: path.join(root, 'run'),
     cgroupParent: '/keel-unit',
-    images: new ImageService(path.join(root, 'data')),
+    images: new ImageService(path.join(root, 'data'), new Snapshotter(path.join(path.join(root, 'data'), 'overlay'))),
     volumes: new VolumeService(path.join(root, 'data')),
     runtime: rt,
     events: (action, rec) => events.push(`${action} ${rec.name}`),

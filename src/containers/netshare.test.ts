@@ -3,64 +3,63 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { checkJoinedNetworkOptions, type CreateRequest, normalizeHostConfig } from './create.ts';
+import { checkJoinedNetworkOptions } from './create.ts';
+import { hostConfigOf } from './record.ts';
+import type { ContainerSpec } from './spec.ts';
 import { joinedContainer } from './network.ts';
 import { hasJoiners, joinNetwork, networkFiles } from './netshare.ts';
 import { ContainerStore } from './store.ts';
 import { type ContainerRecord, ZERO_TIME } from './types.ts';
+
+const hostConfig = (s: Partial<ContainerSpec>) => hostConfigOf({ image: 'x', ...s });
 
 test('network mode container:<ref> is parsed and checked at create', () => {
   assert.equal(joinedContainer('container:web'), 'web');
   assert.equal(joinedContainer('container:'), '');
   assert.equal(joinedContainer('bridge'), undefined);
   assert.equal(joinedContainer('container'), undefined); // a network named "container", as in docker
-  assert.equal(normalizeHostConfig({ NetworkMode: 'container:web' }).NetworkMode, 'container:web');
-  assert.equal(normalizeHostConfig({ NetworkMode: `container:${'a'.repeat(64)}` }).NetworkMode, `container:${'a'.repeat(64)}`);
-  assert.equal(normalizeHostConfig({ NetworkMode: 'container:/web' }).NetworkMode, 'container:/web');
-  assert.throws(() => normalizeHostConfig({ NetworkMode: 'container:' }), {
+  assert.equal(hostConfig({ networkMode: 'container:web' }).NetworkMode, 'container:web');
+  assert.equal(hostConfig({ networkMode: `container:${'a'.repeat(64)}` }).NetworkMode, `container:${'a'.repeat(64)}`);
+  assert.equal(hostConfig({ networkMode: 'container:/web' }).NetworkMode, 'container:/web');
+  assert.throws(() => hostConfig({ networkMode: 'container:' }), {
     code: 'INVALID_ARGUMENT',
     message: 'Invalid network mode: invalid container format container:<name|id>',
   });
   for (const bad of ['container:a b', 'container:../x', 'container:-x', 'container:web\0', 'container:a:b']) {
-    assert.throws(() => normalizeHostConfig({ NetworkMode: bad }), { code: 'INVALID_ARGUMENT', message: /is not a container name or ID/ }, bad);
+    assert.throws(() => hostConfig({ networkMode: bad }), { code: 'INVALID_ARGUMENT', message: /is not a container name or ID/ }, bad);
   }
 });
 
 test('options that would configure a network of its own conflict with container:<ref>, with dockerd messages', () => {
-  const check =
-    (req: Partial<CreateRequest>, hc: Record<string, unknown> = {}) =>
-    () =>
-      checkJoinedNetworkOptions({ Image: 'x', ...req }, normalizeHostConfig({ NetworkMode: 'container:web', ...hc }));
+  const check = (s: Partial<ContainerSpec>) => () => {
+    const spec: ContainerSpec = { image: 'x', networkMode: 'container:web', ...s };
+    checkJoinedNetworkOptions(spec, hostConfigOf(spec));
+  };
   const conflict = (m: string) => ({ code: 'INVALID_ARGUMENT', message: `conflicting options: ${m}` });
-  assert.throws(check({ Hostname: 'h' }), conflict('hostname and the network mode'));
-  assert.throws(check({}, { Links: ['db:db'] }), conflict("container type network can't be used with links. This would result in undefined behavior"));
-  assert.throws(check({}, { Dns: ['192.0.2.1'] }), conflict('dns and the network mode'));
-  assert.throws(check({}, { ExtraHosts: ['a:192.0.2.1'] }), conflict('custom host-to-IP mapping and the network mode'));
-  assert.throws(check({ MacAddress: '02:42:ac:11:00:02' } as Partial<CreateRequest>), conflict('mac-address and the network mode'));
-  assert.throws(
-    check({ NetworkingConfig: { EndpointsConfig: { 'container:web': { MacAddress: '02:42:ac:11:00:02' } } } }),
-    conflict('mac-address and the network mode'),
-  );
+  assert.throws(check({ hostname: 'h' }), conflict('hostname and the network mode'));
+  assert.throws(check({ links: ['db:db'] }), conflict("container type network can't be used with links. This would result in undefined behavior"));
+  assert.throws(check({ dns: ['192.0.2.1'] }), conflict('dns and the network mode'));
+  assert.throws(check({ extraHosts: ['a:192.0.2.1'] }), conflict('custom host-to-IP mapping and the network mode'));
+  assert.throws(check({ macAddress: '02:42:ac:11:00:02' }), conflict('mac-address and the network mode'));
+  assert.throws(check({ endpoints: { 'container:web': { macAddress: '02:42:ac:11:00:02' } } }), conflict('mac-address and the network mode'));
   // -p also exposes the port: publishing is what docker reports.
   assert.throws(
-    check({ ExposedPorts: { '80/tcp': {} } }, { PortBindings: { '80/tcp': [{ HostPort: '8080' }] } }),
+    check({ exposedPorts: ['80/tcp'], portBindings: { '80/tcp': [{ hostPort: '8080' }] } }),
     conflict('port publishing and the container type network mode'),
   );
-  assert.throws(check({}, { PublishAllPorts: true }), conflict('port publishing and the container type network mode'));
-  assert.throws(check({ ExposedPorts: { '80/tcp': {} } }), conflict('port exposing and the container type network mode'));
-  assert.throws(check({ NetworkingConfig: { EndpointsConfig: { 'container:web': { Aliases: ['a'] } } } }), {
+  assert.throws(check({ publishAllPorts: true }), conflict('port publishing and the container type network mode'));
+  assert.throws(check({ exposedPorts: ['80/tcp'] }), conflict('port exposing and the container type network mode'));
+  assert.throws(check({ endpoints: { 'container:web': { aliases: ['a'] } } }), {
     message: 'network-scoped alias is supported only for containers in user defined networks',
   });
-  assert.throws(check({ NetworkingConfig: { EndpointsConfig: { x: { IPAMConfig: { IPv4Address: '10.0.0.9' } } } } }), {
+  assert.throws(check({ endpoints: { x: { ipv4Address: '10.0.0.9' } } }), {
     message: 'user specified IP address is supported on user defined networks only',
   });
-  // What the docker CLI sends for a plain `--network container:web`, and dockerd's accepted leftovers.
-  check(
-    { Hostname: '', ExposedPorts: {}, NetworkingConfig: { EndpointsConfig: {} } },
-    { PortBindings: {}, Links: null, Dns: [], DnsSearch: ['example.org'], DnsOptions: ['ndots:2'] },
-  )();
+  // What the docker CLI sends for a plain `--network container:web` (decoded), and dockerd's accepted leftovers.
+  check({ exposedPorts: [], endpoints: {}, portBindings: {}, links: null, dns: [], dnsSearch: ['example.org'], dnsOptions: ['ndots:2'] })();
   // The same options are fine on other modes.
-  checkJoinedNetworkOptions({ Image: 'x', Hostname: 'h', ExposedPorts: { '80/tcp': {} } }, normalizeHostConfig({ Dns: ['192.0.2.1'], PublishAllPorts: true }));
+  const other: ContainerSpec = { image: 'x', hostname: 'h', exposedPorts: ['80/tcp'], dns: ['192.0.2.1'], publishAllPorts: true };
+  checkJoinedNetworkOptions(other, hostConfigOf(other));
 });
 
 function record(

@@ -76,27 +76,6 @@ export function emptyEndpoint(aliases: string[] | null = null): NetworkEndpoint 
 }
 
 /**
- * The networks a new container joins: its NetworkMode's network with the
- * request's EndpointsConfig entry for it (aliases, --ip). API 1.41 takes one
- * network at create; more come with network connect.
- */
-export function endpointsFromRequest(mode: string, networking: unknown): Record<string, EndpointConfig> {
-  const name = mode === 'default' ? 'bridge' : mode;
-  if (name === 'host' || name === 'none' || name.startsWith('container:')) return {};
-  const all = (networking as { EndpointsConfig?: Record<string, unknown> } | null | undefined)?.EndpointsConfig;
-  const raw = (all && typeof all === 'object' ? (all[name] ?? (mode === 'default' ? all.default : undefined)) : undefined) as
-    Record<string, unknown> | undefined;
-  const cfg: EndpointConfig = {};
-  if (raw && typeof raw === 'object') {
-    if (Array.isArray(raw.Aliases)) cfg.Aliases = raw.Aliases.filter((a): a is string => typeof a === 'string').slice(0, 64);
-    const ip = (raw.IPAMConfig as { IPv4Address?: unknown } | null | undefined)?.IPv4Address;
-    if (typeof ip === 'string' && ip) cfg.IPAMConfig = { IPv4Address: ip };
-    if (typeof raw.MacAddress === 'string' && raw.MacAddress) cfg.MacAddress = raw.MacAddress;
-  }
-  return { [name]: cfg };
-}
-
-/**
  * The container named by network mode `container:<name|id>` (docker's
  * `--network container:web`); undefined for every other mode. An empty
  * string is the malformed `container:`.

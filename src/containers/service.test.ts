@@ -16,6 +16,7 @@ import { packTar } from '../archive/testtar.ts';
 import { EngineError } from '../common/errors.ts';
 import { createLayerImage } from '../images/import.ts';
 import { ImageService } from '../images/service.ts';
+import { Snapshotter } from '../snapshots/overlay.ts';
 import { FakeRuntime } from '../runtime/fake.ts';
 import { FakeMounter } from '../snapshots/fake.ts';
 import { VolumeService } from '../volumes/index.ts';
@@ -39,7 +40,7 @@ interface World {
 async function world(): Promise<World> {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'keel-svc-unit-'));
   roots.push(root);
-  const images = new ImageService(path.join(root, 'data'));
+  const images = new ImageService(path.join(root, 'data'), new Snapshotter(path.join(path.join(root, 'data'), 'overlay')));
   await images.init();
   const tar = await packTar([
     { name: 'etc/', type: 'directory', uid: process.getuid!(), gid: process.getgid!() },
@@ -71,10 +72,7 @@ async function daemon(w: World): Promise<{ svc: ContainerService; events: string
 }
 
 async function create(svc: ContainerService, name: string, restart: RestartPolicy['Name'] = 'no', max = 0): Promise<string> {
-  const { id } = await svc.create(
-    { Image: 'fake:latest', HostConfig: { NetworkMode: 'none', RestartPolicy: { Name: restart, MaximumRetryCount: max } } },
-    name,
-  );
+  const { id } = await svc.create({ image: 'fake:latest', name, networkMode: 'none', restartPolicy: { name: restart, maximumRetryCount: max } });
   return id;
 }
 

@@ -9,12 +9,14 @@ import { conmonLogOptions, logPolicy } from './logconfig.ts';
 import { keepRotatedLogs } from './logrotate.ts';
 import type { ImageService } from '../images/service.ts';
 import { type AttachSession, buildSpec, type ExitInfo, type OciRuntime, specToJson } from '../runtime/index.ts';
-import { checkJoinedNetworkOptions, commandOf, type CreateRequest, mergeConfig, normalizeHostConfig } from './create.ts';
+import { checkJoinedNetworkOptions, commandOf, mergeConfig } from './create.ts';
+import { endpointsOf, hostConfigOf } from './record.ts';
+import type { ContainerSpec } from './spec.ts';
 import { ExecManager } from './exec.ts';
 import * as exit from './exit.ts';
 import { HealthMonitor } from './health.ts';
 import * as lifecycle from './lifecycle.ts';
-import { type ContainerNetworking, endpointsFromRequest, joinedContainer } from './network.ts';
+import { type ContainerNetworking, joinedContainer } from './network.ts';
 import { cgroupPath, type ContainerOps, type ContainerParts, type EventSink } from './parts.ts';
 import { reconcile } from './reconcile.ts';
 import { RestartManager } from './restart.ts';
@@ -27,7 +29,7 @@ export type { ContainerDefaults } from './runspec.ts';
 import { openDirIn } from './scoped.ts';
 import { ContainerStore } from './store.ts';
 import { checkAllowed } from './transitions.ts';
-import { type ContainerRecord, type EndpointConfig, ZERO_TIME } from './types.ts';
+import { type ContainerRecord, ZERO_TIME } from './types.ts';
 import { resolveUserIn } from './user.ts';
 import { mountInputFrom, type VolumeService } from '../volumes/index.ts';
 import { ExitWatcher } from './watcher.ts';
@@ -113,23 +115,23 @@ export class ContainerService implements ContainerOps {
   // ---- create ---------------------------------------------------------------
 
   /** Creates a container; image garbage collection waits until its snapshot exists (ImageService.lease). */
-  create(req: CreateRequest, name?: string): Promise<{ id: string; warnings: string[] }> {
-    return this.parts.images.lease(() => this.createLeased(req, name));
+  create(spec: ContainerSpec): Promise<{ id: string; warnings: string[] }> {
+    return this.parts.images.lease(() => this.createLeased(spec));
   }
 
-  private async createLeased(req: CreateRequest, name?: string): Promise<{ id: string; warnings: string[] }> {
-    if (!req || typeof req !== 'object') throw new EngineError('INVALID_ARGUMENT', 'config cannot be empty in order to create a container');
-    if (!req.Image || typeof req.Image !== 'string') throw new EngineError('INVALID_ARGUMENT', 'no image given: say which image to create the container from');
-    const image = this.parts.images.store.resolve(req.Image);
+  private async createLeased(spec: ContainerSpec): Promise<{ id: string; warnings: string[] }> {
+    const name = spec.name;
+    if (!spec.image) throw new EngineError('INVALID_ARGUMENT', 'no image given: say which image to create the container from');
+    const image = this.parts.images.store.resolve(spec.image);
     const imageConfig = await this.parts.images.config(image);
     const id = newId();
-    const hostConfig = normalizeHostConfig(req.HostConfig);
-    checkJoinedNetworkOptions(req, hostConfig);
+    const hostConfig = hostConfigOf(spec);
+    checkJoinedNetworkOptions(spec, hostConfig);
     // dockerd names the joined container by ID, so a rename keeps the link; an unknown one is an error at start.
     const joined = joinedContainer(hostConfig.NetworkMode);
     const joinedRec = joined ? this.parts.store.tryFind(joined) : undefined;
     if (joinedRec) hostConfig.NetworkMode = `container:${joinedRec.id}`;
-    const config = mergeConfig(req, imageConfig.config, id);
+    const config = mergeConfig(spec, imageConfig.config, id);
     if (name !== undefined && name !== '') this.parts.store.checkName(name.replace(/^\//, ''));
     let finalName = name ? name.replace(/^\//, '') : randomName();
     for (let i = 0; !name && this.parts.store.tryFind(finalName) && i < 20; i++) finalName = `${randomName()}${i > 5 ? i : ''}`;
@@ -148,21 +150,8 @@ export class ContainerService implements ContainerOps {
       restartCount: 0,
       manuallyStopped: false,
       hasBeenStarted: false,
-      endpoints: endpointsFromRequest(hostConfig.NetworkMode, req.NetworkingConfig),
+      endpoints: endpointsOf(spec, hostConfig.NetworkMode),
     };
-    const eps = (req.NetworkingConfig as { EndpointsConfig?: Record<string, EndpointConfig | null> } | null | undefined)?.EndpointsConfig;
-    const mode = hostConfig.NetworkMode === 'default' ? 'bridge' : hostConfig.NetworkMode;
-    if (eps && typeof eps === 'object' && mode !== 'host' && mode !== 'none' && joined === undefined) {
-      rec.endpoints = {};
-      for (const [k, v] of Object.entries(eps).slice(0, 64)) {
-        const e: EndpointConfig = {};
-        if (v?.Aliases?.length) e.Aliases = v.Aliases.map(String);
-        if (v?.IPAMConfig?.IPv4Address) e.IPAMConfig = { IPv4Address: String(v.IPAMConfig.IPv4Address) };
-        if (v?.MacAddress) e.MacAddress = String(v.MacAddress);
-        rec.endpoints[k === 'default' ? 'bridge' : k] = e;
-      }
-      rec.endpoints[mode] ??= {};
-    }
     // Check everything the runtime spec would refuse now, so a bad flag is a 400 on create, not on start.
     buildSpec(
       runSpecOptions(rec, {

@@ -3,7 +3,6 @@ import { EngineError } from '../common/errors.ts';
 import { diskUsage } from '../common/fs.ts';
 import type { ImageService } from '../images/service.ts';
 import { cloneContainer, type CloneOptions, type CloneResult, frozenUsage, type FrozenUsage } from '../containers/clone.ts';
-import type { CreateRequest } from '../containers/create.ts';
 import { changes, commit, exportRootfs, getArchive, putArchive, statPath } from '../containers/files.ts';
 import { containerLogs } from '../containers/logs.ts';
 import { prune as pruneContainers, top, update } from '../containers/ops.ts';
@@ -21,9 +20,10 @@ import type { Filters } from './filters.ts';
 type Rest<F> = F extends (first: never, ...rest: infer R) => unknown ? R : never;
 
 /**
- * The engine's container operations (Engine delegates to this): the
- * container service's lifecycle, the free functions of containers/ given
- * the service's pieces, and the views front ends show.
+ * The engine's container operations that are more than one call of the
+ * ContainerService (whose lifecycle methods the Engine calls itself): the
+ * free functions of containers/ given the service's pieces, and the views
+ * front ends show.
  */
 export class EngineContainers {
   private readonly containers: ContainerService;
@@ -96,50 +96,9 @@ export class EngineContainers {
     return cur && cur.id === r.imageId ? r.config.Image : r.imageId;
   }
 
-  createContainer(req: CreateRequest, name?: string): Promise<{ id: string; warnings: string[] }> {
-    return this.containers.create(req, name);
-  }
-
-  startContainer(ref: string): Promise<void> {
-    return this.containers.start(ref);
-  }
-
-  stopContainer(ref: string, timeout?: number): Promise<void> {
-    return this.containers.stop(ref, timeout);
-  }
-
-  restartContainer(ref: string, timeout?: number): Promise<void> {
-    return this.containers.restart(ref, timeout);
-  }
-
-  killContainer(ref: string, signal?: string): Promise<void> {
-    return this.containers.kill(ref, signal);
-  }
-
-  pauseContainer(ref: string): Promise<void> {
-    return this.containers.pause(ref);
-  }
-
-  unpauseContainer(ref: string): Promise<void> {
-    return this.containers.unpause(ref);
-  }
-
-  renameContainer(ref: string, name: string): Promise<void> {
-    return this.containers.rename(ref, name);
-  }
-
-  removeContainer(ref: string, opts: { force?: boolean; volumes?: boolean } = {}): Promise<void> {
-    return this.containers.remove(ref, opts);
-  }
-
   /** keel's clones of a container (containers/clone.ts). */
   cloneContainer(ref: string, opts: CloneOptions = {}): Promise<CloneResult> {
     return cloneContainer(this.parts, ref, opts);
-  }
-
-  /** Docker's wait conditions (not-running, next-exit, removed); resolves with the exit code. */
-  waitContainer(ref: string, condition: string, signal?: AbortSignal): Promise<number> {
-    return this.containers.wait(ref, condition, signal);
   }
 
   /** Window size of a running container's TTY (no-op without one). */

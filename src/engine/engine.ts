@@ -12,6 +12,7 @@ import { type AuthConfig, RegistryHosts, type RegistryHostsOptions } from '../re
 import type { LoadResult } from '../images/load.ts';
 import { type RemoveResult, ImageService } from '../images/service.ts';
 import type { ImageRecord } from '../images/store.ts';
+import { Snapshotter } from '../snapshots/overlay.ts';
 import { type CreateNetworkOptions, type EndpointOptions, NetworkManager, type NetworkFilters, type NetworkManagerOptions } from '../network/index.ts';
 import { type ContainerDefaults, ContainerService } from '../containers/service.ts';
 import { type OciRuntime, RuntimeDriver, runcAdvisories, runcVersion } from '../runtime/index.ts';
@@ -20,7 +21,7 @@ import type { ExecManager } from '../containers/exec.ts';
 import { type CloneOptions, type CloneResult, type FrozenUsage, reconcileClones } from '../containers/clone.ts';
 import { BridgeNetworking, EngineContainerNetworks } from './netattach.ts';
 import { type ContainerRecord, isRunning } from '../containers/types.ts';
-import type { CreateRequest } from '../containers/create.ts';
+import type { ContainerSpec } from '../containers/spec.ts';
 import type { ExecConfig, ExecRecord } from '../containers/exec.ts';
 import type { StatsSample } from '../containers/stats.ts';
 import type { ContainerView } from '../containers/view.ts';
@@ -99,7 +100,7 @@ export class Engine implements AsyncDisposable {
   constructor(opts: EngineOptions = {}) {
     this.dataRoot = path.resolve(opts.dataRoot ?? '/var/lib/keel');
     this.execRoot = path.resolve(opts.execRoot ?? '/run/keel');
-    this.images = new ImageService(this.dataRoot, opts.imageLimits);
+    this.images = new ImageService(this.dataRoot, new Snapshotter(path.join(this.dataRoot, 'overlay')), opts.imageLimits);
     this.registries = new RegistryHosts(opts.registries);
     this.defaultLogConfig = opts.defaultLogConfig;
     this.networks = new NetworkManager({
@@ -244,40 +245,40 @@ export class Engine implements AsyncDisposable {
     return this.c.containerImageName(r);
   }
 
-  createContainer(req: CreateRequest, name?: string): Promise<{ id: string; warnings: string[] }> {
-    return this.c.createContainer(req, name);
+  createContainer(spec: ContainerSpec): Promise<{ id: string; warnings: string[] }> {
+    return this.containers.create(spec);
   }
 
   startContainer(ref: string): Promise<void> {
-    return this.c.startContainer(ref);
+    return this.containers.start(ref);
   }
 
   stopContainer(ref: string, timeout?: number): Promise<void> {
-    return this.c.stopContainer(ref, timeout);
+    return this.containers.stop(ref, timeout);
   }
 
   restartContainer(ref: string, timeout?: number): Promise<void> {
-    return this.c.restartContainer(ref, timeout);
+    return this.containers.restart(ref, timeout);
   }
 
   killContainer(ref: string, signal?: string): Promise<void> {
-    return this.c.killContainer(ref, signal);
+    return this.containers.kill(ref, signal);
   }
 
   pauseContainer(ref: string): Promise<void> {
-    return this.c.pauseContainer(ref);
+    return this.containers.pause(ref);
   }
 
   unpauseContainer(ref: string): Promise<void> {
-    return this.c.unpauseContainer(ref);
+    return this.containers.unpause(ref);
   }
 
   renameContainer(ref: string, name: string): Promise<void> {
-    return this.c.renameContainer(ref, name);
+    return this.containers.rename(ref, name);
   }
 
   removeContainer(ref: string, opts: { force?: boolean; volumes?: boolean } = {}): Promise<void> {
-    return this.c.removeContainer(ref, opts);
+    return this.containers.remove(ref, opts);
   }
 
   /** keel's clones of a container (containers/clone.ts). */
@@ -303,7 +304,7 @@ export class Engine implements AsyncDisposable {
 
   /** Docker's wait conditions (not-running, next-exit, removed); resolves with the exit code. */
   waitContainer(ref: string, condition: string, signal?: AbortSignal): Promise<number> {
-    return this.c.waitContainer(ref, condition, signal);
+    return this.containers.wait(ref, condition, signal);
   }
 
   /** Window size of a running container's TTY (no-op without one). */

@@ -9,7 +9,7 @@ import type { Digest } from '../oci/digest.ts';
 import { layerCompression, MediaType } from '../oci/mediatypes.ts';
 import { formatReference, parseReference } from '../oci/reference.ts';
 import { type Descriptor, type ImageConfig, type Manifest, parseImageConfig } from '../oci/types.ts';
-import { chainIds, Snapshotter } from '../snapshots/overlay.ts';
+import { chainIds, type Snapshotter } from '../snapshots/overlay.ts';
 import { type ImageRecord, ImageStore } from './store.ts';
 
 export interface RegisterOptions {
@@ -55,10 +55,11 @@ export class ImageService {
   /** Uncompressed bytes one layer, and all layers of one image, may unpack to (a pull, load, import or commit over them fails). */
   readonly limits: { maxLayerBytes: number; maxImageBytes: number };
 
-  constructor(dataRoot: string, limits: { maxLayerBytes?: number; maxImageBytes?: number } = {}) {
+  /** `snapshots` is the composition root's (Engine): it also holds the containers' writable layers. */
+  constructor(dataRoot: string, snapshots: Snapshotter, limits: { maxLayerBytes?: number; maxImageBytes?: number } = {}) {
     this.limits = { maxLayerBytes: limits.maxLayerBytes ?? DEFAULT_MAX_BYTES, maxImageBytes: limits.maxImageBytes ?? DEFAULT_MAX_IMAGE_BYTES };
     this.content = new ContentStore(path.join(dataRoot, 'content'));
-    this.snapshots = new Snapshotter(path.join(dataRoot, 'overlay'));
+    this.snapshots = snapshots;
     this.store = new ImageStore(path.join(dataRoot, 'images'));
   }
 

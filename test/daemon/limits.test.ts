@@ -6,6 +6,7 @@ import zlib from 'node:zlib';
 import { after, before, test } from 'node:test';
 import { packTar } from '../../src/archive/testtar.ts';
 import { ImageService } from '../../src/images/service.ts';
+import { Snapshotter } from '../../src/snapshots/overlay.ts';
 import { TestDaemon } from '../helpers/daemon.ts';
 
 /** A daemon whose layers may unpack to 1 MiB and images to 1.5 MiB, fed archives over those limits by `docker load`. */
@@ -36,7 +37,7 @@ async function archive(sizes: number[], extra?: { name: string; body: Buffer }):
 
 /** Nothing registered and nothing left: no image, no layer, no blob, no temp or ingest file. */
 function assertNothingLeft(): void {
-  const images = new ImageService(d.dataRoot);
+  const images = new ImageService(d.dataRoot, new Snapshotter(path.join(d.dataRoot, 'overlay')));
   const list = (dir: string) => (fs.existsSync(dir) ? fs.readdirSync(dir) : []);
   assert.deepEqual(list(images.snapshots.layersDir), [], 'layers');
   assert.deepEqual(list(path.join(images.snapshots.root, 'tmp')), [], 'snapshot temp dirs');
@@ -69,7 +70,7 @@ test('an archive member no image uses is never unpacked, and is not kept', async
   const r = await d.docker(['load'], { input: await archive([1000], { name: 'unused/layer.tar', body: unused }) });
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /Loaded image: bomb:1/);
-  const images = new ImageService(d.dataRoot);
+  const images = new ImageService(d.dataRoot, new Snapshotter(path.join(d.dataRoot, 'overlay')));
   assert.ok(!fs.readdirSync(images.content.blobDir).includes(sha(unused).slice(7)), 'the unused member is not kept');
   assert.deepEqual(fs.readdirSync(path.join(images.snapshots.root, 'tmp')), []);
   await d.docker(['rmi', 'bomb:1']);

@@ -25,7 +25,7 @@ test('an Engine imported from the package entry runs a container and releases it
     await using engine = new Engine(d.engineOptions());
     await engine.open();
     await engine.importImage(fs.createReadStream(busyboxRootfsTar(d.dir)), { ref: 'busybox:local' });
-    const { id } = await engine.createContainer({ Image: 'busybox:local', Cmd: ['sh', '-c', 'echo hi; exit 3'], HostConfig: { NetworkMode: 'none' } });
+    const { id } = await engine.createContainer({ image: 'busybox:local', cmd: ['sh', '-c', 'echo hi; exit 3'], networkMode: 'none' });
     const exited = engine.waitContainer(id, 'next-exit');
     await engine.startContainer(id);
     assert.equal(await exited, 3);

@@ -14,6 +14,7 @@ import { gzipSync } from 'node:zlib';
 import { exec } from '../../src/common/exec.ts';
 import { packTar, type TestEntry } from '../../src/archive/testtar.ts';
 import { ImageService } from '../../src/images/service.ts';
+import { Snapshotter } from '../../src/snapshots/overlay.ts';
 import { sha256, type Digest } from '../../src/oci/digest.ts';
 import { MediaType } from '../../src/oci/mediatypes.ts';
 import type { Descriptor } from '../../src/oci/types.ts';
@@ -182,7 +183,7 @@ export async function skopeoPush(layout: string, tag: string, dest: string, all 
 
 export async function newImageService(): Promise<{ images: ImageService; root: string; cleanup(): Promise<void> }> {
   const root = await tempDir('data');
-  const images = new ImageService(root);
+  const images = new ImageService(root, new Snapshotter(path.join(root, 'overlay')));
   await images.init();
   return { images, root, cleanup: () => fsp.rm(root, { recursive: true, force: true }) };
 }

@@ -12,6 +12,7 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { after, before, test } from 'node:test';
 import { Engine } from '../../src/engine/engine.ts';
+import type { ContainerSpec } from '../../src/containers/spec.ts';
 import { mountsBelow, unmount } from '../../src/volumes/mount.ts';
 import { requirePrerequisites } from '../helpers/prereqs.ts';
 
@@ -57,14 +58,12 @@ after(async () => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
+/** `-v` specs as a spec's mounts. */
+const binds = (...specs: string[]): Pick<ContainerSpec, 'mounts'> => ({ mounts: specs.map((spec) => ({ kind: 'volume-flag' as const, spec })) });
+
 /** Runs a container to completion; returns its exit code and the record id. */
-async function run(cmd: string, hostConfig: Record<string, unknown> = {}, extra: Record<string, unknown> = {}): Promise<{ id: string; code: number }> {
-  const { id } = await engine.containers.create({
-    Image: 'volbox:local',
-    Cmd: ['sh', '-c', cmd],
-    HostConfig: { NetworkMode: 'none', ...hostConfig },
-    ...extra,
-  });
+async function run(cmd: string, spec: Partial<ContainerSpec> = {}): Promise<{ id: string; code: number }> {
+  const { id } = await engine.containers.create({ image: 'volbox:local', cmd: ['sh', '-c', cmd], networkMode: 'none', ...spec });
   const exited = engine.containers.wait(id, 'next-exit');
   await engine.containers.start(id);
   return { id, code: await exited };
@@ -73,10 +72,10 @@ async function run(cmd: string, hostConfig: Record<string, unknown> = {}, extra:
 test('a named volume carries data from one container to the next and survives rm', async () => {
   const out = path.join(dir, 'out1');
   fs.mkdirSync(out);
-  const a = await run('echo x > /data/f', { Binds: ['shared1:/data'] });
+  const a = await run('echo x > /data/f', binds('shared1:/data'));
   assert.equal(a.code, 0);
   await engine.containers.remove(a.id, { volumes: true });
-  const b = await run('cat /data/f > /out/r', { Binds: ['shared1:/data', `${out}:/out`] });
+  const b = await run('cat /data/f > /out/r', binds('shared1:/data', `${out}:/out`));
   assert.equal(b.code, 0);
   assert.equal(fs.readFileSync(path.join(out, 'r'), 'utf8'), 'x\n');
   // Volume data bypasses the container's upper layer.
@@ -92,13 +91,13 @@ test('copy-up fills a new volume from the image VOLUME dir with ownership and mo
   const bindSrc = path.join(dir, 'bindsrc');
   fs.mkdirSync(out);
   fs.mkdirSync(bindSrc);
-  const r = await run('stat -c "%u:%g %a" /seed /seed/hello > /out/st; cat /seed/hello >> /out/st', { Binds: ['seeded:/seed', `${out}:/out`] });
+  const r = await run('stat -c "%u:%g %a" /seed /seed/hello > /out/st; cat /seed/hello >> /out/st', binds('seeded:/seed', `${out}:/out`));
   assert.equal(r.code, 0);
   assert.equal(fs.readFileSync(path.join(out, 'st'), 'utf8'), '1000:1001 750\n1000:1001 640\nfrom-image\n');
-  const b = await run('ls -A /seed > /out/ls', { Binds: [`${bindSrc}:/seed`, `${out}:/out`] });
+  const b = await run('ls -A /seed > /out/ls', binds(`${bindSrc}:/seed`, `${out}:/out`));
   assert.equal(b.code, 0);
   assert.equal(fs.readFileSync(path.join(out, 'ls'), 'utf8'), '');
-  const n = await run('ls -A /seed > /out/nocopy', { Binds: ['nocopy1:/seed:nocopy', `${out}:/out`] });
+  const n = await run('ls -A /seed > /out/nocopy', binds('nocopy1:/seed:nocopy', `${out}:/out`));
   assert.equal(n.code, 0);
   assert.equal(fs.readFileSync(path.join(out, 'nocopy'), 'utf8'), '');
   for (const c of [r, b, n]) await engine.containers.remove(c.id);
@@ -108,9 +107,10 @@ test('copy-up happens once, at create: the volume is filled before start, and a 
   const out = path.join(dir, 'out-once');
   fs.mkdirSync(out);
   const { id } = await engine.containers.create({
-    Image: 'volbox:local',
-    Cmd: ['sh', '-c', 'ls -A /seed >> /out/ls; rm -f /seed/hello'],
-    HostConfig: { NetworkMode: 'none', Binds: ['once1:/seed', `${out}:/out`] },
+    image: 'volbox:local',
+    cmd: ['sh', '-c', 'ls -A /seed >> /out/ls; rm -f /seed/hello'],
+    networkMode: 'none',
+    ...binds('once1:/seed', `${out}:/out`),
   });
   // Filled when created, like docker (before any start).
   assert.equal(fs.readFileSync(path.join(dir, 'data/volumes/once1/_data/hello'), 'utf8'), 'from-image\n');
@@ -133,9 +133,11 @@ test('-v /hostdir:/x:ro is read-only inside; --tmpfs and --mount work', async ()
   fs.mkdirSync(host);
   fs.mkdirSync(out);
   const r = await run('touch /x/f 2>/out/err; echo $? > /out/rc; echo t > /t/f && cat /t/f > /out/t', {
-    Binds: [`${host}:/x:ro`],
-    Tmpfs: { '/t': 'size=1m' },
-    Mounts: [{ Type: 'bind', Source: out, Target: '/out' }],
+    mounts: [
+      { kind: 'volume-flag', spec: `${host}:/x:ro` },
+      { kind: 'tmpfs-flag', target: '/t', options: 'size=1m' },
+      { kind: 'mount', mount: { type: 'bind', source: out, target: '/out' } },
+    ],
   });
   assert.equal(r.code, 0);
   assert.notEqual(fs.readFileSync(path.join(out, 'rc'), 'utf8').trim(), '0');
@@ -144,7 +146,7 @@ test('-v /hostdir:/x:ro is read-only inside; --tmpfs and --mount work', async ()
   assert.deepEqual(fs.readdirSync(host), []);
   await engine.containers.remove(r.id);
   await assert.rejects(
-    engine.containers.create({ Image: 'volbox:local', Cmd: ['true'], HostConfig: { Mounts: [{ Type: 'bind', Source: '/nope', Target: '/x' }] } }),
+    engine.containers.create({ image: 'volbox:local', cmd: ['true'], mounts: [{ kind: 'mount', mount: { type: 'bind', source: '/nope', target: '/x' } }] }),
     /invalid mount config for type "bind": bind source path does not exist: \/nope/,
   );
 });
@@ -155,7 +157,7 @@ test('an escaping symlink in the destination does not make a mount land outside 
   const host = path.join(dir, 'payload');
   fs.mkdirSync(host);
   fs.writeFileSync(path.join(host, 'p'), 'payload');
-  const r = await run('cat /esc/inner/p > /dev/null', { Binds: [`${host}:/esc/inner`] });
+  const r = await run('cat /esc/inner/p > /dev/null', binds(`${host}:/esc/inner`));
   assert.equal(r.code, 0, 'the mount exists inside the container');
   assert.deepEqual(fs.readdirSync(victim), [], 'nothing was created or mounted in the host path the link names');
   await engine.containers.remove(r.id);
@@ -164,7 +166,7 @@ test('an escaping symlink in the destination does not make a mount land outside 
 test('--rm and rm -v remove anonymous volumes, never named ones', async () => {
   const vols = (await import('../../src/volumes/index.ts')).volumeService(engine.dataRoot);
   const before = new Set((await vols.list()).map((v) => v.name));
-  const a = await run('true', {}, { Volumes: { '/anon': {} } });
+  const a = await run('true', { volumes: ['/anon'] });
   const fresh = (await vols.list()).filter((v) => !before.has(v.name));
   assert.equal(fresh.length, 2, 'image VOLUME /seed and -v /anon each got an anonymous volume');
   assert.ok(fresh.every((v) => /^[0-9a-f]{64}$/.test(v.name) && v.anonymous));
@@ -174,11 +176,7 @@ test('--rm and rm -v remove anonymous volumes, never named ones', async () => {
     [],
   );
 
-  const { id } = await engine.containers.create({
-    Image: 'volbox:local',
-    Cmd: ['true'],
-    HostConfig: { NetworkMode: 'none', AutoRemove: true, Binds: ['keepme:/k'] },
-  });
+  const { id } = await engine.containers.create({ image: 'volbox:local', cmd: ['true'], networkMode: 'none', autoRemove: true, ...binds('keepme:/k') });
   const removed = engine.containers.wait(id, 'removed');
   await engine.containers.start(id);
   await removed;
@@ -196,7 +194,7 @@ test('a type=tmpfs volume is mounted for the run and unmounted after the exit', 
   await vols.create('tmpvol', { options: { type: 'tmpfs', device: 'tmpfs', o: 'size=2m' } });
   const out = path.join(dir, 'out5');
   fs.mkdirSync(out);
-  const r = await run('echo y > /d/f && grep " /d " /proc/mounts | cut -d" " -f3 > /out/fs', { Binds: ['tmpvol:/d', `${out}:/out`] });
+  const r = await run('echo y > /d/f && grep " /d " /proc/mounts | cut -d" " -f3 > /out/fs', binds('tmpvol:/d', `${out}:/out`));
   assert.equal(r.code, 0);
   assert.equal(fs.readFileSync(path.join(out, 'fs'), 'utf8'), 'tmpfs\n');
   assert.equal(await isMountpoint(vols.mountpoint('tmpvol')), false, 'unmounted once no container runs with it');
