@@ -113,6 +113,16 @@ export interface ContainerSpec {
     UsernsMode?: string;
     OomScoreAdj?: number;
     Devices?: { PathOnHost: string; PathInContainer: string; CgroupPermissions: string }[];
+    VolumesFrom?: string[];
+    CgroupParent?: string;
+    CpuPeriod?: number;
+    CpuQuota?: number;
+    CpuRealtimePeriod?: number;
+    CpuRealtimeRuntime?: number;
+    MemorySwappiness?: number;
+    OomKillDisable?: boolean;
+    UTSMode?: string;
+    DeviceCgroupRules?: string[];
   };
   /** The network joined at create (the others are connected before start). */
   network?: { name: string; endpoint: EndpointSpec };

@@ -7,6 +7,7 @@
 import { EngineError } from '../common/errors.ts';
 import { type DevelopConfig, parseDevelop } from './develop.ts';
 import { parseDotenv } from './dotenv.ts';
+import { impliedDependencies, normalizeExtraKeys } from './extra-keys.ts';
 import { readBounded } from './files.ts';
 import { toMap } from './merge.ts';
 import { parsePort, parseVolume, shellSplit } from './shorthand.ts';
@@ -288,9 +289,6 @@ function normalizeService(name: string, s: Tree, ctx: NormalizeContext): Service
   if (s.networks !== undefined) svc.networks = serviceNetworks(s.networks);
   else if (!svc.network_mode) svc.networks = { default: null };
   if (svc.network_mode && s.networks !== undefined) throw new EngineError('INVALID_ARGUMENT', `${where}: network_mode and networks cannot be combined`);
-  // a service whose network namespace another service lends it starts after that service
-  const lender = svc.network_mode?.startsWith('service:') ? svc.network_mode.slice(8) : undefined;
-  if (lender && !svc.depends_on[lender]) svc.depends_on[lender] = { condition: 'service_started', restart: true, required: true };
   if (s.healthcheck) svc.healthcheck = healthcheck(s.healthcheck as Tree, `${where}.healthcheck`);
   if (s.restart !== undefined) svc.restart = String(s.restart);
   if (deploy) svc.deploy = deploy;
@@ -359,6 +357,9 @@ function normalizeService(name: string, s: Tree, ctx: NormalizeContext): Service
   if (secrets) svc.secrets = secrets;
   const configs = fileRefs(s.configs);
   if (configs) svc.configs = configs;
+  normalizeExtraKeys(svc, s, where);
+  // a service starts after those it takes a namespace, volumes or a link from
+  impliedDependencies(svc, s);
   const ext = Object.fromEntries(Object.entries(s).filter(([k]) => k.startsWith('x-')));
   if (Object.keys(ext).length) svc.extensions = ext;
   if (svc.container_name && svc.scale > 1)

@@ -170,6 +170,36 @@ export interface Service {
   mac_address?: string;
   links?: string[];
   external_links?: string[];
+  /*
+   * Keys keel keeps for the config hash (docker compose hashes them, so a
+   * change recreates) and for what the engine supports of them at create.
+   */
+  annotations?: Record<string, string>;
+  attach?: boolean;
+  blkio_config?: Record<string, unknown>;
+  cgroup?: string;
+  cgroup_parent?: string;
+  cpu_count?: number;
+  cpu_percent?: number;
+  cpu_period?: number;
+  cpu_quota?: number;
+  cpu_rt_period?: number;
+  cpu_rt_runtime?: number;
+  credential_spec?: Record<string, unknown>;
+  device_cgroup_rules?: string[];
+  gpus?: Record<string, unknown>[];
+  isolation?: string;
+  mem_swappiness?: number;
+  oom_kill_disable?: boolean;
+  runtime?: string;
+  storage_opt?: Record<string, string>;
+  use_api_socket?: boolean;
+  uts?: string;
+  volumes_from?: string[];
+  /** Lifecycle hooks, as given (only hashed: keel compose does not run them). */
+  pre_start?: Record<string, unknown>[];
+  post_start?: Record<string, unknown>[];
+  pre_stop?: Record<string, unknown>[];
   /** Extension keys (`x-*`) kept as given. */
   extensions?: Record<string, unknown>;
 }

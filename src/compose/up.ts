@@ -10,11 +10,13 @@
 import { EngineError } from '../common/errors.ts';
 import type { ComposeBackend, ContainerSummary } from './backend.ts';
 import { planContainer } from './convert.ts';
+import { referencedServices } from './extra-keys.ts';
 import { inDependencyOrder, withDependencies } from './graph.ts';
 import { ensureImages, type ImageOptions } from './images.ts';
 import * as L from './labels.ts';
 import type { Reporter } from './reporter.ts';
 import { ensureNetworks, ensureVolumes, usedResources } from './resources.ts';
+import { resolveServiceReferences } from './hash.ts';
 import { configHash } from './serialize.ts';
 import type { Project } from './types.ts';
 
@@ -92,18 +94,20 @@ export async function up(b: ComposeBackend, p: Project, r: Reporter, o: UpOption
   }
   const firstContainer = new Map<string, string>();
   const recreated = new Set<string>();
+  // docker compose takes a referenced service's first container by name
+  const containerOf = (svc: string) =>
+    firstContainer.get(svc) ?? existing.filter((c) => c.labels[L.SERVICE] === svc).sort((a, c) => (a.name < c.name ? -1 : a.name > c.name ? 1 : 0))[0]?.id;
   const serviceContainer = (svc: string) => {
-    const id = firstContainer.get(svc) ?? existing.find((c) => c.labels[L.SERVICE] === svc)?.id;
-    if (!id) throw new EngineError('NOT_FOUND', `service "${svc}" has no container (network_mode: service:${svc})`);
+    const id = containerOf(svc);
+    if (!id) throw new EngineError('NOT_FOUND', `service "${svc}" has no container (referenced by service:${svc} or volumes_from)`);
     return id;
   };
   await inDependencyOrder(p, services, async (name) => {
     if (!o.noStart) await waitDependencies(b, p, name, services, r, o.signal);
     // a dependency with `restart: true` that was recreated restarts this service's running containers
     const restartFor = Object.entries(p.services[name]!.depends_on).some(([dep, c]) => c.restart && recreated.has(dep));
-    // a container in another service's network namespace must be recreated with that service's new container
-    const mode = p.services[name]!.network_mode;
-    const lenderRecreated = mode?.startsWith('service:') && recreated.has(mode.slice(8));
+    // a container in another service's namespace, or with its volumes, must be recreated with that service's new container
+    const lenderRecreated = referencedServices(p.services[name]!).some((x) => recreated.has(x));
     const res = await convergeService(
       b,
       p,
@@ -115,6 +119,7 @@ export async function up(b: ComposeBackend, p: Project, r: Reporter, o: UpOption
       {
         ...o,
         serviceContainer,
+        containerOf,
         restartKept: restartFor,
         forceRecreate: o.forceRecreate || lenderRecreated,
       },
@@ -126,6 +131,7 @@ export async function up(b: ComposeBackend, p: Project, r: Reporter, o: UpOption
 
 interface ConvergeOptions extends UpOptions {
   serviceContainer: (service: string) => string;
+  containerOf: (service: string) => string | undefined;
   /** Restart the running containers that are kept (a dependency was recreated). */
   restartKept?: boolean;
 }
@@ -156,7 +162,7 @@ async function convergeService(
   o: ConvergeOptions,
 ): Promise<{ ids: string[]; changed: boolean }> {
   const s = p.services[name]!;
-  const hash = configHash(s);
+  const hash = configHash(resolveServiceReferences(s, o.containerOf));
   const byNumber = [...current].sort((a, c) => numberOf(a) - numberOf(c));
   const ids: string[] = [];
   const toStart: { id: string; name: string }[] = [];
