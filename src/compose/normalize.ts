@@ -6,6 +6,7 @@
  */
 import { EngineError } from '../common/errors.ts';
 import { type DevelopConfig, parseDevelop } from './develop.ts';
+import { checkConsistency } from './consistency.ts';
 import { parseDotenv } from './dotenv.ts';
 import { impliedDependencies, normalizeExtraKeys } from './extra-keys.ts';
 import { readBounded } from './files.ts';
@@ -376,6 +377,7 @@ function normalizeService(name: string, s: Tree, ctx: NormalizeContext): Service
  * dependencies have no cycle.
  */
 export function checkDependencies(p: Project): void {
+  checkConsistency(p);
   for (const svc of Object.values(p.services)) {
     for (const [dep, d] of Object.entries(svc.depends_on)) {
       if (p.services[dep]) continue;
