@@ -26,9 +26,11 @@ export interface AttachOptions {
 
 export async function attachedUp(b: ComposeBackend, t: Target, printer: LogPrinter, r: Reporter, o: AttachOptions): Promise<number> {
   const containers = await containersOf(b, t, o.services);
-  printer.register(containers.map(shortName));
+  // a service with `attach: false` runs, and counts for --abort-on-container-exit, without its output shown
+  const shown = containers.filter((c) => t.project?.services[c.labels[L.SERVICE] ?? '']?.attach !== false);
+  printer.register(shown.map(shortName));
   const logsDone = new AbortController();
-  const streams = containers.map((c) => printer.follow(b, c, { follow: true, since: String(o.since) }, logsDone.signal).catch(() => {}));
+  const streams = shown.map((c) => printer.follow(b, c, { follow: true, since: String(o.since) }, logsDone.signal).catch(() => {}));
   let exitCode = 0;
   let stopping: Promise<void> | undefined;
   const stopAll = (why: string) => {
