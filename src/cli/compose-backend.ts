@@ -44,6 +44,8 @@ interface DockerContainer {
   Status: string;
   Labels: Record<string, string> | null;
   Ports: { IP?: string; PrivatePort: number; PublicPort?: number; Type: string }[] | null;
+  NetworkSettings?: { Networks?: Record<string, { NetworkID?: string }> | null } | null;
+  Mounts?: { Type?: string; Name?: string }[] | null;
 }
 
 function summary(c: DockerContainer): ContainerSummary {
@@ -63,6 +65,8 @@ function summary(c: DockerContainer): ContainerSummary {
       ...(p.PublicPort ? { publicPort: p.PublicPort } : {}),
       type: p.Type,
     })),
+    ...(c.NetworkSettings?.Networks ? { networkIds: Object.values(c.NetworkSettings.Networks).flatMap((n) => (n.NetworkID ? [n.NetworkID] : [])) } : {}),
+    ...(c.Mounts ? { volumeNames: c.Mounts.flatMap((m) => (m.Type === 'volume' && m.Name ? [m.Name] : [])) } : {}),
   };
 }
 

@@ -32,6 +32,9 @@ export interface ContainerSummary {
   status: string;
   labels: Record<string, string>;
   ports: PortSummary[];
+  /** The ids of the networks it is connected to, and the names of the volumes it mounts (when the engine lists them). */
+  networkIds?: string[];
+  volumeNames?: string[];
 }
 
 export interface ContainerDetails extends ContainerSummary {

@@ -27,11 +27,14 @@ export function usedResources(p: Project, services: string[]): { networks: strin
  * request instead of one inspect per network: the no-op `up` is mostly such
  * round trips); a network not among them is inspected by name.
  */
-export async function ensureNetworks(b: ComposeBackend, p: Project, keys: string[], r: Reporter, known: NetworkSummary[] = []): Promise<void> {
+export async function ensureNetworks(b: ComposeBackend, p: Project, keys: string[], r: Reporter, known: NetworkSummary[] = []): Promise<Map<string, string>> {
+  // the id of each network by key: a container not connected to it is recreated (as docker compose's hasNetworkMismatch)
+  const ids = new Map<string, string>();
   await Promise.all(
     keys.map(async (key) => {
       const n = p.networks[key]!;
       const found = known.find((k) => k.name === n.name) ?? (await b.inspectNetwork(n.name));
+      if (found) ids.set(key, found.id);
       if (n.external) {
         if (!found) throw new EngineError('NOT_FOUND', `network ${n.name} declared as external, but could not be found`);
         return;
@@ -51,7 +54,7 @@ export async function ensureNetworks(b: ComposeBackend, p: Project, keys: string
           }
         : undefined;
       try {
-        await b.createNetwork({
+        const id = await b.createNetwork({
           name: n.name,
           driver: n.driver,
           internal: n.internal,
@@ -61,13 +64,17 @@ export async function ensureNetworks(b: ComposeBackend, p: Project, keys: string
           ipam,
           labels: { ...n.labels, [L.PROJECT]: p.name, [L.NETWORK]: key, [L.VERSION]: L.COMPOSE_VERSION },
         });
+        if (id) ids.set(key, id);
       } catch (e) {
         // a concurrent up of the same project created it first
         if (!(e instanceof EngineError && e.code === 'CONFLICT')) throw e;
+        const other = await b.inspectNetwork(n.name);
+        if (other) ids.set(key, other.id);
       }
       r.event('Network', n.name, 'Created');
     }),
   );
+  return ids;
 }
 
 /** `known`: the volumes carrying the project's label, listed beforehand (as for ensureNetworks). */

@@ -18,7 +18,7 @@ import type { Reporter } from './reporter.ts';
 import { ensureNetworks, ensureVolumes, usedResources } from './resources.ts';
 import { resolveServiceReferences } from './hash.ts';
 import { configHash } from './serialize.ts';
-import type { Project } from './types.ts';
+import type { Project, Service } from './types.ts';
 
 export interface UpOptions extends ImageOptions {
   services?: string[];
@@ -73,7 +73,7 @@ export async function up(b: ComposeBackend, p: Project, r: Reporter, o: UpOption
     used.volumes.length ? b.listVolumes(L.projectFilter(p.name)) : [],
     projectContainers(b, p.name),
   ]);
-  await ensureNetworks(b, p, used.networks, r, networks);
+  const networkIds = await ensureNetworks(b, p, used.networks, r, networks);
   await ensureVolumes(b, p, used.volumes, r, volumes);
   let slow = false;
   const images = await ensureImages(b, p, services, { ...r, event: (...a) => ((slow = true), r.event(...a)) }, o);
@@ -120,6 +120,7 @@ export async function up(b: ComposeBackend, p: Project, r: Reporter, o: UpOption
         ...o,
         serviceContainer,
         containerOf,
+        networkIds,
         restartKept: restartFor,
         forceRecreate: o.forceRecreate || lenderRecreated,
       },
@@ -132,6 +133,8 @@ export async function up(b: ComposeBackend, p: Project, r: Reporter, o: UpOption
 interface ConvergeOptions extends UpOptions {
   serviceContainer: (service: string) => string;
   containerOf: (service: string) => string | undefined;
+  /** The project's networks' ids by key. */
+  networkIds: Map<string, string>;
   /** Restart the running containers that are kept (a dependency was recreated). */
   restartKept?: boolean;
 }
@@ -184,7 +187,7 @@ async function convergeService(
       toStart.push({ id, name: s.container_name ?? L.containerName(p.name, name, n) });
       continue;
     }
-    const diverged = c.labels[L.CONFIG_HASH] !== hash || c.labels[L.IMAGE] !== imageId;
+    const diverged = c.labels[L.CONFIG_HASH] !== hash || c.labels[L.IMAGE] !== imageId || detached(p, s, c, o.networkIds);
     if (o.forceRecreate || (diverged && !o.noRecreate)) {
       r.event('Container', c.name, 'Recreate');
       await b.stopContainer(c.id, o.timeout);
@@ -222,6 +225,29 @@ async function convergeService(
     );
   }
   return { ids, changed: toStart.length > 0 && toStart.some((t) => !current.some((c) => c.id === t.id)) };
+}
+
+/**
+ * A container that lacks one of its service's networks (while it runs) or
+ * volumes: the network or volume was replaced under the same key, or the
+ * container was disconnected. docker compose recreates it
+ * (hasNetworkMismatch, hasVolumeMismatch); so does keel, when the engine
+ * lists what the container is connected to and mounts.
+ */
+function detached(p: Project, s: Service, c: ContainerSummary, networkIds: Map<string, string>): boolean {
+  if (c.networkIds && c.state === 'running' && !s.network_mode) {
+    for (const key of Object.keys(s.networks ?? {})) {
+      const id = networkIds.get(key);
+      if (id && !c.networkIds.includes(id)) return true;
+    }
+  }
+  if (c.volumeNames) {
+    for (const v of s.volumes) {
+      const name = v.type === 'volume' && v.source ? p.volumes[v.source]?.name : undefined;
+      if (name && !c.volumeNames.includes(name)) return true;
+    }
+  }
+  return false;
 }
 
 /** Waits until every dependency of `name` (among the services being brought up) meets its condition. */

@@ -77,5 +77,13 @@ test('volumes_from a service reaches the container, label_file its labels; the h
   assert.notEqual(after.Id, reader.Id, 'a changed cpu_period recreates');
   assert.equal(after.HostConfig.CpuPeriod, 200000);
   assert.equal((await inspect('refs-data-1')).Id, data.Id, 'data is kept');
+
+  // a running container cut off from its network is recreated on it, as docker compose does
+  assert.equal((await d.docker(['network', 'disconnect', 'refs_default', 'refs-data-1'])).code, 0);
+  const reconnect = await p.compose(['up', '-d']);
+  assert.equal(reconnect.code, 0, reconnect.stderr);
+  const data2 = await inspect('refs-data-1');
+  assert.notEqual(data2.Id, data.Id);
+  assert.deepEqual(Object.keys(data2.NetworkSettings.Networks), ['refs_default']);
   assert.equal((await p.compose(['down', '-v'])).code, 0);
 });
