@@ -126,6 +126,7 @@ export interface ContainerSpec {
     OomKillDisable?: boolean;
     UTSMode?: string;
     DeviceCgroupRules?: string[];
+    BlkioWeight?: number;
   };
   /** The network joined at create (the others are connected before start). */
   network?: { name: string; endpoint: EndpointSpec };

@@ -220,6 +220,7 @@ export function planContainer(p: Project, s: Service, n: number, o: PlanOptions)
       OomKillDisable: s.oom_kill_disable,
       UTSMode: s.uts,
       DeviceCgroupRules: s.device_cgroup_rules,
+      ...(s.blkio_config?.weight ? { BlkioWeight: Number(s.blkio_config.weight) } : {}),
       UsernsMode: s.userns_mode,
       OomScoreAdj: s.oom_score_adj,
       ...(s.devices ? { Devices: s.devices.map(devMapping) } : {}),
