@@ -242,3 +242,12 @@ test('references to other services are hashed as the container ids they resolve 
   assert.equal(s.network_mode, 'service:db', 'the project itself is left as written');
   assert.deepEqual(Object.keys(s.depends_on), ['db']);
 });
+
+test('a ulimit written {soft: n, hard: n} is hashed as that object, the single form as a number (UlimitsConfig.MarshalJSON)', () => {
+  const s = load('services:\n  a:\n    image: busybox\n    ulimits:\n      nofile: {soft: 1024, hard: 1024}\n      nproc: 512\n').services.a!;
+  assert.equal(
+    serviceHashInput(s),
+    '{"command":null,"entrypoint":null,"image":"busybox","networks":{"default":null},"ulimits":{"nofile":{"soft":1024,"hard":1024},"nproc":512}}',
+  );
+  assert.equal(serviceHash(s), 'f9bb44616db63972ef3b37ee65317993f6751fb86c9adfb96d2c74328ebab590');
+});

@@ -25,14 +25,13 @@
  *
  * Where keel's model keeps less than compose-go's, the hash can differ from
  * docker compose's: `provider`, `models` and the legacy keys compose-go
- * still decodes (log_driver, net, volume_driver, ...); a ulimit written
- * `{soft: n, hard: n}` (taken as the single form `n`); mem_limit, cpus,
+ * still decodes (log_driver, net, volume_driver, ...); mem_limit, cpus,
  * pids_limit or mem_reservation written both at the top level and under
  * deploy.resources with the same value; a port range whose ports compose-go
  * sorts as strings (8-10 becomes 10, 8, 9).
  */
 import { createHash } from 'node:crypto';
-import type { Healthcheck, PortConfig, Service, ServiceFileRef, ServiceNetwork, VolumeMount } from './types.ts';
+import type { Healthcheck, PortConfig, Service, ServiceFileRef, ServiceNetwork, Ulimit, VolumeMount } from './types.ts';
 import {
   bool,
   byBytes,
@@ -192,8 +191,8 @@ export function serviceHashInput(s: Service): string {
   const memRes = fromDeploy(s, s.mem_reservation, 'reservations', 'memory', (v) => parseBytes(v, w)) ? undefined : s.mem_reservation;
   const cpus = fromDeploy(s, s.cpus, 'limits', 'cpus', Number) ? undefined : s.cpus;
   const pids = fromDeploy(s, s.pids_limit, 'limits', 'pids', Number) ? undefined : s.pids_limit;
-  const ulimit = (u: { soft: number; hard: number }) =>
-    u.soft === u.hard
+  const ulimit = (u: Ulimit) =>
+    u.single
       ? String(u.soft)
       : obj([
           ['soft', int(u.soft)],

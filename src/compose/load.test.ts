@@ -222,7 +222,7 @@ volumes:
   assert.equal(web.cpus, 0.5);
   assert.equal(web.mem_limit, 256 * 1024 * 1024);
   assert.equal(web.stop_grace_period, 60e9);
-  assert.deepEqual(web.ulimits, { nofile: { soft: 1024, hard: 2048 }, nproc: { soft: 64, hard: 64 } });
+  assert.deepEqual(web.ulimits, { nofile: { soft: 1024, hard: 2048 }, nproc: { soft: 64, hard: 64, single: true } });
   assert.deepEqual(web.extra_hosts, ['a:1.2.3.4', 'b:5.6.7.8']);
   assert.deepEqual(web.networks, { front: { aliases: ['w'], ipv4_address: '10.1.0.5' } });
   assert.equal(p.networks.front!.name, `${p.name}_front`);

@@ -245,7 +245,7 @@ function ulimits(v: unknown): Record<string, Ulimit> | undefined {
   if (!v) return undefined;
   const out: Record<string, Ulimit> = {};
   for (const [k, x] of Object.entries(v as Tree)) {
-    if (typeof x === 'number' || typeof x === 'string') out[k] = { soft: Number(x), hard: Number(x) };
+    if (typeof x === 'number' || typeof x === 'string') out[k] = { soft: Number(x), hard: Number(x), single: true };
     else out[k] = { soft: Number((x as Tree).soft), hard: Number((x as Tree).hard) };
   }
   return out;

@@ -46,6 +46,7 @@ export function serviceData(s: Service): Tree {
   }
   if (stop_grace_period !== undefined) out.stop_grace_period = formatDuration(stop_grace_period);
   if (scale !== 1) out.scale = scale;
+  if (s.ulimits) out.ulimits = Object.fromEntries(Object.entries(s.ulimits).map(([k, u]) => [k, u.single ? u.soft : { soft: u.soft, hard: u.hard }]));
   const data = sorted(out) as Tree;
   if (data.ports) data.ports = (data.ports as Tree[]).map((x) => ordered(x, PORT_KEYS));
   if (data.volumes) data.volumes = (data.volumes as Tree[]).map((x) => ordered(x, VOLUME_KEYS));

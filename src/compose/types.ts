@@ -102,6 +102,8 @@ export interface ServiceFileRef {
 export interface Ulimit {
   soft: number;
   hard: number;
+  /** Written as one number (compose-go's Single): hashed and printed that way. */
+  single?: true;
 }
 
 export interface Service {
