@@ -61,16 +61,26 @@ test('attach: false runs a service without showing its output; --exit-code-from 
     'compose.yaml': `services:
   shown:
     image: busybox:local
-    command: ["sh", "-c", "echo visible"]
+    command: ["sh", "-c", "echo visible; sleep 0.5"]
   quiet:
     image: busybox:local
     attach: false
-    command: ["sh", "-c", "echo hidden"]
+    command: ["sh", "-c", "echo hidden; sleep 0.5"]
 `,
   });
   const bad = await p.compose(['up', '--exit-code-from', 'nope']);
   assert.notEqual(bad.code, 0);
   assert.match(bad.stderr, /no such service: nope/);
+  for (const [flags, error] of [
+    [['--wait', '--abort-on-container-exit'], /--wait cannot be combined with --abort-on-container-exit/],
+    [['--wait', '--wait-timeout', '-1'], /--wait-timeout must be a non-negative integer/],
+    [['--force-recreate', '--no-recreate'], /--force-recreate and --no-recreate are incompatible/],
+  ] as const) {
+    const r = await p.compose(['up', ...flags]);
+    assert.notEqual(r.code, 0, flags.join(' '));
+    assert.match(r.stderr, error);
+    assert.equal((await p.compose(['ps', '-a', '-q'])).stdout.trim(), '', `${flags.join(' ')}: nothing created`);
+  }
   assert.equal((await p.compose(['ps', '-a', '-q'])).stdout.trim(), '', 'nothing created');
   const r = await p.compose(['up']);
   assert.equal(r.code, 0, r.stderr);
