@@ -61,11 +61,11 @@ test('attach: false runs a service without showing its output; --exit-code-from 
     'compose.yaml': `services:
   shown:
     image: busybox:local
-    command: ["sh", "-c", "echo visible; sleep 0.5"]
+    command: ["sh", "-c", "echo visible"]
   quiet:
     image: busybox:local
     attach: false
-    command: ["sh", "-c", "echo hidden; sleep 0.5"]
+    command: ["sh", "-c", "echo hidden"]
 `,
   });
   const bad = await p.compose(['up', '--exit-code-from', 'nope']);
