@@ -238,3 +238,13 @@ test("COMPOSE_FILE from the environment or the working directory's .env", () => 
   assert.equal(load(d).services.a!.image, 'one');
   assert.equal(load(d, { env: { COMPOSE_FILE: `${d}/one.yml:${d}/two.yml` } }).services.a!.image, 'two');
 });
+
+test('env_file with format: raw is read literally; an unknown format is refused', () => {
+  const raw = dir({
+    'compose.yaml': 'services:\n  a:\n    image: x\n    env_file: [{path: vars.env, format: raw}]\n',
+    'vars.env': 'Q="kept quotes"\nD=$HOME\n',
+  });
+  assert.deepEqual(load(raw).services.a!.environment, { Q: '"kept quotes"', D: '$HOME' });
+  const bad = dir({ 'compose.yaml': 'services:\n  a:\n    image: x\n    env_file: [{path: vars.env, format: toml}]\n', 'vars.env': 'A=1\n' });
+  assert.throws(() => load(bad), /services\.a\.env_file: unsupported env_file format "toml"/);
+});

@@ -7,7 +7,7 @@
 import { EngineError } from '../common/errors.ts';
 import { type DevelopConfig, parseDevelop } from './develop.ts';
 import { checkConsistency } from './consistency.ts';
-import { parseDotenv } from './dotenv.ts';
+import { parseDotenv, parseRawEnv } from './dotenv.ts';
 import { impliedDependencies, normalizeExtraKeys } from './extra-keys.ts';
 import { readBounded } from './files.ts';
 import { toMap } from './merge.ts';
@@ -218,7 +218,9 @@ function environment(s: Tree, where: string, env: Record<string, string>): Recor
   // env_file first, then environment over it, as docker compose
   const files = s.env_file === undefined ? [] : Array.isArray(s.env_file) ? s.env_file : [s.env_file];
   for (const f of files) {
-    const spec = typeof f === 'string' ? { path: f, required: true } : (f as { path: string; required?: boolean });
+    const spec = typeof f === 'string' ? { path: f, required: true } : (f as { path: string; required?: boolean; format?: string });
+    const format = 'format' in spec ? spec.format : undefined;
+    if (format !== undefined && format !== 'raw') throw new EngineError('INVALID_ARGUMENT', `${where}.env_file: unsupported env_file format "${format}"`);
     let text: string;
     try {
       text = readBounded(spec.path, 1 << 20);
@@ -228,7 +230,7 @@ function environment(s: Tree, where: string, env: Record<string, string>): Recor
     }
     Object.assign(
       out,
-      parseDotenv(text, spec.path, (n) => env[n]),
+      (format === 'raw' ? parseRawEnv : parseDotenv)(text, spec.path, (n) => env[n]),
     );
   }
   for (const [k, v] of Object.entries(toMap(s.environment))) {
