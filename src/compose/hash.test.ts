@@ -251,3 +251,19 @@ test('a ulimit written {soft: n, hard: n} is hashed as that object, the single f
   );
   assert.equal(serviceHash(s), 'f9bb44616db63972ef3b37ee65317993f6751fb86c9adfb96d2c74328ebab590');
 });
+
+test('mem_limit and cpus written at the top level and under deploy.resources are hashed in both places; from deploy only, only there', () => {
+  const both = load('services:\n  a:\n    image: busybox\n    mem_limit: 1g\n    cpus: 0.5\n    deploy: {resources: {limits: {memory: 1g, cpus: "0.5"}}}\n')
+    .services.a!;
+  assert.equal(
+    serviceHashInput(both),
+    '{"cpus":0.5,"command":null,"deploy":{"resources":{"limits":{"cpus":0.5,"memory":"1073741824"}},"placement":{}},"entrypoint":null,"image":"busybox","mem_limit":"1073741824","networks":{"default":null}}',
+  );
+  assert.equal(serviceHash(both), '0b0496169dc79b06ca80f8d3b093cbcde8519cebc08077019fef9811005da1d3');
+  const deployOnly = load('services:\n  a:\n    image: busybox\n    deploy: {resources: {limits: {memory: 1g, cpus: "0.5"}}}\n').services.a!;
+  assert.equal(deployOnly.mem_limit, 1 << 30, 'keel still applies it');
+  assert.equal(
+    serviceHashInput(deployOnly),
+    '{"command":null,"deploy":{"resources":{"limits":{"cpus":0.5,"memory":"1073741824"}},"placement":{}},"entrypoint":null,"image":"busybox","networks":{"default":null}}',
+  );
+});

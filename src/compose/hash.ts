@@ -25,10 +25,7 @@
  *
  * Where keel's model keeps less than compose-go's, the hash can differ from
  * docker compose's: `provider`, `models` and the legacy keys compose-go
- * still decodes (log_driver, net, volume_driver, ...); mem_limit, cpus,
- * pids_limit or mem_reservation written both at the top level and under
- * deploy.resources with the same value; a port range whose ports compose-go
- * sorts as strings (8-10 becomes 10, 8, 9).
+ * still decodes (log_driver, net, volume_driver, ...).
  */
 import { createHash } from 'node:crypto';
 import type { Healthcheck, PortConfig, Service, ServiceFileRef, ServiceNetwork, Ulimit, VolumeMount } from './types.ts';
@@ -172,25 +169,15 @@ function extraHosts(l: string[] | undefined): string | undefined {
   return `[${entries.sort(byBytes).map(goString).join(',')}]`;
 }
 
-/** A value keel folded in from deploy.resources (compose-go keeps it only there). */
-function fromDeploy(s: Service, value: number | undefined, section: 'limits' | 'reservations', key: string, parse: (v: unknown) => number): boolean {
-  const r = ((s.deploy?.resources as Tree | undefined)?.[section] as Tree | undefined)?.[key];
-  if (value === undefined || r === undefined || r === null) return false;
-  try {
-    return parse(r) === value;
-  } catch {
-    return false;
-  }
-}
-
 /** The JSON docker compose hashes for this service (exported for tests and debugging). */
 export function serviceHashInput(s: Service): string {
   const w = `services.${s.name}`;
   const x = s as Service & Tree;
-  const memLimit = fromDeploy(s, s.mem_limit, 'limits', 'memory', (v) => parseBytes(v, w)) ? undefined : s.mem_limit;
-  const memRes = fromDeploy(s, s.mem_reservation, 'reservations', 'memory', (v) => parseBytes(v, w)) ? undefined : s.mem_reservation;
-  const cpus = fromDeploy(s, s.cpus, 'limits', 'cpus', Number) ? undefined : s.cpus;
-  const pids = fromDeploy(s, s.pids_limit, 'limits', 'pids', Number) ? undefined : s.pids_limit;
+  const top = <K extends 'mem_limit' | 'mem_reservation' | 'cpus' | 'pids_limit'>(k: K) => (s.fromDeploy?.includes(k) ? undefined : s[k]);
+  const memLimit = top('mem_limit');
+  const memRes = top('mem_reservation');
+  const cpus = top('cpus');
+  const pids = top('pids_limit');
   const ulimit = (u: Ulimit) =>
     u.single
       ? String(u.soft)

@@ -306,6 +306,15 @@ function normalizeService(name: string, s: Tree, ctx: NormalizeContext): Service
   if (s.cpuset !== undefined) svc.cpuset = String(s.cpuset);
   const pids = s.pids_limit ?? limits.pids;
   if (pids !== undefined) svc.pids_limit = num(pids, `${where}.pids_limit`);
+  const folded = (
+    [
+      ['mem_limit', limits.memory],
+      ['mem_reservation', reservations.memory],
+      ['cpus', limits.cpus],
+      ['pids_limit', limits.pids],
+    ] as const
+  ).flatMap(([k, d]) => (s[k] === undefined && d !== undefined ? [k] : []));
+  if (folded.length) svc.fromDeploy = folded;
   for (const k of [
     'container_name',
     'hostname',

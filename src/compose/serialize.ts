@@ -35,8 +35,9 @@ function ordered(v: Tree, keys: string[]): Tree {
 
 /** A service as compose data (no `name`, empty collections left out, durations as strings). */
 export function serviceData(s: Service): Tree {
-  const { name: _n, extensions, healthcheck, stop_grace_period, scale, ...rest } = s;
+  const { name: _n, extensions, healthcheck, stop_grace_period, scale, fromDeploy, ...rest } = s;
   const out: Tree = { ...rest, ...extensions };
+  for (const k of fromDeploy ?? []) delete out[k];
   for (const k of ['environment', 'labels', 'depends_on'] as const) if (!Object.keys(s[k]).length) delete out[k];
   for (const k of ['ports', 'volumes'] as const) if (!s[k].length) delete out[k];
   if (healthcheck) {

@@ -127,6 +127,8 @@ export interface Service {
   /** deploy.replicas / scale, 1 when neither is given. */
   scale: number;
   deploy?: Record<string, unknown>;
+  /** The resource keys below that only deploy.resources gave (compose-go keeps them only there: not hashed, not printed). */
+  fromDeploy?: ('mem_limit' | 'mem_reservation' | 'cpus' | 'pids_limit')[];
   mem_limit?: number;
   mem_reservation?: number;
   memswap_limit?: number;
