@@ -126,7 +126,7 @@ function network(key: string, n: Tree, project: string): NetworkConfig {
   if (external) out.external = true;
   if (n.internal) out.internal = true;
   if (n.attachable) out.attachable = true;
-  if (n.enable_ipv6) out.enable_ipv6 = true;
+  for (const k of ['enable_ipv4', 'enable_ipv6'] as const) if (n[k] !== undefined && n[k] !== null) out[k] = bool(n[k], `networks.${key}.${k}`);
   if (n.labels) out.labels = strMap(n.labels);
   return out;
 }

@@ -8,6 +8,7 @@ import { EngineError } from '../common/errors.ts';
 import type { ComposeBackend, NetworkSummary, VolumeSummary } from './backend.ts';
 import * as L from './labels.ts';
 import type { Reporter } from './reporter.ts';
+import { networkHash, volumeHash } from './resource-hash.ts';
 import type { Project } from './types.ts';
 
 /** The network and volume keys the given services use (and `default` when they use it). */
@@ -62,7 +63,7 @@ export async function ensureNetworks(b: ComposeBackend, p: Project, keys: string
           enableIPv6: n.enable_ipv6,
           options: n.driver_opts,
           ipam,
-          labels: { ...n.labels, [L.PROJECT]: p.name, [L.NETWORK]: key, [L.VERSION]: L.COMPOSE_VERSION },
+          labels: { ...n.labels, [L.PROJECT]: p.name, [L.NETWORK]: key, [L.VERSION]: L.COMPOSE_VERSION, [L.CONFIG_HASH]: networkHash(n) },
         });
         if (id) ids.set(key, id);
       } catch (e) {
@@ -98,7 +99,7 @@ export async function ensureVolumes(b: ComposeBackend, p: Project, keys: string[
         name: v.name,
         driver: v.driver,
         driverOpts: v.driver_opts,
-        labels: { ...v.labels, [L.PROJECT]: p.name, [L.VOLUME]: key, [L.VERSION]: L.COMPOSE_VERSION },
+        labels: { ...v.labels, [L.PROJECT]: p.name, [L.VOLUME]: key, [L.VERSION]: L.COMPOSE_VERSION, [L.CONFIG_HASH]: volumeHash(v) },
       });
       r.event('Volume', v.name, 'Created');
     }),

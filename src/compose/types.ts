@@ -221,6 +221,8 @@ export interface NetworkConfig {
   external?: boolean;
   internal?: boolean;
   attachable?: boolean;
+  /** As written (compose-go's *bool: an explicit false is hashed). */
+  enable_ipv4?: boolean;
   enable_ipv6?: boolean;
   labels?: Record<string, string>;
 }
