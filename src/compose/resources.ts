@@ -5,7 +5,7 @@
  * removed on `down` (external ones never).
  */
 import { EngineError } from '../common/errors.ts';
-import type { ComposeBackend, NetworkSummary, VolumeSummary } from './backend.ts';
+import type { ComposeBackend, ContainerSummary, NetworkSummary, VolumeSummary } from './backend.ts';
 import * as L from './labels.ts';
 import type { Reporter } from './reporter.ts';
 import { networkHash, volumeHash } from './resource-hash.ts';
@@ -28,7 +28,14 @@ export function usedResources(p: Project, services: string[]): { networks: strin
  * request instead of one inspect per network: the no-op `up` is mostly such
  * round trips); a network not among them is inspected by name.
  */
-export async function ensureNetworks(b: ComposeBackend, p: Project, keys: string[], r: Reporter, known: NetworkSummary[] = []): Promise<Map<string, string>> {
+export async function ensureNetworks(
+  b: ComposeBackend,
+  p: Project,
+  keys: string[],
+  r: Reporter,
+  known: NetworkSummary[] = [],
+  diverged?: Map<string, NetworkSummary>,
+): Promise<Map<string, string>> {
   // the id of each network by key: a container not connected to it is recreated (as docker compose's hasNetworkMismatch)
   const ids = new Map<string, string>();
   await Promise.all(
@@ -44,6 +51,9 @@ export async function ensureNetworks(b: ComposeBackend, p: Project, keys: string
         if (found.labels[L.PROJECT] !== undefined && found.labels[L.PROJECT] !== p.name) {
           r.warn(`a network with name ${n.name} exists but was not created for project "${p.name}". Set \`external: true\` to use an existing network`);
         }
+        // one this project made from another configuration (its hash label differs; none recorded: left alone, as docker compose)
+        const hash = found.labels[L.CONFIG_HASH];
+        if (diverged && found.labels[L.PROJECT] === p.name && hash && hash !== networkHash(n)) diverged.set(key, found);
         return;
       }
       r.event('Network', n.name, 'Creating');
@@ -92,6 +102,10 @@ export async function ensureVolumes(b: ComposeBackend, p: Project, keys: string[
         if (found.labels[L.PROJECT] !== undefined && found.labels[L.PROJECT] !== p.name) {
           r.warn(`volume "${v.name}" already exists but was not created for project "${p.name}". Use \`external: true\` to use an existing volume`);
         }
+        // docker compose asks before recreating (the data would be lost) and, unanswered, keeps it
+        const hash = found.labels[L.CONFIG_HASH];
+        if (found.labels[L.PROJECT] === p.name && hash && hash !== volumeHash(v))
+          r.warn(`volume "${v.name}" exists but doesn't match configuration in compose file; it is kept (remove it with down -v to recreate it)`);
         return;
       }
       r.event('Volume', v.name, 'Creating');
@@ -145,4 +159,45 @@ export async function removeVolumes(b: ComposeBackend, project: string, p: Proje
       r.event('Volume', name, 'Removed');
     }),
   );
+}
+
+/**
+ * Networks this project made from another configuration are made anew, as
+ * docker compose does (reconcileNetworks). The containers on them go with
+ * them and the convergence creates them again (docker compose keeps them
+ * and reconnects them). A network that containers of services outside
+ * this `up` are on is left as it is, with a warning. Returns the ids of the
+ * containers removed; `ids` gets the new networks' ids.
+ */
+export async function recreateNetworks(
+  b: ComposeBackend,
+  p: Project,
+  diverged: Map<string, NetworkSummary>,
+  containers: ContainerSummary[],
+  services: string[],
+  r: Reporter,
+  ids: Map<string, string>,
+): Promise<Set<string>> {
+  const removed = new Set<string>();
+  for (const [key, found] of diverged) {
+    const n = p.networks[key]!;
+    const attached = containers.filter((c) => c.networkIds?.includes(found.id));
+    const others = attached.filter((c) => !services.includes(c.labels[L.SERVICE] ?? ''));
+    if (others.length || attached.some((c) => !c.networkIds)) {
+      r.warn(`network ${n.name} has been modified in the compose file; bring all the services using it up (or down) to recreate it`);
+      continue;
+    }
+    for (const c of attached) {
+      r.event('Container', c.name, 'Removing');
+      await b.removeContainer(c.id, { force: true });
+      r.event('Container', c.name, 'Removed');
+      removed.add(c.id);
+    }
+    r.event('Network', n.name, 'Removing');
+    await b.removeNetwork(found.id);
+    r.event('Network', n.name, 'Removed');
+    const made = await ensureNetworks(b, p, [key], r);
+    ids.set(key, made.get(key)!);
+  }
+  return removed;
 }

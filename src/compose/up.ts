@@ -8,14 +8,14 @@
  *   running.
  */
 import { EngineError } from '../common/errors.ts';
-import type { ComposeBackend, ContainerSummary } from './backend.ts';
+import type { ComposeBackend, ContainerSummary, NetworkSummary } from './backend.ts';
 import { planContainer } from './convert.ts';
 import { referencedServices } from './extra-keys.ts';
 import { inDependencyOrder, withDependencies } from './graph.ts';
 import { ensureImages, type ImageOptions } from './images.ts';
 import * as L from './labels.ts';
 import type { Reporter } from './reporter.ts';
-import { ensureNetworks, ensureVolumes, usedResources } from './resources.ts';
+import { ensureNetworks, ensureVolumes, recreateNetworks, usedResources } from './resources.ts';
 import { resolveServiceReferences } from './hash.ts';
 import { configHash } from './serialize.ts';
 import type { Project, Service } from './types.ts';
@@ -73,12 +73,14 @@ export async function up(b: ComposeBackend, p: Project, r: Reporter, o: UpOption
     used.volumes.length ? b.listVolumes(L.projectFilter(p.name)) : [],
     projectContainers(b, p.name),
   ]);
-  const networkIds = await ensureNetworks(b, p, used.networks, r, networks);
+  const diverged = new Map<string, NetworkSummary>();
+  const networkIds = await ensureNetworks(b, p, used.networks, r, networks, diverged);
+  const gone = diverged.size ? await recreateNetworks(b, p, diverged, listed, services, r, networkIds) : new Set<string>();
   await ensureVolumes(b, p, used.volumes, r, volumes);
   let slow = false;
   const images = await ensureImages(b, p, services, { ...r, event: (...a) => ((slow = true), r.event(...a)) }, o);
   // a pull or a build takes long enough for the containers to change meanwhile: list them again
-  const existing = slow ? await projectContainers(b, p.name) : listed;
+  const existing = slow || gone.size ? await projectContainers(b, p.name) : listed;
   const orphans = existing.filter((c) => !p.services[c.labels[L.SERVICE] ?? ''] && !p.disabled[c.labels[L.SERVICE] ?? '']);
   if (orphans.length) {
     if (o.removeOrphans) {

@@ -87,3 +87,45 @@ test('volumes_from a service reaches the container, label_file its labels; the h
   assert.deepEqual(Object.keys(data2.NetworkSettings.Networks), ['refs_default']);
   assert.equal((await p.compose(['down', '-v'])).code, 0);
 });
+
+test('a network whose configuration changed is made anew with its containers; a changed volume is kept with a warning', async () => {
+  const file = (v: string) => `services:
+  app:
+    image: busybox:local
+    command: ["sleep", "300"]
+    stop_signal: SIGKILL
+    networks: [mesh]
+    volumes: [store:/store]
+networks:
+  mesh:
+    labels: {revision: "${v}"}
+volumes:
+  store:
+    labels: {revision: "${v}"}
+`;
+  const p = project(d, 'netchange', { 'compose.yaml': file('1') });
+  assert.equal((await p.compose(['up', '-d'])).code, 0);
+  const inspect = async (kind: string, n: string) => JSON.parse((await d.docker([kind, 'inspect', n])).stdout)[0];
+  const net1 = await inspect('network', 'netchange_mesh');
+  const app1 = await inspect('container', 'netchange-app-1');
+  assert.match(net1.Labels['com.docker.compose.config-hash'], /^[0-9a-f]{64}$/);
+  assert.match((await inspect('volume', 'netchange_store')).Labels['com.docker.compose.config-hash'], /^[0-9a-f]{64}$/);
+
+  const same = await p.compose(['up', '-d']);
+  assert.equal(same.code, 0, same.stderr);
+  assert.equal((await inspect('network', 'netchange_mesh')).Id, net1.Id, 'unchanged: kept');
+
+  fs.writeFileSync(path.join(p.dir, 'compose.yaml'), file('2'));
+  const changed = await p.compose(['up', '-d']);
+  assert.equal(changed.code, 0, changed.stderr);
+  const net2 = await inspect('network', 'netchange_mesh');
+  assert.notEqual(net2.Id, net1.Id);
+  assert.equal(net2.Labels.revision, '2');
+  const app2 = await inspect('container', 'netchange-app-1');
+  assert.notEqual(app2.Id, app1.Id);
+  assert.equal(app2.State.Running, true);
+  assert.equal(app2.NetworkSettings.Networks.netchange_mesh.NetworkID, net2.Id);
+  assert.match(changed.stderr, /volume "netchange_store" exists but doesn't match configuration in compose file/);
+  assert.equal((await inspect('volume', 'netchange_store')).Labels.revision, '1', 'the volume and its data are kept');
+  assert.equal((await p.compose(['down', '-v'])).code, 0);
+});
