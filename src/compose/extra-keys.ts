@@ -112,6 +112,18 @@ export function normalizeExtraKeys(svc: Service, s: Tree, where: string): void {
   if (s.label_file !== undefined) svc.labels = { ...labelFiles(s.label_file, where), ...svc.labels };
 }
 
+/** The resource keys only deploy.resources gives (compose-go keeps them there alone: neither hashed nor printed at the top level). */
+export function fromDeployOnly(s: Tree, limits: Tree, reservations: Tree): NonNullable<Service['fromDeploy']> {
+  return (
+    [
+      ['mem_limit', limits.memory],
+      ['mem_reservation', reservations.memory],
+      ['cpus', limits.cpus],
+      ['pids_limit', limits.pids],
+    ] as const
+  ).flatMap(([k, d]) => (s[k] === undefined && d !== undefined ? [k] : []));
+}
+
 const REFERENCE = /^service:/;
 
 /**

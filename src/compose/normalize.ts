@@ -8,7 +8,7 @@ import { EngineError } from '../common/errors.ts';
 import { type DevelopConfig, parseDevelop } from './develop.ts';
 import { checkConsistency } from './consistency.ts';
 import { parseDotenv, parseRawEnv } from './dotenv.ts';
-import { impliedDependencies, normalizeExtraKeys } from './extra-keys.ts';
+import { fromDeployOnly, impliedDependencies, normalizeExtraKeys } from './extra-keys.ts';
 import { readBounded } from './files.ts';
 import { toMap } from './merge.ts';
 import { parsePort, parseVolume, shellSplit } from './shorthand.ts';
@@ -306,14 +306,7 @@ function normalizeService(name: string, s: Tree, ctx: NormalizeContext): Service
   if (s.cpuset !== undefined) svc.cpuset = String(s.cpuset);
   const pids = s.pids_limit ?? limits.pids;
   if (pids !== undefined) svc.pids_limit = num(pids, `${where}.pids_limit`);
-  const folded = (
-    [
-      ['mem_limit', limits.memory],
-      ['mem_reservation', reservations.memory],
-      ['cpus', limits.cpus],
-      ['pids_limit', limits.pids],
-    ] as const
-  ).flatMap(([k, d]) => (s[k] === undefined && d !== undefined ? [k] : []));
+  const folded = fromDeployOnly(s, limits, reservations);
   if (folded.length) svc.fromDeploy = folded;
   for (const k of [
     'container_name',
