@@ -409,11 +409,11 @@ export class ApiComposeBackend implements ComposeBackend {
     return aux;
   }
 
-  async pullImage(ref: string, onProgress: (p: Progress) => void, signal?: AbortSignal): Promise<void> {
+  async pullImage(ref: string, onProgress: (p: Progress) => void, signal?: AbortSignal, platform?: string): Promise<void> {
     const at = ref.lastIndexOf(':');
     const slash = ref.lastIndexOf('/');
     const [fromImage, tag] = at > slash && !ref.includes('@') ? [ref.slice(0, at), ref.slice(at + 1)] : [ref, ref.includes('@') ? undefined : 'latest'];
-    const res = await this.client.request('POST', '/images/create', { query: { fromImage, tag }, headers: { 'X-Registry-Auth': 'e30=' } });
+    const res = await this.client.request('POST', '/images/create', { query: { fromImage, tag, platform }, headers: { 'X-Registry-Auth': 'e30=' } });
     await this.progress(res, onProgress, signal);
   }
 

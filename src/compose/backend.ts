@@ -265,7 +265,8 @@ export interface ComposeBackend {
 
   /** undefined when there is no such image. */
   inspectImage(ref: string): Promise<ImageSummary | undefined>;
-  pullImage(ref: string, onProgress: (p: Progress) => void, signal?: AbortSignal): Promise<void>;
+  /** platform: "os/arch[/variant]", the service's `platform:`. */
+  pullImage(ref: string, onProgress: (p: Progress) => void, signal?: AbortSignal, platform?: string): Promise<void>;
   pushImage(ref: string, onProgress: (p: Progress) => void, signal?: AbortSignal): Promise<void>;
   removeImage(ref: string): Promise<void>;
   /** The engine's events for objects carrying every `key=value` label, until signal aborts. */

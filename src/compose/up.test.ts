@@ -97,8 +97,8 @@ class FakeEngine {
       createVolume: async (s) => void this.volumes.set(s.name, { name: s.name, driver: 'local', labels: s.labels }),
       removeVolume: async (name) => void this.volumes.delete(name),
       inspectImage: async (ref) => (this.images.has(ref) ? { id: this.images.get(ref)!, repoTags: [ref], size: 1, created: 0 } : undefined),
-      pullImage: async (ref) => {
-        self.calls.push(`pull ${ref}`);
+      pullImage: async (ref, _progress, _signal, platform) => {
+        self.calls.push(platform ? `pull ${ref} ${platform}` : `pull ${ref}`);
         self.images.set(ref, `sha256:${ref}`);
       },
       pushImage: unsupported,
@@ -256,4 +256,10 @@ test('volumes_from and ipc service:X take X container id; a no-op up keeps them;
   const newData = byName('app-data-1').id;
   assert.notEqual(newData, dataId);
   assert.deepEqual(byName('app-reader-1').spec.host.VolumesFrom, [`${newData}:ro`, 'legacy']);
+});
+
+test("a missing image is pulled for the service's platform", async () => {
+  const e = new FakeEngine();
+  await up(e.backend(), project('services:\n  a:\n    image: arm-only\n    platform: linux/arm64\n'), collectingReporter());
+  assert.ok(e.calls.includes('pull arm-only linux/arm64'), e.calls.join('\n'));
 });
