@@ -44,6 +44,8 @@ interface DockerContainer {
   Status: string;
   Labels: Record<string, string> | null;
   Ports: { IP?: string; PrivatePort: number; PublicPort?: number; Type: string }[] | null;
+  NetworkSettings?: { Networks?: Record<string, { NetworkID?: string }> | null } | null;
+  Mounts?: { Type?: string; Name?: string }[] | null;
 }
 
 function summary(c: DockerContainer): ContainerSummary {
@@ -63,6 +65,8 @@ function summary(c: DockerContainer): ContainerSummary {
       ...(p.PublicPort ? { publicPort: p.PublicPort } : {}),
       type: p.Type,
     })),
+    ...(c.NetworkSettings?.Networks ? { networkIds: Object.values(c.NetworkSettings.Networks).flatMap((n) => (n.NetworkID ? [n.NetworkID] : [])) } : {}),
+    ...(c.Mounts ? { volumeNames: c.Mounts.flatMap((m) => (m.Type === 'volume' && m.Name ? [m.Name] : [])) } : {}),
   };
 }
 
@@ -405,11 +409,11 @@ export class ApiComposeBackend implements ComposeBackend {
     return aux;
   }
 
-  async pullImage(ref: string, onProgress: (p: Progress) => void, signal?: AbortSignal): Promise<void> {
+  async pullImage(ref: string, onProgress: (p: Progress) => void, signal?: AbortSignal, platform?: string): Promise<void> {
     const at = ref.lastIndexOf(':');
     const slash = ref.lastIndexOf('/');
     const [fromImage, tag] = at > slash && !ref.includes('@') ? [ref.slice(0, at), ref.slice(at + 1)] : [ref, ref.includes('@') ? undefined : 'latest'];
-    const res = await this.client.request('POST', '/images/create', { query: { fromImage, tag }, headers: { 'X-Registry-Auth': 'e30=' } });
+    const res = await this.client.request('POST', '/images/create', { query: { fromImage, tag, platform }, headers: { 'X-Registry-Auth': 'e30=' } });
     await this.progress(res, onProgress, signal);
   }
 

@@ -24,11 +24,23 @@ export interface AttachOptions {
   notice: (line: string) => void;
 }
 
+const LOG_DRAIN_MS = 2000;
+
+/** Waits for p (if any) to settle, or ms at most. */
+async function settled(p: Promise<unknown> | undefined, ms: number): Promise<void> {
+  if (!p) return;
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([p, new Promise((res) => (timer = setTimeout(res, ms)))]);
+  clearTimeout(timer);
+}
+
 export async function attachedUp(b: ComposeBackend, t: Target, printer: LogPrinter, r: Reporter, o: AttachOptions): Promise<number> {
   const containers = await containersOf(b, t, o.services);
-  printer.register(containers.map(shortName));
+  // a service with `attach: false` runs, and counts for --abort-on-container-exit, without its output shown
+  const shown = containers.filter((c) => t.project?.services[c.labels[L.SERVICE] ?? '']?.attach !== false);
+  printer.register(shown.map(shortName));
   const logsDone = new AbortController();
-  const streams = containers.map((c) => printer.follow(b, c, { follow: true, since: String(o.since) }, logsDone.signal).catch(() => {}));
+  const streams = new Map(shown.map((c) => [c.id, printer.follow(b, c, { follow: true, since: String(o.since) }, logsDone.signal).catch(() => {})]));
   let exitCode = 0;
   let stopping: Promise<void> | undefined;
   const stopAll = (why: string) => {
@@ -44,8 +56,9 @@ export async function attachedUp(b: ComposeBackend, t: Target, printer: LogPrint
     await Promise.all(
       containers.map(async (c) => {
         const code = await b.waitContainer(c.id).catch(() => -1);
-        // let the last lines of its output arrive before the exit line
-        await new Promise((res) => setTimeout(res, 50));
+        // a followed log ends when its container stops: its last lines come before the exit line
+        // (bounded, for an engine whose stream outlives the container, e.g. one restarting)
+        await settled(streams.get(c.id), LOG_DRAIN_MS);
         o.notice(`${shortName(c)} exited with code ${code}`);
         const svc = c.labels[L.SERVICE];
         if (o.exitCodeFrom ? svc === o.exitCodeFrom : o.abortOnExit && !stopping) exitCode = code;
@@ -56,7 +69,7 @@ export async function attachedUp(b: ComposeBackend, t: Target, printer: LogPrint
   } finally {
     o.interrupt.removeEventListener('abort', onInterrupt);
     logsDone.abort();
-    await Promise.all(streams);
+    await Promise.all(streams.values());
   }
   return o.interrupt.aborted && !o.exitCodeFrom ? 130 : exitCode;
 }

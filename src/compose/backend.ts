@@ -32,6 +32,9 @@ export interface ContainerSummary {
   status: string;
   labels: Record<string, string>;
   ports: PortSummary[];
+  /** The ids of the networks it is connected to, and the names of the volumes it mounts (when the engine lists them). */
+  networkIds?: string[];
+  volumeNames?: string[];
 }
 
 export interface ContainerDetails extends ContainerSummary {
@@ -113,6 +116,17 @@ export interface ContainerSpec {
     UsernsMode?: string;
     OomScoreAdj?: number;
     Devices?: { PathOnHost: string; PathInContainer: string; CgroupPermissions: string }[];
+    VolumesFrom?: string[];
+    CgroupParent?: string;
+    CpuPeriod?: number;
+    CpuQuota?: number;
+    CpuRealtimePeriod?: number;
+    CpuRealtimeRuntime?: number;
+    MemorySwappiness?: number;
+    OomKillDisable?: boolean;
+    UTSMode?: string;
+    DeviceCgroupRules?: string[];
+    BlkioWeight?: number;
   };
   /** The network joined at create (the others are connected before start). */
   network?: { name: string; endpoint: EndpointSpec };
@@ -251,7 +265,8 @@ export interface ComposeBackend {
 
   /** undefined when there is no such image. */
   inspectImage(ref: string): Promise<ImageSummary | undefined>;
-  pullImage(ref: string, onProgress: (p: Progress) => void, signal?: AbortSignal): Promise<void>;
+  /** platform: "os/arch[/variant]", the service's `platform:`. */
+  pullImage(ref: string, onProgress: (p: Progress) => void, signal?: AbortSignal, platform?: string): Promise<void>;
   pushImage(ref: string, onProgress: (p: Progress) => void, signal?: AbortSignal): Promise<void>;
   removeImage(ref: string): Promise<void>;
   /** The engine's events for objects carrying every `key=value` label, until signal aborts. */

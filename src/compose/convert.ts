@@ -8,6 +8,7 @@
 import { EngineError } from '../common/errors.ts';
 import type { ContainerSpec, EndpointSpec, MountSpec } from './backend.ts';
 import * as L from './labels.ts';
+import { resolveServiceReferences } from './hash.ts';
 import { configHash } from './serialize.ts';
 import type { Project, Service } from './types.ts';
 
@@ -140,8 +141,11 @@ export function planContainer(p: Project, s: Service, n: number, o: PlanOptions)
       (portBindings[key] ??= []).push({ HostIp: port.host_ip ?? '', HostPort: port.published ?? '' });
     }
   }
-  let networkMode = s.network_mode;
-  if (networkMode?.startsWith('service:')) networkMode = `container:${o.serviceContainer!(networkMode.slice(8))}`;
+  // `service:X` namespaces join X's first container (its number 1 when X runs)
+  const shared = (mode: string | undefined) => (mode?.startsWith('service:') ? `container:${o.serviceContainer!(mode.slice(8))}` : mode);
+  let networkMode = shared(s.network_mode);
+  // the label hashes the references resolved, as docker compose does (hash.ts)
+  const hashed = o.serviceContainer ? resolveServiceReferences(s, orUndefined(o.serviceContainer)) : s;
   const keys = Object.keys(s.networks ?? {}).sort((a, b) => (s.networks?.[b]?.priority ?? 0) - (s.networks?.[a]?.priority ?? 0));
   const first = keys[0];
   if (!networkMode && first) networkMode = p.networks[first]!.name;
@@ -155,7 +159,7 @@ export function planContainer(p: Project, s: Service, n: number, o: PlanOptions)
   const spec: ContainerSpec = {
     name,
     image: s.image ?? `${p.name}-${s.name}`,
-    labels: { ...serviceLabels(p, s, n, o.imageId, o.oneoff), ...o.override?.labels },
+    labels: { ...serviceLabels(p, hashed, n, o.imageId, o.oneoff), ...o.override?.labels },
     env,
     ...(o.override?.cmd ? { cmd: o.override.cmd } : s.command !== undefined ? { cmd: s.command } : {}),
     ...(o.override?.entrypoint ? { entrypoint: o.override.entrypoint } : s.entrypoint !== undefined ? { entrypoint: s.entrypoint } : {}),
@@ -204,8 +208,19 @@ export function planContainer(p: Project, s: Service, n: number, o: PlanOptions)
       ...(s.logging?.driver ? { LogConfig: { Type: s.logging.driver, Config: s.logging.options ?? {} } } : {}),
       SecurityOpt: s.security_opt,
       GroupAdd: s.group_add,
-      IpcMode: s.ipc,
-      PidMode: s.pid,
+      IpcMode: shared(s.ipc),
+      PidMode: shared(s.pid),
+      ...(s.volumes_from ? { VolumesFrom: s.volumes_from.map((v) => volumesFrom(v, o.serviceContainer!)) } : {}),
+      CgroupParent: s.cgroup_parent,
+      CpuPeriod: s.cpu_period,
+      CpuQuota: s.cpu_quota,
+      CpuRealtimePeriod: s.cpu_rt_period,
+      CpuRealtimeRuntime: s.cpu_rt_runtime,
+      MemorySwappiness: s.mem_swappiness,
+      OomKillDisable: s.oom_kill_disable,
+      UTSMode: s.uts,
+      DeviceCgroupRules: s.device_cgroup_rules,
+      ...(s.blkio_config?.weight ? { BlkioWeight: Number(s.blkio_config.weight) } : {}),
       UsernsMode: s.userns_mode,
       OomScoreAdj: s.oom_score_adj,
       ...(s.devices ? { Devices: s.devices.map(devMapping) } : {}),
@@ -215,6 +230,23 @@ export function planContainer(p: Project, s: Service, n: number, o: PlanOptions)
   const extraNetworks = s.network_mode ? [] : keys.slice(1).map((k) => ({ name: p.networks[k]!.name, endpoint: endpoint(s, k, name) }));
   return { spec, extraNetworks };
 }
+
+/** volumes_from `X[:mode]` (a service) or `container:name[:mode]`, as HostConfig.VolumesFrom's `container[:mode]`. */
+function volumesFrom(v: string, serviceContainer: (service: string) => string): string {
+  const [kind, ...rest] = v.split(':');
+  if (kind === 'container') return rest.join(':');
+  return [serviceContainer(kind!), ...rest].join(':');
+}
+
+const orUndefined =
+  (f: (s: string) => string) =>
+  (s: string): string | undefined => {
+    try {
+      return f(s);
+    } catch {
+      return undefined;
+    }
+  };
 
 function devMapping(d: string): { PathOnHost: string; PathInContainer: string; CgroupPermissions: string } {
   const [host, cont, perms] = d.split(':');

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { parseDotenv } from './dotenv.ts';
+import { parseDotenv, parseRawEnv } from './dotenv.ts';
 
 test('.env lines: comments, export, quotes, inline comments, interpolation, bare keys', () => {
   const text = [
@@ -37,4 +37,13 @@ test('.env lines: comments, export, quotes, inline comments, interpolation, bare
 test('bad lines and unterminated quotes name the file', () => {
   assert.throws(() => parseDotenv('A B=1', '/p/.env'), /\/p\/\.env:1: invalid line/);
   assert.throws(() => parseDotenv('A="open', '/p/.env'), /\/p\/\.env: unterminated quoted value for A/);
+});
+
+test('env_file format raw: literal values as docker run --env-file reads them', () => {
+  const text = '# comment\nA="quoted" # kept\nB=$HOME/${X}\n  C=spaced value \nD\nE\n';
+  assert.deepEqual(
+    parseRawEnv(text, 'f.env', (n) => (n === 'D' ? 'from-env' : undefined)),
+    { A: '"quoted" # kept', B: '$HOME/${X}', C: 'spaced value ', D: 'from-env' },
+  );
+  assert.throws(() => parseRawEnv('BAD KEY=1\n', 'f.env'), /f\.env:1: variable 'BAD KEY' contains whitespaces/);
 });

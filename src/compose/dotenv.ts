@@ -69,3 +69,27 @@ function interpolate(v: string, look: Lookup, file: string, key: string): string
     throw new EngineError('INVALID_ARGUMENT', `${file}: ${key}: ${(e as Error).message}`);
   }
 }
+
+/**
+ * An env_file with `format: raw`: the docker run --env-file format (the
+ * docker CLI's kvfile, which docker compose registers as "raw"): values are
+ * literal (no quotes, no interpolation, no comments after them); a bare KEY
+ * takes KEY from the lookup, or is left out.
+ */
+export function parseRawEnv(text: string, file: string, lookup: Lookup = () => undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  const lines = text.replace(/^\uFEFF/, '').split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!.replace(/\r$/, '').trimStart();
+    if (!line || line.startsWith('#')) continue;
+    const eq = line.indexOf('=');
+    const key = eq < 0 ? line : line.slice(0, eq);
+    if (!key || /\s/.test(key)) throw new EngineError('INVALID_ARGUMENT', `${file}:${i + 1}: variable '${key.trimEnd()}' contains whitespaces`);
+    if (eq >= 0) out[key] = line.slice(eq + 1);
+    else {
+      const v = lookup(key);
+      if (v !== undefined) out[key] = v;
+    }
+  }
+  return out;
+}

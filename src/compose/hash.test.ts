@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { goFloat32, goString, serviceHash, serviceHashInput } from './hash.ts';
+import { goFloat32, goString, resolveServiceReferences, serviceHash, serviceHashInput } from './hash.ts';
 import { loadProject } from './load.ts';
 import { configHash } from './serialize.ts';
 import type { Service } from './types.ts';
@@ -22,10 +22,11 @@ import type { Service } from './types.ts';
  * pkg/compose/convergence_test.go expects the label 8dbce408... for it.
  */
 
-function load(yaml: string, env: Record<string, string> = {}) {
+function load(yaml: string, env: Record<string, string> = {}, files: Record<string, string> = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'keel-hash-'));
   try {
     fs.writeFileSync(path.join(dir, 'compose.yaml'), yaml);
+    for (const [f, text] of Object.entries(files)) fs.writeFileSync(path.join(dir, f), text);
     return loadProject({ cwd: dir, projectName: 'p', env, onWarning: () => {} });
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
@@ -153,4 +154,116 @@ test('Go encodings: HTML-safe strings, shortest float32', () => {
   assert.equal(goFloat32(1.5), '1.5');
   assert.equal(goFloat32(2), '2');
   assert.equal(goFloat32(0.3333333333), '0.33333334');
+});
+
+test('the less common keys are hashed in compose-go order: blkio, cgroups, cpu_*, gpus, hooks, volumes_from, ...; label_file merged into labels', () => {
+  const p = load(
+    `services:
+  tuned:
+    image: busybox
+    annotations: [com.example.a=1]
+    attach: false
+    blkio_config:
+      weight: 300
+      weight_device: [{path: /dev/sda, weight: 400}]
+      device_read_bps: [{path: /dev/sda, rate: 12mb}]
+    cgroup_parent: /custom
+    cgroup: private
+    cpu_count: 2
+    cpu_percent: 50
+    cpu_period: 100000
+    cpu_quota: 50000
+    cpu_rt_period: 1000000
+    cpu_rt_runtime: 950000
+    credential_spec: {file: spec.json}
+    device_cgroup_rules: ["c 1:3 mr"]
+    gpus: all
+    isolation: default
+    label_file: ./labels.env
+    labels: {b: from-yaml}
+    mem_swappiness: 60
+    oom_kill_disable: true
+    runtime: runc
+    storage_opt: {size: 1G}
+    use_api_socket: true
+    uts: host
+    volumes_from: ["other:ro", "container:legacy"]
+    pre_start: [{command: ["true"]}]
+    post_start: [{command: echo hi, user: root}]
+  other:
+    image: busybox
+`,
+    {},
+    { 'labels.env': 'a=from-file\nb=from-file\n' },
+  );
+  const s = p.services.tuned!;
+  const json =
+    '{"annotations":{"com.example.a":"1"},"attach":false,' +
+    '"blkio_config":{"weight":300,"weight_device":[{"Path":"/dev/sda","Weight":400}],"device_read_bps":[{"Path":"/dev/sda","Rate":"12582912"}]},' +
+    '"cgroup_parent":"/custom","cgroup":"private","cpu_count":2,"cpu_percent":50,"cpu_period":100000,"cpu_quota":50000,"cpu_rt_period":1000000,"cpu_rt_runtime":950000,' +
+    '"command":null,"credential_spec":{"file":"spec.json"},"device_cgroup_rules":["c 1:3 mr"],"entrypoint":null,"gpus":[{"count":-1}],"image":"busybox",' +
+    '"isolation":"default","labels":{"a":"from-file","b":"from-yaml"},"mem_swappiness":"60","networks":{"default":null},"oom_kill_disable":true,"runtime":"runc",' +
+    '"storage_opt":{"size":"1G"},"use_api_socket":true,"uts":"host","volumes_from":["other:ro","container:legacy"],' +
+    '"pre_start":[{"command":["true"],"image":"busybox"}],"post_start":[{"command":["echo","hi"],"user":"root"}]}';
+  assert.equal(serviceHashInput(s), json);
+  assert.equal(serviceHash(s), 'e57a27f3dcf2f679dc4560f9ee245f3422fd2f7e69bddc8f19860a310282da1f');
+  // volumes_from a service makes it a dependency (without restart), as compose-go does
+  assert.deepEqual(s.depends_on, { other: { condition: 'service_started', restart: false, required: true } });
+  for (const [k, v] of [
+    ['cgroup_parent', '/other'],
+    ['attach', true],
+    ['volumes_from', ['other']],
+    ['cpu_period', 200000],
+  ] as const)
+    assert.notEqual(serviceHash({ ...s, [k]: v }), serviceHash(s), k);
+});
+
+test('references to other services are hashed as the container ids they resolve to, as docker compose does at create', () => {
+  const p = load(`services:
+  db:
+    image: busybox
+  side:
+    image: busybox
+    network_mode: service:db
+    ipc: service:db
+    pid: service:db
+    volumes_from: ["db:ro", "container:legacy:rw"]
+`);
+  const s = p.services.side!;
+  const resolved = resolveServiceReferences(s, (x) => (x === 'db' ? '0123abcd' : undefined));
+  assert.equal(
+    serviceHashInput(resolved),
+    '{"command":null,"entrypoint":null,"image":"busybox","ipc":"container:0123abcd","network_mode":"container:0123abcd","pid":"container:0123abcd","volumes_from":["0123abcd","legacy"]}',
+  );
+  assert.equal(serviceHash(resolved), '47a1d325259f16e30655f5bc87aeea884833354067a13a39db8c545a82eab2a1');
+  // another container of db: another hash; no container yet: the reference as written
+  assert.notEqual(serviceHash(resolveServiceReferences(s, () => 'ffff')), serviceHash(resolved));
+  assert.equal(resolveServiceReferences(s, () => undefined).network_mode, 'service:db');
+  assert.equal(s.network_mode, 'service:db', 'the project itself is left as written');
+  assert.deepEqual(Object.keys(s.depends_on), ['db']);
+});
+
+test('a ulimit written {soft: n, hard: n} is hashed as that object, the single form as a number (UlimitsConfig.MarshalJSON)', () => {
+  const s = load('services:\n  a:\n    image: busybox\n    ulimits:\n      nofile: {soft: 1024, hard: 1024}\n      nproc: 512\n').services.a!;
+  assert.equal(
+    serviceHashInput(s),
+    '{"command":null,"entrypoint":null,"image":"busybox","networks":{"default":null},"ulimits":{"nofile":{"soft":1024,"hard":1024},"nproc":512}}',
+  );
+  assert.equal(serviceHash(s), 'f9bb44616db63972ef3b37ee65317993f6751fb86c9adfb96d2c74328ebab590');
+});
+
+test('mem_limit and cpus written at the top level and under deploy.resources are hashed in both places; from deploy only, only there', () => {
+  const both = load('services:\n  a:\n    image: busybox\n    mem_limit: 1g\n    cpus: 0.5\n    deploy: {resources: {limits: {memory: 1g, cpus: "0.5"}}}\n')
+    .services.a!;
+  assert.equal(
+    serviceHashInput(both),
+    '{"cpus":0.5,"command":null,"deploy":{"resources":{"limits":{"cpus":0.5,"memory":"1073741824"}},"placement":{}},"entrypoint":null,"image":"busybox","mem_limit":"1073741824","networks":{"default":null}}',
+  );
+  assert.equal(serviceHash(both), '0b0496169dc79b06ca80f8d3b093cbcde8519cebc08077019fef9811005da1d3');
+  const deployOnly = load('services:\n  a:\n    image: busybox\n    deploy: {resources: {limits: {memory: 1g, cpus: "0.5"}}}\n').services.a!;
+  assert.equal(deployOnly.mem_limit, 1 << 30, 'keel still applies it');
+  assert.equal(
+    serviceHashInput(deployOnly),
+    '{"command":null,"deploy":{"resources":{"limits":{"cpus":0.5,"memory":"1073741824"}},"placement":{}},"entrypoint":null,"image":"busybox","networks":{"default":null}}',
+  );
 });

@@ -16,92 +16,45 @@
  * (`x-`) keys left out. This file writes that encoding from keel's
  * normalized service; it shares no code with compose-go.
  *
+ * References to other services are hashed as docker compose hashes them
+ * at create time (resolveServiceReferences in pkg/compose/convergence.go):
+ * network_mode/ipc/pid `service:X` as `container:<id>` and volumes_from `X`
+ * as `<id>`, the id of X's first container by name; `container:name` in
+ * volumes_from as `name`. Without a container of X the reference is hashed
+ * as written (so the hash cannot match and the container is recreated).
+ *
  * Where keel's model keeps less than compose-go's, the hash can differ from
- * docker compose's: keys keel does not model (cgroup_parent, attach,
- * blkio_config, label_file, volumes_from, hooks, ...); a ulimit written
- * `{soft: n, hard: n}` (taken as the single form `n`); mem_limit, cpus,
- * pids_limit or mem_reservation written both at the top level and under
- * deploy.resources with the same value; a port range whose ports compose-go
- * sorts as strings (8-10 becomes 10, 8, 9).
+ * docker compose's: `provider`, `models` and the legacy keys compose-go
+ * still decodes (log_driver, net, volume_driver, ...).
  */
 import { createHash } from 'node:crypto';
-import type { Healthcheck, PortConfig, Service, ServiceFileRef, ServiceNetwork, VolumeMount } from './types.ts';
-import { formatDuration, goDuration, parseBytes } from './units.ts';
+import type { Healthcheck, PortConfig, Service, ServiceFileRef, ServiceNetwork, Ulimit, VolumeMount } from './types.ts';
+import {
+  bool,
+  byBytes,
+  bytes,
+  cleanPath,
+  command,
+  duration,
+  type Field,
+  float32,
+  goString,
+  int,
+  list,
+  map,
+  mapping,
+  obj,
+  optBool,
+  str,
+  strs,
+  toMapping,
+  type Tree,
+} from './gojson.ts';
+import { parseBytes } from './units.ts';
 
-type Tree = Record<string, unknown>;
-/** A field: its json name and its encoded value, or undefined when Go leaves it out. */
-type Field = [string, string | undefined];
+import { blkio, deploy, develop, deviceRequest, hook } from './hash-structs.ts';
 
-/** A JSON string as Go writes it: HTML-safe, and U+2028/U+2029 escaped. */
-export function goString(s: string): string {
-  return JSON.stringify(s).replace(/[<>&\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-}
-
-/** A float32 as Go writes it: the shortest decimal that reads back as the same float32. */
-export function goFloat32(x: number): string {
-  const f = Math.fround(x);
-  if (f === 0) return '0';
-  for (let p = 1; p <= 9; p++) {
-    const s = Number(f.toPrecision(p));
-    if (Math.fround(s) === f) return String(s);
-  }
-  return String(f);
-}
-
-const obj = (fields: Field[]): string =>
-  `{${fields
-    .filter((f) => f[1] !== undefined)
-    .map(([k, v]) => `${goString(k)}:${v}`)
-    .join(',')}}`;
-const byBytes = (a: string, b: string) => Buffer.compare(Buffer.from(a), Buffer.from(b));
-
-/** A Go map: keys sorted by their bytes; omitempty leaves out an empty one. */
-function map<T>(m: Record<string, T> | undefined, enc: (v: T) => string): string | undefined {
-  if (!m) return undefined;
-  const keys = Object.keys(m).sort(byBytes);
-  return keys.length ? `{${keys.map((k) => `${goString(k)}:${enc(m[k]!)}`).join(',')}}` : undefined;
-}
-
-function list<T>(l: T[] | undefined, enc: (v: T) => string): string | undefined {
-  return l?.length ? `[${l.map(enc).join(',')}]` : undefined;
-}
-
-const str = (s: unknown): string | undefined => (s === undefined || s === null || s === '' ? undefined : goString(String(s)));
-const strs = (l: unknown[] | undefined) => list(l?.map(String), goString);
-const int = (n: unknown): string | undefined => (n === undefined || n === null || Number(n) === 0 ? undefined : String(Math.trunc(Number(n))));
-const bool = (b: unknown): string | undefined => (b ? 'true' : undefined);
-const optBool = (b: boolean | undefined): string | undefined => (b === undefined ? undefined : String(b));
-/** UnitBytes: a quoted decimal. */
-const bytes = (n: unknown, where: string): string | undefined =>
-  n === undefined || n === null ? undefined : ((b) => (b ? `"${b}"` : undefined))(parseBytes(n, where));
-const float32 = (n: unknown): string | undefined => (n === undefined || n === null || Number(n) === 0 ? undefined : goFloat32(Number(n)));
-const command = (c: string[] | null | undefined): string => (c ? `[${c.map(goString).join(',')}]` : 'null');
-/** A Duration field (value or pointer), from nanoseconds or a compose duration. */
-function duration(v: unknown, omitZero: boolean): string | undefined {
-  if (v === undefined || v === null) return undefined;
-  const ns = typeof v === 'number' ? v : (goDuration(String(v)) ?? 0);
-  return omitZero && ns === 0 ? undefined : goString(formatDuration(ns));
-}
-/** Go's path.Clean, as compose-go applies it to volume targets. */
-function cleanPath(p: string): string {
-  if (p === '') return '.';
-  const rooted = p.startsWith('/');
-  const out: string[] = [];
-  for (const part of p.split('/')) {
-    if (part === '' || part === '.') continue;
-    if (part === '..' && out.length && out[out.length - 1] !== '..') out.pop();
-    else if (part !== '..' || !rooted) out.push(part);
-  }
-  const s = (rooted ? '/' : '') + out.join('/');
-  return s || (rooted ? '/' : '.');
-}
-
-const mapping = (m: Record<string, unknown> | undefined) =>
-  map(m as Record<string, string> | undefined, (v) => goString(v === null || v === undefined ? '' : String(v)));
-const toMapping = (v: unknown): Record<string, unknown> | undefined => {
-  if (Array.isArray(v)) return Object.fromEntries(v.map((e) => String(e).split(/=(.*)/s)).map(([k, x]) => [k!, x ?? '']));
-  return v && typeof v === 'object' ? (v as Record<string, unknown>) : undefined;
-};
+export { goFloat32, goString } from './gojson.ts';
 
 function healthcheck(h: Healthcheck): string {
   return obj([
@@ -216,157 +169,54 @@ function extraHosts(l: string[] | undefined): string | undefined {
   return `[${entries.sort(byBytes).map(goString).join(',')}]`;
 }
 
-/** UpdateConfig: its delay and monitor are Duration values (omitempty drops zero). */
-function update(u: Tree | undefined): string | undefined {
-  return (
-    u &&
-    obj([
-      ['parallelism', u.parallelism === undefined ? undefined : String(Number(u.parallelism))],
-      ['delay', duration(u.delay, true)],
-      ['failure_action', str(u.failure_action)],
-      ['monitor', duration(u.monitor, true)],
-      ['max_failure_ratio', float32(u.max_failure_ratio)],
-      ['order', str(u.order)],
-    ])
-  );
-}
-
-function resource(r: Tree | undefined, where: string): string | undefined {
-  if (!r) return undefined;
-  const devices = (r.devices as Tree[] | undefined)?.map((d) =>
-    obj([
-      ['capabilities', strs(d.capabilities as unknown[] | undefined)],
-      ['driver', str(d.driver)],
-      ['count', d.count === undefined ? undefined : String(d.count).toLowerCase() === 'all' ? '-1' : int(d.count)],
-      ['device_ids', strs(d.device_ids as unknown[] | undefined)],
-      ['options', mapping(toMapping(d.options))],
-    ]),
-  );
-  const generic = (r.generic_resources as Tree[] | undefined)?.map((g) => {
-    const spec = g.discrete_resource_spec as Tree | undefined;
-    return obj([
-      [
-        'discrete_resource_spec',
-        spec &&
-          obj([
-            ['kind', goString(String(spec.kind ?? ''))],
-            ['value', String(Number(spec.value ?? 0))],
-          ]),
-      ],
-    ]);
-  });
-  return obj([
-    ['cpus', float32(r.cpus)],
-    ['memory', bytes(r.memory, `${where}.memory`)],
-    ['pids', int(r.pids)],
-    ['devices', list(devices, (x) => x)],
-    ['generic_resources', list(generic, (x) => x)],
-  ]);
-}
-
-/** DeployConfig without replicas; resources and placement are struct values, so always written. */
-function deploy(d: Tree, where: string): string {
-  const res = (d.resources ?? {}) as Tree;
-  const rp = d.restart_policy as Tree | undefined;
-  const pl = (d.placement ?? {}) as Tree;
-  return obj([
-    ['mode', str(d.mode)],
-    ['labels', mapping(toMapping(d.labels))],
-    ['update_config', update(d.update_config as Tree | undefined)],
-    ['rollback_config', update(d.rollback_config as Tree | undefined)],
-    [
-      'resources',
-      obj([
-        ['limits', resource(res.limits as Tree | undefined, `${where}.resources.limits`)],
-        ['reservations', resource(res.reservations as Tree | undefined, `${where}.resources.reservations`)],
-      ]),
-    ],
-    [
-      'restart_policy',
-      rp &&
-        obj([
-          ['condition', str(rp.condition)],
-          ['delay', duration(rp.delay, false)],
-          ['max_attempts', rp.max_attempts === undefined ? undefined : String(Number(rp.max_attempts))],
-          ['window', duration(rp.window, false)],
-        ]),
-    ],
-    [
-      'placement',
-      obj([
-        ['constraints', strs(pl.constraints as unknown[] | undefined)],
-        ['preferences', list(pl.preferences as Tree[] | undefined, (p) => obj([['spread', str(p.spread)]]))],
-        ['max_replicas_per_node', int(pl.max_replicas_per_node)],
-      ]),
-    ],
-    ['endpoint_mode', str(d.endpoint_mode)],
-  ]);
-}
-
-/** develop.watch triggers; a trigger's `exec` is a struct value whose command has no omitempty. */
-function develop(d: Tree | undefined): string | undefined {
-  if (!d) return undefined;
-  const triggers = (d.watch as Tree[] | undefined)?.map((t) => {
-    const e = (t.exec ?? {}) as Tree;
-    const exec = obj([
-      ['command', command(e.command as string[] | undefined)],
-      ['image', str(e.image)],
-      ['user', str(e.user)],
-      ['privileged', bool(e.privileged)],
-      ['working_dir', str(e.working_dir)],
-      ['environment', map(toMapping(e.environment), (v) => (v === null ? 'null' : goString(String(v))))],
-      ['per_replica', bool(e.per_replica)],
-    ]);
-    return obj([
-      ['path', goString(String(t.path ?? ''))],
-      ['action', goString(String(t.action ?? ''))],
-      ['target', str(t.target)],
-      ['exec', exec],
-      ['include', strs(t.include as unknown[] | undefined)],
-      ['ignore', strs(t.ignore as unknown[] | undefined)],
-      ['initial_sync', bool(t.initial_sync)],
-    ]);
-  });
-  return obj([['watch', list(triggers, (x) => x)]]);
-}
-
-/** A value keel folded in from deploy.resources (compose-go keeps it only there). */
-function fromDeploy(s: Service, value: number | undefined, section: 'limits' | 'reservations', key: string, parse: (v: unknown) => number): boolean {
-  const r = ((s.deploy?.resources as Tree | undefined)?.[section] as Tree | undefined)?.[key];
-  if (value === undefined || r === undefined || r === null) return false;
-  try {
-    return parse(r) === value;
-  } catch {
-    return false;
-  }
-}
-
 /** The JSON docker compose hashes for this service (exported for tests and debugging). */
 export function serviceHashInput(s: Service): string {
   const w = `services.${s.name}`;
   const x = s as Service & Tree;
-  const memLimit = fromDeploy(s, s.mem_limit, 'limits', 'memory', (v) => parseBytes(v, w)) ? undefined : s.mem_limit;
-  const memRes = fromDeploy(s, s.mem_reservation, 'reservations', 'memory', (v) => parseBytes(v, w)) ? undefined : s.mem_reservation;
-  const cpus = fromDeploy(s, s.cpus, 'limits', 'cpus', Number) ? undefined : s.cpus;
-  const pids = fromDeploy(s, s.pids_limit, 'limits', 'pids', Number) ? undefined : s.pids_limit;
-  const ulimit = (u: { soft: number; hard: number }) =>
-    u.soft === u.hard
+  const top = <K extends 'mem_limit' | 'mem_reservation' | 'cpus' | 'pids_limit'>(k: K) => (s.fromDeploy?.includes(k) ? undefined : s[k]);
+  const memLimit = top('mem_limit');
+  const memRes = top('mem_reservation');
+  const cpus = top('cpus');
+  const pids = top('pids_limit');
+  const ulimit = (u: Ulimit) =>
+    u.single
       ? String(u.soft)
       : obj([
           ['soft', int(u.soft)],
           ['hard', int(u.hard)],
         ]);
   return obj([
+    ['annotations', mapping(s.annotations)],
+    ['attach', optBool(s.attach)],
     ['develop', develop(x.develop as Tree | undefined)],
+    ['blkio_config', s.blkio_config && blkio(s.blkio_config, `${w}.blkio_config`)],
     ['cap_add', strs(s.cap_add)],
     ['cap_drop', strs(s.cap_drop)],
+    ['cgroup_parent', str(s.cgroup_parent)],
+    ['cgroup', str(s.cgroup)],
+    ['cpu_count', int(s.cpu_count)],
+    ['cpu_percent', float32(s.cpu_percent)],
+    ['cpu_period', int(s.cpu_period)],
+    ['cpu_quota', int(s.cpu_quota)],
+    ['cpu_rt_period', int(s.cpu_rt_period)],
+    ['cpu_rt_runtime', int(s.cpu_rt_runtime)],
     ['cpus', float32(cpus)],
     ['cpuset', str(s.cpuset)],
     ['cpu_shares', int(s.cpu_shares)],
     ['command', command(s.command)],
     ['configs', list(s.configs, (r) => fileRef(r, false))],
     ['container_name', str(s.container_name)],
+    [
+      'credential_spec',
+      s.credential_spec &&
+        obj([
+          ['config', str(s.credential_spec.config)],
+          ['file', str(s.credential_spec.file)],
+          ['registry', str(s.credential_spec.registry)],
+        ]),
+    ],
     ['deploy', s.deploy && deploy(s.deploy, `${w}.deploy`)],
+    ['device_cgroup_rules', strs(s.device_cgroup_rules)],
     ['devices', list(s.devices, device)],
     ['dns', strs(s.dns)],
     ['dns_opt', strs(s.dns_opt)],
@@ -378,11 +228,13 @@ export function serviceHashInput(s: Service): string {
     ['external_links', strs(s.external_links)],
     ['extra_hosts', extraHosts(s.extra_hosts)],
     ['group_add', strs(s.group_add)],
+    ['gpus', list(s.gpus, deviceRequest)],
     ['hostname', str(s.hostname)],
     ['healthcheck', s.healthcheck && healthcheck(s.healthcheck)],
     ['image', str(s.image)],
     ['init', optBool(s.init)],
     ['ipc', str(s.ipc)],
+    ['isolation', str(s.isolation)],
     ['labels', map(s.labels, goString)],
     ['links', strs(s.links)],
     [
@@ -396,9 +248,11 @@ export function serviceHashInput(s: Service): string {
     ['mem_limit', bytes(memLimit, `${w}.mem_limit`)],
     ['mem_reservation', bytes(memRes, `${w}.mem_reservation`)],
     ['memswap_limit', bytes(s.memswap_limit, `${w}.memswap_limit`)],
+    ['mem_swappiness', bytes(s.mem_swappiness, `${w}.mem_swappiness`)],
     ['mac_address', str(s.mac_address)],
     ['network_mode', str(s.network_mode)],
     ['networks', map(s.networks, network)],
+    ['oom_kill_disable', bool(s.oom_kill_disable)],
     ['oom_score_adj', int(s.oom_score_adj)],
     ['pid', str(s.pid)],
     ['pids_limit', int(pids)],
@@ -407,21 +261,54 @@ export function serviceHashInput(s: Service): string {
     ['privileged', bool(s.privileged)],
     ['read_only', bool(s.read_only)],
     ['restart', str(s.restart)],
+    ['runtime', str(s.runtime)],
     ['secrets', list(s.secrets, (r) => fileRef(r, true))],
     ['security_opt', strs(s.security_opt)],
     ['shm_size', bytes(s.shm_size, `${w}.shm_size`)],
     ['stdin_open', bool(s.stdin_open)],
     ['stop_grace_period', duration(s.stop_grace_period, false)],
     ['stop_signal', str(s.stop_signal)],
+    ['storage_opt', mapping(s.storage_opt)],
     ['sysctls', mapping(s.sysctls)],
     ['tmpfs', strs(s.tmpfs)],
     ['tty', bool(s.tty)],
     ['ulimits', map(s.ulimits, ulimit)],
+    ['use_api_socket', bool(s.use_api_socket)],
     ['user', str(s.user)],
     ['userns_mode', str(s.userns_mode)],
+    ['uts', str(s.uts)],
     ['volumes', list(s.volumes, (v) => volume(v, `${w}.volumes`))],
+    ['volumes_from', strs(s.volumes_from)],
     ['working_dir', str(s.working_dir)],
+    ['pre_start', list(s.pre_start, hook)],
+    ['post_start', list(s.post_start, hook)],
+    ['pre_stop', list(s.pre_stop, hook)],
   ]);
+}
+
+/** The id of a service's container that a reference resolves to (its first container by name), if it has one. */
+export type ContainerOf = (service: string) => string | undefined;
+
+/**
+ * The service with its references to other services replaced by container
+ * ids, as docker compose replaces them before it hashes and creates
+ * (resolveServiceReferences); a reference without a container stays as written.
+ */
+export function resolveServiceReferences(s: Service, containerOf: ContainerOf): Service {
+  const ns = (mode: string | undefined) => {
+    if (!mode?.startsWith('service:')) return mode;
+    const id = containerOf(mode.slice(8));
+    return id ? `container:${id}` : mode;
+  };
+  const out: Service = { ...s };
+  for (const k of ['network_mode', 'ipc', 'pid'] as const) if (s[k] !== undefined) out[k] = ns(s[k]);
+  if (s.volumes_from)
+    out.volumes_from = s.volumes_from.map((v) => {
+      const spec = v.split(':');
+      if (spec[0] === 'container') return spec[1]!;
+      return containerOf(spec[0]!) ?? v;
+    });
+  return out;
 }
 
 /** com.docker.compose.config-hash: docker compose v2's ServiceHash of this service. */

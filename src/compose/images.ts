@@ -59,7 +59,7 @@ export async function buildService(b: ComposeBackend, p: Project, s: Service, r:
 
 async function pull(b: ComposeBackend, s: Service, ref: string, r: Reporter, o: ImageOptions): Promise<void> {
   r.event('Image', ref, 'Pulling');
-  await b.pullImage(ref, (pr) => o.onProgress?.(s.name, pr), o.signal);
+  await b.pullImage(ref, (pr) => o.onProgress?.(s.name, pr), o.signal, s.platform);
   r.event('Image', ref, 'Pulled');
 }
 

@@ -222,7 +222,7 @@ volumes:
   assert.equal(web.cpus, 0.5);
   assert.equal(web.mem_limit, 256 * 1024 * 1024);
   assert.equal(web.stop_grace_period, 60e9);
-  assert.deepEqual(web.ulimits, { nofile: { soft: 1024, hard: 2048 }, nproc: { soft: 64, hard: 64 } });
+  assert.deepEqual(web.ulimits, { nofile: { soft: 1024, hard: 2048 }, nproc: { soft: 64, hard: 64, single: true } });
   assert.deepEqual(web.extra_hosts, ['a:1.2.3.4', 'b:5.6.7.8']);
   assert.deepEqual(web.networks, { front: { aliases: ['w'], ipv4_address: '10.1.0.5' } });
   assert.equal(p.networks.front!.name, `${p.name}_front`);
@@ -237,4 +237,14 @@ test("COMPOSE_FILE from the environment or the working directory's .env", () => 
   const d = dir({ 'one.yml': 'services:\n  a:\n    image: one\n', 'two.yml': 'services:\n  a:\n    image: two\n', '.env': 'COMPOSE_FILE=one.yml\n' });
   assert.equal(load(d).services.a!.image, 'one');
   assert.equal(load(d, { env: { COMPOSE_FILE: `${d}/one.yml:${d}/two.yml` } }).services.a!.image, 'two');
+});
+
+test('env_file with format: raw is read literally; an unknown format is refused', () => {
+  const raw = dir({
+    'compose.yaml': 'services:\n  a:\n    image: x\n    env_file: [{path: vars.env, format: raw}]\n',
+    'vars.env': 'Q="kept quotes"\nD=$HOME\n',
+  });
+  assert.deepEqual(load(raw).services.a!.environment, { Q: '"kept quotes"', D: '$HOME' });
+  const bad = dir({ 'compose.yaml': 'services:\n  a:\n    image: x\n    env_file: [{path: vars.env, format: toml}]\n', 'vars.env': 'A=1\n' });
+  assert.throws(() => load(bad), /services\.a\.env_file: unsupported env_file format "toml"/);
 });

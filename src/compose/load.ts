@@ -258,6 +258,7 @@ function absolutize(tree: Tree, baseDir: string): void {
       const list = Array.isArray(svc.env_file) ? svc.env_file : [svc.env_file];
       svc.env_file = list.map((e) => (typeof e === 'string' ? abs(e, baseDir) : { ...(e as Tree), path: abs((e as Tree).path as string, baseDir) }));
     }
+    if (svc.label_file !== undefined) svc.label_file = (Array.isArray(svc.label_file) ? svc.label_file : [svc.label_file]).map((f) => abs(String(f), baseDir));
     const ext = svc.extends as Tree | undefined;
     if (ext && typeof ext === 'object' && typeof ext.file === 'string') ext.file = abs(ext.file, baseDir);
   }

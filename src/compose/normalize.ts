@@ -6,7 +6,9 @@
  */
 import { EngineError } from '../common/errors.ts';
 import { type DevelopConfig, parseDevelop } from './develop.ts';
-import { parseDotenv } from './dotenv.ts';
+import { checkConsistency } from './consistency.ts';
+import { parseDotenv, parseRawEnv } from './dotenv.ts';
+import { fromDeployOnly, impliedDependencies, normalizeExtraKeys } from './extra-keys.ts';
 import { readBounded } from './files.ts';
 import { toMap } from './merge.ts';
 import { parsePort, parseVolume, shellSplit } from './shorthand.ts';
@@ -124,7 +126,7 @@ function network(key: string, n: Tree, project: string): NetworkConfig {
   if (external) out.external = true;
   if (n.internal) out.internal = true;
   if (n.attachable) out.attachable = true;
-  if (n.enable_ipv6) out.enable_ipv6 = true;
+  for (const k of ['enable_ipv4', 'enable_ipv6'] as const) if (n[k] !== undefined && n[k] !== null) out[k] = bool(n[k], `networks.${key}.${k}`);
   if (n.labels) out.labels = strMap(n.labels);
   return out;
 }
@@ -216,7 +218,9 @@ function environment(s: Tree, where: string, env: Record<string, string>): Recor
   // env_file first, then environment over it, as docker compose
   const files = s.env_file === undefined ? [] : Array.isArray(s.env_file) ? s.env_file : [s.env_file];
   for (const f of files) {
-    const spec = typeof f === 'string' ? { path: f, required: true } : (f as { path: string; required?: boolean });
+    const spec = typeof f === 'string' ? { path: f, required: true } : (f as { path: string; required?: boolean; format?: string });
+    const format = 'format' in spec ? spec.format : undefined;
+    if (format !== undefined && format !== 'raw') throw new EngineError('INVALID_ARGUMENT', `${where}.env_file: unsupported env_file format "${format}"`);
     let text: string;
     try {
       text = readBounded(spec.path, 1 << 20);
@@ -226,7 +230,7 @@ function environment(s: Tree, where: string, env: Record<string, string>): Recor
     }
     Object.assign(
       out,
-      parseDotenv(text, spec.path, (n) => env[n]),
+      (format === 'raw' ? parseRawEnv : parseDotenv)(text, spec.path, (n) => env[n]),
     );
   }
   for (const [k, v] of Object.entries(toMap(s.environment))) {
@@ -243,7 +247,7 @@ function ulimits(v: unknown): Record<string, Ulimit> | undefined {
   if (!v) return undefined;
   const out: Record<string, Ulimit> = {};
   for (const [k, x] of Object.entries(v as Tree)) {
-    if (typeof x === 'number' || typeof x === 'string') out[k] = { soft: Number(x), hard: Number(x) };
+    if (typeof x === 'number' || typeof x === 'string') out[k] = { soft: Number(x), hard: Number(x), single: true };
     else out[k] = { soft: Number((x as Tree).soft), hard: Number((x as Tree).hard) };
   }
   return out;
@@ -288,9 +292,6 @@ function normalizeService(name: string, s: Tree, ctx: NormalizeContext): Service
   if (s.networks !== undefined) svc.networks = serviceNetworks(s.networks);
   else if (!svc.network_mode) svc.networks = { default: null };
   if (svc.network_mode && s.networks !== undefined) throw new EngineError('INVALID_ARGUMENT', `${where}: network_mode and networks cannot be combined`);
-  // a service whose network namespace another service lends it starts after that service
-  const lender = svc.network_mode?.startsWith('service:') ? svc.network_mode.slice(8) : undefined;
-  if (lender && !svc.depends_on[lender]) svc.depends_on[lender] = { condition: 'service_started', restart: true, required: true };
   if (s.healthcheck) svc.healthcheck = healthcheck(s.healthcheck as Tree, `${where}.healthcheck`);
   if (s.restart !== undefined) svc.restart = String(s.restart);
   if (deploy) svc.deploy = deploy;
@@ -305,6 +306,8 @@ function normalizeService(name: string, s: Tree, ctx: NormalizeContext): Service
   if (s.cpuset !== undefined) svc.cpuset = String(s.cpuset);
   const pids = s.pids_limit ?? limits.pids;
   if (pids !== undefined) svc.pids_limit = num(pids, `${where}.pids_limit`);
+  const folded = fromDeployOnly(s, limits, reservations);
+  if (folded.length) svc.fromDeploy = folded;
   for (const k of [
     'container_name',
     'hostname',
@@ -359,6 +362,9 @@ function normalizeService(name: string, s: Tree, ctx: NormalizeContext): Service
   if (secrets) svc.secrets = secrets;
   const configs = fileRefs(s.configs);
   if (configs) svc.configs = configs;
+  normalizeExtraKeys(svc, s, where);
+  // a service starts after those it takes a namespace, volumes or a link from
+  impliedDependencies(svc, s);
   const ext = Object.fromEntries(Object.entries(s).filter(([k]) => k.startsWith('x-')));
   if (Object.keys(ext).length) svc.extensions = ext;
   if (svc.container_name && svc.scale > 1)
@@ -375,6 +381,7 @@ function normalizeService(name: string, s: Tree, ctx: NormalizeContext): Service
  * dependencies have no cycle.
  */
 export function checkDependencies(p: Project): void {
+  checkConsistency(p);
   for (const svc of Object.values(p.services)) {
     for (const [dep, d] of Object.entries(svc.depends_on)) {
       if (p.services[dep]) continue;

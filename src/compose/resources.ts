@@ -5,9 +5,10 @@
  * removed on `down` (external ones never).
  */
 import { EngineError } from '../common/errors.ts';
-import type { ComposeBackend, NetworkSummary, VolumeSummary } from './backend.ts';
+import type { ComposeBackend, ContainerSummary, NetworkSummary, VolumeSummary } from './backend.ts';
 import * as L from './labels.ts';
 import type { Reporter } from './reporter.ts';
+import { networkHash, volumeHash } from './resource-hash.ts';
 import type { Project } from './types.ts';
 
 /** The network and volume keys the given services use (and `default` when they use it). */
@@ -27,11 +28,21 @@ export function usedResources(p: Project, services: string[]): { networks: strin
  * request instead of one inspect per network: the no-op `up` is mostly such
  * round trips); a network not among them is inspected by name.
  */
-export async function ensureNetworks(b: ComposeBackend, p: Project, keys: string[], r: Reporter, known: NetworkSummary[] = []): Promise<void> {
+export async function ensureNetworks(
+  b: ComposeBackend,
+  p: Project,
+  keys: string[],
+  r: Reporter,
+  known: NetworkSummary[] = [],
+  diverged?: Map<string, NetworkSummary>,
+): Promise<Map<string, string>> {
+  // the id of each network by key: a container not connected to it is recreated (as docker compose's hasNetworkMismatch)
+  const ids = new Map<string, string>();
   await Promise.all(
     keys.map(async (key) => {
       const n = p.networks[key]!;
       const found = known.find((k) => k.name === n.name) ?? (await b.inspectNetwork(n.name));
+      if (found) ids.set(key, found.id);
       if (n.external) {
         if (!found) throw new EngineError('NOT_FOUND', `network ${n.name} declared as external, but could not be found`);
         return;
@@ -40,6 +51,9 @@ export async function ensureNetworks(b: ComposeBackend, p: Project, keys: string
         if (found.labels[L.PROJECT] !== undefined && found.labels[L.PROJECT] !== p.name) {
           r.warn(`a network with name ${n.name} exists but was not created for project "${p.name}". Set \`external: true\` to use an existing network`);
         }
+        // one this project made from another configuration (its hash label differs; none recorded: left alone, as docker compose)
+        const hash = found.labels[L.CONFIG_HASH];
+        if (diverged && found.labels[L.PROJECT] === p.name && hash && hash !== networkHash(n)) diverged.set(key, found);
         return;
       }
       r.event('Network', n.name, 'Creating');
@@ -51,7 +65,7 @@ export async function ensureNetworks(b: ComposeBackend, p: Project, keys: string
           }
         : undefined;
       try {
-        await b.createNetwork({
+        const id = await b.createNetwork({
           name: n.name,
           driver: n.driver,
           internal: n.internal,
@@ -59,15 +73,19 @@ export async function ensureNetworks(b: ComposeBackend, p: Project, keys: string
           enableIPv6: n.enable_ipv6,
           options: n.driver_opts,
           ipam,
-          labels: { ...n.labels, [L.PROJECT]: p.name, [L.NETWORK]: key, [L.VERSION]: L.COMPOSE_VERSION },
+          labels: { ...n.labels, [L.PROJECT]: p.name, [L.NETWORK]: key, [L.VERSION]: L.COMPOSE_VERSION, [L.CONFIG_HASH]: networkHash(n) },
         });
+        if (id) ids.set(key, id);
       } catch (e) {
         // a concurrent up of the same project created it first
         if (!(e instanceof EngineError && e.code === 'CONFLICT')) throw e;
+        const other = await b.inspectNetwork(n.name);
+        if (other) ids.set(key, other.id);
       }
       r.event('Network', n.name, 'Created');
     }),
   );
+  return ids;
 }
 
 /** `known`: the volumes carrying the project's label, listed beforehand (as for ensureNetworks). */
@@ -84,6 +102,10 @@ export async function ensureVolumes(b: ComposeBackend, p: Project, keys: string[
         if (found.labels[L.PROJECT] !== undefined && found.labels[L.PROJECT] !== p.name) {
           r.warn(`volume "${v.name}" already exists but was not created for project "${p.name}". Use \`external: true\` to use an existing volume`);
         }
+        // docker compose asks before recreating (the data would be lost) and, unanswered, keeps it
+        const hash = found.labels[L.CONFIG_HASH];
+        if (found.labels[L.PROJECT] === p.name && hash && hash !== volumeHash(v))
+          r.warn(`volume "${v.name}" exists but doesn't match configuration in compose file; it is kept (remove it with down -v to recreate it)`);
         return;
       }
       r.event('Volume', v.name, 'Creating');
@@ -91,7 +113,7 @@ export async function ensureVolumes(b: ComposeBackend, p: Project, keys: string[
         name: v.name,
         driver: v.driver,
         driverOpts: v.driver_opts,
-        labels: { ...v.labels, [L.PROJECT]: p.name, [L.VOLUME]: key, [L.VERSION]: L.COMPOSE_VERSION },
+        labels: { ...v.labels, [L.PROJECT]: p.name, [L.VOLUME]: key, [L.VERSION]: L.COMPOSE_VERSION, [L.CONFIG_HASH]: volumeHash(v) },
       });
       r.event('Volume', v.name, 'Created');
     }),
@@ -137,4 +159,45 @@ export async function removeVolumes(b: ComposeBackend, project: string, p: Proje
       r.event('Volume', name, 'Removed');
     }),
   );
+}
+
+/**
+ * Networks this project made from another configuration are made anew, as
+ * docker compose does (reconcileNetworks). The containers on them go with
+ * them and the convergence creates them again (docker compose keeps them
+ * and reconnects them). A network that containers of services outside
+ * this `up` are on is left as it is, with a warning. Returns the ids of the
+ * containers removed; `ids` gets the new networks' ids.
+ */
+export async function recreateNetworks(
+  b: ComposeBackend,
+  p: Project,
+  diverged: Map<string, NetworkSummary>,
+  containers: ContainerSummary[],
+  services: string[],
+  r: Reporter,
+  ids: Map<string, string>,
+): Promise<Set<string>> {
+  const removed = new Set<string>();
+  for (const [key, found] of diverged) {
+    const n = p.networks[key]!;
+    const attached = containers.filter((c) => c.networkIds?.includes(found.id));
+    const others = attached.filter((c) => !services.includes(c.labels[L.SERVICE] ?? ''));
+    if (others.length || attached.some((c) => !c.networkIds)) {
+      r.warn(`network ${n.name} has been modified in the compose file; bring all the services using it up (or down) to recreate it`);
+      continue;
+    }
+    for (const c of attached) {
+      r.event('Container', c.name, 'Removing');
+      await b.removeContainer(c.id, { force: true });
+      r.event('Container', c.name, 'Removed');
+      removed.add(c.id);
+    }
+    r.event('Network', n.name, 'Removing');
+    await b.removeNetwork(found.id);
+    r.event('Network', n.name, 'Removed');
+    const made = await ensureNetworks(b, p, [key], r);
+    ids.set(key, made.get(key)!);
+  }
+  return removed;
 }

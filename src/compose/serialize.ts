@@ -35,8 +35,9 @@ function ordered(v: Tree, keys: string[]): Tree {
 
 /** A service as compose data (no `name`, empty collections left out, durations as strings). */
 export function serviceData(s: Service): Tree {
-  const { name: _n, extensions, healthcheck, stop_grace_period, scale, ...rest } = s;
+  const { name: _n, extensions, healthcheck, stop_grace_period, scale, fromDeploy, ...rest } = s;
   const out: Tree = { ...rest, ...extensions };
+  for (const k of fromDeploy ?? []) delete out[k];
   for (const k of ['environment', 'labels', 'depends_on'] as const) if (!Object.keys(s[k]).length) delete out[k];
   for (const k of ['ports', 'volumes'] as const) if (!s[k].length) delete out[k];
   if (healthcheck) {
@@ -46,6 +47,7 @@ export function serviceData(s: Service): Tree {
   }
   if (stop_grace_period !== undefined) out.stop_grace_period = formatDuration(stop_grace_period);
   if (scale !== 1) out.scale = scale;
+  if (s.ulimits) out.ulimits = Object.fromEntries(Object.entries(s.ulimits).map(([k, u]) => [k, u.single ? u.soft : { soft: u.soft, hard: u.hard }]));
   const data = sorted(out) as Tree;
   if (data.ports) data.ports = (data.ports as Tree[]).map((x) => ordered(x, PORT_KEYS));
   if (data.volumes) data.volumes = (data.volumes as Tree[]).map((x) => ordered(x, VOLUME_KEYS));

@@ -20,6 +20,19 @@ test('ports: short forms, ranges, host ips, protocols, long form', () => {
     parsePort('80-82', 'p').map((x) => x.target),
     [80, 81, 82],
   );
+  // compose-go sorts a range's "port/proto" keys as strings: the order the config hash sees
+  assert.deepEqual(
+    parsePort('8-10', 'p').map((x) => x.target),
+    [10, 8, 9],
+  );
+  assert.deepEqual(
+    parsePort('1008-1010:8-10/udp', 'p').map((x) => [x.published, x.target]),
+    [
+      ['1010', 10],
+      ['1008', 8],
+      ['1009', 9],
+    ],
+  );
   assert.deepEqual(parsePort('9000-9010:80', 'p'), [{ target: 80, published: '9000-9010', protocol: 'tcp', mode: 'ingress' }]);
   assert.deepEqual(parsePort({ target: 80, published: 8080, host_ip: '0.0.0.0' }, 'p'), [
     { target: 80, published: '8080', host_ip: '0.0.0.0', protocol: 'tcp', mode: 'ingress' },

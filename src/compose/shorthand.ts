@@ -91,11 +91,17 @@ export function parsePort(v: unknown, where: string): PortConfig[] {
     protocol,
     mode: 'ingress',
   });
-  if (!hostPart) return Array.from({ length: c1 - c0 + 1 }, (_, i) => base(c0 + i));
+  if (!hostPart) return byPortKey(Array.from({ length: c1 - c0 + 1 }, (_, i) => base(c0 + i)));
   const [h0, h1] = range(hostPart, where);
   if (c0 === c1) return [base(c0, h0 === h1 ? String(h0) : `${h0}-${h1}`)];
   if (h1 - h0 !== c1 - c0) throw new EngineError('INVALID_ARGUMENT', `${where}: port ranges don't match in length: "${v}"`);
-  return Array.from({ length: c1 - c0 + 1 }, (_, i) => base(c0 + i, String(h0 + i)));
+  return byPortKey(Array.from({ length: c1 - c0 + 1 }, (_, i) => base(c0 + i, String(h0 + i))));
+}
+
+/** A range's ports in compose-go's order (ParsePortConfig sorts the "port/proto" keys as strings: 10, 8, 9), which the config hash sees. */
+function byPortKey(l: PortConfig[]): PortConfig[] {
+  const key = (p: PortConfig) => `${p.target}/${p.protocol}`;
+  return l.sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
 }
 
 const PROPAGATION = ['shared', 'rshared', 'slave', 'rslave', 'private', 'rprivate'];

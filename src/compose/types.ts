@@ -102,6 +102,8 @@ export interface ServiceFileRef {
 export interface Ulimit {
   soft: number;
   hard: number;
+  /** Written as one number (compose-go's Single): hashed and printed that way. */
+  single?: true;
 }
 
 export interface Service {
@@ -125,6 +127,8 @@ export interface Service {
   /** deploy.replicas / scale, 1 when neither is given. */
   scale: number;
   deploy?: Record<string, unknown>;
+  /** The resource keys below that only deploy.resources gave (compose-go keeps them only there: not hashed, not printed). */
+  fromDeploy?: ('mem_limit' | 'mem_reservation' | 'cpus' | 'pids_limit')[];
   mem_limit?: number;
   mem_reservation?: number;
   memswap_limit?: number;
@@ -170,6 +174,36 @@ export interface Service {
   mac_address?: string;
   links?: string[];
   external_links?: string[];
+  /*
+   * Keys keel keeps for the config hash (docker compose hashes them, so a
+   * change recreates) and for what the engine supports of them at create.
+   */
+  annotations?: Record<string, string>;
+  attach?: boolean;
+  blkio_config?: Record<string, unknown>;
+  cgroup?: string;
+  cgroup_parent?: string;
+  cpu_count?: number;
+  cpu_percent?: number;
+  cpu_period?: number;
+  cpu_quota?: number;
+  cpu_rt_period?: number;
+  cpu_rt_runtime?: number;
+  credential_spec?: Record<string, unknown>;
+  device_cgroup_rules?: string[];
+  gpus?: Record<string, unknown>[];
+  isolation?: string;
+  mem_swappiness?: number;
+  oom_kill_disable?: boolean;
+  runtime?: string;
+  storage_opt?: Record<string, string>;
+  use_api_socket?: boolean;
+  uts?: string;
+  volumes_from?: string[];
+  /** Lifecycle hooks, as given (only hashed: keel compose does not run them). */
+  pre_start?: Record<string, unknown>[];
+  post_start?: Record<string, unknown>[];
+  pre_stop?: Record<string, unknown>[];
   /** Extension keys (`x-*`) kept as given. */
   extensions?: Record<string, unknown>;
 }
@@ -187,6 +221,8 @@ export interface NetworkConfig {
   external?: boolean;
   internal?: boolean;
   attachable?: boolean;
+  /** As written (compose-go's *bool: an explicit false is hashed). */
+  enable_ipv4?: boolean;
   enable_ipv6?: boolean;
   labels?: Record<string, string>;
 }

@@ -97,8 +97,8 @@ class FakeEngine {
       createVolume: async (s) => void this.volumes.set(s.name, { name: s.name, driver: 'local', labels: s.labels }),
       removeVolume: async (name) => void this.volumes.delete(name),
       inspectImage: async (ref) => (this.images.has(ref) ? { id: this.images.get(ref)!, repoTags: [ref], size: 1, created: 0 } : undefined),
-      pullImage: async (ref) => {
-        self.calls.push(`pull ${ref}`);
+      pullImage: async (ref, _progress, _signal, platform) => {
+        self.calls.push(platform ? `pull ${ref} ${platform}` : `pull ${ref}`);
         self.images.set(ref, `sha256:${ref}`);
       },
       pushImage: unsupported,
@@ -227,4 +227,39 @@ test("a service in another service's network namespace is recreated with it", as
   const newNet = [...e.containers.values()].find((c) => c.name === 'app-net-1')!.id;
   assert.notEqual(newNet, netId);
   assert.equal([...e.containers.values()].find((c) => c.name === 'app-side-1')!.spec.host.NetworkMode, `container:${newNet}`);
+});
+
+test('volumes_from and ipc service:X take X container id; a no-op up keeps them; a new X container recreates them', async () => {
+  const e = new FakeEngine();
+  const r = collectingReporter();
+  const y =
+    'services:\n  data:\n    image: busybox\n    environment: ["V=${V:-1}"]\n' +
+    '  reader:\n    image: busybox\n    volumes_from: ["data:ro", "container:legacy"]\n    ipc: service:data\n    cgroup_parent: /custom\n';
+  await up(e.backend(), project(y), r);
+  const byName = (n: string) => [...e.containers.values()].find((c) => c.name === n)!;
+  const dataId = byName('app-data-1').id;
+  assert.deepEqual(byName('app-reader-1').spec.host.VolumesFrom, [`${dataId}:ro`, 'legacy']);
+  assert.equal(byName('app-reader-1').spec.host.IpcMode, `container:${dataId}`);
+  assert.equal(byName('app-reader-1').spec.host.CgroupParent, '/custom');
+  assert.ok(e.calls.indexOf('start app-data-1') < e.calls.indexOf('create app-reader-1'), 'data is a dependency of reader');
+  e.calls.length = 0;
+  await up(e.backend(), project(y), r);
+  assert.deepEqual(
+    e.calls.filter((c) => c.startsWith('create') || c.startsWith('remove')),
+    [],
+    'nothing changed, nothing recreated',
+  );
+  await up(e.backend(), project(y.replace('cgroup_parent: /custom', 'cgroup_parent: /other')), r);
+  assert.ok(e.calls.includes('create app-reader-1'), 'a changed cgroup_parent recreates');
+  e.calls.length = 0;
+  await up(e.backend(), project(y.replace('cgroup_parent: /custom', 'cgroup_parent: /other'), { V: '2' }), r);
+  const newData = byName('app-data-1').id;
+  assert.notEqual(newData, dataId);
+  assert.deepEqual(byName('app-reader-1').spec.host.VolumesFrom, [`${newData}:ro`, 'legacy']);
+});
+
+test("a missing image is pulled for the service's platform", async () => {
+  const e = new FakeEngine();
+  await up(e.backend(), project('services:\n  a:\n    image: arm-only\n    platform: linux/arm64\n'), collectingReporter());
+  assert.ok(e.calls.includes('pull arm-only linux/arm64'), e.calls.join('\n'));
 });

@@ -8,15 +8,17 @@
  *   running.
  */
 import { EngineError } from '../common/errors.ts';
-import type { ComposeBackend, ContainerSummary } from './backend.ts';
+import type { ComposeBackend, ContainerSummary, NetworkSummary } from './backend.ts';
 import { planContainer } from './convert.ts';
+import { referencedServices } from './extra-keys.ts';
 import { inDependencyOrder, withDependencies } from './graph.ts';
 import { ensureImages, type ImageOptions } from './images.ts';
 import * as L from './labels.ts';
 import type { Reporter } from './reporter.ts';
-import { ensureNetworks, ensureVolumes, usedResources } from './resources.ts';
+import { ensureNetworks, ensureVolumes, recreateNetworks, usedResources } from './resources.ts';
+import { resolveServiceReferences } from './hash.ts';
 import { configHash } from './serialize.ts';
-import type { Project } from './types.ts';
+import type { Project, Service } from './types.ts';
 
 export interface UpOptions extends ImageOptions {
   services?: string[];
@@ -71,12 +73,14 @@ export async function up(b: ComposeBackend, p: Project, r: Reporter, o: UpOption
     used.volumes.length ? b.listVolumes(L.projectFilter(p.name)) : [],
     projectContainers(b, p.name),
   ]);
-  await ensureNetworks(b, p, used.networks, r, networks);
+  const diverged = new Map<string, NetworkSummary>();
+  const networkIds = await ensureNetworks(b, p, used.networks, r, networks, diverged);
+  const gone = diverged.size ? await recreateNetworks(b, p, diverged, listed, services, r, networkIds) : new Set<string>();
   await ensureVolumes(b, p, used.volumes, r, volumes);
   let slow = false;
   const images = await ensureImages(b, p, services, { ...r, event: (...a) => ((slow = true), r.event(...a)) }, o);
   // a pull or a build takes long enough for the containers to change meanwhile: list them again
-  const existing = slow ? await projectContainers(b, p.name) : listed;
+  const existing = slow || gone.size ? await projectContainers(b, p.name) : listed;
   const orphans = existing.filter((c) => !p.services[c.labels[L.SERVICE] ?? ''] && !p.disabled[c.labels[L.SERVICE] ?? '']);
   if (orphans.length) {
     if (o.removeOrphans) {
@@ -92,18 +96,20 @@ export async function up(b: ComposeBackend, p: Project, r: Reporter, o: UpOption
   }
   const firstContainer = new Map<string, string>();
   const recreated = new Set<string>();
+  // docker compose takes a referenced service's first container by name
+  const containerOf = (svc: string) =>
+    firstContainer.get(svc) ?? existing.filter((c) => c.labels[L.SERVICE] === svc).sort((a, c) => (a.name < c.name ? -1 : a.name > c.name ? 1 : 0))[0]?.id;
   const serviceContainer = (svc: string) => {
-    const id = firstContainer.get(svc) ?? existing.find((c) => c.labels[L.SERVICE] === svc)?.id;
-    if (!id) throw new EngineError('NOT_FOUND', `service "${svc}" has no container (network_mode: service:${svc})`);
+    const id = containerOf(svc);
+    if (!id) throw new EngineError('NOT_FOUND', `service "${svc}" has no container (referenced by service:${svc} or volumes_from)`);
     return id;
   };
   await inDependencyOrder(p, services, async (name) => {
     if (!o.noStart) await waitDependencies(b, p, name, services, r, o.signal);
     // a dependency with `restart: true` that was recreated restarts this service's running containers
     const restartFor = Object.entries(p.services[name]!.depends_on).some(([dep, c]) => c.restart && recreated.has(dep));
-    // a container in another service's network namespace must be recreated with that service's new container
-    const mode = p.services[name]!.network_mode;
-    const lenderRecreated = mode?.startsWith('service:') && recreated.has(mode.slice(8));
+    // a container in another service's namespace, or with its volumes, must be recreated with that service's new container
+    const lenderRecreated = referencedServices(p.services[name]!).some((x) => recreated.has(x));
     const res = await convergeService(
       b,
       p,
@@ -115,6 +121,8 @@ export async function up(b: ComposeBackend, p: Project, r: Reporter, o: UpOption
       {
         ...o,
         serviceContainer,
+        containerOf,
+        networkIds,
         restartKept: restartFor,
         forceRecreate: o.forceRecreate || lenderRecreated,
       },
@@ -126,6 +134,9 @@ export async function up(b: ComposeBackend, p: Project, r: Reporter, o: UpOption
 
 interface ConvergeOptions extends UpOptions {
   serviceContainer: (service: string) => string;
+  containerOf: (service: string) => string | undefined;
+  /** The project's networks' ids by key. */
+  networkIds: Map<string, string>;
   /** Restart the running containers that are kept (a dependency was recreated). */
   restartKept?: boolean;
 }
@@ -156,7 +167,7 @@ async function convergeService(
   o: ConvergeOptions,
 ): Promise<{ ids: string[]; changed: boolean }> {
   const s = p.services[name]!;
-  const hash = configHash(s);
+  const hash = configHash(resolveServiceReferences(s, o.containerOf));
   const byNumber = [...current].sort((a, c) => numberOf(a) - numberOf(c));
   const ids: string[] = [];
   const toStart: { id: string; name: string }[] = [];
@@ -178,7 +189,7 @@ async function convergeService(
       toStart.push({ id, name: s.container_name ?? L.containerName(p.name, name, n) });
       continue;
     }
-    const diverged = c.labels[L.CONFIG_HASH] !== hash || c.labels[L.IMAGE] !== imageId;
+    const diverged = c.labels[L.CONFIG_HASH] !== hash || c.labels[L.IMAGE] !== imageId || detached(p, s, c, o.networkIds);
     if (o.forceRecreate || (diverged && !o.noRecreate)) {
       r.event('Container', c.name, 'Recreate');
       await b.stopContainer(c.id, o.timeout);
@@ -216,6 +227,29 @@ async function convergeService(
     );
   }
   return { ids, changed: toStart.length > 0 && toStart.some((t) => !current.some((c) => c.id === t.id)) };
+}
+
+/**
+ * A container that lacks one of its service's networks (while it runs) or
+ * volumes: the network or volume was replaced under the same key, or the
+ * container was disconnected. docker compose recreates it
+ * (hasNetworkMismatch, hasVolumeMismatch); so does keel, when the engine
+ * lists what the container is connected to and mounts.
+ */
+function detached(p: Project, s: Service, c: ContainerSummary, networkIds: Map<string, string>): boolean {
+  if (c.networkIds && c.state === 'running' && !s.network_mode) {
+    for (const key of Object.keys(s.networks ?? {})) {
+      const id = networkIds.get(key);
+      if (id && !c.networkIds.includes(id)) return true;
+    }
+  }
+  if (c.volumeNames) {
+    for (const v of s.volumes) {
+      const name = v.type === 'volume' && v.source ? p.volumes[v.source]?.name : undefined;
+      if (name && !c.volumeNames.includes(name)) return true;
+    }
+  }
+  return false;
 }
 
 /** Waits until every dependency of `name` (among the services being brought up) meets its condition. */

@@ -6,7 +6,8 @@ import { log } from '../common/log.ts';
 /**
  * The embedded DNS server of a user-defined network: UDP and TCP sockets on
  * the bridge's gateway address, run by the daemon process. Names of the
- * network's members (container name, aliases, short id) get A records;
+ * network's members (container name, aliases, short id) get A records,
+ * several addresses (replicas, a shared alias) in a new random order each time;
  * everything else is forwarded to upstream resolvers. All work is bounded:
  * packet sizes, forward timeouts, in-flight forwards, TCP connections.
  */
@@ -24,6 +25,22 @@ export interface DnsServerOptions {
 const MAX_INFLIGHT = 256;
 const MAX_TCP_CONNS = 64;
 const TTL = 600;
+/** Answers in one reply: 16 A records keep a UDP reply under 512 bytes. */
+const MAX_ANSWERS = 16;
+
+/**
+ * The addresses in a random order, each reply anew, as Docker's resolver
+ * answers (shuffleAddr in libnetwork's resolver.go): clients that take the
+ * first record spread over the replicas and the containers sharing an alias.
+ */
+export function shuffled<T>(list: readonly T[], random: () => number = Math.random): T[] {
+  const out = [...list];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
+}
 
 export class DnsServer {
   private opts: Required<DnsServerOptions>;
@@ -108,7 +125,9 @@ export class DnsServer {
     if (addrs) {
       const answers =
         question.type === 'A' || (question.type as string) === 'ANY'
-          ? addrs.slice(0, 16).map((a) => ({ name: question.name, type: 'A' as const, class: 'IN' as const, ttl: TTL, data: a }))
+          ? shuffled(addrs)
+              .slice(0, MAX_ANSWERS)
+              .map((a) => ({ name: question.name, type: 'A' as const, class: 'IN' as const, ttl: TTL, data: a }))
           : [];
       // A member name with no record of this type: NOERROR and no answers, so resolvers don't wait on AAAA.
       return dnsPacket.encode({

@@ -56,6 +56,41 @@ test('--exit-code-from stops the project when the service exits and returns its 
   assert.equal((await p.compose(['down'])).code, 0);
 });
 
+test('attach: false runs a service without showing its output; --exit-code-from an unknown service is refused', async () => {
+  const p = project(d, 'noattach', {
+    'compose.yaml': `services:
+  shown:
+    image: busybox:local
+    command: ["sh", "-c", "echo visible"]
+  quiet:
+    image: busybox:local
+    attach: false
+    command: ["sh", "-c", "echo hidden"]
+`,
+  });
+  const bad = await p.compose(['up', '--exit-code-from', 'nope']);
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stderr, /no such service: nope/);
+  for (const [flags, error] of [
+    [['--wait', '--abort-on-container-exit'], /--wait cannot be combined with --abort-on-container-exit/],
+    [['--wait', '--wait-timeout', '-1'], /--wait-timeout must be a non-negative integer/],
+    [['--force-recreate', '--no-recreate'], /--force-recreate and --no-recreate are incompatible/],
+  ] as const) {
+    const r = await p.compose(['up', ...flags]);
+    assert.notEqual(r.code, 0, flags.join(' '));
+    assert.match(r.stderr, error);
+    assert.equal((await p.compose(['ps', '-a', '-q'])).stdout.trim(), '', `${flags.join(' ')}: nothing created`);
+  }
+  assert.equal((await p.compose(['ps', '-a', '-q'])).stdout.trim(), '', 'nothing created');
+  const r = await p.compose(['up']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^shown-1 {2}\| visible$/m);
+  assert.doesNotMatch(r.stdout, /hidden/);
+  const logs = await p.compose(['logs', 'quiet']);
+  assert.match(logs.stdout, /hidden/, 'it ran');
+  assert.equal((await p.compose(['down'])).code, 0);
+});
+
 test('Ctrl-C (SIGINT) stops the project gracefully', async () => {
   const p = project(d, 'sigint', {
     'compose.yaml': `services:

@@ -70,6 +70,30 @@ test('user network: members resolve by name, alias and short id; other names are
   }
 });
 
+test('an alias shared by several containers answers every address, first each in turn (round robin, as Docker)', async () => {
+  await h.nm.createNetwork({ Name: 'rr' });
+  const gw = h.nm.inspect('rr').network.Gateway;
+  const ids = [cid(), cid(), cid()];
+  try {
+    const ips: string[] = [];
+    for (const [i, id] of ids.entries()) {
+      const sb = await h.nm.attach(id, { containerName: `web-${i + 1}`, networks: [{ network: 'rr', aliases: ['web'] }] });
+      ips.push(Object.values(sb.Endpoints)[0]!.IPAddress);
+    }
+    const first = new Set<string>();
+    for (let i = 0; i < 60; i++) {
+      const got = (await tcpQuery(gw, 'web')).answers!.map((x) => (x as { data: string }).data);
+      assert.deepEqual([...got].sort(), [...ips].sort());
+      first.add(got[0]!);
+    }
+    // 60 shuffles of 3: each address comes first at some point (missing one has probability ~3e-11)
+    assert.equal(first.size, 3);
+  } finally {
+    for (const id of ids) await h.nm.detach(id);
+    await h.nm.removeNetwork('rr');
+  }
+});
+
 test('the default bridge has no name resolution', async () => {
   const [a, b] = [cid(), cid()];
   try {

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
 import { EngineError } from '../../common/errors.ts';
 import { planContainer } from '../../compose/convert.ts';
+import { referencedServices } from '../../compose/extra-keys.ts';
 import { buildService, ensureImages } from '../../compose/images.ts';
 import * as L from '../../compose/labels.ts';
 import { parsePort, parseVolume } from '../../compose/shorthand.ts';
@@ -219,16 +220,21 @@ export function composeMoreCommands(compose: Command, cli: ComposeCli, r: Report
           await ensureVolumes(b, p, used.volumes, r);
           const imageId = (await ensureImages(b, p, [service], r)).get(service)!;
           const tty = o.TTY && !o.detach && !!process.stdin.isTTY;
-          const lender = s.network_mode?.startsWith('service:') ? s.network_mode.slice(8) : undefined;
-          const lenderId = lender ? (await containersOf(b, { name: p.name, project: p }, [lender])).find((c) => c.state === 'running')?.id : undefined;
+          const referenced = referencedServices(s);
+          const lenders = referenced.length ? await containersOf(b, { name: p.name, project: p }, referenced) : [];
           const labels = Object.fromEntries(o.label.map((l) => [l.split('=')[0]!, l.split('=').slice(1).join('=')]));
           const plan = planContainer(p, s, 1, {
             imageId,
             oneoff: true,
             name: o.name ?? `${p.name}-${service}-run-${randomBytes(6).toString('hex')}`,
-            serviceContainer: () => {
-              if (!lenderId) throw new EngineError('NOT_FOUND', `service "${service}" uses network_mode ${s.network_mode}, which has no running container`);
-              return lenderId;
+            serviceContainer: (svc) => {
+              const c = lenders.find((x) => x.labels[L.SERVICE] === svc && x.state === 'running');
+              if (!c)
+                throw new EngineError(
+                  'NOT_FOUND',
+                  `service "${service}" uses service "${svc}" (service:${svc} or volumes_from), which has no running container`,
+                );
+              return c.id;
             },
             override: {
               cmd: command.length ? command : undefined,

@@ -175,7 +175,14 @@ export function composeCommands(program: Command, ctx: CliContext): void {
         if (o.detach && (o.abortOnContainerExit || o.exitCodeFrom))
           throw new EngineError('INVALID_ARGUMENT', '--abort-on-container-exit and --exit-code-from cannot be combined with --detach');
         if (o.watch && (o.detach || o.wait)) throw new EngineError('INVALID_ARGUMENT', '--watch cannot be combined with --detach or --wait');
+        // docker compose's validateFlags
+        if (o.wait && (o.abortOnContainerExit || o.exitCodeFrom))
+          throw new EngineError('INVALID_ARGUMENT', '--wait cannot be combined with --abort-on-container-exit, --attach or --attach-dependencies');
+        if (o.waitTimeout !== undefined && intArg(o.waitTimeout) < 0)
+          throw new EngineError('INVALID_ARGUMENT', '--wait-timeout must be a non-negative integer');
+        if (o.forceRecreate && o.recreate === false) throw new EngineError('INVALID_ARGUMENT', '--force-recreate and --no-recreate are incompatible');
         const p = cli.project(cmd, services);
+        if (o.exitCodeFrom && !p.services[o.exitCodeFrom]) throw new EngineError('NOT_FOUND', `no such service: ${o.exitCodeFrom}`);
         if (o.watch) (await import('../../compose/watch.ts')).watchRules(p, selectServices(p, services, !o.deps));
         const b = await cli.backend();
         const since = Math.floor(Date.now() / 1000);
