@@ -5,6 +5,7 @@ import { mkdirp } from '../common/fs.ts';
 import { newId, randomName } from '../common/ids.ts';
 import { KeyedMutex } from '../common/lock.ts';
 import { log } from '../common/log.ts';
+import { Phases } from '../common/phases.ts';
 import { conmonLogOptions, logPolicy } from './logconfig.ts';
 import { keepRotatedLogs } from './logrotate.ts';
 import type { ImageService } from '../images/service.ts';
@@ -235,10 +236,13 @@ export class ContainerService implements ContainerOps {
     const rootfs = this.parts.rootfs.path(id);
     let created = false;
     let netAttached = false;
+    const ph = new Phases();
     try {
       await mkdirp(rootfs, 0o700);
       await this.parts.rootfs.mount(id, { volatile: rec.hostConfig.AutoRemove });
+      ph.mark('rootfs');
       const volumeMounts = await this.parts.volumes.setupContainerMounts(id, rootfs, rec.mounts ?? []);
+      ph.mark('volumes');
       const user = resolveUserIn(rootfs, rec.config.User, (rec.hostConfig.GroupAdd as string[] | null) ?? []);
       let cwd = '/';
       if (rec.config.WorkingDir) {
@@ -248,7 +252,9 @@ export class ContainerService implements ContainerOps {
       }
       // Set first: detach tolerates missing pieces, so it also undoes an attach that failed halfway.
       netAttached = true;
+      ph.mark('user');
       const { namespace, files } = await this.parts.nets.attach(rec);
+      ph.mark('network');
       crashPoint('after-network-attach');
       const spec = buildSpec(
         runSpecOptions(rec, {
@@ -264,6 +270,7 @@ export class ContainerService implements ContainerOps {
       );
       // Rewritten at every start, so no fsync: a crash just means the next start writes it again.
       await fsp.writeFile(path.join(rd, 'config.json'), specToJson(spec), { mode: 0o600 });
+      ph.mark('spec');
       const c = rec.config;
       // StdinOnce closes stdin when the attached client leaves, but only without a
       // TTY: with one, a client leaving (detach keys) is not an EOF (as in dockerd).
@@ -276,9 +283,11 @@ export class ContainerService implements ContainerOps {
         ...conmonLogOptions(rec.hostConfig, this.parts.store.logPath(id)),
       });
       created = true;
+      ph.mark('create');
       crashPoint('after-runc-create');
       await this.connectPending(id);
       await this.parts.runtime.start(id);
+      ph.mark('start');
       crashPoint('after-runc-start');
       rec.state = { ...rec.state, Status: 'running', Pid: pid, ExitCode: 0, Error: '', StartedAt: new Date().toISOString(), OOMKilled: false };
     } catch (e) {
@@ -299,8 +308,10 @@ export class ContainerService implements ContainerOps {
     rec.hasBeenStarted = true;
     this.parts.health.start(rec);
     await this.parts.store.save(rec);
+    ph.mark('save');
     this.parts.event('start', rec);
     this.monitor(rec);
+    ph.log('start', { id: id.slice(0, 12) });
   }
 
   // ---- attach before start --------------------------------------------------
