@@ -7,14 +7,19 @@ import { errnoCode } from './errors.ts';
 /**
  * Writes a file so that readers see either the old or the new content, never
  * a mix: write a temp file beside it, fsync, rename over, fsync the directory.
+ * `durable: false` skips both fsyncs: the rename is still atomic for a
+ * process that dies (kill -9 keeps the page cache), but a power loss may
+ * bring back the old content (or, with no old content, an empty file), so it
+ * is only for records whose loss on power failure is harmless.
  */
-export async function writeFileAtomic(file: string, data: string | Uint8Array, mode = 0o600): Promise<void> {
+export async function writeFileAtomic(file: string, data: string | Uint8Array, mode = 0o600, o: { durable?: boolean } = {}): Promise<void> {
+  const durable = o.durable ?? true;
   const dir = path.dirname(file);
   const tmp = path.join(dir, `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
   const fh = await fsp.open(tmp, 'w', mode);
   try {
     await fh.writeFile(data);
-    await fh.sync();
+    if (durable) await fh.sync();
   } finally {
     await fh.close();
   }
@@ -24,11 +29,11 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array, m
     await fsp.rm(tmp, { force: true });
     throw e;
   }
-  await fsyncDir(dir);
+  if (durable) await fsyncDir(dir);
 }
 
-export async function writeJsonAtomic(file: string, value: unknown, mode = 0o600): Promise<void> {
-  await writeFileAtomic(file, JSON.stringify(value, null, 1) + '\n', mode);
+export async function writeJsonAtomic(file: string, value: unknown, mode = 0o600, o: { durable?: boolean } = {}): Promise<void> {
+  await writeFileAtomic(file, JSON.stringify(value, null, 1) + '\n', mode, o);
 }
 
 export async function fsyncDir(dir: string): Promise<void> {
