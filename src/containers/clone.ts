@@ -180,25 +180,30 @@ export async function cloneContainer(svc: Cloning, ref: string, o: CloneOptions 
       const id = newId();
       const volNames = new Map((src.mounts ?? []).filter((m) => m.type === 'volume').map((m) => [m.name!, cloneVolumeName(m.name!)]));
       const journal = path.join(journalDir(svc), `${id}.json`);
-      await writeJsonAtomic(journal, { id, volumes: [...volNames.values()] } satisfies JournalEntry);
+      // No fsync: the journal only lets reconcile remove a clone a crash cut short. A daemon kill -9 keeps
+      // it (the page cache survives); a power failure that loses it can leave only this clone's snapshot,
+      // which the orphan sweep removes (no record names it), and its volume, unreferenced (volume prune):
+      // a leak, never a record that names what is not there. The snapshot record and the container record
+      // (the commit point) stay durable: a durable container record over a lost snapshot would be broken.
+      await writeJsonAtomic(journal, { id, volumes: [...volNames.values()] } satisfies JournalEntry, 0o600, { durable: false });
       ph.mark('journal');
       crashPoint('clone-journal');
       try {
-        await svc.images.snapshots.prepare(id, snap.chain, frozen.rootfs);
-        ph.mark('snapshot');
+        // The rootfs snapshot and the volume clones are independent: made side by side, all settled before going on.
+        const made = await Promise.allSettled([
+          svc.images.snapshots.prepare(id, snap.chain, frozen.rootfs),
+          ...[...volNames].map(([origin, vname]) => createCloneVolume(svc.volumes.store, vname, origin, frozen.volumes.get(origin) ?? [], id)),
+        ]);
+        const failed = made.find((r) => r.status === 'rejected');
+        if (failed) throw failed.reason;
+        ph.mark('snapshot+volumes');
         crashPoint('clone-snapshot');
-        const mounts: ResolvedMount[] = [];
-        for (const m of src.mounts ?? []) {
-          if (m.type !== 'volume') {
-            mounts.push({ ...m });
-            continue;
-          }
-          const vname = volNames.get(m.name!)!;
-          await createCloneVolume(svc.volumes.store, vname, m.name!, frozen.volumes.get(m.name!) ?? [], id);
-          mounts.push({ ...m, name: vname, source: svc.volumes.store.dataPath(vname), anonymous: true, copyData: false });
-        }
-        ph.mark('volumes');
         crashPoint('clone-volumes');
+        const mounts: ResolvedMount[] = (src.mounts ?? []).map((m) => {
+          if (m.type !== 'volume') return { ...m };
+          const vname = volNames.get(m.name!)!;
+          return { ...m, name: vname, source: svc.volumes.store.dataPath(vname), anonymous: true, copyData: false };
+        });
         let name = wanted;
         if (!name) for (let i = 0; !name || svc.store.tryFind(name); i++) name = `${src.name.slice(0, 40)}-clone-${id.slice(0, 6)}${i ? i : ''}`;
         const rec = cloneRecord(src, id, name, mounts, o);

@@ -20,6 +20,7 @@ import { cgroupPath, type ContainerOps, type ContainerParts, type EventSink } fr
 import { reconcile } from './reconcile.ts';
 import { RestartManager } from './restart.ts';
 import { type Mounter, RootfsKeeper } from './rootfs.ts';
+import type { RunNetwork } from './netshare.ts';
 import { RunNetworks } from './runnet.ts';
 import { type ContainerDefaults, runSpecOptions } from './runspec.ts';
 import { crashPoint } from '../common/crashpoint.ts';
@@ -235,9 +236,12 @@ export class ContainerService implements ContainerOps {
     const rd = this.parts.rootfs.runDir(id);
     const rootfs = this.parts.rootfs.path(id);
     let created = false;
-    let netAttached = false;
+    let net: Promise<RunNetwork> | undefined;
     const ph = new Phases();
     try {
+      // The network (namespace, veth, NAT: programs to run) does not need the rootfs: it is made meanwhile.
+      net = this.parts.nets.attach(rec);
+      net.catch(() => {}); // awaited below, or settled before the undo when a rootfs step fails first
       await mkdirp(rootfs, 0o700);
       await this.parts.rootfs.mount(id, { volatile: rec.hostConfig.AutoRemove });
       ph.mark('rootfs');
@@ -250,10 +254,8 @@ export class ContainerService implements ContainerOps {
         cwd = d.clean;
         d.close();
       }
-      // Set first: detach tolerates missing pieces, so it also undoes an attach that failed halfway.
-      netAttached = true;
       ph.mark('user');
-      const { namespace, files } = await this.parts.nets.attach(rec);
+      const { namespace, files } = await net;
       ph.mark('network');
       crashPoint('after-network-attach');
       const spec = buildSpec(
@@ -294,7 +296,14 @@ export class ContainerService implements ContainerOps {
       this.failPending(id);
       if (created) await this.parts.runtime.delete(id, { force: true }).catch((e2) => log.warn('cleanup after failed start', { id, error: String(e2) }));
       // Undoing a failed start: its own error is the one to report; reconcile sweeps what stays behind.
-      if (netAttached) await this.parts.nets.detach(rec).catch(() => {});
+      // detach tolerates missing pieces, so it also undoes an attach that failed halfway.
+      if (net)
+        await net
+          .then(
+            () => this.parts.nets.detach(rec),
+            () => this.parts.nets.detach(rec),
+          )
+          .catch(() => {});
       await this.parts.volumes.teardownContainerMounts(id, rec.mounts ?? []).catch(() => {});
       await this.parts.rootfs.unmount(id).catch(() => {});
       rec.state.Error = e instanceof Error ? e.message : String(e);
@@ -307,7 +316,9 @@ export class ContainerService implements ContainerOps {
     }
     rec.hasBeenStarted = true;
     this.parts.health.start(rec);
-    await this.parts.store.save(rec);
+    // No fsync: a daemon kill -9 keeps the page cache, and after a power failure nothing runs any more
+    // (the record then says what it said before this start, which reconcile settles like any stopped run).
+    await this.parts.store.save(rec, { durable: false });
     ph.mark('save');
     this.parts.event('start', rec);
     this.monitor(rec);
