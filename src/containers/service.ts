@@ -316,9 +316,11 @@ export class ContainerService implements ContainerOps {
     }
     rec.hasBeenStarted = true;
     this.parts.health.start(rec);
-    // No fsync: a daemon kill -9 keeps the page cache, and after a power failure nothing runs any more
-    // (the record then says what it said before this start, which reconcile settles like any stopped run).
-    await this.parts.store.save(rec, { durable: false });
+    // Without a restart policy, no fsync: a daemon kill -9 keeps the page cache, and after a power failure
+    // nothing runs any more (the record then says what it said before this start: a stopped container either
+    // way). With one, this run must be on disk: it decides whether the container comes back at boot.
+    const policy = rec.hostConfig.RestartPolicy?.Name;
+    await this.parts.store.save(rec, { durable: !!policy && policy !== 'no' });
     ph.mark('save');
     this.parts.event('start', rec);
     this.monitor(rec);
