@@ -206,14 +206,18 @@ export class PoolManager {
         // Only a power failure can lose it, and that also ends the test that took it: the member is
         // started again in its pool, harmless. The durable write and the refill follow the answer.
         const store = this.engine.containers.store;
+        const tSave = performance.now();
         await store.save(c, { durable: false });
+        const saveMs = performance.now() - tSave;
         setImmediate(() => {
           crashPoint('pool-taken'); // after the answer went out
           store.save(c).catch((e) => log.warn('cannot write a taken container record', { id, error: String(e) }));
           st.wake?.();
         });
         const ports = publishedPorts(this.engine.inspectContainer(id).ports);
-        return { id, name: c.name, ports, waitedMs: Math.round(performance.now() - t0) };
+        const waitedMs = Math.round(performance.now() - t0);
+        log.debug('pool take', { pool: name, id: id.slice(0, 12), waitedMs, saveMs: Math.round(saveMs * 10) / 10 });
+        return { id, name: c.name, ports, waitedMs };
       }
       if (this.pools.get(name) !== st) throw notFound(`pool ${name} was removed`);
       const left = timeoutMs - (performance.now() - t0);
