@@ -20,7 +20,8 @@
 source "$BENCH_DIR/lib.sh"
 B=clones
 RUNS=${BENCH_RUNS:-3}
-N=20
+# BENCH_CLONES_N: fewer instances for quicker loops while working on clones (the figures are for 20).
+N=${BENCH_CLONES_N:-20}
 BASE_ARCHIVE="$BENCH_DIR/.cache/bookworm-minbase.docker-save.tar"
 PG_IMAGE=keelbench/postgres:bookworm
 SRC=keelbench-pg-seed

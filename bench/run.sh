@@ -18,6 +18,7 @@ usage: npm run bench [-- [--save-baseline] NAME...]     NAME: ${ALL_BENCHES[*]} 
                    theirs; other benches' rows stay). Every run is compared with that file.
 environment: BENCH_RUNS (default per bench), BENCH_BLOCK (runs per engine per round, 1),
              BENCH_TIMEOUT (s per hyperfine call, 600), BENCH_KEEP_WORK=1 keeps the temp work dir.
+             BENCH_CLONES_N: instances in the clones bench (20).
 EOF
 }
 

@@ -23,6 +23,7 @@ import { exec } from '../common/exec.ts';
 import { mkdirp, readJsonIfExists, writeJsonAtomic } from '../common/fs.ts';
 import { newId } from '../common/ids.ts';
 import { log } from '../common/log.ts';
+import { Phases } from '../common/phases.ts';
 import { freezeSnapshot } from '../snapshots/overlay.ts';
 import { cloneVolumeName, createCloneVolume, freezeVolume } from '../volumes/clones.ts';
 import type { ResolvedMount } from '../volumes/index.ts';
@@ -162,12 +163,15 @@ export async function cloneContainer(svc: Cloning, ref: string, o: CloneOptions 
     warnings.push(`bind mounts are shared with the clones, not cloned: ${list}`);
   }
   const names = cloneNames(svc, o, count);
+  const ph = new Phases();
   return svc.mutex.run(src.id, async () => {
+    ph.mark('lock');
     if (!svc.store.get(src.id)) throw new EngineError('NOT_FOUND', `No such container: ${ref}`);
     if (src.state.Status === 'removing') throw conflict(`container ${src.id} is being removed`);
     const snap = await svc.images.snapshots.record(src.id);
     if (!snap) throw new EngineError('NOT_FOUND', `container ${src.name} has no root filesystem`);
     const frozen = await freezeSource(svc, src, o);
+    ph.mark('freeze');
     crashPoint('clone-frozen');
     await mkdirp(journalDir(svc), 0o700);
     const clones: CloneResult['clones'] = [];
@@ -176,28 +180,38 @@ export async function cloneContainer(svc: Cloning, ref: string, o: CloneOptions 
       const id = newId();
       const volNames = new Map((src.mounts ?? []).filter((m) => m.type === 'volume').map((m) => [m.name!, cloneVolumeName(m.name!)]));
       const journal = path.join(journalDir(svc), `${id}.json`);
-      await writeJsonAtomic(journal, { id, volumes: [...volNames.values()] } satisfies JournalEntry);
+      // No fsync: the journal only lets reconcile remove a clone a crash cut short. A daemon kill -9 keeps
+      // it (the page cache survives); a power failure that loses it can leave only this clone's snapshot,
+      // which the orphan sweep removes (no record names it), and its volume, unreferenced (volume prune):
+      // a leak, never a record that names what is not there. The snapshot record and the container record
+      // (the commit point) stay durable: a durable container record over a lost snapshot would be broken.
+      await writeJsonAtomic(journal, { id, volumes: [...volNames.values()] } satisfies JournalEntry, 0o600, { durable: false });
+      ph.mark('journal');
       crashPoint('clone-journal');
       try {
-        await svc.images.snapshots.prepare(id, snap.chain, frozen.rootfs);
+        // The rootfs snapshot and the volume clones are independent: made side by side, all settled before going on.
+        const made = await Promise.allSettled([
+          svc.images.snapshots.prepare(id, snap.chain, frozen.rootfs),
+          ...[...volNames].map(([origin, vname]) => createCloneVolume(svc.volumes.store, vname, origin, frozen.volumes.get(origin) ?? [], id)),
+        ]);
+        const failed = made.find((r) => r.status === 'rejected');
+        if (failed) throw failed.reason;
+        ph.mark('snapshot+volumes');
         crashPoint('clone-snapshot');
-        const mounts: ResolvedMount[] = [];
-        for (const m of src.mounts ?? []) {
-          if (m.type !== 'volume') {
-            mounts.push({ ...m });
-            continue;
-          }
-          const vname = volNames.get(m.name!)!;
-          await createCloneVolume(svc.volumes.store, vname, m.name!, frozen.volumes.get(m.name!) ?? [], id);
-          mounts.push({ ...m, name: vname, source: svc.volumes.store.dataPath(vname), anonymous: true, copyData: false });
-        }
         crashPoint('clone-volumes');
+        const mounts: ResolvedMount[] = (src.mounts ?? []).map((m) => {
+          if (m.type !== 'volume') return { ...m };
+          const vname = volNames.get(m.name!)!;
+          return { ...m, name: vname, source: svc.volumes.store.dataPath(vname), anonymous: true, copyData: false };
+        });
         let name = wanted;
         if (!name) for (let i = 0; !name || svc.store.tryFind(name); i++) name = `${src.name.slice(0, 40)}-clone-${id.slice(0, 6)}${i ? i : ''}`;
         const rec = cloneRecord(src, id, name, mounts, o);
         await svc.store.add(rec);
+        ph.mark('record');
         crashPoint('clone-record');
         await fsp.rm(journal, { force: true });
+        ph.mark('unjournal');
         clones.push({ id, name });
         svc.event('create', rec, { 'keel.clone.source': src.id });
       } catch (e) {
@@ -207,6 +221,7 @@ export async function cloneContainer(svc: Cloning, ref: string, o: CloneOptions 
         throw e;
       }
     }
+    ph.log('clone', { src: src.id.slice(0, 12), count });
     return { clones, warnings };
   });
 }

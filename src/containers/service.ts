@@ -5,6 +5,7 @@ import { mkdirp } from '../common/fs.ts';
 import { newId, randomName } from '../common/ids.ts';
 import { KeyedMutex } from '../common/lock.ts';
 import { log } from '../common/log.ts';
+import { Phases } from '../common/phases.ts';
 import { conmonLogOptions, logPolicy } from './logconfig.ts';
 import { keepRotatedLogs } from './logrotate.ts';
 import type { ImageService } from '../images/service.ts';
@@ -21,6 +22,7 @@ import { cgroupPath, type ContainerOps, type ContainerParts, type EventSink } fr
 import { reconcile } from './reconcile.ts';
 import { RestartManager } from './restart.ts';
 import { type Mounter, RootfsKeeper } from './rootfs.ts';
+import type { RunNetwork } from './netshare.ts';
 import { RunNetworks } from './runnet.ts';
 import { type ContainerDefaults, runSpecOptions } from './runspec.ts';
 import { crashPoint } from '../common/crashpoint.ts';
@@ -223,11 +225,17 @@ export class ContainerService implements ContainerOps {
     const rd = this.parts.rootfs.runDir(id);
     const rootfs = this.parts.rootfs.path(id);
     let created = false;
-    let netAttached = false;
+    let net: Promise<RunNetwork> | undefined;
+    const ph = new Phases();
     try {
+      // The network (namespace, veth, NAT: programs to run) does not need the rootfs: it is made meanwhile.
+      net = this.parts.nets.attach(rec);
+      net.catch(() => {}); // awaited below, or settled before the undo when a rootfs step fails first
       await mkdirp(rootfs, 0o700);
       await this.parts.rootfs.mount(id, { volatile: rec.hostConfig.AutoRemove });
+      ph.mark('rootfs');
       const volumeMounts = await this.parts.volumes.setupContainerMounts(id, rootfs, rec.mounts ?? []);
+      ph.mark('volumes');
       const user = resolveUserIn(rootfs, rec.config.User, (rec.hostConfig.GroupAdd as string[] | null) ?? []);
       let cwd = '/';
       if (rec.config.WorkingDir) {
@@ -235,9 +243,9 @@ export class ContainerService implements ContainerOps {
         cwd = d.clean;
         d.close();
       }
-      // Set first: detach tolerates missing pieces, so it also undoes an attach that failed halfway.
-      netAttached = true;
-      const { namespace, files } = await this.parts.nets.attach(rec);
+      ph.mark('user');
+      const { namespace, files } = await net;
+      ph.mark('network');
       crashPoint('after-network-attach');
       const spec = buildSpec(
         runSpecOptions(rec, {
@@ -253,6 +261,7 @@ export class ContainerService implements ContainerOps {
       );
       // Rewritten at every start, so no fsync: a crash just means the next start writes it again.
       await fsp.writeFile(path.join(rd, 'config.json'), specToJson(spec), { mode: 0o600 });
+      ph.mark('spec');
       const c = rec.config;
       // StdinOnce closes stdin when the attached client leaves, but only without a
       // TTY: with one, a client leaving (detach keys) is not an EOF (as in dockerd).
@@ -265,16 +274,25 @@ export class ContainerService implements ContainerOps {
         ...conmonLogOptions(rec.hostConfig, this.parts.store.logPath(id)),
       });
       created = true;
+      ph.mark('create');
       crashPoint('after-runc-create');
       await this.connectPending(id);
       await this.parts.runtime.start(id);
+      ph.mark('start');
       crashPoint('after-runc-start');
       rec.state = { ...rec.state, Status: 'running', Pid: pid, ExitCode: 0, Error: '', StartedAt: new Date().toISOString(), OOMKilled: false };
     } catch (e) {
       this.failPending(id);
       if (created) await this.parts.runtime.delete(id, { force: true }).catch((e2) => log.warn('cleanup after failed start', { id, error: String(e2) }));
       // Undoing a failed start: its own error is the one to report; reconcile sweeps what stays behind.
-      if (netAttached) await this.parts.nets.detach(rec).catch(() => {});
+      // detach tolerates missing pieces, so it also undoes an attach that failed halfway.
+      if (net)
+        await net
+          .then(
+            () => this.parts.nets.detach(rec),
+            () => this.parts.nets.detach(rec),
+          )
+          .catch(() => {});
       await this.parts.volumes.teardownContainerMounts(id, rec.mounts ?? []).catch(() => {});
       await this.parts.rootfs.unmount(id).catch(() => {});
       rec.state.Error = e instanceof Error ? e.message : String(e);
@@ -287,9 +305,15 @@ export class ContainerService implements ContainerOps {
     }
     rec.hasBeenStarted = true;
     this.parts.health.start(rec);
-    await this.parts.store.save(rec);
+    // Without a restart policy, no fsync: a daemon kill -9 keeps the page cache, and after a power failure
+    // nothing runs any more (the record then says what it said before this start: a stopped container either
+    // way). With one, this run must be on disk: it decides whether the container comes back at boot.
+    const policy = rec.hostConfig.RestartPolicy?.Name;
+    await this.parts.store.save(rec, { durable: !!policy && policy !== 'no' });
+    ph.mark('save');
     this.parts.event('start', rec);
     this.monitor(rec);
+    ph.log('start', { id: id.slice(0, 12) });
   }
 
   // ---- attach before start --------------------------------------------------

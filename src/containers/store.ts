@@ -118,18 +118,22 @@ export class ContainerStore {
     await this.save(rec);
   }
 
-  save(rec: ContainerRecord): Promise<void> {
+  /**
+   * Writes the record. `durable: false` skips the fsyncs (writeFileAtomic): for a change that must survive
+   * the daemon's kill -9 at once but may be lost with a power failure (which also stops every container).
+   */
+  save(rec: ContainerRecord, o: { durable?: boolean } = {}): Promise<void> {
     const prev = this.writes.get(rec.id) ?? Promise.resolve();
-    const mine = prev.catch(() => {}).then(() => this.write(rec));
+    const mine = prev.catch(() => {}).then(() => this.write(rec, o));
     this.writes.set(rec.id, mine);
     mine.finally(() => this.writes.get(rec.id) === mine && this.writes.delete(rec.id)).catch(() => {});
     return mine;
   }
 
-  private async write(rec: ContainerRecord): Promise<void> {
+  private async write(rec: ContainerRecord, o: { durable?: boolean }): Promise<void> {
     // A record removed while this save waited stays removed.
     if (!this.byId.has(rec.id)) return;
-    await writeFileAtomic(path.join(this.containerDir(rec.id), 'config.json'), JSON.stringify(rec));
+    await writeFileAtomic(path.join(this.containerDir(rec.id), 'config.json'), JSON.stringify(rec), 0o600, o);
   }
 
   forget(rec: ContainerRecord): void {

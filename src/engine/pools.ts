@@ -14,6 +14,7 @@
 import fsp from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
+import { crashPoint } from '../common/crashpoint.ts';
 import { EngineError, invalid, notFound } from '../common/errors.ts';
 import { mkdirp, readJsonIfExists, writeJsonAtomic } from '../common/fs.ts';
 import { NAME_PATTERN } from '../common/ids.ts';
@@ -200,10 +201,23 @@ export class PoolManager {
         }
         delete c.config.Labels[POOL_LABEL];
         c.config.Labels[TAKEN_LABEL] = name;
-        await this.engine.containers.store.save(c);
-        st.wake?.();
+        // The least before the answer: the record is renamed into place without fsync, which a daemon
+        // kill -9 cannot undo (the page cache stays), so a restarted daemon never puts it back in the pool.
+        // Only a power failure can lose it, and that also ends the test that took it: the member is
+        // started again in its pool, harmless. The durable write and the refill follow the answer.
+        const store = this.engine.containers.store;
+        const tSave = performance.now();
+        await store.save(c, { durable: false });
+        const saveMs = performance.now() - tSave;
+        setImmediate(() => {
+          crashPoint('pool-taken'); // after the answer went out
+          store.save(c).catch((e) => log.warn('cannot write a taken container record', { id, error: String(e) }));
+          st.wake?.();
+        });
         const ports = publishedPorts(this.engine.inspectContainer(id).ports);
-        return { id, name: c.name, ports, waitedMs: Math.round(performance.now() - t0) };
+        const waitedMs = Math.round(performance.now() - t0);
+        log.debug('pool take', { pool: name, id: id.slice(0, 12), waitedMs, saveMs: Math.round(saveMs * 10) / 10 });
+        return { id, name: c.name, ports, waitedMs };
       }
       if (this.pools.get(name) !== st) throw notFound(`pool ${name} was removed`);
       const left = timeoutMs - (performance.now() - t0);

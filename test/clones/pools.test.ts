@@ -73,6 +73,30 @@ test('pool create / take / refill / restart / rm', async () => {
   await ok(d, ['rm', '-f', '-v', out.name, r.json.Name, 'web']);
 });
 
+test('a kill -9 of the daemon right after a take answered: the taken container stays an ordinary one, the pool refills without it', async () => {
+  await ok(d, ['create', '--name', 'csrc', 'busybox:local', 'sleep', '3600']);
+  await keelOk(d, ['pool', 'create', 'cp', '--from', 'csrc', '--size', '2', '--ready', 'running']);
+  await until('2 ready', async () => (await pool('cp'))?.readyCount === 2);
+  let r: Awaited<ReturnType<typeof api>> | undefined;
+  // The record was written before the answer, the durable write and the refill come after it: the crash is between.
+  await d.crashAt('pool-taken', async () => (r = await api(d, 'POST', '/keel/pools/cp/take')));
+  assert.equal(r?.status, 200, r?.text);
+  const id = r!.json.Id as string;
+  const taken = JSON.parse(await ok(d, ['inspect', id]))[0];
+  assert.equal(taken.State.Status, 'running');
+  assert.equal(taken.Config.Labels['keel.pool.taken'], 'cp');
+  assert.equal(taken.Config.Labels['keel.pool'], undefined);
+  await until('refilled after the restart', async () => (await pool('cp'))?.readyCount === 2);
+  const members = (await ok(d, ['ps', '-q', '--no-trunc', '--filter', 'label=keel.pool=cp'])).trim().split('\n');
+  assert.equal(members.length, 2);
+  assert.ok(!members.includes(id), 'the taken container is not a member again');
+  const next = await Promise.all([api(d, 'POST', '/keel/pools/cp/take'), api(d, 'POST', '/keel/pools/cp/take')]);
+  assert.deepEqual(next.map((x) => x.json.Id).sort(), [...members].sort());
+  await keelOk(d, ['pool', 'rm', 'cp']);
+  await ok(d, ['rm', '-f', id, ...members, 'csrc']);
+  assert.equal((await ok(d, ['ps', '-aq'])).trim(), '');
+});
+
 test('pool bad input: size 0 or 10000, missing source, missing pool, take from a pool that never gets ready', async () => {
   await ok(d, ['create', '--name', 'quiet', 'busybox:local', 'sleep', '3600']);
   for (const size of ['0', '10000']) {
