@@ -54,6 +54,7 @@ export class Builder {
       if (c.config.Labels?.[BUILD_LABEL] !== undefined) await this.deps.containers.remove(c.id, { force: true, volumes: true }).catch(() => {});
     }
     const snaps = this.deps.images.snapshots;
+    // best effort at start-up: a leftover that will not go is tried again at the next start
     for (const k of await snaps.listActive()) if (k.startsWith('build-')) await snaps.remove(k).catch(() => {});
   }
 

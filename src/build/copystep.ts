@@ -34,6 +34,7 @@ export async function mountImage(s: BuildSession, rec: ImageRecord | undefined):
   const t = await tempDir(s.deps.dataRoot, 'rootfs');
   let mounted = false;
   const release = async () => {
+    // cleanup after the step: an error here must not hide the step's own result or error
     if (mounted) await unmount(t.dir).catch(() => {});
     mounted = false;
     await snaps.remove(key).catch(() => {});

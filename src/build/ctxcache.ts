@@ -109,6 +109,7 @@ export class ContextCache {
       const k = byAge.shift()!;
       this.kept.delete(k.digest);
       k.evicted = true;
+      // an evicted context's temp dir: a failed removal leaves a dir the next prune takes
       if (k.users === 0) void k.ctx.release().catch(() => {});
     }
   }
@@ -118,6 +119,7 @@ export class ContextCache {
     for (const k of [...this.kept.values()]) {
       this.kept.delete(k.digest);
       k.evicted = true;
+      // as above: the context is gone from the cache either way
       if (k.users === 0) await k.ctx.release().catch(() => {});
     }
   }

@@ -47,6 +47,7 @@ export async function runMounts(s: BuildSession, st: StageState, input: RunMount
   const env: string[] = [];
   const cleanups: (() => Promise<void>)[] = [];
   const release = async () => {
+    // every cleanup runs even if one fails; the step's own error is the one reported
     for (const c of cleanups.reverse()) await c().catch(() => {});
   };
   try {
@@ -195,6 +196,7 @@ async function cacheMount(s: BuildSession, m: Extract<RunMount, { type: 'cache' 
     specs.push({ type: 'bind', source: dir, target: m.target, readOnly: m.readonly });
     return cleanups;
   } catch (e) {
+    // every cleanup runs even if one fails; the step's own error is the one reported
     for (const c of cleanups.reverse()) await c().catch(() => {});
     throw e;
   }

@@ -69,6 +69,7 @@ export async function runContainer(containers: ContainerService, o: RunStepOptio
     o.signal?.addEventListener('abort', onAbort, { once: true });
     try {
       const exited = containers.wait(id, 'next-exit', ac.signal);
+      // awaited below; this only keeps a rejection (the abort) from being unhandled before then
       exited.catch(() => {});
       const session = containers.attach(rec);
       await containers.start(id);
@@ -107,6 +108,7 @@ export async function runContainer(containers: ContainerService, o: RunStepOptio
       o.signal?.removeEventListener('abort', onAbort);
     }
   } catch (e) {
+    // undoing a failed RUN: its own error is the one to report; the builder sweeps build containers at start
     if (!o.keep) await containers.remove(id, { force: true, volumes: true }).catch(() => {});
     throw e;
   }

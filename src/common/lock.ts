@@ -99,6 +99,7 @@ export class KeyedMutex {
     const tail = prev.then(() => mine);
     this.tails.set(key, tail);
     try {
+      // the previous holder's failure is its caller's: this one only waits for its turn
       await prev.catch(() => {});
       return await fn();
     } finally {

@@ -40,6 +40,7 @@ export async function attachedUp(b: ComposeBackend, t: Target, printer: LogPrint
   const shown = containers.filter((c) => t.project?.services[c.labels[L.SERVICE] ?? '']?.attach !== false);
   printer.register(shown.map(shortName));
   const logsDone = new AbortController();
+  // a log stream that fails (the container went) only stops that container's output
   const streams = new Map(shown.map((c) => [c.id, printer.follow(b, c, { follow: true, since: String(o.since) }, logsDone.signal).catch(() => {})]));
   let exitCode = 0;
   let stopping: Promise<void> | undefined;

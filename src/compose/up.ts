@@ -148,6 +148,7 @@ async function createOne(b: ComposeBackend, p: Project, name: string, n: number,
   try {
     for (const net of plan.extraNetworks) await b.connectNetwork(net.name, id, net.endpoint);
   } catch (e) {
+    // undoing a half-made container: the connect error is the one to report
     await b.removeContainer(id, { force: true }).catch(() => {});
     throw e;
   }
@@ -200,6 +201,7 @@ async function convergeService(
       try {
         id = await createOne(b, p, name, n, imageId, r, o);
       } catch (e) {
+        // putting the old container's name back after a failed replacement; the create error is the one to report
         await b.renameContainer(c.id, c.name).catch(() => {});
         throw e;
       }

@@ -113,6 +113,7 @@ async function freeze(svc: Files, rec: ContainerRecord): Promise<() => Promise<v
     if (thawed) return;
     thawed = true;
     if (!drop()) return;
+    // a thaw that fails means the container is gone or no longer frozen: nothing left to undo
     const p = svc.runtime.resume(rec.id).catch(() => {});
     thawing.set(rec.id, p);
     await p;

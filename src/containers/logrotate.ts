@@ -91,6 +91,7 @@ async function rotateIfReplaced(logPath: string, policy: LogPolicy): Promise<voi
     const older = policy.maxFile - 1;
     for (const gz of ['', '.gz']) await fsp.rm(`${logPath}.${older}${gz}`, { force: true });
     for (let i = older - 1; i >= 1; i--) {
+      // a generation that does not exist yet (fewer files than max-file so far)
       for (const gz of ['', '.gz']) await fsp.rename(`${logPath}.${i}${gz}`, `${logPath}.${i + 1}${gz}`).catch(() => {});
     }
     if (policy.compress) {
@@ -102,5 +103,6 @@ async function rotateIfReplaced(logPath: string, policy: LogPolicy): Promise<voi
     }
   }
   await fsp.rm(keep, { force: true });
+  // the next rotation's hard link; without it rotation copies instead
   await fsp.link(logPath, keep).catch(() => {});
 }

@@ -125,6 +125,7 @@ async function finishInterruptedStart(svc: ContainerParts, ops: ContainerOps, re
       OOMKilled: false,
     };
     rec.hasBeenStarted = true;
+    // the record is saved again at the container's exit; monitoring it matters more than this write
     await svc.store.save(rec).catch(() => {});
     ops.monitor(rec);
     svc.health.start(rec);
@@ -137,6 +138,7 @@ async function finishInterruptedStart(svc: ContainerParts, ops: ContainerOps, re
     return false;
   }
   await svc.runtime.delete(rec.id, { force: true }).catch((e) => log.warn('removing a start cut short failed', { id: rec.id, error: String(e) }));
+  // releasing what a start cut short left: each is also released by the next reconcile if it fails here
   await svc.nets.detach(rec).catch(() => {});
   await svc.volumes.teardownContainerMounts(rec.id, rec.mounts ?? []).catch(() => {});
   log.info('undid a start the last daemon did not finish', { id: rec.id, runtime: state?.status ?? 'unknown' });

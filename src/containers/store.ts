@@ -124,6 +124,7 @@ export class ContainerStore {
    */
   save(rec: ContainerRecord, o: { durable?: boolean } = {}): Promise<void> {
     const prev = this.writes.get(rec.id) ?? Promise.resolve();
+    // an earlier write's failure was its caller's: this write replaces the whole record anyway
     const mine = prev.catch(() => {}).then(() => this.write(rec, o));
     this.writes.set(rec.id, mine);
     mine.finally(() => this.writes.get(rec.id) === mine && this.writes.delete(rec.id)).catch(() => {});
@@ -144,6 +145,7 @@ export class ContainerStore {
   /** Drops the record and its directory (logs, hosts files) for good. */
   async remove(rec: ContainerRecord): Promise<void> {
     this.forget(rec);
+    // the record is being removed: a failed pending write of it no longer matters
     await this.writes.get(rec.id)?.catch(() => {});
     await fsp.rm(this.containerDir(rec.id), { recursive: true, force: true });
   }

@@ -178,6 +178,7 @@ export class PoolManager {
     st.stop.abort();
     for (const w of st.waiters.splice(0)) w();
     await fsp.rm(path.join(this.dir, `${name}.json`), { force: true });
+    // the refill loop was aborted just above: its end, not its error, is awaited
     await st.loop?.catch(() => {});
     for (const id of [...st.ready, ...st.starting]) members.add(id);
     for (const id of members) await this.engine.removeContainer(id, { force: true, volumes: true }).catch(() => {}); // gone meanwhile
@@ -297,6 +298,7 @@ export class PoolManager {
       if (signal.aborted) return;
       st.error = `member ${id.slice(0, 12)}: ${(e as Error).message}`;
       log.warn('pool member failed to become ready', { pool: st.rec.name, id, error: st.error });
+      // a failed member is removed best effort: the pool's error (set above) says what went wrong
       await this.engine.removeContainer(id, { force: true, volumes: true }).catch(() => {});
       st.wake?.();
     }

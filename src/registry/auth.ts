@@ -51,6 +51,7 @@ export class TokenCache {
         return token;
       });
       this.inflight.set(key, p);
+      // the token fetch's rejection goes to its awaiters (p); this chain only forgets it
       p.finally(() => this.inflight.delete(key)).catch(() => {});
     }
     return p;

@@ -129,6 +129,7 @@ export class LogSuccessors {
       } finally {
         this.looking = undefined;
       }
+      // a stat or close failing on a log that is going away: the next change of the path looks again
     })().catch(() => {});
   }
 
@@ -137,6 +138,7 @@ export class LogSuccessors {
     clearInterval(this.timer);
     this.watcher?.close();
     this.wake?.();
+    // closing: a file already closed or gone has nothing left to release
     for (const o of this.queue.splice(0)) await o.fh.close().catch(() => {});
   }
 }

@@ -259,6 +259,7 @@ export function composeMoreCommands(compose: Command, cli: ComposeCli, r: Report
           try {
             code = await b.runAttached(id, { tty, interactive: true });
           } finally {
+            // --rm after the run: the run's exit code is what the user needs; a leftover shows in `ps -a`
             if (o.rm) await b.removeContainer(id, { force: true, volumes: true }).catch(() => {});
           }
           if (code) throw new ExitError(code);
