@@ -11,7 +11,7 @@ import { EngineError } from '../common/errors.ts';
 import type { ComposeBackend, ContainerSummary } from './backend.ts';
 import { planContainer } from './convert.ts';
 import { inDependencyOrder, withDependencies } from './graph.ts';
-import { ensureImages, type ImageOptions } from './images.ts';
+import { ensureImages, type ImageOptions, prefetchImages } from './images.ts';
 import * as L from './labels.ts';
 import type { Reporter } from './reporter.ts';
 import { ensureNetworks, ensureVolumes, usedResources } from './resources.ts';
@@ -66,6 +66,7 @@ export async function up(b: ComposeBackend, p: Project, r: Reporter, o: UpOption
   }
   const used = usedResources(p, services);
   // what the project has, asked for at once: on a no-op up these answers are all the engine work there is
+  const inspections = prefetchImages(b, p, services, o);
   const [networks, volumes, listed] = await Promise.all([
     used.networks.length ? b.listNetworks(L.projectFilter(p.name)) : [],
     used.volumes.length ? b.listVolumes(L.projectFilter(p.name)) : [],
@@ -74,7 +75,7 @@ export async function up(b: ComposeBackend, p: Project, r: Reporter, o: UpOption
   await ensureNetworks(b, p, used.networks, r, networks);
   await ensureVolumes(b, p, used.volumes, r, volumes);
   let slow = false;
-  const images = await ensureImages(b, p, services, { ...r, event: (...a) => ((slow = true), r.event(...a)) }, o);
+  const images = await ensureImages(b, p, services, { ...r, event: (...a) => ((slow = true), r.event(...a)) }, o, inspections);
   // a pull or a build takes long enough for the containers to change meanwhile: list them again
   const existing = slow ? await projectContainers(b, p.name) : listed;
   const orphans = existing.filter((c) => !p.services[c.labels[L.SERVICE] ?? ''] && !p.disabled[c.labels[L.SERVICE] ?? '']);

@@ -358,9 +358,14 @@ export class RuntimeDriver implements OciRuntime {
     } catch (e) {
       if (!isEngineError(e, 'NOT_FOUND')) throw e;
     }
-    // conmon exits once it has recorded the exit; give it a moment, then make sure.
+    // conmon exits once it has recorded the exit; give it a moment (~2 s, checked
+    // from 1 ms on: it is usually gone within a few ms), then make sure.
     const cpid = this.conmonPid(id);
-    for (let i = 0; cpid && isAlive(cpid) && i < 100; i++) await new Promise((r) => setTimeout(r, 20));
+    for (let i = 0, waited = 0; cpid && isAlive(cpid) && waited < 2000; i++) {
+      const ms = Math.min(1 << i, 20);
+      await new Promise((r) => setTimeout(r, ms));
+      waited += ms;
+    }
     if (cpid && isAlive(cpid) && isConmon(cpid)) {
       try {
         process.kill(cpid, 'SIGKILL');
