@@ -63,12 +63,44 @@ async function pull(b: ComposeBackend, s: Service, ref: string, r: Reporter, o: 
   r.event('Image', ref, 'Pulled');
 }
 
+/** Inspections of images by reference, each asked once (services sharing an image). */
+export type Inspections = Map<string, ReturnType<ComposeBackend['inspectImage']>>;
+
+/** Whether ensureImages looks at the service's image as it is (else it builds or pulls first). */
+function inspectsFirst(s: Service, o: ImageOptions): boolean {
+  const policy = o.pull ?? s.pull_policy ?? 'missing';
+  return !(s.build && !o.noBuild && (o.build || policy === 'build')) && !(policy === 'always' && s.image);
+}
+
+/**
+ * Starts the inspections ensureImages will make, so `up` asks for them
+ * together with its other lists (on a no-op up they are all the engine work
+ * there is). A failure is ensureImages' to report.
+ */
+export function prefetchImages(b: ComposeBackend, p: Project, services: string[], o: ImageOptions = {}): Inspections {
+  const inspected: Inspections = new Map();
+  for (const name of services) {
+    const s = p.services[name]!;
+    const ref = imageRef(p, s);
+    if (!inspectsFirst(s, o) || inspected.has(ref)) continue;
+    const pr = b.inspectImage(ref);
+    pr.catch(() => {});
+    inspected.set(ref, pr);
+  }
+  return inspected;
+}
+
 /** Makes sure every service's image exists; the image ids by service. */
-export async function ensureImages(b: ComposeBackend, p: Project, services: string[], r: Reporter, o: ImageOptions = {}): Promise<Map<string, string>> {
+export async function ensureImages(
+  b: ComposeBackend,
+  p: Project,
+  services: string[],
+  r: Reporter,
+  o: ImageOptions = {},
+  inspected: Inspections = new Map(),
+): Promise<Map<string, string>> {
   const ids = new Map<string, string>();
   const toBuild: Service[] = [];
-  // services sharing an image ask the engine about it once
-  const inspected = new Map<string, ReturnType<ComposeBackend['inspectImage']>>();
   const inspect = (ref: string) => {
     let pr = inspected.get(ref);
     if (!pr) inspected.set(ref, (pr = b.inspectImage(ref)));
@@ -80,7 +112,7 @@ export async function ensureImages(b: ComposeBackend, p: Project, services: stri
       const ref = imageRef(p, s);
       const policy = o.pull ?? s.pull_policy ?? 'missing';
       if (s.build && !o.noBuild && (o.build || policy === 'build')) return void toBuild.push(s);
-      let img = policy === 'always' && s.image ? undefined : await inspect(ref);
+      let img = inspectsFirst(s, o) ? await inspect(ref) : undefined;
       if (!img) {
         if (s.build && !o.noBuild && policy !== 'always') return void toBuild.push(s);
         if (policy === 'never') throw new EngineError('NOT_FOUND', `service "${name}": image ${ref} not found and pull_policy is never`);

@@ -76,16 +76,30 @@ export async function down(b: ComposeBackend, t: Target, r: Reporter, o: DownOpt
       );
     list = list.filter((c) => !orphan(c) || c.labels[L.ONEOFF] === 'True');
   }
-  await reverseOrder(t, list, async (c) => {
-    if (c.state === 'running' || c.state === 'paused' || c.state === 'restarting') {
-      r.event('Container', c.name, 'Stopping');
-      await b.stopContainer(c.id, o.timeout);
-      r.event('Container', c.name, 'Stopped');
-    }
+  // Only the stops follow the dependency order (a service stops before
+  // what it depends on); a stopped container's removal goes on beside the
+  // next services' stops instead of holding them up.
+  const removals: Promise<void>[] = [];
+  const removal = async (c: ContainerSummary) => {
     r.event('Container', c.name, 'Removing');
     await b.removeContainer(c.id, { force: true, volumes: o.volumes });
     r.event('Container', c.name, 'Removed');
-  });
+  };
+  try {
+    await reverseOrder(t, list, async (c) => {
+      if (c.state === 'running' || c.state === 'paused' || c.state === 'restarting') {
+        r.event('Container', c.name, 'Stopping');
+        await b.stopContainer(c.id, o.timeout);
+        r.event('Container', c.name, 'Stopped');
+      }
+      const p = removal(c);
+      p.catch(() => {}); // awaited below, with the others
+      removals.push(p);
+    });
+  } finally {
+    await Promise.allSettled(removals);
+  }
+  await Promise.all(removals);
   await removeNetworks(b, t.name, t.project, r);
   if (o.volumes) await removeVolumes(b, t.name, t.project, r);
   if (o.rmi) {

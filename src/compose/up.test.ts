@@ -263,3 +263,35 @@ test("a missing image is pulled for the service's platform", async () => {
   await up(e.backend(), project('services:\n  a:\n    image: arm-only\n    platform: linux/arm64\n'), collectingReporter());
   assert.ok(e.calls.includes('pull arm-only linux/arm64'), e.calls.join('\n'));
 });
+
+test(
+  'down: the stops follow the dependency order; a stopped container is removed beside the next stops; a failed removal fails down after the others',
+  { timeout: 10_000 },
+  async () => {
+    const e = new FakeEngine();
+    const r = collectingReporter();
+    const p = project(YAML);
+    await up(e.backend(), p, r);
+    const b = e.backend();
+    // web's removal finishes only once db has been stopped: a down that waited for it before stopping db would never end
+    let dbStopped!: () => void;
+    const gate = new Promise<void>((res) => (dbStopped = res));
+    const stopContainer = b.stopContainer;
+    b.stopContainer = async (id, t) => {
+      await stopContainer(id, t);
+      if (e.find(id).name === 'app-db-1') dbStopped();
+    };
+    const removeContainer = b.removeContainer;
+    b.removeContainer = async (id, o) => {
+      const name = e.find(id).name;
+      if (name === 'app-web-1') await gate;
+      if (name === 'app-cache-2') throw new EngineError('INTERNAL', 'cannot remove app-cache-2');
+      await removeContainer(id, o);
+    };
+    e.calls.length = 0;
+    await assert.rejects(down(b, { name: 'app', project: p }, r), /cannot remove app-cache-2/);
+    assert.ok(e.calls.indexOf('stop app-web-1') < e.calls.indexOf('stop app-db-1'));
+    assert.ok(e.calls.indexOf('stop app-db-1') < e.calls.indexOf('remove app-web-1'));
+    assert.deepEqual(e.names(), ['app-cache-2:exited']);
+  },
+);

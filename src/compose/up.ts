@@ -12,7 +12,7 @@ import type { ComposeBackend, ContainerSummary, NetworkSummary } from './backend
 import { planContainer } from './convert.ts';
 import { referencedServices } from './extra-keys.ts';
 import { inDependencyOrder, withDependencies } from './graph.ts';
-import { ensureImages, type ImageOptions } from './images.ts';
+import { ensureImages, type ImageOptions, prefetchImages } from './images.ts';
 import * as L from './labels.ts';
 import type { Reporter } from './reporter.ts';
 import { ensureNetworks, ensureVolumes, recreateNetworks, usedResources } from './resources.ts';
@@ -68,6 +68,7 @@ export async function up(b: ComposeBackend, p: Project, r: Reporter, o: UpOption
   }
   const used = usedResources(p, services);
   // what the project has, asked for at once: on a no-op up these answers are all the engine work there is
+  const inspections = prefetchImages(b, p, services, o);
   const [networks, volumes, listed] = await Promise.all([
     used.networks.length ? b.listNetworks(L.projectFilter(p.name)) : [],
     used.volumes.length ? b.listVolumes(L.projectFilter(p.name)) : [],
@@ -78,7 +79,7 @@ export async function up(b: ComposeBackend, p: Project, r: Reporter, o: UpOption
   const gone = diverged.size ? await recreateNetworks(b, p, diverged, listed, services, r, networkIds) : new Set<string>();
   await ensureVolumes(b, p, used.volumes, r, volumes);
   let slow = false;
-  const images = await ensureImages(b, p, services, { ...r, event: (...a) => ((slow = true), r.event(...a)) }, o);
+  const images = await ensureImages(b, p, services, { ...r, event: (...a) => ((slow = true), r.event(...a)) }, o, inspections);
   // a pull or a build takes long enough for the containers to change meanwhile: list them again
   const existing = slow || gone.size ? await projectContainers(b, p.name) : listed;
   const orphans = existing.filter((c) => !p.services[c.labels[L.SERVICE] ?? ''] && !p.disabled[c.labels[L.SERVICE] ?? '']);

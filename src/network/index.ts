@@ -69,6 +69,8 @@ export class NetworkManager {
   private jumpsOk = false;
   private hostResolv: HostResolv = { nameservers: [], search: [], options: [] };
   private readonly sandboxes: Sandboxes;
+  /** Networks between the start and the end of their removal. */
+  private readonly removing = new Set<string>();
 
   constructor(o: NetworkManagerOptions) {
     this.opts = {
@@ -167,17 +169,34 @@ export class NetworkManager {
     });
   }
 
+  /**
+   * The bridge is deleted outside the 'state' lock (`ip link del` waits for
+   * an RCU grace period, tens of ms): a second network's removal (compose
+   * down removes a project's networks together) loads its rules meanwhile.
+   * The record goes last, so a crash in between leaves a network that can
+   * be removed again, not a bridge nothing knows; until then the network
+   * takes no endpoint (activate refuses it).
+   */
   async removeNetwork(idOrName: string): Promise<void> {
-    await this.mu.run('state', async () => {
+    const n = await this.mu.run('state', async () => {
       const n = this.store.get(idOrName);
       if (n.Predefined) throw new EngineError('FORBIDDEN', `${n.Name} is a pre-defined network and cannot be removed`);
+      if (this.removing.has(n.Id)) throw new EngineError('NOT_FOUND', `network ${n.Name} is being removed`);
       if (this.state.endpointsOf(n.Id).length) {
         throw new EngineError('FORBIDDEN', `error while removing network: network ${n.Name} id ${n.Id} has active endpoints`);
       }
-      await this.deactivate(n);
-      await this.ipam.dropNetwork(n.Id);
-      await this.store.remove(n.Id);
+      this.removing.add(n.Id);
+      return n;
     });
+    try {
+      if (await this.mu.run('state', () => this.deactivate(n))) await removeBridge(n.BridgeName);
+      await this.mu.run('state', async () => {
+        await this.ipam.dropNetwork(n.Id);
+        await this.store.remove(n.Id);
+      });
+    } finally {
+      this.removing.delete(n.Id);
+    }
   }
 
   listNetworks(filters: NetworkFilters = {}): NetworkRecord[] {
@@ -239,6 +258,7 @@ export class NetworkManager {
 
   /** Bridge, rules and DNS of a network, set up on first use. Caller holds 'state' (or is init). */
   private async activate(n: NetworkRecord, restarting = false): Promise<void> {
+    if (this.removing.has(n.Id)) throw new EngineError('NOT_FOUND', `network ${n.Name} is being removed`);
     const wasActive = this.state.active.has(n.Id);
     await ensureBridge(n.BridgeName, `${n.Gateway}/${parseCidr(n.Subnet).prefix}`, this.opts.mtu);
     if (!wasActive) {
@@ -259,13 +279,14 @@ export class NetworkManager {
     }
   }
 
-  private async deactivate(n: NetworkRecord): Promise<void> {
+  /** Stops the network's DNS and takes its rules out; whether it was active (then removeNetwork deletes its bridge). */
+  private async deactivate(n: NetworkRecord): Promise<boolean> {
     this.dns.get(n.Id)?.close();
     this.dns.delete(n.Id);
-    if (!this.state.active.delete(n.Id)) return;
+    if (!this.state.active.delete(n.Id)) return false;
     await this.state.save();
     await this.applyRules();
-    await removeBridge(n.BridgeName);
+    return true;
   }
 
   private lookupName(networkId: string, name: string): string[] | undefined {

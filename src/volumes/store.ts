@@ -169,10 +169,12 @@ export class VolumeStore {
       if (errnoCode(e) === 'ENOENT') return [];
       throw e;
     }
+    // Read side by side (one after the other, ten volumes took tens of ms:
+    // compose's up lists them), 64 at a time so the open files stay bounded.
     const out: VolumeRecord[] = [];
-    for (const n of names.sort()) {
-      const r = await this.get(n);
-      if (r) out.push(r);
+    const sorted = names.sort();
+    for (let i = 0; i < sorted.length; i += 64) {
+      for (const r of await Promise.all(sorted.slice(i, i + 64).map((n) => this.get(n)))) if (r) out.push(r);
     }
     return out;
   }

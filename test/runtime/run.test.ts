@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { readLog, type LogEntry } from '../../src/runtime/index.ts';
+import { isNotRunning, readLog, type LogEntry } from '../../src/runtime/index.ts';
 import { cgroupParent, fixture, prepare, removeCgroupParent, uniqueId, type Fixture } from './helpers.ts';
 
 let f: Fixture;
@@ -181,4 +181,24 @@ test('start of a created container whose init was killed fails, naming the cause
   } finally {
     await f.driver.delete(id, { force: true });
   }
+});
+
+test('kill signals a running container (no runc process), reports one that exited as not running; delete of the exited one removes its state and cgroups', async () => {
+  const id = uniqueId('term');
+  const b = await prepare(f, id, { args: ['sh', '-c', "trap 'exit 7' TERM; while :; do sleep 0.05; done"] });
+  await f.driver.create(id, b, { logPath: path.join(f.dir, `${id}.log`) });
+  await f.driver.start(id);
+  // the trap is set once the shell runs its loop: signal until it counts
+  const exit = f.driver.wait(id);
+  let code: number | undefined;
+  for (let i = 0; i < 100 && code === undefined; i++) {
+    await f.driver.kill(id, 'SIGTERM').catch((e: unknown) => assert.ok(isNotRunning(e), String(e)));
+    code = await Promise.race([exit.then((x) => x.exitCode), new Promise<undefined>((r) => setTimeout(() => r(undefined), 50))]);
+  }
+  assert.equal(code, 7);
+  await assert.rejects(f.driver.kill(id, 'SIGTERM'), (e: unknown) => isNotRunning(e));
+  await f.driver.delete(id);
+  assert.equal(fs.existsSync(path.join(f.dir, 'runc', id)), false);
+  for (const c of ['memory', 'pids', 'cpu', 'freezer', 'devices']) assert.equal(fs.existsSync(`/sys/fs/cgroup/${c}${cgroupParent()}/${id}`), false, c);
+  await assert.rejects(f.driver.state(id), (e: Error & { code?: string }) => e.code === 'NOT_FOUND');
 });
