@@ -1,7 +1,7 @@
 import { EngineError } from '../common/errors.ts';
-import type { UpdateRequest } from '../containers/ops.ts';
 import type { StatsSample } from '../containers/stats.ts';
 import { isRunning } from '../containers/types.ts';
+import { decodeUpdateContainer } from './decode-container.ts';
 import { qBool, readJsonBody, type Router, sendJson } from './router.ts';
 import { sendStream, sleepUnlessGone, writeOrWait } from './stream.ts';
 
@@ -64,8 +64,8 @@ export function containerFsRoutes(r: Router): void {
   });
 
   r.add('POST', '/containers/{id}/update', async ({ req, res, engine, params }) => {
-    const body = (await readJsonBody<UpdateRequest>(req)) ?? {};
-    sendJson(res, 200, await engine.updateContainer(params[0]!, body));
+    const spec = decodeUpdateContainer(await readJsonBody<unknown>(req));
+    sendJson(res, 200, await engine.updateContainer(params[0]!, spec));
   });
 
   r.add('GET', '/containers/{id}/stats', async ({ res, engine, params, query, signal }) => {

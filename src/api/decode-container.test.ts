@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import { mergeConfig } from '../containers/create.ts';
 import { endpointsOf, hostConfigOf } from '../containers/record.ts';
 import { buildRequestFrom } from './build.ts';
-import { decodeCreateContainer } from './decode-container.ts';
+import { decodeCreateContainer, decodeUpdateContainer } from './decode-container.ts';
 
 const bad = (message: string | RegExp) => ({ code: 'INVALID_ARGUMENT', message });
 
@@ -213,4 +213,25 @@ test("build's resource flags become the RUN containers' ResourcesSpec (cgrouppar
   const r = buildRequestFrom({ headers: {} } as IncomingMessage, q);
   assert.deepEqual(r.resources, { memory: 64 << 20, memorySwap: -1, cpuShares: 512, cpusetCpus: '0', ulimits: [{ name: 'nofile', soft: 10, hard: 20 }] });
   assert.equal(hostConfigOf({ image: 'x', resources: r.resources }).Memory, 64 << 20);
+});
+
+test('update body: the limits and restart policy become an UpdateSpec; bad types are refused; other keys are not limits', () => {
+  assert.deepEqual(decodeUpdateContainer(null), { resources: {} });
+  const u = decodeUpdateContainer({
+    Memory: 64 << 20,
+    CpuShares: 512,
+    CpusetCpus: '0',
+    PidsLimit: 50,
+    BlkioWeight: 300,
+    RestartPolicy: { Name: 'on-failure', MaximumRetryCount: 3 },
+  });
+  assert.equal(u.resources.memory, 64 << 20);
+  assert.equal(u.resources.cpuShares, 512);
+  assert.equal(u.resources.cpusetCpus, '0');
+  assert.equal(u.resources.pidsLimit, 50);
+  assert.equal('blkioWeight' in u.resources && u.resources.blkioWeight !== undefined, false);
+  assert.deepEqual(u.restartPolicy, { name: 'on-failure', maximumRetryCount: 3 });
+  assert.throws(() => decodeUpdateContainer({ Memory: 'lots' }), /Memory must be a number/);
+  assert.throws(() => decodeUpdateContainer({ RestartPolicy: { Name: 7 } }), /RestartPolicy.Name must be a string/);
+  assert.throws(() => decodeUpdateContainer([1]), /must be a JSON object/);
 });

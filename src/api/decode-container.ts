@@ -25,6 +25,7 @@ import type {
   PortBindingSpec,
   ResourcesSpec,
   UlimitSpec,
+  UpdateSpec,
 } from '../containers/spec.ts';
 
 const MAX_ARGS = 4096;
@@ -332,4 +333,20 @@ function decodeEndpoints(eps: Obj): Record<string, EndpointSpec> {
     out[k] = e;
   }
   return out;
+}
+
+/** Decodes a POST /containers/{id}/update body (a subset of HostConfig's resources, and RestartPolicy). */
+export function decodeUpdateContainer(body: unknown): UpdateSpec {
+  if (body === null || body === undefined) return { resources: {} };
+  if (!isObj(body)) throw invalid('the update body must be a JSON object');
+  const { memory, memorySwap, memoryReservation, nanoCpus, cpuShares, cpuPeriod, cpuQuota, cpusetCpus, cpusetMems, pidsLimit } = decodeResources(body);
+  const spec: UpdateSpec = {
+    resources: { memory, memorySwap, memoryReservation, nanoCpus, cpuShares, cpuPeriod, cpuQuota, cpusetCpus, cpusetMems, pidsLimit },
+  };
+  const rp = body.RestartPolicy;
+  if (isObj(rp) && rp.Name) {
+    if (typeof rp.Name !== 'string') throw invalid('RestartPolicy.Name must be a string');
+    spec.restartPolicy = { name: rp.Name, maximumRetryCount: num(rp.MaximumRetryCount, 'RestartPolicy.MaximumRetryCount') ?? 0 };
+  }
+  return spec;
 }

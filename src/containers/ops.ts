@@ -5,6 +5,7 @@ import { parseRestartPolicy } from './create.ts';
 import { pruneMatch, type Filters } from './query.ts';
 import { cgroupPath, type ContainerOps, type ContainerParts } from './parts.ts';
 import { cgroupPids, runcUpdateArgs } from './stats.ts';
+import type { UpdateSpec } from './spec.ts';
 import { isRunning, type HostConfig } from './types.ts';
 
 type Ops = Pick<ContainerParts, 'store' | 'mutex' | 'runtime' | 'images' | 'event' | 'cgroupParent'>;
@@ -41,53 +42,33 @@ export async function top(svc: Ops, ref: string, psArgs = '-ef'): Promise<{ Titl
   return { Titles: titles, Processes: processes };
 }
 
-export interface UpdateRequest {
-  Memory?: number;
-  MemorySwap?: number;
-  MemoryReservation?: number;
-  NanoCpus?: number;
-  CpuShares?: number;
-  CpuPeriod?: number;
-  CpuQuota?: number;
-  CpusetCpus?: string;
-  CpusetMems?: string;
-  PidsLimit?: number | null;
-  RestartPolicy?: { Name?: string; MaximumRetryCount?: number };
-  [k: string]: unknown;
-}
-
 /** docker update: record the new limits and apply them to a running container with runc update. */
-export async function update(svc: Ops, ref: string, u: UpdateRequest): Promise<{ Warnings: string[] }> {
+export async function update(svc: Ops, ref: string, u: UpdateSpec): Promise<{ Warnings: string[] }> {
   const rec = svc.store.find(ref);
+  const r = u.resources;
   await svc.mutex.run(rec.id, async () => {
     const h: HostConfig = { ...rec.hostConfig };
-    const set = <K extends keyof HostConfig>(k: K, v: unknown) => {
-      if (v === undefined || v === null || v === 0 || v === '') return false;
-      (h as Record<string, unknown>)[k as string] = v;
-      return true;
+    const set = <K extends keyof HostConfig>(k: K, v: HostConfig[K] | null | undefined) => {
+      if (v === undefined || v === null || v === 0 || v === '') return;
+      h[k] = v;
     };
-    const n = (v: unknown, what: string) => {
-      if (v === undefined || v === null) return undefined;
-      const x = Number(v);
-      if (!Number.isFinite(x)) throw invalid(`${what} must be a number`);
-      return x;
-    };
-    const memory = n(u.Memory, 'Memory');
-    const swap = n(u.MemorySwap, 'MemorySwap');
-    const nano = n(u.NanoCpus, 'NanoCpus');
+    const { memory, memorySwap: swap, nanoCpus: nano } = r;
     if (memory && memory < 6 * 1024 * 1024) throw invalid('Minimum memory limit allowed is 6MB');
-    if (nano && (u.CpuQuota || u.CpuPeriod)) throw invalid('Conflicting options: Nano CPUs and CPU Period/Quota cannot both be set');
+    if (nano && (r.cpuQuota || r.cpuPeriod)) throw invalid('Conflicting options: Nano CPUs and CPU Period/Quota cannot both be set');
     set('Memory', memory);
     set('MemorySwap', swap);
-    set('MemoryReservation', n(u.MemoryReservation, 'MemoryReservation'));
+    set('MemoryReservation', r.memoryReservation);
     set('NanoCpus', nano);
-    set('CpuShares', n(u.CpuShares, 'CpuShares'));
-    set('CpuPeriod', n(u.CpuPeriod, 'CpuPeriod'));
-    set('CpuQuota', n(u.CpuQuota, 'CpuQuota'));
-    set('CpusetCpus', u.CpusetCpus);
-    set('CpusetMems', u.CpusetMems);
-    if (u.PidsLimit !== undefined && u.PidsLimit !== null && u.PidsLimit !== 0) h.PidsLimit = n(u.PidsLimit, 'PidsLimit')!;
-    if (u.RestartPolicy?.Name) h.RestartPolicy = parseRestartPolicy(u.RestartPolicy as HostConfig['RestartPolicy'], h.AutoRemove);
+    set('CpuShares', r.cpuShares);
+    set('CpuPeriod', r.cpuPeriod);
+    set('CpuQuota', r.cpuQuota);
+    set('CpusetCpus', r.cpusetCpus);
+    set('CpusetMems', r.cpusetMems);
+    if (r.pidsLimit) h.PidsLimit = r.pidsLimit;
+    if (u.restartPolicy?.name) {
+      const p = u.restartPolicy;
+      h.RestartPolicy = parseRestartPolicy({ Name: p.name as HostConfig['RestartPolicy']['Name'], MaximumRetryCount: p.maximumRetryCount }, h.AutoRemove);
+    }
     if (memory && h.MemorySwap > 0 && h.MemorySwap < memory) {
       throw invalid('Memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time');
     }
@@ -95,13 +76,13 @@ export async function update(svc: Ops, ref: string, u: UpdateRequest): Promise<{
       const args = runcUpdateArgs({
         memory: memory || undefined,
         memorySwap: swap || (memory && rec.hostConfig.MemorySwap === 0 ? memory * 2 : undefined),
-        memoryReservation: n(u.MemoryReservation, 'MemoryReservation') || undefined,
-        cpuPeriod: nano ? 100000 : n(u.CpuPeriod, 'CpuPeriod') || undefined,
-        cpuQuota: nano ? Math.round((nano / 1e9) * 100000) : n(u.CpuQuota, 'CpuQuota') || undefined,
-        cpuShares: n(u.CpuShares, 'CpuShares') || undefined,
-        cpusetCpus: u.CpusetCpus || undefined,
-        cpusetMems: u.CpusetMems || undefined,
-        pidsLimit: u.PidsLimit ? Number(u.PidsLimit) : undefined,
+        memoryReservation: r.memoryReservation || undefined,
+        cpuPeriod: nano ? 100000 : r.cpuPeriod || undefined,
+        cpuQuota: nano ? Math.round((nano / 1e9) * 100000) : r.cpuQuota || undefined,
+        cpuShares: r.cpuShares || undefined,
+        cpusetCpus: r.cpusetCpus || undefined,
+        cpusetMems: r.cpusetMems || undefined,
+        pidsLimit: r.pidsLimit || undefined,
       });
       if (args.length) {
         await svc.runtime.update(rec.id, args).catch((e: unknown) => {

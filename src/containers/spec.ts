@@ -185,3 +185,13 @@ export function healthConfigOf(h: HealthcheckSpec): HealthConfig {
   if (h.retries) out.Retries = h.retries;
   return out;
 }
+
+/** `docker update`: the new limits (undefined or 0 leaves one as it is, as in docker) and restart policy. */
+export interface UpdateSpec {
+  resources: Pick<
+    ResourcesSpec,
+    'memory' | 'memorySwap' | 'memoryReservation' | 'nanoCpus' | 'cpuShares' | 'cpuPeriod' | 'cpuQuota' | 'cpusetCpus' | 'cpusetMems' | 'pidsLimit'
+  >;
+  /** Checked against the container (AutoRemove) when applied. */
+  restartPolicy?: { name: string; maximumRetryCount: number };
+}
