@@ -19,7 +19,7 @@ export type { EngineEvent, EventFilter } from './engine/events.ts';
 export type { Filters } from './engine/filters.ts';
 export type { ContainerRecord, ContainerConfig, ContainerState, ContainerStatus, HostConfig, RestartPolicy, EndpointConfig } from './containers/types.ts';
 export type { ContainerView } from './containers/view.ts';
-export type { ContainerSpec, MountRequest, MountOption, EndpointSpec, ResourcesSpec, HealthcheckSpec } from './containers/spec.ts';
+export type { ContainerSpec, MountRequest, MountOption, EndpointSpec, ResourcesSpec, HealthcheckSpec, UpdateSpec } from './containers/spec.ts';
 export type { ExecConfig, ExecRecord } from './containers/exec.ts';
 export type { ImageRecord } from './images/store.ts';
 export type { NetworkRecord, EndpointRecord, CreateNetworkOptions, EndpointOptions } from './network/index.ts';

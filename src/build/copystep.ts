@@ -8,7 +8,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { EngineError, invalid } from '../common/errors.ts';
-import { log } from '../common/log.ts';
+import { Phases } from '../common/phases.ts';
 import { resolveUserIn } from '../containers/user.ts';
 import type { ImageRecord } from '../images/store.ts';
 import { mountRootfs, unmount } from '../snapshots/mount.ts';
@@ -186,7 +186,7 @@ export async function copyStep(s: BuildSession, st: StageState, inst: CopyInst):
       plan.entries.push({ abs: file, dest: name, type: 'file', mode: 0o600, size: got.size, mtime: got.mtime });
     }
     for (const h of inst.heredocs) plan.files.push({ rel: destIsDir ? h.name : '', name: h.name, data: Buffer.from(h.content), mode: 0o644 });
-    const tPlan = performance.now();
+    const ph = new Phases();
     const hash = createHash('sha256');
     hash.update(planDigest(plan.entries, inst.chown ?? '', chmod, src.root.isContext && s.ctx.hashes ? { root: s.ctx.dir, map: s.ctx.hashes } : undefined));
     for (const a of plan.archives)
@@ -214,7 +214,7 @@ export async function copyStep(s: BuildSession, st: StageState, inst: CopyInst):
       const keys = fromKey ? [key, fromKey] : [key];
       return await linkStep(s, st, inst, { plan, destAbs, destIsDir, chmod, owner, keys, createdBy });
     }
-    const tCopy = performance.now();
+    ph.mark('digestMs');
     const rootfs = await mountImage(s, st.img.record);
     try {
       const owner = ownerIn(rootfs.dir, inst.chown);
@@ -227,7 +227,7 @@ export async function copyStep(s: BuildSession, st: StageState, inst: CopyInst):
       for (const a of plan.archives) await copier.extract(a, s.signal);
       await unmount(rootfs.dir);
       const upper = s.deps.images.snapshots.upperDir(rootfs.key);
-      const tCommit = performance.now();
+      ph.mark('copyMs');
       const rec = await commitStep(s.deps.images, st.img, {
         runConfig: st.img.config.config ?? {},
         createdBy,
@@ -236,7 +236,8 @@ export async function copyStep(s: BuildSession, st: StageState, inst: CopyInst):
         signal: s.signal,
         sourceDateEpoch: s.epoch,
       });
-      log.debug('build copy', { entries: plan.entries.length, digestMs: ms(tPlan, tCopy), copyMs: ms(tCopy, tCommit), commitMs: ms(tCommit) });
+      ph.mark('commitMs');
+      ph.log('build copy', { entries: plan.entries.length });
       await s.deps.cache.put(key, rec.id);
       if (fromKey) await s.deps.cache.put(fromKey, rec.id);
       await advance(s, st, rec);
@@ -248,5 +249,3 @@ export async function copyStep(s: BuildSession, st: StageState, inst: CopyInst):
     await tmp.release();
   }
 }
-
-const ms = (a: number, b = performance.now()) => Math.round(b - a);

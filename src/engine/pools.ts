@@ -19,6 +19,7 @@ import { EngineError, invalid, notFound } from '../common/errors.ts';
 import { mkdirp, readJsonIfExists, writeJsonAtomic } from '../common/fs.ts';
 import { NAME_PATTERN } from '../common/ids.ts';
 import { log } from '../common/log.ts';
+import { Phases } from '../common/phases.ts';
 import type { PortInfo } from '../containers/network.ts';
 import type { ContainerRecord } from '../containers/types.ts';
 import type { Engine } from './engine.ts';
@@ -207,9 +208,9 @@ export class PoolManager {
         // Only a power failure can lose it, and that also ends the test that took it: the member is
         // started again in its pool, harmless. The durable write and the refill follow the answer.
         const store = this.engine.containers.store;
-        const tSave = performance.now();
+        const ph = new Phases();
         await store.save(c, { durable: false });
-        const saveMs = performance.now() - tSave;
+        ph.mark('saveMs');
         setImmediate(() => {
           crashPoint('pool-taken'); // after the answer went out
           store.save(c).catch((e) => log.warn('cannot write a taken container record', { id, error: String(e) }));
@@ -217,7 +218,7 @@ export class PoolManager {
         });
         const ports = publishedPorts(this.engine.inspectContainer(id).ports);
         const waitedMs = Math.round(performance.now() - t0);
-        log.debug('pool take', { pool: name, id: id.slice(0, 12), waitedMs, saveMs: Math.round(saveMs * 10) / 10 });
+        ph.log('pool take', { pool: name, id: id.slice(0, 12), waitedMs });
         return { id, name: c.name, ports, waitedMs };
       }
       if (this.pools.get(name) !== st) throw notFound(`pool ${name} was removed`);
