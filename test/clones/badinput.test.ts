@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { freePort, TestDaemon } from '../helpers/daemon.ts';
-import { api, frozenLayers, keelOk, mountsUnder, ok } from './helpers.ts';
+import { frozenLayers, keelOk, mountsUnder, ok } from './helpers.ts';
 
 // The issue's bad input for clones and pools that clones.test.ts and pools.test.ts do not cover:
 // host port conflicts, takes from an empty pool under load, a source removed while its pool refills.
@@ -56,7 +56,7 @@ test('host ports: clones get new ones; a clone told to use a taken host port fai
   assert.equal(new Set(ports).size, 3, `each clone has its own host port: ${ports}`);
 
   // Told to publish on the source's (taken) host port: the clone is made, its start is refused.
-  const r = await api(d, 'POST', '/containers/web/clone?pause=1&name=clash', { PortBindings: { '80/tcp': [{ HostPort: fixed }] } });
+  const r = await d.api('POST', '/containers/web/clone?pause=1&name=clash', { PortBindings: { '80/tcp': [{ HostPort: fixed }] } });
   assert.equal(r.status, 201, r.text);
   const start = await d.docker(['start', 'clash']);
   assert.notEqual(start.code, 0);
@@ -74,7 +74,7 @@ test('take from an empty pool under load: concurrent takes wait, time out with a
   // Members become ready 2 s after they start: the pool is empty for a while after each take.
   await ok(d, ['create', '--name', 'slow', 'busybox:local', 'sh', '-c', 'sleep 2; echo ready; exec sleep 3600']);
   await keelOk(d, ['pool', 'create', 'busy', '--from', 'slow', '--size', '2', '--ready', 'log:ready']);
-  const timedOut = await Promise.all(Array.from({ length: 6 }, () => api(d, 'POST', '/keel/pools/busy/take?timeout=1')));
+  const timedOut = await Promise.all(Array.from({ length: 6 }, () => d.api('POST', '/keel/pools/busy/take?timeout=1')));
   for (const r of timedOut) {
     if (r.status === 200) continue; // a member that got ready within the second (a fast machine)
     assert.equal(r.status, 504, r.text);
@@ -91,7 +91,7 @@ test('take from an empty pool under load: concurrent takes wait, time out with a
   }
 
   // Eight takes at once from a pool of two: all wait for refills, none gets a container twice.
-  const taken = await Promise.all(Array.from({ length: 8 }, () => api(d, 'POST', '/keel/pools/busy/take?timeout=300')));
+  const taken = await Promise.all(Array.from({ length: 8 }, () => d.api('POST', '/keel/pools/busy/take?timeout=300')));
   for (const r of taken) assert.equal(r.status, 200, r.text);
   const ids = [...timedOut, ...taken].filter((r) => r.status === 200).map((r) => r.json.Id as string);
   if (cli.code === 0) ids.push(JSON.parse(cli.stdout).id);
@@ -106,9 +106,9 @@ test('take from an empty pool under load: concurrent takes wait, time out with a
 test('the source removed while its pool refills: members already made still work, the pool says why it cannot refill, nothing leaks', async () => {
   await ok(d, ['create', '--name', 'src', '-v', 'srcdata:/data', 'busybox:local', 'sh', '-c', 'echo ready; exec sleep 3600']);
   await keelOk(d, ['pool', 'create', 'orphan', '--from', 'src', '--size', '2', '--ready', 'log:ready']);
-  await until('2 ready', async () => (await api(d, 'GET', '/keel/pools')).json[0].readyCount === 2);
+  await until('2 ready', async () => (await d.api('GET', '/keel/pools')).json[0].readyCount === 2);
   // The take starts a refill; the source goes at once, while that clone is made or started.
-  const first = (await api(d, 'POST', '/keel/pools/orphan/take?timeout=60')).json;
+  const first = (await d.api('POST', '/keel/pools/orphan/take?timeout=60')).json;
   await ok(d, ['rm', '-f', '-v', 'src']);
   await ok(d, ['volume', 'rm', 'srcdata']);
 

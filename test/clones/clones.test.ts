@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { run, TestDaemon } from '../helpers/daemon.ts';
-import { api, du, frozenLayers, keelOk, mountsUnder, ok } from './helpers.ts';
+import { du, frozenLayers, keelOk, mountsUnder, ok } from './helpers.ts';
 
 const d = new TestDaemon('keel-clones');
 before(async () => {
@@ -81,7 +81,7 @@ test('clones of a stopped container share its data without copying; writes stay 
   assert.ok(frozenLayers(d).rootfs.length >= 1);
 
   // system df counts the frozen layers.
-  const df = (await api(d, 'GET', '/system/df')).json;
+  const df = (await d.api('GET', '/system/df')).json;
   assert.ok(
     df.FrozenLayers.some((l: { Size: number; RefCount: number }) => l.Size >= 50 * 1024 * 1024 && l.RefCount === 5),
     JSON.stringify(df.FrozenLayers),
@@ -105,7 +105,7 @@ test('clone time does not grow with the data: 1 MB vs 1 GB upper dir', async () 
     const times: number[] = [];
     for (let i = 0; i < 3; i++) {
       const t0 = performance.now();
-      const r = await api(d, 'POST', `/containers/${name}/clone`);
+      const r = await d.api('POST', `/containers/${name}/clone`);
       times.push(performance.now() - t0);
       assert.equal(r.status, 201, r.text);
     }
@@ -127,13 +127,13 @@ test('bad input: missing SRC, bind mounts (warned, or refused with --strict), ru
   const missing = await d.keel(['clone', 'nosuch']);
   assert.equal(missing.code, 1);
   assert.match(missing.stderr, /No such container: nosuch/);
-  assert.equal((await api(d, 'POST', '/containers/nosuch/clone')).status, 404);
+  assert.equal((await d.api('POST', '/containers/nosuch/clone')).status, 404);
 
   await ok(d, ['create', '--name', 'withbind', '-v', `${d.dir}:/host`, 'busybox:local', 'true']);
   const strict = await d.keel(['clone', '--strict', 'withbind']);
   assert.equal(strict.code, 1);
   assert.match(strict.stderr, /bind mounts .* are shared with clones, not cloned/);
-  const warned = await api(d, 'POST', '/containers/withbind/clone');
+  const warned = await d.api('POST', '/containers/withbind/clone');
   assert.equal(warned.status, 201);
   assert.match(warned.json.Warnings[0], /bind mounts are shared with the clones/);
 
@@ -141,8 +141,8 @@ test('bad input: missing SRC, bind mounts (warned, or refused with --strict), ru
   const running = await d.keel(['clone', 'runner']);
   assert.equal(running.code, 1);
   assert.match(running.stderr, /is running: stop it first .*--pause/);
-  for (const c of ['0', '101', 'x']) assert.equal((await api(d, 'POST', `/containers/withbind/clone?count=${c}`)).status, 400, c);
-  assert.equal((await api(d, 'POST', '/containers/withbind/clone?count=2&name=x')).status, 400);
+  for (const c of ['0', '101', 'x']) assert.equal((await d.api('POST', `/containers/withbind/clone?count=${c}`)).status, 400, c);
+  assert.equal((await d.api('POST', '/containers/withbind/clone?count=2&name=x')).status, 400);
   const ids = (await ok(d, ['ps', '-aq'])).trim().split('\n');
   await ok(d, ['rm', '-f', '-v', ...ids]);
 });
@@ -189,11 +189,11 @@ test('200 clone/start/rm cycles leave no mounts, volumes, snapshots or cgroups',
   await ok(d, ['run', '--name', 'cyc', '-v', 'cycdata:/data', 'busybox:local', 'sh', '-c', 'echo x > /data/x; echo y > /y']);
   const mountsBefore = mountsUnder(d).length;
   for (let i = 0; i < 200; i++) {
-    const r = await api(d, 'POST', '/containers/cyc/clone');
+    const r = await d.api('POST', '/containers/cyc/clone');
     assert.equal(r.status, 201, r.text);
     const id = r.json.Clones[0].Id;
-    if (i % 10 === 0) assert.equal((await api(d, 'POST', `/containers/${id}/start`)).status, 204);
-    assert.equal((await api(d, 'DELETE', `/containers/${id}?force=1&v=1`)).status, 204);
+    if (i % 10 === 0) assert.equal((await d.api('POST', `/containers/${id}/start`)).status, 204);
+    assert.equal((await d.api('DELETE', `/containers/${id}?force=1&v=1`)).status, 204);
   }
   // What stays mounted is the source volume itself: an overlay over its frozen data since the first clone.
   assert.deepEqual(mountsUnder(d).slice(mountsBefore), [path.join(d.dataRoot, 'volumes/cycdata/_data')]);
@@ -224,7 +224,7 @@ test('clone --start: the clones run when the answer comes, as docker run', async
     assert.equal(JSON.parse(await ok(d, ['inspect', n]))[0].State.Status, 'running');
     assert.equal(await ok(d, ['exec', n, 'cat', '/seed']), 'seeded\n');
   }
-  const one = await api(d, 'POST', '/containers/startsrc/clone?start=1&name=started3');
+  const one = await d.api('POST', '/containers/startsrc/clone?start=1&name=started3');
   assert.equal(one.status, 201, one.text);
   assert.equal(JSON.parse(await ok(d, ['inspect', 'started3']))[0].State.Status, 'running');
   await ok(d, ['rm', '-f', '-v', 'startsrc', ...names, 'started3']);

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { TestDaemon } from '../helpers/daemon.ts';
-import { api, frozenLayers, ok } from './helpers.ts';
+import { frozenLayers, ok } from './helpers.ts';
 
 const d = new TestDaemon('keel-clone-crash');
 before(async () => {
@@ -41,7 +41,7 @@ async function crashRounds(cmd: string, steps: string[], volumeOnly = false): Pr
     // A first clone freezes what runc's first start made in the rootfs (mount points); later starts add nothing there.
     await ok(d, ['start', '-a', 'src']);
     starts++;
-    const r = await api(d, 'POST', '/containers/src/clone');
+    const r = await d.api('POST', '/containers/src/clone');
     assert.equal(r.status, 201, r.text);
     await ok(d, ['rm', '-v', r.json.Clones[0].Id]);
     await ok(d, ['start', '-a', 'src']);
@@ -59,7 +59,7 @@ async function crashRounds(cmd: string, steps: string[], volumeOnly = false): Pr
     // A write each round, so every clone has something to freeze.
     await ok(d, ['start', '-a', 'src']);
     starts++;
-    await d.crashAt(step, () => api(d, 'POST', '/containers/src/clone').catch(() => undefined)); // the daemon dies mid-request
+    await d.crashAt(step, () => d.api('POST', '/containers/src/clone').catch(() => undefined)); // the daemon dies mid-request
 
     const journal = path.join(d.dataRoot, 'clones');
     assert.deepEqual(fs.existsSync(journal) ? fs.readdirSync(journal) : [], [], `${step}: journal emptied`);
@@ -85,7 +85,7 @@ async function crashRounds(cmd: string, steps: string[], volumeOnly = false): Pr
     assert.equal(again.code, 0, `${step}: ${again.stderr} ${(await d.docker(['inspect', '-f', '{{json .State}}', 'src'])).stdout}`);
     starts++;
     assert.equal(await ok(d, ['run', '--rm', '--volumes-from', 'src', 'busybox:local', 'cat', '/data/starts']), 's\n'.repeat(starts));
-    const r = await api(d, 'POST', '/containers/src/clone');
+    const r = await d.api('POST', '/containers/src/clone');
     assert.equal(r.status, 201, r.text);
     const clone = r.json.Clones[0].Id;
     await ok(d, ['start', '-a', clone]);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { TestDaemon } from '../helpers/daemon.ts';
-import { api, keelOk, ok } from './helpers.ts';
+import { keelOk, ok } from './helpers.ts';
 
 const d = new TestDaemon('keel-pools');
 before(async () => {
@@ -22,7 +22,7 @@ async function until(what: string, fn: () => Promise<boolean>, ms = 120_000): Pr
 }
 
 const pool = async (name: string) =>
-  ((await api(d, 'GET', '/keel/pools')).json as { name: string; readyCount: number; starting: number }[]).find((p) => p.name === name);
+  ((await d.api('GET', '/keel/pools')).json as { name: string; readyCount: number; starting: number }[]).find((p) => p.name === name);
 
 test('pool create / take / refill / restart / rm', async () => {
   await ok(d, [
@@ -55,7 +55,7 @@ test('pool create / take / refill / restart / rm', async () => {
 
   await until('refilled', async () => (await pool('p1'))?.readyCount === 2);
   const t1 = performance.now();
-  const r = await api(d, 'POST', '/keel/pools/p1/take');
+  const r = await d.api('POST', '/keel/pools/p1/take');
   const apiMs = performance.now() - t1;
   assert.equal(r.status, 200, r.text);
   console.log(`# pool take: CLI ${cliMs.toFixed(1)} ms (process start included), API ${apiMs.toFixed(1)} ms, waited ${r.json.WaitedMs} ms`);
@@ -77,9 +77,9 @@ test('a kill -9 of the daemon right after a take answered: the taken container s
   await ok(d, ['create', '--name', 'csrc', 'busybox:local', 'sleep', '3600']);
   await keelOk(d, ['pool', 'create', 'cp', '--from', 'csrc', '--size', '2', '--ready', 'running']);
   await until('2 ready', async () => (await pool('cp'))?.readyCount === 2);
-  let r: Awaited<ReturnType<typeof api>> | undefined;
+  let r: Awaited<ReturnType<typeof d.api>> | undefined;
   // The record was written before the answer, the durable write and the refill come after it: the crash is between.
-  await d.crashAt('pool-taken', async () => (r = await api(d, 'POST', '/keel/pools/cp/take')));
+  await d.crashAt('pool-taken', async () => (r = await d.api('POST', '/keel/pools/cp/take')));
   assert.equal(r?.status, 200, r?.text);
   const id = r!.json.Id as string;
   const taken = JSON.parse(await ok(d, ['inspect', id]))[0];
@@ -90,7 +90,7 @@ test('a kill -9 of the daemon right after a take answered: the taken container s
   const members = (await ok(d, ['ps', '-q', '--no-trunc', '--filter', 'label=keel.pool=cp'])).trim().split('\n');
   assert.equal(members.length, 2);
   assert.ok(!members.includes(id), 'the taken container is not a member again');
-  const next = await Promise.all([api(d, 'POST', '/keel/pools/cp/take'), api(d, 'POST', '/keel/pools/cp/take')]);
+  const next = await Promise.all([d.api('POST', '/keel/pools/cp/take'), d.api('POST', '/keel/pools/cp/take')]);
   assert.deepEqual(next.map((x) => x.json.Id).sort(), [...members].sort());
   await keelOk(d, ['pool', 'rm', 'cp']);
   await ok(d, ['rm', '-f', id, ...members, 'csrc']);

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { TestDaemon } from '../helpers/daemon.ts';
 import { buildPostgres, psql } from '../helpers/postgres.ts';
-import { api, keelOk, ok } from './helpers.ts';
+import { keelOk, ok } from './helpers.ts';
 
 // A real database as the test of clones: PostgreSQL from Debian, seeded with ~100 MB of rows,
 // stopped cleanly, cloned 20 times; every clone accepts connections and holds the same rows.
@@ -41,7 +41,7 @@ async function sql(c: string, s: string | string[]): Promise<string> {
 async function accepting(c: string, ms = 600_000): Promise<void> {
   const end = Date.now() + ms;
   while (Date.now() < end) {
-    const st = (await api(d, 'GET', `/containers/${c}/json`)).json.State;
+    const st = (await d.api('GET', `/containers/${c}/json`)).json.State;
     if (st.Status !== 'running') break;
     if (st.Health?.Status === 'healthy') {
       // -t: a loaded machine can take more than pg_isready's default 3 s to answer a connection.
@@ -122,7 +122,7 @@ test('PostgreSQL seeded with ~100 MB, stopped cleanly, 20 clones: all accept con
   assert.equal(names.length, CLONES);
   // Started through the API a few at a time (the docker CLI starts one after another).
   await inBatches(names, 4, async (c) => {
-    const r = await api(d, 'POST', `/containers/${c}/start`);
+    const r = await d.api('POST', `/containers/${c}/start`);
     assert.equal(r.status, 204, `${c}: ${r.text}`);
   });
   await Promise.all(names.map((c) => accepting(c)));

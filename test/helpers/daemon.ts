@@ -156,6 +156,32 @@ export class TestDaemon {
     await exited;
   }
 
+  /** One Docker API request to the test daemon (cheaper than a CLI process in loops). */
+  api(method: string, p: string, body?: unknown): Promise<{ status: number; json: any; text: string }> {
+    return new Promise((resolve, reject) => {
+      const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+      const req = http.request(
+        { socketPath: this.socket, method, path: p, headers: payload ? { 'Content-Type': 'application/json', 'Content-Length': payload.length } : {} },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c) => chunks.push(c));
+          res.on('end', () => {
+            const text = Buffer.concat(chunks).toString();
+            let json: unknown;
+            try {
+              json = text ? JSON.parse(text) : undefined;
+            } catch {
+              json = undefined;
+            }
+            resolve({ status: res.statusCode ?? 0, json, text });
+          });
+        },
+      );
+      req.on('error', reject);
+      req.end(payload);
+    });
+  }
+
   /** GET /containers/{id}/archive straight to the API (far cheaper than a docker CLI run, so a race gets many more tries). */
   getArchive(id: string, p: string): Promise<{ status: number; body: Buffer }> {
     return new Promise((resolve, reject) => {

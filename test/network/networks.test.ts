@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import { after, before, test } from 'node:test';
 import { NetDaemon, rows } from './helpers.ts';
 
@@ -7,31 +6,6 @@ import { NetDaemon, rows } from './helpers.ts';
 const d = new NetDaemon('keel-networks');
 before(() => d.start());
 after(() => d.cleanup());
-
-function api(method: string, path: string, body?: unknown): Promise<{ status: number; json: unknown; text: string }> {
-  return new Promise((resolve, reject) => {
-    const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-    const req = http.request(
-      { socketPath: d.socket, method, path, headers: data ? { 'Content-Type': 'application/json', 'Content-Length': data.length } : {} },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c) => chunks.push(c));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString();
-          let json: unknown;
-          try {
-            json = text ? JSON.parse(text) : undefined;
-          } catch {
-            json = undefined;
-          }
-          resolve({ status: res.statusCode!, json, text });
-        });
-      },
-    );
-    req.on('error', reject);
-    req.end(data);
-  });
-}
 
 test('predefined networks are listed as docker lists them; bridge is the configured bridge', async () => {
   const ls = await d.docker(['network', 'ls']);
@@ -155,7 +129,7 @@ test('custom subnet, gateway and ip-range are honoured and validated', async () 
   const badGw = await d.docker(['network', 'create', '--subnet', `10.${d.octet}.65.0/24`, '--gateway', `10.${d.octet}.66.1`, 'n-bad']);
   assert.equal(badGw.code, 1);
   assert.match(badGw.stderr, /no matching subnet for gateway/); // the docker CLI checks this itself
-  const apiGw = await api('POST', '/v1.41/networks/create', {
+  const apiGw = await d.api('POST', '/v1.41/networks/create', {
     Name: 'n-bad',
     IPAM: { Config: [{ Subnet: `10.${d.octet}.65.0/24`, Gateway: `10.${d.octet}.65.255` }] },
   });
@@ -164,7 +138,7 @@ test('custom subnet, gateway and ip-range are honoured and validated', async () 
   const badRange = await d.docker(['network', 'create', '--subnet', `10.${d.octet}.65.0/24`, '--ip-range', `10.${d.octet}.66.0/25`, 'n-bad']);
   assert.equal(badRange.code, 1);
   assert.match(badRange.stderr, /no matching subnet for range/); // the docker CLI checks this itself
-  const apiRange = await api('POST', '/v1.41/networks/create', {
+  const apiRange = await d.api('POST', '/v1.41/networks/create', {
     Name: 'n-bad',
     IPAM: { Config: [{ Subnet: `10.${d.octet}.65.0/24`, IPRange: `10.${d.octet}.65.128/24` }] },
   });
@@ -202,7 +176,7 @@ test('rm of several networks reports each; prune removes unused custom networks 
 
 test('Docker API: create 201 {Id, Warning}, 409 duplicate, 404 on missing, list filters as a list, events', async () => {
   const since = Math.floor(Date.now() / 1000) - 1;
-  const c = await api('POST', '/v1.41/networks/create', {
+  const c = await d.api('POST', '/v1.41/networks/create', {
     Name: 'apinet',
     CheckDuplicate: true,
     Labels: { 'com.docker.compose.project': 'x' },
@@ -212,26 +186,26 @@ test('Docker API: create 201 {Id, Warning}, 409 duplicate, 404 on missing, list 
   const { Id, Warning } = c.json as { Id: string; Warning: string };
   assert.equal(Warning, '');
   assert.match(Id, /^[0-9a-f]{64}$/);
-  const dup = await api('POST', '/v1.41/networks/create', { Name: 'apinet', CheckDuplicate: true });
+  const dup = await d.api('POST', '/v1.41/networks/create', { Name: 'apinet', CheckDuplicate: true });
   assert.equal(dup.status, 409);
   assert.deepEqual(dup.json, { message: 'network with name apinet already exists' });
-  const missing = await api('GET', '/v1.41/networks/x_default');
+  const missing = await d.api('GET', '/v1.41/networks/x_default');
   assert.equal(missing.status, 404);
   assert.deepEqual(missing.json, { message: 'network x_default not found' });
-  const list = await api('GET', `/v1.41/networks?filters=${encodeURIComponent(JSON.stringify({ label: ['com.docker.compose.project=x'] }))}`);
+  const list = await d.api('GET', `/v1.41/networks?filters=${encodeURIComponent(JSON.stringify({ label: ['com.docker.compose.project=x'] }))}`);
   assert.equal(list.status, 200);
   assert.deepEqual(
     (list.json as { Name: string }[]).map((n) => n.Name),
     ['apinet'],
   );
-  const scoped = await api('GET', '/v1.41/networks/apinet?scope=swarm');
+  const scoped = await d.api('GET', '/v1.41/networks/apinet?scope=swarm');
   assert.equal(scoped.status, 404);
-  const del = await api('DELETE', '/v1.41/networks/apinet');
+  const del = await d.api('DELETE', '/v1.41/networks/apinet');
   assert.equal(del.status, 204);
   assert.equal(del.text, '');
-  const del404 = await api('DELETE', '/v1.41/networks/apinet');
+  const del404 = await d.api('DELETE', '/v1.41/networks/apinet');
   assert.equal(del404.status, 404);
-  const pr = await api('POST', '/v1.41/networks/prune');
+  const pr = await d.api('POST', '/v1.41/networks/prune');
   assert.deepEqual(pr.json, { NetworksDeleted: null });
   const ev = await d.docker([
     'events',
