@@ -10,7 +10,8 @@
 #   dockerd     `docker run` ×20 of the image `docker commit` made of the
 #               stopped seeded container (the commit is timed once, apart)
 #   podman      the same with podman
-# then the latency of one `pool take` (API through curl, and keel's CLI), and
+# then the latency of one `pool take` (keel's client library in a running
+# process, the API through curl, and keel's CLI), and
 # the disk the 20 idle instances use (their own dirs, and apart what the
 # commit added for dockerd and podman; keel's clones stack SRC's own data).
 #
@@ -178,13 +179,19 @@ measure_rotated $B "$N instances ready, one after another (total)" --runs "$RUNS
 candidates par
 measure_rotated $B "$N instances ready, all at once (total)" --runs "$RUNS"
 
-# ---- one take: the API call alone (curl), and keel's CLI (which adds a Node start) ----
+# ---- one take: from keel's client library in a running process (a test suite's view), the API call
+# through curl, and keel's CLI; curl's and the CLI's figures include their own process start, so
+# curl's start alone (curl --version) is measured beside them as the floor of that row ----
 take_wait=$(script clones-take-wait "for i in \$(seq 1 6000); do
   [[ \$(curl -sf --unix-socket $KEEL_SOCK http://localhost/keel/pools | jq '.[] | select(.name == \"kbpool\") | .readyCount') == $N ]] && exit 0
   sleep 0.05
 done; exit 1")
 bash "$pool_fill" || die "the pool did not fill"
-measure $B "one pool take (a pool of $N, refilled before each take)" keel "API (curl)" --runs $((RUNS * 3)) --prepare "bash $take_wait" --target 0.020 \
+take_lib=$(node "$BENCH_DIR/pooltake.ts" "$KEEL_SOCK" kbpool "$N" $((RUNS * 5))) || die "pool take through the library failed"
+value $B "one pool take (a pool of $N, refilled before each take)" keel "library (KeelClient)" s "$(jq .median <<<"$take_lib")" 0.020 \
+  "median of $((RUNS * 5)) takes in one process (bench/pooltake.ts), $(jq -r '"\(.min * 1000 | floor)-\(.max * 1000 | ceil) ms"' <<<"$take_lib")"
+measure $B "one pool take (a pool of $N, refilled before each take)" keel "curl --version (curl's own start, the floor)" --runs $((RUNS * 3)) -- curl --version
+measure $B "one pool take (a pool of $N, refilled before each take)" keel "API (curl)" --runs $((RUNS * 3)) --prepare "bash $take_wait" \
   -- curl -sf --unix-socket "$KEEL_SOCK" -X POST http://localhost/keel/pools/kbpool/take
 measure $B "one pool take (a pool of $N, refilled before each take)" keel "keel CLI" --runs $((RUNS * 3)) --prepare "bash $take_wait" \
   -- $KK pool take kbpool

@@ -13,6 +13,7 @@
  */
 import fsp from 'node:fs/promises';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { crashPoint } from '../common/crashpoint.ts';
 import { EngineError, invalid, notFound } from '../common/errors.ts';
@@ -95,6 +96,14 @@ export class PoolManager {
   private readonly dir: string;
   private readonly pools = new Map<string, PoolState>();
   private readonly engine: Engine;
+  /**
+   * Fresh members being made and brought up, across all pools, and the most at once: one per CPU.
+   * Taking a whole pool at once would otherwise start as many databases as it held, side by side,
+   * all competing with the tests that took the members for the CPU; more starts at once than CPUs
+   * do not fill the pool sooner.
+   */
+  private refilling = 0;
+  private readonly maxRefilling = Math.max(1, os.availableParallelism());
 
   constructor(engine: Engine) {
     this.engine = engine;
@@ -250,7 +259,7 @@ export class PoolManager {
       for (const id of [...st.starting]) void this.bringUp(st, id, false);
       let backoff = 250;
       while (!signal.aborted) {
-        if (st.ready.length + st.starting.size >= st.rec.size) {
+        if (st.ready.length + st.starting.size >= st.rec.size || this.refilling >= this.maxRefilling) {
           await new Promise<void>((resolve) => {
             const done = () => {
               signal.removeEventListener('abort', done);
@@ -261,15 +270,20 @@ export class PoolManager {
           });
           continue;
         }
+        this.refilling++;
         try {
           const { clones } = await this.engine.cloneContainer(st.rec.source, { labels: { [POOL_LABEL]: st.rec.name }, signal });
           const id = clones[0]!.id;
           st.starting.add(id);
-          if (signal.aborted) break; // remove() takes it from `starting`
+          if (signal.aborted) {
+            this.refillDone();
+            break; // remove() takes it from `starting`
+          }
           // Cloning holds the source's lock; starting and readiness run beside the next clone.
-          void this.bringUp(st, id, true);
+          void this.bringUp(st, id, true).finally(() => this.refillDone());
           backoff = 250;
         } catch (e) {
+          this.refillDone();
           if (signal.aborted) break;
           st.error = this.engine.containers.store.get(st.rec.source)
             ? (e as Error).message
@@ -280,6 +294,12 @@ export class PoolManager {
         }
       }
     })();
+  }
+
+  /** A fresh member is ready or gone: the next refill, of whichever pool, may start. */
+  private refillDone(): void {
+    this.refilling--;
+    for (const p of this.pools.values()) p.wake?.();
   }
 
   private async bringUp(st: PoolState, id: string, fresh: boolean): Promise<void> {

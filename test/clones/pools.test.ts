@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import os from 'node:os';
 import { after, before, test } from 'node:test';
 import { TestDaemon } from '../helpers/daemon.ts';
 import { keelOk, ok } from './helpers.ts';
@@ -139,4 +140,22 @@ test('--ready log:TEXT: a member is ready once its log shows TEXT (followed, not
   assert.match(await ok(d, ['logs', out.name]), /starting\nup and ready\n/);
   await keelOk(d, ['pool', 'rm', 'lp']);
   await ok(d, ['rm', '-f', out.name, 'slowlog']);
+});
+
+test('a pool refills at most one member per CPU at a time: taking many at once does not start as many databases side by side', async () => {
+  const cpus = os.availableParallelism();
+  const size = cpus + 2;
+  await ok(d, ['create', '--name', 'paced', 'busybox:local', 'sh', '-c', 'sleep 1; echo up; exec sleep 3600']);
+  await keelOk(d, ['pool', 'create', 'pp', '--from', 'paced', '--size', String(size), '--ready', 'log:up']);
+  // Members are cloned in milliseconds and need a second to be ready: without the bound all `size`
+  // would be starting at once within the first poll or two.
+  let most = 0;
+  await until(`${size} ready`, async () => {
+    const p = await pool('pp');
+    most = Math.max(most, p?.starting ?? 0);
+    return p?.readyCount === size;
+  });
+  assert.ok(most >= 1 && most <= cpus, `at most ${cpus} members were starting at once, saw ${most}`);
+  await keelOk(d, ['pool', 'rm', 'pp']);
+  await ok(d, ['rm', '-f', 'paced']);
 });
