@@ -16,7 +16,7 @@
  * the exit). An IPC namespace and its /dev/shm live as long as any member:
  * the other container may be stopped or removed while its joiners run.
  */
-import { EngineError, conflict } from '../common/errors.ts';
+import { EngineError, conflict, invalid } from '../common/errors.ts';
 import type { NamespaceMode } from '../runtime/index.ts';
 import { joinedContainer } from './network.ts';
 import type { RootfsKeeper } from './rootfs.ts';
@@ -31,11 +31,18 @@ export interface RunNamespaces {
   shm?: string | false;
 }
 
-/** At create: container:<ref> modes must name an existing container, recorded by ID (IPC checked first, as dockerd). */
+/**
+ * At create: container:<ref> modes must name an existing container, recorded
+ * by ID (IPC checked first). A 400 as dockerd's, not a 404: on a 404 the
+ * docker CLI would go and pull the image.
+ */
 export function resolveJoinedNamespaces(store: ContainerStore, h: HostConfig): void {
   for (const k of ['IpcMode', 'PidMode'] as const) {
     const ref = joinedContainer(h[k]);
-    if (ref) h[k] = `container:${store.find(ref.replace(/^\//, '')).id}`;
+    if (!ref) continue;
+    const target = store.tryFind(ref.replace(/^\//, ''));
+    if (!target) throw invalid(`No such container: ${ref}`);
+    h[k] = `container:${target.id}`;
   }
 }
 
