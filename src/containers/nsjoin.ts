@@ -54,36 +54,44 @@ function notRunning(target: ContainerRecord, prefix: string): EngineError | unde
 
 /**
  * The namespaces `rec` enters at the start about to happen, with dockerd's
- * errors when a container it joins is gone, stopped or (IPC) not shareable.
- * A shareable container gets its /dev/shm tmpfs mounted here.
+ * errors (and its order: IPC, then PID) when a container it joins is gone,
+ * stopped or (IPC) not shareable. A shareable container gets its /dev/shm
+ * tmpfs mounted here.
  */
 export async function runNamespaces(store: ContainerStore, rootfs: RootfsKeeper, rec: ContainerRecord): Promise<RunNamespaces> {
+  const ipc = await ipcOf(store, rootfs, rec);
+  return { ...ipc, pid: pidOf(store, rec) };
+}
+
+async function ipcOf(store: ContainerStore, rootfs: RootfsKeeper, rec: ContainerRecord): Promise<Omit<RunNamespaces, 'pid'>> {
   const h = rec.hostConfig;
-  const out: RunNamespaces = { ipc: 'private', pid: h.PidMode === 'host' ? 'host' : 'private' };
-  const pidRef = joinedContainer(h.PidMode);
-  if (pidRef !== undefined) {
-    const target = store.tryFind(pidRef);
-    if (!target) throw conflict(`cannot join PID of a non running container: ${pidRef}: No such container: ${pidRef}`);
-    if (target.id === rec.id) throw conflict('cannot join own PID namespace');
-    const err = notRunning(target, '');
-    if (err) throw err;
-    out.pid = target.hostConfig.PidMode === 'host' ? 'host' : { path: `/proc/${target.state.Pid}/ns/pid` };
+  const ref = joinedContainer(h.IpcMode);
+  if (ref === undefined) {
+    if (h.IpcMode === 'host') return { ipc: 'host', shm: '/dev/shm' };
+    if (h.IpcMode === 'none') return { ipc: 'private', shm: false };
+    if (h.IpcMode === 'shareable') return { ipc: 'private', shm: await rootfs.mountShm(rec.id, h.ShmSize) };
+    return { ipc: 'private' };
   }
-  const ipcRef = joinedContainer(h.IpcMode);
-  if (ipcRef !== undefined) {
-    const prefix = `can't join IPC of container ${ipcRef}: `;
-    const target = store.tryFind(ipcRef);
-    if (!target) throw conflict(`${prefix}No such container: ${ipcRef}`);
-    if (target.id === rec.id) throw conflict('cannot join own IPC namespace');
-    const err = notRunning(target, prefix);
-    if (err) throw err;
-    if (target.hostConfig.IpcMode === 'host') return { ...out, ipc: 'host', shm: '/dev/shm' };
-    if (target.hostConfig.IpcMode !== 'shareable' || !rootfs.hasShm(target.id))
-      throw conflict(`${prefix}non-shareable IPC (hint: use IpcMode:shareable for the donor container)`);
-    return { ...out, ipc: { path: `/proc/${target.state.Pid}/ns/ipc` }, shm: rootfs.shmDir(target.id) };
-  }
-  if (h.IpcMode === 'host') return { ...out, ipc: 'host', shm: '/dev/shm' };
-  if (h.IpcMode === 'none') return { ...out, shm: false };
-  if (h.IpcMode === 'shareable') return { ...out, shm: await rootfs.mountShm(rec.id, h.ShmSize) };
-  return out;
+  const prefix = `can't join IPC of container ${ref}: `;
+  const target = store.tryFind(ref);
+  if (!target) throw conflict(`${prefix}No such container: ${ref}`);
+  if (target.id === rec.id) throw conflict('cannot join own IPC namespace');
+  const err = notRunning(target, prefix);
+  if (err) throw err;
+  if (target.hostConfig.IpcMode === 'host') return { ipc: 'host', shm: '/dev/shm' };
+  if (target.hostConfig.IpcMode !== 'shareable' || !rootfs.hasShm(target.id))
+    throw conflict(`${prefix}non-shareable IPC (hint: use IpcMode:shareable for the donor container)`);
+  return { ipc: { path: `/proc/${target.state.Pid}/ns/ipc` }, shm: rootfs.shmDir(target.id) };
+}
+
+function pidOf(store: ContainerStore, rec: ContainerRecord): NamespaceMode {
+  const mode = rec.hostConfig.PidMode;
+  const ref = joinedContainer(mode);
+  if (ref === undefined) return mode === 'host' ? 'host' : 'private';
+  const target = store.tryFind(ref);
+  if (!target) throw conflict(`cannot join PID of a non running container: ${ref}: No such container: ${ref}`);
+  if (target.id === rec.id) throw conflict('cannot join own PID namespace');
+  const err = notRunning(target, '');
+  if (err) throw err;
+  return target.hostConfig.PidMode === 'host' ? 'host' : { path: `/proc/${target.state.Pid}/ns/pid` };
 }

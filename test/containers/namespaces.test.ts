@@ -78,8 +78,12 @@ test('ipc: a private target is refused at start; a missing one at create, a stop
   assert.match(notRunning.stderr, new RegExp(`container ${s} is not running`));
   await ok(['rm', 'ipc-stopped']);
   const gone = await d.docker(['start', 'ipc-j2']);
-  assert.match(gone.stderr, new RegExp(`cannot join PID of a non running container: ${s}: No such container: ${s}`));
-  await ok(['rm', '-f', 'ipc-j2', 'ipc-priv']);
+  assert.match(gone.stderr, new RegExp(`can't join IPC of container ${s}: No such container: ${s}`), 'IPC checked first, as dockerd');
+  const pidOnly = (await ok(['create', ...NET, '--pid', 'container:ipc-j2', IMG, 'true'])).trim();
+  await ok(['rm', 'ipc-j2']);
+  const pidGone = await d.docker(['start', pidOnly]);
+  assert.match(pidGone.stderr, /cannot join PID of a non running container: [0-9a-f]{64}: No such container: [0-9a-f]{64}/);
+  await ok(['rm', '-f', pidOnly, 'ipc-priv']);
 });
 
 test('ipc none has no /dev/shm; ipc host is the host namespace and /dev/shm; uts and userns host are accepted', async () => {
