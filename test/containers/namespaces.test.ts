@@ -38,6 +38,9 @@ test('ipc container:X joins a shareable X: one IPC namespace and one /dev/shm, w
   await ok(['exec', 'ipc-t', 'sh', '-c', 'echo from-target > /dev/shm/f']);
   const ns = (await ok(['exec', 'ipc-t', 'busybox', 'readlink', '/proc/self/ns/ipc'])).trim();
   assert.notEqual(ns, fs.readlinkSync('/proc/self/ns/ipc'), 'shareable is a namespace of its own');
+  // A new daemon finds the running target's /dev/shm again (its mount is learned, as the rootfs').
+  await d.stop();
+  await d.start();
 
   const j = (await ok(['run', '-d', ...NET, '--name', 'ipc-j', '--ipc', 'container:ipc-t', IMG, 'sleep', '300'])).trim();
   assert.equal((await inspect(j)).HostConfig.IpcMode, `container:${t}`, 'recorded by ID, as dockerd');
@@ -93,6 +96,21 @@ test('ipc none has no /dev/shm; ipc host is the host namespace and /dev/shm; uts
   try {
     const out = await ok(['run', '--rm', ...NET, '--ipc', 'host', IMG, 'sh', '-c', `busybox readlink /proc/self/ns/ipc; cat /dev/shm/${marker}`]);
     assert.equal(out, `${fs.readlinkSync('/proc/self/ns/ipc')}\nhost\n`);
+    // A host-IPC container may be joined too (dockerd): the joiner gets the host's namespace and /dev/shm.
+    await ok(['run', '-d', ...NET, '--name', 'ipc-host', '--ipc', 'host', IMG, 'sleep', '300']);
+    const joined = await ok([
+      'run',
+      '--rm',
+      ...NET,
+      '--ipc',
+      'container:ipc-host',
+      IMG,
+      'sh',
+      '-c',
+      `busybox readlink /proc/self/ns/ipc; cat /dev/shm/${marker}`,
+    ]);
+    assert.equal(joined, out);
+    await ok(['rm', '-f', 'ipc-host']);
   } finally {
     fs.rmSync(`/dev/shm/${marker}`, { force: true });
   }
