@@ -134,7 +134,7 @@ test('ipc none has no /dev/shm; ipc host is the host namespace and /dev/shm; uts
   assert.match(k.stdout, /:memory:\/$/m);
 });
 
-test('pid container:X: the joiner sees and signals X processes, and dies with X; removing it stays on the runc path', async () => {
+test('pid container:X: the joiner sees X processes and dies with X; removing a joiner ends its processes (the runc path)', async () => {
   const t = (await ok(['run', '-d', ...NET, '--name', 'pid-t', IMG, 'sleep', '301'])).trim();
   const j = (await ok(['run', '-d', ...NET, '--name', 'pid-j', '--pid', 'container:pid-t', IMG, 'sleep', '302'])).trim();
   assert.equal((await inspect(j)).HostConfig.PidMode, `container:${t}`);
@@ -152,6 +152,10 @@ test('pid container:X: the joiner sees and signals X processes, and dies with X;
   await ok(['rm', '-f', j2]);
   assert.doesNotMatch(await ok(['exec', 'pid-t', 'ps', '-o', 'args']), /sleep 30[34]/);
   assert.equal(fs.existsSync(`/sys/fs/cgroup/memory${d.cgroupParent}/${j2}`), false);
+  // A joiner whose init exits: what it left in X's namespace is killed with it (dockerd: runc delete kills its cgroup).
+  await ok(['run', '-d', ...NET, '--name', 'pid-j3', '--pid', 'container:pid-t', IMG, 'sh', '-c', 'sleep 305 & exit 0']);
+  assert.equal((await ok(['wait', 'pid-j3'])).trim(), '0');
+  assert.doesNotMatch(await ok(['exec', 'pid-t', 'ps', '-o', 'args']), /sleep 305/);
 
   // X's init ends: the kernel ends its whole PID namespace, the joiner included (dockerd: Exited (137)).
   await ok(['kill', 'pid-t']);
