@@ -76,7 +76,7 @@ export function buildRequestFrom(req: IncomingMessage, q: URLSearchParams): Omit
   const labels = jsonParam<Record<string, string>>(q, 'labels');
   if (labels !== undefined && (typeof labels !== 'object' || Array.isArray(labels))) throw invalid('labels must be a JSON object');
   const cacheFrom = jsonParam<string[]>(q, 'cachefrom');
-  // cgroupparent is accepted and ignored, as keel ignores a container's CgroupParent.
+  // cgroupparent is accepted and ignored: the builder's RUN containers go under the daemon's parent cgroup.
   const resources: ResourcesSpec = {};
   for (const [k, f] of [
     ['memory', 'memory'],

@@ -38,8 +38,8 @@ export function containerRoutes(r: Router): void {
     sendJson(res, 200, out);
   });
 
-  r.add('POST', '/containers/create', async ({ req, res, engine, query }) => {
-    const spec = decodeCreateContainer(await readJsonBody<unknown>(req), query.get('name') ?? undefined);
+  r.add('POST', '/containers/create', async ({ req, res, engine, query, version }) => {
+    const spec = decodeCreateContainer(await readJsonBody<unknown>(req), query.get('name') ?? undefined, version);
     const { id, warnings } = await engine.createContainer(spec);
     sendJson(res, 201, { Id: id, Warnings: warnings });
   });

@@ -113,12 +113,14 @@ test('a full docker CLI body decodes into a typed spec, and the record encoder g
   const sent = CLI_BODY.HostConfig;
   // Every docker field the client sent comes back as sent (LogConfig and ShmSize get docker's defaults filled in).
   for (const [k, v] of Object.entries(sent)) {
-    if (k === 'NotADockerField' || k === 'ShmSize' || k === 'LogConfig' || k === 'IpcMode') continue;
+    if (k === 'NotADockerField' || k === 'ShmSize' || k === 'LogConfig' || k === 'IpcMode' || k === 'CgroupnsMode') continue;
     assert.deepEqual(h[k], v, k);
   }
   assert.equal('NotADockerField' in h, false, "a key that is not docker's is dropped, as dockerd's struct decoding does");
   assert.equal(h.ShmSize, 64 << 20);
   assert.equal(h.IpcMode, 'private');
+  assert.equal(h.CgroupnsMode, 'host', "dockerd's default on a cgroup v1 host");
+  assert.equal('CgroupParent' in (spec.inspectOnly ?? {}), false, 'acted on, not kept for inspect only');
   assert.deepEqual(h.LogConfig, { Type: 'json-file', Config: { 'max-size': '1m' } });
   assert.deepEqual(endpointsOf(spec, h.NetworkMode), { bridge: { Aliases: ['web'] } });
 
@@ -234,4 +236,41 @@ test('update body: the limits and restart policy become an UpdateSpec; bad types
   assert.throws(() => decodeUpdateContainer({ Memory: 'lots' }), /Memory must be a number/);
   assert.throws(() => decodeUpdateContainer({ RestartPolicy: { Name: 7 } }), /RestartPolicy.Name must be a string/);
   assert.throws(() => decodeUpdateContainer([1]), /must be a JSON object/);
+});
+
+test('namespace modes and the cgroup parent: decoded into the spec, checked at create with clear messages', () => {
+  const spec = decodeCreateContainer({
+    Image: 'x',
+    HostConfig: { IpcMode: 'container:db', PidMode: 'container:db', CgroupParent: '/mine', CgroupnsMode: 'private', UTSMode: 'host', UsernsMode: 'host' },
+  });
+  assert.equal(spec.ipcMode, 'container:db');
+  assert.equal(spec.pidMode, 'container:db');
+  assert.equal(spec.cgroupParent, '/mine');
+  assert.equal(spec.cgroupnsMode, 'private');
+  assert.equal(spec.inspectOnly, undefined);
+  const h = hostConfigOf(spec);
+  assert.deepEqual(
+    [h.IpcMode, h.PidMode, h.CgroupParent, h.CgroupnsMode, h.UTSMode, h.UsernsMode],
+    ['container:db', 'container:db', '/mine', 'private', 'host', 'host'],
+  );
+  for (const ipc of ['private', 'shareable', 'none', 'host'])
+    assert.equal(hostConfigOf(decodeCreateContainer({ Image: 'x', HostConfig: { IpcMode: ipc } })).IpcMode, ipc);
+
+  const host = (hc: object) => () => hostConfigOf(decodeCreateContainer({ Image: 'x', HostConfig: hc }));
+  assert.throws(host({ IpcMode: 'bogus' }), bad('Invalid IPC mode: bogus'));
+  assert.throws(host({ IpcMode: 'container:' }), bad(/^Invalid IPC mode: invalid container format container:<name\|id>/));
+  assert.throws(host({ PidMode: 'bogus' }), bad('Invalid PID mode: bogus'));
+  assert.throws(host({ PidMode: 'container:a b' }), bad(/^Invalid PID mode: invalid container format/));
+  assert.throws(host({ CgroupnsMode: 'bogus' }), bad('invalid cgroup namespace mode: bogus'));
+  assert.throws(host({ CgroupParent: '/a/../b' }), bad(/^invalid cgroup parent "\/a\/..\/b"/));
+  assert.throws(host({ CgroupParent: 7 }), bad('CgroupParent must be a string'));
+  assert.throws(host({ IpcMode: ['host'] }), bad('IpcMode must be a string'));
+  assert.throws(host({ UsernsMode: 'private' }), bad(/keel runs containers in the host user namespace only/));
+});
+
+test('a client older than API 1.40 gets the IPC mode that was the default then: shareable', () => {
+  assert.equal(decodeCreateContainer({ Image: 'x' }, undefined, 1.39).ipcMode, 'shareable');
+  assert.equal(decodeCreateContainer({ Image: 'x', HostConfig: { IpcMode: 'private' } }, undefined, 1.25).ipcMode, 'private');
+  assert.equal(decodeCreateContainer({ Image: 'x' }, undefined, 1.41).ipcMode, undefined);
+  assert.equal(hostConfigOf(decodeCreateContainer({ Image: 'x' }, undefined, 1.4)).IpcMode, 'private');
 });

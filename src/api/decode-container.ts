@@ -38,14 +38,12 @@ const MAX_LEN = 4096;
 /** HostConfig fields (moby api/types/container HostConfig and Resources) keel stores for inspect only. */
 const INSPECT_ONLY_KEYS = [
   'ContainerIDFile',
-  'CgroupnsMode',
   'Cgroup',
   'StorageOpt',
   'Runtime',
   'Isolation',
   'MaskedPaths',
   'ReadonlyPaths',
-  'CgroupParent',
   'BlkioWeightDevice',
   'BlkioDeviceReadBps',
   'BlkioDeviceWriteBps',
@@ -98,13 +96,19 @@ function stringMap(v: unknown, what: string, max = MAX_ENTRIES): Record<string, 
   return Object.fromEntries(entries.map(([k, x]) => [k, String(x)]));
 }
 
-/** Decodes a create body; `name` is the ?name= query parameter. */
-export function decodeCreateContainer(body: unknown, name?: string): ContainerSpec {
+/**
+ * Decodes a create body; `name` is the ?name= query parameter, `version` the
+ * API version the client speaks: as dockerd, a client older than 1.40 gets
+ * the IPC mode that was the default then (shareable), so that its
+ * `--ipc container:` joiners keep working.
+ */
+export function decodeCreateContainer(body: unknown, name?: string, version?: number): ContainerSpec {
   if (!isObj(body)) throw invalid('config cannot be empty in order to create a container');
   if (!body.Image || typeof body.Image !== 'string') throw invalid('no image given: say which image to create the container from');
   const hc: Obj = isObj(body.HostConfig) ? body.HostConfig : {};
   const spec: ContainerSpec = { image: body.Image, ...(name ? { name } : {}) };
   decodeHost(hc, spec);
+  if (version !== undefined && version < 1.4 && !spec.ipcMode) spec.ipcMode = 'shareable';
   decodeConfig(body, spec);
   const eps = isObj(body.NetworkingConfig) ? body.NetworkingConfig.EndpointsConfig : undefined;
   if (isObj(eps)) spec.endpoints = decodeEndpoints(eps);
@@ -182,7 +186,10 @@ function decodeHost(h: Obj, spec: ContainerSpec): void {
     ['utsMode', 'UTSMode'],
     ['usernsMode', 'UsernsMode'],
     ['volumeDriver', 'VolumeDriver'],
+    ['cgroupParent', 'CgroupParent'],
+    ['cgroupnsMode', 'CgroupnsMode'],
   ] as const) {
+    if (given(h[wire]) && typeof h[wire] !== 'string') throw invalid(`${wire} must be a string`);
     if (typeof h[wire] === 'string') spec[k] = h[wire];
   }
   const oom = num(h.OomScoreAdj, 'OomScoreAdj');

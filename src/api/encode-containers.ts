@@ -72,7 +72,7 @@ export function encodeContainerInspect(v: ContainerView, execIds: string[], imag
       // Records from before drivers were honoured say k8s-file: docker's name for what they are is json-file.
       LogConfig: { Type: logPolicy(h).driver, Config: (h.LogConfig as LogConfig | undefined)?.Config ?? {} },
       Runtime: 'runc',
-      CgroupnsMode: 'host',
+      CgroupnsMode: h.CgroupnsMode || 'host',
       ConsoleSize: h.ConsoleSize ?? [0, 0],
       Isolation: '',
       MaskedPaths: priv ? null : [...DEFAULT_MASKED_PATHS],

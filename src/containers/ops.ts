@@ -3,7 +3,7 @@ import { exec } from '../common/exec.ts';
 import { diskUsage } from '../common/fs.ts';
 import { parseRestartPolicy } from './create.ts';
 import { pruneMatch, type Filters } from './query.ts';
-import { cgroupPath, type ContainerOps, type ContainerParts } from './parts.ts';
+import { containerCgroupPath, type ContainerOps, type ContainerParts } from './parts.ts';
 import { cgroupPids, runcUpdateArgs } from './stats.ts';
 import type { UpdateSpec } from './spec.ts';
 import { isRunning, type HostConfig } from './types.ts';
@@ -20,7 +20,7 @@ export async function top(svc: Ops, ref: string, psArgs = '-ef'): Promise<{ Titl
   if (!isRunning(rec)) throw conflict(`Container ${rec.id} is not running`);
   const args = psArgs.trim().split(/\s+/).filter(Boolean);
   if (args.length > 32 || args.some((a) => a.length > 256)) throw invalid('ps arguments are too long');
-  const pids = new Set(cgroupPids(cgroupPath(svc, rec.id)));
+  const pids = new Set(cgroupPids(containerCgroupPath(svc, rec)));
   if (!pids.size && rec.state.Pid) pids.add(rec.state.Pid);
   const r = await exec(['ps', ...args], { allowFailure: true, timeoutMs: 10_000 });
   if (r.code !== 0) throw invalid(`Error running ps: ${r.stderr.trim() || `exit status ${r.code}`}`);

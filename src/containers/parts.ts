@@ -4,6 +4,7 @@
  * clone, logs, view) take instead of the service: each names the pieces it
  * uses with a Pick of ContainerParts.
  */
+import path from 'node:path';
 import type { KeyedMutex } from '../common/lock.ts';
 import type { ImageService } from '../images/service.ts';
 import type { OciRuntime } from '../runtime/index.ts';
@@ -60,4 +61,19 @@ export interface ContainerOps {
 
 export function cgroupPath(p: Pick<ContainerParts, 'cgroupParent'>, id: string): string {
   return `${p.cgroupParent}/${id}`;
+}
+
+/**
+ * Where the container's cgroup goes at its next start: under its own
+ * CgroupParent (a relative one under the root, where dockerd's runc puts it)
+ * or the daemon's.
+ */
+export function startCgroupPath(p: Pick<ContainerParts, 'cgroupParent'>, rec: ContainerRecord): string {
+  const own = rec.hostConfig.CgroupParent;
+  return typeof own === 'string' && own ? path.posix.join('/', own, rec.id) : cgroupPath(p, rec.id);
+}
+
+/** Where the container's cgroup is (made at its last start): stats and top read it. */
+export function containerCgroupPath(p: Pick<ContainerParts, 'cgroupParent'>, rec: ContainerRecord): string {
+  return rec.cgroupsPath ?? cgroupPath(p, rec.id);
 }

@@ -97,6 +97,8 @@ export function hostConfigOf(s: ContainerSpec): HostConfig {
     PidMode: s.pidMode ?? '',
     IpcMode: s.ipcMode || 'private',
     UTSMode: s.utsMode ?? '',
+    CgroupParent: s.cgroupParent ?? '',
+    CgroupnsMode: s.cgroupnsMode || 'host',
     ExtraHosts: s.extraHosts ?? null,
     Dns: s.dns ?? [],
     DnsSearch: s.dnsSearch ?? [],
@@ -115,8 +117,33 @@ export function hostConfigOf(s: ContainerSpec): HostConfig {
     throw invalid(`invalid network mode "${h.NetworkMode}"`);
   }
   if (tmpfs.some(([t]) => !t.startsWith('/'))) throw invalid('tmpfs mount points must be absolute paths');
+  checkNamespaceModes(h);
   checkUnhonouredOptions(h);
   return h;
+}
+
+const REF = /^\/?[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+
+/**
+ * The IPC, PID and cgroup namespace modes and the cgroup parent, checked at
+ * create. dockerd takes an unknown IPC or PID mode at create and fails (or,
+ * for PID, ignores it) at start; keel refuses it at once, as it refuses every
+ * option it cannot honour. Whether a container:<ref> exists is create's
+ * check (nsjoin.ts), whether it runs is start's.
+ */
+function checkNamespaceModes(h: HostConfig): void {
+  const container = (mode: string, what: string) => {
+    const ref = joinedContainer(mode);
+    if (ref === undefined) return false;
+    if (!REF.test(ref)) throw invalid(`Invalid ${what} mode: invalid container format container:<name|id> ("${mode}")`);
+    return true;
+  };
+  if (!['private', 'shareable', 'none', 'host'].includes(h.IpcMode) && !container(h.IpcMode, 'IPC')) throw invalid(`Invalid IPC mode: ${h.IpcMode}`);
+  if (!['', 'private', 'host'].includes(h.PidMode) && !container(h.PidMode, 'PID')) throw invalid(`Invalid PID mode: ${h.PidMode}`);
+  if (h.CgroupnsMode !== 'host' && h.CgroupnsMode !== 'private') throw invalid(`invalid cgroup namespace mode: ${String(h.CgroupnsMode)}`);
+  const parent = h.CgroupParent ?? '';
+  if (parent.length > 1024 || /[\0\n]/.test(parent) || parent.split('/').some((p) => p === '..' || p === '.'))
+    throw invalid(`invalid cgroup parent "${parent}": give a cgroupfs path such as /mygroup, without . or .. components`);
 }
 
 /**

@@ -21,6 +21,8 @@ export const kernelMounter: Mounter = { mount: kernel.mountRootfs, unmount: kern
  */
 export class RootfsKeeper {
   private readonly mounted = new Set<string>();
+  /** Containers whose /dev/shm is a tmpfs mounted here (IPC mode shareable), for others to join. */
+  private readonly shm = new Set<string>();
   private readonly base: string;
   private readonly snapshotMounts: (id: string) => Promise<Mount[]>;
   private readonly mounter: Mounter;
@@ -47,7 +49,36 @@ export class RootfsKeeper {
     this.mounted.add(id);
   }
 
+  /**
+   * The /dev/shm of a shareable IPC namespace: a tmpfs in the run directory,
+   * as dockerd makes one, that the container and the containers joining its
+   * IPC namespace bind-mount (a tmpfs mounted inside the container's own
+   * mount namespace could not be bind-mounted from outside it).
+   */
+  shmDir(id: string): string {
+    return path.join(this.runDir(id), 'shm');
+  }
+
+  async mountShm(id: string, sizeBytes: number): Promise<string> {
+    const dir = this.shmDir(id);
+    if (this.shm.has(id)) return dir;
+    await mkdirp(dir, 0o700);
+    const options = ['nosuid', 'nodev', 'noexec', 'mode=1777', `size=${Math.floor(sizeBytes)}`];
+    await this.mounter.mount([{ type: 'tmpfs', source: 'shm', destination: '/', options }], dir);
+    this.shm.add(id);
+    return dir;
+  }
+
+  hasShm(id: string): boolean {
+    return this.shm.has(id);
+  }
+
+  /** Unmounts the rootfs, and the shareable /dev/shm (joiners keep theirs: a bind mount in their own mount namespace). */
   async unmount(id: string): Promise<void> {
+    if (this.shm.has(id)) {
+      await this.mounter.unmount(this.shmDir(id));
+      this.shm.delete(id);
+    }
     if (!this.mounted.has(id)) return;
     await this.mounter.unmount(this.path(id));
     this.mounted.delete(id);
@@ -78,9 +109,11 @@ export class RootfsKeeper {
     }
     for (const line of text.split('\n')) {
       const mp = line.split(' ')[4];
-      if (!mp?.startsWith(prefix) || !mp.endsWith('/rootfs')) continue;
-      const id = mp.slice(prefix.length, -'/rootfs'.length);
-      if (/^[a-f0-9]{64}$/.test(id)) this.mounted.add(id);
+      if (!mp?.startsWith(prefix)) continue;
+      const [id, leaf, more] = mp.slice(prefix.length).split('/');
+      if (!/^[a-f0-9]{64}$/.test(id ?? '') || more !== undefined) continue;
+      if (leaf === 'rootfs') this.mounted.add(id!);
+      else if (leaf === 'shm') this.shm.add(id!);
     }
   }
 }

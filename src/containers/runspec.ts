@@ -3,6 +3,7 @@ import path from 'node:path';
 import { invalid } from '../common/errors.ts';
 import { bindMount, tmpfsMount, type Mount, type NamespaceMode, type RuntimeSpecOptions, type SeccompOption } from '../runtime/index.ts';
 import type { NetworkFiles } from './netshare.ts';
+import type { RunNamespaces } from './nsjoin.ts';
 import type { ContainerRecord } from './types.ts';
 import type { ResolvedUser } from './user.ts';
 
@@ -14,6 +15,8 @@ export interface RunInputs {
   /** Files bind-mounted over /etc/{hosts,hostname,resolv.conf}; one missing is not mounted (see netshare.ts). */
   files: Partial<NetworkFiles>;
   cgroupsPath: string;
+  /** The IPC and PID namespaces of this start (nsjoin.ts runNamespaces); none: each its own, or the host's. */
+  namespaces?: RunNamespaces;
   /** Volume, bind and tmpfs mounts from volumes/ setupContainerMounts, in order. */
   mounts?: Mount[];
   defaults?: ContainerDefaults;
@@ -70,9 +73,14 @@ function seccompOf(opts: string[]): { seccomp?: SeccompOption; noNewPrivileges: 
 }
 
 function nsMode(mode: string, what: string): NamespaceMode {
-  if (mode === '' || mode === 'private' || mode === 'shareable') return 'private';
+  if (mode === '' || mode === 'private') return 'private';
   if (mode === 'host') return 'host';
   throw invalid(`${what} mode "${mode}" is not supported (use host or private)`);
+}
+
+/** A bind of another /dev/shm (the host's, or a shareable IPC namespace's tmpfs), with the options of the tmpfs it replaces. */
+function shmBind(source: string): Mount {
+  return { destination: '/dev/shm', type: 'bind', source, options: ['rbind', 'rprivate', 'nosuid', 'nodev', 'noexec'] };
 }
 
 /** The runtime options for a container's main process. */
@@ -90,6 +98,9 @@ export function runSpecOptions(rec: ContainerRecord, inp: RunInputs): RuntimeSpe
     [inp.files.hosts, '/etc/hosts'],
   ];
   const mounts: Mount[] = etc.filter((e): e is [string, string] => !!e[0]).map(([src, dst]) => bindMount(src, dst, { recursive: false }));
+  // Without a start's namespaces (create's check of the options), a container:<ref> mode stands for a private one.
+  const ns = inp.namespaces ?? { ipc: h.IpcMode === 'host' ? 'host' : 'private', pid: h.PidMode === 'host' ? 'host' : 'private' };
+  if (typeof ns.shm === 'string') mounts.push(shmBind(ns.shm)); // before the user's mounts: a volume at /dev/shm wins, as in dockerd
   mounts.push(...(inp.mounts ?? []));
   const sec = seccompOf(h.SecurityOpt ?? []);
   const swappiness = h.MemorySwappiness;
@@ -103,7 +114,14 @@ export function runSpecOptions(rec: ContainerRecord, inp: RunInputs): RuntimeSpe
     rootfs: inp.rootfs,
     readonlyRootfs: h.ReadonlyRootfs,
     mounts,
-    namespaces: { network: inp.netns, pid: nsMode(h.PidMode, 'pid'), ipc: nsMode(h.IpcMode, 'ipc'), uts: nsMode(h.UTSMode, 'uts') },
+    namespaces: {
+      network: inp.netns,
+      pid: ns.pid,
+      ipc: ns.ipc,
+      uts: nsMode(h.UTSMode, 'uts'),
+      cgroup: h.CgroupnsMode === 'private' ? 'private' : 'host',
+    },
+    noShm: ns.shm === false,
     cgroupsPath: inp.cgroupsPath,
     resources: {
       memory: h.Memory || undefined,

@@ -279,3 +279,66 @@ test('reconcile: a container still running is watched again, and its exit is han
   assert.ok(second.events.includes('die live'));
   second.svc.close();
 });
+
+test('ipc/pid container:<ref>: the ID recorded at create, the namespaces joined by path and the shareable /dev/shm bound at start; cgroup parent and ipc none in the spec', async () => {
+  const w = await world();
+  const { svc } = await daemon(w);
+  const make = async (name: string, more: object = {}) => (await svc.create({ image: 'fake:latest', name, networkMode: 'none', ...more })).id;
+  const spec = (id: string) => JSON.parse(fs.readFileSync(path.join(svc.parts.rootfs.runDir(id), 'config.json'), 'utf8'));
+  await assert.rejects(make('bad', { ipcMode: 'container:nope' }), { code: 'INVALID_ARGUMENT', message: 'No such container: nope' });
+  await assert.rejects(make('bad', { pidMode: 'container:nope' }), { code: 'INVALID_ARGUMENT', message: 'No such container: nope' });
+  const db = await make('db', { ipcMode: 'shareable' });
+  const side = await make('side', { ipcMode: 'container:db', pidMode: 'container:db' });
+  assert.equal(svc.find(side).hostConfig.IpcMode, `container:${db}`);
+  assert.equal(svc.find(side).hostConfig.PidMode, `container:${db}`);
+  await assert.rejects(svc.start('side'), { code: 'CONFLICT', message: `can't join IPC of container ${db}: container ${db} is not running` });
+
+  await svc.start('db');
+  assert.ok(svc.parts.rootfs.hasShm(db));
+  assert.equal(spec(db).mounts.find((m: { destination: string }) => m.destination === '/dev/shm').source, svc.parts.rootfs.shmDir(db));
+  await svc.start('side');
+  const pid = svc.find(db).state.Pid;
+  const s = spec(side);
+  assert.deepEqual(
+    s.linux.namespaces.filter((n: { type: string }) => n.type === 'ipc' || n.type === 'pid'),
+    [
+      { type: 'pid', path: `/proc/${pid}/ns/pid` },
+      { type: 'ipc', path: `/proc/${pid}/ns/ipc` },
+    ],
+  );
+  assert.deepEqual(
+    s.mounts.find((m: { destination: string }) => m.destination === '/dev/shm'),
+    {
+      destination: '/dev/shm',
+      type: 'bind',
+      source: svc.parts.rootfs.shmDir(db),
+      options: ['rbind', 'rprivate', 'nosuid', 'nodev', 'noexec'],
+    },
+  );
+  await svc.stop('db', 0);
+  assert.ok(!svc.parts.rootfs.hasShm(db), "the stop releases db's /dev/shm tmpfs");
+
+  await make('priv');
+  await make('j2', { ipcMode: 'container:priv' });
+  await svc.start('priv');
+  await assert.rejects(svc.start('j2'), { code: 'CONFLICT', message: /non-shareable IPC \(hint: use IpcMode:shareable for the donor container\)$/ });
+
+  const cg = await make('cg', { cgroupParent: 'mine', cgroupnsMode: 'private', ipcMode: 'none' });
+  await svc.start('cg');
+  assert.equal(svc.find(cg).cgroupsPath, `/mine/${cg}`, 'a relative parent is under the root, as dockerd');
+  const cs = spec(cg);
+  assert.equal(cs.linux.cgroupsPath, `/mine/${cg}`);
+  assert.ok(cs.linux.namespaces.some((n: { type: string }) => n.type === 'cgroup'));
+  assert.equal(
+    cs.mounts.some((m: { destination: string }) => m.destination === '/dev/shm'),
+    false,
+    'ipc none: no /dev/shm',
+  );
+  assert.equal(spec(db).linux.cgroupsPath, `/keel-unit/${db}`);
+  assert.equal(
+    spec(db).linux.namespaces.some((n: { type: string }) => n.type === 'cgroup'),
+    false,
+    'the host cgroup namespace by default',
+  );
+  svc.close();
+});

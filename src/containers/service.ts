@@ -18,7 +18,8 @@ import * as exit from './exit.ts';
 import { HealthMonitor } from './health.ts';
 import * as lifecycle from './lifecycle.ts';
 import { type ContainerNetworking, joinedContainer } from './network.ts';
-import { cgroupPath, type ContainerOps, type ContainerParts, type EventSink } from './parts.ts';
+import { type ContainerOps, type ContainerParts, type EventSink, startCgroupPath } from './parts.ts';
+import { resolveJoinedNamespaces, runNamespaces } from './nsjoin.ts';
 import { reconcile } from './reconcile.ts';
 import { RestartManager } from './restart.ts';
 import { type Mounter, RootfsKeeper } from './rootfs.ts';
@@ -129,6 +130,7 @@ export class ContainerService implements ContainerOps {
     const id = newId();
     const hostConfig = hostConfigOf(spec);
     checkJoinedNetworkOptions(spec, hostConfig);
+    resolveJoinedNamespaces(this.parts.store, hostConfig);
     // dockerd names the joined container by ID, so a rename keeps the link; an unknown one is an error at start.
     const joined = joinedContainer(hostConfig.NetworkMode);
     const joinedRec = joined ? this.parts.store.tryFind(joined) : undefined;
@@ -162,7 +164,7 @@ export class ContainerService implements ContainerOps {
         cwd: '/',
         netns: 'private',
         files: { hosts: '/etc/hosts', hostname: '/etc/hostname', resolv: '/etc/resolv.conf' },
-        cgroupsPath: cgroupPath(this.parts, id),
+        cgroupsPath: startCgroupPath(this.parts, rec),
         defaults: this.parts.defaults,
       }),
     );
@@ -244,6 +246,8 @@ export class ContainerService implements ContainerOps {
         d.close();
       }
       ph.mark('user');
+      const namespaces = await runNamespaces(this.parts.store, this.parts.rootfs, rec);
+      rec.cgroupsPath = startCgroupPath(this.parts, rec);
       const { namespace, files } = await net;
       ph.mark('network');
       crashPoint('after-network-attach');
@@ -254,7 +258,8 @@ export class ContainerService implements ContainerOps {
           cwd,
           netns: namespace,
           files,
-          cgroupsPath: cgroupPath(this.parts, id),
+          cgroupsPath: rec.cgroupsPath,
+          namespaces,
           mounts: volumeMounts,
           defaults: this.parts.defaults,
         }),

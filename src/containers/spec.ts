@@ -159,16 +159,26 @@ export interface ContainerSpec {
   sysctls?: Record<string, string> | null;
   init?: boolean | null;
   oomScoreAdj?: number;
+  /** '' (its own), 'host' or 'container:<name|id>' (checked at create: it must exist; at start: it must run). */
   pidMode?: string;
+  /**
+   * 'private' (the default), 'shareable' (private, and other containers may
+   * join it), 'none' (private, without /dev/shm), 'host' or
+   * 'container:<name|id>' (a shareable or host-IPC container's namespace and /dev/shm).
+   */
   ipcMode?: string;
   utsMode?: string;
   usernsMode?: string;
+  /** cgroupfs path under which this container's cgroup is made, instead of the daemon's parent. */
+  cgroupParent?: string;
+  /** 'host' (the default on these cgroup v1 hosts, as dockerd's) or 'private'. */
+  cgroupnsMode?: string;
   /** [rows, columns] of the TTY at start. */
   consoleSize?: [number, number];
 
   /**
-   * Docker HostConfig fields keel neither acts on nor checks (CgroupParent,
-   * BlkioDeviceReadBps, ...), by their Docker names: kept only so inspect
+   * Docker HostConfig fields keel neither acts on nor checks (BlkioDeviceReadBps,
+   * DeviceCgroupRules, ...), by their Docker names: kept only so inspect
    * shows them back, as dockerd stores its whole HostConfig.
    */
   inspectOnly?: Record<string, unknown>;

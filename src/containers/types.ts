@@ -84,6 +84,10 @@ export interface HostConfig {
   PidMode: string;
   IpcMode: string;
   UTSMode: string;
+  /** The container's own parent cgroup ('' or absent: the daemon's). */
+  CgroupParent?: string;
+  /** 'host' or 'private' (absent in records from before it was honoured: host). */
+  CgroupnsMode?: string;
   ExtraHosts: string[] | null;
   Dns: string[];
   DnsSearch: string[];
@@ -142,6 +146,13 @@ export interface ContainerRecord {
    * and that container's network teardown spares the namespace's other users.
    */
   networkOwner?: string;
+  /**
+   * The cgroupfs path of the container's cgroup at its last start (its own
+   * CgroupParent or the daemon's parent at that time): stats, top and the
+   * cleanup look there, whatever the daemon's parent is now. Absent in
+   * records from before it was kept: <daemon parent>/<id>.
+   */
+  cgroupsPath?: string;
 }
 
 /** docker's EndpointSettings input: what the user asked for on one network. */

@@ -6,7 +6,7 @@ import { cloneContainer, type CloneOptions, type CloneResult, frozenUsage, type 
 import { changes, commit, exportRootfs, getArchive, putArchive, statPath } from '../containers/files.ts';
 import { containerLogs } from '../containers/logs.ts';
 import { prune as pruneContainers, top, update } from '../containers/ops.ts';
-import { cgroupPath, type ContainerParts } from '../containers/parts.ts';
+import { containerCgroupPath, type ContainerParts } from '../containers/parts.ts';
 import { listContainers } from '../containers/query.ts';
 import type { ContainerService } from '../containers/service.ts';
 import { sampleStats, type StatsSample } from '../containers/stats.ts';
@@ -137,7 +137,7 @@ export class EngineContainers {
 
   /** One sample of the container's cgroup counters (zeros once it has stopped). */
   containerStats(r: ContainerRecord): StatsSample {
-    return sampleStats(cgroupPath(this.parts, r.id), isRunning(r) ? r.state.Pid : 0);
+    return sampleStats(containerCgroupPath(this.parts, r), isRunning(r) ? r.state.Pid : 0);
   }
 
   statContainerPath(...a: Rest<typeof statPath>): ReturnType<typeof statPath> {

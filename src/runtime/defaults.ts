@@ -79,14 +79,14 @@ const IPC_SYSCTLS = new Set([
 
 /**
  * Only sysctls that are namespaced may be set (docker's rule): IPC ones when
- * the container has its own IPC namespace, net.* when it has its own network
+ * the container has its own IPC namespace (not the host's, not joined), net.* when it has its own network
  * namespace. Anything else would change the host.
  */
 export function validateSysctls(sysctls: Record<string, string>, ns: { hostNet: boolean; hostIpc: boolean; hostUts: boolean }): void {
   for (const [k, v] of Object.entries(sysctls)) {
     if (typeof v !== 'string' || v.length > 4096 || /[\n\0]/.test(v)) throw invalid(`sysctl ${k}: invalid value`);
     if (IPC_SYSCTLS.has(k) || k.startsWith('fs.mqueue.')) {
-      if (ns.hostIpc) throw invalid(`sysctl "${k}" is not allowed with the host IPC namespace`);
+      if (ns.hostIpc) throw invalid(`sysctl "${k}" is not allowed with the host IPC namespace or another container's`);
     } else if (k.startsWith('net.')) {
       if (ns.hostNet) throw invalid(`sysctl "${k}" is not allowed with the host network namespace`);
     } else if (k === 'kernel.domainname' || k === 'kernel.hostname') {

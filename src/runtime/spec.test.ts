@@ -151,6 +151,35 @@ test('resources: cpus, memory+swap, pids; user mounts replace defaults', () => {
   assert.throws(() => buildSpec({ rootfs: 'rel', args: ['x'] }), /absolute/);
 });
 
+test('namespaces joined by path, a private cgroup namespace, no /dev/shm; IPC sysctls refused in a joined IPC namespace', () => {
+  const s = buildSpec({
+    rootfs: '/r',
+    args: ['x'],
+    namespaces: { pid: { path: '/proc/7/ns/pid' }, ipc: { path: '/proc/7/ns/ipc' }, cgroup: 'private' },
+    noShm: true,
+  });
+  assert.deepEqual(s.linux.namespaces, [
+    { type: 'mount' },
+    { type: 'pid', path: '/proc/7/ns/pid' },
+    { type: 'ipc', path: '/proc/7/ns/ipc' },
+    { type: 'uts' },
+    { type: 'network' },
+    { type: 'cgroup' },
+  ]);
+  assert.equal(
+    s.mounts.some((m) => m.destination === '/dev/shm'),
+    false,
+  );
+  assert.equal(
+    buildSpec({ rootfs: '/r', args: ['x'], namespaces: { cgroup: 'host' } }).linux.namespaces.some((n) => n.type === 'cgroup'),
+    false,
+  );
+  assert.throws(
+    () => buildSpec({ rootfs: '/r', args: ['x'], namespaces: { ipc: { path: '/proc/7/ns/ipc' } }, sysctls: { 'kernel.shmmax': '1' } }),
+    /not allowed with the host IPC namespace or another container's/,
+  );
+});
+
 test('sysctls: only namespaced ones', () => {
   validateSysctls({ 'net.ipv4.ip_forward': '1', 'kernel.shmmax': '1', 'fs.mqueue.msg_max': '10' }, { hostNet: false, hostIpc: false, hostUts: false });
   assert.throws(() => validateSysctls({ 'net.ipv4.ip_forward': '1' }, { hostNet: true, hostIpc: false, hostUts: false }), /host network/);

@@ -54,7 +54,10 @@ export interface RuntimeSpecOptions {
   readonlyRootfs?: boolean;
   /** Extra mounts (binds, tmpfs, ...) in OCI form; see bindMount/tmpfsMount. One at a default's destination replaces it. */
   mounts?: Mount[];
-  namespaces?: { network?: NamespaceMode; pid?: NamespaceMode; ipc?: NamespaceMode; uts?: NamespaceMode };
+  /** Each namespace private unless said otherwise, except the cgroup namespace: the host's unless 'private'. */
+  namespaces?: { network?: NamespaceMode; pid?: NamespaceMode; ipc?: NamespaceMode; uts?: NamespaceMode; cgroup?: 'host' | 'private' };
+  /** No /dev/shm at all (docker's IPC mode none). */
+  noShm?: boolean;
   /** cgroupfs path such as /keel/<id> (absolute, not systemd slice notation). */
   cgroupsPath?: string;
   resources?: ResourceOptions;
@@ -102,6 +105,7 @@ function namespaces(o: RuntimeSpecOptions): Namespace[] {
   add('ipc', o.namespaces?.ipc);
   add('uts', o.namespaces?.uts);
   add('network', o.namespaces?.network);
+  if (o.namespaces?.cgroup === 'private') out.push({ type: 'cgroup' });
   return out;
 }
 
@@ -203,10 +207,12 @@ export function buildSpec(o: RuntimeSpecOptions): Spec {
   if (o.tty && !env.some((e) => e.startsWith('TERM='))) env.push('TERM=xterm');
 
   const ns = o.namespaces ?? {};
-  if (o.sysctls) validateSysctls(o.sysctls, { hostNet: isHost(ns.network), hostIpc: isHost(ns.ipc), hostUts: isHost(ns.uts) });
+  // An IPC namespace joined from another container is not this one's to tune either.
+  if (o.sysctls) validateSysctls(o.sysctls, { hostNet: isHost(ns.network), hostIpc: nsMode(ns.ipc) !== 'private', hostUts: isHost(ns.uts) });
   if (o.hostname && isHost(ns.uts)) throw invalid('a hostname cannot be set with the host UTS namespace');
 
-  const mounts = mergeMounts(defaultMounts({ privileged, shmSize: o.shmSize ?? 64 * 1024 * 1024 }), o.mounts ?? []);
+  const base = defaultMounts({ privileged, shmSize: o.shmSize ?? 64 * 1024 * 1024 });
+  const mounts = mergeMounts(o.noShm ? base.filter((m) => m.destination !== '/dev/shm') : base, o.mounts ?? []);
   let args = o.args;
   if (o.init) {
     const bin = typeof o.init === 'string' ? o.init : DEFAULT_INIT_BINARY;

@@ -19,7 +19,8 @@ export class FakeMounter {
 
   async mount(mounts: Mount[], target: string, o: { volatile?: boolean } = {}): Promise<void> {
     for (const m of mounts) {
-      if (m.type !== 'overlay') throw new EngineError('INTERNAL', `the fake mounter mounts overlay snapshots only, not ${m.type}`);
+      if (m.type === 'tmpfs') continue; // an empty tree: the target as it is (a shareable /dev/shm)
+      if (m.type !== 'overlay') throw new EngineError('INTERNAL', `the fake mounter mounts overlay snapshots and tmpfs only, not ${m.type}`);
       const opt = (k: string) => m.options?.find((x) => x.startsWith(`${k}=`))?.slice(k.length + 1);
       const lower = (opt('lowerdir') ?? '').split(':').filter(Boolean).reverse();
       const upper = opt('upperdir');
