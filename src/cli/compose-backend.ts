@@ -381,8 +381,12 @@ export class ApiComposeBackend implements ComposeBackend {
 
   async inspectImage(ref: string): Promise<ImageSummary | undefined> {
     try {
-      const i = await this.client.json<{ Id: string; RepoTags: string[] | null; Size: number; Created: string }>('GET', `/images/${enc(ref)}/json`);
-      return { id: i.Id, repoTags: i.RepoTags ?? [], size: i.Size, created: Date.parse(i.Created) / 1000 };
+      const i = await this.client.json<{ Id: string; RepoTags: string[] | null; Size: number; Created: string; Metadata?: { LastTagTime?: string } }>(
+        'GET',
+        `/images/${enc(ref)}/json`,
+      );
+      const tagged = i.Metadata?.LastTagTime ? Date.parse(i.Metadata.LastTagTime) : NaN;
+      return { id: i.Id, repoTags: i.RepoTags ?? [], size: i.Size, created: Date.parse(i.Created) / 1000, ...(tagged > 0 ? { lastTagTime: tagged } : {}) };
     } catch (e) {
       if (isEngineError(e, 'NOT_FOUND')) return undefined;
       throw e;

@@ -172,6 +172,8 @@ export interface ImageSummary {
   repoTags: string[];
   size: number;
   created: number;
+  /** When a name was last put on it (a pull, a build, a tag): Docker's Metadata.LastTagTime, in ms; what refresh pull policies go by. */
+  lastTagTime?: number;
 }
 
 export interface BuildSpec {

@@ -9,6 +9,7 @@ import { EngineError } from '../common/errors.ts';
 import type { ContainerSpec, EndpointSpec, MountSpec } from './backend.ts';
 import * as L from './labels.ts';
 import { resolveServiceReferences } from './hash.ts';
+import { fileTarget, isInline } from './inject.ts';
 import { configHash } from './serialize.ts';
 import type { Project, Service } from './types.ts';
 
@@ -79,19 +80,14 @@ function mounts(p: Project, s: Service): { binds: string[]; mounts: MountSpec[];
     const i = t.indexOf(':');
     tmpfs[i < 0 ? t : t.slice(0, i)] = i < 0 ? '' : t.slice(i + 1);
   }
-  for (const [kind, refs, dir] of [
-    ['secrets', s.secrets, '/run/secrets'],
-    ['configs', s.configs, ''],
-  ] as const) {
-    for (const r of refs ?? []) {
+  for (const kind of ['secrets', 'configs'] as const) {
+    for (const r of s[kind] ?? []) {
       const obj = p[kind][r.source]!;
-      if (!obj.file)
-        throw new EngineError(
-          'INVALID_ARGUMENT',
-          `service "${s.name}": ${kind.slice(0, -1)} "${r.source}": only file-based ${kind} are supported by keel compose`,
-        );
-      const target = r.target ? (r.target.startsWith('/') ? r.target : `${dir || ''}/${r.target}`) : `${dir}/${r.source}`;
-      binds.push(`${obj.file}:${target}:ro`);
+      if (obj.external) throw new EngineError('INVALID_ARGUMENT', `service "${s.name}": unsupported external ${kind.slice(0, -1)} ${obj.name}`);
+      // environment and content sources are copied in after create (inject.ts)
+      if (isInline(obj)) continue;
+      if (!obj.file) throw new EngineError('INVALID_ARGUMENT', `service "${s.name}": ${kind.slice(0, -1)} "${r.source}" has no file, environment or content`);
+      binds.push(`${obj.file}:${fileTarget(kind, r)}:ro`);
     }
   }
   return { binds, mounts: out, tmpfs };

@@ -12,7 +12,8 @@ import type { ComposeBackend, ContainerSummary, NetworkSummary } from './backend
 import { planContainer } from './convert.ts';
 import { referencedServices } from './extra-keys.ts';
 import { inDependencyOrder, withDependencies } from './graph.ts';
-import { ensureImages, type ImageOptions, prefetchImages } from './images.ts';
+import { ensureImages, type ImageOptions, prefetchImages, PULL_FLAG_POLICIES } from './images.ts';
+import { injectFiles } from './inject.ts';
 import * as L from './labels.ts';
 import type { Reporter } from './reporter.ts';
 import { ensureNetworks, ensureVolumes, recreateNetworks, usedResources } from './resources.ts';
@@ -56,6 +57,7 @@ export function selectServices(p: Project, names: string[] | undefined, noDeps =
 }
 
 export async function up(b: ComposeBackend, p: Project, r: Reporter, o: UpOptions = {}): Promise<void> {
+  if (o.pull !== undefined && !PULL_FLAG_POLICIES.includes(o.pull)) throw new EngineError('INVALID_ARGUMENT', `invalid --pull option "${o.pull}"`);
   const services = selectServices(p, o.services, o.noDeps);
   const scale = (name: string) => o.scale?.[name] ?? p.services[name]!.scale;
   for (const [n, v] of Object.entries(o.scale ?? {})) {
@@ -148,6 +150,7 @@ async function createOne(b: ComposeBackend, p: Project, name: string, n: number,
   const id = await b.createContainer(plan.spec);
   try {
     for (const net of plan.extraNetworks) await b.connectNetwork(net.name, id, net.endpoint);
+    await injectFiles(b, p, p.services[name]!, id);
   } catch (e) {
     // undoing a half-made container: the connect error is the one to report
     await b.removeContainer(id, { force: true }).catch(() => {});

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
 import { EngineError } from '../../common/errors.ts';
 import { planContainer } from '../../compose/convert.ts';
+import { injectFiles } from '../../compose/inject.ts';
 import { referencedServices } from '../../compose/extra-keys.ts';
 import { buildService, ensureImages } from '../../compose/images.ts';
 import * as L from '../../compose/labels.ts';
@@ -63,14 +64,14 @@ export function composeMoreCommands(compose: Command, cli: ComposeCli, r: Report
       noBuild: o.build === false,
       forceRecreate: !!o.forceRecreate,
       noRecreate: o.recreate === false,
-      pull: o.pull as 'always' | undefined,
+      pull: o.pull as string | undefined,
     });
   })
     .option('--build', 'build images before starting containers')
     .option('--no-build', "don't build an image, even if it's policy")
     .option('--force-recreate', 'recreate containers even if unchanged')
     .option('--no-recreate', "if containers already exist, don't recreate them")
-    .option('--pull <policy>', 'pull image before running ("always"|"missing"|"never")');
+    .option('--pull <policy>', 'pull image before running ("always"|"missing"|"never"|"build")');
 
   simple('build', 'Build or rebuild services', async (cmd, s, o) => {
     const p = cli.project(cmd, s);
@@ -250,6 +251,7 @@ export function composeMoreCommands(compose: Command, cli: ComposeCli, r: Report
           });
           const id = await b.createContainer(plan.spec);
           for (const n of plan.extraNetworks) await b.connectNetwork(n.name, id, n.endpoint);
+          await injectFiles(b, p, s, id);
           if (o.detach) {
             await b.startContainer(id);
             process.stdout.write(`${plan.spec.name}\n`);

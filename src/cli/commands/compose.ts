@@ -152,7 +152,7 @@ export function composeCommands(program: Command, ctx: CliContext): void {
     .option('-d, --detach', 'detached mode: run containers in the background')
     .option('--build', 'build images before starting containers')
     .option('--no-build', "don't build an image, even if it's policy")
-    .option('--pull <policy>', 'pull image before running ("always"|"missing"|"never")')
+    .option('--pull <policy>', 'pull image before running ("always"|"missing"|"never"|"build")')
     .option('--force-recreate', "recreate containers even if their configuration and image haven't changed")
     .option('--no-recreate', "if containers already exist, don't recreate them")
     .option('--no-deps', "don't start linked services")
@@ -197,7 +197,7 @@ export function composeCommands(program: Command, ctx: CliContext): void {
           noStart: !o.start,
           build,
           noBuild,
-          pull: o.pull as 'always' | undefined,
+          pull: o.pull as string | undefined,
           timeout,
           onProgress: (_svc, pr) => void (pr.stream ? process.stderr.write(pr.stream) : undefined),
         });
