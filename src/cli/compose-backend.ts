@@ -45,7 +45,7 @@ interface DockerContainer {
   Labels: Record<string, string> | null;
   Ports: { IP?: string; PrivatePort: number; PublicPort?: number; Type: string }[] | null;
   NetworkSettings?: { Networks?: Record<string, { NetworkID?: string }> | null } | null;
-  Mounts?: { Type?: string; Name?: string }[] | null;
+  Mounts?: { Type?: string; Name?: string; Destination?: string; RW?: boolean }[] | null;
 }
 
 function summary(c: DockerContainer): ContainerSummary {
@@ -67,6 +67,13 @@ function summary(c: DockerContainer): ContainerSummary {
     })),
     ...(c.NetworkSettings?.Networks ? { networkIds: Object.values(c.NetworkSettings.Networks).flatMap((n) => (n.NetworkID ? [n.NetworkID] : [])) } : {}),
     ...(c.Mounts ? { volumeNames: c.Mounts.flatMap((m) => (m.Type === 'volume' && m.Name ? [m.Name] : [])) } : {}),
+    ...(c.Mounts
+      ? {
+          mounts: c.Mounts.flatMap((m) =>
+            m.Type === 'volume' && m.Destination ? [{ type: m.Type, ...(m.Name ? { name: m.Name } : {}), destination: m.Destination, rw: m.RW !== false }] : [],
+          ),
+        }
+      : {}),
   };
 }
 
@@ -381,12 +388,23 @@ export class ApiComposeBackend implements ComposeBackend {
 
   async inspectImage(ref: string): Promise<ImageSummary | undefined> {
     try {
-      const i = await this.client.json<{ Id: string; RepoTags: string[] | null; Size: number; Created: string; Metadata?: { LastTagTime?: string } }>(
-        'GET',
-        `/images/${enc(ref)}/json`,
-      );
+      const i = await this.client.json<{
+        Id: string;
+        RepoTags: string[] | null;
+        Size: number;
+        Created: string;
+        Metadata?: { LastTagTime?: string };
+        Config?: { Volumes?: Record<string, unknown> | null } | null;
+      }>('GET', `/images/${enc(ref)}/json`);
       const tagged = i.Metadata?.LastTagTime ? Date.parse(i.Metadata.LastTagTime) : NaN;
-      return { id: i.Id, repoTags: i.RepoTags ?? [], size: i.Size, created: Date.parse(i.Created) / 1000, ...(tagged > 0 ? { lastTagTime: tagged } : {}) };
+      return {
+        id: i.Id,
+        repoTags: i.RepoTags ?? [],
+        size: i.Size,
+        created: Date.parse(i.Created) / 1000,
+        ...(tagged > 0 ? { lastTagTime: tagged } : {}),
+        volumes: Object.keys(i.Config?.Volumes ?? {}),
+      };
     } catch (e) {
       if (isEngineError(e, 'NOT_FOUND')) return undefined;
       throw e;

@@ -35,6 +35,8 @@ export interface ContainerSummary {
   /** The ids of the networks it is connected to, and the names of the volumes it mounts (when the engine lists them). */
   networkIds?: string[];
   volumeNames?: string[];
+  /** Its volume mounts (when the engine lists them): what a recreated container inherits. */
+  mounts?: { type: string; name?: string; destination: string; rw: boolean }[];
 }
 
 export interface ContainerDetails extends ContainerSummary {
@@ -174,6 +176,8 @@ export interface ImageSummary {
   created: number;
   /** When a name was last put on it (a pull, a build, a tag): Docker's Metadata.LastTagTime, in ms; what refresh pull policies go by. */
   lastTagTime?: number;
+  /** The image's VOLUME paths (Config.Volumes). */
+  volumes?: string[];
 }
 
 export interface BuildSpec {

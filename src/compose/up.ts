@@ -16,7 +16,8 @@ import { ensureImages, type ImageOptions, prefetchImages, PULL_FLAG_POLICIES } f
 import { injectFiles } from './inject.ts';
 import * as L from './labels.ts';
 import type { Reporter } from './reporter.ts';
-import { ensureNetworks, ensureVolumes, recreateNetworks, usedResources } from './resources.ts';
+import { ensureNetworks, ensureVolumes, recreateNetworks, recreateVolumes, usedResources } from './resources.ts';
+import { inheritedVolumes } from './inherit.ts';
 import { resolveServiceReferences } from './hash.ts';
 import { configHash } from './serialize.ts';
 import type { Project, Service } from './types.ts';
@@ -24,8 +25,15 @@ import type { Project, Service } from './types.ts';
 export interface UpOptions extends ImageOptions {
   services?: string[];
   noDeps?: boolean;
+  /** Recreate the targeted services' containers (the named ones, else all) even when unchanged. */
   forceRecreate?: boolean;
   noRecreate?: boolean;
+  /** --always-recreate-deps: recreate the dependencies of the named services too. */
+  alwaysRecreateDeps?: boolean;
+  /** -V: recreate the targeted services' containers with new anonymous volumes instead of the previous containers' ones. */
+  renewAnonVolumes?: boolean;
+  /** -y: a volume whose configuration changed is removed and created again (docker compose asks first), with its containers. */
+  assumeYes?: boolean;
   removeOrphans?: boolean;
   /** --scale service=n */
   scale?: Record<string, number>;
@@ -79,7 +87,10 @@ export async function up(b: ComposeBackend, p: Project, r: Reporter, o: UpOption
   const diverged = new Map<string, NetworkSummary>();
   const networkIds = await ensureNetworks(b, p, used.networks, r, networks, diverged);
   const gone = diverged.size ? await recreateNetworks(b, p, diverged, listed, services, r, networkIds) : new Set<string>();
-  await ensureVolumes(b, p, used.volumes, r, volumes);
+  // --force-recreate and -V apply to the named services (all when none is named); their dependencies follow --always-recreate-deps
+  const targeted = (name: string) => !o.services?.length || o.services.includes(name);
+  const staleVolumes = await ensureVolumes(b, p, used.volumes, r, volumes, o.assumeYes);
+  if (staleVolumes.length) for (const id of await recreateVolumes(b, p, staleVolumes, listed, r)) gone.add(id);
   let slow = false;
   const images = await ensureImages(b, p, services, { ...r, event: (...a) => ((slow = true), r.event(...a)) }, o, inspections);
   // a pull or a build takes long enough for the containers to change meanwhile: list them again
@@ -127,7 +138,8 @@ export async function up(b: ComposeBackend, p: Project, r: Reporter, o: UpOption
         containerOf,
         networkIds,
         restartKept: restartFor,
-        forceRecreate: o.forceRecreate || lenderRecreated,
+        forceRecreate: (targeted(name) ? o.forceRecreate || o.renewAnonVolumes : o.alwaysRecreateDeps) || lenderRecreated,
+        inherit: !(targeted(name) && o.renewAnonVolumes),
       },
     );
     if (res.ids[0]) firstContainer.set(name, res.ids[0]);
@@ -142,10 +154,22 @@ interface ConvergeOptions extends UpOptions {
   networkIds: Map<string, string>;
   /** Restart the running containers that are kept (a dependency was recreated). */
   restartKept?: boolean;
+  /** A recreated container takes over its predecessor's anonymous volumes (docker compose's Inherit). */
+  inherit?: boolean;
 }
 
-async function createOne(b: ComposeBackend, p: Project, name: string, n: number, imageId: string, r: Reporter, o: ConvergeOptions): Promise<string> {
-  const plan = planContainer(p, p.services[name]!, n, { imageId, serviceContainer: o.serviceContainer });
+async function createOne(
+  b: ComposeBackend,
+  p: Project,
+  name: string,
+  n: number,
+  imageId: string,
+  r: Reporter,
+  o: ConvergeOptions,
+  previous?: ContainerSummary,
+): Promise<string> {
+  const inherited = previous && o.inherit !== false ? await inheritedVolumes(b, p, p.services[name]!, previous) : undefined;
+  const plan = planContainer(p, p.services[name]!, n, { imageId, serviceContainer: o.serviceContainer, inherited });
   r.event('Container', plan.spec.name, 'Creating');
   const id = await b.createContainer(plan.spec);
   try {
@@ -203,7 +227,7 @@ async function convergeService(
       await b.renameContainer(c.id, aside);
       let id: string;
       try {
-        id = await createOne(b, p, name, n, imageId, r, o);
+        id = await createOne(b, p, name, n, imageId, r, o, c);
       } catch (e) {
         // putting the old container's name back after a failed replacement; the create error is the one to report
         await b.renameContainer(c.id, c.name).catch(() => {});

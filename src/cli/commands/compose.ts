@@ -5,11 +5,11 @@
  * the others (exec, run, top, port, images, ls, pull, push, build...) in
  * compose-more.ts.
  */
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import { stringify } from 'yaml';
 import { EngineError } from '../../common/errors.ts';
 import type { ComposeBackend } from '../../compose/backend.ts';
-import { attachedUp } from '../../compose/attached.ts';
+import { attachedServices, attachedUp } from '../../compose/attached.ts';
 import { loadProject, normalizeProjectName } from '../../compose/load.ts';
 import { LogPrinter, shortName } from '../../compose/logs.ts';
 import { containersOf, down, type Target } from '../../compose/ops.ts';
@@ -126,6 +126,48 @@ interface UpFlags {
   color: boolean;
   logPrefix: boolean;
   watch?: boolean;
+  attach: string[];
+  noAttach: string[];
+  attachDependencies?: boolean;
+  abortOnContainerFailure?: boolean;
+  timestamps?: boolean;
+  quietPull?: boolean;
+  quietBuild?: boolean;
+  alwaysRecreateDeps?: boolean;
+  renewAnonVolumes?: boolean;
+  yes?: boolean;
+}
+
+/**
+ * `--no-attach SERVICE` is an option of its own, not the negation of
+ * `--attach` that commander makes of a `--no-` name.
+ */
+function noAttachOption(): Option {
+  const o = new Option('--no-attach <service>', 'do not attach (stream logs) to the specified services').argParser(collect).default([]);
+  o.negate = false;
+  o.attributeName = () => 'noAttach';
+  return o;
+}
+
+/** docker compose's validateFlags for `up`. */
+function validateUpFlags(o: UpFlags): void {
+  const fail = (m: string) => {
+    throw new EngineError('INVALID_ARGUMENT', m);
+  };
+  if (o.waitTimeout !== undefined && intArg(o.waitTimeout) < 0) fail('--wait-timeout must be a non-negative integer');
+  const cascadeStop = o.abortOnContainerExit || (!!o.exitCodeFrom && !o.abortOnContainerFailure);
+  if (cascadeStop && o.abortOnContainerFailure) fail('--abort-on-container-failure cannot be combined with --abort-on-container-exit');
+  if (o.wait && (o.attachDependencies || cascadeStop || o.attach.length))
+    fail('--wait cannot be combined with --abort-on-container-exit, --attach or --attach-dependencies');
+  if ((o.detach || o.wait) && (o.attachDependencies || cascadeStop || o.abortOnContainerFailure || o.attach.length || o.watch))
+    fail(
+      `--${o.wait ? 'wait' : 'detach'} cannot be combined with --abort-on-container-exit, --abort-on-container-failure, --attach, --attach-dependencies or --watch`,
+    );
+  if (o.renewAnonVolumes && o.recreate === false) fail('--no-recreate and --renew-anon-volumes are incompatible');
+  if (o.forceRecreate && o.recreate === false) fail('--force-recreate and --no-recreate are incompatible');
+  if (o.alwaysRecreateDeps && o.recreate === false) fail('--always-recreate-deps and --no-recreate are incompatible');
+  if (o.build === false && o.watch) fail('--no-build and --watch are incompatible');
+  if (o.attach.length && o.attachDependencies) fail('cannot combine --attach and --attach-dependencies');
 }
 
 export function composeCommands(program: Command, ctx: CliContext): void {
@@ -162,6 +204,17 @@ export function composeCommands(program: Command, ctx: CliContext): void {
     .option('--wait-timeout <seconds>', 'maximum duration in seconds to wait for the project to be running|healthy')
     .option('--remove-orphans', 'remove containers for services not defined in the compose file')
     .option('--abort-on-container-exit', 'stops all containers if any container was stopped; incompatible with -d')
+    .option('--abort-on-container-failure', 'stops all containers if any container exited with failure; incompatible with -d')
+    .option('--attach <service>', 'restrict attaching to the specified services; incompatible with --attach-dependencies', collect, [])
+    .addOption(noAttachOption())
+    .option('--attach-dependencies', 'automatically attach to log output of dependent services')
+    .option('--timestamps', 'show timestamps')
+    .option('--quiet-pull', 'pull without printing progress information')
+    .option('--quiet-build', 'suppress the build output')
+    .option('--always-recreate-deps', 'recreate dependent containers; incompatible with --no-recreate')
+    .option('-V, --renew-anon-volumes', 'recreate anonymous volumes instead of retrieving data from the previous containers')
+    .option('-y, --yes', 'assume "yes" as answer to all prompts and run non-interactively')
+    .option('--menu', 'enable interactive shortcuts when running attached (keel has none: accepted and ignored, as docker compose does without a terminal)')
     .option('--exit-code-from <service>', 'return the exit code of the selected service container; implies --abort-on-container-exit')
     .option('-t, --timeout <seconds>', 'use this timeout in seconds for container shutdown when attached or when containers are already running')
     .option('--no-color', 'produce monochrome output')
@@ -172,15 +225,7 @@ export function composeCommands(program: Command, ctx: CliContext): void {
         // --build and --no-build are both defined: build is true, false or unset
         const noBuild = o.build === false;
         const build = o.build === true;
-        if (o.detach && (o.abortOnContainerExit || o.exitCodeFrom))
-          throw new EngineError('INVALID_ARGUMENT', '--abort-on-container-exit and --exit-code-from cannot be combined with --detach');
-        if (o.watch && (o.detach || o.wait)) throw new EngineError('INVALID_ARGUMENT', '--watch cannot be combined with --detach or --wait');
-        // docker compose's validateFlags
-        if (o.wait && (o.abortOnContainerExit || o.exitCodeFrom))
-          throw new EngineError('INVALID_ARGUMENT', '--wait cannot be combined with --abort-on-container-exit, --attach or --attach-dependencies');
-        if (o.waitTimeout !== undefined && intArg(o.waitTimeout) < 0)
-          throw new EngineError('INVALID_ARGUMENT', '--wait-timeout must be a non-negative integer');
-        if (o.forceRecreate && o.recreate === false) throw new EngineError('INVALID_ARGUMENT', '--force-recreate and --no-recreate are incompatible');
+        validateUpFlags(o);
         const p = cli.project(cmd, services);
         if (o.exitCodeFrom && !p.services[o.exitCodeFrom]) throw new EngineError('NOT_FOUND', `no such service: ${o.exitCodeFrom}`);
         if (o.watch) (await import('../../compose/watch.ts')).watchRules(p, selectServices(p, services, !o.deps));
@@ -199,10 +244,15 @@ export function composeCommands(program: Command, ctx: CliContext): void {
           noBuild,
           pull: o.pull as string | undefined,
           timeout,
-          onProgress: (_svc, pr) => void (pr.stream ? process.stderr.write(pr.stream) : undefined),
+          alwaysRecreateDeps: o.alwaysRecreateDeps,
+          renewAnonVolumes: o.renewAnonVolumes,
+          assumeYes: o.yes,
+          // --quiet-pull quiets the builds' output too, as in docker compose
+          onProgress: (_svc, pr) => void (pr.stream && !o.quietPull && !o.quietBuild ? process.stderr.write(pr.stream) : undefined),
         });
         if (!o.start) return;
         const selected = selectServices(p, services, !o.deps);
+        const attach = o.detach || o.wait ? [] : attachedServices(p, { services: selected, named: services, ...o });
         if (o.wait) return void (await waitProject(b, p, selected, reporter, o.waitTimeout ? Date.now() + intArg(o.waitTimeout) * 1000 : Infinity));
         if (o.detach) return;
         const printer = new LogPrinter(process.stdout, { color: o.color && cli.color(), prefix: o.logPrefix });
@@ -224,8 +274,12 @@ export function composeCommands(program: Command, ctx: CliContext): void {
         try {
           const code = await attachedUp(b, { name: p.name, project: p }, printer, reporter, {
             services: selected,
-            abortOnExit: o.abortOnContainerExit || !!o.exitCodeFrom,
+            named: services,
+            attach,
+            abortOnExit: o.abortOnContainerExit || (!!o.exitCodeFrom && !o.abortOnContainerFailure),
+            abortOnFailure: o.abortOnContainerFailure,
             exitCodeFrom: o.exitCodeFrom,
+            timestamps: o.timestamps,
             timeout,
             since,
             interrupt: interrupt.signal,
