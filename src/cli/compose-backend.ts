@@ -306,6 +306,41 @@ export class ApiComposeBackend implements ComposeBackend {
     return info.ExitCode ?? 0;
   }
 
+  async execOutput(
+    id: string,
+    s: Omit<ExecSpec, 'tty' | 'interactive' | 'detach'>,
+    limit: number,
+  ): Promise<{ exitCode: number; stdout: string; stderr: string }> {
+    const body = {
+      User: s.user ?? '',
+      Privileged: !!s.privileged,
+      Tty: false,
+      AttachStdout: true,
+      AttachStderr: true,
+      Env: s.env?.length ? s.env : null,
+      WorkingDir: s.workingDir ?? '',
+      Cmd: s.cmd,
+    };
+    const { Id } = await this.client.json<{ Id: string }>('POST', `/containers/${enc(id)}/exec`, { body });
+    const socket = await hijack(this.client, `/exec/${Id}/start`, { body: { Detach: false, Tty: false } });
+    // only the tails are kept: a chatty command holds no more than 2 × limit bytes here
+    const tails: [Buffer, Buffer] = [Buffer.alloc(0), Buffer.alloc(0)];
+    const demux = new Demuxer((stream, data) => {
+      const i = stream === 2 ? 1 : 0;
+      const joined = Buffer.concat([tails[i], data]);
+      tails[i] = joined.length > limit ? joined.subarray(joined.length - limit) : joined;
+    });
+    await new Promise<void>((resolve, reject) => {
+      socket.on('data', (c: Buffer) => demux.push(c));
+      socket.on('end', () => resolve());
+      socket.on('close', () => resolve());
+      socket.on('error', reject);
+    });
+    socket.destroy();
+    const info = await this.client.json<{ ExitCode: number | null }>('GET', `/exec/${Id}/json`);
+    return { exitCode: info.ExitCode ?? 0, stdout: tails[0].toString('utf8'), stderr: tails[1].toString('utf8') };
+  }
+
   async runAttached(id: string, o: { tty: boolean; interactive: boolean }): Promise<number> {
     const r = await runSession(this.client, {
       id,

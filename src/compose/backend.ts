@@ -255,6 +255,12 @@ export interface ComposeBackend {
   copyToContainer(id: string, dir: string, tar: Readable): Promise<void>;
   /** Runs a command in the container, relayed to this process's stdio; its exit code. */
   exec(id: string, spec: ExecSpec): Promise<number>;
+  /**
+   * Runs a command in the container without a terminal or stdin, keeping
+   * the last `limit` bytes of its stdout and of its stderr (a lifecycle
+   * hook: its output goes into the error when it fails); its exit code.
+   */
+  execOutput(id: string, spec: Omit<ExecSpec, 'tty' | 'interactive' | 'detach'>, limit: number): Promise<{ exitCode: number; stdout: string; stderr: string }>;
   /** Attaches this process's stdio to a created container, starts it, relays until it ends (run). */
   runAttached(id: string, opts: { tty: boolean; interactive: boolean }): Promise<number>;
 

@@ -12,6 +12,8 @@ export class FakeEngine {
   networks = new Map<string, NetworkSummary>();
   volumes = new Map<string, VolumeSummary>();
   images = new Map<string, string>([['busybox', 'sha256:bb1']]);
+  /** What an exec without a terminal (execOutput: hooks) answers, by its command joined with spaces; exit 0 and no output otherwise. */
+  execResults = new Map<string, { exitCode: number; stdout: string; stderr: string }>();
   /** The VOLUME paths of images, by name. */
   imageVolumes = new Map<string, string[]>();
   private anon = 0;
@@ -88,6 +90,12 @@ export class FakeEngine {
       logs: async function* () {},
       top: async () => ({ titles: [], processes: [] }),
       exec: unsupported,
+      execOutput: async (id, spec) => {
+        const c = this.find(id);
+        if (c.state !== 'running') throw new EngineError('CONFLICT', `container ${c.name} is not running`);
+        this.calls.push(`exec ${c.name} ${spec.cmd.join(' ')}${spec.user ? ` user=${spec.user}` : ''}${spec.env?.length ? ` env=${spec.env.join(',')}` : ''}`);
+        return this.execResults.get(spec.cmd.join(' ')) ?? { exitCode: 0, stdout: '', stderr: '' };
+      },
       copyToContainer: unsupported,
       runAttached: unsupported,
       listNetworks: async (labels) => [...this.networks.values()].filter((n) => match(n.labels, labels)),

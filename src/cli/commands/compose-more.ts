@@ -7,6 +7,8 @@ import { randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
 import { EngineError } from '../../common/errors.ts';
 import { planContainer } from '../../compose/convert.ts';
+import { runHooks } from '../../compose/hooks.ts';
+import { withClientApiSocket } from '../compose-api-socket.ts';
 import { injectFiles } from '../../compose/inject.ts';
 import { referencedServices } from '../../compose/extra-keys.ts';
 import { buildService, ensureImages } from '../../compose/images.ts';
@@ -56,7 +58,7 @@ export function composeMoreCommands(compose: Command, cli: ComposeCli, r: Report
     .option('-s, --stop', 'stop the containers, if required, before removing')
     .option('-v, --volumes', 'remove any anonymous volumes attached to containers');
   simple('create', 'Creates containers for a service', async (cmd, s, o) => {
-    const p = cli.project(cmd, s);
+    const p = await withClientApiSocket(cli.project(cmd, s), cli.client);
     await up(await cli.backend(), p, r, {
       services: s,
       noStart: true,
@@ -204,7 +206,7 @@ export function composeMoreCommands(compose: Command, cli: ComposeCli, r: Report
           },
           cmd: Command,
         ) => {
-          const p = cli.project(cmd, [service]);
+          const p = await withClientApiSocket(cli.project(cmd, [service]), cli.client);
           const base = p.services[service];
           if (!base) throw new EngineError('NOT_FOUND', `no such service: ${service}`);
           // -p replaces the service's ports (as --service-ports would publish them); -v adds mounts
@@ -254,6 +256,7 @@ export function composeMoreCommands(compose: Command, cli: ComposeCli, r: Report
           await injectFiles(b, p, s, id);
           if (o.detach) {
             await b.startContainer(id);
+            await runHooks(b, s, 'post_start', id);
             process.stdout.write(`${plan.spec.name}\n`);
             return;
           }

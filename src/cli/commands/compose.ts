@@ -5,7 +5,7 @@
  * the others (exec, run, top, port, images, ls, pull, push, build...) in
  * compose-more.ts.
  */
-import { type Command, Option } from 'commander';
+import type { Command } from 'commander';
 import { stringify } from 'yaml';
 import { EngineError } from '../../common/errors.ts';
 import type { ComposeBackend } from '../../compose/backend.ts';
@@ -17,9 +17,11 @@ import { streamReporter } from '../../compose/reporter.ts';
 import { configHash, projectData } from '../../compose/serialize.ts';
 import type { Project } from '../../compose/types.ts';
 import { selectServices, up, waitProject } from '../../compose/up.ts';
+import { withClientApiSocket } from '../compose-api-socket.ts';
 import { ApiComposeBackend } from '../compose-backend.ts';
 import { type CliContext, collect, ExitError } from '../context.ts';
 import { composeMoreCommands } from './compose-more.ts';
+import { intArg, noAttachOption, type UpFlags, validateUpFlags } from './compose-up-flags.ts';
 import { psCommand } from './compose-ps.ts';
 import { runWatch, watchCommand } from './compose-watch.ts';
 
@@ -91,12 +93,6 @@ export function composeCli(ctx: CliContext): ComposeCli {
   };
 }
 
-const intArg = (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n)) throw new EngineError('INVALID_ARGUMENT', `invalid number "${v}"`);
-  return n;
-};
-
 function scaleFlags(list: string[]): Record<string, number> {
   const out: Record<string, number> = {};
   for (const s of list) {
@@ -105,69 +101,6 @@ function scaleFlags(list: string[]): Record<string, number> {
     out[m[1]!] = Number(m[2]);
   }
   return out;
-}
-
-interface UpFlags {
-  // commander names a --no-X flag X (false when given)
-  detach?: boolean;
-  build?: boolean;
-  forceRecreate?: boolean;
-  recreate: boolean;
-  deps: boolean;
-  scale: string[];
-  wait?: boolean;
-  waitTimeout?: string;
-  removeOrphans?: boolean;
-  abortOnContainerExit?: boolean;
-  exitCodeFrom?: string;
-  timeout?: string;
-  pull?: string;
-  start: boolean;
-  color: boolean;
-  logPrefix: boolean;
-  watch?: boolean;
-  attach: string[];
-  noAttach: string[];
-  attachDependencies?: boolean;
-  abortOnContainerFailure?: boolean;
-  timestamps?: boolean;
-  quietPull?: boolean;
-  quietBuild?: boolean;
-  alwaysRecreateDeps?: boolean;
-  renewAnonVolumes?: boolean;
-  yes?: boolean;
-}
-
-/**
- * `--no-attach SERVICE` is an option of its own, not the negation of
- * `--attach` that commander makes of a `--no-` name.
- */
-function noAttachOption(): Option {
-  const o = new Option('--no-attach <service>', 'do not attach (stream logs) to the specified services').argParser(collect).default([]);
-  o.negate = false;
-  o.attributeName = () => 'noAttach';
-  return o;
-}
-
-/** docker compose's validateFlags for `up`. */
-function validateUpFlags(o: UpFlags): void {
-  const fail = (m: string) => {
-    throw new EngineError('INVALID_ARGUMENT', m);
-  };
-  if (o.waitTimeout !== undefined && intArg(o.waitTimeout) < 0) fail('--wait-timeout must be a non-negative integer');
-  const cascadeStop = o.abortOnContainerExit || (!!o.exitCodeFrom && !o.abortOnContainerFailure);
-  if (cascadeStop && o.abortOnContainerFailure) fail('--abort-on-container-failure cannot be combined with --abort-on-container-exit');
-  if (o.wait && (o.attachDependencies || cascadeStop || o.attach.length))
-    fail('--wait cannot be combined with --abort-on-container-exit, --attach or --attach-dependencies');
-  if ((o.detach || o.wait) && (o.attachDependencies || cascadeStop || o.abortOnContainerFailure || o.attach.length || o.watch))
-    fail(
-      `--${o.wait ? 'wait' : 'detach'} cannot be combined with --abort-on-container-exit, --abort-on-container-failure, --attach, --attach-dependencies or --watch`,
-    );
-  if (o.renewAnonVolumes && o.recreate === false) fail('--no-recreate and --renew-anon-volumes are incompatible');
-  if (o.forceRecreate && o.recreate === false) fail('--force-recreate and --no-recreate are incompatible');
-  if (o.alwaysRecreateDeps && o.recreate === false) fail('--always-recreate-deps and --no-recreate are incompatible');
-  if (o.build === false && o.watch) fail('--no-build and --watch are incompatible');
-  if (o.attach.length && o.attachDependencies) fail('cannot combine --attach and --attach-dependencies');
 }
 
 export function composeCommands(program: Command, ctx: CliContext): void {
@@ -226,7 +159,7 @@ export function composeCommands(program: Command, ctx: CliContext): void {
         const noBuild = o.build === false;
         const build = o.build === true;
         validateUpFlags(o);
-        const p = cli.project(cmd, services);
+        const p = await withClientApiSocket(cli.project(cmd, services), cli.client);
         if (o.exitCodeFrom && !p.services[o.exitCodeFrom]) throw new EngineError('NOT_FOUND', `no such service: ${o.exitCodeFrom}`);
         if (o.watch) (await import('../../compose/watch.ts')).watchRules(p, selectServices(p, services, !o.deps));
         const b = await cli.backend();

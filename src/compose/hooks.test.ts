@@ -1,0 +1,82 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, test } from 'node:test';
+import { FakeEngine } from './fake.ts';
+import { outputTail } from './hooks.ts';
+import { loadProject } from './load.ts';
+import { down, restart, stop } from './ops.ts';
+import { collectingReporter } from './reporter.ts';
+import { up } from './up.ts';
+
+const root = fs.mkdtempSync(path.join(os.tmpdir(), 'compose-hooks-'));
+after(() => fs.rmSync(root, { recursive: true, force: true }));
+function project(yaml: string) {
+  const d = path.join(root, 'app');
+  fs.mkdirSync(d, { recursive: true });
+  fs.writeFileSync(path.join(d, 'compose.yaml'), yaml);
+  return loadProject({ cwd: d, env: {}, onWarning: () => {} });
+}
+
+const YAML = `services:
+  web:
+    image: busybox
+    post_start:
+      - command: ./seed.sh
+        user: root
+        environment: {MODE: init, EMPTY: null}
+      - command: ["echo", "second"]
+    pre_stop:
+      - command: ./drain.sh
+`;
+
+test('post_start hooks run in order after start; pre_stop before stop, restart and down', async () => {
+  const e = new FakeEngine();
+  const p = project(YAML);
+  const t = { name: p.name, project: p };
+  await up(e.backend(), p, collectingReporter());
+  const start = e.calls.indexOf('start app-web-1');
+  assert.deepEqual(e.calls.slice(start, start + 3), [
+    'start app-web-1',
+    'exec app-web-1 ./seed.sh user=root env=MODE=init,EMPTY',
+    'exec app-web-1 echo second',
+  ]);
+  e.calls.length = 0;
+  await up(e.backend(), p, collectingReporter());
+  assert.deepEqual(e.calls, [], 'a no-op up runs no hook');
+  await restart(e.backend(), t, collectingReporter());
+  assert.deepEqual(e.calls, [
+    'exec app-web-1 ./drain.sh',
+    'restart app-web-1',
+    'exec app-web-1 ./seed.sh user=root env=MODE=init,EMPTY',
+    'exec app-web-1 echo second',
+  ]);
+  e.calls.length = 0;
+  await stop(e.backend(), t, collectingReporter());
+  assert.deepEqual(e.calls, ['exec app-web-1 ./drain.sh', 'stop app-web-1']);
+  e.calls.length = 0;
+  // a stopped container gets no pre_stop hook
+  await down(e.backend(), t, collectingReporter());
+  assert.ok(!(e.calls as string[]).some((c) => c.startsWith('exec')), e.calls.join());
+});
+
+test('a failing post_start hook fails up with the tail of its stderr; a failing pre_stop fails down', async () => {
+  const e = new FakeEngine();
+  const p = project(YAML);
+  e.execResults.set('./seed.sh', { exitCode: 3, stdout: 'progress\n', stderr: 'step 1\r50%\r100%\nseed failed: no db\n' });
+  await assert.rejects(up(e.backend(), p, collectingReporter()), /^EngineError: web hook exited with status 3: 100%\nseed failed: no db$/);
+  e.execResults.set('./seed.sh', { exitCode: 0, stdout: '', stderr: '' });
+  await up(e.backend(), p, collectingReporter());
+  e.execResults.set('./drain.sh', { exitCode: 1, stdout: 'busy\n', stderr: '' });
+  await assert.rejects(down(e.backend(), { name: p.name, project: p }, collectingReporter()), /web hook exited with status 1: busy/);
+  e.execResults.set('./drain.sh', { exitCode: 0, stdout: '', stderr: '' });
+  await down(e.backend(), { name: p.name, project: p }, collectingReporter());
+  assert.deepEqual(e.names(), []);
+});
+
+test('outputTail keeps the last 10 lines', () => {
+  const text = Array.from({ length: 30 }, (_, i) => `line ${i}`).join('\n');
+  assert.equal(outputTail(`${text}\n`), Array.from({ length: 10 }, (_, i) => `line ${i + 20}`).join('\n'));
+  assert.equal(outputTail(''), '');
+});

@@ -1,0 +1,61 @@
+/**
+ * Lifecycle hooks, as docker compose (v2.30+) runs them (pkg/compose/hook.go):
+ * `post_start` commands run in the container by exec right after it starts
+ * (up, start, restart, run -d), `pre_stop` ones right before it is stopped
+ * (stop, down, restart, a recreate or a scale-down); each with its own
+ * `user`, `privileged`, `working_dir` and `environment`, one after another.
+ * A hook that exits non-zero fails the command, its error holding the last
+ * lines of the hook's stderr (else stdout). A pre_stop hook that finds the
+ * container already stopped or gone is no error.
+ */
+import { EngineError } from '../common/errors.ts';
+import type { ComposeBackend } from './backend.ts';
+import type { Service } from './types.ts';
+
+const TAIL_LINES = 10;
+const TAIL_BYTES = 2048;
+
+interface Hook {
+  command?: string[];
+  user?: string;
+  privileged?: boolean;
+  working_dir?: string;
+  environment?: Record<string, string | null>;
+}
+
+/** The last lines of a hook's output, as docker compose's outputTail keeps them (a progress bar's `\r` rewinds keep the last segment). */
+export function outputTail(text: string): string {
+  const lines = text
+    .slice(-TAIL_BYTES)
+    .split('\n')
+    .map((l) => l.replace(/\r$/, '').split('\r').pop()!)
+    .filter((l, i, all) => l !== '' || i < all.length - 1);
+  return lines.slice(-TAIL_LINES).join('\n').trim();
+}
+
+export async function runHooks(b: ComposeBackend, s: Service | undefined, kind: 'post_start' | 'pre_stop', id: string): Promise<void> {
+  for (const h of (s?.[kind] ?? []) as Hook[]) {
+    let r: { exitCode: number; stdout: string; stderr: string };
+    try {
+      r = await b.execOutput(
+        id,
+        {
+          cmd: h.command ?? [],
+          user: h.user,
+          privileged: h.privileged,
+          workingDir: h.working_dir,
+          // a variable without a value passes the name alone (docker compose's ToMobyEnv)
+          env: Object.entries(h.environment ?? {}).map(([k, v]) => (v === null ? k : `${k}=${v}`)),
+        },
+        TAIL_BYTES,
+      );
+    } catch (e) {
+      if (kind === 'pre_stop' && e instanceof EngineError && (e.code === 'NOT_FOUND' || e.code === 'CONFLICT')) return;
+      throw e;
+    }
+    if (r.exitCode !== 0) {
+      const out = outputTail(r.stderr) || outputTail(r.stdout);
+      throw new EngineError('CANNOT_EXECUTE', `${s!.name} hook exited with status ${r.exitCode}${out ? `: ${out}` : ''}`);
+    }
+  }
+}
