@@ -1,12 +1,12 @@
 /**
  * secrets and configs that are not files on the host (`environment:` and
  * `content:` sources) reach a container as docker compose puts them there
- * for a local project (pkg/compose/secrets.go): after the container is
- * created and before it starts, a one-file tar goes through the engine's
+ * for a local project (pkg/compose/secrets.go): before each start of the
+ * container (up, start, run), a one-file tar goes through the engine's
  * archive upload (`docker cp`'s PUT archive), the file mode 0444 unless the
  * long syntax gives `mode`, owned by its `uid`/`gid` (root by default).
  * Nothing is written on the host, so there is nothing for `down` to clean;
- * a recreated container gets the current content. File sources stay
+ * a started container gets the current content. File sources stay
  * read-only bind mounts (convert.ts).
  */
 import { Readable } from 'node:stream';

@@ -9,6 +9,7 @@ import type { ComposeBackend, ContainerSummary } from './backend.ts';
 import { inDependencyOrder } from './graph.ts';
 import { runHooks } from './hooks.ts';
 import { imageRef } from './images.ts';
+import { injectFiles } from './inject.ts';
 import * as L from './labels.ts';
 import type { Reporter } from './reporter.ts';
 import { removeNetworks, removeVolumes } from './resources.ts';
@@ -133,6 +134,7 @@ export async function start(b: ComposeBackend, t: Target, r: Reporter, services:
         .filter((c) => c.state !== 'running')
         .map(async (c) => {
           r.event('Container', c.name, 'Starting');
+          if (t.project?.services[s]) await injectFiles(b, t.project, t.project.services[s], c.id);
           await b.startContainer(c.id);
           await runHooks(b, t.project?.services[s], 'post_start', c.id);
           r.event('Container', c.name, 'Started');

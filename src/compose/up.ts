@@ -14,7 +14,7 @@ import { referencedServices } from './extra-keys.ts';
 import { inDependencyOrder, withDependencies } from './graph.ts';
 import { ensureImages, type ImageOptions, prefetchImages, PULL_FLAG_POLICIES } from './images.ts';
 import { runHooks } from './hooks.ts';
-import { injectFiles } from './inject.ts';
+import { injectedFiles, injectFiles } from './inject.ts';
 import * as L from './labels.ts';
 import type { Reporter } from './reporter.ts';
 import { ensureNetworks, ensureVolumes, recreateNetworks, recreateVolumes, usedResources } from './resources.ts';
@@ -68,6 +68,8 @@ export function selectServices(p: Project, names: string[] | undefined, noDeps =
 export async function up(b: ComposeBackend, p: Project, r: Reporter, o: UpOptions = {}): Promise<void> {
   if (o.pull !== undefined && !PULL_FLAG_POLICIES.includes(o.pull)) throw new EngineError('INVALID_ARGUMENT', `invalid --pull option "${o.pull}"`);
   const services = selectServices(p, o.services, o.noDeps);
+  // a secret or config that cannot be made (a variable not set) fails up before anything is created
+  if (!o.noStart) for (const n of services) injectedFiles(p, p.services[n]!);
   const scale = (name: string) => o.scale?.[name] ?? p.services[name]!.scale;
   for (const [n, v] of Object.entries(o.scale ?? {})) {
     if (!p.services[n]) throw new EngineError('NOT_FOUND', `no such service: ${n}`);
@@ -175,7 +177,6 @@ async function createOne(
   const id = await b.createContainer(plan.spec);
   try {
     for (const net of plan.extraNetworks) await b.connectNetwork(net.name, id, net.endpoint);
-    await injectFiles(b, p, p.services[name]!, id);
   } catch (e) {
     // undoing a half-made container: the connect error is the one to report
     await b.removeContainer(id, { force: true }).catch(() => {});
@@ -256,6 +257,8 @@ async function convergeService(
     await Promise.all(
       toStart.map(async (c) => {
         r.event('Container', c.name, 'Starting');
+        // inline secrets and configs are copied in before each start, with their current values, as docker compose does
+        await injectFiles(b, p, s, c.id);
         await b.startContainer(c.id);
         await runHooks(b, s, 'post_start', c.id);
         r.event('Container', c.name, 'Started');

@@ -55,6 +55,11 @@ configs:
   const again = await p.compose(['up', '-d', '--force-recreate'], { ...env, DB_PASSWORD: 'n3w' });
   assert.equal(again.code, 0, again.stderr);
   assert.equal((await sh('cat /run/secrets/db_password')).stdout, 'n3w');
+  // a stopped container that up starts again gets the current value too (it is copied in before each start)
+  assert.equal((await p.compose(['stop'], env)).code, 0);
+  const restart = await p.compose(['up', '-d'], { ...env, DB_PASSWORD: 'th1rd' });
+  assert.equal(restart.code, 0, restart.stderr);
+  assert.equal((await sh('cat /run/secrets/db_password')).stdout, 'th1rd');
   const run = await p.compose(['run', '--rm', '-T', 'app', 'cat', '/run/secrets/api', '/app_conf'], env);
   assert.equal(run.code, 0, run.stderr);
   assert.equal(run.stdout, 'k3ygreeting=hi\n');
