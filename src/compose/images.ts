@@ -4,6 +4,7 @@
  * used; a missing one is pulled, or built when the service has `build:`).
  */
 import { EngineError } from '../common/errors.ts';
+import { parseReference } from '../oci/reference.ts';
 import type { ComposeBackend, Progress } from './backend.ts';
 import type { Reporter } from './reporter.ts';
 import type { Project, Service } from './types.ts';
@@ -190,4 +191,30 @@ export async function ensureImages(
     ids.set(s.name, id || (await b.inspectImage(imageRef(p, s)))?.id || '');
   }
   return ids;
+}
+
+/** Whether a reference names a `latest` tag (written, or the default of one without tag or digest). */
+function isLatest(ref: string): boolean {
+  try {
+    const r = parseReference(ref, { defaultTag: true });
+    return !r.digest && r.tag === 'latest';
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * `compose pull`: whether a service's image is pulled, as docker compose
+ * decides (shouldPullImage): always when the service sets no pull_policy;
+ * never with `never` or `build`; with `always` or a refresh window, yes (an
+ * explicit pull is due now); with `missing`, when the image is absent or
+ * its tag is `latest`, else skipped as present.
+ */
+export async function pullWanted(b: ComposeBackend, s: Service): Promise<{ pull: boolean; skipped?: string }> {
+  if (!s.image) return { pull: false };
+  if (s.pull_policy === undefined) return { pull: true };
+  const { policy } = pullPolicy(s.pull_policy, s.name);
+  if (policy === 'never' || policy === 'build') return { pull: false };
+  if (policy === 'always' || policy === 'refresh' || isLatest(s.image)) return { pull: true };
+  return (await b.inspectImage(s.image)) ? { pull: false, skipped: 'Image is already present locally' } : { pull: true };
 }

@@ -100,3 +100,30 @@ test('--pull replaces every policy; an unknown --pull is refused by up', async (
   const { up } = await import('./up.ts');
   await assert.rejects(up(b, p, collectingReporter(), { pull: 'sometimes' }), /invalid --pull option "sometimes"/);
 });
+
+test('compose pull: an unset policy always pulls; never and build do not; missing skips a present image unless it is latest', async () => {
+  const { pullWanted } = await import('./images.ts');
+  const { b } = engine({ 'here:1': 0, 'here:latest': 0, here: 0 });
+  const p = project(`services:
+  unset: {image: "here:1"}
+  always: {image: "here:1", pull_policy: always}
+  never: {image: "absent:1", pull_policy: never}
+  built: {image: "absent:1", pull_policy: build, build: {context: .}}
+  present: {image: "here:1", pull_policy: missing}
+  absent: {image: "absent:1", pull_policy: if_not_present}
+  latest: {image: "here", pull_policy: missing}
+  daily: {image: "here:1", pull_policy: daily}
+`);
+  const got: Record<string, unknown> = {};
+  for (const [n, s] of Object.entries(p.services)) got[n] = await pullWanted(b, s);
+  assert.deepEqual(got, {
+    unset: { pull: true },
+    always: { pull: true },
+    never: { pull: false },
+    built: { pull: false },
+    present: { pull: false, skipped: 'Image is already present locally' },
+    absent: { pull: true },
+    latest: { pull: true },
+    daily: { pull: true },
+  });
+});

@@ -11,7 +11,7 @@ import { runHooks } from '../../compose/hooks.ts';
 import { withClientApiSocket } from '../compose-api-socket.ts';
 import { injectFiles } from '../../compose/inject.ts';
 import { referencedServices } from '../../compose/extra-keys.ts';
-import { buildService, ensureImages } from '../../compose/images.ts';
+import { buildService, ensureImages, pullWanted } from '../../compose/images.ts';
 import * as L from '../../compose/labels.ts';
 import { parsePort, parseVolume } from '../../compose/shorthand.ts';
 import { containersOf, kill, pause, restart, rm, start, stop } from '../../compose/ops.ts';
@@ -92,18 +92,19 @@ export function composeMoreCommands(compose: Command, cli: ComposeCli, r: Report
   simple('pull', 'Pull service images', async (cmd, s, o) => {
     const p = cli.project(cmd, s);
     const b = await cli.backend();
-    const names = (s.length ? s : Object.keys(p.services)).filter(
-      (n) => p.services[n]?.image && !(p.services[n]!.build && p.services[n]!.pull_policy === 'build'),
-    );
+    const names = (s.length ? s : Object.keys(p.services)).filter((n) => p.services[n]?.image);
     await Promise.all(
       names.map(async (n) => {
         const ref = p.services[n]!.image!;
+        const want = await pullWanted(b, p.services[n]!);
+        if (!want.pull) return want.skipped ? r.event('Image', ref, `Skipped - ${want.skipped}`) : undefined;
         r.event('Image', ref, 'Pulling');
         try {
           await b.pullImage(ref, () => {});
           r.event('Image', ref, 'Pulled');
         } catch (e) {
-          if (!o.ignorePullFailures || !(e instanceof EngineError)) throw e;
+          // a service that can build its image goes on without it, as in docker compose
+          if (!(e instanceof EngineError) || (!o.ignorePullFailures && !p.services[n]!.build)) throw e;
           r.warn(`${n}: ${e.message}`);
         }
       }),
