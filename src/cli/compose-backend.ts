@@ -310,6 +310,7 @@ export class ApiComposeBackend implements ComposeBackend {
     id: string,
     s: Omit<ExecSpec, 'tty' | 'interactive' | 'detach'>,
     limit: number,
+    onOutput?: (chunk: Buffer) => void,
   ): Promise<{ exitCode: number; stdout: string; stderr: string }> {
     const body = {
       User: s.user ?? '',
@@ -326,6 +327,7 @@ export class ApiComposeBackend implements ComposeBackend {
     // only the tails are kept: a chatty command holds no more than 2 × limit bytes here
     const tails: [Buffer, Buffer] = [Buffer.alloc(0), Buffer.alloc(0)];
     const demux = new Demuxer((stream, data) => {
+      onOutput?.(data);
       const i = stream === 2 ? 1 : 0;
       const joined = Buffer.concat([tails[i], data]);
       tails[i] = joined.length > limit ? joined.subarray(joined.length - limit) : joined;

@@ -260,7 +260,12 @@ export interface ComposeBackend {
    * the last `limit` bytes of its stdout and of its stderr (a lifecycle
    * hook: its output goes into the error when it fails); its exit code.
    */
-  execOutput(id: string, spec: Omit<ExecSpec, 'tty' | 'interactive' | 'detach'>, limit: number): Promise<{ exitCode: number; stdout: string; stderr: string }>;
+  execOutput(
+    id: string,
+    spec: Omit<ExecSpec, 'tty' | 'interactive' | 'detach'>,
+    limit: number,
+    onOutput?: (chunk: Buffer) => void,
+  ): Promise<{ exitCode: number; stdout: string; stderr: string }>;
   /** Attaches this process's stdio to a created container, starts it, relays until it ends (run). */
   runAttached(id: string, opts: { tty: boolean; interactive: boolean }): Promise<number>;
 

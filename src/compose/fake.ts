@@ -90,11 +90,13 @@ export class FakeEngine {
       logs: async function* () {},
       top: async () => ({ titles: [], processes: [] }),
       exec: unsupported,
-      execOutput: async (id, spec) => {
+      execOutput: async (id, spec, _limit, onOutput) => {
         const c = this.find(id);
         if (c.state !== 'running') throw new EngineError('CONFLICT', `container ${c.name} is not running`);
         this.calls.push(`exec ${c.name} ${spec.cmd.join(' ')}${spec.user ? ` user=${spec.user}` : ''}${spec.env?.length ? ` env=${spec.env.join(',')}` : ''}`);
-        return this.execResults.get(spec.cmd.join(' ')) ?? { exitCode: 0, stdout: '', stderr: '' };
+        const res = this.execResults.get(spec.cmd.join(' ')) ?? { exitCode: 0, stdout: '', stderr: '' };
+        onOutput?.(Buffer.from(res.stdout + res.stderr));
+        return res;
       },
       copyToContainer: unsupported,
       runAttached: unsupported,

@@ -80,3 +80,11 @@ test('outputTail keeps the last 10 lines', () => {
   assert.equal(outputTail(`${text}\n`), Array.from({ length: 10 }, (_, i) => `line ${i + 20}`).join('\n'));
   assert.equal(outputTail(''), '');
 });
+
+test("attached up hands the hooks' lines on, by container", async () => {
+  const e = new FakeEngine();
+  e.execResults.set('./seed.sh', { exitCode: 0, stdout: 'seeding\ndone', stderr: '' });
+  const lines: string[] = [];
+  await up(e.backend(), project(YAML), collectingReporter(), { hookOutput: (c, l) => void lines.push(`${c}: ${l}`) });
+  assert.deepEqual(lines, ['app-web-1: seeding', 'app-web-1: done']);
+});

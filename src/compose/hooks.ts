@@ -33,8 +33,23 @@ export function outputTail(text: string): string {
   return lines.slice(-TAIL_LINES).join('\n').trim();
 }
 
-export async function runHooks(b: ComposeBackend, s: Service | undefined, kind: 'post_start' | 'pre_stop', id: string): Promise<void> {
+/** `onLine`: each line the hooks print, both streams (attached `up` shows them). */
+export async function runHooks(
+  b: ComposeBackend,
+  s: Service | undefined,
+  kind: 'post_start' | 'pre_stop',
+  id: string,
+  onLine?: (line: string) => void,
+): Promise<void> {
   for (const h of (s?.[kind] ?? []) as Hook[]) {
+    let partial = '';
+    const onOutput = onLine
+      ? (chunk: Buffer) => {
+          const lines = (partial + chunk.toString('utf8')).split('\n');
+          partial = lines.pop()!;
+          for (const l of lines) onLine(l.replace(/\r$/, ''));
+        }
+      : undefined;
     let r: { exitCode: number; stdout: string; stderr: string };
     try {
       r = await b.execOutput(
@@ -48,7 +63,9 @@ export async function runHooks(b: ComposeBackend, s: Service | undefined, kind: 
           env: Object.entries(h.environment ?? {}).map(([k, v]) => (v === null ? k : `${k}=${v}`)),
         },
         TAIL_BYTES,
+        onOutput,
       );
+      if (partial) onLine?.(partial);
     } catch (e) {
       if (kind === 'pre_stop' && e instanceof EngineError && (e.code === 'NOT_FOUND' || e.code === 'CONFLICT')) return;
       throw e;

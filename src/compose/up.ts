@@ -40,6 +40,8 @@ export interface UpOptions extends ImageOptions {
   scale?: Record<string, number>;
   /** create only (compose create, up --no-start). */
   noStart?: boolean;
+  /** The lines lifecycle hooks print, by container (attached `up` shows them as `<service>-<n> ->`). */
+  hookOutput?: (container: string, line: string) => void;
   /** Stop timeout (seconds) for recreated containers. */
   timeout?: number;
 }
@@ -93,7 +95,8 @@ export async function up(b: ComposeBackend, p: Project, r: Reporter, o: UpOption
   // --force-recreate and -V apply to the named services (all when none is named); their dependencies follow --always-recreate-deps
   const targeted = (name: string) => !o.services?.length || o.services.includes(name);
   const staleVolumes = await ensureVolumes(b, p, used.volumes, r, volumes, o.assumeYes);
-  if (staleVolumes.length) for (const id of await recreateVolumes(b, p, staleVolumes, listed, r)) gone.add(id);
+  const kept = listed.filter((c) => !gone.has(c.id));
+  if (staleVolumes.length) for (const id of await recreateVolumes(b, p, staleVolumes, kept, r)) gone.add(id);
   let slow = false;
   const images = await ensureImages(b, p, services, { ...r, event: (...a) => ((slow = true), r.event(...a)) }, o, inspections);
   // a pull or a build takes long enough for the containers to change meanwhile: list them again
@@ -260,7 +263,7 @@ async function convergeService(
         // inline secrets and configs are copied in before each start, with their current values, as docker compose does
         await injectFiles(b, p, s, c.id);
         await b.startContainer(c.id);
-        await runHooks(b, s, 'post_start', c.id);
+        await runHooks(b, s, 'post_start', c.id, o.hookOutput && ((l) => o.hookOutput!(c.name, l)));
         r.event('Container', c.name, 'Started');
       }),
     );

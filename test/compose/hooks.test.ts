@@ -91,3 +91,21 @@ test('use_api_socket: the engine socket at /var/run/docker.sock and the client c
   assert.equal(Number((await sh('stat -c %i /var/run/docker.sock')).stdout.trim()), fs.statSync(d.socket).ino);
   assert.equal((await p.compose(['down'])).code, 0);
 });
+
+test("attached up shows a post_start hook's output as <service>-<n> ->", async () => {
+  const p = project(d, 'hookout', {
+    'compose.yaml': `services:
+  app:
+    image: busybox:local
+    command: ["sh", "-c", "sleep 1; echo main-done"]
+    post_start:
+      - command: ["sh", "-c", "echo seeded; echo to-stderr >&2"]
+`,
+  });
+  const r = await p.compose(['up']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^app-1 -> +\| seeded$/m);
+  assert.match(r.stdout, /^app-1 -> +\| to-stderr$/m);
+  assert.match(r.stdout, /^app-1 +\| main-done$/m);
+  assert.equal((await p.compose(['down'])).code, 0);
+});

@@ -161,8 +161,19 @@ export function composeCommands(program: Command, ctx: CliContext): void {
         validateUpFlags(o);
         const p = await withClientApiSocket(cli.project(cmd, services), cli.client);
         if (o.exitCodeFrom && !p.services[o.exitCodeFrom]) throw new EngineError('NOT_FOUND', `no such service: ${o.exitCodeFrom}`);
-        if (o.watch) (await import('../../compose/watch.ts')).watchRules(p, selectServices(p, services, !o.deps));
+        const selected = selectServices(p, services, !o.deps);
+        if (o.watch) (await import('../../compose/watch.ts')).watchRules(p, selected);
+        // checked before anything is made, as docker compose does
+        const attach = o.detach || o.wait || !o.start ? [] : attachedServices(p, { services: selected, named: services, ...o });
         const b = await cli.backend();
+        const attached = !o.detach && !o.wait && o.start;
+        const printer = new LogPrinter(process.stdout, { color: o.color && cli.color(), prefix: o.logPrefix });
+        // attached, what the post_start hooks print shows as `<service>-<n> ->`, as in docker compose
+        const hookOutput = (container: string, line: string) => {
+          const source = `${container.startsWith(`${p.name}-`) ? container.slice(p.name.length + 1) : container} ->`;
+          printer.register([source]);
+          printer.line(source, line);
+        };
         const since = Math.floor(Date.now() / 1000);
         const timeout = o.timeout !== undefined ? intArg(o.timeout) : undefined;
         await up(b, p, reporter, {
@@ -180,15 +191,13 @@ export function composeCommands(program: Command, ctx: CliContext): void {
           alwaysRecreateDeps: o.alwaysRecreateDeps,
           renewAnonVolumes: o.renewAnonVolumes,
           assumeYes: o.yes,
+          ...(attached ? { hookOutput } : {}),
           // --quiet-pull quiets the builds' output too, as in docker compose
           onProgress: (_svc, pr) => void (pr.stream && !o.quietPull && !o.quietBuild ? process.stderr.write(pr.stream) : undefined),
         });
         if (!o.start) return;
-        const selected = selectServices(p, services, !o.deps);
-        const attach = o.detach || o.wait ? [] : attachedServices(p, { services: selected, named: services, ...o });
         if (o.wait) return void (await waitProject(b, p, selected, reporter, o.waitTimeout ? Date.now() + intArg(o.waitTimeout) * 1000 : Infinity));
         if (o.detach) return;
-        const printer = new LogPrinter(process.stdout, { color: o.color && cli.color(), prefix: o.logPrefix });
         const interrupt = new AbortController();
         let presses = 0;
         const onSig = () => {
