@@ -94,7 +94,8 @@ function mounts(p: Project, s: Service, inherited: InheritedVolume[] = []): { bi
       // environment and content sources are copied in after create (inject.ts)
       if (isInline(obj)) continue;
       if (!obj.file) throw new EngineError('INVALID_ARGUMENT', `service "${s.name}": ${kind.slice(0, -1)} "${r.source}" has no file, environment or content`);
-      binds.push(`${obj.file}:${fileTarget(kind, r)}:ro`);
+      // a Mount, not a Bind: a missing file is an error, never a directory made on the host (docker compose's CreateHostPath: false)
+      out.push({ Type: 'bind', Source: obj.file, Target: fileTarget(kind, r), ReadOnly: true });
     }
   }
   return { binds, mounts: out, tmpfs };

@@ -53,7 +53,8 @@ test('environment and content sources are files to copy in, with their paths, mo
     { path: '/etc/other.conf', content: 'x', mode: 0o640, uid: 0, gid: 0 },
   ]);
   const plan = planContainer(p, s, 1, { imageId: 'sha256:x' });
-  assert.deepEqual(plan.spec.host.Binds, [`${path.join(root, 'app', 'key.txt')}:/etc/key:ro`]);
+  assert.deepEqual(plan.spec.host.Binds, []);
+  assert.deepEqual(plan.spec.host.Mounts, [{ Type: 'bind', Source: path.join(root, 'app', 'key.txt'), Target: '/etc/key', ReadOnly: true }]);
 });
 
 test('a missing variable is an error naming it; an empty one gives no file; a read-only service refuses inline sources', () => {

@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { project, TestDaemon } from './helpers.ts';
 
@@ -82,5 +84,23 @@ secrets:
   assert.match(r.stderr, /environment variable "NOT_SET_ANYWHERE" required by secret "token" is not set/);
   const ps = await p.compose(['ps', '-a', '-q']);
   assert.equal(ps.stdout.trim(), '');
+  assert.equal((await p.compose(['down'])).code, 0);
+});
+
+test('a secret file that does not exist fails up and is not made on the host', async () => {
+  const p = project(d, 'secfile', {
+    'compose.yaml': `services:
+  app:
+    image: busybox:local
+    command: ["sleep", "300"]
+    secrets: [gone]
+secrets:
+  gone: {file: ./missing.txt}
+`,
+  });
+  const r = await p.compose(['up', '-d']);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /bind source path does not exist: .*missing\.txt/);
+  assert.equal(fs.existsSync(path.join(p.dir, 'missing.txt')), false);
   assert.equal((await p.compose(['down'])).code, 0);
 });
