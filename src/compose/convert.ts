@@ -91,7 +91,7 @@ function mounts(p: Project, s: Service, inherited: InheritedVolume[] = []): { bi
     for (const r of s[kind] ?? []) {
       const obj = p[kind][r.source]!;
       if (obj.external) throw new EngineError('INVALID_ARGUMENT', `service "${s.name}": unsupported external ${kind.slice(0, -1)} ${obj.name}`);
-      // environment and content sources are copied in after create (inject.ts)
+      // environment and content sources are copied in before each start (inject.ts)
       if (isInline(obj)) continue;
       if (!obj.file) throw new EngineError('INVALID_ARGUMENT', `service "${s.name}": ${kind.slice(0, -1)} "${r.source}" has no file, environment or content`);
       // a Mount, not a Bind: a missing file is an error, never a directory made on the host (docker compose's CreateHostPath: false)
