@@ -483,8 +483,8 @@ export class ApiComposeBackend implements ComposeBackend {
     await this.progress(res, onProgress, signal);
   }
 
-  async *events(labels: string[], signal?: AbortSignal): AsyncIterable<EngineEvent> {
-    const res = await this.client.request('GET', '/events', { query: { filters: labelFilters(labels) } });
+  async *events(labels: string[], signal?: AbortSignal, since?: number): AsyncIterable<EngineEvent> {
+    const res = await this.client.request('GET', '/events', { query: { filters: labelFilters(labels), since } });
     const onAbort = () => res.destroy();
     signal?.addEventListener('abort', onAbort, { once: true });
     try {

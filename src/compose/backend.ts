@@ -286,8 +286,8 @@ export interface ComposeBackend {
   pullImage(ref: string, onProgress: (p: Progress) => void, signal?: AbortSignal, platform?: string): Promise<void>;
   pushImage(ref: string, onProgress: (p: Progress) => void, signal?: AbortSignal): Promise<void>;
   removeImage(ref: string): Promise<void>;
-  /** The engine's events for objects carrying every `key=value` label, until signal aborts. */
-  events(labels: string[], signal?: AbortSignal): AsyncIterable<EngineEvent>;
+  /** The engine's events for objects carrying every `key=value` label, until signal aborts; from `since` (unix seconds) on when given, past ones first. */
+  events(labels: string[], signal?: AbortSignal, since?: number): AsyncIterable<EngineEvent>;
   /** Builds an image; may throw UNAVAILABLE when the engine cannot build. Returns the image id. */
   build(spec: BuildSpec, onProgress: (p: Progress) => void, signal?: AbortSignal): Promise<string>;
 }

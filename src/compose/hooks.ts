@@ -10,6 +10,7 @@
  */
 import { EngineError } from '../common/errors.ts';
 import type { ComposeBackend } from './backend.ts';
+import { PROJECT } from './labels.ts';
 import type { Service } from './types.ts';
 
 const TAIL_LINES = 10;
@@ -34,6 +35,50 @@ export function outputTail(text: string): string {
 }
 
 /** `onLine`: each line the hooks print, both streams (attached `up` shows them). */
+/**
+ * `run` attached: the engine starts and attaches in one step, so the
+ * post_start hooks wait for its start event (as docker compose's
+ * runPostStartHooksOnEvent), asked for from `since` on so one that came
+ * before the events were listened to is not missed.
+ */
+export async function postStartOnEvent(b: ComposeBackend, project: string, s: Service, id: string, since: number, signal: AbortSignal): Promise<void> {
+  if (!s.post_start?.length) return;
+  for await (const e of b.events([`${PROJECT}=${project}`], signal, since)) {
+    if (e.type === 'container' && e.action === 'start' && e.id === id) return runHooks(b, s, 'post_start', id);
+  }
+}
+
+/** How long an attached run's hooks may still wait for the start event once the run is over (a run that never started has none). */
+const START_EVENT_GRACE_MS = 5000;
+
+/** Runs `run` (an attached start) with the service's post_start hooks beside it; a hook's failure fails a run that exited 0, as in docker compose. */
+export async function withPostStartHooks(b: ComposeBackend, project: string, s: Service, id: string, run: () => Promise<number>): Promise<number> {
+  if (!s.post_start?.length) return run();
+  const stop = new AbortController();
+  const hooks = postStartOnEvent(b, project, s, id, Math.floor(Date.now() / 1000), stop.signal).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  const settle = async () => {
+    const timer = setTimeout(() => stop.abort(), START_EVENT_GRACE_MS);
+    try {
+      return await hooks;
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+  let code: number;
+  try {
+    code = await run();
+  } catch (e) {
+    await settle();
+    throw e;
+  }
+  const failed = await settle();
+  if (failed && code === 0) throw failed;
+  return code;
+}
+
 export async function runHooks(
   b: ComposeBackend,
   s: Service | undefined,

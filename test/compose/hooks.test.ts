@@ -109,3 +109,18 @@ test("attached up shows a post_start hook's output as <service>-<n> ->", async (
   assert.match(r.stdout, /^app-1 +\| main-done$/m);
   assert.equal((await p.compose(['down'])).code, 0);
 });
+
+test('run (attached) runs the post_start hooks once the container started', async () => {
+  const p = project(d, 'hookrun', {
+    'compose.yaml': `services:
+  task:
+    image: busybox:local
+    post_start:
+      - command: ["sh", "-c", "echo from-hook > /tmp/hooked"]
+`,
+  });
+  const r = await p.compose(['run', '--rm', '-T', 'task', 'sh', '-c', 'while [ ! -f /tmp/hooked ]; do sleep 0.1; done; cat /tmp/hooked']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, 'from-hook\n');
+  assert.equal((await p.compose(['down'])).code, 0);
+});

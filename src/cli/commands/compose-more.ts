@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
 import { EngineError } from '../../common/errors.ts';
 import { planContainer } from '../../compose/convert.ts';
-import { runHooks } from '../../compose/hooks.ts';
+import { runHooks, withPostStartHooks } from '../../compose/hooks.ts';
 import { withClientApiSocket } from '../compose-api-socket.ts';
 import { injectFiles } from '../../compose/inject.ts';
 import { referencedServices } from '../../compose/extra-keys.ts';
@@ -263,7 +263,7 @@ export function composeMoreCommands(compose: Command, cli: ComposeCli, r: Report
           }
           let code: number;
           try {
-            code = await b.runAttached(id, { tty, interactive: true });
+            code = await withPostStartHooks(b, p.name, s, id, () => b.runAttached(id, { tty, interactive: true }));
           } finally {
             // --rm after the run: the run's exit code is what the user needs; a leftover shows in `ps -a`
             if (o.rm) await b.removeContainer(id, { force: true, volumes: true }).catch(() => {});
