@@ -111,3 +111,14 @@ test('injectFiles uploads one tar at / holding every file with its header', asyn
   await injectFiles(b, plain, plain.services.web!, 'c2');
   assert.equal(uploads.length, 1);
 });
+
+test('uid, gid and mode of a file source are ignored, with the warning docker compose gives', async () => {
+  const { fileRefWarnings } = await import('./inject.ts');
+  const p = project(YAML.replace('      - {source: file_key, target: /etc/key}', '      - {source: file_key, target: /etc/key, mode: 0400}'), {
+    TOKEN: 't',
+    API_KEY: 'k',
+  });
+  assert.deepEqual(fileRefWarnings(p, p.services.web!), ['secrets `uid`, `gid` and `mode` are not supported, they will be ignored']);
+  const plain = project(YAML, { TOKEN: 't', API_KEY: 'k' });
+  assert.deepEqual(fileRefWarnings(plain, plain.services.web!), []);
+});

@@ -77,6 +77,16 @@ export function injectedFiles(p: Project, s: Service): InjectedFile[] {
   return out;
 }
 
+/** What docker compose warns of a service's file sources: their uid, gid and mode are not applied to a bind mount. */
+export function fileRefWarnings(p: Project, s: Service): string[] {
+  const out: string[] = [];
+  for (const kind of ['secrets', 'configs'] as const) {
+    const ignored = (s[kind] ?? []).some((r) => p[kind][r.source]?.file && (r.uid !== undefined || r.gid !== undefined || r.mode !== undefined));
+    if (ignored) out.push(`${kind === 'secrets' ? 'secrets' : 'config'} \`uid\`, \`gid\` and \`mode\` are not supported, they will be ignored`);
+  }
+  return out;
+}
+
 /** A tar of the files, named relative to `/`. */
 export async function filesTar(files: InjectedFile[]): Promise<Buffer> {
   const tarStream = (await import('tar-stream')).default;

@@ -14,7 +14,7 @@ import { referencedServices } from './extra-keys.ts';
 import { inDependencyOrder, withDependencies } from './graph.ts';
 import { ensureImages, type ImageOptions, prefetchImages, PULL_FLAG_POLICIES } from './images.ts';
 import { runHooks } from './hooks.ts';
-import { injectedFiles, injectFiles } from './inject.ts';
+import { fileRefWarnings, injectedFiles, injectFiles } from './inject.ts';
 import * as L from './labels.ts';
 import type { Reporter } from './reporter.ts';
 import { ensureNetworks, ensureVolumes, recreateNetworks, recreateVolumes, usedResources } from './resources.ts';
@@ -176,6 +176,7 @@ async function createOne(
 ): Promise<string> {
   const inherited = previous && o.inherit !== false ? await inheritedVolumes(b, p, p.services[name]!, previous) : undefined;
   const plan = planContainer(p, p.services[name]!, n, { imageId, serviceContainer: o.serviceContainer, inherited });
+  for (const w of fileRefWarnings(p, p.services[name]!)) r.warn(w);
   r.event('Container', plan.spec.name, 'Creating');
   const id = await b.createContainer(plan.spec);
   try {
