@@ -6,11 +6,12 @@
  */
 import type { Project } from '../compose/types.ts';
 import { usesApiSocket, withApiSocket } from '../compose/api-socket.ts';
-import { CredentialStore } from '../registry/credentials.ts';
 import type { ApiClient } from './client.ts';
 
 export async function withClientApiSocket(p: Project, client: () => Promise<ApiClient>): Promise<Project> {
   if (!usesApiSocket(p)) return p;
+  // loaded only here: every other compose command does without it
+  const { CredentialStore } = await import('../registry/credentials.ts');
   const auths: Record<string, { auth?: string; identitytoken?: string }> = {};
   for (const [key, a] of Object.entries(await new CredentialStore().all())) {
     auths[key] = a.identitytoken ? { identitytoken: a.identitytoken } : { auth: Buffer.from(`${a.username ?? ''}:${a.password ?? ''}`).toString('base64') };

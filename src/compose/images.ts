@@ -4,7 +4,6 @@
  * used; a missing one is pulled, or built when the service has `build:`).
  */
 import { EngineError } from '../common/errors.ts';
-import { parseReference } from '../oci/reference.ts';
 import type { ComposeBackend, Progress } from './backend.ts';
 import type { Reporter } from './reporter.ts';
 import type { Project, Service } from './types.ts';
@@ -195,12 +194,10 @@ export async function ensureImages(
 
 /** Whether a reference names a `latest` tag (written, or the default of one without tag or digest). */
 function isLatest(ref: string): boolean {
-  try {
-    const r = parseReference(ref, { defaultTag: true });
-    return !r.digest && r.tag === 'latest';
-  } catch {
-    return false;
-  }
+  if (ref.includes('@')) return false;
+  // a colon after the last slash starts the tag (one before it is a registry's port)
+  const colon = ref.lastIndexOf(':');
+  return colon <= ref.lastIndexOf('/') || ref.slice(colon + 1) === 'latest';
 }
 
 /**
