@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { project, TestDaemon } from './helpers.ts';
 
@@ -53,6 +55,40 @@ test('--attach shows one service and up ends when it exits, the others left runn
     assert.notEqual(e.code, 0, flags.join(' '));
     assert.match(e.stderr, error, flags.join(' '));
   }
+  assert.equal((await p.compose(['down'])).code, 0);
+});
+
+test('up SERVICE shows and waits for that service only, its dependencies left running; --attach-dependencies shows them too', async () => {
+  const p = project(d, 'named', {
+    'compose.yaml': `services:
+  client:
+    image: busybox:local
+    command: ["sh", "-c", "echo client-ran"]
+    depends_on: [backend]
+  backend:
+    image: busybox:local
+    command: ["sh", "-c", "echo backend-up; sleep 300"]
+    stop_signal: SIGKILL
+`,
+  });
+  const r = await p.compose(['up', 'client']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^client-1 +\| client-ran$/m);
+  assert.doesNotMatch(r.stdout, /backend-up/);
+  assert.equal(await state(p, 'backend'), 'running');
+  assert.equal((await p.compose(['down'])).code, 0);
+  // the client waits until the backend serves (its line is logged by then), so both show
+  fs.writeFileSync(
+    path.join(p.dir, 'compose.yaml'),
+    fs
+      .readFileSync(path.join(p.dir, 'compose.yaml'), 'utf8')
+      .replace('echo client-ran', 'until wget -q -O /dev/null http://backend:7/etc/passwd; do sleep 0.1; done; echo client-ran')
+      .replace('echo backend-up; sleep 300', 'echo backend-up; exec httpd -f -p 7 -h /'),
+  );
+  const deps = await p.compose(['up', '--attach-dependencies', 'client']);
+  assert.equal(deps.code, 0, deps.stderr);
+  assert.match(deps.stdout, /^client-1 +\| client-ran$/m);
+  assert.match(deps.stdout, /^backend-1 +\| backend-up$/m);
   assert.equal((await p.compose(['down'])).code, 0);
 });
 
