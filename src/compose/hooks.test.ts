@@ -88,3 +88,30 @@ test("attached up hands the hooks' lines on, by container", async () => {
   await up(e.backend(), project(YAML), collectingReporter(), { hookOutput: (c, l) => void lines.push(`${c}: ${l}`) });
   assert.deepEqual(lines, ['app-web-1: seeding', 'app-web-1: done']);
 });
+
+test('an attached run: the hooks wait for the start event; a failing one fails a run that exited 0, not one that failed', async () => {
+  const { withPostStartHooks } = await import('./hooks.ts');
+  const p = project(YAML);
+  const s = p.services.web!;
+  const seen: number[] = [];
+  const backend = (hookExit: number) =>
+    ({
+      events: async function* (_labels: string[], _signal: AbortSignal, since: number) {
+        seen.push(since);
+        yield { timeNano: 0, type: 'container', action: 'create', id: 'c1', attributes: {} };
+        yield { timeNano: 0, type: 'container', action: 'start', id: 'other', attributes: {} };
+        yield { timeNano: 0, type: 'container', action: 'start', id: 'c1', attributes: {} };
+      },
+      execOutput: async (_id: string, spec: { cmd: string[] }) => ({ exitCode: spec.cmd[0] === './seed.sh' ? hookExit : 0, stdout: '', stderr: 'seed broke' }),
+    }) as unknown as Parameters<typeof withPostStartHooks>[0];
+  assert.equal(await withPostStartHooks(backend(0), p.name, s, 'c1', async () => 0), 0);
+  await assert.rejects(
+    withPostStartHooks(backend(2), p.name, s, 'c1', async () => 0),
+    /web hook exited with status 2: seed broke/,
+  );
+  assert.equal(await withPostStartHooks(backend(2), p.name, s, 'c1', async () => 7), 7);
+  assert.ok(
+    seen.every((t) => Math.abs(t - Date.now() / 1000) < 60),
+    'the events are asked for from about now',
+  );
+});
