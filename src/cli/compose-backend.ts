@@ -45,7 +45,7 @@ interface DockerContainer {
   Labels: Record<string, string> | null;
   Ports: { IP?: string; PrivatePort: number; PublicPort?: number; Type: string }[] | null;
   NetworkSettings?: { Networks?: Record<string, { NetworkID?: string }> | null } | null;
-  Mounts?: { Type?: string; Name?: string }[] | null;
+  Mounts?: { Type?: string; Name?: string; Destination?: string; RW?: boolean }[] | null;
 }
 
 function summary(c: DockerContainer): ContainerSummary {
@@ -67,6 +67,13 @@ function summary(c: DockerContainer): ContainerSummary {
     })),
     ...(c.NetworkSettings?.Networks ? { networkIds: Object.values(c.NetworkSettings.Networks).flatMap((n) => (n.NetworkID ? [n.NetworkID] : [])) } : {}),
     ...(c.Mounts ? { volumeNames: c.Mounts.flatMap((m) => (m.Type === 'volume' && m.Name ? [m.Name] : [])) } : {}),
+    ...(c.Mounts
+      ? {
+          mounts: c.Mounts.flatMap((m) =>
+            m.Type === 'volume' && m.Destination ? [{ type: m.Type, ...(m.Name ? { name: m.Name } : {}), destination: m.Destination, rw: m.RW !== false }] : [],
+          ),
+        }
+      : {}),
   };
 }
 
@@ -299,6 +306,43 @@ export class ApiComposeBackend implements ComposeBackend {
     return info.ExitCode ?? 0;
   }
 
+  async execOutput(
+    id: string,
+    s: Omit<ExecSpec, 'tty' | 'interactive' | 'detach'>,
+    limit: number,
+    onOutput?: (chunk: Buffer) => void,
+  ): Promise<{ exitCode: number; stdout: string; stderr: string }> {
+    const body = {
+      User: s.user ?? '',
+      Privileged: !!s.privileged,
+      Tty: false,
+      AttachStdout: true,
+      AttachStderr: true,
+      Env: s.env?.length ? s.env : null,
+      WorkingDir: s.workingDir ?? '',
+      Cmd: s.cmd,
+    };
+    const { Id } = await this.client.json<{ Id: string }>('POST', `/containers/${enc(id)}/exec`, { body });
+    const socket = await hijack(this.client, `/exec/${Id}/start`, { body: { Detach: false, Tty: false } });
+    // only the tails are kept: a chatty command holds no more than 2 × limit bytes here
+    const tails: [Buffer, Buffer] = [Buffer.alloc(0), Buffer.alloc(0)];
+    const demux = new Demuxer((stream, data) => {
+      onOutput?.(data);
+      const i = stream === 2 ? 1 : 0;
+      const joined = Buffer.concat([tails[i], data]);
+      tails[i] = joined.length > limit ? joined.subarray(joined.length - limit) : joined;
+    });
+    await new Promise<void>((resolve, reject) => {
+      socket.on('data', (c: Buffer) => demux.push(c));
+      socket.on('end', () => resolve());
+      socket.on('close', () => resolve());
+      socket.on('error', reject);
+    });
+    socket.destroy();
+    const info = await this.client.json<{ ExitCode: number | null }>('GET', `/exec/${Id}/json`);
+    return { exitCode: info.ExitCode ?? 0, stdout: tails[0].toString('utf8'), stderr: tails[1].toString('utf8') };
+  }
+
   async runAttached(id: string, o: { tty: boolean; interactive: boolean }): Promise<number> {
     const r = await runSession(this.client, {
       id,
@@ -381,8 +425,23 @@ export class ApiComposeBackend implements ComposeBackend {
 
   async inspectImage(ref: string): Promise<ImageSummary | undefined> {
     try {
-      const i = await this.client.json<{ Id: string; RepoTags: string[] | null; Size: number; Created: string }>('GET', `/images/${enc(ref)}/json`);
-      return { id: i.Id, repoTags: i.RepoTags ?? [], size: i.Size, created: Date.parse(i.Created) / 1000 };
+      const i = await this.client.json<{
+        Id: string;
+        RepoTags: string[] | null;
+        Size: number;
+        Created: string;
+        Metadata?: { LastTagTime?: string };
+        Config?: { Volumes?: Record<string, unknown> | null } | null;
+      }>('GET', `/images/${enc(ref)}/json`);
+      const tagged = i.Metadata?.LastTagTime ? Date.parse(i.Metadata.LastTagTime) : NaN;
+      return {
+        id: i.Id,
+        repoTags: i.RepoTags ?? [],
+        size: i.Size,
+        created: Date.parse(i.Created) / 1000,
+        ...(tagged > 0 ? { lastTagTime: tagged } : {}),
+        volumes: Object.keys(i.Config?.Volumes ?? {}),
+      };
     } catch (e) {
       if (isEngineError(e, 'NOT_FOUND')) return undefined;
       throw e;
@@ -424,8 +483,8 @@ export class ApiComposeBackend implements ComposeBackend {
     await this.progress(res, onProgress, signal);
   }
 
-  async *events(labels: string[], signal?: AbortSignal): AsyncIterable<EngineEvent> {
-    const res = await this.client.request('GET', '/events', { query: { filters: labelFilters(labels) } });
+  async *events(labels: string[], signal?: AbortSignal, since?: number): AsyncIterable<EngineEvent> {
+    const res = await this.client.request('GET', '/events', { query: { filters: labelFilters(labels), since } });
     const onAbort = () => res.destroy();
     signal?.addEventListener('abort', onAbort, { once: true });
     try {

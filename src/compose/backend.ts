@@ -35,6 +35,8 @@ export interface ContainerSummary {
   /** The ids of the networks it is connected to, and the names of the volumes it mounts (when the engine lists them). */
   networkIds?: string[];
   volumeNames?: string[];
+  /** Its volume mounts (when the engine lists them): what a recreated container inherits. */
+  mounts?: { type: string; name?: string; destination: string; rw: boolean }[];
 }
 
 export interface ContainerDetails extends ContainerSummary {
@@ -172,6 +174,10 @@ export interface ImageSummary {
   repoTags: string[];
   size: number;
   created: number;
+  /** When a name was last put on it (a pull, a build, a tag): Docker's Metadata.LastTagTime, in ms; what refresh pull policies go by. */
+  lastTagTime?: number;
+  /** The image's VOLUME paths (Config.Volumes). */
+  volumes?: string[];
 }
 
 export interface BuildSpec {
@@ -249,6 +255,17 @@ export interface ComposeBackend {
   copyToContainer(id: string, dir: string, tar: Readable): Promise<void>;
   /** Runs a command in the container, relayed to this process's stdio; its exit code. */
   exec(id: string, spec: ExecSpec): Promise<number>;
+  /**
+   * Runs a command in the container without a terminal or stdin, keeping
+   * the last `limit` bytes of its stdout and of its stderr (a lifecycle
+   * hook: its output goes into the error when it fails); its exit code.
+   */
+  execOutput(
+    id: string,
+    spec: Omit<ExecSpec, 'tty' | 'interactive' | 'detach'>,
+    limit: number,
+    onOutput?: (chunk: Buffer) => void,
+  ): Promise<{ exitCode: number; stdout: string; stderr: string }>;
   /** Attaches this process's stdio to a created container, starts it, relays until it ends (run). */
   runAttached(id: string, opts: { tty: boolean; interactive: boolean }): Promise<number>;
 
@@ -269,8 +286,8 @@ export interface ComposeBackend {
   pullImage(ref: string, onProgress: (p: Progress) => void, signal?: AbortSignal, platform?: string): Promise<void>;
   pushImage(ref: string, onProgress: (p: Progress) => void, signal?: AbortSignal): Promise<void>;
   removeImage(ref: string): Promise<void>;
-  /** The engine's events for objects carrying every `key=value` label, until signal aborts. */
-  events(labels: string[], signal?: AbortSignal): AsyncIterable<EngineEvent>;
+  /** The engine's events for objects carrying every `key=value` label, until signal aborts; from `since` (unix seconds) on when given, past ones first. */
+  events(labels: string[], signal?: AbortSignal, since?: number): AsyncIterable<EngineEvent>;
   /** Builds an image; may throw UNAVAILABLE when the engine cannot build. Returns the image id. */
   build(spec: BuildSpec, onProgress: (p: Progress) => void, signal?: AbortSignal): Promise<string>;
 }

@@ -9,6 +9,8 @@ import { EngineError } from '../common/errors.ts';
 import type { ContainerSpec, EndpointSpec, MountSpec } from './backend.ts';
 import * as L from './labels.ts';
 import { resolveServiceReferences } from './hash.ts';
+import type { InheritedVolume } from './inherit.ts';
+import { fileTarget, isInline } from './inject.ts';
 import { configHash } from './serialize.ts';
 import type { Project, Service } from './types.ts';
 
@@ -43,7 +45,7 @@ function restartPolicy(r: string | undefined): { Name: string; MaximumRetryCount
   return { Name: name!, MaximumRetryCount: max ? Number(max) : 0 };
 }
 
-function mounts(p: Project, s: Service): { binds: string[]; mounts: MountSpec[]; tmpfs: Record<string, string> } {
+function mounts(p: Project, s: Service, inherited: InheritedVolume[] = []): { binds: string[]; mounts: MountSpec[]; tmpfs: Record<string, string> } {
   const binds: string[] = [];
   const out: MountSpec[] = [];
   const tmpfs: Record<string, string> = {};
@@ -63,7 +65,8 @@ function mounts(p: Project, s: Service): { binds: string[]; mounts: MountSpec[];
           ...(v.bind?.propagation ? { BindOptions: { Propagation: v.bind.propagation } } : {}),
         });
     } else if (v.type === 'volume') {
-      const source = v.source ? (p.volumes[v.source]?.name ?? v.source) : undefined;
+      // an anonymous volume is the previous container's when it is recreated (inherit.ts)
+      const source = v.source ? (p.volumes[v.source]?.name ?? v.source) : inherited.find((i) => i.target === v.target)?.name;
       out.push({
         Type: 'volume',
         ...(source ? { Source: source } : {}),
@@ -79,19 +82,20 @@ function mounts(p: Project, s: Service): { binds: string[]; mounts: MountSpec[];
     const i = t.indexOf(':');
     tmpfs[i < 0 ? t : t.slice(0, i)] = i < 0 ? '' : t.slice(i + 1);
   }
-  for (const [kind, refs, dir] of [
-    ['secrets', s.secrets, '/run/secrets'],
-    ['configs', s.configs, ''],
-  ] as const) {
-    for (const r of refs ?? []) {
+  // the image's VOLUMEs the service does not mount otherwise
+  for (const i of inherited) {
+    if (s.volumes.some((v) => v.target === i.target) || i.target in tmpfs) continue;
+    out.push({ Type: 'volume', Source: i.name, Target: i.target, ...(i.readOnly ? { ReadOnly: true } : {}) });
+  }
+  for (const kind of ['secrets', 'configs'] as const) {
+    for (const r of s[kind] ?? []) {
       const obj = p[kind][r.source]!;
-      if (!obj.file)
-        throw new EngineError(
-          'INVALID_ARGUMENT',
-          `service "${s.name}": ${kind.slice(0, -1)} "${r.source}": only file-based ${kind} are supported by keel compose`,
-        );
-      const target = r.target ? (r.target.startsWith('/') ? r.target : `${dir || ''}/${r.target}`) : `${dir}/${r.source}`;
-      binds.push(`${obj.file}:${target}:ro`);
+      if (obj.external) throw new EngineError('INVALID_ARGUMENT', `service "${s.name}": unsupported external ${kind.slice(0, -1)} ${obj.name}`);
+      // environment and content sources are copied in before each start (inject.ts)
+      if (isInline(obj)) continue;
+      if (!obj.file) throw new EngineError('INVALID_ARGUMENT', `service "${s.name}": ${kind.slice(0, -1)} "${r.source}" has no file, environment or content`);
+      // a Mount, not a Bind: a missing file is an error, never a directory made on the host (docker compose's CreateHostPath: false)
+      out.push({ Type: 'bind', Source: obj.file, Target: fileTarget(kind, r), ReadOnly: true });
     }
   }
   return { binds, mounts: out, tmpfs };
@@ -114,6 +118,8 @@ export interface PlanOptions {
   serviceContainer?: (service: string) => string;
   oneoff?: boolean;
   name?: string;
+  /** The anonymous volumes a recreated container takes over from its predecessor. */
+  inherited?: InheritedVolume[];
   /** run: command, env, ports publishing, tty overrides. */
   override?: {
     cmd?: string[];
@@ -130,7 +136,7 @@ export interface PlanOptions {
 
 export function planContainer(p: Project, s: Service, n: number, o: PlanOptions): ContainerPlan {
   const name = o.name ?? L.containerName(p.name, s.name, n, s.container_name);
-  const { binds, mounts: ms, tmpfs } = mounts(p, s);
+  const { binds, mounts: ms, tmpfs } = mounts(p, s, o.inherited);
   const portBindings: Record<string, { HostIp: string; HostPort: string }[]> = {};
   const exposed = new Set<string>();
   for (const e of s.expose ?? []) exposed.add(e.includes('/') ? e : `${e}/tcp`);

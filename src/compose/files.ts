@@ -6,7 +6,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { parseDocument, Scalar, visit } from 'yaml';
+import { parseDocument, Scalar, type ScalarTag, visit } from 'yaml';
 import { EngineError } from '../common/errors.ts';
 import { Override, RESET } from './merge.ts';
 
@@ -88,11 +88,23 @@ export function readBounded(file: string, max = MAX_FILE_BYTES): string {
 }
 
 /**
+ * `0440` is an octal number, as compose-go's YAML parser (yaml.v3) reads it
+ * for compatibility with YAML 1.1: a file `mode: 0440` is 0o440, not 440.
+ */
+const legacyOctal: ScalarTag = {
+  tag: 'tag:yaml.org,2002:int',
+  default: true,
+  test: /^0[0-7]+$/,
+  identify: () => false,
+  resolve: (s) => parseInt(s, 8),
+};
+
+/**
  * Parses one YAML document into plain data. `!reset` and `!override`
  * become the merge markers of merge.ts; `<<` merge keys are honoured.
  */
 export function parseYaml(text: string, file: string): Record<string, unknown> {
-  const doc = parseDocument(text, { merge: true, uniqueKeys: true, prettyErrors: false });
+  const doc = parseDocument(text, { merge: true, uniqueKeys: true, prettyErrors: false, customTags: (tags) => [legacyOctal, ...tags] });
   if (doc.errors.length) {
     const e = doc.errors[0]!;
     const at = e.linePos ? ` (line ${e.linePos[0].line}, column ${e.linePos[0].col})` : '';

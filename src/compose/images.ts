@@ -13,8 +13,8 @@ export interface ImageOptions {
   build?: boolean;
   /** up --no-build: never build. */
   noBuild?: boolean;
-  /** up --pull always|missing|never */
-  pull?: 'always' | 'missing' | 'never';
+  /** up --pull: replaces every service's pull_policy (one of PULL_FLAG_POLICIES). */
+  pull?: string;
   signal?: AbortSignal;
   onProgress?: (service: string, p: Progress) => void;
 }
@@ -66,10 +66,59 @@ async function pull(b: ComposeBackend, s: Service, ref: string, r: Reporter, o: 
 /** Inspections of images by reference, each asked once (services sharing an image). */
 export type Inspections = Map<string, ReturnType<ComposeBackend['inspectImage']>>;
 
+/** The pull policies `--pull` takes (docker compose's validPullPolicies). */
+export const PULL_FLAG_POLICIES = ['always', 'missing', 'never', 'build', 'if_not_present'];
+
+export interface PullPolicy {
+  policy: 'always' | 'missing' | 'never' | 'build' | 'refresh';
+  /** refresh: pull when the image was last tagged longer ago than this (ms). */
+  every?: number;
+}
+
+const WINDOW_UNITS: Record<string, number> = { w: 604800e3, d: 86400e3, h: 3600e3, m: 60e3, s: 1e3, ms: 1, us: 1e-3, µs: 1e-3, ns: 1e-6 };
+
+/**
+ * A pull_policy as compose-go reads it (ServiceConfig.GetPullPolicy):
+ * `daily`, `weekly` and `every_<duration>` (units w, d, h, m, s, ms, us, ns)
+ * refresh the image once it was last pulled longer ago; anything else it
+ * does not name, `refresh` itself included, is `missing`.
+ */
+export function pullPolicy(v: string | undefined, service = ''): PullPolicy {
+  switch (v) {
+    case 'always':
+    case 'never':
+    case 'build':
+    case 'missing':
+      return { policy: v };
+    case 'daily':
+      return { policy: 'refresh', every: WINDOW_UNITS.d };
+    case 'weekly':
+      return { policy: 'refresh', every: WINDOW_UNITS.w };
+  }
+  if (v?.startsWith('every_')) {
+    const d = v.slice(6);
+    if (!/^(?:\d+(?:\.\d+)?(?:w|d|h|ms|m|s|us|µs|ns))+$/.test(d))
+      throw new EngineError('INVALID_ARGUMENT', `service "${service}": invalid pull_policy "${v}": use every_ and a duration such as 12h or 1d12h`);
+    let every = 0;
+    for (const m of d.matchAll(/(\d+(?:\.\d+)?)(w|d|h|ms|m|s|us|µs|ns)/g)) every += Number(m[1]) * WINDOW_UNITS[m[2]!]!;
+    return { policy: 'refresh', every };
+  }
+  return { policy: 'missing' };
+}
+
+/** A refresh policy's verdict on a present image: pull when its last tag (pull) is older than the window. */
+export function refreshDue(p: PullPolicy, lastTagTime: number | undefined, now = Date.now()): boolean {
+  return p.policy === 'refresh' && now > (lastTagTime ?? 0) + (p.every ?? 0);
+}
+
+const policyOf = (s: Service, o: ImageOptions) => pullPolicy(o.pull ?? s.pull_policy, s.name);
+
+/** Whether the service's image is built before anything else is looked at: `--build`, or `pull_policy: build` with a build section. */
+const buildsFirst = (s: Service, o: ImageOptions) => !!s.build && !o.noBuild && (!!o.build || policyOf(s, o).policy === 'build');
+
 /** Whether ensureImages looks at the service's image as it is (else it builds or pulls first). */
 function inspectsFirst(s: Service, o: ImageOptions): boolean {
-  const policy = o.pull ?? s.pull_policy ?? 'missing';
-  return !(s.build && !o.noBuild && (o.build || policy === 'build')) && !(policy === 'always' && s.image);
+  return !buildsFirst(s, o) && !(policyOf(s, o).policy === 'always' && s.image);
 }
 
 /**
@@ -110,12 +159,23 @@ export async function ensureImages(
     services.map(async (name) => {
       const s = p.services[name]!;
       const ref = imageRef(p, s);
-      const policy = o.pull ?? s.pull_policy ?? 'missing';
-      if (s.build && !o.noBuild && (o.build || policy === 'build')) return void toBuild.push(s);
+      const policy = policyOf(s, o);
+      if (buildsFirst(s, o)) return void toBuild.push(s);
       let img = inspectsFirst(s, o) ? await inspect(ref) : undefined;
+      if (img && refreshDue(policy, img.lastTagTime) && s.image) {
+        try {
+          await pull(b, s, ref, r, o);
+          img = await b.inspectImage(ref);
+        } catch (e) {
+          // a refresh that fails keeps the image there is, when the service could build it (docker compose ignores such pull errors)
+          if (!s.build || o.signal?.aborted) throw e;
+          r.warn(`service "${name}": refreshing ${ref} failed: ${(e as Error).message}`);
+        }
+      }
       if (!img) {
-        if (s.build && !o.noBuild && policy !== 'always') return void toBuild.push(s);
-        if (policy === 'never') throw new EngineError('NOT_FOUND', `service "${name}": image ${ref} not found and pull_policy is never`);
+        if (s.build && !o.noBuild && policy.policy !== 'always') return void toBuild.push(s);
+        if (policy.policy === 'never' || policy.policy === 'build')
+          throw new EngineError('NOT_FOUND', `service "${name}": image ${ref} not found and pull_policy is ${policy.policy}`);
         if (!s.image) throw new EngineError('NOT_FOUND', `service "${name}": image ${ref} not found; build it first (compose build)`);
         await pull(b, s, ref, r, o);
         img = await b.inspectImage(ref);
@@ -130,4 +190,28 @@ export async function ensureImages(
     ids.set(s.name, id || (await b.inspectImage(imageRef(p, s)))?.id || '');
   }
   return ids;
+}
+
+/** Whether a reference names a `latest` tag (written, or the default of one without tag or digest). */
+function isLatest(ref: string): boolean {
+  if (ref.includes('@')) return false;
+  // a colon after the last slash starts the tag (one before it is a registry's port)
+  const colon = ref.lastIndexOf(':');
+  return colon <= ref.lastIndexOf('/') || ref.slice(colon + 1) === 'latest';
+}
+
+/**
+ * `compose pull`: whether a service's image is pulled, as docker compose
+ * decides (shouldPullImage): always when the service sets no pull_policy;
+ * never with `never` or `build`; with `always` or a refresh window, yes (an
+ * explicit pull is due now); with `missing`, when the image is absent or
+ * its tag is `latest`, else skipped as present.
+ */
+export async function pullWanted(b: ComposeBackend, s: Service): Promise<{ pull: boolean; skipped?: string }> {
+  if (!s.image) return { pull: false };
+  if (s.pull_policy === undefined) return { pull: true };
+  const { policy } = pullPolicy(s.pull_policy, s.name);
+  if (policy === 'never' || policy === 'build') return { pull: false };
+  if (policy === 'always' || policy === 'refresh' || isLatest(s.image)) return { pull: true };
+  return (await b.inspectImage(s.image)) ? { pull: false, skipped: 'Image is already present locally' } : { pull: true };
 }

@@ -7,7 +7,9 @@
 import { EngineError } from '../common/errors.ts';
 import type { ComposeBackend, ContainerSummary } from './backend.ts';
 import { inDependencyOrder } from './graph.ts';
+import { runHooks } from './hooks.ts';
 import { imageRef } from './images.ts';
+import { injectFiles } from './inject.ts';
 import * as L from './labels.ts';
 import type { Reporter } from './reporter.ts';
 import { removeNetworks, removeVolumes } from './resources.ts';
@@ -53,6 +55,7 @@ export async function stop(b: ComposeBackend, t: Target, r: Reporter, services: 
   const list = (await containersOf(b, t, services)).filter((c) => c.state === 'running' || c.state === 'paused' || c.state === 'restarting');
   await reverseOrder(t, list, async (c) => {
     r.event('Container', c.name, 'Stopping');
+    if (c.state === 'running') await runHooks(b, t.project?.services[serviceOf(c)], 'pre_stop', c.id);
     await b.stopContainer(c.id, timeout);
     r.event('Container', c.name, 'Stopped');
   });
@@ -89,6 +92,7 @@ export async function down(b: ComposeBackend, t: Target, r: Reporter, o: DownOpt
     await reverseOrder(t, list, async (c) => {
       if (c.state === 'running' || c.state === 'paused' || c.state === 'restarting') {
         r.event('Container', c.name, 'Stopping');
+        if (c.state === 'running') await runHooks(b, t.project?.services[serviceOf(c)], 'pre_stop', c.id);
         await b.stopContainer(c.id, o.timeout);
         r.event('Container', c.name, 'Stopped');
       }
@@ -130,7 +134,9 @@ export async function start(b: ComposeBackend, t: Target, r: Reporter, services:
         .filter((c) => c.state !== 'running')
         .map(async (c) => {
           r.event('Container', c.name, 'Starting');
+          if (t.project?.services[s]) await injectFiles(b, t.project, t.project.services[s], c.id);
           await b.startContainer(c.id);
+          await runHooks(b, t.project?.services[s], 'post_start', c.id);
           r.event('Container', c.name, 'Started');
         }),
     );
@@ -149,7 +155,10 @@ export async function restart(b: ComposeBackend, t: Target, r: Reporter, service
   await Promise.all(
     list.map(async (c) => {
       r.event('Container', c.name, 'Restarting');
+      const svc = t.project?.services[serviceOf(c)];
+      if (c.state === 'running') await runHooks(b, svc, 'pre_stop', c.id);
       await b.restartContainer(c.id, timeout);
+      await runHooks(b, svc, 'post_start', c.id);
       r.event('Container', c.name, 'Started');
     }),
   );

@@ -88,8 +88,20 @@ export async function ensureNetworks(
   return ids;
 }
 
-/** `known`: the volumes carrying the project's label, listed beforehand (as for ensureNetworks). */
-export async function ensureVolumes(b: ComposeBackend, p: Project, keys: string[], r: Reporter, known: VolumeSummary[] = []): Promise<void> {
+/**
+ * `known`: the volumes carrying the project's label, listed beforehand (as
+ * for ensureNetworks). Returns the keys of the volumes this project made
+ * from another configuration when `recreate` (up -y) asks to make them anew.
+ */
+export async function ensureVolumes(
+  b: ComposeBackend,
+  p: Project,
+  keys: string[],
+  r: Reporter,
+  known: VolumeSummary[] = [],
+  recreate = false,
+): Promise<string[]> {
+  const stale: string[] = [];
   await Promise.all(
     keys.map(async (key) => {
       const v = p.volumes[key]!;
@@ -104,8 +116,10 @@ export async function ensureVolumes(b: ComposeBackend, p: Project, keys: string[
         }
         // docker compose asks before recreating (the data would be lost) and, unanswered, keeps it
         const hash = found.labels[L.CONFIG_HASH];
-        if (found.labels[L.PROJECT] === p.name && hash && hash !== volumeHash(v))
-          r.warn(`volume "${v.name}" exists but doesn't match configuration in compose file; it is kept (remove it with down -v to recreate it)`);
+        if (found.labels[L.PROJECT] === p.name && hash && hash !== volumeHash(v)) {
+          if (recreate) stale.push(key);
+          else r.warn(`volume "${v.name}" exists but doesn't match configuration in compose file; it is kept (remove it with down -v to recreate it)`);
+        }
         return;
       }
       r.event('Volume', v.name, 'Creating');
@@ -118,6 +132,34 @@ export async function ensureVolumes(b: ComposeBackend, p: Project, keys: string[
       r.event('Volume', v.name, 'Created');
     }),
   );
+  return stale;
+}
+
+/**
+ * `up -y`: volumes whose configuration changed are made anew, as docker
+ * compose does once its question is answered yes (planRecreateVolumes): the
+ * project's containers mounting them are stopped and removed (the engine
+ * keeps a volume a container refers to), the volume removed and created.
+ * Returns the ids of the containers removed (the convergence creates them again).
+ */
+export async function recreateVolumes(b: ComposeBackend, p: Project, keys: string[], containers: ContainerSummary[], r: Reporter): Promise<string[]> {
+  const removed: string[] = [];
+  for (const key of keys) {
+    const name = p.volumes[key]!.name;
+    const users = containers.filter((c) => c.volumeNames?.includes(name) && !removed.includes(c.id));
+    for (const c of users) {
+      r.event('Container', c.name, 'Removing');
+      await b.stopContainer(c.id);
+      await b.removeContainer(c.id, { force: true });
+      r.event('Container', c.name, 'Removed');
+      removed.push(c.id);
+    }
+    r.event('Volume', name, 'Removing');
+    await b.removeVolume(name);
+    r.event('Volume', name, 'Removed');
+  }
+  await ensureVolumes(b, p, keys, r);
+  return removed;
 }
 
 /** Removes the project's networks (found by label, so a project without its files still cleans up). */

@@ -5,7 +5,8 @@
  */
 import { serviceHash } from './hash.ts';
 import type { Project, Service } from './types.ts';
-import { formatDuration } from './units.ts';
+import { goFloat32 } from './gojson.ts';
+import { formatDuration, parseBytes } from './units.ts';
 
 type Tree = Record<string, unknown>;
 
@@ -33,6 +34,29 @@ function ordered(v: Tree, keys: string[]): Tree {
   return out;
 }
 
+/**
+ * deploy.resources as compose-go prints them: memory a string of bytes
+ * (UnitBytes), cpus a number (float32 NanoCPUs), each left out when zero.
+ * (Only the printing: the config hash encodes them itself, hash-structs.ts.)
+ */
+function resourcesData(res: Tree, service: string): Tree {
+  const one = (r: unknown, key: string): unknown => {
+    if (!r || typeof r !== 'object') return r;
+    const { cpus, memory, pids, ...rest } = r as Tree;
+    const out: Tree = { ...rest };
+    if (cpus !== undefined && cpus !== null && Number(cpus) !== 0) out.cpus = Number(goFloat32(Number(cpus)));
+    const m = memory === undefined || memory === null ? 0 : parseBytes(memory, `services.${service}.deploy.resources.${key}.memory`);
+    if (m) out.memory = String(m);
+    if (pids !== undefined && pids !== null && Number(pids) !== 0) out.pids = Number(pids);
+    return out;
+  };
+  return {
+    ...res,
+    ...(res.limits ? { limits: one(res.limits, 'limits') } : {}),
+    ...(res.reservations ? { reservations: one(res.reservations, 'reservations') } : {}),
+  };
+}
+
 /** A service as compose data (no `name`, empty collections left out, durations as strings). */
 export function serviceData(s: Service): Tree {
   const { name: _n, extensions, healthcheck, stop_grace_period, scale, fromDeploy, ...rest } = s;
@@ -47,6 +71,15 @@ export function serviceData(s: Service): Tree {
   }
   if (stop_grace_period !== undefined) out.stop_grace_period = formatDuration(stop_grace_period);
   if (scale !== 1) out.scale = scale;
+  // sizes are compose-go's UnitBytes: printed as strings of bytes
+  for (const k of ['mem_limit', 'mem_reservation', 'memswap_limit', 'mem_swappiness', 'shm_size'] as const)
+    if (typeof out[k] === 'number') out[k] = String(out[k]);
+  if (s.build?.shm_size !== undefined) out.build = { ...s.build, shm_size: String(s.build.shm_size) };
+  if (s.volumes.some((v) => v.tmpfs?.size !== undefined))
+    out.volumes = s.volumes.map((v) =>
+      v.tmpfs?.size !== undefined ? { ...v, tmpfs: { ...v.tmpfs, size: String(parseBytes(v.tmpfs.size, `services.${s.name}.volumes.tmpfs.size`)) } } : v,
+    );
+  if (s.deploy?.resources) out.deploy = { ...s.deploy, resources: resourcesData(s.deploy.resources as Tree, s.name) };
   if (s.ulimits) out.ulimits = Object.fromEntries(Object.entries(s.ulimits).map(([k, u]) => [k, u.single ? u.soft : { soft: u.soft, hard: u.hard }]));
   const data = sorted(out) as Tree;
   if (data.ports) data.ports = (data.ports as Tree[]).map((x) => ordered(x, PORT_KEYS));

@@ -200,7 +200,7 @@ export interface Service {
   use_api_socket?: boolean;
   uts?: string;
   volumes_from?: string[];
-  /** Lifecycle hooks, as given (only hashed: keel compose does not run them). */
+  /** Lifecycle hooks: post_start and pre_stop run by exec (hooks.ts); pre_start (a one-off container before the service starts) is only hashed. */
   pre_start?: Record<string, unknown>[];
   post_start?: Record<string, unknown>[];
   pre_stop?: Record<string, unknown>[];

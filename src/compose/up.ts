@@ -12,10 +12,13 @@ import type { ComposeBackend, ContainerSummary, NetworkSummary } from './backend
 import { planContainer } from './convert.ts';
 import { referencedServices } from './extra-keys.ts';
 import { inDependencyOrder, withDependencies } from './graph.ts';
-import { ensureImages, type ImageOptions, prefetchImages } from './images.ts';
+import { ensureImages, type ImageOptions, prefetchImages, PULL_FLAG_POLICIES } from './images.ts';
+import { runHooks } from './hooks.ts';
+import { fileRefWarnings, injectedFiles, injectFiles } from './inject.ts';
 import * as L from './labels.ts';
 import type { Reporter } from './reporter.ts';
-import { ensureNetworks, ensureVolumes, recreateNetworks, usedResources } from './resources.ts';
+import { ensureNetworks, ensureVolumes, recreateNetworks, recreateVolumes, usedResources } from './resources.ts';
+import { inheritedVolumes } from './inherit.ts';
 import { resolveServiceReferences } from './hash.ts';
 import { configHash } from './serialize.ts';
 import type { Project, Service } from './types.ts';
@@ -23,13 +26,22 @@ import type { Project, Service } from './types.ts';
 export interface UpOptions extends ImageOptions {
   services?: string[];
   noDeps?: boolean;
+  /** Recreate the targeted services' containers (the named ones, else all) even when unchanged. */
   forceRecreate?: boolean;
   noRecreate?: boolean;
+  /** --always-recreate-deps: recreate the dependencies of the named services too. */
+  alwaysRecreateDeps?: boolean;
+  /** -V: recreate the targeted services' containers with new anonymous volumes instead of the previous containers' ones. */
+  renewAnonVolumes?: boolean;
+  /** -y: a volume whose configuration changed is removed and created again (docker compose asks first), with its containers. */
+  assumeYes?: boolean;
   removeOrphans?: boolean;
   /** --scale service=n */
   scale?: Record<string, number>;
   /** create only (compose create, up --no-start). */
   noStart?: boolean;
+  /** The lines lifecycle hooks print, by container (attached `up` shows them as `<service>-<n> ->`). */
+  hookOutput?: (container: string, line: string) => void;
   /** Stop timeout (seconds) for recreated containers. */
   timeout?: number;
 }
@@ -56,7 +68,10 @@ export function selectServices(p: Project, names: string[] | undefined, noDeps =
 }
 
 export async function up(b: ComposeBackend, p: Project, r: Reporter, o: UpOptions = {}): Promise<void> {
+  if (o.pull !== undefined && !PULL_FLAG_POLICIES.includes(o.pull)) throw new EngineError('INVALID_ARGUMENT', `invalid --pull option "${o.pull}"`);
   const services = selectServices(p, o.services, o.noDeps);
+  // a secret or config that cannot be made (a variable not set) fails up before anything is created
+  if (!o.noStart) for (const n of services) injectedFiles(p, p.services[n]!);
   const scale = (name: string) => o.scale?.[name] ?? p.services[name]!.scale;
   for (const [n, v] of Object.entries(o.scale ?? {})) {
     if (!p.services[n]) throw new EngineError('NOT_FOUND', `no such service: ${n}`);
@@ -77,7 +92,11 @@ export async function up(b: ComposeBackend, p: Project, r: Reporter, o: UpOption
   const diverged = new Map<string, NetworkSummary>();
   const networkIds = await ensureNetworks(b, p, used.networks, r, networks, diverged);
   const gone = diverged.size ? await recreateNetworks(b, p, diverged, listed, services, r, networkIds) : new Set<string>();
-  await ensureVolumes(b, p, used.volumes, r, volumes);
+  // --force-recreate and -V apply to the named services (all when none is named); their dependencies follow --always-recreate-deps
+  const targeted = (name: string) => !o.services?.length || o.services.includes(name);
+  const staleVolumes = await ensureVolumes(b, p, used.volumes, r, volumes, o.assumeYes);
+  const kept = listed.filter((c) => !gone.has(c.id));
+  if (staleVolumes.length) for (const id of await recreateVolumes(b, p, staleVolumes, kept, r)) gone.add(id);
   let slow = false;
   const images = await ensureImages(b, p, services, { ...r, event: (...a) => ((slow = true), r.event(...a)) }, o, inspections);
   // a pull or a build takes long enough for the containers to change meanwhile: list them again
@@ -125,7 +144,8 @@ export async function up(b: ComposeBackend, p: Project, r: Reporter, o: UpOption
         containerOf,
         networkIds,
         restartKept: restartFor,
-        forceRecreate: o.forceRecreate || lenderRecreated,
+        forceRecreate: (targeted(name) ? o.forceRecreate || o.renewAnonVolumes : o.alwaysRecreateDeps) || lenderRecreated,
+        inherit: !(targeted(name) && o.renewAnonVolumes),
       },
     );
     if (res.ids[0]) firstContainer.set(name, res.ids[0]);
@@ -140,10 +160,23 @@ interface ConvergeOptions extends UpOptions {
   networkIds: Map<string, string>;
   /** Restart the running containers that are kept (a dependency was recreated). */
   restartKept?: boolean;
+  /** A recreated container takes over its predecessor's anonymous volumes (docker compose's Inherit). */
+  inherit?: boolean;
 }
 
-async function createOne(b: ComposeBackend, p: Project, name: string, n: number, imageId: string, r: Reporter, o: ConvergeOptions): Promise<string> {
-  const plan = planContainer(p, p.services[name]!, n, { imageId, serviceContainer: o.serviceContainer });
+async function createOne(
+  b: ComposeBackend,
+  p: Project,
+  name: string,
+  n: number,
+  imageId: string,
+  r: Reporter,
+  o: ConvergeOptions,
+  previous?: ContainerSummary,
+): Promise<string> {
+  const inherited = previous && o.inherit !== false ? await inheritedVolumes(b, p, p.services[name]!, previous) : undefined;
+  const plan = planContainer(p, p.services[name]!, n, { imageId, serviceContainer: o.serviceContainer, inherited });
+  for (const w of fileRefWarnings(p, p.services[name]!)) r.warn(w);
   r.event('Container', plan.spec.name, 'Creating');
   const id = await b.createContainer(plan.spec);
   try {
@@ -176,6 +209,7 @@ async function convergeService(
   // replicas above the scale go first, highest numbers first
   for (const c of byNumber.filter((x) => numberOf(x) > scale || numberOf(x) < 1).reverse()) {
     r.event('Container', c.name, 'Stopping');
+    if (running(c)) await runHooks(b, s, 'pre_stop', c.id);
     await b.stopContainer(c.id, o.timeout);
     r.event('Container', c.name, 'Stopped');
     r.event('Container', c.name, 'Removing');
@@ -194,13 +228,14 @@ async function convergeService(
     const diverged = c.labels[L.CONFIG_HASH] !== hash || c.labels[L.IMAGE] !== imageId || detached(p, s, c, o.networkIds);
     if (o.forceRecreate || (diverged && !o.noRecreate)) {
       r.event('Container', c.name, 'Recreate');
+      if (running(c)) await runHooks(b, s, 'pre_stop', c.id);
       await b.stopContainer(c.id, o.timeout);
       // the old container steps aside under a temporary name, and comes back if its successor cannot be created
       const aside = `${c.id.slice(0, 12)}_${c.name}`;
       await b.renameContainer(c.id, aside);
       let id: string;
       try {
-        id = await createOne(b, p, name, n, imageId, r, o);
+        id = await createOne(b, p, name, n, imageId, r, o, c);
       } catch (e) {
         // putting the old container's name back after a failed replacement; the create error is the one to report
         await b.renameContainer(c.id, c.name).catch(() => {});
@@ -215,7 +250,9 @@ async function convergeService(
       if (!running(c)) toStart.push({ id: c.id, name: c.name });
       else if (o.restartKept && !o.noStart) {
         r.event('Container', c.name, 'Restarting');
+        await runHooks(b, s, 'pre_stop', c.id);
         await b.restartContainer(c.id, o.timeout);
+        await runHooks(b, s, 'post_start', c.id);
         r.event('Container', c.name, 'Started');
       } else r.event('Container', c.name, 'Running');
     }
@@ -224,7 +261,10 @@ async function convergeService(
     await Promise.all(
       toStart.map(async (c) => {
         r.event('Container', c.name, 'Starting');
+        // inline secrets and configs are copied in before each start, with their current values, as docker compose does
+        await injectFiles(b, p, s, c.id);
         await b.startContainer(c.id);
+        await runHooks(b, s, 'post_start', c.id, o.hookOutput && ((l) => o.hookOutput!(c.name, l)));
         r.event('Container', c.name, 'Started');
       }),
     );

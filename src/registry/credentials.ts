@@ -125,6 +125,17 @@ export class CredentialStore {
     return a.username || a.identitytoken ? { ...a, serveraddress: key } : undefined;
   }
 
+  /** Every stored credential by config key (docker's GetAllCredentials: config.json's auths and the helpers' registries). */
+  async all(): Promise<Record<string, AuthConfig>> {
+    const cfg = await this.load();
+    const out: Record<string, AuthConfig> = {};
+    for (const key of new Set([...Object.keys(cfg.auths ?? {}), ...Object.keys(cfg.credHelpers ?? {})])) {
+      const a = await this.get(key);
+      if (a) out[key] = a;
+    }
+    return out;
+  }
+
   /** Saves credentials (through the configured helper, else base64 in config.json). */
   async store(domain: string, a: AuthConfig): Promise<void> {
     const key = authKey(domain);

@@ -68,3 +68,49 @@ test('pull, create, push, and up pulling what is missing', async () => {
   assert.match(up.stderr, /Pulled/);
   assert.equal((await p.compose(['down', '-t', '1'])).code, 0);
 });
+
+test('pull_policy every_<d> pulls again once the last pull is older than the window; weekly does not; build builds every up', async () => {
+  const p = project(d, 'refresh', {
+    'compose.yaml': `services:
+  often:
+    image: ${reg.host}/bb:1
+    pull_policy: every_1s
+    command: ["sleep", "300"]
+    stop_signal: SIGKILL
+  seldom:
+    image: ${reg.host}/bb:1
+    pull_policy: weekly
+    command: ["sleep", "300"]
+    stop_signal: SIGKILL
+  built:
+    image: refresh-built:1
+    pull_policy: build
+    build: .
+    command: ["sleep", "300"]
+    stop_signal: SIGKILL
+`,
+    // an image of its own, so building it leaves bb:1's record (and LastTagTime) alone
+    Dockerfile: 'FROM busybox:local\nLABEL built=yes\n',
+  });
+  await d.docker(['rmi', `${reg.host}/bb:1`]);
+  const first = await p.compose(['up', '-d']);
+  assert.equal(first.code, 0, first.stderr);
+  assert.match(first.stderr, /Pulled/);
+  assert.match(first.stderr, /Service built {2}Built/);
+  const lastTag = async () => Date.parse(JSON.parse((await d.docker(['image', 'inspect', `${reg.host}/bb:1`])).stdout)[0].Metadata.LastTagTime);
+  const pulledAt = await lastTag();
+  // within the window: nothing pulled; the build policy builds again
+  const second = await p.compose(['up', '-d']);
+  assert.equal(second.code, 0, second.stderr);
+  if (Date.now() < pulledAt + 1000) assert.doesNotMatch(second.stderr, /Pulling/);
+  assert.match(second.stderr, /Service built {2}Built/);
+  // (the second up may have come after the window, and pulled again)
+  const before = await lastTag();
+  // the window is the feature under test: wait until the last pull is older than it
+  while (Date.now() <= before + 1000) await new Promise((res) => setTimeout(res, before + 1001 - Date.now()));
+  const third = await p.compose(['up', '-d', 'often', 'seldom']);
+  assert.equal(third.code, 0, third.stderr);
+  assert.equal(third.stderr.match(/Image \S+ {2}Pulled/g)?.length, 1, third.stderr);
+  assert.ok((await lastTag()) > before, 'the pull tagged the image again');
+  assert.equal((await p.compose(['down'])).code, 0);
+});

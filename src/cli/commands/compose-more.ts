@@ -7,8 +7,11 @@ import { randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
 import { EngineError } from '../../common/errors.ts';
 import { planContainer } from '../../compose/convert.ts';
+import { runHooks, withPostStartHooks } from '../../compose/hooks.ts';
+import { withClientApiSocket } from '../compose-api-socket.ts';
+import { injectFiles } from '../../compose/inject.ts';
 import { referencedServices } from '../../compose/extra-keys.ts';
-import { buildService, ensureImages } from '../../compose/images.ts';
+import { buildService, ensureImages, pullWanted } from '../../compose/images.ts';
 import * as L from '../../compose/labels.ts';
 import { parsePort, parseVolume } from '../../compose/shorthand.ts';
 import { containersOf, kill, pause, restart, rm, start, stop } from '../../compose/ops.ts';
@@ -55,7 +58,7 @@ export function composeMoreCommands(compose: Command, cli: ComposeCli, r: Report
     .option('-s, --stop', 'stop the containers, if required, before removing')
     .option('-v, --volumes', 'remove any anonymous volumes attached to containers');
   simple('create', 'Creates containers for a service', async (cmd, s, o) => {
-    const p = cli.project(cmd, s);
+    const p = await withClientApiSocket(cli.project(cmd, s), cli.client);
     await up(await cli.backend(), p, r, {
       services: s,
       noStart: true,
@@ -63,14 +66,14 @@ export function composeMoreCommands(compose: Command, cli: ComposeCli, r: Report
       noBuild: o.build === false,
       forceRecreate: !!o.forceRecreate,
       noRecreate: o.recreate === false,
-      pull: o.pull as 'always' | undefined,
+      pull: o.pull as string | undefined,
     });
   })
     .option('--build', 'build images before starting containers')
     .option('--no-build', "don't build an image, even if it's policy")
     .option('--force-recreate', 'recreate containers even if unchanged')
     .option('--no-recreate', "if containers already exist, don't recreate them")
-    .option('--pull <policy>', 'pull image before running ("always"|"missing"|"never")');
+    .option('--pull <policy>', 'pull image before running ("always"|"missing"|"never"|"build")');
 
   simple('build', 'Build or rebuild services', async (cmd, s, o) => {
     const p = cli.project(cmd, s);
@@ -89,18 +92,19 @@ export function composeMoreCommands(compose: Command, cli: ComposeCli, r: Report
   simple('pull', 'Pull service images', async (cmd, s, o) => {
     const p = cli.project(cmd, s);
     const b = await cli.backend();
-    const names = (s.length ? s : Object.keys(p.services)).filter(
-      (n) => p.services[n]?.image && !(p.services[n]!.build && p.services[n]!.pull_policy === 'build'),
-    );
+    const names = (s.length ? s : Object.keys(p.services)).filter((n) => p.services[n]?.image);
     await Promise.all(
       names.map(async (n) => {
         const ref = p.services[n]!.image!;
+        const want = await pullWanted(b, p.services[n]!);
+        if (!want.pull) return want.skipped ? r.event('Image', ref, `Skipped - ${want.skipped}`) : undefined;
         r.event('Image', ref, 'Pulling');
         try {
           await b.pullImage(ref, () => {});
           r.event('Image', ref, 'Pulled');
         } catch (e) {
-          if (!o.ignorePullFailures || !(e instanceof EngineError)) throw e;
+          // a service that can build its image goes on without it, as in docker compose
+          if (!(e instanceof EngineError) || (!o.ignorePullFailures && !p.services[n]!.build)) throw e;
           r.warn(`${n}: ${e.message}`);
         }
       }),
@@ -203,7 +207,7 @@ export function composeMoreCommands(compose: Command, cli: ComposeCli, r: Report
           },
           cmd: Command,
         ) => {
-          const p = cli.project(cmd, [service]);
+          const p = await withClientApiSocket(cli.project(cmd, [service]), cli.client);
           const base = p.services[service];
           if (!base) throw new EngineError('NOT_FOUND', `no such service: ${service}`);
           // -p replaces the service's ports (as --service-ports would publish them); -v adds mounts
@@ -250,14 +254,16 @@ export function composeMoreCommands(compose: Command, cli: ComposeCli, r: Report
           });
           const id = await b.createContainer(plan.spec);
           for (const n of plan.extraNetworks) await b.connectNetwork(n.name, id, n.endpoint);
+          await injectFiles(b, p, s, id);
           if (o.detach) {
             await b.startContainer(id);
+            await runHooks(b, s, 'post_start', id);
             process.stdout.write(`${plan.spec.name}\n`);
             return;
           }
           let code: number;
           try {
-            code = await b.runAttached(id, { tty, interactive: true });
+            code = await withPostStartHooks(b, p.name, s, id, () => b.runAttached(id, { tty, interactive: true }));
           } finally {
             // --rm after the run: the run's exit code is what the user needs; a leftover shows in `ps -a`
             if (o.rm) await b.removeContainer(id, { force: true, volumes: true }).catch(() => {});

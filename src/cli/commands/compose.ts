@@ -9,7 +9,7 @@ import type { Command } from 'commander';
 import { stringify } from 'yaml';
 import { EngineError } from '../../common/errors.ts';
 import type { ComposeBackend } from '../../compose/backend.ts';
-import { attachedUp } from '../../compose/attached.ts';
+import { attachedServices, attachedUp } from '../../compose/attached.ts';
 import { loadProject, normalizeProjectName } from '../../compose/load.ts';
 import { LogPrinter, shortName } from '../../compose/logs.ts';
 import { containersOf, down, type Target } from '../../compose/ops.ts';
@@ -17,9 +17,11 @@ import { streamReporter } from '../../compose/reporter.ts';
 import { configHash, projectData } from '../../compose/serialize.ts';
 import type { Project } from '../../compose/types.ts';
 import { selectServices, up, waitProject } from '../../compose/up.ts';
+import { withClientApiSocket } from '../compose-api-socket.ts';
 import { ApiComposeBackend } from '../compose-backend.ts';
 import { type CliContext, collect, ExitError } from '../context.ts';
 import { composeMoreCommands } from './compose-more.ts';
+import { intArg, noAttachOption, type UpFlags, validateUpFlags } from './compose-up-flags.ts';
 import { psCommand } from './compose-ps.ts';
 import { runWatch, watchCommand } from './compose-watch.ts';
 
@@ -91,12 +93,6 @@ export function composeCli(ctx: CliContext): ComposeCli {
   };
 }
 
-const intArg = (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n)) throw new EngineError('INVALID_ARGUMENT', `invalid number "${v}"`);
-  return n;
-};
-
 function scaleFlags(list: string[]): Record<string, number> {
   const out: Record<string, number> = {};
   for (const s of list) {
@@ -105,27 +101,6 @@ function scaleFlags(list: string[]): Record<string, number> {
     out[m[1]!] = Number(m[2]);
   }
   return out;
-}
-
-interface UpFlags {
-  // commander names a --no-X flag X (false when given)
-  detach?: boolean;
-  build?: boolean;
-  forceRecreate?: boolean;
-  recreate: boolean;
-  deps: boolean;
-  scale: string[];
-  wait?: boolean;
-  waitTimeout?: string;
-  removeOrphans?: boolean;
-  abortOnContainerExit?: boolean;
-  exitCodeFrom?: string;
-  timeout?: string;
-  pull?: string;
-  start: boolean;
-  color: boolean;
-  logPrefix: boolean;
-  watch?: boolean;
 }
 
 export function composeCommands(program: Command, ctx: CliContext): void {
@@ -152,7 +127,7 @@ export function composeCommands(program: Command, ctx: CliContext): void {
     .option('-d, --detach', 'detached mode: run containers in the background')
     .option('--build', 'build images before starting containers')
     .option('--no-build', "don't build an image, even if it's policy")
-    .option('--pull <policy>', 'pull image before running ("always"|"missing"|"never")')
+    .option('--pull <policy>', 'pull image before running ("always"|"missing"|"never"|"build")')
     .option('--force-recreate', "recreate containers even if their configuration and image haven't changed")
     .option('--no-recreate', "if containers already exist, don't recreate them")
     .option('--no-deps', "don't start linked services")
@@ -162,6 +137,17 @@ export function composeCommands(program: Command, ctx: CliContext): void {
     .option('--wait-timeout <seconds>', 'maximum duration in seconds to wait for the project to be running|healthy')
     .option('--remove-orphans', 'remove containers for services not defined in the compose file')
     .option('--abort-on-container-exit', 'stops all containers if any container was stopped; incompatible with -d')
+    .option('--abort-on-container-failure', 'stops all containers if any container exited with failure; incompatible with -d')
+    .option('--attach <service>', 'restrict attaching to the specified services; incompatible with --attach-dependencies', collect, [])
+    .addOption(noAttachOption())
+    .option('--attach-dependencies', 'automatically attach to log output of dependent services')
+    .option('--timestamps', 'show timestamps')
+    .option('--quiet-pull', 'pull without printing progress information')
+    .option('--quiet-build', 'suppress the build output')
+    .option('--always-recreate-deps', 'recreate dependent containers; incompatible with --no-recreate')
+    .option('-V, --renew-anon-volumes', 'recreate anonymous volumes instead of retrieving data from the previous containers')
+    .option('-y, --yes', 'assume "yes" as answer to all prompts and run non-interactively')
+    .option('--menu', 'enable interactive shortcuts when running attached (keel has none: accepted and ignored, as docker compose does without a terminal)')
     .option('--exit-code-from <service>', 'return the exit code of the selected service container; implies --abort-on-container-exit')
     .option('-t, --timeout <seconds>', 'use this timeout in seconds for container shutdown when attached or when containers are already running')
     .option('--no-color', 'produce monochrome output')
@@ -172,19 +158,22 @@ export function composeCommands(program: Command, ctx: CliContext): void {
         // --build and --no-build are both defined: build is true, false or unset
         const noBuild = o.build === false;
         const build = o.build === true;
-        if (o.detach && (o.abortOnContainerExit || o.exitCodeFrom))
-          throw new EngineError('INVALID_ARGUMENT', '--abort-on-container-exit and --exit-code-from cannot be combined with --detach');
-        if (o.watch && (o.detach || o.wait)) throw new EngineError('INVALID_ARGUMENT', '--watch cannot be combined with --detach or --wait');
-        // docker compose's validateFlags
-        if (o.wait && (o.abortOnContainerExit || o.exitCodeFrom))
-          throw new EngineError('INVALID_ARGUMENT', '--wait cannot be combined with --abort-on-container-exit, --attach or --attach-dependencies');
-        if (o.waitTimeout !== undefined && intArg(o.waitTimeout) < 0)
-          throw new EngineError('INVALID_ARGUMENT', '--wait-timeout must be a non-negative integer');
-        if (o.forceRecreate && o.recreate === false) throw new EngineError('INVALID_ARGUMENT', '--force-recreate and --no-recreate are incompatible');
-        const p = cli.project(cmd, services);
+        validateUpFlags(o);
+        const p = await withClientApiSocket(cli.project(cmd, services), cli.client);
         if (o.exitCodeFrom && !p.services[o.exitCodeFrom]) throw new EngineError('NOT_FOUND', `no such service: ${o.exitCodeFrom}`);
-        if (o.watch) (await import('../../compose/watch.ts')).watchRules(p, selectServices(p, services, !o.deps));
+        const selected = selectServices(p, services, !o.deps);
+        if (o.watch) (await import('../../compose/watch.ts')).watchRules(p, selected);
+        // checked before anything is made, as docker compose does
+        const attach = o.detach || o.wait || !o.start ? [] : attachedServices(p, { services: selected, named: services, ...o });
         const b = await cli.backend();
+        const attached = !o.detach && !o.wait && o.start;
+        const printer = new LogPrinter(process.stdout, { color: o.color && cli.color(), prefix: o.logPrefix });
+        // attached, what the post_start hooks print shows as `<service>-<n> ->`, as in docker compose
+        const hookOutput = (container: string, line: string) => {
+          const source = `${container.startsWith(`${p.name}-`) ? container.slice(p.name.length + 1) : container} ->`;
+          printer.register([source]);
+          printer.line(source, line);
+        };
         const since = Math.floor(Date.now() / 1000);
         const timeout = o.timeout !== undefined ? intArg(o.timeout) : undefined;
         await up(b, p, reporter, {
@@ -197,15 +186,18 @@ export function composeCommands(program: Command, ctx: CliContext): void {
           noStart: !o.start,
           build,
           noBuild,
-          pull: o.pull as 'always' | undefined,
+          pull: o.pull as string | undefined,
           timeout,
-          onProgress: (_svc, pr) => void (pr.stream ? process.stderr.write(pr.stream) : undefined),
+          alwaysRecreateDeps: o.alwaysRecreateDeps,
+          renewAnonVolumes: o.renewAnonVolumes,
+          assumeYes: o.yes,
+          ...(attached ? { hookOutput } : {}),
+          // --quiet-pull quiets the builds' output too, as in docker compose
+          onProgress: (_svc, pr) => void (pr.stream && !o.quietPull && !o.quietBuild ? process.stderr.write(pr.stream) : undefined),
         });
         if (!o.start) return;
-        const selected = selectServices(p, services, !o.deps);
         if (o.wait) return void (await waitProject(b, p, selected, reporter, o.waitTimeout ? Date.now() + intArg(o.waitTimeout) * 1000 : Infinity));
         if (o.detach) return;
-        const printer = new LogPrinter(process.stdout, { color: o.color && cli.color(), prefix: o.logPrefix });
         const interrupt = new AbortController();
         let presses = 0;
         const onSig = () => {
@@ -224,8 +216,12 @@ export function composeCommands(program: Command, ctx: CliContext): void {
         try {
           const code = await attachedUp(b, { name: p.name, project: p }, printer, reporter, {
             services: selected,
-            abortOnExit: o.abortOnContainerExit || !!o.exitCodeFrom,
+            named: services,
+            attach,
+            abortOnExit: o.abortOnContainerExit || (!!o.exitCodeFrom && !o.abortOnContainerFailure),
+            abortOnFailure: o.abortOnContainerFailure,
             exitCodeFrom: o.exitCodeFrom,
+            timestamps: o.timestamps,
             timeout,
             since,
             interrupt: interrupt.signal,

@@ -1,0 +1,117 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, test } from 'node:test';
+import { FakeEngine } from './fake.ts';
+import { outputTail } from './hooks.ts';
+import { loadProject } from './load.ts';
+import { down, restart, stop } from './ops.ts';
+import { collectingReporter } from './reporter.ts';
+import { up } from './up.ts';
+
+const root = fs.mkdtempSync(path.join(os.tmpdir(), 'compose-hooks-'));
+after(() => fs.rmSync(root, { recursive: true, force: true }));
+function project(yaml: string) {
+  const d = path.join(root, 'app');
+  fs.mkdirSync(d, { recursive: true });
+  fs.writeFileSync(path.join(d, 'compose.yaml'), yaml);
+  return loadProject({ cwd: d, env: {}, onWarning: () => {} });
+}
+
+const YAML = `services:
+  web:
+    image: busybox
+    post_start:
+      - command: ./seed.sh
+        user: root
+        environment: {MODE: init, EMPTY: null}
+      - command: ["echo", "second"]
+    pre_stop:
+      - command: ./drain.sh
+`;
+
+test('post_start hooks run in order after start; pre_stop before stop, restart and down', async () => {
+  const e = new FakeEngine();
+  const p = project(YAML);
+  const t = { name: p.name, project: p };
+  await up(e.backend(), p, collectingReporter());
+  const start = e.calls.indexOf('start app-web-1');
+  assert.deepEqual(e.calls.slice(start, start + 3), [
+    'start app-web-1',
+    'exec app-web-1 ./seed.sh user=root env=MODE=init,EMPTY',
+    'exec app-web-1 echo second',
+  ]);
+  e.calls.length = 0;
+  await up(e.backend(), p, collectingReporter());
+  assert.deepEqual(e.calls, [], 'a no-op up runs no hook');
+  await restart(e.backend(), t, collectingReporter());
+  assert.deepEqual(e.calls, [
+    'exec app-web-1 ./drain.sh',
+    'restart app-web-1',
+    'exec app-web-1 ./seed.sh user=root env=MODE=init,EMPTY',
+    'exec app-web-1 echo second',
+  ]);
+  e.calls.length = 0;
+  await stop(e.backend(), t, collectingReporter());
+  assert.deepEqual(e.calls, ['exec app-web-1 ./drain.sh', 'stop app-web-1']);
+  e.calls.length = 0;
+  // a stopped container gets no pre_stop hook
+  await down(e.backend(), t, collectingReporter());
+  assert.ok(!(e.calls as string[]).some((c) => c.startsWith('exec')), e.calls.join());
+});
+
+test('a failing post_start hook fails up with the tail of its stderr; a failing pre_stop fails down', async () => {
+  const e = new FakeEngine();
+  const p = project(YAML);
+  e.execResults.set('./seed.sh', { exitCode: 3, stdout: 'progress\n', stderr: 'step 1\r50%\r100%\nseed failed: no db\n' });
+  await assert.rejects(up(e.backend(), p, collectingReporter()), /^EngineError: web hook exited with status 3: 100%\nseed failed: no db$/);
+  e.execResults.set('./seed.sh', { exitCode: 0, stdout: '', stderr: '' });
+  await up(e.backend(), p, collectingReporter());
+  e.execResults.set('./drain.sh', { exitCode: 1, stdout: 'busy\n', stderr: '' });
+  await assert.rejects(down(e.backend(), { name: p.name, project: p }, collectingReporter()), /web hook exited with status 1: busy/);
+  e.execResults.set('./drain.sh', { exitCode: 0, stdout: '', stderr: '' });
+  await down(e.backend(), { name: p.name, project: p }, collectingReporter());
+  assert.deepEqual(e.names(), []);
+});
+
+test('outputTail keeps the last 10 lines', () => {
+  const text = Array.from({ length: 30 }, (_, i) => `line ${i}`).join('\n');
+  assert.equal(outputTail(`${text}\n`), Array.from({ length: 10 }, (_, i) => `line ${i + 20}`).join('\n'));
+  assert.equal(outputTail(''), '');
+});
+
+test("attached up hands the hooks' lines on, by container", async () => {
+  const e = new FakeEngine();
+  e.execResults.set('./seed.sh', { exitCode: 0, stdout: 'seeding\ndone', stderr: '' });
+  const lines: string[] = [];
+  await up(e.backend(), project(YAML), collectingReporter(), { hookOutput: (c, l) => void lines.push(`${c}: ${l}`) });
+  assert.deepEqual(lines, ['app-web-1: seeding', 'app-web-1: done']);
+});
+
+test('an attached run: the hooks wait for the start event; a failing one fails a run that exited 0, not one that failed', async () => {
+  const { withPostStartHooks } = await import('./hooks.ts');
+  const p = project(YAML);
+  const s = p.services.web!;
+  const seen: number[] = [];
+  const backend = (hookExit: number) =>
+    ({
+      events: async function* (_labels: string[], _signal: AbortSignal, since: number) {
+        seen.push(since);
+        yield { timeNano: 0, type: 'container', action: 'create', id: 'c1', attributes: {} };
+        yield { timeNano: 0, type: 'container', action: 'start', id: 'other', attributes: {} };
+        yield { timeNano: 0, type: 'container', action: 'start', id: 'c1', attributes: {} };
+      },
+      execOutput: async (_id: string, spec: { cmd: string[] }) => ({ exitCode: spec.cmd[0] === './seed.sh' ? hookExit : 0, stdout: '', stderr: 'seed broke' }),
+    }) as unknown as Parameters<typeof withPostStartHooks>[0];
+  assert.equal(await withPostStartHooks(backend(0), p.name, s, 'c1', async () => 0), 0);
+  await assert.rejects(
+    withPostStartHooks(backend(2), p.name, s, 'c1', async () => 0),
+    /web hook exited with status 2: seed broke/,
+  );
+  assert.equal(await withPostStartHooks(backend(2), p.name, s, 'c1', async () => 7), 7);
+  assert.ok(
+    seen.every((t) => Math.abs(t - Date.now() / 1000) < 60),
+    'the events are asked for from about now',
+  );
+});
