@@ -120,6 +120,7 @@ export interface ContainerSpec {
     Devices?: { PathOnHost: string; PathInContainer: string; CgroupPermissions: string }[];
     VolumesFrom?: string[];
     CgroupParent?: string;
+    CgroupnsMode?: string;
     CpuPeriod?: number;
     CpuQuota?: number;
     CpuRealtimePeriod?: number;

@@ -218,6 +218,7 @@ export function planContainer(p: Project, s: Service, n: number, o: PlanOptions)
       PidMode: shared(s.pid),
       ...(s.volumes_from ? { VolumesFrom: s.volumes_from.map((v) => volumesFrom(v, o.serviceContainer!)) } : {}),
       CgroupParent: s.cgroup_parent,
+      CgroupnsMode: s.cgroup,
       CpuPeriod: s.cpu_period,
       CpuQuota: s.cpu_quota,
       CpuRealtimePeriod: s.cpu_rt_period,

@@ -127,13 +127,14 @@ test('volumes_from and ipc service:X take X container id; a no-op up keeps them;
   const r = collectingReporter();
   const y =
     'services:\n  data:\n    image: busybox\n    environment: ["V=${V:-1}"]\n' +
-    '  reader:\n    image: busybox\n    volumes_from: ["data:ro", "container:legacy"]\n    ipc: service:data\n    cgroup_parent: /custom\n';
+    '  reader:\n    image: busybox\n    volumes_from: ["data:ro", "container:legacy"]\n    ipc: service:data\n    cgroup_parent: /custom\n    cgroup: host\n';
   await up(e.backend(), project(y), r);
   const byName = (n: string) => [...e.containers.values()].find((c) => c.name === n)!;
   const dataId = byName('app-data-1').id;
   assert.deepEqual(byName('app-reader-1').spec.host.VolumesFrom, [`${dataId}:ro`, 'legacy']);
   assert.equal(byName('app-reader-1').spec.host.IpcMode, `container:${dataId}`);
   assert.equal(byName('app-reader-1').spec.host.CgroupParent, '/custom');
+  assert.equal(byName('app-reader-1').spec.host.CgroupnsMode, 'host');
   assert.ok(e.calls.indexOf('start app-data-1') < e.calls.indexOf('create app-reader-1'), 'data is a dependency of reader');
   e.calls.length = 0;
   await up(e.backend(), project(y), r);
