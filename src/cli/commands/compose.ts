@@ -6,12 +6,12 @@
  * compose-more.ts.
  */
 import type { Command } from 'commander';
-import { stringify } from 'yaml';
 import { EngineError } from '../../common/errors.ts';
 import type { ComposeBackend } from '../../compose/backend.ts';
 import { attachedUp } from '../../compose/attached.ts';
-import { loadProject, normalizeProjectName } from '../../compose/load.ts';
+import { normalizeProjectName } from '../../compose/labels.ts';
 import { LogPrinter, shortName } from '../../compose/logs.ts';
+import { loadProjectCached } from '../../compose/project-cache.ts';
 import { containersOf, down, type Target } from '../../compose/ops.ts';
 import { streamReporter } from '../../compose/reporter.ts';
 import { configHash, projectData } from '../../compose/serialize.ts';
@@ -54,7 +54,14 @@ function globals(cmd: Command): GlobalFlags {
 export function composeCli(ctx: CliContext): ComposeCli {
   const load = (cmd: Command, services?: string[]) => {
     const g = globals(cmd);
-    return loadProject({ files: g.file, projectName: g.projectName, projectDirectory: g.projectDirectory, envFiles: g.envFile, profiles: g.profile, services });
+    return loadProjectCached({
+      files: g.file,
+      projectName: g.projectName,
+      projectDirectory: g.projectDirectory,
+      envFiles: g.envFile,
+      profiles: g.profile,
+      services,
+    });
   };
   let colorMode = 'auto';
   return {
@@ -357,7 +364,11 @@ export function composeCommands(program: Command, ctx: CliContext): void {
           } else {
             const data = projectData(p);
             if (services.length) data.services = Object.fromEntries(Object.entries(data.services as object).filter(([k]) => services.includes(k)));
-            out = o.format === 'json' ? `${JSON.stringify(data, null, 2)}\n` : stringify(data, { lineWidth: 0, aliasDuplicateObjects: false });
+            // the YAML library loads only for the command that prints YAML
+            out =
+              o.format === 'json'
+                ? `${JSON.stringify(data, null, 2)}\n`
+                : (await import('yaml')).stringify(data, { lineWidth: 0, aliasDuplicateObjects: false });
           }
           if (o.quiet) return;
           if (o.output) {

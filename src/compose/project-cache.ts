@@ -1,0 +1,209 @@
+/**
+ * A cache of loaded projects, so that a command whose compose files did
+ * not change (the second `up -d`) skips the loader: the YAML parser, the
+ * schema validator and normalization are neither run nor even imported.
+ *
+ * An entry is found by a hash of everything a load is given: the options
+ * (-f, -p, --project-directory, --env-file, --profile, the services named),
+ * the working directory, the user, the whole environment, and the loader's
+ * own code (its files' identities, and those of the packages it uses). It
+ * holds the project, the warnings the load printed (printed again on a
+ * hit), and every look the load took at the filesystem (inputs.ts): each
+ * file read, with the hash of what it held, and each existence check, with
+ * its answer. A hit repeats those looks, and any different answer (an
+ * edited .env, an env_file, an included file, a compose.override.yaml that
+ * appeared) is a miss. A load that failed is not
+ * stored (nor one that read standard input or another pipe). Entries are written atomically; one that cannot be read or
+ * parsed is a miss and is written again; the directory keeps the newest
+ * MAX_ENTRIES.
+ */
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import v8 from 'node:v8';
+import type { Input } from './inputs.ts';
+import type { LoadOptions } from './load.ts';
+import type { Project } from './types.ts';
+
+/** Changes when an entry's shape does. */
+const FORMAT = 1;
+const MAX_ENTRIES = 64;
+/** An entry larger than this (a huge environment, thousands of services) is not kept. */
+const MAX_ENTRY_BYTES = 4 << 20;
+
+type Seen = { op: 'read'; path: string; bytes: number; sha256: string } | { op: 'isFile' | 'exists'; path: string; result: boolean };
+
+interface Entry {
+  format: number;
+  /** The whole key, compared on a hit (the file name is only its hash). */
+  key: string;
+  seen: Seen[];
+  warnings: string[];
+  project: Project;
+}
+
+type Loader = (o: LoadOptions) => { project: Project; inputs: Input[] };
+
+const require = createRequire(import.meta.url);
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+
+/** The loader, imported only on a miss (synchronously: the commands that load a project are). */
+function loadRecorded(o: LoadOptions): { project: Project; inputs: Input[] } {
+  const { loadProject } = require('./load.ts') as typeof import('./load.ts');
+  const { recordInputs } = require('./inputs.ts') as typeof import('./inputs.ts');
+  const { result, inputs } = recordInputs(() => loadProject(o));
+  return { project: result, inputs };
+}
+
+/** $XDG_CACHE_HOME/keel/compose, else ~/.cache/keel/compose; none without either. */
+export function defaultCacheDir(env: Record<string, string | undefined> = process.env): string | undefined {
+  const base = env.XDG_CACHE_HOME && path.isAbsolute(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : env.HOME ? path.join(env.HOME, '.cache') : undefined;
+  return base && path.join(base, 'keel', 'compose');
+}
+
+/**
+ * The loader's code as of now: the identity (inode, size, mtime) of every
+ * file of src/compose (schema included) and src/common, and of the
+ * packages the loader uses. An edit or an upgrade changes it.
+ */
+export function codeFingerprint(): string {
+  const parts: string[] = [process.version];
+  for (const dir of [HERE, path.join(HERE, 'schema'), path.join(HERE, '..', 'common')]) {
+    for (const f of fs.readdirSync(dir).sort()) parts.push(identity(path.join(dir, f)));
+  }
+  for (const pkg of ['yaml', 'ajv', 'fast-deep-equal']) parts.push(identity(require.resolve(`${pkg}/package.json`)));
+  return parts.join('\n');
+}
+
+function identity(file: string): string {
+  const st = fs.statSync(file, { bigint: true });
+  return `${file} ${st.ino} ${st.size} ${st.mtimeNs}`;
+}
+
+/** Everything a load is given, as one string. */
+export function cacheKey(o: LoadOptions, code: string): string {
+  const env = Object.entries(o.env ?? process.env)
+    .filter((e): e is [string, string] => e[1] !== undefined)
+    .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  return JSON.stringify({
+    format: FORMAT,
+    code,
+    cwd: o.cwd ?? process.cwd(),
+    uid: process.getuid?.(),
+    files: o.files ?? [],
+    projectName: o.projectName ?? null,
+    projectDirectory: o.projectDirectory ?? null,
+    envFiles: o.envFiles ?? [],
+    profiles: o.profiles ?? [],
+    services: o.services ?? [],
+    env,
+  });
+}
+
+const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
+
+/** Whether the filesystem still answers every look the same way. */
+function unchanged(seen: Seen[]): boolean {
+  for (const s of seen) {
+    if (s.op === 'read') {
+      let text: string;
+      try {
+        const st = fs.statSync(s.path);
+        if (!st.isFile() || st.size !== s.bytes) return false;
+        text = fs.readFileSync(s.path, 'utf8');
+      } catch {
+        return false;
+      }
+      if (sha256(text) !== s.sha256) return false;
+    } else if (s.op === 'isFile') {
+      let result = false;
+      try {
+        result = fs.statSync(s.path).isFile();
+      } catch {
+        // absent: not a file
+      }
+      if (result !== s.result) return false;
+    } else if (fs.existsSync(s.path) !== s.result) return false;
+  }
+  return true;
+}
+
+function readEntry(file: string, key: string): Entry | undefined {
+  try {
+    const e = v8.deserialize(fs.readFileSync(file)) as Entry;
+    if (e?.format !== FORMAT || e.key !== key || !Array.isArray(e.seen) || !Array.isArray(e.warnings) || typeof e.project?.name !== 'string') return undefined;
+    return e;
+  } catch {
+    return undefined; // absent, unreadable or corrupt: a miss, written again
+  }
+}
+
+function writeEntry(dir: string, file: string, e: Entry): void {
+  const data = v8.serialize(e);
+  if (data.length > MAX_ENTRY_BYTES) return;
+  const tmp = `${file}.${process.pid}.tmp`;
+  try {
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    fs.writeFileSync(tmp, data, { mode: 0o600 });
+    fs.renameSync(tmp, file);
+    prune(dir);
+  } catch {
+    fs.rmSync(tmp, { force: true }); // a cache that cannot be written only costs the next command the load
+  }
+}
+
+/** Keeps the newest MAX_ENTRIES entries (and removes temporary files a killed command left). */
+function prune(dir: string): void {
+  const names = fs.readdirSync(dir);
+  if (names.length <= MAX_ENTRIES) return;
+  const aged = names.flatMap((n) => {
+    try {
+      return [{ n, t: fs.statSync(path.join(dir, n)).mtimeMs }];
+    } catch {
+      return [];
+    }
+  });
+  aged.sort((a, b) => b.t - a.t);
+  for (const { n } of aged.slice(MAX_ENTRIES)) fs.rmSync(path.join(dir, n), { force: true });
+}
+
+export interface CacheOptions {
+  /** Where entries live (defaultCacheDir()); none: every call loads. */
+  dir?: string;
+  /** The loader's code identity (codeFingerprint()). */
+  code?: string;
+  /** The loader (load.ts, recording its inputs). */
+  load?: Loader;
+}
+
+/**
+ * loadProject (load.ts) through the cache: the same project, the same
+ * warnings, the same errors.
+ */
+export function loadProjectCached(o: LoadOptions = {}, c: CacheOptions = {}): Project {
+  const warn = o.onWarning ?? ((m: string) => void process.stderr.write(`WARN[0000] ${m}\n`));
+  const load = c.load ?? loadRecorded;
+  const dir = 'dir' in c ? c.dir : defaultCacheDir(o.env ?? process.env);
+  if (!dir || o.files?.includes('-')) return load({ ...o, onWarning: warn }).project;
+  const key = cacheKey(o, c.code ?? codeFingerprint());
+  const file = path.join(dir, sha256(key).slice(0, 40));
+  const hit = readEntry(file, key);
+  if (hit && unchanged(hit.seen)) {
+    for (const m of hit.warnings) warn(m);
+    return hit.project;
+  }
+  const warnings: string[] = [];
+  const { project, inputs } = load({
+    ...o,
+    onWarning: (m) => {
+      warnings.push(m);
+      warn(m);
+    },
+  });
+  if (inputs.some((i) => i.op === 'read' && !i.regular)) return project;
+  const seen = inputs.map((i): Seen => (i.op === 'read' ? { op: 'read', path: i.path, bytes: i.bytes, sha256: sha256(i.text) } : i));
+  writeEntry(dir, file, { format: FORMAT, key, seen, warnings, project });
+  return project;
+}
