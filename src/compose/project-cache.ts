@@ -3,28 +3,32 @@
  * not change (the second `up -d`) skips the loader: the YAML parser, the
  * schema validator and normalization are neither run nor even imported.
  *
- * An entry is found by a hash of everything a load is given: the options
- * (-f, -p, --project-directory, --env-file, --profile, the services named),
- * the working directory, the user, the whole environment, and the loader's
+ * An entry is found by everything a load is given: the options (-f, -p,
+ * --project-directory, --env-file, --profile, the services named), the
+ * working directory, the user, the whole environment, and the loader's
  * own code (its files' identities, and those of the packages it uses). It
  * holds the project, the warnings the load printed (printed again on a
- * hit), and every look the load took at the filesystem (inputs.ts): each
- * file read, with the hash of what it held, and each existence check, with
- * its answer. A hit repeats those looks, and any different answer (an
- * edited .env, an env_file, an included file, a compose.override.yaml that
- * appeared) is a miss. A load that failed is not
- * stored (nor one that read standard input or another pipe). Entries are written atomically; one that cannot be read or
- * parsed is a miss and is written again; the directory keeps the newest
- * MAX_ENTRIES.
+ * hit), the config hashes `up` will compare (sha256.ts), and every look
+ * the load took at the filesystem (inputs.ts): each file read, with what
+ * it held, and each existence check, with its answer. A hit repeats those
+ * looks, and any different answer (an edited .env, an env_file, an
+ * included file, a compose.override.yaml that appeared) is a miss.
+ *
+ * A load that failed is not stored, nor one that read standard input or
+ * another pipe. Entries are written atomically; one that cannot be read
+ * or parsed is a miss and is written again; the directory keeps the
+ * newest MAX_ENTRIES.
  */
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import v8 from 'node:v8';
+import { serviceHashInput } from './hash.ts';
 import type { Input } from './inputs.ts';
 import type { LoadOptions } from './load.ts';
+import { networkHashInput, volumeHashInput } from './resource-hash.ts';
+import { remember, sha256Hex } from './sha256.ts';
 import type { Project } from './types.ts';
 
 /** Changes when an entry's shape does. */
@@ -33,7 +37,7 @@ const MAX_ENTRIES = 64;
 /** An entry larger than this (a huge environment, thousands of services) is not kept. */
 const MAX_ENTRY_BYTES = 4 << 20;
 
-type Seen = { op: 'read'; path: string; bytes: number; sha256: string } | { op: 'isFile' | 'exists'; path: string; result: boolean };
+type Seen = { op: 'read'; path: string; bytes: number; text: string } | { op: 'isFile' | 'exists'; path: string; result: boolean };
 
 interface Entry {
   format: number;
@@ -42,6 +46,8 @@ interface Entry {
   seen: Seen[];
   warnings: string[];
   project: Project;
+  /** The config hashes of its services, networks and volumes: [hashed input, sha256] (sha256.ts). */
+  hashes: [string, string][];
 }
 
 type Loader = (o: LoadOptions) => { project: Project; inputs: Input[] };
@@ -102,7 +108,31 @@ export function cacheKey(o: LoadOptions, code: string): string {
   });
 }
 
-const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
+/** An entry's file name: FNV-1a, twice 32 bits (the entry holds the whole key: a collision is only a miss). */
+function fileName(key: string): string {
+  let a = 0x811c9dc5;
+  let b = 0xcbf29ce4;
+  for (let i = 0; i < key.length; i++) {
+    const c = key.charCodeAt(i);
+    a = Math.imul(a ^ c, 0x01000193);
+    b = Math.imul(b ^ c, 0x5bd1e995);
+  }
+  return (a >>> 0).toString(16).padStart(8, '0') + (b >>> 0).toString(16).padStart(8, '0');
+}
+
+/** What `up` will hash for this project (the services without references to other services' containers, its networks and volumes). */
+function configHashes(p: Project): [string, string][] {
+  try {
+    const inputs = [
+      ...Object.values(p.services).map(serviceHashInput),
+      ...Object.values(p.networks).map(networkHashInput),
+      ...Object.values(p.volumes).map(volumeHashInput),
+    ];
+    return inputs.map((i) => [i, sha256Hex(i)]);
+  } catch {
+    return []; // what cannot be hashed now fails (or not) where it is hashed, as without the cache
+  }
+}
 
 /** Whether the filesystem still answers every look the same way. */
 function unchanged(seen: Seen[]): boolean {
@@ -116,7 +146,7 @@ function unchanged(seen: Seen[]): boolean {
       } catch {
         return false;
       }
-      if (sha256(text) !== s.sha256) return false;
+      if (text !== s.text) return false;
     } else if (s.op === 'isFile') {
       let result = false;
       try {
@@ -133,7 +163,15 @@ function unchanged(seen: Seen[]): boolean {
 function readEntry(file: string, key: string): Entry | undefined {
   try {
     const e = v8.deserialize(fs.readFileSync(file)) as Entry;
-    if (e?.format !== FORMAT || e.key !== key || !Array.isArray(e.seen) || !Array.isArray(e.warnings) || typeof e.project?.name !== 'string') return undefined;
+    if (
+      e?.format !== FORMAT ||
+      e.key !== key ||
+      !Array.isArray(e.seen) ||
+      !Array.isArray(e.warnings) ||
+      !Array.isArray(e.hashes) ||
+      typeof e.project?.name !== 'string'
+    )
+      return undefined;
     return e;
   } catch {
     return undefined; // absent, unreadable or corrupt: a miss, written again
@@ -188,10 +226,11 @@ export function loadProjectCached(o: LoadOptions = {}, c: CacheOptions = {}): Pr
   const dir = 'dir' in c ? c.dir : defaultCacheDir(o.env ?? process.env);
   if (!dir || o.files?.includes('-')) return load({ ...o, onWarning: warn }).project;
   const key = cacheKey(o, c.code ?? codeFingerprint());
-  const file = path.join(dir, sha256(key).slice(0, 40));
+  const file = path.join(dir, fileName(key));
   const hit = readEntry(file, key);
   if (hit && unchanged(hit.seen)) {
     for (const m of hit.warnings) warn(m);
+    remember(hit.hashes);
     return hit.project;
   }
   const warnings: string[] = [];
@@ -203,7 +242,7 @@ export function loadProjectCached(o: LoadOptions = {}, c: CacheOptions = {}): Pr
     },
   });
   if (inputs.some((i) => i.op === 'read' && !i.regular)) return project;
-  const seen = inputs.map((i): Seen => (i.op === 'read' ? { op: 'read', path: i.path, bytes: i.bytes, sha256: sha256(i.text) } : i));
-  writeEntry(dir, file, { format: FORMAT, key, seen, warnings, project });
+  const seen = inputs.map((i): Seen => (i.op === 'read' ? { op: 'read', path: i.path, bytes: i.bytes, text: i.text } : i));
+  writeEntry(dir, file, { format: FORMAT, key, seen, warnings, project, hashes: configHashes(project) });
   return project;
 }
