@@ -79,13 +79,29 @@ export function codeFingerprint(): string {
   for (const dir of [HERE, path.join(HERE, 'schema'), path.join(HERE, '..', 'common')]) {
     for (const f of fs.readdirSync(dir).sort()) parts.push(identity(path.join(dir, f)));
   }
-  for (const pkg of ['yaml', 'ajv', 'fast-deep-equal']) parts.push(identity(require.resolve(`${pkg}/package.json`)));
+  for (const pkg of ['yaml', 'ajv', 'fast-deep-equal']) parts.push(packageIdentity(pkg));
   return parts.join('\n');
 }
 
 function identity(file: string): string {
   const st = fs.statSync(file, { bigint: true });
   return `${file} ${st.ino} ${st.size} ${st.mtimeNs}`;
+}
+
+/**
+ * The identity of the package.json of the package an import from here
+ * finds: the first node_modules/<pkg> up from this directory, as Node
+ * resolves a bare import (require.resolve costs a command milliseconds).
+ */
+function packageIdentity(pkg: string): string {
+  for (let d = HERE; ; d = path.dirname(d)) {
+    const file = path.join(d, 'node_modules', pkg, 'package.json');
+    try {
+      return identity(file);
+    } catch {
+      if (path.dirname(d) === d) return `${pkg} not found`;
+    }
+  }
 }
 
 /** Everything a load is given, as one string. */
