@@ -59,6 +59,8 @@ export function readBounded(file: string, max = MAX_FILE_BYTES): string {
     fd = file === '-' ? 0 : fs.openSync(file, 'r');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
+    // a caller may go on without the file (env_file with required: false): its absence is an input too
+    if (code === 'ENOENT') recording?.push({ op: 'exists', path: file, result: false });
     throw new EngineError(
       code === 'ENOENT' ? 'NOT_FOUND' : 'INVALID_ARGUMENT',
       `${file}: ${code === 'ENOENT' ? 'no such file or directory' : (e as Error).message}`,
