@@ -25,7 +25,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import v8 from 'node:v8';
 import { serviceHashInput } from './hash.ts';
-import type { Input } from './inputs.ts';
+import { type Input, recordInputs } from './inputs.ts';
 import type { LoadOptions } from './load.ts';
 import { networkHashInput, volumeHashInput } from './resource-hash.ts';
 import { remember, sha256Hex } from './sha256.ts';
@@ -55,10 +55,13 @@ type Loader = (o: LoadOptions) => { project: Project; inputs: Input[] };
 const require = createRequire(import.meta.url);
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 
-/** The loader, imported only on a miss (synchronously: the commands that load a project are). */
+/**
+ * The loader, imported only on a miss, and synchronously (require of an
+ * ES module: the commands that load a project do it synchronously; the
+ * loader's modules must have no top-level await).
+ */
 function loadRecorded(o: LoadOptions): { project: Project; inputs: Input[] } {
   const { loadProject } = require('./load.ts') as typeof import('./load.ts');
-  const { recordInputs } = require('./inputs.ts') as typeof import('./inputs.ts');
   const { result, inputs } = recordInputs(() => loadProject(o));
   return { project: result, inputs };
 }
