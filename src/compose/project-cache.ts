@@ -17,7 +17,7 @@
  * A load that failed is not stored, nor one that read standard input or
  * another pipe. Entries are written atomically; one that cannot be read
  * or parsed is a miss and is written again; the directory keeps the
- * newest MAX_ENTRIES.
+ * newest MAX_ENTRIES, each at most MAX_ENTRY_BYTES.
  */
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
@@ -35,7 +35,7 @@ import type { Project } from './types.ts';
 const FORMAT = 1;
 const MAX_ENTRIES = 64;
 /** An entry larger than this (a huge environment, thousands of services) is not kept. */
-const MAX_ENTRY_BYTES = 4 << 20;
+const MAX_ENTRY_BYTES = 1 << 20;
 
 type Seen = { op: 'read'; path: string; bytes: number; text: string } | { op: 'isFile' | 'exists'; path: string; result: boolean };
 
