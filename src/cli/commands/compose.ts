@@ -19,9 +19,6 @@ import type { Project } from '../../compose/types.ts';
 import { selectServices, up, waitProject } from '../../compose/up.ts';
 import { ApiComposeBackend } from '../compose-backend.ts';
 import { type CliContext, collect, ExitError } from '../context.ts';
-import { composeMoreCommands } from './compose-more.ts';
-import { psCommand } from './compose-ps.ts';
-import { runWatch, watchCommand } from './compose-watch.ts';
 
 export interface GlobalFlags {
   file: string[];
@@ -135,7 +132,7 @@ interface UpFlags {
   watch?: boolean;
 }
 
-export function composeCommands(program: Command, ctx: CliContext): void {
+export async function composeCommands(program: Command, ctx: CliContext, args?: string[]): Promise<void> {
   const compose = program
     .command('compose')
     .description('Docker Compose: define and run multi-container applications')
@@ -224,9 +221,9 @@ export function composeCommands(program: Command, ctx: CliContext): void {
         process.on('SIGTERM', onSig);
         const stopWatch = new AbortController();
         const watching = o.watch
-          ? runWatch(b, p, reporter, { services: selected, signal: stopWatch.signal }).catch(
-              (e: unknown) => void process.stderr.write(`watch: ${(e as Error).message}\n`),
-            )
+          ? (await import('./compose-watch.ts'))
+              .runWatch(b, p, reporter, { services: selected, signal: stopWatch.signal })
+              .catch((e: unknown) => void process.stderr.write(`watch: ${(e as Error).message}\n`))
           : undefined;
         try {
           const code = await attachedUp(b, { name: p.name, project: p }, printer, reporter, {
@@ -380,7 +377,34 @@ export function composeCommands(program: Command, ctx: CliContext): void {
       ),
     );
 
-  psCommand(compose, cli);
-  watchCommand(compose, cli, reporter);
-  composeMoreCommands(compose, cli, reporter);
+  // the other subcommands' modules load only when one of them (or help, or a mistyped name) may run
+  const own = new Set(compose.commands.flatMap((c) => [c.name(), ...c.aliases()]));
+  const sub = args && subcommandOf(compose, args);
+  if (sub !== undefined && own.has(sub)) return;
+  const [ps, watch, more] = await Promise.all([import('./compose-ps.ts'), import('./compose-watch.ts'), import('./compose-more.ts')]);
+  ps.psCommand(compose, cli);
+  watch.watchCommand(compose, cli, reporter);
+  more.composeMoreCommands(compose, cli, reporter);
+}
+
+/**
+ * The subcommand of `compose` an argument list runs, read with compose's
+ * own options as commander reads them (an option's value is not a
+ * subcommand); undefined when an option is unknown or no subcommand is
+ * given (commander answers those with an error or help, with every
+ * subcommand loaded).
+ */
+export function subcommandOf(compose: Command, args: string[]): string | undefined {
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--') return args[i + 1];
+    if (!a.startsWith('-') || a === '-') return a;
+    const long = a.startsWith('--');
+    const o = compose.options.find((x) => (long ? x.long === a.split('=')[0] : x.short === a.slice(0, 2)));
+    if (!o) return undefined;
+    const inline = long ? a.includes('=') : a.length > 2;
+    if (inline || !(o.required || o.optional)) continue;
+    if (o.required || (args[i + 1] !== undefined && !args[i + 1]!.startsWith('-'))) i++;
+  }
+  return undefined;
 }
