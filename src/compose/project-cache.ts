@@ -218,13 +218,24 @@ function writeEntry(dir: string, file: string, e: Entry): void {
   if (data.length > MAX_ENTRY_BYTES) return;
   const tmp = `${file}.${process.pid}.tmp`;
   try {
-    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    makeDir(dir);
     fs.writeFileSync(tmp, data, { mode: 0o600 });
     fs.renameSync(tmp, file);
     prune(dir);
   } catch {
     fs.rmSync(tmp, { force: true }); // a cache that cannot be written only costs the next command the load
   }
+}
+
+/**
+ * mkdir -p, one level at a time: fs.mkdirSync's recursive mode loops
+ * forever where mkdir fails with ENOENT under a parent that exists (a
+ * cache directory under /proc).
+ */
+function makeDir(dir: string): void {
+  const missing: string[] = [];
+  for (let d = dir; !fs.existsSync(d) && path.dirname(d) !== d; d = path.dirname(d)) missing.unshift(d);
+  for (const d of missing) fs.mkdirSync(d, { mode: 0o700 });
 }
 
 /** Keeps the newest MAX_ENTRIES entries (and removes temporary files a killed command left). */
