@@ -213,17 +213,22 @@ function readEntry(file: string, key: string): Entry | undefined {
   }
 }
 
+/** Writes an entry; a cache that cannot be written only costs the next command the load. */
 function writeEntry(dir: string, file: string, e: Entry): void {
-  const data = v8.serialize(e);
-  if (data.length > MAX_ENTRY_BYTES) return;
   const tmp = `${file}.${process.pid}.tmp`;
   try {
+    const data = v8.serialize(e);
+    if (data.length > MAX_ENTRY_BYTES) return;
     makeDir(dir);
     fs.writeFileSync(tmp, data, { mode: 0o600 });
     fs.renameSync(tmp, file);
     prune(dir);
   } catch {
-    fs.rmSync(tmp, { force: true }); // a cache that cannot be written only costs the next command the load
+    try {
+      fs.rmSync(tmp, { force: true });
+    } catch {
+      // no directory to write in (a file in the way): nothing was written
+    }
   }
 }
 
@@ -238,7 +243,7 @@ function makeDir(dir: string): void {
   for (const d of missing) fs.mkdirSync(d, { mode: 0o700 });
 }
 
-/** Keeps the newest MAX_ENTRIES entries (and removes temporary files a killed command left). */
+/** Keeps the newest MAX_ENTRIES files (a temporary file a killed command left is one, and goes in turn). */
 function prune(dir: string): void {
   const names = fs.readdirSync(dir);
   if (names.length <= MAX_ENTRIES) return;
