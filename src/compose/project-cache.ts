@@ -276,10 +276,19 @@ export function loadProjectCached(o: LoadOptions = {}, c: CacheOptions = {}): Pr
   const load = c.load ?? loadRecorded;
   const dir = 'dir' in c ? c.dir : defaultCacheDir(o.env ?? process.env);
   if (!dir || o.files?.includes('-')) return load({ ...o, onWarning: warn }).project;
-  const key = cacheKey(o, c.code ?? codeFingerprint());
-  const file = path.join(dir, fileName(key));
-  const hit = readEntry(file, key);
-  if (hit && unchanged(hit.seen)) {
+  let key: string;
+  let file: string;
+  let hit: Entry | undefined;
+  try {
+    key = cacheKey(o, c.code ?? codeFingerprint());
+    file = path.join(dir, fileName(key));
+    hit = readEntry(file, key);
+    if (hit && !unchanged(hit.seen)) hit = undefined;
+  } catch {
+    // the cache cannot be used (a source file went away while it was looked at): the load as without it
+    return load({ ...o, onWarning: warn }).project;
+  }
+  if (hit) {
     for (const m of hit.warnings) warn(m);
     remember(hit.hashes);
     return hit.project;
