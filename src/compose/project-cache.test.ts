@@ -205,7 +205,7 @@ test('without a cache directory every call loads', () => {
   assert.equal(loads, 2);
 });
 
-test("the loader's code identity covers every module a load imports, and a hit imports no YAML parser, validator or node:crypto", () => {
+test("the loader's code identity covers every module a load imports, and a hit (with up.ts) imports no YAML parser, validator or node:crypto", () => {
   const { dir } = project(BASE);
   const here = path.dirname(fileURLToPath(import.meta.url));
   const home = path.join(dir, 'home');
@@ -219,6 +219,7 @@ test("the loader's code identity covers every module a load imports, and a hit i
     const { loadProjectCached } = await import(${JSON.stringify(path.join(here, 'project-cache.ts'))});
     const { configHash } = await import(${JSON.stringify(path.join(here, 'serialize.ts'))});
     const { networkHash, volumeHash } = await import(${JSON.stringify(path.join(here, 'resource-hash.ts'))});
+    await import(${JSON.stringify(path.join(here, 'up.ts'))});
     const p = loadProjectCached({ onWarning() {} });
     for (const s of Object.values(p.services)) configHash(s);
     for (const n of Object.values(p.networks)) networkHash(n);
