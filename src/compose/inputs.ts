@@ -4,7 +4,8 @@
  * exists or is a file. Each look can be recorded (`recordInputs`), so the
  * project cache (project-cache.ts) knows exactly what a load depended on
  * and can tell later whether any of it changed. This module stays free of
- * the YAML parser, which the reconciler must not load.
+ * the YAML parser, which the reconciler must not load. The environment
+ * is looked at through observeEnv, which records the variables read.
  */
 import fs from 'node:fs';
 import { EngineError } from '../common/errors.ts';
@@ -17,7 +18,15 @@ export type Input =
   /** `bytes` read; `regular`: from a regular file (not a pipe or a device, which cannot be read twice). */
   | { op: 'read'; path: string; text: string; bytes: number; regular: boolean }
   | { op: 'isFile'; path: string; result: boolean }
-  | { op: 'exists'; path: string; result: boolean };
+  | { op: 'exists'; path: string; result: boolean }
+  /** A variable read from the OS environment (`os`) or the project's (the .env files under the OS environment). */
+  | { op: 'env'; scope: EnvScope; name: string; value: string | undefined }
+  /** The whole environment was enumerated. */
+  | { op: 'envAll'; scope: EnvScope; entries: [string, string | undefined][] }
+  /** The variables of the project's .env files (the project's environment is these under the OS environment). */
+  | { op: 'dotenv'; values: Record<string, string> };
+
+export type EnvScope = 'os' | 'project';
 
 let recording: Input[] | undefined;
 
@@ -32,6 +41,30 @@ export function recordInputs<T>(fn: () => T): { result: T; inputs: Input[] } {
     recording = outer;
     outer?.push(...inputs);
   }
+}
+
+/** `env` itself, or while recording, a view of it that records what is read. */
+export function observeEnv<T extends Record<string, string | undefined>>(env: T, scope: EnvScope): T {
+  if (!recording) return env;
+  const read = (t: T, k: string | symbol) => {
+    const value = Reflect.get(t, k);
+    if (typeof k === 'string') recording?.push({ op: 'env', scope, name: k, value: typeof value === 'string' ? value : undefined });
+    return value;
+  };
+  return new Proxy(env, {
+    get: (t, k) => read(t, k),
+    has: (t, k) => (read(t, k), Reflect.has(t, k)),
+    getOwnPropertyDescriptor: (t, k) => (read(t, k), Reflect.getOwnPropertyDescriptor(t, k)),
+    ownKeys: (t) => {
+      recording?.push({ op: 'envAll', scope, entries: Object.entries(t) });
+      return Reflect.ownKeys(t);
+    },
+  });
+}
+
+/** The variables of the project's .env files, for the record. */
+export function noteDotenv(values: Record<string, string>): void {
+  recording?.push({ op: 'dotenv', values: { ...values } });
 }
 
 export function isFile(p: string): boolean {

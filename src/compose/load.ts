@@ -14,7 +14,7 @@ import path from 'node:path';
 import { EngineError } from '../common/errors.ts';
 import { parseDotenv } from './dotenv.ts';
 import { findComposeFiles, parseYaml } from './files.ts';
-import { exists, readBounded } from './inputs.ts';
+import { exists, noteDotenv, observeEnv, readBounded } from './inputs.ts';
 import { interpolateTree, type Lookup } from './interpolate.ts';
 import { normalizeProjectName } from './labels.ts';
 import { mergeTrees, stripMarkers } from './merge.ts';
@@ -56,7 +56,8 @@ export { normalizeProjectName };
 
 export function loadProject(opts: LoadOptions = {}): Project {
   const cwd = opts.cwd ?? process.cwd();
-  const osEnv = opts.env ?? process.env;
+  const rawEnv = opts.env ?? process.env;
+  const osEnv = observeEnv(rawEnv, 'os');
   const warn = opts.onWarning ?? ((m: string) => process.stderr.write(`WARN[0000] ${m}\n`));
   // COMPOSE_FILE may also come from the .env of the working (or project) directory, as in docker compose
   const startDir = path.resolve(cwd, opts.projectDirectory ?? '.');
@@ -82,8 +83,10 @@ export function loadProject(opts: LoadOptions = {}): Project {
       dotenv,
       parseDotenv(readBounded(f, 1 << 20), f, (n) => osEnv[n] ?? dotenv[n]),
     );
-  const environment: Record<string, string> = { ...dotenv };
-  for (const [k, v] of Object.entries(osEnv)) if (v !== undefined) environment[k] = v;
+  noteDotenv(dotenv);
+  const plainEnvironment: Record<string, string> = { ...dotenv };
+  for (const [k, v] of Object.entries(rawEnv)) if (v !== undefined) plainEnvironment[k] = v;
+  const environment = observeEnv(plainEnvironment, 'project');
   const ctx: Ctx = { lookup: (n) => environment[n], warn, stack: [], warned: new Set() };
 
   let merged: Tree = {};
@@ -118,6 +121,8 @@ export function loadProject(opts: LoadOptions = {}): Project {
     throw e;
   }
   checkDependencies(project);
+  // the project keeps the environment itself, not the view that recorded what the load read
+  project.environment = plainEnvironment;
   return project;
 }
 

@@ -111,8 +111,6 @@ test('any change to what the load read, looked for or was given is a miss', () =
   const given: LoadOptions[] = [
     { cwd: dir },
     { cwd: path.join(dir, 'sub') },
-    { cwd: dir, env: { TAG: '5' } },
-    { cwd: dir, env: { UNRELATED: 'x' } },
     { cwd: dir, projectName: 'other' },
     { cwd: dir, files: ['compose.yaml'] },
     { cwd: dir, projectDirectory: '.' },
@@ -121,10 +119,9 @@ test('any change to what the load read, looked for or was given is a miss', () =
     { cwd: dir, services: ['web'] },
   ];
   for (const o of given) c.load(o);
-  assert.equal(c.loads, given.length, 'each different set of options, environment or directory loads');
+  assert.equal(c.loads, given.length, 'each different set of options or directory loads');
   for (const o of given) c.load(o);
   assert.equal(c.loads, given.length, 'and each hits the next time');
-  assert.equal(c.load({ cwd: dir, env: { TAG: '5' } }).services.web!.image, 'nginx:5');
 
   // the loader's code is part of the key
   const c2 = cached(cache, 'code-2');
@@ -137,12 +134,39 @@ test('any change to what the load read, looked for or was given is a miss', () =
   assert.equal(c.loads, given.length);
 });
 
-test('the key covers options, directory, environment and code', () => {
+test('a variable the load read is an input; any other only goes into the (fresh) project environment', () => {
+  const { dir, cache } = project({
+    ...BASE,
+    'compose.yaml': BASE['compose.yaml'].replace('    networks: [front]', '    environment: [PASSED]\n    networks: [front]'),
+  });
+  const c = cached(cache);
+  const fresh = (env: Record<string, string>) => loadProject({ cwd: dir, env, onWarning: () => {} });
+  const steps: [Record<string, string>, boolean][] = [
+    [{ PASSED: '1' }, true],
+    [{ PASSED: '1', UNRELATED: 'x', OLDPWD: '/' }, false],
+    [{ PASSED: '1', UNRELATED: 'y' }, false],
+    [{ PASSED: '2', UNRELATED: 'y' }, true], // `environment: [PASSED]` takes it from the environment
+    [{ PASSED: '2', UNRELATED: 'y', TAG: '5' }, true], // ${TAG} in the file, over .env's
+    [{ PASSED: '2', UNRELATED: 'y', TAG: '5', COMPOSE_PROJECT_NAME: 'named' }, true],
+    [{ PASSED: '2', UNRELATED: 'y', TAG: '5', COMPOSE_PROJECT_NAME: 'named' }, false],
+    [{ PASSED: '2', TAG: '5', COMPOSE_PROJECT_NAME: 'named', COMPOSE_PROFILES: 'x' }, true],
+  ];
+  for (const [env, loads] of steps) {
+    const before = c.loads;
+    const p = c.load({ cwd: dir, env });
+    assert.equal(c.loads - before, loads ? 1 : 0, JSON.stringify(env));
+    assert.deepStrictEqual(p, fresh(env), JSON.stringify(env));
+  }
+  assert.equal(c.load({ cwd: dir, env: { TAG: '5' } }).services.web!.image, 'nginx:5');
+  assert.equal(c.load({ cwd: dir, env: { TAG: '5', SECRET: 's3cret' } }).environment.SECRET, 's3cret');
+  // the entry keeps the variables the files use, not the whole environment
+  for (const f of fs.readdirSync(cache)) assert.ok(!fs.readFileSync(path.join(cache, f)).includes('s3cret'));
+});
+
+test('the key covers options, directory and code, not the environment', () => {
   const base = cacheKey({ cwd: '/a', env: { X: '1' } }, 'c');
   for (const k of [
     cacheKey({ cwd: '/b', env: { X: '1' } }, 'c'),
-    cacheKey({ cwd: '/a', env: { X: '2' } }, 'c'),
-    cacheKey({ cwd: '/a', env: { X: '1', Y: '' } }, 'c'),
     cacheKey({ cwd: '/a', env: { X: '1' } }, 'd'),
     cacheKey({ cwd: '/a', env: { X: '1' }, files: ['f'] }, 'c'),
     cacheKey({ cwd: '/a', env: { X: '1' }, projectName: 'p' }, 'c'),
@@ -152,8 +176,7 @@ test('the key covers options, directory, environment and code', () => {
     cacheKey({ cwd: '/a', env: { X: '1' }, services: ['s'] }, 'c'),
   ])
     assert.notEqual(k, base);
-  // the environment's order is not
-  assert.equal(cacheKey({ cwd: '/a', env: { A: '1', B: '2' } }, 'c'), cacheKey({ cwd: '/a', env: { B: '2', A: '1' } }, 'c'));
+  assert.equal(cacheKey({ cwd: '/a', env: { A: '1' } }, 'c'), cacheKey({ cwd: '/a', env: { B: '2' } }, 'c'));
   assert.equal(defaultCacheDir({ HOME: '/h' }), '/h/.cache/keel/compose');
   assert.equal(defaultCacheDir({ HOME: '/h', XDG_CACHE_HOME: '/x' }), '/x/keel/compose');
   assert.equal(defaultCacheDir({ HOME: '/h', XDG_CACHE_HOME: 'relative' }), '/h/.cache/keel/compose');
@@ -179,7 +202,7 @@ test('a failed load is not kept; a corrupt entry is a miss and is written again;
   assert.deepStrictEqual(c.load({ cwd: dir }), first);
   assert.equal(c.loads, 5);
 
-  for (let i = 0; i < 70; i++) c.load({ cwd: dir, env: { I: String(i) } });
+  for (let i = 0; i < 70; i++) c.load({ cwd: dir, projectName: `p${i}` });
   assert.ok(fs.readdirSync(cache).length <= 64, `${fs.readdirSync(cache).length} entries`);
 });
 

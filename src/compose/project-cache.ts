@@ -3,16 +3,19 @@
  * not change (the second `up -d`) skips the loader: the YAML parser, the
  * schema validator and normalization are neither run nor even imported.
  *
- * An entry is found by everything a load is given: the options (-f, -p,
+ * An entry is found by what a load is given: the options (-f, -p,
  * --project-directory, --env-file, --profile, the services named), the
- * working directory, the user, the whole environment, and the loader's
- * own code (its files' identities, and those of the packages it uses). It
- * holds the project, the warnings the load printed (printed again on a
- * hit), the config hashes `up` will compare (sha256.ts), and every look
- * the load took at the filesystem (inputs.ts): each file read, with what
- * it held, and each existence check, with its answer. A hit repeats those
- * looks, and any different answer (an edited .env, an env_file, an
- * included file, a compose.override.yaml that appeared) is a miss.
+ * working directory, the user and the loader's own code (its files'
+ * identities, and those of the packages it uses). It holds the project,
+ * the warnings the load printed (printed again on a hit), the config
+ * hashes `up` will compare (sha256.ts), and every look the load took
+ * (inputs.ts): each file read, with what it held, each existence check,
+ * with its answer, and each environment variable read, with its value. A
+ * hit repeats those looks, and any different answer (an edited .env, an
+ * env_file, an included file, a compose.override.yaml that appeared, a
+ * variable the files use) is a miss. Variables the load did not read do
+ * not matter (a shell's OLDPWD, hyperfine's random one), except in the
+ * project's environment, which a hit makes again from the current one.
  *
  * A load that failed is not stored, nor one that read standard input or
  * another pipe. Entries are written atomically; one that cannot be read
@@ -25,19 +28,23 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import v8 from 'node:v8';
 import { serviceHashInput } from './hash.ts';
-import { type Input, recordInputs } from './inputs.ts';
+import { type EnvScope, type Input, recordInputs } from './inputs.ts';
 import type { LoadOptions } from './load.ts';
 import { networkHashInput, volumeHashInput } from './resource-hash.ts';
 import { remember, sha256Hex } from './sha256.ts';
 import type { Project } from './types.ts';
 
 /** Changes when an entry's shape does. */
-const FORMAT = 1;
+const FORMAT = 2;
 const MAX_ENTRIES = 64;
 /** An entry larger than this (a huge environment, thousands of services) is not kept. */
 const MAX_ENTRY_BYTES = 1 << 20;
 
-type Seen = { op: 'read'; path: string; bytes: number; text: string } | { op: 'isFile' | 'exists'; path: string; result: boolean };
+type Seen =
+  | { op: 'read'; path: string; bytes: number; text: string }
+  | { op: 'isFile' | 'exists'; path: string; result: boolean }
+  | { op: 'env'; scope: EnvScope; name: string; value: string | undefined }
+  | { op: 'envAll'; scope: EnvScope; entries: [string, string | undefined][] };
 
 interface Entry {
   format: number;
@@ -48,6 +55,8 @@ interface Entry {
   project: Project;
   /** The config hashes of its services, networks and volumes: [hashed input, sha256] (sha256.ts). */
   hashes: [string, string][];
+  /** The variables of its .env files (its environment is these under the OS environment). */
+  dotenv: Record<string, string>;
 }
 
 type Loader = (o: LoadOptions) => { project: Project; inputs: Input[] };
@@ -118,11 +127,8 @@ function packageIdentity(pkg: string): string {
   return file ? `${file} ${identity(file)}` : 'not found';
 }
 
-/** Everything a load is given, as one string. */
+/** What a load is given, but the environment (its variables are looked at as files are), as one string. */
 export function cacheKey(o: LoadOptions, code: string): string {
-  const env = Object.entries(o.env ?? process.env)
-    .filter((e): e is [string, string] => e[1] !== undefined)
-    .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
   return JSON.stringify({
     format: FORMAT,
     code,
@@ -134,7 +140,6 @@ export function cacheKey(o: LoadOptions, code: string): string {
     envFiles: o.envFiles ?? [],
     profiles: o.profiles ?? [],
     services: o.services ?? [],
-    env,
   });
 }
 
@@ -169,9 +174,24 @@ function configHashes(p: Project): [string, string][] {
   }
 }
 
-/** Whether the filesystem still answers every look the same way. */
-function unchanged(seen: Seen[]): boolean {
+/** The project's environment as load.ts makes it: its .env files' variables under the OS environment. */
+function projectEnvironment(dotenv: Record<string, string>, os: Record<string, string | undefined>): Record<string, string> {
+  const out: Record<string, string> = { ...dotenv };
+  for (const [k, v] of Object.entries(os)) if (v !== undefined) out[k] = v;
+  return out;
+}
+
+/** Whether the filesystem and the environments still answer every look the same way. */
+function unchanged(seen: Seen[], envs: Record<EnvScope, Record<string, string | undefined>>): boolean {
   for (const s of seen) {
+    if (s.op === 'env') {
+      if (envs[s.scope][s.name] !== s.value) return false;
+      continue;
+    }
+    if (s.op === 'envAll') {
+      if (JSON.stringify(Object.entries(envs[s.scope])) !== JSON.stringify(s.entries)) return false;
+      continue;
+    }
     if (s.op === 'read') {
       let text: string;
       try {
@@ -204,6 +224,7 @@ function readEntry(file: string, key: string): Entry | undefined {
       !Array.isArray(e.seen) ||
       !Array.isArray(e.warnings) ||
       !Array.isArray(e.hashes) ||
+      typeof e.dotenv !== 'object' ||
       typeof e.project?.name !== 'string'
     )
       return undefined;
@@ -283,7 +304,12 @@ export function loadProjectCached(o: LoadOptions = {}, c: CacheOptions = {}): Pr
     key = cacheKey(o, c.code ?? codeFingerprint());
     file = path.join(dir, fileName(key));
     hit = readEntry(file, key);
-    if (hit && !unchanged(hit.seen)) hit = undefined;
+    if (hit) {
+      const os = o.env ?? process.env;
+      const environment = projectEnvironment(hit.dotenv, os);
+      if (unchanged(hit.seen, { os, project: environment })) hit.project.environment = environment;
+      else hit = undefined;
+    }
   } catch {
     // the cache cannot be used (a source file went away while it was looked at): the load as without it
     return load({ ...o, onWarning: warn }).project;
@@ -302,7 +328,19 @@ export function loadProjectCached(o: LoadOptions = {}, c: CacheOptions = {}): Pr
     },
   });
   if (inputs.some((i) => i.op === 'read' && !i.regular)) return project;
-  const seen = inputs.map((i): Seen => (i.op === 'read' ? { op: 'read', path: i.path, bytes: i.bytes, text: i.text } : i));
-  writeEntry(dir, file, { format: FORMAT, key, seen, warnings, project, hashes: configHashes(project) });
+  const seen: Seen[] = [];
+  const variables = new Set<string>();
+  for (const i of inputs) {
+    if (i.op === 'read') seen.push({ op: 'read', path: i.path, bytes: i.bytes, text: i.text });
+    else if (i.op === 'env') {
+      // a variable is read many times, always with the same value
+      if (!variables.has(`${i.scope} ${i.name}`)) seen.push(i);
+      variables.add(`${i.scope} ${i.name}`);
+    } else if (i.op !== 'dotenv') seen.push(i);
+  }
+  const dotenv = inputs.find((i) => i.op === 'dotenv')?.values ?? {};
+  // the environment is made again on a hit: the entry keeps only the variables the load read
+  const kept = { ...project, environment: {} };
+  writeEntry(dir, file, { format: FORMAT, key, seen, warnings, project: kept, hashes: configHashes(project), dotenv });
   return project;
 }
