@@ -163,10 +163,22 @@ test('a variable the load read is an input; any other only goes into the (fresh)
   for (const f of fs.readdirSync(cache)) assert.ok(!fs.readFileSync(path.join(cache, f)).includes('s3cret'));
 });
 
-test('the key covers options, directory and code, not the environment', () => {
+function withHome<T>(home: string, fn: () => T): T {
+  const was = process.env.HOME;
+  process.env.HOME = home;
+  try {
+    return fn();
+  } finally {
+    if (was === undefined) delete process.env.HOME;
+    else process.env.HOME = was;
+  }
+}
+
+test('the key covers options, directory, $HOME and code, not the environment', () => {
   const base = cacheKey({ cwd: '/a', env: { X: '1' } }, 'c');
   for (const k of [
     cacheKey({ cwd: '/b', env: { X: '1' } }, 'c'),
+    withHome('/elsewhere', () => cacheKey({ cwd: '/a', env: { X: '1' } }, 'c')),
     cacheKey({ cwd: '/a', env: { X: '1' } }, 'd'),
     cacheKey({ cwd: '/a', env: { X: '1' }, files: ['f'] }, 'c'),
     cacheKey({ cwd: '/a', env: { X: '1' }, projectName: 'p' }, 'c'),

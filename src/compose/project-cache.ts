@@ -5,7 +5,7 @@
  *
  * An entry is found by what a load is given: the options (-f, -p,
  * --project-directory, --env-file, --profile, the services named), the
- * working directory, the user and the loader's own code (its files'
+ * working directory, the user and $HOME, and the loader's own code (its files'
  * identities, and those of the packages it uses). It holds the project,
  * the warnings the load printed (printed again on a hit), the config
  * hashes `up` will compare (sha256.ts), and every look the load took
@@ -134,6 +134,8 @@ export function cacheKey(o: LoadOptions, code: string): string {
     code,
     cwd: o.cwd ?? process.cwd(),
     uid: process.getuid?.(),
+    // `~/` in a path is os.homedir(): $HOME of this process, else the user's
+    home: process.env.HOME ?? null,
     files: o.files ?? [],
     projectName: o.projectName ?? null,
     projectDirectory: o.projectDirectory ?? null,
