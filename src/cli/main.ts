@@ -7,9 +7,10 @@ import { type CliContext, ExitError } from './context.ts';
  * Registers a module's commands. Each command module is imported only when
  * one of its commands runs: importing them all costs every keel command
  * tens of milliseconds of start-up (the create flags, node:crypto, the
- * registry client, node:child_process...).
+ * registry client, node:child_process...). A module may load less still
+ * for the command line it is given (the arguments after its command).
  */
-type Loader = (program: Command, ctx: CliContext) => Promise<void>;
+type Loader = (program: Command, ctx: CliContext, args: string[]) => Promise<void>;
 
 const daemon: Loader = async (p, ctx) => void p.addCommand((await import('./daemon.ts')).daemonCommand(ctx));
 const run: Loader = async (p, ctx) => (await import('./commands/run.ts')).runCommands(p, ctx);
@@ -24,7 +25,7 @@ const networks: Loader = async (p, ctx) => (await import('./commands/networks.ts
 const volumes: Loader = async (p, ctx) => (await import('./commands/volumes.ts')).volumeCommands(p, ctx);
 const build: Loader = async (p, ctx) => (await import('./commands/build.ts')).buildCommands(p, ctx);
 const system: Loader = async (p, ctx) => (await import('./commands/system.ts')).systemCommands(p, ctx);
-const compose: Loader = async (p, ctx) => (await import('./commands/compose.ts')).composeCommands(p, ctx);
+const compose: Loader = async (p, ctx, args) => (await import('./commands/compose.ts')).composeCommands(p, ctx, args);
 const clones: Loader = async (p, ctx) => (await import('./commands/clones.ts')).cloneCommands(p, ctx);
 
 /** The command groups: created here, filled by the modules that define their subcommands. */
@@ -101,11 +102,16 @@ export function loadersOf(name: string | undefined): Loader[] {
  * (see main).
  */
 export function commandName(argv: string[]): string | undefined {
+  const i = commandIndex(argv);
+  return i === undefined ? undefined : argv[i];
+}
+
+function commandIndex(argv: string[]): number | undefined {
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    if (a === '--') return argv[i + 1];
+    if (a === '--') return i + 1;
     if (['-H', '--host', '-l', '--log-level'].includes(a)) i++;
-    else if (!a.startsWith('-') || a === '-') return a === 'help' ? argv[i + 1] : a;
+    else if (!a.startsWith('-') || a === '-') return a === 'help' ? i + 1 : i;
   }
   return undefined;
 }
@@ -134,8 +140,9 @@ class NotLoaded extends Error {
  * The program with the modules of `commands` loaded (every module when
  * undefined); any other top-level command is a stub with its name and
  * description, enough for `keel --help` and commander's suggestions.
+ * `argv`, the command line, lets a module load only what it runs.
  */
-export async function buildProgram(commands?: string[], hooks: Pick<CliContext, 'serveDaemon'> = {}): Promise<Command> {
+export async function buildProgram(commands?: string[], hooks: Pick<CliContext, 'serveDaemon'> = {}, argv: string[] = []): Promise<Command> {
   const program = new Command('keel')
     .description(
       'A Docker-compatible container engine.\n\nThe keel CLI talks to the keel daemon over the Docker API on a unix socket;\nwhen none answers on the default socket it starts one.',
@@ -167,7 +174,9 @@ export async function buildProgram(commands?: string[], hooks: Pick<CliContext, 
   };
   for (const [name, g] of Object.entries(GROUPS)) program.command(name).description(g.description);
   const load = new Set(commands ? commands.flatMap(loadersOf) : [...Object.values(GROUPS).flatMap((g) => g.load), ...Object.values(COMMANDS).map((c) => c[1])]);
-  for (const l of load) await l(program, ctx);
+  const at = commandIndex(argv);
+  const args = at === undefined ? [] : argv.slice(at + 1);
+  for (const l of load) await l(program, ctx, args);
   const stubs = new Set<Command>();
   for (const [name, [description]] of Object.entries(COMMANDS)) {
     if (!program.commands.some((c) => c.name() === name)) stubs.add(program.command(name).description(description));
@@ -193,7 +202,7 @@ export function exitStatusOf(e: EngineError): number {
 export async function main(argv: string[], hooks: Pick<CliContext, 'serveDaemon'> = {}): Promise<number> {
   try {
     try {
-      await (await buildProgram([commandName(argv) ?? ''], hooks)).parseAsync(argv, { from: 'user' });
+      await (await buildProgram([commandName(argv) ?? ''], hooks, argv)).parseAsync(argv, { from: 'user' });
     } catch (e) {
       // commandName guessed wrong; nothing ran yet (the global options only), so parse again
       if (!(e instanceof NotLoaded)) throw e;

@@ -8,7 +8,7 @@
  */
 import { EngineError } from '../common/errors.ts';
 import { parseDotenv } from './dotenv.ts';
-import { readBounded } from './files.ts';
+import { readBounded } from './inputs.ts';
 import { toMap } from './merge.ts';
 import { shellSplit } from './shorthand.ts';
 import type { DependsOn, Service } from './types.ts';

@@ -1,21 +1,19 @@
 /**
- * Finding and reading compose files. A compose file is untrusted input:
- * its size is checked before it is read, YAML aliases are bounded (a
- * "billion laughs" file fails in milliseconds), and parse errors name the
- * file and line.
+ * Finding and parsing compose files. A compose file is untrusted input:
+ * its size is checked before it is read (inputs.ts), YAML aliases are
+ * bounded (a "billion laughs" file fails in milliseconds), and parse
+ * errors name the file and line.
  */
-import fs from 'node:fs';
 import path from 'node:path';
 import { parseDocument, Scalar, type ScalarTag, visit } from 'yaml';
 import { EngineError } from '../common/errors.ts';
+import { isFile } from './inputs.ts';
 import { Override, RESET } from './merge.ts';
 
 /** The names docker compose looks for, in its order of preference. */
 export const DEFAULT_FILES = ['compose.yaml', 'compose.yml', 'docker-compose.yml', 'docker-compose.yaml'];
 export const OVERRIDE_FILES = ['compose.override.yaml', 'compose.override.yml', 'docker-compose.override.yml', 'docker-compose.override.yaml'];
 
-/** Compose files are configuration, not data: 8 MiB is far beyond any real one. */
-export const MAX_FILE_BYTES = 8 << 20;
 /** How many alias expansions a file may make (the yaml library's guard against alias bombs). */
 export const MAX_ALIASES = 1000;
 
@@ -36,55 +34,6 @@ export function findComposeFiles(dir: string): string[] {
     'NOT_FOUND',
     `no configuration file provided: not found (looked for ${DEFAULT_FILES.join(', ')} in ${path.resolve(dir)} and its parents)`,
   );
-}
-
-function isFile(p: string): boolean {
-  try {
-    return fs.statSync(p).isFile();
-  } catch {
-    return false;
-  }
-}
-
-/** Reads a text file up to `max` bytes, refusing a larger one before reading it. */
-export function readBounded(file: string, max = MAX_FILE_BYTES): string {
-  let fd: number;
-  try {
-    // `-f -`: the compose file on standard input
-    fd = file === '-' ? 0 : fs.openSync(file, 'r');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new EngineError(
-      code === 'ENOENT' ? 'NOT_FOUND' : 'INVALID_ARGUMENT',
-      `${file}: ${code === 'ENOENT' ? 'no such file or directory' : (e as Error).message}`,
-    );
-  }
-  try {
-    const st = fs.fstatSync(fd);
-    if (st.isDirectory()) throw new EngineError('INVALID_ARGUMENT', `${file}: is a directory`);
-    if (st.isFile() && st.size > max)
-      throw new EngineError('INVALID_ARGUMENT', `${file}: file is too large (${st.size} bytes; a compose file may have at most ${max})`);
-    // a pipe has no size: room for the limit, and one byte to notice more
-    const buf = Buffer.alloc((st.isFile() ? Math.min(st.size, max) : max) + 1);
-    let n = 0;
-    // read to EOF rather than trust st.size (a pipe or a growing file)
-    for (;;) {
-      let r: number;
-      try {
-        r = fs.readSync(fd, buf, n, buf.length - n, null);
-      } catch (e) {
-        // a non-blocking stdin with nothing yet
-        if ((e as NodeJS.ErrnoException).code === 'EAGAIN') continue;
-        throw e;
-      }
-      if (r === 0) break;
-      n += r;
-      if (n >= buf.length) throw new EngineError('INVALID_ARGUMENT', `${file}: file is too large (a compose file may have at most ${max} bytes)`);
-    }
-    return buf.subarray(0, n).toString('utf8');
-  } finally {
-    if (fd !== 0) fs.closeSync(fd);
-  }
 }
 
 /**

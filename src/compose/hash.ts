@@ -27,7 +27,6 @@
  * docker compose's: `provider`, `models` and the legacy keys compose-go
  * still decodes (log_driver, net, volume_driver, ...).
  */
-import { createHash } from 'node:crypto';
 import type { Healthcheck, PortConfig, Service, ServiceFileRef, ServiceNetwork, Ulimit, VolumeMount } from './types.ts';
 import {
   bool,
@@ -53,6 +52,7 @@ import {
 import { parseBytes } from './units.ts';
 
 import { blkio, deploy, develop, deviceRequest, hook } from './hash-structs.ts';
+import { sha256Hex } from './sha256.ts';
 
 export { goFloat32, goString } from './gojson.ts';
 
@@ -313,5 +313,5 @@ export function resolveServiceReferences(s: Service, containerOf: ContainerOf): 
 
 /** com.docker.compose.config-hash: docker compose v2's ServiceHash of this service. */
 export function serviceHash(s: Service): string {
-  return createHash('sha256').update(serviceHashInput(s)).digest('hex');
+  return sha256Hex(serviceHashInput(s));
 }

@@ -25,6 +25,14 @@ export const REPLACE = 'com.docker.compose.replace';
  */
 export const COMPOSE_VERSION = '2.29.7';
 
+/** docker compose's project name normalization: lower case, [a-z0-9_-] only, no leading _ or -. */
+export function normalizeProjectName(s: string): string {
+  return s
+    .toLowerCase()
+    .replace(/[^a-z0-9_-]/g, '')
+    .replace(/^[_-]+/, '');
+}
+
 export const projectFilter = (project: string) => [`${PROJECT}=${project}`];
 export const serviceFilter = (project: string, service: string) => [`${PROJECT}=${project}`, `${SERVICE}=${service}`];
 

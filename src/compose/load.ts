@@ -9,13 +9,14 @@
  *   → the files merged in order (merge.ts)
  *   → profiles applied, the project named, the model normalized (normalize.ts).
  */
-import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { EngineError } from '../common/errors.ts';
 import { parseDotenv } from './dotenv.ts';
-import { findComposeFiles, parseYaml, readBounded } from './files.ts';
+import { findComposeFiles, parseYaml } from './files.ts';
+import { exists, noteDotenv, observeEnv, readBounded } from './inputs.ts';
 import { interpolateTree, type Lookup } from './interpolate.ts';
+import { normalizeProjectName } from './labels.ts';
 import { mergeTrees, stripMarkers } from './merge.ts';
 import { checkDependencies, normalizeProject } from './normalize.ts';
 import type { Project } from './types.ts';
@@ -51,22 +52,17 @@ interface Ctx {
   warned: Set<string>;
 }
 
-/** docker compose's project name normalization: lower case, [a-z0-9_-] only, no leading _ or -. */
-export function normalizeProjectName(s: string): string {
-  return s
-    .toLowerCase()
-    .replace(/[^a-z0-9_-]/g, '')
-    .replace(/^[_-]+/, '');
-}
+export { normalizeProjectName };
 
 export function loadProject(opts: LoadOptions = {}): Project {
   const cwd = opts.cwd ?? process.cwd();
-  const osEnv = opts.env ?? process.env;
+  const rawEnv = opts.env ?? process.env;
+  const osEnv = observeEnv(rawEnv, 'os');
   const warn = opts.onWarning ?? ((m: string) => process.stderr.write(`WARN[0000] ${m}\n`));
   // COMPOSE_FILE may also come from the .env of the working (or project) directory, as in docker compose
   const startDir = path.resolve(cwd, opts.projectDirectory ?? '.');
   const startEnv =
-    opts.files?.length || osEnv.COMPOSE_FILE || !fs.existsSync(path.join(startDir, '.env'))
+    opts.files?.length || osEnv.COMPOSE_FILE || !exists(path.join(startDir, '.env'))
       ? {}
       : parseDotenv(readBounded(path.join(startDir, '.env'), 1 << 20), path.join(startDir, '.env'), (n) => osEnv[n]);
   const composeFile = osEnv.COMPOSE_FILE ?? startEnv.COMPOSE_FILE;
@@ -79,7 +75,7 @@ export function loadProject(opts: LoadOptions = {}): Project {
   const dotenv: Record<string, string> = {};
   const envFiles = opts.envFiles?.length
     ? opts.envFiles.map((f) => path.resolve(cwd, f))
-    : fs.existsSync(path.join(projectDir, '.env'))
+    : exists(path.join(projectDir, '.env'))
       ? [path.join(projectDir, '.env')]
       : [];
   for (const f of envFiles)
@@ -87,8 +83,10 @@ export function loadProject(opts: LoadOptions = {}): Project {
       dotenv,
       parseDotenv(readBounded(f, 1 << 20), f, (n) => osEnv[n] ?? dotenv[n]),
     );
-  const environment: Record<string, string> = { ...dotenv };
-  for (const [k, v] of Object.entries(osEnv)) if (v !== undefined) environment[k] = v;
+  noteDotenv(dotenv);
+  const plainEnvironment: Record<string, string> = { ...dotenv };
+  for (const [k, v] of Object.entries(rawEnv)) if (v !== undefined) plainEnvironment[k] = v;
+  const environment = observeEnv(plainEnvironment, 'project');
   const ctx: Ctx = { lookup: (n) => environment[n], warn, stack: [], warned: new Set() };
 
   let merged: Tree = {};
@@ -123,6 +121,8 @@ export function loadProject(opts: LoadOptions = {}): Project {
     throw e;
   }
   checkDependencies(project);
+  // the project keeps the environment itself, not the view that recorded what the load read
+  project.environment = plainEnvironment;
   return project;
 }
 
@@ -174,7 +174,7 @@ function mergeInclude(tree: Tree, inc: unknown, baseDir: string, file: string, c
   // an included project reads its own .env (or env_file), under the including environment
   const envFiles = spec.env_file
     ? (Array.isArray(spec.env_file) ? spec.env_file : [spec.env_file]).map((f) => path.resolve(baseDir, f))
-    : [path.join(dir, '.env')].filter((f) => fs.existsSync(f));
+    : [path.join(dir, '.env')].filter((f) => exists(f));
   const local: Record<string, string> = {};
   for (const f of envFiles)
     Object.assign(

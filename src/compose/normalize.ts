@@ -9,7 +9,7 @@ import { type DevelopConfig, parseDevelop } from './develop.ts';
 import { checkConsistency } from './consistency.ts';
 import { parseDotenv, parseRawEnv } from './dotenv.ts';
 import { fromDeployOnly, impliedDependencies, normalizeExtraKeys } from './extra-keys.ts';
-import { readBounded } from './files.ts';
+import { readBounded } from './inputs.ts';
 import { toMap } from './merge.ts';
 import { parsePort, parseVolume, shellSplit } from './shorthand.ts';
 import type {

@@ -7,11 +7,9 @@
  * With the same label docker compose v2 and keel agree on whether a network
  * or volume still matches the file.
  */
-import { createHash } from 'node:crypto';
 import { list, mapping, obj, optBool, str, type Tree } from './gojson.ts';
+import { sha256Hex as sha256 } from './sha256.ts';
 import type { NetworkConfig, VolumeConfig } from './types.ts';
-
-const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 
 /** The JSON NetworkHash marshals (exported for tests). */
 export function networkHashInput(n: NetworkConfig): string {

@@ -3,7 +3,6 @@
  * restart, kill, rm, pause, unpause, create, exec, run, build, pull, push,
  * top, port, images, ls, wait, events, cp, version.
  */
-import { randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
 import { EngineError } from '../../common/errors.ts';
 import { planContainer } from '../../compose/convert.ts';
@@ -230,7 +229,7 @@ export function composeMoreCommands(compose: Command, cli: ComposeCli, r: Report
           const plan = planContainer(p, s, 1, {
             imageId,
             oneoff: true,
-            name: o.name ?? `${p.name}-${service}-run-${randomBytes(6).toString('hex')}`,
+            name: o.name ?? `${p.name}-${service}-run-${(await import('node:crypto')).randomBytes(6).toString('hex')}`,
             serviceContainer: (svc) => {
               const c = lenders.find((x) => x.labels[L.SERVICE] === svc && x.state === 'running');
               if (!c)

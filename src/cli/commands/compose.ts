@@ -6,12 +6,12 @@
  * compose-more.ts.
  */
 import type { Command } from 'commander';
-import { stringify } from 'yaml';
 import { EngineError } from '../../common/errors.ts';
 import type { ComposeBackend } from '../../compose/backend.ts';
 import { attachedServices, attachedUp } from '../../compose/attached.ts';
-import { loadProject, normalizeProjectName } from '../../compose/load.ts';
+import { normalizeProjectName } from '../../compose/labels.ts';
 import { LogPrinter, shortName } from '../../compose/logs.ts';
+import { loadProjectCached } from '../../compose/project-cache.ts';
 import { containersOf, down, type Target } from '../../compose/ops.ts';
 import { streamReporter } from '../../compose/reporter.ts';
 import { configHash, projectData } from '../../compose/serialize.ts';
@@ -20,10 +20,7 @@ import { selectServices, up, waitProject } from '../../compose/up.ts';
 import { withClientApiSocket } from '../compose-api-socket.ts';
 import { ApiComposeBackend } from '../compose-backend.ts';
 import { type CliContext, collect, ExitError } from '../context.ts';
-import { composeMoreCommands } from './compose-more.ts';
 import { intArg, noAttachOption, type UpFlags, validateUpFlags } from './compose-up-flags.ts';
-import { psCommand } from './compose-ps.ts';
-import { runWatch, watchCommand } from './compose-watch.ts';
 
 export interface GlobalFlags {
   file: string[];
@@ -56,7 +53,14 @@ function globals(cmd: Command): GlobalFlags {
 export function composeCli(ctx: CliContext): ComposeCli {
   const load = (cmd: Command, services?: string[]) => {
     const g = globals(cmd);
-    return loadProject({ files: g.file, projectName: g.projectName, projectDirectory: g.projectDirectory, envFiles: g.envFile, profiles: g.profile, services });
+    return loadProjectCached({
+      files: g.file,
+      projectName: g.projectName,
+      projectDirectory: g.projectDirectory,
+      envFiles: g.envFile,
+      profiles: g.profile,
+      services,
+    });
   };
   let colorMode = 'auto';
   return {
@@ -103,7 +107,7 @@ function scaleFlags(list: string[]): Record<string, number> {
   return out;
 }
 
-export function composeCommands(program: Command, ctx: CliContext): void {
+export async function composeCommands(program: Command, ctx: CliContext, args?: string[]): Promise<void> {
   const compose = program
     .command('compose')
     .description('Docker Compose: define and run multi-container applications')
@@ -209,9 +213,9 @@ export function composeCommands(program: Command, ctx: CliContext): void {
         process.on('SIGTERM', onSig);
         const stopWatch = new AbortController();
         const watching = o.watch
-          ? runWatch(b, p, reporter, { services: selected, signal: stopWatch.signal }).catch(
-              (e: unknown) => void process.stderr.write(`watch: ${(e as Error).message}\n`),
-            )
+          ? (await import('./compose-watch.ts'))
+              .runWatch(b, p, reporter, { services: selected, signal: stopWatch.signal })
+              .catch((e: unknown) => void process.stderr.write(`watch: ${(e as Error).message}\n`))
           : undefined;
         try {
           const code = await attachedUp(b, { name: p.name, project: p }, printer, reporter, {
@@ -353,7 +357,11 @@ export function composeCommands(program: Command, ctx: CliContext): void {
           } else {
             const data = projectData(p);
             if (services.length) data.services = Object.fromEntries(Object.entries(data.services as object).filter(([k]) => services.includes(k)));
-            out = o.format === 'json' ? `${JSON.stringify(data, null, 2)}\n` : stringify(data, { lineWidth: 0, aliasDuplicateObjects: false });
+            // the YAML library loads only for the command that prints YAML
+            out =
+              o.format === 'json'
+                ? `${JSON.stringify(data, null, 2)}\n`
+                : (await import('yaml')).stringify(data, { lineWidth: 0, aliasDuplicateObjects: false });
           }
           if (o.quiet) return;
           if (o.output) {
@@ -365,7 +373,34 @@ export function composeCommands(program: Command, ctx: CliContext): void {
       ),
     );
 
-  psCommand(compose, cli);
-  watchCommand(compose, cli, reporter);
-  composeMoreCommands(compose, cli, reporter);
+  // the other subcommands' modules load only when one of them (or help, or a mistyped name) may run
+  const own = new Set(compose.commands.flatMap((c) => [c.name(), ...c.aliases()]));
+  const sub = args && subcommandOf(compose, args);
+  if (sub !== undefined && own.has(sub)) return;
+  const [ps, watch, more] = await Promise.all([import('./compose-ps.ts'), import('./compose-watch.ts'), import('./compose-more.ts')]);
+  ps.psCommand(compose, cli);
+  watch.watchCommand(compose, cli, reporter);
+  more.composeMoreCommands(compose, cli, reporter);
+}
+
+/**
+ * The subcommand of `compose` an argument list runs, read with compose's
+ * own options as commander reads them (an option's value is not a
+ * subcommand); undefined when an option is unknown or no subcommand is
+ * given (commander answers those with an error or help, with every
+ * subcommand loaded).
+ */
+export function subcommandOf(compose: Command, args: string[]): string | undefined {
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--') return args[i + 1];
+    if (!a.startsWith('-') || a === '-') return a;
+    const long = a.startsWith('--');
+    const o = compose.options.find((x) => (long ? x.long === a.split('=')[0] : x.short === a.slice(0, 2)));
+    if (!o) return undefined;
+    const inline = long ? a.includes('=') : a.length > 2;
+    if (inline || !(o.required || o.optional)) continue;
+    if (o.required || (args[i + 1] !== undefined && !args[i + 1]!.startsWith('-'))) i++;
+  }
+  return undefined;
 }

@@ -1,0 +1,348 @@
+/**
+ * A cache of loaded projects, so that a command whose compose files did
+ * not change (the second `up -d`) skips the loader: the YAML parser, the
+ * schema validator and normalization are neither run nor even imported.
+ *
+ * An entry is found by what a load is given: the options (-f, -p,
+ * --project-directory, --env-file, --profile, the services named), the
+ * working directory, the user and $HOME, and the loader's own code (its files'
+ * identities, and those of the packages it uses). It holds the project,
+ * the warnings the load printed (printed again on a hit), the config
+ * hashes `up` will compare (sha256.ts), and every look the load took
+ * (inputs.ts): each file read, with what it held, each existence check,
+ * with its answer, and each environment variable read, with its value. A
+ * hit repeats those looks, and any different answer (an edited .env, an
+ * env_file, an included file, a compose.override.yaml that appeared, a
+ * variable the files use) is a miss. Variables the load did not read do
+ * not matter (a shell's OLDPWD, hyperfine's random one), except in the
+ * project's environment, which a hit makes again from the current one.
+ *
+ * A load that failed is not stored, nor one that read standard input or
+ * another pipe. Entries are written atomically; one that cannot be read
+ * or parsed is a miss and is written again; the directory keeps the
+ * newest MAX_ENTRIES, each at most MAX_ENTRY_BYTES.
+ */
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import v8 from 'node:v8';
+import { serviceHashInput } from './hash.ts';
+import { type EnvScope, type Input, recordInputs } from './inputs.ts';
+import type { LoadOptions } from './load.ts';
+import { networkHashInput, volumeHashInput } from './resource-hash.ts';
+import { remember, sha256Hex } from './sha256.ts';
+import type { Project } from './types.ts';
+
+/** Changes when an entry's shape does. */
+const FORMAT = 2;
+const MAX_ENTRIES = 64;
+/** An entry larger than this (a huge environment, thousands of services) is not kept. */
+const MAX_ENTRY_BYTES = 1 << 20;
+
+type Seen =
+  | { op: 'read'; path: string; bytes: number; text: string }
+  | { op: 'isFile' | 'exists'; path: string; result: boolean }
+  | { op: 'env'; scope: EnvScope; name: string; value: string | undefined }
+  | { op: 'envAll'; scope: EnvScope; entries: [string, string | undefined][] };
+
+interface Entry {
+  format: number;
+  /** The whole key, compared on a hit (the file name is only its hash). */
+  key: string;
+  seen: Seen[];
+  warnings: string[];
+  project: Project;
+  /** The config hashes of its services, networks and volumes: [hashed input, sha256] (sha256.ts). */
+  hashes: [string, string][];
+  /** The variables of its .env files (its environment is these under the OS environment). */
+  dotenv: Record<string, string>;
+}
+
+type Loader = (o: LoadOptions) => { project: Project; inputs: Input[] };
+
+const require = createRequire(import.meta.url);
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+
+/**
+ * The loader, imported only on a miss, and synchronously (require of an
+ * ES module: the commands that load a project do it synchronously; the
+ * loader's modules must have no top-level await).
+ */
+function loadRecorded(o: LoadOptions): { project: Project; inputs: Input[] } {
+  const { loadProject } = require('./load.ts') as typeof import('./load.ts');
+  const { result, inputs } = recordInputs(() => loadProject(o));
+  return { project: result, inputs };
+}
+
+/** $XDG_CACHE_HOME/keel/compose, else ~/.cache/keel/compose; none without either. */
+export function defaultCacheDir(env: Record<string, string | undefined> = process.env): string | undefined {
+  const base = env.XDG_CACHE_HOME && path.isAbsolute(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : env.HOME ? path.join(env.HOME, '.cache') : undefined;
+  return base && path.join(base, 'keel', 'compose');
+}
+
+/**
+ * The loader's code as of now: the identity (inode, size, mtime) of every
+ * file of src/compose (schema included) and src/common, and of the
+ * packages the loader uses. An edit or an upgrade changes it.
+ */
+export function codeFingerprint(): string {
+  const parts: string[] = [process.version];
+  for (const dir of CODE_DIRS) {
+    parts.push(dir);
+    for (const f of fs.readdirSync(dir).sort()) parts.push(`${f} ${identity(path.join(dir, f))}`);
+  }
+  for (const pkg of PACKAGES) parts.push(`${pkg} ${packageIdentity(pkg)}`);
+  return parts.join('\n');
+}
+
+const CODE_DIRS = [HERE, path.join(HERE, 'schema'), path.join(HERE, '..', 'common')];
+const PACKAGES = ['yaml', 'ajv', 'fast-deep-equal'];
+
+/** The files codeFingerprint covers (for tests). */
+export function codeFiles(): string[] {
+  return [...CODE_DIRS.flatMap((d) => fs.readdirSync(d).map((f) => path.join(d, f))), ...PACKAGES.map((p) => packageJson(p) ?? p)];
+}
+
+function identity(file: string): string {
+  const st = fs.statSync(file, { bigint: true });
+  return `${st.ino} ${st.size} ${st.mtimeNs}`;
+}
+
+/**
+ * The package.json of the package an import from here finds: the first
+ * node_modules/<pkg> up from this directory, as Node resolves a bare
+ * import (require.resolve costs a command milliseconds).
+ */
+function packageJson(pkg: string): string | undefined {
+  for (let d = HERE; ; d = path.dirname(d)) {
+    const file = path.join(d, 'node_modules', pkg, 'package.json');
+    if (fs.existsSync(file)) return file;
+    if (path.dirname(d) === d) return undefined;
+  }
+}
+
+function packageIdentity(pkg: string): string {
+  const file = packageJson(pkg);
+  return file ? `${file} ${identity(file)}` : 'not found';
+}
+
+/** What a load is given, but the environment (its variables are looked at as files are), as one string. */
+export function cacheKey(o: LoadOptions, code: string): string {
+  return JSON.stringify({
+    format: FORMAT,
+    code,
+    cwd: o.cwd ?? process.cwd(),
+    uid: process.getuid?.(),
+    // `~/` in a path is os.homedir(): $HOME of this process, else the user's
+    home: process.env.HOME ?? null,
+    files: o.files ?? [],
+    projectName: o.projectName ?? null,
+    projectDirectory: o.projectDirectory ?? null,
+    envFiles: o.envFiles ?? [],
+    profiles: o.profiles ?? [],
+    services: o.services ?? [],
+  });
+}
+
+/**
+ * An entry's file name: FNV-1a over the key's UTF-8 in 32-bit words, with
+ * two primes (the entry holds the whole key: a collision is only a miss).
+ * Words, not characters: the loop runs before V8 optimizes it.
+ */
+function fileName(key: string): string {
+  const bytes = new Uint8Array((key.length * 3 + 4) & ~3);
+  const words = new Int32Array(bytes.buffer, 0, (new TextEncoder().encodeInto(key, bytes).written + 3) >> 2);
+  let a = 0x811c9dc5;
+  let b = 0xcbf29ce4;
+  for (let i = 0; i < words.length; i++) {
+    a = Math.imul(a ^ words[i]!, 0x01000193);
+    b = Math.imul(b ^ words[i]!, 0x5bd1e995);
+  }
+  return (a >>> 0).toString(16).padStart(8, '0') + (b >>> 0).toString(16).padStart(8, '0');
+}
+
+/** What `up` will hash for this project (the services without references to other services' containers, its networks and volumes). */
+function configHashes(p: Project): [string, string][] {
+  try {
+    const inputs = [
+      ...Object.values(p.services).map(serviceHashInput),
+      ...Object.values(p.networks).map(networkHashInput),
+      ...Object.values(p.volumes).map(volumeHashInput),
+    ];
+    return inputs.map((i) => [i, sha256Hex(i)]);
+  } catch {
+    return []; // what cannot be hashed now fails (or not) where it is hashed, as without the cache
+  }
+}
+
+/** The project's environment as load.ts makes it: its .env files' variables under the OS environment. */
+function projectEnvironment(dotenv: Record<string, string>, os: Record<string, string | undefined>): Record<string, string> {
+  const out: Record<string, string> = { ...dotenv };
+  for (const [k, v] of Object.entries(os)) if (v !== undefined) out[k] = v;
+  return out;
+}
+
+/** Whether the filesystem and the environments still answer every look the same way. */
+function unchanged(seen: Seen[], envs: Record<EnvScope, Record<string, string | undefined>>): boolean {
+  for (const s of seen) {
+    if (s.op === 'env') {
+      if (envs[s.scope][s.name] !== s.value) return false;
+      continue;
+    }
+    if (s.op === 'envAll') {
+      if (JSON.stringify(Object.entries(envs[s.scope])) !== JSON.stringify(s.entries)) return false;
+      continue;
+    }
+    if (s.op === 'read') {
+      let text: string;
+      try {
+        const st = fs.statSync(s.path);
+        if (!st.isFile() || st.size !== s.bytes) return false;
+        text = fs.readFileSync(s.path, 'utf8');
+      } catch {
+        return false;
+      }
+      if (text !== s.text) return false;
+    } else if (s.op === 'isFile') {
+      let result = false;
+      try {
+        result = fs.statSync(s.path).isFile();
+      } catch {
+        // absent: not a file
+      }
+      if (result !== s.result) return false;
+    } else if (fs.existsSync(s.path) !== s.result) return false;
+  }
+  return true;
+}
+
+function readEntry(file: string, key: string): Entry | undefined {
+  try {
+    const e = v8.deserialize(fs.readFileSync(file)) as Entry;
+    if (
+      e?.format !== FORMAT ||
+      e.key !== key ||
+      !Array.isArray(e.seen) ||
+      !Array.isArray(e.warnings) ||
+      !Array.isArray(e.hashes) ||
+      typeof e.dotenv !== 'object' ||
+      typeof e.project?.name !== 'string'
+    )
+      return undefined;
+    return e;
+  } catch {
+    return undefined; // absent, unreadable or corrupt: a miss, written again
+  }
+}
+
+/** Writes an entry; a cache that cannot be written only costs the next command the load. */
+function writeEntry(dir: string, file: string, e: Entry): void {
+  const tmp = `${file}.${process.pid}.tmp`;
+  try {
+    const data = v8.serialize(e);
+    if (data.length > MAX_ENTRY_BYTES) return;
+    makeDir(dir);
+    fs.writeFileSync(tmp, data, { mode: 0o600 });
+    fs.renameSync(tmp, file);
+    prune(dir);
+  } catch {
+    try {
+      fs.rmSync(tmp, { force: true });
+    } catch {
+      // no directory to write in (a file in the way): nothing was written
+    }
+  }
+}
+
+/**
+ * mkdir -p, one level at a time: fs.mkdirSync's recursive mode loops
+ * forever where mkdir fails with ENOENT under a parent that exists (a
+ * cache directory under /proc).
+ */
+function makeDir(dir: string): void {
+  const missing: string[] = [];
+  for (let d = dir; !fs.existsSync(d) && path.dirname(d) !== d; d = path.dirname(d)) missing.unshift(d);
+  for (const d of missing) fs.mkdirSync(d, { mode: 0o700 });
+}
+
+/** Keeps the newest MAX_ENTRIES files (a temporary file a killed command left is one, and goes in turn). */
+function prune(dir: string): void {
+  const names = fs.readdirSync(dir);
+  if (names.length <= MAX_ENTRIES) return;
+  const aged = names.flatMap((n) => {
+    try {
+      return [{ n, t: fs.statSync(path.join(dir, n)).mtimeMs }];
+    } catch {
+      return [];
+    }
+  });
+  aged.sort((a, b) => b.t - a.t);
+  for (const { n } of aged.slice(MAX_ENTRIES)) fs.rmSync(path.join(dir, n), { force: true });
+}
+
+export interface CacheOptions {
+  /** Where entries live (defaultCacheDir()); none: every call loads. */
+  dir?: string;
+  /** The loader's code identity (codeFingerprint()). */
+  code?: string;
+  /** The loader (load.ts, recording its inputs). */
+  load?: Loader;
+}
+
+/**
+ * loadProject (load.ts) through the cache: the same project, the same
+ * warnings, the same errors.
+ */
+export function loadProjectCached(o: LoadOptions = {}, c: CacheOptions = {}): Project {
+  const warn = o.onWarning ?? ((m: string) => void process.stderr.write(`WARN[0000] ${m}\n`));
+  const load = c.load ?? loadRecorded;
+  const dir = 'dir' in c ? c.dir : defaultCacheDir(o.env ?? process.env);
+  if (!dir || o.files?.includes('-')) return load({ ...o, onWarning: warn }).project;
+  let key: string;
+  let file: string;
+  let hit: Entry | undefined;
+  try {
+    key = cacheKey(o, c.code ?? codeFingerprint());
+    file = path.join(dir, fileName(key));
+    hit = readEntry(file, key);
+    if (hit) {
+      const os = o.env ?? process.env;
+      const environment = projectEnvironment(hit.dotenv, os);
+      if (unchanged(hit.seen, { os, project: environment })) hit.project.environment = environment;
+      else hit = undefined;
+    }
+  } catch {
+    // the cache cannot be used (a source file went away while it was looked at): the load as without it
+    return load({ ...o, onWarning: warn }).project;
+  }
+  if (hit) {
+    for (const m of hit.warnings) warn(m);
+    remember(hit.hashes);
+    return hit.project;
+  }
+  const warnings: string[] = [];
+  const { project, inputs } = load({
+    ...o,
+    onWarning: (m) => {
+      warnings.push(m);
+      warn(m);
+    },
+  });
+  if (inputs.some((i) => i.op === 'read' && !i.regular)) return project;
+  const seen: Seen[] = [];
+  const variables = new Set<string>();
+  for (const i of inputs) {
+    if (i.op === 'read') seen.push({ op: 'read', path: i.path, bytes: i.bytes, text: i.text });
+    else if (i.op === 'env') {
+      // a variable is read many times, always with the same value
+      if (!variables.has(`${i.scope} ${i.name}`)) seen.push(i);
+      variables.add(`${i.scope} ${i.name}`);
+    } else if (i.op !== 'dotenv') seen.push(i);
+  }
+  const dotenv = inputs.find((i) => i.op === 'dotenv')?.values ?? {};
+  // the environment is made again on a hit: the entry keeps only the variables the load read
+  const kept = { ...project, environment: {} };
+  writeEntry(dir, file, { format: FORMAT, key, seen, warnings, project: kept, hashes: configHashes(project), dotenv });
+  return project;
+}
