@@ -95,10 +95,14 @@ function afterExit(svc: Pick<ContainerParts, 'store' | 'exits' | 'restarts' | 'm
   svc.restarts.schedule(rec.id, restartDelayMs(rec.restartCount), () => {
     void svc.mutex
       .run(rec.id, async () => {
-        svc.restarts.cancel(rec.id);
-        if (!svc.store.get(rec.id) || rec.manuallyStopped || isRunning(rec) || svc.exits.shuttingDown) return;
-        rec.restartCount++;
-        await ops.run(rec);
+        svc.restarts.begin(rec.id);
+        try {
+          if (!svc.store.get(rec.id) || rec.manuallyStopped || isRunning(rec) || svc.exits.shuttingDown) return;
+          rec.restartCount++;
+          await ops.run(rec);
+        } finally {
+          svc.restarts.end(rec.id);
+        }
       })
       .catch((e) => log.warn('restart by policy failed', { id: rec.id, error: String(e) }));
   });

@@ -96,9 +96,9 @@ function matchName(name: string, pattern: string): boolean {
 }
 
 /** "Up 3 minutes", "Exited (0) 2 seconds ago": docker's human status. */
-export function humanStatus(r: ContainerRecord, now = Date.now()): string {
+export function humanStatus(r: ContainerRecord, now = Date.now(), status = r.state.Status): string {
   const s = r.state;
-  switch (s.Status) {
+  switch (status) {
     case 'running':
       return `Up ${humanDuration(now - Date.parse(s.StartedAt))}${healthSuffix(s.Health)}`;
     case 'paused':

@@ -46,6 +46,8 @@ export function restartDelayMs(restartCount: number): number {
  */
 export class RestartManager {
   private readonly pending = new Set<string>();
+  /** Restarts whose timer fired and that are starting the container now. */
+  private readonly starting = new Set<string>();
 
   /**
    * Marks the restart pending and runs `fn` after `delayMs`; `fn` calls
@@ -57,12 +59,26 @@ export class RestartManager {
     setTimeout(fn, delayMs).unref();
   }
 
-  /** Cancels a scheduled restart (stop, rm) or marks it done; whether one was pending. */
+  /** Cancels a scheduled restart (stop, rm); whether one was pending. */
   cancel(id: string): boolean {
     return this.pending.delete(id);
   }
 
+  /**
+   * The timer fired and the restart holds the mutex: it stays pending (inspect shows
+   * "restarting", wait waits) until end(), as docker's state stays restarting until the
+   * process runs. A new restart scheduled meanwhile (the process exited at once) is kept.
+   */
+  begin(id: string): void {
+    this.pending.delete(id);
+    this.starting.add(id);
+  }
+
+  end(id: string): void {
+    this.starting.delete(id);
+  }
+
   isPending(id: string): boolean {
-    return this.pending.has(id);
+    return this.pending.has(id) || this.starting.has(id);
   }
 }

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { emptyEndpoint, joinedContainer, type LiveNetworkSettings, type NetworkEndpoint, networkName } from './network.ts';
 import type { ContainerParts } from './parts.ts';
-import { type ContainerRecord, isRunning } from './types.ts';
+import { type ContainerRecord, type ContainerStatus, isRunning } from './types.ts';
 
 type Viewed = Pick<ContainerParts, 'store' | 'nets' | 'images' | 'restarts' | 'rootfs'>;
 
@@ -20,6 +20,8 @@ export interface ContainerView {
   sandboxKey?: string;
   /** Restarting, or its restart by policy is scheduled. */
   restarting: boolean;
+  /** Its status as docker shows it: "restarting" from an exit until the policy's restart runs it. */
+  status: ContainerStatus;
   /** The folder of its hosts, hostname and resolv.conf (the network owner's for a container on another's network). */
   filesDir: string;
   logPath: string;
@@ -41,12 +43,14 @@ function networksOf(svc: Viewed, r: ContainerRecord, live: LiveNetworkSettings |
 export function containerView(svc: Viewed, r: ContainerRecord): ContainerView {
   const live = isRunning(r) ? svc.nets.settings(r) : undefined;
   const upperDir = svc.images.snapshots.upperDir(r.id);
+  const restarting = r.state.Status === 'restarting' || svc.restarts.isPending(r.id);
   return {
     record: r,
     networks: networksOf(svc, r, live),
     ports: live?.ports,
     sandboxKey: live?.sandboxKey,
-    restarting: r.state.Status === 'restarting' || svc.restarts.isPending(r.id),
+    restarting,
+    status: restarting && r.state.Status === 'exited' ? 'restarting' : r.state.Status,
     filesDir: svc.store.containerDir(r.networkOwner ?? r.id),
     logPath: svc.store.logPath(r.id),
     upperDir,

@@ -183,6 +183,28 @@ test('wait, restart, kill -s, restart policy on-failure', async () => {
   await d.docker(['rm', '-f', id, pol, k]);
 });
 
+test('between an exit and the restart by policy that follows it, the container shows as restarting (as docker)', async () => {
+  const id = (await d.docker(['run', '-d', ...NET, '--restart', 'on-failure:2', IMG, 'sh', '-c', 'exit 1'])).stdout.trim();
+  // The API answers in milliseconds: sampled every 5 ms, the 100 and 200 ms back-offs cannot be missed.
+  const seen: string[] = [];
+  for (let i = 0; i < 2000; i++) {
+    const j = (await d.api('GET', `/containers/${id}/json`)).json;
+    const s = `${j.RestartCount} ${j.State.Status}`;
+    if (seen.at(-1) !== s) seen.push(s);
+    if (s === '2 exited') break;
+    await new Promise((res) => setTimeout(res, 5));
+  }
+  assert.ok(
+    seen.some((s) => s.endsWith(' restarting')),
+    seen.join(', '),
+  );
+  assert.equal(seen.at(-1), '2 exited', seen.join(', '));
+  // A restart by policy counts itself only once it is under way: "2 exited" is its end, never a pause before a third run.
+  await new Promise((res) => setTimeout(res, 500));
+  assert.equal((await d.api('GET', `/containers/${id}/json`)).json.State.Status, 'exited');
+  await d.docker(['rm', '-f', id]);
+});
+
 test('cp both ways stays inside the container, diff, commit, export', async () => {
   const id = (await d.docker(['run', '-d', ...NET, IMG, 'sleep', '1000'])).stdout.trim();
   // Nothing changed yet: the mount points keel made (/etc/hosts, ...) and their directory are not changes (as in docker).
