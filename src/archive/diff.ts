@@ -18,8 +18,6 @@ import {
   flistxattr,
   fstat,
   O_DIRECTORY,
-  O_NOCTTY,
-  O_NONBLOCK,
   O_PATH,
   O_RDONLY,
   openChild,

@@ -137,7 +137,6 @@ export async function copyStep(s: BuildSession, st: StageState, inst: CopyInst):
       src = await mountSourceFrom(s, inst.from);
       if (exclude) src.root.exclude = exclude;
     } else {
-      const ign = s.ignored;
       src = { root: { dir: s.ctx.dir, isContext: true, excluded: s.ignored, exclude }, release: async () => {} };
     }
     const cfg = st.img.config.config ?? {};

@@ -4,8 +4,34 @@
  * an engine lists them (anonymous ones named anon-N, an image's VOLUMEs
  * from imageVolumes), so inheritance on recreate can be seen.
  */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after } from 'node:test';
 import { EngineError } from '../common/errors.ts';
+import { loadProject } from './load.ts';
+import type { Project } from './types.ts';
 import type { ComposeBackend, ContainerDetails, ContainerSpec, ContainerSummary, NetworkSummary, VolumeSummary } from './backend.ts';
+
+let root: string | undefined;
+
+/**
+ * The project of a compose.yaml with this text (and other files beside it), loaded as `keel compose` loads
+ * one, with no environment but `env`. Each call rewrites the same project directory ("app"), which is
+ * removed when the test file ends.
+ */
+export function projectOf(yaml: string, o: { env?: Record<string, string>; files?: Record<string, string> } = {}): Project {
+  if (!root) {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'compose-test-'));
+    root = dir;
+    after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  }
+  const d = path.join(root, 'app');
+  fs.mkdirSync(d, { recursive: true });
+  fs.writeFileSync(path.join(d, 'compose.yaml'), yaml);
+  for (const [name, text] of Object.entries(o.files ?? {})) fs.writeFileSync(path.join(d, name), text);
+  return loadProject({ cwd: d, env: o.env ?? {}, onWarning: () => {} });
+}
 
 export class FakeEngine {
   containers = new Map<string, ContainerSummary & { spec: ContainerSpec; health?: ContainerDetails['health'] }>();

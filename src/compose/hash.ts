@@ -35,7 +35,6 @@ import {
   cleanPath,
   command,
   duration,
-  type Field,
   float32,
   goString,
   int,
@@ -49,7 +48,6 @@ import {
   toMapping,
   type Tree,
 } from './gojson.ts';
-import { parseBytes } from './units.ts';
 
 import { blkio, deploy, develop, deviceRequest, hook } from './hash-structs.ts';
 import { sha256Hex } from './sha256.ts';

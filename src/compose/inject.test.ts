@@ -1,24 +1,14 @@
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import type { Readable } from 'node:stream';
 import type { ComposeBackend } from './backend.ts';
 import { planContainer } from './convert.ts';
 import { injectedFiles, injectFiles } from './inject.ts';
-import { loadProject } from './load.ts';
+import { projectOf } from './fake.ts';
 import { configHash } from './serialize.ts';
 
-const root = fs.mkdtempSync(path.join(os.tmpdir(), 'compose-inject-'));
-after(() => fs.rmSync(root, { recursive: true, force: true }));
-function project(yaml: string, env: Record<string, string> = {}) {
-  const d = path.join(root, 'app');
-  fs.mkdirSync(d, { recursive: true });
-  fs.writeFileSync(path.join(d, 'compose.yaml'), yaml);
-  fs.writeFileSync(path.join(d, 'key.txt'), 'from-file');
-  return loadProject({ cwd: d, env, onWarning: () => {} });
-}
+const project = (yaml: string, env: Record<string, string> = {}) => projectOf(yaml, { env, files: { 'key.txt': 'from-file' } });
 
 const YAML = `services:
   web:
@@ -54,7 +44,7 @@ test('environment and content sources are files to copy in, with their paths, mo
   ]);
   const plan = planContainer(p, s, 1, { imageId: 'sha256:x' });
   assert.deepEqual(plan.spec.host.Binds, []);
-  assert.deepEqual(plan.spec.host.Mounts, [{ Type: 'bind', Source: path.join(root, 'app', 'key.txt'), Target: '/etc/key', ReadOnly: true }]);
+  assert.deepEqual(plan.spec.host.Mounts, [{ Type: 'bind', Source: path.join(p.workingDir, 'key.txt'), Target: '/etc/key', ReadOnly: true }]);
 });
 
 test('a missing variable is an error naming it; an empty one gives no file; a read-only service refuses inline sources', () => {

@@ -1,21 +1,11 @@
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import type { ComposeBackend, ImageSummary } from './backend.ts';
 import { ensureImages, pullPolicy, refreshDue } from './images.ts';
-import { loadProject } from './load.ts';
+import { projectOf } from './fake.ts';
 import { collectingReporter } from './reporter.ts';
 
-const root = fs.mkdtempSync(path.join(os.tmpdir(), 'compose-pull-'));
-after(() => fs.rmSync(root, { recursive: true, force: true }));
-function project(yaml: string) {
-  const d = path.join(root, 'app');
-  fs.mkdirSync(d, { recursive: true });
-  fs.writeFileSync(path.join(d, 'compose.yaml'), yaml);
-  return loadProject({ cwd: d, env: {}, onWarning: () => {} });
-}
+const project = (yaml: string) => projectOf(yaml);
 
 const H = 3600e3;
 const D = 24 * H;

@@ -1,22 +1,11 @@
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { after, test } from 'node:test';
-import { FakeEngine } from './fake.ts';
+import { test } from 'node:test';
+import { FakeEngine, projectOf } from './fake.ts';
 import * as L from './labels.ts';
-import { loadProject } from './load.ts';
 import { collectingReporter } from './reporter.ts';
 import { up } from './up.ts';
 
-const root = fs.mkdtempSync(path.join(os.tmpdir(), 'compose-recreate-'));
-after(() => fs.rmSync(root, { recursive: true, force: true }));
-function project(yaml: string) {
-  const d = path.join(root, 'app');
-  fs.mkdirSync(d, { recursive: true });
-  fs.writeFileSync(path.join(d, 'compose.yaml'), yaml);
-  return loadProject({ cwd: d, env: {}, onWarning: () => {} });
-}
+const project = (yaml: string) => projectOf(yaml);
 
 const YAML = `services:
   web:

@@ -1,19 +1,9 @@
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { after, test } from 'node:test';
-import { loadProject } from './load.ts';
+import { test } from 'node:test';
+import { projectOf } from './fake.ts';
 import { configHash, projectData } from './serialize.ts';
 
-const root = fs.mkdtempSync(path.join(os.tmpdir(), 'compose-serialize-'));
-after(() => fs.rmSync(root, { recursive: true, force: true }));
-function project(yaml: string) {
-  const d = path.join(root, 'app');
-  fs.mkdirSync(d, { recursive: true });
-  fs.writeFileSync(path.join(d, 'compose.yaml'), yaml);
-  return loadProject({ cwd: d, env: {}, onWarning: () => {} });
-}
+const project = (yaml: string) => projectOf(yaml);
 
 const service = (yaml: string) => (projectData(project(yaml)).services as Record<string, Record<string, unknown>>).web!;
 

@@ -9,7 +9,7 @@ import { humanDuration, listContainers } from './query.ts';
 import { restartDelayMs, shouldRestart, startOnDaemonStart } from './restart.ts';
 import { openDirIn, readFileIn, statIn } from './scoped.ts';
 import { ContainerStore } from './store.ts';
-import { type ContainerRecord, type HostConfig, ZERO_TIME } from './types.ts';
+import { type ContainerRecord, ZERO_TIME } from './types.ts';
 import { resolveUser } from './user.ts';
 
 const PASSWD = 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\napp:x:1000:1000::/home/app:/bin/sh\n';

@@ -5,7 +5,7 @@
  * whose promise (exits.done) is what stop and kill wait for. Each takes the
  * pieces of the service it uses (parts.ts).
  */
-import { EngineError, conflict, isEngineError } from '../common/errors.ts';
+import { EngineError, conflict } from '../common/errors.ts';
 import { log } from '../common/log.ts';
 import { isNotRunning, signalNumber } from '../runtime/index.ts';
 import type { ContainerOps, ContainerParts } from './parts.ts';

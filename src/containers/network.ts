@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import { log } from '../common/log.ts';
 import type { NamespaceMode } from '../runtime/index.ts';
-import type { ContainerRecord, EndpointConfig } from './types.ts';
+import type { ContainerRecord } from './types.ts';
 
 /** What a container's network gives the runtime spec and inspect. */
 export interface NetworkAttachment {

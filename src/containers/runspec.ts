@@ -1,5 +1,3 @@
-import fs from 'node:fs';
-import path from 'node:path';
 import { invalid } from '../common/errors.ts';
 import { bindMount, tmpfsMount, type Mount, type NamespaceMode, type RuntimeSpecOptions, type SeccompOption } from '../runtime/index.ts';
 import type { NetworkFiles } from './netshare.ts';
@@ -40,18 +38,6 @@ export function tmpfsFromOptions(dest: string, opts: string): Mount {
   m.options = [...new Set(['nosuid', 'nodev', 'noexec', ...options])];
   if (options.includes('exec')) m.options = m.options.filter((o) => o !== 'noexec');
   return m;
-}
-
-/** `-v /host:/ctr[:ro]` host binds (named volumes belong to volumes/ and are refused here). */
-function bindFromSpec(spec: string): Mount {
-  const parts = spec.split(':');
-  if (parts.length < 2 || parts.length > 3) throw invalid(`invalid bind mount spec "${spec}": use /host/path:/container/path[:ro]`);
-  const [src, dst, mode = ''] = parts as [string, string, string?];
-  if (!src.startsWith('/')) throw invalid(`named volumes are not supported here ("${src}"): give an absolute host path`);
-  if (!dst.startsWith('/') || dst.split('/').includes('..')) throw invalid(`invalid mount destination "${dst}": it must be an absolute path without '..'`);
-  if (!fs.existsSync(src)) throw invalid(`invalid mount config for type "bind": bind source path does not exist: ${src}`);
-  const flags = mode.split(',').filter(Boolean);
-  return bindMount(src, dst, { readonly: flags.includes('ro') });
 }
 
 function seccompOf(opts: string[]): { seccomp?: SeccompOption; noNewPrivileges: boolean; unmaskPaths: boolean } {

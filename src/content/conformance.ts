@@ -3,7 +3,6 @@
 // ingested concurrently ends as one whole blob, abort and a crash mid-write
 // leave no visible object.
 import assert from 'node:assert/strict';
-import fsp from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { test } from 'node:test';
 import { sha256 } from '../oci/digest.ts';

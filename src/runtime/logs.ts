@@ -1,4 +1,3 @@
-import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import { errnoCode } from '../common/errors.ts';
 import { LogSuccessors } from './logfollow.ts';

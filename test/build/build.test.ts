@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { repoRoot, TestDaemon } from '../helpers/daemon.ts';
-import { leftovers, settledLeftovers, normalizeIds, NOTHING_LEFT, rawBuild, tarOf, writeContext } from './helpers.ts';
+import { settledLeftovers, normalizeIds, NOTHING_LEFT, rawBuild, tarOf, writeContext } from './helpers.ts';
 
 const d = new TestDaemon('keel-build');
 const LEGACY = { DOCKER_BUILDKIT: '0' };

@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { TestDaemon } from '../helpers/daemon.ts';
-import { leftovers, settledLeftovers, NOTHING_LEFT, writeContext } from './helpers.ts';
+import { settledLeftovers, NOTHING_LEFT, writeContext } from './helpers.ts';
 
 const d = new TestDaemon('keel-buildfeat');
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { busyboxRootfsTar, run, TestDaemon } from '../helpers/daemon.ts';
+import { run, TestDaemon } from '../helpers/daemon.ts';
 
 /**
  * Health checks through the docker and keel CLIs against a keel daemon:
