@@ -34,7 +34,6 @@ export function outputTail(text: string): string {
   return lines.slice(-TAIL_LINES).join('\n').trim();
 }
 
-/** `onLine`: each line the hooks print, both streams (attached `up` shows them). */
 /**
  * `run` attached: the engine starts and attaches in one step, so the
  * post_start hooks wait for its start event (as docker compose's
@@ -79,6 +78,7 @@ export async function withPostStartHooks(b: ComposeBackend, project: string, s: 
   return code;
 }
 
+/** Runs the service's hooks of this kind, one after another; `onLine`: each line they print, both streams (attached `up` shows them). */
 export async function runHooks(
   b: ComposeBackend,
   s: Service | undefined,
