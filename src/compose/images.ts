@@ -192,12 +192,15 @@ export async function ensureImages(
   return ids;
 }
 
-/** Whether a reference names a `latest` tag (written, or the default of one without tag or digest). */
-function isLatest(ref: string): boolean {
-  if (ref.includes('@')) return false;
-  // a colon after the last slash starts the tag (one before it is a registry's port)
-  const colon = ref.lastIndexOf(':');
-  return colon <= ref.lastIndexOf('/') || ref.slice(colon + 1) === 'latest';
+/** Whether a reference names a `latest` tag (written, or the default of one without tag or digest). Loaded here: only `compose pull` asks. */
+async function isLatest(ref: string): Promise<boolean> {
+  const { parseReference } = await import('../oci/reference.ts');
+  try {
+    const r = parseReference(ref, { defaultTag: true });
+    return !r.digest && r.tag === 'latest';
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -212,6 +215,6 @@ export async function pullWanted(b: ComposeBackend, s: Service): Promise<{ pull:
   if (s.pull_policy === undefined) return { pull: true };
   const { policy } = pullPolicy(s.pull_policy, s.name);
   if (policy === 'never' || policy === 'build') return { pull: false };
-  if (policy === 'always' || policy === 'refresh' || isLatest(s.image)) return { pull: true };
+  if (policy === 'always' || policy === 'refresh' || (await isLatest(s.image))) return { pull: true };
   return (await b.inspectImage(s.image)) ? { pull: false, skipped: 'Image is already present locally' } : { pull: true };
 }
