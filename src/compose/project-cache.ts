@@ -219,6 +219,7 @@ function unchanged(seen: Seen[], envs: Record<EnvScope, Record<string, string | 
 
 function readEntry(file: string, key: string): Entry | undefined {
   try {
+    if (fs.statSync(file).size > MAX_ENTRY_BYTES) return undefined; // not one this cache wrote
     const e = v8.deserialize(fs.readFileSync(file)) as Entry;
     if (
       e?.format !== FORMAT ||

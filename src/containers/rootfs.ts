@@ -75,13 +75,13 @@ export class RootfsKeeper {
 
   /** Unmounts the rootfs, and the shareable /dev/shm (joiners keep theirs: a bind mount in their own mount namespace). */
   async unmount(id: string): Promise<void> {
-    if (this.shm.has(id)) {
-      await this.mounter.unmount(this.shmDir(id));
-      this.shm.delete(id);
-    }
-    if (!this.mounted.has(id)) return;
-    await this.mounter.unmount(this.path(id));
-    this.mounted.delete(id);
+    // Both are tried: a /dev/shm that fails to unmount must not keep the rootfs mounted (and the reverse).
+    const done = await Promise.allSettled([
+      this.shm.has(id) && this.mounter.unmount(this.shmDir(id)).then(() => void this.shm.delete(id)),
+      this.mounted.has(id) && this.mounter.unmount(this.path(id)).then(() => void this.mounted.delete(id)),
+    ]);
+    const failed = done.find((r) => r.status === 'rejected');
+    if (failed) throw failed.reason;
   }
 
   isMounted(id: string): boolean {
