@@ -55,7 +55,7 @@ const layerRules = Object.keys(LAYERS).map((dir) => {
 });
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'bench/**/*.js'] },
+  { ignores: ['node_modules/**', 'bench/**/*.js', 'dist/**'] },
   {
     files: ['src/**/*.ts', 'test/**/*.ts', 'bench/**/*.ts', 'examples/**/*.ts'],
     languageOptions: {

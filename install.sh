@@ -47,6 +47,10 @@ if [ ! -f "$here/node_modules/.package-lock.json" ] || [ "$here/package-lock.jso
   (cd "$here" && npm install --no-audit --no-fund --loglevel=error >/dev/null)
 fi
 
+# the CLI's bundle (src/cli/bundle.ts): bin/keel runs it while it matches the sources, else src/
+echo "==> bundling keel's CLI (npm run bundle makes it again after a change)"
+(cd "$here" && node src/cli/bundle.ts >/dev/null)
+
 cat > /usr/local/bin/keel <<WRAP
 #!/bin/sh
 exec "$NODE" "$here/bin/keel" "\$@"

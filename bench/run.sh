@@ -57,6 +57,8 @@ mkdir -p "$BENCH_OUT" "$BENCH_LOGS"
 : >"$BENCH_OUT/rows.jsonl"
 [[ ${BENCH_KEEP_WORK:-0} == 1 ]] || on_exit "rm -rf '$BENCH_WORK'"
 KEEL="$ROOT/bin/keel"
+# keel's CLI as install.sh leaves it: bundled from the sources being measured (src/cli/bundle.ts)
+node "$ROOT/src/cli/bundle.ts" >/dev/null || die "could not bundle keel's CLI (npm run bundle)"
 DOCKERD_SOCK=/var/run/docker.sock
 export BENCH_DIR BENCH_WORK BENCH_OUT BENCH_LOGS KEEL DOCKERD_SOCK
 say "work dir $BENCH_WORK, daemon logs in $BENCH_LOGS"

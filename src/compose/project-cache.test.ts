@@ -66,13 +66,13 @@ const BASE = {
   'inc/more.yaml': 'services:\n  side:\n    image: alpine\n',
 };
 
-test('a hit gives the project a load gives, prints the same warnings, and does not load', () => {
+test('a hit gives the project a load gives, prints the same warnings, and does not load', async () => {
   const { dir, cache } = project(BASE);
   const c = cached(cache);
   const w1: string[] = [];
-  const miss = c.load({ cwd: dir }, w1);
+  const miss = await c.load({ cwd: dir }, w1);
   const w2: string[] = [];
-  const hit = c.load({ cwd: dir }, w2);
+  const hit = await c.load({ cwd: dir }, w2);
   assert.equal(c.loads, 1);
   assert.deepStrictEqual(hit, miss);
   assert.deepStrictEqual(hit, loadProject({ cwd: dir, env: {}, onWarning: () => {} }));
@@ -81,7 +81,7 @@ test('a hit gives the project a load gives, prints the same warnings, and does n
   assert.deepStrictEqual(w2, w1);
 });
 
-test('any change to what the load read, looked for or was given is a miss', () => {
+test('any change to what the load read, looked for or was given is a miss', async () => {
   const changes: [string, (dir: string) => LoadOptions | void][] = [
     ['the compose file', (d) => fs.appendFileSync(path.join(d, 'compose.yaml'), '# a comment\n')],
     ['.env', (d) => fs.writeFileSync(path.join(d, '.env'), 'TAG=3\n')],
@@ -98,11 +98,11 @@ test('any change to what the load read, looked for or was given is a miss', () =
     const { dir, cache } = project(BASE);
     const c = cached(cache);
     const cwd = what.includes('nearer') ? path.join(dir, 'inc') : dir;
-    c.load({ cwd });
+    await c.load({ cwd });
     change(dir);
-    c.load({ cwd });
+    await c.load({ cwd });
     assert.equal(c.loads, 2, `${what}: a hit after the change`);
-    c.load({ cwd });
+    await c.load({ cwd });
     assert.equal(c.loads, 2, `${what}: the new load is kept`);
   }
 
@@ -118,23 +118,23 @@ test('any change to what the load read, looked for or was given is a miss', () =
     { cwd: dir, profiles: ['p'] },
     { cwd: dir, services: ['web'] },
   ];
-  for (const o of given) c.load(o);
+  for (const o of given) await c.load(o);
   assert.equal(c.loads, given.length, 'each different set of options or directory loads');
-  for (const o of given) c.load(o);
+  for (const o of given) await c.load(o);
   assert.equal(c.loads, given.length, 'and each hits the next time');
 
   // the loader's code is part of the key
   const c2 = cached(cache, 'code-2');
-  c2.load({ cwd: dir });
+  await c2.load({ cwd: dir });
   assert.equal(c2.loads, 1);
 
   // a file rewritten with the same text (a new mtime) still hits
   fs.writeFileSync(path.join(dir, 'web.env'), 'A=1\n');
-  c.load({ cwd: dir });
+  await c.load({ cwd: dir });
   assert.equal(c.loads, given.length);
 });
 
-test('a variable the load read is an input; any other only goes into the (fresh) project environment', () => {
+test('a variable the load read is an input; any other only goes into the (fresh) project environment', async () => {
   const { dir, cache } = project({
     ...BASE,
     'compose.yaml': BASE['compose.yaml'].replace('    networks: [front]', '    environment: [PASSED]\n    networks: [front]'),
@@ -153,12 +153,12 @@ test('a variable the load read is an input; any other only goes into the (fresh)
   ];
   for (const [env, loads] of steps) {
     const before = c.loads;
-    const p = c.load({ cwd: dir, env });
+    const p = await c.load({ cwd: dir, env });
     assert.equal(c.loads - before, loads ? 1 : 0, JSON.stringify(env));
     assert.deepStrictEqual(p, fresh(env), JSON.stringify(env));
   }
-  assert.equal(c.load({ cwd: dir, env: { TAG: '5' } }).services.web!.image, 'nginx:5');
-  assert.equal(c.load({ cwd: dir, env: { TAG: '5', SECRET: 's3cret' } }).environment.SECRET, 's3cret');
+  assert.equal((await c.load({ cwd: dir, env: { TAG: '5' } })).services.web!.image, 'nginx:5');
+  assert.equal((await c.load({ cwd: dir, env: { TAG: '5', SECRET: 's3cret' } })).environment.SECRET, 's3cret');
   // the entry keeps the variables the files use, not the whole environment
   for (const f of fs.readdirSync(cache)) assert.ok(!fs.readFileSync(path.join(cache, f)).includes('s3cret'));
 });
@@ -174,7 +174,7 @@ function withHome<T>(home: string, fn: () => T): T {
   }
 }
 
-test('the key covers options, directory, $HOME and code, not the environment', () => {
+test('the key covers options, directory, $HOME and code, not the environment', async () => {
   const base = cacheKey({ cwd: '/a', env: { X: '1' } }, 'c');
   for (const k of [
     cacheKey({ cwd: '/b', env: { X: '1' } }, 'c'),
@@ -195,52 +195,52 @@ test('the key covers options, directory, $HOME and code, not the environment', (
   assert.equal(defaultCacheDir({}), undefined);
 });
 
-test('a failed load is not kept; a corrupt entry is a miss and is written again; the directory stays bounded', () => {
+test('a failed load is not kept; a corrupt entry is a miss and is written again; the directory stays bounded', async () => {
   const { dir, cache } = project({ 'compose.yaml': 'services:\n  a:\n    image: ${MISSING:?must be set}\n' });
   const c = cached(cache);
-  for (let i = 0; i < 2; i++) assert.throws(() => c.load({ cwd: dir }), /must be set/);
+  for (let i = 0; i < 2; i++) await assert.rejects(c.load({ cwd: dir }), /must be set/);
   assert.equal(c.loads, 2);
   assert.equal(fs.existsSync(cache), false);
 
   fs.writeFileSync(path.join(dir, 'compose.yaml'), 'services:\n  a:\n    image: x\n');
-  const first = c.load({ cwd: dir });
+  const first = await c.load({ cwd: dir });
   const [entry] = fs.readdirSync(cache);
   fs.writeFileSync(path.join(cache, entry!), 'not a cache entry');
-  assert.deepStrictEqual(c.load({ cwd: dir }), first);
+  assert.deepStrictEqual(await c.load({ cwd: dir }), first);
   assert.equal(c.loads, 4);
-  assert.deepStrictEqual(c.load({ cwd: dir }), first);
+  assert.deepStrictEqual(await c.load({ cwd: dir }), first);
   assert.equal(c.loads, 4, 'the entry was written again');
   fs.truncateSync(path.join(cache, entry!), 10);
-  assert.deepStrictEqual(c.load({ cwd: dir }), first);
+  assert.deepStrictEqual(await c.load({ cwd: dir }), first);
   assert.equal(c.loads, 5);
 
-  for (let i = 0; i < 70; i++) c.load({ cwd: dir, projectName: `p${i}` });
+  for (let i = 0; i < 70; i++) await c.load({ cwd: dir, projectName: `p${i}` });
   assert.ok(fs.readdirSync(cache).length <= 64, `${fs.readdirSync(cache).length} entries`);
 });
 
-test('a cache directory that cannot be made only costs the cache', { timeout: 20_000 }, () => {
+test('a cache directory that cannot be made only costs the cache', { timeout: 20_000 }, async () => {
   const { dir } = project({ 'compose.yaml': 'services:\n  a:\n    image: x\n' });
   for (const cache of ['/proc/no-such-dir/keel/compose', path.join(dir, 'compose.yaml', 'keel')]) {
     const c = cached(cache);
-    c.load({ cwd: dir });
-    c.load({ cwd: dir });
+    await c.load({ cwd: dir });
+    await c.load({ cwd: dir });
     assert.equal(c.loads, 2);
   }
 });
 
-test('without a cache directory every call loads', () => {
+test('without a cache directory every call loads', async () => {
   const { dir } = project({ 'compose.yaml': 'services:\n  a:\n    image: x\n' });
   let loads = 0;
   const load = (o: LoadOptions) => {
     loads++;
     return { project: loadProject(o), inputs: [] };
   };
-  loadProjectCached({ cwd: dir, env: {} }, { dir: undefined, load });
-  loadProjectCached({ cwd: dir, env: {} }, { dir: undefined, load });
+  await loadProjectCached({ cwd: dir, env: {} }, { dir: undefined, load });
+  await loadProjectCached({ cwd: dir, env: {} }, { dir: undefined, load });
   assert.equal(loads, 2);
 });
 
-test("the loader's code identity covers every module a load imports, and a hit (with up.ts) imports no YAML parser, validator or node:crypto", () => {
+test("the loader's code identity covers every module a load imports, and a hit (with up.ts) imports no YAML parser, validator or node:crypto", async () => {
   const { dir } = project(BASE);
   const here = path.dirname(fileURLToPath(import.meta.url));
   const home = path.join(dir, 'home');
@@ -255,7 +255,7 @@ test("the loader's code identity covers every module a load imports, and a hit (
     const { configHash } = await import(${JSON.stringify(path.join(here, 'serialize.ts'))});
     const { networkHash, volumeHash } = await import(${JSON.stringify(path.join(here, 'resource-hash.ts'))});
     await import(${JSON.stringify(path.join(here, 'up.ts'))});
-    const p = loadProjectCached({ onWarning() {} });
+    const p = await loadProjectCached({ onWarning() {} });
     for (const s of Object.values(p.services)) configHash(s);
     for (const n of Object.values(p.networks)) networkHash(n);
     for (const v of Object.values(p.volumes)) volumeHash(v);

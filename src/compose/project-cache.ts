@@ -22,17 +22,18 @@
  * or parsed is a miss and is written again; the directory keeps the
  * newest MAX_ENTRIES, each at most MAX_ENTRY_BYTES.
  */
-import fs from 'node:fs';
-import { createRequire } from 'node:module';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import v8 from 'node:v8';
 import { serviceHashInput } from './hash.ts';
 import { type EnvScope, type Input, recordInputs } from './inputs.ts';
 import type { LoadOptions } from './load.ts';
 import { networkHashInput, volumeHashInput } from './resource-hash.ts';
 import { remember, sha256Hex } from './sha256.ts';
 import type { Project } from './types.ts';
+
+// Node's modules through getBuiltinModule on the CLI's paths: see cli/client.ts
+const fs = process.getBuiltinModule('node:fs');
+const path = process.getBuiltinModule('node:path');
+const v8 = process.getBuiltinModule('node:v8');
+const { fileURLToPath } = process.getBuiltinModule('node:url');
 
 /** Changes when an entry's shape does. */
 const FORMAT = 2;
@@ -59,18 +60,13 @@ interface Entry {
   dotenv: Record<string, string>;
 }
 
-type Loader = (o: LoadOptions) => { project: Project; inputs: Input[] };
+type Loader = (o: LoadOptions) => Promise<{ project: Project; inputs: Input[] }> | { project: Project; inputs: Input[] };
 
-const require = createRequire(import.meta.url);
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 
-/**
- * The loader, imported only on a miss, and synchronously (require of an
- * ES module: the commands that load a project do it synchronously; the
- * loader's modules must have no top-level await).
- */
-function loadRecorded(o: LoadOptions): { project: Project; inputs: Input[] } {
-  const { loadProject } = require('./load.ts') as typeof import('./load.ts');
+/** The loader, imported only on a miss. */
+async function loadRecorded(o: LoadOptions): Promise<{ project: Project; inputs: Input[] }> {
+  const { loadProject } = await import('./load.ts');
   const { result, inputs } = recordInputs(() => loadProject(o));
   return { project: result, inputs };
 }
@@ -295,11 +291,11 @@ export interface CacheOptions {
  * loadProject (load.ts) through the cache: the same project, the same
  * warnings, the same errors.
  */
-export function loadProjectCached(o: LoadOptions = {}, c: CacheOptions = {}): Project {
+export async function loadProjectCached(o: LoadOptions = {}, c: CacheOptions = {}): Promise<Project> {
   const warn = o.onWarning ?? ((m: string) => void process.stderr.write(`WARN[0000] ${m}\n`));
   const load = c.load ?? loadRecorded;
   const dir = 'dir' in c ? c.dir : defaultCacheDir(o.env ?? process.env);
-  if (!dir || o.files?.includes('-')) return load({ ...o, onWarning: warn }).project;
+  if (!dir || o.files?.includes('-')) return (await load({ ...o, onWarning: warn })).project;
   let key: string;
   let file: string;
   let hit: Entry | undefined;
@@ -315,7 +311,7 @@ export function loadProjectCached(o: LoadOptions = {}, c: CacheOptions = {}): Pr
     }
   } catch {
     // the cache cannot be used (a source file went away while it was looked at): the load as without it
-    return load({ ...o, onWarning: warn }).project;
+    return (await load({ ...o, onWarning: warn })).project;
   }
   if (hit) {
     for (const m of hit.warnings) warn(m);
@@ -323,7 +319,7 @@ export function loadProjectCached(o: LoadOptions = {}, c: CacheOptions = {}): Pr
     return hit.project;
   }
   const warnings: string[] = [];
-  const { project, inputs } = load({
+  const { project, inputs } = await load({
     ...o,
     onWarning: (m) => {
       warnings.push(m);

@@ -8,7 +8,6 @@
  * loading node:crypto, and anything else the usual way.
  */
 import type cryptoTypes from 'node:crypto';
-import { createRequire } from 'node:module';
 
 let crypto: typeof cryptoTypes | undefined;
 const known = new Map<string, string>();
@@ -16,7 +15,7 @@ const known = new Map<string, string>();
 export function sha256Hex(input: string): string {
   const h = known.get(input);
   if (h !== undefined) return h;
-  crypto ??= createRequire(import.meta.url)('node:crypto') as typeof cryptoTypes;
+  crypto ??= process.getBuiltinModule('node:crypto');
   return crypto.createHash('sha256').update(input).digest('hex');
 }
 

@@ -35,29 +35,29 @@ export function composeMoreCommands(compose: Command, cli: ComposeCli, r: Report
       .argument('[SERVICE...]')
       .action(cli.act(async (services: string[], o: Record<string, string | boolean | undefined>, cmd: Command) => fn(cmd, services, o)));
 
-  simple('start', 'Start services', async (cmd, s) => start(await cli.backend(), cli.target(cmd), r, s));
-  simple('stop', 'Stop services', async (cmd, s, o) => stop(await cli.backend(), cli.target(cmd), r, s, seconds(o.timeout as string))).option(
+  simple('start', 'Start services', async (cmd, s) => start(await cli.backend(), await cli.target(cmd), r, s));
+  simple('stop', 'Stop services', async (cmd, s, o) => stop(await cli.backend(), await cli.target(cmd), r, s, seconds(o.timeout as string))).option(
     '-t, --timeout <seconds>',
     'specify a shutdown timeout in seconds',
   );
   simple('restart', 'Restart service containers', async (cmd, s, o) =>
-    restart(await cli.backend(), cli.target(cmd), r, s, seconds(o.timeout as string)),
+    restart(await cli.backend(), await cli.target(cmd), r, s, seconds(o.timeout as string)),
   ).option('-t, --timeout <seconds>', 'specify a shutdown timeout in seconds');
-  simple('kill', 'Force stop service containers', async (cmd, s, o) => kill(await cli.backend(), cli.target(cmd), r, s, o.signal as string))
+  simple('kill', 'Force stop service containers', async (cmd, s, o) => kill(await cli.backend(), await cli.target(cmd), r, s, o.signal as string))
     .option('-s, --signal <signal>', 'SIGNAL to send to the container', 'SIGKILL')
     .option('--remove-orphans', 'accepted for compatibility');
-  simple('pause', 'Pause services', async (cmd, s) => pause(await cli.backend(), cli.target(cmd), r, s, true));
-  simple('unpause', 'Unpause services', async (cmd, s) => pause(await cli.backend(), cli.target(cmd), r, s, false));
+  simple('pause', 'Pause services', async (cmd, s) => pause(await cli.backend(), await cli.target(cmd), r, s, true));
+  simple('unpause', 'Unpause services', async (cmd, s) => pause(await cli.backend(), await cli.target(cmd), r, s, false));
   simple(
     'rm',
     'Removes stopped service containers',
-    async (cmd, s, o) => void (await rm(await cli.backend(), cli.target(cmd), r, s, { stop: !!o.stop, volumes: !!o.volumes })),
+    async (cmd, s, o) => void (await rm(await cli.backend(), await cli.target(cmd), r, s, { stop: !!o.stop, volumes: !!o.volumes })),
   )
     .option('-f, --force', "don't ask to confirm removal")
     .option('-s, --stop', 'stop the containers, if required, before removing')
     .option('-v, --volumes', 'remove any anonymous volumes attached to containers');
   simple('create', 'Creates containers for a service', async (cmd, s, o) => {
-    const p = await withClientApiSocket(cli.project(cmd, s), cli.client);
+    const p = await withClientApiSocket(await cli.project(cmd, s), cli.client);
     await up(await cli.backend(), p, r, {
       services: s,
       noStart: true,
@@ -75,7 +75,7 @@ export function composeMoreCommands(compose: Command, cli: ComposeCli, r: Report
     .option('--pull <policy>', 'pull image before running ("always"|"missing"|"never"|"build")');
 
   simple('build', 'Build or rebuild services', async (cmd, s, o) => {
-    const p = cli.project(cmd, s);
+    const p = await cli.project(cmd, s);
     const b = await cli.backend();
     const names = (s.length ? s : Object.keys(p.services)).filter((n) => p.services[n]?.build);
     for (const n of names) {
@@ -89,7 +89,7 @@ export function composeMoreCommands(compose: Command, cli: ComposeCli, r: Report
     .option('-q, --quiet', "don't print anything to STDOUT");
 
   simple('pull', 'Pull service images', async (cmd, s, o) => {
-    const p = cli.project(cmd, s);
+    const p = await cli.project(cmd, s);
     const b = await cli.backend();
     const names = (s.length ? s : Object.keys(p.services)).filter((n) => p.services[n]?.image);
     await Promise.all(
@@ -113,7 +113,7 @@ export function composeMoreCommands(compose: Command, cli: ComposeCli, r: Report
     .option('-q, --quiet', 'pull without printing progress information');
 
   simple('push', 'Push service images', async (cmd, s) => {
-    const p = cli.project(cmd, s);
+    const p = await cli.project(cmd, s);
     const b = await cli.backend();
     for (const n of (s.length ? s : Object.keys(p.services)).filter((x) => p.services[x]?.build && p.services[x]?.image)) {
       const ref = p.services[n]!.image!;
@@ -144,7 +144,7 @@ export function composeMoreCommands(compose: Command, cli: ComposeCli, r: Report
           o: { detach?: boolean; env: string[]; index: string; TTY: boolean; user?: string; workdir?: string; privileged?: boolean },
           cmd: Command,
         ) => {
-          const t = cli.target(cmd);
+          const t = await cli.target(cmd);
           const b = await cli.backend();
           const c = (await containersOf(b, t, [service])).find((x) => numberOf(x) === Number(o.index) && x.state === 'running');
           if (!c) throw new EngineError('NOT_FOUND', `service "${service}" is not running`);
@@ -206,7 +206,7 @@ export function composeMoreCommands(compose: Command, cli: ComposeCli, r: Report
           },
           cmd: Command,
         ) => {
-          const p = await withClientApiSocket(cli.project(cmd, [service]), cli.client);
+          const p = await withClientApiSocket(await cli.project(cmd, [service]), cli.client);
           const base = p.services[service];
           if (!base) throw new EngineError('NOT_FOUND', `no such service: ${service}`);
           // -p replaces the service's ports (as --service-ports would publish them); -v adds mounts
@@ -274,7 +274,7 @@ export function composeMoreCommands(compose: Command, cli: ComposeCli, r: Report
 
   simple('top', 'Display the running processes', async (cmd, s) => {
     const b = await cli.backend();
-    for (const c of (await containersOf(b, cli.target(cmd), s)).filter((x) => x.state === 'running')) {
+    for (const c of (await containersOf(b, await cli.target(cmd), s)).filter((x) => x.state === 'running')) {
       const t = await b.top(c.id);
       process.stdout.write(`${c.name}\n${table(t.titles, t.processes)}\n`);
     }
@@ -290,7 +290,7 @@ export function composeMoreCommands(compose: Command, cli: ComposeCli, r: Report
     .action(
       cli.act(async (service: string, port: string, o: { protocol: string; index: string }, cmd: Command) => {
         const b = await cli.backend();
-        const c = (await containersOf(b, cli.target(cmd), [service])).find((x) => numberOf(x) === Number(o.index));
+        const c = (await containersOf(b, await cli.target(cmd), [service])).find((x) => numberOf(x) === Number(o.index));
         if (!c) throw new EngineError('NOT_FOUND', `service "${service}" has no container ${o.index}`);
         const d = await b.inspectContainer(c.id);
         const m = d.ports.find((x) => x.privatePort === Number(port) && x.type === o.protocol && x.publicPort);
@@ -301,7 +301,7 @@ export function composeMoreCommands(compose: Command, cli: ComposeCli, r: Report
 
   simple('images', 'List images used by the created containers', async (cmd, s, o) => {
     const b = await cli.backend();
-    const list = await containersOf(b, cli.target(cmd), s);
+    const list = await containersOf(b, await cli.target(cmd), s);
     const rows = await Promise.all(
       list.map(async (c) => {
         const img = await b.inspectImage(c.imageId);
@@ -363,7 +363,7 @@ export function composeMoreCommands(compose: Command, cli: ComposeCli, r: Report
 
   simple('wait', 'Block until the first service container stops', async (cmd, s) => {
     const b = await cli.backend();
-    const list = await containersOf(b, cli.target(cmd), s);
+    const list = await containersOf(b, await cli.target(cmd), s);
     if (!list.length) throw new EngineError('NOT_FOUND', 'no container to wait for');
     const code = await Promise.race(list.map((c) => b.waitContainer(c.id)));
     if (code) throw new ExitError(code);
@@ -386,7 +386,7 @@ export function composeMoreCommands(compose: Command, cli: ComposeCli, r: Report
         if (ss && ds) throw new EngineError('INVALID_ARGUMENT', 'copying between services is not supported');
         if (!ss && !ds) throw new EngineError('INVALID_ARGUMENT', 'must specify at least one service source: SERVICE:PATH');
         const b = await cli.backend();
-        const c = (await containersOf(b, cli.target(cmd), [(ss ?? ds)!])).find((x) => numberOf(x) === Number(o.index));
+        const c = (await containersOf(b, await cli.target(cmd), [(ss ?? ds)!])).find((x) => numberOf(x) === Number(o.index));
         if (!c) throw new EngineError('NOT_FOUND', `service "${ss ?? ds}" has no container ${o.index}`);
         const client = await cli.client();
         if (ss) await copyFrom(client, c.id, sp, dp);
@@ -401,7 +401,7 @@ export function composeMoreCommands(compose: Command, cli: ComposeCli, r: Report
     .option('--json', 'output events as a stream of json objects')
     .action(
       cli.act(async (services: string[], o: { json?: boolean }, cmd: Command) => {
-        const t = cli.target(cmd);
+        const t = await cli.target(cmd);
         const b = await cli.backend();
         const stopEvents = new AbortController();
         const onSig = () => stopEvents.abort();

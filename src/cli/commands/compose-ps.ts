@@ -36,7 +36,7 @@ export function psCommand(compose: Command, cli: ComposeCli): void {
           o: { all?: boolean; quiet?: boolean; services?: boolean; status: string[]; filter: string[]; format: string; trunc: boolean },
           cmd: Command,
         ) => {
-          const t = cli.target(cmd);
+          const t = await cli.target(cmd);
           const b = await cli.backend();
           let list: ContainerSummary[] = await containersOf(b, t, services, { all: true, oneoff: !!o.all });
           if (!o.all) list = list.filter((c) => c.state === 'running' || c.state === 'restarting' || c.state === 'paused' || c.state === 'removing');

@@ -32,7 +32,7 @@ export function watchCommand(compose: Command, cli: ComposeCli, r: Reporter): vo
     .option('--quiet', 'hide build output')
     .action(
       cli.act(async (services: string[], o: { up: boolean; quiet?: boolean }, cmd: Command) => {
-        const p = cli.project(cmd, services);
+        const p = await cli.project(cmd, services);
         const b = await cli.backend();
         const stop = new AbortController();
         const onSig = () => stop.abort();

@@ -33,9 +33,9 @@ export interface GlobalFlags {
 
 /** What the compose subcommands share: the project, the backend, how to fail like docker compose. */
 export interface ComposeCli {
-  project(cmd: Command, services?: string[]): Project;
+  project(cmd: Command, services?: string[]): Promise<Project>;
   /** The project, or only its name (-p / $COMPOSE_PROJECT_NAME) when its files cannot be found (down, ps, logs...). */
-  target(cmd: Command, services?: string[]): Target;
+  target(cmd: Command, services?: string[]): Promise<Target>;
   backend(): Promise<ComposeBackend>;
   /** The API client itself, for what is a front end's own business (cp: the local filesystem). */
   client: CliContext['client'];
@@ -68,12 +68,12 @@ export function composeCli(ctx: CliContext): ComposeCli {
       colorMode = globals(cmd).ansi;
       return load(cmd, services);
     },
-    target(cmd, services) {
+    async target(cmd, services) {
       const g = globals(cmd);
       colorMode = g.ansi;
       const name = g.projectName ?? process.env.COMPOSE_PROJECT_NAME;
       try {
-        const p = load(cmd, services);
+        const p = await load(cmd, services);
         return { name: p.name, project: p };
       } catch (e) {
         if (name && e instanceof EngineError && e.code === 'NOT_FOUND' && !g.file.length) return { name: normalizeProjectName(name) };
@@ -163,7 +163,7 @@ export async function composeCommands(program: Command, ctx: CliContext, args?: 
         const noBuild = o.build === false;
         const build = o.build === true;
         validateUpFlags(o);
-        const p = await withClientApiSocket(cli.project(cmd, services), cli.client);
+        const p = await withClientApiSocket(await cli.project(cmd, services), cli.client);
         if (o.exitCodeFrom && !p.services[o.exitCodeFrom]) throw new EngineError('NOT_FOUND', `no such service: ${o.exitCodeFrom}`);
         const selected = selectServices(p, services, !o.deps);
         if (o.watch) (await import('../../compose/watch.ts')).watchRules(p, selected);
@@ -251,7 +251,7 @@ export async function composeCommands(program: Command, ctx: CliContext, args?: 
     .action(
       cli.act(async (o: { volumes?: boolean; removeOrphans?: boolean; rmi?: string; timeout?: string }, cmd: Command) => {
         if (o.rmi && o.rmi !== 'local' && o.rmi !== 'all') throw new EngineError('INVALID_ARGUMENT', `invalid --rmi "${o.rmi}": use local or all`);
-        const t = cli.target(cmd);
+        const t = await cli.target(cmd);
         await down(await cli.backend(), t, reporter, {
           volumes: o.volumes,
           removeOrphans: o.removeOrphans,
@@ -278,7 +278,7 @@ export async function composeCommands(program: Command, ctx: CliContext, args?: 
           o: { follow?: boolean; tail: string; timestamps?: boolean; since?: string; color?: boolean; logPrefix?: boolean },
           cmd: Command,
         ) => {
-          const t = cli.target(cmd);
+          const t = await cli.target(cmd);
           const b = await cli.backend();
           const list = await containersOf(b, t, services);
           const printer = new LogPrinter(process.stdout, { color: o.color !== false && cli.color(), prefix: o.logPrefix !== false });
@@ -327,7 +327,7 @@ export async function composeCommands(program: Command, ctx: CliContext, args?: 
           },
           cmd: Command,
         ) => {
-          const p = cli.project(cmd, services);
+          const p = await cli.project(cmd, services);
           const names = services.length ? services : Object.keys(p.services);
           let out: string;
           if (o.services) out = names.map((n) => `${n}\n`).join('');
@@ -357,11 +357,11 @@ export async function composeCommands(program: Command, ctx: CliContext, args?: 
           } else {
             const data = projectData(p);
             if (services.length) data.services = Object.fromEntries(Object.entries(data.services as object).filter(([k]) => services.includes(k)));
-            // the YAML library loads only for the command that prints YAML
+            // the YAML library loads only for the command that prints YAML; .default, its CommonJS exports, is the same from src/ and from the bundle
             out =
               o.format === 'json'
                 ? `${JSON.stringify(data, null, 2)}\n`
-                : (await import('yaml')).stringify(data, { lineWidth: 0, aliasDuplicateObjects: false });
+                : (await import('yaml')).default.stringify(data, { lineWidth: 0, aliasDuplicateObjects: false });
           }
           if (o.quiet) return;
           if (o.output) {
