@@ -102,6 +102,7 @@ export function projectData(p: Project): Tree {
   if (Object.keys(p.volumes).length) out.volumes = sorted(p.volumes);
   if (Object.keys(p.secrets).length) out.secrets = sorted(p.secrets);
   if (Object.keys(p.configs).length) out.configs = sorted(p.configs);
+  if (p.models) out.models = sorted(p.models);
   return out;
 }
 
