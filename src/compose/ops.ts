@@ -154,7 +154,7 @@ export async function down(b: ComposeBackend, t: Target, r: Reporter, o: DownOpt
   if (o.volumes) await removeVolumes(b, t.name, t.project, r);
   if (o.rmi) {
     const refs = new Set<string>();
-    for (const s of Object.values(t.project?.services ?? {})) if (o.rmi === 'all' || !s.image) refs.add(imageRef(t.project!, s));
+    for (const s of Object.values(t.project?.services ?? {})) if ((o.rmi === 'all' || !s.image) && (s.image || !s.provider)) refs.add(imageRef(t.project!, s));
     for (const c of list) if (o.rmi === 'all') refs.add(c.image);
     for (const ref of refs) {
       try {

@@ -234,3 +234,18 @@ models:
   assert.deepEqual(e.names(), ['app-plain-1:running']);
   assert.throws(() => projectOf(`services:\n  app: {image: busybox, models: [nope]}\n`), /service "app" refers to undefined model nope/);
 });
+
+test('with metadata: only declared options are passed, and stop runs when declared', async () => {
+  const log = path.join(tmp, 'argv-meta.log');
+  const meta = JSON.stringify({ description: 'p', up: { parameters: [{ name: 'size', required: true }] }, down: { parameters: [] }, stop: { parameters: [] } });
+  const prov = recorder(log, `'{"type":"setenv","message":"K=v"}'`, meta);
+  const p = projectOf(`services:\n  db: {provider: {type: ${prov}, options: {size: 3, other: x}}}\n`, envOf);
+  const r = collectingReporter();
+  await runProvider(p, 'db', 'up', r);
+  await stop(new FakeEngine().backend(), { name: p.name, project: p }, r);
+  assert.deepEqual(fs.readFileSync(log, 'utf8').split('--\n').filter(Boolean), [
+    'compose\n--project-name=app\nup\n--size=3\ndb\n',
+    'compose\n--project-name=app\nstop\ndb\n',
+  ]);
+  assert.ok(r.events.includes('Service db Stopped'));
+});
