@@ -214,7 +214,8 @@ test('loading: a provider service needs no image and gets no default network; co
   assert.deepEqual(p.services.db!.provider, { type: 'cloud', options: { size: ['1.5'], flag: ['true'], list: ['x', '2'] } });
   assert.equal(p.services.db!.networks, undefined);
   const data = projectData(p) as { services: Record<string, Record<string, unknown>> };
-  assert.deepEqual(data.services.db!.provider, { options: { flag: ['true'], list: ['x', '2'], size: ['1.5'] }, type: 'cloud' });
+  assert.deepEqual(Object.keys(data.services.db!.provider as object), ['type', 'options']);
+  assert.deepEqual(data.services.db!.provider, { type: 'cloud', options: { flag: ['true'], list: ['x', '2'], size: ['1.5'] } });
   assert.throws(() => projectOf(`services:\n  db: {provider: {options: {a: b}}}\n`), /type/);
   assert.throws(() => projectOf(`services:\n  db: {environment: [A=1]}\n`), /has neither an image nor a build context/);
 

@@ -84,6 +84,7 @@ export function serviceData(s: Service): Tree {
   const data = sorted(out) as Tree;
   if (data.ports) data.ports = (data.ports as Tree[]).map((x) => ordered(x, PORT_KEYS));
   if (data.volumes) data.volumes = (data.volumes as Tree[]).map((x) => ordered(x, VOLUME_KEYS));
+  if (data.provider) data.provider = ordered(data.provider as Tree, ['type', 'options']);
   return data;
 }
 
