@@ -194,13 +194,15 @@ test('a failing exit, a missing program, a flood, an abort: each a clear error',
   );
   const long = script('prov', `[ "$2" = metadata ] && exit 1; head -c ${LIMITS.line + 10} /dev/zero | tr '\\0' a; exec sleep 5`);
   await assert.rejects(runProvider(one(long), 'db', 'up', r), /wrote a line longer than/);
+  const chatty = script('prov', `[ "$2" = metadata ] && exit 1; yes '{"type":"debug","message":"x"}' | head -n ${LIMITS.messages + 1}`);
+  await assert.rejects(runProvider(one(chatty), 'db', 'up', r), /more than 10000 messages/);
   const garbage = script('prov', `[ "$2" = metadata ] && exit 1; echo hello`);
   await assert.rejects(runProvider(one(garbage), 'db', 'up', r), /invalid response from plugin: hello/);
-  const slow = script('prov', `[ "$2" = metadata ] && exit 1; exec sleep 30`);
+  const slow = script('prov', `[ "$2" = metadata ] && exit 1; echo '{"type":"info","message":"waiting"}'; exec sleep 30`);
   const ac = new AbortController();
   const t0 = Date.now();
-  const run = runProvider(one(slow), 'db', 'up', r, { signal: ac.signal });
-  setTimeout(() => ac.abort(), 200);
+  // aborted once the program is under way (its first message)
+  const run = runProvider(one(slow), 'db', 'up', { event: (_k, _n, s) => void (s === 'waiting' && ac.abort()), warn: () => {} }, { signal: ac.signal });
   await assert.rejects(run, (err: unknown) => err instanceof EngineError && err.code === 'CANCELLED');
   assert.ok(Date.now() - t0 < 10_000);
 });
