@@ -11,7 +11,7 @@ import { parseDotenv } from './dotenv.ts';
 import { readBounded } from './inputs.ts';
 import { toMap } from './merge.ts';
 import { shellSplit } from './shorthand.ts';
-import type { DependsOn, Service } from './types.ts';
+import type { DependsOn, ProviderConfig, Service } from './types.ts';
 import { goDuration, parseBytes } from './units.ts';
 
 type Tree = Record<string, unknown>;
@@ -110,6 +110,20 @@ export function normalizeExtraKeys(svc: Service, s: Tree, where: string): void {
     if (h) svc[k] = h;
   }
   if (s.label_file !== undefined) svc.labels = { ...labelFiles(s.label_file, where), ...svc.labels };
+  if (s.provider !== undefined && s.provider !== null) svc.provider = provider(s.provider as Tree);
+  if (s.models !== undefined && s.models !== null)
+    svc.models = Array.isArray(s.models) ? Object.fromEntries(s.models.map((m) => [String(m), null])) : { ...(s.models as Tree) };
+}
+
+/** provider: each option a list of strings (compose-go's MultiOptions: a scalar is a list of one, values as Go's fmt.Sprint writes them). */
+function provider(v: Tree): ProviderConfig {
+  const out: ProviderConfig = { type: String(v.type) };
+  if (v.options && typeof v.options === 'object') {
+    out.options = Object.fromEntries(
+      Object.entries(v.options as Tree).map(([k, x]) => [k, (Array.isArray(x) ? x : [x]).map((e) => (e === null || e === undefined ? '' : String(e)))]),
+    );
+  }
+  return out;
 }
 
 /** The resource keys only deploy.resources gives (compose-go keeps them there alone: neither hashed nor printed at the top level). */

@@ -112,6 +112,7 @@ export function normalizeProject(raw: Tree, ctx: NormalizeContext): Project {
     disabled,
     ...(Object.keys(develop).length ? { develop } : {}),
     environment: ctx.environment,
+    ...(raw.models && typeof raw.models === 'object' && Object.keys(raw.models).length ? { models: raw.models as Tree } : {}),
   };
 }
 
@@ -280,7 +281,8 @@ function normalizeService(name: string, s: Tree, ctx: NormalizeContext): Service
   };
   if (s.image !== undefined) svc.image = String(s.image);
   if (s.build !== undefined) svc.build = build(typeof s.build === 'string' ? { context: s.build } : (s.build as Tree), `${where}.build`);
-  if (!svc.image && !svc.build)
+  // a provider service is no container: it needs neither (compose-go's checkConsistency)
+  if (!svc.image && !svc.build && (s.provider === undefined || s.provider === null))
     throw new EngineError('INVALID_ARGUMENT', `service "${name}" has neither an image nor a build context specified: invalid compose project`);
   const cmd = command(s.command, `${where}.command`);
   if (cmd !== undefined) svc.command = cmd;
@@ -290,7 +292,7 @@ function normalizeService(name: string, s: Tree, ctx: NormalizeContext): Service
   if (s.tmpfs !== undefined) svc.tmpfs = strList(s.tmpfs);
   if (s.network_mode !== undefined) svc.network_mode = String(s.network_mode);
   if (s.networks !== undefined) svc.networks = serviceNetworks(s.networks);
-  else if (!svc.network_mode) svc.networks = { default: null };
+  else if (!svc.network_mode && (s.provider === undefined || s.provider === null)) svc.networks = { default: null };
   if (svc.network_mode && s.networks !== undefined) throw new EngineError('INVALID_ARGUMENT', `${where}: network_mode and networks cannot be combined`);
   if (s.healthcheck) svc.healthcheck = healthcheck(s.healthcheck as Tree, `${where}.healthcheck`);
   if (s.restart !== undefined) svc.restart = String(s.restart);
@@ -411,6 +413,8 @@ export function checkDependencies(p: Project): void {
         if (!p[k][r.source])
           throw new EngineError('INVALID_ARGUMENT', `service "${svc.name}" refers to undefined ${k.slice(0, -1)} ${r.source}: invalid compose project`);
     }
+    for (const m of Object.keys(svc.models ?? {}))
+      if (!p.models?.[m]) throw new EngineError('INVALID_ARGUMENT', `service "${svc.name}" refers to undefined model ${m}: invalid compose project`);
     const mode = svc.network_mode;
     if (mode?.startsWith('service:') && !p.services[mode.slice(8)])
       throw new EngineError('INVALID_ARGUMENT', `service "${svc.name}" uses network_mode of undefined service "${mode.slice(8)}"`);

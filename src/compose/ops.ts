@@ -9,6 +9,7 @@ import type { ComposeBackend, ContainerSummary } from './backend.ts';
 import { inDependencyOrder } from './graph.ts';
 import { runHooks } from './hooks.ts';
 import { imageRef } from './images.ts';
+import { runProvider } from './provider.ts';
 import { injectFiles } from './inject.ts';
 import * as L from './labels.ts';
 import type { Reporter } from './reporter.ts';
@@ -40,25 +41,53 @@ export async function containersOf(
     .sort((a, c) => serviceOf(a).localeCompare(serviceOf(c)) || numberOf(a) - numberOf(c));
 }
 
-/** Runs fn per service in reverse dependency order (dependents first), its containers in parallel. */
-async function reverseOrder(t: Target, containers: ContainerSummary[], fn: (c: ContainerSummary) => Promise<void>): Promise<void> {
+/** The model's provider services (none without a model) among `services` (all when none are named). */
+function providerServices(t: Target, services: string[] = []): string[] {
+  return Object.values(t.project?.services ?? {})
+    .filter((s) => s.provider && (!services.length || services.includes(s.name)))
+    .map((s) => s.name);
+}
+
+/**
+ * Runs fn per service in reverse dependency order (dependents first), its
+ * containers in parallel; `provider` for each provider service in
+ * `providers`, in its place in that order.
+ */
+async function reverseOrder(
+  t: Target,
+  containers: ContainerSummary[],
+  fn: (c: ContainerSummary) => Promise<void>,
+  providers: string[] = [],
+  provider?: (service: string) => Promise<void>,
+): Promise<void> {
   const byService = new Map<string, ContainerSummary[]>();
   for (const c of containers) byService.set(serviceOf(c), [...(byService.get(serviceOf(c)) ?? []), c]);
-  const known = [...byService.keys()].filter((s) => t.project?.services[s]);
+  const known = [...new Set([...[...byService.keys()].filter((s) => t.project?.services[s]), ...providers])];
   const unknown = [...byService.keys()].filter((s) => !t.project?.services[s]);
   // services the model does not know (orphans, or no model at all) go first, in parallel
   await Promise.all(unknown.flatMap((s) => byService.get(s)!.map(fn)));
-  if (t.project) await inDependencyOrder(t.project, known, async (s) => void (await Promise.all(byService.get(s)!.map(fn))), true);
+  const one = async (s: string) => {
+    if (provider && providers.includes(s)) await provider(s);
+    await Promise.all((byService.get(s) ?? []).map(fn));
+  };
+  if (t.project) await inDependencyOrder(t.project, known, one, true);
 }
 
-export async function stop(b: ComposeBackend, t: Target, r: Reporter, services: string[] = [], timeout?: number): Promise<void> {
+export async function stop(b: ComposeBackend, t: Target, r: Reporter, services: string[] = [], timeout?: number, signal?: AbortSignal): Promise<void> {
   const list = (await containersOf(b, t, services)).filter((c) => c.state === 'running' || c.state === 'paused' || c.state === 'restarting');
-  await reverseOrder(t, list, async (c) => {
-    r.event('Container', c.name, 'Stopping');
-    if (c.state === 'running') await runHooks(b, t.project?.services[serviceOf(c)], 'pre_stop', c.id);
-    await b.stopContainer(c.id, timeout);
-    r.event('Container', c.name, 'Stopped');
-  });
+  await reverseOrder(
+    t,
+    list,
+    async (c) => {
+      r.event('Container', c.name, 'Stopping');
+      if (c.state === 'running') await runHooks(b, t.project?.services[serviceOf(c)], 'pre_stop', c.id);
+      await b.stopContainer(c.id, timeout);
+      r.event('Container', c.name, 'Stopped');
+    },
+    // a provider takes part only when its metadata declares `stop` (provider.ts), as in docker compose
+    providerServices(t, services),
+    (s) => runProvider(t.project!, s, 'stop', r, { signal }),
+  );
 }
 
 export interface DownOptions {
@@ -66,6 +95,8 @@ export interface DownOptions {
   removeOrphans?: boolean;
   timeout?: number;
   rmi?: 'local' | 'all';
+  /** Bounds the provider services' programs. */
+  signal?: AbortSignal;
 }
 
 export async function down(b: ComposeBackend, t: Target, r: Reporter, o: DownOptions = {}): Promise<void> {
@@ -88,18 +119,33 @@ export async function down(b: ComposeBackend, t: Target, r: Reporter, o: DownOpt
     await b.removeContainer(c.id, { force: true, volumes: o.volumes });
     r.event('Container', c.name, 'Removed');
   };
+  // a provider service whose program fails does not keep the containers and networks: its error is reported once they are gone
+  let providerFailure: unknown;
   try {
-    await reverseOrder(t, list, async (c) => {
-      if (c.state === 'running' || c.state === 'paused' || c.state === 'restarting') {
-        r.event('Container', c.name, 'Stopping');
-        if (c.state === 'running') await runHooks(b, t.project?.services[serviceOf(c)], 'pre_stop', c.id);
-        await b.stopContainer(c.id, o.timeout);
-        r.event('Container', c.name, 'Stopped');
-      }
-      const p = removal(c);
-      p.catch(() => {}); // awaited below, with the others
-      removals.push(p);
-    });
+    await reverseOrder(
+      t,
+      list,
+      async (c) => {
+        if (c.state === 'running' || c.state === 'paused' || c.state === 'restarting') {
+          r.event('Container', c.name, 'Stopping');
+          if (c.state === 'running') await runHooks(b, t.project?.services[serviceOf(c)], 'pre_stop', c.id);
+          await b.stopContainer(c.id, o.timeout);
+          r.event('Container', c.name, 'Stopped');
+        }
+        const p = removal(c);
+        p.catch(() => {}); // awaited below, with the others
+        removals.push(p);
+      },
+      providerServices(t),
+      async (s) => {
+        try {
+          await runProvider(t.project!, s, 'down', r, { signal: o.signal });
+        } catch (e) {
+          if (o.signal?.aborted) throw e;
+          providerFailure ??= e;
+        }
+      },
+    );
   } finally {
     await Promise.allSettled(removals);
   }
@@ -108,7 +154,7 @@ export async function down(b: ComposeBackend, t: Target, r: Reporter, o: DownOpt
   if (o.volumes) await removeVolumes(b, t.name, t.project, r);
   if (o.rmi) {
     const refs = new Set<string>();
-    for (const s of Object.values(t.project?.services ?? {})) if (o.rmi === 'all' || !s.image) refs.add(imageRef(t.project!, s));
+    for (const s of Object.values(t.project?.services ?? {})) if ((o.rmi === 'all' || !s.image) && (s.image || !s.provider)) refs.add(imageRef(t.project!, s));
     for (const c of list) if (o.rmi === 'all') refs.add(c.image);
     for (const ref of refs) {
       try {
@@ -119,6 +165,7 @@ export async function down(b: ComposeBackend, t: Target, r: Reporter, o: DownOpt
       }
     }
   }
+  if (providerFailure !== undefined) throw providerFailure;
 }
 
 export async function start(b: ComposeBackend, t: Target, r: Reporter, services: string[] = []): Promise<void> {

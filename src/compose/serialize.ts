@@ -84,6 +84,7 @@ export function serviceData(s: Service): Tree {
   const data = sorted(out) as Tree;
   if (data.ports) data.ports = (data.ports as Tree[]).map((x) => ordered(x, PORT_KEYS));
   if (data.volumes) data.volumes = (data.volumes as Tree[]).map((x) => ordered(x, VOLUME_KEYS));
+  if (data.provider) data.provider = ordered(data.provider as Tree, ['type', 'options']);
   return data;
 }
 
@@ -102,6 +103,7 @@ export function projectData(p: Project): Tree {
   if (Object.keys(p.volumes).length) out.volumes = sorted(p.volumes);
   if (Object.keys(p.secrets).length) out.secrets = sorted(p.secrets);
   if (Object.keys(p.configs).length) out.configs = sorted(p.configs);
+  if (p.models) out.models = sorted(p.models);
   return out;
 }
 

@@ -23,6 +23,20 @@ export interface Project {
   develop?: Record<string, DevelopConfig>;
   /** The environment the files were interpolated with (used by `run -e` defaults, COMPOSE_* settings). */
   environment: Record<string, string>;
+  /** Top-level `models:` (Docker Model Runner) as written: keel only prints them (`config`); `up` of a service that uses one fails, as docker compose without its model plugin. */
+  models?: Record<string, unknown>;
+}
+
+/**
+ * `provider:` (compose-go's ServiceProviderConfig): a service that is no
+ * container; an external program (`docker-<type>` among the docker CLI
+ * plugins, else `<type>` on PATH) sets it up on `up` and tears it down on
+ * `down` (provider.ts). Option values are strings, each option a list, as
+ * compose-go's MultiOptions.
+ */
+export interface ProviderConfig {
+  type: string;
+  options?: Record<string, string[]>;
 }
 
 export interface BuildConfig {
@@ -206,6 +220,10 @@ export interface Service {
   pre_stop?: Record<string, unknown>[];
   /** Extension keys (`x-*`) kept as given. */
   extensions?: Record<string, unknown>;
+  /** Not a container: managed by an external provider program (provider.ts). */
+  provider?: ProviderConfig;
+  /** `models:` (Docker Model Runner), as written: by model name, each endpoint_var/model_var or null. */
+  models?: Record<string, unknown>;
 }
 
 export interface NetworkConfig {

@@ -19,6 +19,7 @@ import * as L from './labels.ts';
 import type { Reporter } from './reporter.ts';
 import { ensureNetworks, ensureVolumes, recreateNetworks, recreateVolumes, usedResources } from './resources.ts';
 import { inheritedVolumes } from './inherit.ts';
+import { runProvider } from './provider.ts';
 import { resolveServiceReferences } from './hash.ts';
 import { configHash } from './serialize.ts';
 import type { Project, Service } from './types.ts';
@@ -70,8 +71,14 @@ export function selectServices(p: Project, names: string[] | undefined, noDeps =
 export async function up(b: ComposeBackend, p: Project, r: Reporter, o: UpOptions = {}): Promise<void> {
   if (o.pull !== undefined && !PULL_FLAG_POLICIES.includes(o.pull)) throw new EngineError('INVALID_ARGUMENT', `invalid --pull option "${o.pull}"`);
   const services = selectServices(p, o.services, o.noDeps);
+  const withModels = services.filter((n) => Object.keys(p.services[n]!.models ?? {}).length);
+  // keel has no Docker Model Runner: docker compose without its model plugin refuses the same way
+  if (withModels.length)
+    throw new EngineError('UNAVAILABLE', `'models' support requires Docker Model plugin (used by service ${withModels.join(', ')}): keel does not provide it`);
+  // provider services have no container: no image, no files; their program runs in dependency order below
+  const containerServices = services.filter((n) => !p.services[n]!.provider);
   // a secret or config that cannot be made (a variable not set) fails up before anything is created
-  if (!o.noStart) for (const n of services) injectedFiles(p, p.services[n]!);
+  if (!o.noStart) for (const n of containerServices) injectedFiles(p, p.services[n]!);
   const scale = (name: string) => o.scale?.[name] ?? p.services[name]!.scale;
   for (const [n, v] of Object.entries(o.scale ?? {})) {
     if (!p.services[n]) throw new EngineError('NOT_FOUND', `no such service: ${n}`);
@@ -83,7 +90,7 @@ export async function up(b: ComposeBackend, p: Project, r: Reporter, o: UpOption
   }
   const used = usedResources(p, services);
   // what the project has, asked for at once: on a no-op up these answers are all the engine work there is
-  const inspections = prefetchImages(b, p, services, o);
+  const inspections = prefetchImages(b, p, containerServices, o);
   const [networks, volumes, listed] = await Promise.all([
     used.networks.length ? b.listNetworks(L.projectFilter(p.name)) : [],
     used.volumes.length ? b.listVolumes(L.projectFilter(p.name)) : [],
@@ -98,7 +105,7 @@ export async function up(b: ComposeBackend, p: Project, r: Reporter, o: UpOption
   const kept = listed.filter((c) => !gone.has(c.id));
   if (staleVolumes.length) for (const id of await recreateVolumes(b, p, staleVolumes, kept, r)) gone.add(id);
   let slow = false;
-  const images = await ensureImages(b, p, services, { ...r, event: (...a) => ((slow = true), r.event(...a)) }, o, inspections);
+  const images = await ensureImages(b, p, containerServices, { ...r, event: (...a) => ((slow = true), r.event(...a)) }, o, inspections);
   // a pull or a build takes long enough for the containers to change meanwhile: list them again
   const existing = slow || gone.size ? await projectContainers(b, p.name) : listed;
   const orphans = existing.filter((c) => !p.services[c.labels[L.SERVICE] ?? ''] && !p.disabled[c.labels[L.SERVICE] ?? '']);
@@ -125,6 +132,8 @@ export async function up(b: ComposeBackend, p: Project, r: Reporter, o: UpOption
     return id;
   };
   await inDependencyOrder(p, services, async (name) => {
+    // where its container would start, the provider's program runs; its dependents' environment takes what it gave
+    if (p.services[name]!.provider) return runProvider(p, name, 'up', r, { signal: o.signal });
     if (!o.noStart) await waitDependencies(b, p, name, services, r, o.signal);
     // a dependency with `restart: true` that was recreated restarts this service's running containers
     const restartFor = Object.entries(p.services[name]!.depends_on).some(([dep, c]) => c.restart && recreated.has(dep));
