@@ -40,7 +40,8 @@ export function encodeContainerInspect(v: ContainerView, execIds: string[], imag
     Args: r.args,
     State: {
       Status: v.status,
-      Running: isRunning(r),
+      // restarting counts as running, as in dockerd (its SetRestarting), which rm, stop and clients rely on
+      Running: isRunning(r) || v.restarting,
       Paused: s.Status === 'paused',
       Restarting: v.restarting,
       OOMKilled: s.OOMKilled,

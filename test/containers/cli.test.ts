@@ -189,15 +189,17 @@ test('between an exit and the restart by policy that follows it, the container s
   const seen: string[] = [];
   for (let i = 0; i < 2000; i++) {
     const j = (await d.api('GET', `/containers/${id}/json`)).json;
-    const s = `${j.RestartCount} ${j.State.Status}`;
+    const s = `${j.RestartCount} ${j.State.Status}${j.State.Status === 'restarting' ? ` running=${j.State.Running} restarting=${j.State.Restarting}` : ''}`;
     if (seen.at(-1) !== s) seen.push(s);
     if (s === '2 exited') break;
     await new Promise((res) => setTimeout(res, 5));
   }
+  // dockerd's restarting container is Running and Restarting, with no pid
   assert.ok(
-    seen.some((s) => s.endsWith(' restarting')),
+    seen.some((s) => s.endsWith(' restarting running=true restarting=true')),
     seen.join(', '),
   );
+  assert.ok(!seen.some((s) => s.includes('running=false')), seen.join(', '));
   assert.equal(seen.at(-1), '2 exited', seen.join(', '));
   // A restart by policy counts itself only once it is under way: "2 exited" is its end, never a pause before a third run.
   await new Promise((res) => setTimeout(res, 500));
