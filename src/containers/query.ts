@@ -1,7 +1,7 @@
 import { EngineError, invalid } from '../common/errors.ts';
 import { HEALTH_FILTER_VALUES, healthSuffix } from './health.ts';
 import { networkName } from './network.ts';
-import type { ContainerRecord } from './types.ts';
+import type { ContainerRecord, ContainerStatus } from './types.ts';
 import { humanDuration } from '../common/units.ts';
 
 export { humanDuration };
@@ -46,6 +46,8 @@ export interface ListOptions {
   /** Resolves a container reference (before=/since=). */
   find?: (ref: string) => ContainerRecord;
   /** The image name a record shows (for ancestor= by name). */
+  /** The status docker shows (view.ts: "restarting" while a restart by policy is pending); the record's by default. */
+  statusOf?: (r: ContainerRecord) => ContainerStatus;
 }
 
 /** docker ps: newest first, running only unless all, then filters, then limit. */
@@ -67,12 +69,13 @@ export function listContainers(recs: ContainerRecord[], o: ListOptions): Contain
   const all = o.all || (f.status?.length ?? 0) > 0 || exited.length > 0 || (o.limit !== undefined && o.limit > 0) || !!before || !!since;
   const out: ContainerRecord[] = [];
   for (const r of sorted) {
-    if (!all && r.state.Status !== 'running' && r.state.Status !== 'paused' && r.state.Status !== 'restarting') continue;
+    const status = o.statusOf?.(r) ?? r.state.Status;
+    if (!all && status !== 'running' && status !== 'paused' && status !== 'restarting') continue;
     if (f.id?.length && !f.id.some((x) => r.id.startsWith(x))) continue;
     if (f.name?.length && !f.name.some((x) => matchName(r.name, x))) continue;
     if (!labelsMatch(r.config.Labels, f.label)) continue;
-    if (f.status?.length && !f.status.includes(r.state.Status)) continue;
-    if (exited.length && (r.state.Status !== 'exited' || !exited.includes(r.state.ExitCode))) continue;
+    if (f.status?.length && !f.status.includes(status)) continue;
+    if (exited.length && (status !== 'exited' || !exited.includes(r.state.ExitCode))) continue;
     if (ancestors.length && !ancestors.some((a) => a.id === r.imageId || a.ref === r.config.Image)) continue;
     if (f.network?.length && !f.network.includes(networkName(r))) continue;
     if (before && r.created >= before.created) continue;

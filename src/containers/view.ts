@@ -40,17 +40,22 @@ function networksOf(svc: Viewed, r: ContainerRecord, live: LiveNetworkSettings |
   return { [networkName(r)]: emptyEndpoint() };
 }
 
+/** A container's status as docker shows it: "restarting" from an exit until the policy's restart runs it. */
+export function shownStatus(svc: Pick<ContainerParts, 'restarts'>, r: ContainerRecord): ContainerStatus {
+  return r.state.Status === 'exited' && svc.restarts.isPending(r.id) ? 'restarting' : r.state.Status;
+}
+
 export function containerView(svc: Viewed, r: ContainerRecord): ContainerView {
   const live = isRunning(r) ? svc.nets.settings(r) : undefined;
   const upperDir = svc.images.snapshots.upperDir(r.id);
-  const restarting = r.state.Status === 'restarting' || svc.restarts.isPending(r.id);
+  const status = shownStatus(svc, r);
   return {
     record: r,
     networks: networksOf(svc, r, live),
     ports: live?.ports,
     sandboxKey: live?.sandboxKey,
-    restarting,
-    status: restarting && r.state.Status === 'exited' ? 'restarting' : r.state.Status,
+    restarting: status === 'restarting' || svc.restarts.isPending(r.id),
+    status,
     filesDir: svc.store.containerDir(r.networkOwner ?? r.id),
     logPath: svc.store.logPath(r.id),
     upperDir,

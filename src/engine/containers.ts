@@ -11,7 +11,7 @@ import { listContainers } from '../containers/query.ts';
 import type { ContainerService } from '../containers/service.ts';
 import { sampleStats, type StatsSample } from '../containers/stats.ts';
 import { type ContainerRecord, isRunning } from '../containers/types.ts';
-import { type ContainerView, containerView } from '../containers/view.ts';
+import { type ContainerView, containerView, shownStatus } from '../containers/view.ts';
 import type { AttachSession } from '../runtime/index.ts';
 import type { EventBus } from './events.ts';
 import type { Filters } from './filters.ts';
@@ -74,6 +74,7 @@ export class EngineContainers {
       filters: opts.filters ?? {},
       resolveImage: (ref) => this.images.store.tryResolve(ref)?.id,
       find: (ref) => this.containers.find(ref),
+      statusOf: (r) => shownStatus(this.parts, r),
     });
     return recs.map((c) => containerView(this.parts, c));
   }
