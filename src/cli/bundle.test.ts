@@ -24,15 +24,16 @@ import { EventEmitter } from 'node:events';
 import { here } from './here.ts';
 class Bus extends EventEmitter {}
 const loaded = () => process.moduleLoadList.includes('NativeModule child_process');
-export function main(): string {
+export async function main(): Promise<string> {
   const before = loaded();
+  const { randomBytes } = await import('node:crypto');
   const spawns = typeof cp.spawnSync;
   proc.exitCode = 3;
   const b = new Bus();
   let heard = '';
   b.on('x', (v: string) => (heard = v));
   b.emit('x', 'heard');
-  return JSON.stringify({ here: here(), exists: fs.existsSync(new URL(import.meta.url)), heard, exitCode: process.exitCode, lazy: [before, spawns, loaded()] });
+  return JSON.stringify({ here: here(), exists: fs.existsSync(new URL(import.meta.url)), heard, exitCode: process.exitCode, lazy: [before, spawns, loaded()], random: randomBytes(4).length });
 }
 `,
   );
@@ -65,6 +66,7 @@ test('a bundle runs its sources: import.meta.url is the source file, and Node mo
     heard: 'heard',
     exitCode: 3,
     lazy: [false, 'function', true],
+    random: 4,
   });
   assert.deepStrictEqual(
     loaded.filter((u) => u.includes('/src/')),

@@ -144,7 +144,11 @@ const builtins = {
   name: 'builtins',
   setup(b: PluginBuild) {
     const names = new Set(process.getBuiltinModule('node:module').builtinModules);
-    b.onResolve({ filter: /^[\w:/]+$/ }, (a) => (a.path.startsWith('node:') || names.has(a.path) ? { path: a.path, namespace: 'builtin' } : undefined));
+    b.onResolve({ filter: /^[\w:/]+$/ }, (a) => {
+      if (!a.path.startsWith('node:') && !names.has(a.path)) return undefined;
+      // import() of one stays Node's own: esbuild would give it only a default export (its way with CommonJS in chunks)
+      return a.kind === 'dynamic-import' ? { path: a.path, external: true } : { path: a.path, namespace: 'builtin' };
+    });
     b.onLoad({ filter: /.*/, namespace: 'builtin' }, (a) => {
       const exports = Object.getOwnPropertyNames(process.getBuiltinModule(a.path) ?? {});
       return {
