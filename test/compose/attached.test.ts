@@ -1,19 +1,11 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { keelBin } from '../helpers/daemon.ts';
-import { eventually, project, TestDaemon } from './helpers.ts';
+import { busyboxDaemon, eventually, project } from './helpers.ts';
 
 /** `up` in the foreground: prefixed output, exit codes, --abort-on-container-exit, Ctrl-C stopping the project. */
-const d = new TestDaemon('keel-compose-attached');
-
-before(async () => {
-  await d.start();
-  await d.importBusybox();
-});
-after(async () => {
-  await d.cleanup();
-});
+const d = busyboxDaemon('keel-compose-attached');
 
 test("attached up prints each container's lines with its prefix and ends when all exit", async () => {
   const p = project(d, 'att', {

@@ -1,22 +1,14 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { freePort } from '../helpers/daemon.ts';
-import { project, TestDaemon } from './helpers.ts';
+import { busyboxDaemon, project } from './helpers.ts';
 
 /**
  * Failures of `up` are clear and leave nothing `down` cannot remove; bad
  * files create nothing; `down` works after the daemon was killed.
  */
-const d = new TestDaemon('keel-compose-fail');
-
-before(async () => {
-  await d.start();
-  await d.importBusybox();
-});
-after(async () => {
-  await d.cleanup();
-});
+const d = busyboxDaemon('keel-compose-fail');
 
 const nothingLeft = async (name: string) => {
   assert.equal((await d.docker(['ps', '-aq', '--filter', `label=com.docker.compose.project=${name}`])).stdout.trim(), '');

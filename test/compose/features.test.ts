@@ -1,17 +1,9 @@
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { project, TestDaemon } from './helpers.ts';
+import { test } from 'node:test';
+import { busyboxDaemon, project } from './helpers.ts';
 
 /** Service keys reach the containers: networks with aliases and fixed addresses, secrets and configs, env_file, tmpfs, and the rest of the container settings. */
-const d = new TestDaemon('keel-compose-feat');
-
-before(async () => {
-  await d.start();
-  await d.importBusybox();
-});
-after(async () => {
-  await d.cleanup();
-});
+const d = busyboxDaemon('keel-compose-feat');
 
 test('networks, aliases, ipv4_address, secrets, configs, env_file, settings', async () => {
   const sub = `10.${d.octet}.77`;

@@ -1,6 +1,21 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { after, before } from 'node:test';
 import { TestDaemon, type RunResult } from '../helpers/daemon.ts';
+
+/** A daemon of the test file's own, started with busybox:local before its tests (then `also`) and cleaned up after them. */
+export function busyboxDaemon(name: string, also?: (d: TestDaemon) => Promise<void>): TestDaemon {
+  const d = new TestDaemon(name);
+  before(async () => {
+    await d.start();
+    await d.importBusybox();
+    await also?.(d);
+  });
+  after(async () => {
+    await d.cleanup();
+  });
+  return d;
+}
 
 /** A project directory under the daemon's temp dir, and `keel compose` run in it. */
 export function project(

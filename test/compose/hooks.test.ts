@@ -1,19 +1,11 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
-import { project, TestDaemon } from './helpers.ts';
+import { test } from 'node:test';
+import { busyboxDaemon, project } from './helpers.ts';
 
 /** Lifecycle hooks (post_start, pre_stop) run by exec, and use_api_socket. */
-const d = new TestDaemon('keel-compose-hooks');
-
-before(async () => {
-  await d.start();
-  await d.importBusybox();
-});
-after(async () => {
-  await d.cleanup();
-});
+const d = busyboxDaemon('keel-compose-hooks');
 
 test('post_start runs after start with its user, workdir and environment; pre_stop before stop; a failing hook fails the command', async () => {
   const p = project(d, 'hooks', {

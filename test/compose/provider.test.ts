@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
-import { project, TestDaemon } from './helpers.ts';
+import { test } from 'node:test';
+import { busyboxDaemon, project } from './helpers.ts';
 
 /**
  * Provider services through `keel compose` with a real daemon: a provider
@@ -10,15 +10,7 @@ import { project, TestDaemon } from './helpers.ts';
  * docker compose's JSON-lines messages) found as a docker CLI plugin or on
  * PATH, as docker compose finds it.
  */
-const d = new TestDaemon('keel-compose-provider');
-
-before(async () => {
-  await d.start();
-  await d.importBusybox();
-});
-after(async () => {
-  await d.cleanup();
-});
+const d = busyboxDaemon('keel-compose-provider');
 
 /** An executable shell script at `file`. */
 function script(file: string, body: string): void {

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
-import { project, TestDaemon } from './helpers.ts';
+import { test } from 'node:test';
+import { busyboxDaemon, project } from './helpers.ts';
 
 /**
  * Services that reference others (volumes_from) and the
@@ -10,15 +10,7 @@ import { project, TestDaemon } from './helpers.ts';
  * covers them as docker compose's does (a change recreates, nothing
  * changed recreates nothing).
  */
-const d = new TestDaemon('keel-compose-refs');
-
-before(async () => {
-  await d.start();
-  await d.importBusybox();
-});
-after(async () => {
-  await d.cleanup();
-});
+const d = busyboxDaemon('keel-compose-refs');
 
 const compose = (period: number) => `services:
   data:

@@ -1,19 +1,11 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
-import { project, TestDaemon } from './helpers.ts';
+import { test } from 'node:test';
+import { busyboxDaemon, project } from './helpers.ts';
 
 /** secrets and configs from environment: and content:, copied into the containers as docker compose does. */
-const d = new TestDaemon('keel-compose-secrets');
-
-before(async () => {
-  await d.start();
-  await d.importBusybox();
-});
-after(async () => {
-  await d.cleanup();
-});
+const d = busyboxDaemon('keel-compose-secrets');
 
 test('environment and content sources land at their paths with mode and owner; file sources stay read-only binds; run gets them too', async () => {
   const p = project(d, 'sec', {

@@ -1,17 +1,9 @@
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { project, TestDaemon } from './helpers.ts';
+import { test } from 'node:test';
+import { busyboxDaemon, project } from './helpers.ts';
 
 /** Resource and security settings reach the container's HostConfig (and the kernel). */
-const d = new TestDaemon('keel-compose-settings');
-
-before(async () => {
-  await d.start();
-  await d.importBusybox();
-});
-after(async () => {
-  await d.cleanup();
-});
+const d = busyboxDaemon('keel-compose-settings');
 
 test('limits, ulimits, sysctls, shm_size, capabilities, logging', async () => {
   const p = project(d, 'set', {

@@ -1,20 +1,11 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
-import { project, TestDaemon } from './helpers.ts';
+import { test } from 'node:test';
+import { busyboxDaemon, project } from './helpers.ts';
 
 /** `up`'s attach and recreate flags, as docker compose has them. */
-const d = new TestDaemon('keel-compose-upflags');
-
-before(async () => {
-  await d.start();
-  await d.importBusybox();
-  await d.importBusybox('busybox:vol', ['VOLUME /data']);
-});
-after(async () => {
-  await d.cleanup();
-});
+const d = busyboxDaemon('keel-compose-upflags', (d) => d.importBusybox('busybox:vol', ['VOLUME /data']));
 
 const state = async (p: ReturnType<typeof project>, svc: string) => JSON.parse((await p.compose(['ps', '-a', '--format', 'json', svc])).stdout).State;
 
