@@ -1,17 +1,17 @@
+import fs from 'node:fs';
 import type httpTypes from 'node:http';
+import path from 'node:path';
 import type { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
 import { EngineError, ERROR_CODE_HEADER, ERROR_CODES, type ErrorCode } from '../common/errors.ts';
 
 /**
- * Node's modules through getBuiltinModule, not imports: the ESM facade of
- * one evaluates its every lazy export (node:http's takes undici), which
- * costs each CLI start milliseconds (~25 for node:http).
+ * node:http through getBuiltinModule: its ESM facade evaluates every lazy
+ * export, undici included, which costs ~25 ms of each CLI start run from
+ * src/ (the bundle loads Node's modules lazily anyway: cli/bundle.ts).
  */
 export const http = process.getBuiltinModule('node:http');
 const net = process.getBuiltinModule('node:net');
-const fs = process.getBuiltinModule('node:fs');
-const path = process.getBuiltinModule('node:path');
-const { fileURLToPath } = process.getBuiltinModule('node:url');
 
 export interface RequestOptions {
   query?: Record<string, string | number | boolean | string[] | undefined>;

@@ -4,7 +4,9 @@
  * API calls; the only logic here is the renaming between the typed specs
  * and Docker's JSON bodies.
  */
-import type { Readable } from 'node:stream';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Readable } from 'node:stream';
 import { EngineError, isEngineError } from '../common/errors.ts';
 import type {
   BuildSpec,
@@ -27,11 +29,6 @@ import type {
 import { type ApiClient, readAll } from './client.ts';
 import { currentSize, Demuxer, hijack, relay } from './hijack.ts';
 import { resize, runSession } from './session.ts';
-
-// Node's modules through getBuiltinModule on the CLI's paths: see cli/client.ts
-const fs = process.getBuiltinModule('node:fs');
-const path = process.getBuiltinModule('node:path');
-const stream = process.getBuiltinModule('node:stream');
 
 const enc = encodeURIComponent;
 const labelFilters = (labels: string[]) => JSON.stringify({ label: labels });
@@ -101,7 +98,7 @@ export async function withFile(tar: Readable, name: string, content: string): Pr
   extract.on('error', (e) => pack.destroy(e));
   tar.on('error', (e) => pack.destroy(e));
   tar.pipe(extract);
-  return stream.Readable.from(pack as AsyncIterable<Buffer>);
+  return Readable.from(pack as AsyncIterable<Buffer>);
 }
 
 export class ApiComposeBackend implements ComposeBackend {

@@ -9,6 +9,7 @@
  * a started container gets the current content. File sources stay
  * read-only bind mounts (convert.ts).
  */
+import { Readable } from 'node:stream';
 import { EngineError } from '../common/errors.ts';
 import type { ComposeBackend } from './backend.ts';
 import type { FileObject, Project, Service, ServiceFileRef } from './types.ts';
@@ -104,5 +105,5 @@ export async function filesTar(files: InjectedFile[]): Promise<Buffer> {
 export async function injectFiles(b: ComposeBackend, p: Project, s: Service, id: string): Promise<void> {
   const files = injectedFiles(p, s);
   if (!files.length) return;
-  await b.copyToContainer(id, '/', process.getBuiltinModule('node:stream').Readable.from([await filesTar(files)]));
+  await b.copyToContainer(id, '/', Readable.from([await filesTar(files)]));
 }

@@ -7,10 +7,8 @@
  * the YAML parser, which the reconciler must not load. The environment
  * is looked at through observeEnv, which records the variables read.
  */
+import fs from 'node:fs';
 import { EngineError } from '../common/errors.ts';
-
-// Node's modules through getBuiltinModule on the CLI's paths: see cli/client.ts
-const fs = process.getBuiltinModule('node:fs');
 
 /** Compose files are configuration, not data: 8 MiB is far beyond any real one. */
 export const MAX_FILE_BYTES = 8 << 20;

@@ -22,18 +22,16 @@
  * or parsed is a miss and is written again; the directory keeps the
  * newest MAX_ENTRIES, each at most MAX_ENTRY_BYTES.
  */
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import v8 from 'node:v8';
 import { serviceHashInput } from './hash.ts';
 import { type EnvScope, type Input, recordInputs } from './inputs.ts';
 import type { LoadOptions } from './load.ts';
 import { networkHashInput, volumeHashInput } from './resource-hash.ts';
 import { remember, sha256Hex } from './sha256.ts';
 import type { Project } from './types.ts';
-
-// Node's modules through getBuiltinModule on the CLI's paths: see cli/client.ts
-const fs = process.getBuiltinModule('node:fs');
-const path = process.getBuiltinModule('node:path');
-const v8 = process.getBuiltinModule('node:v8');
-const { fileURLToPath } = process.getBuiltinModule('node:url');
 
 /** Changes when an entry's shape does. */
 const FORMAT = 2;

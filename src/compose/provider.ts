@@ -24,14 +24,13 @@
  * not shown (docker compose discards it) but its tail is kept for the
  * error of a failed run.
  */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { EngineError } from '../common/errors.ts';
 import type { Reporter } from './reporter.ts';
 import type { Project, Service } from './types.ts';
-
-// Node's modules through getBuiltinModule: up.ts, on every compose command's path, imports this module (see cli/client.ts)
-const fs = process.getBuiltinModule('node:fs');
-const os = process.getBuiltinModule('node:os');
-const path = process.getBuiltinModule('node:path');
 
 export type ProviderCommand = 'up' | 'down' | 'stop';
 
@@ -223,9 +222,7 @@ interface RunOptions {
  */
 function runLines(file: string, args: string[], o: RunOptions): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string } | 'stopped'> {
   return new Promise((resolve, reject) => {
-    const child = process
-      .getBuiltinModule('node:child_process')
-      .spawn(file, args, { env: o.env, stdio: ['ignore', 'pipe', 'pipe'], signal: o.signal, timeout: o.timeoutMs });
+    const child = spawn(file, args, { env: o.env, stdio: ['ignore', 'pipe', 'pipe'], signal: o.signal, timeout: o.timeoutMs });
     let pending = '';
     let stderr = '';
     let done = false;
