@@ -207,6 +207,26 @@ test('a failing exit, a missing program, a flood, an abort: each a clear error',
   assert.ok(Date.now() - t0 < 10_000);
 });
 
+test('a program that leaves a process holding its output: metadata ends at its time bound, a run when the program exits', async () => {
+  const r = collectingReporter();
+  const saved = LIMITS.metadataMs;
+  LIMITS.metadataMs = 300;
+  try {
+    // metadata hangs with a child on its stdout; up prints, exits 0 and leaves a child on its stdout
+    const holder = script('prov', `if [ "$2" = metadata ]; then sleep 30 & exec sleep 30; fi; echo '{"type":"info","message":"made"}'; sleep 30 & exit 0`);
+    const p = projectOf(`services:\n  db: {provider: {type: ${JSON.stringify(holder)}}}\n`, envOf);
+    const t0 = Date.now();
+    await runProvider(p, 'db', 'up', r);
+    assert.ok(Date.now() - t0 < 5_000, `took ${Date.now() - t0} ms`);
+    assert.ok(
+      r.events.some((e) => e.includes('made')),
+      JSON.stringify(r.events),
+    );
+  } finally {
+    LIMITS.metadataMs = saved;
+  }
+});
+
 test('loading: a provider service needs no image and gets no default network; config prints it; models refuse up', async () => {
   const p = projectOf(`services:
   db:

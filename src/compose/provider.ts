@@ -20,7 +20,9 @@
  *     so their config hashes include it.
  *
  * What the program writes is untrusted: lines, messages and the metadata
- * are bounded, and it runs under the command's AbortSignal. Its stderr is
+ * are bounded; `compose metadata` has 30 s, and a run ends with the
+ * AbortSignal its caller passes (the CLI passes none: Ctrl-C reaches the
+ * program from the terminal, as docker compose's does). Its stderr is
  * not shown (docker compose discards it) but its tail is kept for the
  * error of a failed run.
  */
@@ -29,6 +31,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { EngineError } from '../common/errors.ts';
+import { readBounded } from './inputs.ts';
 import type { Reporter } from './reporter.ts';
 import type { Project, Service } from './types.ts';
 
@@ -72,15 +75,8 @@ export function pluginDirs(env: Record<string, string | undefined>): string[] {
   const configDir = env.DOCKER_CONFIG || path.join(env.HOME || os.homedir(), '.docker');
   let extra: string[] = [];
   try {
-    const fd = fs.openSync(path.join(configDir, 'config.json'), 'r');
-    try {
-      const buf = Buffer.alloc(LIMITS.metadata);
-      const n = fs.readSync(fd, buf, 0, buf.length, 0);
-      const dirs = (JSON.parse(buf.subarray(0, n).toString('utf8')) as { cliPluginsExtraDirs?: unknown }).cliPluginsExtraDirs;
-      if (Array.isArray(dirs)) extra = dirs.filter((d): d is string => typeof d === 'string');
-    } finally {
-      fs.closeSync(fd);
-    }
+    const dirs = (JSON.parse(readBounded(path.join(configDir, 'config.json'), LIMITS.metadata)) as { cliPluginsExtraDirs?: unknown }).cliPluginsExtraDirs;
+    if (Array.isArray(dirs)) extra = dirs.filter((d): d is string => typeof d === 'string');
   } catch {
     // no config file, or one the docker CLI would not read either: no extra dirs
   }
@@ -160,7 +156,7 @@ const isEmpty = (m: ProviderMetadata) => !m.description && (m.up?.parameters ?? 
 export function providerArgv(project: string, s: Service, command: ProviderCommand, meta: ProviderMetadata = {}): string[] | undefined {
   const provider = s.provider!;
   if (command === 'stop' && !meta.stop) return undefined;
-  const current = (command === 'stop' ? meta.stop : meta[command]) ?? {};
+  const current = meta[command] ?? {};
   const params = current.parameters ?? [];
   const empty = isEmpty(meta);
   const options = provider.options ?? {};
@@ -222,21 +218,32 @@ interface RunOptions {
  */
 function runLines(file: string, args: string[], o: RunOptions): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string } | 'stopped'> {
   return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { env: o.env, stdio: ['ignore', 'pipe', 'pipe'], signal: o.signal, timeout: o.timeoutMs });
+    const child = spawn(file, args, { env: o.env, stdio: ['ignore', 'pipe', 'pipe'], signal: o.signal });
     let pending = '';
     let stderr = '';
     let done = false;
-    const finish = (f: () => void) => {
-      if (done) return;
-      done = true;
-      f();
-    };
-    // our ends of its pipes go too: a process it started may hold them open long after it is gone
-    const kill = () => {
-      child.kill('SIGTERM');
+    // our ends of its pipes go: a process it started may hold them open long after it is gone ('close' would never come)
+    const release = () => {
       child.stdout.destroy();
       child.stderr.destroy();
       child.unref();
+    };
+    const kill = () => {
+      child.kill('SIGTERM');
+      release();
+    };
+    const timer =
+      o.timeoutMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            kill();
+            finish(() => reject(new EngineError('TIMEOUT', `${file} did not finish in ${o.timeoutMs! / 1000} s`)));
+          }, o.timeoutMs);
+    const finish = (f: () => void) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      f();
     };
     child.stdout.setEncoding('utf8');
     child.stdout.on('data', (chunk: string) => {
@@ -254,9 +261,7 @@ function runLines(file: string, args: string[], o: RunOptions): Promise<{ code: 
         }
         if (!more) {
           // docker compose stops reading and returns; the program may go on, without its stdout
-          child.stdout.destroy();
-          child.stderr.destroy();
-          child.unref();
+          release();
           return finish(() => resolve('stopped'));
         }
       }
@@ -268,10 +273,13 @@ function runLines(file: string, args: string[], o: RunOptions): Promise<{ code: 
     child.stderr.setEncoding('utf8');
     child.stderr.on('data', (chunk: string) => void (stderr = (stderr + chunk).slice(-LIMITS.stderr)));
     child.on('error', (e: NodeJS.ErrnoException) => {
-      if (e.name === 'AbortError' || e.code === 'ABORT_ERR') return finish(() => reject(new EngineError('CANCELLED', `${file} was cancelled`)));
+      if (e.name === 'AbortError' || e.code === 'ABORT_ERR') {
+        release();
+        return finish(() => reject(new EngineError('CANCELLED', `${file} was cancelled`)));
+      }
       finish(() => reject(new EngineError('UNAVAILABLE', `cannot run ${file}: ${e.message}`)));
     });
-    child.on('close', (code, signal) => {
+    const settle = (code: number | null, signal: NodeJS.Signals | null) =>
       finish(() => {
         try {
           if (pending.trim() !== '' && o.onLine(pending) === false) return resolve('stopped');
@@ -280,9 +288,19 @@ function runLines(file: string, args: string[], o: RunOptions): Promise<{ code: 
         }
         resolve({ code, signal, stderr });
       });
-    });
+    child.on('close', settle);
+    // the program is gone, but something it left running holds its stdout: what it wrote has a second to arrive
+    child.on('exit', (code, signal) =>
+      setTimeout(() => {
+        release();
+        settle(code, signal);
+      }, EXITED_GRACE_MS).unref(),
+    );
   });
 }
+
+/** How long a run's output may still come after the program exited (a process it left running holds the pipe). */
+const EXITED_GRACE_MS = 1000;
 
 /** `<program> compose metadata`, parsed; empty when the program has none (or fails, or writes something else), as in docker compose. */
 export async function providerMetadata(file: string, env: Record<string, string>, signal?: AbortSignal): Promise<ProviderMetadata> {
