@@ -78,6 +78,18 @@ test("attached up hands the hooks' lines on, by container", async () => {
   assert.deepEqual(lines, ['app-web-1: seeding', 'app-web-1: done']);
 });
 
+test('a hook that prints no newline is handed on in pieces of 64 KiB, not kept whole', async () => {
+  const e = new FakeEngine();
+  e.execResults.set('./seed.sh', { exitCode: 0, stdout: 'x'.repeat(200 << 10), stderr: '' });
+  const lines: string[] = [];
+  await up(e.backend(), project(YAML), collectingReporter(), { hookOutput: (_c, l) => void lines.push(l) });
+  assert.deepEqual(
+    lines.map((l) => l.length),
+    [64 << 10, 64 << 10, 64 << 10, 8 << 10],
+  );
+  assert.equal(lines.join('').length, 200 << 10);
+});
+
 test('an attached run: the hooks wait for the start event; a failing one fails a run that exited 0, not one that failed', async () => {
   const { withPostStartHooks } = await import('./hooks.ts');
   const p = project(YAML);

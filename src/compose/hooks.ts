@@ -9,12 +9,14 @@
  * container already stopped or gone is no error.
  */
 import { EngineError } from '../common/errors.ts';
-import type { ComposeBackend } from './backend.ts';
+import type { ComposeBackend, ContainerSummary } from './backend.ts';
 import { PROJECT } from './labels.ts';
 import type { Service } from './types.ts';
 
 const TAIL_LINES = 10;
 const TAIL_BYTES = 2048;
+/** A hook's output is the container's: a line longer than this (a hook that prints no newline) is passed on in pieces. */
+const MAX_LINE = 64 << 10;
 
 interface Hook {
   command?: string[];
@@ -40,7 +42,7 @@ export function outputTail(text: string): string {
  * runPostStartHooksOnEvent), asked for from `since` on so one that came
  * before the events were listened to is not missed.
  */
-export async function postStartOnEvent(b: ComposeBackend, project: string, s: Service, id: string, since: number, signal: AbortSignal): Promise<void> {
+async function postStartOnEvent(b: ComposeBackend, project: string, s: Service, id: string, since: number, signal: AbortSignal): Promise<void> {
   if (!s.post_start?.length) return;
   for await (const e of b.events([`${PROJECT}=${project}`], signal, since)) {
     if (e.type === 'container' && e.action === 'start' && e.id === id) return runHooks(b, s, 'post_start', id);
@@ -78,6 +80,19 @@ export async function withPostStartHooks(b: ComposeBackend, project: string, s: 
   return code;
 }
 
+/** Stops a container, after its service's pre_stop hooks when it runs (they run by exec). */
+export async function stopWithHooks(b: ComposeBackend, s: Service | undefined, c: ContainerSummary, timeout?: number): Promise<void> {
+  if (c.state === 'running') await runHooks(b, s, 'pre_stop', c.id);
+  await b.stopContainer(c.id, timeout);
+}
+
+/** Restarts a container between its service's pre_stop hooks (when it runs) and post_start hooks. */
+export async function restartWithHooks(b: ComposeBackend, s: Service | undefined, c: ContainerSummary, timeout?: number): Promise<void> {
+  if (c.state === 'running') await runHooks(b, s, 'pre_stop', c.id);
+  await b.restartContainer(c.id, timeout);
+  await runHooks(b, s, 'post_start', c.id);
+}
+
 /** Runs the service's hooks of this kind, one after another; `onLine`: each line they print, both streams (attached `up` shows them). */
 export async function runHooks(
   b: ComposeBackend,
@@ -93,6 +108,7 @@ export async function runHooks(
           const lines = (partial + chunk.toString('utf8')).split('\n');
           partial = lines.pop()!;
           for (const l of lines) onLine(l.replace(/\r$/, ''));
+          for (; partial.length > MAX_LINE; partial = partial.slice(MAX_LINE)) onLine(partial.slice(0, MAX_LINE));
         }
       : undefined;
     let r: { exitCode: number; stdout: string; stderr: string };

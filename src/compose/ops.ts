@@ -7,7 +7,7 @@
 import { EngineError } from '../common/errors.ts';
 import type { ComposeBackend, ContainerSummary } from './backend.ts';
 import { inDependencyOrder } from './graph.ts';
-import { runHooks } from './hooks.ts';
+import { restartWithHooks, runHooks, stopWithHooks } from './hooks.ts';
 import { imageRef } from './images.ts';
 import { runProvider } from './provider.ts';
 import { injectFiles } from './inject.ts';
@@ -80,8 +80,7 @@ export async function stop(b: ComposeBackend, t: Target, r: Reporter, services: 
     list,
     async (c) => {
       r.event('Container', c.name, 'Stopping');
-      if (c.state === 'running') await runHooks(b, t.project?.services[serviceOf(c)], 'pre_stop', c.id);
-      await b.stopContainer(c.id, timeout);
+      await stopWithHooks(b, t.project?.services[serviceOf(c)], c, timeout);
       r.event('Container', c.name, 'Stopped');
     },
     // a provider takes part only when its metadata declares `stop` (provider.ts), as in docker compose
@@ -128,8 +127,7 @@ export async function down(b: ComposeBackend, t: Target, r: Reporter, o: DownOpt
       async (c) => {
         if (c.state === 'running' || c.state === 'paused' || c.state === 'restarting') {
           r.event('Container', c.name, 'Stopping');
-          if (c.state === 'running') await runHooks(b, t.project?.services[serviceOf(c)], 'pre_stop', c.id);
-          await b.stopContainer(c.id, o.timeout);
+          await stopWithHooks(b, t.project?.services[serviceOf(c)], c, o.timeout);
           r.event('Container', c.name, 'Stopped');
         }
         const p = removal(c);
@@ -202,10 +200,7 @@ export async function restart(b: ComposeBackend, t: Target, r: Reporter, service
   await Promise.all(
     list.map(async (c) => {
       r.event('Container', c.name, 'Restarting');
-      const svc = t.project?.services[serviceOf(c)];
-      if (c.state === 'running') await runHooks(b, svc, 'pre_stop', c.id);
-      await b.restartContainer(c.id, timeout);
-      await runHooks(b, svc, 'post_start', c.id);
+      await restartWithHooks(b, t.project?.services[serviceOf(c)], c, timeout);
       r.event('Container', c.name, 'Started');
     }),
   );

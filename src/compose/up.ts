@@ -13,7 +13,7 @@ import { planContainer } from './convert.ts';
 import { referencedServices } from './extra-keys.ts';
 import { inDependencyOrder, withDependencies } from './graph.ts';
 import { ensureImages, type ImageOptions, prefetchImages, PULL_FLAG_POLICIES } from './images.ts';
-import { runHooks } from './hooks.ts';
+import { restartWithHooks, runHooks, stopWithHooks } from './hooks.ts';
 import { fileRefWarnings, injectedFiles, injectFiles } from './inject.ts';
 import * as L from './labels.ts';
 import type { Reporter } from './reporter.ts';
@@ -218,8 +218,7 @@ async function convergeService(
   // replicas above the scale go first, highest numbers first
   for (const c of byNumber.filter((x) => numberOf(x) > scale || numberOf(x) < 1).reverse()) {
     r.event('Container', c.name, 'Stopping');
-    if (running(c)) await runHooks(b, s, 'pre_stop', c.id);
-    await b.stopContainer(c.id, o.timeout);
+    await stopWithHooks(b, s, c, o.timeout);
     r.event('Container', c.name, 'Stopped');
     r.event('Container', c.name, 'Removing');
     await b.removeContainer(c.id, { force: true });
@@ -237,8 +236,7 @@ async function convergeService(
     const diverged = c.labels[L.CONFIG_HASH] !== hash || c.labels[L.IMAGE] !== imageId || detached(p, s, c, o.networkIds);
     if (o.forceRecreate || (diverged && !o.noRecreate)) {
       r.event('Container', c.name, 'Recreate');
-      if (running(c)) await runHooks(b, s, 'pre_stop', c.id);
-      await b.stopContainer(c.id, o.timeout);
+      await stopWithHooks(b, s, c, o.timeout);
       // the old container steps aside under a temporary name, and comes back if its successor cannot be created
       const aside = `${c.id.slice(0, 12)}_${c.name}`;
       await b.renameContainer(c.id, aside);
@@ -259,9 +257,7 @@ async function convergeService(
       if (!running(c)) toStart.push({ id: c.id, name: c.name });
       else if (o.restartKept && !o.noStart) {
         r.event('Container', c.name, 'Restarting');
-        await runHooks(b, s, 'pre_stop', c.id);
-        await b.restartContainer(c.id, o.timeout);
-        await runHooks(b, s, 'post_start', c.id);
+        await restartWithHooks(b, s, c, o.timeout);
         r.event('Container', c.name, 'Started');
       } else r.event('Container', c.name, 'Running');
     }
