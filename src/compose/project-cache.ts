@@ -27,7 +27,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import v8 from 'node:v8';
 import { serviceHashInput } from './hash.ts';
-import { type EnvScope, type Input, recordInputs } from './inputs.ts';
+import { type EnvScope, exists, type Input, isFile, readBounded, recordInputs } from './inputs.ts';
 import type { LoadOptions } from './load.ts';
 import { networkHashInput, volumeHashInput } from './resource-hash.ts';
 import { remember, sha256Hex } from './sha256.ts';
@@ -84,7 +84,7 @@ export function codeFingerprint(): string {
   const parts: string[] = [process.version];
   for (const dir of CODE_DIRS) {
     parts.push(dir);
-    for (const f of fs.readdirSync(dir).sort()) parts.push(`${f} ${identity(path.join(dir, f))}`);
+    for (const f of codeIn(dir).sort()) parts.push(`${f} ${identity(path.join(dir, f))}`);
   }
   for (const pkg of PACKAGES) parts.push(`${pkg} ${packageIdentity(pkg)}`);
   return parts.join('\n');
@@ -95,8 +95,11 @@ const PACKAGES = ['yaml', 'ajv', 'fast-deep-equal'];
 
 /** The files codeFingerprint covers (for tests). */
 export function codeFiles(): string[] {
-  return [...CODE_DIRS.flatMap((d) => fs.readdirSync(d).map((f) => path.join(d, f))), ...PACKAGES.map((p) => packageJson(p) ?? p)];
+  return [...CODE_DIRS.flatMap((d) => codeIn(d).map((f) => path.join(d, f))), ...PACKAGES.map((p) => packageJson(p) ?? p)];
 }
+
+/** A directory's files but its tests and prose: no load reads those, and each is a stat of every command. */
+const codeIn = (dir: string) => fs.readdirSync(dir).filter((f) => !f.endsWith('.test.ts') && !f.endsWith('.md'));
 
 function identity(file: string): string {
   const st = fs.statSync(file, { bigint: true });
@@ -189,32 +192,31 @@ function unchanged(seen: Seen[], envs: Record<EnvScope, Record<string, string | 
       continue;
     }
     if (s.op === 'read') {
-      let text: string;
+      // a file first (a FIFO in its place would block the read), then no more bytes than it had
       try {
-        const st = fs.statSync(s.path);
-        if (!st.isFile() || st.size !== s.bytes) return false;
-        text = fs.readFileSync(s.path, 'utf8');
+        if (!isFile(s.path) || readBounded(s.path, s.bytes) !== s.text) return false;
       } catch {
         return false;
       }
-      if (text !== s.text) return false;
-    } else if (s.op === 'isFile') {
-      let result = false;
-      try {
-        result = fs.statSync(s.path).isFile();
-      } catch {
-        // absent: not a file
-      }
-      if (result !== s.result) return false;
-    } else if (fs.existsSync(s.path) !== s.result) return false;
+    } else if ((s.op === 'isFile' ? isFile(s.path) : exists(s.path)) !== s.result) return false;
   }
   return true;
 }
 
+/** An entry's bytes; one larger than this cache writes (not one it wrote) throws before it is read. */
+function readEntryFile(file: string): Buffer {
+  const fd = fs.openSync(file, 'r');
+  try {
+    if (fs.fstatSync(fd).size > MAX_ENTRY_BYTES) throw new Error(`${file}: larger than a cache entry`);
+    return fs.readFileSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 function readEntry(file: string, key: string): Entry | undefined {
   try {
-    if (fs.statSync(file).size > MAX_ENTRY_BYTES) return undefined; // not one this cache wrote
-    const e = v8.deserialize(fs.readFileSync(file)) as Entry;
+    const e = v8.deserialize(readEntryFile(file)) as Entry;
     if (
       e?.format !== FORMAT ||
       e.key !== key ||
@@ -232,21 +234,16 @@ function readEntry(file: string, key: string): Entry | undefined {
 }
 
 /** Writes an entry; a cache that cannot be written only costs the next command the load. */
-function writeEntry(dir: string, file: string, e: Entry): void {
-  const tmp = `${file}.${process.pid}.tmp`;
+async function writeEntry(dir: string, file: string, e: Entry): Promise<void> {
   try {
     const data = v8.serialize(e);
     if (data.length > MAX_ENTRY_BYTES) return;
     makeDir(dir);
-    fs.writeFileSync(tmp, data, { mode: 0o600 });
-    fs.renameSync(tmp, file);
+    // common/fs.ts loads node:crypto: only here, on a miss (a hit must not)
+    await (await import('../common/fs.ts')).writeFileAtomic(file, data, 0o600, { durable: false });
     prune(dir);
   } catch {
-    try {
-      fs.rmSync(tmp, { force: true });
-    } catch {
-      // no directory to write in (a file in the way): nothing was written
-    }
+    // no directory to write in (a file in the way): nothing was written
   }
 }
 
@@ -338,6 +335,9 @@ export async function loadProjectCached(o: LoadOptions = {}, c: CacheOptions = {
   const dotenv = inputs.find((i) => i.op === 'dotenv')?.values ?? {};
   // the environment is made again on a hit: the entry keeps only the variables the load read
   const kept = { ...project, environment: {} };
-  writeEntry(dir, file, { format: FORMAT, key, seen, warnings, project: kept, hashes: configHashes(project), dotenv });
+  const hashes = configHashes(project);
+  // up hashes this project next: what was just hashed is not hashed again
+  remember(hashes);
+  await writeEntry(dir, file, { format: FORMAT, key, seen, warnings, project: kept, hashes, dotenv });
   return project;
 }
