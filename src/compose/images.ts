@@ -7,6 +7,7 @@ import { EngineError } from '../common/errors.ts';
 import type { ComposeBackend, Progress } from './backend.ts';
 import type { Reporter } from './reporter.ts';
 import type { Project, Service } from './types.ts';
+import { GO_DURATION_UNITS, goDuration } from './units.ts';
 
 export interface ImageOptions {
   /** up --build / compose build: build every service that has a build section. */
@@ -75,7 +76,8 @@ export interface PullPolicy {
   every?: number;
 }
 
-const WINDOW_UNITS: Record<string, number> = { w: 604800e3, d: 86400e3, h: 3600e3, m: 60e3, s: 1e3, ms: 1, us: 1e-3, µs: 1e-3, ns: 1e-6 };
+/** compose-go's refresh windows: Go's duration units, and days and weeks (ns). */
+const WINDOW_UNITS = { ...GO_DURATION_UNITS, d: 86400e9, w: 604800e9 };
 
 /**
  * A pull_policy as compose-go reads it (ServiceConfig.GetPullPolicy):
@@ -91,17 +93,15 @@ export function pullPolicy(v: string | undefined, service = ''): PullPolicy {
     case 'missing':
       return { policy: v };
     case 'daily':
-      return { policy: 'refresh', every: WINDOW_UNITS.d };
+      return { policy: 'refresh', every: WINDOW_UNITS.d / 1e6 };
     case 'weekly':
-      return { policy: 'refresh', every: WINDOW_UNITS.w };
+      return { policy: 'refresh', every: WINDOW_UNITS.w / 1e6 };
   }
   if (v?.startsWith('every_')) {
-    const d = v.slice(6);
-    if (!/^(?:\d+(?:\.\d+)?(?:w|d|h|ms|m|s|us|µs|ns))+$/.test(d))
+    const ns = goDuration(v.slice(6), WINDOW_UNITS);
+    if (ns === undefined || ns < 0)
       throw new EngineError('INVALID_ARGUMENT', `service "${service}": invalid pull_policy "${v}": use every_ and a duration such as 12h or 1d12h`);
-    let every = 0;
-    for (const m of d.matchAll(/(\d+(?:\.\d+)?)(w|d|h|ms|m|s|us|µs|ns)/g)) every += Number(m[1]) * WINDOW_UNITS[m[2]!]!;
-    return { policy: 'refresh', every };
+    return { policy: 'refresh', every: ns / 1e6 };
   }
   return { policy: 'missing' };
 }

@@ -1,15 +1,24 @@
 /** Durations and byte sizes as compose files write them. */
 import { EngineError } from '../common/errors.ts';
 
-const DURATION_UNITS: Record<string, number> = { ns: 1, us: 1e3, µs: 1e3, μs: 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };
+/** Go's duration units, in nanoseconds. */
+export const GO_DURATION_UNITS: Record<string, number> = { ns: 1, us: 1e3, µs: 1e3, μs: 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };
 
-/** Go's time.ParseDuration ("1m30s", "1.5h", "0"), in nanoseconds; undefined when invalid. */
-export function goDuration(s: string): number | undefined {
+/**
+ * Go's time.ParseDuration ("1m30s", "1.5h", "0"), in nanoseconds; undefined
+ * when invalid. `units`: the suffixes allowed (Go's; compose-go's pull
+ * policy windows add d and w).
+ */
+export function goDuration(s: string, units = GO_DURATION_UNITS): number | undefined {
   if (s === '0' || s === '+0' || s === '-0') return 0;
-  const m = /^([-+]?)((?:(?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|μs|ms|s|m|h))+)$/.exec(s);
+  // longer suffixes first: "ms" before "m"
+  const unit = Object.keys(units)
+    .sort((a, b) => b.length - a.length)
+    .join('|');
+  const m = new RegExp(`^([-+]?)((?:(?:\\d+(?:\\.\\d*)?|\\.\\d+)(?:${unit}))+)$`).exec(s);
   if (!m) return undefined;
   let total = 0;
-  for (const part of m[2]!.matchAll(/(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)/g)) total += Number(part[1]) * DURATION_UNITS[part[2]!]!;
+  for (const part of m[2]!.matchAll(new RegExp(`(\\d+(?:\\.\\d*)?|\\.\\d+)(${unit})`, 'g'))) total += Number(part[1]) * units[part[2]!]!;
   return Math.round(m[1] === '-' ? -total : total);
 }
 
