@@ -56,7 +56,7 @@ function id(v: string | undefined, what: string, s: Service): number {
   return n;
 }
 
-/** The files a service's container gets copied in at create. */
+/** The files a service's container gets copied in before each start. */
 export function injectedFiles(p: Project, s: Service): InjectedFile[] {
   const out: InjectedFile[] = [];
   for (const kind of ['secrets', 'configs'] as const) {

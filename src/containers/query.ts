@@ -45,7 +45,6 @@ export interface ListOptions {
   resolveImage?: (ref: string) => string | undefined;
   /** Resolves a container reference (before=/since=). */
   find?: (ref: string) => ContainerRecord;
-  /** The image name a record shows (for ancestor= by name). */
   /** The status docker shows (view.ts: "restarting" while a restart by policy is pending); the record's by default. */
   statusOf?: (r: ContainerRecord) => ContainerStatus;
 }

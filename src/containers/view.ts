@@ -54,7 +54,7 @@ export function containerView(svc: Viewed, r: ContainerRecord): ContainerView {
     networks: networksOf(svc, r, live),
     ports: live?.ports,
     sandboxKey: live?.sandboxKey,
-    restarting: status === 'restarting' || svc.restarts.isPending(r.id),
+    restarting: r.state.Status === 'restarting' || svc.restarts.isPending(r.id),
     status,
     filesDir: svc.store.containerDir(r.networkOwner ?? r.id),
     logPath: svc.store.logPath(r.id),

@@ -100,7 +100,8 @@ export class PoolManager {
    * Fresh members being made and brought up, across all pools, and the most at once: one per CPU.
    * Taking a whole pool at once would otherwise start as many databases as it held, side by side,
    * all competing with the tests that took the members for the CPU; more starts at once than CPUs
-   * do not fill the pool sooner.
+   * do not fill the pool sooner. Members a daemon restart found starting count too (they come up
+   * at once, as they were made before it: new clones wait for them).
    */
   private refilling = 0;
   private readonly maxRefilling = Math.max(1, os.availableParallelism());
@@ -256,7 +257,10 @@ export class PoolManager {
   private run(st: PoolState): void {
     const signal = st.stop.signal;
     st.loop = (async () => {
-      for (const id of [...st.starting]) void this.bringUp(st, id, false);
+      for (const id of [...st.starting]) {
+        this.refilling++;
+        void this.bringUp(st, id, false).finally(() => this.refillDone());
+      }
       let backoff = 250;
       while (!signal.aborted) {
         if (st.ready.length + st.starting.size >= st.rec.size || this.refilling >= this.maxRefilling) {
@@ -296,7 +300,7 @@ export class PoolManager {
     })();
   }
 
-  /** A fresh member is ready or gone: the next refill, of whichever pool, may start. */
+  /** A member being brought up is ready or gone: the next refill, of whichever pool, may start. */
   private refillDone(): void {
     this.refilling--;
     for (const p of this.pools.values()) p.wake?.();

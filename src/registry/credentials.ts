@@ -106,8 +106,10 @@ export class CredentialStore {
 
   /** Credentials for a registry domain, or undefined when none are stored. */
   async get(domain: string): Promise<AuthConfig | undefined> {
-    const key = authKey(domain);
-    const cfg = await this.load();
+    return this.getFrom(await this.load(), authKey(domain));
+  }
+
+  private async getFrom(cfg: ConfigFile, key: string): Promise<AuthConfig | undefined> {
     const helper = this.helperFor(cfg, key);
     if (helper) {
       const r = await exec([`docker-credential-${helper}`, 'get'], { input: key, allowFailure: true, timeoutMs: 30_000 });
@@ -130,7 +132,7 @@ export class CredentialStore {
     const cfg = await this.load();
     const out: Record<string, AuthConfig> = {};
     for (const key of new Set([...Object.keys(cfg.auths ?? {}), ...Object.keys(cfg.credHelpers ?? {})])) {
-      const a = await this.get(key);
+      const a = await this.getFrom(cfg, authKey(key));
       if (a) out[key] = a;
     }
     return out;

@@ -1,6 +1,6 @@
 /**
  * `keel compose` (and the docker CLI plugin, bin/docker-compose): loads
- * the project (compose/load.ts) and runs the compose operations over the
+ * the project (through its cache, compose/project-cache.ts) and runs the compose operations over the
  * Docker API (cli/compose-backend.ts). The lifecycle commands are here;
  * the others (exec, run, top, port, images, ls, pull, push, build...) in
  * compose-more.ts.
