@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import { EngineError } from '../common/errors.ts';
 
 /** Compose files are configuration, not data: 8 MiB is far beyond any real one. */
-export const MAX_FILE_BYTES = 8 << 20;
+const MAX_FILE_BYTES = 8 << 20;
 
 /** One look at the filesystem and what it saw. */
 export type Input =

@@ -3,7 +3,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
-import { loadProject, normalizeProjectName } from './load.ts';
+import { normalizeProjectName } from './labels.ts';
+import { loadProject } from './load.ts';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'compose-load-'));
 after(() => fs.rmSync(root, { recursive: true, force: true }));

@@ -52,8 +52,6 @@ interface Ctx {
   warned: Set<string>;
 }
 
-export { normalizeProjectName };
-
 export function loadProject(opts: LoadOptions = {}): Project {
   const cwd = opts.cwd ?? process.cwd();
   const rawEnv = opts.env ?? process.env;

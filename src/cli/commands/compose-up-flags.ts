@@ -54,17 +54,20 @@ export function noAttachOption(): Option {
   return o;
 }
 
+/** Whether `up` stops the project when a container exits: --abort-on-container-exit, or --exit-code-from without --abort-on-container-failure. */
+export const cascadeStop = (o: UpFlags): boolean => o.abortOnContainerExit || (!!o.exitCodeFrom && !o.abortOnContainerFailure);
+
 /** docker compose's validateFlags for `up`. */
 export function validateUpFlags(o: UpFlags): void {
   const fail = (m: string) => {
     throw new EngineError('INVALID_ARGUMENT', m);
   };
   if (o.waitTimeout !== undefined && intArg(o.waitTimeout) < 0) fail('--wait-timeout must be a non-negative integer');
-  const cascadeStop = o.abortOnContainerExit || (!!o.exitCodeFrom && !o.abortOnContainerFailure);
-  if (cascadeStop && o.abortOnContainerFailure) fail('--abort-on-container-failure cannot be combined with --abort-on-container-exit');
-  if (o.wait && (o.attachDependencies || cascadeStop || o.attach.length))
+  const cascade = cascadeStop(o);
+  if (cascade && o.abortOnContainerFailure) fail('--abort-on-container-failure cannot be combined with --abort-on-container-exit');
+  if (o.wait && (o.attachDependencies || cascade || o.attach.length))
     fail('--wait cannot be combined with --abort-on-container-exit, --attach or --attach-dependencies');
-  if ((o.detach || o.wait) && (o.attachDependencies || cascadeStop || o.abortOnContainerFailure || o.attach.length || o.watch))
+  if ((o.detach || o.wait) && (o.attachDependencies || cascade || o.abortOnContainerFailure || o.attach.length || o.watch))
     fail(
       `--${o.wait ? 'wait' : 'detach'} cannot be combined with --abort-on-container-exit, --abort-on-container-failure, --attach, --attach-dependencies or --watch`,
     );

@@ -20,7 +20,7 @@ import { selectServices, up, waitProject } from '../../compose/up.ts';
 import { withClientApiSocket } from '../compose-api-socket.ts';
 import { ApiComposeBackend } from '../compose-backend.ts';
 import { type CliContext, collect, ExitError } from '../context.ts';
-import { intArg, noAttachOption, type UpFlags, validateUpFlags } from './compose-up-flags.ts';
+import { cascadeStop, intArg, noAttachOption, type UpFlags, validateUpFlags } from './compose-up-flags.ts';
 
 export interface GlobalFlags {
   file: string[];
@@ -168,9 +168,9 @@ export async function composeCommands(program: Command, ctx: CliContext, args?: 
         const selected = selectServices(p, services, !o.deps);
         if (o.watch) (await import('../../compose/watch.ts')).watchRules(p, selected);
         // checked before anything is made, as docker compose does
-        const attach = o.detach || o.wait || !o.start ? [] : attachedServices(p, { services: selected, named: services, ...o });
-        const b = await cli.backend();
         const attached = !o.detach && !o.wait && o.start;
+        const attach = attached ? attachedServices(p, { services: selected, named: services, ...o }) : [];
+        const b = await cli.backend();
         const printer = new LogPrinter(process.stdout, { color: o.color && cli.color(), prefix: o.logPrefix });
         // attached, what the post_start hooks print shows as `<service>-<n> ->`, as in docker compose
         const hookOutput = (container: string, line: string) => {
@@ -222,7 +222,7 @@ export async function composeCommands(program: Command, ctx: CliContext, args?: 
             services: selected,
             named: services,
             attach,
-            abortOnExit: o.abortOnContainerExit || (!!o.exitCodeFrom && !o.abortOnContainerFailure),
+            abortOnExit: cascadeStop(o),
             abortOnFailure: o.abortOnContainerFailure,
             exitCodeFrom: o.exitCodeFrom,
             timestamps: o.timestamps,
