@@ -84,6 +84,8 @@ export function exists(p: string): boolean {
   return result;
 }
 
+const PAUSE = new Int32Array(new SharedArrayBuffer(4));
+
 /** Reads a text file up to `max` bytes, refusing a larger one before reading it. */
 export function readBounded(file: string, max = MAX_FILE_BYTES): string {
   let fd: number;
@@ -113,8 +115,11 @@ export function readBounded(file: string, max = MAX_FILE_BYTES): string {
       try {
         r = fs.readSync(fd, buf, n, buf.length - n, null);
       } catch (e) {
-        // a non-blocking stdin with nothing yet
-        if ((e as NodeJS.ErrnoException).code === 'EAGAIN') continue;
+        // a non-blocking stdin with nothing yet: wait a little for it rather than spin
+        if ((e as NodeJS.ErrnoException).code === 'EAGAIN') {
+          Atomics.wait(PAUSE, 0, 0, 10);
+          continue;
+        }
         throw e;
       }
       if (r === 0) break;
