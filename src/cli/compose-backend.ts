@@ -274,21 +274,21 @@ export class ApiComposeBackend implements ComposeBackend {
     res.resume();
   }
 
+  /** Creates an exec of the spec's command, user, privileges, environment and directory, with how it attaches; its id. */
+  private async createExec(id: string, s: Omit<ExecSpec, 'tty' | 'interactive' | 'detach'>, attach: Record<string, unknown>): Promise<string> {
+    const body = { User: s.user ?? '', Privileged: !!s.privileged, Env: s.env?.length ? s.env : null, WorkingDir: s.workingDir ?? '', Cmd: s.cmd, ...attach };
+    return (await this.client.json<{ Id: string }>('POST', `/containers/${enc(id)}/exec`, { body })).Id;
+  }
+
   async exec(id: string, s: ExecSpec): Promise<number> {
     const size = s.tty ? currentSize() : undefined;
-    const body = {
-      User: s.user ?? '',
-      Privileged: !!s.privileged,
+    const Id = await this.createExec(id, s, {
       Tty: s.tty,
       AttachStdin: s.interactive && !s.detach,
       AttachStdout: !s.detach,
       AttachStderr: !s.detach,
-      Env: s.env?.length ? s.env : null,
-      WorkingDir: s.workingDir ?? '',
-      Cmd: s.cmd,
       ...(size ? { ConsoleSize: size } : {}),
-    };
-    const { Id } = await this.client.json<{ Id: string }>('POST', `/containers/${enc(id)}/exec`, { body });
+    });
     if (s.detach) {
       await this.call('POST', `/exec/${Id}/start`);
       return 0;
@@ -312,17 +312,7 @@ export class ApiComposeBackend implements ComposeBackend {
     limit: number,
     onOutput?: (chunk: Buffer) => void,
   ): Promise<{ exitCode: number; stdout: string; stderr: string }> {
-    const body = {
-      User: s.user ?? '',
-      Privileged: !!s.privileged,
-      Tty: false,
-      AttachStdout: true,
-      AttachStderr: true,
-      Env: s.env?.length ? s.env : null,
-      WorkingDir: s.workingDir ?? '',
-      Cmd: s.cmd,
-    };
-    const { Id } = await this.client.json<{ Id: string }>('POST', `/containers/${enc(id)}/exec`, { body });
+    const Id = await this.createExec(id, s, { Tty: false, AttachStdout: true, AttachStderr: true });
     const socket = await hijack(this.client, `/exec/${Id}/start`, { body: { Detach: false, Tty: false } });
     // only the tails are kept: a chatty command holds no more than 2 × limit bytes here
     const tails: [Buffer, Buffer] = [Buffer.alloc(0), Buffer.alloc(0)];
