@@ -142,24 +142,34 @@ export async function ensureVolumes(
  * keeps a volume a container refers to), the volume removed and created.
  * Returns the ids of the containers removed (the convergence creates them again).
  */
-export async function recreateVolumes(b: ComposeBackend, p: Project, keys: string[], containers: ContainerSummary[], r: Reporter): Promise<string[]> {
-  const removed: string[] = [];
+export async function recreateVolumes(b: ComposeBackend, p: Project, keys: string[], containers: ContainerSummary[], r: Reporter): Promise<Set<string>> {
+  const removed = new Set<string>();
   for (const key of keys) {
     const name = p.volumes[key]!.name;
-    const users = containers.filter((c) => c.volumeNames?.includes(name) && !removed.includes(c.id));
-    for (const c of users) {
-      r.event('Container', c.name, 'Removing');
-      await b.stopContainer(c.id);
-      await b.removeContainer(c.id, { force: true });
-      r.event('Container', c.name, 'Removed');
-      removed.push(c.id);
-    }
+    await removeUsers(
+      b,
+      containers.filter((c) => c.volumeNames?.includes(name) && !removed.has(c.id)),
+      r,
+      removed,
+      true,
+    );
     r.event('Volume', name, 'Removing');
     await b.removeVolume(name);
     r.event('Volume', name, 'Removed');
   }
   await ensureVolumes(b, p, keys, r);
   return removed;
+}
+
+/** Removes the containers in the way of a network or volume made anew (stopped first when `stop`), adding their ids to `removed`. */
+async function removeUsers(b: ComposeBackend, users: ContainerSummary[], r: Reporter, removed: Set<string>, stop = false): Promise<void> {
+  for (const c of users) {
+    r.event('Container', c.name, 'Removing');
+    if (stop) await b.stopContainer(c.id);
+    await b.removeContainer(c.id, { force: true });
+    r.event('Container', c.name, 'Removed');
+    removed.add(c.id);
+  }
 }
 
 /** Removes the project's networks (found by label, so a project without its files still cleans up). */
@@ -229,12 +239,7 @@ export async function recreateNetworks(
       r.warn(`network ${n.name} has been modified in the compose file; bring all the services using it up (or down) to recreate it`);
       continue;
     }
-    for (const c of attached) {
-      r.event('Container', c.name, 'Removing');
-      await b.removeContainer(c.id, { force: true });
-      r.event('Container', c.name, 'Removed');
-      removed.add(c.id);
-    }
+    await removeUsers(b, attached, r, removed);
     r.event('Network', n.name, 'Removing');
     await b.removeNetwork(found.id);
     r.event('Network', n.name, 'Removed');
