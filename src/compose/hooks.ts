@@ -18,14 +18,6 @@ const TAIL_BYTES = 2048;
 /** A hook's output is the container's: a line longer than this (a hook that prints no newline) is passed on in pieces. */
 const MAX_LINE = 64 << 10;
 
-interface Hook {
-  command?: string[];
-  user?: string;
-  privileged?: boolean;
-  working_dir?: string;
-  environment?: Record<string, string | null>;
-}
-
 /** The last lines of a hook's output, as docker compose's outputTail keeps them (a progress bar's `\r` rewinds keep the last segment). */
 export function outputTail(text: string): string {
   const lines = text
@@ -101,7 +93,7 @@ export async function runHooks(
   id: string,
   onLine?: (line: string) => void,
 ): Promise<void> {
-  for (const h of (s?.[kind] ?? []) as Hook[]) {
+  for (const h of s?.[kind] ?? []) {
     let partial = '';
     const onOutput = onLine
       ? (chunk: Buffer) => {

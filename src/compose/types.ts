@@ -120,6 +120,16 @@ export interface Ulimit {
   single?: true;
 }
 
+/** A post_start or pre_stop hook as normalized (the keys hooks.ts runs; others are kept for the hash). */
+export interface ServiceHook {
+  command?: string[];
+  user?: string;
+  privileged?: boolean;
+  working_dir?: string;
+  environment?: Record<string, string | null>;
+  [key: string]: unknown;
+}
+
 export interface Service {
   name: string;
   /** The watch rules (also in Project.develop, by service, for the watcher); part of the config hash, as in docker compose. */
@@ -216,8 +226,8 @@ export interface Service {
   volumes_from?: string[];
   /** Lifecycle hooks: post_start and pre_stop run by exec (hooks.ts); pre_start (a one-off container before the service starts) is only hashed. */
   pre_start?: Record<string, unknown>[];
-  post_start?: Record<string, unknown>[];
-  pre_stop?: Record<string, unknown>[];
+  post_start?: ServiceHook[];
+  pre_stop?: ServiceHook[];
   /** Extension keys (`x-*`) kept as given. */
   extensions?: Record<string, unknown>;
   /** Not a container: managed by an external provider program (provider.ts). */
