@@ -310,15 +310,15 @@ export class ApiComposeBackend implements ComposeBackend {
     id: string,
     s: Omit<ExecSpec, 'tty' | 'interactive' | 'detach'>,
     limit: number,
-    onOutput?: (chunk: Buffer) => void,
+    onOutput?: (chunk: Buffer, stream: 1 | 2) => void,
   ): Promise<{ exitCode: number; stdout: string; stderr: string }> {
     const Id = await this.createExec(id, s, { Tty: false, AttachStdout: true, AttachStderr: true });
     const socket = await hijack(this.client, `/exec/${Id}/start`, { body: { Detach: false, Tty: false } });
     // only the tails are kept: a chatty command holds no more than 2 × limit bytes here
     const tails: [Buffer, Buffer] = [Buffer.alloc(0), Buffer.alloc(0)];
     const demux = new Demuxer((stream, data) => {
-      onOutput?.(data);
       const i = stream === 2 ? 1 : 0;
+      onOutput?.(data, stream === 2 ? 2 : 1);
       const joined = Buffer.concat([tails[i], data]);
       tails[i] = joined.length > limit ? joined.subarray(joined.length - limit) : joined;
     });

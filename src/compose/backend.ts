@@ -265,7 +265,7 @@ export interface ComposeBackend {
     id: string,
     spec: Omit<ExecSpec, 'tty' | 'interactive' | 'detach'>,
     limit: number,
-    onOutput?: (chunk: Buffer) => void,
+    onOutput?: (chunk: Buffer, stream: 1 | 2) => void,
   ): Promise<{ exitCode: number; stdout: string; stderr: string }>;
   /** Attaches this process's stdio to a created container, starts it, relays until it ends (run). */
   runAttached(id: string, opts: { tty: boolean; interactive: boolean }): Promise<number>;

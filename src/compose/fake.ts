@@ -121,7 +121,8 @@ export class FakeEngine {
         if (c.state !== 'running') throw new EngineError('CONFLICT', `container ${c.name} is not running`);
         this.calls.push(`exec ${c.name} ${spec.cmd.join(' ')}${spec.user ? ` user=${spec.user}` : ''}${spec.env?.length ? ` env=${spec.env.join(',')}` : ''}`);
         const res = this.execResults.get(spec.cmd.join(' ')) ?? { exitCode: 0, stdout: '', stderr: '' };
-        onOutput?.(Buffer.from(res.stdout + res.stderr));
+        onOutput?.(Buffer.from(res.stdout), 1);
+        onOutput?.(Buffer.from(res.stderr), 2);
         return res;
       },
       copyToContainer: unsupported,

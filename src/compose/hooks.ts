@@ -94,13 +94,15 @@ export async function runHooks(
   onLine?: (line: string) => void,
 ): Promise<void> {
   for (const h of s?.[kind] ?? []) {
-    let partial = '';
+    // the unfinished line of each stream (stdout, stderr)
+    const partial = ['', ''];
     const onOutput = onLine
-      ? (chunk: Buffer) => {
-          const lines = (partial + chunk.toString('utf8')).split('\n');
-          partial = lines.pop()!;
+      ? (chunk: Buffer, stream: 1 | 2) => {
+          const lines = (partial[stream - 1] + chunk.toString('utf8')).split('\n');
+          let rest = lines.pop()!;
           for (const l of lines) onLine(l.replace(/\r$/, ''));
-          for (; partial.length > MAX_LINE; partial = partial.slice(MAX_LINE)) onLine(partial.slice(0, MAX_LINE));
+          for (; rest.length > MAX_LINE; rest = rest.slice(MAX_LINE)) onLine(rest.slice(0, MAX_LINE));
+          partial[stream - 1] = rest;
         }
       : undefined;
     let r: { exitCode: number; stdout: string; stderr: string };
@@ -118,7 +120,7 @@ export async function runHooks(
         TAIL_BYTES,
         onOutput,
       );
-      if (partial) onLine?.(partial);
+      for (const p of partial) if (p) onLine?.(p);
     } catch (e) {
       if (kind === 'pre_stop' && e instanceof EngineError && (e.code === 'NOT_FOUND' || e.code === 'CONFLICT')) return;
       throw e;
