@@ -196,6 +196,11 @@ test('a failing exit, a missing program, a flood, an abort: each a clear error',
   await assert.rejects(runProvider(one(long), 'db', 'up', r), /wrote a line longer than/);
   const chatty = script('prov', `[ "$2" = metadata ] && exit 1; yes '{"type":"debug","message":"x"}' | head -n ${LIMITS.messages + 1}`);
   await assert.rejects(runProvider(one(chatty), 'db', 'up', r), /more than 10000 messages/);
+  const generous = script(
+    'prov',
+    `[ "$2" = metadata ] && exit 1; for i in $(seq 1 20); do printf '{"type":"setenv","message":"K%s=%s"}\\n' $i $(head -c 60000 /dev/zero | tr '\\0' v); done`,
+  );
+  await assert.rejects(runProvider(one(generous), 'db', 'up', r), /more than 1048576 bytes of variables/);
   const garbage = script('prov', `[ "$2" = metadata ] && exit 1; echo hello`);
   await assert.rejects(runProvider(one(garbage), 'db', 'up', r), /invalid response from plugin: hello/);
   const slow = script('prov', `[ "$2" = metadata ] && exit 1; echo '{"type":"info","message":"waiting"}'; exec sleep 30`);

@@ -19,9 +19,9 @@
  *     environment of every service that depends on the provider service,
  *     so their config hashes include it.
  *
- * What the program writes is untrusted: lines, messages and the metadata
- * are bounded; `compose metadata` has 30 s, and a run ends with the
- * AbortSignal its caller passes (the CLI passes none: Ctrl-C reaches the
+ * What the program writes is untrusted: its lines, messages, variables
+ * and metadata are bounded; `compose metadata` has 30 s, and a run ends
+ * with the AbortSignal its caller passes (the CLI passes none: Ctrl-C reaches the
  * program from the terminal, as docker compose's does). Its stderr is
  * not shown (docker compose discards it) but its tail is kept for the
  * error of a failed run.
@@ -60,7 +60,7 @@ export interface ProviderMetadata {
 }
 
 /** Bounds on what a provider program may write. */
-export const LIMITS = { line: 64 << 10, messages: 10_000, metadata: 1 << 20, stderr: 4 << 10, metadataMs: 30_000 };
+export const LIMITS = { line: 64 << 10, messages: 10_000, metadata: 1 << 20, stderr: 4 << 10, metadataMs: 30_000, variables: 1 << 20 };
 
 /** The directories docker's CLI looks for plugins in, after the config file's extra ones (cli-plugins/manager, Unix). */
 export const SYSTEM_PLUGIN_DIRS = [
@@ -356,6 +356,7 @@ export async function runProvider(p: Project, name: string, command: ProviderCom
   r.event('Service', name, working);
   const vars: ProviderVariables = { prefixed: {}, raw: {} };
   let count = 0;
+  let variableBytes = 0;
   let failure: string | undefined;
   let res: Awaited<ReturnType<typeof runLines>>;
   try {
@@ -371,6 +372,8 @@ export async function runProvider(p: Project, name: string, command: ProviderCom
           failure = m.message;
           return false;
         }
+        if ((m.type === 'setenv' || m.type === 'rawsetenv') && (variableBytes += m.message.length) > LIMITS.variables)
+          throw new EngineError('INVALID_ARGUMENT', `more than ${LIMITS.variables} bytes of variables`);
         if (m.type === 'info') r.event('Service', name, firstLine(m.message));
         else if (m.type === 'debug') o.debug?.(name, m.message);
         else if (m.type === 'setenv') vars.prefixed[k!] = rest.join('=');
