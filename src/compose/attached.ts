@@ -105,8 +105,10 @@ export async function attachedUp(b: ComposeBackend, t: Target, printer: LogPrint
         // the first exit (the first failure, with abortOnFailure) stops the project and gives its code
         const aborts = !stopping && !o.interrupt.aborted && (o.abortOnExit || (o.abortOnFailure && code !== 0));
         if (aborts && !o.exitCodeFrom) exitCode = code;
-        if (o.exitCodeFrom && svc === o.exitCodeFrom && !captured) exitCode = code;
-        if (o.exitCodeFrom && svc === o.exitCodeFrom) captured = true;
+        if (o.exitCodeFrom && svc === o.exitCodeFrom && !captured) {
+          exitCode = code;
+          captured = true;
+        }
         if (aborts) await stopAll('Aborting on container exit...');
       }),
     );
