@@ -66,11 +66,10 @@ function summary(c: DockerContainer): ContainerSummary {
       type: p.Type,
     })),
     ...(c.NetworkSettings?.Networks ? { networkIds: Object.values(c.NetworkSettings.Networks).flatMap((n) => (n.NetworkID ? [n.NetworkID] : [])) } : {}),
-    ...(c.Mounts ? { volumeNames: c.Mounts.flatMap((m) => (m.Type === 'volume' && m.Name ? [m.Name] : [])) } : {}),
     ...(c.Mounts
       ? {
           mounts: c.Mounts.flatMap((m) =>
-            m.Type === 'volume' && m.Destination ? [{ type: m.Type, ...(m.Name ? { name: m.Name } : {}), destination: m.Destination, rw: m.RW !== false }] : [],
+            m.Type === 'volume' && m.Name && m.Destination ? [{ name: m.Name, destination: m.Destination, rw: m.RW !== false }] : [],
           ),
         }
       : {}),

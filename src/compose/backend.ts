@@ -32,11 +32,10 @@ export interface ContainerSummary {
   status: string;
   labels: Record<string, string>;
   ports: PortSummary[];
-  /** The ids of the networks it is connected to, and the names of the volumes it mounts (when the engine lists them). */
+  /** The ids of the networks it is connected to (when the engine lists them). */
   networkIds?: string[];
-  volumeNames?: string[];
-  /** Its volume mounts (when the engine lists them): what a recreated container inherits. */
-  mounts?: { type: string; name?: string; destination: string; rw: boolean }[];
+  /** The named volumes it mounts (when the engine lists them): what a recreated container inherits. */
+  mounts?: { name: string; destination: string; rw: boolean }[];
 }
 
 export interface ContainerDetails extends ContainerSummary {

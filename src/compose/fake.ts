@@ -73,9 +73,9 @@ export class FakeEngine {
         this.calls.push(`create ${spec.name}`);
         const mounts = (spec.host.Mounts ?? [])
           .filter((m) => m.Type === 'volume')
-          .map((m) => ({ type: 'volume', name: m.Source ?? `anon-${++this.anon}`, destination: m.Target, rw: !m.ReadOnly }));
+          .map((m) => ({ name: m.Source ?? `anon-${++this.anon}`, destination: m.Target, rw: !m.ReadOnly }));
         for (const v of this.imageVolumes.get(spec.image) ?? [])
-          if (!mounts.some((m) => m.destination === v)) mounts.push({ type: 'volume', name: `anon-${++this.anon}`, destination: v, rw: true });
+          if (!mounts.some((m) => m.destination === v)) mounts.push({ name: `anon-${++this.anon}`, destination: v, rw: true });
         this.containers.set(id, {
           id,
           name: spec.name,
@@ -88,7 +88,6 @@ export class FakeEngine {
           labels: spec.labels,
           ports: [],
           mounts,
-          volumeNames: mounts.map((m) => m.name),
           spec,
           health: spec.healthcheck ? 'healthy' : undefined,
         });
@@ -139,7 +138,7 @@ export class FakeEngine {
       inspectVolume: async (name) => this.volumes.get(name),
       createVolume: async (s) => void this.volumes.set(s.name, { name: s.name, driver: 'local', labels: s.labels }),
       removeVolume: async (name) => {
-        if ([...this.containers.values()].some((c) => c.volumeNames?.includes(name))) throw new EngineError('CONFLICT', `volume ${name} is in use`);
+        if ([...this.containers.values()].some((c) => c.mounts?.some((m) => m.name === name))) throw new EngineError('CONFLICT', `volume ${name} is in use`);
         this.calls.push(`remove volume ${name}`);
         this.volumes.delete(name);
       },

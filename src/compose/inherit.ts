@@ -18,7 +18,7 @@ export interface InheritedVolume {
 
 /** The previous container's volumes at the service's anonymous volume targets and at its image's VOLUME paths. */
 export async function inheritedVolumes(b: ComposeBackend, p: Project, s: Service, previous: ContainerSummary): Promise<InheritedVolume[]> {
-  const volumes = (previous.mounts ?? []).filter((m) => m.type === 'volume' && m.name);
+  const volumes = previous.mounts ?? [];
   if (!volumes.length) return [];
   const anonymous = new Set(s.volumes.filter((v) => v.type === 'volume' && !v.source).map((v) => v.target));
   // the image is looked at only when there are volumes the service does not declare (docker compose inspects it every time)
@@ -26,5 +26,5 @@ export async function inheritedVolumes(b: ComposeBackend, p: Project, s: Service
   const imageVolumes = new Set(undeclared ? ((await b.inspectImage(imageRef(p, s)))?.volumes ?? []) : []);
   return volumes
     .filter((m) => anonymous.has(m.destination) || imageVolumes.has(m.destination))
-    .map((m) => ({ target: m.destination, name: m.name!, readOnly: !m.rw }));
+    .map((m) => ({ target: m.destination, name: m.name, readOnly: !m.rw }));
 }

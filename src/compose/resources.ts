@@ -148,7 +148,7 @@ export async function recreateVolumes(b: ComposeBackend, p: Project, keys: strin
     const name = p.volumes[key]!.name;
     await removeUsers(
       b,
-      containers.filter((c) => c.volumeNames?.includes(name) && !removed.has(c.id)),
+      containers.filter((c) => c.mounts?.some((m) => m.name === name) && !removed.has(c.id)),
       r,
       removed,
       true,

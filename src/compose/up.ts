@@ -291,10 +291,10 @@ function detached(p: Project, s: Service, c: ContainerSummary, networkIds: Map<s
       if (id && !c.networkIds.includes(id)) return true;
     }
   }
-  if (c.volumeNames) {
+  if (c.mounts) {
     for (const v of s.volumes) {
       const name = v.type === 'volume' && v.source ? p.volumes[v.source]?.name : undefined;
-      if (name && !c.volumeNames.includes(name)) return true;
+      if (name && !c.mounts.some((m) => m.name === name)) return true;
     }
   }
   return false;
