@@ -95,6 +95,8 @@ export async function buildBundle({ root = ROOT, dist = path.join(root, 'dist') 
     external: EXTERNAL,
     // messages and logs name classes and functions: keep the names that esbuild would rename apart
     keepNames: true,
+    // the build's name, for a cache of what its code made (compose/project-cache.ts)
+    define: { 'import.meta.keelBundle': JSON.stringify(dir) },
     metafile: true,
     logLevel: 'warning',
     plugins: [builtins, sourceUrls(root, sources)],
@@ -135,11 +137,14 @@ function buildNamedBy(manifest: string): string | undefined {
  * Node's modules, loaded when first used: an ESM import of one (commander
  * imports six) makes Node evaluate its every lazy export for the module's
  * facade, and esbuild's CommonJS interop copies every export with the same
- * effect: ~25 ms of a command's start. In the bundle a Node module is a
- * proxy that loads it through process.getBuiltinModule when something of
- * it is used; it lists its exports' names as this Node has them (the
- * manifest keeps its version) and has no __esModule, which is all
- * esbuild's interop looks at.
+ * effect: ~25 ms of a command's start. In the bundle a Node module is an
+ * empty object whose prototype is a proxy that loads the module through
+ * process.getBuiltinModule when something of it is used. esbuild's interop
+ * (__toESM, once in each module that imports it) makes the importer's view
+ * an object of the same prototype and copies only own properties, of which
+ * there are none: a getter for each of a module's exports in each importer
+ * cost a command ~4 ms. The proxy has no __esModule, which is all the
+ * interop looks at.
  */
 const builtins = {
   name: 'builtins',
@@ -150,23 +155,17 @@ const builtins = {
       // import() of one stays Node's own: esbuild would give it only a default export (its way with CommonJS in chunks)
       return a.kind === 'dynamic-import' ? { path: a.path, external: true } : { path: a.path, namespace: 'builtin' };
     });
-    b.onLoad({ filter: /.*/, namespace: 'builtin' }, (a) => {
-      const exports = Object.getOwnPropertyNames(process.getBuiltinModule(a.path) ?? {});
-      return {
-        loader: 'js',
-        contents: `let m;
+    b.onLoad({ filter: /.*/, namespace: 'builtin' }, (a) => ({
+      loader: 'js',
+      contents: `let m;
 const loaded = () => (m ??= process.getBuiltinModule(${JSON.stringify(a.path)}));
-const names = ${JSON.stringify(exports)};
-module.exports = new Proxy({}, {
+module.exports = Object.create(new Proxy({}, {
   get: (_, k) => (k === '__esModule' ? undefined : loaded()[k]),
   set: (_, k, v) => ((loaded()[k] = v), true),
   has: (_, k) => k in loaded(),
-  ownKeys: () => names,
-  getOwnPropertyDescriptor: (_, k) => (names.includes(k) ? { configurable: true, enumerable: true, get: () => loaded()[k] } : undefined),
-});
+}));
 `,
-      };
-    });
+    }));
   },
 };
 

@@ -4,13 +4,16 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { EngineError, ERROR_CODE_HEADER, ERROR_CODES, type ErrorCode } from '../common/errors.ts';
+import { exchange as exchangeWhole, MalformedResponse } from './wire.ts';
 
 /**
- * node:http through getBuiltinModule: its ESM facade evaluates every lazy
- * export, undici included, which costs ~25 ms of each CLI start run from
- * src/ (the bundle loads Node's modules lazily anyway: cli/bundle.ts).
+ * node:http, loaded by the first request that streams (most commands make
+ * none: json() speaks HTTP itself, wire.ts), through getBuiltinModule: its
+ * ESM facade evaluates every lazy export, undici included, which costs
+ * ~25 ms of each CLI start run from src/.
  */
-export const http = process.getBuiltinModule('node:http');
+export const http = (): typeof httpTypes => (httpModule ??= process.getBuiltinModule('node:http'));
+let httpModule: typeof httpTypes | undefined;
 const net = process.getBuiltinModule('node:net');
 
 export interface RequestOptions {
@@ -27,9 +30,24 @@ export interface RequestOptions {
  */
 export class ApiClient {
   readonly socketPath: string;
+  /** Whether a daemon is started when none answers (the default socket: ensureDaemon). */
+  private readonly autoStart: boolean;
+  /** Set once a daemon answered, or was started: later requests go straight to it. */
+  private ready?: Promise<void>;
 
-  constructor(socketPath: string) {
+  constructor(socketPath: string, o: { autoStart?: boolean } = {}) {
     this.socketPath = socketPath;
+    this.autoStart = o.autoStart ?? false;
+  }
+
+  /**
+   * Makes sure a daemon answers before a request that cannot be sent twice
+   * (a streamed body, an upgrade): pings it, and starts one if none answers
+   * and this client may. Other requests start a daemon only when their
+   * connection is refused (request()), which saves every command a round trip.
+   */
+  async answering(): Promise<void> {
+    if (this.autoStart) await (this.ready ??= ensureDaemon(this));
   }
 
   /**
@@ -42,45 +60,55 @@ export class ApiClient {
     return { createConnection: () => net.createConnection(this.socketPath) };
   }
 
-  /** Sends a request and returns the response (status checked). */
+  /** Sends a request and returns the response (status checked), its body still to be read. */
   async request(method: string, urlPath: string, opts: RequestOptions = {}): Promise<httpTypes.IncomingMessage> {
-    const qs = new URLSearchParams();
-    for (const [k, v] of Object.entries(opts.query ?? {})) {
-      if (v === undefined) continue;
-      if (Array.isArray(v)) v.forEach((x) => qs.append(k, x));
-      else qs.set(k, String(v));
-    }
-    const q = qs.toString();
-    const headers: Record<string, string> = { ...opts.headers };
-    let payload: Buffer | undefined;
-    if (opts.body !== undefined) {
-      payload = Buffer.from(JSON.stringify(opts.body));
-      headers['Content-Type'] = 'application/json';
-      headers['Content-Length'] = String(payload.length);
-    } else if (opts.stream) headers['Content-Type'] ??= 'application/x-tar';
-    const res = await new Promise<httpTypes.IncomingMessage>((resolve, reject) => {
-      const req = http.request({ ...this.connection(), method, path: `/v1.41${urlPath}${q ? `?${q}` : ''}`, headers }, resolve);
-      req.on('error', (e) => reject(connectError(e, this.socketPath)));
-      if (opts.stream) opts.stream.pipe(req);
-      else req.end(payload);
-    });
-    if (res.statusCode! >= 400) {
-      const text = await readAll(res);
-      let message = text.trim();
-      try {
-        message = JSON.parse(text).message ?? message;
-      } catch {
-        // plain-text error
-      }
-      throw new DaemonError(errorCodeOf(res), message || `daemon answered ${res.statusCode}`);
-    }
+    if (opts.stream) await this.answering();
+    const res = await this.connected(() => this.exchange(method, urlPath, opts));
+    if (res.statusCode! >= 400) throw daemonError(res.statusCode!, res.headers, await readAll(res));
     return res;
   }
 
+  /** Sends a request and returns its JSON answer (status checked). */
   async json<T>(method: string, urlPath: string, opts: RequestOptions = {}): Promise<T> {
-    const res = await this.request(method, urlPath, opts);
-    const text = await readAll(res);
+    let text: string;
+    if (opts.stream) text = await readAll(await this.request(method, urlPath, opts));
+    else {
+      const { payload, headers } = bodyOf(opts);
+      const r = await this.connected(() => exchangeWhole(this.socketPath, method, pathOf(urlPath, opts), headers, payload));
+      text = r.body.toString('utf8');
+      if (r.status >= 400) throw daemonError(r.status, r.headers, text);
+    }
     return (text ? JSON.parse(text) : undefined) as T;
+  }
+
+  /**
+   * Makes a connection's request: a client that may start a daemon does so
+   * when the connection is refused, and sends the request again (nothing
+   * was sent the first time).
+   */
+  private async connected<R>(send: () => Promise<R>): Promise<R> {
+    let r: R;
+    try {
+      r = await send();
+    } catch (e) {
+      if (!this.autoStart || !refused(e)) throw connectError(e as Error, this.socketPath);
+      await (this.ready ??= ensureDaemon(this));
+      r = await send().catch((e2: Error) => Promise.reject(connectError(e2, this.socketPath)));
+    }
+    this.ready ??= Promise.resolve();
+    return r;
+  }
+
+  /** One request through node:http on a new connection to the socket; its errors are the connection's. */
+  private exchange(method: string, urlPath: string, opts: RequestOptions): Promise<httpTypes.IncomingMessage> {
+    const { payload, headers } = bodyOf(opts);
+    if (payload) headers['Content-Length'] = String(payload.length);
+    return new Promise((resolve, reject) => {
+      const req = http().request({ ...this.connection(), method, path: pathOf(urlPath, opts), headers }, resolve);
+      req.on('error', reject);
+      if (opts.stream) opts.stream.pipe(req);
+      else req.end(payload);
+    });
   }
 
   /** Reads a JSON-lines stream (progress, events), yielding each message. */
@@ -98,15 +126,48 @@ export class ApiClient {
     if (buf.trim()) yield JSON.parse(buf);
   }
 
+  /** Whether a daemon answers (never starts one). */
   async ping(): Promise<boolean> {
     try {
-      const res = await this.request('GET', '/_ping');
-      res.resume();
-      return true;
+      return (await exchangeWhole(this.socketPath, 'GET', pathOf('/_ping', {}))).status < 400;
     } catch {
       return false;
     }
   }
+}
+
+/** The request's path: the API version, then the query. */
+function pathOf(urlPath: string, opts: RequestOptions): string {
+  const qs = new URLSearchParams();
+  for (const [k, v] of Object.entries(opts.query ?? {})) {
+    if (v === undefined) continue;
+    if (Array.isArray(v)) v.forEach((x) => qs.append(k, x));
+    else qs.set(k, String(v));
+  }
+  const q = qs.toString();
+  return `/v1.41${urlPath}${q ? `?${q}` : ''}`;
+}
+
+/** The request's body (JSON) and headers. */
+function bodyOf(opts: RequestOptions): { payload?: Buffer; headers: Record<string, string> } {
+  const headers: Record<string, string> = { ...opts.headers };
+  if (opts.body !== undefined) {
+    headers['Content-Type'] = 'application/json';
+    return { payload: Buffer.from(JSON.stringify(opts.body)), headers };
+  }
+  if (opts.stream) headers['Content-Type'] ??= 'application/x-tar';
+  return { headers };
+}
+
+/** The daemon's error answer as an error: its message, and the code its status (or keel's header) says. */
+function daemonError(status: number, headers: Record<string, string | string[] | undefined>, text: string): DaemonError {
+  let message = text.trim();
+  try {
+    message = JSON.parse(text).message ?? message;
+  } catch {
+    // plain-text error
+  }
+  return new DaemonError(errorCodeOf(status, headers), message || `daemon answered ${status}`);
 }
 
 export async function readAll(res: Readable): Promise<string> {
@@ -122,10 +183,10 @@ export class DaemonError extends EngineError {}
 const REFINED: readonly ErrorCode[] = ['COMMAND_NOT_FOUND', 'CANNOT_EXECUTE', 'TIMEOUT', 'CANCELLED'];
 
 /** The status says what it can; keel's daemon refines it in a header (run's 127 vs 126, timeouts). */
-function errorCodeOf(res: httpTypes.IncomingMessage): ErrorCode {
-  const h = res.headers[ERROR_CODE_HEADER.toLowerCase()];
+function errorCodeOf(status: number, headers: Record<string, string | string[] | undefined>): ErrorCode {
+  const h = headers[ERROR_CODE_HEADER.toLowerCase()];
   if (typeof h === 'string' && (ERROR_CODES as string[]).includes(h) && REFINED.includes(h as ErrorCode)) return h as ErrorCode;
-  switch (res.statusCode) {
+  switch (status) {
     case 404:
       return 'NOT_FOUND';
     case 409:
@@ -139,15 +200,22 @@ function errorCodeOf(res: httpTypes.IncomingMessage): ErrorCode {
   }
 }
 
-function connectError(e: Error, socketPath: string): EngineError {
+/** A connection nothing listened on (no socket file, or no daemon behind it). */
+function refused(e: unknown): boolean {
   const code = (e as NodeJS.ErrnoException).code;
-  if (code === 'ENOENT' || code === 'ECONNREFUSED') {
+  return code === 'ENOENT' || code === 'ECONNREFUSED';
+}
+
+function connectError(e: Error, socketPath: string): EngineError {
+  if (e instanceof EngineError) return e;
+  if (e instanceof MalformedResponse) return new EngineError('UNAVAILABLE', `the keel daemon at ${socketPath} answered wrongly: ${e.message}`);
+  if (refused(e)) {
     return new EngineError(
       'UNAVAILABLE',
       `Cannot connect to the keel daemon at unix://${socketPath}. Is the keel daemon running? (start it with: keel daemon)`,
     );
   }
-  if (code === 'EACCES') return new EngineError('FORBIDDEN', `permission denied on unix://${socketPath}: run keel as root`);
+  if ((e as NodeJS.ErrnoException).code === 'EACCES') return new EngineError('FORBIDDEN', `permission denied on unix://${socketPath}: run keel as root`);
   return new EngineError('UNAVAILABLE', `cannot reach the keel daemon at ${socketPath}: ${e.message}`);
 }
 

@@ -17,11 +17,12 @@ import { EngineError } from '../common/errors.ts';
 import type { ApiClient } from './client.ts';
 
 /** Opens an upgraded stream; error statuses become EngineErrors like ApiClient.request. */
-export function hijack(
+export async function hijack(
   client: ApiClient,
   urlPath: string,
   opts: { query?: Record<string, string | number | undefined>; body?: unknown } = {},
 ): Promise<net.Socket> {
+  await client.answering();
   const qs = new URLSearchParams();
   for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) qs.set(k, String(v));
   const payload = opts.body === undefined ? Buffer.alloc(0) : Buffer.from(JSON.stringify(opts.body));
@@ -33,7 +34,7 @@ export function hijack(
   };
   const q = qs.toString();
   return new Promise((resolve, reject) => {
-    const req = http.request({ ...client.connection(), method: 'POST', path: `/v1.41${urlPath}${q ? `?${q}` : ''}`, headers });
+    const req = http().request({ ...client.connection(), method: 'POST', path: `/v1.41${urlPath}${q ? `?${q}` : ''}`, headers });
     req.on('upgrade', (_res, socket, head) => {
       if (head.length) socket.unshift(head);
       resolve(socket);

@@ -166,9 +166,9 @@ export async function buildProgram(commands?: string[], hooks: Pick<CliContext, 
     async client() {
       if (cached) return cached;
       const sock = socketFrom(program.opts().host);
-      const { ApiClient, ensureDaemon } = await import('./client.ts');
-      cached = new ApiClient(sock.path);
-      if (!sock.explicit) await ensureDaemon(cached);
+      const { ApiClient } = await import('./client.ts');
+      // the default socket gets a daemon started when none answers (on the first refused connection)
+      cached = new ApiClient(sock.path, { autoStart: !sock.explicit });
       return cached;
     },
   };

@@ -286,3 +286,54 @@ test("the loader's code identity covers every module a load imports, and a hit (
   );
   assert.equal(hit.crypto, false, 'a hit hashed with node:crypto');
 });
+
+test('entries are JSON: a project with keys of every kind comes back from the cache as the load made it', async () => {
+  const { dir, cache } = project({
+    'compose.yaml': `name: wide
+services:
+  web:
+    image: nginx:1.25
+    build: { context: ., args: [A=1], target: t }
+    pull_policy: always
+    command: nginx -g "daemon off;"
+    environment: [B=2, A=1, UNSET]
+    ports: ["127.0.0.1:8080:80", { target: 81, published: "8081-8082", protocol: udp }]
+    expose: ["9000"]
+    volumes: [data:/data, "/srv/site:/usr/share/nginx/html:ro", { type: tmpfs, target: /t, tmpfs: { size: 1m } }]
+    depends_on: { db: { condition: service_healthy, restart: true } }
+    healthcheck: { test: curl -f http://localhost/ || exit 1, interval: 30s, timeout: 5s, retries: 3 }
+    restart: unless-stopped
+    labels: { com.example.tier: "front & <back>" }
+    logging: { driver: json-file, options: { max-size: 1m } }
+    deploy: { replicas: 2 }
+    develop: { watch: [{ path: ./src, action: sync, target: /app }] }
+    x-note: not hashed
+  db:
+    image: postgres
+    entrypoint: ["/bin/sh", "-c"]
+    command: []
+    user: "1000:1000"
+    init: true
+    cpus: 0.1
+    shm_size: 64m
+    stop_grace_period: 1m30s
+    ulimits: { nofile: 65535, nproc: { soft: 1024, hard: 2048 } }
+    extra_hosts: ["somehost:162.242.195.82"]
+    sysctls: { net.core.somaxconn: 1024 }
+    tmpfs: /run
+    secrets: [token]
+    configs: [{ source: conf, target: /etc/conf, mode: 0440 }]
+    networks: { back: { aliases: [d], ipv4_address: 10.5.0.5 } }
+    deploy: { resources: { limits: { memory: 1g }, reservations: { cpus: "0.25" } } }
+secrets: { token: { environment: TOKEN } }
+configs: { conf: { content: "x=1" } }
+networks: { back: { ipam: { config: [{ subnet: 10.5.0.0/24 }] }, internal: true } }
+volumes: { data: { labels: { a: b } } }
+`,
+  });
+  const c = cached(cache);
+  const miss = await c.load({ cwd: dir, env: { TOKEN: 't' } });
+  const hit = await c.load({ cwd: dir, env: { TOKEN: 't' } });
+  assert.equal(c.loads, 1, 'the second load is a hit');
+  assert.deepStrictEqual(hit, miss);
+});

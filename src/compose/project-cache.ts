@@ -25,7 +25,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import v8 from 'node:v8';
+import { isDeepStrictEqual } from 'node:util';
 import { serviceHashInput } from './hash.ts';
 import { type EnvScope, exists, type Input, isFile, readBounded, recordInputs } from './inputs.ts';
 import type { LoadOptions } from './load.ts';
@@ -34,7 +34,7 @@ import { remember, sha256Hex } from './sha256.ts';
 import type { Project } from './types.ts';
 
 /** Changes when an entry's shape does. */
-const FORMAT = 2;
+const FORMAT = 3;
 const MAX_ENTRIES = 64;
 /** An entry larger than this (a huge environment, thousands of services) is not kept. */
 const MAX_ENTRY_BYTES = 1 << 20;
@@ -78,18 +78,26 @@ export function defaultCacheDir(env: Record<string, string | undefined> = proces
 /**
  * The loader's code as of now: the identity (inode, size, mtime) of every
  * file of src/compose (schema included) and src/common, and of the
- * packages the loader uses. An edit or an upgrade changes it.
+ * packages the loader uses. An edit or an upgrade changes it. Run from the
+ * CLI's bundle (cli/bundle.ts) the modules are the bundle's, which bin/keel
+ * runs only while each is the file it was made from and node_modules is as
+ * it was: the bundle's name stands for them, and only what the loader reads
+ * at run time (the schema's validator) is looked at.
  */
 export function codeFingerprint(): string {
   const parts: string[] = [process.version];
-  for (const dir of CODE_DIRS) {
+  const dirs = BUNDLE ? [path.join(HERE, 'schema')] : CODE_DIRS;
+  if (BUNDLE) parts.push(`bundle ${BUNDLE}`);
+  for (const dir of dirs) {
     parts.push(dir);
     for (const f of codeIn(dir).sort()) parts.push(`${f} ${identity(path.join(dir, f))}`);
   }
-  for (const pkg of PACKAGES) parts.push(`${pkg} ${packageIdentity(pkg)}`);
+  if (!BUNDLE) for (const pkg of PACKAGES) parts.push(`${pkg} ${packageIdentity(pkg)}`);
   return parts.join('\n');
 }
 
+/** The build of the CLI's bundle this module is part of (cli/bundle.ts defines it), if it is. */
+const BUNDLE = (import.meta as { keelBundle?: string }).keelBundle;
 const CODE_DIRS = [HERE, path.join(HERE, 'schema'), path.join(HERE, '..', 'common')];
 const PACKAGES = ['yaml', 'ajv', 'fast-deep-equal'];
 
@@ -216,7 +224,7 @@ function readEntryFile(file: string): Buffer {
 
 function readEntry(file: string, key: string): Entry | undefined {
   try {
-    const e = v8.deserialize(readEntryFile(file)) as Entry;
+    const e = JSON.parse(readEntryFile(file).toString('utf8')) as Entry;
     if (
       e?.format !== FORMAT ||
       e.key !== key ||
@@ -236,8 +244,11 @@ function readEntry(file: string, key: string): Entry | undefined {
 /** Writes an entry; a cache that cannot be written only costs the next command the load. */
 async function writeEntry(dir: string, file: string, e: Entry): Promise<void> {
   try {
-    const data = v8.serialize(e);
-    if (data.length > MAX_ENTRY_BYTES) return;
+    // JSON, not v8.serialize: node:v8 costs every command ~4 ms to load. A project
+    // JSON would not give back as it is (an undefined kept as a key) is not kept;
+    // in what was seen an undefined reads back the same (an absent key, or null where compared as JSON).
+    const data = JSON.stringify(e);
+    if (data.length > MAX_ENTRY_BYTES || !isDeepStrictEqual((JSON.parse(data) as Entry).project, e.project)) return;
     makeDir(dir);
     // common/fs.ts loads node:crypto: only here, on a miss (a hit must not)
     await (await import('../common/fs.ts')).writeFileAtomic(file, data, 0o600, { durable: false });
