@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -127,6 +127,13 @@ test("keel's own CLI bundles, and `compose config` from the bundle prints what i
   assert.ok(url);
   const project = fs.mkdtempSync(path.join(os.tmpdir(), 'keel-bundle-project-'));
   fs.writeFileSync(path.join(project, 'compose.yaml'), 'services:\n  web:\n    image: nginx\n    ports: ["8080:80"]\n  db:\n    image: postgres\n');
+  // with the bundle's chunks resolved directly (as bin/keel runs it), the chunk imports that reach Node's resolver are counted
+  const direct = `
+    import module from 'node:module';
+    let resolved = 0;
+    module.registerHooks({ resolve(s, c, next) { if (s.startsWith('./')) resolved++; return next(s, c); } });
+    (await import(${JSON.stringify(pathToFileURL(path.join(REPO, 'src', 'cli', 'bundle.ts')).href)})).resolveChunksDirectly(${JSON.stringify(url)});
+    process.on('exit', () => process.stderr.write('chunks resolved by Node: ' + resolved));`;
   const run = (entry: string) =>
     execFileSync(
       process.execPath,
@@ -137,9 +144,20 @@ test("keel's own CLI bundles, and `compose config` from the bundle prints what i
         'compose',
         'config',
       ],
-      { cwd: project, encoding: 'utf8', env: { ...process.env, XDG_CACHE_HOME: path.join(project, 'cache') } },
+      { cwd: project, encoding: 'utf8', env: { ...process.env, XDG_CACHE_HOME: path.join(project, 'cache') }, stdio: ['ignore', 'pipe', 'pipe'] },
     );
   const fromBundle = run(url);
   assert.match(fromBundle, /published: "8080"/);
   assert.equal(fromBundle, run(pathToFileURL(path.join(REPO, 'src', 'cli', 'main.ts')).href));
+  const child = spawnSync(
+    process.execPath,
+    ['--input-type=module', '-e', `${direct}\nconst { main } = await import(${JSON.stringify(url)}); process.exitCode = await main(['compose', 'config']);`],
+    {
+      cwd: project,
+      encoding: 'utf8',
+      env: { ...process.env, XDG_CACHE_HOME: path.join(project, 'cache') },
+    },
+  );
+  assert.equal(child.stdout, fromBundle);
+  assert.match(child.stderr, /chunks resolved by Node: 0$/);
 });

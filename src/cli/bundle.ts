@@ -75,6 +75,24 @@ export function currentBundle({ root = ROOT, dist = path.join(root, 'dist') }: B
   return fs.existsSync(main) ? pathToFileURL(main).href : undefined;
 }
 
+/**
+ * Resolves the bundle's imports of its own chunks (`./chunk-X.mjs` from a
+ * module of the bundle) as the URL beside the importer, without Node's
+ * resolver: it stats and realpaths each file, ~0.4 ms a chunk, and a
+ * command imports a dozen or two (a no-op `compose up` is ~7 ms faster).
+ * The hook (module.registerHooks: synchronous, in this thread) passes
+ * every other import on.
+ */
+export function resolveChunksDirectly(mainUrl: string): void {
+  const dir = new URL('./', mainUrl).href;
+  process.getBuiltinModule('node:module').registerHooks?.({
+    resolve: (specifier, context, next) =>
+      specifier.startsWith('./') && specifier.endsWith('.mjs') && context.parentURL?.startsWith(dir)
+        ? { url: new URL(specifier, context.parentURL).href, format: 'module', shortCircuit: true }
+        : next(specifier, context),
+  });
+}
+
 /** Builds the bundle from the current sources; resolves with its directory. */
 export async function buildBundle({ root = ROOT, dist = path.join(root, 'dist') }: BundlePlace = {}): Promise<string> {
   const esbuild = await import('esbuild');

@@ -66,6 +66,16 @@ export async function readJsonIfExists<T>(file: string): Promise<T | undefined> 
   }
 }
 
+/** readJsonIfExists for a small file where a thread-pool round trip costs more than the read (records read by the dozen). */
+export function readJsonIfExistsSync<T>(file: string): T | undefined {
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8')) as T;
+  } catch (e) {
+    if (errnoCode(e) === 'ENOENT') return undefined;
+    throw e;
+  }
+}
+
 export async function exists(p: string): Promise<boolean> {
   try {
     await fsp.lstat(p);

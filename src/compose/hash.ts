@@ -167,8 +167,25 @@ function extraHosts(l: string[] | undefined): string | undefined {
   return `[${entries.sort(byBytes).map(goString).join(',')}]`;
 }
 
+/**
+ * Inputs already written for these very service objects: the project cache
+ * (project-cache.ts) keeps each service's input and gives it back with the
+ * project, so that a no-op `up` does not write them again (~2 ms of it).
+ * Keyed by the object: a service is never changed once loaded (what
+ * changes one makes a new object, as resolveServiceReferences does).
+ */
+const knownInputs = new WeakMap<Service, string>();
+
+export function rememberHashInput(s: Service, input: string): void {
+  knownInputs.set(s, input);
+}
+
 /** The JSON docker compose hashes for this service (exported for tests and debugging). */
 export function serviceHashInput(s: Service): string {
+  return knownInputs.get(s) ?? writeHashInput(s);
+}
+
+function writeHashInput(s: Service): string {
   const w = `services.${s.name}`;
   const x = s as Service & Tree;
   const top = <K extends 'mem_limit' | 'mem_reservation' | 'cpus' | 'pids_limit'>(k: K) => (s.fromDeploy?.includes(k) ? undefined : s[k]);
@@ -293,6 +310,9 @@ export type ContainerOf = (service: string) => string | undefined;
  * (resolveServiceReferences); a reference without a container stays as written.
  */
 export function resolveServiceReferences(s: Service, containerOf: ContainerOf): Service {
+  const refers = (['network_mode', 'ipc', 'pid'] as const).some((k) => s[k]?.startsWith('service:'));
+  // nothing to resolve: the service itself (its hash input may be known: knownInputs)
+  if (!refers && !s.volumes_from) return s;
   const ns = (mode: string | undefined) => {
     if (!mode?.startsWith('service:')) return mode;
     const id = containerOf(mode.slice(8));

@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { serviceHashInput } from './hash.ts';
 import { recordInputs } from './inputs.ts';
 import { loadProject, type LoadOptions } from './load.ts';
 import { cacheKey, codeFiles, codeFingerprint, defaultCacheDir, loadProjectCached } from './project-cache.ts';
@@ -336,4 +337,7 @@ volumes: { data: { labels: { a: b } } }
   const hit = await c.load({ cwd: dir, env: { TOKEN: 't' } });
   assert.equal(c.loads, 1, 'the second load is a hit');
   assert.deepStrictEqual(hit, miss);
+  // the hit's services come with their hash inputs: the ones a fresh load's services hash to
+  for (const name of Object.keys(miss.services)) assert.equal(serviceHashInput(hit.services[name]!), serviceHashInput(miss.services[name]!), name);
+  assert.equal(serviceHashInput(hit.services.web!), serviceHashInput(loadProject({ cwd: dir, env: { TOKEN: 't' }, onWarning: () => {} }).services.web!));
 });

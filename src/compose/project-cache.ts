@@ -26,7 +26,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isDeepStrictEqual } from 'node:util';
-import { serviceHashInput } from './hash.ts';
+import { rememberHashInput, serviceHashInput } from './hash.ts';
 import { type EnvScope, exists, type Input, isFile, readBounded, recordInputs } from './inputs.ts';
 import type { LoadOptions } from './load.ts';
 import { networkHashInput, volumeHashInput } from './resource-hash.ts';
@@ -34,7 +34,7 @@ import { remember, sha256Hex } from './sha256.ts';
 import type { Project } from './types.ts';
 
 /** Changes when an entry's shape does. */
-const FORMAT = 3;
+const FORMAT = 4;
 const MAX_ENTRIES = 64;
 /** An entry larger than this (a huge environment, thousands of services) is not kept. */
 const MAX_ENTRY_BYTES = 1 << 20;
@@ -54,6 +54,8 @@ interface Entry {
   project: Project;
   /** The config hashes of its services, networks and volumes: [hashed input, sha256] (sha256.ts). */
   hashes: [string, string][];
+  /** Each service's hashed input, by name (hash.ts). */
+  inputs: Record<string, string>;
   /** The variables of its .env files (its environment is these under the OS environment). */
   dotenv: Record<string, string>;
 }
@@ -167,17 +169,18 @@ function fileName(key: string): string {
   return (a >>> 0).toString(16).padStart(8, '0') + (b >>> 0).toString(16).padStart(8, '0');
 }
 
-/** What `up` will hash for this project (the services without references to other services' containers, its networks and volumes). */
-function configHashes(p: Project): [string, string][] {
+/**
+ * What `up` will hash for this project (the services without references to
+ * other services' containers, its networks and volumes): [input, sha256]
+ * pairs, and each service's input by name.
+ */
+function configHashes(p: Project): Pick<Entry, 'hashes' | 'inputs'> {
   try {
-    const inputs = [
-      ...Object.values(p.services).map(serviceHashInput),
-      ...Object.values(p.networks).map(networkHashInput),
-      ...Object.values(p.volumes).map(volumeHashInput),
-    ];
-    return inputs.map((i) => [i, sha256Hex(i)]);
+    const inputs = Object.fromEntries(Object.entries(p.services).map(([name, s]) => [name, serviceHashInput(s)]));
+    const all = [...Object.values(inputs), ...Object.values(p.networks).map(networkHashInput), ...Object.values(p.volumes).map(volumeHashInput)];
+    return { hashes: all.map((i) => [i, sha256Hex(i)]), inputs };
   } catch {
-    return []; // what cannot be hashed now fails (or not) where it is hashed, as without the cache
+    return { hashes: [], inputs: {} }; // what cannot be hashed now fails (or not) where it is hashed, as without the cache
   }
 }
 
@@ -231,6 +234,7 @@ function readEntry(file: string, key: string): Entry | undefined {
       !Array.isArray(e.seen) ||
       !Array.isArray(e.warnings) ||
       !Array.isArray(e.hashes) ||
+      typeof e.inputs !== 'object' ||
       typeof e.dotenv !== 'object' ||
       typeof e.project?.name !== 'string'
     )
@@ -322,6 +326,7 @@ export async function loadProjectCached(o: LoadOptions = {}, c: CacheOptions = {
   if (hit) {
     for (const m of hit.warnings) warn(m);
     remember(hit.hashes);
+    for (const [name, input] of Object.entries(hit.inputs)) if (hit.project.services[name]) rememberHashInput(hit.project.services[name], input);
     return hit.project;
   }
   const warnings: string[] = [];
@@ -346,9 +351,9 @@ export async function loadProjectCached(o: LoadOptions = {}, c: CacheOptions = {
   const dotenv = inputs.find((i) => i.op === 'dotenv')?.values ?? {};
   // the environment is made again on a hit: the entry keeps only the variables the load read
   const kept = { ...project, environment: {} };
-  const hashes = configHashes(project);
+  const { hashes, inputs: hashInputs } = configHashes(project);
   // up hashes this project next: what was just hashed is not hashed again
   remember(hashes);
-  await writeEntry(dir, file, { format: FORMAT, key, seen, warnings, project: kept, hashes, dotenv });
+  await writeEntry(dir, file, { format: FORMAT, key, seen, warnings, project: kept, hashes, inputs: hashInputs, dotenv });
   return project;
 }

@@ -25,7 +25,7 @@ import { randomBytes } from 'node:crypto';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { EngineError, errnoCode, invalid, notFound } from '../common/errors.ts';
-import { mkdirp, readJsonIfExists, writeJsonAtomic } from '../common/fs.ts';
+import { mkdirp, readJsonIfExists, readJsonIfExistsSync, writeJsonAtomic } from '../common/fs.ts';
 import { newId } from '../common/ids.ts';
 import { KeyedMutex } from '../common/lock.ts';
 import { FrozenStore } from '../snapshots/frozen.ts';
@@ -155,6 +155,11 @@ export class VolumeStore {
     return readJsonIfExists<VolumeRecord>(path.join(this.dir(name), RECORD));
   }
 
+  private getSync(name: string): VolumeRecord | undefined {
+    if (!VOLUME_NAME_PATTERN.test(name) || name.length > 255) return undefined;
+    return readJsonIfExistsSync<VolumeRecord>(path.join(this.dir(name), RECORD));
+  }
+
   async inspect(name: string): Promise<VolumeRecord> {
     const r = await this.get(name);
     if (!r) throw notFound(`get ${name}: no such volume`);
@@ -169,12 +174,17 @@ export class VolumeStore {
       if (errnoCode(e) === 'ENOENT') return [];
       throw e;
     }
-    // Read side by side (one after the other, ten volumes took tens of ms:
-    // compose's up lists them), 64 at a time so the open files stay bounded.
+    // Records are a few hundred bytes: read with sync calls (ten took ~0.15 ms,
+    // ~0.7 through the thread pool, tens of ms one await after another;
+    // compose's up lists them every time), 64 between turns of the event loop.
     const out: VolumeRecord[] = [];
     const sorted = names.sort();
     for (let i = 0; i < sorted.length; i += 64) {
-      for (const r of await Promise.all(sorted.slice(i, i + 64).map((n) => this.get(n)))) if (r) out.push(r);
+      if (i) await new Promise((r) => setImmediate(r));
+      for (const n of sorted.slice(i, i + 64)) {
+        const r = this.getSync(n);
+        if (r) out.push(r);
+      }
     }
     return out;
   }
