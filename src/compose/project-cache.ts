@@ -55,7 +55,7 @@ interface Entry {
   /** The config hashes of its services, networks and volumes: [hashed input, sha256] (sha256.ts). */
   hashes: [string, string][];
   /** Each service's hashed input, by name (hash.ts). */
-  inputs: Record<string, string>;
+  serviceInputs: Record<string, string>;
   /** The variables of its .env files (its environment is these under the OS environment). */
   dotenv: Record<string, string>;
 }
@@ -174,13 +174,13 @@ function fileName(key: string): string {
  * other services' containers, its networks and volumes): [input, sha256]
  * pairs, and each service's input by name.
  */
-function configHashes(p: Project): Pick<Entry, 'hashes' | 'inputs'> {
+function configHashes(p: Project): Pick<Entry, 'hashes' | 'serviceInputs'> {
   try {
-    const inputs = Object.fromEntries(Object.entries(p.services).map(([name, s]) => [name, serviceHashInput(s)]));
-    const all = [...Object.values(inputs), ...Object.values(p.networks).map(networkHashInput), ...Object.values(p.volumes).map(volumeHashInput)];
-    return { hashes: all.map((i) => [i, sha256Hex(i)]), inputs };
+    const serviceInputs = Object.fromEntries(Object.entries(p.services).map(([name, s]) => [name, serviceHashInput(s)]));
+    const all = [...Object.values(serviceInputs), ...Object.values(p.networks).map(networkHashInput), ...Object.values(p.volumes).map(volumeHashInput)];
+    return { hashes: all.map((i) => [i, sha256Hex(i)]), serviceInputs };
   } catch {
-    return { hashes: [], inputs: {} }; // what cannot be hashed now fails (or not) where it is hashed, as without the cache
+    return { hashes: [], serviceInputs: {} }; // what cannot be hashed now fails (or not) where it is hashed, as without the cache
   }
 }
 
@@ -234,7 +234,7 @@ function readEntry(file: string, key: string): Entry | undefined {
       !Array.isArray(e.seen) ||
       !Array.isArray(e.warnings) ||
       !Array.isArray(e.hashes) ||
-      typeof e.inputs !== 'object' ||
+      typeof e.serviceInputs !== 'object' ||
       typeof e.dotenv !== 'object' ||
       typeof e.project?.name !== 'string'
     )
@@ -326,7 +326,7 @@ export async function loadProjectCached(o: LoadOptions = {}, c: CacheOptions = {
   if (hit) {
     for (const m of hit.warnings) warn(m);
     remember(hit.hashes);
-    for (const [name, input] of Object.entries(hit.inputs)) if (hit.project.services[name]) rememberHashInput(hit.project.services[name], input);
+    for (const [name, input] of Object.entries(hit.serviceInputs)) if (hit.project.services[name]) rememberHashInput(hit.project.services[name], input);
     return hit.project;
   }
   const warnings: string[] = [];
@@ -351,9 +351,9 @@ export async function loadProjectCached(o: LoadOptions = {}, c: CacheOptions = {
   const dotenv = inputs.find((i) => i.op === 'dotenv')?.values ?? {};
   // the environment is made again on a hit: the entry keeps only the variables the load read
   const kept = { ...project, environment: {} };
-  const { hashes, inputs: hashInputs } = configHashes(project);
+  const { hashes, serviceInputs } = configHashes(project);
   // up hashes this project next: what was just hashed is not hashed again
   remember(hashes);
-  await writeEntry(dir, file, { format: FORMAT, key, seen, warnings, project: kept, hashes, inputs: hashInputs, dotenv });
+  await writeEntry(dir, file, { format: FORMAT, key, seen, warnings, project: kept, hashes, serviceInputs, dotenv });
   return project;
 }
