@@ -168,6 +168,10 @@ for b in "${selected[@]}"; do
   fi
 done
 
+# bin/keel runs src/ instead of the bundle once a source file changes: say so when one changed during the run
+node --input-type=module -e "process.exit((await import('$ROOT/src/cli/bundle.ts')).currentBundle() ? 0 : 1)" ||
+  say "warning: keel's sources changed during this run, so keel's CLI ran from src/ (slower to start), not from its bundle"
+
 mkdir -p "$BENCH_DIR/results"
 report_args=(--baseline "$BENCH_DIR/baseline.json")
 ((save_baseline)) && report_args+=(--save-baseline "$BENCH_DIR/baseline.json")
