@@ -27,8 +27,9 @@ import type {
   VolumeSummary,
 } from '../compose/backend.ts';
 import { type ApiClient, readAll } from './client.ts';
-import { currentSize, Demuxer, hijack, relay } from './hijack.ts';
-import { resize, runSession } from './session.ts';
+
+/** The stdio sessions' modules (exec, run, logs), loaded by the first that runs: `up` needs none. */
+const sessions = () => Promise.all([import('./hijack.ts'), import('./session.ts')]);
 
 const enc = encodeURIComponent;
 const labelFilters = (labels: string[]) => JSON.stringify({ label: labels });
@@ -248,6 +249,7 @@ export class ApiComposeBackend implements ComposeBackend {
     signal?.addEventListener('abort', onAbort, { once: true });
     try {
       const pending: LogChunk[] = [];
+      const [{ Demuxer }] = await sessions();
       const demux = new Demuxer((s, data) => pending.push({ stream: s === 2 ? 'stderr' : 'stdout', data: Buffer.from(data) }));
       for await (const chunk of res) {
         if (info.tty) yield { stream: 'stdout', data: chunk as Buffer };
@@ -280,6 +282,7 @@ export class ApiComposeBackend implements ComposeBackend {
   }
 
   async exec(id: string, s: ExecSpec): Promise<number> {
+    const [{ currentSize, hijack, relay }, { resize }] = await sessions();
     const size = s.tty ? currentSize() : undefined;
     const Id = await this.createExec(id, s, {
       Tty: s.tty,
@@ -311,6 +314,7 @@ export class ApiComposeBackend implements ComposeBackend {
     limit: number,
     onOutput?: (chunk: Buffer, stream: 1 | 2) => void,
   ): Promise<{ exitCode: number; stdout: string; stderr: string }> {
+    const [{ Demuxer, hijack }] = await sessions();
     const Id = await this.createExec(id, s, { Tty: false, AttachStdout: true, AttachStderr: true });
     const socket = await hijack(this.client, `/exec/${Id}/start`, { body: { Detach: false, Tty: false } });
     // only the tails are kept: a chatty command holds no more than 2 × limit bytes here
@@ -333,6 +337,7 @@ export class ApiComposeBackend implements ComposeBackend {
   }
 
   async runAttached(id: string, o: { tty: boolean; interactive: boolean }): Promise<number> {
+    const [, { runSession }] = await sessions();
     const r = await runSession(this.client, {
       id,
       tty: o.tty,

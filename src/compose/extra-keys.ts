@@ -160,11 +160,3 @@ export function impliedDependencies(svc: Service, s: Tree): void {
   }
   for (const v of svc.volumes_from ?? []) if (!v.startsWith('container:')) add(v.split(':')[0]!, false);
 }
-
-/** The services whose containers this one's namespaces or volumes_from name (`service:X`, `X[:mode]`). */
-export function referencedServices(svc: Service): string[] {
-  const out = new Set<string>();
-  for (const mode of [svc.network_mode, svc.ipc, svc.pid]) if (mode && REFERENCE.test(mode)) out.add(mode.slice(8));
-  for (const v of svc.volumes_from ?? []) if (!v.startsWith('container:')) out.add(v.split(':')[0]!);
-  return [...out];
-}

@@ -3,7 +3,7 @@
  * service it depends on has reached its condition (independent services
  * in parallel); `down`/`stop` go in reverse.
  */
-import type { Project } from './types.ts';
+import type { Project, Service } from './types.ts';
 
 /** Runs `fn` for each service once all its dependencies' fn resolved; in parallel otherwise. */
 export async function inDependencyOrder(p: Project, names: string[], fn: (name: string) => Promise<void>, reverse = false): Promise<void> {
@@ -50,4 +50,16 @@ export function withDependencies(p: Project, names: string[]): string[] {
   };
   names.forEach(add);
   return Object.keys(p.services).filter((n) => out.has(n));
+}
+
+/**
+ * The services whose containers this one's namespaces or volumes_from name
+ * (`service:X`, `X[:mode]`): the dependencies compose-go adds for them are
+ * in its depends_on (extra-keys.ts, impliedDependencies).
+ */
+export function referencedServices(svc: Service): string[] {
+  const out = new Set<string>();
+  for (const mode of [svc.network_mode, svc.ipc, svc.pid]) if (mode?.startsWith('service:')) out.add(mode.slice(8));
+  for (const v of svc.volumes_from ?? []) if (!v.startsWith('container:')) out.add(v.split(':')[0]!);
+  return [...out];
 }

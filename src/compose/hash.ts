@@ -171,8 +171,9 @@ function extraHosts(l: string[] | undefined): string | undefined {
  * Inputs already written for these very service objects: the project cache
  * (project-cache.ts) keeps each service's input and gives it back with the
  * project, so that a no-op `up` does not write them again (~2 ms of it).
- * Keyed by the object: a service is never changed once loaded (what
- * changes one makes a new object, as resolveServiceReferences does).
+ * Keyed by the object: a service is never changed once loaded; what
+ * changes one makes a new object (resolveServiceReferences, a provider's
+ * variables in provider.ts, the API socket in api-socket.ts).
  */
 const knownInputs = new WeakMap<Service, string>();
 

@@ -190,14 +190,16 @@ export interface ProviderVariables {
 /** Sets what a provider service's `up` gave in the environment of the services that depend on it. */
 export function applyProviderEnv(p: Project, provider: string, vars: ProviderVariables, r: Reporter): void {
   const prefix = `${provider.toUpperCase()}_`;
-  for (const s of Object.values(p.services)) {
+  for (const [name, s] of Object.entries(p.services)) {
     if (!s.depends_on[provider]) continue;
-    for (const [k, v] of Object.entries(vars.prefixed)) s.environment[prefix + k] = v;
+    const environment = { ...s.environment };
+    for (const [k, v] of Object.entries(vars.prefixed)) environment[prefix + k] = v;
     for (const [k, v] of Object.entries(vars.raw)) {
-      if (Object.hasOwn(s.environment, k) && s.environment[k] !== v)
-        r.warn(`provider "${provider}" overrides environment variable "${k}" in service "${s.name}"`);
-      s.environment[k] = v;
+      if (Object.hasOwn(environment, k) && environment[k] !== v) r.warn(`provider "${provider}" overrides environment variable "${k}" in service "${s.name}"`);
+      environment[k] = v;
     }
+    // a new service, not an edit of the loaded one: what is known of a service is kept by its object (hash.ts)
+    p.services[name] = { ...s, environment };
   }
 }
 

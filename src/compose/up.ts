@@ -10,8 +10,7 @@
 import { EngineError } from '../common/errors.ts';
 import type { ComposeBackend, ContainerSummary, NetworkSummary } from './backend.ts';
 import { planContainer } from './convert.ts';
-import { referencedServices } from './extra-keys.ts';
-import { inDependencyOrder, withDependencies } from './graph.ts';
+import { inDependencyOrder, referencedServices, withDependencies } from './graph.ts';
 import { ensureImages, type ImageOptions, prefetchImages, PULL_FLAG_POLICIES } from './images.ts';
 import { restartWithHooks, runHooks, stopWithHooks } from './hooks.ts';
 import { fileRefWarnings, injectedFiles, injectFiles } from './inject.ts';

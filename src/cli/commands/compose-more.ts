@@ -9,7 +9,7 @@ import { planContainer } from '../../compose/convert.ts';
 import { runHooks, withPostStartHooks } from '../../compose/hooks.ts';
 import { withClientApiSocket } from '../compose-api-socket.ts';
 import { injectFiles } from '../../compose/inject.ts';
-import { referencedServices } from '../../compose/extra-keys.ts';
+import { referencedServices } from '../../compose/graph.ts';
 import { buildService, ensureImages, pullWanted } from '../../compose/images.ts';
 import * as L from '../../compose/labels.ts';
 import { parsePort, parseVolume } from '../../compose/shorthand.ts';
