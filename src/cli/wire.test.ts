@@ -94,8 +94,9 @@ test('no server: the socket error itself, for the caller to tell apart (a daemon
   await assert.rejects(exchange(path.join(dir, 'none.sock'), 'GET', '/_ping'), (e: NodeJS.ErrnoException) => e.code === 'ENOENT');
 });
 
-test('a header with a line break is refused before anything is sent', () => {
+test('a header with a line break, or a path with a space, is refused before anything is sent', () => {
   assert.throws(() => exchange(path.join(dir, 'none.sock'), 'GET', '/', { 'X-A': 'a\r\nX-B: b' }), /line break/);
+  assert.throws(() => exchange(path.join(dir, 'none.sock'), 'GET', '/containers/a b/json'), /unescaped characters/);
 });
 
 test('the parser gives the same answer however the bytes are cut: byte by byte, chunk extensions, trailers, 100 Continue first', () => {

@@ -33,6 +33,8 @@ let netModule: typeof netTypes | undefined;
  * answer that is cut short or not HTTP rejects with a MalformedResponse.
  */
 export function exchange(socketPath: string, method: string, path: string, headers: Record<string, string> = {}, body?: Buffer): Promise<WholeResponse> {
+  // as node:http: a path goes on the request line as it is, so it must be escaped already
+  if (/[^\x21-\xff]/.test(path)) throw new TypeError(`the request path ${JSON.stringify(path)} has unescaped characters`);
   const lines = [`${method} ${path} HTTP/1.1`, 'Host: localhost', 'Connection: close'];
   for (const [k, v] of Object.entries(headers)) {
     if (/[\r\n]/.test(k) || /[\r\n]/.test(v)) throw new TypeError(`header ${JSON.stringify(k)} has a line break`);
