@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { EngineError, ERROR_CODE_HEADER, ERROR_CODES, type ErrorCode } from '../common/errors.ts';
-import { exchange as exchangeWhole, MalformedResponse } from './wire.ts';
+import { exchange, MalformedResponse } from './wire.ts';
 
 /**
  * node:http, loaded by the first request that streams (most commands make
@@ -63,7 +63,7 @@ export class ApiClient {
   /** Sends a request and returns the response (status checked), its body still to be read. */
   async request(method: string, urlPath: string, opts: RequestOptions = {}): Promise<httpTypes.IncomingMessage> {
     if (opts.stream) await this.answering();
-    const res = await this.connected(() => this.exchange(method, urlPath, opts));
+    const res = await this.connected(() => this.httpExchange(method, urlPath, opts));
     if (res.statusCode! >= 400) throw daemonError(res.statusCode!, res.headers, await readAll(res));
     return res;
   }
@@ -74,7 +74,7 @@ export class ApiClient {
     if (opts.stream) text = await readAll(await this.request(method, urlPath, opts));
     else {
       const { payload, headers } = bodyOf(opts);
-      const r = await this.connected(() => exchangeWhole(this.socketPath, method, pathOf(urlPath, opts), headers, payload));
+      const r = await this.connected(() => exchange(this.socketPath, method, pathOf(urlPath, opts), headers, payload));
       text = r.body.toString('utf8');
       if (r.status >= 400) throw daemonError(r.status, r.headers, text);
     }
@@ -100,7 +100,7 @@ export class ApiClient {
   }
 
   /** One request through node:http on a new connection to the socket; its errors are the connection's. */
-  private exchange(method: string, urlPath: string, opts: RequestOptions): Promise<httpTypes.IncomingMessage> {
+  private httpExchange(method: string, urlPath: string, opts: RequestOptions): Promise<httpTypes.IncomingMessage> {
     const { payload, headers } = bodyOf(opts);
     if (payload) headers['Content-Length'] = String(payload.length);
     return new Promise((resolve, reject) => {
@@ -129,7 +129,7 @@ export class ApiClient {
   /** Whether a daemon answers (never starts one). */
   async ping(): Promise<boolean> {
     try {
-      return (await exchangeWhole(this.socketPath, 'GET', pathOf('/_ping', {}))).status < 400;
+      return (await exchange(this.socketPath, 'GET', pathOf('/_ping', {}))).status < 400;
     } catch {
       return false;
     }

@@ -12,7 +12,6 @@
  * HEAD, 1xx, 204 and 304; else chunked transfer coding, a Content-Length,
  * or the bytes up to the end of the connection.
  */
-import type netTypes from 'node:net';
 
 export interface WholeResponse {
   status: number;
@@ -24,8 +23,8 @@ export interface WholeResponse {
 /** An answer larger than this is refused (no API answer of a daemon comes near it). */
 export const MAX_RESPONSE_BYTES = 256 * 1024 * 1024;
 
-const net = (): typeof netTypes => (netModule ??= process.getBuiltinModule('node:net'));
-let netModule: typeof netTypes | undefined;
+// through getBuiltinModule, as in client.ts (an ESM import evaluates the module's every lazy export)
+const net = process.getBuiltinModule('node:net');
 
 /**
  * Sends the request and resolves with the whole response. A connection
@@ -44,7 +43,7 @@ export function exchange(socketPath: string, method: string, path: string, heade
   const head = Buffer.from(`${lines.join('\r\n')}\r\n\r\n`, 'latin1');
   return new Promise((resolve, reject) => {
     const parser = new ResponseParser(method);
-    const socket = net().createConnection(socketPath);
+    const socket = net.createConnection(socketPath);
     let settled = false;
     const settle = (e?: Error, r?: WholeResponse) => {
       if (settled) return;

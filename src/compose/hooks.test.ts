@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { FakeEngine, projectOf } from './fake.ts';
-import { outputTail } from './hooks.ts';
+import type { ComposeBackend } from './backend.ts';
+import { outputTail, runHooks } from './hooks.ts';
 import { down, restart, stop } from './ops.ts';
 import { collectingReporter } from './reporter.ts';
 import { up } from './up.ts';
@@ -88,6 +89,25 @@ test('a hook that prints no newline is handed on in pieces of 64 KiB, not kept w
     [64 << 10, 64 << 10, 64 << 10, 8 << 10],
   );
   assert.equal(lines.join('').length, 200 << 10);
+});
+
+test("a hook's lines keep a character split between two chunks whole, each stream its own", async () => {
+  const chunks: [number[], 1 | 2][] = [
+    [[0x63, 0x61, 0x66, 0xc3], 1], // "caf" and the first byte of "é"
+    [[0x65, 0x72, 0x72, 0xe2, 0x82], 2], // "err" and two bytes of "€"
+    [[0xa9, 0x0a, 0x6e, 0x65, 0x78, 0x74, 0xc3], 1], // the rest of "é", a newline, "next" and half an "é"
+    [[0xac], 2], // the rest of "€", no newline
+  ];
+  const b = {
+    execOutput: async (_id: string, _s: unknown, _limit: number, onOutput?: (c: Buffer, s: 1 | 2) => void) => {
+      for (const [bytes, stream] of chunks) onOutput?.(Buffer.from(bytes), stream);
+      return { exitCode: 0, stdout: '', stderr: '' };
+    },
+  } as unknown as ComposeBackend;
+  const s = project(YAML).services.web!;
+  const lines: string[] = [];
+  await runHooks(b, { ...s, post_start: [{ command: ['x'] }] }, 'post_start', 'id', (l) => void lines.push(l));
+  assert.deepEqual(lines, ['café', 'next\ufffd', 'err€']);
 });
 
 test('an attached run: the hooks wait for the start event; a failing one fails a run that exited 0, not one that failed', async () => {

@@ -94,11 +94,12 @@ export async function runHooks(
   onLine?: (line: string) => void,
 ): Promise<void> {
   for (const h of s?.[kind] ?? []) {
-    // the unfinished line of each stream (stdout, stderr)
+    // the unfinished line of each stream (stdout, stderr), and its decoder (a character may span two chunks)
     const partial = ['', ''];
+    const decoders = [new TextDecoder(), new TextDecoder()];
     const onOutput = onLine
       ? (chunk: Buffer, stream: 1 | 2) => {
-          const lines = (partial[stream - 1] + chunk.toString('utf8')).split('\n');
+          const lines = (partial[stream - 1] + decoders[stream - 1]!.decode(chunk, { stream: true })).split('\n');
           let rest = lines.pop()!;
           for (const l of lines) onLine(l.replace(/\r$/, ''));
           for (; rest.length > MAX_LINE; rest = rest.slice(MAX_LINE)) onLine(rest.slice(0, MAX_LINE));
@@ -120,7 +121,10 @@ export async function runHooks(
         TAIL_BYTES,
         onOutput,
       );
-      for (const p of partial) if (p) onLine?.(p);
+      partial.forEach((p, i) => {
+        const last = p + decoders[i]!.decode();
+        if (last) onLine?.(last);
+      });
     } catch (e) {
       if (kind === 'pre_stop' && e instanceof EngineError && (e.code === 'NOT_FOUND' || e.code === 'CONFLICT')) return;
       throw e;

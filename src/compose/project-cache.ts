@@ -34,7 +34,7 @@ import { remember, sha256Hex } from './sha256.ts';
 import type { Project } from './types.ts';
 
 /** Changes when an entry's shape does. */
-const FORMAT = 4;
+const FORMAT = 5;
 const MAX_ENTRIES = 64;
 /** An entry larger than this (a huge environment, thousands of services) is not kept. */
 const MAX_ENTRY_BYTES = 1 << 20;
@@ -52,10 +52,8 @@ interface Entry {
   seen: Seen[];
   warnings: string[];
   project: Project;
-  /** The config hashes of its services, networks and volumes: [hashed input, sha256] (sha256.ts). */
-  hashes: [string, string][];
-  /** Each service's hashed input, by name (hash.ts). */
-  serviceInputs: Record<string, string>;
+  /** The config hashes `up` compares, [hashed input, sha256]: each service's by name (hash.ts), its networks' and volumes' (sha256.ts). */
+  hashes: { services: Record<string, [string, string]>; resources: [string, string][] };
   /** The variables of its .env files (its environment is these under the OS environment). */
   dotenv: Record<string, string>;
 }
@@ -169,19 +167,23 @@ function fileName(key: string): string {
   return (a >>> 0).toString(16).padStart(8, '0') + (b >>> 0).toString(16).padStart(8, '0');
 }
 
-/**
- * What `up` will hash for this project (the services without references to
- * other services' containers, its networks and volumes): [input, sha256]
- * pairs, and each service's input by name.
- */
-function configHashes(p: Project): Pick<Entry, 'hashes' | 'serviceInputs'> {
+/** What `up` will hash for this project: its services without references to other services' containers, its networks and volumes. */
+function configHashes(p: Project): Entry['hashes'] {
+  const pair = (input: string): [string, string] => [input, sha256Hex(input)];
   try {
-    const serviceInputs = Object.fromEntries(Object.entries(p.services).map(([name, s]) => [name, serviceHashInput(s)]));
-    const all = [...Object.values(serviceInputs), ...Object.values(p.networks).map(networkHashInput), ...Object.values(p.volumes).map(volumeHashInput)];
-    return { hashes: all.map((i) => [i, sha256Hex(i)]), serviceInputs };
+    return {
+      services: Object.fromEntries(Object.entries(p.services).map(([name, s]) => [name, pair(serviceHashInput(s))])),
+      resources: [...Object.values(p.networks).map(networkHashInput), ...Object.values(p.volumes).map(volumeHashInput)].map(pair),
+    };
   } catch {
-    return { hashes: [], serviceInputs: {} }; // what cannot be hashed now fails (or not) where it is hashed, as without the cache
+    return { services: {}, resources: [] }; // what cannot be hashed now fails (or not) where it is hashed, as without the cache
   }
+}
+
+/** Hands the hashes on to what `up` hashes with: each input's sha256, and each service's input by its object. */
+function rememberHashes(p: Project, h: Entry['hashes']): void {
+  remember([...Object.values(h.services), ...h.resources]);
+  for (const [name, [input]] of Object.entries(h.services)) if (p.services[name]) rememberHashInput(p.services[name], input);
 }
 
 /** The project's environment as load.ts makes it: its .env files' variables under the OS environment. */
@@ -233,8 +235,8 @@ function readEntry(file: string, key: string): Entry | undefined {
       e.key !== key ||
       !Array.isArray(e.seen) ||
       !Array.isArray(e.warnings) ||
-      !Array.isArray(e.hashes) ||
-      typeof e.serviceInputs !== 'object' ||
+      typeof e.hashes?.services !== 'object' ||
+      !Array.isArray(e.hashes.resources) ||
       typeof e.dotenv !== 'object' ||
       typeof e.project?.name !== 'string'
     )
@@ -325,8 +327,7 @@ export async function loadProjectCached(o: LoadOptions = {}, c: CacheOptions = {
   }
   if (hit) {
     for (const m of hit.warnings) warn(m);
-    remember(hit.hashes);
-    for (const [name, input] of Object.entries(hit.serviceInputs)) if (hit.project.services[name]) rememberHashInput(hit.project.services[name], input);
+    rememberHashes(hit.project, hit.hashes);
     return hit.project;
   }
   const warnings: string[] = [];
@@ -351,9 +352,9 @@ export async function loadProjectCached(o: LoadOptions = {}, c: CacheOptions = {
   const dotenv = inputs.find((i) => i.op === 'dotenv')?.values ?? {};
   // the environment is made again on a hit: the entry keeps only the variables the load read
   const kept = { ...project, environment: {} };
-  const { hashes, serviceInputs } = configHashes(project);
+  const hashes = configHashes(project);
   // up hashes this project next: what was just hashed is not hashed again
-  remember(hashes);
-  await writeEntry(dir, file, { format: FORMAT, key, seen, warnings, project: kept, hashes, serviceInputs, dotenv });
+  rememberHashes(project, hashes);
+  await writeEntry(dir, file, { format: FORMAT, key, seen, warnings, project: kept, hashes, dotenv });
   return project;
 }
