@@ -214,6 +214,16 @@ test('a failed load is not kept; a corrupt entry is a miss and is written again;
   fs.truncateSync(path.join(cache, entry!), 10);
   assert.deepStrictEqual(await c.load({ cwd: dir }), first);
   assert.equal(c.loads, 5);
+  // valid JSON of the right key whose config hashes are not [input, sha256] pairs: a miss, not a failed command
+  const e = JSON.parse(fs.readFileSync(path.join(cache, entry!), 'utf8'));
+  for (const broken of [
+    { ...e.hashes, services: { a: 'x' } },
+    { ...e.hashes, resources: [[1, 2]] },
+  ]) {
+    fs.writeFileSync(path.join(cache, entry!), JSON.stringify({ ...e, hashes: broken }));
+    assert.deepStrictEqual(await c.load({ cwd: dir }), first);
+  }
+  assert.equal(c.loads, 7);
 
   for (let i = 0; i < 70; i++) await c.load({ cwd: dir, projectName: `p${i}` });
   assert.ok(fs.readdirSync(cache).length <= 64, `${fs.readdirSync(cache).length} entries`);

@@ -227,6 +227,9 @@ function readEntryFile(file: string): Buffer {
   }
 }
 
+/** [hashed input, sha256], as configHashes writes it: what a hit hands on to `up` (rememberHashes). */
+const isHashPair = (x: unknown): boolean => Array.isArray(x) && x.length === 2 && typeof x[0] === 'string' && typeof x[1] === 'string';
+
 function readEntry(file: string, key: string): Entry | undefined {
   try {
     const e = JSON.parse(readEntryFile(file).toString('utf8')) as Entry;
@@ -236,7 +239,9 @@ function readEntry(file: string, key: string): Entry | undefined {
       !Array.isArray(e.seen) ||
       !Array.isArray(e.warnings) ||
       typeof e.hashes?.services !== 'object' ||
+      !Object.values(e.hashes.services).every(isHashPair) ||
       !Array.isArray(e.hashes.resources) ||
+      !e.hashes.resources.every(isHashPair) ||
       typeof e.dotenv !== 'object' ||
       typeof e.project?.name !== 'string'
     )
