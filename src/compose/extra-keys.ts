@@ -80,7 +80,8 @@ function labelFiles(files: unknown, where: string): Record<string, string> {
     try {
       text = readBounded(String(f), 1 << 20);
     } catch (e) {
-      throw new EngineError('INVALID_ARGUMENT', `${where}.label_file: label file ${String(f)} not found: ${(e as Error).message}`);
+      const found = (e as EngineError).code !== 'NOT_FOUND';
+      throw new EngineError('INVALID_ARGUMENT', `${where}.label_file: ${found ? '' : `label file ${String(f)} not found: `}${(e as Error).message}`);
     }
     Object.assign(
       out,

@@ -104,8 +104,7 @@ export function readBounded(file: string, max = MAX_FILE_BYTES): string {
   try {
     const st = fs.fstatSync(fd);
     if (st.isDirectory()) throw new EngineError('INVALID_ARGUMENT', `${file}: is a directory`);
-    if (st.isFile() && st.size > max)
-      throw new EngineError('INVALID_ARGUMENT', `${file}: file is too large (${st.size} bytes; a compose file may have at most ${max})`);
+    if (st.isFile() && st.size > max) throw new EngineError('INVALID_ARGUMENT', `${file}: file is too large (${st.size} bytes; at most ${max} are read)`);
     // a pipe has no size: room for the limit, and one byte to notice more
     const buf = Buffer.alloc((st.isFile() ? Math.min(st.size, max) : max) + 1);
     let n = 0;
@@ -124,7 +123,7 @@ export function readBounded(file: string, max = MAX_FILE_BYTES): string {
       }
       if (r === 0) break;
       n += r;
-      if (n >= buf.length) throw new EngineError('INVALID_ARGUMENT', `${file}: file is too large (a compose file may have at most ${max} bytes)`);
+      if (n >= buf.length) throw new EngineError('INVALID_ARGUMENT', `${file}: file is too large (at most ${max} bytes are read)`);
     }
     const text = buf.subarray(0, n).toString('utf8');
     recording?.push({ op: 'read', path: file, text, bytes: n, regular: st.isFile() && file !== '-' });

@@ -227,7 +227,8 @@ function environment(s: Tree, where: string, env: Record<string, string>): Recor
       text = readBounded(spec.path, 1 << 20);
     } catch (e) {
       if (spec.required === false && (e as EngineError).code === 'NOT_FOUND') continue;
-      throw new EngineError('INVALID_ARGUMENT', `${where}.env_file: env file ${spec.path} not found: ${(e as Error).message}`);
+      const found = (e as EngineError).code !== 'NOT_FOUND';
+      throw new EngineError('INVALID_ARGUMENT', `${where}.env_file: ${found ? '' : `env file ${spec.path} not found: `}${(e as Error).message}`);
     }
     Object.assign(
       out,
