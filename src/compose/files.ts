@@ -18,6 +18,14 @@ export const OVERRIDE_FILES = ['compose.override.yaml', 'compose.override.yml', 
 export const MAX_ALIASES = 1000;
 
 /**
+ * How deep a file's mappings and sequences may nest. What reads a project
+ * (merge, interpolation, the schema, hashing, `config`'s YAML) recurses,
+ * and a few hundred levels overflow its stack; no compose file nests near
+ * this.
+ */
+export const MAX_DEPTH = 100;
+
+/**
  * The compose file (and its override file, when present) docker compose
  * would pick from `dir`: the first directory up from dir that holds one.
  */
@@ -57,7 +65,7 @@ export function parseYaml(text: string, file: string): Record<string, unknown> {
   if (doc.errors.length) {
     const e = doc.errors[0]!;
     const at = e.linePos ? ` (line ${e.linePos[0].line}, column ${e.linePos[0].col})` : '';
-    throw new EngineError('INVALID_ARGUMENT', `${file}: yaml: ${e.message.split('\n')[0]}${at}`);
+    throw new EngineError('INVALID_ARGUMENT', `${file}: yaml: ${tooDeep(e.message.split('\n')[0]!)}${at}`);
   }
   visit(doc, {
     Node(_key, node) {
@@ -73,9 +81,49 @@ export function parseYaml(text: string, file: string): Record<string, unknown> {
   try {
     data = doc.toJS({ maxAliasCount: MAX_ALIASES });
   } catch (e) {
-    throw new EngineError('INVALID_ARGUMENT', `${file}: yaml: ${(e as Error).message}`);
+    throw new EngineError('INVALID_ARGUMENT', `${file}: yaml: ${tooDeep((e as Error).message)}`);
   }
   if (data === null || data === undefined) throw new EngineError('INVALID_ARGUMENT', `${file}: empty compose file`);
   if (typeof data !== 'object' || Array.isArray(data)) throw new EngineError('INVALID_ARGUMENT', `${file}: top-level object must be a mapping`);
+  checkDepth(data, file);
   return data as Record<string, unknown>;
+}
+
+/** The yaml library's own recursion ends a few hundred levels deeper than MAX_DEPTH, in a stack overflow. */
+function tooDeep(message: string): string {
+  return message.includes('Maximum call stack size exceeded') ? `nested more than ${MAX_DEPTH} levels deep` : message;
+}
+
+interface Visit {
+  value: unknown;
+  key: string;
+  parent?: Visit;
+  depth: number;
+}
+
+/**
+ * Refuses data nested deeper than MAX_DEPTH, or holding itself (an alias
+ * inside its own anchor: `x: &a {b: *a}`), naming the key where it
+ * happens. Iterative: it must not overflow the stack it protects.
+ */
+function checkDepth(data: unknown, file: string): void {
+  const stack: Visit[] = [{ value: data, key: '', depth: 0 }];
+  for (let v = stack.pop(); v; v = stack.pop()) {
+    if (typeof v.value !== 'object' || v.value === null) continue;
+    if (v.depth > MAX_DEPTH) {
+      let inside = false;
+      for (let a = v.parent; a && !inside; a = a.parent) inside = a.value === v.value;
+      const why = inside ? 'refers to itself (an alias inside its own anchor)' : `nested more than ${MAX_DEPTH} levels deep`;
+      throw new EngineError('INVALID_ARGUMENT', `${file}: ${keyPath(v)}: ${why}`);
+    }
+    for (const [key, value] of Object.entries(v.value)) stack.push({ value, key: Array.isArray(v.value) ? `[${key}]` : key, parent: v, depth: v.depth + 1 });
+  }
+}
+
+/** Where a visit is, as `services.web.x-a[0].b`: its first keys, enough to find it in the file. */
+function keyPath(v: Visit): string {
+  const keys: string[] = [];
+  for (let a: Visit | undefined = v; a?.parent; a = a.parent) keys.unshift(a.key);
+  const shown = keys.slice(0, 8).reduce((out, k) => (out && !k.startsWith('[') ? `${out}.${k}` : `${out}${k}`), '');
+  return keys.length > 8 ? `${shown}…` : shown;
 }

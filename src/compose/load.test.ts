@@ -201,6 +201,20 @@ test('a YAML alias bomb and an oversized file are refused quickly', () => {
   assert.ok(performance.now() - t < 500);
 });
 
+test('a file nested too deeply, or an alias inside its own anchor, is refused naming the key', () => {
+  const nested = (n: number) => `${'{a: '.repeat(n)}1${'}'.repeat(n)}`;
+  // at the limit it loads (the innermost mapping 100 levels down)
+  const ok = dir({ 'compose.yaml': `services:\n  a:\n    image: x\n    x-b: [${nested(97)}]\n` });
+  assert.equal(load(ok).services.a!.image, 'x');
+  // past it, whether the parser copes (600 levels) or would overflow its stack (100,000)
+  for (const n of [98, 600, 100_000]) {
+    const deep = dir({ 'compose.yaml': `services:\n  a:\n    image: x\n    x-b: [${nested(n)}]\n` });
+    assert.throws(() => load(deep), /compose\.yaml: (services\.a\.x-b\[0\]\.a\.a\.a\.a…: |yaml: )nested more than 100 levels deep$/);
+  }
+  const self = dir({ 'compose.yaml': 'x-a: &a {b: *a}\nservices:\n  a:\n    image: x\n' });
+  assert.throws(() => load(self), /compose\.yaml: x-a\.b\.b\.b\.b\.b\.b\.b…: refers to itself \(an alias inside its own anchor\)$/);
+});
+
 test('normalized forms: environment list resolution, healthcheck, resources, networks, volumes', () => {
   const d = dir({
     'compose.yaml': `services:
