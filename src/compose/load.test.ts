@@ -201,6 +201,13 @@ test('a YAML alias bomb and an oversized file are refused quickly', () => {
   assert.ok(performance.now() - t < 500);
 });
 
+test('an include entry without a file is a clear error', () => {
+  for (const inc of ['[{path: []}]', '[{}]', '[{project_directory: sub}]']) {
+    const d = dir({ 'compose.yaml': `include: ${inc}\nservices:\n  a:\n    image: x\n` });
+    assert.throws(() => load(d), /compose\.yaml: include: an entry names no file \(its path is missing or empty\)$/);
+  }
+});
+
 test('a file nested too deeply, or an alias inside its own anchor, is refused naming the key', () => {
   const nested = (n: number) => `${'{a: '.repeat(n)}1${'}'.repeat(n)}`;
   // at the limit it loads (the innermost mapping 100 levels down)

@@ -167,7 +167,8 @@ function loadFile(file: string, baseDir: string, ctx: Ctx): Tree {
 
 function mergeInclude(tree: Tree, inc: unknown, baseDir: string, file: string, ctx: Ctx): Tree {
   const spec = typeof inc === 'string' ? { path: inc } : (inc as { path: string | string[]; project_directory?: string; env_file?: string | string[] });
-  const paths = (Array.isArray(spec.path) ? spec.path : [spec.path]).map((p) => path.resolve(baseDir, p));
+  const paths = (spec.path === undefined ? [] : Array.isArray(spec.path) ? spec.path : [spec.path]).map((p) => path.resolve(baseDir, p));
+  if (!paths.length) throw new EngineError('INVALID_ARGUMENT', `${file}: include: an entry names no file (its path is missing or empty)`);
   const dir = spec.project_directory ? path.resolve(baseDir, spec.project_directory) : path.dirname(paths[0]!);
   // an included project reads its own .env (or env_file), under the including environment
   const envFiles = spec.env_file
@@ -268,7 +269,7 @@ function absolutize(tree: Tree, baseDir: string): void {
     tree.include = tree.include.map((inc) => {
       if (typeof inc === 'string') return abs(inc, baseDir);
       const t = inc as Tree;
-      const p = Array.isArray(t.path) ? t.path.map((x) => abs(String(x), baseDir)) : abs(String(t.path), baseDir);
+      const p = Array.isArray(t.path) ? t.path.map((x) => abs(String(x), baseDir)) : t.path === undefined ? undefined : abs(String(t.path), baseDir);
       return { ...t, path: p, ...(typeof t.project_directory === 'string' ? { project_directory: abs(t.project_directory, baseDir) } : {}) };
     });
   }
