@@ -166,7 +166,7 @@ function loadFile(file: string, baseDir: string, ctx: Ctx): Tree {
 }
 
 function mergeInclude(tree: Tree, inc: unknown, baseDir: string, file: string, ctx: Ctx): Tree {
-  const spec = typeof inc === 'string' ? { path: inc } : (inc as { path: string | string[]; project_directory?: string; env_file?: string | string[] });
+  const spec = typeof inc === 'string' ? { path: inc } : (inc as { path?: string | string[]; project_directory?: string; env_file?: string | string[] });
   const paths = (spec.path === undefined ? [] : Array.isArray(spec.path) ? spec.path : [spec.path]).map((p) => path.resolve(baseDir, p));
   if (!paths.length) throw new EngineError('INVALID_ARGUMENT', `${file}: include: an entry names no file (its path is missing or empty)`);
   const dir = spec.project_directory ? path.resolve(baseDir, spec.project_directory) : path.dirname(paths[0]!);
