@@ -11,13 +11,15 @@ export function execProcess(
   base: Process,
   o: { args: string[]; env?: string[]; cwd?: string; user?: Process['user']; tty?: boolean; privileged?: boolean; bounding?: string[] },
 ): Process {
-  const env = [...base.env];
+  const merged = [...base.env];
   for (const e of o.env ?? []) {
     const k = e.split('=')[0];
-    const i = env.findIndex((x) => x.split('=')[0] === k);
-    if (i >= 0) env[i] = e;
-    else env.push(e);
+    const i = merged.findIndex((x) => x.split('=')[0] === k);
+    if (i >= 0) merged[i] = e;
+    else merged.push(e);
   }
+  // an entry without '=' unsets its variable, as in dockerd (runc refuses one)
+  const env = merged.filter((e) => e.includes('='));
   if (!env.some((e) => e.startsWith('PATH='))) env.unshift(DEFAULT_PATH_ENV);
   const user = o.user ?? base.user;
   const bounding = o.privileged && o.bounding ? o.bounding : (base.capabilities?.bounding ?? []);

@@ -59,6 +59,18 @@ describe('keel run', () => {
     assert.equal(out.stdout, '1 yes through\n/tmp\n65534\nbox\n');
   });
 
+  test("-e KEY with KEY unset: run leaves it out, exec unsets the container's (as dockerd; runc refuses a bare KEY)", async () => {
+    const run = await d.keel(['run', '--rm', '-e', 'KEEL_T_UNSET', 'busybox:local', 'sh', '-c', 'echo ${KEEL_T_UNSET-unset}']);
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(run.stdout, 'unset\n');
+    await ok(d, ['run', '-d', '--name', 'envx', '-e', 'KEEL_T_UNSET=1', 'busybox:local', 'sleep', '300']);
+    const show = ['envx', 'sh', '-c', 'echo ${KEEL_T_UNSET-unset}'];
+    assert.equal(await ok(d, ['exec', ...show]), '1\n');
+    assert.equal(await ok(d, ['exec', '-e', 'KEEL_T_UNSET', ...show]), 'unset\n');
+    assert.equal((await d.keel(['exec', '-e', 'KEEL_T_UNSET', ...show], { env: { KEEL_T_UNSET: '7' } })).stdout, '7\n');
+    await ok(d, ['rm', '-f', 'envx']);
+  });
+
   test('create body: limits, restart policy, ports, tmpfs, labels reach inspect', async () => {
     const id = (
       await ok(d, [

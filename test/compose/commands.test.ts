@@ -55,6 +55,12 @@ test('up --wait --scale, port, exec, run, top, images, ls, stop/start/restart, p
   const runOut = await p.compose(['run', '--rm', '-T', '-e', 'X=from-run', 'worker', 'sh', '-c', 'echo $X; exit 3']);
   assert.equal(runOut.code, 3, runOut.stderr);
   assert.equal(runOut.stdout.trim(), 'from-run');
+  // -e KEY takes KEY from the environment, and is left out where it is not set (runc refuses a bare KEY)
+  const bare = ['sh', '-c', 'echo ${KEEL_T_SET-unset} ${KEEL_T_UNSET-unset}'];
+  const runBare = await p.compose(['run', '--rm', '-T', '-e', 'KEEL_T_SET', '-e', 'KEEL_T_UNSET', 'worker', ...bare], { KEEL_T_SET: 'here' });
+  assert.equal(runBare.stdout.trim(), 'here unset', runBare.stderr);
+  const exBare = await p.compose(['exec', '-T', '-e', 'KEEL_T_SET', '-e', 'KEEL_T_UNSET', 'worker', ...bare], { KEEL_T_SET: 'here' });
+  assert.equal(exBare.stdout.trim(), 'here unset', exBare.stderr);
   assert.equal((await d.docker(['ps', '-aq', '--filter', 'label=com.docker.compose.oneoff=True'])).stdout.trim(), '');
 
   const runVol = await p.compose(['run', '--rm', '-T', '-v', `${p.dir}:/host:ro`, 'worker', 'head', '-n', '1', '/host/compose.yaml']);

@@ -23,6 +23,11 @@ import type { ComposeCli } from './compose.ts';
 
 const seconds = (v: string | undefined) => (v === undefined ? undefined : Number(v));
 
+/** `-e KEY=VAL` as given; `-e KEY` takes KEY's value from `environment`, and is left out where it has none (as docker compose). */
+function resolveEnv(list: string[], environment: Record<string, string | undefined>): string[] {
+  return list.flatMap((e) => (e.includes('=') ? [e] : Object.hasOwn(environment, e) && environment[e] !== undefined ? [`${e}=${environment[e]}`] : []));
+}
+
 export function composeMoreCommands(compose: Command, cli: ComposeCli, r: Reporter): void {
   const simple = (
     name: string,
@@ -155,7 +160,7 @@ export function composeMoreCommands(compose: Command, cli: ComposeCli, r: Report
             interactive: !o.detach,
             user: o.user,
             workingDir: o.workdir,
-            env: o.env,
+            env: resolveEnv(o.env, process.env),
             privileged: o.privileged,
             detach: o.detach,
           });
@@ -241,7 +246,7 @@ export function composeMoreCommands(compose: Command, cli: ComposeCli, r: Report
             },
             override: {
               cmd: command.length ? command : undefined,
-              env: o.env,
+              env: resolveEnv(o.env, p.environment),
               entrypoint: o.entrypoint ? [o.entrypoint] : undefined,
               noPorts: !o.servicePorts && !o.publish.length,
               tty,
