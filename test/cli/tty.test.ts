@@ -94,6 +94,19 @@ describe('keel cp', () => {
     const missing = await d.keel(['cp', 'cp:/nonexistent', out]);
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /nonexistent/);
+    // a local source that is not there, or a dangling link followed (-L): an error that names it, not a trace
+    fs.symlinkSync('/nonexistent-target', path.join(d.dir, 'dangling'));
+    for (const [args, said] of [
+      [[path.join(d.dir, 'nothing'), 'cp:/tmp'], `lstat ${path.join(d.dir, 'nothing')}: no such file or directory`],
+      [['-L', path.join(d.dir, 'dangling'), 'cp:/tmp'], `stat ${path.join(d.dir, 'dangling')}: no such file or directory`],
+    ] as const) {
+      const r = await d.keel(['cp', ...args]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.equal(r.stderr, `Error response from daemon: ${said}\n`);
+    }
+    // without -L the link itself is copied, as docker cp
+    await ok(d, ['cp', path.join(d.dir, 'dangling'), 'cp:/tmp']);
+    assert.match((await d.keel(['exec', 'cp', 'ls', '-l', '/tmp/dangling'])).stdout, /^l.* \/tmp\/dangling -> \/nonexistent-target$/m);
 
     const tarOut = await run(['sh', '-c', `"${process.execPath}" bin/keel -H unix://${d.socket} cp cp:/tmp/srcdir - | tar -t`], {});
     assert.equal(tarOut.code, 0, tarOut.stderr);

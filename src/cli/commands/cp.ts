@@ -101,6 +101,19 @@ export async function copyFrom(client: ApiClient, id: string, src: string, dest:
   process.stderr.write(`Successfully copied ${humanSize(r.size)} to ${dest}\n`);
 }
 
+/** A local file's lstat or stat; its failure said as docker cp says it (`lstat /x: no such file or directory`). */
+function localStat(file: string, op: 'lstat' | 'stat'): fs.Stats {
+  try {
+    return op === 'lstat' ? fs.lstatSync(file) : fs.statSync(file);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new EngineError(
+      code === 'ENOENT' ? 'NOT_FOUND' : 'INVALID_ARGUMENT',
+      `${op} ${file}: ${code === 'ENOENT' ? 'no such file or directory' : (e as Error).message}`,
+    );
+  }
+}
+
 /** Local → container: a tar of SRC named for where it lands, PUT into the destination directory. */
 export async function copyTo(client: ApiClient, id: string, src: string, dest: string, o: { archive?: boolean; followLink?: boolean }): Promise<void> {
   const put = (dir: string, stream: NodeJS.ReadableStream) =>
@@ -110,9 +123,11 @@ export async function copyTo(client: ApiClient, id: string, src: string, dest: s
     });
   if (src === '-') return void (await put(dest, process.stdin)).resume();
   let local = path.resolve(src);
-  const lst = fs.lstatSync(local);
-  if (o.followLink && lst.isSymbolicLink()) local = fs.realpathSync(local);
-  const st = fs.statSync(local);
+  let st = localStat(local, 'lstat');
+  if (o.followLink && st.isSymbolicLink()) {
+    st = localStat(local, 'stat');
+    local = fs.realpathSync(local);
+  }
   const destStat = await statInContainer(client, id, dest);
   const destIsDir = destStat ? (destStat.mode & GO_MODE_DIR) !== 0 : false;
   if (!destStat && dest.endsWith('/')) throw new EngineError('NOT_FOUND', `destination directory "${dest}" must exist`);
