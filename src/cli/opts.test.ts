@@ -5,6 +5,7 @@ import { Command } from 'commander';
 import { addCreateFlags, buildCreate, type CreateFlags } from './createflags.ts';
 import { Demuxer, EscapeDetector } from './hijack.ts';
 import {
+  envValue,
   FlagError,
   parseAddHost,
   parseCpus,
@@ -275,4 +276,14 @@ describe('streams and display', () => {
     assert.equal(startErrorStatus(e('cannot create container: runc said so', 'COMMAND_NOT_FOUND')), 127);
     assert.equal(startErrorStatus(e('cannot create container: runc said so', 'CANNOT_EXECUTE')), 126);
   });
+});
+
+test('-e KEY takes its value from the environment given, only from its own keys', () => {
+  const env = { A: '1', EMPTY: '' };
+  assert.equal(envValue('A=2', env), 'A=2');
+  assert.equal(envValue('A', env), 'A=1');
+  assert.equal(envValue('EMPTY', env), 'EMPTY=');
+  assert.equal(envValue('B', env), 'B');
+  assert.equal(envValue('constructor', env), 'constructor', 'a key of Object.prototype is not set');
+  assert.throws(() => envValue('=x', env), FlagError);
 });

@@ -7,6 +7,7 @@
  */
 import fs from 'node:fs';
 import { parseGoDuration } from '../common/units.ts';
+import { errnoText } from '../common/errors.ts';
 
 export class FlagError extends Error {}
 
@@ -226,11 +227,11 @@ export function parseUlimit(s: string): { Name: string; Soft: number; Hard: numb
   return { Name: m[1]!, Soft: soft, Hard: hard };
 }
 
-/** `-e K=V`; `-e K` takes K from our environment when set (docker's ValidateEnv). */
-export function envValue(s: string): string {
+/** `-e K=V`; `-e K` takes K from `env` (ours by default) when set there (docker's ValidateEnv). */
+export function envValue(s: string, env: Record<string, string | undefined> = process.env): string {
   if (s.startsWith('=')) throw new FlagError(`invalid environment variable: ${s}`);
   if (s.includes('=')) return s;
-  const v = process.env[s];
+  const v = Object.hasOwn(env, s) ? env[s] : undefined;
   return v === undefined ? s : `${s}=${v}`;
 }
 
@@ -240,7 +241,7 @@ export function readEnvFile(file: string, bareFromEnv = true): string[] {
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (e) {
-    throw new FlagError(`open ${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or directory' : (e as Error).message}`);
+    throw new FlagError(`open ${file}: ${errnoText(e)}`);
   }
   const out: string[] = [];
   for (const raw of text.split(/\r?\n/)) {

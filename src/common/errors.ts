@@ -86,3 +86,8 @@ export function isEngineError(e: unknown, code?: ErrorCode): e is EngineError {
 export function errnoCode(e: unknown): string | undefined {
   return typeof e === 'object' && e !== null && 'code' in e && typeof (e as { code: unknown }).code === 'string' ? (e as { code: string }).code : undefined;
 }
+
+/** A failed system call's reason as Go's tools print it ("no such file or directory"); else Node's message. */
+export function errnoText(e: unknown): string {
+  return errnoCode(e) === 'ENOENT' ? 'no such file or directory' : (e as Error).message;
+}

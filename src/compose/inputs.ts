@@ -8,7 +8,7 @@
  * is looked at through observeEnv, which records the variables read.
  */
 import fs from 'node:fs';
-import { EngineError } from '../common/errors.ts';
+import { EngineError, errnoText } from '../common/errors.ts';
 
 /** Compose files are configuration, not data: 8 MiB is far beyond any real one. */
 const MAX_FILE_BYTES = 8 << 20;
@@ -96,10 +96,7 @@ export function readBounded(file: string, max = MAX_FILE_BYTES): string {
     const code = (e as NodeJS.ErrnoException).code;
     // a caller may go on without the file (env_file with required: false): its absence is an input too
     if (code === 'ENOENT') recording?.push({ op: 'exists', path: file, result: false });
-    throw new EngineError(
-      code === 'ENOENT' ? 'NOT_FOUND' : 'INVALID_ARGUMENT',
-      `${file}: ${code === 'ENOENT' ? 'no such file or directory' : (e as Error).message}`,
-    );
+    throw new EngineError(code === 'ENOENT' ? 'NOT_FOUND' : 'INVALID_ARGUMENT', `${file}: ${errnoText(e)}`);
   }
   try {
     const st = fs.fstatSync(fd);

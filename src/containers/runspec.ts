@@ -74,8 +74,7 @@ export function runSpecOptions(rec: ContainerRecord, inp: RunInputs): RuntimeSpe
   const h = rec.hostConfig;
   const c = rec.config;
   const argv = [...(c.Entrypoint ?? []), ...(c.Cmd ?? [])];
-  // an entry without '=' unsets its variable (dockerd's ReplaceOrAppendEnvValues; mergeEnv put it in the image's place)
-  const env = c.Env.filter((e) => e.includes('='));
+  const env = [...c.Env];
   if (!env.some((e) => e.startsWith('HOSTNAME='))) env.unshift(`HOSTNAME=${c.Hostname}`);
   if (!env.some((e) => e.startsWith('HOME='))) env.push(`HOME=${inp.user.home || '/'}`);
   const hostNet = inp.netns === 'host';

@@ -1,4 +1,4 @@
-import { DEFAULT_PATH_ENV } from './spec.ts';
+import { processEnv } from './spec.ts';
 import type { Process } from './spec-types.ts';
 
 /**
@@ -18,9 +18,7 @@ export function execProcess(
     if (i >= 0) merged[i] = e;
     else merged.push(e);
   }
-  // an entry without '=' unsets its variable, as in dockerd (runc refuses one)
-  const env = merged.filter((e) => e.includes('='));
-  if (!env.some((e) => e.startsWith('PATH='))) env.unshift(DEFAULT_PATH_ENV);
+  const env = processEnv(merged);
   const user = o.user ?? base.user;
   const bounding = o.privileged && o.bounding ? o.bounding : (base.capabilities?.bounding ?? []);
   const eff = user.uid === 0 ? bounding : (base.capabilities?.effective ?? []);

@@ -5,6 +5,7 @@ import { clampRlimits, RLIM_INFINITY, validateSysctls } from './defaults.ts';
 import { parseLogLine } from './logs.ts';
 import { normalizeSignal, runcAdvisories, signalNumber } from './runc.ts';
 import { parseProfile, resolveProfile, x86SubArchesAbsent } from './seccomp.ts';
+import { execProcess } from './process.ts';
 import { buildSpec, specToJson } from './spec.ts';
 
 const HOST = [
@@ -123,6 +124,10 @@ test('spec defaults: docker mounts, masked paths, devices, namespaces, env', () 
   assert.deepEqual(s.linux.resources!.devices![0], { allow: false, access: 'rwm' });
   assert.ok(s.process.env.includes('TERM=xterm'));
   assert.ok(s.process.env[0]!.startsWith('PATH='));
+  // an entry without '=' unsets its variable (as dockerd; runc refuses one), for a container and an exec alike
+  const bare = buildSpec({ rootfs: '/r', args: ['sh'], env: ['A', 'PATH=/bin', 'B=1'] });
+  assert.deepEqual(bare.process.env, ['PATH=/bin', 'B=1']);
+  assert.deepEqual(execProcess(bare.process, { args: ['sh'], env: ['B', 'C=2'] }).env, ['PATH=/bin', 'C=2']);
   assert.deepEqual(s.process.capabilities!.inheritable, []);
   assert.deepEqual(s.process.capabilities!.ambient, []);
   const p = buildSpec({ rootfs: '/r', args: ['sh'], privileged: true });

@@ -87,6 +87,17 @@ export const DEFAULT_INIT_BINARY = '/usr/bin/tini-static';
 export const INIT_PATH_IN_CONTAINER = '/sbin/docker-init';
 export const DEFAULT_PATH_ENV = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
+/**
+ * A process's environment from the entries it was given (a container's or an
+ * exec's): one without '=' unsets its variable, as in dockerd
+ * (ReplaceOrAppendEnvValues; runc refuses one), and PATH has a default.
+ */
+export function processEnv(entries: readonly string[]): string[] {
+  const env = entries.filter((e) => e.includes('='));
+  if (!env.some((e) => e.startsWith('PATH='))) env.unshift(DEFAULT_PATH_ENV);
+  return env;
+}
+
 const nsMode = (m: NamespaceMode | undefined): NamespaceMode => m ?? 'private';
 const isHost = (m: NamespaceMode | undefined) => m === 'host';
 
@@ -202,8 +213,7 @@ export function buildSpec(o: RuntimeSpecOptions): Spec {
   if (!path.isAbsolute(o.rootfs)) throw invalid(`rootfs must be an absolute path: ${o.rootfs}`);
   const privileged = !!o.privileged;
   const caps = resolveCaps({ capAdd: o.capAdd, capDrop: o.capDrop, privileged });
-  const env = [...(o.env ?? [])];
-  if (!env.some((e) => e.startsWith('PATH='))) env.unshift(DEFAULT_PATH_ENV);
+  const env = processEnv(o.env ?? []);
   if (o.tty && !env.some((e) => e.startsWith('TERM='))) env.push('TERM=xterm');
 
   const ns = o.namespaces ?? {};

@@ -18,14 +18,19 @@ import type { Reporter } from '../../compose/reporter.ts';
 import { ensureNetworks, ensureVolumes, usedResources } from '../../compose/resources.ts';
 import { numberOf, up, withDeps } from '../../compose/up.ts';
 import { collect, ExitError } from '../context.ts';
+import { envValue, FlagError } from '../opts.ts';
 import { humanSize, table } from '../format.ts';
 import type { ComposeCli } from './compose.ts';
 
 const seconds = (v: string | undefined) => (v === undefined ? undefined : Number(v));
 
-/** `-e KEY=VAL` as given; `-e KEY` takes KEY's value from `environment`, and is left out where it has none (as docker compose). */
+/** `-e KEY=VAL`, or `-e KEY` from `environment` (envValue), left out where it is not set there (as docker compose). */
 function resolveEnv(list: string[], environment: Record<string, string | undefined>): string[] {
-  return list.flatMap((e) => (e.includes('=') ? [e] : Object.hasOwn(environment, e) && environment[e] !== undefined ? [`${e}=${environment[e]}`] : []));
+  try {
+    return list.map((e) => envValue(e, environment)).filter((e) => e.includes('='));
+  } catch (e) {
+    throw e instanceof FlagError ? new EngineError('INVALID_ARGUMENT', e.message) : e;
+  }
 }
 
 export function composeMoreCommands(compose: Command, cli: ComposeCli, r: Reporter): void {

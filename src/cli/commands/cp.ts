@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
-import { EngineError } from '../../common/errors.ts';
+import { EngineError, errnoCode, errnoText } from '../../common/errors.ts';
 import type { ApiClient } from '../client.ts';
 import { humanSize } from '../format.ts';
 import { type CliContext, group } from '../context.ts';
@@ -106,11 +106,7 @@ function localStat(file: string, op: 'lstat' | 'stat'): fs.Stats {
   try {
     return op === 'lstat' ? fs.lstatSync(file) : fs.statSync(file);
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new EngineError(
-      code === 'ENOENT' ? 'NOT_FOUND' : 'INVALID_ARGUMENT',
-      `${op} ${file}: ${code === 'ENOENT' ? 'no such file or directory' : (e as Error).message}`,
-    );
+    throw new EngineError(errnoCode(e) === 'ENOENT' ? 'NOT_FOUND' : 'INVALID_ARGUMENT', `${op} ${file}: ${errnoText(e)}`);
   }
 }
 

@@ -24,7 +24,7 @@ export function execCommands(program: Command, ctx: CliContext): void {
     let env: string[];
     try {
       detachKeys = parseDetachKeys(o.detachKeys ?? 'ctrl-p,ctrl-q');
-      env = [...o.envFile.flatMap((f) => readEnvFile(f)), ...o.env.map(envValue)];
+      env = [...o.envFile.flatMap((f) => readEnvFile(f)), ...o.env.map((e) => envValue(e))];
     } catch (e) {
       if (!(e instanceof FlagError)) throw e;
       process.stderr.write(`keel: ${e.message}\nSee 'keel exec --help'.\n`);
