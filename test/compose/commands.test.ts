@@ -61,6 +61,10 @@ test('up --wait --scale, port, exec, run, top, images, ls, stop/start/restart, p
   assert.equal(runBare.stdout.trim(), 'here unset', runBare.stderr);
   const exBare = await p.compose(['exec', '-T', '-e', 'KEEL_T_SET', '-e', 'KEEL_T_UNSET', 'worker', ...bare], { KEEL_T_SET: 'here' });
   assert.equal(exBare.stdout.trim(), 'here unset', exBare.stderr);
+  const runBad = await p.compose(['run', '--rm', '-T', '-e', '=x', 'worker', 'true']);
+  assert.equal(runBad.code, 1);
+  assert.equal(runBad.stderr, 'invalid environment variable: =x\n');
+  assert.equal((await d.docker(['ps', '-aq', '--filter', 'label=com.docker.compose.oneoff=True'])).stdout.trim(), '');
   assert.equal((await d.docker(['ps', '-aq', '--filter', 'label=com.docker.compose.oneoff=True'])).stdout.trim(), '');
 
   const runVol = await p.compose(['run', '--rm', '-T', '-v', `${p.dir}:/host:ro`, 'worker', 'head', '-n', '1', '/host/compose.yaml']);

@@ -219,6 +219,8 @@ export function composeMoreCommands(compose: Command, cli: ComposeCli, r: Report
           const p = await withClientApiSocket(await cli.project(cmd, [service]), cli.client);
           const base = p.services[service];
           if (!base) throw new EngineError('NOT_FOUND', `no such service: ${service}`);
+          // before anything is created: a bad -e leaves nothing behind
+          const env = resolveEnv(o.env, p.environment);
           // -p replaces the service's ports (as --service-ports would publish them); -v adds mounts
           const s = {
             ...base,
@@ -251,7 +253,7 @@ export function composeMoreCommands(compose: Command, cli: ComposeCli, r: Report
             },
             override: {
               cmd: command.length ? command : undefined,
-              env: resolveEnv(o.env, p.environment),
+              env,
               entrypoint: o.entrypoint ? [o.entrypoint] : undefined,
               noPorts: !o.servicePorts && !o.publish.length,
               tty,
